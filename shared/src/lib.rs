@@ -1,0 +1,12 @@
+//! PayOrders domain crate: the order model and its one state machine, money, the chain and
+//! token registry, the store port with its DynamoDB and embedded SQLite adapters, and config.
+//!
+//! Nothing in here depends on Lambda types; functions adapt events to these types.
+
+pub mod auth;
+pub mod config;
+pub mod model;
+pub mod registry;
+pub mod store;
+
+pub use model::*;

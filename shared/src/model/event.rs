@@ -1,0 +1,47 @@
+//! Events: the outbox record written in the same transaction as each transition, later
+//! dispatched as webhooks and listed by `GET /events`.
+
+use super::{EventId, EventType, OrgId, PayOrder, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// The version of the event payload shape.
+pub const API_VERSION: &str = "2026-11-01";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventData {
+    /// A snapshot of the object as it was right after the change.
+    pub object: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub api_version: String,
+    pub created_at: Timestamp,
+    pub organization_id: OrgId,
+    pub livemode: bool,
+    /// The order the event is about, when it is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<super::OrderId>,
+    pub data: EventData,
+}
+
+impl Event {
+    /// An event about an order, carrying the order as it is after the change.
+    pub fn for_order(order: &PayOrder, event_type: EventType, at: Timestamp) -> Self {
+        Self {
+            id: EventId::generate(),
+            event_type,
+            api_version: API_VERSION.to_owned(),
+            created_at: at,
+            organization_id: order.organization_id.clone(),
+            livemode: order.livemode,
+            order_id: Some(order.id.clone()),
+            data: EventData {
+                object: serde_json::to_value(order).expect("orders always serialize"),
+            },
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Domain types: identifiers, time, money, addresses, statuses and the transition table,
+//! organizations, API keys, pay orders and events.
+
+/// An enum with fixed wire names, `ALL`, `as_str`, exact `parse` and `Display`.
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            /// Parses the wire name exactly (case-sensitive, as the API documents it).
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($wire => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+mod address;
+mod event;
+mod ids;
+mod money;
+mod order;
+mod org;
+mod status;
+mod time;
+
+pub use address::*;
+pub use event::*;
+pub use ids::*;
+pub use money::*;
+pub use order::*;
+pub use org::*;
+pub use status::*;
+pub use time::*;

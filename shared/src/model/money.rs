@@ -1,0 +1,305 @@
+//! Money: raw amounts are unsigned 256-bit integers in a currency's base units; UI amounts
+//! are exact decimal strings. Conversion in both directions uses the currency's decimals and
+//! never touches floating point.
+
+use alloy_primitives::U256;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// Why a decimal string is not an acceptable amount.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("amount is empty")]
+    Empty,
+    #[error("amount must be a plain decimal number such as \"100.25\"")]
+    NotNumeric,
+    #[error("amount must not be negative")]
+    Negative,
+    #[error("amount must be greater than zero")]
+    Zero,
+    #[error("amount has more than {max} decimal places")]
+    TooManyDecimals { max: u8 },
+    #[error("amount is too large")]
+    Overflow,
+}
+
+/// An amount in base units (wei, lamports, 10^-6 USDC…). Serialized as a decimal string.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct RawAmount(U256);
+
+impl RawAmount {
+    pub const ZERO: RawAmount = RawAmount(U256::ZERO);
+
+    pub fn new(v: U256) -> Self {
+        Self(v)
+    }
+
+    pub fn from_u128(v: u128) -> Self {
+        Self(U256::from(v))
+    }
+
+    pub fn value(&self) -> U256 {
+        self.0
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+
+    pub fn checked_add(self, other: RawAmount) -> Option<RawAmount> {
+        self.0.checked_add(other.0).map(RawAmount)
+    }
+
+    /// `self - other`, or zero when `other` is larger.
+    pub fn saturating_sub(self, other: RawAmount) -> RawAmount {
+        RawAmount(self.0.saturating_sub(other.0))
+    }
+
+    /// `self * bps / 10_000`, rounded down; None on overflow.
+    pub fn mul_bps(self, bps: u32) -> Option<RawAmount> {
+        self.0
+            .checked_mul(U256::from(bps))
+            .map(|v| RawAmount(v / U256::from(10_000u32)))
+    }
+
+    /// Parses a base-unit integer string: digits only, no sign, no decimal point.
+    pub fn parse(s: &str) -> Result<Self, MoneyError> {
+        if s.is_empty() {
+            return Err(MoneyError::Empty);
+        }
+        if s.starts_with('-') {
+            return Err(MoneyError::Negative);
+        }
+        if !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(MoneyError::NotNumeric);
+        }
+        U256::from_str_radix(s, 10)
+            .map(RawAmount)
+            .map_err(|_| MoneyError::Overflow)
+    }
+
+    /// Converts a UI amount (`"100.25"`) into base units for a currency with `decimals`.
+    /// Zero is refused: every amount a merchant or payer states must be positive.
+    pub fn from_ui(ui: &str, decimals: u8) -> Result<Self, MoneyError> {
+        let raw = Self::from_ui_allow_zero(ui, decimals)?;
+        if raw.is_zero() {
+            return Err(MoneyError::Zero);
+        }
+        Ok(raw)
+    }
+
+    /// As [`RawAmount::from_ui`] but accepts zero (balances, totals).
+    pub fn from_ui_allow_zero(ui: &str, decimals: u8) -> Result<Self, MoneyError> {
+        let (int_part, frac_part) = split_decimal(ui)?;
+        // Trailing zeros carry no value: "1.50" is fine for a 1-decimal currency.
+        let frac_part = frac_part.trim_end_matches('0');
+        if frac_part.len() > decimals as usize {
+            return Err(MoneyError::TooManyDecimals { max: decimals });
+        }
+        let scale = pow10(decimals as usize)?;
+        let int = U256::from_str_radix(int_part, 10).map_err(|_| MoneyError::Overflow)?;
+        let frac = if frac_part.is_empty() {
+            U256::ZERO
+        } else {
+            let digits = U256::from_str_radix(frac_part, 10).map_err(|_| MoneyError::Overflow)?;
+            digits
+                .checked_mul(pow10(decimals as usize - frac_part.len())?)
+                .ok_or(MoneyError::Overflow)?
+        };
+        int.checked_mul(scale)
+            .and_then(|v| v.checked_add(frac))
+            .map(RawAmount)
+            .ok_or(MoneyError::Overflow)
+    }
+
+    /// The exact decimal form: `100000000` with 6 decimals is `"100.0"`; at least one digit
+    /// after the point, trailing zeros beyond it trimmed.
+    pub fn to_ui(&self, decimals: u8) -> String {
+        let digits = self.0.to_string();
+        let d = decimals as usize;
+        let (int_part, frac_part) = if digits.len() > d {
+            let (i, f) = digits.split_at(digits.len() - d);
+            (i.to_owned(), f.to_owned())
+        } else {
+            ("0".to_owned(), format!("{digits:0>d$}"))
+        };
+        let frac = frac_part.trim_end_matches('0');
+        if frac.is_empty() {
+            format!("{int_part}.0")
+        } else {
+            format!("{int_part}.{frac}")
+        }
+    }
+}
+
+fn pow10(exp: usize) -> Result<U256, MoneyError> {
+    U256::from(10u8)
+        .checked_pow(U256::from(exp))
+        .ok_or(MoneyError::Overflow)
+}
+
+/// Splits `"12.340"` into `("12", "340")`, rejecting anything that is not a plain decimal.
+fn split_decimal(s: &str) -> Result<(&str, &str), MoneyError> {
+    if s.is_empty() {
+        return Err(MoneyError::Empty);
+    }
+    if s.starts_with('-') {
+        return Err(MoneyError::Negative);
+    }
+    let (int_part, frac_part) = match s.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (s, ""),
+    };
+    let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if int_part.is_empty()
+        || !all_digits(int_part)
+        || !all_digits(frac_part)
+        || (s.contains('.') && frac_part.is_empty())
+    {
+        return Err(MoneyError::NotNumeric);
+    }
+    Ok((int_part, frac_part))
+}
+
+/// Checks a fiat or display decimal (e.g. `"49.99"` USD) with at most `max_decimals` places,
+/// returning its canonical UI form.
+pub fn parse_positive_decimal(s: &str, max_decimals: u8) -> Result<String, MoneyError> {
+    RawAmount::from_ui(s, max_decimals).map(|raw| raw.to_ui(max_decimals))
+}
+
+impl fmt::Display for RawAmount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Debug for RawAmount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawAmount({})", self.0)
+    }
+}
+
+impl Serialize for RawAmount {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for RawAmount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An amount as seed 002 shows it: `{"raw": "100000000", "ui": "100.0", "value_usd": 100}`.
+/// `value_usd` is for display only and is never used in accounting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Amount {
+    pub raw: RawAmount,
+    pub ui: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_usd: Option<serde_json::Number>,
+}
+
+impl Amount {
+    pub fn new(raw: RawAmount, decimals: u8) -> Self {
+        Self {
+            raw,
+            ui: raw.to_ui(decimals),
+            value_usd: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ui_to_raw_and_back() {
+        let cases = [
+            ("100", 6, "100000000", "100.0"),
+            ("100.0", 6, "100000000", "100.0"),
+            ("0.000001", 6, "1", "0.000001"),
+            ("1.50", 1, "15", "1.5"),
+            (
+                "1.000000000000000001",
+                18,
+                "1000000000000000001",
+                "1.000000000000000001",
+            ),
+            ("5", 0, "5", "5.0"),
+            ("007.25", 2, "725", "7.25"),
+        ];
+        for (ui, dec, raw, back) in cases {
+            let r = RawAmount::from_ui(ui, dec).unwrap();
+            assert_eq!(r.to_string(), raw, "{ui}");
+            assert_eq!(r.to_ui(dec), back, "{ui}");
+        }
+    }
+
+    #[test]
+    fn every_refusal_is_typed() {
+        use MoneyError::*;
+        let cases: [(&str, u8, MoneyError); 14] = [
+            ("", 6, Empty),
+            ("-1", 6, Negative),
+            ("-0.5", 6, Negative),
+            ("0", 6, Zero),
+            ("0.000", 6, Zero),
+            ("1.0000001", 6, TooManyDecimals { max: 6 }),
+            ("1.5", 0, TooManyDecimals { max: 0 }),
+            ("abc", 6, NotNumeric),
+            ("1e6", 6, NotNumeric),
+            ("+1", 6, NotNumeric),
+            (".5", 6, NotNumeric),
+            ("5.", 6, NotNumeric),
+            ("1,000", 6, NotNumeric),
+            ("1 ", 6, NotNumeric),
+        ];
+        for (ui, dec, want) in cases {
+            assert_eq!(RawAmount::from_ui(ui, dec), Err(want), "{ui:?}");
+        }
+        // 2^256 is about 1.16e77: 78 digits overflows, and so does scaling a smaller integer.
+        let huge = "9".repeat(78);
+        assert_eq!(RawAmount::from_ui(&huge, 0), Err(Overflow));
+        let big = "1".repeat(70);
+        assert_eq!(RawAmount::from_ui(&big, 18), Err(Overflow));
+        assert_eq!(RawAmount::parse(&huge), Err(Overflow));
+    }
+
+    #[test]
+    fn max_u256_round_trips() {
+        let max = RawAmount::new(U256::MAX);
+        let ui = max.to_ui(18);
+        assert_eq!(RawAmount::from_ui(&ui, 18).unwrap(), max);
+        assert_eq!(RawAmount::parse(&max.to_string()).unwrap(), max);
+    }
+
+    #[test]
+    fn raw_parse_and_serde() {
+        assert_eq!(RawAmount::parse("0").unwrap(), RawAmount::ZERO);
+        assert_eq!(RawAmount::parse("1.0"), Err(MoneyError::NotNumeric));
+        assert_eq!(RawAmount::parse("-3"), Err(MoneyError::Negative));
+        let a = Amount::new(RawAmount::from_u128(100_000_000), 6);
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json, serde_json::json!({"raw": "100000000", "ui": "100.0"}));
+        let back: Amount = serde_json::from_value(json).unwrap();
+        assert_eq!(back, a);
+        assert!(serde_json::from_value::<RawAmount>(serde_json::json!("0x10")).is_err());
+    }
+
+    #[test]
+    fn bps_and_arithmetic() {
+        let a = RawAmount::from_u128(1_000_000);
+        assert_eq!(a.mul_bps(50).unwrap(), RawAmount::from_u128(5_000));
+        assert_eq!(RawAmount::from_u128(3).saturating_sub(a), RawAmount::ZERO);
+        assert!(RawAmount::new(U256::MAX).checked_add(a).is_none());
+        assert_eq!(parse_positive_decimal("49.990", 2).unwrap(), "49.99");
+        assert_eq!(
+            parse_positive_decimal("49.999", 2),
+            Err(MoneyError::TooManyDecimals { max: 2 })
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! Pay orders, and the only way to build a write of one: [`PayOrder::update`] checks the
+//! transition table and attaches the event; [`NewOrder`] pairs a new order with its
+//! `order.created` event. Store adapters accept nothing else.
+
+use super::{
+    Amount, ChainId, Event, EventType, OrderId, OrderMode, OrderStatus, OrgId, Timestamp,
+    TransitionError, TransitionFacts, check_transition,
+};
+use crate::registry::Currency;
+use serde::{Deserialize, Serialize};
+
+/// What the merchant receives (seed 002's `fulfillment`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Fulfillment {
+    /// The amount in `asset`, once the asset is known.
+    #[serde(default)]
+    pub amount: Option<Amount>,
+    #[serde(default)]
+    pub asset: Option<Currency>,
+    /// Fiat unit a SALE is priced in (`USD`).
+    #[serde(default)]
+    pub fiat_unit: Option<String>,
+    /// The price in `fiat_unit`, as an exact decimal string.
+    #[serde(default)]
+    pub fiat_amount: Option<String>,
+    /// USD per unit of `asset` locked for this order.
+    #[serde(default)]
+    pub rate_usd: Option<String>,
+    #[serde(default)]
+    pub recipient: Option<String>,
+    #[serde(default)]
+    pub custom_fee_bps: Option<u32>,
+}
+
+/// How far below the amount a payment may fall and still count as paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PaymentTolerance {
+    #[serde(default)]
+    pub underpayment_bps: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayOrder {
+    pub id: OrderId,
+    pub organization_id: OrgId,
+    /// True for live-mode orders; test keys never see them.
+    pub livemode: bool,
+    pub mode: OrderMode,
+    pub status: OrderStatus,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub fulfillment: Fulfillment,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    #[serde(default)]
+    pub cancel_url: Option<String>,
+    /// The merchant's nonce, unique per organization and mode.
+    #[serde(default)]
+    pub nonce: Option<String>,
+    #[serde(default)]
+    pub payment_tolerance: PaymentTolerance,
+    /// Confirmations this order requires; falls back to the organization, then the registry.
+    #[serde(default)]
+    pub confirmations: Option<u32>,
+    /// Facts beside the status (never statuses of their own).
+    #[serde(default)]
+    pub paid_over: bool,
+    #[serde(default)]
+    pub paid_late: bool,
+    #[serde(default)]
+    pub underpaid_within_tolerance: bool,
+    /// The `Idempotency-Key` the order was created with, if any.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Bumped by every write; each write is conditional on the version it read.
+    pub version: u64,
+}
+
+impl PayOrder {
+    pub fn facts(&self) -> TransitionFacts {
+        TransitionFacts {
+            paid_late: self.paid_late,
+        }
+    }
+
+    /// The chain of the order's asset, once known.
+    pub fn chain_id(&self) -> Option<ChainId> {
+        self.fulfillment.asset.as_ref().map(|a| a.chain_id)
+    }
+
+    /// The id of the order's asset (`8453:0x…`), once known.
+    pub fn currency_id(&self) -> Option<&str> {
+        self.fulfillment.asset.as_ref().map(|a| a.id.as_str())
+    }
+
+    /// Builds the write of a change to this order. If `change` moves the status, the move
+    /// must be in the transition table and the matching event is attached; otherwise the
+    /// write carries no event unless one is added with [`OrderUpdate::with_event`].
+    pub fn update(
+        &self,
+        now: Timestamp,
+        change: impl FnOnce(&mut PayOrder),
+    ) -> Result<OrderUpdate, TransitionError> {
+        let mut next = self.clone();
+        change(&mut next);
+        // Identity and bookkeeping are not the caller's to change.
+        next.id = self.id.clone();
+        next.organization_id = self.organization_id.clone();
+        next.livemode = self.livemode;
+        next.created_at = self.created_at;
+        next.version = self.version + 1;
+        next.updated_at = now;
+        let event = if next.status != self.status {
+            check_transition(self.status, next.status, self.facts())?;
+            next.status
+                .event_type()
+                .map(|t| Event::for_order(&next, t, now))
+        } else {
+            None
+        };
+        Ok(OrderUpdate {
+            order: next,
+            expected_version: self.version,
+            event,
+            tx_claims: Vec::new(),
+        })
+    }
+}
+
+/// Claim of one transfer (chain + tx hash + log index) that may pay at most one order, ever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxClaim {
+    pub chain_id: ChainId,
+    /// Canonical text of the hash (lowercase hex for EVM, base58 for Solana).
+    pub tx_hash: String,
+    pub log_index: u64,
+}
+
+impl TxClaim {
+    /// The key under which the claim is stored.
+    pub fn key(&self) -> String {
+        format!("{}#{}#{}", self.chain_id, self.tx_hash, self.log_index)
+    }
+}
+
+/// A checked write of an existing order: the new state, the version it must replace, the
+/// event of the transition and any transfers it claims. Written atomically or not at all.
+#[derive(Debug, Clone)]
+pub struct OrderUpdate {
+    order: PayOrder,
+    expected_version: u64,
+    event: Option<Event>,
+    tx_claims: Vec<TxClaim>,
+}
+
+impl OrderUpdate {
+    /// Adds an event to a write that does not change the status (e.g. a top-up).
+    pub fn with_event(mut self, event_type: EventType) -> Self {
+        if self.event.is_none() {
+            self.event = Some(Event::for_order(
+                &self.order,
+                event_type,
+                self.order.updated_at,
+            ));
+        }
+        self
+    }
+
+    pub fn with_tx_claim(mut self, claim: TxClaim) -> Self {
+        self.tx_claims.push(claim);
+        self
+    }
+
+    pub fn order(&self) -> &PayOrder {
+        &self.order
+    }
+
+    pub fn expected_version(&self) -> u64 {
+        self.expected_version
+    }
+
+    pub fn event(&self) -> Option<&Event> {
+        self.event.as_ref()
+    }
+
+    pub fn tx_claims(&self) -> &[TxClaim] {
+        &self.tx_claims
+    }
+}
+
+/// A new order and its `order.created` event.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    order: PayOrder,
+    event: Event,
+}
+
+impl NewOrder {
+    /// Refuses anything but a fresh PENDING order at version 1.
+    pub fn new(order: PayOrder) -> Result<Self, TransitionError> {
+        if order.status != OrderStatus::Pending || order.version != 1 {
+            return Err(TransitionError::NotAllowed {
+                from: OrderStatus::Pending,
+                to: order.status,
+            });
+        }
+        let event = Event::for_order(&order, EventType::OrderCreated, order.created_at);
+        Ok(Self { order, event })
+    }
+
+    pub fn order(&self) -> &PayOrder {
+        &self.order
+    }
+
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::registry::{CurrencyRef, registry};
+
+    /// A minimal valid PENDING order for tests.
+    pub fn sample_order(org: &OrgId, livemode: bool, now: Timestamp) -> PayOrder {
+        let usdc = registry()
+            .currency(&CurrencyRef {
+                chain_id: ChainId::new(8453).unwrap(),
+                address: Some("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913".into()),
+            })
+            .unwrap();
+        PayOrder {
+            id: OrderId::generate(),
+            organization_id: org.clone(),
+            livemode,
+            mode: OrderMode::Deposit,
+            status: OrderStatus::Pending,
+            created_at: now,
+            updated_at: now,
+            expires_at: now.plus_seconds(1800),
+            fulfillment: Fulfillment {
+                amount: Some(Amount::new(
+                    super::super::RawAmount::from_u128(1_000_000),
+                    6,
+                )),
+                asset: Some(usdc),
+                ..Default::default()
+            },
+            metadata: None,
+            webhook_url: None,
+            redirect_url: None,
+            cancel_url: None,
+            nonce: None,
+            payment_tolerance: PaymentTolerance::default(),
+            confirmations: None,
+            paid_over: false,
+            paid_late: false,
+            underpaid_within_tolerance: false,
+            idempotency_key: None,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn update_checks_the_table_and_attaches_the_event() {
+        let now = Timestamp::now();
+        let o = sample_order(&OrgId::generate(), false, now);
+        let later = now.plus_seconds(5);
+        let u = o
+            .update(later, |o| o.status = OrderStatus::AwaitingPayment)
+            .unwrap();
+        assert_eq!(u.expected_version(), 1);
+        assert_eq!(u.order().version, 2);
+        assert_eq!(u.order().updated_at, later);
+        let ev = u.event().unwrap();
+        assert_eq!(ev.event_type, EventType::OrderAwaitingPayment);
+        assert_eq!(ev.data.object["status"], "AWAITING_PAYMENT");
+        assert_eq!(ev.data.object["version"], 2);
+
+        let err = o
+            .update(later, |o| o.status = OrderStatus::Completed)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            TransitionError::NotAllowed {
+                from: OrderStatus::Pending,
+                to: OrderStatus::Completed
+            }
+        );
+    }
+
+    #[test]
+    fn update_cannot_change_identity_and_plain_edits_carry_no_event() {
+        let now = Timestamp::now();
+        let o = sample_order(&OrgId::generate(), false, now);
+        let u = o
+            .update(now, |o| {
+                o.id = OrderId::generate();
+                o.version = 99;
+                o.livemode = true;
+                o.metadata = Some(Default::default());
+            })
+            .unwrap();
+        assert_eq!(u.order().id, o.id);
+        assert_eq!(u.order().version, 2);
+        assert!(!u.order().livemode);
+        assert!(u.event().is_none());
+        let u = u.with_event(EventType::OrderPartialPayment);
+        assert_eq!(
+            u.event().unwrap().event_type,
+            EventType::OrderPartialPayment
+        );
+    }
+
+    #[test]
+    fn new_order_must_be_fresh() {
+        let now = Timestamp::now();
+        let o = sample_order(&OrgId::generate(), true, now);
+        let n = NewOrder::new(o.clone()).unwrap();
+        assert_eq!(n.event().event_type, EventType::OrderCreated);
+        assert!(n.event().livemode);
+        let mut done = o.clone();
+        done.status = OrderStatus::Completed;
+        assert!(NewOrder::new(done).is_err());
+        let mut v2 = o;
+        v2.version = 2;
+        assert!(NewOrder::new(v2).is_err());
+    }
+}

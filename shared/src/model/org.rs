@@ -1,0 +1,149 @@
+//! Organizations (merchants) and their API keys.
+
+use super::{ChainId, KeyId, KeyMode, OrgId, Timestamp};
+use crate::registry::CurrencyRef;
+use serde::{Deserialize, Serialize};
+
+wire_enum!(
+    /// What an API key may do. `*` grants everything.
+    Scope {
+        OrdersRead = "orders:read",
+        OrdersWrite = "orders:write",
+        WebhooksManage = "webhooks:manage",
+        SettingsManage = "settings:manage",
+        All = "*",
+    }
+);
+
+/// Per-chain confirmations an organization requires instead of the registry default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainConfirmations {
+    pub chain_id: ChainId,
+    pub confirmations: u32,
+}
+
+/// Settings kept apart for live and test data.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ModeSettings {
+    /// Currencies a SALE without an explicit currency settles in (seed 000).
+    #[serde(default)]
+    pub settlement_currencies: Vec<CurrencyRef>,
+    /// Protocol fee added to quotes, in basis points.
+    #[serde(default)]
+    pub protocol_fee_bps: u32,
+    #[serde(default)]
+    pub confirmations: Vec<ChainConfirmations>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organization {
+    pub id: OrgId,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub live: ModeSettings,
+    pub test: ModeSettings,
+}
+
+impl Organization {
+    pub fn new(name: impl Into<String>, now: Timestamp) -> Self {
+        Self {
+            id: OrgId::generate(),
+            name: name.into(),
+            created_at: now,
+            live: ModeSettings::default(),
+            test: ModeSettings::default(),
+        }
+    }
+
+    pub fn settings(&self, mode: KeyMode) -> &ModeSettings {
+        match mode {
+            KeyMode::Live => &self.live,
+            KeyMode::Test => &self.test,
+        }
+    }
+
+    pub fn settings_mut(&mut self, mode: KeyMode) -> &mut ModeSettings {
+        match mode {
+            KeyMode::Live => &mut self.live,
+            KeyMode::Test => &mut self.test,
+        }
+    }
+
+    /// Confirmations this organization requires on `chain`, if it set any.
+    pub fn confirmations(&self, mode: KeyMode, chain: ChainId) -> Option<u32> {
+        self.settings(mode)
+            .confirmations
+            .iter()
+            .find(|c| c.chain_id == chain)
+            .map(|c| c.confirmations)
+    }
+}
+
+/// An API key record. Holds only the SHA-256 of the key, never the key or its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: KeyId,
+    pub organization_id: OrgId,
+    pub mode: KeyMode,
+    /// Lowercase hex SHA-256 of the full key text.
+    pub key_hash: String,
+    /// The first characters of the key, for people to tell keys apart (`sk_test_4f9a…`).
+    pub prefix: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: Timestamp,
+    #[serde(default)]
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ApiKey {
+    pub fn is_active(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.iter().any(|s| *s == scope || *s == Scope::All)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_and_mode_settings() {
+        let now = Timestamp::now();
+        let mut org = Organization::new("Acme", now);
+        let base = ChainId::new(8453).unwrap();
+        org.settings_mut(KeyMode::Live)
+            .confirmations
+            .push(ChainConfirmations {
+                chain_id: base,
+                confirmations: 20,
+            });
+        assert_eq!(org.confirmations(KeyMode::Live, base), Some(20));
+        assert_eq!(
+            org.confirmations(KeyMode::Test, base),
+            None,
+            "modes are separate"
+        );
+
+        let key = ApiKey {
+            id: KeyId::generate(),
+            organization_id: org.id.clone(),
+            mode: KeyMode::Test,
+            key_hash: "00".repeat(32),
+            prefix: "sk_test_abcd".into(),
+            scopes: vec![Scope::OrdersRead],
+            created_at: now,
+            revoked_at: None,
+        };
+        assert!(key.allows(Scope::OrdersRead));
+        assert!(!key.allows(Scope::OrdersWrite));
+        let all = ApiKey {
+            scopes: vec![Scope::All],
+            ..key
+        };
+        assert!(all.allows(Scope::WebhooksManage));
+        assert_eq!(Scope::parse("orders:write"), Some(Scope::OrdersWrite));
+    }
+}

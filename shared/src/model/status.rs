@@ -1,0 +1,279 @@
+//! Order statuses, order modes, key modes and the one transition table (DESIGN §3).
+//!
+//! Every status write goes through [`check_transition`]; the store only accepts updates built
+//! by [`crate::PayOrder::transition`], which calls it.
+
+wire_enum!(
+    /// Where an order is in its life cycle (seed 002, plus CANCELLED from seed 003).
+    OrderStatus {
+        Pending = "PENDING",
+        AwaitingPayment = "AWAITING_PAYMENT",
+        OptimisticConfirmed = "OPTIMISTIC_CONFIRMED",
+        AwaitingConfirmation = "AWAITING_CONFIRMATION",
+        ExecutingOrder = "EXECUTING_ORDER",
+        Completed = "COMPLETED",
+        PartialPayment = "PARTIAL_PAYMENT",
+        Expired = "EXPIRED",
+        Failed = "FAILED",
+        Refunded = "REFUNDED",
+        Cancelled = "CANCELLED",
+    }
+);
+
+wire_enum!(
+    /// What an order is for. Only SALE and DEPOSIT are built; the others are accepted names
+    /// that the API answers with a typed not-supported error.
+    OrderMode {
+        Sale = "SALE",
+        Deposit = "DEPOSIT",
+        Refund = "REFUND",
+        Swap = "SWAP",
+        FeeClaim = "FEE_CLAIM",
+    }
+);
+
+wire_enum!(
+    /// Live or test: which data a key sees. Test keys never see live objects and vice versa.
+    KeyMode {
+        Live = "live",
+        Test = "test",
+    }
+);
+
+wire_enum!(
+    /// Event types (DESIGN §8).
+    EventType {
+        OrderCreated = "order.created",
+        OrderAwaitingPayment = "order.awaiting_payment",
+        OrderPaymentDetected = "order.payment_detected",
+        OrderPartialPayment = "order.partial_payment",
+        OrderConfirmed = "order.confirmed",
+        OrderExecuting = "order.executing",
+        OrderCompleted = "order.completed",
+        OrderExpired = "order.expired",
+        OrderCancelled = "order.cancelled",
+        OrderFailed = "order.failed",
+        OrderRefunded = "order.refunded",
+        OrderPaymentLate = "order.payment_late",
+    }
+);
+
+impl OrderMode {
+    pub fn is_supported(&self) -> bool {
+        matches!(self, OrderMode::Sale | OrderMode::Deposit)
+    }
+}
+
+impl KeyMode {
+    pub fn is_live(&self) -> bool {
+        matches!(self, KeyMode::Live)
+    }
+}
+
+impl OrderStatus {
+    /// Statuses from which nothing but a recorded refund can follow.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Completed
+                | OrderStatus::Expired
+                | OrderStatus::Failed
+                | OrderStatus::Refunded
+                | OrderStatus::Cancelled
+        )
+    }
+
+    /// Statuses that `expire-orders` looks at once `expires_at` has passed.
+    pub fn is_expirable(&self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Pending | OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
+        )
+    }
+
+    /// The event a move into this status emits.
+    pub fn event_type(&self) -> Option<EventType> {
+        use OrderStatus::*;
+        Some(match self {
+            Pending => return None,
+            AwaitingPayment => EventType::OrderAwaitingPayment,
+            AwaitingConfirmation => EventType::OrderPaymentDetected,
+            PartialPayment => EventType::OrderPartialPayment,
+            OptimisticConfirmed => EventType::OrderConfirmed,
+            ExecutingOrder => EventType::OrderExecuting,
+            Completed => EventType::OrderCompleted,
+            Expired => EventType::OrderExpired,
+            Cancelled => EventType::OrderCancelled,
+            Failed => EventType::OrderFailed,
+            Refunded => EventType::OrderRefunded,
+        })
+    }
+}
+
+/// Facts beside the status that some transitions depend on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransitionFacts {
+    /// A payment arrived after the order expired.
+    pub paid_late: bool,
+}
+
+/// An extra condition a row of the table needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guard {
+    None,
+    PaidLate,
+}
+
+/// The transition table: (from, to, guard). Nothing else decides whether a status may change.
+const TRANSITIONS: &[(OrderStatus, OrderStatus, Guard)] = {
+    use Guard::None as Always;
+    use OrderStatus::*;
+    &[
+        (Pending, AwaitingPayment, Always),
+        (Pending, Cancelled, Always),
+        (AwaitingPayment, Cancelled, Always),
+        (Pending, Expired, Always),
+        (AwaitingPayment, Expired, Always),
+        (PartialPayment, Expired, Always),
+        (AwaitingPayment, AwaitingConfirmation, Always),
+        (PartialPayment, AwaitingConfirmation, Always),
+        (AwaitingPayment, PartialPayment, Always),
+        (AwaitingConfirmation, OptimisticConfirmed, Always),
+        (AwaitingConfirmation, ExecutingOrder, Always),
+        (OptimisticConfirmed, ExecutingOrder, Always),
+        (AwaitingConfirmation, Completed, Always),
+        (OptimisticConfirmed, Completed, Always),
+        (ExecutingOrder, Completed, Always),
+        (AwaitingConfirmation, AwaitingPayment, Always),
+        (OptimisticConfirmed, AwaitingPayment, Always),
+        (ExecutingOrder, Refunded, Always),
+        (ExecutingOrder, Failed, Always),
+        (Completed, Refunded, Always),
+        (Expired, Refunded, Guard::PaidLate),
+    ]
+};
+
+/// Why a status change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("an order cannot move from {from} to {to}")]
+    NotAllowed { from: OrderStatus, to: OrderStatus },
+    #[error("an order can move from {from} to {to} only when it was paid late")]
+    NeedsPaidLate { from: OrderStatus, to: OrderStatus },
+}
+
+/// Decides whether `from → to` is allowed given the order's facts.
+pub fn check_transition(
+    from: OrderStatus,
+    to: OrderStatus,
+    facts: TransitionFacts,
+) -> Result<(), TransitionError> {
+    let row = TRANSITIONS.iter().find(|(f, t, _)| *f == from && *t == to);
+    match row {
+        None => Err(TransitionError::NotAllowed { from, to }),
+        Some((_, _, Guard::PaidLate)) if !facts.paid_late => {
+            Err(TransitionError::NeedsPaidLate { from, to })
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderStatus::*;
+    use super::*;
+
+    /// The table from DESIGN §3, written out independently of `TRANSITIONS`.
+    fn design_allows(from: OrderStatus, to: OrderStatus) -> bool {
+        matches!(
+            (from, to),
+            (Pending, AwaitingPayment)
+                | (Pending | AwaitingPayment, Cancelled)
+                | (Pending | AwaitingPayment | PartialPayment, Expired)
+                | (AwaitingPayment | PartialPayment, AwaitingConfirmation)
+                | (AwaitingPayment, PartialPayment)
+                | (AwaitingConfirmation, OptimisticConfirmed)
+                | (AwaitingConfirmation | OptimisticConfirmed, ExecutingOrder)
+                | (
+                    AwaitingConfirmation | OptimisticConfirmed | ExecutingOrder,
+                    Completed
+                )
+                | (AwaitingConfirmation | OptimisticConfirmed, AwaitingPayment)
+                | (ExecutingOrder, Refunded | Failed)
+                | (Completed | Expired, Refunded)
+        )
+    }
+
+    #[test]
+    fn every_pair_matches_the_design() {
+        let paid_late = TransitionFacts { paid_late: true };
+        let mut allowed = 0;
+        for &from in OrderStatus::ALL {
+            for &to in OrderStatus::ALL {
+                let got = check_transition(from, to, paid_late);
+                if design_allows(from, to) {
+                    assert_eq!(got, Ok(()), "{from} -> {to} should be allowed");
+                    allowed += 1;
+                } else {
+                    assert_eq!(
+                        got,
+                        Err(TransitionError::NotAllowed { from, to }),
+                        "{from} -> {to} should be refused"
+                    );
+                }
+            }
+        }
+        assert_eq!(allowed, TRANSITIONS.len());
+    }
+
+    #[test]
+    fn expired_to_refunded_needs_a_late_payment() {
+        assert_eq!(
+            check_transition(Expired, Refunded, TransitionFacts::default()),
+            Err(TransitionError::NeedsPaidLate {
+                from: Expired,
+                to: Refunded
+            })
+        );
+        // Completed orders can always be refunded.
+        assert_eq!(
+            check_transition(Completed, Refunded, TransitionFacts::default()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn no_self_transitions_and_final_states_only_refund() {
+        for &s in OrderStatus::ALL {
+            assert!(check_transition(s, s, TransitionFacts { paid_late: true }).is_err());
+            if s.is_final() {
+                for &to in OrderStatus::ALL {
+                    if to != Refunded {
+                        assert!(
+                            check_transition(s, to, TransitionFacts { paid_late: true }).is_err()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wire_names_round_trip() {
+        for &s in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+            // Every status but PENDING emits an event on entry.
+            assert_eq!(s.event_type().is_none(), s == Pending);
+        }
+        assert_eq!(OrderStatus::parse("pending"), None);
+        assert_eq!(OrderMode::parse("DEPOSIT"), Some(OrderMode::Deposit));
+        assert!(!OrderMode::Swap.is_supported());
+        assert_eq!(
+            EventType::parse("order.payment_late"),
+            Some(EventType::OrderPaymentLate)
+        );
+        assert_eq!(EventType::ALL.len(), 12);
+    }
+}

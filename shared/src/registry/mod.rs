@@ -1,0 +1,302 @@
+//! The chain and token registry, compiled into the crate from `chains.json`.
+//!
+//! Lists every supported chain with its family, default confirmations and currencies
+//! (native coin plus well-known tokens) with decimals, price ids and exchange tickers.
+
+use crate::model::{Address, ChainFamily, ChainId};
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+/// How a currency is named at the exchange provider (ChangeNow: ticker + network).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeTicker {
+    pub ticker: String,
+    pub network: String,
+}
+
+/// One currency on one chain, as listed in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TokenInfo {
+    pub symbol: String,
+    pub name: String,
+    /// Contract or mint address; `None` for the chain's native coin.
+    #[serde(default)]
+    pub address: Option<String>,
+    pub decimals: u8,
+    #[serde(default)]
+    pub price_id: Option<String>,
+    #[serde(default)]
+    pub exchange: Option<ExchangeTicker>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ChainInfo {
+    pub id: ChainId,
+    pub slug: String,
+    pub name: String,
+    pub family: ChainFamily,
+    pub testnet: bool,
+    /// Default confirmations required when neither the order nor the organization sets one.
+    pub confirmations: u32,
+    pub native: TokenInfo,
+    #[serde(default)]
+    pub tokens: Vec<TokenInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Registry {
+    chains: Vec<ChainInfo>,
+}
+
+/// A resolved currency: what the API shows (seed 002's `asset` / `currency` object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Currency {
+    /// `<chain_id>:<address lowercased for EVM | mint as is for Solana | native>`.
+    pub id: String,
+    pub chain_id: ChainId,
+    pub address: Option<String>,
+    pub decimals: u8,
+    pub symbol: String,
+    pub name: String,
+}
+
+/// A currency as a client names it: `{"chain_id": 8453, "address": "0x…" | null}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurrencyRef {
+    pub chain_id: ChainId,
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("chain {0} is not supported")]
+    UnsupportedChain(String),
+    #[error("currency {currency} is not supported on chain {chain_id}")]
+    UnsupportedCurrency { chain_id: ChainId, currency: String },
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    serde_json::from_str(include_str!("chains.json")).expect("chains.json is valid (tested)")
+});
+
+/// The registry compiled into this binary.
+pub fn registry() -> &'static Registry {
+    &REGISTRY
+}
+
+impl Registry {
+    pub fn chains(&self) -> &[ChainInfo] {
+        &self.chains
+    }
+
+    pub fn chain(&self, id: ChainId) -> Result<&ChainInfo, RegistryError> {
+        self.chains
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| RegistryError::UnsupportedChain(id.to_string()))
+    }
+
+    /// Looks a chain up by slug (`base`) or by decimal id (`8453`).
+    pub fn chain_by_name(&self, name: &str) -> Result<&ChainInfo, RegistryError> {
+        if let Ok(id) = ChainId::parse(name) {
+            return self.chain(id);
+        }
+        self.chains
+            .iter()
+            .find(|c| c.slug.eq_ignore_ascii_case(name))
+            .ok_or_else(|| RegistryError::UnsupportedChain(name.to_owned()))
+    }
+
+    /// Resolves a client's currency reference to a registry currency.
+    pub fn currency(&self, r: &CurrencyRef) -> Result<Currency, RegistryError> {
+        let chain = self.chain(r.chain_id)?;
+        chain.currency(r.address.as_deref())
+    }
+
+    /// Resolves a currency id (`8453:0x…` or `8453:native`).
+    pub fn currency_by_id(&self, id: &str) -> Result<Currency, RegistryError> {
+        let (chain, addr) = id
+            .split_once(':')
+            .ok_or_else(|| RegistryError::UnsupportedChain(id.to_owned()))?;
+        let chain = self.chain_by_name(chain)?;
+        chain.currency(if addr == "native" { None } else { Some(addr) })
+    }
+}
+
+impl ChainInfo {
+    /// All currencies on this chain, native first.
+    pub fn currencies(&self) -> impl Iterator<Item = &TokenInfo> {
+        std::iter::once(&self.native).chain(self.tokens.iter())
+    }
+
+    /// Finds a currency by contract/mint address (`None` or `"native"` for the native coin).
+    pub fn currency(&self, address: Option<&str>) -> Result<Currency, RegistryError> {
+        let unsupported = || RegistryError::UnsupportedCurrency {
+            chain_id: self.id,
+            currency: address.unwrap_or("native").to_owned(),
+        };
+        let token = match address {
+            None | Some("native") => &self.native,
+            Some(a) => {
+                let wanted = Address::parse(self.family, a).map_err(|_| unsupported())?;
+                self.tokens
+                    .iter()
+                    .find(|t| {
+                        t.address
+                            .as_deref()
+                            .and_then(|ta| Address::parse(self.family, ta).ok())
+                            == Some(wanted)
+                    })
+                    .ok_or_else(unsupported)?
+            }
+        };
+        Ok(self.resolve(token))
+    }
+
+    /// Finds a currency by its symbol (`USDC`, `ETH`), case-insensitively.
+    pub fn currency_by_symbol(&self, symbol: &str) -> Result<Currency, RegistryError> {
+        self.currencies()
+            .find(|t| t.symbol.eq_ignore_ascii_case(symbol))
+            .map(|t| self.resolve(t))
+            .ok_or_else(|| RegistryError::UnsupportedCurrency {
+                chain_id: self.id,
+                currency: symbol.to_owned(),
+            })
+    }
+
+    /// The registry entry behind a resolved currency.
+    pub fn token(&self, currency: &Currency) -> Option<&TokenInfo> {
+        self.currencies()
+            .find(|t| self.resolve(t).id == currency.id)
+    }
+
+    fn resolve(&self, t: &TokenInfo) -> Currency {
+        let key = match &t.address {
+            None => "native".to_owned(),
+            Some(a) => Address::parse(self.family, a)
+                .map(|a| a.key())
+                .unwrap_or_else(|_| a.clone()),
+        };
+        Currency {
+            id: format!("{}:{}", self.id, key),
+            chain_id: self.id,
+            address: t.address.clone(),
+            decimals: t.decimals,
+            symbol: t.symbol.clone(),
+            name: t.name.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn registry_is_well_formed() {
+        let r = registry();
+        let mut ids = HashSet::new();
+        let mut slugs = HashSet::new();
+        for c in r.chains() {
+            assert!(ids.insert(c.id), "duplicate chain {}", c.id);
+            assert!(slugs.insert(c.slug.clone()), "duplicate slug {}", c.slug);
+            assert!(
+                c.native.address.is_none(),
+                "{}: native has no address",
+                c.slug
+            );
+            assert!(c.confirmations >= 1);
+            let mut currency_ids = HashSet::new();
+            for t in c.currencies() {
+                assert!(t.decimals <= 36, "{} {}", c.slug, t.symbol);
+                if let Some(a) = &t.address {
+                    // Mixed-case EVM addresses must pass their EIP-55 checksum.
+                    Address::parse(c.family, a)
+                        .unwrap_or_else(|e| panic!("{} {}: {a}: {e}", c.slug, t.symbol));
+                }
+                assert!(currency_ids.insert(c.resolve(t).id));
+            }
+        }
+    }
+
+    #[test]
+    fn required_chains_and_tokens_are_present() {
+        let r = registry();
+        for (slug, id) in [
+            ("ethereum", 1u64),
+            ("base", 8453),
+            ("optimism", 10),
+            ("arbitrum", 42161),
+            ("polygon", 137),
+            ("bsc", 56),
+            ("avalanche", 43114),
+            ("sepolia", 11155111),
+            ("base-sepolia", 84532),
+            ("local", 31337),
+            ("solana", 30000000000001),
+        ] {
+            let c = r.chain_by_name(slug).unwrap();
+            assert_eq!(c.id.get(), id);
+            assert!(
+                c.currency_by_symbol("USDC").is_ok() || slug == "local",
+                "{slug}"
+            );
+        }
+        assert_eq!(r.chain_by_name("8453").unwrap().slug, "base");
+        assert!(matches!(
+            r.chain_by_name("dogechain"),
+            Err(RegistryError::UnsupportedChain(_))
+        ));
+    }
+
+    #[test]
+    fn currency_resolution() {
+        let r = registry();
+        let base = ChainId::new(8453).unwrap();
+        let usdc = r
+            .currency(&CurrencyRef {
+                chain_id: base,
+                address: Some("0x833589fcd6edb6e08f4c7c32d4f71b54bda02913".into()),
+            })
+            .unwrap();
+        assert_eq!(usdc.id, "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913");
+        assert_eq!(usdc.decimals, 6);
+        assert_eq!(r.currency_by_id(&usdc.id).unwrap(), usdc);
+        let eth = r
+            .currency(&CurrencyRef {
+                chain_id: base,
+                address: None,
+            })
+            .unwrap();
+        assert_eq!(eth.id, "8453:native");
+        assert_eq!(eth.decimals, 18);
+        let sol_usdc = r
+            .currency_by_id("30000000000001:EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v")
+            .unwrap();
+        assert_eq!(sol_usdc.symbol, "USDC");
+        // Unknown token on a known chain, and a malformed address.
+        for a in [
+            "0x0000000000000000000000000000000000000001",
+            "not-an-address",
+        ] {
+            assert!(matches!(
+                r.currency(&CurrencyRef {
+                    chain_id: base,
+                    address: Some(a.into())
+                }),
+                Err(RegistryError::UnsupportedCurrency { .. })
+            ));
+        }
+        let unknown_chain = ChainId::new(999_999).unwrap();
+        assert!(matches!(
+            r.currency(&CurrencyRef {
+                chain_id: unknown_chain,
+                address: None
+            }),
+            Err(RegistryError::UnsupportedChain(_))
+        ));
+    }
+}
