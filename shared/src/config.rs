@@ -1,0 +1,163 @@
+//! Configuration, loaded once at init outside any handler.
+//!
+//! Names (table, queues) come from the environment. Secrets come from one Secrets Manager
+//! secret (a JSON object) when `PAYORDERS_SECRET_ID` is set, from the environment otherwise.
+//! `PAYORDERS_RPC_<chain_id>` sets or overrides a chain's RPC URL in either case. AWS
+//! endpoints follow `aws-config`, which honours `AWS_ENDPOINT_URL` and
+//! `AWS_ENDPOINT_URL_<SERVICE>`, so local endpoints need no code path of their own.
+
+use crate::model::ChainId;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+pub const DEFAULT_TABLE: &str = "payorders";
+
+/// A secret value: never printed by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The secrets the functions use. In AWS they are one Secrets Manager JSON secret:
+/// `{"master_key": "…", "coingecko_api_key": "…", "changenow_api_key": "…",
+///   "rpc_urls": {"8453": "https://…"}}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Secrets {
+    /// Key from which API secrets and webhook signing secrets are derived.
+    #[serde(default)]
+    pub master_key: Option<Secret>,
+    #[serde(default)]
+    pub coingecko_api_key: Option<Secret>,
+    #[serde(default)]
+    pub changenow_api_key: Option<Secret>,
+    /// RPC endpoints by chain id; they often embed provider keys, hence secret.
+    #[serde(default)]
+    pub rpc_urls: BTreeMap<String, Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub confirmations_queue_url: Option<String>,
+    pub webhooks_queue_url: Option<String>,
+    pub secrets: Secrets,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read secret {id}: {reason}")]
+    SecretFetch { id: String, reason: String },
+    #[error("secret {id} is not the expected JSON object: {reason}")]
+    SecretFormat { id: String, reason: String },
+    #[error("{var} is invalid: {reason}")]
+    Invalid { var: String, reason: String },
+}
+
+impl Config {
+    /// Loads from the process environment and, if configured, Secrets Manager.
+    pub async fn load(sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let sm = aws_sdk_secretsmanager::Client::new(sdk);
+        Self::load_from(&env, &sm).await
+    }
+
+    /// Loads from the given variables; fetches the secret only when a secret id is set.
+    pub async fn load_from(
+        env: &HashMap<String, String>,
+        sm: &aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, ConfigError> {
+        let var = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        let mut secrets = match var("PAYORDERS_SECRET_ID") {
+            Some(id) => fetch_secret(sm, &id).await?,
+            None => Secrets {
+                master_key: var("PAYORDERS_MASTER_KEY").map(Secret),
+                coingecko_api_key: var("PAYORDERS_COINGECKO_API_KEY").map(Secret),
+                changenow_api_key: var("PAYORDERS_CHANGENOW_API_KEY").map(Secret),
+                rpc_urls: BTreeMap::new(),
+            },
+        };
+        for (k, v) in env {
+            if let Some(chain) = k.strip_prefix("PAYORDERS_RPC_") {
+                let id = ChainId::parse(chain).map_err(|e| ConfigError::Invalid {
+                    var: k.clone(),
+                    reason: e.to_string(),
+                })?;
+                secrets.rpc_urls.insert(id.to_string(), Secret(v.clone()));
+            }
+        }
+        Ok(Config {
+            table_name: var("PAYORDERS_TABLE").unwrap_or_else(|| DEFAULT_TABLE.to_owned()),
+            confirmations_queue_url: var("PAYORDERS_CONFIRMATIONS_QUEUE_URL"),
+            webhooks_queue_url: var("PAYORDERS_WEBHOOKS_QUEUE_URL"),
+            secrets,
+        })
+    }
+
+    /// The RPC URL configured for a chain, if any.
+    pub fn rpc_url(&self, chain: ChainId) -> Option<&str> {
+        self.secrets
+            .rpc_urls
+            .get(&chain.to_string())
+            .map(Secret::expose)
+    }
+}
+
+async fn fetch_secret(
+    sm: &aws_sdk_secretsmanager::Client,
+    id: &str,
+) -> Result<Secrets, ConfigError> {
+    let out = sm
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| ConfigError::SecretFetch {
+            id: id.to_owned(),
+            reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+        })?;
+    let text = out
+        .secret_string()
+        .ok_or_else(|| ConfigError::SecretFormat {
+            id: id.to_owned(),
+            reason: "the secret has no string value".into(),
+        })?;
+    serde_json::from_str(text).map_err(|e| ConfigError::SecretFormat {
+        id: id.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// The shared AWS configuration (region, credentials, endpoints from the environment).
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secrets {
+            master_key: Some(Secret::new("hunter2")),
+            ..Default::default()
+        };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

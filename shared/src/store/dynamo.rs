@@ -1,0 +1,795 @@
+//! DynamoDB adapter: one table, single-table design (DESIGN §7).
+//!
+//! | item | pk | sk | notes |
+//! |---|---|---|---|
+//! | organization | `ORG#id` | `ORG` | |
+//! | API key | `APIKEY#sha256` | `APIKEY` | looked up by hash on every request |
+//! | key pointer | `KEY#id` | `KEY` | `key_hash`, so keys can be revoked by id |
+//! | pay order | `ORDER#id` | `ORDER` | `version` guards every write; GSIs below |
+//! | event | `EVENT#id` | `EVENT` | written in the same transaction as its transition |
+//! | nonce | `NONCE#org#mode#nonce` | `NONCE` | uniqueness per organization and mode |
+//! | tx claim | `TX#chain#hash#log` | `TX` | a transfer pays at most one order |
+//! | idempotency | `IDEMP#org#mode#key` | `IDEMP` | TTL 24 h |
+//! | claim | `CLAIM#key` | `CLAIM` | replay and single-use nonce claims, TTL |
+//!
+//! Every record keeps its full JSON in `doc`; the attributes beside it exist for keys,
+//! indexes and filters. GSIs: `orders_by_org` (`gsi1pk = ORDERS#org#mode`, `gsi1sk =
+//! created#id`), `orders_by_expiry` (sparse: only expirable orders carry `gsi2pk =
+//! EXPIRY#shard`, `gsi2sk = expires#id`), `events_by_org` (`gsi3pk = EVENTS#org#mode`).
+//! TTL attribute: `ttl` (epoch seconds); code checks expiry too, since TTL deletes late.
+
+use super::keys::{self, expiry_key, mode_of, org_partition, range_high, range_low, sort_key};
+use super::*;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification, TransactWriteItem,
+};
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+const EXPIRY_SHARDS: u32 = 4;
+
+/// The DynamoDB store. Cheap to clone; share one per process, built at init.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get_doc(&self, pk: &str, sk: &str) -> StoreResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(fault)?;
+        Ok(out.item)
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .map_err(StoreError::unavailable)
+    }
+
+    /// Runs a transaction; on cancellation returns the index of each failed condition.
+    async fn transact(&self, puts: Vec<Put>) -> StoreResult<Result<(), Vec<(usize, String)>>> {
+        let items = puts
+            .into_iter()
+            .map(|p| TransactWriteItem::builder().put(p).build())
+            .collect();
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
+                let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(tc) = e.err() else {
+                    unreachable!("checked just above")
+                };
+                let failed = tc
+                    .cancellation_reasons()
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| match r.code() {
+                        Some("None") | None => None,
+                        Some(code) => Some((i, code.to_owned())),
+                    })
+                    .collect();
+                Ok(Err(failed))
+            }
+            Err(e) => Err(fault(e)),
+        }
+    }
+
+    /// Newest-first pages over one partition of a GSI, with an optional filter.
+    #[allow(clippy::too_many_arguments)]
+    async fn query_newest_first(
+        &self,
+        index: &str,
+        pk_attr: &str,
+        sk_attr: &str,
+        partition: String,
+        w: &ListWindow,
+        table_key: impl Fn(&str) -> (String, String),
+        filter: Filter,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let want = w.page_size() + 1;
+        let mut start: Option<Item> = w.cursor.as_ref().map(|c| {
+            let id = c.sort_key().rsplit('#').next().unwrap_or_default();
+            let (pk, sk) = table_key(id);
+            Item::from([
+                ("pk".into(), s(pk)),
+                ("sk".into(), s(sk)),
+                (pk_attr.into(), s(&partition)),
+                (sk_attr.into(), s(c.sort_key())),
+            ])
+        });
+        let mut found = Vec::new();
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#p = :p AND #s BETWEEN :lo AND :hi")
+                .expression_attribute_names("#p", pk_attr)
+                .expression_attribute_names("#s", sk_attr)
+                .expression_attribute_values(":p", s(&partition))
+                .expression_attribute_values(":lo", s(range_low(w.created_gte)))
+                .expression_attribute_values(":hi", s(range_high(w.created_lte)))
+                .scan_index_forward(false)
+                .limit(want.max(25) as i32)
+                .set_exclusive_start_key(start.take());
+            if !filter.clauses.is_empty() {
+                q = q.filter_expression(filter.clauses.join(" AND "));
+                for (k, v) in &filter.names {
+                    q = q.expression_attribute_names(k, v);
+                }
+                for (k, v) in &filter.values {
+                    q = q.expression_attribute_values(k, v.clone());
+                }
+            }
+            let out = q.send().await.map_err(fault)?;
+            for item in out.items() {
+                found.push((string_attr(item, sk_attr)?, string_attr(item, "doc")?));
+                if found.len() == want {
+                    return Ok(found);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(found),
+            }
+        }
+    }
+}
+
+/// A filter expression under construction.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    names: Vec<(String, String)>,
+    values: Vec<(String, AttributeValue)>,
+}
+
+impl Filter {
+    fn eq(&mut self, attr: &str, v: AttributeValue) {
+        let n = self.clauses.len();
+        self.clauses.push(format!("#f{n} = :f{n}"));
+        self.names.push((format!("#f{n}"), attr.to_owned()));
+        self.values.push((format!(":f{n}"), v));
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A fault of the service or the network, described briefly (`Code: message`), without
+/// the raw response.
+fn fault<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let text = match &e {
+        SdkError::ServiceError(se) => format!(
+            "DynamoDB {}: {}",
+            se.err().code().unwrap_or("error"),
+            se.err().message().unwrap_or("no message")
+        ),
+        other => {
+            let mut text = format!("DynamoDB unreachable: {other}");
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        }
+    };
+    StoreError::Unavailable(text.into())
+}
+
+fn string_attr(item: &Item, name: &str) -> StoreResult<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(StoreError::Corrupt(format!(
+            "missing string attribute {name}"
+        ))),
+    }
+}
+
+fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> StoreResult<T> {
+    let text = string_attr(item, "doc")?;
+    parse_doc(&text)
+}
+
+fn parse_doc<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn to_doc<T: serde::Serialize>(v: &T) -> AttributeValue {
+    s(serde_json::to_string(v).expect("domain records always serialize"))
+}
+
+fn base_item(pk: String, sk: &str) -> Item {
+    Item::from([("pk".into(), s(pk)), ("sk".into(), s(sk))])
+}
+
+const NEW: &str = "attribute_not_exists(pk)";
+
+fn order_item(o: &PayOrder) -> Item {
+    let mode = mode_of(o.livemode);
+    let mut item = base_item(format!("ORDER#{}", o.id), "ORDER");
+    item.insert("doc".into(), to_doc(o));
+    item.insert("version".into(), n(o.version));
+    item.insert("status".into(), s(o.status.as_str()));
+    item.insert("mode".into(), s(o.mode.as_str()));
+    item.insert("livemode".into(), AttributeValue::Bool(o.livemode));
+    if let Some(c) = o.chain_id() {
+        item.insert("chain_id".into(), n(c.get()));
+    }
+    if let Some(c) = o.currency_id() {
+        item.insert("currency_id".into(), s(c));
+    }
+    item.insert(
+        "gsi1pk".into(),
+        s(org_partition("ORDERS", &o.organization_id, mode)),
+    );
+    item.insert("gsi1sk".into(), s(sort_key(o.created_at, o.id.as_str())));
+    if let Some(k) = expiry_key(o) {
+        let shard = o.id.as_str().bytes().map(u32::from).sum::<u32>() % EXPIRY_SHARDS;
+        item.insert("gsi2pk".into(), s(format!("EXPIRY#{shard}")));
+        item.insert("gsi2sk".into(), s(k));
+    }
+    item
+}
+
+fn event_item(e: &Event) -> Item {
+    let mut item = base_item(format!("EVENT#{}", e.id), "EVENT");
+    item.insert("doc".into(), to_doc(e));
+    item.insert("type".into(), s(e.event_type.as_str()));
+    item.insert(
+        "gsi3pk".into(),
+        s(org_partition(
+            "EVENTS",
+            &e.organization_id,
+            mode_of(e.livemode),
+        )),
+    );
+    item.insert("gsi3sk".into(), s(sort_key(e.created_at, e.id.as_str())));
+    if let Some(o) = &e.order_id {
+        item.insert("order_id".into(), s(o.as_str()));
+    }
+    item
+}
+
+fn failed_code_is_condition(code: &str) -> bool {
+    code == "ConditionalCheckFailed"
+}
+
+#[async_trait]
+impl OrgStore for DynamoStore {
+    async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
+        let mut item = base_item(format!("ORG#{}", org.id), "ORG");
+        item.insert("doc".into(), to_doc(org));
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(NEW)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Err(StoreError::AlreadyExists)
+            }
+            Err(e) => Err(fault(e)),
+        }
+    }
+
+    async fn get_organization(&self, id: &OrgId) -> StoreResult<Option<Organization>> {
+        self.get_doc(&format!("ORG#{id}"), "ORG")
+            .await?
+            .map(|i| doc(&i))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl KeyStore for DynamoStore {
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        let mut record = base_item(format!("APIKEY#{}", key.key_hash), "APIKEY");
+        record.insert("doc".into(), to_doc(key));
+        let mut pointer = base_item(format!("KEY#{}", key.id), "KEY");
+        pointer.insert("key_hash".into(), s(&key.key_hash));
+        match self
+            .transact(vec![self.put(record, NEW)?, self.put(pointer, NEW)?])
+            .await?
+        {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::AlreadyExists),
+        }
+    }
+
+    async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        self.get_doc(&format!("APIKEY#{key_hash}"), "APIKEY")
+            .await?
+            .map(|i| doc(&i))
+            .transpose()
+    }
+
+    async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>> {
+        let Some(pointer) = self.get_doc(&format!("KEY#{id}"), "KEY").await? else {
+            return Ok(None);
+        };
+        self.get_api_key_by_hash(&string_attr(&pointer, "key_hash")?)
+            .await
+    }
+
+    async fn revoke_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey> {
+        let mut key = self.get_api_key(id).await?.ok_or(StoreError::NotFound)?;
+        if key.revoked_at.is_some() {
+            return Ok(key);
+        }
+        key.revoked_at = Some(at);
+        let mut record = base_item(format!("APIKEY#{}", key.key_hash), "APIKEY");
+        record.insert("doc".into(), to_doc(&key));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map_err(fault)?;
+        Ok(key)
+    }
+}
+
+#[async_trait]
+impl OrderStore for DynamoStore {
+    async fn create_order(&self, new: &NewOrder) -> StoreResult<()> {
+        let o = new.order();
+        let mut puts = vec![
+            self.put(order_item(o), NEW)?,
+            self.put(event_item(new.event()), NEW)?,
+        ];
+        if let Some(nonce) = &o.nonce {
+            let pk = format!(
+                "NONCE#{}#{}#{}",
+                o.organization_id,
+                mode_of(o.livemode),
+                nonce
+            );
+            let mut item = base_item(pk, "NONCE");
+            item.insert("order_id".into(), s(o.id.as_str()));
+            puts.push(self.put(item, NEW)?);
+        }
+        match self.transact(puts).await? {
+            Ok(()) => Ok(()),
+            Err(failed) => {
+                if failed
+                    .iter()
+                    .any(|(i, c)| *i == 2 && failed_code_is_condition(c))
+                {
+                    Err(StoreError::DuplicateNonce)
+                } else if failed.iter().any(|(_, c)| failed_code_is_condition(c)) {
+                    Err(StoreError::AlreadyExists)
+                } else {
+                    Err(StoreError::Unavailable(
+                        format!("transaction cancelled: {failed:?}").into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn get_order(&self, id: &OrderId) -> StoreResult<Option<PayOrder>> {
+        self.get_doc(&format!("ORDER#{id}"), "ORDER")
+            .await?
+            .map(|i| doc(&i))
+            .transpose()
+    }
+
+    async fn update_order(&self, u: &OrderUpdate) -> StoreResult<()> {
+        let order = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(order_item(u.order())))
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(u.expected_version()))
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let mut puts = vec![order];
+        if let Some(e) = u.event() {
+            puts.push(self.put(event_item(e), NEW)?);
+        }
+        let first_claim = puts.len();
+        for c in u.tx_claims() {
+            let mut item = base_item(format!("TX#{}", c.key()), "TX");
+            item.insert("order_id".into(), s(u.order().id.as_str()));
+            puts.push(self.put(item, NEW)?);
+        }
+        match self.transact(puts).await? {
+            Ok(()) => Ok(()),
+            Err(failed) => {
+                let conflict = StoreError::VersionConflict {
+                    expected: u.expected_version(),
+                };
+                for (i, code) in &failed {
+                    if *i == 0 || code == "TransactionConflict" {
+                        return Err(conflict);
+                    }
+                }
+                match failed.iter().find(|(i, _)| *i >= first_claim) {
+                    Some((i, _)) => Err(StoreError::TxAlreadyClaimed {
+                        claim: u.tx_claims()[i - first_claim].key(),
+                    }),
+                    None => Err(StoreError::Unavailable(
+                        format!("transaction cancelled: {failed:?}").into(),
+                    )),
+                }
+            }
+        }
+    }
+
+    async fn list_orders(&self, w: &ListWindow, f: &OrderFilter) -> StoreResult<Page<PayOrder>> {
+        let mut filter = Filter::default();
+        if let Some(st) = f.status {
+            filter.eq("status", s(st.as_str()));
+        }
+        if let Some(m) = f.mode {
+            filter.eq("mode", s(m.as_str()));
+        }
+        if let Some(c) = f.chain_id {
+            filter.eq("chain_id", n(c.get()));
+        }
+        if let Some(c) = &f.currency {
+            filter.eq("currency_id", s(c));
+        }
+        let rows = self
+            .query_newest_first(
+                "orders_by_org",
+                "gsi1pk",
+                "gsi1sk",
+                org_partition("ORDERS", &w.organization_id, w.mode),
+                w,
+                |id| (format!("ORDER#{id}"), "ORDER".into()),
+                filter,
+            )
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(|(k, d)| parse_doc(&d).map(|o| (k, o)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(keys::page(items, w.page_size()))
+    }
+
+    async fn list_expirable_orders(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<PayOrder>> {
+        let mut all: Vec<(String, PayOrder)> = Vec::new();
+        for shard in 0..EXPIRY_SHARDS {
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("orders_by_expiry")
+                    .key_condition_expression("gsi2pk = :p AND gsi2sk < :now")
+                    .expression_attribute_values(":p", s(format!("EXPIRY#{shard}")))
+                    .expression_attribute_values(":now", s(now.to_key()))
+                    .limit(limit.max(1) as i32)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(fault)?;
+                for item in out.items() {
+                    all.push((string_attr(item, "gsi2sk")?, doc(item)?));
+                }
+                match out.last_evaluated_key {
+                    Some(k)
+                        if !k.is_empty() && all.len() < limit as usize * (shard as usize + 1) =>
+                    {
+                        start = Some(k)
+                    }
+                    _ => break,
+                }
+            }
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.truncate(limit as usize);
+        Ok(all.into_iter().map(|(_, o)| o).collect())
+    }
+
+    async fn get_tx_claim(&self, claim_key: &str) -> StoreResult<Option<OrderId>> {
+        let Some(item) = self.get_doc(&format!("TX#{claim_key}"), "TX").await? else {
+            return Ok(None);
+        };
+        OrderId::parse(&string_attr(&item, "order_id")?)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl EventStore for DynamoStore {
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
+        self.get_doc(&format!("EVENT#{id}"), "EVENT")
+            .await?
+            .map(|i| doc(&i))
+            .transpose()
+    }
+
+    async fn list_events(&self, w: &ListWindow, f: &EventFilter) -> StoreResult<Page<Event>> {
+        let mut filter = Filter::default();
+        if let Some(t) = f.event_type {
+            filter.eq("type", s(t.as_str()));
+        }
+        let rows = self
+            .query_newest_first(
+                "events_by_org",
+                "gsi3pk",
+                "gsi3sk",
+                org_partition("EVENTS", &w.organization_id, w.mode),
+                w,
+                |id| (format!("EVENT#{id}"), "EVENT".into()),
+                filter,
+            )
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(|(k, d)| parse_doc(&d).map(|e| (k, e)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(keys::page(items, w.page_size()))
+    }
+}
+
+const IN_FLIGHT: &str = "in_flight";
+const COMPLETED: &str = "completed";
+
+#[async_trait]
+impl IdempotencyStore for DynamoStore {
+    async fn idempotency_begin(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> StoreResult<IdempotencyBegin> {
+        let pk = format!("IDEMP#{}", scope.storage_key());
+        let expires = now.plus_seconds(IDEMPOTENCY_TTL_SECS).unix();
+        let mut item = base_item(pk.clone(), "IDEMP");
+        item.insert("fingerprint".into(), s(fingerprint));
+        item.insert("state".into(), s(IN_FLIGHT));
+        item.insert(
+            "locked_until".into(),
+            n(now.plus_seconds(IDEMPOTENCY_LOCK_SECS).unix()),
+        );
+        item.insert("expires_at".into(), n(expires));
+        item.insert("ttl".into(), n(expires));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            // Free, expired, or an in-flight lock left behind by a crashed request.
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now OR (#st = :inflight AND locked_until < :now)",
+            )
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":now", n(now.unix()))
+            .expression_attribute_values(":inflight", s(IN_FLIGHT))
+            .send()
+            .await;
+        match put {
+            Ok(_) => return Ok(IdempotencyBegin::Started),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+            Err(e) => return Err(fault(e)),
+        }
+        let Some(existing) = self.get_doc(&pk, "IDEMP").await? else {
+            // Deleted between our write and read (released): let the caller retry.
+            return Ok(IdempotencyBegin::InFlight);
+        };
+        if string_attr(&existing, "fingerprint")? != fingerprint {
+            return Ok(IdempotencyBegin::Mismatch);
+        }
+        if string_attr(&existing, "state")? == COMPLETED {
+            let resp = parse_doc(&string_attr(&existing, "response")?)?;
+            return Ok(IdempotencyBegin::Replay(resp));
+        }
+        Ok(IdempotencyBegin::InFlight)
+    }
+
+    async fn idempotency_complete(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+        response: &StoredResponse,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let expires = now.plus_seconds(IDEMPOTENCY_TTL_SECS).unix();
+        let mut item = base_item(format!("IDEMP#{}", scope.storage_key()), "IDEMP");
+        item.insert("fingerprint".into(), s(fingerprint));
+        item.insert("state".into(), s(COMPLETED));
+        item.insert("response".into(), to_doc(response));
+        item.insert("locked_until".into(), n(0));
+        item.insert("expires_at".into(), n(expires));
+        item.insert("ttl".into(), n(expires));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(fault)?;
+        Ok(())
+    }
+
+    async fn idempotency_release(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+    ) -> StoreResult<()> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("IDEMP#{}", scope.storage_key())))
+            .key("sk", s("IDEMP"))
+            .condition_expression("fingerprint = :f AND #st = :inflight")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":f", s(fingerprint))
+            .expression_attribute_values(":inflight", s(IN_FLIGHT))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(fault(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl ClaimStore for DynamoStore {
+    async fn claim_once(
+        &self,
+        key: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut item = base_item(format!("CLAIM#{key}"), "CLAIM");
+        item.insert("expires_at".into(), n(expires_at.unix()));
+        item.insert("ttl".into(), n(expires_at.unix()));
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", n(now.unix()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(fault(e)),
+        }
+    }
+}
+
+/// Creates the table with its GSIs, stream and TTL, as `template.yaml` declares it.
+/// Used by the tests and by `payorders tables create`. `AlreadyExists` if it exists.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(StoreError::unavailable)
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(StoreError::unavailable)
+    };
+    let gsi = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, StoreError> {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(pk, KeyType::Hash)?)
+            .key_schema(key(sk, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(StoreError::unavailable)
+    };
+    let mut req = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(gsi("orders_by_org", "gsi1pk", "gsi1sk")?)
+        .global_secondary_indexes(gsi("orders_by_expiry", "gsi2pk", "gsi2sk")?)
+        .global_secondary_indexes(gsi("events_by_org", "gsi3pk", "gsi3sk")?)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .map_err(StoreError::unavailable)?,
+        );
+    for a in [
+        "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk",
+    ] {
+        req = req.attribute_definitions(attr(a)?);
+    }
+    match req.send().await {
+        Ok(_) => {}
+        Err(SdkError::ServiceError(e)) if e.err().is_resource_in_use_exception() => {
+            return Err(StoreError::AlreadyExists);
+        }
+        Err(e) => return Err(fault(e)),
+    }
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("ttl")
+                .build()
+                .map_err(StoreError::unavailable)?,
+        )
+        .send()
+        .await
+        .map_err(fault)?;
+    Ok(())
+}

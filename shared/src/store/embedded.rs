@@ -1,0 +1,567 @@
+//! Embedded adapter: SQLite (bundled) in a file under `.local/` or in memory, with the same
+//! behaviour as the DynamoDB adapter: the conformance suite runs against both.
+//!
+//! One connection behind a mutex; every call runs on the blocking pool in one SQLite
+//! transaction, so conditional writes are atomic exactly as DynamoDB transactions are.
+
+use super::keys::{self, expiry_key, org_partition, range_high, range_low, sort_key};
+use super::*;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS organizations (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY,
+    partition_key TEXT NOT NULL,
+    sort_key TEXT NOT NULL,
+    expiry_key TEXT,
+    status TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    chain_id INTEGER,
+    currency_id TEXT,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_by_org ON orders (partition_key, sort_key);
+CREATE INDEX IF NOT EXISTS orders_by_expiry ON orders (expiry_key) WHERE expiry_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    partition_key TEXT NOT NULL,
+    sort_key TEXT NOT NULL,
+    type TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_org ON events (partition_key, sort_key);
+CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, order_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tx_claims (key TEXT PRIMARY KEY, order_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL,
+    response TEXT,
+    locked_until INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+"#;
+
+/// The SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmbeddedStore")
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) a database file, in WAL mode.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(StoreError::unavailable)?;
+        }
+        let conn = Connection::open(path).map_err(StoreError::unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(StoreError::unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(StoreError::unavailable)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database (tests, one-off tools).
+    pub fn in_memory() -> StoreResult<Self> {
+        Self::init(Connection::open_in_memory().map_err(StoreError::unavailable)?)
+    }
+
+    fn init(conn: Connection) -> StoreResult<Self> {
+        conn.execute_batch(SCHEMA)
+            .map_err(StoreError::unavailable)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` inside one immediate transaction on the blocking pool; commits on `Ok`.
+    async fn tx<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = guard
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::unavailable)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(StoreError::unavailable)?;
+            Ok(out)
+        })
+        .await
+        .map_err(StoreError::unavailable)?
+    }
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    StoreError::unavailable(e)
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation
+    )
+}
+
+fn to_doc<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("domain records always serialize")
+}
+
+fn parse_doc<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn one_doc<T: serde::de::DeserializeOwned>(
+    tx: &rusqlite::Transaction<'_>,
+    query: &str,
+    key: &str,
+) -> StoreResult<Option<T>> {
+    tx.query_row(query, [key], |r| r.get::<_, String>(0))
+        .optional()
+        .map_err(sql)?
+        .map(|d| parse_doc(&d))
+        .transpose()
+}
+
+fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO events (id, partition_key, sort_key, type, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            e.id.as_str(),
+            org_partition("EVENTS", &e.organization_id, keys::mode_of(e.livemode)),
+            sort_key(e.created_at, e.id.as_str()),
+            e.event_type.as_str(),
+            to_doc(e)
+        ],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// Binds the order's projected columns in the fixed order used by the write statements.
+fn order_columns(o: &PayOrder) -> [rusqlite::types::Value; 10] {
+    use rusqlite::types::Value as V;
+    [
+        V::Text(o.id.to_string()),
+        V::Text(org_partition(
+            "ORDERS",
+            &o.organization_id,
+            keys::mode_of(o.livemode),
+        )),
+        V::Text(sort_key(o.created_at, o.id.as_str())),
+        expiry_key(o).map(V::Text).unwrap_or(V::Null),
+        V::Text(o.status.as_str().into()),
+        V::Text(o.mode.as_str().into()),
+        o.chain_id()
+            .map(|c| V::Integer(c.get() as i64))
+            .unwrap_or(V::Null),
+        o.currency_id()
+            .map(|c| V::Text(c.into()))
+            .unwrap_or(V::Null),
+        V::Integer(o.version as i64),
+        V::Text(to_doc(o)),
+    ]
+}
+
+/// Newest-first rows of one partition, filtered by `matches`, up to `limit + 1`.
+fn newest_first<T: serde::de::DeserializeOwned>(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    partition: &str,
+    w: &ListWindow,
+    matches: impl Fn(&T) -> bool,
+) -> StoreResult<Vec<(String, T)>> {
+    let want = w.page_size() + 1;
+    let mut args = vec![
+        partition.to_owned(),
+        range_low(w.created_gte),
+        range_high(w.created_lte),
+    ];
+    let mut query = format!(
+        "SELECT sort_key, doc FROM {table} WHERE partition_key = ?1 \
+         AND sort_key >= ?2 AND sort_key <= ?3"
+    );
+    if let Some(c) = &w.cursor {
+        query.push_str(" AND sort_key < ?4");
+        args.push(c.sort_key().to_owned());
+    }
+    query.push_str(" ORDER BY sort_key DESC");
+    let mut stmt = tx.prepare_cached(&query).map_err(sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(sql)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sql)? {
+        let key: String = row.get(0).map_err(sql)?;
+        let item: T = parse_doc(&row.get::<_, String>(1).map_err(sql)?)?;
+        if matches(&item) {
+            out.push((key, item));
+            if out.len() == want {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl OrgStore for EmbeddedStore {
+    async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
+        let (id, doc) = (org.id.to_string(), to_doc(org));
+        self.tx(move |tx| {
+            match tx.execute(
+                "INSERT INTO organizations (id, doc) VALUES (?1, ?2)",
+                params![id, doc],
+            ) {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+                Err(e) => Err(sql(e)),
+            }
+        })
+        .await
+    }
+
+    async fn get_organization(&self, id: &OrgId) -> StoreResult<Option<Organization>> {
+        let id = id.to_string();
+        self.tx(move |tx| one_doc(tx, "SELECT doc FROM organizations WHERE id = ?1", &id))
+            .await
+    }
+}
+
+#[async_trait]
+impl KeyStore for EmbeddedStore {
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        let (id, hash, doc) = (key.id.to_string(), key.key_hash.clone(), to_doc(key));
+        self.tx(move |tx| {
+            match tx.execute(
+                "INSERT INTO api_keys (id, key_hash, doc) VALUES (?1, ?2, ?3)",
+                params![id, hash, doc],
+            ) {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+                Err(e) => Err(sql(e)),
+            }
+        })
+        .await
+    }
+
+    async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        let h = key_hash.to_owned();
+        self.tx(move |tx| one_doc(tx, "SELECT doc FROM api_keys WHERE key_hash = ?1", &h))
+            .await
+    }
+
+    async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>> {
+        let id = id.to_string();
+        self.tx(move |tx| one_doc(tx, "SELECT doc FROM api_keys WHERE id = ?1", &id))
+            .await
+    }
+
+    async fn revoke_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey> {
+        let id = id.to_string();
+        self.tx(move |tx| {
+            let mut key: ApiKey = one_doc(tx, "SELECT doc FROM api_keys WHERE id = ?1", &id)?
+                .ok_or(StoreError::NotFound)?;
+            if key.revoked_at.is_none() {
+                key.revoked_at = Some(at);
+                tx.execute(
+                    "UPDATE api_keys SET doc = ?2 WHERE id = ?1",
+                    params![id, to_doc(&key)],
+                )
+                .map_err(sql)?;
+            }
+            Ok(key)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl OrderStore for EmbeddedStore {
+    async fn create_order(&self, new: &NewOrder) -> StoreResult<()> {
+        let new = new.clone();
+        self.tx(move |tx| {
+            let o = new.order();
+            if let Some(nonce) = &o.nonce {
+                let key = format!("{}#{}#{}", o.organization_id, keys::mode_of(o.livemode), nonce);
+                match tx.execute(
+                    "INSERT INTO nonces (key, order_id) VALUES (?1, ?2)",
+                    params![key, o.id.as_str()],
+                ) {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => return Err(StoreError::DuplicateNonce),
+                    Err(e) => return Err(sql(e)),
+                }
+            }
+            match tx.execute(
+                "INSERT INTO orders (id, partition_key, sort_key, expiry_key, status, mode, \
+                 chain_id, currency_id, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                rusqlite::params_from_iter(order_columns(o)),
+            ) {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists),
+                Err(e) => return Err(sql(e)),
+            }
+            insert_event(tx, new.event())
+        })
+        .await
+    }
+
+    async fn get_order(&self, id: &OrderId) -> StoreResult<Option<PayOrder>> {
+        let id = id.to_string();
+        self.tx(move |tx| one_doc(tx, "SELECT doc FROM orders WHERE id = ?1", &id))
+            .await
+    }
+
+    async fn update_order(&self, update: &OrderUpdate) -> StoreResult<()> {
+        let u = update.clone();
+        self.tx(move |tx| {
+            let mut cols = order_columns(u.order()).to_vec();
+            cols.push(rusqlite::types::Value::Integer(u.expected_version() as i64));
+            let changed = tx
+                .execute(
+                    "UPDATE orders SET partition_key = ?2, sort_key = ?3, expiry_key = ?4, \
+                     status = ?5, mode = ?6, chain_id = ?7, currency_id = ?8, version = ?9, \
+                     doc = ?10 WHERE id = ?1 AND version = ?11",
+                    rusqlite::params_from_iter(cols),
+                )
+                .map_err(sql)?;
+            if changed == 0 {
+                return Err(StoreError::VersionConflict {
+                    expected: u.expected_version(),
+                });
+            }
+            if let Some(e) = u.event() {
+                insert_event(tx, e)?;
+            }
+            for c in u.tx_claims() {
+                match tx.execute(
+                    "INSERT INTO tx_claims (key, order_id) VALUES (?1, ?2)",
+                    params![c.key(), u.order().id.as_str()],
+                ) {
+                    Ok(_) => {}
+                    // Returning an error drops the transaction: nothing above is kept.
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::TxAlreadyClaimed { claim: c.key() });
+                    }
+                    Err(e) => return Err(sql(e)),
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_orders(&self, w: &ListWindow, f: &OrderFilter) -> StoreResult<Page<PayOrder>> {
+        let (w, f) = (w.clone(), f.clone());
+        self.tx(move |tx| {
+            let partition = org_partition("ORDERS", &w.organization_id, w.mode);
+            let rows = newest_first(tx, "orders", &partition, &w, |o: &PayOrder| f.matches(o))?;
+            Ok(keys::page(rows, w.page_size()))
+        })
+        .await
+    }
+
+    async fn list_expirable_orders(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<PayOrder>> {
+        self.tx(move |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT doc FROM orders WHERE expiry_key IS NOT NULL AND expiry_key < ?1 \
+                     ORDER BY expiry_key LIMIT ?2",
+                )
+                .map_err(sql)?;
+            let docs = stmt
+                .query_map(params![now.to_key(), limit], |r| r.get::<_, String>(0))
+                .map_err(sql)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql)?;
+            docs.iter().map(|d| parse_doc(d)).collect()
+        })
+        .await
+    }
+
+    async fn get_tx_claim(&self, claim_key: &str) -> StoreResult<Option<OrderId>> {
+        let k = claim_key.to_owned();
+        self.tx(move |tx| {
+            tx.query_row("SELECT order_id FROM tx_claims WHERE key = ?1", [k], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+            .map_err(sql)?
+            .map(|id| OrderId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl EventStore for EmbeddedStore {
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
+        let id = id.to_string();
+        self.tx(move |tx| one_doc(tx, "SELECT doc FROM events WHERE id = ?1", &id))
+            .await
+    }
+
+    async fn list_events(&self, w: &ListWindow, f: &EventFilter) -> StoreResult<Page<Event>> {
+        let (w, f) = (w.clone(), f.clone());
+        self.tx(move |tx| {
+            let partition = org_partition("EVENTS", &w.organization_id, w.mode);
+            let rows = newest_first(tx, "events", &partition, &w, |e: &Event| {
+                f.event_type.is_none_or(|t| t == e.event_type)
+            })?;
+            Ok(keys::page(rows, w.page_size()))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for EmbeddedStore {
+    async fn idempotency_begin(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> StoreResult<IdempotencyBegin> {
+        let (key, fp) = (scope.storage_key(), fingerprint.to_owned());
+        self.tx(move |tx| {
+            let existing = tx
+                .query_row(
+                    "SELECT fingerprint, state, response, locked_until, expires_at \
+                     FROM idempotency WHERE key = ?1",
+                    [&key],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, i64>(4)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(sql)?;
+            let now_s = now.unix();
+            if let Some((old_fp, state, response, locked_until, expires_at)) = existing {
+                let live = expires_at >= now_s;
+                let abandoned = state == "in_flight" && locked_until < now_s;
+                if live && !abandoned {
+                    if old_fp != fp {
+                        return Ok(IdempotencyBegin::Mismatch);
+                    }
+                    if state == "completed" {
+                        let resp = parse_doc(response.as_deref().unwrap_or("null"))?;
+                        return Ok(IdempotencyBegin::Replay(resp));
+                    }
+                    return Ok(IdempotencyBegin::InFlight);
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO idempotency \
+                 (key, fingerprint, state, response, locked_until, expires_at) \
+                 VALUES (?1, ?2, 'in_flight', NULL, ?3, ?4)",
+                params![
+                    key,
+                    fp,
+                    now.plus_seconds(IDEMPOTENCY_LOCK_SECS).unix(),
+                    now.plus_seconds(IDEMPOTENCY_TTL_SECS).unix()
+                ],
+            )
+            .map_err(sql)?;
+            Ok(IdempotencyBegin::Started)
+        })
+        .await
+    }
+
+    async fn idempotency_complete(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+        response: &StoredResponse,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let (key, fp, resp) = (
+            scope.storage_key(),
+            fingerprint.to_owned(),
+            to_doc(response),
+        );
+        self.tx(move |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO idempotency \
+                 (key, fingerprint, state, response, locked_until, expires_at) \
+                 VALUES (?1, ?2, 'completed', ?3, 0, ?4)",
+                params![key, fp, resp, now.plus_seconds(IDEMPOTENCY_TTL_SECS).unix()],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn idempotency_release(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+    ) -> StoreResult<()> {
+        let (key, fp) = (scope.storage_key(), fingerprint.to_owned());
+        self.tx(move |tx| {
+            tx.execute(
+                "DELETE FROM idempotency WHERE key = ?1 AND fingerprint = ?2 AND state = 'in_flight'",
+                params![key, fp],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ClaimStore for EmbeddedStore {
+    async fn claim_once(
+        &self,
+        key: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let key = key.to_owned();
+        self.tx(move |tx| {
+            let changed = tx
+                .execute(
+                    "INSERT INTO claims (key, expires_at) VALUES (?1, ?2) \
+                     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+                     WHERE claims.expires_at < ?3",
+                    params![key, expires_at.unix(), now.unix()],
+                )
+                .map_err(sql)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+}

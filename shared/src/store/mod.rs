@@ -1,0 +1,241 @@
+//! The order store port and its two adapters: [`dynamo`] (DynamoDB, single table) and
+//! [`embedded`] (SQLite). Both pass the same conformance suite.
+//!
+//! The port is split by capability so a handler asks only for what it uses (and its IAM
+//! policy can be as narrow). [`Store`] is all of them together.
+
+pub mod dynamo;
+pub mod embedded;
+mod keys;
+
+pub use keys::{Cursor, InvalidCursor};
+
+use crate::model::{
+    ApiKey, ChainId, Event, EventId, EventType, KeyId, KeyMode, NewOrder, OrderId, OrderMode,
+    OrderStatus, OrderUpdate, OrgId, Organization, PayOrder, Timestamp,
+};
+use async_trait::async_trait;
+
+/// How long idempotency records are kept (Stripe: 24 h).
+pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+/// How long an in-flight idempotency record blocks retries before a crashed request's
+/// lock may be taken over.
+pub const IDEMPOTENCY_LOCK_SECS: i64 = 60;
+
+/// What can go wrong in a store call. Expected outcomes are their own variants; faults of
+/// the backing service are `Unavailable`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("the order changed since it was read (expected version {expected})")]
+    VersionConflict { expected: u64 },
+    #[error("nonce already used")]
+    DuplicateNonce,
+    #[error("transaction {claim} already paid an order")]
+    TxAlreadyClaimed { claim: String },
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    pub(crate) fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Unavailable(Box::new(e))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One page of a newest-first list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub has_more: bool,
+    /// Pass back as `cursor` to get the next page; set only when `has_more`.
+    pub next_cursor: Option<String>,
+}
+
+/// The part of a list query every list shares: whose data, which creation window, which page.
+#[derive(Debug, Clone)]
+pub struct ListWindow {
+    pub organization_id: OrgId,
+    pub mode: KeyMode,
+    pub created_gte: Option<Timestamp>,
+    pub created_lte: Option<Timestamp>,
+    /// 1–100; callers validate, adapters clamp.
+    pub limit: u32,
+    pub cursor: Option<Cursor>,
+}
+
+impl ListWindow {
+    pub fn new(organization_id: OrgId, mode: KeyMode) -> Self {
+        Self {
+            organization_id,
+            mode,
+            created_gte: None,
+            created_lte: None,
+            limit: 20,
+            cursor: None,
+        }
+    }
+
+    pub(crate) fn page_size(&self) -> usize {
+        self.limit.clamp(1, 100) as usize
+    }
+}
+
+/// Filters for listing orders.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub mode: Option<OrderMode>,
+    pub chain_id: Option<ChainId>,
+    /// Currency id (`8453:0x…`).
+    pub currency: Option<String>,
+}
+
+impl OrderFilter {
+    pub(crate) fn matches(&self, o: &PayOrder) -> bool {
+        self.status.is_none_or(|s| s == o.status)
+            && self.mode.is_none_or(|m| m == o.mode)
+            && self.chain_id.is_none_or(|c| Some(c) == o.chain_id())
+            && self
+                .currency
+                .as_deref()
+                .is_none_or(|c| Some(c) == o.currency_id())
+    }
+}
+
+/// Filters for listing events.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub event_type: Option<EventType>,
+}
+
+/// Who an idempotency key belongs to: keys are per organization and mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyScope {
+    pub organization_id: OrgId,
+    pub mode: KeyMode,
+    pub key: String,
+}
+
+impl IdempotencyScope {
+    pub(crate) fn storage_key(&self) -> String {
+        format!("{}#{}#{}", self.organization_id, self.mode, self.key)
+    }
+}
+
+/// A response kept for replay under an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// What starting a request under an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// No live record: this request now holds the key and must complete or release it.
+    Started,
+    /// The same request finished before: answer with its response.
+    Replay(StoredResponse),
+    /// The same request is still running elsewhere.
+    InFlight,
+    /// The key was used with a different request.
+    Mismatch,
+}
+
+#[async_trait]
+pub trait OrgStore: Send + Sync {
+    /// Creates an organization; `AlreadyExists` if its id is taken.
+    async fn create_organization(&self, org: &Organization) -> StoreResult<()>;
+    async fn get_organization(&self, id: &OrgId) -> StoreResult<Option<Organization>>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Stores a new key record; `AlreadyExists` if the id or hash is taken.
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
+    async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>>;
+    /// Marks a key revoked (keeping the first revocation time); `NotFound` if unknown.
+    async fn revoke_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey>;
+}
+
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// Writes a new order, its `order.created` event and its nonce claim atomically;
+    /// `DuplicateNonce` (and nothing written) if the nonce is taken.
+    async fn create_order(&self, new: &NewOrder) -> StoreResult<()>;
+    async fn get_order(&self, id: &OrderId) -> StoreResult<Option<PayOrder>>;
+    /// Writes a checked update, its event and its tx claims atomically, only if the stored
+    /// version is still the one read: `VersionConflict` or `TxAlreadyClaimed` otherwise.
+    async fn update_order(&self, update: &OrderUpdate) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_orders(&self, w: &ListWindow, f: &OrderFilter) -> StoreResult<Page<PayOrder>>;
+    /// Orders in an expirable status whose `expires_at` is before `now`, soonest first.
+    async fn list_expirable_orders(&self, now: Timestamp, limit: u32)
+    -> StoreResult<Vec<PayOrder>>;
+    /// The order a claimed transfer paid, if it was claimed.
+    async fn get_tx_claim(&self, claim_key: &str) -> StoreResult<Option<OrderId>>;
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>>;
+    /// Newest first.
+    async fn list_events(&self, w: &ListWindow, f: &EventFilter) -> StoreResult<Page<Event>>;
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Takes the key for a request with this fingerprint, or reports why not.
+    async fn idempotency_begin(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> StoreResult<IdempotencyBegin>;
+    /// Records the response of the request holding the key; kept for 24 h from `now`.
+    async fn idempotency_complete(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+        response: &StoredResponse,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Gives the key up (the request failed in a way a retry may fix).
+    async fn idempotency_release(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait ClaimStore: Send + Sync {
+    /// Claims `key` until `expires_at`: true the first time, false while a claim is live.
+    /// Used for signature replay protection and single-use nonces.
+    async fn claim_once(
+        &self,
+        key: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool>;
+}
+
+/// Every capability together: what the local host and the tests hold.
+pub trait Store:
+    OrgStore + KeyStore + OrderStore + EventStore + IdempotencyStore + ClaimStore
+{
+}
+
+impl<T> Store for T where
+    T: OrgStore + KeyStore + OrderStore + EventStore + IdempotencyStore + ClaimStore
+{
+}

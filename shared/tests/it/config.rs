@@ -1,0 +1,103 @@
+//! Config loads secrets from Secrets Manager (moto) when a secret id is set, env otherwise.
+
+use crate::support;
+use payorders::ChainId;
+use payorders::config::Config;
+use std::collections::HashMap;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn secrets_come_from_secrets_manager_when_configured() {
+    let sm = aws_sdk_secretsmanager::Client::new(&support::sdk_config().await);
+    let id = support::unique("payorders-secret");
+    sm.create_secret()
+        .name(&id)
+        .secret_string(
+            r#"{"master_key":"mk-from-sm","coingecko_api_key":"cg","rpc_urls":{"8453":"https://base.example"}}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let cfg = Config::load_from(
+        &env(&[
+            ("PAYORDERS_SECRET_ID", &id),
+            ("PAYORDERS_TABLE", "orders-x"),
+            ("PAYORDERS_MASTER_KEY", "ignored-when-a-secret-is-set"),
+            ("PAYORDERS_RPC_31337", "http://127.0.0.1:8545"),
+        ]),
+        &sm,
+    )
+    .await
+    .unwrap();
+    assert_eq!(cfg.table_name, "orders-x");
+    assert_eq!(cfg.secrets.master_key.unwrap().expose(), "mk-from-sm");
+    assert_eq!(cfg.secrets.coingecko_api_key.unwrap().expose(), "cg");
+    assert!(cfg.secrets.changenow_api_key.is_none());
+    let cfg_rpc = |c: u64| ChainId::new(c).unwrap();
+    let reloaded = Config::load_from(
+        &env(&[
+            ("PAYORDERS_SECRET_ID", &id),
+            ("PAYORDERS_RPC_31337", "http://127.0.0.1:8545"),
+        ]),
+        &sm,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reloaded.rpc_url(cfg_rpc(8453)),
+        Some("https://base.example")
+    );
+    assert_eq!(
+        reloaded.rpc_url(cfg_rpc(31337)),
+        Some("http://127.0.0.1:8545")
+    );
+    assert_eq!(reloaded.rpc_url(cfg_rpc(1)), None);
+}
+
+#[tokio::test]
+async fn env_is_used_without_a_secret_id_and_bad_input_is_an_error() {
+    let sm = aws_sdk_secretsmanager::Client::new(&support::sdk_config().await);
+    let cfg = Config::load_from(
+        &env(&[
+            ("PAYORDERS_MASTER_KEY", "mk-env"),
+            ("PAYORDERS_WEBHOOKS_QUEUE_URL", "http://q"),
+        ]),
+        &sm,
+    )
+    .await
+    .unwrap();
+    assert_eq!(cfg.table_name, "payorders");
+    assert_eq!(cfg.secrets.master_key.unwrap().expose(), "mk-env");
+    assert_eq!(cfg.webhooks_queue_url.as_deref(), Some("http://q"));
+
+    let missing = Config::load_from(&env(&[("PAYORDERS_SECRET_ID", "no-such-secret")]), &sm).await;
+    assert!(matches!(
+        missing,
+        Err(payorders::config::ConfigError::SecretFetch { .. })
+    ));
+
+    let id = support::unique("payorders-bad-secret");
+    sm.create_secret()
+        .name(&id)
+        .secret_string("not json")
+        .send()
+        .await
+        .unwrap();
+    let bad = Config::load_from(&env(&[("PAYORDERS_SECRET_ID", &id)]), &sm).await;
+    assert!(matches!(
+        bad,
+        Err(payorders::config::ConfigError::SecretFormat { .. })
+    ));
+
+    let bad_rpc = Config::load_from(&env(&[("PAYORDERS_RPC_base", "http://x")]), &sm).await;
+    assert!(matches!(
+        bad_rpc,
+        Err(payorders::config::ConfigError::Invalid { .. })
+    ));
+}

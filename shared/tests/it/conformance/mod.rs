@@ -1,0 +1,869 @@
+//! One conformance suite for every store adapter. Each test body is written once against
+//! `&dyn Store`; `suite!` instantiates it per adapter so the adapter shows in the test name.
+
+use crate::support::{self, order, t0};
+use payorders::store::*;
+use payorders::*;
+use std::collections::HashSet;
+
+macro_rules! suite {
+    ($adapter:ident, $make:path; $($test:ident),+ $(,)?) => {
+        mod $adapter {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let store = $make().await;
+                    super::$test(&store).await;
+                }
+            )+
+        }
+    };
+}
+
+macro_rules! all_adapters {
+    ($($test:ident),+ $(,)?) => {
+        suite!(dynamo, crate::support::dynamo_store; $($test),+);
+        suite!(embedded, crate::support::embedded_store; $($test),+);
+    };
+}
+
+all_adapters!(
+    organizations_and_api_keys,
+    create_and_get_order,
+    list_with_every_filter,
+    pagination_across_pages,
+    concurrent_conflicting_updates,
+    same_tx_claimed_by_two_orders,
+    idempotency_life_cycle,
+    duplicate_nonce,
+    event_exists_iff_transition_written,
+    list_events_by_type_and_page,
+    expirable_orders_by_expiry,
+    claim_once_until_expiry,
+);
+
+fn window(org: &OrgId, mode: KeyMode, limit: u32) -> ListWindow {
+    ListWindow {
+        limit,
+        ..ListWindow::new(org.clone(), mode)
+    }
+}
+
+async fn create(store: &dyn Store, o: PayOrder) -> PayOrder {
+    store
+        .create_order(&NewOrder::new(o.clone()).unwrap())
+        .await
+        .unwrap();
+    o
+}
+
+async fn organizations_and_api_keys(store: &dyn Store) {
+    let org = Organization::new("Acme", t0());
+    store.create_organization(&org).await.unwrap();
+    assert_eq!(
+        store.get_organization(&org.id).await.unwrap(),
+        Some(org.clone())
+    );
+    assert!(matches!(
+        store.create_organization(&org).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(
+        store.get_organization(&OrgId::generate()).await.unwrap(),
+        None
+    );
+
+    let material = payorders::auth::generate_api_key(KeyMode::Test);
+    let key = ApiKey {
+        id: KeyId::generate(),
+        organization_id: org.id.clone(),
+        mode: KeyMode::Test,
+        key_hash: material.hash.clone(),
+        prefix: material.prefix.clone(),
+        scopes: vec![Scope::OrdersRead, Scope::OrdersWrite],
+        created_at: t0(),
+        revoked_at: None,
+    };
+    store.create_api_key(&key).await.unwrap();
+    assert_eq!(
+        store.get_api_key_by_hash(&material.hash).await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(store.get_api_key(&key.id).await.unwrap(), Some(key.clone()));
+    // Same hash under a new id: refused, and the first key is untouched.
+    let dup = ApiKey {
+        id: KeyId::generate(),
+        ..key.clone()
+    };
+    assert!(matches!(
+        store.create_api_key(&dup).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(store.get_api_key(&dup.id).await.unwrap(), None);
+
+    let revoked = store
+        .revoke_api_key(&key.id, t0().plus_seconds(60))
+        .await
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(t0().plus_seconds(60)));
+    let by_hash = store
+        .get_api_key_by_hash(&material.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!by_hash.is_active());
+    // Revoking again keeps the first revocation time.
+    let again = store
+        .revoke_api_key(&key.id, t0().plus_seconds(999))
+        .await
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(t0().plus_seconds(60)));
+    assert!(matches!(
+        store.revoke_api_key(&KeyId::generate(), t0()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn create_and_get_order(store: &dyn Store) {
+    let org = OrgId::generate();
+    let o = order(&org, false, t0());
+    let new = NewOrder::new(o.clone()).unwrap();
+    store.create_order(&new).await.unwrap();
+    let got = store.get_order(&o.id).await.unwrap().unwrap();
+    assert_eq!(got, o, "every field survives the round trip");
+    let ev = store.get_event(&new.event().id).await.unwrap().unwrap();
+    assert_eq!(ev.event_type, EventType::OrderCreated);
+    assert_eq!(ev.order_id, Some(o.id.clone()));
+    assert_eq!(ev.data.object["id"], o.id.as_str());
+    // Creating the same order twice is refused and leaves no second event.
+    let again = NewOrder::new(o.clone()).unwrap();
+    assert!(matches!(
+        store.create_order(&again).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(store.get_event(&again.event().id).await.unwrap(), None);
+    assert_eq!(store.get_order(&OrderId::generate()).await.unwrap(), None);
+}
+
+async fn list_with_every_filter(store: &dyn Store) {
+    let org = OrgId::generate();
+    let other = OrgId::generate();
+    let eth_native = support::currency(1, "ETH");
+    let sol_usdc = support::currency(30000000000001, "USDC");
+    let mut expected_all = Vec::new();
+    for i in 0..12i64 {
+        let mut o = order(&org, false, t0().plus_seconds(i * 60));
+        if i % 3 == 1 {
+            o.fulfillment.asset = Some(eth_native.clone());
+        }
+        if i % 3 == 2 {
+            o.fulfillment.asset = Some(sol_usdc.clone());
+        }
+        if i % 2 == 0 {
+            o.mode = OrderMode::Sale;
+        }
+        let o = create(store, o).await;
+        let o = if i % 4 == 0 {
+            let u = o
+                .update(o.created_at, |o| o.status = OrderStatus::Cancelled)
+                .unwrap();
+            store.update_order(&u).await.unwrap();
+            u.order().clone()
+        } else {
+            o
+        };
+        expected_all.push(o);
+    }
+    // Noise: another organization, and the same organization's live mode.
+    create(store, order(&other, false, t0().plus_seconds(30))).await;
+    create(store, order(&org, true, t0().plus_seconds(30))).await;
+
+    expected_all.reverse(); // newest first
+    let ids = |v: &[PayOrder]| v.iter().map(|o| o.id.clone()).collect::<Vec<_>>();
+    let list = |f: OrderFilter, gte: Option<Timestamp>, lte: Option<Timestamp>| {
+        let w = ListWindow {
+            created_gte: gte,
+            created_lte: lte,
+            ..window(&org, KeyMode::Test, 100)
+        };
+        async move { store.list_orders(&w, &f).await.unwrap() }
+    };
+    let expect = |pred: &dyn Fn(&PayOrder) -> bool| {
+        expected_all
+            .iter()
+            .filter(|o| pred(o))
+            .map(|o| o.id.clone())
+            .collect::<Vec<_>>()
+    };
+
+    let all = list(OrderFilter::default(), None, None).await;
+    assert_eq!(ids(&all.data), expect(&|_| true));
+    assert!(!all.has_more);
+    assert_eq!(all.next_cursor, None);
+    assert_eq!(all.data, expected_all, "listed orders are complete records");
+
+    let cancelled = list(
+        OrderFilter {
+            status: Some(OrderStatus::Cancelled),
+            ..Default::default()
+        },
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        ids(&cancelled.data),
+        expect(&|o| o.status == OrderStatus::Cancelled)
+    );
+    assert_eq!(cancelled.data.len(), 3);
+
+    let sales = list(
+        OrderFilter {
+            mode: Some(OrderMode::Sale),
+            ..Default::default()
+        },
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(ids(&sales.data), expect(&|o| o.mode == OrderMode::Sale));
+
+    let on_eth = list(
+        OrderFilter {
+            chain_id: Some(ChainId::new(1).unwrap()),
+            ..Default::default()
+        },
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        ids(&on_eth.data),
+        expect(&|o| o.chain_id() == Some(ChainId::new(1).unwrap()))
+    );
+    assert_eq!(on_eth.data.len(), 4);
+
+    let sol = list(
+        OrderFilter {
+            currency: Some(sol_usdc.id.clone()),
+            ..Default::default()
+        },
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        ids(&sol.data),
+        expect(&|o| o.currency_id() == Some(sol_usdc.id.as_str()))
+    );
+
+    // Creation window, inclusive at both ends: minutes 3..=7.
+    let (lo, hi) = (t0().plus_seconds(180), t0().plus_seconds(420));
+    let window_only = list(OrderFilter::default(), Some(lo), Some(hi)).await;
+    assert_eq!(
+        ids(&window_only.data),
+        expect(&|o| o.created_at >= lo && o.created_at <= hi)
+    );
+    assert_eq!(window_only.data.len(), 5);
+
+    // Everything at once.
+    let combined = list(
+        OrderFilter {
+            status: Some(OrderStatus::Pending),
+            mode: Some(OrderMode::Deposit),
+            chain_id: Some(ChainId::new(8453).unwrap()),
+            currency: Some(support::base_usdc().id),
+        },
+        Some(t0()),
+        Some(hi),
+    )
+    .await;
+    assert_eq!(
+        ids(&combined.data),
+        expect(&|o| o.status == OrderStatus::Pending
+            && o.mode == OrderMode::Deposit
+            && o.currency_id() == Some(support::base_usdc().id.as_str())
+            && o.created_at <= hi)
+    );
+    assert!(!combined.data.is_empty());
+
+    // Isolation: live mode and the other organization see only their own.
+    let live = store
+        .list_orders(&window(&org, KeyMode::Live, 100), &OrderFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(live.data.len(), 1);
+    assert!(live.data[0].livemode);
+    let theirs = store
+        .list_orders(&window(&other, KeyMode::Test, 100), &OrderFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(theirs.data.len(), 1);
+    assert_eq!(theirs.data[0].organization_id, other);
+}
+
+async fn pagination_across_pages(store: &dyn Store) {
+    let org = OrgId::generate();
+    let mut created = Vec::new();
+    for i in 0..25i64 {
+        let mut o = order(&org, false, t0().plus_seconds(i));
+        if i % 2 == 1 {
+            o.mode = OrderMode::Sale;
+        }
+        created.push(create(store, o).await);
+    }
+    created.reverse();
+
+    async fn walk(store: &dyn Store, w: ListWindow, f: OrderFilter) -> Vec<Vec<PayOrder>> {
+        let mut pages = Vec::new();
+        let mut w = w;
+        loop {
+            let page = store.list_orders(&w, &f).await.unwrap();
+            let more = page.has_more;
+            assert_eq!(more, page.next_cursor.is_some());
+            let cursor = page.next_cursor.clone();
+            pages.push(page.data);
+            if !more {
+                return pages;
+            }
+            w.cursor = Some(Cursor::decode(&cursor.unwrap()).unwrap());
+            assert!(pages.len() < 50, "pagination does not terminate");
+        }
+    }
+
+    let pages = walk(
+        store,
+        window(&org, KeyMode::Test, 7),
+        OrderFilter::default(),
+    )
+    .await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![7, 7, 7, 4]
+    );
+    let flat: Vec<_> = pages.concat();
+    assert_eq!(flat, created, "newest first, nothing skipped or repeated");
+
+    // Exactly a multiple of the page size: the last full page says there is no more.
+    let pages = walk(
+        store,
+        window(&org, KeyMode::Test, 5),
+        OrderFilter::default(),
+    )
+    .await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![5, 5, 5, 5, 5]
+    );
+
+    // With a filter, across pages (the DynamoDB adapter filters after reading).
+    let sales: Vec<_> = created
+        .iter()
+        .filter(|o| o.mode == OrderMode::Sale)
+        .cloned()
+        .collect();
+    let pages = walk(
+        store,
+        window(&org, KeyMode::Test, 4),
+        OrderFilter {
+            mode: Some(OrderMode::Sale),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![4, 4, 4]
+    );
+    assert_eq!(pages.concat(), sales);
+
+    // A window plus a cursor.
+    let w = ListWindow {
+        created_gte: Some(t0().plus_seconds(5)),
+        created_lte: Some(t0().plus_seconds(14)),
+        ..window(&org, KeyMode::Test, 3)
+    };
+    let pages = walk(store, w, OrderFilter::default()).await;
+    let got: Vec<_> = pages.concat().iter().map(|o| o.created_at).collect();
+    let want: Vec<_> = (5..=14).rev().map(|i| t0().plus_seconds(i)).collect();
+    assert_eq!(got, want);
+}
+
+async fn concurrent_conflicting_updates(store: &dyn Store) {
+    let org = OrgId::generate();
+    for round in 0..5 {
+        let o = create(store, order(&org, false, t0().plus_seconds(round))).await;
+        let now = t0().plus_seconds(100 + round);
+        let a = o
+            .update(now, |o| o.status = OrderStatus::Cancelled)
+            .unwrap();
+        let b = o
+            .update(now, |o| o.status = OrderStatus::AwaitingPayment)
+            .unwrap();
+        let (ra, rb) = tokio::join!(store.update_order(&a), store.update_order(&b));
+        let (winner, loser, loser_result) = match (&ra, &rb) {
+            (Ok(()), Err(_)) => (&a, &b, rb),
+            (Err(_), Ok(())) => (&b, &a, ra),
+            other => panic!("exactly one update must win, got {other:?}"),
+        };
+        assert!(
+            matches!(
+                loser_result,
+                Err(StoreError::VersionConflict { expected: 1 })
+            ),
+            "{loser_result:?}"
+        );
+        let stored = store.get_order(&o.id).await.unwrap().unwrap();
+        assert_eq!(&stored, winner.order());
+        assert_eq!(stored.version, 2);
+        let winner_event = winner.event().unwrap();
+        let loser_event = loser.event().unwrap();
+        assert!(store.get_event(&winner_event.id).await.unwrap().is_some());
+        assert!(store.get_event(&loser_event.id).await.unwrap().is_none());
+    }
+}
+
+async fn same_tx_claimed_by_two_orders(store: &dyn Store) {
+    let org = OrgId::generate();
+    for round in 0..5i64 {
+        let claim = TxClaim {
+            chain_id: ChainId::new(8453).unwrap(),
+            tx_hash: format!("0x{:064x}", 0xabc0 + round),
+            log_index: 3,
+        };
+        let mut awaiting = Vec::new();
+        for k in 0..2 {
+            let o = create(store, order(&org, false, t0().plus_seconds(round * 10 + k))).await;
+            let u = o
+                .update(t0(), |o| o.status = OrderStatus::AwaitingPayment)
+                .unwrap();
+            store.update_order(&u).await.unwrap();
+            awaiting.push(u.order().clone());
+        }
+        let pay = |o: &PayOrder| {
+            o.update(t0().plus_seconds(500), |o| {
+                o.status = OrderStatus::AwaitingConfirmation
+            })
+            .unwrap()
+            .with_tx_claim(claim.clone())
+        };
+        let (a, b) = (pay(&awaiting[0]), pay(&awaiting[1]));
+        let (ra, rb) = tokio::join!(store.update_order(&a), store.update_order(&b));
+        let (winner, loser, loser_result) = match (&ra, &rb) {
+            (Ok(()), Err(_)) => (&a, &b, rb),
+            (Err(_), Ok(())) => (&b, &a, ra),
+            other => panic!("exactly one order may take the transfer, got {other:?}"),
+        };
+        match loser_result {
+            Err(StoreError::TxAlreadyClaimed { claim: c }) => assert_eq!(c, claim.key()),
+            other => panic!("expected TxAlreadyClaimed, got {other:?}"),
+        }
+        assert_eq!(
+            store.get_tx_claim(&claim.key()).await.unwrap(),
+            Some(winner.order().id.clone())
+        );
+        // The losing order is exactly as it was, and its event was never written.
+        let lost = store.get_order(&loser.order().id).await.unwrap().unwrap();
+        assert_eq!(lost.status, OrderStatus::AwaitingPayment);
+        assert_eq!(lost.version, 2);
+        assert!(
+            store
+                .get_event(&loser.event().unwrap().id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The same log index of another tx, and another log of the same tx, are free.
+        let other_log = TxClaim {
+            log_index: 4,
+            ..claim.clone()
+        };
+        let u = lost
+            .update(t0(), |o| o.status = OrderStatus::AwaitingConfirmation)
+            .unwrap()
+            .with_tx_claim(other_log);
+        store.update_order(&u).await.unwrap();
+    }
+    assert_eq!(store.get_tx_claim("8453#0xnothing#0").await.unwrap(), None);
+}
+
+async fn idempotency_life_cycle(store: &dyn Store) {
+    let scope = IdempotencyScope {
+        organization_id: OrgId::generate(),
+        mode: KeyMode::Test,
+        key: "order-789-attempt-1".into(),
+    };
+    let now = t0();
+    let resp = StoredResponse {
+        status: 201,
+        body: r#"{"id":"po_x"}"#.into(),
+    };
+    use IdempotencyBegin::*;
+
+    assert_eq!(
+        store.idempotency_begin(&scope, "fp-a", now).await.unwrap(),
+        Started
+    );
+    assert_eq!(
+        store.idempotency_begin(&scope, "fp-a", now).await.unwrap(),
+        InFlight
+    );
+    assert_eq!(
+        store.idempotency_begin(&scope, "fp-b", now).await.unwrap(),
+        Mismatch
+    );
+
+    // Released (a retryable failure): the next attempt starts afresh.
+    store.idempotency_release(&scope, "fp-a").await.unwrap();
+    assert_eq!(
+        store.idempotency_begin(&scope, "fp-a", now).await.unwrap(),
+        Started
+    );
+
+    store
+        .idempotency_complete(&scope, "fp-a", &resp, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .idempotency_begin(&scope, "fp-a", now.plus_seconds(10))
+            .await
+            .unwrap(),
+        Replay(resp.clone())
+    );
+    assert_eq!(
+        store
+            .idempotency_begin(&scope, "fp-b", now.plus_seconds(10))
+            .await
+            .unwrap(),
+        Mismatch
+    );
+    // Releasing a completed record does nothing.
+    store.idempotency_release(&scope, "fp-a").await.unwrap();
+    assert_eq!(
+        store
+            .idempotency_begin(&scope, "fp-a", now.plus_seconds(20))
+            .await
+            .unwrap(),
+        Replay(resp.clone())
+    );
+    // Still kept just before 24 h; gone after, whatever TTL did or did not delete.
+    assert_eq!(
+        store
+            .idempotency_begin(&scope, "fp-a", now.plus_seconds(IDEMPOTENCY_TTL_SECS - 1))
+            .await
+            .unwrap(),
+        Replay(resp.clone())
+    );
+    let later = now.plus_seconds(IDEMPOTENCY_TTL_SECS + 5);
+    assert_eq!(
+        store
+            .idempotency_begin(&scope, "fp-b", later)
+            .await
+            .unwrap(),
+        Started
+    );
+
+    // An in-flight lock left by a crashed request can be taken over once it lapses.
+    assert_eq!(
+        store
+            .idempotency_begin(&scope, "fp-b", later)
+            .await
+            .unwrap(),
+        InFlight
+    );
+    let lapsed = later.plus_seconds(IDEMPOTENCY_LOCK_SECS + 1);
+    assert_eq!(
+        store
+            .idempotency_begin(&scope, "fp-b", lapsed)
+            .await
+            .unwrap(),
+        Started
+    );
+
+    // Keys are scoped per organization and mode.
+    let live = IdempotencyScope {
+        mode: KeyMode::Live,
+        ..scope.clone()
+    };
+    assert_eq!(
+        store.idempotency_begin(&live, "fp-z", now).await.unwrap(),
+        Started
+    );
+    let other = IdempotencyScope {
+        organization_id: OrgId::generate(),
+        ..scope.clone()
+    };
+    assert_eq!(
+        store.idempotency_begin(&other, "fp-z", now).await.unwrap(),
+        Started
+    );
+}
+
+async fn duplicate_nonce(store: &dyn Store) {
+    let org = OrgId::generate();
+    let mut first = order(&org, false, t0());
+    first.nonce = Some("1640995200123456".into());
+    create(store, first.clone()).await;
+
+    let mut second = order(&org, false, t0().plus_seconds(1));
+    second.nonce = first.nonce.clone();
+    let new = NewOrder::new(second.clone()).unwrap();
+    assert!(matches!(
+        store.create_order(&new).await,
+        Err(StoreError::DuplicateNonce)
+    ));
+    // Nothing of the refused order was written.
+    assert_eq!(store.get_order(&second.id).await.unwrap(), None);
+    assert_eq!(store.get_event(&new.event().id).await.unwrap(), None);
+
+    // The same nonce is free in the other mode and in another organization.
+    let mut live = order(&org, true, t0().plus_seconds(2));
+    live.nonce = first.nonce.clone();
+    create(store, live).await;
+    let mut theirs = order(&OrgId::generate(), false, t0().plus_seconds(3));
+    theirs.nonce = first.nonce.clone();
+    create(store, theirs).await;
+}
+
+async fn event_exists_iff_transition_written(store: &dyn Store) {
+    let org = OrgId::generate();
+    let o = create(store, order(&org, false, t0())).await;
+    let to_awaiting = o
+        .update(t0().plus_seconds(1), |o| {
+            o.status = OrderStatus::AwaitingPayment
+        })
+        .unwrap();
+    store.update_order(&to_awaiting).await.unwrap();
+    let ev = store
+        .get_event(&to_awaiting.event().unwrap().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ev.event_type, EventType::OrderAwaitingPayment);
+    assert_eq!(ev.data.object["status"], "AWAITING_PAYMENT");
+
+    // A write from a stale read fails and leaves no event.
+    let stale = o
+        .update(t0().plus_seconds(2), |o| o.status = OrderStatus::Cancelled)
+        .unwrap();
+    assert!(matches!(
+        store.update_order(&stale).await,
+        Err(StoreError::VersionConflict { expected: 1 })
+    ));
+    assert!(
+        store
+            .get_event(&stale.event().unwrap().id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.get_order(&o.id).await.unwrap().unwrap().status,
+        OrderStatus::AwaitingPayment
+    );
+
+    // A write that fails on its tx claim writes neither the order nor the event.
+    let claim = TxClaim {
+        chain_id: ChainId::new(1).unwrap(),
+        tx_hash: "0xfeed".into(),
+        log_index: 0,
+    };
+    let other = create(store, order(&org, false, t0().plus_seconds(3))).await;
+    let other = {
+        let u = other
+            .update(t0(), |o| o.status = OrderStatus::AwaitingPayment)
+            .unwrap();
+        store.update_order(&u).await.unwrap();
+        u.order().clone()
+    };
+    let cur = store.get_order(&o.id).await.unwrap().unwrap();
+    store
+        .update_order(
+            &other
+                .update(t0(), |o| o.status = OrderStatus::PartialPayment)
+                .unwrap()
+                .with_tx_claim(claim.clone()),
+        )
+        .await
+        .unwrap();
+    let blocked = cur
+        .update(t0(), |o| o.status = OrderStatus::AwaitingConfirmation)
+        .unwrap()
+        .with_tx_claim(claim);
+    assert!(matches!(
+        store.update_order(&blocked).await,
+        Err(StoreError::TxAlreadyClaimed { .. })
+    ));
+    assert!(
+        store
+            .get_event(&blocked.event().unwrap().id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.get_order(&o.id).await.unwrap().unwrap(), cur);
+
+    // A plain edit with no status change writes no event unless asked to.
+    let edit = cur.update(t0(), |o| o.paid_over = true).unwrap();
+    assert!(edit.event().is_none());
+    store.update_order(&edit).await.unwrap();
+    let all = store
+        .list_events(&window(&org, KeyMode::Test, 100), &EventFilter::default())
+        .await
+        .unwrap();
+    // created ×2, awaiting_payment ×2, partial_payment ×1, and nothing else.
+    assert_eq!(
+        all.data.len(),
+        5,
+        "{:?}",
+        all.data.iter().map(|e| e.event_type).collect::<Vec<_>>()
+    );
+}
+
+async fn list_events_by_type_and_page(store: &dyn Store) {
+    let org = OrgId::generate();
+    for i in 0..9i64 {
+        let o = create(store, order(&org, false, t0().plus_seconds(i * 10))).await;
+        if i % 3 == 0 {
+            let u = o
+                .update(t0().plus_seconds(i * 10 + 1), |o| {
+                    o.status = OrderStatus::Cancelled
+                })
+                .unwrap();
+            store.update_order(&u).await.unwrap();
+        }
+    }
+    create(store, order(&org, true, t0())).await; // live: not visible in test mode
+
+    let mut w = window(&org, KeyMode::Test, 4);
+    let mut seen = Vec::new();
+    loop {
+        let page = store
+            .list_events(&w, &EventFilter::default())
+            .await
+            .unwrap();
+        seen.extend(page.data);
+        match page.next_cursor {
+            Some(c) => w.cursor = Some(Cursor::decode(&c).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 12);
+    assert!(
+        seen.windows(2).all(|p| p[0].created_at >= p[1].created_at),
+        "newest first"
+    );
+    assert_eq!(
+        seen.iter()
+            .map(|e| e.id.clone())
+            .collect::<HashSet<_>>()
+            .len(),
+        12
+    );
+    assert!(seen.iter().all(|e| !e.livemode && e.organization_id == org));
+
+    let cancelled = store
+        .list_events(
+            &window(&org, KeyMode::Test, 100),
+            &EventFilter {
+                event_type: Some(EventType::OrderCancelled),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cancelled.data.len(), 3);
+    assert!(
+        cancelled
+            .data
+            .iter()
+            .all(|e| e.event_type == EventType::OrderCancelled)
+    );
+
+    let recent = store
+        .list_events(
+            &ListWindow {
+                created_gte: Some(t0().plus_seconds(60)),
+                ..window(&org, KeyMode::Test, 100)
+            },
+            &EventFilter::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        recent.data.len(),
+        4,
+        "created at 60, 70, 80 and the cancel at 61"
+    );
+}
+
+async fn expirable_orders_by_expiry(store: &dyn Store) {
+    // The expiry index is global: use a far-future clock so other tests' orders, which
+    // share a DynamoDB table only within one test, cannot interfere.
+    let org = OrgId::generate();
+    let base = Timestamp::parse("2091-01-01T00:00:00Z").unwrap();
+    let mut due = Vec::new();
+    for i in 0..6i64 {
+        let mut o = order(&org, false, base.plus_seconds(i));
+        o.expires_at = base.plus_seconds(100 - i);
+        due.push(create(store, o).await);
+    }
+    // Leaves the expirable set: cancelled.
+    let u = due[0]
+        .update(base, |o| o.status = OrderStatus::Cancelled)
+        .unwrap();
+    store.update_order(&u).await.unwrap();
+    // Stays in it: awaiting payment.
+    let u = due[1]
+        .update(base, |o| o.status = OrderStatus::AwaitingPayment)
+        .unwrap();
+    store.update_order(&u).await.unwrap();
+    // Not due yet.
+    let mut later = order(&org, false, base);
+    later.expires_at = base.plus_seconds(10_000);
+    create(store, later).await;
+
+    let now = base.plus_seconds(1000);
+    let found = store.list_expirable_orders(now, 100).await.unwrap();
+    let found_ids: Vec<_> = found.iter().map(|o| o.id.clone()).collect();
+    let mut want: Vec<_> = due[1..].to_vec();
+    want.sort_by_key(|o| o.expires_at);
+    assert_eq!(
+        found_ids,
+        want.iter().map(|o| o.id.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(found[found.len() - 1].status, OrderStatus::AwaitingPayment);
+    assert_eq!(store.list_expirable_orders(now, 2).await.unwrap().len(), 2);
+    assert!(
+        store
+            .list_expirable_orders(base, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn claim_once_until_expiry(store: &dyn Store) {
+    let key = format!("sig#{}", OrderId::generate());
+    let now = t0();
+    let until = now.plus_seconds(300);
+    assert!(store.claim_once(&key, now, until).await.unwrap());
+    assert!(
+        !store
+            .claim_once(&key, now.plus_seconds(299), until)
+            .await
+            .unwrap()
+    );
+    // Concurrent claims of a fresh key: exactly one wins.
+    let fresh = format!("nonce#{}", OrderId::generate());
+    let results =
+        futures::future::join_all((0..8).map(|_| store.claim_once(&fresh, now, until))).await;
+    assert_eq!(results.iter().filter(|r| *r.as_ref().unwrap()).count(), 1);
+    // After expiry the key can be claimed again.
+    assert!(
+        store
+            .claim_once(&key, now.plus_seconds(301), now.plus_seconds(600))
+            .await
+            .unwrap()
+    );
+}

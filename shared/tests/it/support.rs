@@ -1,0 +1,112 @@
+//! Test harness: fresh, isolated stores per test and sample data builders.
+
+use payorders::registry::{CurrencyRef, registry};
+use payorders::store::dynamo::{DynamoStore, create_table};
+use payorders::store::embedded::EmbeddedStore;
+use payorders::*;
+
+/// The moto server endpoint `make test` exported. Missing is a failure, never a skip.
+pub fn aws_endpoint() -> String {
+    std::env::var("PAYORDERS_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "PAYORDERS_TEST_AWS_ENDPOINT is not set. The DynamoDB and Secrets Manager tests \
+             run against moto server: use `make test`, which installs and starts it."
+        )
+    })
+}
+
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(aws_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        OrderId::generate().as_str().trim_start_matches("po_")
+    )
+}
+
+/// A DynamoDB store on a brand-new table in moto.
+pub async fn dynamo_store() -> DynamoStore {
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let table = unique("conformance");
+    create_table(&client, &table)
+        .await
+        .expect("create the table in moto");
+    DynamoStore::new(client, table)
+}
+
+/// An embedded store in a fresh SQLite file (WAL mode, as `make dev` uses).
+pub async fn embedded_store() -> EmbeddedStore {
+    let path = std::env::temp_dir().join(format!("{}.db", unique("payorders-conformance")));
+    EmbeddedStore::open(&path).expect("open a SQLite file")
+}
+
+pub fn base_usdc() -> registry::Currency {
+    registry()
+        .currency(&CurrencyRef {
+            chain_id: ChainId::new(8453).unwrap(),
+            address: Some("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913".into()),
+        })
+        .unwrap()
+}
+
+pub fn currency(chain: u64, symbol: &str) -> registry::Currency {
+    registry()
+        .chain(ChainId::new(chain).unwrap())
+        .unwrap()
+        .currency_by_symbol(symbol)
+        .unwrap()
+}
+
+/// A PENDING order of `org` created at `created_at`.
+pub fn order(org: &OrgId, livemode: bool, created_at: Timestamp) -> PayOrder {
+    let asset = base_usdc();
+    PayOrder {
+        id: OrderId::generate(),
+        organization_id: org.clone(),
+        livemode,
+        mode: OrderMode::Deposit,
+        status: OrderStatus::Pending,
+        created_at,
+        updated_at: created_at,
+        expires_at: created_at.plus_seconds(1800),
+        fulfillment: Fulfillment {
+            amount: Some(Amount::new(
+                RawAmount::from_u128(25_000_000),
+                asset.decimals,
+            )),
+            asset: Some(asset),
+            recipient: Some("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into()),
+            ..Default::default()
+        },
+        metadata: Some(
+            serde_json::json!({"items": [{"name": "Widget", "quantity": 2, "unit_price": 49.99}]})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        ),
+        webhook_url: None,
+        redirect_url: None,
+        cancel_url: None,
+        nonce: None,
+        payment_tolerance: PaymentTolerance::default(),
+        confirmations: None,
+        paid_over: false,
+        paid_late: false,
+        underpaid_within_tolerance: false,
+        idempotency_key: None,
+        version: 1,
+    }
+}
+
+pub fn t0() -> Timestamp {
+    Timestamp::parse("2026-06-01T12:00:00Z").unwrap()
+}
