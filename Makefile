@@ -1,0 +1,36 @@
+# PayOrders developer commands. `make dev` runs the system, `make test` runs every test.
+# Both install what they need (project venv under .venv, cargo crates) on first use.
+
+PORT ?= 3000
+CARGO ?= cargo
+
+.PHONY: dev test lint fmt build package bench services clean
+
+## Start the local host on 127.0.0.1:$(PORT) with the embedded store.
+dev:
+	$(CARGO) build --bin payorders
+	./target/debug/payorders serve --port $(PORT)
+
+## Every test, with moto server started on a free port and stopped afterwards.
+test:
+	infra/scripts/test.sh
+
+## Formatting and clippy, warnings denied.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Release build of every workspace binary.
+build:
+	$(CARGO) build --workspace --release --locked
+
+## Install the Python test services into .venv without starting them.
+services:
+	infra/scripts/services.sh install
+
+clean:
+	$(CARGO) clean
+	rm -rf .venv .local
