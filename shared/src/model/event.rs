@@ -40,7 +40,7 @@ impl Event {
             livemode: order.livemode,
             order_id: Some(order.id.clone()),
             data: EventData {
-                object: serde_json::to_value(order).expect("orders always serialize"),
+                object: order.api_view(),
             },
         }
     }

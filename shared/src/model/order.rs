@@ -1,5 +1,6 @@
-//! Pay orders, and the only way to build a write of one: [`PayOrder::update`] checks the
-//! transition table and attaches the event; [`NewOrder`] pairs a new order with its
+//! Pay orders, and the only ways to build a write of one: [`PayOrder::transition`] checks
+//! the transition table and attaches the event, [`PayOrder::edit`] changes anything but the
+//! status; [`NewOrder`] pairs a new order with its
 //! `order.created` event. Store adapters accept nothing else.
 
 use super::{
@@ -74,6 +75,9 @@ pub struct PayOrder {
     pub paid_late: bool,
     #[serde(default)]
     pub underpaid_within_tolerance: bool,
+    /// Why the merchant cancelled the order, if they said.
+    #[serde(default)]
+    pub cancellation_reason: Option<String>,
     /// The `Idempotency-Key` the order was created with, if any.
     #[serde(default)]
     pub idempotency_key: Option<String>,
@@ -82,6 +86,25 @@ pub struct PayOrder {
 }
 
 impl PayOrder {
+    /// The order as the API shows it (responses, event payloads): `id` and `object` first,
+    /// internal bookkeeping left out.
+    pub fn api_view(&self) -> serde_json::Value {
+        let serde_json::Value::Object(fields) =
+            serde_json::to_value(self).expect("orders serialize")
+        else {
+            unreachable!("a struct serializes to an object")
+        };
+        let mut out = serde_json::Map::new();
+        out.insert("id".into(), serde_json::json!(self.id));
+        out.insert("object".into(), serde_json::json!("pay_order"));
+        for (k, v) in fields {
+            if k != "id" && k != "idempotency_key" {
+                out.insert(k, v);
+            }
+        }
+        serde_json::Value::Object(out)
+    }
+
     pub fn facts(&self) -> TransitionFacts {
         TransitionFacts {
             paid_late: self.paid_late,
@@ -98,37 +121,63 @@ impl PayOrder {
         self.fulfillment.asset.as_ref().map(|a| a.id.as_str())
     }
 
-    /// Builds the write of a change to this order. If `change` moves the status, the move
-    /// must be in the transition table and the matching event is attached; otherwise the
-    /// write carries no event unless one is added with [`OrderUpdate::with_event`].
-    pub fn update(
+    /// Builds the write of a status move to `to` (plus any other `change`): the move must be
+    /// in the transition table, and the event of entering `to` is attached.
+    pub fn transition(
         &self,
         now: Timestamp,
+        to: OrderStatus,
         change: impl FnOnce(&mut PayOrder),
     ) -> Result<OrderUpdate, TransitionError> {
-        let mut next = self.clone();
-        change(&mut next);
-        // Identity and bookkeeping are not the caller's to change.
-        next.id = self.id.clone();
-        next.organization_id = self.organization_id.clone();
-        next.livemode = self.livemode;
-        next.created_at = self.created_at;
-        next.version = self.version + 1;
-        next.updated_at = now;
-        let event = if next.status != self.status {
-            check_transition(self.status, next.status, self.facts())?;
-            next.status
-                .event_type()
-                .map(|t| Event::for_order(&next, t, now))
-        } else {
-            None
-        };
+        check_transition(self.status, to, self.facts())?;
+        let next = self.next_version(now, |o| {
+            change(o);
+            o.status = to;
+        });
+        let event = to.event_type().map(|t| Event::for_order(&next, t, now));
         Ok(OrderUpdate {
             order: next,
             expected_version: self.version,
             event,
             tx_claims: Vec::new(),
         })
+    }
+
+    /// Builds the write of a change that keeps the status (a top-up, a fact). Moving the
+    /// status this way is refused: that is what [`PayOrder::transition`] is for. The write
+    /// carries no event unless one is added with [`OrderUpdate::with_event`].
+    pub fn edit(
+        &self,
+        now: Timestamp,
+        change: impl FnOnce(&mut PayOrder),
+    ) -> Result<OrderUpdate, TransitionError> {
+        let next = self.next_version(now, change);
+        if next.status != self.status {
+            return Err(TransitionError::NotAllowed {
+                from: self.status,
+                to: next.status,
+            });
+        }
+        Ok(OrderUpdate {
+            order: next,
+            expected_version: self.version,
+            event: None,
+            tx_claims: Vec::new(),
+        })
+    }
+
+    /// A copy with `change` applied and the bookkeeping (identity, version, times) kept
+    /// out of the caller's hands.
+    fn next_version(&self, now: Timestamp, change: impl FnOnce(&mut PayOrder)) -> PayOrder {
+        let mut next = self.clone();
+        change(&mut next);
+        next.id = self.id.clone();
+        next.organization_id = self.organization_id.clone();
+        next.livemode = self.livemode;
+        next.created_at = self.created_at;
+        next.version = self.version + 1;
+        next.updated_at = now;
+        next
     }
 }
 
@@ -262,18 +311,19 @@ pub(crate) mod tests {
             paid_over: false,
             paid_late: false,
             underpaid_within_tolerance: false,
+            cancellation_reason: None,
             idempotency_key: None,
             version: 1,
         }
     }
 
     #[test]
-    fn update_checks_the_table_and_attaches_the_event() {
+    fn transition_checks_the_table_and_attaches_the_event() {
         let now = Timestamp::now();
         let o = sample_order(&OrgId::generate(), false, now);
         let later = now.plus_seconds(5);
         let u = o
-            .update(later, |o| o.status = OrderStatus::AwaitingPayment)
+            .transition(later, OrderStatus::AwaitingPayment, |_| {})
             .unwrap();
         assert_eq!(u.expected_version(), 1);
         assert_eq!(u.order().version, 2);
@@ -284,10 +334,21 @@ pub(crate) mod tests {
         assert_eq!(ev.data.object["version"], 2);
 
         let err = o
-            .update(later, |o| o.status = OrderStatus::Completed)
+            .transition(later, OrderStatus::Completed, |_| {})
             .unwrap_err();
         assert_eq!(
             err,
+            TransitionError::NotAllowed {
+                from: OrderStatus::Pending,
+                to: OrderStatus::Completed
+            }
+        );
+        // Staying put is not a transition either.
+        assert!(o.transition(later, OrderStatus::Pending, |_| {}).is_err());
+        // And `edit` cannot move the status behind the table's back.
+        assert_eq!(
+            o.edit(later, |o| o.status = OrderStatus::Completed)
+                .unwrap_err(),
             TransitionError::NotAllowed {
                 from: OrderStatus::Pending,
                 to: OrderStatus::Completed
@@ -300,7 +361,7 @@ pub(crate) mod tests {
         let now = Timestamp::now();
         let o = sample_order(&OrgId::generate(), false, now);
         let u = o
-            .update(now, |o| {
+            .edit(now, |o| {
                 o.id = OrderId::generate();
                 o.version = 99;
                 o.livemode = true;

@@ -89,6 +89,9 @@ pub struct ApiKey {
     pub key_hash: String,
     /// The first characters of the key, for people to tell keys apart (`sk_test_4f9a…`).
     pub prefix: String,
+    /// The key's API secret (signs requests), sealed with the master key; never stored
+    /// in plaintext.
+    pub secret_sealed: String,
     pub scopes: Vec<Scope>,
     pub created_at: Timestamp,
     #[serde(default)]
@@ -133,6 +136,7 @@ mod tests {
             mode: KeyMode::Test,
             key_hash: "00".repeat(32),
             prefix: "sk_test_abcd".into(),
+            secret_sealed: "v1.sealed".into(),
             scopes: vec![Scope::OrdersRead],
             created_at: now,
             revoked_at: None,

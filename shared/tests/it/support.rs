@@ -102,6 +102,7 @@ pub fn order(org: &OrgId, livemode: bool, created_at: Timestamp) -> PayOrder {
         paid_over: false,
         paid_late: false,
         underpaid_within_tolerance: false,
+        cancellation_reason: None,
         idempotency_key: None,
         version: 1,
     }

@@ -80,6 +80,7 @@ async fn organizations_and_api_keys(store: &dyn Store) {
         mode: KeyMode::Test,
         key_hash: material.hash.clone(),
         prefix: material.prefix.clone(),
+        secret_sealed: "v1.sealed-secret".into(),
         scopes: vec![Scope::OrdersRead, Scope::OrdersWrite],
         created_at: t0(),
         revoked_at: None,
@@ -165,7 +166,7 @@ async fn list_with_every_filter(store: &dyn Store) {
         let o = create(store, o).await;
         let o = if i % 4 == 0 {
             let u = o
-                .update(o.created_at, |o| o.status = OrderStatus::Cancelled)
+                .transition(o.created_at, OrderStatus::Cancelled, |_| {})
                 .unwrap();
             store.update_order(&u).await.unwrap();
             u.order().clone()
@@ -394,11 +395,9 @@ async fn concurrent_conflicting_updates(store: &dyn Store) {
     for round in 0..5 {
         let o = create(store, order(&org, false, t0().plus_seconds(round))).await;
         let now = t0().plus_seconds(100 + round);
-        let a = o
-            .update(now, |o| o.status = OrderStatus::Cancelled)
-            .unwrap();
+        let a = o.transition(now, OrderStatus::Cancelled, |_| {}).unwrap();
         let b = o
-            .update(now, |o| o.status = OrderStatus::AwaitingPayment)
+            .transition(now, OrderStatus::AwaitingPayment, |_| {})
             .unwrap();
         let (ra, rb) = tokio::join!(store.update_order(&a), store.update_order(&b));
         let (winner, loser, loser_result) = match (&ra, &rb) {
@@ -435,15 +434,17 @@ async fn same_tx_claimed_by_two_orders(store: &dyn Store) {
         for k in 0..2 {
             let o = create(store, order(&org, false, t0().plus_seconds(round * 10 + k))).await;
             let u = o
-                .update(t0(), |o| o.status = OrderStatus::AwaitingPayment)
+                .transition(t0(), OrderStatus::AwaitingPayment, |_| {})
                 .unwrap();
             store.update_order(&u).await.unwrap();
             awaiting.push(u.order().clone());
         }
         let pay = |o: &PayOrder| {
-            o.update(t0().plus_seconds(500), |o| {
-                o.status = OrderStatus::AwaitingConfirmation
-            })
+            o.transition(
+                t0().plus_seconds(500),
+                OrderStatus::AwaitingConfirmation,
+                |_| {},
+            )
             .unwrap()
             .with_tx_claim(claim.clone())
         };
@@ -479,7 +480,7 @@ async fn same_tx_claimed_by_two_orders(store: &dyn Store) {
             ..claim.clone()
         };
         let u = lost
-            .update(t0(), |o| o.status = OrderStatus::AwaitingConfirmation)
+            .transition(t0(), OrderStatus::AwaitingConfirmation, |_| {})
             .unwrap()
             .with_tx_claim(other_log);
         store.update_order(&u).await.unwrap();
@@ -630,9 +631,7 @@ async fn event_exists_iff_transition_written(store: &dyn Store) {
     let org = OrgId::generate();
     let o = create(store, order(&org, false, t0())).await;
     let to_awaiting = o
-        .update(t0().plus_seconds(1), |o| {
-            o.status = OrderStatus::AwaitingPayment
-        })
+        .transition(t0().plus_seconds(1), OrderStatus::AwaitingPayment, |_| {})
         .unwrap();
     store.update_order(&to_awaiting).await.unwrap();
     let ev = store
@@ -645,7 +644,7 @@ async fn event_exists_iff_transition_written(store: &dyn Store) {
 
     // A write from a stale read fails and leaves no event.
     let stale = o
-        .update(t0().plus_seconds(2), |o| o.status = OrderStatus::Cancelled)
+        .transition(t0().plus_seconds(2), OrderStatus::Cancelled, |_| {})
         .unwrap();
     assert!(matches!(
         store.update_order(&stale).await,
@@ -672,7 +671,7 @@ async fn event_exists_iff_transition_written(store: &dyn Store) {
     let other = create(store, order(&org, false, t0().plus_seconds(3))).await;
     let other = {
         let u = other
-            .update(t0(), |o| o.status = OrderStatus::AwaitingPayment)
+            .transition(t0(), OrderStatus::AwaitingPayment, |_| {})
             .unwrap();
         store.update_order(&u).await.unwrap();
         u.order().clone()
@@ -681,14 +680,14 @@ async fn event_exists_iff_transition_written(store: &dyn Store) {
     store
         .update_order(
             &other
-                .update(t0(), |o| o.status = OrderStatus::PartialPayment)
+                .transition(t0(), OrderStatus::PartialPayment, |_| {})
                 .unwrap()
                 .with_tx_claim(claim.clone()),
         )
         .await
         .unwrap();
     let blocked = cur
-        .update(t0(), |o| o.status = OrderStatus::AwaitingConfirmation)
+        .transition(t0(), OrderStatus::AwaitingConfirmation, |_| {})
         .unwrap()
         .with_tx_claim(claim);
     assert!(matches!(
@@ -705,7 +704,7 @@ async fn event_exists_iff_transition_written(store: &dyn Store) {
     assert_eq!(store.get_order(&o.id).await.unwrap().unwrap(), cur);
 
     // A plain edit with no status change writes no event unless asked to.
-    let edit = cur.update(t0(), |o| o.paid_over = true).unwrap();
+    let edit = cur.edit(t0(), |o| o.paid_over = true).unwrap();
     assert!(edit.event().is_none());
     store.update_order(&edit).await.unwrap();
     let all = store
@@ -727,9 +726,11 @@ async fn list_events_by_type_and_page(store: &dyn Store) {
         let o = create(store, order(&org, false, t0().plus_seconds(i * 10))).await;
         if i % 3 == 0 {
             let u = o
-                .update(t0().plus_seconds(i * 10 + 1), |o| {
-                    o.status = OrderStatus::Cancelled
-                })
+                .transition(
+                    t0().plus_seconds(i * 10 + 1),
+                    OrderStatus::Cancelled,
+                    |_| {},
+                )
                 .unwrap();
             store.update_order(&u).await.unwrap();
         }
@@ -810,12 +811,12 @@ async fn expirable_orders_by_expiry(store: &dyn Store) {
     }
     // Leaves the expirable set: cancelled.
     let u = due[0]
-        .update(base, |o| o.status = OrderStatus::Cancelled)
+        .transition(base, OrderStatus::Cancelled, |_| {})
         .unwrap();
     store.update_order(&u).await.unwrap();
     // Stays in it: awaiting payment.
     let u = due[1]
-        .update(base, |o| o.status = OrderStatus::AwaitingPayment)
+        .transition(base, OrderStatus::AwaitingPayment, |_| {})
         .unwrap();
     store.update_order(&u).await.unwrap();
     // Not due yet.
