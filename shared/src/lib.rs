@@ -5,8 +5,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod http;
 pub mod model;
 pub mod registry;
+pub mod runtime;
 pub mod store;
 
 pub use model::*;

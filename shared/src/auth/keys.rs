@@ -1,4 +1,4 @@
-//! API key material: generation and hashing. Keys are shown once and stored only as SHA-256.
+//! API key text: generation and hashing. Keys are shown once and stored only as SHA-256.
 
 use crate::model::{KeyMode, random_bytes};
 use sha2::{Digest, Sha256};

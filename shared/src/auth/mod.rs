@@ -1,0 +1,582 @@
+//! Authentication and authorization, in one place for the authorizer and the handlers.
+//!
+//! The authorizer calls [`authenticate`] (key lookup, signature check, single-use v2
+//! nonces, scope for the route) and returns an [`AuthContext`] as its context. An
+//! authorizer never sees the body, so the body-bound checks ([`verify_body`]: refusing an
+//! exact replay of a v1/legacy signed request, matching a v2 signature's body hash) run in
+//! the handlers that take a body. Functions read the context through
+//! [`AuthContext::from_authorizer`] and never re-parse keys.
+
+mod keys;
+mod sealed;
+mod signature;
+
+pub use keys::*;
+pub use sealed::{MasterKey, SealError};
+pub use signature::{SIGNATURE_WINDOW_SECS, Scheme, SignatureHeader, sign, v2_string_to_sign};
+
+use crate::model::{ApiKey, KeyId, KeyMode, OrgId, Scope, Timestamp};
+use crate::store::{ClaimStore, KeyStore, StoreError};
+use http::HeaderMap;
+use lambda_http::http;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+/// Why a request is refused: 401 (who are you?) or 403 (you may not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailure {
+    pub forbidden: bool,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AuthFailure {
+    fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            forbidden: false,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            forbidden: true,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A verified signature, as the handlers need it for the body-bound checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRequest {
+    pub scheme: Scheme,
+    /// Hex signature (v1/legacy replay claims are keyed on it with the body).
+    pub signature: String,
+    pub timestamp: i64,
+    /// v2 only: the body hash the signature covers.
+    pub body_sha256: Option<String>,
+}
+
+/// Who is calling, as established by the authorizer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthContext {
+    pub org_id: OrgId,
+    pub key_id: KeyId,
+    pub mode: KeyMode,
+    pub scopes: Vec<Scope>,
+    pub signed: Option<SignedRequest>,
+}
+
+impl AuthContext {
+    pub fn is_signed(&self) -> bool {
+        self.signed.is_some()
+    }
+
+    pub fn livemode(&self) -> bool {
+        self.mode.is_live()
+    }
+
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.iter().any(|s| *s == scope || *s == Scope::All)
+    }
+
+    /// The authorizer's context (simple response, payload 2.0): flat string values.
+    pub fn to_authorizer(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("org_id".into(), json!(self.org_id.as_str()));
+        m.insert("key_id".into(), json!(self.key_id.as_str()));
+        m.insert("mode".into(), json!(self.mode.as_str()));
+        let scopes: Vec<_> = self.scopes.iter().map(|s| s.as_str()).collect();
+        m.insert("scopes".into(), json!(scopes.join(" ")));
+        m.insert(
+            "signed".into(),
+            json!(if self.is_signed() { "true" } else { "false" }),
+        );
+        if let Some(s) = &self.signed {
+            m.insert(
+                "sig_scheme".into(),
+                json!(format!("{:?}", s.scheme).to_lowercase()),
+            );
+            m.insert("signature".into(), json!(s.signature));
+            m.insert("sig_timestamp".into(), json!(s.timestamp.to_string()));
+            if let Some(b) = &s.body_sha256 {
+                m.insert("body_sha256".into(), json!(b));
+            }
+        }
+        m
+    }
+
+    /// Reads what the authorizer put in the request context. A context carrying an
+    /// `auth_error` becomes that failure; a missing or damaged context is a 401.
+    pub fn from_authorizer(
+        fields: &std::collections::HashMap<String, Value>,
+    ) -> Result<Self, AuthFailure> {
+        let text = |k: &str| fields.get(k).and_then(Value::as_str);
+        if let Some(code) = text("auth_error") {
+            let failure = known_code(code);
+            let message = text("auth_message").unwrap_or("not authorized").to_owned();
+            return Err(AuthFailure {
+                forbidden: text("auth_status") == Some("403"),
+                code: failure,
+                message,
+            });
+        }
+        let missing = || {
+            AuthFailure::unauthenticated(
+                "UNAUTHENTICATED",
+                "the request carries no authorization context",
+            )
+        };
+        let org_id = text("org_id")
+            .and_then(|v| OrgId::parse(v).ok())
+            .ok_or_else(missing)?;
+        let key_id = text("key_id")
+            .and_then(|v| KeyId::parse(v).ok())
+            .ok_or_else(missing)?;
+        let mode = text("mode").and_then(KeyMode::parse).ok_or_else(missing)?;
+        let scopes = text("scopes")
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(Scope::parse)
+            .collect();
+        let signed = if text("signed") == Some("true") {
+            let scheme = match text("sig_scheme") {
+                Some("v1") => Scheme::V1,
+                Some("legacy") => Scheme::Legacy,
+                Some("v2") => Scheme::V2,
+                _ => return Err(missing()),
+            };
+            Some(SignedRequest {
+                scheme,
+                signature: text("signature").ok_or_else(missing)?.to_owned(),
+                timestamp: text("sig_timestamp")
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(missing)?,
+                body_sha256: text("body_sha256").map(str::to_owned),
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            org_id,
+            key_id,
+            mode,
+            scopes,
+            signed,
+        })
+    }
+}
+
+impl AuthFailure {
+    /// The authorizer context that carries this failure to the function (see
+    /// `functions/authorizer` for why failures are carried rather than denied).
+    pub fn to_authorizer(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("auth_error".into(), json!(self.code));
+        m.insert("auth_message".into(), json!(self.message));
+        m.insert(
+            "auth_status".into(),
+            json!(if self.forbidden { "403" } else { "401" }),
+        );
+        m
+    }
+}
+
+/// Every code an auth failure can carry (the context is data from outside the function:
+/// map it back onto our own constants).
+const CODES: &[&str] = &[
+    "MISSING_API_KEY",
+    "INVALID_API_KEY",
+    "API_KEY_REVOKED",
+    "CONFLICTING_CREDENTIALS",
+    "INVALID_SIGNATURE",
+    "SIGNATURE_EXPIRED",
+    "REPLAYED_REQUEST",
+    "NONCE_REUSED",
+    "BODY_HASH_MISMATCH",
+    "INSUFFICIENT_SCOPE",
+    "UNKNOWN_ROUTE",
+    "UNAUTHENTICATED",
+];
+
+fn known_code(code: &str) -> &'static str {
+    CODES
+        .iter()
+        .find(|c| **c == code)
+        .copied()
+        .unwrap_or("UNAUTHENTICATED")
+}
+
+/// The scope a route needs; `None` for routes this API does not have (refused).
+pub fn required_scope(method: &str, route_path: &str) -> Option<Scope> {
+    let first = route_path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    match (first, method) {
+        ("pay-orders", "GET") => Some(Scope::OrdersRead),
+        ("pay-orders", "POST") => Some(Scope::OrdersWrite),
+        ("events", "GET") => Some(Scope::OrdersRead),
+        ("webhook-endpoints", _) => Some(Scope::WebhooksManage),
+        ("merchant-wallets", _) => Some(Scope::SettingsManage),
+        _ => None,
+    }
+}
+
+/// What the authorizer knows of a request.
+pub struct AuthRequest<'a> {
+    pub method: &'a str,
+    /// The path without the stage prefix, e.g. `/pay-orders/po_…`.
+    pub path: &'a str,
+    pub raw_query: &'a str,
+    /// The route template, e.g. `/pay-orders/{id}`.
+    pub route_path: &'a str,
+    pub headers: &'a HeaderMap,
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthFailure> {
+    match h.get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(|s| Some(s.trim())).map_err(|_| {
+            AuthFailure::unauthenticated("INVALID_API_KEY", format!("{name} is not valid text"))
+        }),
+    }
+}
+
+fn store_fault(e: StoreError) -> AuthFailure {
+    tracing::error!(error = %e, "auth store call failed");
+    // Not the caller's fault, but the authorizer must not let the request through.
+    AuthFailure::unauthenticated(
+        "UNAUTHENTICATED",
+        "authentication is temporarily unavailable",
+    )
+}
+
+/// Authenticates a request as the authorizer does: the key, the signature if any, v2
+/// nonce single use, and the route's scope.
+pub async fn authenticate(
+    keys: &dyn KeyStore,
+    claims: &dyn ClaimStore,
+    master: &MasterKey,
+    req: &AuthRequest<'_>,
+    now: Timestamp,
+) -> Result<AuthContext, AuthFailure> {
+    let x_api_key = header(req.headers, "x-api-key")?;
+    let bearer = match header(req.headers, "authorization")? {
+        None => None,
+        Some(v) => {
+            let (kind, token) = v.split_once(' ').unwrap_or((v, ""));
+            if !kind.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+                return Err(AuthFailure::unauthenticated(
+                    "INVALID_API_KEY",
+                    "Authorization must be `Bearer <api key>`",
+                ));
+            }
+            Some(token.trim())
+        }
+    };
+    let sig_header = header(req.headers, "authorization-signature")?
+        .map(|v| {
+            SignatureHeader::parse(v)
+                .map_err(|e| AuthFailure::unauthenticated("INVALID_SIGNATURE", e.to_string()))
+        })
+        .transpose()?;
+
+    let key_text: String = {
+        let mut offered = [
+            x_api_key,
+            bearer,
+            sig_header.as_ref().map(|s| s.api_key.as_str()),
+        ]
+        .into_iter()
+        .flatten();
+        let first = offered.next().ok_or_else(|| {
+            AuthFailure::unauthenticated(
+                "MISSING_API_KEY",
+                "send your API key in X-API-KEY or Authorization: Bearer",
+            )
+        })?;
+        if offered.any(|k| k != first) {
+            return Err(AuthFailure::unauthenticated(
+                "CONFLICTING_CREDENTIALS",
+                "the request names more than one API key",
+            ));
+        }
+        first.to_owned()
+    };
+    let claimed_mode = key_mode(&key_text).ok_or_else(|| {
+        AuthFailure::unauthenticated(
+            "INVALID_API_KEY",
+            "API keys start with sk_live_ or sk_test_",
+        )
+    })?;
+    let key: ApiKey = keys
+        .get_api_key_by_hash(&hash_api_key(&key_text))
+        .await
+        .map_err(store_fault)?
+        .filter(|k| k.mode == claimed_mode)
+        .ok_or_else(|| AuthFailure::unauthenticated("INVALID_API_KEY", "no such API key"))?;
+    if !key.is_active() {
+        return Err(AuthFailure::unauthenticated(
+            "API_KEY_REVOKED",
+            "this API key has been revoked",
+        ));
+    }
+
+    let signed = match sig_header {
+        None => None,
+        Some(sig) => Some(verify_signature(claims, master, &key, &sig, req, now).await?),
+    };
+
+    let scope = required_scope(req.method, req.route_path)
+        .ok_or_else(|| AuthFailure::forbidden("UNKNOWN_ROUTE", "this route does not exist"))?;
+    if !key.allows(scope) {
+        return Err(AuthFailure::forbidden(
+            "INSUFFICIENT_SCOPE",
+            format!("this API key lacks the {scope} scope"),
+        ));
+    }
+    Ok(AuthContext {
+        org_id: key.organization_id,
+        key_id: key.id,
+        mode: key.mode,
+        scopes: key.scopes,
+        signed,
+    })
+}
+
+async fn verify_signature(
+    claims: &dyn ClaimStore,
+    master: &MasterKey,
+    key: &ApiKey,
+    sig: &SignatureHeader,
+    req: &AuthRequest<'_>,
+    now: Timestamp,
+) -> Result<SignedRequest, AuthFailure> {
+    if (now.unix() - sig.timestamp).abs() > SIGNATURE_WINDOW_SECS {
+        return Err(AuthFailure::unauthenticated(
+            "SIGNATURE_EXPIRED",
+            format!("the signature timestamp must be within {SIGNATURE_WINDOW_SECS} s of now"),
+        ));
+    }
+    let secret = master
+        .open(&api_secret_context(&key.id), &key.secret_sealed)
+        .map_err(|e| {
+            tracing::error!(key_id = %key.id, error = %e, "API secret does not open");
+            AuthFailure::unauthenticated("INVALID_SIGNATURE", "signature does not match")
+        })?;
+    let path_and_query = if req.raw_query.is_empty() {
+        req.path.to_owned()
+    } else {
+        format!("{}?{}", req.path, req.raw_query)
+    };
+    if !sig.verify(&secret, req.method, req.path, &path_and_query) {
+        return Err(AuthFailure::unauthenticated(
+            "INVALID_SIGNATURE",
+            "signature does not match",
+        ));
+    }
+    if let (Scheme::V2, Some(nonce)) = (sig.scheme, &sig.nonce) {
+        let fresh = claims
+            .claim_once(
+                &format!("v2nonce#{}#{nonce}", key.id),
+                now,
+                Timestamp::from_unix(sig.timestamp + 2 * SIGNATURE_WINDOW_SECS).unwrap_or(now),
+            )
+            .await
+            .map_err(store_fault)?;
+        if !fresh {
+            return Err(AuthFailure::unauthenticated(
+                "NONCE_REUSED",
+                "this signature nonce was already used",
+            ));
+        }
+    }
+    Ok(SignedRequest {
+        scheme: sig.scheme,
+        signature: hex::encode(&sig.signature),
+        timestamp: sig.timestamp,
+        body_sha256: sig.body_sha256.clone(),
+    })
+}
+
+/// The body-bound checks of a signed request, run by handlers that take a body: a v2
+/// signature's body hash must match; a v1/legacy signed request may not be replayed
+/// exactly (same signature, same body) inside the window.
+pub async fn verify_body(
+    claims: &dyn ClaimStore,
+    ctx: &AuthContext,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<(), AuthFailure> {
+    let Some(signed) = &ctx.signed else {
+        return Ok(());
+    };
+    let body_hash = hex::encode(Sha256::digest(body));
+    match signed.scheme {
+        Scheme::V2 => {
+            let expected = signed.body_sha256.as_deref().unwrap_or_default();
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                expected.as_bytes(),
+                body_hash.as_bytes(),
+            )) {
+                return Err(AuthFailure::unauthenticated(
+                    "BODY_HASH_MISMATCH",
+                    "body_sha256 in the signature does not match the body",
+                ));
+            }
+            Ok(())
+        }
+        Scheme::V1 | Scheme::Legacy => {
+            let claim = format!("replay#{}#{}#{body_hash}", ctx.key_id, signed.signature);
+            let until =
+                Timestamp::from_unix(signed.timestamp + 2 * SIGNATURE_WINDOW_SECS).unwrap_or(now);
+            let fresh = claims
+                .claim_once(&claim, now, until)
+                .await
+                .map_err(store_fault)?;
+            if fresh {
+                Ok(())
+            } else {
+                Err(AuthFailure::unauthenticated(
+                    "REPLAYED_REQUEST",
+                    "this exact signed request was already received",
+                ))
+            }
+        }
+    }
+}
+
+/// The associated data an API secret is sealed under.
+pub fn api_secret_context(key_id: &KeyId) -> String {
+    format!("api-secret:{key_id}")
+}
+
+/// A key as handed to its owner once: the key text and its secret.
+pub struct IssuedKey {
+    pub record: ApiKey,
+    pub key: String,
+    pub secret: String,
+}
+
+/// Issues a key for an organization. `fixed` gives the key text and secret instead of
+/// random ones (the demo key of `make dev`).
+pub fn issue_api_key(
+    org_id: &OrgId,
+    mode: KeyMode,
+    scopes: Vec<Scope>,
+    master: &MasterKey,
+    now: Timestamp,
+    fixed: Option<(String, String)>,
+) -> Result<IssuedKey, String> {
+    let (material, secret) = match fixed {
+        Some((key, secret)) => {
+            if key_mode(&key) != Some(mode) {
+                return Err(format!("the key must start with sk_{mode}_"));
+            }
+            if key.len() < 24 || secret.len() < 24 {
+                return Err("the key and the secret must each be at least 24 characters".into());
+            }
+            (from_key_text(key), secret)
+        }
+        None => (
+            generate_api_key(mode),
+            format!(
+                "ss_{}",
+                bs58::encode(crate::model::random_bytes::<32>()).into_string()
+            ),
+        ),
+    };
+    let id = KeyId::generate();
+    let record = ApiKey {
+        secret_sealed: master.seal(&api_secret_context(&id), &secret),
+        id,
+        organization_id: org_id.clone(),
+        mode,
+        key_hash: material.hash,
+        prefix: material.prefix,
+        scopes,
+        created_at: now,
+        revoked_at: None,
+    };
+    Ok(IssuedKey {
+        record,
+        key: material.key,
+        secret,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_by_route() {
+        assert_eq!(
+            required_scope("POST", "/pay-orders"),
+            Some(Scope::OrdersWrite)
+        );
+        assert_eq!(
+            required_scope("GET", "/pay-orders/{id}"),
+            Some(Scope::OrdersRead)
+        );
+        assert_eq!(
+            required_scope("POST", "/pay-orders/{id}/cancel"),
+            Some(Scope::OrdersWrite)
+        );
+        assert_eq!(
+            required_scope("GET", "/events/{id}"),
+            Some(Scope::OrdersRead)
+        );
+        assert_eq!(
+            required_scope("DELETE", "/webhook-endpoints/{id}"),
+            Some(Scope::WebhooksManage)
+        );
+        assert_eq!(
+            required_scope("PUT", "/merchant-wallets/{id}"),
+            Some(Scope::SettingsManage)
+        );
+        assert_eq!(required_scope("DELETE", "/pay-orders/{id}"), None);
+        assert_eq!(required_scope("GET", "/admin"), None);
+    }
+
+    #[test]
+    fn context_round_trips_through_the_authorizer_map() {
+        let ctx = AuthContext {
+            org_id: OrgId::generate(),
+            key_id: KeyId::generate(),
+            mode: KeyMode::Test,
+            scopes: vec![Scope::OrdersRead, Scope::OrdersWrite],
+            signed: Some(SignedRequest {
+                scheme: Scheme::V2,
+                signature: "ab".repeat(32),
+                timestamp: 1_700_000_000,
+                body_sha256: Some("cd".repeat(32)),
+            }),
+        };
+        let map: std::collections::HashMap<_, _> = ctx.to_authorizer().into_iter().collect();
+        assert!(
+            map.values().all(Value::is_string),
+            "simple responses carry flat values"
+        );
+        assert_eq!(AuthContext::from_authorizer(&map).unwrap(), ctx);
+
+        let fail = AuthFailure::forbidden("INSUFFICIENT_SCOPE", "nope");
+        let map: std::collections::HashMap<_, _> = fail.to_authorizer().into_iter().collect();
+        assert_eq!(AuthContext::from_authorizer(&map).unwrap_err(), fail);
+        let empty = std::collections::HashMap::new();
+        assert_eq!(
+            AuthContext::from_authorizer(&empty).unwrap_err().code,
+            "UNAUTHENTICATED"
+        );
+        let mut forged = empty.clone();
+        forged.insert("auth_error".into(), json!("SOMETHING_ELSE"));
+        assert_eq!(
+            AuthContext::from_authorizer(&forged).unwrap_err().code,
+            "UNAUTHENTICATED"
+        );
+    }
+}

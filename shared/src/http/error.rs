@@ -1,0 +1,171 @@
+//! The one error type of the HTTP layer and its one mapping to a response.
+
+use crate::auth::AuthFailure;
+use crate::store::StoreError;
+use serde::Serialize;
+
+/// The `type` of an error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorType {
+    InvalidRequest,
+    Authentication,
+    Permission,
+    NotFound,
+    Conflict,
+    RateLimit,
+    ApiError,
+    ProviderError,
+    Unavailable,
+}
+
+/// An error as the API answers it:
+/// `{"error":{"type","code","message","param"},"request_id"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub kind: ErrorType,
+    pub code: &'static str,
+    pub message: String,
+    pub param: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: u16, kind: ErrorType, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// 400: the request itself is malformed.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(400, ErrorType::InvalidRequest, code, message)
+    }
+
+    /// 400 about one parameter.
+    pub fn invalid(code: &'static str, param: &str, message: impl Into<String>) -> Self {
+        Self::bad_request(code, message).with_param(param)
+    }
+
+    /// 422: well-formed, but not something we can do.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(422, ErrorType::InvalidRequest, code, message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            404,
+            ErrorType::NotFound,
+            "RESOURCE_NOT_FOUND",
+            format!("no such {what}"),
+        )
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(409, ErrorType::Conflict, code, message)
+    }
+
+    pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(401, ErrorType::Authentication, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(403, ErrorType::Permission, code, message)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            ErrorType::InvalidRequest,
+            "PAYLOAD_TOO_LARGE",
+            format!("the body exceeds {} KB", limit / 1024),
+        )
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            415,
+            ErrorType::InvalidRequest,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the body as application/json",
+        )
+    }
+
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(503, ErrorType::Unavailable, code, message)
+    }
+
+    /// 500 that says nothing of its cause; log the cause where it happened.
+    pub fn internal() -> Self {
+        Self::new(
+            500,
+            ErrorType::ApiError,
+            "INTERNAL_ERROR",
+            "something went wrong on our side; retrying is safe",
+        )
+    }
+
+    pub fn body(&self, request_id: &str) -> serde_json::Value {
+        let mut error = serde_json::json!({
+            "type": self.kind,
+            "code": self.code,
+            "message": self.message,
+        });
+        if let Some(p) = &self.param {
+            error["param"] = serde_json::json!(p);
+        }
+        serde_json::json!({ "error": error, "request_id": request_id })
+    }
+}
+
+impl From<AuthFailure> for ApiError {
+    fn from(f: AuthFailure) -> Self {
+        if f.forbidden {
+            Self::forbidden(f.code, f.message)
+        } else {
+            Self::unauthenticated(f.code, f.message)
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::not_found("object"),
+            StoreError::AlreadyExists => {
+                Self::conflict("ALREADY_EXISTS", "the object already exists")
+            }
+            StoreError::VersionConflict { .. } => Self::conflict(
+                "CONCURRENT_UPDATE",
+                "the object changed while this request ran; retry it",
+            ),
+            StoreError::DuplicateNonce => {
+                Self::conflict("DUPLICATE_NONCE", "this nonce was already used").with_param("nonce")
+            }
+            StoreError::TxAlreadyClaimed { .. } => {
+                Self::unprocessable("TX_ALREADY_USED", "this transaction already paid an order")
+                    .with_param("tx_hash")
+            }
+            StoreError::Unavailable(cause) => {
+                tracing::error!(error = %cause, "store unavailable");
+                Self::unavailable(
+                    "STORE_UNAVAILABLE",
+                    "the order store is unavailable; retry shortly",
+                )
+            }
+            StoreError::Corrupt(cause) => {
+                tracing::error!(error = %cause, "corrupt record");
+                Self::internal()
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! HTTP helpers over `lambda_http` (API Gateway HTTP API, payload 2.0): request ids, the
+//! authorizer context, JSON bodies, query strings, idempotency, and responses in our shape.
+//! The only module of the domain crate that knows Lambda types.
+
+mod error;
+pub mod render;
+
+pub use error::{ApiError, ErrorType};
+pub use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::auth::AuthContext;
+use crate::model::{RequestId, Timestamp};
+use crate::store::{IdempotencyBegin, IdempotencyScope, IdempotencyStore, StoredResponse};
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::request::RequestContext;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// Largest body accepted (API Gateway allows more; we do not need it).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The request id: API Gateway's, or a fresh one when there is none.
+pub fn request_id(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
+        _ => None,
+    }
+    .filter(|id| !id.is_empty())
+    .unwrap_or_else(|| RequestId::generate().to_string())
+}
+
+/// Runs a handler body and turns its outcome into a response with `X-Request-Id`. Errors
+/// become our error shape; the Lambda invocation itself always succeeds, so API Gateway
+/// never substitutes its own error body.
+pub async fn serve<F, Fut>(req: &Request, f: F) -> Response<Body>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let rid = request_id(req);
+    let mut resp = match f(rid.clone()).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e, &rid),
+    };
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+pub fn error_response(e: &ApiError, request_id: &str) -> Response<Body> {
+    if e.status >= 500 {
+        tracing::error!(
+            code = e.code,
+            status = e.status,
+            request_id,
+            "request failed"
+        );
+    }
+    json(e.status, &e.body(request_id))
+}
+
+/// A JSON response.
+pub fn json(status: u16, value: &Value) -> Response<Body> {
+    let mut resp = Response::new(Body::Text(value.to_string()));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The caller, as the authorizer established it (or the failure it recorded).
+pub fn auth(req: &Request) -> Result<AuthContext, ApiError> {
+    let fields = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.authorizer.as_ref().map(|a| &a.fields),
+        _ => None,
+    };
+    let empty = Default::default();
+    AuthContext::from_authorizer(fields.unwrap_or(&empty)).map_err(ApiError::from)
+}
+
+/// A path parameter parsed into a typed id; a malformed one is a 404 (it cannot exist).
+pub fn path_id<T, E>(
+    req: &Request,
+    name: &str,
+    what: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<T, ApiError> {
+    let params = req.path_parameters();
+    let raw = params.first(name).unwrap_or_default();
+    parse(raw).map_err(|_| ApiError::not_found(what).with_param(name))
+}
+
+/// The raw body bytes, refusing bodies over [`MAX_BODY_BYTES`].
+pub fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+    }
+    Ok(bytes)
+}
+
+/// Refuses a body where the route takes none (a GET): it is a client mistake, and
+/// ignoring it would hide one.
+pub fn no_body(req: &Request) -> Result<(), ApiError> {
+    if body_bytes(req)?.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "UNEXPECTED_BODY",
+            format!("{} requests take no body", req.method()),
+        ))
+    }
+}
+
+/// A JSON object body. An empty body is `{}` when `allow_empty`; anything but
+/// `application/json` (charset allowed) is a 415; invalid JSON and non-objects are 400s.
+pub fn json_object(req: &Request, allow_empty: bool) -> Result<Map<String, Value>, ApiError> {
+    let bytes = body_bytes(req)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        if allow_empty {
+            return Ok(Map::new());
+        }
+        return Err(ApiError::bad_request(
+            "MISSING_BODY",
+            "this request needs a JSON body",
+        ));
+    }
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::unsupported_media_type());
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad_request(
+            "INVALID_JSON",
+            "the body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::bad_request(
+            "INVALID_JSON",
+            format!("the body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// Query parameters, each at most once, all from `allowed`.
+pub fn query(req: &Request, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
+    let q = req.query_string_parameters();
+    let mut out = BTreeMap::new();
+    for (k, _) in q.iter() {
+        if !allowed.contains(&k) {
+            return Err(ApiError::invalid(
+                "UNKNOWN_PARAMETER",
+                k,
+                format!("unknown query parameter {k}"),
+            ));
+        }
+        let all = q.all(k).unwrap_or_default();
+        if all.len() > 1 {
+            return Err(ApiError::invalid(
+                "INVALID_PARAMETER",
+                k,
+                format!("{k} may be given once"),
+            ));
+        }
+        out.insert(k.to_owned(), all[0].to_owned());
+    }
+    Ok(out)
+}
+
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// What makes two requests "the same request" under one idempotency key.
+pub fn request_fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update(b" ");
+    h.update(path.as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+/// Runs a POST under its `Idempotency-Key`, if it has one (Stripe semantics): the same key
+/// and request answer the stored response; the same key with another request is a 422; a
+/// request still running is a 409. Responses below 500 are kept for 24 h; a 5xx gives the
+/// key back so a retry can run.
+pub async fn idempotent<F, Fut>(
+    store: &dyn IdempotencyStore,
+    ctx: &AuthContext,
+    req: &Request,
+    request_id: &str,
+    f: F,
+) -> Result<Response<Body>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let Some(raw) = req.headers().get(IDEMPOTENCY_HEADER) else {
+        return f().await;
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..0x7f).contains(&b)))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "INVALID_IDEMPOTENCY_KEY",
+                "Idempotency-Key must be 1-255 printable ASCII characters without spaces",
+            )
+        })?;
+    let scope = IdempotencyScope {
+        organization_id: ctx.org_id.clone(),
+        mode: ctx.mode,
+        key: key.to_owned(),
+    };
+    let fingerprint =
+        request_fingerprint(req.method().as_str(), req.uri().path(), body_bytes(req)?);
+    let now = Timestamp::now();
+    match store.idempotency_begin(&scope, &fingerprint, now).await? {
+        IdempotencyBegin::Replay(stored) => {
+            let mut resp = Response::new(Body::Text(stored.body));
+            *resp.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(resp)
+        }
+        IdempotencyBegin::InFlight => Err(ApiError::conflict(
+            "IDEMPOTENCY_IN_FLIGHT",
+            "a request with this Idempotency-Key is still being processed",
+        )),
+        IdempotencyBegin::Mismatch => Err(ApiError::unprocessable(
+            "IDEMPOTENCY_MISMATCH",
+            "this Idempotency-Key was used with a different request",
+        )),
+        IdempotencyBegin::Started => {
+            let resp = match f().await {
+                Ok(r) => r,
+                Err(e) => error_response(&e, request_id),
+            };
+            let status = resp.status().as_u16();
+            if status < 500 {
+                let body = match resp.body() {
+                    Body::Text(t) => t.clone(),
+                    Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+                    Body::Empty => String::new(),
+                    _ => String::new(),
+                };
+                store
+                    .idempotency_complete(
+                        &scope,
+                        &fingerprint,
+                        &StoredResponse { status, body },
+                        Timestamp::now(),
+                    )
+                    .await?;
+            } else if let Err(e) = store.idempotency_release(&scope, &fingerprint).await {
+                tracing::warn!(error = %e, "could not release an idempotency key");
+            }
+            Ok(resp)
+        }
+    }
+}

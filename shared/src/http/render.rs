@@ -1,0 +1,32 @@
+//! How objects look on the wire: bare objects with an `object` field, lists in one shape.
+
+use crate::model::{Event, PayOrder};
+use crate::store::Page;
+use serde_json::{Value, json};
+
+/// A pay order as the API returns it.
+pub fn order(o: &PayOrder) -> Value {
+    o.api_view()
+}
+
+/// An event as the API returns it: `id` and `object` first.
+pub fn event(e: &Event) -> Value {
+    let Value::Object(fields) = serde_json::to_value(e).expect("events serialize") else {
+        unreachable!("a struct serializes to an object")
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("id".into(), json!(e.id));
+    out.insert("object".into(), json!("event"));
+    out.extend(fields.into_iter().filter(|(k, _)| k != "id"));
+    Value::Object(out)
+}
+
+/// `{"object":"list","data":[…],"has_more":…,"next_cursor":…}`.
+pub fn list<T>(page: &Page<T>, item: impl Fn(&T) -> Value) -> Value {
+    json!({
+        "object": "list",
+        "data": page.data.iter().map(item).collect::<Vec<_>>(),
+        "has_more": page.has_more,
+        "next_cursor": page.next_cursor,
+    })
+}

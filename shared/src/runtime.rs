@@ -1,0 +1,62 @@
+//! What a function's `main` needs, built once at init outside the handler: tracing and the
+//! services (store, master key) chosen from config.
+
+use crate::auth::MasterKey;
+use crate::config::Config;
+use crate::store::Store;
+use crate::store::dynamo::DynamoStore;
+use std::sync::Arc;
+
+/// The adapters a handler uses. Functions depend on the traits, never on an adapter.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    /// Present where secrets must be sealed or opened (authorizer, key and webhook admin).
+    pub master: Option<MasterKey>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("master key: {0}")]
+    MasterKey(#[from] crate::auth::SealError),
+    #[error("this function needs the master key, and none is configured")]
+    NoMasterKey,
+}
+
+impl Services {
+    /// Services for a Lambda function: DynamoDB store, master key if configured.
+    pub async fn from_env() -> Result<Self, InitError> {
+        let sdk = crate::config::aws_sdk_config().await;
+        let config = Config::load(&sdk).await?;
+        let master = config
+            .secrets
+            .master_key
+            .as_ref()
+            .map(|k| MasterKey::from_text(k.expose()))
+            .transpose()?;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
+        Ok(Self {
+            store: Arc::new(store),
+            master,
+        })
+    }
+
+    pub fn master(&self) -> Result<&MasterKey, InitError> {
+        self.master.as_ref().ok_or(InitError::NoMasterKey)
+    }
+}
+
+/// JSON logs in Lambda (CloudWatch parses them), level from `RUST_LOG` (default info).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time() // CloudWatch stamps every line
+        .with_target(false)
+        .init();
+}
