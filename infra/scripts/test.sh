@@ -17,4 +17,7 @@ infra/scripts/services.sh start "$svc"
 # shellcheck disable=SC1091
 . "$svc/env"
 
-cargo test --workspace --all-targets --locked "$@"
+echo "test: cfn-lint template.yaml"
+.venv/bin/cfn-lint template.yaml
+
+cargo test --workspace --locked "$@"

@@ -1,17 +1,84 @@
-//! `payorders`: operator CLI (and, with the merchant API, the local host).
+//! `payorders`: the local host (`serve`) and operator commands (organizations, keys, tables).
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use payorders::runtime::Services;
+use payorders::*;
+use payorders_local::setup::{self, StoreChoice};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "payorders", about = "PayOrders operator CLI")]
+#[command(name = "payorders", about = "PayOrders local host and operator CLI")]
 struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Args)]
+struct StoreArgs {
+    /// Where orders live: an embedded SQLite file, or DynamoDB (AWS, or moto through
+    /// AWS_ENDPOINT_URL).
+    #[arg(long, global = true, value_enum, default_value_t = StoreKind::Embedded, env = "PAYORDERS_STORE")]
+    store: StoreKind,
+    /// Directory for the embedded database, the development master key and demo.env.
+    #[arg(
+        long,
+        global = true,
+        default_value = ".local",
+        env = "PAYORDERS_LOCAL_DIR"
+    )]
+    dir: PathBuf,
+    /// DynamoDB table (with --store dynamodb).
+    #[arg(long, global = true, env = "PAYORDERS_TABLE", default_value = payorders::config::DEFAULT_TABLE)]
+    table: String,
+    /// Create the DynamoDB table if it does not exist (with --store dynamodb).
+    #[arg(long, global = true)]
+    create_table: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StoreKind {
+    Embedded,
+    Dynamodb,
+}
+
+impl StoreArgs {
+    fn choice(&self) -> StoreChoice {
+        match self.store {
+            StoreKind::Embedded => StoreChoice::Embedded(self.dir.join("payorders.db")),
+            StoreKind::Dynamodb => StoreChoice::Dynamo {
+                table: self.table.clone(),
+                create: self.create_table,
+            },
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Manage the DynamoDB table.
+    /// Serve every function of template.yaml on one port, as API Gateway would.
+    Serve {
+        #[arg(long, default_value_t = 3000, env = "PORT")]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
+    },
+    /// Organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// The DynamoDB table.
     Tables {
         #[command(subcommand)]
         command: TablesCommand,
@@ -19,31 +86,56 @@ enum Command {
 }
 
 #[derive(Subcommand)]
-enum TablesCommand {
-    /// Create the table with its GSIs, stream and TTL. Honours AWS_ENDPOINT_URL (moto).
+enum OrgCommand {
+    /// Create an organization; prints its id and a test key with its secret.
     Create {
-        #[arg(long, env = "PAYORDERS_TABLE", default_value = payorders::config::DEFAULT_TABLE)]
-        table: String,
+        #[arg(long)]
+        name: String,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key; prints the key and its secret once.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long, value_parser = ["live", "test"])]
+        mode: String,
+        /// Comma-separated: orders:read, orders:write, webhooks:manage, settings:manage, *
+        #[arg(long, default_value = "*")]
+        scopes: String,
+    },
+    /// Revoke an API key by id (key_…); it stops working at once.
+    Revoke { key_id: String },
+}
+
+#[derive(Subcommand)]
+enum TablesCommand {
+    /// Create the DynamoDB table with its GSIs, stream and TTL.
+    Create,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,payorders=info".into()),
         )
+        .with_target(false)
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    match cli.command {
         Command::Tables {
-            command: TablesCommand::Create { table },
+            command: TablesCommand::Create,
         } => {
             let sdk = payorders::config::aws_sdk_config().await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
-            match payorders::store::dynamo::create_table(&client, &table).await {
+            let table = &cli.store.table;
+            match payorders::store::dynamo::create_table(&client, table).await {
                 Ok(()) => println!(
-                    "created table {table} (GSIs orders_by_org, orders_by_expiry, \
-                     events_by_org; stream; TTL on `ttl`)"
+                    "created table {table} (GSIs orders_by_org, orders_by_expiry, events_by_org; stream; TTL on `ttl`)"
                 ),
                 Err(payorders::store::StoreError::AlreadyExists) => {
                     println!("table {table} already exists")
@@ -51,6 +143,118 @@ async fn main() -> anyhow::Result<()> {
                 Err(e) => anyhow::bail!("could not create table {table}: {e}"),
             }
         }
+        Command::Org {
+            command: OrgCommand::Create { name },
+        } => {
+            let store = setup::open_store(&cli.store.choice()).await?;
+            let master = setup::dev_master_key(&cli.store.dir)?;
+            let (org, issued) = setup::create_org(&*store, &master, &name, None).await?;
+            println!("organization  {}", org.id);
+            println!("test key id   {}", issued.record.id);
+            println!("test key      {}", issued.key);
+            println!("test secret   {}", issued.secret);
+        }
+        Command::Keys {
+            command: KeysCommand::Create { org, mode, scopes },
+        } => {
+            let store = setup::open_store(&cli.store.choice()).await?;
+            let master = setup::dev_master_key(&cli.store.dir)?;
+            let org_id = OrgId::parse(&org)?;
+            store
+                .get_organization(&org_id)
+                .await?
+                .with_context(|| format!("no organization {org_id}"))?;
+            let scopes = scopes
+                .split(',')
+                .map(|s| Scope::parse(s.trim()).with_context(|| format!("unknown scope {s}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mode = KeyMode::parse(&mode).context("mode is live or test")?;
+            let issued = payorders::auth::issue_api_key(
+                &org_id,
+                mode,
+                scopes,
+                &master,
+                Timestamp::now(),
+                None,
+            )
+            .map_err(anyhow::Error::msg)?;
+            store.create_api_key(&issued.record).await?;
+            println!("key id  {}", issued.record.id);
+            println!("key     {}", issued.key);
+            println!("secret  {}", issued.secret);
+        }
+        Command::Keys {
+            command: KeysCommand::Revoke { key_id },
+        } => {
+            let store = setup::open_store(&cli.store.choice()).await?;
+            let id = KeyId::parse(&key_id)?;
+            match store.revoke_api_key(&id, Timestamp::now()).await {
+                Ok(k) => println!(
+                    "revoked {} ({}…) at {}",
+                    k.id,
+                    k.prefix,
+                    k.revoked_at.expect("just revoked")
+                ),
+                Err(payorders::store::StoreError::NotFound) => anyhow::bail!("no API key {id}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Command::Serve {
+            port,
+            host,
+            template,
+        } => serve(&cli.store, &host, port, &template).await?,
     }
+    Ok(())
+}
+
+async fn serve(
+    args: &StoreArgs,
+    host: &str,
+    port: u16,
+    template: &std::path::Path,
+) -> anyhow::Result<()> {
+    let store = setup::open_store(&args.choice()).await?;
+    let master = setup::dev_master_key(&args.dir)?;
+    let fixed = match (
+        std::env::var("PAYORDERS_DEMO_API_KEY"),
+        std::env::var("PAYORDERS_DEMO_API_SECRET"),
+    ) {
+        (Ok(k), Ok(s)) => Some((k, s)),
+        (Err(_), Err(_)) => None,
+        _ => anyhow::bail!(
+            "set both PAYORDERS_DEMO_API_KEY and PAYORDERS_DEMO_API_SECRET, or neither"
+        ),
+    };
+    let demo = setup::ensure_demo(&*store, &master, &args.dir, fixed).await?;
+    let services = Services {
+        store,
+        master: Some(master),
+    };
+    let tpl = payorders_local::template::Template::load(template)?;
+    let app = Arc::new(payorders_local::host::Host::new(services, &tpl)?);
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| {
+            format!("binding {host}:{port} (is another server on it? try PORT=3001)")
+        })?;
+    let store_text = match args.choice() {
+        StoreChoice::Embedded(p) => format!("embedded ({})", p.display()),
+        StoreChoice::Dynamo { table, .. } => format!("dynamodb (table {table})"),
+    };
+    println!("PayOrders local host on http://{host}:{port}  store: {store_text}");
+    for r in app.route_keys() {
+        println!("  {r}");
+    }
+    println!();
+    println!("Demo organization {} (test mode)", demo.org_id);
+    println!("  API key     {}", demo.key);
+    println!("  API secret  {}", demo.secret);
+    println!(
+        "  (also in {}/demo.env: `. {}/demo.env`)",
+        args.dir.display(),
+        args.dir.display()
+    );
+    payorders_local::server::serve(app, listener).await?;
     Ok(())
 }

@@ -1,0 +1,316 @@
+//! The local host: plays API Gateway for the functions in `template.yaml`. For each request
+//! it finds the route, runs the authorizer on the same payload 2.0 event API Gateway sends,
+//! puts its context into the request event as API Gateway does, and calls the function's
+//! handler with that event.
+
+use crate::template::Template;
+use anyhow::bail;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use lambda_http::http::{HeaderMap, Method, StatusCode};
+use lambda_http::{Body, Response};
+use payorders::RequestId;
+use payorders::http::ApiError;
+use payorders::runtime::Services;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// Functions the local host can run, by binary name. A template function missing here is a
+/// start-up error; a test checks both lists match.
+pub const HTTP_FUNCTIONS: &[&str] = &["create-order", "get-order", "list-orders", "cancel-order"];
+/// Functions that are not HTTP routes.
+pub const OTHER_FUNCTIONS: &[&str] = &["authorizer"];
+
+#[derive(Debug, Clone)]
+struct Route {
+    method: String,
+    path: String,
+    segments: Vec<String>,
+    binary: String,
+}
+
+impl Route {
+    /// Path parameters if `path` matches this route's template (`/pay-orders/{id}`).
+    fn matches(&self, path: &str) -> Option<BTreeMap<String, String>> {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if parts.len() != self.segments.len() {
+            return None;
+        }
+        let mut params = BTreeMap::new();
+        for (seg, part) in self.segments.iter().zip(parts) {
+            match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if !part.is_empty() => {
+                    let decoded = url::form_urlencoded::parse(format!("x={part}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default();
+                    params.insert(name.to_owned(), decoded);
+                }
+                Some(_) => return None,
+                None if seg == part => {}
+                None => return None,
+            }
+        }
+        Some(params)
+    }
+}
+
+pub struct Host {
+    services: Services,
+    authorizer: authorizer::Deps,
+    routes: Vec<Route>,
+}
+
+/// A request as it arrived at the local host.
+pub struct IncomingRequest {
+    pub method: Method,
+    pub path: String,
+    pub raw_query: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub source_ip: String,
+}
+
+impl Host {
+    pub fn new(services: Services, template: &Template) -> anyhow::Result<Self> {
+        let authorizer = authorizer::Deps::from_services(services.clone())?;
+        let mut routes = Vec::new();
+        for f in &template.functions {
+            let known = HTTP_FUNCTIONS.contains(&f.binary.as_str())
+                || OTHER_FUNCTIONS.contains(&f.binary.as_str());
+            if !known {
+                bail!(
+                    "template.yaml has function {} (binary {}) that the local host cannot run",
+                    f.logical_id,
+                    f.binary
+                );
+            }
+        }
+        for (f, r) in template.routes() {
+            if !HTTP_FUNCTIONS.contains(&f.binary.as_str()) {
+                bail!(
+                    "template.yaml routes {} {} to {}, which is not an HTTP function",
+                    r.method,
+                    r.path,
+                    f.binary
+                );
+            }
+            routes.push(Route {
+                method: r.method.clone(),
+                path: r.path.clone(),
+                segments: r
+                    .path
+                    .trim_start_matches('/')
+                    .split('/')
+                    .map(str::to_owned)
+                    .collect(),
+                binary: f.binary.clone(),
+            });
+        }
+        Ok(Self {
+            services,
+            authorizer,
+            routes,
+        })
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// `METHOD /path` of every route, for the start-up banner.
+    pub fn route_keys(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
+    pub async fn handle(&self, req: IncomingRequest) -> Response<Body> {
+        let request_id = RequestId::generate().to_string();
+        let found = self.routes.iter().find_map(|r| {
+            (r.method == req.method.as_str())
+                .then(|| r.matches(&req.path).map(|p| (r, p)))
+                .flatten()
+        });
+        let Some((route, params)) = found else {
+            let mut e = ApiError::not_found("route");
+            e.code = "ROUTE_NOT_FOUND";
+            e.message = format!("no route for {} {}", req.method, req.path);
+            let mut resp = payorders::http::error_response(&e, &request_id);
+            resp.headers_mut()
+                .insert("x-request-id", request_id.parse().expect("ids are ASCII"));
+            return resp;
+        };
+        let route_key = format!("{} {}", route.method, route.path);
+        let context = request_context(&req, &route_key, &request_id);
+        let authorizer_event = json!({
+            "version": "2.0",
+            "type": "REQUEST",
+            "routeArn": format!("arn:aws:execute-api:local:000000000000:local/$default/{}{}", route.method, route.path),
+            "identitySource": [],
+            "routeKey": route_key,
+            "rawPath": req.path,
+            "rawQueryString": req.raw_query,
+            "headers": headers_json(&req.headers),
+            "queryStringParameters": query_json(&req.raw_query),
+            "requestContext": context,
+            "pathParameters": params,
+            "stageVariables": {},
+        });
+        let auth_event: ApiGatewayV2CustomAuthorizerV2Request =
+            serde_json::from_value(authorizer_event)
+                .expect("the local host builds valid authorizer events");
+        let decision = authorizer::authorize(&self.authorizer, &auth_event).await;
+        if !decision.is_authorized {
+            // What API Gateway answers for a denying simple-response authorizer.
+            let mut resp = Response::new(Body::Text(r#"{"message":"Forbidden"}"#.into()));
+            *resp.status_mut() = StatusCode::FORBIDDEN;
+            return resp;
+        }
+        let mut context = context;
+        context["authorizer"] = json!({ "lambda": decision.context });
+        let (body, is_base64) = match String::from_utf8(req.body.clone()) {
+            Ok(text) => (text, false),
+            Err(_) => {
+                use base64::Engine;
+                (
+                    base64::engine::general_purpose::STANDARD.encode(&req.body),
+                    true,
+                )
+            }
+        };
+        let mut event = json!({
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": req.path,
+            "rawQueryString": req.raw_query,
+            "headers": headers_json(&req.headers),
+            "requestContext": context,
+            "isBase64Encoded": is_base64,
+        });
+        let query = query_json(&req.raw_query);
+        if !query.is_empty() {
+            event["queryStringParameters"] = Value::Object(query);
+        }
+        if !params.is_empty() {
+            event["pathParameters"] = json!(params);
+        }
+        if !req.body.is_empty() {
+            event["body"] = json!(body);
+        }
+        let lambda_req = match lambda_http::request::from_str(&event.to_string()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "could not build the function event");
+                return payorders::http::error_response(&ApiError::internal(), &request_id);
+            }
+        };
+        let result = match route.binary.as_str() {
+            "create-order" => create_order::handler(&self.services, lambda_req).await,
+            "get-order" => get_order::handler(&self.services, lambda_req).await,
+            "list-orders" => list_orders::handler(&self.services, lambda_req).await,
+            "cancel-order" => cancel_order::handler(&self.services, lambda_req).await,
+            other => unreachable!("route to {other} was refused at start-up"),
+        };
+        result.unwrap_or_else(|e| {
+            // What API Gateway answers when the function invocation itself fails.
+            tracing::error!(error = %e, function = %route.binary, "function failed");
+            let mut resp =
+                Response::new(Body::Text(r#"{"message":"Internal Server Error"}"#.into()));
+            *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            resp
+        })
+    }
+}
+
+fn request_context(req: &IncomingRequest, route_key: &str, request_id: &str) -> Value {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!(
+        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+    );
+    json!({
+        "accountId": "000000000000",
+        "apiId": "local",
+        "domainName": "localhost",
+        "domainPrefix": "localhost",
+        "http": {
+            "method": req.method.as_str(),
+            "path": req.path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": req.source_ip,
+            "userAgent": req.headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default(),
+        },
+        "requestId": request_id,
+        "routeKey": route_key,
+        "stage": "$default",
+        "time": now.format(fmt).unwrap_or_default(),
+        "timeEpoch": (now.unix_timestamp_nanos() / 1_000_000) as i64,
+    })
+}
+
+/// Headers as API Gateway passes them: lowercase names, repeated values joined by commas.
+fn headers_json(h: &HeaderMap) -> Map<String, Value> {
+    let mut out: Map<String, Value> = Map::new();
+    for (name, value) in h {
+        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match out.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            _ => {
+                out.insert(name.as_str().to_owned(), Value::String(v));
+            }
+        }
+    }
+    out
+}
+
+/// Query parameters as API Gateway passes them: decoded, repeated values joined by commas.
+fn query_json(raw: &str) -> Map<String, Value> {
+    let mut out: Map<String, Value> = Map::new();
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        match out.get_mut(k.as_ref()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            _ => {
+                out.insert(k.into_owned(), Value::String(v.into_owned()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_templates() {
+        let r = Route {
+            method: "GET".into(),
+            path: "/pay-orders/{id}".into(),
+            segments: vec!["pay-orders".into(), "{id}".into()],
+            binary: "get-order".into(),
+        };
+        assert_eq!(r.matches("/pay-orders/po_1").unwrap()["id"], "po_1");
+        assert_eq!(r.matches("/pay-orders/a%20b").unwrap()["id"], "a b");
+        assert!(r.matches("/pay-orders/").is_none());
+        assert!(r.matches("/pay-orders").is_none());
+        assert!(r.matches("/pay-orders/x/y").is_none());
+        assert!(r.matches("/events/x").is_none());
+    }
+
+    #[test]
+    fn query_and_headers_join_repeats() {
+        let q = query_json("a=1&b=x%20y&a=2");
+        assert_eq!(q["a"], "1,2");
+        assert_eq!(q["b"], "x y");
+        let mut h = HeaderMap::new();
+        h.append("x-a", "1".parse().unwrap());
+        h.append("x-a", "2".parse().unwrap());
+        assert_eq!(headers_json(&h)["x-a"], "1,2");
+    }
+}

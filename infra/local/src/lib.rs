@@ -1,0 +1,7 @@
+//! The PayOrders local host and operator tooling: serves every function of `template.yaml`
+//! on one port with the same event shapes API Gateway uses.
+
+pub mod host;
+pub mod server;
+pub mod setup;
+pub mod template;

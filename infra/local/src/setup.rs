@@ -1,0 +1,165 @@
+//! Choosing the store, the development master key, and the demo organization.
+
+use anyhow::{Context, bail};
+use payorders::auth::{self, MasterKey};
+use payorders::registry::CurrencyRef;
+use payorders::store::Store;
+use payorders::store::dynamo::{DynamoStore, create_table};
+use payorders::store::embedded::EmbeddedStore;
+use payorders::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Which store to use.
+#[derive(Debug, Clone)]
+pub enum StoreChoice {
+    /// SQLite file (the default for `make dev`).
+    Embedded(PathBuf),
+    /// DynamoDB (AWS, or moto via `AWS_ENDPOINT_URL`); creates the table if asked.
+    Dynamo { table: String, create: bool },
+}
+
+pub async fn open_store(choice: &StoreChoice) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match choice {
+        StoreChoice::Embedded(path) => Arc::new(
+            EmbeddedStore::open(path).with_context(|| format!("opening {}", path.display()))?,
+        ),
+        StoreChoice::Dynamo { table, create } => {
+            let sdk = payorders::config::aws_sdk_config().await;
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            if *create {
+                match create_table(&client, table).await {
+                    Ok(()) | Err(payorders::store::StoreError::AlreadyExists) => {}
+                    Err(e) => bail!("could not create table {table}: {e}"),
+                }
+            }
+            Arc::new(DynamoStore::new(client, table.clone()))
+        }
+    })
+}
+
+/// The master key: `PAYORDERS_MASTER_KEY` if set, else `<dir>/master.key`, created on first
+/// use (owner-only permissions).
+pub fn dev_master_key(dir: &Path) -> anyhow::Result<MasterKey> {
+    if let Ok(text) = std::env::var("PAYORDERS_MASTER_KEY") {
+        return MasterKey::from_text(&text).context("PAYORDERS_MASTER_KEY");
+    }
+    let path = dir.join("master.key");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t.trim().to_owned(),
+        Err(_) => {
+            std::fs::create_dir_all(dir)?;
+            let t = MasterKey::generate_text();
+            write_private(&path, &t)?;
+            t
+        }
+    };
+    MasterKey::from_text(&text).with_context(|| format!("{}", path.display()))
+}
+
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(content.as_bytes())?;
+    Ok(())
+}
+
+/// The demo organization's test credentials.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    pub org_id: OrgId,
+    pub key: String,
+    pub secret: String,
+}
+
+/// Creates an organization with a test key holding every scope.
+pub async fn create_org(
+    store: &dyn Store,
+    master: &MasterKey,
+    name: &str,
+    fixed: Option<(String, String)>,
+) -> anyhow::Result<(Organization, auth::IssuedKey)> {
+    let now = Timestamp::now();
+    let mut org = Organization::new(name, now);
+    // Test mode settles in the local chain's test token and Base Sepolia USDC by default.
+    org.test.settlement_currencies = vec![
+        CurrencyRef {
+            chain_id: ChainId::new(31337).expect("valid"),
+            address: Some("0x5FbDB2315678afecb367f032d93F642f64180aa3".into()),
+        },
+        CurrencyRef {
+            chain_id: ChainId::new(84532).expect("valid"),
+            address: Some("0x036CbD53842c5426634e7929541eC2318f3dCF7e".into()),
+        },
+    ];
+    let issued = auth::issue_api_key(&org.id, KeyMode::Test, vec![Scope::All], master, now, fixed)
+        .map_err(anyhow::Error::msg)?;
+    store.create_organization(&org).await?;
+    store.create_api_key(&issued.record).await?;
+    Ok((org, issued))
+}
+
+/// Finds or creates the demo organization. With a fixed key, reuses the organization that
+/// key belongs to; otherwise reuses the one recorded in `<dir>/demo.env`, if its key still
+/// works, and creates a new one if not.
+pub async fn ensure_demo(
+    store: &dyn Store,
+    master: &MasterKey,
+    dir: &Path,
+    fixed: Option<(String, String)>,
+) -> anyhow::Result<Demo> {
+    let wanted = fixed.or_else(|| read_demo_env(dir));
+    if let Some((key, secret)) = &wanted {
+        if let Some(record) = store.get_api_key_by_hash(&auth::hash_api_key(key)).await? {
+            let stored = master
+                .open(&auth::api_secret_context(&record.id), &record.secret_sealed)
+                .ok();
+            if stored.as_deref() == Some(secret.as_str()) && record.is_active() {
+                return Ok(Demo {
+                    org_id: record.organization_id,
+                    key: key.clone(),
+                    secret: secret.clone(),
+                });
+            }
+            bail!(
+                "the demo key {}… exists with another secret (or is revoked); pick another \
+                 PAYORDERS_DEMO_API_KEY or remove {}",
+                &key[..12.min(key.len())],
+                dir.display()
+            );
+        }
+    }
+    let (org, issued) = create_org(store, master, "Demo Store", wanted).await?;
+    let demo = Demo {
+        org_id: org.id,
+        key: issued.key,
+        secret: issued.secret,
+    };
+    std::fs::create_dir_all(dir)?;
+    write_private(
+        &dir.join("demo.env"),
+        &format!(
+            "export PAYORDERS_ORG_ID={}\nexport PAYORDERS_API_KEY={}\nexport PAYORDERS_API_SECRET={}\n",
+            demo.org_id, demo.key, demo.secret
+        ),
+    )?;
+    Ok(demo)
+}
+
+fn read_demo_env(dir: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(dir.join("demo.env")).ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .map(str::to_owned)
+    };
+    Some((value("PAYORDERS_API_KEY")?, value("PAYORDERS_API_SECRET")?))
+}

@@ -1,0 +1,89 @@
+//! Reads `template.yaml`: every function (by its cargo-lambda binary name) and the HTTP
+//! routes that reach it. The local host serves exactly these.
+
+use anyhow::{Context, bail};
+use serde_norway::Value;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub logical_id: String,
+    /// `Metadata.BuildProperties.Binary`: the crate under `functions/`.
+    pub binary: String,
+    pub routes: Vec<RouteDef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteDef {
+    pub method: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub functions: Vec<Function>,
+}
+
+fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_mapping()?.get(Value::String(key.to_owned()))
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    get(v, key).and_then(Value::as_str).map(str::to_owned)
+}
+
+impl Template {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let raw =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&raw).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        let doc: Value = serde_norway::from_str(raw)?;
+        let resources = get(&doc, "Resources")
+            .and_then(Value::as_mapping)
+            .context("the template has no Resources")?;
+        let mut functions = Vec::new();
+        for (id, res) in resources {
+            if text(res, "Type").as_deref() != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            let logical_id = id.as_str().unwrap_or_default().to_owned();
+            let binary = get(res, "Metadata")
+                .and_then(|m| get(m, "BuildProperties"))
+                .and_then(|b| text(b, "Binary"))
+                .with_context(|| format!("{logical_id} has no Metadata.BuildProperties.Binary"))?;
+            let mut routes = Vec::new();
+            let events = get(res, "Properties")
+                .and_then(|p| get(p, "Events"))
+                .and_then(Value::as_mapping);
+            for (_, ev) in events.into_iter().flatten() {
+                if text(ev, "Type").as_deref() != Some("HttpApi") {
+                    continue;
+                }
+                let props = get(ev, "Properties").context("an HttpApi event without Properties")?;
+                let (Some(method), Some(path)) = (text(props, "Method"), text(props, "Path"))
+                else {
+                    bail!("{logical_id}: HttpApi events need Method and Path");
+                };
+                routes.push(RouteDef {
+                    method: method.to_ascii_uppercase(),
+                    path,
+                });
+            }
+            functions.push(Function {
+                logical_id,
+                binary,
+                routes,
+            });
+        }
+        Ok(Self { functions })
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = (&Function, &RouteDef)> {
+        self.functions
+            .iter()
+            .flat_map(|f| f.routes.iter().map(move |r| (f, r)))
+    }
+}

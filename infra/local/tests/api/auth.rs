@@ -1,0 +1,348 @@
+//! Every way authentication and authorization can fail, and the schemes that pass.
+
+use crate::support::*;
+use payorders::auth::sign;
+use payorders::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn missing_unknown_malformed_and_revoked_keys_are_401() {
+    let app = spawn_app().await;
+    let list = |h: &[(&str, &str)]| app.send("GET", "/pay-orders", headers(h), None);
+
+    list(&[]).await.assert_error(401, "MISSING_API_KEY");
+    list(&[("x-api-key", "sk_test_doesnotexist000000000")])
+        .await
+        .assert_error(401, "INVALID_API_KEY");
+    list(&[("x-api-key", "pk_whatever")])
+        .await
+        .assert_error(401, "INVALID_API_KEY");
+    list(&[("authorization", "Basic Zm9vOmJhcg==")])
+        .await
+        .assert_error(401, "INVALID_API_KEY");
+    list(&[("authorization", "Bearer ")])
+        .await
+        .assert_error(401, "INVALID_API_KEY");
+    // A test key presented as live does not exist.
+    let as_live = app.a.key.replacen("sk_test_", "sk_live_", 1);
+    list(&[("x-api-key", &as_live)])
+        .await
+        .assert_error(401, "INVALID_API_KEY");
+    // Two different keys in one request.
+    list(&[
+        ("x-api-key", &app.a.key),
+        ("authorization", &format!("Bearer {}", app.b.key)),
+    ])
+    .await
+    .assert_error(401, "CONFLICTING_CREDENTIALS");
+
+    // Bearer works as well as X-API-KEY, and both naming the same key is fine.
+    assert_eq!(
+        list(&[("authorization", &format!("Bearer {}", app.a.key))])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        list(&[
+            ("x-api-key", &app.a.key),
+            ("authorization", &format!("bearer {}", app.a.key))
+        ])
+        .await
+        .status,
+        200
+    );
+
+    // Revoked: refused at once.
+    let extra = issue(
+        &*app.store,
+        &app.master,
+        &app.a.org_id,
+        KeyMode::Test,
+        vec![Scope::All],
+    )
+    .await;
+    assert_eq!(list(&[("x-api-key", &extra.key)]).await.status, 200);
+    app.store
+        .revoke_api_key(&extra.key_id, Timestamp::now())
+        .await
+        .unwrap();
+    list(&[("x-api-key", &extra.key)])
+        .await
+        .assert_error(401, "API_KEY_REVOKED");
+}
+
+#[tokio::test]
+async fn missing_scope_is_403() {
+    let app = spawn_app().await;
+    let reader = issue(
+        &*app.store,
+        &app.master,
+        &app.a.org_id,
+        KeyMode::Test,
+        vec![Scope::OrdersRead],
+    )
+    .await;
+    assert_eq!(
+        app.call(&reader, "GET", "/pay-orders", None, &[])
+            .await
+            .status,
+        200
+    );
+    app.call(&reader, "POST", "/pay-orders", Some(&deposit_body()), &[])
+        .await
+        .assert_error(403, "INSUFFICIENT_SCOPE");
+    let writer = issue(
+        &*app.store,
+        &app.master,
+        &app.a.org_id,
+        KeyMode::Test,
+        vec![Scope::OrdersWrite],
+    )
+    .await;
+    assert_eq!(
+        app.call(&writer, "POST", "/pay-orders", Some(&deposit_body()), &[])
+            .await
+            .status,
+        201
+    );
+    app.call(&writer, "GET", "/pay-orders", None, &[])
+        .await
+        .assert_error(403, "INSUFFICIENT_SCOPE");
+    let webhooks_only = issue(
+        &*app.store,
+        &app.master,
+        &app.a.org_id,
+        KeyMode::Test,
+        vec![Scope::WebhooksManage],
+    )
+    .await;
+    app.call(&webhooks_only, "GET", "/pay-orders", None, &[])
+        .await
+        .assert_error(403, "INSUFFICIENT_SCOPE");
+}
+
+#[tokio::test]
+async fn v1_signatures_bad_stale_and_replayed() {
+    let app = &spawn_app().await;
+    let a = &app.a;
+    let body = sale_body();
+    let post = move |sig: String, body: serde_json::Value| async move {
+        app.call(
+            a,
+            "POST",
+            "/pay-orders",
+            Some(&body),
+            &[("authorization-signature", &sig)],
+        )
+        .await
+    };
+
+    // Good.
+    let ts = now();
+    let good = sign::v1_header(&a.key, &a.secret, "POST", "/pay-orders", ts);
+    let r = post(good.clone(), body.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["mode"], "SALE");
+
+    // The exact same request again (same header, same body): refused.
+    post(good.clone(), body.clone())
+        .await
+        .assert_error(401, "REPLAYED_REQUEST");
+    // The same header with a different body (same second) passes: the v1 scheme does not
+    // bind the body, so only exact replays are refused.
+    let mut other = body.clone();
+    other["amount"] = json!("50.00");
+    assert_eq!(post(good.clone(), other).await.status, 201);
+
+    // Wrong secret, wrong method/path, stale, future, malformed.
+    post(
+        sign::v1_header(&a.key, "not-the-secret", "POST", "/pay-orders", ts),
+        body.clone(),
+    )
+    .await
+    .assert_error(401, "INVALID_SIGNATURE");
+    post(
+        sign::v1_header(&a.key, &a.secret, "POST", "/pay-orders/x", ts),
+        body.clone(),
+    )
+    .await
+    .assert_error(401, "INVALID_SIGNATURE");
+    post(
+        sign::v1_header(&a.key, &a.secret, "POST", "/pay-orders", ts - 301),
+        body.clone(),
+    )
+    .await
+    .assert_error(401, "SIGNATURE_EXPIRED");
+    post(
+        sign::v1_header(&a.key, &a.secret, "POST", "/pay-orders", ts + 301),
+        body.clone(),
+    )
+    .await
+    .assert_error(401, "SIGNATURE_EXPIRED");
+    post(
+        format!("APIKey={},signature=zz,timestamp={ts}", a.key),
+        body.clone(),
+    )
+    .await
+    .assert_error(401, "INVALID_SIGNATURE");
+    // Another organization's secret cannot sign for this key.
+    post(
+        sign::v1_header(&a.key, &app.b.secret, "POST", "/pay-orders", ts),
+        body.clone(),
+    )
+    .await
+    .assert_error(401, "INVALID_SIGNATURE");
+    // The signature's APIKey must be the key presented.
+    post(
+        sign::v1_header(&app.b.key, &app.b.secret, "POST", "/pay-orders", ts),
+        body.clone(),
+    )
+    .await
+    .assert_error(401, "CONFLICTING_CREDENTIALS");
+
+    // A signature header alone (no X-API-KEY) authenticates too.
+    let sig = sign::v1_header(&a.key, &a.secret, "POST", "/pay-orders", now());
+    let r = app
+        .send(
+            "POST",
+            "/pay-orders",
+            headers(&[
+                ("authorization-signature", &sig),
+                ("content-type", "application/json"),
+            ]),
+            Some(
+                serde_json::to_vec(&json!({"mode": "SALE", "amount": "1.00", "fiat_unit": "USD"}))
+                    .unwrap(),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+#[tokio::test]
+async fn legacy_sha512_and_v2_signatures() {
+    let app = &spawn_app().await;
+    let a = &app.a;
+    let body = sale_body();
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let post = move |sig: String, bytes: Vec<u8>| async move {
+        app.send(
+            "POST",
+            "/pay-orders",
+            headers(&[
+                ("x-api-key", &a.key),
+                ("authorization-signature", &sig),
+                ("content-type", "application/json"),
+            ]),
+            Some(bytes),
+        )
+        .await
+    };
+
+    // Seed 000's legacy form.
+    let ts = now();
+    let legacy = format!(
+        "APIKey={},signature={},timestamp={ts}",
+        a.key,
+        sign::legacy(&a.key, &a.secret, ts)
+    );
+    let r = post(legacy.clone(), bytes.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    post(legacy, bytes.clone())
+        .await
+        .assert_error(401, "REPLAYED_REQUEST");
+    let bad_legacy = format!(
+        "APIKey={},signature={},timestamp={ts}",
+        a.key,
+        sign::legacy(&a.key, "nope", ts)
+    );
+    post(bad_legacy, bytes.clone())
+        .await
+        .assert_error(401, "INVALID_SIGNATURE");
+
+    // v2: binds the body and a single-use nonce.
+    let v2 = sign::v2_header(
+        &a.key,
+        &a.secret,
+        "POST",
+        "/pay-orders",
+        now(),
+        "nonce-1",
+        &bytes,
+    );
+    let r = post(v2.clone(), bytes.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    post(v2, bytes.clone())
+        .await
+        .assert_error(401, "NONCE_REUSED");
+    // A valid v2 signature over another body.
+    let v2 = sign::v2_header(
+        &a.key,
+        &a.secret,
+        "POST",
+        "/pay-orders",
+        now(),
+        "nonce-2",
+        b"{}",
+    );
+    post(v2, bytes.clone())
+        .await
+        .assert_error(401, "BODY_HASH_MISMATCH");
+    // v2 signs the query string too.
+    let v2 = sign::v2_header(
+        &a.key,
+        &a.secret,
+        "GET",
+        "/pay-orders?limit=1",
+        now(),
+        "nonce-3",
+        b"",
+    );
+    let ok = app
+        .send(
+            "GET",
+            "/pay-orders?limit=1",
+            headers(&[("x-api-key", &a.key), ("authorization-signature", &v2)]),
+            None,
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let v2 = sign::v2_header(
+        &a.key,
+        &a.secret,
+        "GET",
+        "/pay-orders?limit=1",
+        now(),
+        "nonce-4",
+        b"",
+    );
+    app.send(
+        "GET",
+        "/pay-orders?limit=2",
+        headers(&[("x-api-key", &a.key), ("authorization-signature", &v2)]),
+        None,
+    )
+    .await
+    .assert_error(401, "INVALID_SIGNATURE");
+}
+
+#[tokio::test]
+async fn sale_needs_a_signed_request_deposit_does_not() {
+    let app = spawn_app().await;
+    app.call(&app.a, "POST", "/pay-orders", Some(&sale_body()), &[])
+        .await
+        .assert_error(401, "SIGNATURE_REQUIRED");
+    assert_eq!(
+        app.call(&app.a, "POST", "/pay-orders", Some(&deposit_body()), &[])
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        app.signed_post(&app.a, "/pay-orders", &sale_body(), &[])
+            .await
+            .status,
+        201
+    );
+}

@@ -1,0 +1,9 @@
+//! Merchant API tests through the local host: real HTTP requests, the real authorizer,
+//! API Gateway-shaped events, and each function's handler. One binary for link time.
+
+mod auth;
+mod events;
+mod orders;
+mod robustness;
+mod support;
+mod template;

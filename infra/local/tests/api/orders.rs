@@ -1,0 +1,871 @@
+//! Create, get, list and cancel pay orders; validation; idempotency; nonces; isolation.
+
+use crate::support::*;
+use payorders::store::IdempotencyScope;
+use payorders::*;
+use serde_json::{Value, json};
+
+async fn full_flow(app: TestApp) {
+    let a = &app.a;
+    // Create (signed SALE priced in USD, unsigned DEPOSIT in a token).
+    let sale = app.signed_post(a, "/pay-orders", &sale_body(), &[]).await;
+    assert_eq!(sale.status, 201, "{}", sale.text);
+    assert_eq!(sale.body["object"], "pay_order");
+    assert_eq!(sale.body["status"], "PENDING");
+    assert_eq!(sale.body["fulfillment"]["fiat_amount"], "49.99");
+    assert_eq!(sale.body["fulfillment"]["fiat_unit"], "USD");
+    assert_eq!(sale.body["livemode"], false);
+    assert_eq!(sale.body["organization_id"], a.org_id.as_str());
+    let dep = app
+        .create_deposit(a, &json!({"metadata": {"order_ref": "A-1"}}))
+        .await;
+    assert_eq!(dep.status, 201, "{}", dep.text);
+    assert_eq!(
+        dep.body["fulfillment"]["amount"],
+        json!({"raw": "25500000", "ui": "25.5"})
+    );
+    assert_eq!(dep.body["fulfillment"]["asset"]["symbol"], "USDC");
+    assert_eq!(dep.body["fulfillment"]["recipient"], RECIPIENT);
+    let dep_id = dep.body["id"].as_str().unwrap().to_owned();
+
+    // Get.
+    let got = app
+        .call(a, "GET", &format!("/pay-orders/{dep_id}"), None, &[])
+        .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, dep.body);
+
+    // List with a filter.
+    let list = app
+        .call(a, "GET", "/pay-orders?mode=DEPOSIT", None, &[])
+        .await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    assert_eq!(list.body["object"], "list");
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(list.body["data"][0]["id"], dep_id.as_str());
+    assert_eq!(list.body["has_more"], false);
+
+    // Cancel, with the event written beside it.
+    let c = app
+        .call(
+            a,
+            "POST",
+            &format!("/pay-orders/{dep_id}/cancel"),
+            Some(&json!({"reason": "customer left"})),
+            &[],
+        )
+        .await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    assert_eq!(c.body["status"], "CANCELLED");
+    assert_eq!(c.body["cancellation_reason"], "customer left");
+    app.call(
+        a,
+        "POST",
+        &format!("/pay-orders/{dep_id}/cancel"),
+        None,
+        &[],
+    )
+    .await
+    .assert_error(409, "ORDER_NOT_CANCELLABLE");
+    let events = app
+        .store
+        .list_events(
+            &payorders::store::ListWindow::new(a.org_id.clone(), KeyMode::Test),
+            &payorders::store::EventFilter::default(),
+        )
+        .await
+        .unwrap();
+    let types: Vec<_> = events.data.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["order.cancelled", "order.created", "order.created"]);
+    assert_eq!(events.data[0].data.object["status"], "CANCELLED");
+    assert_eq!(events.data[0].data.object["object"], "pay_order");
+}
+
+#[tokio::test]
+async fn create_get_list_cancel_on_embedded_store() {
+    full_flow(spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn create_get_list_cancel_on_dynamodb() {
+    full_flow(spawn_app_on(Backend::Dynamo).await).await;
+}
+
+#[tokio::test]
+async fn cancel_only_from_pending_or_awaiting_payment() {
+    let app = spawn_app().await;
+    for (status, ok) in [
+        (OrderStatus::AwaitingPayment, true),
+        (OrderStatus::Expired, false),
+        (OrderStatus::AwaitingConfirmation, false),
+    ] {
+        let r = app.create_deposit(&app.a, &json!({})).await;
+        let id = OrderId::parse(r.body["id"].as_str().unwrap()).unwrap();
+        let o = app.store.get_order(&id).await.unwrap().unwrap();
+        // Walk the order to `status` through the table.
+        let path: &[OrderStatus] = match status {
+            OrderStatus::AwaitingPayment => &[OrderStatus::AwaitingPayment],
+            OrderStatus::Expired => &[OrderStatus::Expired],
+            _ => &[
+                OrderStatus::AwaitingPayment,
+                OrderStatus::AwaitingConfirmation,
+            ],
+        };
+        let mut cur = o;
+        for s in path {
+            let u = cur.transition(Timestamp::now(), *s, |_| {}).unwrap();
+            app.store.update_order(&u).await.unwrap();
+            cur = u.order().clone();
+        }
+        let c = app
+            .call(
+                &app.a,
+                "POST",
+                &format!("/pay-orders/{id}/cancel"),
+                None,
+                &[],
+            )
+            .await;
+        if ok {
+            assert_eq!(c.status, 200, "{}", c.text);
+        } else {
+            c.assert_error(409, "ORDER_NOT_CANCELLABLE");
+            assert!(
+                c.body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(status.as_str())
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn another_organization_or_mode_sees_404() {
+    let app = spawn_app().await;
+    let r = app.create_deposit(&app.a, &json!({})).await;
+    let id = r.body["id"].as_str().unwrap();
+    for who in [&app.b, &app.a_live] {
+        app.call(who, "GET", &format!("/pay-orders/{id}"), None, &[])
+            .await
+            .assert_error(404, "RESOURCE_NOT_FOUND");
+        app.call(who, "POST", &format!("/pay-orders/{id}/cancel"), None, &[])
+            .await
+            .assert_error(404, "RESOURCE_NOT_FOUND");
+        let list = app.call(who, "GET", "/pay-orders", None, &[]).await;
+        assert_eq!(list.body["data"], json!([]));
+    }
+    // Nothing changed for the owner.
+    let mine = app
+        .call(&app.a, "GET", &format!("/pay-orders/{id}"), None, &[])
+        .await;
+    assert_eq!(mine.body["status"], "PENDING");
+    // Live keys create live orders, seen only by live keys.
+    let live = app.create_deposit(&app.a_live, &json!({})).await;
+    assert_eq!(live.body["livemode"], true);
+    let live_id = live.body["id"].as_str().unwrap();
+    app.call(&app.a, "GET", &format!("/pay-orders/{live_id}"), None, &[])
+        .await
+        .assert_error(404, "RESOURCE_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn idempotent_replay_mismatch_and_in_flight() {
+    let app = spawn_app().await;
+    let key = [("idempotency-key", "order-789-attempt-1")];
+    let first = app
+        .call(&app.a, "POST", "/pay-orders", Some(&deposit_body()), &key)
+        .await;
+    assert_eq!(first.status, 201);
+    assert!(!first.headers.contains_key("idempotent-replayed"));
+    let again = app
+        .call(&app.a, "POST", "/pay-orders", Some(&deposit_body()), &key)
+        .await;
+    assert_eq!(again.status, 201);
+    assert_eq!(
+        again.body, first.body,
+        "the stored response, not a new order"
+    );
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let list = app.call(&app.a, "GET", "/pay-orders", None, &[]).await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
+
+    let mut other = deposit_body();
+    other["amount"] = json!("99.00");
+    app.call(&app.a, "POST", "/pay-orders", Some(&other), &key)
+        .await
+        .assert_error(422, "IDEMPOTENCY_MISMATCH");
+
+    // The same key in another organization is independent.
+    assert_eq!(
+        app.call(&app.b, "POST", "/pay-orders", Some(&other), &key)
+            .await
+            .status,
+        201
+    );
+
+    // Errors below 500 are kept too: the same invalid request answers the same way.
+    let mut bad = deposit_body();
+    bad["amount"] = json!("-1");
+    let k2 = [("idempotency-key", "bad-1")];
+    let e1 = app
+        .call(&app.a, "POST", "/pay-orders", Some(&bad), &k2)
+        .await;
+    e1.assert_error(400, "INVALID_AMOUNT");
+    let e2 = app
+        .call(&app.a, "POST", "/pay-orders", Some(&bad), &k2)
+        .await;
+    assert_eq!(e2.body, e1.body);
+
+    // In flight: the same request, sent a moment earlier, holds the key right now.
+    let scope = IdempotencyScope {
+        organization_id: app.a.org_id.clone(),
+        mode: KeyMode::Test,
+        key: "busy-1".into(),
+    };
+    let body = serde_json::to_vec(&deposit_body()).unwrap();
+    let fingerprint = payorders::http::request_fingerprint("POST", "/pay-orders", &body);
+    app.store
+        .idempotency_begin(&scope, &fingerprint, Timestamp::now())
+        .await
+        .unwrap();
+    app.call(
+        &app.a,
+        "POST",
+        "/pay-orders",
+        Some(&deposit_body()),
+        &[("idempotency-key", "busy-1")],
+    )
+    .await
+    .assert_error(409, "IDEMPOTENCY_IN_FLIGHT");
+
+    // Cancel honours it as well.
+    let id = first.body["id"].as_str().unwrap();
+    let ck = [("idempotency-key", "cancel-1")];
+    let c1 = app
+        .call(
+            &app.a,
+            "POST",
+            &format!("/pay-orders/{id}/cancel"),
+            None,
+            &ck,
+        )
+        .await;
+    let c2 = app
+        .call(
+            &app.a,
+            "POST",
+            &format!("/pay-orders/{id}/cancel"),
+            None,
+            &ck,
+        )
+        .await;
+    assert_eq!((c1.status, c2.status), (200, 200));
+    assert_eq!(c2.headers["idempotent-replayed"], "true");
+
+    for bad_key in ["", "has space", &"k".repeat(256)] {
+        let r = app
+            .send(
+                "POST",
+                "/pay-orders",
+                headers(&[
+                    ("x-api-key", &app.a.key),
+                    ("content-type", "application/json"),
+                    ("idempotency-key", bad_key),
+                ]),
+                Some(serde_json::to_vec(&deposit_body()).unwrap()),
+            )
+            .await;
+        r.assert_error(400, "INVALID_IDEMPOTENCY_KEY");
+    }
+}
+
+#[tokio::test]
+async fn duplicate_nonce_is_409() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.create_deposit(&app.a, &json!({"nonce": 1640995200123456u64}))
+            .await
+            .status,
+        201
+    );
+    let dup = app
+        .create_deposit(&app.a, &json!({"nonce": "1640995200123456"}))
+        .await;
+    dup.assert_error(409, "DUPLICATE_NONCE");
+    assert_eq!(dup.body["error"]["param"], "nonce");
+    // Free in another organization and in live mode.
+    assert_eq!(
+        app.create_deposit(&app.b, &json!({"nonce": 1640995200123456u64}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        app.create_deposit(&app.a_live, &json!({"nonce": 1640995200123456u64}))
+            .await
+            .status,
+        201
+    );
+    let list = app.call(&app.a, "GET", "/pay-orders", None, &[]).await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn every_validation_code() {
+    let app = spawn_app().await;
+    let big = "x".repeat(17 * 1024);
+    let far = Timestamp::now().plus_seconds(8 * 24 * 3600).to_key();
+    let soon = Timestamp::now().plus_seconds(30).to_key();
+    let solana = json!({"chain_id": 30000000000001u64, "address": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"});
+    // (changes to a valid DEPOSIT body, status, code, param)
+    let cases: Vec<(Value, u16, &str, Option<&str>)> = vec![
+        (json!({"mode": null}), 400, "INVALID_MODE", Some("mode")),
+        (json!({"mode": "RENT"}), 400, "INVALID_MODE", Some("mode")),
+        (
+            json!({"mode": "deposit"}),
+            400,
+            "INVALID_MODE",
+            Some("mode"),
+        ),
+        (
+            json!({"mode": "SWAP"}),
+            422,
+            "MODE_NOT_SUPPORTED",
+            Some("mode"),
+        ),
+        (
+            json!({"amount": null}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": 25.5}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": "-5"}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": "0"}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": "0.0000001"}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": "abc"}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": "1e5"}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": "9".repeat(80)}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+        (
+            json!({"currency": null}),
+            400,
+            "MISSING_CURRENCY",
+            Some("currency"),
+        ),
+        (
+            json!({"currency": {"chain_id": 999999}}),
+            422,
+            "INVALID_BLOCKCHAIN",
+            Some("currency.chain_id"),
+        ),
+        (
+            json!({"currency": {"chain_id": 84532, "address": "0x0000000000000000000000000000000000000001"}}),
+            422,
+            "UNSUPPORTED_CURRENCY",
+            Some("currency"),
+        ),
+        (
+            json!({"currency": {"chain_id": 84532, "address": 5}}),
+            400,
+            "INVALID_CURRENCY",
+            Some("currency"),
+        ),
+        (
+            json!({"currency": {"chain_id": 84532, "token": "x"}}),
+            400,
+            "INVALID_CURRENCY",
+            Some("currency"),
+        ),
+        (
+            json!({"currency": {"chain_id": 0}}),
+            400,
+            "INVALID_CURRENCY",
+            Some("currency"),
+        ),
+        (
+            json!({"currency": 7}),
+            400,
+            "INVALID_CURRENCY",
+            Some("currency"),
+        ),
+        (
+            json!({"currency": "USDC", "blockchain": "dogechain"}),
+            422,
+            "INVALID_BLOCKCHAIN",
+            Some("currency.chain_id"),
+        ),
+        (
+            json!({"currency": "DOGE", "blockchain": "base"}),
+            422,
+            "UNSUPPORTED_CURRENCY",
+            Some("currency"),
+        ),
+        (
+            json!({"currency": "USDC"}),
+            400,
+            "INVALID_BLOCKCHAIN",
+            Some("blockchain"),
+        ),
+        (
+            json!({"recipient": null}),
+            400,
+            "MISSING_RECIPIENT",
+            Some("recipient"),
+        ),
+        (
+            json!({"recipient": "0x1234"}),
+            400,
+            "INVALID_ADDRESS",
+            Some("recipient"),
+        ),
+        (
+            json!({"recipient": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"}),
+            400,
+            "INVALID_ADDRESS",
+            Some("recipient"),
+        ),
+        (
+            json!({"currency": solana, "recipient": RECIPIENT}),
+            400,
+            "INVALID_ADDRESS",
+            Some("recipient"),
+        ),
+        (
+            json!({"fiat_unit": "USD"}),
+            400,
+            "INVALID_REQUEST",
+            Some("fiat_unit"),
+        ),
+        (
+            json!({"metadata": "not an object"}),
+            400,
+            "INVALID_ORDER_INFO",
+            Some("metadata"),
+        ),
+        (
+            json!({"metadata": {"blob": big}}),
+            400,
+            "INVALID_ORDER_INFO",
+            Some("metadata"),
+        ),
+        (
+            json!({"order_info": "{not json"}),
+            400,
+            "INVALID_ORDER_INFO",
+            Some("order_info"),
+        ),
+        (
+            json!({"order_info": "[1,2]"}),
+            400,
+            "INVALID_ORDER_INFO",
+            Some("order_info"),
+        ),
+        (
+            json!({"order_info": "{}", "metadata": {}}),
+            400,
+            "INVALID_ORDER_INFO",
+            Some("order_info"),
+        ),
+        (
+            json!({"expires_in": 59}),
+            400,
+            "INVALID_EXPIRY",
+            Some("expires_in"),
+        ),
+        (
+            json!({"expires_in": 604801}),
+            400,
+            "INVALID_EXPIRY",
+            Some("expires_in"),
+        ),
+        (
+            json!({"expires_in": "600"}),
+            400,
+            "INVALID_EXPIRY",
+            Some("expires_in"),
+        ),
+        (
+            json!({"expires_at": far}),
+            400,
+            "INVALID_EXPIRY",
+            Some("expires_at"),
+        ),
+        (
+            json!({"expires_at": soon}),
+            400,
+            "INVALID_EXPIRY",
+            Some("expires_at"),
+        ),
+        (
+            json!({"expires_at": "tomorrow"}),
+            400,
+            "INVALID_EXPIRY",
+            Some("expires_at"),
+        ),
+        (
+            json!({"expires_at": Timestamp::now().plus_seconds(600).to_key(), "expires_in": 600}),
+            400,
+            "INVALID_EXPIRY",
+            Some("expires_at"),
+        ),
+        (
+            json!({"webhook_url": "ftp://example.com/x"}),
+            400,
+            "INVALID_URL",
+            Some("webhook_url"),
+        ),
+        (
+            json!({"redirect_url": "not a url"}),
+            400,
+            "INVALID_URL",
+            Some("redirect_url"),
+        ),
+        (
+            json!({"cancel_url": "https://user:pw@example.com/"}),
+            400,
+            "INVALID_URL",
+            Some("cancel_url"),
+        ),
+        (
+            json!({"webhook_url": format!("https://example.com/{}", "a".repeat(2050))}),
+            400,
+            "INVALID_URL",
+            Some("webhook_url"),
+        ),
+        (
+            json!({"webhook_url": 5}),
+            400,
+            "INVALID_URL",
+            Some("webhook_url"),
+        ),
+        (json!({"nonce": -1}), 400, "INVALID_NONCE", Some("nonce")),
+        (json!({"nonce": ""}), 400, "INVALID_NONCE", Some("nonce")),
+        (
+            json!({"nonce": "has space"}),
+            400,
+            "INVALID_NONCE",
+            Some("nonce"),
+        ),
+        (json!({"nonce": 1.5}), 400, "INVALID_NONCE", Some("nonce")),
+        (
+            json!({"payment_tolerance": {"underpayment_bps": 5001}}),
+            400,
+            "INVALID_PAYMENT_TOLERANCE",
+            Some("payment_tolerance"),
+        ),
+        (
+            json!({"payment_tolerance": {"overpayment_bps": 1}}),
+            400,
+            "INVALID_PAYMENT_TOLERANCE",
+            Some("payment_tolerance"),
+        ),
+        (
+            json!({"confirmations": 0}),
+            400,
+            "INVALID_CONFIRMATIONS",
+            Some("confirmations"),
+        ),
+        (
+            json!({"confirmations": 1001}),
+            400,
+            "INVALID_CONFIRMATIONS",
+            Some("confirmations"),
+        ),
+        (
+            json!({"surprise": true}),
+            400,
+            "UNKNOWN_PARAMETER",
+            Some("surprise"),
+        ),
+    ];
+    for (change, status, code, param) in cases {
+        let r = app.create_deposit(&app.a, &change).await;
+        let label = format!("{change} -> {}", r.text);
+        assert_eq!(r.status, status, "{label}");
+        assert_eq!(r.body["error"]["code"], code, "{label}");
+        assert_eq!(r.body["error"]["param"].as_str(), param, "{label}");
+    }
+
+    // SALE rules (signed).
+    let sale_cases: Vec<(Value, u16, &str)> = vec![
+        (
+            json!({"mode": "SALE", "amount": "10"}),
+            400,
+            "MISSING_CURRENCY",
+        ),
+        (
+            json!({"mode": "SALE", "amount": "10", "fiat_unit": "EUR"}),
+            422,
+            "UNSUPPORTED_FIAT_UNIT",
+        ),
+        (
+            json!({"mode": "SALE", "amount": "10.001", "fiat_unit": "USD"}),
+            400,
+            "INVALID_AMOUNT",
+        ),
+        (
+            json!({"mode": "SALE", "amount": "10", "fiat_unit": "USD", "recipient": RECIPIENT}),
+            400,
+            "INVALID_ADDRESS",
+        ),
+    ];
+    for (body, status, code) in sale_cases {
+        let r = app.signed_post(&app.a, "/pay-orders", &body, &[]).await;
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body} -> {}",
+            r.text
+        );
+    }
+    // An organization with no settlement currency in this mode cannot take a fiat SALE.
+    let r = app
+        .signed_post(&app.a_live, "/pay-orders", &sale_body(), &[])
+        .await;
+    r.assert_error(422, "WALLET_NOT_CONFIGURED");
+
+    // Nothing was written by any refused request.
+    let list = app.call(&app.a, "GET", "/pay-orders", None, &[]).await;
+    assert_eq!(list.body["data"], json!([]));
+}
+
+#[tokio::test]
+async fn accepted_shapes() {
+    let app = spawn_app().await;
+    // Seed 001's form: symbol + blockchain slug, order_info string, integer nonce.
+    let r = app
+        .create_deposit(
+            &app.a,
+            &json!({
+                "currency": "USDC",
+                "blockchain": "base",
+                "amount": "100.00",
+                "order_info": "{\"product\": \"Premium Plan\", \"quantity\": 1}",
+                "nonce": 1640995200123456u64,
+                "webhook_url": "https://merchant.example/webhooks",
+                "redirect_url": "https://merchant.example/ok",
+                "cancel_url": "http://localhost:8080/cancel",
+                "expires_in": 900,
+                "payment_tolerance": {"underpayment_bps": 50},
+                "confirmations": 3,
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        r.body["fulfillment"]["asset"]["id"],
+        "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913"
+    );
+    assert_eq!(r.body["metadata"]["product"], "Premium Plan");
+    assert_eq!(r.body["nonce"], "1640995200123456");
+    assert_eq!(r.body["payment_tolerance"]["underpayment_bps"], 50);
+    assert_eq!(r.body["confirmations"], 3);
+    let created = Timestamp::parse(r.body["created_at"].as_str().unwrap()).unwrap();
+    let expires = Timestamp::parse(r.body["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!(created.seconds_until(expires), 900);
+    // Lowercase recipient is accepted and shown checksummed; native currency; 18 decimals.
+    let r = app
+        .create_deposit(
+            &app.a,
+            &json!({
+                "currency": {"chain_id": 1, "address": null},
+                "amount": "0.000000000000000001",
+                "recipient": RECIPIENT.to_lowercase(),
+                "expires_at": Timestamp::now().plus_seconds(3600).to_key(),
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["fulfillment"]["amount"]["raw"], "1");
+    assert_eq!(r.body["fulfillment"]["recipient"], RECIPIENT);
+    // Solana deposit with a base58 recipient.
+    let r = app
+        .create_deposit(
+            &app.a,
+            &json!({
+                "currency": {"chain_id": 30000000000001u64, "address": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"},
+                "recipient": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM",
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // A signed SALE in a named currency.
+    let r = app
+        .signed_post(&app.a, "/pay-orders", &json!({"mode": "SALE", "amount": "12.5", "currency": {"chain_id": 8453, "address": null}}), &[])
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        r.body["fulfillment"]["amount"]["raw"],
+        "12500000000000000000"
+    );
+}
+
+#[tokio::test]
+async fn pagination_through_pages_with_filters() {
+    let app = &spawn_app().await;
+    let mut deposit_ids = Vec::new();
+    for i in 0..14 {
+        if i % 3 == 0 {
+            // Distinct bodies: the same signed request twice in one second is a replay.
+            let mut sale = sale_body();
+            sale["nonce"] = json!(i);
+            let r = app.signed_post(&app.a, "/pay-orders", &sale, &[]).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+        } else {
+            let extra = if i % 2 == 0 {
+                json!({"currency": "USDC", "blockchain": "base"})
+            } else {
+                json!({})
+            };
+            let r = app.create_deposit(&app.a, &extra).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            deposit_ids.push(r.body["id"].as_str().unwrap().to_owned());
+        }
+    }
+    deposit_ids.reverse();
+    // Cancel one deposit, to filter on status too.
+    let cancelled = deposit_ids[4].clone();
+    app.call(
+        &app.a,
+        "POST",
+        &format!("/pay-orders/{cancelled}/cancel"),
+        None,
+        &[],
+    )
+    .await;
+
+    let walk = move |q: String| async move {
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        let mut url = format!("/pay-orders?{q}");
+        loop {
+            let r = app.call(&app.a, "GET", &url, None, &[]).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            pages += 1;
+            for o in r.body["data"].as_array().unwrap() {
+                seen.push(o["id"].as_str().unwrap().to_owned());
+            }
+            if r.body["has_more"] == false {
+                assert!(r.body["next_cursor"].is_null());
+                return (seen, pages);
+            }
+            url = format!(
+                "/pay-orders?{q}&cursor={}",
+                r.body["next_cursor"].as_str().unwrap()
+            );
+        }
+    };
+    let (ids, pages) = walk("mode=DEPOSIT&limit=3".into()).await;
+    assert_eq!(ids, deposit_ids, "newest first, none skipped or repeated");
+    assert_eq!(deposit_ids.len(), 9);
+    assert_eq!(
+        pages, 3,
+        "9 at 3 a page: the third page knows it is the last"
+    );
+
+    let (pending, pages) = walk("mode=DEPOSIT&status=PENDING&limit=2".into()).await;
+    let want: Vec<_> = deposit_ids
+        .iter()
+        .filter(|i| **i != cancelled)
+        .cloned()
+        .collect();
+    assert_eq!(pending, want);
+    assert_eq!(pages, 4);
+
+    let (base, _) = walk("chain_id=8453&limit=2".into()).await;
+    let (base_usdc, _) =
+        walk("currency=8453:0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913&limit=2".into()).await;
+    assert_eq!(base, base_usdc);
+    assert_eq!(base.len(), 4);
+
+    let (cancelled_only, _) = walk("status=CANCELLED".into()).await;
+    assert_eq!(cancelled_only, vec![cancelled]);
+
+    // A creation window.
+    let all = app
+        .call(&app.a, "GET", "/pay-orders?limit=100", None, &[])
+        .await;
+    let data = all.body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 14);
+    let lo = data[9]["created_at"].as_str().unwrap().to_owned();
+    let hi = data[3]["created_at"].as_str().unwrap().to_owned();
+    let (window, _) = walk(format!("created_gte={lo}&created_lte={hi}&limit=4")).await;
+    let want: Vec<_> = data[3..=9]
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(window, want);
+}
+
+#[tokio::test]
+async fn bad_list_parameters_are_400() {
+    let app = spawn_app().await;
+    for (q, code, param) in [
+        ("limit=0", "INVALID_LIMIT", "limit"),
+        ("limit=101", "INVALID_LIMIT", "limit"),
+        ("limit=ten", "INVALID_LIMIT", "limit"),
+        ("status=pending", "INVALID_STATUS", "status"),
+        ("status=PAID", "INVALID_STATUS", "status"),
+        ("mode=RENT", "INVALID_MODE", "mode"),
+        ("chain_id=base", "INVALID_BLOCKCHAIN", "chain_id"),
+        ("currency=USDC", "UNSUPPORTED_CURRENCY", "currency"),
+        ("created_gte=yesterday", "INVALID_TIMESTAMP", "created_gte"),
+        (
+            "created_gte=2026-02-01T00:00:00Z&created_lte=2026-01-01T00:00:00Z",
+            "INVALID_TIMESTAMP",
+            "created_gte",
+        ),
+        ("cursor=nope", "INVALID_CURSOR", "cursor"),
+        ("page=2", "UNKNOWN_PARAMETER", "page"),
+        ("limit=1&limit=2", "INVALID_PARAMETER", "limit"),
+    ] {
+        let r = app
+            .call(&app.a, "GET", &format!("/pay-orders?{q}"), None, &[])
+            .await;
+        assert_eq!(r.status, 400, "{q}: {}", r.text);
+        assert_eq!(
+            (
+                r.body["error"]["code"].as_str(),
+                r.body["error"]["param"].as_str()
+            ),
+            (Some(code), Some(param)),
+            "{q}"
+        );
+    }
+}

@@ -1,0 +1,284 @@
+//! `spawn_app`: the whole local host on a free port over a fresh store, with two
+//! organizations and keys to call it with.
+
+use payorders::auth::{self, MasterKey, sign};
+use payorders::runtime::Services;
+use payorders::store::Store;
+use payorders::store::dynamo::{DynamoStore, create_table};
+use payorders::store::embedded::EmbeddedStore;
+use payorders::*;
+use payorders_local::host::Host;
+use payorders_local::template::Template;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::Value;
+use std::sync::Arc;
+
+pub fn template_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
+}
+
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[derive(Clone)]
+pub struct Caller {
+    pub org_id: OrgId,
+    pub key_id: KeyId,
+    pub key: String,
+    pub secret: String,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub master: MasterKey,
+    /// Organization A, test mode, every scope.
+    pub a: Caller,
+    /// Organization A, live mode, every scope.
+    pub a_live: Caller,
+    /// Organization B, test mode, every scope.
+    pub b: Caller,
+}
+
+pub enum Backend {
+    Embedded,
+    Dynamo,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(Backend::Embedded).await
+}
+
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+    }
+    let store: Arc<dyn Store> = match backend {
+        Backend::Embedded => Arc::new(EmbeddedStore::in_memory().unwrap()),
+        Backend::Dynamo => {
+            let endpoint = std::env::var("PAYORDERS_TEST_AWS_ENDPOINT").expect(
+                "PAYORDERS_TEST_AWS_ENDPOINT is not set: DynamoDB tests run against moto; use `make test`",
+            );
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                    "t", "t", None, None, "t",
+                ))
+                .load()
+                .await;
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            let table = format!(
+                "api-{}",
+                OrderId::generate().as_str().trim_start_matches("po_")
+            );
+            create_table(&client, &table).await.unwrap();
+            Arc::new(DynamoStore::new(client, table))
+        }
+    };
+    let master = MasterKey::from_text(&MasterKey::generate_text()).unwrap();
+    let (a, a_live) = {
+        let (org, k) = payorders_local::setup::create_org(&*store, &master, "A", None)
+            .await
+            .unwrap();
+        let live = issue(&*store, &master, &org.id, KeyMode::Live, vec![Scope::All]).await;
+        (caller(&org.id, k), live)
+    };
+    let b = {
+        let (org, k) = payorders_local::setup::create_org(&*store, &master, "B", None)
+            .await
+            .unwrap();
+        caller(&org.id, k)
+    };
+    let services = Services {
+        store: store.clone(),
+        master: Some(master.clone()),
+    };
+    let host = Arc::new(Host::new(services, &Template::load(&template_path()).unwrap()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(payorders_local::server::serve(host, listener));
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        store,
+        master,
+        a,
+        a_live,
+        b,
+    }
+}
+
+fn caller(org: &OrgId, k: auth::IssuedKey) -> Caller {
+    Caller {
+        org_id: org.clone(),
+        key_id: k.record.id,
+        key: k.key,
+        secret: k.secret,
+    }
+}
+
+/// Issues another key for an organization.
+pub async fn issue(
+    store: &dyn Store,
+    master: &MasterKey,
+    org: &OrgId,
+    mode: KeyMode,
+    scopes: Vec<Scope>,
+) -> Caller {
+    let k = auth::issue_api_key(org, mode, scopes, master, Timestamp::now(), None).unwrap();
+    store.create_api_key(&k.record).await.unwrap();
+    caller(org, k)
+}
+
+pub fn now() -> i64 {
+    Timestamp::now().unix()
+}
+
+/// A response: status, headers and JSON body (or Null).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// Asserts an error in our shape with this status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.body["error"]["code"], code, "{}", self.text);
+        assert!(self.body["error"]["type"].is_string(), "{}", self.text);
+        assert!(self.body["error"]["message"].is_string(), "{}", self.text);
+        assert_eq!(
+            self.body["request_id"].as_str().unwrap(),
+            self.headers["x-request-id"].to_str().unwrap()
+        );
+    }
+}
+
+impl TestApp {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        let mut rb = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{}", self.base, path))
+            .headers(headers);
+        if let Some(b) = body {
+            rb = rb.body(b);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        assert!(
+            headers.contains_key("x-request-id"),
+            "every response has X-Request-Id: {status} {text}"
+        );
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// A request with an API key (and optional extra headers) and a JSON body.
+    pub async fn call(
+        &self,
+        who: &Caller,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        extra: &[(&str, &str)],
+    ) -> Resp {
+        let mut h = headers(&[("x-api-key", &who.key)]);
+        for (k, v) in extra {
+            h.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        if body.is_some() {
+            h.insert("content-type", HeaderValue::from_static("application/json"));
+        }
+        self.send(
+            method,
+            path,
+            h,
+            body.map(|b| serde_json::to_vec(b).unwrap()),
+        )
+        .await
+    }
+
+    /// A v1-signed POST.
+    pub async fn signed_post(
+        &self,
+        who: &Caller,
+        path: &str,
+        body: &Value,
+        extra: &[(&str, &str)],
+    ) -> Resp {
+        let sig = sign::v1_header(
+            &who.key,
+            &who.secret,
+            "POST",
+            path.split('?').next().unwrap(),
+            now(),
+        );
+        let mut all = vec![("authorization-signature", sig.as_str())];
+        all.extend_from_slice(extra);
+        self.call(who, "POST", path, Some(body), &all).await
+    }
+
+    pub async fn create_deposit(&self, who: &Caller, extra: &Value) -> Resp {
+        let mut body = deposit_body();
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        self.call(who, "POST", "/pay-orders", Some(&body), &[])
+            .await
+    }
+}
+
+pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    h
+}
+
+pub const BASE_SEPOLIA_USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+pub const RECIPIENT: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+pub fn deposit_body() -> Value {
+    serde_json::json!({
+        "mode": "DEPOSIT",
+        "amount": "25.50",
+        "currency": {"chain_id": 84532, "address": BASE_SEPOLIA_USDC},
+        "recipient": RECIPIENT,
+    })
+}
+
+pub fn sale_body() -> Value {
+    serde_json::json!({
+        "mode": "SALE",
+        "amount": "49.99",
+        "fiat_unit": "USD",
+        "metadata": {"items": [{"name": "Premium Widget", "quantity": 1, "unit_price": 49.99}]},
+    })
+}
