@@ -7,8 +7,10 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod model;
+pub mod queue;
 pub mod registry;
 pub mod runtime;
 pub mod store;
+pub mod webhooks;
 
 pub use model::*;

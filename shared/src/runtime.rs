@@ -3,6 +3,7 @@
 
 use crate::auth::MasterKey;
 use crate::config::Config;
+use crate::queue::{Queue, SqsQueue};
 use crate::store::Store;
 use crate::store::dynamo::DynamoStore;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     /// Present where secrets must be sealed or opened (authorizer, key and webhook admin).
     pub master: Option<MasterKey>,
+    /// Where webhook deliveries are queued, when this function sends any.
+    pub webhooks: Option<Arc<dyn Queue>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +26,8 @@ pub enum InitError {
     MasterKey(#[from] crate::auth::SealError),
     #[error("this function needs the master key, and none is configured")]
     NoMasterKey,
+    #[error("this function needs a queue, and {0} is not set")]
+    NoQueue(&'static str),
 }
 
 impl Services {
@@ -37,14 +42,24 @@ impl Services {
             .map(|k| MasterKey::from_text(k.expose()))
             .transpose()?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
+        let webhooks = config.webhooks_queue_url.as_ref().map(|url| {
+            Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url)) as Arc<dyn Queue>
+        });
         Ok(Self {
             store: Arc::new(store),
             master,
+            webhooks,
         })
     }
 
     pub fn master(&self) -> Result<&MasterKey, InitError> {
         self.master.as_ref().ok_or(InitError::NoMasterKey)
+    }
+
+    pub fn webhooks(&self) -> Result<&Arc<dyn Queue>, InitError> {
+        self.webhooks
+            .as_ref()
+            .ok_or(InitError::NoQueue("PAYORDERS_WEBHOOKS_QUEUE_URL"))
     }
 }
 

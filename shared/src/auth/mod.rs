@@ -220,7 +220,7 @@ pub fn required_scope(method: &str, route_path: &str) -> Option<Scope> {
         ("pay-orders", "GET") => Some(Scope::OrdersRead),
         ("pay-orders", "POST") => Some(Scope::OrdersWrite),
         ("events", "GET") => Some(Scope::OrdersRead),
-        ("webhook-endpoints", _) => Some(Scope::WebhooksManage),
+        ("webhook-endpoints" | "webhook-secret", _) => Some(Scope::WebhooksManage),
         ("merchant-wallets", _) => Some(Scope::SettingsManage),
         _ => None,
     }

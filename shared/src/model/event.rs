@@ -29,6 +29,26 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event about a webhook endpoint.
+    pub fn for_endpoint(
+        endpoint: &super::WebhookEndpoint,
+        event_type: EventType,
+        at: Timestamp,
+    ) -> Self {
+        Self {
+            id: EventId::generate(),
+            event_type,
+            api_version: API_VERSION.to_owned(),
+            created_at: at,
+            organization_id: endpoint.organization_id.clone(),
+            livemode: endpoint.livemode,
+            order_id: None,
+            data: EventData {
+                object: endpoint.api_view(),
+            },
+        }
+    }
+
     /// An event about an order, carrying the order as it is after the change.
     pub fn for_order(order: &PayOrder, event_type: EventType, at: Timestamp) -> Self {
         Self {

@@ -38,6 +38,15 @@ macro_rules! prefixed_id {
                 Self(format!("{}_{}", $prefix, body))
             }
 
+            /// The id whose 128 bits are the first 16 bytes of `digest`: deterministic ids
+            /// for records that must be created at most once (e.g. one delivery per event
+            /// and endpoint).
+            pub fn from_digest(digest: &[u8]) -> Self {
+                let mut body = [0u8; RANDOM_BYTES];
+                body.copy_from_slice(&digest[..RANDOM_BYTES]);
+                Self(format!("{}_{}", $prefix, bs58::encode(body).into_string()))
+            }
+
             /// Parses an id, checking its prefix and that its body is 16 bytes of base58.
             pub fn parse(s: &str) -> Result<Self, InvalidId> {
                 let err = InvalidId { kind: $kind, prefix: $prefix };
@@ -106,6 +115,15 @@ prefixed_id!(
 prefixed_id!(
     /// An API key's public id (the key itself is only ever stored hashed).
     KeyId, "key", "API key"
+);
+prefixed_id!(
+    /// A webhook endpoint.
+    WebhookEndpointId, "we", "webhook endpoint"
+);
+prefixed_id!(
+    /// One message to one destination (the Standard Webhooks `webhook-id`), stable across
+    /// retries.
+    DeliveryId, "msg", "delivery"
 );
 prefixed_id!(
     /// A request, echoed in `X-Request-Id` and in error bodies.

@@ -39,6 +39,7 @@ mod order;
 mod org;
 mod status;
 mod time;
+mod webhook;
 
 pub use address::*;
 pub use event::*;
@@ -48,3 +49,4 @@ pub use order::*;
 pub use org::*;
 pub use status::*;
 pub use time::*;
+pub use webhook::*;

@@ -33,6 +33,10 @@ pub struct ModeSettings {
     pub protocol_fee_bps: u32,
     #[serde(default)]
     pub confirmations: Vec<ChainConfirmations>,
+    /// Signs webhooks sent to an order's own `webhook_url` (`whsec_…`), sealed with the
+    /// master key.
+    #[serde(default)]
+    pub order_webhook_secret_sealed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

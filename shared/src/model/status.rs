@@ -55,6 +55,7 @@ wire_enum!(
         OrderFailed = "order.failed",
         OrderRefunded = "order.refunded",
         OrderPaymentLate = "order.payment_late",
+        WebhookEndpointDisabled = "webhook_endpoint.disabled",
     }
 );
 
@@ -274,6 +275,6 @@ mod tests {
             EventType::parse("order.payment_late"),
             Some(EventType::OrderPaymentLate)
         );
-        assert_eq!(EventType::ALL.len(), 12);
+        assert_eq!(EventType::ALL.len(), 13);
     }
 }

@@ -11,11 +11,14 @@
 //! | tx claim | `TX#chain#hash#log` | `TX` | a transfer pays at most one order |
 //! | idempotency | `IDEMP#org#mode#key` | `IDEMP` | TTL 24 h |
 //! | claim | `CLAIM#key` | `CLAIM` | replay and single-use nonce claims, TTL |
+//! | webhook endpoint | `ORG#org` | `WHEP#mode#id` | listed by querying the org's partition |
+//! | delivery | `DELIVERY#id` | `DELIVERY` | GSI `deliveries_by_endpoint` |
 //!
 //! Every record keeps its full JSON in `doc`; the attributes beside it exist for keys,
 //! indexes and filters. GSIs: `orders_by_org` (`gsi1pk = ORDERS#org#mode`, `gsi1sk =
 //! created#id`), `orders_by_expiry` (sparse: only expirable orders carry `gsi2pk =
-//! EXPIRY#shard`, `gsi2sk = expires#id`), `events_by_org` (`gsi3pk = EVENTS#org#mode`).
+//! EXPIRY#shard`, `gsi2sk = expires#id`), `events_by_org` (`gsi3pk = EVENTS#org#mode`),
+//! `deliveries_by_endpoint` (`gsi4pk = DELIVERIES#endpoint`, `gsi4sk = created#id`).
 //! TTL attribute: `ttl` (epoch seconds); code checks expiry too, since TTL deletes late.
 
 use super::keys::{self, expiry_key, mode_of, org_partition, range_high, range_low, sort_key};
@@ -720,6 +723,202 @@ impl ClaimStore for DynamoStore {
     }
 }
 
+fn endpoint_key(org: &OrgId, mode: KeyMode, id: &WebhookEndpointId) -> (String, String) {
+    (format!("ORG#{org}"), format!("WHEP#{mode}#{id}"))
+}
+
+fn endpoint_item(e: &WebhookEndpoint) -> Item {
+    let (pk, sk) = endpoint_key(&e.organization_id, mode_of(e.livemode), &e.id);
+    let mut item = base_item(pk, &sk);
+    item.insert("doc".into(), to_doc(e));
+    item.insert("version".into(), n(e.version));
+    item
+}
+
+fn delivery_item(d: &Delivery) -> Item {
+    let mut item = base_item(format!("DELIVERY#{}", d.id), "DELIVERY");
+    item.insert("doc".into(), to_doc(d));
+    item.insert("version".into(), n(d.version));
+    item.insert("gsi4pk".into(), s(delivery_partition(d)));
+    item.insert("gsi4sk".into(), s(sort_key(d.created_at, d.id.as_str())));
+    item
+}
+
+fn versioned_put(table: &str, item: Item, expected: u64) -> Result<Put, StoreError> {
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("#v = :v")
+        .expression_attribute_names("#v", "version")
+        .expression_attribute_values(":v", n(expected))
+        .build()
+        .map_err(StoreError::unavailable)
+}
+
+#[async_trait]
+impl WebhookStore for DynamoStore {
+    async fn create_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()> {
+        match self
+            .transact(vec![self.put(endpoint_item(e), NEW)?])
+            .await?
+        {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::AlreadyExists),
+        }
+    }
+
+    async fn get_endpoint(
+        &self,
+        org: &OrgId,
+        id: &WebhookEndpointId,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        for mode in [KeyMode::Test, KeyMode::Live] {
+            let (pk, sk) = endpoint_key(org, mode, id);
+            if let Some(item) = self.get_doc(&pk, &sk).await? {
+                return doc(&item).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn update_endpoint(
+        &self,
+        e: &WebhookEndpoint,
+        expected_version: u64,
+        event: Option<&Event>,
+    ) -> StoreResult<()> {
+        let mut puts = vec![versioned_put(
+            &self.table,
+            endpoint_item(e),
+            expected_version,
+        )?];
+        if let Some(ev) = event {
+            puts.push(self.put(event_item(ev), NEW)?);
+        }
+        match self.transact(puts).await? {
+            Ok(()) => Ok(()),
+            Err(failed) if failed.iter().any(|(i, _)| *i == 0) => {
+                match self.get_endpoint(&e.organization_id, &e.id).await? {
+                    None => Err(StoreError::NotFound),
+                    Some(_) => Err(StoreError::VersionConflict {
+                        expected: expected_version,
+                    }),
+                }
+            }
+            Err(failed) => Err(StoreError::Unavailable(
+                format!("transaction cancelled: {failed:?}").into(),
+            )),
+        }
+    }
+
+    async fn delete_endpoint(&self, org: &OrgId, id: &WebhookEndpointId) -> StoreResult<bool> {
+        let Some(e) = self.get_endpoint(org, id).await? else {
+            return Ok(false);
+        };
+        let (pk, sk) = endpoint_key(org, mode_of(e.livemode), id);
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .send()
+            .await
+            .map_err(fault)?;
+        Ok(true)
+    }
+
+    async fn list_endpoints(
+        &self,
+        org: &OrgId,
+        mode: KeyMode,
+    ) -> StoreResult<Vec<WebhookEndpoint>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":p", s(format!("ORG#{org}")))
+                .expression_attribute_values(":prefix", s(format!("WHEP#{mode}#")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(fault)?;
+            for item in page.items() {
+                out.push(doc::<WebhookEndpoint>(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| (a.created_at, a.id.as_str()).cmp(&(b.created_at, b.id.as_str())));
+        Ok(out)
+    }
+
+    async fn create_delivery(&self, d: &Delivery) -> StoreResult<bool> {
+        match self
+            .transact(vec![self.put(delivery_item(d), NEW)?])
+            .await?
+        {
+            Ok(()) => Ok(true),
+            Err(failed) if failed.iter().all(|(_, c)| failed_code_is_condition(c)) => Ok(false),
+            Err(failed) => Err(StoreError::Unavailable(
+                format!("transaction cancelled: {failed:?}").into(),
+            )),
+        }
+    }
+
+    async fn get_delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
+        self.get_doc(&format!("DELIVERY#{id}"), "DELIVERY")
+            .await?
+            .map(|i| doc(&i))
+            .transpose()
+    }
+
+    async fn update_delivery(&self, d: &Delivery, expected_version: u64) -> StoreResult<()> {
+        match self
+            .transact(vec![versioned_put(
+                &self.table,
+                delivery_item(d),
+                expected_version,
+            )?])
+            .await?
+        {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::VersionConflict {
+                expected: expected_version,
+            }),
+        }
+    }
+
+    async fn list_deliveries(
+        &self,
+        endpoint: &WebhookEndpointId,
+        w: &ListWindow,
+    ) -> StoreResult<Page<Delivery>> {
+        let rows = self
+            .query_newest_first(
+                "deliveries_by_endpoint",
+                "gsi4pk",
+                "gsi4sk",
+                format!("DELIVERIES#{endpoint}"),
+                w,
+                |id| (format!("DELIVERY#{id}"), "DELIVERY".into()),
+                Filter::default(),
+            )
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(|(k, d)| parse_doc(&d).map(|v| (k, v)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(keys::page(items, w.page_size()))
+    }
+}
+
 /// Creates the table with its GSIs, stream and TTL, as `template.yaml` declares it.
 /// Used by the tests and by `payorders tables create`. `AlreadyExists` if it exists.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
@@ -759,6 +958,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .global_secondary_indexes(gsi("orders_by_org", "gsi1pk", "gsi1sk")?)
         .global_secondary_indexes(gsi("orders_by_expiry", "gsi2pk", "gsi2sk")?)
         .global_secondary_indexes(gsi("events_by_org", "gsi3pk", "gsi3sk")?)
+        .global_secondary_indexes(gsi("deliveries_by_endpoint", "gsi4pk", "gsi4sk")?)
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
@@ -767,7 +967,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
                 .map_err(StoreError::unavailable)?,
         );
     for a in [
-        "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk",
+        "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "gsi4pk", "gsi4sk",
     ] {
         req = req.attribute_definitions(attr(a)?);
     }

@@ -51,6 +51,24 @@ CREATE TABLE IF NOT EXISTS idempotency (
     expires_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    sort_key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS endpoints_by_org ON webhook_endpoints (org_id, mode, sort_key);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY,
+    partition_key TEXT NOT NULL,
+    sort_key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (partition_key, sort_key);
+CREATE TABLE IF NOT EXISTS stream_cursor (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 "#;
 
 /// The SQLite store. Cheap to clone.
@@ -534,6 +552,227 @@ impl IdempotencyStore for EmbeddedStore {
             tx.execute(
                 "DELETE FROM idempotency WHERE key = ?1 AND fingerprint = ?2 AND state = 'in_flight'",
                 params![key, fp],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl WebhookStore for EmbeddedStore {
+    async fn create_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()> {
+        let e = e.clone();
+        self.tx(move |tx| {
+            match tx.execute(
+                "INSERT INTO webhook_endpoints (id, org_id, mode, sort_key, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    e.id.as_str(),
+                    e.organization_id.as_str(),
+                    keys::mode_of(e.livemode).as_str(),
+                    sort_key(e.created_at, e.id.as_str()),
+                    e.version as i64,
+                    to_doc(&e)
+                ],
+            ) {
+                Ok(_) => Ok(()),
+                Err(err) if is_unique_violation(&err) => Err(StoreError::AlreadyExists),
+                Err(err) => Err(sql(err)),
+            }
+        })
+        .await
+    }
+
+    async fn get_endpoint(
+        &self,
+        org: &OrgId,
+        id: &WebhookEndpointId,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        let (org, id) = (org.clone(), id.to_string());
+        self.tx(move |tx| {
+            let e: Option<WebhookEndpoint> =
+                one_doc(tx, "SELECT doc FROM webhook_endpoints WHERE id = ?1", &id)?;
+            Ok(e.filter(|e| e.organization_id == org))
+        })
+        .await
+    }
+
+    async fn update_endpoint(
+        &self,
+        e: &WebhookEndpoint,
+        expected_version: u64,
+        event: Option<&Event>,
+    ) -> StoreResult<()> {
+        let (e, event) = (e.clone(), event.cloned());
+        self.tx(move |tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE webhook_endpoints SET version = ?2, doc = ?3 WHERE id = ?1 AND org_id = ?4 AND version = ?5",
+                    params![e.id.as_str(), e.version as i64, to_doc(&e), e.organization_id.as_str(), expected_version as i64],
+                )
+                .map_err(sql)?;
+            if changed == 0 {
+                let exists: Option<i64> = tx
+                    .query_row("SELECT version FROM webhook_endpoints WHERE id = ?1", [e.id.as_str()], |r| r.get(0))
+                    .optional()
+                    .map_err(sql)?;
+                return Err(match exists {
+                    None => StoreError::NotFound,
+                    Some(_) => StoreError::VersionConflict { expected: expected_version },
+                });
+            }
+            if let Some(ev) = &event {
+                insert_event(tx, ev)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_endpoint(&self, org: &OrgId, id: &WebhookEndpointId) -> StoreResult<bool> {
+        let (org, id) = (org.to_string(), id.to_string());
+        self.tx(move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM webhook_endpoints WHERE id = ?1 AND org_id = ?2",
+                    params![id, org],
+                )
+                .map_err(sql)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn list_endpoints(
+        &self,
+        org: &OrgId,
+        mode: KeyMode,
+    ) -> StoreResult<Vec<WebhookEndpoint>> {
+        let org = org.to_string();
+        self.tx(move |tx| {
+            let mut stmt = tx
+                .prepare_cached("SELECT doc FROM webhook_endpoints WHERE org_id = ?1 AND mode = ?2 ORDER BY sort_key")
+                .map_err(sql)?;
+            let docs = stmt
+                .query_map(params![org, mode.as_str()], |r| r.get::<_, String>(0))
+                .map_err(sql)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql)?;
+            docs.iter().map(|d| parse_doc(d)).collect()
+        })
+        .await
+    }
+
+    async fn create_delivery(&self, d: &Delivery) -> StoreResult<bool> {
+        let d = d.clone();
+        self.tx(move |tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO deliveries (id, partition_key, sort_key, version, doc) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (id) DO NOTHING",
+                    params![
+                        d.id.as_str(),
+                        super::delivery_partition(&d),
+                        sort_key(d.created_at, d.id.as_str()),
+                        d.version as i64,
+                        to_doc(&d)
+                    ],
+                )
+                .map_err(sql)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn get_delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
+        let id = id.to_string();
+        self.tx(move |tx| one_doc(tx, "SELECT doc FROM deliveries WHERE id = ?1", &id))
+            .await
+    }
+
+    async fn update_delivery(&self, d: &Delivery, expected_version: u64) -> StoreResult<()> {
+        let d = d.clone();
+        self.tx(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE deliveries SET version = ?2, doc = ?3 WHERE id = ?1 AND version = ?4",
+                    params![
+                        d.id.as_str(),
+                        d.version as i64,
+                        to_doc(&d),
+                        expected_version as i64
+                    ],
+                )
+                .map_err(sql)?;
+            if n == 0 {
+                return Err(StoreError::VersionConflict {
+                    expected: expected_version,
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        endpoint: &WebhookEndpointId,
+        w: &ListWindow,
+    ) -> StoreResult<Page<Delivery>> {
+        let (partition, w) = (format!("DELIVERIES#{endpoint}"), w.clone());
+        self.tx(move |tx| {
+            let rows = newest_first(tx, "deliveries", &partition, &w, |_: &Delivery| true)?;
+            Ok(keys::page(rows, w.page_size()))
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    /// Events written after `after` (an outbox sequence number), oldest first, with their
+    /// sequence numbers: the local host's stand-in for the DynamoDB stream.
+    pub async fn events_after(&self, after: i64, limit: u32) -> StoreResult<Vec<(i64, Event)>> {
+        self.tx(move |tx| {
+            let mut stmt = tx
+                .prepare_cached("SELECT seq, doc FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![after, limit], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(sql)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql)?;
+            rows.into_iter()
+                .map(|(seq, d)| parse_doc(&d).map(|e| (seq, e)))
+                .collect()
+        })
+        .await
+    }
+
+    /// The stream position a consumer has processed up to (0 before any).
+    pub async fn stream_cursor(&self, name: &str) -> StoreResult<i64> {
+        let name = name.to_owned();
+        self.tx(move |tx| {
+            tx.query_row(
+                "SELECT seq FROM stream_cursor WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)
+            .map(|v| v.unwrap_or(0))
+        })
+        .await
+    }
+
+    pub async fn set_stream_cursor(&self, name: &str, seq: i64) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.tx(move |tx| {
+            tx.execute(
+                "INSERT INTO stream_cursor (name, seq) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+                params![name, seq],
             )
             .map_err(sql)?;
             Ok(())

@@ -11,8 +11,9 @@ mod keys;
 pub use keys::{Cursor, InvalidCursor};
 
 use crate::model::{
-    ApiKey, ChainId, Event, EventId, EventType, KeyId, KeyMode, NewOrder, OrderId, OrderMode,
-    OrderStatus, OrderUpdate, OrgId, Organization, PayOrder, Timestamp,
+    ApiKey, ChainId, Delivery, DeliveryId, Event, EventId, EventType, KeyId, KeyMode, NewOrder,
+    OrderId, OrderMode, OrderStatus, OrderUpdate, OrgId, Organization, PayOrder, Timestamp,
+    WebhookEndpoint, WebhookEndpointId,
 };
 use async_trait::async_trait;
 
@@ -229,13 +230,61 @@ pub trait ClaimStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// `AlreadyExists` if the id is taken.
+    async fn create_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()>;
+    async fn get_endpoint(
+        &self,
+        org: &OrgId,
+        id: &WebhookEndpointId,
+    ) -> StoreResult<Option<WebhookEndpoint>>;
+    /// Replaces the endpoint if the stored version is `expected_version` (`VersionConflict`
+    /// otherwise, `NotFound` if it is gone), writing `event` in the same transaction.
+    async fn update_endpoint(
+        &self,
+        e: &WebhookEndpoint,
+        expected_version: u64,
+        event: Option<&Event>,
+    ) -> StoreResult<()>;
+    /// True if it existed.
+    async fn delete_endpoint(&self, org: &OrgId, id: &WebhookEndpointId) -> StoreResult<bool>;
+    /// An organization's endpoints in one mode, oldest first.
+    async fn list_endpoints(&self, org: &OrgId, mode: KeyMode)
+    -> StoreResult<Vec<WebhookEndpoint>>;
+    /// Creates a delivery unless one with its id exists; true if this call created it.
+    async fn create_delivery(&self, d: &Delivery) -> StoreResult<bool>;
+    async fn get_delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>>;
+    /// Replaces the delivery if the stored version is `expected_version`.
+    async fn update_delivery(&self, d: &Delivery, expected_version: u64) -> StoreResult<()>;
+    /// An endpoint's deliveries, newest first.
+    async fn list_deliveries(
+        &self,
+        endpoint: &WebhookEndpointId,
+        w: &ListWindow,
+    ) -> StoreResult<Page<Delivery>>;
+}
+
+/// Where deliveries of a destination are listed: an endpoint's id, or an organization's
+/// order-URL deliveries.
+pub(crate) fn delivery_partition(d: &Delivery) -> String {
+    match &d.endpoint_id {
+        Some(e) => format!("DELIVERIES#{e}"),
+        None => format!(
+            "DELIVERIES#order_url#{}#{}",
+            d.organization_id,
+            keys::mode_of(d.livemode)
+        ),
+    }
+}
+
 /// Every capability together: what the local host and the tests hold.
 pub trait Store:
-    OrgStore + KeyStore + OrderStore + EventStore + IdempotencyStore + ClaimStore
+    OrgStore + KeyStore + OrderStore + EventStore + IdempotencyStore + ClaimStore + WebhookStore
 {
 }
 
 impl<T> Store for T where
-    T: OrgStore + KeyStore + OrderStore + EventStore + IdempotencyStore + ClaimStore
+    T: OrgStore + KeyStore + OrderStore + EventStore + IdempotencyStore + ClaimStore + WebhookStore
 {
 }

@@ -40,6 +40,8 @@ all_adapters!(
     list_events_by_type_and_page,
     expirable_orders_by_expiry,
     claim_once_until_expiry,
+    webhook_endpoints_crud_and_versions,
+    deliveries_created_once_and_listed,
 );
 
 fn window(org: &OrgId, mode: KeyMode, limit: u32) -> ListWindow {
@@ -866,5 +868,167 @@ async fn claim_once_until_expiry(store: &dyn Store) {
             .claim_once(&key, now.plus_seconds(301), now.plus_seconds(600))
             .await
             .unwrap()
+    );
+}
+
+fn endpoint(org: &OrgId, livemode: bool, at: Timestamp) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: WebhookEndpointId::generate(),
+        organization_id: org.clone(),
+        livemode,
+        url: "https://merchant.example/hooks".into(),
+        description: None,
+        events: vec!["*".into()],
+        enabled: true,
+        disabled_reason: None,
+        secrets: vec![SealedWebhookSecret {
+            sealed: "v1.x".into(),
+            created_at: at,
+            expires_at: None,
+        }],
+        failing_since: None,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+async fn webhook_endpoints_crud_and_versions(store: &dyn Store) {
+    let org = OrgId::generate();
+    let a = endpoint(&org, false, t0());
+    let b = endpoint(&org, false, t0().plus_seconds(1));
+    let live = endpoint(&org, true, t0());
+    for e in [&a, &b, &live] {
+        store.create_endpoint(e).await.unwrap();
+    }
+    assert!(matches!(
+        store.create_endpoint(&a).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(
+        store.get_endpoint(&org, &a.id).await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store.get_endpoint(&OrgId::generate(), &a.id).await.unwrap(),
+        None,
+        "other orgs cannot see it"
+    );
+    let test_ids: Vec<_> = store
+        .list_endpoints(&org, KeyMode::Test)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(test_ids, vec![a.id.clone(), b.id.clone()]);
+    assert_eq!(
+        store.list_endpoints(&org, KeyMode::Live).await.unwrap(),
+        vec![live.clone()]
+    );
+
+    // Versioned update with its event; a stale one fails and writes no event.
+    let mut disabled = a.clone();
+    disabled.enabled = false;
+    disabled.version = 2;
+    let ev = Event::for_endpoint(&disabled, EventType::WebhookEndpointDisabled, t0());
+    store
+        .update_endpoint(&disabled, 1, Some(&ev))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_event(&ev.id).await.unwrap().unwrap().event_type,
+        EventType::WebhookEndpointDisabled
+    );
+    let stale_ev = Event::for_endpoint(&disabled, EventType::WebhookEndpointDisabled, t0());
+    assert!(matches!(
+        store.update_endpoint(&disabled, 1, Some(&stale_ev)).await,
+        Err(StoreError::VersionConflict { expected: 1 })
+    ));
+    assert!(store.get_event(&stale_ev.id).await.unwrap().is_none());
+    assert!(
+        !store
+            .get_endpoint(&org, &a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+
+    assert!(store.delete_endpoint(&org, &b.id).await.unwrap());
+    assert!(!store.delete_endpoint(&org, &b.id).await.unwrap());
+    assert!(matches!(
+        store.update_endpoint(&b, 1, None).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        !store
+            .delete_endpoint(&OrgId::generate(), &a.id)
+            .await
+            .unwrap()
+    );
+}
+
+async fn deliveries_created_once_and_listed(store: &dyn Store) {
+    let org = OrgId::generate();
+    let ep = endpoint(&org, false, t0());
+    let mut made = Vec::new();
+    for i in 0..7i64 {
+        let ev = EventId::generate();
+        let d = Delivery {
+            id: Delivery::id_for(&ev, Some(&ep.id)),
+            organization_id: org.clone(),
+            livemode: false,
+            endpoint_id: Some(ep.id.clone()),
+            url: ep.url.clone(),
+            event_id: ev,
+            event_type: EventType::OrderCreated,
+            status: DeliveryStatus::Pending,
+            attempts: vec![],
+            next_attempt_at: None,
+            created_at: t0().plus_seconds(i),
+            updated_at: t0().plus_seconds(i),
+            version: 1,
+        };
+        // Concurrent creators of the same delivery: exactly one creates it.
+        let (x, y) = tokio::join!(store.create_delivery(&d), store.create_delivery(&d));
+        assert!(x.unwrap() ^ y.unwrap());
+        made.push(d);
+    }
+    let mut d = made[0].clone();
+    d.status = DeliveryStatus::Delivered;
+    d.version = 2;
+    store.update_delivery(&d, 1).await.unwrap();
+    assert!(matches!(
+        store.update_delivery(&d, 1).await,
+        Err(StoreError::VersionConflict { .. })
+    ));
+    assert_eq!(
+        store.get_delivery(&d.id).await.unwrap().unwrap().status,
+        DeliveryStatus::Delivered
+    );
+
+    let mut w = window(&org, KeyMode::Test, 3);
+    let mut seen = Vec::new();
+    loop {
+        let page = store.list_deliveries(&ep.id, &w).await.unwrap();
+        seen.extend(page.data.into_iter().map(|d| d.id));
+        match page.next_cursor {
+            Some(c) => w.cursor = Some(Cursor::decode(&c).unwrap()),
+            None => break,
+        }
+    }
+    let want: Vec<_> = made.iter().rev().map(|d| d.id.clone()).collect();
+    assert_eq!(seen, want);
+    assert!(
+        store
+            .list_deliveries(
+                &WebhookEndpointId::generate(),
+                &window(&org, KeyMode::Test, 10)
+            )
+            .await
+            .unwrap()
+            .data
+            .is_empty()
     );
 }

@@ -1,0 +1,29 @@
+//! The queue port: what the async steps send to each other (SQS in AWS, an in-process
+//! queue under the local host).
+
+mod local;
+mod sqs;
+
+pub use local::{LocalQueue, LocalReceiver};
+pub use sqs::SqsQueue;
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+#[error("queue unavailable: {0}")]
+pub struct QueueError(pub String);
+
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Sends a message, visible after `delay_secs` (at most 900, SQS's limit).
+    async fn send(&self, body: &str, delay_secs: u32) -> Result<(), QueueError>;
+}
+
+/// What a consumer decided about one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished with: delete it.
+    Done,
+    /// Process it again after this many seconds (SQS: visibility timeout + batch failure).
+    RetryAfter(u64),
+}
