@@ -1,0 +1,456 @@
+//! `/webhook-endpoints`: create (the `whsec_` secret is shown once), list, get, update,
+//! delete, rotate the secret (the old one keeps signing for 24 h), list an endpoint's
+//! deliveries and redeliver one. `GET /webhook-secret` reveals the secret that signs
+//! deliveries to orders' own `webhook_url`.
+//!
+//! Live-mode URLs must be https and resolve only to public addresses; test mode may use
+//! `http://localhost`. Checked here and again before every delivery.
+
+use payorders::auth;
+use payorders::http::{self, ApiError, Body, Request, Response};
+use payorders::runtime::Services;
+use payorders::store::{ListWindow, StoreError};
+use payorders::webhooks::{self, UrlRefusal};
+use payorders::*;
+use serde_json::{Map, Value, json};
+
+/// How long a rotated-out secret keeps signing.
+pub const ROTATION_GRACE_SECS: i64 = 24 * 3600;
+const MAX_DESCRIPTION: usize = 500;
+const MAX_URL: usize = 2048;
+
+pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(http::serve(&req, |rid| route(svc, &req, rid)).await)
+}
+
+async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Body>, ApiError> {
+    let ctx = http::auth(req)?;
+    let path = req.uri().path().trim_end_matches('/');
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = req.method().as_str();
+    match (method, parts.as_slice()) {
+        ("GET", ["webhook-secret"]) => {
+            http::no_body(req)?;
+            order_webhook_secret(svc, &ctx).await
+        }
+        ("POST", ["webhook-endpoints"]) => {
+            http::idempotent(&*svc.store, &ctx, req, &rid, || create(svc, &ctx, req)).await
+        }
+        ("GET", ["webhook-endpoints"]) => {
+            http::no_body(req)?;
+            let all = svc.store.list_endpoints(&ctx.org_id, ctx.mode).await?;
+            let data: Vec<Value> = all.iter().map(WebhookEndpoint::api_view).collect();
+            Ok(http::json(
+                200,
+                &json!({"object": "list", "data": data, "has_more": false, "next_cursor": null}),
+            ))
+        }
+        (_, ["webhook-endpoints", _, rest @ ..]) => {
+            let id = http::path_id(req, "id", "webhook endpoint", WebhookEndpointId::parse)?;
+            match (method, rest) {
+                ("GET", []) => {
+                    http::no_body(req)?;
+                    Ok(http::json(200, &load(svc, &ctx, &id).await?.api_view()))
+                }
+                ("POST", []) => {
+                    http::idempotent(&*svc.store, &ctx, req, &rid, || update(svc, &ctx, req, &id))
+                        .await
+                }
+                ("DELETE", []) => {
+                    // Load first: it checks the mode as well as the organization.
+                    load(svc, &ctx, &id).await?;
+                    if !svc.store.delete_endpoint(&ctx.org_id, &id).await? {
+                        return Err(ApiError::not_found("webhook endpoint").with_param("id"));
+                    }
+                    Ok(http::json(
+                        200,
+                        &json!({"id": id, "object": "webhook_endpoint", "deleted": true}),
+                    ))
+                }
+                ("POST", ["rotate-secret"]) => {
+                    http::idempotent(&*svc.store, &ctx, req, &rid, || rotate(svc, &ctx, req, &id))
+                        .await
+                }
+                ("GET", ["deliveries"]) => {
+                    http::no_body(req)?;
+                    load(svc, &ctx, &id).await?;
+                    let q = http::query(req, &["limit", "cursor"])?;
+                    let w = list_orders::parse_window(
+                        &q,
+                        ListWindow::new(ctx.org_id.clone(), ctx.mode),
+                    )?;
+                    let page = svc.store.list_deliveries(&id, &w).await?;
+                    Ok(http::json(
+                        200,
+                        &http::render::list(&page, Delivery::api_view),
+                    ))
+                }
+                ("POST", ["deliveries", _, "redeliver"]) => {
+                    let did = http::path_id(req, "delivery_id", "delivery", DeliveryId::parse)?;
+                    http::idempotent(&*svc.store, &ctx, req, &rid, || {
+                        redeliver(svc, &ctx, req, &id, &did)
+                    })
+                    .await
+                }
+                _ => Err(ApiError::not_found("route")),
+            }
+        }
+        _ => Err(ApiError::not_found("route")),
+    }
+}
+
+async fn load(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+    id: &WebhookEndpointId,
+) -> Result<WebhookEndpoint, ApiError> {
+    svc.store
+        .get_endpoint(&ctx.org_id, id)
+        .await?
+        .filter(|e| e.livemode == ctx.livemode())
+        .ok_or_else(|| ApiError::not_found("webhook endpoint").with_param("id"))
+}
+
+fn master(svc: &Services) -> Result<&auth::MasterKey, ApiError> {
+    svc.master.as_ref().ok_or_else(|| {
+        tracing::error!("webhook-endpoints runs without a master key");
+        ApiError::internal()
+    })
+}
+
+/// Validates a destination URL for the caller's mode, resolving it.
+async fn check_url(text: &str, livemode: bool) -> Result<String, ApiError> {
+    if text.len() > MAX_URL {
+        return Err(ApiError::invalid(
+            "INVALID_URL",
+            "url",
+            "url is longer than 2048 characters",
+        ));
+    }
+    let url = webhooks::check_url(text, livemode)
+        .map_err(|e| ApiError::invalid("INVALID_URL", "url", e.to_string()))?;
+    match webhooks::resolve_destination(&url, livemode).await {
+        Ok(_) => Ok(url.to_string()),
+        Err(e @ UrlRefusal::Forbidden(_)) => {
+            Err(ApiError::unprocessable("WEBHOOK_URL_FORBIDDEN", e.to_string()).with_param("url"))
+        }
+        Err(e) => Err(
+            ApiError::unprocessable("WEBHOOK_URL_UNRESOLVABLE", e.to_string()).with_param("url"),
+        ),
+    }
+}
+
+fn parse_events(v: &Value) -> Result<Vec<String>, ApiError> {
+    let bad = || {
+        ApiError::invalid(
+            "INVALID_EVENT_TYPE",
+            "events",
+            "events must be a non-empty list of event types or [\"*\"]",
+        )
+    };
+    let list = v
+        .as_array()
+        .filter(|a| !a.is_empty() && a.len() <= 50)
+        .ok_or_else(bad)?;
+    let mut out = Vec::new();
+    for item in list {
+        let t = item.as_str().ok_or_else(bad)?;
+        if t != "*" && EventType::parse(t).is_none() {
+            return Err(ApiError::invalid(
+                "INVALID_EVENT_TYPE",
+                "events",
+                format!("unknown event type {t}"),
+            ));
+        }
+        if !out.iter().any(|o| o == t) {
+            out.push(t.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn parse_description(v: &Value) -> Result<Option<String>, ApiError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.chars().count() <= MAX_DESCRIPTION => Ok(Some(s.clone())),
+        _ => Err(ApiError::invalid(
+            "INVALID_DESCRIPTION",
+            "description",
+            "description must be a string of at most 500 characters",
+        )),
+    }
+}
+
+fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+    match body.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::invalid(
+            "UNKNOWN_PARAMETER",
+            k,
+            format!("unknown parameter {k}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn with_secret(e: &WebhookEndpoint, secret: &str) -> Value {
+    let mut v = e.api_view();
+    v["secret"] = json!(secret);
+    v
+}
+
+async fn create(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let body = http::json_object(req, false)?;
+    auth::verify_body(&*svc.store, ctx, http::body_bytes(req)?, Timestamp::now()).await?;
+    only_fields(&body, &["url", "events", "description", "enabled"])?;
+    let url = match body.get("url") {
+        Some(Value::String(u)) => check_url(u, ctx.livemode()).await?,
+        _ => return Err(ApiError::invalid("INVALID_URL", "url", "url is required")),
+    };
+    let events = match body.get("events") {
+        None | Some(Value::Null) => vec!["*".to_owned()],
+        Some(v) => parse_events(v)?,
+    };
+    let description = parse_description(body.get("description").unwrap_or(&Value::Null))?;
+    let enabled = match body.get("enabled") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "INVALID_PARAMETER",
+                "enabled",
+                "enabled must be true or false",
+            ));
+        }
+    };
+    let now = Timestamp::now();
+    let id = WebhookEndpointId::generate();
+    let secret = webhooks::generate_secret();
+    let endpoint = WebhookEndpoint {
+        secrets: vec![SealedWebhookSecret {
+            sealed: master(svc)?.seal(&webhooks::endpoint_secret_context(&id), &secret),
+            created_at: now,
+            expires_at: None,
+        }],
+        id,
+        organization_id: ctx.org_id.clone(),
+        livemode: ctx.livemode(),
+        url,
+        description,
+        events,
+        enabled,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    svc.store.create_endpoint(&endpoint).await?;
+    Ok(http::json(201, &with_secret(&endpoint, &secret)))
+}
+
+/// Applies `change` to the stored endpoint, re-reading on a concurrent write.
+async fn modify<F>(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+    id: &WebhookEndpointId,
+    mut change: F,
+) -> Result<WebhookEndpoint, ApiError>
+where
+    F: FnMut(&mut WebhookEndpoint, Timestamp),
+{
+    for _ in 0..3 {
+        let current = load(svc, ctx, id).await?;
+        let now = Timestamp::now();
+        let mut next = current.clone();
+        change(&mut next, now);
+        next.version = current.version + 1;
+        next.updated_at = now;
+        match svc
+            .store
+            .update_endpoint(&next, current.version, None)
+            .await
+        {
+            Ok(()) => return Ok(next),
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::not_found("webhook endpoint").with_param("id"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "CONCURRENT_UPDATE",
+        "the endpoint kept changing; retry",
+    ))
+}
+
+async fn update(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+    req: &Request,
+    id: &WebhookEndpointId,
+) -> Result<Response<Body>, ApiError> {
+    let body = http::json_object(req, false)?;
+    auth::verify_body(&*svc.store, ctx, http::body_bytes(req)?, Timestamp::now()).await?;
+    only_fields(&body, &["url", "events", "description", "enabled"])?;
+    let url = match body.get("url") {
+        None => None,
+        Some(Value::String(u)) => Some(check_url(u, ctx.livemode()).await?),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "INVALID_URL",
+                "url",
+                "url must be a string",
+            ));
+        }
+    };
+    let events = body.get("events").map(parse_events).transpose()?;
+    let description = body.get("description").map(parse_description).transpose()?;
+    let enabled = match body.get("enabled") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "INVALID_PARAMETER",
+                "enabled",
+                "enabled must be true or false",
+            ));
+        }
+    };
+    let updated = modify(svc, ctx, id, |e, _| {
+        if let Some(u) = &url {
+            e.url = u.clone();
+        }
+        if let Some(ev) = &events {
+            e.events = ev.clone();
+        }
+        if let Some(d) = &description {
+            e.description = d.clone();
+        }
+        if let Some(on) = enabled {
+            e.enabled = on;
+            if on {
+                // Re-enabling starts afresh.
+                e.disabled_reason = None;
+                e.failing_since = None;
+            } else if e.disabled_reason.is_none() {
+                e.disabled_reason = Some("disabled by the merchant".into());
+            }
+        }
+    })
+    .await?;
+    Ok(http::json(200, &updated.api_view()))
+}
+
+async fn rotate(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+    req: &Request,
+    id: &WebhookEndpointId,
+) -> Result<Response<Body>, ApiError> {
+    let body = http::json_object(req, true)?;
+    only_fields(&body, &[])?;
+    let master = master(svc)?;
+    let secret = webhooks::generate_secret();
+    let sealed = master.seal(&webhooks::endpoint_secret_context(id), &secret);
+    let updated = modify(svc, ctx, id, |e, now| {
+        // The current secret signs beside the new one for 24 h; older ones stop now.
+        let mut secrets = vec![SealedWebhookSecret {
+            sealed: sealed.clone(),
+            created_at: now,
+            expires_at: None,
+        }];
+        if let Some(current) = e.signing_secrets(now).find(|s| s.expires_at.is_none()) {
+            secrets.push(SealedWebhookSecret {
+                expires_at: Some(now.plus_seconds(ROTATION_GRACE_SECS)),
+                ..current.clone()
+            });
+        }
+        e.secrets = secrets;
+    })
+    .await?;
+    Ok(http::json(200, &with_secret(&updated, &secret)))
+}
+
+async fn redeliver(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+    req: &Request,
+    endpoint: &WebhookEndpointId,
+    id: &DeliveryId,
+) -> Result<Response<Body>, ApiError> {
+    let body = http::json_object(req, true)?;
+    only_fields(&body, &[])?;
+    let ep = load(svc, ctx, endpoint).await?;
+    if !ep.enabled {
+        return Err(ApiError::conflict(
+            "ENDPOINT_DISABLED",
+            "enable the endpoint before redelivering",
+        ));
+    }
+    let queue = svc.webhooks.as_ref().ok_or_else(|| {
+        tracing::error!("webhook-endpoints runs without a webhooks queue");
+        ApiError::internal()
+    })?;
+    for _ in 0..3 {
+        let d = svc
+            .store
+            .get_delivery(id)
+            .await?
+            .filter(|d| d.endpoint_id.as_ref() == Some(endpoint) && d.organization_id == ctx.org_id)
+            .ok_or_else(|| ApiError::not_found("delivery").with_param("delivery_id"))?;
+        let mut next = d.clone();
+        next.status = DeliveryStatus::Pending;
+        next.next_attempt_at = None;
+        next.version += 1;
+        next.updated_at = Timestamp::now();
+        match svc.store.update_delivery(&next, d.version).await {
+            Ok(()) => {
+                queue
+                    .send(&dispatch_events::message(&next.id), 0)
+                    .await
+                    .map_err(|e| ApiError::unavailable("QUEUE_UNAVAILABLE", e.to_string()))?;
+                return Ok(http::json(202, &next.api_view()));
+            }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "CONCURRENT_UPDATE",
+        "the delivery kept changing; retry",
+    ))
+}
+
+async fn order_webhook_secret(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+) -> Result<Response<Body>, ApiError> {
+    let org = svc
+        .store
+        .get_organization(&ctx.org_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
+    let sealed = org
+        .settings(ctx.mode)
+        .order_webhook_secret_sealed
+        .clone()
+        .ok_or_else(|| ApiError::not_found("order webhook secret"))?;
+    let secret = master(svc)?
+        .open(
+            &webhooks::order_secret_context(&ctx.org_id, ctx.mode),
+            &sealed,
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "order webhook secret does not open");
+            ApiError::internal()
+        })?;
+    Ok(http::json(
+        200,
+        &json!({"object": "webhook_secret", "livemode": ctx.livemode(), "secret": secret}),
+    ))
+}
