@@ -11,7 +11,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv="$root/.venv"
-py_packages=("moto[server]==5.*" "cfn-lint==1.*")
+py_packages=("moto[server]==5.*" "cfn-lint==1.*" "standardwebhooks==1.*")
 
 die() { echo "services: $*" >&2; exit 1; }
 
@@ -20,7 +20,7 @@ install() {
     echo "services: creating $venv"
     python3 -m venv "$venv" || die "python3 -m venv failed (install python3-venv)"
   fi
-  if ! "$venv/bin/python" -c "import moto.server, cfnlint" 2>/dev/null; then
+  if ! "$venv/bin/python" -c "import moto.server, cfnlint, standardwebhooks" 2>/dev/null; then
     echo "services: installing ${py_packages[*]} into $venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "${py_packages[@]}" \
       || die "pip install failed"

@@ -16,9 +16,17 @@ use std::collections::BTreeMap;
 
 /// Functions the local host can run, by binary name. A template function missing here is a
 /// start-up error; a test checks both lists match.
-pub const HTTP_FUNCTIONS: &[&str] = &["create-order", "get-order", "list-orders", "cancel-order"];
-/// Functions that are not HTTP routes.
-pub const OTHER_FUNCTIONS: &[&str] = &["authorizer"];
+pub const HTTP_FUNCTIONS: &[&str] = &[
+    "create-order",
+    "get-order",
+    "list-orders",
+    "cancel-order",
+    "webhook-endpoints",
+    "list-events",
+];
+/// Functions that are not HTTP routes: the authorizer, and the async steps the local host
+/// runs in-process (see `workers`).
+pub const OTHER_FUNCTIONS: &[&str] = &["authorizer", "dispatch-events", "deliver-webhook"];
 
 #[derive(Debug, Clone)]
 struct Route {
@@ -210,6 +218,8 @@ impl Host {
             "get-order" => get_order::handler(&self.services, lambda_req).await,
             "list-orders" => list_orders::handler(&self.services, lambda_req).await,
             "cancel-order" => cancel_order::handler(&self.services, lambda_req).await,
+            "webhook-endpoints" => webhook_endpoints::handler(&self.services, lambda_req).await,
+            "list-events" => list_events::handler(&self.services, lambda_req).await,
             other => unreachable!("route to {other} was refused at start-up"),
         };
         result.unwrap_or_else(|e| {

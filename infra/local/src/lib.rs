@@ -5,3 +5,4 @@ pub mod host;
 pub mod server;
 pub mod setup;
 pub mod template;
+pub mod workers;

@@ -157,7 +157,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Org {
             command: OrgCommand::Create { name },
         } => {
-            let store = setup::open_store(&cli.store.choice()).await?;
+            let store = setup::open_store(&cli.store.choice()).await?.store;
             let master = setup::dev_master_key(&cli.store.dir)?;
             let (org, issued) = setup::create_org(&*store, &master, &name, None).await?;
             println!("organization  {}", org.id);
@@ -168,7 +168,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::Create { org, mode, scopes },
         } => {
-            let store = setup::open_store(&cli.store.choice()).await?;
+            let store = setup::open_store(&cli.store.choice()).await?.store;
             let master = setup::dev_master_key(&cli.store.dir)?;
             let org_id = OrgId::parse(&org)?;
             store
@@ -197,7 +197,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::Revoke { key_id },
         } => {
-            let store = setup::open_store(&cli.store.choice()).await?;
+            let store = setup::open_store(&cli.store.choice()).await?.store;
             let id = KeyId::parse(&key_id)?;
             match store.revoke_api_key(&id, Timestamp::now()).await {
                 Ok(k) => println!(
@@ -225,7 +225,8 @@ async fn serve(
     port: u16,
     template: &std::path::Path,
 ) -> anyhow::Result<()> {
-    let store = setup::open_store(&args.choice()).await?;
+    let opened = setup::open_store(&args.choice()).await?;
+    let store = opened.store;
     let master = setup::dev_master_key(&args.dir)?;
     let fixed = match (
         std::env::var("PAYORDERS_DEMO_API_KEY"),
@@ -238,10 +239,26 @@ async fn serve(
         ),
     };
     let demo = setup::ensure_demo(&*store, &master, &args.dir, fixed).await?;
+    let (queue, rx) = payorders::queue::LocalQueue::new();
     let services = Services {
         store,
         master: Some(master),
+        webhooks: Some(Arc::new(queue)),
     };
+    // Webhook retries run on the real schedule scaled down (5 s -> 1 s, 5 min -> 5 s, ...).
+    let retry_scale = std::env::var("PAYORDERS_DEV_RETRY_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(1.0 / 60.0);
+    payorders_local::workers::start(
+        &services,
+        opened.embedded,
+        rx,
+        payorders_local::workers::Config {
+            retry_scale,
+            poll: std::time::Duration::from_millis(250),
+        },
+    )?;
     let tpl = payorders_local::template::Template::load(template)?;
     let app = Arc::new(payorders_local::host::Host::new(services, &tpl)?);
     let listener = tokio::net::TcpListener::bind((host, port))

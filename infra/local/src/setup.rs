@@ -19,11 +19,23 @@ pub enum StoreChoice {
     Dynamo { table: String, create: bool },
 }
 
-pub async fn open_store(choice: &StoreChoice) -> anyhow::Result<Arc<dyn Store>> {
+/// An open store; `embedded` is set for the SQLite store, whose outbox the local host
+/// reads in place of the DynamoDB stream.
+pub struct OpenStore {
+    pub store: Arc<dyn Store>,
+    pub embedded: Option<EmbeddedStore>,
+}
+
+pub async fn open_store(choice: &StoreChoice) -> anyhow::Result<OpenStore> {
     Ok(match choice {
-        StoreChoice::Embedded(path) => Arc::new(
-            EmbeddedStore::open(path).with_context(|| format!("opening {}", path.display()))?,
-        ),
+        StoreChoice::Embedded(path) => {
+            let e =
+                EmbeddedStore::open(path).with_context(|| format!("opening {}", path.display()))?;
+            OpenStore {
+                store: Arc::new(e.clone()),
+                embedded: Some(e),
+            }
+        }
         StoreChoice::Dynamo { table, create } => {
             let sdk = payorders::config::aws_sdk_config().await;
             let client = aws_sdk_dynamodb::Client::new(&sdk);
@@ -33,7 +45,10 @@ pub async fn open_store(choice: &StoreChoice) -> anyhow::Result<Arc<dyn Store>> 
                     Err(e) => bail!("could not create table {table}: {e}"),
                 }
             }
-            Arc::new(DynamoStore::new(client, table.clone()))
+            OpenStore {
+                store: Arc::new(DynamoStore::new(client, table.clone())),
+                embedded: None,
+            }
         }
     })
 }
@@ -100,6 +115,13 @@ pub async fn create_org(
             address: Some("0x036CbD53842c5426634e7929541eC2318f3dCF7e".into()),
         },
     ];
+    for mode in [KeyMode::Test, KeyMode::Live] {
+        let secret = payorders::webhooks::generate_secret();
+        org.settings_mut(mode).order_webhook_secret_sealed = Some(master.seal(
+            &payorders::webhooks::order_secret_context(&org.id, mode),
+            &secret,
+        ));
+    }
     let issued = auth::issue_api_key(&org.id, KeyMode::Test, vec![Scope::All], master, now, fixed)
         .map_err(anyhow::Error::msg)?;
     store.create_organization(&org).await?;

@@ -96,6 +96,7 @@ async fn seeded() -> Services {
     Services {
         store,
         master: Some(master),
+        webhooks: None,
     }
 }
 
@@ -163,4 +164,156 @@ async fn cancel_order_event() {
     assert_eq!(body["id"], CANCEL_ID);
     assert_eq!(body["status"], "CANCELLED");
     assert_eq!(body["cancellation_reason"], "customer asked");
+}
+
+const EVENT_ID: &str = "evt_5FDvNnXRUF1CRLivsUT2yn";
+const DELIVERY_ID: &str = "msg_2Yipn2YAp5gWKZ5Zztt2Pv";
+const ENDPOINT_ID: &str = "we_RAMn1Crn9u4a8mfRJFkykQ";
+
+/// The endpoint the webhook sample events name, pointing at `url`.
+async fn seed_endpoint(svc: &Services, url: &str) -> WebhookEndpoint {
+    let now = Timestamp::now();
+    let id = WebhookEndpointId::parse(ENDPOINT_ID).unwrap();
+    let master = svc.master.as_ref().unwrap();
+    let e = WebhookEndpoint {
+        secrets: vec![SealedWebhookSecret {
+            sealed: master.seal(
+                &payorders::webhooks::endpoint_secret_context(&id),
+                &payorders::webhooks::generate_secret(),
+            ),
+            created_at: now,
+            expires_at: None,
+        }],
+        id,
+        organization_id: OrgId::parse(ORG).unwrap(),
+        livemode: false,
+        url: url.into(),
+        description: None,
+        events: vec!["*".into()],
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    svc.store.create_endpoint(&e).await.unwrap();
+    e
+}
+
+#[tokio::test]
+async fn dispatch_events_event() {
+    let svc = seeded().await;
+    let ep = seed_endpoint(&svc, "https://merchant.example/hooks").await;
+    let (queue, mut rx) = payorders::queue::LocalQueue::new();
+    let deps = dispatch_events::Deps {
+        store: svc.store.clone(),
+        queue: Arc::new(queue),
+    };
+    let payload = serde_json::from_str(&event_text("dispatch-events")).unwrap();
+    let out = dispatch_events::handler(&deps, LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap();
+    assert!(out.batch_item_failures.is_empty());
+    let id = Delivery::id_for(&EventId::parse(EVENT_ID).unwrap(), Some(&ep.id));
+    let d = svc.store.get_delivery(&id).await.unwrap().unwrap();
+    assert_eq!(d.event_type, EventType::OrderCreated);
+    assert_eq!(rx.recv().await.unwrap(), dispatch_events::message(&id));
+}
+
+#[tokio::test]
+async fn deliver_webhook_event() {
+    let svc = seeded().await;
+    let receiver = crate::webhooks::Receiver::start(&serde_json::json!({}));
+    let ep = seed_endpoint(&svc, &format!("{}/hooks", receiver.url)).await;
+    // The event and the delivery the sample message names.
+    let org = OrgId::parse(ORG).unwrap();
+    let order = svc
+        .store
+        .get_order(&OrderId::parse(GET_ID).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let u = order
+        .edit(Timestamp::now(), |_| {})
+        .unwrap()
+        .with_event(EventType::OrderPaymentLate);
+    svc.store.update_order(&u).await.unwrap();
+    let now = Timestamp::now();
+    let delivery = Delivery {
+        id: DeliveryId::parse(DELIVERY_ID).unwrap(),
+        organization_id: org,
+        livemode: false,
+        endpoint_id: Some(ep.id.clone()),
+        url: ep.url.clone(),
+        event_id: u.event().unwrap().id.clone(),
+        event_type: EventType::OrderPaymentLate,
+        status: DeliveryStatus::Pending,
+        attempts: vec![],
+        next_attempt_at: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    svc.store.create_delivery(&delivery).await.unwrap();
+    let deps = deliver_webhook::Deps {
+        store: svc.store.clone(),
+        master: svc.master.clone().unwrap(),
+        retry_scale: 1.0,
+    };
+    // Not called on this path (no retry), but the handler takes the queue it would delay on.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let queue = payorders::queue::SqsQueue::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        "http://127.0.0.1:9/unused",
+    );
+    let payload = serde_json::from_str(&event_text("deliver-webhook")).unwrap();
+    let out =
+        deliver_webhook::handler(&deps, &queue, LambdaEvent::new(payload, Context::default()))
+            .await
+            .unwrap();
+    assert!(
+        out.batch_item_failures.is_empty(),
+        "{:?}",
+        out.batch_item_failures
+    );
+    let d = svc.store.get_delivery(&delivery.id).await.unwrap().unwrap();
+    assert_eq!(d.status, DeliveryStatus::Delivered, "{d:?}");
+    assert_eq!(receiver.log().len(), 1);
+    assert_eq!(receiver.log()[0]["webhook_id"], DELIVERY_ID);
+}
+
+#[tokio::test]
+async fn webhook_endpoints_event() {
+    let svc = seeded().await;
+    seed_endpoint(&svc, "https://merchant.example/hooks").await;
+    let resp = webhook_endpoints::handler(&svc, http_event("webhook-endpoints"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["data"][0]["id"], ENDPOINT_ID);
+    assert!(body["data"][0].get("secret").is_none());
+}
+
+#[tokio::test]
+async fn list_events_event() {
+    let svc = seeded().await;
+    let resp = list_events::handler(&svc, http_event("list-events"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    // The two seeded orders' order.created events.
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    assert!(
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["type"] == "order.created")
+    );
 }

@@ -7,3 +7,4 @@ mod orders;
 mod robustness;
 mod support;
 mod template;
+mod webhooks;

@@ -13,6 +13,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use std::sync::Arc;
 
+/// Webhook retry delays in tests: 5 s -> 1 s (the minimum), 5 min -> 2 s, 30 min -> 9 s.
+pub const RETRY_SCALE: f64 = 0.005;
+
 pub fn template_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
 }
@@ -55,8 +58,13 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
     }
+    let mut embedded_handle = None;
     let store: Arc<dyn Store> = match backend {
-        Backend::Embedded => Arc::new(EmbeddedStore::in_memory().unwrap()),
+        Backend::Embedded => {
+            let e = EmbeddedStore::in_memory().unwrap();
+            embedded_handle = Some(e.clone());
+            Arc::new(e)
+        }
         Backend::Dynamo => {
             let endpoint = std::env::var("PAYORDERS_TEST_AWS_ENDPOINT").expect(
                 "PAYORDERS_TEST_AWS_ENDPOINT is not set: DynamoDB tests run against moto; use `make test`",
@@ -92,10 +100,23 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
             .unwrap();
         caller(&org.id, k)
     };
+    let (queue, rx) = payorders::queue::LocalQueue::new();
     let services = Services {
         store: store.clone(),
         master: Some(master.clone()),
+        webhooks: Some(Arc::new(queue)),
     };
+    // The outbox poller needs the SQLite store's outbox; DynamoDB runs have no stream here.
+    payorders_local::workers::start(
+        &services,
+        embedded_handle,
+        rx,
+        payorders_local::workers::Config {
+            retry_scale: RETRY_SCALE,
+            poll: std::time::Duration::from_millis(50),
+        },
+    )
+    .unwrap();
     let host = Arc::new(Host::new(services, &Template::load(&template_path()).unwrap()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

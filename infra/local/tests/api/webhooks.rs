@@ -1,0 +1,1033 @@
+//! Webhooks end to end through the local host: every delivery is verified by a receiver
+//! written with the official `standardwebhooks` package; retries, rotation, disabling,
+//! SSRF refusals, and dispatch that survives each step failing once.
+
+use crate::support::*;
+use payorders::queue::{Outcome, Queue, QueueError};
+use payorders::store::{ListWindow, Page, StoreError, StoreResult, WebhookStore};
+use payorders::*;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// The Python receiver, killed when dropped.
+pub struct Receiver {
+    child: std::process::Child,
+    dir: PathBuf,
+    pub url: String,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Receiver {
+    pub fn start(config: &Value) -> Receiver {
+        let python = repo_root().join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: the webhook tests verify deliveries with the standardwebhooks package \
+             that `make test` installs into .venv",
+            python.display()
+        );
+        let dir = std::env::temp_dir().join(format!("whrecv-{}", OrderId::generate().as_str()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let child = std::process::Command::new(python)
+            .arg(repo_root().join("infra/scripts/webhook_receiver.py"))
+            .arg(dir.join("config.json"))
+            .arg(dir.join("log.jsonl"))
+            .arg(dir.join("port"))
+            .spawn()
+            .expect("start the webhook receiver");
+        let mut port = None;
+        for _ in 0..200 {
+            if let Ok(p) = std::fs::read_to_string(dir.join("port")) {
+                port = Some(p.trim().to_owned());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let port = port.expect("the webhook receiver did not start within 10 s");
+        Receiver {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn configure(&self, config: &Value) {
+        std::fs::write(self.dir.join("config.json"), config.to_string()).unwrap();
+    }
+
+    pub fn log(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("log.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits until the log has a request matching `pred`.
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..200 {
+            if let Some(v) = self.log().into_iter().find(|v| pred(v)) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no delivery for {what} within 10 s; log: {:?}", self.log());
+    }
+}
+
+fn is_type(t: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["body"]["type"] == t
+}
+
+async fn create_endpoint(app: &TestApp, who: &Caller, url: &str, events: Value) -> Value {
+    let r = app
+        .call(
+            who,
+            "POST",
+            "/webhook-endpoints",
+            Some(&json!({"url": url, "events": events, "description": "test"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body
+}
+
+#[tokio::test]
+async fn deliveries_verify_with_the_standardwebhooks_library() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(&json!({}));
+    let ep = create_endpoint(&app, &app.a, &format!("{}/hooks", rx.url), json!(["*"])).await;
+    let secret = ep["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let order_secret = app
+        .call(&app.a, "GET", "/webhook-secret", None, &[])
+        .await
+        .body["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    rx.configure(&json!({"secrets": {"endpoint": secret, "order": order_secret}}));
+
+    // An order with its own webhook_url too: two destinations.
+    let order = app
+        .create_deposit(
+            &app.a,
+            &json!({"webhook_url": format!("{}/order-url", rx.url)}),
+        )
+        .await;
+    let order_id = order.body["id"].as_str().unwrap().to_owned();
+    let created = rx
+        .wait_for("order.created", |v| {
+            v["body"]["type"] == "order.created" && v["path"] == "/hooks"
+        })
+        .await;
+    assert_eq!(
+        created["verified"]["endpoint"],
+        true,
+        "standardwebhooks rejected our signature: {:?}",
+        rx.log()
+    );
+    assert_ne!(
+        created["verified"]["order"], true,
+        "the endpoint's delivery is not signed with the order secret"
+    );
+    assert!(created["webhook_id"].as_str().unwrap().starts_with("msg_"));
+    assert!(
+        created["webhook_signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1,")
+    );
+    let body = &created["body"];
+    assert_eq!(body["object"], "event");
+    assert!(body["id"].as_str().unwrap().starts_with("evt_"));
+    assert_eq!(body["data"]["object"]["id"], order_id.as_str());
+    assert_eq!(body["data"]["object"]["object"], "pay_order");
+    let to_url = rx
+        .wait_for("order.created to the order's URL", |v| {
+            v["path"] == "/order-url"
+        })
+        .await;
+    assert_eq!(to_url["verified"]["order"], true, "{to_url}");
+
+    // A transition is delivered too, as its own message.
+    app.call(
+        &app.a,
+        "POST",
+        &format!("/pay-orders/{order_id}/cancel"),
+        None,
+        &[],
+    )
+    .await;
+    let cancelled = rx
+        .wait_for("order.cancelled", |v| {
+            v["body"]["type"] == "order.cancelled" && v["path"] == "/hooks"
+        })
+        .await;
+    assert_eq!(cancelled["verified"]["endpoint"], true);
+    let cancelled_to_url = rx
+        .wait_for("order.cancelled to the order's URL", |v| {
+            v["body"]["type"] == "order.cancelled" && v["path"] == "/order-url"
+        })
+        .await;
+    assert_eq!(cancelled_to_url["verified"]["order"], true);
+    assert_ne!(cancelled["webhook_id"], created["webhook_id"]);
+
+    // The delivery log shows the attempts.
+    let eid = ep["id"].as_str().unwrap();
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        log = app
+            .call(
+                &app.a,
+                "GET",
+                &format!("/webhook-endpoints/{eid}/deliveries"),
+                None,
+                &[],
+            )
+            .await
+            .body;
+        if log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["status"] == "delivered")
+            .count()
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let data = log["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{log}");
+    assert_eq!(data[0]["event_type"], "order.cancelled");
+    assert_eq!(data[1]["attempts"][0]["status_code"], 200);
+    assert_eq!(data[1]["attempts"][0]["response_body"], "ok");
+    assert!(data[1]["attempts"][0]["latency_ms"].is_u64());
+
+    // Another organization's events never reach this endpoint.
+    app.create_deposit(&app.b, &json!({})).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        rx.log()
+            .iter()
+            .all(|v| v["body"]["data"]["object"]["organization_id"] == app.a.org_id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn failure_then_retry_with_the_same_webhook_id() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(&json!({}));
+    let ep = create_endpoint(
+        &app,
+        &app.a,
+        &format!("{}/hooks", rx.url),
+        json!(["order.created"]),
+    )
+    .await;
+    rx.configure(&json!({"secrets": {"endpoint": ep["secret"]}, "fail_first": 2, "status": 503}));
+    app.create_deposit(&app.a, &json!({})).await;
+    let ok = rx
+        .wait_for("the third attempt", |v| v["answered"] == 200)
+        .await;
+    let log = rx.log();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(
+        log.iter().all(|v| v["webhook_id"] == ok["webhook_id"]),
+        "webhook-id is stable across retries"
+    );
+    assert!(log.iter().all(|v| v["verified"]["endpoint"] == true));
+    assert_eq!(
+        log.iter()
+            .map(|v| v["answered"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [503, 503, 200]
+    );
+
+    let eid = ep["id"].as_str().unwrap();
+    let mut d = Value::Null;
+    for _ in 0..100 {
+        d = app
+            .call(
+                &app.a,
+                "GET",
+                &format!("/webhook-endpoints/{eid}/deliveries"),
+                None,
+                &[],
+            )
+            .await
+            .body["data"][0]
+            .clone();
+        if d["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(d["status"], "delivered");
+    let codes: Vec<_> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].clone())
+        .collect();
+    assert_eq!(codes, [json!(503), json!(503), json!(200)]);
+    assert_eq!(d["attempts"][0]["response_body"], "not now");
+    // A success clears the endpoint's failing streak.
+    let e = app
+        .call(
+            &app.a,
+            "GET",
+            &format!("/webhook-endpoints/{eid}"),
+            None,
+            &[],
+        )
+        .await
+        .body;
+    assert!(e["failing_since"].is_null());
+
+    // Manual redelivery sends the same message again.
+    let did = d["id"].as_str().unwrap();
+    let r = app
+        .call(
+            &app.a,
+            "POST",
+            &format!("/webhook-endpoints/{eid}/deliveries/{did}/redeliver"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    rx.wait_for("the redelivery", |v| v["n"] == 4).await;
+    assert_eq!(rx.log()[3]["webhook_id"], ok["webhook_id"]);
+    app.call(
+        &app.a,
+        "POST",
+        &format!("/webhook-endpoints/{eid}/deliveries/msg_nope/redeliver"),
+        None,
+        &[],
+    )
+    .await
+    .assert_error(404, "RESOURCE_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_with_an_event() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(&json!({"fail_first": 100, "status": 410}));
+    let ep = create_endpoint(&app, &app.a, &format!("{}/hooks", rx.url), json!(["*"])).await;
+    app.create_deposit(&app.a, &json!({})).await;
+    rx.wait_for("the first attempt", |_| true).await;
+    let eid = ep["id"].as_str().unwrap();
+    let mut e = Value::Null;
+    for _ in 0..100 {
+        e = app
+            .call(
+                &app.a,
+                "GET",
+                &format!("/webhook-endpoints/{eid}"),
+                None,
+                &[],
+            )
+            .await
+            .body;
+        if e["enabled"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(e["enabled"], false, "{e}");
+    assert!(e["disabled_reason"].as_str().unwrap().contains("410"));
+    let events = app
+        .call(
+            &app.a,
+            "GET",
+            "/events?type=webhook_endpoint.disabled",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        events.body["data"].as_array().unwrap().len(),
+        1,
+        "{}",
+        events.text
+    );
+    assert_eq!(events.body["data"][0]["data"]["object"]["id"], eid);
+    // No retry after a 410, and nothing more is sent to a disabled endpoint.
+    app.create_deposit(&app.a, &json!({})).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rx.log().len(), 1);
+    // Re-enabling clears the reason.
+    let r = app
+        .call(
+            &app.a,
+            "POST",
+            &format!("/webhook-endpoints/{eid}"),
+            Some(&json!({"enabled": true})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.body["enabled"], true);
+    assert!(r.body["disabled_reason"].is_null());
+}
+
+#[tokio::test]
+async fn rotation_signs_with_old_and_new_secret_for_a_day() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(&json!({}));
+    let ep = create_endpoint(
+        &app,
+        &app.a,
+        &format!("{}/hooks", rx.url),
+        json!(["order.created"]),
+    )
+    .await;
+    let old = ep["secret"].as_str().unwrap().to_owned();
+    let eid = ep["id"].as_str().unwrap();
+    let r = app
+        .call(
+            &app.a,
+            "POST",
+            &format!("/webhook-endpoints/{eid}/rotate-secret"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let new = r.body["secret"].as_str().unwrap().to_owned();
+    assert_ne!(old, new);
+    rx.configure(&json!({"secrets": {"old": old, "new": new, "stranger": payorders::webhooks::generate_secret()}}));
+    app.create_deposit(&app.a, &json!({})).await;
+    let got = rx.wait_for("order.created", is_type("order.created")).await;
+    assert_eq!(got["verified"]["old"], true, "{got}");
+    assert_eq!(got["verified"]["new"], true, "{got}");
+    assert_ne!(got["verified"]["stranger"], true);
+    assert_eq!(
+        got["webhook_signature"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .count(),
+        2
+    );
+
+    // A second rotation drops the first secret at once; only the two newest sign.
+    let r = app
+        .call(
+            &app.a,
+            "POST",
+            &format!("/webhook-endpoints/{eid}/rotate-secret"),
+            None,
+            &[],
+        )
+        .await;
+    let newest = r.body["secret"].as_str().unwrap().to_owned();
+    rx.configure(&json!({"secrets": {"old": old, "new": new, "newest": newest}}));
+    app.create_deposit(&app.a, &json!({})).await;
+    rx.wait_for("the second order", |v| v["n"] == 2).await;
+    let second = &rx.log()[1];
+    assert_ne!(second["verified"]["old"], true);
+    assert_eq!(second["verified"]["new"], true);
+    assert_eq!(second["verified"]["newest"], true);
+}
+
+#[tokio::test]
+async fn ssrf_refusals_at_create_and_at_delivery() {
+    let app = spawn_app().await;
+    for url in [
+        "https://10.0.0.5/hook",
+        "https://172.16.3.4/hook",
+        "https://192.168.1.20/hook",
+        "https://127.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::1]/hook",
+        "https://localhost/hook",
+        "https://[::ffff:10.0.0.1]/hook",
+    ] {
+        let r = app
+            .call(
+                &app.a_live,
+                "POST",
+                "/webhook-endpoints",
+                Some(&json!({"url": url})),
+                &[],
+            )
+            .await;
+        r.assert_error(422, "WEBHOOK_URL_FORBIDDEN");
+    }
+    app.call(
+        &app.a_live,
+        "POST",
+        "/webhook-endpoints",
+        Some(&json!({"url": "http://example.com/hook"})),
+        &[],
+    )
+    .await
+    .assert_error(400, "INVALID_URL");
+    // Test mode may use http://localhost, and only loopback among private addresses.
+    let rx = Receiver::start(&json!({}));
+    let local = format!(
+        "http://localhost:{}/hooks",
+        rx.url.rsplit(':').next().unwrap()
+    );
+    assert_eq!(
+        app.call(
+            &app.a,
+            "POST",
+            "/webhook-endpoints",
+            Some(&json!({"url": local})),
+            &[]
+        )
+        .await
+        .status,
+        201
+    );
+    app.call(
+        &app.a,
+        "POST",
+        "/webhook-endpoints",
+        Some(&json!({"url": "http://10.0.0.5/hook"})),
+        &[],
+    )
+    .await
+    .assert_error(422, "WEBHOOK_URL_FORBIDDEN");
+    // Updating to a forbidden URL is refused the same way.
+    let eid = app
+        .call(&app.a, "GET", "/webhook-endpoints", None, &[])
+        .await
+        .body["data"][0]["id"]
+        .clone();
+    app.call(
+        &app.a,
+        "POST",
+        &format!("/webhook-endpoints/{}", eid.as_str().unwrap()),
+        Some(&json!({"url": "https://169.254.169.254/"})),
+        &[],
+    )
+    .await
+    .assert_error(422, "WEBHOOK_URL_FORBIDDEN");
+
+    // At delivery: a live endpoint whose URL resolves to loopback (written straight to the
+    // store, as if its DNS changed after it was saved) gets nothing sent.
+    let now = Timestamp::now();
+    let id = WebhookEndpointId::generate();
+    let sneaky = WebhookEndpoint {
+        secrets: vec![SealedWebhookSecret {
+            sealed: app.master.seal(
+                &payorders::webhooks::endpoint_secret_context(&id),
+                &payorders::webhooks::generate_secret(),
+            ),
+            created_at: now,
+            expires_at: None,
+        }],
+        id,
+        organization_id: app.a.org_id.clone(),
+        livemode: true,
+        url: format!(
+            "https://localhost:{}/hooks",
+            rx.url.rsplit(':').next().unwrap()
+        ),
+        description: None,
+        events: vec!["*".into()],
+        enabled: true,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    app.store.create_endpoint(&sneaky).await.unwrap();
+    app.create_deposit(&app.a_live, &json!({})).await;
+    let mut d = Value::Null;
+    for _ in 0..100 {
+        let list = app
+            .call(
+                &app.a_live,
+                "GET",
+                &format!("/webhook-endpoints/{}/deliveries", sneaky.id),
+                None,
+                &[],
+            )
+            .await;
+        d = list.body["data"][0].clone();
+        if d["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(
+        d["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused"),
+        "{d}"
+    );
+    assert!(rx.log().is_empty(), "nothing reached the receiver");
+}
+
+#[tokio::test]
+async fn endpoint_crud_and_validation() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(&json!({}));
+    let url = format!("{}/hooks", rx.url);
+    let ep = create_endpoint(
+        &app,
+        &app.a,
+        &url,
+        json!(["order.created", "order.completed"]),
+    )
+    .await;
+    let eid = ep["id"].as_str().unwrap();
+    assert_eq!(ep["object"], "webhook_endpoint");
+    // The secret is shown once.
+    let got = app
+        .call(
+            &app.a,
+            "GET",
+            &format!("/webhook-endpoints/{eid}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(got.status, 200);
+    assert!(got.body.get("secret").is_none());
+    assert!(!got.text.contains("whsec_"));
+    let list = app
+        .call(&app.a, "GET", "/webhook-endpoints", None, &[])
+        .await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
+    let upd = app
+        .call(
+            &app.a,
+            "POST",
+            &format!("/webhook-endpoints/{eid}"),
+            Some(&json!({"events": ["*"], "description": "all", "enabled": false})),
+            &[],
+        )
+        .await;
+    assert_eq!(upd.status, 200, "{}", upd.text);
+    assert_eq!(upd.body["events"], json!(["*"]));
+    assert_eq!(upd.body["enabled"], false);
+    for (body, code, param) in [
+        (json!({}), "INVALID_URL", "url"),
+        (json!({"url": "not a url"}), "INVALID_URL", "url"),
+        (
+            json!({"url": url, "events": []}),
+            "INVALID_EVENT_TYPE",
+            "events",
+        ),
+        (
+            json!({"url": url, "events": ["order.teleported"]}),
+            "INVALID_EVENT_TYPE",
+            "events",
+        ),
+        (
+            json!({"url": url, "events": "*"}),
+            "INVALID_EVENT_TYPE",
+            "events",
+        ),
+        (
+            json!({"url": url, "secret": "whsec_mine"}),
+            "UNKNOWN_PARAMETER",
+            "secret",
+        ),
+        (
+            json!({"url": url, "enabled": "yes"}),
+            "INVALID_PARAMETER",
+            "enabled",
+        ),
+        (
+            json!({"url": url, "description": 5}),
+            "INVALID_DESCRIPTION",
+            "description",
+        ),
+    ] {
+        let r = app
+            .call(&app.a, "POST", "/webhook-endpoints", Some(&body), &[])
+            .await;
+        assert_eq!(
+            (
+                r.status,
+                r.body["error"]["code"].as_str(),
+                r.body["error"]["param"].as_str()
+            ),
+            (400, Some(code), Some(param)),
+            "{body}: {}",
+            r.text
+        );
+    }
+    // Other organizations and the other mode see 404s.
+    for who in [&app.b, &app.a_live] {
+        for (m, p) in [
+            ("GET", format!("/webhook-endpoints/{eid}")),
+            ("DELETE", format!("/webhook-endpoints/{eid}")),
+            ("GET", format!("/webhook-endpoints/{eid}/deliveries")),
+        ] {
+            app.call(who, m, &p, None, &[])
+                .await
+                .assert_error(404, "RESOURCE_NOT_FOUND");
+        }
+    }
+    // Scope: orders-only keys cannot manage webhooks.
+    let orders_only = issue(
+        &*app.store,
+        &app.master,
+        &app.a.org_id,
+        KeyMode::Test,
+        vec![Scope::OrdersRead, Scope::OrdersWrite],
+    )
+    .await;
+    app.call(&orders_only, "GET", "/webhook-endpoints", None, &[])
+        .await
+        .assert_error(403, "INSUFFICIENT_SCOPE");
+    // Delete.
+    let del = app
+        .call(
+            &app.a,
+            "DELETE",
+            &format!("/webhook-endpoints/{eid}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        del.body,
+        json!({"id": eid, "object": "webhook_endpoint", "deleted": true})
+    );
+    app.call(
+        &app.a,
+        "GET",
+        &format!("/webhook-endpoints/{eid}"),
+        None,
+        &[],
+    )
+    .await
+    .assert_error(404, "RESOURCE_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn events_api_lists_and_gets() {
+    let app = spawn_app().await;
+    let o = app.create_deposit(&app.a, &json!({})).await;
+    let id = o.body["id"].as_str().unwrap();
+    app.call(
+        &app.a,
+        "POST",
+        &format!("/pay-orders/{id}/cancel"),
+        None,
+        &[],
+    )
+    .await;
+    app.create_deposit(&app.b, &json!({})).await;
+    let all = app.call(&app.a, "GET", "/events", None, &[]).await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    let types: Vec<_> = all.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(types, ["order.cancelled", "order.created"]);
+    assert_eq!(all.body["data"][0]["object"], "event");
+    let only = app
+        .call(
+            &app.a,
+            "GET",
+            "/events?type=order.created&limit=1",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(only.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(only.body["has_more"], false);
+    let eid = all.body["data"][0]["id"].as_str().unwrap();
+    let one = app
+        .call(&app.a, "GET", &format!("/events/{eid}"), None, &[])
+        .await;
+    assert_eq!(one.body, all.body["data"][0]);
+    app.call(&app.b, "GET", &format!("/events/{eid}"), None, &[])
+        .await
+        .assert_error(404, "RESOURCE_NOT_FOUND");
+    app.call(&app.a, "GET", "/events/evt_nope", None, &[])
+        .await
+        .assert_error(404, "RESOURCE_NOT_FOUND");
+    app.call(&app.a, "GET", "/events?type=order.teleported", None, &[])
+        .await
+        .assert_error(400, "INVALID_EVENT_TYPE");
+    // Older than 30 days is out of reach, whatever created_gte says.
+    let old = app
+        .call(
+            &app.a,
+            "GET",
+            "/events?created_lte=2020-01-01T00:00:00Z",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(old.body["data"], json!([]));
+}
+
+/// A queue that records messages and fails its first `fail` sends.
+struct FlakyQueue {
+    fail: AtomicU32,
+    sent: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Queue for FlakyQueue {
+    async fn send(&self, body: &str, _delay: u32) -> Result<(), QueueError> {
+        if self.fail.load(Ordering::SeqCst) > 0 {
+            self.fail.fetch_sub(1, Ordering::SeqCst);
+            return Err(QueueError("injected".into()));
+        }
+        self.sent.lock().unwrap().push(body.to_owned());
+        Ok(())
+    }
+}
+
+/// A webhook store that fails chosen calls once, then behaves.
+struct FlakyStore {
+    inner: Arc<dyn payorders::store::Store>,
+    fail_list: AtomicU32,
+    fail_create: AtomicU32,
+}
+
+fn injected() -> StoreError {
+    StoreError::Unavailable("injected".into())
+}
+
+fn take(flag: &AtomicU32) -> bool {
+    flag.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+        .is_ok()
+}
+
+#[async_trait::async_trait]
+impl WebhookStore for FlakyStore {
+    async fn create_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()> {
+        self.inner.create_endpoint(e).await
+    }
+    async fn get_endpoint(
+        &self,
+        o: &OrgId,
+        id: &WebhookEndpointId,
+    ) -> StoreResult<Option<WebhookEndpoint>> {
+        self.inner.get_endpoint(o, id).await
+    }
+    async fn update_endpoint(
+        &self,
+        e: &WebhookEndpoint,
+        v: u64,
+        ev: Option<&Event>,
+    ) -> StoreResult<()> {
+        self.inner.update_endpoint(e, v, ev).await
+    }
+    async fn delete_endpoint(&self, o: &OrgId, id: &WebhookEndpointId) -> StoreResult<bool> {
+        self.inner.delete_endpoint(o, id).await
+    }
+    async fn list_endpoints(&self, o: &OrgId, m: KeyMode) -> StoreResult<Vec<WebhookEndpoint>> {
+        if take(&self.fail_list) {
+            return Err(injected());
+        }
+        self.inner.list_endpoints(o, m).await
+    }
+    async fn create_delivery(&self, d: &Delivery) -> StoreResult<bool> {
+        if take(&self.fail_create) {
+            return Err(injected());
+        }
+        self.inner.create_delivery(d).await
+    }
+    async fn get_delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
+        self.inner.get_delivery(id).await
+    }
+    async fn update_delivery(&self, d: &Delivery, v: u64) -> StoreResult<()> {
+        self.inner.update_delivery(d, v).await
+    }
+    async fn list_deliveries(
+        &self,
+        e: &WebhookEndpointId,
+        w: &ListWindow,
+    ) -> StoreResult<Page<Delivery>> {
+        self.inner.list_deliveries(e, w).await
+    }
+}
+
+#[tokio::test]
+async fn dispatch_survives_each_step_failing_once() {
+    // A store with no outbox poller running: this test's dispatcher is the only one.
+    let store: Arc<dyn payorders::store::Store> =
+        Arc::new(payorders::store::embedded::EmbeddedStore::in_memory().unwrap());
+    let master =
+        payorders::auth::MasterKey::from_text(&payorders::auth::MasterKey::generate_text())
+            .unwrap();
+    let (org, _) = payorders_local::setup::create_org(&*store, &master, "Flaky", None)
+        .await
+        .unwrap();
+    let rx = Receiver::start(&json!({}));
+    let now = Timestamp::now();
+    let mut endpoint_ids = Vec::new();
+    for path in ["/hooks", "/hooks2"] {
+        let id = WebhookEndpointId::generate();
+        let e = WebhookEndpoint {
+            secrets: vec![SealedWebhookSecret {
+                sealed: master.seal(
+                    &payorders::webhooks::endpoint_secret_context(&id),
+                    &payorders::webhooks::generate_secret(),
+                ),
+                created_at: now,
+                expires_at: None,
+            }],
+            id: id.clone(),
+            organization_id: org.id.clone(),
+            livemode: false,
+            url: format!("{}{path}", rx.url),
+            description: None,
+            events: vec!["*".into()],
+            enabled: true,
+            disabled_reason: None,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        store.create_endpoint(&e).await.unwrap();
+        endpoint_ids.push(id);
+    }
+    let asset = payorders::registry::registry()
+        .currency_by_id("84532:native")
+        .unwrap();
+    let order = PayOrder {
+        id: OrderId::generate(),
+        organization_id: org.id.clone(),
+        livemode: false,
+        mode: OrderMode::Deposit,
+        status: OrderStatus::Pending,
+        created_at: now,
+        updated_at: now,
+        expires_at: now.plus_seconds(600),
+        fulfillment: Fulfillment {
+            amount: Some(Amount::new(RawAmount::from_u128(1), 18)),
+            asset: Some(asset),
+            ..Default::default()
+        },
+        metadata: None,
+        webhook_url: None,
+        redirect_url: None,
+        cancel_url: None,
+        nonce: None,
+        payment_tolerance: Default::default(),
+        confirmations: None,
+        paid_over: false,
+        paid_late: false,
+        underpaid_within_tolerance: false,
+        cancellation_reason: None,
+        idempotency_key: None,
+        version: 1,
+    };
+    let new = NewOrder::new(order).unwrap();
+    store.create_order(&new).await.unwrap();
+    let event = new.event().clone();
+
+    // (1) reading the endpoints fails, (2) creating a delivery fails, (3) queueing fails:
+    // each once, each retried as the stream retries a failed record.
+    let flaky = Arc::new(FlakyStore {
+        inner: store.clone(),
+        fail_list: AtomicU32::new(1),
+        fail_create: AtomicU32::new(1),
+    });
+    let queue = Arc::new(FlakyQueue {
+        fail: AtomicU32::new(1),
+        sent: Default::default(),
+    });
+    let deps = dispatch_events::Deps {
+        store: flaky.clone(),
+        queue: queue.clone(),
+    };
+    let mut failures = 0;
+    loop {
+        match dispatch_events::dispatch(&deps, &event).await {
+            Ok(n) => {
+                assert_eq!(n, 2);
+                break;
+            }
+            Err(_) => failures += 1,
+        }
+        assert!(failures <= 3, "dispatch keeps failing");
+    }
+    assert_eq!(failures, 3, "each step failed once");
+    // The stream delivers at least once: dispatching the same record again is harmless.
+    dispatch_events::dispatch(&deps, &event).await.unwrap();
+
+    let ids: std::collections::BTreeSet<_> = endpoint_ids
+        .iter()
+        .map(|e| Delivery::id_for(&event.id, Some(e)))
+        .collect();
+    for id in &ids {
+        assert!(
+            store.get_delivery(id).await.unwrap().is_some(),
+            "no event lost"
+        );
+    }
+    // Every message names one of the two deliveries: duplicates are allowed, new ones are not.
+    let sent = queue.sent.lock().unwrap().clone();
+    assert!(sent.len() >= 2, "{sent:?}");
+    for m in &sent {
+        let id = DeliveryId::parse(
+            serde_json::from_str::<Value>(m).unwrap()["delivery_id"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(ids.contains(&id));
+    }
+
+    // Processing every message at once, duplicates included, sends each delivery once.
+    let deliver = deliver_webhook::Deps {
+        store: store.clone(),
+        master,
+        retry_scale: RETRY_SCALE,
+    };
+    let outcomes =
+        futures::future::join_all(sent.iter().map(|m| deliver_webhook::process(&deliver, m))).await;
+    // A duplicate that arrives while another worker holds the attempt's lease is told to
+    // come back when the lease ends; by then the delivery is done.
+    for (m, o) in sent.iter().zip(&outcomes) {
+        match o {
+            Ok(Outcome::Done) => {}
+            Ok(Outcome::RetryAfter(secs)) => {
+                assert!(*secs <= 60, "{secs}");
+                assert_eq!(
+                    deliver_webhook::process(&deliver, m).await.unwrap(),
+                    Outcome::Done
+                );
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let log = rx.log();
+    assert_eq!(log.len(), 2, "one request per endpoint: {log:?}");
+    let paths: std::collections::BTreeSet<_> = log
+        .iter()
+        .map(|v| v["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(paths.len(), 2);
+    for id in &ids {
+        assert_eq!(
+            store.get_delivery(id).await.unwrap().unwrap().status,
+            DeliveryStatus::Delivered
+        );
+    }
+}
