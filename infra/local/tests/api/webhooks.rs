@@ -385,6 +385,78 @@ async fn gone_disables_the_endpoint_with_an_event() {
 }
 
 #[tokio::test]
+async fn three_days_of_failures_disable_the_endpoint() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(&json!({"fail_first": 100, "status": 500}));
+    let ep = create_endpoint(&app, &app.a, &format!("{}/hooks", rx.url), json!(["*"])).await;
+    let eid = WebhookEndpointId::parse(ep["id"].as_str().unwrap()).unwrap();
+    // The endpoint has been failing since just over 3 days ago.
+    let stored = app
+        .store
+        .get_endpoint(&app.a.org_id, &eid)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut failing = stored.clone();
+    failing.failing_since =
+        Some(Timestamp::now().plus_seconds(-payorders::webhooks::DISABLE_AFTER_FAILING_SECS - 60));
+    failing.version += 1;
+    app.store
+        .update_endpoint(&failing, stored.version, None)
+        .await
+        .unwrap();
+    app.create_deposit(&app.a, &json!({})).await;
+    rx.wait_for("the failing attempt", |_| true).await;
+    let mut e = Value::Null;
+    for _ in 0..100 {
+        e = app
+            .call(
+                &app.a,
+                "GET",
+                &format!("/webhook-endpoints/{eid}"),
+                None,
+                &[],
+            )
+            .await
+            .body;
+        if e["enabled"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(e["enabled"], false, "{e}");
+    assert_eq!(e["disabled_reason"], "every delivery failed for 3 days");
+    let events = app
+        .call(
+            &app.a,
+            "GET",
+            "/events?type=webhook_endpoint.disabled",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(events.body["data"][0]["data"]["object"]["id"], eid.as_str());
+    // A fresh failure alone does not disable: the streak starts now.
+    let rx2 = Receiver::start(&json!({"fail_first": 100, "status": 500}));
+    let ep2 = create_endpoint(&app, &app.a, &format!("{}/hooks", rx2.url), json!(["*"])).await;
+    app.create_deposit(&app.a, &json!({})).await;
+    rx2.wait_for("a failing attempt", |_| true).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let e2 = app
+        .call(
+            &app.a,
+            "GET",
+            &format!("/webhook-endpoints/{}", ep2["id"].as_str().unwrap()),
+            None,
+            &[],
+        )
+        .await
+        .body;
+    assert_eq!(e2["enabled"], true);
+    assert!(e2["failing_since"].is_string(), "{e2}");
+}
+
+#[tokio::test]
 async fn rotation_signs_with_old_and_new_secret_for_a_day() {
     let app = spawn_app().await;
     let rx = Receiver::start(&json!({}));
