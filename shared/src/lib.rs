@@ -11,6 +11,8 @@ pub mod queue;
 pub mod registry;
 pub mod runtime;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod webhooks;
 
 pub use model::*;

@@ -33,17 +33,21 @@ pub enum InitError {
 impl Services {
     /// Services for a Lambda function: DynamoDB store, master key if configured.
     pub async fn from_env() -> Result<Self, InitError> {
-        let sdk = crate::config::aws_sdk_config().await;
-        let config = Config::load(&sdk).await?;
+        Self::from_sdk(&crate::config::aws_sdk_config().await).await
+    }
+
+    /// As [`Services::from_env`], for a `main` that uses the AWS config itself too.
+    pub async fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, InitError> {
+        let config = Config::load(sdk).await?;
         let master = config
             .secrets
             .master_key
             .as_ref()
             .map(|k| MasterKey::from_text(k.expose()))
             .transpose()?;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name);
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name);
         let webhooks = config.webhooks_queue_url.as_ref().map(|url| {
-            Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url)) as Arc<dyn Queue>
+            Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url)) as Arc<dyn Queue>
         });
         Ok(Self {
             store: Arc::new(store),

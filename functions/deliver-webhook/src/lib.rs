@@ -398,8 +398,8 @@ impl Deps {
     /// For the Lambda function: the store, the master key and the webhooks queue (whose
     /// messages this function delays for retries).
     pub async fn from_env() -> Result<(Self, SqsQueue), lambda_http::Error> {
-        let s = payorders::runtime::Services::from_env().await?;
         let sdk = payorders::config::aws_sdk_config().await;
+        let s = payorders::runtime::Services::from_sdk(&sdk).await?;
         let url = std::env::var("PAYORDERS_WEBHOOKS_QUEUE_URL")
             .map_err(|_| "PAYORDERS_WEBHOOKS_QUEUE_URL is not set")?;
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url);

@@ -272,50 +272,9 @@ impl NewOrder {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::registry::{CurrencyRef, registry};
-
-    /// A minimal valid PENDING order for tests.
-    pub fn sample_order(org: &OrgId, livemode: bool, now: Timestamp) -> PayOrder {
-        let usdc = registry()
-            .currency(&CurrencyRef {
-                chain_id: ChainId::new(8453).unwrap(),
-                address: Some("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913".into()),
-            })
-            .unwrap();
-        PayOrder {
-            id: OrderId::generate(),
-            organization_id: org.clone(),
-            livemode,
-            mode: OrderMode::Deposit,
-            status: OrderStatus::Pending,
-            created_at: now,
-            updated_at: now,
-            expires_at: now.plus_seconds(1800),
-            fulfillment: Fulfillment {
-                amount: Some(Amount::new(
-                    super::super::RawAmount::from_u128(1_000_000),
-                    6,
-                )),
-                asset: Some(usdc),
-                ..Default::default()
-            },
-            metadata: None,
-            webhook_url: None,
-            redirect_url: None,
-            cancel_url: None,
-            nonce: None,
-            payment_tolerance: PaymentTolerance::default(),
-            confirmations: None,
-            paid_over: false,
-            paid_late: false,
-            underpaid_within_tolerance: false,
-            cancellation_reason: None,
-            idempotency_key: None,
-            version: 1,
-        }
-    }
+    use crate::testing::order as sample_order;
 
     #[test]
     fn transition_checks_the_table_and_attaches_the_event() {

@@ -68,44 +68,7 @@ pub fn currency(chain: u64, symbol: &str) -> registry::Currency {
 
 /// A PENDING order of `org` created at `created_at`.
 pub fn order(org: &OrgId, livemode: bool, created_at: Timestamp) -> PayOrder {
-    let asset = base_usdc();
-    PayOrder {
-        id: OrderId::generate(),
-        organization_id: org.clone(),
-        livemode,
-        mode: OrderMode::Deposit,
-        status: OrderStatus::Pending,
-        created_at,
-        updated_at: created_at,
-        expires_at: created_at.plus_seconds(1800),
-        fulfillment: Fulfillment {
-            amount: Some(Amount::new(
-                RawAmount::from_u128(25_000_000),
-                asset.decimals,
-            )),
-            asset: Some(asset),
-            recipient: Some("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into()),
-            ..Default::default()
-        },
-        metadata: Some(
-            serde_json::json!({"items": [{"name": "Widget", "quantity": 2, "unit_price": 49.99}]})
-                .as_object()
-                .cloned()
-                .unwrap(),
-        ),
-        webhook_url: None,
-        redirect_url: None,
-        cancel_url: None,
-        nonce: None,
-        payment_tolerance: PaymentTolerance::default(),
-        confirmations: None,
-        paid_over: false,
-        paid_late: false,
-        underpaid_within_tolerance: false,
-        cancellation_reason: None,
-        idempotency_key: None,
-        version: 1,
-    }
+    payorders::testing::order(org, livemode, created_at)
 }
 
 pub fn t0() -> Timestamp {

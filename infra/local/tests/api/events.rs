@@ -56,38 +56,8 @@ async fn seeded() -> Services {
     .unwrap();
     store.create_api_key(&issued.record).await.unwrap();
     for id in [GET_ID, CANCEL_ID] {
-        let asset = payorders::registry::registry()
-            .currency_by_id("84532:native")
-            .unwrap();
-        let order = PayOrder {
-            id: OrderId::parse(id).unwrap(),
-            organization_id: org.id.clone(),
-            livemode: false,
-            mode: OrderMode::Deposit,
-            status: OrderStatus::Pending,
-            created_at: now,
-            updated_at: now,
-            expires_at: now.plus_seconds(1800),
-            fulfillment: Fulfillment {
-                amount: Some(Amount::new(RawAmount::from_u128(10u128.pow(16)), 18)),
-                asset: Some(asset),
-                recipient: Some("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into()),
-                ..Default::default()
-            },
-            metadata: None,
-            webhook_url: None,
-            redirect_url: None,
-            cancel_url: None,
-            nonce: None,
-            payment_tolerance: Default::default(),
-            confirmations: None,
-            paid_over: false,
-            paid_late: false,
-            underpaid_within_tolerance: false,
-            cancellation_reason: None,
-            idempotency_key: None,
-            version: 1,
-        };
+        let mut order = payorders::testing::order(&org.id, false, now);
+        order.id = OrderId::parse(id).unwrap();
         store
             .create_order(&NewOrder::new(order).unwrap())
             .await
@@ -172,31 +142,14 @@ const ENDPOINT_ID: &str = "we_RAMn1Crn9u4a8mfRJFkykQ";
 
 /// The endpoint the webhook sample events name, pointing at `url`.
 async fn seed_endpoint(svc: &Services, url: &str) -> WebhookEndpoint {
-    let now = Timestamp::now();
-    let id = WebhookEndpointId::parse(ENDPOINT_ID).unwrap();
-    let master = svc.master.as_ref().unwrap();
-    let e = WebhookEndpoint {
-        secrets: vec![SealedWebhookSecret {
-            sealed: master.seal(
-                &payorders::webhooks::endpoint_secret_context(&id),
-                &payorders::webhooks::generate_secret(),
-            ),
-            created_at: now,
-            expires_at: None,
-        }],
-        id,
-        organization_id: OrgId::parse(ORG).unwrap(),
-        livemode: false,
-        url: url.into(),
-        description: None,
-        events: vec!["*".into()],
-        enabled: true,
-        disabled_reason: None,
-        failing_since: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
+    let (e, _) = payorders::testing::endpoint_with_id(
+        WebhookEndpointId::parse(ENDPOINT_ID).unwrap(),
+        &OrgId::parse(ORG).unwrap(),
+        false,
+        url,
+        svc.master.as_ref().unwrap(),
+        Timestamp::now(),
+    );
     svc.store.create_endpoint(&e).await.unwrap();
     e
 }

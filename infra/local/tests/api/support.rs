@@ -303,3 +303,14 @@ pub fn sale_body() -> Value {
         "metadata": {"items": [{"name": "Premium Widget", "quantity": 1, "unit_price": 49.99}]},
     })
 }
+
+/// Polls `probe` every 50 ms until it yields something (at most 10 s).
+pub async fn eventually<T>(mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the awaited state did not arrive within 10 s")
+}

@@ -186,9 +186,8 @@ async fn deliveries_verify_with_the_standardwebhooks_library() {
 
     // The delivery log shows the attempts.
     let eid = ep["id"].as_str().unwrap();
-    let mut log = Value::Null;
-    for _ in 0..100 {
-        log = app
+    let log = eventually(async || {
+        let log = app
             .call(
                 &app.a,
                 "GET",
@@ -198,18 +197,16 @@ async fn deliveries_verify_with_the_standardwebhooks_library() {
             )
             .await
             .body;
-        if log["data"]
+        (log["data"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|d| d["status"] == "delivered")
             .count()
-            == 2
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            == 2)
+            .then_some(log)
+    })
+    .await;
     let data = log["data"].as_array().unwrap();
     assert_eq!(data.len(), 2, "{log}");
     assert_eq!(data[0]["event_type"], "order.cancelled");
@@ -258,9 +255,8 @@ async fn failure_then_retry_with_the_same_webhook_id() {
     );
 
     let eid = ep["id"].as_str().unwrap();
-    let mut d = Value::Null;
-    for _ in 0..100 {
-        d = app
+    let d = eventually(async || {
+        let d = app
             .call(
                 &app.a,
                 "GET",
@@ -271,11 +267,9 @@ async fn failure_then_retry_with_the_same_webhook_id() {
             .await
             .body["data"][0]
             .clone();
-        if d["status"] == "delivered" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (d["status"] == "delivered").then_some(d)
+    })
+    .await;
     assert_eq!(d["status"], "delivered");
     let codes: Vec<_> = d["attempts"]
         .as_array()
@@ -331,9 +325,8 @@ async fn gone_disables_the_endpoint_with_an_event() {
     app.create_deposit(&app.a, &json!({})).await;
     rx.wait_for("the first attempt", |_| true).await;
     let eid = ep["id"].as_str().unwrap();
-    let mut e = Value::Null;
-    for _ in 0..100 {
-        e = app
+    let e = eventually(async || {
+        let e = app
             .call(
                 &app.a,
                 "GET",
@@ -343,11 +336,9 @@ async fn gone_disables_the_endpoint_with_an_event() {
             )
             .await
             .body;
-        if e["enabled"] == false {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (e["enabled"] == false).then_some(e)
+    })
+    .await;
     assert_eq!(e["enabled"], false, "{e}");
     assert!(e["disabled_reason"].as_str().unwrap().contains("410"));
     let events = app
@@ -407,9 +398,8 @@ async fn three_days_of_failures_disable_the_endpoint() {
         .unwrap();
     app.create_deposit(&app.a, &json!({})).await;
     rx.wait_for("the failing attempt", |_| true).await;
-    let mut e = Value::Null;
-    for _ in 0..100 {
-        e = app
+    let e = eventually(async || {
+        let e = app
             .call(
                 &app.a,
                 "GET",
@@ -419,11 +409,9 @@ async fn three_days_of_failures_disable_the_endpoint() {
             )
             .await
             .body;
-        if e["enabled"] == false {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (e["enabled"] == false).then_some(e)
+    })
+    .await;
     assert_eq!(e["enabled"], false, "{e}");
     assert_eq!(e["disabled_reason"], "every delivery failed for 3 days");
     let events = app
@@ -594,37 +582,15 @@ async fn ssrf_refusals_at_create_and_at_delivery() {
 
     // At delivery: a live endpoint whose URL resolves to loopback (written straight to the
     // store, as if its DNS changed after it was saved) gets nothing sent.
-    let now = Timestamp::now();
-    let id = WebhookEndpointId::generate();
-    let sneaky = WebhookEndpoint {
-        secrets: vec![SealedWebhookSecret {
-            sealed: app.master.seal(
-                &payorders::webhooks::endpoint_secret_context(&id),
-                &payorders::webhooks::generate_secret(),
-            ),
-            created_at: now,
-            expires_at: None,
-        }],
-        id,
-        organization_id: app.a.org_id.clone(),
-        livemode: true,
-        url: format!(
-            "https://localhost:{}/hooks",
-            rx.url.rsplit(':').next().unwrap()
-        ),
-        description: None,
-        events: vec!["*".into()],
-        enabled: true,
-        disabled_reason: None,
-        failing_since: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
+    let url = format!(
+        "https://localhost:{}/hooks",
+        rx.url.rsplit(':').next().unwrap()
+    );
+    let (sneaky, _) =
+        payorders::testing::endpoint(&app.a.org_id, true, &url, &app.master, Timestamp::now());
     app.store.create_endpoint(&sneaky).await.unwrap();
     app.create_deposit(&app.a_live, &json!({})).await;
-    let mut d = Value::Null;
-    for _ in 0..100 {
+    let d = eventually(async || {
         let list = app
             .call(
                 &app.a_live,
@@ -634,12 +600,10 @@ async fn ssrf_refusals_at_create_and_at_delivery() {
                 &[],
             )
             .await;
-        d = list.body["data"][0].clone();
-        if d["status"] == "failed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let d = list.body["data"][0].clone();
+        (d["status"] == "failed").then_some(d)
+    })
+    .await;
     assert_eq!(d["status"], "failed", "{d}");
     assert!(
         d["attempts"][0]["error"]
@@ -952,64 +916,17 @@ async fn dispatch_survives_each_step_failing_once() {
     let now = Timestamp::now();
     let mut endpoint_ids = Vec::new();
     for path in ["/hooks", "/hooks2"] {
-        let id = WebhookEndpointId::generate();
-        let e = WebhookEndpoint {
-            secrets: vec![SealedWebhookSecret {
-                sealed: master.seal(
-                    &payorders::webhooks::endpoint_secret_context(&id),
-                    &payorders::webhooks::generate_secret(),
-                ),
-                created_at: now,
-                expires_at: None,
-            }],
-            id: id.clone(),
-            organization_id: org.id.clone(),
-            livemode: false,
-            url: format!("{}{path}", rx.url),
-            description: None,
-            events: vec!["*".into()],
-            enabled: true,
-            disabled_reason: None,
-            failing_since: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+        let (e, _) = payorders::testing::endpoint(
+            &org.id,
+            false,
+            &format!("{}{path}", rx.url),
+            &master,
+            now,
+        );
         store.create_endpoint(&e).await.unwrap();
-        endpoint_ids.push(id);
+        endpoint_ids.push(e.id);
     }
-    let asset = payorders::registry::registry()
-        .currency_by_id("84532:native")
-        .unwrap();
-    let order = PayOrder {
-        id: OrderId::generate(),
-        organization_id: org.id.clone(),
-        livemode: false,
-        mode: OrderMode::Deposit,
-        status: OrderStatus::Pending,
-        created_at: now,
-        updated_at: now,
-        expires_at: now.plus_seconds(600),
-        fulfillment: Fulfillment {
-            amount: Some(Amount::new(RawAmount::from_u128(1), 18)),
-            asset: Some(asset),
-            ..Default::default()
-        },
-        metadata: None,
-        webhook_url: None,
-        redirect_url: None,
-        cancel_url: None,
-        nonce: None,
-        payment_tolerance: Default::default(),
-        confirmations: None,
-        paid_over: false,
-        paid_late: false,
-        underpaid_within_tolerance: false,
-        cancellation_reason: None,
-        idempotency_key: None,
-        version: 1,
-    };
-    let new = NewOrder::new(order).unwrap();
+    let new = NewOrder::new(payorders::testing::order(&org.id, false, now)).unwrap();
     store.create_order(&new).await.unwrap();
     let event = new.event().clone();
 

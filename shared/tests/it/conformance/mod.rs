@@ -872,25 +872,8 @@ async fn claim_once_until_expiry(store: &dyn Store) {
 }
 
 fn endpoint(org: &OrgId, livemode: bool, at: Timestamp) -> WebhookEndpoint {
-    WebhookEndpoint {
-        id: WebhookEndpointId::generate(),
-        organization_id: org.clone(),
-        livemode,
-        url: "https://merchant.example/hooks".into(),
-        description: None,
-        events: vec!["*".into()],
-        enabled: true,
-        disabled_reason: None,
-        secrets: vec![SealedWebhookSecret {
-            sealed: "v1.x".into(),
-            created_at: at,
-            expires_at: None,
-        }],
-        failing_since: None,
-        created_at: at,
-        updated_at: at,
-        version: 1,
-    }
+    let master = payorders::testing::master_key();
+    payorders::testing::endpoint(org, livemode, "https://merchant.example/hooks", &master, at).0
 }
 
 async fn webhook_endpoints_crud_and_versions(store: &dyn Store) {
