@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod model;
+pub mod pricing;
 pub mod queue;
 pub mod registry;
 pub mod runtime;

@@ -137,6 +137,18 @@ impl From<AuthFailure> for ApiError {
     }
 }
 
+impl From<crate::pricing::PriceError> for ApiError {
+    fn from(e: crate::pricing::PriceError) -> Self {
+        tracing::warn!(error = %e, "price unavailable");
+        Self::new(
+            502,
+            ErrorType::ProviderError,
+            "PRICE_UNAVAILABLE",
+            format!("prices are unavailable right now: {e}"),
+        )
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

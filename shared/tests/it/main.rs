@@ -6,4 +6,5 @@
 
 mod config;
 mod conformance;
+mod pricing;
 mod support;

@@ -1,0 +1,201 @@
+//! CoinGecko adapter: `/simple/price` for currencies with a price id, `/simple/token_price/
+//! {platform}` by contract for the others. The API key (from Secrets Manager) goes in
+//! `x-cg-pro-api-key` (pro) or `x-cg-demo-api-key` (demo). Prices are read from the JSON
+//! number text exactly, never through a float; answers are cached briefly.
+
+use super::{PriceError, PriceSource, price_id};
+use crate::registry::{Currency, registry};
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const PRO_BASE_URL: &str = "https://pro-api.coingecko.com/api/v3";
+pub const DEMO_BASE_URL: &str = "https://api.coingecko.com/api/v3";
+
+/// CoinGecko's asset platform ids for our chain slugs.
+fn platform(slug: &str) -> Option<&'static str> {
+    Some(match slug {
+        "ethereum" => "ethereum",
+        "base" => "base",
+        "optimism" => "optimistic-ethereum",
+        "arbitrum" => "arbitrum-one",
+        "polygon" => "polygon-pos",
+        "bsc" => "binance-smart-chain",
+        "avalanche" => "avalanche",
+        "solana" => "solana",
+        _ => return None,
+    })
+}
+
+pub struct CoinGecko {
+    http: reqwest::Client,
+    base_url: String,
+    key: Option<(&'static str, String)>,
+    ttl: Duration,
+    cache: Mutex<HashMap<String, (Decimal, Instant)>>,
+}
+
+impl CoinGecko {
+    /// `pro` picks the header the key goes in; `timeout` bounds every request.
+    pub fn new(
+        base_url: &str,
+        api_key: Option<String>,
+        pro: bool,
+        timeout: Duration,
+        ttl: Duration,
+    ) -> Self {
+        let header = if pro {
+            "x-cg-pro-api-key"
+        } else {
+            "x-cg-demo-api-key"
+        };
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .user_agent("PayOrders/1")
+                .build()
+                .expect("a plain reqwest client builds"),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            key: api_key.map(|k| (header, k)),
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<HashMap<String, HashMap<String, Box<RawValue>>>, PriceError> {
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.base_url))
+            .query(query);
+        if let Some((header, key)) = &self.key {
+            req = req.header(*header, key);
+        }
+        let resp = req.send().await.map_err(|e| {
+            if e.is_timeout() {
+                PriceError::Timeout
+            } else {
+                PriceError::Unreachable(e.to_string())
+            }
+        })?;
+        match resp.status().as_u16() {
+            200 => {}
+            429 => return Err(PriceError::RateLimited),
+            s => return Err(PriceError::Upstream(s)),
+        }
+        let body = resp.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                PriceError::Timeout
+            } else {
+                PriceError::Unreachable(e.to_string())
+            }
+        })?;
+        serde_json::from_slice(&body).map_err(|e| PriceError::Malformed(e.to_string()))
+    }
+
+    fn cached(&self, key: &str) -> Option<Decimal> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(p, _)| *p)
+    }
+
+    fn remember(&self, key: &str, price: Decimal) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(key.to_owned(), (price, Instant::now()));
+    }
+}
+
+/// A price from the raw JSON number text (`3000.12`, `1.2e-5`).
+fn decimal(raw: &RawValue) -> Result<Decimal, PriceError> {
+    let text = raw.get();
+    Decimal::from_str(text)
+        .or_else(|_| Decimal::from_scientific(text))
+        .ok()
+        .filter(|p| p.is_sign_positive())
+        .ok_or_else(|| PriceError::Malformed(format!("price {text} is not a non-negative number")))
+}
+
+fn usd(entry: Option<&HashMap<String, Box<RawValue>>>, what: &str) -> Result<Decimal, PriceError> {
+    let raw = entry
+        .and_then(|m| m.get("usd"))
+        .ok_or_else(|| PriceError::Missing(what.to_owned()))?;
+    decimal(raw)
+}
+
+#[async_trait]
+impl PriceSource for CoinGecko {
+    async fn usd_prices(
+        &self,
+        currencies: &[Currency],
+    ) -> Result<HashMap<String, Decimal>, PriceError> {
+        let mut out = HashMap::new();
+        let mut by_id: HashMap<String, Vec<&Currency>> = HashMap::new();
+        let mut by_contract: HashMap<&'static str, Vec<&Currency>> = HashMap::new();
+        for c in currencies {
+            if let Some(p) = self.cached(&c.id) {
+                out.insert(c.id.clone(), p);
+            } else if let Some(id) = price_id(c) {
+                by_id.entry(id).or_default().push(c);
+            } else {
+                let chain = registry()
+                    .chain(c.chain_id)
+                    .map_err(|_| PriceError::Missing(c.id.clone()))?;
+                let platform = platform(&chain.slug).filter(|_| c.address.is_some());
+                by_contract
+                    .entry(platform.ok_or_else(|| PriceError::Missing(c.id.clone()))?)
+                    .or_default()
+                    .push(c);
+            }
+        }
+        if !by_id.is_empty() {
+            let mut ids: Vec<&str> = by_id.keys().map(String::as_str).collect();
+            ids.sort_unstable();
+            let answer = self
+                .get(
+                    "/simple/price",
+                    &[("ids", &ids.join(",")), ("vs_currencies", "usd")],
+                )
+                .await?;
+            for (id, cs) in &by_id {
+                let price = usd(answer.get(id), id)?;
+                for c in cs {
+                    self.remember(&c.id, price);
+                    out.insert(c.id.clone(), price);
+                }
+            }
+        }
+        for (platform, cs) in by_contract {
+            let addrs: Vec<String> = cs.iter().filter_map(|c| c.address.clone()).collect();
+            let answer = self
+                .get(
+                    &format!("/simple/token_price/{platform}"),
+                    &[
+                        ("contract_addresses", &addrs.join(",")),
+                        ("vs_currencies", "usd"),
+                    ],
+                )
+                .await?;
+            // Keys come back lowercased for EVM contracts.
+            let answer: HashMap<String, _> = answer
+                .into_iter()
+                .map(|(k, v)| (k.to_lowercase(), v))
+                .collect();
+            for c in cs {
+                let addr = c.address.clone().unwrap_or_default();
+                let price = usd(answer.get(&addr.to_lowercase()), &c.id)?;
+                self.remember(&c.id, price);
+                out.insert(c.id.clone(), price);
+            }
+        }
+        Ok(out)
+    }
+}

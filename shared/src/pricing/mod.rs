@@ -1,0 +1,49 @@
+//! The price port: USD per unit of a currency, as an exact decimal (no floating point).
+//! Adapters: [`coingecko`] (live prices, cached briefly) and [`fixed`] (a table from config,
+//! for `make dev` and tests).
+
+pub mod coingecko;
+pub mod fixed;
+
+use crate::registry::Currency;
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use std::collections::HashMap;
+
+/// Why a price could not be had. Every kind is a 502 `PRICE_UNAVAILABLE` to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PriceError {
+    #[error("the price provider is rate limiting us")]
+    RateLimited,
+    #[error("the price provider answered {0}")]
+    Upstream(u16),
+    #[error("the price provider did not answer in time")]
+    Timeout,
+    #[error("the price provider is unreachable: {0}")]
+    Unreachable(String),
+    #[error("the price provider's answer is malformed: {0}")]
+    Malformed(String),
+    #[error("no price for {0}")]
+    Missing(String),
+}
+
+#[async_trait]
+pub trait PriceSource: Send + Sync {
+    /// USD prices of the given currencies, keyed by currency id. Fails if any is missing.
+    async fn usd_prices(
+        &self,
+        currencies: &[Currency],
+    ) -> Result<HashMap<String, Decimal>, PriceError>;
+
+    async fn usd_price(&self, currency: &Currency) -> Result<Decimal, PriceError> {
+        let mut all = self.usd_prices(std::slice::from_ref(currency)).await?;
+        all.remove(&currency.id)
+            .ok_or_else(|| PriceError::Missing(currency.id.clone()))
+    }
+}
+
+/// The registry's price id of a currency (`usd-coin`), if it has one.
+pub(crate) fn price_id(currency: &Currency) -> Option<String> {
+    let chain = crate::registry::registry().chain(currency.chain_id).ok()?;
+    chain.token(currency)?.price_id.clone()
+}

@@ -1,0 +1,120 @@
+//! The CoinGecko adapter against a local fake serving CoinGecko's documented response
+//! shapes, failures included; the fixed table is unit-tested beside it.
+
+use payorders::pricing::coingecko::CoinGecko;
+use payorders::pricing::{PriceError, PriceSource};
+use payorders::registry::{Currency, registry};
+use rust_decimal::Decimal;
+use std::str::FromStr;
+use std::time::Duration;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn currency(id: &str) -> Currency {
+    registry().currency_by_id(id).unwrap()
+}
+
+fn client(server: &MockServer) -> CoinGecko {
+    CoinGecko::new(
+        &server.uri(),
+        Some("cg-key".into()),
+        true,
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+    )
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+#[tokio::test]
+async fn simple_price_with_key_exact_decimals_and_cache() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/simple/price"))
+        .and(query_param("ids", "ethereum,usd-coin"))
+        .and(query_param("vs_currencies", "usd"))
+        .and(header("x-cg-pro-api-key", "cg-key"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"ethereum":{"usd":3012.123456789012345678},"usd-coin":{"usd":0.999876}}"#,
+            "application/json",
+        ))
+        .expect(1) // the second call is answered from the cache
+        .mount(&server)
+        .await;
+    let cg = client(&server);
+    let eth = currency("8453:native");
+    let usdc = currency("1:0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48");
+    let prices = cg.usd_prices(&[eth.clone(), usdc.clone()]).await.unwrap();
+    // Exactly as written: no float on the way.
+    assert_eq!(prices[&eth.id], dec("3012.123456789012345678"));
+    assert_eq!(prices[&usdc.id], dec("0.999876"));
+    assert_eq!(
+        cg.usd_price(&eth).await.unwrap(),
+        dec("3012.123456789012345678")
+    );
+}
+
+#[tokio::test]
+async fn token_price_by_contract_for_currencies_without_a_price_id() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/simple/token_price/ethereum"))
+        .and(query_param(
+            "contract_addresses",
+            "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"0x5fbdb2315678afecb367f032d93f642f64180aa3":{"usd":1.2e-5}}"#,
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let cg = client(&server);
+    // A token the registry has no price id for: priced by contract on its platform.
+    let mut token = currency("1:0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48");
+    token.id = "1:0x5fbdb2315678afecb367f032d93f642f64180aa3".into();
+    token.address = Some("0x5FbDB2315678afecb367f032d93F642f64180aa3".into());
+    // The registry has no entry (so no price id) for this token: priced by contract.
+    assert_eq!(cg.usd_price(&token).await.unwrap(), dec("0.000012"));
+}
+
+#[tokio::test]
+async fn every_failure_is_typed() {
+    let eth = currency("8453:native");
+    let cases: Vec<(ResponseTemplate, fn(&PriceError) -> bool)> = vec![
+        (ResponseTemplate::new(429).set_body_string(r#"{"status":{"error_code":429,"error_message":"You've exceeded the Rate Limit."}}"#), |e| *e == PriceError::RateLimited),
+        (ResponseTemplate::new(500), |e| *e == PriceError::Upstream(500)),
+        (ResponseTemplate::new(503), |e| *e == PriceError::Upstream(503)),
+        (ResponseTemplate::new(401).set_body_string(r#"{"status":{"error_code":10002,"error_message":"API Key Missing"}}"#), |e| *e == PriceError::Upstream(401)),
+        (ResponseTemplate::new(200).set_body_raw("{not json", "application/json"), |e| matches!(e, PriceError::Malformed(_))),
+        (ResponseTemplate::new(200).set_body_raw(r#"{"ethereum":{"usd":"3000"}}"#, "application/json"), |e| matches!(e, PriceError::Malformed(_))),
+        (ResponseTemplate::new(200).set_body_raw(r#"{"ethereum":{"usd":-1}}"#, "application/json"), |e| matches!(e, PriceError::Malformed(_))),
+        (ResponseTemplate::new(200).set_body_raw(r#"{}"#, "application/json"), |e| matches!(e, PriceError::Missing(_))),
+        (ResponseTemplate::new(200).set_body_raw(r#"{"ethereum":{"eur":2800}}"#, "application/json"), |e| matches!(e, PriceError::Missing(_))),
+        (ResponseTemplate::new(200).set_delay(Duration::from_secs(3)).set_body_raw(r#"{"ethereum":{"usd":1}}"#, "application/json"), |e| *e == PriceError::Timeout),
+    ];
+    for (i, (response, expected)) in cases.into_iter().enumerate() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/simple/price"))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+        let err = client(&server).usd_price(&eth).await.unwrap_err();
+        assert!(expected(&err), "case {i}: {err:?}");
+    }
+    // Nobody listening.
+    let cg = CoinGecko::new(
+        "http://127.0.0.1:9",
+        None,
+        false,
+        Duration::from_millis(500),
+        Duration::from_secs(1),
+    );
+    assert!(matches!(
+        cg.usd_price(&eth).await,
+        Err(PriceError::Unreachable(_) | PriceError::Timeout)
+    ));
+}
