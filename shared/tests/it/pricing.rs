@@ -83,7 +83,8 @@ async fn token_price_by_contract_for_currencies_without_a_price_id() {
 #[tokio::test]
 async fn every_failure_is_typed() {
     let eth = currency("8453:native");
-    let cases: Vec<(ResponseTemplate, fn(&PriceError) -> bool)> = vec![
+    type Expect = fn(&PriceError) -> bool;
+    let cases: Vec<(ResponseTemplate, Expect)> = vec![
         (ResponseTemplate::new(429).set_body_string(r#"{"status":{"error_code":429,"error_message":"You've exceeded the Rate Limit."}}"#), |e| *e == PriceError::RateLimited),
         (ResponseTemplate::new(500), |e| *e == PriceError::Upstream(500)),
         (ResponseTemplate::new(503), |e| *e == PriceError::Upstream(503)),
