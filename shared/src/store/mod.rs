@@ -5,6 +5,7 @@
 //! policy can be as narrow). [`Store`] is all of them together.
 
 pub mod dynamo;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 mod keys;
 
