@@ -14,6 +14,7 @@ pub mod runtime;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod wallets;
 pub mod webhooks;
 
 pub use model::*;
