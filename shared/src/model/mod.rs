@@ -39,6 +39,7 @@ mod order;
 mod org;
 mod status;
 mod time;
+mod wallet;
 mod webhook;
 
 pub use address::*;
@@ -49,4 +50,5 @@ pub use order::*;
 pub use org::*;
 pub use status::*;
 pub use time::*;
+pub use wallet::*;
 pub use webhook::*;

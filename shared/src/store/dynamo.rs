@@ -13,6 +13,7 @@
 //! | claim | `CLAIM#key` | `CLAIM` | replay and single-use nonce claims, TTL |
 //! | webhook endpoint | `ORG#org` | `WHEP#mode#id` | listed by querying the org's partition |
 //! | delivery | `DELIVERY#id` | `DELIVERY` | GSI `deliveries_by_endpoint` |
+//! | merchant wallet | `ORG#org` | `WALLET#mode#chain` | one per chain and mode |
 //!
 //! Every record keeps its full JSON in `doc`; the attributes beside it exist for keys,
 //! indexes and filters. GSIs: `orders_by_org` (`gsi1pk = ORDERS#org#mode`, `gsi1sk =
@@ -916,6 +917,90 @@ impl WebhookStore for DynamoStore {
             .map(|(k, d)| parse_doc(&d).map(|v| (k, v)))
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(keys::page(items, w.page_size()))
+    }
+}
+
+fn wallet_key(org: &OrgId, mode: KeyMode, chain: ChainId) -> (String, String) {
+    (format!("ORG#{org}"), format!("WALLET#{mode}#{chain}"))
+}
+
+fn wallet_item(w: &MerchantWallet) -> Item {
+    let (pk, sk) = wallet_key(&w.organization_id, mode_of(w.livemode), w.chain_id);
+    let mut item = base_item(pk, &sk);
+    item.insert("doc".into(), to_doc(w));
+    item.insert("version".into(), n(w.version));
+    item
+}
+
+#[async_trait]
+impl WalletStore for DynamoStore {
+    async fn create_wallet(&self, w: &MerchantWallet) -> StoreResult<()> {
+        match self.transact(vec![self.put(wallet_item(w), NEW)?]).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::AlreadyExists),
+        }
+    }
+
+    async fn get_wallet(
+        &self,
+        org: &OrgId,
+        mode: KeyMode,
+        chain: ChainId,
+    ) -> StoreResult<Option<MerchantWallet>> {
+        let (pk, sk) = wallet_key(org, mode, chain);
+        self.get_doc(&pk, &sk).await?.map(|i| doc(&i)).transpose()
+    }
+
+    async fn list_wallets(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<MerchantWallet>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :p AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":p", s(format!("ORG#{org}")))
+            .expression_attribute_values(":prefix", s(format!("WALLET#{mode}#")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(fault)?;
+        let mut wallets = out
+            .items()
+            .iter()
+            .map(doc::<MerchantWallet>)
+            .collect::<StoreResult<Vec<_>>>()?;
+        wallets.sort_by_key(|w| w.chain_id);
+        Ok(wallets)
+    }
+
+    async fn update_wallet(&self, w: &MerchantWallet, expected_version: u64) -> StoreResult<()> {
+        match self
+            .transact(vec![versioned_put(
+                &self.table,
+                wallet_item(w),
+                expected_version,
+            )?])
+            .await?
+        {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::VersionConflict {
+                expected: expected_version,
+            }),
+        }
+    }
+
+    async fn delete_wallet(&self, org: &OrgId, mode: KeyMode, chain: ChainId) -> StoreResult<bool> {
+        let (pk, sk) = wallet_key(org, mode, chain);
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(fault)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 }
 

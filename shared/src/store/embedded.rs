@@ -69,6 +69,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (partition_key, sort_key);
 CREATE TABLE IF NOT EXISTS stream_cursor (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS wallets (
+    org_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    chain_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (org_id, mode, chain_id)
+);
 "#;
 
 /// The SQLite store. Cheap to clone.
@@ -724,6 +732,107 @@ impl WebhookStore for EmbeddedStore {
         self.tx(move |tx| {
             let rows = newest_first(tx, "deliveries", &partition, &w, |_: &Delivery| true)?;
             Ok(keys::page(rows, w.page_size()))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl WalletStore for EmbeddedStore {
+    async fn create_wallet(&self, w: &MerchantWallet) -> StoreResult<()> {
+        let w = w.clone();
+        self.tx(move |tx| {
+            match tx.execute(
+                "INSERT INTO wallets (org_id, mode, chain_id, version, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    w.organization_id.as_str(),
+                    keys::mode_of(w.livemode).as_str(),
+                    w.chain_id.get() as i64,
+                    w.version as i64,
+                    to_doc(&w)
+                ],
+            ) {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+                Err(e) => Err(sql(e)),
+            }
+        })
+        .await
+    }
+
+    async fn get_wallet(
+        &self,
+        org: &OrgId,
+        mode: KeyMode,
+        chain: ChainId,
+    ) -> StoreResult<Option<MerchantWallet>> {
+        let org = org.to_string();
+        self.tx(move |tx| {
+            tx.query_row(
+                "SELECT doc FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
+                params![org, mode.as_str(), chain.get() as i64],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(sql)?
+            .map(|d| parse_doc(&d))
+            .transpose()
+        })
+        .await
+    }
+
+    async fn list_wallets(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<MerchantWallet>> {
+        let org = org.to_string();
+        self.tx(move |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT doc FROM wallets WHERE org_id = ?1 AND mode = ?2 ORDER BY chain_id",
+                )
+                .map_err(sql)?;
+            let docs = stmt
+                .query_map(params![org, mode.as_str()], |r| r.get::<_, String>(0))
+                .map_err(sql)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql)?;
+            docs.iter().map(|d| parse_doc(d)).collect()
+        })
+        .await
+    }
+
+    async fn update_wallet(&self, w: &MerchantWallet, expected_version: u64) -> StoreResult<()> {
+        let w = w.clone();
+        self.tx(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE wallets SET version = ?4, doc = ?5 WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3 AND version = ?6",
+                    params![
+                        w.organization_id.as_str(),
+                        keys::mode_of(w.livemode).as_str(),
+                        w.chain_id.get() as i64,
+                        w.version as i64,
+                        to_doc(&w),
+                        expected_version as i64
+                    ],
+                )
+                .map_err(sql)?;
+            if n == 0 {
+                return Err(StoreError::VersionConflict { expected: expected_version });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_wallet(&self, org: &OrgId, mode: KeyMode, chain: ChainId) -> StoreResult<bool> {
+        let org = org.to_string();
+        self.tx(move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
+                    params![org, mode.as_str(), chain.get() as i64],
+                )
+                .map_err(sql)?;
+            Ok(n > 0)
         })
         .await
     }

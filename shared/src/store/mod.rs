@@ -12,9 +12,9 @@ mod keys;
 pub use keys::{Cursor, InvalidCursor};
 
 use crate::model::{
-    ApiKey, ChainId, Delivery, DeliveryId, Event, EventId, EventType, KeyId, KeyMode, NewOrder,
-    OrderId, OrderMode, OrderStatus, OrderUpdate, OrgId, Organization, PayOrder, Timestamp,
-    WebhookEndpoint, WebhookEndpointId,
+    ApiKey, ChainId, Delivery, DeliveryId, Event, EventId, EventType, KeyId, KeyMode,
+    MerchantWallet, NewOrder, OrderId, OrderMode, OrderStatus, OrderUpdate, OrgId, Organization,
+    PayOrder, Timestamp, WebhookEndpoint, WebhookEndpointId,
 };
 use async_trait::async_trait;
 
@@ -279,13 +279,73 @@ pub(crate) fn delivery_partition(d: &Delivery) -> String {
     }
 }
 
+#[async_trait]
+pub trait WalletStore: Send + Sync {
+    /// `AlreadyExists` if the organization has a wallet on that chain in that mode.
+    async fn create_wallet(&self, w: &MerchantWallet) -> StoreResult<()>;
+    async fn get_wallet(
+        &self,
+        org: &OrgId,
+        mode: KeyMode,
+        chain: ChainId,
+    ) -> StoreResult<Option<MerchantWallet>>;
+    /// An organization's wallets in one mode, by chain id.
+    async fn list_wallets(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<MerchantWallet>>;
+    /// Replaces the wallet if the stored version is `expected_version`.
+    async fn update_wallet(&self, w: &MerchantWallet, expected_version: u64) -> StoreResult<()>;
+    /// True if it existed.
+    async fn delete_wallet(&self, org: &OrgId, mode: KeyMode, chain: ChainId) -> StoreResult<bool>;
+}
+
+/// Hands out the next derivation index of an xpub wallet, once: concurrent callers get
+/// different indexes (a versioned write per allocation, retried on conflict).
+pub async fn allocate_wallet_index(
+    store: &dyn WalletStore,
+    org: &OrgId,
+    mode: KeyMode,
+    chain: ChainId,
+) -> StoreResult<(MerchantWallet, u32)> {
+    loop {
+        let w = store
+            .get_wallet(org, mode, chain)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let index = w.next_index;
+        let mut next = w.clone();
+        next.next_index = index
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Corrupt("derivation indexes exhausted".into()))?;
+        next.version += 1;
+        next.updated_at = Timestamp::now();
+        match store.update_wallet(&next, w.version).await {
+            Ok(()) => return Ok((next, index)),
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Every capability together: what the local host and the tests hold.
 pub trait Store:
-    OrgStore + KeyStore + OrderStore + EventStore + IdempotencyStore + ClaimStore + WebhookStore
+    OrgStore
+    + KeyStore
+    + OrderStore
+    + EventStore
+    + IdempotencyStore
+    + ClaimStore
+    + WebhookStore
+    + WalletStore
 {
 }
 
 impl<T> Store for T where
-    T: OrgStore + KeyStore + OrderStore + EventStore + IdempotencyStore + ClaimStore + WebhookStore
+    T: OrgStore
+        + KeyStore
+        + OrderStore
+        + EventStore
+        + IdempotencyStore
+        + ClaimStore
+        + WebhookStore
+        + WalletStore
 {
 }

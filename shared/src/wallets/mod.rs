@@ -3,4 +3,4 @@
 
 mod derive;
 
-pub use derive::{XpubError, derive_evm_address, derive_xpub, parse_xpub};
+pub use derive::{XpubError, derive_evm_address, derive_xpub, parse_xpub, xpub_text};

@@ -42,6 +42,7 @@ all_adapters!(
     claim_once_until_expiry,
     webhook_endpoints_crud_and_versions,
     deliveries_created_once_and_listed,
+    wallets_one_per_chain_and_indexes_never_reused,
 );
 
 fn window(org: &OrgId, mode: KeyMode, limit: u32) -> ListWindow {
@@ -1014,4 +1015,96 @@ async fn deliveries_created_once_and_listed(store: &dyn Store) {
             .data
             .is_empty()
     );
+}
+
+async fn wallets_one_per_chain_and_indexes_never_reused(store: &dyn Store) {
+    let org = OrgId::generate();
+    let base = ChainId::new(8453).unwrap();
+    let wallet = |livemode: bool, chain: ChainId| {
+        MerchantWallet {
+        organization_id: org.clone(),
+        livemode,
+        chain_id: chain,
+        address: None,
+        xpub: Some("xpub661MyMwAqRbcFW31YEwpkMuc5THy2PSt5bDMsktWQcFF8syAmRUapSCGu8ED9W6oDMSgv6Zz8idoc4a6mr8BDzTJY47LJhkJ8UB7WEGuduB".into()),
+        currencies: vec![format!("{chain}:native")],
+        next_index: 0,
+        created_at: t0(),
+        updated_at: t0(),
+        version: 1,
+    }
+    };
+    let w = wallet(false, base);
+    store.create_wallet(&w).await.unwrap();
+    assert!(
+        matches!(
+            store.create_wallet(&w).await,
+            Err(StoreError::AlreadyExists)
+        ),
+        "one per chain and mode"
+    );
+    store.create_wallet(&wallet(true, base)).await.unwrap();
+    store
+        .create_wallet(&wallet(false, ChainId::new(1).unwrap()))
+        .await
+        .unwrap();
+    let test_chains: Vec<_> = store
+        .list_wallets(&org, KeyMode::Test)
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| w.chain_id.get())
+        .collect();
+    assert_eq!(test_chains, vec![1, 8453]);
+    assert_eq!(
+        store.list_wallets(&org, KeyMode::Live).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        store.get_wallet(&org, KeyMode::Test, base).await.unwrap(),
+        Some(w.clone())
+    );
+    assert_eq!(
+        store
+            .get_wallet(&OrgId::generate(), KeyMode::Test, base)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Concurrent allocations all get different indexes, and none is lost.
+    let results = futures::future::join_all(
+        (0..10).map(|_| allocate_wallet_index(store, &org, KeyMode::Test, base)),
+    )
+    .await;
+    let mut indexes: Vec<u32> = results.into_iter().map(|r| r.unwrap().1).collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, (0..10).collect::<Vec<_>>());
+    let after = store
+        .get_wallet(&org, KeyMode::Test, base)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.next_index, 10);
+    assert!(matches!(
+        store.update_wallet(&after, 1).await,
+        Err(StoreError::VersionConflict { .. })
+    ));
+
+    assert!(
+        store
+            .delete_wallet(&org, KeyMode::Test, base)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_wallet(&org, KeyMode::Test, base)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        allocate_wallet_index(store, &org, KeyMode::Test, base).await,
+        Err(StoreError::NotFound)
+    ));
 }
