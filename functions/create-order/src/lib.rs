@@ -21,22 +21,25 @@ async fn create(svc: &Services, req: &Request, rid: String) -> Result<Response<B
         let now = Timestamp::now();
         let body = http::json_object(req, false)?;
         auth::verify_body(&*svc.store, &ctx, http::body_bytes(req)?, now).await?;
-        let org = svc
-            .store
-            .get_organization(&ctx.org_id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::forbidden(
-                    "UNKNOWN_ORGANIZATION",
-                    "the key's organization no longer exists",
-                )
-            })?;
+        if svc.store.get_organization(&ctx.org_id).await?.is_none() {
+            return Err(ApiError::forbidden("UNKNOWN_ORGANIZATION", "the key's organization no longer exists"));
+        }
         let idempotency_key = req
             .headers()
             .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let order = parse_order(body, &ctx, &org, now, idempotency_key)?;
+        let order = parse_order(body, &ctx, now, idempotency_key)?;
+        // A SALE priced in fiat settles in the organization's wallets' currencies.
+        if order.mode == OrderMode::Sale && order.fulfillment.asset.is_none() {
+            let wallets = svc.store.list_wallets(&ctx.org_id, ctx.mode).await?;
+            if wallets.iter().all(|w| w.currencies.is_empty()) {
+                return Err(ApiError::unprocessable(
+                    "WALLET_NOT_CONFIGURED",
+                    "this organization has no merchant wallet in this mode; name a currency or add one at /merchant-wallets",
+                ));
+            }
+        }
         let new = NewOrder::new(order).map_err(|_| ApiError::internal())?;
         svc.store.create_order(&new).await?;
         tracing::info!(order_id = %new.order().id, mode = %new.order().mode, "order created");
@@ -116,7 +119,6 @@ impl Fields {
 pub fn parse_order(
     body: Map<String, Value>,
     ctx: &auth::AuthContext,
-    org: &Organization,
     now: Timestamp,
     idempotency_key: Option<String>,
 ) -> Result<PayOrder, ApiError> {
@@ -214,15 +216,6 @@ pub fn parse_order(
             let raw = RawAmount::from_ui(amount_text, c.decimals).map_err(money)?;
             fulfillment.amount = Some(Amount::new(raw, c.decimals));
         }
-    }
-    if mode == OrderMode::Sale
-        && currency.is_none()
-        && org.settings(ctx.mode).settlement_currencies.is_empty()
-    {
-        return Err(ApiError::unprocessable(
-            "WALLET_NOT_CONFIGURED",
-            "this organization has no settlement currency in this mode; name a currency or configure a merchant wallet",
-        ));
     }
 
     let recipient = match f.string("recipient", "INVALID_ADDRESS")? {

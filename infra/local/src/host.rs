@@ -23,6 +23,7 @@ pub const HTTP_FUNCTIONS: &[&str] = &[
     "cancel-order",
     "webhook-endpoints",
     "list-events",
+    "merchant-wallets",
 ];
 /// Functions that are not HTTP routes: the authorizer, and the async steps the local host
 /// runs in-process (see `workers`).
@@ -220,6 +221,7 @@ impl Host {
             "cancel-order" => cancel_order::handler(&self.services, lambda_req).await,
             "webhook-endpoints" => webhook_endpoints::handler(&self.services, lambda_req).await,
             "list-events" => list_events::handler(&self.services, lambda_req).await,
+            "merchant-wallets" => merchant_wallets::handler(&self.services, lambda_req).await,
             other => unreachable!("route to {other} was refused at start-up"),
         };
         result.unwrap_or_else(|e| {

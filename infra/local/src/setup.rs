@@ -2,7 +2,6 @@
 
 use anyhow::{Context, bail};
 use payorders::auth::{self, MasterKey};
-use payorders::registry::CurrencyRef;
 use payorders::store::Store;
 use payorders::store::dynamo::{DynamoStore, create_table};
 use payorders::store::embedded::EmbeddedStore;
@@ -87,6 +86,9 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the demo organization's test-mode wallets receive payments.
+pub const DEMO_RECEIVING_ADDRESS: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
 /// The demo organization's test credentials.
 #[derive(Debug, Clone)]
 pub struct Demo {
@@ -104,17 +106,6 @@ pub async fn create_org(
 ) -> anyhow::Result<(Organization, auth::IssuedKey)> {
     let now = Timestamp::now();
     let mut org = Organization::new(name, now);
-    // Test mode settles in the local chain's test token and Base Sepolia USDC by default.
-    org.test.settlement_currencies = vec![
-        CurrencyRef {
-            chain_id: ChainId::new(31337).expect("valid"),
-            address: Some("0x5FbDB2315678afecb367f032d93F642f64180aa3".into()),
-        },
-        CurrencyRef {
-            chain_id: ChainId::new(84532).expect("valid"),
-            address: Some("0x036CbD53842c5426634e7929541eC2318f3dCF7e".into()),
-        },
-    ];
     for mode in [KeyMode::Test, KeyMode::Live] {
         let secret = payorders::webhooks::generate_secret();
         org.settings_mut(mode).order_webhook_secret_sealed = Some(master.seal(
@@ -126,6 +117,31 @@ pub async fn create_org(
         .map_err(anyhow::Error::msg)?;
     store.create_organization(&org).await?;
     store.create_api_key(&issued.record).await?;
+    // Test mode settles on the local chain (ETH and its test token) and on Base Sepolia
+    // (ETH and USDC), paid to one demo receiving address.
+    for (chain, token) in [
+        (31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3"),
+        (84532, "0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
+    ] {
+        let chain_id = ChainId::new(chain).expect("valid chain id");
+        store
+            .create_wallet(&MerchantWallet {
+                organization_id: org.id.clone(),
+                livemode: false,
+                chain_id,
+                address: Some(DEMO_RECEIVING_ADDRESS.into()),
+                xpub: None,
+                currencies: vec![
+                    format!("{chain}:native"),
+                    format!("{chain}:{}", token.to_lowercase()),
+                ],
+                next_index: 0,
+                created_at: now,
+                updated_at: now,
+                version: 1,
+            })
+            .await?;
+    }
     Ok((org, issued))
 }
 

@@ -1,7 +1,6 @@
 //! Organizations (merchants) and their API keys.
 
 use super::{ChainId, KeyId, KeyMode, OrgId, Timestamp};
-use crate::registry::CurrencyRef;
 use serde::{Deserialize, Serialize};
 
 wire_enum!(
@@ -25,9 +24,6 @@ pub struct ChainConfirmations {
 /// Settings kept apart for live and test data.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ModeSettings {
-    /// Currencies a SALE without an explicit currency settles in (seed 000).
-    #[serde(default)]
-    pub settlement_currencies: Vec<CurrencyRef>,
     /// Protocol fee added to quotes, in basis points.
     #[serde(default)]
     pub protocol_fee_bps: u32,

@@ -40,11 +40,22 @@ async fn seeded() -> Services {
     let now = Timestamp::now();
     let mut org = Organization::new("Sample", now);
     org.id = OrgId::parse(ORG).unwrap();
-    org.test.settlement_currencies = vec![payorders::registry::CurrencyRef {
-        chain_id: ChainId::new(84532).unwrap(),
-        address: Some("0x036CbD53842c5426634e7929541eC2318f3dCF7e".into()),
-    }];
     store.create_organization(&org).await.unwrap();
+    store
+        .create_wallet(&MerchantWallet {
+            organization_id: org.id.clone(),
+            livemode: false,
+            chain_id: ChainId::new(84532).unwrap(),
+            address: Some("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into()),
+            xpub: None,
+            currencies: vec!["84532:0x036cbd53842c5426634e7929541ec2318f3dcf7e".into()],
+            next_index: 0,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        })
+        .await
+        .unwrap();
     let issued = auth::issue_api_key(
         &org.id,
         KeyMode::Test,
@@ -269,4 +280,16 @@ async fn list_events_event() {
             .iter()
             .all(|e| e["type"] == "order.created")
     );
+}
+
+#[tokio::test]
+async fn merchant_wallets_event() {
+    let svc = seeded().await;
+    let resp = merchant_wallets::handler(&svc, http_event("merchant-wallets"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["data"][0]["chain_id"], 84532);
+    assert_eq!(body["data"][0]["object"], "merchant_wallet");
 }

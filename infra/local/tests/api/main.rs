@@ -7,4 +7,5 @@ mod orders;
 mod robustness;
 mod support;
 mod template;
+mod wallets;
 mod webhooks;

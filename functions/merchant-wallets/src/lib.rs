@@ -1,0 +1,274 @@
+//! `/merchant-wallets`: where an organization is paid, one wallet per chain (and mode),
+//! addressed by chain id. A wallet is one receiving `address`, or (EVM chains) an `xpub`
+//! from which each order gets its own address (`xpub/0/i`, non-custodial). Its `currencies`
+//! (`"native"` or token addresses) are the organization's settlement currencies.
+
+use payorders::auth;
+use payorders::http::{self, ApiError, Body, Request, Response};
+use payorders::registry::{ChainInfo, registry};
+use payorders::runtime::Services;
+use payorders::store::StoreError;
+use payorders::wallets;
+use payorders::*;
+use serde_json::{Map, Value, json};
+
+const MAX_CURRENCIES: usize = 50;
+
+pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(http::serve(&req, |rid| route(svc, &req, rid)).await)
+}
+
+async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Body>, ApiError> {
+    let ctx = http::auth(req)?;
+    let has_chain = req
+        .uri()
+        .path()
+        .trim_end_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .count()
+        == 2;
+    match (req.method().as_str(), has_chain) {
+        ("POST", false) => {
+            http::idempotent(&*svc.store, &ctx, req, &rid, || create(svc, &ctx, req)).await
+        }
+        ("GET", false) => {
+            http::no_body(req)?;
+            let all = svc.store.list_wallets(&ctx.org_id, ctx.mode).await?;
+            let data: Vec<Value> = all.iter().map(MerchantWallet::api_view).collect();
+            Ok(http::json(
+                200,
+                &json!({"object": "list", "data": data, "has_more": false, "next_cursor": null}),
+            ))
+        }
+        (method, true) => {
+            let chain = http::path_id(req, "chain_id", "merchant wallet", ChainId::parse)?;
+            match method {
+                "GET" => {
+                    http::no_body(req)?;
+                    Ok(http::json(200, &load(svc, &ctx, chain).await?.api_view()))
+                }
+                "POST" => {
+                    http::idempotent(&*svc.store, &ctx, req, &rid, || {
+                        update(svc, &ctx, req, chain)
+                    })
+                    .await
+                }
+                "DELETE" => {
+                    if !svc
+                        .store
+                        .delete_wallet(&ctx.org_id, ctx.mode, chain)
+                        .await?
+                    {
+                        return Err(not_found());
+                    }
+                    Ok(http::json(
+                        200,
+                        &json!({"object": "merchant_wallet", "chain_id": chain, "deleted": true}),
+                    ))
+                }
+                _ => Err(ApiError::not_found("route")),
+            }
+        }
+        _ => Err(ApiError::not_found("route")),
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("merchant wallet").with_param("chain_id")
+}
+
+async fn load(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+    chain: ChainId,
+) -> Result<MerchantWallet, ApiError> {
+    svc.store
+        .get_wallet(&ctx.org_id, ctx.mode, chain)
+        .await?
+        .ok_or_else(not_found)
+}
+
+fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+    match body.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::invalid(
+            "UNKNOWN_PARAMETER",
+            k,
+            format!("unknown parameter {k}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `address` xor `xpub`, validated for the chain; returns (address, xpub) in canonical form.
+fn destination(
+    chain: &ChainInfo,
+    body: &Map<String, Value>,
+) -> Result<(Option<String>, Option<String>), ApiError> {
+    let text = |k: &str| -> Result<Option<&str>, ApiError> {
+        match body.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(ApiError::invalid(
+                if k == "xpub" {
+                    "INVALID_XPUB"
+                } else {
+                    "INVALID_ADDRESS"
+                },
+                k,
+                format!("{k} must be a string"),
+            )),
+        }
+    };
+    match (text("address")?, text("xpub")?) {
+        (Some(_), Some(_)) | (None, None) => Err(ApiError::invalid(
+            "INVALID_REQUEST",
+            "address",
+            "give exactly one of address (one receiving address) or xpub (an address per order)",
+        )),
+        (Some(a), None) => {
+            let addr = Address::parse(chain.family, a)
+                .map_err(|e| ApiError::invalid("INVALID_ADDRESS", "address", e.to_string()))?;
+            Ok((Some(addr.to_string()), None))
+        }
+        (None, Some(x)) => {
+            if chain.family != ChainFamily::Evm {
+                return Err(ApiError::unprocessable(
+                    "XPUB_NOT_SUPPORTED",
+                    format!(
+                        "xpub wallets are supported on EVM chains, not on {}",
+                        chain.name
+                    ),
+                )
+                .with_param("xpub"));
+            }
+            let key = wallets::parse_xpub(x)
+                .map_err(|e| ApiError::invalid("INVALID_XPUB", "xpub", e.to_string()))?;
+            Ok((None, Some(wallets::xpub_text(&key))))
+        }
+    }
+}
+
+/// `["native", "0x…"]` → currency ids on the chain, each in the registry, no duplicates.
+fn currencies(chain: &ChainInfo, v: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    let bad = |m: String| ApiError::invalid("INVALID_CURRENCY", "currencies", m);
+    let list = v
+        .and_then(Value::as_array)
+        .filter(|l| !l.is_empty() && l.len() <= MAX_CURRENCIES)
+        .ok_or_else(|| {
+            bad("currencies must be a non-empty list of \"native\" or token addresses".into())
+        })?;
+    let mut out: Vec<String> = Vec::new();
+    for item in list {
+        let text = item
+            .as_str()
+            .ok_or_else(|| bad("each currency is \"native\" or a token address".into()))?;
+        let c = chain.currency(Some(text)).map_err(|e| {
+            ApiError::unprocessable("UNSUPPORTED_CURRENCY", e.to_string()).with_param("currencies")
+        })?;
+        if !out.contains(&c.id) {
+            out.push(c.id);
+        }
+    }
+    Ok(out)
+}
+
+fn chain_of(body: &Map<String, Value>) -> Result<&'static ChainInfo, ApiError> {
+    let id: ChainId = match body.get("chain_id") {
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| ApiError::invalid("INVALID_BLOCKCHAIN", "chain_id", e.to_string()))?,
+        None => {
+            return Err(ApiError::invalid(
+                "INVALID_BLOCKCHAIN",
+                "chain_id",
+                "chain_id is required",
+            ));
+        }
+    };
+    registry().chain(id).map_err(|e| {
+        ApiError::unprocessable("INVALID_BLOCKCHAIN", e.to_string()).with_param("chain_id")
+    })
+}
+
+async fn create(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let body = http::json_object(req, false)?;
+    auth::verify_body(&*svc.store, ctx, http::body_bytes(req)?, Timestamp::now()).await?;
+    only_fields(&body, &["chain_id", "address", "xpub", "currencies"])?;
+    let chain = chain_of(&body)?;
+    let (address, xpub) = destination(chain, &body)?;
+    let currencies = currencies(chain, body.get("currencies"))?;
+    let now = Timestamp::now();
+    let wallet = MerchantWallet {
+        organization_id: ctx.org_id.clone(),
+        livemode: ctx.livemode(),
+        chain_id: chain.id,
+        address,
+        xpub,
+        currencies,
+        next_index: 0,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    match svc.store.create_wallet(&wallet).await {
+        Ok(()) => Ok(http::json(201, &wallet.api_view())),
+        Err(StoreError::AlreadyExists) => Err(ApiError::conflict(
+            "WALLET_EXISTS",
+            format!(
+                "there is a wallet on chain {} already; update it instead",
+                chain.id
+            ),
+        )
+        .with_param("chain_id")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn update(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+    req: &Request,
+    chain_id: ChainId,
+) -> Result<Response<Body>, ApiError> {
+    let body = http::json_object(req, false)?;
+    auth::verify_body(&*svc.store, ctx, http::body_bytes(req)?, Timestamp::now()).await?;
+    only_fields(&body, &["address", "xpub", "currencies"])?;
+    let chain = registry().chain(chain_id).map_err(|_| not_found())?;
+    let dest = (body.contains_key("address") || body.contains_key("xpub"))
+        .then(|| destination(chain, &body))
+        .transpose()?;
+    let currencies = body
+        .contains_key("currencies")
+        .then(|| currencies(chain, body.get("currencies")))
+        .transpose()?;
+    for _ in 0..3 {
+        let current = load(svc, ctx, chain_id).await?;
+        let mut next = current.clone();
+        if let Some((address, xpub)) = &dest {
+            // A new xpub starts its own index sequence; the same xpub keeps its place.
+            if xpub.is_some() && *xpub != current.xpub {
+                next.next_index = 0;
+            }
+            next.address = address.clone();
+            next.xpub = xpub.clone();
+        }
+        if let Some(c) = &currencies {
+            next.currencies = c.clone();
+        }
+        next.version += 1;
+        next.updated_at = Timestamp::now();
+        match svc.store.update_wallet(&next, current.version).await {
+            Ok(()) => return Ok(http::json(200, &next.api_view())),
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "CONCURRENT_UPDATE",
+        "the wallet kept changing; retry",
+    ))
+}
