@@ -4,7 +4,9 @@
 PORT ?= 3000
 CARGO ?= cargo
 
-.PHONY: dev test lint fmt build package bench services clean
+.PHONY: dev test lint fmt build bench services clean
+
+FUNCTIONS := $(notdir $(wildcard functions/*))
 
 ## Start the local host on 127.0.0.1:$(PORT) with the embedded store.
 dev:
@@ -26,6 +28,12 @@ fmt:
 ## Release build of every workspace binary.
 build:
 	$(CARGO) build --workspace --release --locked
+
+## Cold-start benchmark: release build, then each function's init time (median of 20).
+bench:
+	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do python3 infra/scripts/initbench.py target/release/$$f 20; done
+	@ls -l $(addprefix target/release/,$(FUNCTIONS)) | awk '{printf "%-22s %6.1f MB\n", $$9, $$5/1048576}'
 
 ## Install the Python test services into .venv without starting them.
 services:
