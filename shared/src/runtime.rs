@@ -3,10 +3,13 @@
 
 use crate::auth::MasterKey;
 use crate::config::Config;
+use crate::pricing::PriceSource;
+use crate::pricing::coingecko::{self, CoinGecko};
 use crate::queue::{Queue, SqsQueue};
 use crate::store::Store;
 use crate::store::dynamo::DynamoStore;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The adapters a handler uses. Functions depend on the traits, never on an adapter.
 #[derive(Clone)]
@@ -16,6 +19,8 @@ pub struct Services {
     pub master: Option<MasterKey>,
     /// Where webhook deliveries are queued, when this function sends any.
     pub webhooks: Option<Arc<dyn Queue>>,
+    /// USD prices (CoinGecko in AWS; a fixed table under the local host and in tests).
+    pub prices: Option<Arc<dyn PriceSource>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +54,30 @@ impl Services {
         let webhooks = config.webhooks_queue_url.as_ref().map(|url| {
             Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url)) as Arc<dyn Queue>
         });
+        // CoinGecko, on the pro endpoint when a key is configured; answers cached 30 s.
+        let key = config
+            .secrets
+            .coingecko_api_key
+            .as_ref()
+            .map(|k| k.expose().to_owned());
+        let base = if key.is_some() {
+            coingecko::PRO_BASE_URL
+        } else {
+            coingecko::DEMO_BASE_URL
+        };
+        let pro = key.is_some();
+        let prices: Arc<dyn PriceSource> = Arc::new(CoinGecko::new(
+            base,
+            key,
+            pro,
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+        ));
         Ok(Self {
             store: Arc::new(store),
             master,
             webhooks,
+            prices: Some(prices),
         })
     }
 

@@ -28,6 +28,7 @@ pub fn order(org: &OrgId, livemode: bool, created_at: Timestamp) -> PayOrder {
             recipient: Some("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into()),
             ..Default::default()
         },
+        payment: None,
         metadata:
             serde_json::json!({"items": [{"name": "Widget", "quantity": 2, "unit_price": 49.99}]})
                 .as_object()

@@ -291,6 +291,7 @@ pub fn parse_order(
         updated_at: now,
         expires_at,
         fulfillment,
+        payment: None,
         metadata,
         webhook_url,
         redirect_url,

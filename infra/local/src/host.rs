@@ -24,6 +24,7 @@ pub const HTTP_FUNCTIONS: &[&str] = &[
     "webhook-endpoints",
     "list-events",
     "merchant-wallets",
+    "payment-details",
 ];
 /// Functions that are not HTTP routes: the authorizer, and the async steps the local host
 /// runs in-process (see `workers`).
@@ -222,6 +223,7 @@ impl Host {
             "webhook-endpoints" => webhook_endpoints::handler(&self.services, lambda_req).await,
             "list-events" => list_events::handler(&self.services, lambda_req).await,
             "merchant-wallets" => merchant_wallets::handler(&self.services, lambda_req).await,
+            "payment-details" => payment_details::handler(&self.services, lambda_req).await,
             other => unreachable!("route to {other} was refused at start-up"),
         };
         result.unwrap_or_else(|e| {

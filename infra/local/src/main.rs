@@ -219,6 +219,16 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The local host's prices: `PAYORDERS_PRICES` (`ethereum=3000,usd-coin=1`) or a default
+/// table, so quotes are deterministic and need no network.
+fn dev_prices() -> anyhow::Result<payorders::pricing::fixed::FixedPrices> {
+    use payorders::pricing::fixed::FixedPrices;
+    match std::env::var("PAYORDERS_PRICES") {
+        Ok(text) => FixedPrices::parse(&text).context("PAYORDERS_PRICES"),
+        Err(_) => Ok(FixedPrices::dev_default()),
+    }
+}
+
 async fn serve(
     args: &StoreArgs,
     host: &str,
@@ -244,6 +254,7 @@ async fn serve(
         store,
         master: Some(master),
         webhooks: Some(Arc::new(queue)),
+        prices: Some(Arc::new(dev_prices()?)),
     };
     // Webhook retries run on the real schedule scaled down (5 s -> 1 s, 5 min -> 5 s, ...).
     let retry_scale = std::env::var("PAYORDERS_DEV_RETRY_SCALE")

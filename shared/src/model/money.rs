@@ -161,6 +161,25 @@ fn split_decimal(s: &str) -> Result<(&str, &str), MoneyError> {
     Ok((int_part, frac_part))
 }
 
+/// `fiat / price` in base units of a currency with `decimals`, rounded up (so a merchant
+/// paid this much receives at least the fiat price); `None` if the price is not positive or
+/// the result is zero or does not fit.
+pub fn fiat_to_raw_ceil(
+    fiat: rust_decimal::Decimal,
+    price: rust_decimal::Decimal,
+    decimals: u8,
+) -> Option<RawAmount> {
+    use rust_decimal::Decimal;
+    if price <= Decimal::ZERO || fiat <= Decimal::ZERO {
+        return None;
+    }
+    let units = fiat.checked_div(price)?;
+    let scale = Decimal::from_i128_with_scale(10i128.checked_pow(decimals as u32)?, 0);
+    let whole = units.checked_mul(scale)?.ceil();
+    let raw = RawAmount::parse(&whole.normalize().to_string()).ok()?;
+    (!raw.is_zero()).then_some(raw)
+}
+
 /// Checks a fiat or display decimal (e.g. `"49.99"` USD) with at most `max_decimals` places,
 /// returning its canonical UI form.
 pub fn parse_positive_decimal(s: &str, max_decimals: u8) -> Result<String, MoneyError> {
@@ -288,6 +307,37 @@ mod tests {
         let back: Amount = serde_json::from_value(json).unwrap();
         assert_eq!(back, a);
         assert!(serde_json::from_value::<RawAmount>(serde_json::json!("0x10")).is_err());
+    }
+
+    #[test]
+    fn fiat_converts_with_rounding_up() {
+        use rust_decimal::Decimal;
+        use std::str::FromStr;
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        // 49.99 USD at 3000 USD/ETH = 0.016663333... ETH, rounded up at 18 decimals.
+        assert_eq!(
+            fiat_to_raw_ceil(d("49.99"), d("3000"), 18)
+                .unwrap()
+                .to_string(),
+            "16663333333333334"
+        );
+        assert_eq!(
+            fiat_to_raw_ceil(d("49.99"), d("1"), 6).unwrap().to_string(),
+            "49990000"
+        );
+        assert_eq!(
+            fiat_to_raw_ceil(d("10"), d("3"), 6).unwrap().to_string(),
+            "3333334"
+        );
+        // 10 / 0.999876 = 10.00124015..., so 10001240.15... base units, rounded up.
+        assert_eq!(
+            fiat_to_raw_ceil(d("10"), d("0.999876"), 6)
+                .unwrap()
+                .to_string(),
+            "10001241"
+        );
+        assert!(fiat_to_raw_ceil(d("10"), d("0"), 6).is_none());
+        assert!(fiat_to_raw_ceil(d("0"), d("3"), 6).is_none());
     }
 
     #[test]

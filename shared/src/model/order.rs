@@ -33,6 +33,70 @@ pub struct Fulfillment {
     pub custom_fee_bps: Option<u32>,
 }
 
+/// An amount's parts (seed 002's `breakdown`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Breakdown {
+    pub base: Amount,
+    pub fees: Fees,
+    pub gas: Amount,
+    pub total: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fees {
+    pub protocol_fee: Amount,
+    pub provider_fee: Amount,
+    pub total_fee: Amount,
+}
+
+/// What the payer sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentInput {
+    pub currency: Currency,
+    pub amount: Amount,
+    pub breakdown: Breakdown,
+}
+
+/// What the merchant (or the deposit's recipient) receives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentOutput {
+    pub currency: Currency,
+    pub amount: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentStep {
+    /// `deposit`: send `input.amount` of `input.currency` to `deposit_address`.
+    pub kind: String,
+    pub rail: String,
+    pub deposit_address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    pub address: String,
+}
+
+/// How an order is to be paid, fixed by payment details (seed 002's `payment`): the locked
+/// amounts, the route and where to send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    /// `direct` (the payer pays the destination) or the provider routing it.
+    pub route: String,
+    pub payment_rail: String,
+    pub input: PaymentInput,
+    pub output: PaymentOutput,
+    pub steps: Vec<PaymentStep>,
+    pub recipient: String,
+    /// The amounts hold until then.
+    pub expires_at: Timestamp,
+    #[serde(default)]
+    pub refund: Option<Refund>,
+    /// The xpub index the deposit address was derived at, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derivation_index: Option<u32>,
+}
+
 /// How far below the amount a payment may fall and still count as paid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PaymentTolerance {
@@ -52,6 +116,9 @@ pub struct PayOrder {
     pub updated_at: Timestamp,
     pub expires_at: Timestamp,
     pub fulfillment: Fulfillment,
+    /// Set by payment details; absent while PENDING.
+    #[serde(default)]
+    pub payment: Option<Payment>,
     #[serde(default)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]

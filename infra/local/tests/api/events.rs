@@ -78,6 +78,9 @@ async fn seeded() -> Services {
         store,
         master: Some(master),
         webhooks: None,
+        prices: Some(Arc::new(
+            payorders::pricing::fixed::FixedPrices::dev_default(),
+        )),
     }
 }
 
@@ -292,4 +295,20 @@ async fn merchant_wallets_event() {
     assert_eq!(resp.status(), 200, "{body}");
     assert_eq!(body["data"][0]["chain_id"], 84532);
     assert_eq!(body["data"][0]["object"], "merchant_wallet");
+}
+
+#[tokio::test]
+async fn payment_details_event() {
+    let svc = seeded().await;
+    let resp = payment_details::handler(&svc, http_event("payment-details"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["id"], CANCEL_ID);
+    assert_eq!(body["status"], "AWAITING_PAYMENT");
+    assert_eq!(
+        body["payment"]["steps"][0]["deposit_address"],
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+    );
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod events;
 mod orders;
+mod payments;
 mod robustness;
 mod support;
 mod template;

@@ -55,6 +55,18 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_with(
+        backend,
+        payorders::pricing::fixed::FixedPrices::dev_default(),
+    )
+    .await
+}
+
+/// The app with a given price table.
+pub async fn spawn_app_with(
+    backend: Backend,
+    prices: payorders::pricing::fixed::FixedPrices,
+) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
     }
@@ -105,6 +117,7 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
         store: store.clone(),
         master: Some(master.clone()),
         webhooks: Some(Arc::new(queue)),
+        prices: Some(Arc::new(prices)),
     };
     // The outbox poller needs the SQLite store's outbox; DynamoDB runs have no stream here.
     payorders_local::workers::start(

@@ -1,0 +1,237 @@
+//! Payment details through the local host (direct route): the order moves to
+//! AWAITING_PAYMENT with its locked amounts and deposit address; failures change nothing.
+
+use crate::support::*;
+use serde_json::{Value, json};
+
+const XPUB: &str = "xpub661MyMwAqRbcFW31YEwpkMuc5THy2PSt5bDMsktWQcFF8syAmRUapSCGu8ED9W6oDMSgv6Zz8idoc4a6mr8BDzTJY47LJhkJ8UB7WEGuduB";
+
+fn source(chain: u64, address: Option<&str>) -> Value {
+    json!({"source_currency": {"chain_id": chain, "address": address}})
+}
+
+async fn details(app: &TestApp, id: &str, body: &Value) -> Resp {
+    app.call(
+        &app.a,
+        "POST",
+        &format!("/pay-orders/{id}/payment-details"),
+        Some(body),
+        &[],
+    )
+    .await
+}
+
+async fn status(app: &TestApp, id: &str) -> Value {
+    app.call(&app.a, "GET", &format!("/pay-orders/{id}"), None, &[])
+        .await
+        .body["status"]
+        .clone()
+}
+
+#[tokio::test]
+async fn deposit_pays_its_recipient_directly() {
+    let app = spawn_app().await;
+    let o = app.create_deposit(&app.a, &json!({})).await;
+    let id = o.body["id"].as_str().unwrap();
+    // Another currency needs an exchange route: refused, order unchanged.
+    let wrong = details(&app, id, &source(84532, None)).await;
+    wrong.assert_error(422, "ROUTE_UNAVAILABLE");
+    assert_eq!(status(&app, id).await, "PENDING");
+
+    let mut body = source(84532, Some(BASE_SEPOLIA_USDC));
+    body["refund_address"] = json!(RECIPIENT.to_lowercase());
+    let r = details(&app, id, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "AWAITING_PAYMENT");
+    let p = &r.body["payment"];
+    assert_eq!(p["route"], "direct");
+    assert_eq!(
+        p["input"]["amount"],
+        json!({"raw": "25500000", "ui": "25.5"})
+    );
+    assert_eq!(p["input"]["breakdown"]["total"]["raw"], "25500000");
+    assert_eq!(p["input"]["breakdown"]["fees"]["total_fee"]["raw"], "0");
+    assert_eq!(p["output"]["currency"]["symbol"], "USDC");
+    assert_eq!(
+        p["steps"],
+        json!([{"kind": "deposit", "rail": "CRYPTO", "deposit_address": RECIPIENT}])
+    );
+    assert_eq!(p["refund"]["address"], RECIPIENT);
+    assert_eq!(p["expires_at"], o.body["expires_at"]);
+    // Once only.
+    details(&app, id, &body)
+        .await
+        .assert_error(422, "ORDER_NOT_PENDING");
+    let events = app
+        .call(
+            &app.a,
+            "GET",
+            "/events?type=order.awaiting_payment",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        events.body["data"][0]["data"]["object"]["payment"]["route"],
+        "direct"
+    );
+}
+
+#[tokio::test]
+async fn fiat_sale_converts_at_the_locked_price() {
+    let app = spawn_app().await;
+    let sale = app
+        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
+        .await;
+    let id = sale.body["id"].as_str().unwrap().to_owned();
+    // ETH on Base Sepolia (a test wallet currency) at the fixed 3000 USD: 49.99 / 3000, rounded up.
+    let r = details(&app, &id, &source(84532, None)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["fulfillment"]["amount"]["raw"], "16663333333333334");
+    assert_eq!(r.body["fulfillment"]["rate_usd"], "3000");
+    assert_eq!(r.body["fulfillment"]["fiat_amount"], "49.99");
+    assert_eq!(
+        r.body["payment"]["input"]["amount"]["value_usd"],
+        json!(49.99)
+    );
+    assert_eq!(
+        r.body["payment"]["steps"][0]["deposit_address"],
+        payorders_local::setup::DEMO_RECEIVING_ADDRESS
+    );
+    // A currency no wallet accepts would need a route.
+    let other = app
+        .signed_post(
+            &app.a,
+            "/pay-orders",
+            &json!({"mode": "SALE", "amount": "5", "fiat_unit": "USD", "nonce": "n2"}),
+            &[],
+        )
+        .await;
+    let oid = other.body["id"].as_str().unwrap();
+    details(&app, oid, &source(1, None))
+        .await
+        .assert_error(422, "ROUTE_UNAVAILABLE");
+    assert_eq!(status(&app, oid).await, "PENDING");
+}
+
+#[tokio::test]
+async fn xpub_wallets_give_each_order_its_own_address() {
+    let app = spawn_app().await;
+    let w = app
+        .call(&app.a, "POST", "/merchant-wallets", Some(&json!({"chain_id": 8453, "xpub": XPUB, "currencies": ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]})), &[])
+        .await;
+    assert_eq!(w.status, 201, "{}", w.text);
+    let key = payorders::wallets::parse_xpub(XPUB).unwrap();
+    let mut seen = Vec::new();
+    for i in 0..3u32 {
+        let mut body = sale_body();
+        body["nonce"] = json!(format!("x{i}"));
+        let sale = app.signed_post(&app.a, "/pay-orders", &body, &[]).await;
+        let id = sale.body["id"].as_str().unwrap().to_owned();
+        let r = details(
+            &app,
+            &id,
+            &source(8453, Some("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913")),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let addr = r.body["payment"]["steps"][0]["deposit_address"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            addr,
+            payorders::wallets::derive_evm_address(&key, i)
+                .unwrap()
+                .to_string()
+        );
+        assert_eq!(r.body["payment"]["derivation_index"], i);
+        assert_eq!(r.body["fulfillment"]["amount"]["raw"], "49990000");
+        seen.push(addr);
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 3);
+    let wallet = app
+        .call(&app.a, "GET", "/merchant-wallets/8453", None, &[])
+        .await;
+    assert_eq!(wallet.body["addresses_derived"], 3);
+}
+
+#[tokio::test]
+async fn failures_change_nothing() {
+    let app = spawn_app().await;
+    let o = app.create_deposit(&app.a, &json!({})).await;
+    let id = o.body["id"].as_str().unwrap();
+    for (body, status, code) in [
+        (json!({}), 400, "MISSING_CURRENCY"),
+        (json!({"source_currency": "USDC"}), 400, "INVALID_CURRENCY"),
+        (
+            json!({"source_currency": {"chain_id": 999999}}),
+            422,
+            "INVALID_BLOCKCHAIN",
+        ),
+        (
+            json!({"source_currency": {"chain_id": 84532, "address": "0x0000000000000000000000000000000000000001"}}),
+            422,
+            "UNSUPPORTED_CURRENCY",
+        ),
+        (
+            json!({"source_currency": {"chain_id": 84532, "address": BASE_SEPOLIA_USDC}, "refund_address": "nope"}),
+            400,
+            "INVALID_ADDRESS",
+        ),
+        (
+            json!({"source_currency": {"chain_id": 84532, "address": BASE_SEPOLIA_USDC}, "tip": 1}),
+            400,
+            "UNKNOWN_PARAMETER",
+        ),
+    ] {
+        let r = details(&app, id, &body).await;
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {}",
+            r.text
+        );
+    }
+    // Another organization's order is a 404; a cancelled one is not PENDING.
+    app.call(
+        &app.b,
+        "POST",
+        &format!("/pay-orders/{id}/payment-details"),
+        Some(&source(84532, Some(BASE_SEPOLIA_USDC))),
+        &[],
+    )
+    .await
+    .assert_error(404, "RESOURCE_NOT_FOUND");
+    app.call(
+        &app.a,
+        "POST",
+        &format!("/pay-orders/{id}/cancel"),
+        None,
+        &[],
+    )
+    .await;
+    details(&app, id, &source(84532, Some(BASE_SEPOLIA_USDC)))
+        .await
+        .assert_error(422, "ORDER_NOT_PENDING");
+}
+
+#[tokio::test]
+async fn a_missing_price_is_a_502_and_changes_nothing() {
+    // Prices for USDC only: ETH has none.
+    let prices = payorders::pricing::fixed::FixedPrices::parse("usd-coin=1").unwrap();
+    let app = spawn_app_with(Backend::Embedded, prices).await;
+    let sale = app
+        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
+        .await;
+    let id = sale.body["id"].as_str().unwrap().to_owned();
+    let r = details(&app, &id, &source(84532, None)).await;
+    r.assert_error(502, "PRICE_UNAVAILABLE");
+    assert_eq!(r.body["error"]["type"], "provider_error");
+    assert_eq!(status(&app, &id).await, "PENDING");
+    // The priced currency works on the same order afterwards.
+    let ok = details(&app, &id, &source(84532, Some(BASE_SEPOLIA_USDC))).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_eq!(ok.body["fulfillment"]["amount"]["raw"], "49990000");
+}
