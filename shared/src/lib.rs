@@ -10,6 +10,7 @@ pub mod model;
 pub mod pricing;
 pub mod queue;
 pub mod registry;
+pub mod routing;
 pub mod runtime;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

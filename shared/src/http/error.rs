@@ -149,6 +149,37 @@ impl From<crate::pricing::PriceError> for ApiError {
     }
 }
 
+impl From<crate::routing::RouteError> for ApiError {
+    fn from(e: crate::routing::RouteError) -> Self {
+        use crate::routing::RouteError::*;
+        match &e {
+            Unsupported(_) => Self::unprocessable("ROUTE_UNAVAILABLE", e.to_string())
+                .with_param("source_currency"),
+            OutOfRange(_) => Self::unprocessable("EXCHANGE_OUT_OF_RANGE", e.to_string()),
+            PairInactive(_) => Self::unprocessable("ROUTE_UNAVAILABLE", e.to_string())
+                .with_param("source_currency"),
+            Rejected { .. } => {
+                tracing::warn!(error = %e, "exchange provider refused");
+                Self::new(
+                    502,
+                    ErrorType::ProviderError,
+                    "EXCHANGE_UNAVAILABLE",
+                    "the exchange provider refused the request",
+                )
+            }
+            _ => {
+                tracing::warn!(error = %e, "exchange provider unavailable");
+                Self::new(
+                    502,
+                    ErrorType::ProviderError,
+                    "EXCHANGE_UNAVAILABLE",
+                    format!("the exchange provider is unavailable: {e}"),
+                )
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -7,4 +7,5 @@
 mod config;
 mod conformance;
 mod pricing;
+mod routing;
 mod support;

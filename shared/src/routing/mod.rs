@@ -1,0 +1,98 @@
+//! The routing port: exchanging what the payer sends into what the destination receives.
+//! The direct route needs no provider; [`changenow`] routes through ChangeNOW's reverse
+//! exchange (the payout amount is fixed, the provider says what to send).
+
+pub mod changenow;
+
+use crate::registry::Currency;
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+
+/// A provider's fixed-rate offer: send `from_amount` to receive `to_amount`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteQuote {
+    pub from_amount: Decimal,
+    pub to_amount: Decimal,
+    pub rate_id: Option<String>,
+    pub valid_until: Option<String>,
+}
+
+/// An exchange the provider opened: the payer sends to `payin_address`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    pub id: String,
+    pub payin_address: String,
+    pub from_amount: Decimal,
+    pub to_amount: Decimal,
+}
+
+/// Where an exchange is, in our terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExchangeStatus {
+    /// Waiting for, or confirming, the payer's deposit.
+    AwaitingDeposit,
+    /// Exchanging or sending the payout.
+    InProgress,
+    Finished,
+    Refunded,
+    Failed,
+    /// The fixed-rate window passed without a deposit.
+    Expired,
+}
+
+/// Why routing failed. Provider refusals are 422s to the caller; provider faults 502s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("{0} cannot be exchanged by the provider")]
+    Unsupported(String),
+    #[error("the amount is outside the provider's limits: {0}")]
+    OutOfRange(String),
+    #[error("the provider does not exchange this pair now: {0}")]
+    PairInactive(String),
+    #[error("the provider refused the request ({code}): {message}")]
+    Rejected { code: String, message: String },
+    #[error("the provider is rate limiting us")]
+    RateLimited,
+    #[error("the provider answered {0}")]
+    Upstream(u16),
+    #[error("the provider did not answer in time")]
+    Timeout,
+    #[error("the provider is unreachable: {0}")]
+    Unreachable(String),
+    #[error("the provider's answer is malformed: {0}")]
+    Malformed(String),
+}
+
+impl RouteError {
+    /// Whether the provider said no (as opposed to failing to answer).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            RouteError::Unsupported(_)
+                | RouteError::OutOfRange(_)
+                | RouteError::PairInactive(_)
+                | RouteError::Rejected { .. }
+        )
+    }
+}
+
+#[async_trait]
+pub trait Router: Send + Sync {
+    /// What to send of `from` so that `to_amount` of `to` arrives (fixed rate).
+    async fn estimate_reverse(
+        &self,
+        from: &Currency,
+        to: &Currency,
+        to_amount: Decimal,
+    ) -> Result<RouteQuote, RouteError>;
+    /// Opens the exchange for a quote, paying out to `payout_address`.
+    async fn create_reverse(
+        &self,
+        from: &Currency,
+        to: &Currency,
+        quote: &RouteQuote,
+        payout_address: &str,
+        refund_address: Option<&str>,
+    ) -> Result<Exchange, RouteError>;
+    async fn status(&self, exchange_id: &str) -> Result<ExchangeStatus, RouteError>;
+}
