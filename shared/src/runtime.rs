@@ -6,6 +6,8 @@ use crate::config::Config;
 use crate::pricing::PriceSource;
 use crate::pricing::coingecko::{self, CoinGecko};
 use crate::queue::{Queue, SqsQueue};
+use crate::routing::Router;
+use crate::routing::changenow::{self, ChangeNow};
 use crate::store::Store;
 use crate::store::dynamo::DynamoStore;
 use std::sync::Arc;
@@ -21,6 +23,8 @@ pub struct Services {
     pub webhooks: Option<Arc<dyn Queue>>,
     /// USD prices (CoinGecko in AWS; a fixed table under the local host and in tests).
     pub prices: Option<Arc<dyn PriceSource>>,
+    /// Exchange routing (ChangeNOW when its key is configured).
+    pub router: Option<Arc<dyn Router>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +82,13 @@ impl Services {
             master,
             webhooks,
             prices: Some(prices),
+            router: config.secrets.changenow_api_key.as_ref().map(|k| {
+                Arc::new(ChangeNow::new(
+                    changenow::BASE_URL,
+                    k.expose(),
+                    Duration::from_secs(10),
+                )) as Arc<dyn Router>
+            }),
         })
     }
 

@@ -1,13 +1,16 @@
 //! `POST /pay-orders/{id}/payment-details {source_currency, refund_address?}`: fixes how a
 //! PENDING order is paid and moves it to AWAITING_PAYMENT with seed 002's `payment` object.
 //!
-//! Direct route: the payer's currency is what the destination receives, so the payer pays
-//! the destination itself: a DEPOSIT's `recipient`, or for a SALE the merchant wallet of
-//! that currency (its address, or the next address derived from its xpub). A fiat-priced
-//! SALE is converted at the current USD price, rounded up so the merchant gets at least the
-//! price; the amounts hold until the order expires. Paying in another currency needs an
-//! exchange route (ChangeNow), which is not built yet: 422 `ROUTE_UNAVAILABLE`. Any failure
-//! leaves the order as it was.
+//! The destination is a DEPOSIT's `recipient`, or for a SALE the merchant wallet of the
+//! currency it receives (its address, or the next address derived from its xpub). A
+//! fiat-priced SALE receives in the payer's currency when a wallet takes it, else in the
+//! first of its wallets' currencies the router can reach; the fiat price is converted at
+//! the current USD price, rounded up so the merchant gets at least the price.
+//!
+//! Direct route: the payer's currency is what the destination receives; the payer pays the
+//! destination itself. Routed (ChangeNOW): a fixed-rate reverse exchange is opened so that
+//! the destination receives the amount; the payer pays the provider's pay-in address. The
+//! amounts hold until the order expires. Any failure leaves the order as it was.
 
 use payorders::auth;
 use payorders::http::{self, ApiError, Body, Request, Response, render};
@@ -60,45 +63,15 @@ async fn details(svc: &Services, req: &Request, rid: String) -> Result<Response<
         let source = source_currency(&body)?;
         let refund = refund_address(&body, &source)?;
         let plan = plan(svc, &ctx, &order, &source).await?;
-        let (deposit_address, derivation_index) = deposit_address(svc, &ctx, &plan).await?;
-        let payment = Payment {
-            route: "direct".into(),
-            payment_rail: "CRYPTO".into(),
-            input: PaymentInput {
-                currency: source.clone(),
-                amount: plan.amount.clone(),
-                breakdown: Breakdown {
-                    base: plan.amount.clone(),
-                    fees: Fees {
-                        protocol_fee: zero(&source),
-                        provider_fee: zero(&source),
-                        total_fee: zero(&source),
-                    },
-                    gas: zero(&source),
-                    total: plan.amount.clone(),
-                },
-            },
-            output: PaymentOutput {
-                currency: source.clone(),
-                amount: plan.amount.clone(),
-            },
-            steps: vec![PaymentStep {
-                kind: "deposit".into(),
-                rail: "CRYPTO".into(),
-                deposit_address: deposit_address.clone(),
-            }],
-            recipient: deposit_address,
-            expires_at: order.expires_at,
-            refund,
-            derivation_index,
-        };
+        let payment_rate = plan.rate_usd.map(|r| r.normalize().to_string());
+        let payment = pay(svc, &ctx, &source, plan, refund, order.expires_at).await?;
         let update = order
             .transition(now, OrderStatus::AwaitingPayment, |o| {
-                o.fulfillment.asset = Some(source.clone());
-                o.fulfillment.amount = Some(plan.amount.clone());
+                o.fulfillment.asset = Some(payment.output.currency.clone());
+                o.fulfillment.amount = Some(payment.output.amount.clone());
                 o.fulfillment.recipient = Some(payment.recipient.clone());
-                if let Some(rate) = plan.rate_usd {
-                    o.fulfillment.rate_usd = Some(rate.normalize().to_string());
+                if let Some(rate) = &payment_rate {
+                    o.fulfillment.rate_usd = Some(rate.clone());
                 }
                 o.payment = Some(payment.clone());
             })
@@ -172,14 +145,14 @@ fn refund_address(
     }
 }
 
-/// Where the money goes and how much, before any address is handed out.
+/// What the destination receives and where, before any address is handed out.
 struct Plan {
+    output: Currency,
     amount: Amount,
     rate_usd: Option<Decimal>,
-    /// Pay this fixed address (a DEPOSIT's recipient, a SALE's explicit recipient)…
+    /// Pay this fixed address (a DEPOSIT's recipient, a SALE's explicit recipient), or the
+    /// merchant wallet on the output's chain.
     address: Option<String>,
-    /// …or the merchant wallet on this chain.
-    wallet_chain: Option<ChainId>,
 }
 
 async fn plan(
@@ -188,42 +161,30 @@ async fn plan(
     order: &PayOrder,
     source: &Currency,
 ) -> Result<Plan, ApiError> {
-    let route_unavailable = |wanted: &str| {
-        ApiError::unprocessable(
-            "ROUTE_UNAVAILABLE",
-            format!(
-                "paying in {} needs an exchange route to {wanted}, which is not available yet",
-                source.id
-            ),
-        )
-        .with_param("source_currency")
-    };
     match (&order.fulfillment.asset, &order.fulfillment.amount) {
-        // The order names its currency: the payer pays in it, directly.
+        // The order names what is received.
         (Some(asset), Some(amount)) => {
-            if asset.id != source.id {
-                return Err(route_unavailable(&asset.id));
-            }
             let explicit = order.fulfillment.recipient.clone();
             if explicit.is_none() {
-                wallet_for(svc, ctx, source).await?;
+                wallet_for(svc, ctx, asset).await?;
             }
             Ok(Plan {
+                output: asset.clone(),
                 amount: amount.clone(),
                 rate_usd: None,
-                wallet_chain: explicit.is_none().then_some(source.chain_id),
                 address: explicit,
             })
         }
-        // A SALE priced in fiat: the payer pays in one of the merchant's currencies.
+        // A SALE priced in fiat: received in the payer's currency if a wallet takes it, else
+        // in the first wallet currency an exchange can reach.
         (None, _) => {
-            wallet_for(svc, ctx, source).await.map_err(|e| {
-                if e.code == "WALLET_NOT_CONFIGURED" {
-                    route_unavailable("a settlement currency")
-                } else {
-                    e
+            let output = match wallet_for(svc, ctx, source).await {
+                Ok(_) => source.clone(),
+                Err(e) if e.code == "WALLET_NOT_CONFIGURED" => {
+                    routable_settlement(svc, ctx, source).await?
                 }
-            })?;
+                Err(e) => return Err(e),
+            };
             let fiat = order
                 .fulfillment
                 .fiat_amount
@@ -234,24 +195,159 @@ async fn plan(
                 tracing::error!("payment-details runs without a price source");
                 ApiError::internal()
             })?;
-            let price = prices.usd_price(source).await?;
-            let raw = fiat_to_raw_ceil(fiat, price, source.decimals).ok_or_else(|| {
+            let price = prices.usd_price(&output).await?;
+            let raw = fiat_to_raw_ceil(fiat, price, output.decimals).ok_or_else(|| {
                 ApiError::unprocessable(
                     "AMOUNT_OUT_OF_RANGE",
                     "the price converts to an amount this currency cannot express",
                 )
             })?;
-            let mut amount = Amount::new(raw, source.decimals);
+            let mut amount = Amount::new(raw, output.decimals);
             amount.value_usd = serde_json::Number::from_str(&fiat.normalize().to_string()).ok();
             Ok(Plan {
+                output,
                 amount,
                 rate_usd: Some(price),
                 address: None,
-                wallet_chain: Some(source.chain_id),
             })
         }
         (Some(_), None) => Err(ApiError::internal()),
     }
+}
+
+/// The first settlement currency (by chain) an exchange from `source` can reach.
+async fn routable_settlement(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+    source: &Currency,
+) -> Result<Currency, ApiError> {
+    let unavailable = || route_unavailable(source, "a settlement currency");
+    if svc.router.is_none() {
+        return Err(unavailable());
+    }
+    let wallets = svc.store.list_wallets(&ctx.org_id, ctx.mode).await?;
+    wallets
+        .iter()
+        .flat_map(|w| w.currencies.iter())
+        .filter_map(|id| registry().currency_by_id(id).ok())
+        .find(|c| {
+            registry()
+                .chain(c.chain_id)
+                .ok()
+                .and_then(|chain| chain.token(c))
+                .is_some_and(|t| t.exchange.is_some())
+        })
+        .ok_or_else(unavailable)
+}
+
+fn route_unavailable(source: &Currency, wanted: &str) -> ApiError {
+    ApiError::unprocessable(
+        "ROUTE_UNAVAILABLE",
+        format!(
+            "paying in {} needs an exchange route to {wanted}, and none is available",
+            source.id
+        ),
+    )
+    .with_param("source_currency")
+}
+
+/// Decimal `ui` of an amount (exact: the UI text is the amount).
+fn ui_decimal(a: &Amount) -> Result<Decimal, ApiError> {
+    Decimal::from_str(&a.ui).map_err(|_| {
+        ApiError::unprocessable("AMOUNT_OUT_OF_RANGE", "the amount is too precise to route")
+    })
+}
+
+/// Chooses the route and makes it real: the destination address, and for a routed payment
+/// the provider's exchange. Returns the payment to record.
+async fn pay(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+    source: &Currency,
+    plan: Plan,
+    refund: Option<Refund>,
+    expires_at: Timestamp,
+) -> Result<Payment, ApiError> {
+    let output = PaymentOutput {
+        currency: plan.output.clone(),
+        amount: plan.amount.clone(),
+    };
+    let direct = source.id == plan.output.id;
+    // A routed payment is priced before any address is handed out.
+    let quote = if direct {
+        None
+    } else {
+        let router = svc
+            .router
+            .as_ref()
+            .ok_or_else(|| route_unavailable(source, &plan.output.id))?;
+        Some((
+            router,
+            router
+                .estimate_reverse(source, &plan.output, ui_decimal(&plan.amount)?)
+                .await?,
+        ))
+    };
+    let (destination, derivation_index) = match &plan.address {
+        Some(a) => (a.clone(), None),
+        None => deposit_address(svc, ctx, plan.output.chain_id).await?,
+    };
+    let (route, input_amount, deposit, exchange_id) = match quote {
+        None => ("direct", plan.amount.clone(), destination.clone(), None),
+        Some((router, quote)) => {
+            let raw = fiat_to_raw_ceil(quote.from_amount, Decimal::ONE, source.decimals)
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "AMOUNT_OUT_OF_RANGE",
+                        "the exchange amount cannot be expressed in this currency",
+                    )
+                })?;
+            let exchange = router
+                .create_reverse(
+                    source,
+                    &plan.output,
+                    &quote,
+                    &destination,
+                    refund.as_ref().map(|r| r.address.as_str()),
+                )
+                .await?;
+            (
+                "changenow",
+                Amount::new(raw, source.decimals),
+                exchange.payin_address,
+                Some(exchange.id),
+            )
+        }
+    };
+    Ok(Payment {
+        route: route.into(),
+        payment_rail: "CRYPTO".into(),
+        input: PaymentInput {
+            currency: source.clone(),
+            amount: input_amount.clone(),
+            breakdown: Breakdown {
+                base: input_amount.clone(),
+                fees: Fees {
+                    protocol_fee: zero(source),
+                    provider_fee: zero(source),
+                    total_fee: zero(source),
+                },
+                gas: zero(source),
+                total: input_amount,
+            },
+        },
+        output,
+        steps: vec![PaymentStep {
+            kind: "deposit".into(),
+            rail: "CRYPTO".into(),
+            deposit_address: deposit,
+        }],
+        recipient: destination,
+        expires_at,
+        refund,
+        derivation_index,
+        exchange_id,
+    })
 }
 
 /// The merchant wallet that accepts `source`, or `WALLET_NOT_CONFIGURED`.
@@ -273,16 +369,13 @@ async fn wallet_for(
         })
 }
 
-/// The address the payer sends to, and the xpub index it was derived at, if it was.
+/// The merchant wallet's receiving address on `chain`, and the xpub index it was derived
+/// at, if it was.
 async fn deposit_address(
     svc: &Services,
     ctx: &auth::AuthContext,
-    plan: &Plan,
+    chain: ChainId,
 ) -> Result<(String, Option<u32>), ApiError> {
-    if let Some(a) = &plan.address {
-        return Ok((a.clone(), None));
-    }
-    let chain = plan.wallet_chain.ok_or_else(ApiError::internal)?;
     let wallet = svc
         .store
         .get_wallet(&ctx.org_id, ctx.mode, chain)

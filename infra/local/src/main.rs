@@ -219,6 +219,19 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// ChangeNOW, when `PAYORDERS_CHANGENOW_API_KEY` is set (`PAYORDERS_CHANGENOW_URL` points
+/// it elsewhere, e.g. at a fake); without it, payments needing an exchange are refused.
+fn dev_router() -> Option<Arc<dyn payorders::routing::Router>> {
+    use payorders::routing::changenow::{BASE_URL, ChangeNow};
+    let key = std::env::var("PAYORDERS_CHANGENOW_API_KEY").ok()?;
+    let url = std::env::var("PAYORDERS_CHANGENOW_URL").unwrap_or_else(|_| BASE_URL.to_owned());
+    Some(Arc::new(ChangeNow::new(
+        &url,
+        key,
+        std::time::Duration::from_secs(10),
+    )))
+}
+
 /// The local host's prices: `PAYORDERS_PRICES` (`ethereum=3000,usd-coin=1`) or a default
 /// table, so quotes are deterministic and need no network.
 fn dev_prices() -> anyhow::Result<payorders::pricing::fixed::FixedPrices> {
@@ -255,6 +268,7 @@ async fn serve(
         master: Some(master),
         webhooks: Some(Arc::new(queue)),
         prices: Some(Arc::new(dev_prices()?)),
+        router: dev_router(),
     };
     // Webhook retries run on the real schedule scaled down (5 s -> 1 s, 5 min -> 5 s, ...).
     let retry_scale = std::env::var("PAYORDERS_DEV_RETRY_SCALE")

@@ -92,9 +92,12 @@ pub struct Payment {
     pub expires_at: Timestamp,
     #[serde(default)]
     pub refund: Option<Refund>,
-    /// The xpub index the deposit address was derived at, when it was.
+    /// The xpub index the destination address was derived at, when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub derivation_index: Option<u32>,
+    /// The provider's exchange id, on a routed payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_id: Option<String>,
 }
 
 /// How far below the amount a payment may fall and still count as paid.

@@ -81,6 +81,7 @@ async fn seeded() -> Services {
         prices: Some(Arc::new(
             payorders::pricing::fixed::FixedPrices::dev_default(),
         )),
+        router: None,
     }
 }
 

@@ -235,3 +235,200 @@ async fn a_missing_price_is_a_502_and_changes_nothing() {
     assert_eq!(ok.status, 200, "{}", ok.text);
     assert_eq!(ok.body["fulfillment"]["amount"]["raw"], "49990000");
 }
+
+mod routed {
+    use super::*;
+    use payorders::pricing::fixed::FixedPrices;
+    use payorders::routing::changenow::ChangeNow;
+    use std::sync::Arc;
+    use wiremock::matchers::{body_partial_json, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const PAYIN: &str = "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB";
+
+    async fn app_with_changenow(server: &MockServer) -> TestApp {
+        let router = Arc::new(ChangeNow::new(
+            &server.uri(),
+            "cn-key",
+            std::time::Duration::from_secs(2),
+        ));
+        spawn_app_full(Backend::Embedded, FixedPrices::dev_default(), Some(router)).await
+    }
+
+    async fn mock_estimate(server: &MockServer, to_amount: &str, response: ResponseTemplate) {
+        Mock::given(method("GET"))
+            .and(path("/exchange/estimated-amount"))
+            .and(query_param("toAmount", to_amount))
+            .and(query_param("type", "reverse"))
+            .respond_with(response)
+            .mount(server)
+            .await;
+    }
+
+    fn ok_json(body: &str) -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_raw(body.to_owned(), "application/json")
+    }
+
+    #[tokio::test]
+    async fn deposit_routed_through_changenow() {
+        let server = MockServer::start().await;
+        mock_estimate(&server, "25.5", ok_json(r#"{"fromAmount":0.0087654321,"toAmount":25.5,"rateId":"r1","validUntil":"2026-11-21T16:00:00Z"}"#)).await;
+        Mock::given(method("POST"))
+            .and(path("/exchange"))
+            .and(body_partial_json(json!({"address": RECIPIENT, "rateId": "r1", "toAmount": "25.5", "refundAddress": RECIPIENT})))
+            .respond_with(ok_json(&format!(r#"{{"id":"cn-1","payinAddress":"{PAYIN}","fromAmount":0.0087654321,"toAmount":25.5}}"#)))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let app = app_with_changenow(&server).await;
+        let o = app
+            .create_deposit(&app.a, &json!({"currency": "USDC", "blockchain": "base"}))
+            .await;
+        let id = o.body["id"].as_str().unwrap();
+        let mut body = source(1, None);
+        body["refund_address"] = json!(RECIPIENT);
+        let r = details(&app, id, &body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let p = &r.body["payment"];
+        assert_eq!(p["route"], "changenow");
+        assert_eq!(p["exchange_id"], "cn-1");
+        assert_eq!(p["input"]["currency"]["id"], "1:native");
+        assert_eq!(p["input"]["amount"]["raw"], "8765432100000000");
+        assert_eq!(
+            p["output"]["amount"],
+            json!({"raw": "25500000", "ui": "25.5"})
+        );
+        assert_eq!(p["steps"][0]["deposit_address"], PAYIN);
+        assert_eq!(p["recipient"], RECIPIENT);
+        assert_eq!(
+            r.body["fulfillment"]["asset"]["id"],
+            "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913"
+        );
+    }
+
+    #[tokio::test]
+    async fn fiat_sale_routes_into_a_reachable_settlement_currency() {
+        let server = MockServer::start().await;
+        mock_estimate(
+            &server,
+            "49.99",
+            ok_json(r#"{"fromAmount":0.0171,"toAmount":49.99,"rateId":"r2"}"#),
+        )
+        .await;
+        Mock::given(method("POST"))
+            .and(path("/exchange"))
+            .respond_with(ok_json(&format!(
+                r#"{{"id":"cn-2","payinAddress":"{PAYIN}","fromAmount":0.0171,"toAmount":49.99}}"#
+            )))
+            .mount(&server)
+            .await;
+        let app = app_with_changenow(&server).await;
+        // The demo test wallets (local chain, Base Sepolia) are not exchangeable: no route.
+        let sale = app
+            .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
+            .await;
+        let id = sale.body["id"].as_str().unwrap().to_owned();
+        details(&app, &id, &source(1, None))
+            .await
+            .assert_error(422, "ROUTE_UNAVAILABLE");
+        // A wallet on Base taking USDC makes it reachable.
+        let w = app
+            .call(&app.a, "POST", "/merchant-wallets", Some(&json!({"chain_id": 8453, "address": RECIPIENT, "currencies": ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]})), &[])
+            .await;
+        assert_eq!(w.status, 201);
+        let r = details(&app, &id, &source(1, None)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            r.body["fulfillment"]["amount"]["raw"], "49990000",
+            "49.99 USD at 1 USD/USDC"
+        );
+        assert_eq!(r.body["fulfillment"]["rate_usd"], "1");
+        assert_eq!(
+            r.body["payment"]["input"]["amount"]["raw"],
+            "17100000000000000"
+        );
+        assert_eq!(r.body["payment"]["steps"][0]["deposit_address"], PAYIN);
+    }
+
+    #[tokio::test]
+    async fn provider_failures_change_nothing() {
+        for (estimate, create, status, code) in [
+            (
+                ResponseTemplate::new(500),
+                None,
+                502,
+                "EXCHANGE_UNAVAILABLE",
+            ),
+            (
+                ResponseTemplate::new(429),
+                None,
+                502,
+                "EXCHANGE_UNAVAILABLE",
+            ),
+            (
+                ResponseTemplate::new(400).set_body_raw(
+                    r#"{"error":"out_of_range","message":"Amount is less than minimal"}"#,
+                    "application/json",
+                ),
+                None,
+                422,
+                "EXCHANGE_OUT_OF_RANGE",
+            ),
+            (
+                ResponseTemplate::new(400).set_body_raw(
+                    r#"{"error":"pair_is_inactive","message":"Pair is inactive"}"#,
+                    "application/json",
+                ),
+                None,
+                422,
+                "ROUTE_UNAVAILABLE",
+            ),
+            (
+                ResponseTemplate::new(200).set_body_raw(
+                    r#"{"fromAmount":0.01,"toAmount":25.5,"rateId":"r"}"#,
+                    "application/json",
+                ),
+                Some(ResponseTemplate::new(400).set_body_raw(
+                    r#"{"error":"not_valid_params","message":"address is invalid"}"#,
+                    "application/json",
+                )),
+                502,
+                "EXCHANGE_UNAVAILABLE",
+            ),
+            (
+                ResponseTemplate::new(200).set_body_raw("{broken", "application/json"),
+                None,
+                502,
+                "EXCHANGE_UNAVAILABLE",
+            ),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method("GET"))
+                .and(path("/exchange/estimated-amount"))
+                .respond_with(estimate)
+                .mount(&server)
+                .await;
+            if let Some(c) = create {
+                Mock::given(method("POST"))
+                    .and(path("/exchange"))
+                    .respond_with(c)
+                    .mount(&server)
+                    .await;
+            }
+            let app = app_with_changenow(&server).await;
+            let o = app
+                .create_deposit(&app.a, &json!({"currency": "USDC", "blockchain": "base"}))
+                .await;
+            let id = o.body["id"].as_str().unwrap();
+            let r = details(&app, id, &source(1, None)).await;
+            r.assert_error(status, code);
+            let now = app
+                .call(&app.a, "GET", &format!("/pay-orders/{id}"), None, &[])
+                .await
+                .body;
+            assert_eq!(now["status"], "PENDING");
+            assert!(now["payment"].is_null());
+            assert_eq!(now["version"], 1, "nothing was written");
+        }
+    }
+}

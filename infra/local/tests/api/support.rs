@@ -67,6 +67,15 @@ pub async fn spawn_app_with(
     backend: Backend,
     prices: payorders::pricing::fixed::FixedPrices,
 ) -> TestApp {
+    spawn_app_full(backend, prices, None).await
+}
+
+/// The app with a given price table and exchange router.
+pub async fn spawn_app_full(
+    backend: Backend,
+    prices: payorders::pricing::fixed::FixedPrices,
+    router: Option<Arc<dyn payorders::routing::Router>>,
+) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
     }
@@ -118,6 +127,7 @@ pub async fn spawn_app_with(
         master: Some(master.clone()),
         webhooks: Some(Arc::new(queue)),
         prices: Some(Arc::new(prices)),
+        router: router.clone(),
     };
     // The outbox poller needs the SQLite store's outbox; DynamoDB runs have no stream here.
     payorders_local::workers::start(
