@@ -23,13 +23,7 @@ async fn cancel(svc: &Services, req: &Request, rid: String) -> Result<Response<B
         let now = Timestamp::now();
         let body = http::json_object(req, true)?;
         auth::verify_body(&*svc.store, &ctx, http::body_bytes(req)?, now).await?;
-        if let Some(k) = body.keys().find(|k| *k != "reason") {
-            return Err(ApiError::invalid(
-                "UNKNOWN_PARAMETER",
-                k,
-                format!("unknown parameter {k}"),
-            ));
-        }
+        http::only_fields(&body, &["reason"])?;
         let reason = match body.get("reason") {
             None | Some(Value::Null) => None,
             Some(Value::String(r)) if r.chars().count() <= MAX_REASON => Some(r.clone()),

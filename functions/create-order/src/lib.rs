@@ -122,13 +122,7 @@ pub fn parse_order(
     now: Timestamp,
     idempotency_key: Option<String>,
 ) -> Result<PayOrder, ApiError> {
-    if let Some(k) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(ApiError::invalid(
-            "UNKNOWN_PARAMETER",
-            k,
-            format!("unknown parameter {k}"),
-        ));
-    }
+    http::only_fields(&body, FIELDS)?;
     let f = Fields(body);
 
     let mode_text = f.string("mode", "INVALID_MODE")?.ok_or_else(|| {

@@ -89,17 +89,6 @@ async fn load(
         .ok_or_else(not_found)
 }
 
-fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
-    match body.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(ApiError::invalid(
-            "UNKNOWN_PARAMETER",
-            k,
-            format!("unknown parameter {k}"),
-        )),
-        None => Ok(()),
-    }
-}
-
 /// `address` xor `xpub`, validated for the chain; returns (address, xpub) in canonical form.
 fn destination(
     chain: &ChainInfo,
@@ -197,7 +186,7 @@ async fn create(
 ) -> Result<Response<Body>, ApiError> {
     let body = http::json_object(req, false)?;
     auth::verify_body(&*svc.store, ctx, http::body_bytes(req)?, Timestamp::now()).await?;
-    only_fields(&body, &["chain_id", "address", "xpub", "currencies"])?;
+    http::only_fields(&body, &["chain_id", "address", "xpub", "currencies"])?;
     let chain = chain_of(&body)?;
     let (address, xpub) = destination(chain, &body)?;
     let currencies = currencies(chain, body.get("currencies"))?;
@@ -236,7 +225,7 @@ async fn update(
 ) -> Result<Response<Body>, ApiError> {
     let body = http::json_object(req, false)?;
     auth::verify_body(&*svc.store, ctx, http::body_bytes(req)?, Timestamp::now()).await?;
-    only_fields(&body, &["address", "xpub", "currencies"])?;
+    http::only_fields(&body, &["address", "xpub", "currencies"])?;
     let chain = registry().chain(chain_id).map_err(|_| not_found())?;
     let dest = (body.contains_key("address") || body.contains_key("xpub"))
         .then(|| destination(chain, &body))

@@ -34,16 +34,7 @@ async fn details(svc: &Services, req: &Request, rid: String) -> Result<Response<
         let now = Timestamp::now();
         let body = http::json_object(req, false)?;
         auth::verify_body(&*svc.store, &ctx, http::body_bytes(req)?, now).await?;
-        if let Some(k) = body
-            .keys()
-            .find(|k| !["source_currency", "refund_address"].contains(&k.as_str()))
-        {
-            return Err(ApiError::invalid(
-                "UNKNOWN_PARAMETER",
-                k,
-                format!("unknown parameter {k}"),
-            ));
-        }
+        http::only_fields(&body, &["source_currency", "refund_address"])?;
         let order = get_order::load_own_order(&*svc.store, &ctx, &id).await?;
         if order.status != OrderStatus::Pending {
             return Err(ApiError::unprocessable(

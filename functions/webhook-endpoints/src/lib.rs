@@ -12,7 +12,7 @@ use payorders::runtime::Services;
 use payorders::store::{ListWindow, StoreError};
 use payorders::webhooks::{self, UrlRefusal};
 use payorders::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// How long a rotated-out secret keeps signing.
 pub const ROTATION_GRACE_SECS: i64 = 24 * 3600;
@@ -181,17 +181,6 @@ fn parse_description(v: &Value) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
-    match body.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(ApiError::invalid(
-            "UNKNOWN_PARAMETER",
-            k,
-            format!("unknown parameter {k}"),
-        )),
-        None => Ok(()),
-    }
-}
-
 fn with_secret(e: &WebhookEndpoint, secret: &str) -> Value {
     let mut v = e.api_view();
     v["secret"] = json!(secret);
@@ -205,7 +194,7 @@ async fn create(
 ) -> Result<Response<Body>, ApiError> {
     let body = http::json_object(req, false)?;
     auth::verify_body(&*svc.store, ctx, http::body_bytes(req)?, Timestamp::now()).await?;
-    only_fields(&body, &["url", "events", "description", "enabled"])?;
+    http::only_fields(&body, &["url", "events", "description", "enabled"])?;
     let url = match body.get("url") {
         Some(Value::String(u)) => check_url(u, ctx.livemode()).await?,
         _ => return Err(ApiError::invalid("INVALID_URL", "url", "url is required")),
@@ -296,7 +285,7 @@ async fn update(
 ) -> Result<Response<Body>, ApiError> {
     let body = http::json_object(req, false)?;
     auth::verify_body(&*svc.store, ctx, http::body_bytes(req)?, Timestamp::now()).await?;
-    only_fields(&body, &["url", "events", "description", "enabled"])?;
+    http::only_fields(&body, &["url", "events", "description", "enabled"])?;
     let url = match body.get("url") {
         None => None,
         Some(Value::String(u)) => Some(check_url(u, ctx.livemode()).await?),
@@ -353,7 +342,7 @@ async fn rotate(
     id: &WebhookEndpointId,
 ) -> Result<Response<Body>, ApiError> {
     let body = http::json_object(req, true)?;
-    only_fields(&body, &[])?;
+    http::only_fields(&body, &[])?;
     let master = master(svc)?;
     let secret = webhooks::generate_secret();
     let sealed = master.seal(&webhooks::endpoint_secret_context(id), &secret);
@@ -384,7 +373,7 @@ async fn redeliver(
     id: &DeliveryId,
 ) -> Result<Response<Body>, ApiError> {
     let body = http::json_object(req, true)?;
-    only_fields(&body, &[])?;
+    http::only_fields(&body, &[])?;
     let ep = load(svc, ctx, endpoint).await?;
     if !ep.enabled {
         return Err(ApiError::conflict(

@@ -152,6 +152,18 @@ pub fn json_object(req: &Request, allow_empty: bool) -> Result<Map<String, Value
     }
 }
 
+/// Refuses any body field not in `allowed` (`400 UNKNOWN_PARAMETER` naming it).
+pub fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+    match body.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::invalid(
+            "UNKNOWN_PARAMETER",
+            k,
+            format!("unknown parameter {k}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Query parameters, each at most once, all from `allowed`.
 pub fn query(req: &Request, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
     let q = req.query_string_parameters();
