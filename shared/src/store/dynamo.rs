@@ -509,8 +509,10 @@ impl OrderStore for DynamoStore {
         now: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<PayOrder>> {
+        // The soonest `limit` of all shards are among the soonest `limit` of each shard.
         let mut all: Vec<(String, PayOrder)> = Vec::new();
         for shard in 0..EXPIRY_SHARDS {
+            let mut taken = 0usize;
             let mut start = None;
             loop {
                 let out = self
@@ -528,13 +530,10 @@ impl OrderStore for DynamoStore {
                     .map_err(fault)?;
                 for item in out.items() {
                     all.push((string_attr(item, "gsi2sk")?, doc(item)?));
+                    taken += 1;
                 }
                 match out.last_evaluated_key {
-                    Some(k)
-                        if !k.is_empty() && all.len() < limit as usize * (shard as usize + 1) =>
-                    {
-                        start = Some(k)
-                    }
+                    Some(k) if !k.is_empty() && taken < limit as usize => start = Some(k),
                     _ => break,
                 }
             }
