@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts the services the tests need, on free loopback ports.
 #
-#   infra/scripts/services.sh install        create .venv with moto[server] (and cfn-lint) if missing
-#   infra/scripts/services.sh start DIR      start moto; write DIR/env with the endpoints, DIR/*.pid
+#   infra/scripts/services.sh install        create .venv (moto, cfn-lint, standardwebhooks) and
+#                                            node_modules (anvil) if missing
+#   infra/scripts/services.sh start DIR      start moto and anvil; write DIR/env with the endpoints
 #   infra/scripts/services.sh stop DIR       stop everything started into DIR
 #
 # Any service that cannot start is a hard failure with its log printed: tests never run
@@ -14,6 +15,14 @@ venv="$root/.venv"
 py_packages=("moto[server]==5.*" "cfn-lint==1.*" "standardwebhooks==1.*")
 
 die() { echo "services: $*" >&2; exit 1; }
+
+install_node() {
+  if [ ! -x "$root/node_modules/.bin/anvil" ]; then
+    command -v npm >/dev/null || die "npm is needed to install anvil (the local EVM chain for tests)"
+    echo "services: installing anvil (npm @foundry-rs/anvil-linux-amd64) into $root/node_modules"
+    (cd "$root" && npm install --no-audit --no-fund --silent) || die "npm install failed"
+  fi
+}
 
 install() {
   if [ ! -x "$venv/bin/python" ]; then
@@ -44,6 +53,22 @@ wait_http() {
   cat "$log" >&2; die "$name did not answer at $url within 30 s"
 }
 
+# wait_rpc NAME URL PIDFILE LOG: poll a JSON-RPC endpoint until eth_chainId answers.
+wait_rpc() {
+  local name=$1 url=$2 pid=$3 log=$4
+  for _ in $(seq 1 150); do
+    if curl -s -X POST -H 'content-type: application/json' \
+      -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "$url" | grep -q result; then
+      return 0
+    fi
+    if ! kill -0 "$(cat "$pid")" 2>/dev/null; then
+      cat "$log" >&2; die "$name exited during start-up"
+    fi
+    sleep 0.2
+  done
+  cat "$log" >&2; die "$name did not answer at $url within 30 s"
+}
+
 start() {
   local dir=$1
   mkdir -p "$dir"
@@ -53,10 +78,16 @@ start() {
   "$venv/bin/python" "$root/infra/scripts/moto_serial.py" 127.0.0.1 "$port" >"$dir/moto.log" 2>&1 &
   echo $! >"$dir/moto.pid"
   wait_http "moto server" "http://127.0.0.1:$port/moto-api/" "$dir/moto.pid" "$dir/moto.log"
+  install_node
+  local anvil_port; anvil_port=$(free_port)
+  "$root/node_modules/.bin/anvil" --host 127.0.0.1 --port "$anvil_port" --silent >"$dir/anvil.log" 2>&1 &
+  echo $! >"$dir/anvil.pid"
+  wait_rpc "anvil" "http://127.0.0.1:$anvil_port" "$dir/anvil.pid" "$dir/anvil.log"
   cat >"$dir/env" <<ENV
 export PAYORDERS_TEST_AWS_ENDPOINT=http://127.0.0.1:$port
+export PAYORDERS_TEST_ANVIL_URL=http://127.0.0.1:$anvil_port
 ENV
-  echo "services: moto server on 127.0.0.1:$port (pid $(cat "$dir/moto.pid"))"
+  echo "services: moto server on 127.0.0.1:$port (pid $(cat "$dir/moto.pid")), anvil on 127.0.0.1:$anvil_port (pid $(cat "$dir/anvil.pid"))"
 }
 
 stop() {
@@ -74,7 +105,7 @@ stop() {
 }
 
 case "${1:-}" in
-  install) install ;;
+  install) install; install_node ;;
   start) start "${2:?usage: services.sh start DIR}" ;;
   stop) stop "${2:?usage: services.sh stop DIR}" ;;
   *) die "usage: services.sh install|start DIR|stop DIR" ;;

@@ -92,14 +92,8 @@ impl Config {
                 rpc_urls: BTreeMap::new(),
             },
         };
-        for (k, v) in env {
-            if let Some(chain) = k.strip_prefix("PAYORDERS_RPC_") {
-                let id = ChainId::parse(chain).map_err(|e| ConfigError::Invalid {
-                    var: k.clone(),
-                    reason: e.to_string(),
-                })?;
-                secrets.rpc_urls.insert(id.to_string(), Secret(v.clone()));
-            }
+        for (id, url) in rpc_urls_from(env)? {
+            secrets.rpc_urls.insert(id.to_string(), Secret(url));
         }
         Ok(Config {
             table_name: var("PAYORDERS_TABLE").unwrap_or_else(|| DEFAULT_TABLE.to_owned()),
@@ -115,6 +109,33 @@ impl Config {
             .rpc_urls
             .get(&chain.to_string())
             .map(Secret::expose)
+    }
+}
+
+/// The `PAYORDERS_RPC_<chain_id>=<url>` variables, checked.
+pub fn rpc_urls_from(
+    env: &HashMap<String, String>,
+) -> Result<BTreeMap<ChainId, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in env {
+        if let Some(chain) = k.strip_prefix("PAYORDERS_RPC_") {
+            let id = ChainId::parse(chain).map_err(|e| ConfigError::Invalid {
+                var: k.clone(),
+                reason: e.to_string(),
+            })?;
+            out.insert(id, v.clone());
+        }
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Every configured RPC URL, by chain.
+    pub fn rpc_urls(&self) -> impl Iterator<Item = (ChainId, &str)> {
+        self.secrets
+            .rpc_urls
+            .iter()
+            .filter_map(|(k, v)| ChainId::parse(k).ok().map(|id| (id, v.expose())))
     }
 }
 

@@ -4,6 +4,8 @@
 //! Nothing in here depends on Lambda types; functions adapt events to these types.
 
 pub mod auth;
+#[cfg(feature = "chains")]
+pub mod chains;
 pub mod config;
 pub mod http;
 pub mod model;

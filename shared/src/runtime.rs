@@ -25,6 +25,9 @@ pub struct Services {
     pub prices: Option<Arc<dyn PriceSource>>,
     /// Exchange routing (ChangeNOW when its key is configured).
     pub router: Option<Arc<dyn Router>>,
+    /// The chains with a configured RPC endpoint.
+    #[cfg(feature = "chains")]
+    pub chains: Arc<crate::chains::Chains>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +85,15 @@ impl Services {
             master,
             webhooks,
             prices: Some(prices),
+            #[cfg(feature = "chains")]
+            chains: Arc::new(
+                crate::chains::Chains::from_rpc_urls(config.rpc_urls()).map_err(|e| {
+                    InitError::Config(crate::config::ConfigError::Invalid {
+                        var: "rpc_urls".into(),
+                        reason: e.to_string(),
+                    })
+                })?,
+            ),
             router: config.secrets.changenow_api_key.as_ref().map(|k| {
                 Arc::new(ChangeNow::new(
                     changenow::BASE_URL,

@@ -103,3 +103,99 @@ pub fn endpoint_with_id(
 pub fn master_key() -> MasterKey {
     MasterKey::from_text(&MasterKey::generate_text()).expect("generated keys are long enough")
 }
+
+/// A local anvil for chain tests: the test token deployed at the registry's TUSD address,
+/// and funded payers. Setup is serialised, so parallel tests share one deployment.
+pub mod anvil {
+    use alloy::network::TransactionBuilder;
+    use alloy::primitives::{Address, Bytes, U256};
+    use alloy::providers::{Provider, ProviderBuilder};
+    use alloy::rpc::types::TransactionRequest;
+    use alloy::signers::local::PrivateKeySigner;
+    use alloy::sol;
+
+    /// Anvil's well-known first dev account (the deployer).
+    const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    /// Where the first contract of that account lands: the registry's local TUSD.
+    pub const TOKEN: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+    const ARTIFACT: &str = include_str!("../../infra/contracts/TestToken.json");
+
+    sol! {
+        #[sol(rpc)]
+        interface ITestToken {
+            function transfer(address to, uint256 value) external returns (bool);
+        }
+    }
+
+    static SETUP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    /// Deploys the test token (1,000,000 TUSD to the deployer) unless it is there already.
+    pub async fn ensure_token(url: &str) -> Address {
+        let _guard = SETUP.lock().await;
+        let token: Address = TOKEN.parse().expect("valid address");
+        let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
+        let provider = ProviderBuilder::new()
+            .wallet(signer)
+            .connect_http(url.parse().expect("valid URL"));
+        if !provider
+            .get_code_at(token)
+            .await
+            .expect("anvil answers")
+            .is_empty()
+        {
+            return token;
+        }
+        let artifact: serde_json::Value = serde_json::from_str(ARTIFACT).expect("artifact is JSON");
+        let mut code = hex::decode(
+            artifact["bytecode"]
+                .as_str()
+                .expect("bytecode")
+                .trim_start_matches("0x"),
+        )
+        .expect("hex");
+        code.extend_from_slice(&U256::from(1_000_000_000_000u64).to_be_bytes::<32>());
+        let tx = TransactionRequest::default().with_deploy_code(Bytes::from(code));
+        let receipt = provider
+            .send_transaction(tx)
+            .await
+            .expect("deploy sent")
+            .get_receipt()
+            .await
+            .expect("deployed");
+        assert_eq!(
+            receipt.contract_address,
+            Some(token),
+            "the test token must be the deployer's first contract (is this anvil fresh?)"
+        );
+        token
+    }
+
+    /// Gives `to` exactly `wei` of ETH and sends it `tusd` base units of the test token.
+    pub async fn fund(url: &str, to: Address, wei: U256, tusd: U256) {
+        let token = ensure_token(url).await;
+        let _guard = SETUP.lock().await;
+        let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
+        let provider = ProviderBuilder::new()
+            .wallet(signer)
+            .connect_http(url.parse().expect("valid URL"));
+        provider
+            .raw_request::<_, ()>("anvil_setBalance".into(), (to, wei))
+            .await
+            .expect("anvil_setBalance");
+        if !tusd.is_zero() {
+            ITestToken::new(token, &provider)
+                .transfer(to, tusd)
+                .send()
+                .await
+                .expect("transfer sent")
+                .get_receipt()
+                .await
+                .expect("transfer mined");
+        }
+    }
+
+    /// A fresh address nobody holds keys for in these tests.
+    pub fn fresh_address() -> Address {
+        Address::from(crate::model::random_bytes::<20>())
+    }
+}

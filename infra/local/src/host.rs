@@ -25,6 +25,7 @@ pub const HTTP_FUNCTIONS: &[&str] = &[
     "list-events",
     "merchant-wallets",
     "payment-details",
+    "quote-order",
 ];
 /// Functions that are not HTTP routes: the authorizer, and the async steps the local host
 /// runs in-process (see `workers`).
@@ -224,6 +225,7 @@ impl Host {
             "list-events" => list_events::handler(&self.services, lambda_req).await,
             "merchant-wallets" => merchant_wallets::handler(&self.services, lambda_req).await,
             "payment-details" => payment_details::handler(&self.services, lambda_req).await,
+            "quote-order" => quote_order::handler(&self.services, lambda_req).await,
             other => unreachable!("route to {other} was refused at start-up"),
         };
         result.unwrap_or_else(|e| {

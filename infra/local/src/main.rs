@@ -219,6 +219,15 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The chains with `PAYORDERS_RPC_<chain_id>` set (e.g. a local anvil for 31337).
+fn dev_chains() -> anyhow::Result<payorders::chains::Chains> {
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let urls = payorders::config::rpc_urls_from(&env)?;
+    Ok(payorders::chains::Chains::from_rpc_urls(
+        urls.iter().map(|(id, u)| (*id, u.as_str())),
+    )?)
+}
+
 /// ChangeNOW, when `PAYORDERS_CHANGENOW_API_KEY` is set (`PAYORDERS_CHANGENOW_URL` points
 /// it elsewhere, e.g. at a fake); without it, payments needing an exchange are refused.
 fn dev_router() -> Option<Arc<dyn payorders::routing::Router>> {
@@ -269,6 +278,7 @@ async fn serve(
         webhooks: Some(Arc::new(queue)),
         prices: Some(Arc::new(dev_prices()?)),
         router: dev_router(),
+        chains: Arc::new(dev_chains()?),
     };
     // Webhook retries run on the real schedule scaled down (5 s -> 1 s, 5 min -> 5 s, ...).
     let retry_scale = std::env::var("PAYORDERS_DEV_RETRY_SCALE")

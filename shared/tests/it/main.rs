@@ -4,6 +4,7 @@
 //! (DynamoDB against moto server, started by `make test`); `config::…` loads secrets from
 //! Secrets Manager on moto.
 
+mod chains;
 mod config;
 mod conformance;
 mod pricing;

@@ -82,6 +82,7 @@ async fn seeded() -> Services {
             payorders::pricing::fixed::FixedPrices::dev_default(),
         )),
         router: None,
+        chains: Default::default(),
     }
 }
 
@@ -312,4 +313,17 @@ async fn payment_details_event() {
         body["payment"]["steps"][0]["deposit_address"],
         "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
     );
+}
+
+#[tokio::test]
+async fn quote_order_event() {
+    // No chain has an RPC endpoint in this seeded service set: a quote with no options.
+    let svc = seeded().await;
+    let resp = quote_order::handler(&svc, http_event("quote-order"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["object"], "quote");
+    assert_eq!(body["options"], serde_json::json!([]));
 }

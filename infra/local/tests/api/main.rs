@@ -5,6 +5,7 @@ mod auth;
 mod events;
 mod orders;
 mod payments;
+mod quotes;
 mod robustness;
 mod support;
 mod template;

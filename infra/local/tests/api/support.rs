@@ -13,6 +13,25 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use std::sync::Arc;
 
+/// The anvil `make test` started, serving chain 31337. Missing is a failure, not a skip.
+pub fn anvil_url() -> String {
+    std::env::var("PAYORDERS_TEST_ANVIL_URL").unwrap_or_else(|_| {
+        panic!(
+            "PAYORDERS_TEST_ANVIL_URL is not set: the chain tests use the anvil `make test` starts"
+        )
+    })
+}
+
+/// Chain 31337 on the test anvil.
+pub fn test_chains() -> payorders::chains::Chains {
+    let url = anvil_url();
+    payorders::chains::Chains::from_rpc_urls([(
+        payorders::ChainId::new(31337).unwrap(),
+        url.as_str(),
+    )])
+    .unwrap()
+}
+
 /// Webhook retry delays in tests: 5 s -> 1 s (the minimum), 5 min -> 2 s, 30 min -> 9 s.
 pub const RETRY_SCALE: f64 = 0.005;
 
@@ -128,6 +147,7 @@ pub async fn spawn_app_full(
         webhooks: Some(Arc::new(queue)),
         prices: Some(Arc::new(prices)),
         router: router.clone(),
+        chains: Arc::new(test_chains()),
     };
     // The outbox poller needs the SQLite store's outbox; DynamoDB runs have no stream here.
     payorders_local::workers::start(

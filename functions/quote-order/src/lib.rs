@@ -1,0 +1,221 @@
+//! `POST /pay-orders/{id}/quote {wallet_address, chain_type, chain_ids?}` (seed 000): reads
+//! the payer's wallet balances on the chosen chains, prices them, and answers, for each
+//! currency held, its balance, what paying the order in it requires (seed 002's breakdown:
+//! base, protocol fee from the organization's setting, gas, provider fee) and whether the
+//! balance covers it. Only for PENDING orders. A requested chain without an RPC endpoint is
+//! a 503 for that chain.
+
+use payorders::auth;
+use payorders::chains::ChainError;
+use payorders::http::{self, ApiError, Body, Request, Response};
+use payorders::registry::{Currency, registry};
+use payorders::runtime::Services;
+use payorders::*;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::*;
+use serde_json::{Value, json};
+
+pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(http::serve(&req, |_| quote(svc, &req)).await)
+}
+
+fn family_of(v: Option<&Value>) -> Result<ChainFamily, ApiError> {
+    match v
+        .and_then(Value::as_str)
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        Some("EVM") => Ok(ChainFamily::Evm),
+        Some("SOLANA" | "SOL") => Ok(ChainFamily::Solana),
+        _ => Err(ApiError::invalid(
+            "INVALID_CHAIN_TYPE",
+            "chain_type",
+            "chain_type must be EVM or SOLANA",
+        )),
+    }
+}
+
+fn unavailable(chain: ChainId, e: &ChainError) -> ApiError {
+    tracing::warn!(chain = %chain, error = %e, "chain unavailable for a quote");
+    ApiError::unavailable(
+        "CHAIN_UNAVAILABLE",
+        format!("chain {chain} cannot be read now: {e}"),
+    )
+    .with_param("chain_ids")
+}
+
+async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {
+    let ctx = http::auth(req)?;
+    let id = http::path_id(req, "id", "pay order", OrderId::parse)?;
+    let body = http::json_object(req, false)?;
+    auth::verify_body(&*svc.store, &ctx, http::body_bytes(req)?, Timestamp::now()).await?;
+    http::only_fields(&body, &["wallet_address", "chain_type", "chain_ids"])?;
+    let family = family_of(body.get("chain_type"))?;
+    let wallet = match body.get("wallet_address") {
+        Some(Value::String(a)) => Address::parse(family, a)
+            .map_err(|e| ApiError::invalid("INVALID_ADDRESS", "wallet_address", e.to_string()))?
+            .to_string(),
+        _ => {
+            return Err(ApiError::invalid(
+                "INVALID_ADDRESS",
+                "wallet_address",
+                "wallet_address is required",
+            ));
+        }
+    };
+    let order = get_order::load_own_order(&*svc.store, &ctx, &id).await?;
+    if order.status != OrderStatus::Pending {
+        return Err(ApiError::unprocessable(
+            "ORDER_NOT_PENDING",
+            format!(
+                "quotes are for PENDING orders; this one is {}",
+                order.status
+            ),
+        ));
+    }
+
+    // The chains to read: the requested ones (each must be readable), or every configured one.
+    let chains: Vec<ChainId> = match body.get("chain_ids") {
+        None | Some(Value::Null) => svc
+            .chains
+            .ids()
+            .filter(|c| registry().chain(*c).is_ok_and(|i| i.family == family))
+            .collect(),
+        Some(Value::Array(list)) if !list.is_empty() && list.len() <= 20 => {
+            let mut ids = Vec::new();
+            for v in list {
+                let id: ChainId = serde_json::from_value(v.clone()).map_err(|e| {
+                    ApiError::invalid("INVALID_BLOCKCHAIN", "chain_ids", e.to_string())
+                })?;
+                let info = registry().chain(id).map_err(|e| {
+                    ApiError::unprocessable("INVALID_BLOCKCHAIN", e.to_string())
+                        .with_param("chain_ids")
+                })?;
+                if info.family != family {
+                    return Err(ApiError::invalid(
+                        "INVALID_BLOCKCHAIN",
+                        "chain_ids",
+                        format!("chain {id} is not a {family:?} chain"),
+                    ));
+                }
+                svc.chains.get(id).map_err(|e| unavailable(id, &e))?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            ids
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "INVALID_BLOCKCHAIN",
+                "chain_ids",
+                "chain_ids must be a non-empty list of chain ids",
+            ));
+        }
+    };
+
+    // Balances of every registry currency on those chains; keep what is held.
+    let mut held: Vec<(Currency, RawAmount)> = Vec::new();
+    for chain in chains {
+        let info = registry().chain(chain).map_err(|_| ApiError::internal())?;
+        let currencies: Vec<Currency> = info
+            .currencies()
+            .filter_map(|t| info.currency(t.address.as_deref()).ok())
+            .collect();
+        let reader = svc.chains.get(chain).map_err(|e| unavailable(chain, &e))?;
+        let balances = reader
+            .balances(&wallet, &currencies)
+            .await
+            .map_err(|e| unavailable(chain, &e))?;
+        held.extend(
+            currencies
+                .into_iter()
+                .zip(balances)
+                .filter(|(_, b)| !b.is_zero()),
+        );
+    }
+
+    let prices_source = svc.prices.as_ref().ok_or_else(ApiError::internal)?;
+    let mut to_price: Vec<Currency> = held.iter().map(|(c, _)| c.clone()).collect();
+    if let Some(asset) = &order.fulfillment.asset {
+        to_price.push(asset.clone());
+    }
+    let prices = if to_price.is_empty() {
+        Default::default()
+    } else {
+        prices_source.usd_prices(&to_price).await?
+    };
+    // What the order is worth in USD (display and conversion only).
+    let order_usd: Decimal = match (
+        &order.fulfillment.asset,
+        &order.fulfillment.amount,
+        &order.fulfillment.fiat_amount,
+    ) {
+        (Some(asset), Some(amount), _) => {
+            Decimal::from_str(&amount.ui).map_err(|_| ApiError::internal())? * prices[&asset.id]
+        }
+        (_, _, Some(fiat)) => Decimal::from_str(fiat).map_err(|_| ApiError::internal())?,
+        _ => return Err(ApiError::internal()),
+    };
+    let fee_bps = svc
+        .store
+        .get_organization(&ctx.org_id)
+        .await?
+        .map(|o| o.settings(ctx.mode).protocol_fee_bps)
+        .unwrap_or(0);
+
+    let usd = |raw: RawAmount, c: &Currency| -> Option<serde_json::Number> {
+        let ui = Decimal::from_str(&raw.to_ui(c.decimals)).ok()?;
+        let v = (ui * prices.get(&c.id)?).round_dp(2);
+        serde_json::Number::from_str(&v.normalize().to_string()).ok()
+    };
+    let amount = |raw: RawAmount, c: &Currency| {
+        let mut a = Amount::new(raw, c.decimals);
+        a.value_usd = usd(raw, c);
+        a
+    };
+    let mut options = Vec::new();
+    for (c, balance) in &held {
+        let base = match (&order.fulfillment.asset, &order.fulfillment.amount) {
+            (Some(asset), Some(a)) if asset.id == c.id => a.raw,
+            _ => fiat_to_raw_ceil(order_usd, prices[&c.id], c.decimals).ok_or_else(|| {
+                ApiError::unprocessable(
+                    "AMOUNT_OUT_OF_RANGE",
+                    format!("the order cannot be expressed in {}", c.id),
+                )
+            })?,
+        };
+        let protocol_fee = base.mul_bps(fee_bps).ok_or_else(ApiError::internal)?;
+        let total = base
+            .checked_add(protocol_fee)
+            .ok_or_else(ApiError::internal)?;
+        options.push(json!({
+            "currency": c,
+            "balance": amount(*balance, c),
+            "required": {
+                "amount": amount(total, c),
+                "breakdown": {
+                    "base": amount(base, c),
+                    "fees": {
+                        "protocol_fee": amount(protocol_fee, c),
+                        "provider_fee": amount(RawAmount::ZERO, c),
+                        "total_fee": amount(protocol_fee, c),
+                    },
+                    "gas": amount(RawAmount::ZERO, c),
+                    "total": amount(total, c),
+                },
+            },
+            "affordable": *balance >= total,
+        }));
+    }
+    Ok(http::json(
+        200,
+        &json!({
+            "object": "quote",
+            "order_id": order.id,
+            "wallet_address": wallet,
+            "value_usd": serde_json::Number::from_str(&order_usd.round_dp(2).normalize().to_string()).ok(),
+            "options": options,
+        }),
+    ))
+}

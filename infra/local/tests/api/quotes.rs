@@ -1,0 +1,201 @@
+//! Quotes from real balances on the anvil `make test` starts (chain 31337, the test token
+//! deployed from its committed artifact), through the local host.
+
+use crate::support::*;
+use alloy::primitives::U256;
+use payorders::testing::anvil;
+use serde_json::{Value, json};
+
+const TUSD: &str = "31337:0x5fbdb2315678afecb367f032d93f642f64180aa3";
+
+async fn quote(app: &TestApp, id: &str, body: &Value) -> Resp {
+    app.call(
+        &app.a,
+        "POST",
+        &format!("/pay-orders/{id}/quote"),
+        Some(body),
+        &[],
+    )
+    .await
+}
+
+fn option<'a>(q: &'a Value, currency: &str) -> &'a Value {
+    q["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["currency"]["id"] == currency)
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test]
+async fn quote_from_real_balances() {
+    let app = spawn_app().await;
+    let url = anvil_url();
+    let rich = anvil::fresh_address();
+    anvil::fund(
+        &url,
+        rich,
+        U256::from(1_500_000_000_000_000_000u128),
+        U256::from(100_000_000u64),
+    )
+    .await;
+    let poor = anvil::fresh_address();
+    anvil::fund(
+        &url,
+        poor,
+        U256::from(10_000_000_000_000_000u128),
+        U256::ZERO,
+    )
+    .await;
+
+    // A SALE of 49.99 USD, priced at the fixed table (ETH 3000, TUSD as USDC 1).
+    let sale = app
+        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
+        .await;
+    let id = sale.body["id"].as_str().unwrap().to_owned();
+    let q = quote(
+        &app,
+        &id,
+        &json!({"wallet_address": rich.to_string(), "chain_type": "EVM"}),
+    )
+    .await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    assert_eq!(q.body["object"], "quote");
+    assert_eq!(q.body["options"].as_array().unwrap().len(), 2, "{}", q.text);
+    let eth = option(&q.body, "31337:native");
+    assert_eq!(eth["balance"]["raw"], "1500000000000000000");
+    assert_eq!(eth["balance"]["value_usd"], json!(4500));
+    assert_eq!(eth["required"]["amount"]["raw"], "16663333333333334");
+    assert_eq!(
+        eth["required"]["breakdown"]["base"]["raw"],
+        "16663333333333334"
+    );
+    assert_eq!(
+        eth["required"]["breakdown"]["fees"]["protocol_fee"]["raw"],
+        "0"
+    );
+    assert_eq!(eth["affordable"], true);
+    let tusd = option(&q.body, TUSD);
+    assert_eq!(tusd["balance"]["ui"], "100.0");
+    assert_eq!(tusd["required"]["amount"]["raw"], "49990000");
+    assert_eq!(tusd["affordable"], true);
+
+    // A wallet holding a little ETH and no token: one option, not affordable.
+    let q = quote(
+        &app,
+        &id,
+        &json!({"wallet_address": poor.to_string(), "chain_type": "evm", "chain_ids": [31337]}),
+    )
+    .await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    assert_eq!(q.body["options"].as_array().unwrap().len(), 1);
+    assert_eq!(option(&q.body, "31337:native")["affordable"], false);
+
+    // A DEPOSIT in the token: the token's requirement is the exact amount.
+    let dep = app
+        .create_deposit(&app.a, &json!({"currency": {"chain_id": 31337, "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}}))
+        .await;
+    let did = dep.body["id"].as_str().unwrap().to_owned();
+    let q = quote(
+        &app,
+        &did,
+        &json!({"wallet_address": rich.to_string(), "chain_type": "EVM"}),
+    )
+    .await;
+    assert_eq!(
+        option(&q.body, TUSD)["required"]["amount"]["raw"],
+        "25500000"
+    );
+    assert_eq!(
+        option(&q.body, "31337:native")["required"]["amount"]["raw"],
+        "8500000000000000"
+    );
+
+    // Once payment details are chosen, quotes are over.
+    let r = app
+        .call(&app.a, "POST", &format!("/pay-orders/{did}/payment-details"), Some(&json!({"source_currency": {"chain_id": 31337, "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}})), &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    quote(
+        &app,
+        &did,
+        &json!({"wallet_address": rich.to_string(), "chain_type": "EVM"}),
+    )
+    .await
+    .assert_error(422, "ORDER_NOT_PENDING");
+}
+
+#[tokio::test]
+async fn quote_refusals() {
+    let app = spawn_app().await;
+    let sale = app
+        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
+        .await;
+    let id = sale.body["id"].as_str().unwrap().to_owned();
+    let addr = anvil::fresh_address().to_string();
+    // A chain without an RPC endpoint here: a 503 for that chain, not a 500.
+    let r = quote(
+        &app,
+        &id,
+        &json!({"wallet_address": addr, "chain_type": "EVM", "chain_ids": [8453]}),
+    )
+    .await;
+    r.assert_error(503, "CHAIN_UNAVAILABLE");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("8453")
+    );
+    for (body, status, code) in [
+        (
+            json!({"wallet_address": addr, "chain_type": "BTC"}),
+            400,
+            "INVALID_CHAIN_TYPE",
+        ),
+        (
+            json!({"wallet_address": "0x1234", "chain_type": "EVM"}),
+            400,
+            "INVALID_ADDRESS",
+        ),
+        (json!({"chain_type": "EVM"}), 400, "INVALID_ADDRESS"),
+        (
+            json!({"wallet_address": addr, "chain_type": "EVM", "chain_ids": [30000000000001u64]}),
+            400,
+            "INVALID_BLOCKCHAIN",
+        ),
+        (
+            json!({"wallet_address": addr, "chain_type": "EVM", "chain_ids": [999999]}),
+            422,
+            "INVALID_BLOCKCHAIN",
+        ),
+        (
+            json!({"wallet_address": addr, "chain_type": "EVM", "chain_ids": []}),
+            400,
+            "INVALID_BLOCKCHAIN",
+        ),
+        (
+            json!({"wallet_address": addr, "chain_type": "EVM", "extra": 1}),
+            400,
+            "UNKNOWN_PARAMETER",
+        ),
+    ] {
+        let r = quote(&app, &id, &body).await;
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {}",
+            r.text
+        );
+    }
+    app.call(
+        &app.b,
+        "POST",
+        &format!("/pay-orders/{id}/quote"),
+        Some(&json!({"wallet_address": addr, "chain_type": "EVM"})),
+        &[],
+    )
+    .await
+    .assert_error(404, "RESOURCE_NOT_FOUND");
+}

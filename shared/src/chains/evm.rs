@@ -1,0 +1,65 @@
+//! EVM balances through alloy.
+
+use super::{BalanceReader, ChainError};
+use crate::model::{EvmAddress, RawAmount};
+use crate::registry::Currency;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::sol;
+use async_trait::async_trait;
+
+sol! {
+    #[sol(rpc)]
+    interface IERC20 {
+        function balanceOf(address owner) external view returns (uint256);
+    }
+}
+
+pub struct EvmChain {
+    provider: DynProvider,
+}
+
+impl EvmChain {
+    pub fn new(url: &str) -> Result<Self, ChainError> {
+        let url = url
+            .parse()
+            .map_err(|_| ChainError::Rpc(format!("invalid RPC URL {url}")))?;
+        Ok(Self {
+            provider: ProviderBuilder::new().connect_http(url).erased(),
+        })
+    }
+}
+
+fn rpc(e: impl std::fmt::Display) -> ChainError {
+    ChainError::Rpc(e.to_string())
+}
+
+#[async_trait]
+impl BalanceReader for EvmChain {
+    async fn balances(
+        &self,
+        owner: &str,
+        currencies: &[Currency],
+    ) -> Result<Vec<RawAmount>, ChainError> {
+        let owner = EvmAddress::parse(owner)
+            .map_err(|_| ChainError::BadAddress(owner.to_owned()))?
+            .raw();
+        let mut out = Vec::with_capacity(currencies.len());
+        for c in currencies {
+            let value = match &c.address {
+                None => self.provider.get_balance(owner).await.map_err(rpc)?,
+                Some(token) => {
+                    let token = EvmAddress::parse(token)
+                        .map_err(|_| ChainError::Malformed(format!("token {token}")))?
+                        .raw();
+                    IERC20::new(token, &self.provider)
+                        .balanceOf(owner)
+                        .call()
+                        .await
+                        .map_err(rpc)?
+                }
+            };
+            out.push(RawAmount::new(value));
+        }
+        Ok(out)
+    }
+}

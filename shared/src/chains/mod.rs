@@ -1,0 +1,76 @@
+//! Reading chains: balances of an address in a chain's currencies. EVM chains through
+//! alloy (native `eth_getBalance`, ERC-20 `balanceOf`), Solana through its JSON-RPC
+//! (`getBalance`, `getTokenAccountsByOwner`). RPC endpoints come from config
+//! (`PAYORDERS_RPC_<chain_id>`, or `rpc_urls` in the app secret).
+
+mod evm;
+mod solana;
+
+pub use evm::EvmChain;
+pub use solana::SolanaChain;
+
+use crate::model::{ChainFamily, ChainId, RawAmount};
+use crate::registry::{Currency, registry};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("no RPC endpoint is configured for chain {0}")]
+    NotConfigured(ChainId),
+    #[error("the chain's RPC endpoint failed: {0}")]
+    Rpc(String),
+    #[error("the chain's RPC answer is malformed: {0}")]
+    Malformed(String),
+    #[error("{0} is not an address on this chain")]
+    BadAddress(String),
+}
+
+#[async_trait]
+pub trait BalanceReader: Send + Sync {
+    /// The balance of `owner` in each of `currencies` (all on this chain), in order.
+    async fn balances(
+        &self,
+        owner: &str,
+        currencies: &[Currency],
+    ) -> Result<Vec<RawAmount>, ChainError>;
+}
+
+/// The chains this deployment can read, by id.
+#[derive(Clone, Default)]
+pub struct Chains {
+    readers: BTreeMap<ChainId, Arc<dyn BalanceReader>>,
+}
+
+impl Chains {
+    /// A reader per configured RPC URL of a supported chain.
+    pub fn from_rpc_urls<'a>(
+        urls: impl IntoIterator<Item = (ChainId, &'a str)>,
+    ) -> Result<Self, ChainError> {
+        let mut readers: BTreeMap<ChainId, Arc<dyn BalanceReader>> = BTreeMap::new();
+        for (id, url) in urls {
+            let Ok(chain) = registry().chain(id) else {
+                continue;
+            };
+            let reader: Arc<dyn BalanceReader> = match chain.family {
+                ChainFamily::Evm => Arc::new(EvmChain::new(url)?),
+                ChainFamily::Solana => Arc::new(SolanaChain::new(url)),
+            };
+            readers.insert(id, reader);
+        }
+        Ok(Self { readers })
+    }
+
+    pub fn insert(&mut self, id: ChainId, reader: Arc<dyn BalanceReader>) {
+        self.readers.insert(id, reader);
+    }
+
+    pub fn get(&self, id: ChainId) -> Result<&Arc<dyn BalanceReader>, ChainError> {
+        self.readers.get(&id).ok_or(ChainError::NotConfigured(id))
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = ChainId> + '_ {
+        self.readers.keys().copied()
+    }
+}
