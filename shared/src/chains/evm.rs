@@ -51,11 +51,27 @@ impl BalanceReader for EvmChain {
                     let token = EvmAddress::parse(token)
                         .map_err(|_| ChainError::Malformed(format!("token {token}")))?
                         .raw();
-                    IERC20::new(token, &self.provider)
+                    match IERC20::new(token, &self.provider)
                         .balanceOf(owner)
                         .call()
                         .await
-                        .map_err(rpc)?
+                    {
+                        Ok(v) => v,
+                        // No contract at that address on this chain (a fresh local chain):
+                        // nobody holds any of it.
+                        Err(e)
+                            if self
+                                .provider
+                                .get_code_at(token)
+                                .await
+                                .map_err(rpc)?
+                                .is_empty() =>
+                        {
+                            tracing::debug!(token = %token, error = %e, "no token contract; balance 0");
+                            alloy::primitives::U256::ZERO
+                        }
+                        Err(e) => return Err(rpc(e)),
+                    }
                 }
             };
             out.push(RawAmount::new(value));

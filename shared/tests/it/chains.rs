@@ -57,6 +57,13 @@ async fn evm_native_and_erc20_balances_on_anvil() {
         chain.balances("0x1234", std::slice::from_ref(&eth)).await,
         Err(ChainError::BadAddress(_))
     ));
+    // A registry token with no contract at its address on a chain holds nothing.
+    let mut ghost = local("31337:0x5fbdb2315678afecb367f032d93f642f64180aa3");
+    ghost.address = Some(anvil::fresh_address().to_string());
+    assert_eq!(
+        chain.balances(&payer.to_string(), &[ghost]).await.unwrap(),
+        vec![RawAmount::ZERO]
+    );
     // Nobody listening.
     let dead = EvmChain::new("http://127.0.0.1:9").unwrap();
     assert!(matches!(
