@@ -1,8 +1,8 @@
 //! `POST /pay-orders/{id}/quote {wallet_address, chain_type, chain_ids?}` (seed 000): reads
 //! the payer's wallet balances on the chosen chains, prices them, and answers, for each
 //! currency held, its balance, what paying the order in it requires (seed 002's breakdown:
-//! base, protocol fee from the organization's setting, gas, provider fee) and whether the
-//! balance covers it. Only for PENDING orders. A requested chain without an RPC endpoint is
+//! base, protocol fee from the organization's setting, gas, provider fee), the estimated
+//! network fee (in the chain's native coin) and whether the balances cover both. Only for PENDING orders. A requested chain without an RPC endpoint is
 //! a 503 for that chain.
 
 use payorders::auth;
@@ -14,6 +14,16 @@ use payorders::*;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::*;
 use serde_json::{Value, json};
+
+/// A currency the wallet holds, with what paying in it also takes.
+struct Held {
+    currency: Currency,
+    balance: RawAmount,
+    /// The chain's native coin, its balance, and the estimated fee of one transfer in it.
+    native: Currency,
+    native_balance: RawAmount,
+    fee: RawAmount,
+}
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::serve(&req, |_| quote(svc, &req)).await)
@@ -114,8 +124,9 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
         }
     };
 
-    // Balances of every registry currency on those chains; keep what is held.
-    let mut held: Vec<(Currency, RawAmount)> = Vec::new();
+    // Balances of every registry currency on those chains; keep what is held, with the
+    // chain's native coin (which pays the network fee) and its balance.
+    let mut held: Vec<Held> = Vec::new();
     for chain in chains {
         let info = registry().chain(chain).map_err(|_| ApiError::internal())?;
         let currencies: Vec<Currency> = info
@@ -127,16 +138,32 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
             .balances(&wallet, &currencies)
             .await
             .map_err(|e| unavailable(chain, &e))?;
-        held.extend(
-            currencies
-                .into_iter()
-                .zip(balances)
-                .filter(|(_, b)| !b.is_zero()),
-        );
+        let native = currencies[0].clone();
+        let native_balance = balances[0];
+        for (c, b) in currencies.into_iter().zip(balances) {
+            if b.is_zero() {
+                continue;
+            }
+            let fee = reader
+                .transfer_fee(&c)
+                .await
+                .map_err(|e| unavailable(chain, &e))?;
+            held.push(Held {
+                currency: c,
+                balance: b,
+                native: native.clone(),
+                native_balance,
+                fee,
+            });
+        }
     }
 
     let prices_source = svc.prices.as_ref().ok_or_else(ApiError::internal)?;
-    let mut to_price: Vec<Currency> = held.iter().map(|(c, _)| c.clone()).collect();
+    let mut to_price: Vec<Currency> = held
+        .iter()
+        .flat_map(|h| [h.currency.clone(), h.native.clone()])
+        .collect();
+    to_price.dedup_by(|a, b| a.id == b.id);
     if let Some(asset) = &order.fulfillment.asset {
         to_price.push(asset.clone());
     }
@@ -175,7 +202,8 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
         a
     };
     let mut options = Vec::new();
-    for (c, balance) in &held {
+    for h in &held {
+        let c = &h.currency;
         let base = match (&order.fulfillment.asset, &order.fulfillment.amount) {
             (Some(asset), Some(a)) if asset.id == c.id => a.raw,
             _ => fiat_to_raw_ceil(order_usd, prices[&c.id], c.decimals).ok_or_else(|| {
@@ -186,12 +214,22 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
             })?,
         };
         let protocol_fee = base.mul_bps(fee_bps).ok_or_else(ApiError::internal)?;
+        // The network fee is paid in the native coin: part of the total when paying in it,
+        // beside it (and needed in the native balance) when paying in a token.
+        let paying_native = c.id == h.native.id;
+        let gas = if paying_native {
+            h.fee
+        } else {
+            RawAmount::ZERO
+        };
         let total = base
             .checked_add(protocol_fee)
+            .and_then(|t| t.checked_add(gas))
             .ok_or_else(ApiError::internal)?;
+        let affordable = h.balance >= total && (paying_native || h.native_balance >= h.fee);
         options.push(json!({
             "currency": c,
-            "balance": amount(*balance, c),
+            "balance": amount(h.balance, c),
             "required": {
                 "amount": amount(total, c),
                 "breakdown": {
@@ -201,11 +239,12 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
                         "provider_fee": amount(RawAmount::ZERO, c),
                         "total_fee": amount(protocol_fee, c),
                     },
-                    "gas": amount(RawAmount::ZERO, c),
+                    "gas": amount(gas, c),
                     "total": amount(total, c),
                 },
             },
-            "affordable": *balance >= total,
+            "network_fee": {"currency": h.native, "amount": amount(h.fee, &h.native)},
+            "affordable": affordable,
         }));
     }
     Ok(http::json(

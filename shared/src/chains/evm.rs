@@ -33,8 +33,24 @@ fn rpc(e: impl std::fmt::Display) -> ChainError {
     ChainError::Rpc(e.to_string())
 }
 
+/// Gas of a plain transfer, and a generous figure for an ERC-20 `transfer`.
+const NATIVE_TRANSFER_GAS: u64 = 21_000;
+const TOKEN_TRANSFER_GAS: u64 = 65_000;
+
 #[async_trait]
 impl BalanceReader for EvmChain {
+    async fn transfer_fee(&self, currency: &Currency) -> Result<RawAmount, ChainError> {
+        let gas_price = self.provider.get_gas_price().await.map_err(rpc)?;
+        let gas = if currency.address.is_none() {
+            NATIVE_TRANSFER_GAS
+        } else {
+            TOKEN_TRANSFER_GAS
+        };
+        RawAmount::from_u128(gas_price)
+            .checked_mul_u64(gas)
+            .ok_or_else(|| ChainError::Malformed("gas price overflow".into()))
+    }
+
     async fn balances(
         &self,
         owner: &str,

@@ -35,6 +35,10 @@ pub trait BalanceReader: Send + Sync {
         owner: &str,
         currencies: &[Currency],
     ) -> Result<Vec<RawAmount>, ChainError>;
+
+    /// An estimate of the network fee, in the chain's native coin, for one transfer of
+    /// `currency` (paid by the sender on top of the amount).
+    async fn transfer_fee(&self, currency: &Currency) -> Result<RawAmount, ChainError>;
 }
 
 /// The chains this deployment can read, by id.

@@ -51,8 +51,15 @@ impl SolanaChain {
     }
 }
 
+/// Solana's base fee: 5000 lamports per signature; a transfer has one.
+const SIGNATURE_FEE_LAMPORTS: u128 = 5_000;
+
 #[async_trait]
 impl BalanceReader for SolanaChain {
+    async fn transfer_fee(&self, _currency: &Currency) -> Result<RawAmount, ChainError> {
+        Ok(RawAmount::from_u128(SIGNATURE_FEE_LAMPORTS))
+    }
+
     async fn balances(
         &self,
         owner: &str,

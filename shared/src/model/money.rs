@@ -50,6 +50,10 @@ impl RawAmount {
         self.0.checked_add(other.0).map(RawAmount)
     }
 
+    pub fn checked_mul_u64(self, n: u64) -> Option<RawAmount> {
+        self.0.checked_mul(U256::from(n)).map(RawAmount)
+    }
+
     /// `self - other`, or zero when `other` is larger.
     pub fn saturating_sub(self, other: RawAmount) -> RawAmount {
         RawAmount(self.0.saturating_sub(other.0))

@@ -44,6 +44,13 @@ async fn evm_native_and_erc20_balances_on_anvil() {
             RawAmount::from_u128(123_450_000)
         ]
     );
+    // Fees: gas price x 21000 for ETH, more for a token transfer.
+    let native_fee = chain.transfer_fee(&eth).await.unwrap();
+    let token_fee = chain.transfer_fee(&tusd).await.unwrap();
+    assert!(
+        !native_fee.is_zero() && token_fee > native_fee,
+        "{native_fee} {token_fee}"
+    );
     // An empty address holds nothing; a malformed one is refused before any call.
     let empty = anvil::fresh_address();
     assert_eq!(
@@ -111,6 +118,10 @@ async fn solana_sol_and_spl_balances_from_json_rpc() {
         local(&format!("30000000000001:{USDC_MINT}")),
     ];
     let got = sol.balances(OWNER, &currencies).await.unwrap();
+    assert_eq!(
+        sol.transfer_fee(&currencies[1]).await.unwrap(),
+        RawAmount::from_u128(5_000)
+    );
     assert_eq!(
         got,
         vec![

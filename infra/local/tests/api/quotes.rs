@@ -63,23 +63,40 @@ async fn quote_from_real_balances() {
     assert_eq!(q.status, 200, "{}", q.text);
     assert_eq!(q.body["object"], "quote");
     assert_eq!(q.body["options"].as_array().unwrap().len(), 2, "{}", q.text);
+    let raw = |v: &Value| v.as_str().unwrap().parse::<u128>().unwrap();
     let eth = option(&q.body, "31337:native");
     assert_eq!(eth["balance"]["raw"], "1500000000000000000");
     assert_eq!(eth["balance"]["value_usd"], json!(4500));
-    assert_eq!(eth["required"]["amount"]["raw"], "16663333333333334");
-    assert_eq!(
-        eth["required"]["breakdown"]["base"]["raw"],
-        "16663333333333334"
-    );
-    assert_eq!(
-        eth["required"]["breakdown"]["fees"]["protocol_fee"]["raw"],
-        "0"
-    );
+    let b = &eth["required"]["breakdown"];
+    assert_eq!(b["base"]["raw"], "16663333333333334");
+    assert_eq!(b["fees"]["protocol_fee"]["raw"], "0");
+    // Paying in ETH, the network fee (gas price x 21000) is part of the total.
+    let gas = raw(&b["gas"]["raw"]);
+    assert!(gas > 0 && gas % 21_000 == 0, "{gas}");
+    assert_eq!(raw(&b["total"]["raw"]), 16663333333333334 + gas);
+    assert_eq!(eth["required"]["amount"], b["total"]);
+    assert_eq!(eth["network_fee"]["amount"]["raw"], b["gas"]["raw"]);
     assert_eq!(eth["affordable"], true);
     let tusd = option(&q.body, TUSD);
     assert_eq!(tusd["balance"]["ui"], "100.0");
     assert_eq!(tusd["required"]["amount"]["raw"], "49990000");
+    // Paying in the token, gas is paid in ETH beside it (a token transfer costs more gas).
+    assert_eq!(tusd["required"]["breakdown"]["gas"]["raw"], "0");
+    assert_eq!(tusd["network_fee"]["currency"]["id"], "31337:native");
+    assert!(raw(&tusd["network_fee"]["amount"]["raw"]) > gas);
     assert_eq!(tusd["affordable"], true);
+
+    // Tokens but no ETH: the token cannot be sent, so it is not affordable.
+    let no_gas = anvil::fresh_address();
+    anvil::fund(&url, no_gas, U256::ZERO, U256::from(100_000_000u64)).await;
+    let q = quote(
+        &app,
+        &id,
+        &json!({"wallet_address": no_gas.to_string(), "chain_type": "EVM"}),
+    )
+    .await;
+    assert_eq!(q.body["options"].as_array().unwrap().len(), 1, "{}", q.text);
+    assert_eq!(option(&q.body, TUSD)["affordable"], false);
 
     // A wallet holding a little ETH and no token: one option, not affordable.
     let q = quote(
@@ -108,7 +125,7 @@ async fn quote_from_real_balances() {
         "25500000"
     );
     assert_eq!(
-        option(&q.body, "31337:native")["required"]["amount"]["raw"],
+        option(&q.body, "31337:native")["required"]["breakdown"]["base"]["raw"],
         "8500000000000000"
     );
 
