@@ -171,6 +171,34 @@ fn one_doc<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
+/// Inserts a row that must be new: a unique violation is `AlreadyExists`.
+fn insert_new(
+    tx: &rusqlite::Transaction<'_>,
+    sql_text: &str,
+    args: impl rusqlite::Params,
+) -> StoreResult<()> {
+    match tx.execute(sql_text, args) {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
+        Err(e) => Err(sql(e)),
+    }
+}
+
+/// Every `doc` a query selects, parsed.
+fn docs<T: serde::de::DeserializeOwned>(
+    tx: &rusqlite::Transaction<'_>,
+    sql_text: &str,
+    args: impl rusqlite::Params,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = tx.prepare_cached(sql_text).map_err(sql)?;
+    let texts = stmt
+        .query_map(args, |r| r.get::<_, String>(0))
+        .map_err(sql)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql)?;
+    texts.iter().map(|d| parse_doc(d)).collect()
+}
+
 fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO events (id, partition_key, sort_key, type, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -255,14 +283,11 @@ impl OrgStore for EmbeddedStore {
     async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
         let (id, doc) = (org.id.to_string(), to_doc(org));
         self.tx(move |tx| {
-            match tx.execute(
+            insert_new(
+                tx,
                 "INSERT INTO organizations (id, doc) VALUES (?1, ?2)",
                 params![id, doc],
-            ) {
-                Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
-                Err(e) => Err(sql(e)),
-            }
+            )
         })
         .await
     }
@@ -279,14 +304,11 @@ impl KeyStore for EmbeddedStore {
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
         let (id, hash, doc) = (key.id.to_string(), key.key_hash.clone(), to_doc(key));
         self.tx(move |tx| {
-            match tx.execute(
+            insert_new(
+                tx,
                 "INSERT INTO api_keys (id, key_hash, doc) VALUES (?1, ?2, ?3)",
                 params![id, hash, doc],
-            ) {
-                Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
-                Err(e) => Err(sql(e)),
-            }
+            )
         })
         .await
     }
@@ -339,15 +361,12 @@ impl OrderStore for EmbeddedStore {
                     Err(e) => return Err(sql(e)),
                 }
             }
-            match tx.execute(
+            insert_new(
+                tx,
                 "INSERT INTO orders (id, partition_key, sort_key, expiry_key, status, mode, \
                  chain_id, currency_id, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 rusqlite::params_from_iter(order_columns(o)),
-            ) {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists),
-                Err(e) => return Err(sql(e)),
-            }
+            )?;
             insert_event(tx, new.event())
         })
         .await
@@ -414,18 +433,12 @@ impl OrderStore for EmbeddedStore {
         limit: u32,
     ) -> StoreResult<Vec<PayOrder>> {
         self.tx(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT doc FROM orders WHERE expiry_key IS NOT NULL AND expiry_key < ?1 \
+            docs(
+                tx,
+                "SELECT doc FROM orders WHERE expiry_key IS NOT NULL AND expiry_key < ?1 \
                      ORDER BY expiry_key LIMIT ?2",
-                )
-                .map_err(sql)?;
-            let docs = stmt
-                .query_map(params![now.to_key(), limit], |r| r.get::<_, String>(0))
-                .map_err(sql)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(sql)?;
-            docs.iter().map(|d| parse_doc(d)).collect()
+                params![now.to_key(), limit],
+            )
         })
         .await
     }
@@ -573,21 +586,14 @@ impl WebhookStore for EmbeddedStore {
     async fn create_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()> {
         let e = e.clone();
         self.tx(move |tx| {
-            match tx.execute(
-                "INSERT INTO webhook_endpoints (id, org_id, mode, sort_key, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
+            insert_new(tx, "INSERT INTO webhook_endpoints (id, org_id, mode, sort_key, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![
                     e.id.as_str(),
                     e.organization_id.as_str(),
                     keys::mode_of(e.livemode).as_str(),
                     sort_key(e.created_at, e.id.as_str()),
                     e.version as i64,
                     to_doc(&e)
-                ],
-            ) {
-                Ok(_) => Ok(()),
-                Err(err) if is_unique_violation(&err) => Err(StoreError::AlreadyExists),
-                Err(err) => Err(sql(err)),
-            }
+                ])
         })
         .await
     }
@@ -659,15 +665,7 @@ impl WebhookStore for EmbeddedStore {
     ) -> StoreResult<Vec<WebhookEndpoint>> {
         let org = org.to_string();
         self.tx(move |tx| {
-            let mut stmt = tx
-                .prepare_cached("SELECT doc FROM webhook_endpoints WHERE org_id = ?1 AND mode = ?2 ORDER BY sort_key")
-                .map_err(sql)?;
-            let docs = stmt
-                .query_map(params![org, mode.as_str()], |r| r.get::<_, String>(0))
-                .map_err(sql)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(sql)?;
-            docs.iter().map(|d| parse_doc(d)).collect()
+            docs(tx, "SELECT doc FROM webhook_endpoints WHERE org_id = ?1 AND mode = ?2 ORDER BY sort_key", params![org, mode.as_str()])
         })
         .await
     }
@@ -742,20 +740,13 @@ impl WalletStore for EmbeddedStore {
     async fn create_wallet(&self, w: &MerchantWallet) -> StoreResult<()> {
         let w = w.clone();
         self.tx(move |tx| {
-            match tx.execute(
-                "INSERT INTO wallets (org_id, mode, chain_id, version, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
+            insert_new(tx, "INSERT INTO wallets (org_id, mode, chain_id, version, doc) VALUES (?1, ?2, ?3, ?4, ?5)", params![
                     w.organization_id.as_str(),
                     keys::mode_of(w.livemode).as_str(),
                     w.chain_id.get() as i64,
                     w.version as i64,
                     to_doc(&w)
-                ],
-            ) {
-                Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
-                Err(e) => Err(sql(e)),
-            }
+                ])
         })
         .await
     }
@@ -784,17 +775,11 @@ impl WalletStore for EmbeddedStore {
     async fn list_wallets(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<MerchantWallet>> {
         let org = org.to_string();
         self.tx(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT doc FROM wallets WHERE org_id = ?1 AND mode = ?2 ORDER BY chain_id",
-                )
-                .map_err(sql)?;
-            let docs = stmt
-                .query_map(params![org, mode.as_str()], |r| r.get::<_, String>(0))
-                .map_err(sql)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(sql)?;
-            docs.iter().map(|d| parse_doc(d)).collect()
+            docs(
+                tx,
+                "SELECT doc FROM wallets WHERE org_id = ?1 AND mode = ?2 ORDER BY chain_id",
+                params![org, mode.as_str()],
+            )
         })
         .await
     }
