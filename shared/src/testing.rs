@@ -194,6 +194,61 @@ pub mod anvil {
         }
     }
 
+    /// Sends `wei` from the dev account to `to`; returns the mined transaction's hash.
+    pub async fn send_native(url: &str, to: Address, wei: U256) -> alloy::primitives::B256 {
+        let _guard = SETUP.lock().await;
+        let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
+        let provider = ProviderBuilder::new()
+            .wallet(signer)
+            .connect_http(url.parse().expect("valid URL"));
+        let tx = TransactionRequest::default().with_to(to).with_value(wei);
+        let receipt = provider
+            .send_transaction(tx)
+            .await
+            .expect("sent")
+            .get_receipt()
+            .await
+            .expect("mined");
+        receipt.transaction_hash
+    }
+
+    /// Sends `amount` of the test token from the dev account to `to`. With `gas` set, no
+    /// estimate is made, so a transfer that reverts is still mined (with a failed status).
+    pub async fn send_token(
+        url: &str,
+        to: Address,
+        amount: U256,
+        gas: Option<u64>,
+    ) -> alloy::primitives::B256 {
+        let token = ensure_token(url).await;
+        let _guard = SETUP.lock().await;
+        let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
+        let provider = ProviderBuilder::new()
+            .wallet(signer)
+            .connect_http(url.parse().expect("valid URL"));
+        let contract = ITestToken::new(token, &provider);
+        let mut call = contract.transfer(to, amount);
+        if let Some(g) = gas {
+            call = call.gas(g);
+        }
+        let receipt = call
+            .send()
+            .await
+            .expect("sent")
+            .get_receipt()
+            .await
+            .expect("mined");
+        receipt.transaction_hash
+    }
+
+    /// The dev account (the sender of `send_native` and `send_token`).
+    pub fn dev_address() -> Address {
+        DEV_KEY
+            .parse::<PrivateKeySigner>()
+            .expect("valid key")
+            .address()
+    }
+
     /// A fresh address nobody holds keys for in these tests.
     pub fn fresh_address() -> Address {
         Address::from(crate::model::random_bytes::<20>())

@@ -1,8 +1,10 @@
 //! EVM balances through alloy.
 
-use super::{BalanceReader, ChainError};
+use super::{BalanceReader, ChainError, ChainTx, Inclusion, Transfer, TxReader};
+use crate::model::TxHash;
 use crate::model::{EvmAddress, RawAmount};
 use crate::registry::Currency;
+use alloy::primitives::{B256, U256, b256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::sol;
 use async_trait::async_trait;
@@ -93,5 +95,95 @@ impl BalanceReader for EvmChain {
             out.push(RawAmount::new(value));
         }
         Ok(out)
+    }
+}
+
+/// `keccak256("Transfer(address,address,uint256)")`, the ERC-20 event topic.
+const TRANSFER_TOPIC: B256 =
+    b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
+
+fn address_topic(topic: &B256) -> String {
+    EvmAddress::from_raw(alloy::primitives::Address::from_word(*topic)).to_string()
+}
+
+#[async_trait]
+impl TxReader for EvmChain {
+    async fn transaction(&self, hash: &TxHash) -> Result<Option<ChainTx>, ChainError> {
+        use alloy::consensus::Transaction as _;
+        use alloy::network::TransactionResponse as _;
+        let TxHash::Evm(h) = hash else {
+            return Err(ChainError::Malformed("not an EVM transaction hash".into()));
+        };
+        let Some(tx) = self
+            .provider
+            .get_transaction_by_hash(*h)
+            .await
+            .map_err(rpc)?
+        else {
+            return Ok(None);
+        };
+        let mut transfers = Vec::new();
+        if !tx.value().is_zero() {
+            if let Some(to) = tx.to() {
+                transfers.push(Transfer {
+                    token: None,
+                    from: EvmAddress::from_raw(tx.from()).to_string(),
+                    to: EvmAddress::from_raw(to).to_string(),
+                    amount: RawAmount::new(tx.value()),
+                    log_index: None,
+                });
+            }
+        }
+        let receipt = self
+            .provider
+            .get_transaction_receipt(*h)
+            .await
+            .map_err(rpc)?;
+        let inclusion = match &receipt {
+            None => None,
+            Some(r) => {
+                for log in r.logs() {
+                    let topics = log.topics();
+                    // ERC-20 Transfer: three topics (sig, from, to) and a 32-byte amount.
+                    if topics.len() == 3
+                        && topics[0] == TRANSFER_TOPIC
+                        && log.inner.data.data.len() == 32
+                    {
+                        transfers.push(Transfer {
+                            token: Some(EvmAddress::from_raw(log.inner.address).to_string()),
+                            from: address_topic(&topics[1]),
+                            to: address_topic(&topics[2]),
+                            amount: RawAmount::new(U256::from_be_slice(&log.inner.data.data)),
+                            log_index: log.log_index,
+                        });
+                    }
+                }
+                match (r.block_number, r.block_hash) {
+                    (Some(n), Some(bh)) => Some(Inclusion {
+                        success: r.status(),
+                        block_number: n,
+                        block_hash: format!("{bh:#x}"),
+                    }),
+                    _ => None,
+                }
+            }
+        };
+        Ok(Some(ChainTx {
+            inclusion,
+            transfers,
+        }))
+    }
+
+    async fn head(&self) -> Result<u64, ChainError> {
+        self.provider.get_block_number().await.map_err(rpc)
+    }
+
+    async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError> {
+        let block = self
+            .provider
+            .get_block_by_number(number.into())
+            .await
+            .map_err(rpc)?;
+        Ok(block.map(|b| format!("{:#x}", b.header.hash)))
     }
 }

@@ -41,6 +41,46 @@ pub trait BalanceReader: Send + Sync {
     async fn transfer_fee(&self, currency: &Currency) -> Result<RawAmount, ChainError>;
 }
 
+/// One transfer inside a transaction: the native value, or an ERC-20 `Transfer` log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// The token contract; `None` for the native coin.
+    pub token: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub amount: RawAmount,
+    /// The log's index in its block; `None` for the native value.
+    pub log_index: Option<u64>,
+}
+
+/// Where a mined transaction is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inclusion {
+    pub success: bool,
+    pub block_number: u64,
+    pub block_hash: String,
+}
+
+/// A transaction as a payment check needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTx {
+    /// `None` while the transaction is pending.
+    pub inclusion: Option<Inclusion>,
+    pub transfers: Vec<Transfer>,
+}
+
+/// Reading transactions and blocks (payment verification and confirmations).
+#[async_trait]
+pub trait TxReader: Send + Sync {
+    /// The transaction and its transfers; `None` if the chain does not know it.
+    async fn transaction(&self, hash: &crate::model::TxHash)
+    -> Result<Option<ChainTx>, ChainError>;
+    /// The latest block number.
+    async fn head(&self) -> Result<u64, ChainError>;
+    /// The hash of block `number` on the current chain, if it exists (reorg checks).
+    async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError>;
+}
+
 /// The chains this deployment can read, by id.
 #[derive(Clone, Default)]
 pub struct Chains {

@@ -3,9 +3,10 @@
 
 use alloy::primitives::U256;
 use payorders::RawAmount;
-use payorders::chains::{BalanceReader, ChainError, EvmChain, SolanaChain};
+use payorders::chains::{BalanceReader, ChainError, EvmChain, SolanaChain, TxReader};
 use payorders::registry::{Currency, registry};
 use payorders::testing::anvil;
+use payorders::{ChainFamily, TxHash};
 use wiremock::matchers::{body_partial_json, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -76,6 +77,74 @@ async fn evm_native_and_erc20_balances_on_anvil() {
     assert!(matches!(
         dead.balances(&empty.to_string(), &[eth]).await,
         Err(ChainError::Rpc(_))
+    ));
+}
+
+#[tokio::test]
+async fn evm_transactions_transfers_and_blocks_on_anvil() {
+    let url = anvil_url();
+    let chain = EvmChain::new(&url).unwrap();
+    let to = anvil::fresh_address();
+    let dev = anvil::dev_address().to_string();
+
+    // A native transfer: one transfer without a log index, mined with success.
+    let h = anvil::send_native(&url, to, U256::from(7_000_000_000_000_000u64)).await;
+    let hash = TxHash::parse(ChainFamily::Evm, &format!("{h:#x}")).unwrap();
+    let tx = chain.transaction(&hash).await.unwrap().unwrap();
+    assert_eq!(tx.transfers.len(), 1);
+    let t = &tx.transfers[0];
+    assert_eq!(
+        (t.token.as_deref(), t.from.as_str(), t.to.as_str()),
+        (None, dev.as_str(), to.to_string().as_str())
+    );
+    assert_eq!(t.amount, RawAmount::from_u128(7_000_000_000_000_000));
+    assert_eq!(t.log_index, None);
+    let inc = tx.inclusion.unwrap();
+    assert!(inc.success);
+    // The block is on the chain, and the head is at or past it.
+    assert_eq!(
+        chain.block_hash(inc.block_number).await.unwrap(),
+        Some(inc.block_hash.clone())
+    );
+    assert!(chain.head().await.unwrap() >= inc.block_number);
+
+    // An ERC-20 transfer: the Transfer log, with its log index and token contract.
+    let h = anvil::send_token(&url, to, U256::from(4_200_000u64), None).await;
+    let tx = chain
+        .transaction(&TxHash::parse(ChainFamily::Evm, &format!("{h:#x}")).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tx.transfers.len(), 1, "{tx:?}");
+    let t = &tx.transfers[0];
+    assert_eq!(t.token.as_deref(), Some(anvil::TOKEN));
+    assert_eq!(
+        (t.from.as_str(), t.to.as_str()),
+        (dev.as_str(), to.to_string().as_str())
+    );
+    assert_eq!(t.amount, RawAmount::from_u128(4_200_000));
+    assert!(t.log_index.is_some());
+    assert!(tx.inclusion.unwrap().success);
+
+    // A transfer that reverts is mined with a failed status and moves nothing.
+    let h = anvil::send_token(&url, to, U256::MAX, Some(100_000)).await;
+    let tx = chain
+        .transaction(&TxHash::parse(ChainFamily::Evm, &format!("{h:#x}")).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!tx.inclusion.unwrap().success);
+    assert!(tx.transfers.is_empty());
+
+    // Unknown transactions and future blocks are absent, not errors.
+    let unknown = TxHash::parse(ChainFamily::Evm, &format!("0x{}", "ab".repeat(32))).unwrap();
+    assert_eq!(chain.transaction(&unknown).await.unwrap(), None);
+    assert_eq!(chain.block_hash(u64::MAX / 2).await.unwrap(), None);
+    // A Solana signature is not an EVM hash.
+    let sig = TxHash::parse(ChainFamily::Solana, &bs58::encode([1u8; 64]).into_string()).unwrap();
+    assert!(matches!(
+        chain.transaction(&sig).await,
+        Err(ChainError::Malformed(_))
     ));
 }
 
