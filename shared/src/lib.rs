@@ -9,6 +9,8 @@ pub mod chains;
 pub mod config;
 pub mod http;
 pub mod model;
+#[cfg(feature = "chains")]
+pub mod payments;
 pub mod pricing;
 pub mod queue;
 pub mod registry;
