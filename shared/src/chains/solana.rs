@@ -1,8 +1,8 @@
 //! Solana balances through its JSON-RPC: `getBalance` for SOL, `getTokenAccountsByOwner`
 //! (jsonParsed) per mint for SPL tokens, summed over the owner's accounts.
 
-use super::{BalanceReader, ChainError};
-use crate::model::{RawAmount, SolanaAddress};
+use super::{BalanceReader, ChainError, ChainTx, Inclusion, Transfer, TxReader};
+use crate::model::{RawAmount, SolanaAddress, TxHash};
 use crate::registry::Currency;
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -108,5 +108,160 @@ impl BalanceReader for SolanaChain {
             out.push(raw);
         }
         Ok(out)
+    }
+}
+
+const COMMITMENT: &str = "confirmed";
+
+fn malformed(what: &str) -> ChainError {
+    ChainError::Malformed(what.to_owned())
+}
+
+/// The transfers of one parsed instruction (system `transfer`, spl-token `transfer` or
+/// `transferChecked`), with token accounts resolved to their owners and mints.
+fn instruction_transfer(
+    ix: &Value,
+    index: u64,
+    owners: &std::collections::HashMap<String, (String, String)>,
+) -> Option<Transfer> {
+    let kind = ix.pointer("/parsed/type")?.as_str()?;
+    let info = ix.pointer("/parsed/info")?;
+    let text = |k: &str| info.get(k).and_then(Value::as_str).map(str::to_owned);
+    match (ix.get("program")?.as_str()?, kind) {
+        ("system", "transfer") => Some(Transfer {
+            token: None,
+            from: text("source")?,
+            to: text("destination")?,
+            amount: RawAmount::from_u128(info.get("lamports")?.as_u64()? as u128),
+            log_index: Some(index),
+        }),
+        ("spl-token", "transfer" | "transferChecked") => {
+            let amount = info
+                .get("amount")
+                .and_then(Value::as_str)
+                .or_else(|| info.pointer("/tokenAmount/amount").and_then(Value::as_str))?;
+            let (to_owner, mint) = owners.get(&text("destination")?)?.clone();
+            let from = owners
+                .get(&text("source")?)
+                .map(|(o, _)| o.clone())
+                .or_else(|| text("authority"))?;
+            Some(Transfer {
+                token: Some(text("mint").unwrap_or(mint)),
+                from,
+                to: to_owner,
+                amount: RawAmount::parse(amount).ok()?,
+                log_index: Some(index),
+            })
+        }
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl TxReader for SolanaChain {
+    async fn transaction(&self, hash: &TxHash) -> Result<Option<ChainTx>, ChainError> {
+        if !matches!(hash, TxHash::Solana(_)) {
+            return Err(malformed("not a Solana transaction signature"));
+        }
+        let r = self
+            .call(
+                "getTransaction",
+                json!([hash.to_string(), {"encoding": "jsonParsed", "maxSupportedTransactionVersion": 0, "commitment": COMMITMENT}]),
+            )
+            .await?;
+        if r.is_null() {
+            return Ok(None);
+        }
+        let keys: Vec<String> = r
+            .pointer("/transaction/message/accountKeys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed("accountKeys"))?
+            .iter()
+            .filter_map(|k| k.get("pubkey").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        // Token account -> (owner, mint), from the balances before and after.
+        let mut owners = std::collections::HashMap::new();
+        for list in ["/meta/preTokenBalances", "/meta/postTokenBalances"] {
+            for b in r
+                .pointer(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (Some(i), Some(owner), Some(mint)) = (
+                    b.get("accountIndex").and_then(Value::as_u64),
+                    b.get("owner").and_then(Value::as_str),
+                    b.get("mint").and_then(Value::as_str),
+                ) else {
+                    continue;
+                };
+                if let Some(account) = keys.get(i as usize) {
+                    owners.insert(account.clone(), (owner.to_owned(), mint.to_owned()));
+                }
+            }
+        }
+        let mut transfers = Vec::new();
+        let outer = r
+            .pointer("/transaction/message/instructions")
+            .and_then(Value::as_array)
+            .ok_or_else(|| malformed("instructions"))?;
+        for (i, ix) in outer.iter().enumerate() {
+            transfers.extend(instruction_transfer(ix, i as u64, &owners));
+        }
+        // Inner instructions (transfers made by programs) get indexes after the outer ones.
+        for group in r
+            .pointer("/meta/innerInstructions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let parent = group.get("index").and_then(Value::as_u64).unwrap_or(0);
+            for (j, ix) in group
+                .get("instructions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                transfers.extend(instruction_transfer(
+                    ix,
+                    1_000 * (parent + 1) + j as u64,
+                    &owners,
+                ));
+            }
+        }
+        let slot = r
+            .get("slot")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| malformed("slot"))?;
+        let success = r.pointer("/meta/err").is_some_and(Value::is_null);
+        let block_hash = self.block_hash(slot).await?.unwrap_or_default();
+        Ok(Some(ChainTx {
+            inclusion: Some(Inclusion {
+                success,
+                block_number: slot,
+                block_hash,
+            }),
+            transfers,
+        }))
+    }
+
+    async fn head(&self) -> Result<u64, ChainError> {
+        self.call("getSlot", json!([{"commitment": COMMITMENT}]))
+            .await?
+            .as_u64()
+            .ok_or_else(|| malformed("getSlot"))
+    }
+
+    async fn block_hash(&self, slot: u64) -> Result<Option<String>, ChainError> {
+        let r = self
+            .call(
+                "getBlock",
+                json!([slot, {"transactionDetails": "none", "rewards": false, "commitment": COMMITMENT, "maxSupportedTransactionVersion": 0}]),
+            )
+            .await?;
+        Ok(r.get("blockhash")
+            .and_then(Value::as_str)
+            .map(str::to_owned))
     }
 }

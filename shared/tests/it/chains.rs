@@ -217,3 +217,153 @@ async fn solana_sol_and_spl_balances_from_json_rpc() {
         assert!(check(&err), "{err:?}");
     }
 }
+
+const PAYER: &str = "7EYnhQoR9YM3N7UoaKRoA44Uy8JeaZV3qyouov87awMs";
+const PAYER_ATA: &str = "3emsAVdmGKERbHjmGfQ6oZ1e35dkf5iYcS6U4CPKFVaa";
+const OWNER_ATA: &str = "BGocb4GEpbTFm8UFV2VsDSaBXHELPfAXrvd4vtt8QWrA";
+
+/// A `getTransaction` (jsonParsed) answer shaped like mainnet's: a SOL transfer and a USDC
+/// `transferChecked` from the payer's token account to the owner's.
+fn solana_tx(err: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "jsonrpc": "2.0", "id": 1,
+        "result": {
+            "blockTime": 1763732400, "slot": 341197053, "version": 0,
+            "meta": {
+                "err": err, "fee": 5000, "computeUnitsConsumed": 6200,
+                "preBalances": [1000000000u64, 2039280, 2039280, 1, 934087680],
+                "postBalances": [749995000u64, 2039280, 2039280, 1, 934087680],
+                "preTokenBalances": [
+                    {"accountIndex": 1, "mint": USDC_MINT, "owner": PAYER, "programId": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
+                     "uiTokenAmount": {"amount": "9000000", "decimals": 6, "uiAmount": 9.0, "uiAmountString": "9"}},
+                    {"accountIndex": 2, "mint": USDC_MINT, "owner": OWNER, "programId": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
+                     "uiTokenAmount": {"amount": "0", "decimals": 6, "uiAmount": null, "uiAmountString": "0"}}
+                ],
+                "postTokenBalances": [
+                    {"accountIndex": 1, "mint": USDC_MINT, "owner": PAYER, "programId": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
+                     "uiTokenAmount": {"amount": "6500000", "decimals": 6, "uiAmount": 6.5, "uiAmountString": "6.5"}},
+                    {"accountIndex": 2, "mint": USDC_MINT, "owner": OWNER, "programId": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
+                     "uiTokenAmount": {"amount": "2500000", "decimals": 6, "uiAmount": 2.5, "uiAmountString": "2.5"}}
+                ],
+                "innerInstructions": [], "logMessages": [], "rewards": []
+            },
+            "transaction": {
+                "signatures": ["5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW"],
+                "message": {
+                    "accountKeys": [
+                        {"pubkey": PAYER, "signer": true, "writable": true, "source": "transaction"},
+                        {"pubkey": PAYER_ATA, "signer": false, "writable": true, "source": "transaction"},
+                        {"pubkey": OWNER_ATA, "signer": false, "writable": true, "source": "transaction"},
+                        {"pubkey": "11111111111111111111111111111111", "signer": false, "writable": false, "source": "transaction"},
+                        {"pubkey": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "signer": false, "writable": false, "source": "transaction"}
+                    ],
+                    "instructions": [
+                        {"parsed": {"info": {"destination": OWNER, "lamports": 250000000, "source": PAYER}, "type": "transfer"},
+                         "program": "system", "programId": "11111111111111111111111111111111", "stackHeight": null},
+                        {"parsed": {"info": {"authority": PAYER, "destination": OWNER_ATA, "mint": USDC_MINT, "source": PAYER_ATA,
+                                             "tokenAmount": {"amount": "2500000", "decimals": 6, "uiAmount": 2.5, "uiAmountString": "2.5"}},
+                                    "type": "transferChecked"},
+                         "program": "spl-token", "programId": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "stackHeight": null}
+                    ],
+                    "recentBlockhash": "EkSnNWid2cvwEVnVx9aBqawnmiCNiDgp3gUdkDPTKN1N"
+                }
+            }
+        }
+    })
+}
+
+#[tokio::test]
+async fn solana_transactions_from_json_parsed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(serde_json::json!({"method": "getBlock", "params": [341197053u64]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "jsonrpc": "2.0", "id": 1,
+            "result": {"blockHeight": 319468730, "blockTime": 1763732400, "blockhash": "9xTzYRYLNnAZSJFiP3ZDkvBH3rCJwqwMWSMrJKbGyJ7N",
+                       "parentSlot": 341197052, "previousBlockhash": "EkSnNWid2cvwEVnVx9aBqawnmiCNiDgp3gUdkDPTKN1N"}
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(serde_json::json!({"method": "getSlot"})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": 341197080u64}),
+            ),
+        )
+        .mount(&server)
+        .await;
+    let ok_sig =
+        "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW";
+    let failed_sig = bs58::encode([2u8; 64]).into_string();
+    let unknown_sig = bs58::encode([3u8; 64]).into_string();
+    for (sig, answer) in [
+        (ok_sig.to_owned(), solana_tx(serde_json::Value::Null)),
+        (
+            failed_sig.clone(),
+            solana_tx(serde_json::json!({"InstructionError": [1, {"Custom": 1}]})),
+        ),
+        (
+            unknown_sig.clone(),
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": null}),
+        ),
+    ] {
+        Mock::given(method("POST"))
+            .and(body_partial_json(
+                serde_json::json!({"method": "getTransaction", "params": [sig]}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .mount(&server)
+            .await;
+    }
+    let sol = SolanaChain::new(&server.uri());
+    let tx = sol
+        .transaction(&TxHash::parse(ChainFamily::Solana, ok_sig).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let inc = tx.inclusion.clone().unwrap();
+    assert!(inc.success);
+    assert_eq!(
+        (inc.block_number, inc.block_hash.as_str()),
+        (341197053, "9xTzYRYLNnAZSJFiP3ZDkvBH3rCJwqwMWSMrJKbGyJ7N")
+    );
+    assert_eq!(tx.transfers.len(), 2, "{tx:?}");
+    let sol_t = &tx.transfers[0];
+    assert_eq!(
+        (
+            sol_t.token.as_deref(),
+            sol_t.from.as_str(),
+            sol_t.to.as_str()
+        ),
+        (None, PAYER, OWNER)
+    );
+    assert_eq!(sol_t.amount, RawAmount::from_u128(250_000_000));
+    // The SPL transfer lands in a token account; it is reported to that account's owner.
+    let spl = &tx.transfers[1];
+    assert_eq!(
+        (spl.token.as_deref(), spl.from.as_str(), spl.to.as_str()),
+        (Some(USDC_MINT), PAYER, OWNER)
+    );
+    assert_eq!(spl.amount, RawAmount::from_u128(2_500_000));
+    assert_eq!(spl.log_index, Some(1));
+
+    let failed = sol
+        .transaction(&TxHash::parse(ChainFamily::Solana, &failed_sig).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!failed.inclusion.unwrap().success);
+    assert_eq!(
+        sol.transaction(&TxHash::parse(ChainFamily::Solana, &unknown_sig).unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(sol.head().await.unwrap(), 341197080);
+    let evm_hash = TxHash::parse(ChainFamily::Evm, &format!("0x{}", "ab".repeat(32))).unwrap();
+    assert!(matches!(
+        sol.transaction(&evm_hash).await,
+        Err(ChainError::Malformed(_))
+    ));
+}
