@@ -1,10 +1,11 @@
 //! Checking a transaction against an order's payment: which of its transfers pay the
 //! deposit address in the right currency, and what the amount received means against the
-//! locked amount and the order's underpayment tolerance. Pure rules; the functions that
-//! read chains and write orders call these.
+//! locked amount and the order's underpayment tolerance; how many confirmations it
+//! needs, whether it has them or was reorged away, and when to look again. Pure rules;
+//! the functions that read chains and write orders call these.
 
-use crate::chains::{ChainTx, Transfer};
-use crate::model::{Address, ChainFamily, Payment, RawAmount};
+use crate::chains::{ChainTx, Inclusion, Transfer};
+use crate::model::{Address, ChainFamily, ChainId, Payment, RawAmount};
 use crate::registry::registry;
 
 /// Why a transaction does not pay an order. Each is a 422 with its code.
@@ -102,10 +103,66 @@ pub fn assess(required: RawAmount, received: RawAmount, underpayment_bps: u32) -
     }
 }
 
+/// Confirmations a payment needs: the order's, else the organization's for the chain,
+/// else the registry's default for the chain (at least one).
+pub fn required_confirmations(order: Option<u32>, org: Option<u32>, chain: ChainId) -> u32 {
+    order
+        .or(org)
+        .or_else(|| registry().chain(chain).ok().map(|c| c.confirmations))
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Where a recorded payment stands on the chain now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmationCheck {
+    /// Deep enough: the payment is final.
+    Confirmed { confirmations: u64 },
+    /// Still in the recorded block, not deep enough yet: look again later.
+    Pending { confirmations: u64 },
+    /// The transaction is gone, failed, or sits in another block than the one recorded.
+    Reorged,
+}
+
+/// Compares the inclusion recorded at submission with what the chain says now
+/// (`current`: the transaction's inclusion today, `None` if unknown or pending) and counts
+/// confirmations as head − block + 1.
+pub fn check_confirmations(
+    recorded: &Inclusion,
+    current: Option<&Inclusion>,
+    head: u64,
+    required: u32,
+) -> ConfirmationCheck {
+    let Some(now) = current else {
+        return ConfirmationCheck::Reorged;
+    };
+    if !now.success
+        || now.block_number != recorded.block_number
+        || !now.block_hash.eq_ignore_ascii_case(&recorded.block_hash)
+    {
+        return ConfirmationCheck::Reorged;
+    }
+    let confirmations = (head + 1).saturating_sub(now.block_number);
+    if confirmations >= u64::from(required) {
+        ConfirmationCheck::Confirmed { confirmations }
+    } else {
+        ConfirmationCheck::Pending { confirmations }
+    }
+}
+
+/// Seconds before confirmation check number `attempt` (0 first): doubling from `base`,
+/// capped at SQS's largest message delay (900 s).
+pub fn confirmation_delay(base_secs: u32, attempt: u32) -> u32 {
+    const SQS_MAX_DELAY: u32 = 900;
+    base_secs
+        .max(1)
+        .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
+        .min(SQS_MAX_DELAY)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chains::Inclusion;
     use crate::model::*;
 
     const DEPOSIT: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
@@ -269,5 +326,66 @@ mod tests {
             assess(r(1_000), r(0), 20_000),
             Assessment::PaidWithinTolerance
         );
+    }
+
+    #[test]
+    fn confirmations_required_fall_back_from_order_to_org_to_registry() {
+        let base = ChainId::new(8453).unwrap();
+        assert_eq!(required_confirmations(Some(3), Some(20), base), 3);
+        assert_eq!(required_confirmations(None, Some(20), base), 20);
+        assert_eq!(required_confirmations(None, None, base), 10);
+        assert_eq!(required_confirmations(Some(0), None, base), 1);
+        assert_eq!(
+            required_confirmations(None, None, ChainId::new(999_999).unwrap()),
+            1
+        );
+    }
+
+    #[test]
+    fn confirmations_counted_and_reorgs_detected() {
+        let at = |block: u64, hash: &str, success: bool| Inclusion {
+            success,
+            block_number: block,
+            block_hash: hash.into(),
+        };
+        let recorded = at(100, "0xAB", true);
+        let same = at(100, "0xab", true);
+        assert_eq!(
+            check_confirmations(&recorded, Some(&same), 100, 3),
+            ConfirmationCheck::Pending { confirmations: 1 }
+        );
+        assert_eq!(
+            check_confirmations(&recorded, Some(&same), 101, 3),
+            ConfirmationCheck::Pending { confirmations: 2 }
+        );
+        assert_eq!(
+            check_confirmations(&recorded, Some(&same), 102, 3),
+            ConfirmationCheck::Confirmed { confirmations: 3 }
+        );
+        // A head behind the block (a lagging RPC node) counts as no confirmations.
+        assert_eq!(
+            check_confirmations(&recorded, Some(&same), 90, 1),
+            ConfirmationCheck::Pending { confirmations: 0 }
+        );
+        for now in [
+            None,
+            Some(at(100, "0xcd", true)),
+            Some(at(101, "0xab", true)),
+            Some(at(100, "0xab", false)),
+        ] {
+            assert_eq!(
+                check_confirmations(&recorded, now.as_ref(), 200, 3),
+                ConfirmationCheck::Reorged,
+                "{now:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn confirmation_delay_doubles_up_to_the_sqs_limit() {
+        let delays: Vec<u32> = (0..8).map(|a| confirmation_delay(10, a)).collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 900]);
+        assert_eq!(confirmation_delay(10, 40), 900);
+        assert_eq!(confirmation_delay(0, 0), 1);
     }
 }
