@@ -4,8 +4,8 @@
 //! needs, whether it has them or was reorged away, and when to look again. Pure rules;
 //! the functions that read chains and write orders call these.
 
-use crate::chains::{ChainTx, Inclusion, Transfer};
-use crate::model::{Address, ChainFamily, ChainId, Payment, RawAmount};
+use crate::chains::{ChainError, ChainTx, Inclusion, Transfer, TxReader};
+use crate::model::{Address, ChainFamily, ChainId, Payment, RawAmount, TxClaim, TxHash};
 use crate::registry::registry;
 
 /// Why a transaction does not pay an order. Each is a 422 with its code.
@@ -71,6 +71,81 @@ pub fn paying_transfers<'a>(
         (true, false) => Err(PaymentMismatch::WrongToken),
         (true, true) => Err(PaymentMismatch::WrongRecipient),
     }
+}
+
+/// Why a submitted transaction cannot be taken as a payment of the order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the chain does not know this transaction")]
+    NotFound,
+    #[error("the transaction is not mined yet")]
+    Pending,
+    #[error(transparent)]
+    Mismatch(#[from] PaymentMismatch),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+impl VerifyError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::NotFound => "TX_NOT_FOUND",
+            VerifyError::Pending => "TX_PENDING",
+            VerifyError::Mismatch(m) => m.code(),
+            VerifyError::Chain(_) => "CHAIN_UNAVAILABLE",
+        }
+    }
+}
+
+/// A mined, successful transaction that pays an order: where it is, how much it brings
+/// and the transfers it claims (each may pay one order, ever).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPayment {
+    pub inclusion: Inclusion,
+    pub amount: RawAmount,
+    pub claims: Vec<TxClaim>,
+}
+
+/// The log index under which a transaction's native value is claimed (it has no log).
+pub const NATIVE_VALUE_CLAIM_INDEX: u64 = u64::MAX;
+
+/// Reads `hash` on the payment's chain and checks it pays `payment`: mined, successful,
+/// to the deposit address, in the right currency. Changes nothing; the caller claims the
+/// transfers in the same write as the order update.
+pub async fn verify_transaction(
+    reader: &dyn TxReader,
+    payment: &Payment,
+    hash: &TxHash,
+) -> Result<VerifiedPayment, VerifyError> {
+    let tx = reader
+        .transaction(hash)
+        .await?
+        .ok_or(VerifyError::NotFound)?;
+    let Some(inclusion) = tx.inclusion.clone() else {
+        return Err(VerifyError::Pending);
+    };
+    let paying = paying_transfers(payment, &tx)?;
+    let chain_id = payment.input.currency.chain_id;
+    let mut amount = RawAmount::ZERO;
+    let mut claims: Vec<TxClaim> = Vec::new();
+    for t in paying {
+        amount = amount
+            .checked_add(t.amount)
+            .ok_or_else(|| ChainError::Malformed("transfer amounts overflow".into()))?;
+        let claim = TxClaim {
+            chain_id,
+            tx_hash: hash.to_string(),
+            log_index: t.log_index.unwrap_or(NATIVE_VALUE_CLAIM_INDEX),
+        };
+        if !claims.contains(&claim) {
+            claims.push(claim);
+        }
+    }
+    Ok(VerifiedPayment {
+        inclusion,
+        amount,
+        claims,
+    })
 }
 
 /// What the money received so far means for the order.
@@ -169,43 +244,6 @@ mod tests {
     const OTHER: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
     const USDC: &str = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
 
-    fn payment(currency_id: &str) -> Payment {
-        let c = registry().currency_by_id(currency_id).unwrap();
-        let amount = Amount::new(RawAmount::from_u128(1_000_000), c.decimals);
-        Payment {
-            route: "direct".into(),
-            payment_rail: "CRYPTO".into(),
-            input: PaymentInput {
-                currency: c.clone(),
-                amount: amount.clone(),
-                breakdown: Breakdown {
-                    base: amount.clone(),
-                    fees: Fees {
-                        protocol_fee: amount.clone(),
-                        provider_fee: amount.clone(),
-                        total_fee: amount.clone(),
-                    },
-                    gas: amount.clone(),
-                    total: amount.clone(),
-                },
-            },
-            output: PaymentOutput {
-                currency: c,
-                amount,
-            },
-            steps: vec![PaymentStep {
-                kind: "deposit".into(),
-                rail: "CRYPTO".into(),
-                deposit_address: DEPOSIT.into(),
-            }],
-            recipient: DEPOSIT.into(),
-            expires_at: Timestamp::now(),
-            refund: None,
-            derivation_index: None,
-            exchange_id: None,
-        }
-    }
-
     fn transfer(token: Option<&str>, to: &str, amount: u128, log: Option<u64>) -> Transfer {
         Transfer {
             token: token.map(str::to_owned),
@@ -229,7 +267,11 @@ mod tests {
 
     #[test]
     fn matching_by_recipient_and_token() {
-        let usdc = payment("8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913");
+        let usdc = crate::testing::payment(
+            "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
+            1_000_000,
+            DEPOSIT,
+        );
         // Case does not matter for EVM addresses; several logs to us all count.
         let t = tx(
             true,
@@ -274,7 +316,7 @@ mod tests {
             Err(PaymentMismatch::TxFailed)
         );
         // Native payments match the value transfer.
-        let eth = payment("8453:native");
+        let eth = crate::testing::payment("8453:native", 1_000_000, DEPOSIT);
         assert_eq!(
             paying_transfers(&eth, &tx(true, vec![transfer(None, DEPOSIT, 9, None)]))
                 .unwrap()
@@ -387,5 +429,88 @@ mod tests {
         assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 900]);
         assert_eq!(confirmation_delay(10, 40), 900);
         assert_eq!(confirmation_delay(0, 0), 1);
+    }
+
+    /// A chain that knows one transaction, or none.
+    struct OneTx(Option<ChainTx>);
+
+    #[async_trait::async_trait]
+    impl TxReader for OneTx {
+        async fn transaction(&self, _: &TxHash) -> Result<Option<ChainTx>, ChainError> {
+            Ok(self.0.clone())
+        }
+        async fn head(&self) -> Result<u64, ChainError> {
+            Ok(7)
+        }
+        async fn block_hash(&self, _: u64) -> Result<Option<String>, ChainError> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn verification_sums_paying_transfers_and_names_each_failure() {
+        let usdc = crate::testing::payment(
+            "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
+            1_000_000,
+            DEPOSIT,
+        );
+        let hash = TxHash::parse(ChainFamily::Evm, &format!("0x{}", "ab".repeat(32))).unwrap();
+        let verify = |tx: Option<ChainTx>| {
+            let usdc = usdc.clone();
+            async move { verify_transaction(&OneTx(tx), &usdc, &hash).await }
+        };
+
+        // Two Transfer logs to the deposit address (and one elsewhere): both count.
+        let ok = verify(Some(tx(
+            true,
+            vec![
+                transfer(Some(USDC), DEPOSIT, 600_000, Some(3)),
+                transfer(Some(USDC), OTHER, 1, Some(4)),
+                transfer(Some(USDC), DEPOSIT, 500_000, Some(5)),
+            ],
+        )))
+        .await
+        .unwrap();
+        assert_eq!(ok.amount, RawAmount::from_u128(1_100_000));
+        assert_eq!(ok.inclusion.block_number, 7);
+        let keys: Vec<String> = ok.claims.iter().map(TxClaim::key).collect();
+        assert_eq!(
+            keys,
+            [
+                format!("8453#0x{}#3", "ab".repeat(32)),
+                format!("8453#0x{}#5", "ab".repeat(32))
+            ]
+        );
+
+        let pending = ChainTx {
+            inclusion: None,
+            transfers: vec![transfer(Some(USDC), DEPOSIT, 1_000_000, Some(0))],
+        };
+        let cases = [
+            (None, "TX_NOT_FOUND"),
+            (Some(pending), "TX_PENDING"),
+            (
+                Some(tx(false, vec![transfer(Some(USDC), DEPOSIT, 1, Some(0))])),
+                "TX_FAILED",
+            ),
+            (
+                Some(tx(true, vec![transfer(Some(USDC), OTHER, 1, Some(0))])),
+                "WRONG_RECIPIENT",
+            ),
+            (
+                Some(tx(true, vec![transfer(None, DEPOSIT, 1, None)])),
+                "WRONG_TOKEN",
+            ),
+        ];
+        for (tx, code) in cases {
+            assert_eq!(verify(tx).await.unwrap_err().code(), code);
+        }
+
+        // The native value has no log: it is claimed under one fixed index.
+        let eth = crate::testing::payment("8453:native", 1_000_000, DEPOSIT);
+        let native = OneTx(Some(tx(true, vec![transfer(None, DEPOSIT, 9, None)])));
+        let v = verify_transaction(&native, &eth, &hash).await.unwrap();
+        assert_eq!(v.claims.len(), 1);
+        assert_eq!(v.claims[0].log_index, NATIVE_VALUE_CLAIM_INDEX);
     }
 }

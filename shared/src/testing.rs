@@ -99,6 +99,45 @@ pub fn endpoint_with_id(
     (endpoint, secret)
 }
 
+/// A direct payment of `amount` (raw units) of a registry currency to `deposit`,
+/// expiring now; fees and gas are placeholders equal to the amount.
+pub fn payment(currency_id: &str, amount: u128, deposit: &str) -> Payment {
+    let c = registry().currency_by_id(currency_id).unwrap();
+    let amount = Amount::new(RawAmount::from_u128(amount), c.decimals);
+    Payment {
+        route: "direct".into(),
+        payment_rail: "CRYPTO".into(),
+        input: PaymentInput {
+            currency: c.clone(),
+            amount: amount.clone(),
+            breakdown: Breakdown {
+                base: amount.clone(),
+                fees: Fees {
+                    protocol_fee: amount.clone(),
+                    provider_fee: amount.clone(),
+                    total_fee: amount.clone(),
+                },
+                gas: amount.clone(),
+                total: amount.clone(),
+            },
+        },
+        output: PaymentOutput {
+            currency: c,
+            amount,
+        },
+        steps: vec![PaymentStep {
+            kind: "deposit".into(),
+            rail: "CRYPTO".into(),
+            deposit_address: deposit.into(),
+        }],
+        recipient: deposit.into(),
+        expires_at: Timestamp::now(),
+        refund: None,
+        derivation_index: None,
+        exchange_id: None,
+    }
+}
+
 /// A master key for tests.
 pub fn master_key() -> MasterKey {
     MasterKey::from_text(&MasterKey::generate_text()).expect("generated keys are long enough")

@@ -1,11 +1,15 @@
-//! Balances: EVM on the anvil `make test` starts (a real chain, the test token deployed
+//! Balances, transactions and payment checks: EVM on the anvil `make test` starts (a real chain, the test token deployed
 //! from its committed artifact); Solana against a local fake serving mainnet-shaped JSON.
 
 use alloy::primitives::U256;
 use payorders::RawAmount;
 use payorders::chains::{BalanceReader, ChainError, EvmChain, SolanaChain, TxReader};
+use payorders::payments::{
+    Assessment, ConfirmationCheck, assess, check_confirmations, required_confirmations,
+    verify_transaction,
+};
 use payorders::registry::{Currency, registry};
-use payorders::testing::anvil;
+use payorders::testing::{self, anvil};
 use payorders::{ChainFamily, TxHash};
 use wiremock::matchers::{body_partial_json, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -145,6 +149,68 @@ async fn evm_transactions_transfers_and_blocks_on_anvil() {
     assert!(matches!(
         chain.transaction(&sig).await,
         Err(ChainError::Malformed(_))
+    ));
+}
+
+#[tokio::test]
+async fn payments_verified_and_confirmed_on_anvil() {
+    let url = anvil_url();
+    let chain = EvmChain::new(&url).unwrap();
+    let deposit = anvil::fresh_address().to_string();
+    let tusd = "31337:0x5fbdb2315678afecb367f032d93f642f64180aa3";
+    let order_payment = testing::payment(tusd, 4_200_000, &deposit);
+
+    // A real ERC-20 transfer of part of the amount: verified, and 1.2 TUSD still due.
+    let h = anvil::send_token(
+        &url,
+        deposit.parse().unwrap(),
+        U256::from(3_000_000u64),
+        None,
+    )
+    .await;
+    let hash = TxHash::parse(ChainFamily::Evm, &format!("{h:#x}")).unwrap();
+    let v = verify_transaction(&chain, &order_payment, &hash)
+        .await
+        .unwrap();
+    assert_eq!(v.amount, RawAmount::from_u128(3_000_000));
+    assert_eq!(v.claims.len(), 1);
+    assert_eq!(v.claims[0].tx_hash, format!("{h:#x}"));
+    assert_eq!(
+        assess(RawAmount::from_u128(4_200_000), v.amount, 0),
+        Assessment::Partial {
+            remaining: RawAmount::from_u128(1_200_000)
+        }
+    );
+
+    // The same transaction checked against other orders: another deposit address, and
+    // an order paid in the native coin.
+    let elsewhere = testing::payment(tusd, 1, &anvil::fresh_address().to_string());
+    let in_eth = testing::payment("31337:native", 1, &deposit);
+    for (p, code) in [(&elsewhere, "WRONG_RECIPIENT"), (&in_eth, "WRONG_TOKEN")] {
+        let err = verify_transaction(&chain, p, &hash).await.unwrap_err();
+        assert_eq!(err.code(), code);
+    }
+    let unknown = TxHash::parse(ChainFamily::Evm, &format!("0x{}", "cd".repeat(32))).unwrap();
+    let err = verify_transaction(&chain, &order_payment, &unknown)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "TX_NOT_FOUND");
+
+    // The local chain needs 2 confirmations: 1 in its own block, 2 once another is mined.
+    let required = required_confirmations(None, None, order_payment.input.currency.chain_id);
+    assert_eq!(required, 2);
+    let block = v.inclusion.block_number;
+    let now = chain.transaction(&hash).await.unwrap().unwrap().inclusion;
+    assert_eq!(
+        check_confirmations(&v.inclusion, now.as_ref(), block, required),
+        ConfirmationCheck::Pending { confirmations: 1 }
+    );
+    anvil::send_native(&url, anvil::fresh_address(), U256::from(1u64)).await;
+    let head = chain.head().await.unwrap();
+    let now = chain.transaction(&hash).await.unwrap().unwrap().inclusion;
+    assert!(matches!(
+        check_confirmations(&v.inclusion, now.as_ref(), head, required),
+        ConfirmationCheck::Confirmed { confirmations } if confirmations >= 2
     ));
 }
 
