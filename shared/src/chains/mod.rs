@@ -1,7 +1,9 @@
-//! Reading chains: balances of an address in a chain's currencies. EVM chains through
-//! alloy (native `eth_getBalance`, ERC-20 `balanceOf`), Solana through its JSON-RPC
-//! (`getBalance`, `getTokenAccountsByOwner`). RPC endpoints come from config
-//! (`PAYORDERS_RPC_<chain_id>`, or `rpc_urls` in the app secret).
+//! Reading chains: balances of an address in a chain's currencies, and transactions and
+//! blocks for payment checks. EVM chains through alloy (`eth_getBalance`, ERC-20
+//! `balanceOf`, receipts and their `Transfer` logs, blocks), Solana through its JSON-RPC
+//! (`getBalance`, `getTokenAccountsByOwner`, `getTransaction` jsonParsed, `getSlot`,
+//! `getBlock`). RPC endpoints come from config (`PAYORDERS_RPC_<chain_id>`, or `rpc_urls`
+//! in the app secret).
 
 mod evm;
 mod solana;
@@ -81,10 +83,15 @@ pub trait TxReader: Send + Sync {
     async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError>;
 }
 
+/// Everything the functions read from one chain: balances, transactions and blocks.
+pub trait ChainReader: BalanceReader + TxReader {}
+
+impl<T: BalanceReader + TxReader> ChainReader for T {}
+
 /// The chains this deployment can read, by id.
 #[derive(Clone, Default)]
 pub struct Chains {
-    readers: BTreeMap<ChainId, Arc<dyn BalanceReader>>,
+    readers: BTreeMap<ChainId, Arc<dyn ChainReader>>,
 }
 
 impl Chains {
@@ -92,12 +99,12 @@ impl Chains {
     pub fn from_rpc_urls<'a>(
         urls: impl IntoIterator<Item = (ChainId, &'a str)>,
     ) -> Result<Self, ChainError> {
-        let mut readers: BTreeMap<ChainId, Arc<dyn BalanceReader>> = BTreeMap::new();
+        let mut readers: BTreeMap<ChainId, Arc<dyn ChainReader>> = BTreeMap::new();
         for (id, url) in urls {
             let Ok(chain) = registry().chain(id) else {
                 continue;
             };
-            let reader: Arc<dyn BalanceReader> = match chain.family {
+            let reader: Arc<dyn ChainReader> = match chain.family {
                 ChainFamily::Evm => Arc::new(EvmChain::new(url)?),
                 ChainFamily::Solana => Arc::new(SolanaChain::new(url)),
             };
@@ -106,11 +113,11 @@ impl Chains {
         Ok(Self { readers })
     }
 
-    pub fn insert(&mut self, id: ChainId, reader: Arc<dyn BalanceReader>) {
+    pub fn insert(&mut self, id: ChainId, reader: Arc<dyn ChainReader>) {
         self.readers.insert(id, reader);
     }
 
-    pub fn get(&self, id: ChainId) -> Result<&Arc<dyn BalanceReader>, ChainError> {
+    pub fn get(&self, id: ChainId) -> Result<&Arc<dyn ChainReader>, ChainError> {
         self.readers.get(&id).ok_or(ChainError::NotConfigured(id))
     }
 

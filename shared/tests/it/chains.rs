@@ -3,14 +3,14 @@
 
 use alloy::primitives::U256;
 use payorders::RawAmount;
-use payorders::chains::{BalanceReader, ChainError, EvmChain, SolanaChain, TxReader};
+use payorders::chains::{BalanceReader, ChainError, Chains, EvmChain, SolanaChain, TxReader};
 use payorders::payments::{
     Assessment, ConfirmationCheck, assess, check_confirmations, required_confirmations,
     verify_transaction,
 };
 use payorders::registry::{Currency, registry};
 use payorders::testing::{self, anvil};
-use payorders::{ChainFamily, TxHash};
+use payorders::{ChainFamily, ChainId, TxHash};
 use wiremock::matchers::{body_partial_json, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -155,7 +155,10 @@ async fn evm_transactions_transfers_and_blocks_on_anvil() {
 #[tokio::test]
 async fn payments_verified_and_confirmed_on_anvil() {
     let url = anvil_url();
-    let chain = EvmChain::new(&url).unwrap();
+    // Through the per-chain readers the functions use, as configured from RPC URLs.
+    let local_id = ChainId::new(31337).unwrap();
+    let chains = Chains::from_rpc_urls([(local_id, url.as_str())]).unwrap();
+    let chain: &dyn TxReader = &**chains.get(local_id).unwrap();
     let deposit = anvil::fresh_address().to_string();
     let tusd = "31337:0x5fbdb2315678afecb367f032d93f642f64180aa3";
     let order_payment = testing::payment(tusd, 4_200_000, &deposit);
@@ -169,7 +172,7 @@ async fn payments_verified_and_confirmed_on_anvil() {
     )
     .await;
     let hash = TxHash::parse(ChainFamily::Evm, &format!("{h:#x}")).unwrap();
-    let v = verify_transaction(&chain, &order_payment, &hash)
+    let v = verify_transaction(chain, &order_payment, &hash)
         .await
         .unwrap();
     assert_eq!(v.amount, RawAmount::from_u128(3_000_000));
@@ -187,11 +190,11 @@ async fn payments_verified_and_confirmed_on_anvil() {
     let elsewhere = testing::payment(tusd, 1, &anvil::fresh_address().to_string());
     let in_eth = testing::payment("31337:native", 1, &deposit);
     for (p, code) in [(&elsewhere, "WRONG_RECIPIENT"), (&in_eth, "WRONG_TOKEN")] {
-        let err = verify_transaction(&chain, p, &hash).await.unwrap_err();
+        let err = verify_transaction(chain, p, &hash).await.unwrap_err();
         assert_eq!(err.code(), code);
     }
     let unknown = TxHash::parse(ChainFamily::Evm, &format!("0x{}", "cd".repeat(32))).unwrap();
-    let err = verify_transaction(&chain, &order_payment, &unknown)
+    let err = verify_transaction(chain, &order_payment, &unknown)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "TX_NOT_FOUND");
