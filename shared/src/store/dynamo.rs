@@ -22,7 +22,9 @@
 //! `deliveries_by_endpoint` (`gsi4pk = DELIVERIES#endpoint`, `gsi4sk = created#id`).
 //! TTL attribute: `ttl` (epoch seconds); code checks expiry too, since TTL deletes late.
 
-use super::keys::{self, expiry_key, mode_of, org_partition, range_high, range_low, sort_key};
+use super::keys::{
+    self, expiry_key, mode_of, org_partition, parse_doc, range_high, range_low, sort_key,
+};
 use super::*;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -112,9 +114,9 @@ impl DynamoStore {
         }
     }
 
-    /// Newest-first pages over one partition of a GSI, with an optional filter.
+    /// A newest-first page of the records in one partition of a GSI, with an optional filter.
     #[allow(clippy::too_many_arguments)]
-    async fn query_newest_first(
+    async fn page_newest_first<T: serde::de::DeserializeOwned>(
         &self,
         index: &str,
         pk_attr: &str,
@@ -123,7 +125,7 @@ impl DynamoStore {
         w: &ListWindow,
         table_key: impl Fn(&str) -> (String, String),
         filter: Filter,
-    ) -> StoreResult<Vec<(String, String)>> {
+    ) -> StoreResult<Page<T>> {
         let want = w.page_size() + 1;
         let mut start: Option<Item> = w.cursor.as_ref().map(|c| {
             let id = c.sort_key().rsplit('#').next().unwrap_or_default();
@@ -162,14 +164,15 @@ impl DynamoStore {
             }
             let out = q.send().await.map_err(fault)?;
             for item in out.items() {
-                found.push((string_attr(item, sk_attr)?, string_attr(item, "doc")?));
+                let doc = string_attr(item, "doc")?;
+                found.push((string_attr(item, sk_attr)?, parse_doc(&doc)?));
                 if found.len() == want {
-                    return Ok(found);
+                    return Ok(keys::page(found, w.page_size()));
                 }
             }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(found),
+                _ => return Ok(keys::page(found, w.page_size())),
             }
         }
     }
@@ -238,10 +241,6 @@ fn string_attr(item: &Item, name: &str) -> StoreResult<String> {
 fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> StoreResult<T> {
     let text = string_attr(item, "doc")?;
     parse_doc(&text)
-}
-
-fn parse_doc<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn to_doc<T: serde::Serialize>(v: &T) -> AttributeValue {
@@ -486,22 +485,16 @@ impl OrderStore for DynamoStore {
         if let Some(c) = &f.currency {
             filter.eq("currency_id", s(c));
         }
-        let rows = self
-            .query_newest_first(
-                "orders_by_org",
-                "gsi1pk",
-                "gsi1sk",
-                org_partition("ORDERS", &w.organization_id, w.mode),
-                w,
-                |id| (format!("ORDER#{id}"), "ORDER".into()),
-                filter,
-            )
-            .await?;
-        let items = rows
-            .into_iter()
-            .map(|(k, d)| parse_doc(&d).map(|o| (k, o)))
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(keys::page(items, w.page_size()))
+        self.page_newest_first(
+            "orders_by_org",
+            "gsi1pk",
+            "gsi1sk",
+            org_partition("ORDERS", &w.organization_id, w.mode),
+            w,
+            |id| (format!("ORDER#{id}"), "ORDER".into()),
+            filter,
+        )
+        .await
     }
 
     async fn list_expirable_orders(
@@ -567,22 +560,16 @@ impl EventStore for DynamoStore {
         if let Some(t) = f.event_type {
             filter.eq("type", s(t.as_str()));
         }
-        let rows = self
-            .query_newest_first(
-                "events_by_org",
-                "gsi3pk",
-                "gsi3sk",
-                org_partition("EVENTS", &w.organization_id, w.mode),
-                w,
-                |id| (format!("EVENT#{id}"), "EVENT".into()),
-                filter,
-            )
-            .await?;
-        let items = rows
-            .into_iter()
-            .map(|(k, d)| parse_doc(&d).map(|e| (k, e)))
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(keys::page(items, w.page_size()))
+        self.page_newest_first(
+            "events_by_org",
+            "gsi3pk",
+            "gsi3sk",
+            org_partition("EVENTS", &w.organization_id, w.mode),
+            w,
+            |id| (format!("EVENT#{id}"), "EVENT".into()),
+            filter,
+        )
+        .await
     }
 }
 
@@ -900,22 +887,16 @@ impl WebhookStore for DynamoStore {
         endpoint: &WebhookEndpointId,
         w: &ListWindow,
     ) -> StoreResult<Page<Delivery>> {
-        let rows = self
-            .query_newest_first(
-                "deliveries_by_endpoint",
-                "gsi4pk",
-                "gsi4sk",
-                format!("DELIVERIES#{endpoint}"),
-                w,
-                |id| (format!("DELIVERY#{id}"), "DELIVERY".into()),
-                Filter::default(),
-            )
-            .await?;
-        let items = rows
-            .into_iter()
-            .map(|(k, d)| parse_doc(&d).map(|v| (k, v)))
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(keys::page(items, w.page_size()))
+        self.page_newest_first(
+            "deliveries_by_endpoint",
+            "gsi4pk",
+            "gsi4sk",
+            format!("DELIVERIES#{endpoint}"),
+            w,
+            |id| (format!("DELIVERY#{id}"), "DELIVERY".into()),
+            Filter::default(),
+        )
+        .await
     }
 }
 

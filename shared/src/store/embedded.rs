@@ -4,7 +4,7 @@
 //! One connection behind a mutex; every call runs on the blocking pool in one SQLite
 //! transaction, so conditional writes are atomic exactly as DynamoDB transactions are.
 
-use super::keys::{self, expiry_key, org_partition, range_high, range_low, sort_key};
+use super::keys::{self, expiry_key, org_partition, parse_doc, range_high, range_low, sort_key};
 use super::*;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
@@ -153,10 +153,6 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 
 fn to_doc<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("domain records always serialize")
-}
-
-fn parse_doc<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn one_doc<T: serde::de::DeserializeOwned>(

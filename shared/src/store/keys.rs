@@ -81,6 +81,13 @@ pub(crate) fn expiry_key(o: &PayOrder) -> Option<String> {
         .then(|| sort_key(o.expires_at, o.id.as_str()))
 }
 
+/// A record from its stored JSON document; a document that does not parse is corrupt.
+pub(crate) fn parse_doc<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> crate::store::StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))
+}
+
 /// Builds a page from up to `limit + 1` items fetched newest first.
 pub(crate) fn page<T>(mut items: Vec<(String, T)>, limit: usize) -> crate::store::Page<T> {
     let has_more = items.len() > limit;
