@@ -83,13 +83,8 @@ async fn missing_scope_is_403() {
         vec![Scope::OrdersRead],
     )
     .await;
-    assert_eq!(
-        app.call(&reader, "GET", "/pay-orders", None, &[])
-            .await
-            .status,
-        200
-    );
-    app.call(&reader, "POST", "/pay-orders", Some(&deposit_body()), &[])
+    assert_eq!(app.get(&reader, "/pay-orders").await.status, 200);
+    app.post(&reader, "/pay-orders", Some(&deposit_body()))
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");
     let writer = issue(
@@ -101,12 +96,12 @@ async fn missing_scope_is_403() {
     )
     .await;
     assert_eq!(
-        app.call(&writer, "POST", "/pay-orders", Some(&deposit_body()), &[])
+        app.post(&writer, "/pay-orders", Some(&deposit_body()))
             .await
             .status,
         201
     );
-    app.call(&writer, "GET", "/pay-orders", None, &[])
+    app.get(&writer, "/pay-orders")
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");
     let webhooks_only = issue(
@@ -117,7 +112,7 @@ async fn missing_scope_is_403() {
         vec![Scope::WebhooksManage],
     )
     .await;
-    app.call(&webhooks_only, "GET", "/pay-orders", None, &[])
+    app.get(&webhooks_only, "/pay-orders")
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");
 }
@@ -330,11 +325,11 @@ async fn legacy_sha512_and_v2_signatures() {
 #[tokio::test]
 async fn sale_needs_a_signed_request_deposit_does_not() {
     let app = spawn_app().await;
-    app.call(&app.a, "POST", "/pay-orders", Some(&sale_body()), &[])
+    app.post(&app.a, "/pay-orders", Some(&sale_body()))
         .await
         .assert_error(401, "SIGNATURE_REQUIRED");
     assert_eq!(
-        app.call(&app.a, "POST", "/pay-orders", Some(&deposit_body()), &[])
+        app.post(&app.a, "/pay-orders", Some(&deposit_body()))
             .await
             .status,
         201

@@ -47,26 +47,18 @@ async fn full_flow(app: TestApp) {
 
     // Cancel, with the event written beside it.
     let c = app
-        .call(
+        .post(
             a,
-            "POST",
             &format!("/pay-orders/{dep_id}/cancel"),
             Some(&json!({"reason": "customer left"})),
-            &[],
         )
         .await;
     assert_eq!(c.status, 200, "{}", c.text);
     assert_eq!(c.body["status"], "CANCELLED");
     assert_eq!(c.body["cancellation_reason"], "customer left");
-    app.call(
-        a,
-        "POST",
-        &format!("/pay-orders/{dep_id}/cancel"),
-        None,
-        &[],
-    )
-    .await
-    .assert_error(409, "ORDER_NOT_CANCELLABLE");
+    app.post(a, &format!("/pay-orders/{dep_id}/cancel"), None)
+        .await
+        .assert_error(409, "ORDER_NOT_CANCELLABLE");
     let events = app
         .store
         .list_events(
@@ -118,13 +110,7 @@ async fn cancel_only_from_pending_or_awaiting_payment() {
             cur = u.order().clone();
         }
         let c = app
-            .call(
-                &app.a,
-                "POST",
-                &format!("/pay-orders/{id}/cancel"),
-                None,
-                &[],
-            )
+            .post(&app.a, &format!("/pay-orders/{id}/cancel"), None)
             .await;
         if ok {
             assert_eq!(c.status, 200, "{}", c.text);
@@ -156,15 +142,13 @@ async fn another_organization_or_mode_sees_404() {
         assert_eq!(list.body["data"], json!([]));
     }
     // Nothing changed for the owner.
-    let mine = app
-        .call(&app.a, "GET", &format!("/pay-orders/{id}"), None, &[])
-        .await;
+    let mine = app.get(&app.a, &format!("/pay-orders/{id}")).await;
     assert_eq!(mine.body["status"], "PENDING");
     // Live keys create live orders, seen only by live keys.
     let live = app.create_deposit(&app.a_live, &json!({})).await;
     assert_eq!(live.body["livemode"], true);
     let live_id = live.body["id"].as_str().unwrap();
-    app.call(&app.a, "GET", &format!("/pay-orders/{live_id}"), None, &[])
+    app.get(&app.a, &format!("/pay-orders/{live_id}"))
         .await
         .assert_error(404, "RESOURCE_NOT_FOUND");
 }
@@ -187,7 +171,7 @@ async fn idempotent_replay_mismatch_and_in_flight() {
         "the stored response, not a new order"
     );
     assert_eq!(again.headers["idempotent-replayed"], "true");
-    let list = app.call(&app.a, "GET", "/pay-orders", None, &[]).await;
+    let list = app.get(&app.a, "/pay-orders").await;
     assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
 
     let mut other = deposit_body();
@@ -307,7 +291,7 @@ async fn duplicate_nonce_is_409() {
             .status,
         201
     );
-    let list = app.call(&app.a, "GET", "/pay-orders", None, &[]).await;
+    let list = app.get(&app.a, "/pay-orders").await;
     assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
 }
 
@@ -661,7 +645,7 @@ async fn every_validation_code() {
     r.assert_error(422, "WALLET_NOT_CONFIGURED");
 
     // Nothing was written by any refused request.
-    let list = app.call(&app.a, "GET", "/pay-orders", None, &[]).await;
+    let list = app.get(&app.a, "/pay-orders").await;
     assert_eq!(list.body["data"], json!([]));
 }
 
@@ -761,21 +745,15 @@ async fn pagination_through_pages_with_filters() {
     deposit_ids.reverse();
     // Cancel one deposit, to filter on status too.
     let cancelled = deposit_ids[4].clone();
-    app.call(
-        &app.a,
-        "POST",
-        &format!("/pay-orders/{cancelled}/cancel"),
-        None,
-        &[],
-    )
-    .await;
+    app.post(&app.a, &format!("/pay-orders/{cancelled}/cancel"), None)
+        .await;
 
     let walk = move |q: String| async move {
         let mut seen = Vec::new();
         let mut pages = 0;
         let mut url = format!("/pay-orders?{q}");
         loop {
-            let r = app.call(&app.a, "GET", &url, None, &[]).await;
+            let r = app.get(&app.a, &url).await;
             assert_eq!(r.status, 200, "{}", r.text);
             pages += 1;
             for o in r.body["data"].as_array().unwrap() {
@@ -818,9 +796,7 @@ async fn pagination_through_pages_with_filters() {
     assert_eq!(cancelled_only, vec![cancelled]);
 
     // A creation window.
-    let all = app
-        .call(&app.a, "GET", "/pay-orders?limit=100", None, &[])
-        .await;
+    let all = app.get(&app.a, "/pay-orders?limit=100").await;
     let data = all.body["data"].as_array().unwrap();
     assert_eq!(data.len(), 14);
     let lo = data[9]["created_at"].as_str().unwrap().to_owned();
@@ -855,9 +831,7 @@ async fn bad_list_parameters_are_400() {
         ("page=2", "UNKNOWN_PARAMETER", "page"),
         ("limit=1&limit=2", "INVALID_PARAMETER", "limit"),
     ] {
-        let r = app
-            .call(&app.a, "GET", &format!("/pay-orders?{q}"), None, &[])
-            .await;
+        let r = app.get(&app.a, &format!("/pay-orders?{q}")).await;
         assert_eq!(r.status, 400, "{q}: {}", r.text);
         assert_eq!(
             (

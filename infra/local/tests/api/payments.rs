@@ -11,21 +11,16 @@ fn source(chain: u64, address: Option<&str>) -> Value {
 }
 
 async fn details(app: &TestApp, id: &str, body: &Value) -> Resp {
-    app.call(
+    app.post(
         &app.a,
-        "POST",
         &format!("/pay-orders/{id}/payment-details"),
         Some(body),
-        &[],
     )
     .await
 }
 
 async fn status(app: &TestApp, id: &str) -> Value {
-    app.call(&app.a, "GET", &format!("/pay-orders/{id}"), None, &[])
-        .await
-        .body["status"]
-        .clone()
+    app.get(&app.a, &format!("/pay-orders/{id}")).await.body["status"].clone()
 }
 
 #[tokio::test]
@@ -62,15 +57,7 @@ async fn deposit_pays_its_recipient_directly() {
     details(&app, id, &body)
         .await
         .assert_error(422, "ORDER_NOT_PENDING");
-    let events = app
-        .call(
-            &app.a,
-            "GET",
-            "/events?type=order.awaiting_payment",
-            None,
-            &[],
-        )
-        .await;
+    let events = app.get(&app.a, "/events?type=order.awaiting_payment").await;
     assert_eq!(
         events.body["data"][0]["data"]["object"]["payment"]["route"],
         "direct"
@@ -118,7 +105,7 @@ async fn fiat_sale_converts_at_the_locked_price() {
 async fn xpub_wallets_give_each_order_its_own_address() {
     let app = spawn_app().await;
     let w = app
-        .call(&app.a, "POST", "/merchant-wallets", Some(&json!({"chain_id": 8453, "xpub": XPUB, "currencies": ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]})), &[])
+        .post(&app.a, "/merchant-wallets", Some(&json!({"chain_id": 8453, "xpub": XPUB, "currencies": ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]})))
         .await;
     assert_eq!(w.status, 201, "{}", w.text);
     let key = payorders::wallets::parse_xpub(XPUB).unwrap();
@@ -151,9 +138,7 @@ async fn xpub_wallets_give_each_order_its_own_address() {
     }
     seen.dedup();
     assert_eq!(seen.len(), 3);
-    let wallet = app
-        .call(&app.a, "GET", "/merchant-wallets/8453", None, &[])
-        .await;
+    let wallet = app.get(&app.a, "/merchant-wallets/8453").await;
     assert_eq!(wallet.body["addresses_derived"], 3);
 }
 
@@ -195,23 +180,15 @@ async fn failures_change_nothing() {
         );
     }
     // Another organization's order is a 404; a cancelled one is not PENDING.
-    app.call(
+    app.post(
         &app.b,
-        "POST",
         &format!("/pay-orders/{id}/payment-details"),
         Some(&source(84532, Some(BASE_SEPOLIA_USDC))),
-        &[],
     )
     .await
     .assert_error(404, "RESOURCE_NOT_FOUND");
-    app.call(
-        &app.a,
-        "POST",
-        &format!("/pay-orders/{id}/cancel"),
-        None,
-        &[],
-    )
-    .await;
+    app.post(&app.a, &format!("/pay-orders/{id}/cancel"), None)
+        .await;
     details(&app, id, &source(84532, Some(BASE_SEPOLIA_USDC)))
         .await
         .assert_error(422, "ORDER_NOT_PENDING");
@@ -333,7 +310,7 @@ mod routed {
             .assert_error(422, "ROUTE_UNAVAILABLE");
         // A wallet on Base taking USDC makes it reachable.
         let w = app
-            .call(&app.a, "POST", "/merchant-wallets", Some(&json!({"chain_id": 8453, "address": RECIPIENT, "currencies": ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]})), &[])
+            .post(&app.a, "/merchant-wallets", Some(&json!({"chain_id": 8453, "address": RECIPIENT, "currencies": ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]})))
             .await;
         assert_eq!(w.status, 201);
         let r = details(&app, &id, &source(1, None)).await;
@@ -422,10 +399,7 @@ mod routed {
             let id = o.body["id"].as_str().unwrap();
             let r = details(&app, id, &source(1, None)).await;
             r.assert_error(status, code);
-            let now = app
-                .call(&app.a, "GET", &format!("/pay-orders/{id}"), None, &[])
-                .await
-                .body;
+            let now = app.get(&app.a, &format!("/pay-orders/{id}")).await.body;
             assert_eq!(now["status"], "PENDING");
             assert!(now["payment"].is_null());
             assert_eq!(now["version"], 1, "nothing was written");

@@ -9,14 +9,8 @@ use serde_json::{Value, json};
 const TUSD: &str = "31337:0x5fbdb2315678afecb367f032d93f642f64180aa3";
 
 async fn quote(app: &TestApp, id: &str, body: &Value) -> Resp {
-    app.call(
-        &app.a,
-        "POST",
-        &format!("/pay-orders/{id}/quote"),
-        Some(body),
-        &[],
-    )
-    .await
+    app.post(&app.a, &format!("/pay-orders/{id}/quote"), Some(body))
+        .await
 }
 
 fn option<'a>(q: &'a Value, currency: &str) -> &'a Value {
@@ -131,7 +125,7 @@ async fn quote_from_real_balances() {
 
     // Once payment details are chosen, quotes are over.
     let r = app
-        .call(&app.a, "POST", &format!("/pay-orders/{did}/payment-details"), Some(&json!({"source_currency": {"chain_id": 31337, "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}})), &[])
+        .post(&app.a, &format!("/pay-orders/{did}/payment-details"), Some(&json!({"source_currency": {"chain_id": 31337, "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}})))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     quote(
@@ -206,12 +200,10 @@ async fn quote_refusals() {
             r.text
         );
     }
-    app.call(
+    app.post(
         &app.b,
-        "POST",
         &format!("/pay-orders/{id}/quote"),
         Some(&json!({"wallet_address": addr, "chain_type": "EVM"})),
-        &[],
     )
     .await
     .assert_error(404, "RESOURCE_NOT_FOUND");

@@ -165,7 +165,7 @@ async fn malformed_requests_to_every_route_get_4xx() {
             .assert_error(404, "ROUTE_NOT_FOUND");
     }
     // None of it created anything.
-    let list = app.call(&app.a, "GET", "/pay-orders", None, &[]).await;
+    let list = app.get(&app.a, "/pay-orders").await;
     assert_eq!(list.body["data"], serde_json::json!([]));
 }
 
@@ -174,8 +174,6 @@ async fn body_over_256_kb_is_413() {
     let app = spawn_app().await;
     let mut body = deposit_body();
     body["metadata"] = serde_json::json!({"blob": "a".repeat(260 * 1024)});
-    let r = app
-        .call(&app.a, "POST", "/pay-orders", Some(&body), &[])
-        .await;
+    let r = app.post(&app.a, "/pay-orders", Some(&body)).await;
     r.assert_error(413, "PAYLOAD_TOO_LARGE");
 }

@@ -285,6 +285,16 @@ impl TestApp {
         .await
     }
 
+    /// A GET with an API key.
+    pub async fn get(&self, who: &Caller, path: &str) -> Resp {
+        self.call(who, "GET", path, None, &[]).await
+    }
+
+    /// A POST with an API key and an optional JSON body.
+    pub async fn post(&self, who: &Caller, path: &str, body: Option<&Value>) -> Resp {
+        self.call(who, "POST", path, body, &[]).await
+    }
+
     /// A v1-signed POST.
     pub async fn signed_post(
         &self,

@@ -34,12 +34,10 @@ async fn wallet_crud() {
         .map(|w| w["chain_id"].clone())
         .collect();
     assert_eq!(chains, [json!(8453), json!(31337), json!(84532)]);
-    app.call(
+    app.post(
         a,
-        "POST",
         "/merchant-wallets",
         Some(&json!({"chain_id": 8453, "address": RECIPIENT, "currencies": ["native"]})),
-        &[],
     )
     .await
     .assert_error(409, "WALLET_EXISTS");
@@ -177,9 +175,7 @@ async fn wallet_validation() {
             "label",
         ),
     ] {
-        let r = app
-            .call(&app.a, "POST", "/merchant-wallets", Some(&body), &[])
-            .await;
+        let r = app.post(&app.a, "/merchant-wallets", Some(&body)).await;
         assert_eq!(
             (
                 r.status,
@@ -193,7 +189,7 @@ async fn wallet_validation() {
     }
     // A Solana wallet with a base58 address is fine.
     let r = app
-        .call(&app.a, "POST", "/merchant-wallets", Some(&json!({"chain_id": 30000000000001u64, "address": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM", "currencies": [sol_usdc]})), &[])
+        .post(&app.a, "/merchant-wallets", Some(&json!({"chain_id": 30000000000001u64, "address": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM", "currencies": [sol_usdc]})))
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     // Scope: settings:manage.
@@ -205,7 +201,7 @@ async fn wallet_validation() {
         vec![payorders::Scope::OrdersWrite],
     )
     .await;
-    app.call(&orders_only, "GET", "/merchant-wallets", None, &[])
+    app.get(&orders_only, "/merchant-wallets")
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");
 }
@@ -218,7 +214,7 @@ async fn a_fiat_sale_settles_in_the_wallets() {
         .await
         .assert_error(422, "WALLET_NOT_CONFIGURED");
     let r = app
-        .call(&app.a_live, "POST", "/merchant-wallets", Some(&json!({"chain_id": 8453, "address": RECIPIENT, "currencies": ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]})), &[])
+        .post(&app.a_live, "/merchant-wallets", Some(&json!({"chain_id": 8453, "address": RECIPIENT, "currencies": ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]})))
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     // A different body: the refused request above still used up its exact replay.

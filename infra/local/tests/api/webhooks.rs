@@ -91,12 +91,10 @@ fn is_type(t: &'static str) -> impl Fn(&Value) -> bool {
 
 async fn create_endpoint(app: &TestApp, who: &Caller, url: &str, events: Value) -> Value {
     let r = app
-        .call(
+        .post(
             who,
-            "POST",
             "/webhook-endpoints",
             Some(&json!({"url": url, "events": events, "description": "test"})),
-            &[],
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -110,10 +108,7 @@ async fn deliveries_verify_with_the_standardwebhooks_library() {
     let ep = create_endpoint(&app, &app.a, &format!("{}/hooks", rx.url), json!(["*"])).await;
     let secret = ep["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
-    let order_secret = app
-        .call(&app.a, "GET", "/webhook-secret", None, &[])
-        .await
-        .body["secret"]
+    let order_secret = app.get(&app.a, "/webhook-secret").await.body["secret"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -162,14 +157,8 @@ async fn deliveries_verify_with_the_standardwebhooks_library() {
     assert_eq!(to_url["verified"]["order"], true, "{to_url}");
 
     // A transition is delivered too, as its own message.
-    app.call(
-        &app.a,
-        "POST",
-        &format!("/pay-orders/{order_id}/cancel"),
-        None,
-        &[],
-    )
-    .await;
+    app.post(&app.a, &format!("/pay-orders/{order_id}/cancel"), None)
+        .await;
     let cancelled = rx
         .wait_for("order.cancelled", |v| {
             v["body"]["type"] == "order.cancelled" && v["path"] == "/hooks"
@@ -188,13 +177,7 @@ async fn deliveries_verify_with_the_standardwebhooks_library() {
     let eid = ep["id"].as_str().unwrap();
     let log = eventually(async || {
         let log = app
-            .call(
-                &app.a,
-                "GET",
-                &format!("/webhook-endpoints/{eid}/deliveries"),
-                None,
-                &[],
-            )
+            .get(&app.a, &format!("/webhook-endpoints/{eid}/deliveries"))
             .await
             .body;
         (log["data"]
@@ -257,13 +240,7 @@ async fn failure_then_retry_with_the_same_webhook_id() {
     let eid = ep["id"].as_str().unwrap();
     let d = eventually(async || {
         let d = app
-            .call(
-                &app.a,
-                "GET",
-                &format!("/webhook-endpoints/{eid}/deliveries"),
-                None,
-                &[],
-            )
+            .get(&app.a, &format!("/webhook-endpoints/{eid}/deliveries"))
             .await
             .body["data"][0]
             .clone();
@@ -281,13 +258,7 @@ async fn failure_then_retry_with_the_same_webhook_id() {
     assert_eq!(d["attempts"][0]["response_body"], "not now");
     // A success clears the endpoint's failing streak.
     let e = app
-        .call(
-            &app.a,
-            "GET",
-            &format!("/webhook-endpoints/{eid}"),
-            None,
-            &[],
-        )
+        .get(&app.a, &format!("/webhook-endpoints/{eid}"))
         .await
         .body;
     assert!(e["failing_since"].is_null());
@@ -295,26 +266,34 @@ async fn failure_then_retry_with_the_same_webhook_id() {
     // Manual redelivery sends the same message again.
     let did = d["id"].as_str().unwrap();
     let r = app
-        .call(
+        .post(
             &app.a,
-            "POST",
             &format!("/webhook-endpoints/{eid}/deliveries/{did}/redeliver"),
             None,
-            &[],
         )
         .await;
     assert_eq!(r.status, 202, "{}", r.text);
     rx.wait_for("the redelivery", |v| v["n"] == 4).await;
     assert_eq!(rx.log()[3]["webhook_id"], ok["webhook_id"]);
-    app.call(
+    app.post(
         &app.a,
-        "POST",
         &format!("/webhook-endpoints/{eid}/deliveries/msg_nope/redeliver"),
         None,
-        &[],
     )
     .await
     .assert_error(404, "RESOURCE_NOT_FOUND");
+}
+
+/// The endpoint as the API shows it once it has been disabled.
+async fn disabled_endpoint(app: &TestApp, id: &str) -> Value {
+    eventually(async || {
+        let e = app
+            .get(&app.a, &format!("/webhook-endpoints/{id}"))
+            .await
+            .body;
+        (e["enabled"] == false).then_some(e)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -325,30 +304,11 @@ async fn gone_disables_the_endpoint_with_an_event() {
     app.create_deposit(&app.a, &json!({})).await;
     rx.wait_for("the first attempt", |_| true).await;
     let eid = ep["id"].as_str().unwrap();
-    let e = eventually(async || {
-        let e = app
-            .call(
-                &app.a,
-                "GET",
-                &format!("/webhook-endpoints/{eid}"),
-                None,
-                &[],
-            )
-            .await
-            .body;
-        (e["enabled"] == false).then_some(e)
-    })
-    .await;
+    let e = disabled_endpoint(&app, eid).await;
     assert_eq!(e["enabled"], false, "{e}");
     assert!(e["disabled_reason"].as_str().unwrap().contains("410"));
     let events = app
-        .call(
-            &app.a,
-            "GET",
-            "/events?type=webhook_endpoint.disabled",
-            None,
-            &[],
-        )
+        .get(&app.a, "/events?type=webhook_endpoint.disabled")
         .await;
     assert_eq!(
         events.body["data"].as_array().unwrap().len(),
@@ -363,12 +323,10 @@ async fn gone_disables_the_endpoint_with_an_event() {
     assert_eq!(rx.log().len(), 1);
     // Re-enabling clears the reason.
     let r = app
-        .call(
+        .post(
             &app.a,
-            "POST",
             &format!("/webhook-endpoints/{eid}"),
             Some(&json!({"enabled": true})),
-            &[],
         )
         .await;
     assert_eq!(r.body["enabled"], true);
@@ -398,30 +356,11 @@ async fn three_days_of_failures_disable_the_endpoint() {
         .unwrap();
     app.create_deposit(&app.a, &json!({})).await;
     rx.wait_for("the failing attempt", |_| true).await;
-    let e = eventually(async || {
-        let e = app
-            .call(
-                &app.a,
-                "GET",
-                &format!("/webhook-endpoints/{eid}"),
-                None,
-                &[],
-            )
-            .await
-            .body;
-        (e["enabled"] == false).then_some(e)
-    })
-    .await;
+    let e = disabled_endpoint(&app, &eid.to_string()).await;
     assert_eq!(e["enabled"], false, "{e}");
     assert_eq!(e["disabled_reason"], "every delivery failed for 3 days");
     let events = app
-        .call(
-            &app.a,
-            "GET",
-            "/events?type=webhook_endpoint.disabled",
-            None,
-            &[],
-        )
+        .get(&app.a, "/events?type=webhook_endpoint.disabled")
         .await;
     assert_eq!(events.body["data"][0]["data"]["object"]["id"], eid.as_str());
     // A fresh failure alone does not disable: the streak starts now.
@@ -431,12 +370,9 @@ async fn three_days_of_failures_disable_the_endpoint() {
     rx2.wait_for("a failing attempt", |_| true).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let e2 = app
-        .call(
+        .get(
             &app.a,
-            "GET",
             &format!("/webhook-endpoints/{}", ep2["id"].as_str().unwrap()),
-            None,
-            &[],
         )
         .await
         .body;
@@ -458,12 +394,10 @@ async fn rotation_signs_with_old_and_new_secret_for_a_day() {
     let old = ep["secret"].as_str().unwrap().to_owned();
     let eid = ep["id"].as_str().unwrap();
     let r = app
-        .call(
+        .post(
             &app.a,
-            "POST",
             &format!("/webhook-endpoints/{eid}/rotate-secret"),
             None,
-            &[],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -486,12 +420,10 @@ async fn rotation_signs_with_old_and_new_secret_for_a_day() {
 
     // A second rotation drops the first secret at once; only the two newest sign.
     let r = app
-        .call(
+        .post(
             &app.a,
-            "POST",
             &format!("/webhook-endpoints/{eid}/rotate-secret"),
             None,
-            &[],
         )
         .await;
     let newest = r.body["secret"].as_str().unwrap().to_owned();
@@ -518,22 +450,18 @@ async fn ssrf_refusals_at_create_and_at_delivery() {
         "https://[::ffff:10.0.0.1]/hook",
     ] {
         let r = app
-            .call(
+            .post(
                 &app.a_live,
-                "POST",
                 "/webhook-endpoints",
                 Some(&json!({"url": url})),
-                &[],
             )
             .await;
         r.assert_error(422, "WEBHOOK_URL_FORBIDDEN");
     }
-    app.call(
+    app.post(
         &app.a_live,
-        "POST",
         "/webhook-endpoints",
         Some(&json!({"url": "http://example.com/hook"})),
-        &[],
     )
     .await
     .assert_error(400, "INVALID_URL");
@@ -555,27 +483,19 @@ async fn ssrf_refusals_at_create_and_at_delivery() {
         .status,
         201
     );
-    app.call(
+    app.post(
         &app.a,
-        "POST",
         "/webhook-endpoints",
         Some(&json!({"url": "http://10.0.0.5/hook"})),
-        &[],
     )
     .await
     .assert_error(422, "WEBHOOK_URL_FORBIDDEN");
     // Updating to a forbidden URL is refused the same way.
-    let eid = app
-        .call(&app.a, "GET", "/webhook-endpoints", None, &[])
-        .await
-        .body["data"][0]["id"]
-        .clone();
-    app.call(
+    let eid = app.get(&app.a, "/webhook-endpoints").await.body["data"][0]["id"].clone();
+    app.post(
         &app.a,
-        "POST",
         &format!("/webhook-endpoints/{}", eid.as_str().unwrap()),
         Some(&json!({"url": "https://169.254.169.254/"})),
-        &[],
     )
     .await
     .assert_error(422, "WEBHOOK_URL_FORBIDDEN");
@@ -592,12 +512,9 @@ async fn ssrf_refusals_at_create_and_at_delivery() {
     app.create_deposit(&app.a_live, &json!({})).await;
     let d = eventually(async || {
         let list = app
-            .call(
+            .get(
                 &app.a_live,
-                "GET",
                 &format!("/webhook-endpoints/{}/deliveries", sneaky.id),
-                None,
-                &[],
             )
             .await;
         let d = list.body["data"][0].clone();
@@ -630,29 +547,17 @@ async fn endpoint_crud_and_validation() {
     let eid = ep["id"].as_str().unwrap();
     assert_eq!(ep["object"], "webhook_endpoint");
     // The secret is shown once.
-    let got = app
-        .call(
-            &app.a,
-            "GET",
-            &format!("/webhook-endpoints/{eid}"),
-            None,
-            &[],
-        )
-        .await;
+    let got = app.get(&app.a, &format!("/webhook-endpoints/{eid}")).await;
     assert_eq!(got.status, 200);
     assert!(got.body.get("secret").is_none());
     assert!(!got.text.contains("whsec_"));
-    let list = app
-        .call(&app.a, "GET", "/webhook-endpoints", None, &[])
-        .await;
+    let list = app.get(&app.a, "/webhook-endpoints").await;
     assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
     let upd = app
-        .call(
+        .post(
             &app.a,
-            "POST",
             &format!("/webhook-endpoints/{eid}"),
             Some(&json!({"events": ["*"], "description": "all", "enabled": false})),
-            &[],
         )
         .await;
     assert_eq!(upd.status, 200, "{}", upd.text);
@@ -692,9 +597,7 @@ async fn endpoint_crud_and_validation() {
             "description",
         ),
     ] {
-        let r = app
-            .call(&app.a, "POST", "/webhook-endpoints", Some(&body), &[])
-            .await;
+        let r = app.post(&app.a, "/webhook-endpoints", Some(&body)).await;
         assert_eq!(
             (
                 r.status,
@@ -727,7 +630,7 @@ async fn endpoint_crud_and_validation() {
         vec![Scope::OrdersRead, Scope::OrdersWrite],
     )
     .await;
-    app.call(&orders_only, "GET", "/webhook-endpoints", None, &[])
+    app.get(&orders_only, "/webhook-endpoints")
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");
     // Delete.
@@ -744,15 +647,9 @@ async fn endpoint_crud_and_validation() {
         del.body,
         json!({"id": eid, "object": "webhook_endpoint", "deleted": true})
     );
-    app.call(
-        &app.a,
-        "GET",
-        &format!("/webhook-endpoints/{eid}"),
-        None,
-        &[],
-    )
-    .await
-    .assert_error(404, "RESOURCE_NOT_FOUND");
+    app.get(&app.a, &format!("/webhook-endpoints/{eid}"))
+        .await
+        .assert_error(404, "RESOURCE_NOT_FOUND");
 }
 
 #[tokio::test]
@@ -760,16 +657,10 @@ async fn events_api_lists_and_gets() {
     let app = spawn_app().await;
     let o = app.create_deposit(&app.a, &json!({})).await;
     let id = o.body["id"].as_str().unwrap();
-    app.call(
-        &app.a,
-        "POST",
-        &format!("/pay-orders/{id}/cancel"),
-        None,
-        &[],
-    )
-    .await;
+    app.post(&app.a, &format!("/pay-orders/{id}/cancel"), None)
+        .await;
     app.create_deposit(&app.b, &json!({})).await;
-    let all = app.call(&app.a, "GET", "/events", None, &[]).await;
+    let all = app.get(&app.a, "/events").await;
     assert_eq!(all.status, 200, "{}", all.text);
     let types: Vec<_> = all.body["data"]
         .as_array()
@@ -779,40 +670,24 @@ async fn events_api_lists_and_gets() {
         .collect();
     assert_eq!(types, ["order.cancelled", "order.created"]);
     assert_eq!(all.body["data"][0]["object"], "event");
-    let only = app
-        .call(
-            &app.a,
-            "GET",
-            "/events?type=order.created&limit=1",
-            None,
-            &[],
-        )
-        .await;
+    let only = app.get(&app.a, "/events?type=order.created&limit=1").await;
     assert_eq!(only.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(only.body["has_more"], false);
     let eid = all.body["data"][0]["id"].as_str().unwrap();
-    let one = app
-        .call(&app.a, "GET", &format!("/events/{eid}"), None, &[])
-        .await;
+    let one = app.get(&app.a, &format!("/events/{eid}")).await;
     assert_eq!(one.body, all.body["data"][0]);
-    app.call(&app.b, "GET", &format!("/events/{eid}"), None, &[])
+    app.get(&app.b, &format!("/events/{eid}"))
         .await
         .assert_error(404, "RESOURCE_NOT_FOUND");
-    app.call(&app.a, "GET", "/events/evt_nope", None, &[])
+    app.get(&app.a, "/events/evt_nope")
         .await
         .assert_error(404, "RESOURCE_NOT_FOUND");
-    app.call(&app.a, "GET", "/events?type=order.teleported", None, &[])
+    app.get(&app.a, "/events?type=order.teleported")
         .await
         .assert_error(400, "INVALID_EVENT_TYPE");
     // Older than 30 days is out of reach, whatever created_gte says.
     let old = app
-        .call(
-            &app.a,
-            "GET",
-            "/events?created_lte=2020-01-01T00:00:00Z",
-            None,
-            &[],
-        )
+        .get(&app.a, "/events?created_lte=2020-01-01T00:00:00Z")
         .await;
     assert_eq!(old.body["data"], json!([]));
 }
