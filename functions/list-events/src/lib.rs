@@ -17,14 +17,7 @@ pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lam
 async fn route(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {
     let ctx = http::auth(req)?;
     http::no_body(req)?;
-    let has_id = req
-        .uri()
-        .path()
-        .trim_end_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .count()
-        == 2;
+    let has_id = http::path_segments(req).len() == 2;
     if has_id {
         let id = http::path_id(req, "id", "event", EventId::parse)?;
         let ev = svc

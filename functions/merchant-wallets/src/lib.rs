@@ -20,14 +20,7 @@ pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lam
 
 async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Body>, ApiError> {
     let ctx = http::auth(req)?;
-    let has_chain = req
-        .uri()
-        .path()
-        .trim_end_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .count()
-        == 2;
+    let has_chain = http::path_segments(req).len() == 2;
     match (req.method().as_str(), has_chain) {
         ("POST", false) => {
             http::idempotent(&*svc.store, &ctx, req, &rid, || create(svc, &ctx, req)).await

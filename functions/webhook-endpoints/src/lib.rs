@@ -25,8 +25,7 @@ pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lam
 
 async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Body>, ApiError> {
     let ctx = http::auth(req)?;
-    let path = req.uri().path().trim_end_matches('/');
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let parts = http::path_segments(req);
     let method = req.method().as_str();
     match (method, parts.as_slice()) {
         ("GET", ["webhook-secret"]) => {

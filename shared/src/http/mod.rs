@@ -83,6 +83,15 @@ pub fn auth(req: &Request) -> Result<AuthContext, ApiError> {
     AuthContext::from_authorizer(fields.unwrap_or(&empty)).map_err(ApiError::from)
 }
 
+/// The request path's non-empty segments: `/webhook-endpoints/we_1/` → `["webhook-endpoints", "we_1"]`.
+pub fn path_segments(req: &Request) -> Vec<&str> {
+    req.uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// A path parameter parsed into a typed id; a malformed one is a 404 (it cannot exist).
 pub fn path_id<T, E>(
     req: &Request,
