@@ -9,6 +9,7 @@ pub mod chains;
 pub mod config;
 pub mod http;
 pub mod model;
+mod net;
 #[cfg(feature = "chains")]
 pub mod payments;
 pub mod pricing;

@@ -16,10 +16,7 @@ pub struct SolanaChain {
 impl SolanaChain {
     pub fn new(url: &str) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("a plain reqwest client builds"),
+            http: crate::net::provider_client(Duration::from_secs(10)),
             url: url.to_owned(),
         }
     }

@@ -54,11 +54,7 @@ impl CoinGecko {
             "x-cg-demo-api-key"
         };
         Self {
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .user_agent("PayOrders/1")
-                .build()
-                .expect("a plain reqwest client builds"),
+            http: crate::net::provider_client(timeout),
             base_url: base_url.trim_end_matches('/').to_owned(),
             key: api_key.map(|k| (header, k)),
             ttl,

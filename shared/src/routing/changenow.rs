@@ -23,11 +23,7 @@ pub struct ChangeNow {
 impl ChangeNow {
     pub fn new(base_url: &str, api_key: impl Into<String>, timeout: Duration) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .user_agent("PayOrders/1")
-                .build()
-                .expect("a plain reqwest client builds"),
+            http: crate::net::provider_client(timeout),
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: api_key.into(),
         }
