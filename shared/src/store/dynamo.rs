@@ -299,6 +299,11 @@ fn event_item(e: &Event) -> Item {
     item
 }
 
+/// A cancelled transaction that no condition of ours explains: the store is unavailable.
+fn cancelled(failed: &[(usize, String)]) -> StoreError {
+    StoreError::Unavailable(format!("transaction cancelled: {failed:?}").into())
+}
+
 fn failed_code_is_condition(code: &str) -> bool {
     code == "ConditionalCheckFailed"
 }
@@ -414,9 +419,7 @@ impl OrderStore for DynamoStore {
                 } else if failed.iter().any(|(_, c)| failed_code_is_condition(c)) {
                     Err(StoreError::AlreadyExists)
                 } else {
-                    Err(StoreError::Unavailable(
-                        format!("transaction cancelled: {failed:?}").into(),
-                    ))
+                    Err(cancelled(&failed))
                 }
             }
         }
@@ -463,9 +466,7 @@ impl OrderStore for DynamoStore {
                     Some((i, _)) => Err(StoreError::TxAlreadyClaimed {
                         claim: u.tx_claims()[i - first_claim].key(),
                     }),
-                    None => Err(StoreError::Unavailable(
-                        format!("transaction cancelled: {failed:?}").into(),
-                    )),
+                    None => Err(cancelled(&failed)),
                 }
             }
         }
@@ -792,9 +793,7 @@ impl WebhookStore for DynamoStore {
                     }),
                 }
             }
-            Err(failed) => Err(StoreError::Unavailable(
-                format!("transaction cancelled: {failed:?}").into(),
-            )),
+            Err(failed) => Err(cancelled(&failed)),
         }
     }
 
@@ -853,9 +852,7 @@ impl WebhookStore for DynamoStore {
         {
             Ok(()) => Ok(true),
             Err(failed) if failed.iter().all(|(_, c)| failed_code_is_condition(c)) => Ok(false),
-            Err(failed) => Err(StoreError::Unavailable(
-                format!("transaction cancelled: {failed:?}").into(),
-            )),
+            Err(failed) => Err(cancelled(&failed)),
         }
     }
 
