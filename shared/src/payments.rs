@@ -50,11 +50,7 @@ pub fn paying_transfers<'a>(
         .chain(currency.chain_id)
         .map(|c| c.family)
         .unwrap_or(ChainFamily::Evm);
-    let deposit = payment
-        .steps
-        .first()
-        .map(|s| s.deposit_address.as_str())
-        .unwrap_or(payment.recipient.as_str());
+    let deposit = payment.deposit_address();
     let right_token = |t: &Transfer| match (&currency.address, &t.token) {
         (None, None) => true,
         (Some(want), Some(got)) => same(family, want, got),
@@ -104,6 +100,8 @@ pub struct VerifiedPayment {
     pub inclusion: Inclusion,
     pub amount: RawAmount,
     pub claims: Vec<TxClaim>,
+    /// The sender of the first paying transfer.
+    pub from: Option<String>,
 }
 
 /// The log index under which a transaction's native value is claimed (it has no log).
@@ -126,6 +124,7 @@ pub async fn verify_transaction(
     };
     let paying = paying_transfers(payment, &tx)?;
     let chain_id = payment.input.currency.chain_id;
+    let from = paying.first().map(|t| t.from.clone());
     let mut amount = RawAmount::ZERO;
     let mut claims: Vec<TxClaim> = Vec::new();
     for t in paying {
@@ -145,6 +144,7 @@ pub async fn verify_transaction(
         inclusion,
         amount,
         claims,
+        from,
     })
 }
 

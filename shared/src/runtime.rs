@@ -21,6 +21,10 @@ pub struct Services {
     pub master: Option<MasterKey>,
     /// Where webhook deliveries are queued, when this function sends any.
     pub webhooks: Option<Arc<dyn Queue>>,
+    /// Where confirmation checks are queued, when this function records payments.
+    pub confirmations: Option<Arc<dyn Queue>>,
+    /// Delays between confirmation checks.
+    pub check_delays: CheckDelays,
     /// USD prices (CoinGecko in AWS; a fixed table under the local host and in tests).
     pub prices: Option<Arc<dyn PriceSource>>,
     /// Exchange routing (ChangeNOW when its key is configured).
@@ -28,6 +32,23 @@ pub struct Services {
     /// The chains with a configured RPC endpoint.
     #[cfg(feature = "chains")]
     pub chains: Arc<crate::chains::Chains>,
+}
+
+/// First and longest delay between two confirmation checks of an order (the delay doubles
+/// from the first); the local host shortens them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckDelays {
+    pub first_secs: u32,
+    pub max_secs: u32,
+}
+
+impl Default for CheckDelays {
+    fn default() -> Self {
+        Self {
+            first_secs: 5,
+            max_secs: 900,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,10 +101,15 @@ impl Services {
             Duration::from_secs(5),
             Duration::from_secs(30),
         ));
+        let confirmations = config.confirmations_queue_url.as_ref().map(|url| {
+            Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url)) as Arc<dyn Queue>
+        });
         Ok(Self {
             store: Arc::new(store),
             master,
             webhooks,
+            confirmations,
+            check_delays: CheckDelays::default(),
             prices: Some(prices),
             #[cfg(feature = "chains")]
             chains: Arc::new(
@@ -106,6 +132,21 @@ impl Services {
 
     pub fn master(&self) -> Result<&MasterKey, InitError> {
         self.master.as_ref().ok_or(InitError::NoMasterKey)
+    }
+
+    /// The payment pipeline (recording payments, confirmation checks).
+    #[cfg(feature = "chains")]
+    pub fn settler(&self) -> Result<crate::settle::Settler, InitError> {
+        Ok(crate::settle::Settler {
+            store: self.store.clone(),
+            chains: self.chains.clone(),
+            confirmations: self
+                .confirmations
+                .clone()
+                .ok_or(InitError::NoQueue("PAYORDERS_CONFIRMATIONS_QUEUE_URL"))?,
+            check_delay_secs: self.check_delays.first_secs,
+            max_check_delay_secs: self.check_delays.max_secs,
+        })
     }
 
     pub fn webhooks(&self) -> Result<&Arc<dyn Queue>, InitError> {

@@ -42,6 +42,7 @@ pub fn order(org: &OrgId, livemode: bool, created_at: Timestamp) -> PayOrder {
         paid_over: false,
         paid_late: false,
         underpaid_within_tolerance: false,
+        transfers: Vec::new(),
         cancellation_reason: None,
         idempotency_key: None,
         version: 1,
@@ -135,6 +136,9 @@ pub fn payment(currency_id: &str, amount: u128, deposit: &str) -> Payment {
         refund: None,
         derivation_index: None,
         exchange_id: None,
+        received: None,
+        remaining: None,
+        source_tx_hash: None,
     }
 }
 
@@ -278,6 +282,20 @@ pub mod anvil {
             .await
             .expect("mined");
         receipt.transaction_hash
+    }
+
+    /// Calls an anvil/EVM JSON-RPC method and returns its result.
+    pub async fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let provider = ProviderBuilder::new().connect_http(url.parse().expect("valid URL"));
+        provider
+            .raw_request::<_, serde_json::Value>(method.to_owned().into(), params)
+            .await
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    /// Mines `n` empty blocks.
+    pub async fn mine(url: &str, n: u64) {
+        rpc(url, "anvil_mine", serde_json::json!([format!("{n:#x}")])).await;
     }
 
     /// The dev account (the sender of `send_native` and `send_token`).

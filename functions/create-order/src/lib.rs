@@ -296,6 +296,7 @@ pub fn parse_order(
         paid_over: false,
         paid_late: false,
         underpaid_within_tolerance: false,
+        transfers: Vec::new(),
         cancellation_reason: None,
         idempotency_key,
         version: 1,

@@ -338,6 +338,9 @@ async fn pay(
         refund,
         derivation_index,
         exchange_id,
+        received: None,
+        remaining: None,
+        source_tx_hash: None,
     })
 }
 

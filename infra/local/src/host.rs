@@ -26,10 +26,17 @@ pub const HTTP_FUNCTIONS: &[&str] = &[
     "merchant-wallets",
     "payment-details",
     "quote-order",
+    "submit-payment",
+    "simulate-payment",
 ];
 /// Functions that are not HTTP routes: the authorizer, and the async steps the local host
 /// runs in-process (see `workers`).
-pub const OTHER_FUNCTIONS: &[&str] = &["authorizer", "dispatch-events", "deliver-webhook"];
+pub const OTHER_FUNCTIONS: &[&str] = &[
+    "authorizer",
+    "dispatch-events",
+    "deliver-webhook",
+    "confirm-payment",
+];
 
 #[derive(Debug, Clone)]
 struct Route {
@@ -67,6 +74,7 @@ impl Route {
 
 pub struct Host {
     services: Services,
+    settler: payorders::settle::Settler,
     authorizer: authorizer::Deps,
     routes: Vec<Route>,
 }
@@ -118,6 +126,7 @@ impl Host {
             });
         }
         Ok(Self {
+            settler: services.settler()?,
             services,
             authorizer,
             routes,
@@ -226,6 +235,12 @@ impl Host {
             "merchant-wallets" => merchant_wallets::handler(&self.services, lambda_req).await,
             "payment-details" => payment_details::handler(&self.services, lambda_req).await,
             "quote-order" => quote_order::handler(&self.services, lambda_req).await,
+            "submit-payment" => {
+                submit_payment::handler(&self.services, &self.settler, lambda_req).await
+            }
+            "simulate-payment" => {
+                simulate_payment::handler(&self.services, &self.settler, lambda_req).await
+            }
             other => unreachable!("route to {other} was refused at start-up"),
         };
         result.unwrap_or_else(|e| {

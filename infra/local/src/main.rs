@@ -271,11 +271,14 @@ async fn serve(
         ),
     };
     let demo = setup::ensure_demo(&*store, &master, &args.dir, fixed).await?;
-    let (queue, rx) = payorders::queue::LocalQueue::new();
+    let (queue, webhooks_rx) = payorders::queue::LocalQueue::new();
+    let (confirmations, confirmations_rx) = payorders::queue::LocalQueue::new();
     let services = Services {
         store,
         master: Some(master),
         webhooks: Some(Arc::new(queue)),
+        confirmations: Some(Arc::new(confirmations)),
+        check_delays: payorders_local::workers::DEV_CHECK_DELAYS,
         prices: Some(Arc::new(dev_prices()?)),
         router: dev_router(),
         chains: Arc::new(dev_chains()?),
@@ -288,7 +291,10 @@ async fn serve(
     payorders_local::workers::start(
         &services,
         opened.embedded,
-        rx,
+        payorders_local::workers::Receivers {
+            webhooks: webhooks_rx,
+            confirmations: confirmations_rx,
+        },
         payorders_local::workers::Config {
             retry_scale,
             poll: std::time::Duration::from_millis(250),

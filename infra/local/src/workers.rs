@@ -1,14 +1,21 @@
 //! The async steps under the local host, with the same code as in AWS: a poller over the
 //! embedded store's outbox stands in for the DynamoDB stream (→ dispatch-events), and an
-//! in-process queue stands in for SQS (→ deliver-webhook, retries as timers).
+//! in-process queue stands in for each SQS queue (→ deliver-webhook, → confirm-payment;
+//! delays and retries as timers).
 
 use payorders::queue::{LocalReceiver, Outcome};
-use payorders::runtime::Services;
+use payorders::runtime::{CheckDelays, Services};
 use payorders::store::embedded::EmbeddedStore;
 use std::sync::Arc;
 use std::time::Duration;
 
 const CURSOR: &str = "dispatch-events";
+
+/// Confirmation checks under the local host: every second, then at most every 2 s.
+pub const DEV_CHECK_DELAYS: CheckDelays = CheckDelays {
+    first_secs: 1,
+    max_secs: 2,
+};
 
 pub struct Config {
     /// Multiplies webhook retry delays (1 = the real schedule).
@@ -17,11 +24,17 @@ pub struct Config {
     pub poll: Duration,
 }
 
+/// The consuming ends of the in-process queues.
+pub struct Receivers {
+    pub webhooks: LocalReceiver,
+    pub confirmations: LocalReceiver,
+}
+
 /// Starts the workers; they run until the process ends.
 pub fn start(
     services: &Services,
     embedded: Option<EmbeddedStore>,
-    rx: LocalReceiver,
+    rx: Receivers,
     cfg: Config,
 ) -> anyhow::Result<()> {
     let master = services.master()?.clone();
@@ -31,7 +44,31 @@ pub fn start(
         master,
         retry_scale: cfg.retry_scale,
     });
-    tokio::spawn(consume(deliver, rx));
+    tokio::spawn(consume(rx.webhooks, move |body| {
+        let deps = deliver.clone();
+        async move {
+            match deliver_webhook::process(&deps, &body).await {
+                Ok(Outcome::Done) => Step::Done,
+                Ok(Outcome::RetryAfter(secs)) => Step::RetryAfter(secs),
+                Err(deliver_webhook::DeliverError::Poison(m)) => Step::Poison(m),
+                Err(e) => Step::Fault(e.to_string()),
+            }
+        }
+    }));
+    let confirm = Arc::new(confirm_payment::Deps {
+        settler: services.settler()?,
+        router: services.router.clone(),
+    });
+    tokio::spawn(consume(rx.confirmations, move |body| {
+        let deps = confirm.clone();
+        async move {
+            match confirm_payment::process(&deps, &body).await {
+                Ok(_) => Step::Done,
+                Err(confirm_payment::ConfirmError::Poison(m)) => Step::Poison(m),
+                Err(e) => Step::Fault(e.to_string()),
+            }
+        }
+    }));
     match embedded {
         Some(store) => {
             let dispatch = dispatch_events::Deps {
@@ -41,7 +78,7 @@ pub fn start(
             tokio::spawn(poll_outbox(store, dispatch, cfg.poll));
         }
         None => tracing::warn!(
-            "with --store dynamodb the local host does not read the table's stream; \\
+            "with --store dynamodb the local host does not read the table's stream; \
              webhooks are dispatched only by the dispatch-events function in AWS"
         ),
     }
@@ -67,23 +104,36 @@ async fn poll_once(store: &EmbeddedStore, deps: &dispatch_events::Deps) -> anyho
     Ok(())
 }
 
-/// The queue: each message processed until done, retries after their delay.
-async fn consume(deps: Arc<deliver_webhook::Deps>, mut rx: LocalReceiver) {
+/// What a consumer made of one message.
+enum Step {
+    Done,
+    RetryAfter(u64),
+    /// Unreadable: SQS would dead-letter it after its redrive count.
+    Poison(String),
+    /// Failed to process: SQS would deliver it again.
+    Fault(String),
+}
+
+/// A queue: each message processed until done, retries after their delay, as SQS would.
+async fn consume<F, Fut>(mut rx: LocalReceiver, process: F)
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Step> + Send + 'static,
+{
+    let process = Arc::new(process);
     while let Some(body) = rx.recv().await {
-        let deps = deps.clone();
+        let process = process.clone();
         tokio::spawn(async move {
             let mut faults = 0u32;
             loop {
-                match deliver_webhook::process(&deps, &body).await {
-                    Ok(Outcome::Done) => return,
-                    Ok(Outcome::RetryAfter(secs)) => {
-                        tokio::time::sleep(Duration::from_secs(secs)).await
-                    }
-                    Err(deliver_webhook::DeliverError::Poison(m)) => {
+                match process(body.clone()).await {
+                    Step::Done => return,
+                    Step::RetryAfter(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
+                    Step::Poison(m) => {
                         tracing::error!(message = %m, "dropping a malformed message (SQS would dead-letter it)");
                         return;
                     }
-                    Err(e) => {
+                    Step::Fault(e) => {
                         faults += 1;
                         if faults > 10 {
                             tracing::error!(error = %e, "giving up on a message after 10 faults (SQS would dead-letter it)");

@@ -6,6 +6,7 @@
 //! in the app secret).
 
 mod evm;
+pub mod sandbox;
 mod solana;
 
 pub use evm::EvmChain;

@@ -98,6 +98,56 @@ pub struct Payment {
     /// The provider's exchange id, on a routed payment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchange_id: Option<String>,
+    /// What the counted transfers add up to, once one arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<Amount>,
+    /// What is still to be sent, while the order is partly paid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<Amount>,
+    /// The first transaction that paid this order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_tx_hash: Option<String>,
+}
+
+wire_enum!(
+    /// Where one received transfer is: mined and `confirming`, `confirmed`, or `reorged`
+    /// (dropped from the chain by a reorganisation, so it no longer counts).
+    TransferStatus {
+        Confirming = "confirming",
+        Confirmed = "confirmed",
+        Reorged = "reorged",
+    }
+);
+
+/// One transaction that paid (part of) an order, as seed 003 lists `payments`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceivedTransfer {
+    pub tx_hash: String,
+    /// What the transaction sent to the deposit address in the order's currency.
+    pub amount: Amount,
+    pub status: TransferStatus,
+    pub confirmations: u64,
+    pub required_confirmations: u32,
+    pub block_number: u64,
+    pub block_hash: String,
+    #[serde(default)]
+    pub from_address: Option<String>,
+    pub detected_at: Timestamp,
+    #[serde(default)]
+    pub confirmed_at: Option<Timestamp>,
+    /// A simulated transfer on the sandbox chain (test mode only).
+    #[serde(default)]
+    pub sandbox: bool,
+}
+
+impl Payment {
+    /// Where the payer sends: the first step's deposit address, else the recipient.
+    pub fn deposit_address(&self) -> &str {
+        self.steps
+            .first()
+            .map(|s| s.deposit_address.as_str())
+            .unwrap_or(self.recipient.as_str())
+    }
 }
 
 /// How far below the amount a payment may fall and still count as paid.
@@ -145,6 +195,9 @@ pub struct PayOrder {
     pub paid_late: bool,
     #[serde(default)]
     pub underpaid_within_tolerance: bool,
+    /// Transactions that paid this order, in the order they were seen.
+    #[serde(default)]
+    pub transfers: Vec<ReceivedTransfer>,
     /// Why the merchant cancelled the order, if they said.
     #[serde(default)]
     pub cancellation_reason: Option<String>,

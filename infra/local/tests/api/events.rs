@@ -78,6 +78,8 @@ async fn seeded() -> Services {
         store,
         master: Some(master),
         webhooks: None,
+        confirmations: None,
+        check_delays: Default::default(),
         prices: Some(Arc::new(
             payorders::pricing::fixed::FixedPrices::dev_default(),
         )),
@@ -326,4 +328,127 @@ async fn quote_order_event() {
     assert_eq!(resp.status(), 200, "{body}");
     assert_eq!(body["object"], "quote");
     assert_eq!(body["options"], serde_json::json!([]));
+}
+
+/// The seeded services with a confirmations queue, the sample order given its payment
+/// details (25 USDC on Base Sepolia) by the payment-details event.
+async fn awaiting_payment() -> (Services, payorders::queue::LocalReceiver) {
+    let mut svc = seeded().await;
+    let (queue, rx) = payorders::queue::LocalQueue::new();
+    svc.confirmations = Some(Arc::new(queue));
+    let resp = payment_details::handler(&svc, http_event("payment-details"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["payment"]["input"]["amount"]["raw"], "25000000");
+    (svc, rx)
+}
+
+#[tokio::test]
+async fn submit_payment_and_confirm_payment_events() {
+    // The sample hash is a sandbox transfer of exactly 25 USDC mined in November 2025,
+    // so it is long confirmed by now.
+    let (svc, _rx) = awaiting_payment().await;
+    let settler = svc.settler().unwrap();
+    let resp = submit_payment::handler(&svc, &settler, http_event("submit-payment"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["status"], "AWAITING_CONFIRMATION");
+    assert_eq!(body["transfers"][0]["sandbox"], true);
+    assert_eq!(body["payment"]["received"]["raw"], "25000000");
+
+    let deps = confirm_payment::Deps {
+        settler,
+        router: None,
+    };
+    let payload = serde_json::from_str(&event_text("confirm-payment")).unwrap();
+    let out = confirm_payment::handler(&deps, LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap();
+    assert!(out.batch_item_failures.is_empty());
+    let order = svc
+        .store
+        .get_order(&OrderId::parse(CANCEL_ID).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(order.status, OrderStatus::Completed);
+    assert_eq!(order.transfers[0].status, TransferStatus::Confirmed);
+
+    // Redelivered: nothing changes and no second event is written.
+    let payload = serde_json::from_str(&event_text("confirm-payment")).unwrap();
+    let out = confirm_payment::handler(&deps, LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap();
+    assert!(out.batch_item_failures.is_empty());
+    let again = svc.store.get_order(&order.id).await.unwrap().unwrap();
+    assert_eq!(again.version, order.version);
+}
+
+#[tokio::test]
+async fn confirm_payment_reports_failures_for_the_dlq() {
+    let (svc, _rx) = awaiting_payment().await;
+    let settler = svc.settler().unwrap();
+    // A real-looking hash on a chain with no RPC here: the check fails and is retried.
+    let id = OrderId::parse(CANCEL_ID).unwrap();
+    let order = svc.store.get_order(&id).await.unwrap().unwrap();
+    let transfer = ReceivedTransfer {
+        tx_hash: format!("0x{}", "ab".repeat(32)),
+        amount: order.payment.as_ref().unwrap().input.amount.clone(),
+        status: TransferStatus::Confirming,
+        confirmations: 1,
+        required_confirmations: 3,
+        block_number: 10,
+        block_hash: format!("0x{}", "cd".repeat(32)),
+        from_address: None,
+        detected_at: Timestamp::now(),
+        confirmed_at: None,
+        sandbox: false,
+    };
+    let update =
+        payorders::settle::apply_transfer(&order, transfer, vec![], Timestamp::now()).unwrap();
+    svc.store.update_order(&update).await.unwrap();
+    let deps = confirm_payment::Deps {
+        settler,
+        router: None,
+    };
+    let mut payload: lambda_http::aws_lambda_events::sqs::SqsEvent =
+        serde_json::from_str(&event_text("confirm-payment")).unwrap();
+    let mut poison = payload.records[0].clone();
+    poison.message_id = Some("poison".into());
+    poison.body = Some("{\"order\": 1".into());
+    payload.records.push(poison);
+    let out = confirm_payment::handler(&deps, LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap();
+    let failed: Vec<&str> = out
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["7b1c4f0e-2a55-4f63-9d1e-3c8f0b6a9e21", "poison"]);
+    let after = svc.store.get_order(&id).await.unwrap().unwrap();
+    assert_eq!(
+        after.version,
+        update.order().version,
+        "a failed check writes nothing"
+    );
+}
+
+#[tokio::test]
+async fn simulate_payment_event() {
+    let (svc, mut rx) = awaiting_payment().await;
+    let settler = svc.settler().unwrap();
+    let resp = simulate_payment::handler(&svc, &settler, http_event("simulate-payment"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    // 10 of 25 USDC: a partial payment, nothing queued for confirmation yet.
+    assert_eq!(body["status"], "PARTIAL_PAYMENT");
+    assert_eq!(body["payment"]["remaining"]["ui"], "15.0");
+    assert!(rx.try_recv().is_err());
 }

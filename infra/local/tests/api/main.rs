@@ -7,6 +7,7 @@ mod orders;
 mod payments;
 mod quotes;
 mod robustness;
+mod settlement;
 mod support;
 mod template;
 mod wallets;

@@ -95,6 +95,16 @@ pub async fn spawn_app_full(
     prices: payorders::pricing::fixed::FixedPrices,
     router: Option<Arc<dyn payorders::routing::Router>>,
 ) -> TestApp {
+    spawn_app_on_chains(backend, prices, router, test_chains()).await
+}
+
+/// The app reading the given chains.
+pub async fn spawn_app_on_chains(
+    backend: Backend,
+    prices: payorders::pricing::fixed::FixedPrices,
+    router: Option<Arc<dyn payorders::routing::Router>>,
+    chains: payorders::chains::Chains,
+) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
     }
@@ -140,20 +150,26 @@ pub async fn spawn_app_full(
             .unwrap();
         caller(&org.id, k)
     };
-    let (queue, rx) = payorders::queue::LocalQueue::new();
+    let (queue, webhooks_rx) = payorders::queue::LocalQueue::new();
+    let (confirmations, confirmations_rx) = payorders::queue::LocalQueue::new();
     let services = Services {
         store: store.clone(),
         master: Some(master.clone()),
         webhooks: Some(Arc::new(queue)),
+        confirmations: Some(Arc::new(confirmations)),
+        check_delays: payorders_local::workers::DEV_CHECK_DELAYS,
         prices: Some(Arc::new(prices)),
         router: router.clone(),
-        chains: Arc::new(test_chains()),
+        chains: Arc::new(chains),
     };
     // The outbox poller needs the SQLite store's outbox; DynamoDB runs have no stream here.
     payorders_local::workers::start(
         &services,
         embedded_handle,
-        rx,
+        payorders_local::workers::Receivers {
+            webhooks: webhooks_rx,
+            confirmations: confirmations_rx,
+        },
         payorders_local::workers::Config {
             retry_scale: RETRY_SCALE,
             poll: std::time::Duration::from_millis(50),
@@ -366,4 +382,69 @@ pub async fn eventually<T>(mut probe: impl AsyncFnMut() -> Option<T>) -> T {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("the awaited state did not arrive within 10 s")
+}
+
+/// An anvil of a test's own (for tests that rewind the chain), stopped when dropped.
+pub struct PrivateAnvil {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl PrivateAnvil {
+    pub async fn start() -> Self {
+        let bin = repo_root().join("node_modules/.bin/anvil");
+        assert!(
+            bin.exists(),
+            "{} is missing: `make test` installs it",
+            bin.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--silent",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("anvil starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let anvil = Self { url, child };
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            let up = client
+                .post(&anvil.url)
+                .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}))
+                .send()
+                .await
+                .is_ok();
+            if up {
+                return anvil;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the private anvil did not start on port {port}");
+    }
+
+    pub fn chains(&self) -> payorders::chains::Chains {
+        payorders::chains::Chains::from_rpc_urls([(
+            ChainId::new(31337).unwrap(),
+            self.url.as_str(),
+        )])
+        .unwrap()
+    }
+}
+
+impl Drop for PrivateAnvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,73 @@
+//! SQS → one confirmation check of an order (`{"order_id": "po_…", "attempt": n}`).
+//!
+//! Counts each transfer's confirmations (head − block + 1) against what it requires. Not
+//! enough yet: the next check is queued with a doubling delay. A transfer that vanished or
+//! moved block (a reorg) sends the order back to AWAITING_PAYMENT with its event. All final:
+//! COMPLETED, or EXECUTING_ORDER when a ChangeNOW exchange carries the payment on, which is
+//! then checked the same way until it finishes (COMPLETED), is refunded (REFUNDED) or fails
+//! (FAILED). Checks are idempotent: a redelivered or duplicate message finds the order
+//! settled or unchanged and does nothing. A message that cannot be read, or keeps failing,
+//! is reported as a batch item failure and reaches the DLQ after the queue's redrive count.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_http::LambdaEvent;
+use payorders::queue::QueueError;
+use payorders::routing::Router;
+use payorders::settle::{self, AdvanceError, CheckMessage, Progress, Settler};
+use payorders::*;
+use std::sync::Arc;
+
+pub struct Deps {
+    pub settler: Settler,
+    /// The exchange provider, for orders whose payment it routes.
+    pub router: Option<Arc<dyn Router>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfirmError {
+    #[error("malformed message: {0}")]
+    Poison(String),
+    #[error(transparent)]
+    Advance(#[from] AdvanceError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Processes one message; `Ok` means it is finished with (the next check, if any, is a new
+/// message already queued).
+#[tracing::instrument(skip_all)]
+pub async fn process(deps: &Deps, body: &str) -> Result<Progress, ConfirmError> {
+    let msg: CheckMessage = serde_json::from_str(body)
+        .map_err(|_| ConfirmError::Poison(body.chars().take(200).collect()))?;
+    let progress = settle::advance(
+        &deps.settler,
+        deps.router.as_deref(),
+        &msg.order_id,
+        Timestamp::now(),
+    )
+    .await?;
+    if progress == Progress::Waiting {
+        settle::enqueue_check(&deps.settler, &msg.order_id, msg.attempt.saturating_add(1)).await?;
+    }
+    tracing::info!(order_id = %msg.order_id, attempt = msg.attempt, ?progress, "confirmation check");
+    Ok(progress)
+}
+
+/// The SQS handler: a message that failed is reported so SQS delivers it again (and, after
+/// the redrive count, to the DLQ); the others are deleted.
+pub async fn handler(
+    deps: &Deps,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_http::Error> {
+    let mut response = SqsBatchResponse::default();
+    for record in event.payload.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        if let Err(e) = process(deps, record.body.as_deref().unwrap_or_default()).await {
+            tracing::error!(error = %e, message_id = %id, "confirmation check failed");
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            response.batch_item_failures.push(f);
+        }
+    }
+    Ok(response)
+}

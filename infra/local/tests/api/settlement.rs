@@ -1,0 +1,396 @@
+//! Paying orders end to end on anvil (chain 31337, 2 confirmations) through the local host:
+//! payment details, a real transfer, submitted by hash, confirmations as blocks are mined,
+//! COMPLETED; partial payments and top-ups; wrong transactions; a transaction that two
+//! orders race for; a reorg; and the sandbox chain in test mode.
+
+use crate::support::*;
+use alloy::primitives::{Address, U256};
+use payorders::testing::anvil;
+use serde_json::{Value, json};
+
+/// A DEPOSIT order of `amount` of `currency` (TUSD or, with `None`, native ETH) on chain
+/// 31337 to `recipient`, with its payment details: AWAITING_PAYMENT.
+async fn awaiting_payment(
+    app: &TestApp,
+    currency: Option<&str>,
+    amount: &str,
+    recipient: Address,
+) -> String {
+    let currency = json!({"chain_id": 31337, "address": currency});
+    let o = app
+        .create_deposit(
+            &app.a,
+            &json!({"amount": amount, "currency": currency, "recipient": recipient.to_string()}),
+        )
+        .await;
+    assert_eq!(o.status, 201, "{}", o.text);
+    let id = o.body["id"].as_str().unwrap().to_owned();
+    let d = app
+        .post(
+            &app.a,
+            &format!("/pay-orders/{id}/payment-details"),
+            Some(&json!({"source_currency": currency})),
+        )
+        .await;
+    assert_eq!(d.status, 200, "{}", d.text);
+    assert_eq!(d.body["status"], "AWAITING_PAYMENT");
+    assert_eq!(
+        d.body["payment"]["steps"][0]["deposit_address"],
+        recipient.to_string()
+    );
+    id
+}
+
+async fn submit(app: &TestApp, id: &str, hash: impl ToString) -> Resp {
+    app.post(
+        &app.a,
+        &format!("/pay-orders/{id}/payments"),
+        Some(&json!({"tx_hash": hash.to_string()})),
+    )
+    .await
+}
+
+async fn order(app: &TestApp, id: &str) -> Value {
+    app.get(&app.a, &format!("/pay-orders/{id}")).await.body
+}
+
+async fn wait_status(app: &TestApp, id: &str, want: &str) -> Value {
+    eventually(async || {
+        let o = order(app, id).await;
+        (o["status"] == want).then_some(o)
+    })
+    .await
+}
+
+/// Event types of the order, oldest first.
+async fn event_types(app: &TestApp, id: &str) -> Vec<String> {
+    let events = app.get(&app.a, "/events?limit=100").await;
+    let mut types: Vec<String> = events.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["object"]["id"] == id)
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    types.reverse();
+    types
+}
+
+fn tusd(units: u64) -> U256 {
+    U256::from(units) * U256::from(1_000_000u64)
+}
+
+#[tokio::test]
+async fn erc20_payment_submitted_then_confirmed_to_completed() {
+    let app = spawn_app().await;
+    let url = anvil_url();
+    let recipient = anvil::fresh_address();
+    let id = awaiting_payment(&app, Some(anvil::TOKEN), "10", recipient).await;
+    let hash = anvil::send_token(&url, recipient, tusd(10), None).await;
+
+    let r = submit(&app, &id, hash).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "AWAITING_CONFIRMATION");
+    let t = &r.body["transfers"][0];
+    assert_eq!(t["tx_hash"], hash.to_string());
+    assert_eq!(t["amount"]["raw"], "10000000");
+    assert_eq!(t["status"], "confirming");
+    assert_eq!(t["required_confirmations"], 2);
+    assert_eq!(t["from_address"], anvil::dev_address().to_string());
+    assert_eq!(r.body["payment"]["source_tx_hash"], hash.to_string());
+    assert_eq!(r.body["payment"]["received"]["ui"], "10.0");
+    assert_eq!(r.body["paid_over"], false);
+
+    // Submitting it again changes nothing.
+    let again = submit(&app, &id, hash).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.body["version"], r.body["version"]);
+
+    // One block on top of the transfer's makes 2 confirmations.
+    anvil::mine(&url, 1).await;
+    let done = wait_status(&app, &id, "COMPLETED").await;
+    assert_eq!(done["transfers"][0]["status"], "confirmed");
+    assert!(done["transfers"][0]["confirmations"].as_u64().unwrap() >= 2);
+    assert!(done["transfers"][0]["confirmed_at"].is_string());
+    let types = eventually(async || {
+        let t = event_types(&app, &id).await;
+        t.contains(&"order.completed".to_owned()).then_some(t)
+    })
+    .await;
+    assert_eq!(
+        types,
+        [
+            "order.created",
+            "order.awaiting_payment",
+            "order.payment_detected",
+            "order.completed"
+        ]
+    );
+    // The same transaction again answers the order as it is; another one is refused.
+    let same = submit(&app, &id, hash).await;
+    assert_eq!(same.status, 200, "{}", same.text);
+    assert_eq!(same.body["version"], done["version"]);
+    let more = anvil::send_token(&url, recipient, tusd(1), None).await;
+    submit(&app, &id, more)
+        .await
+        .assert_error(409, "ORDER_NOT_PAYABLE");
+}
+
+#[tokio::test]
+async fn native_payment_through_the_process_route_with_overpayment() {
+    let app = spawn_app().await;
+    let url = anvil_url();
+    let recipient = anvil::fresh_address();
+    let id = awaiting_payment(&app, None, "0.5", recipient).await;
+    let wei = U256::from(600_000_000_000_000_000u64); // 0.6 ETH
+    let hash = anvil::send_native(&url, recipient, wei).await;
+    // Seed 000's GET route.
+    let r = app
+        .get(&app.a, &format!("/pay-orders/{id}/process?tx_hash={hash}"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "AWAITING_CONFIRMATION");
+    assert_eq!(r.body["paid_over"], true);
+    assert_eq!(r.body["transfers"][0]["amount"]["ui"], "0.6");
+    anvil::mine(&url, 2).await;
+    let done = wait_status(&app, &id, "COMPLETED").await;
+    assert_eq!(done["payment"]["received"]["raw"], wei.to_string());
+}
+
+#[tokio::test]
+async fn partial_payment_then_top_up() {
+    let app = spawn_app().await;
+    let url = anvil_url();
+    let recipient = anvil::fresh_address();
+    let id = awaiting_payment(&app, Some(anvil::TOKEN), "10", recipient).await;
+
+    let first = anvil::send_token(&url, recipient, tusd(4), None).await;
+    let r = submit(&app, &id, first).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "PARTIAL_PAYMENT");
+    assert_eq!(r.body["payment"]["received"]["ui"], "4.0");
+    assert_eq!(r.body["payment"]["remaining"]["ui"], "6.0");
+
+    let second = anvil::send_token(&url, recipient, tusd(3), None).await;
+    let r = submit(&app, &id, second).await;
+    assert_eq!(r.body["status"], "PARTIAL_PAYMENT", "{}", r.text);
+    assert_eq!(r.body["payment"]["remaining"]["ui"], "3.0");
+
+    let last = anvil::send_token(&url, recipient, tusd(3), None).await;
+    let r = submit(&app, &id, last).await;
+    assert_eq!(r.body["status"], "AWAITING_CONFIRMATION", "{}", r.text);
+    assert_eq!(r.body["payment"]["received"]["ui"], "10.0");
+    assert!(r.body["payment"].get("remaining").is_none());
+    assert_eq!(r.body["transfers"].as_array().unwrap().len(), 3);
+    assert_eq!(r.body["payment"]["source_tx_hash"], first.to_string());
+
+    anvil::mine(&url, 1).await;
+    let done = wait_status(&app, &id, "COMPLETED").await;
+    assert!(
+        done["transfers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "confirmed")
+    );
+    let types = eventually(async || {
+        let t = event_types(&app, &id).await;
+        t.contains(&"order.completed".to_owned()).then_some(t)
+    })
+    .await;
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "order.partial_payment")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn wrong_transactions_are_refused_and_change_nothing() {
+    let app = spawn_app().await;
+    let url = anvil_url();
+    let recipient = anvil::fresh_address();
+    let id = awaiting_payment(&app, Some(anvil::TOKEN), "10", recipient).await;
+    let before = order(&app, &id).await;
+
+    let elsewhere = anvil::send_token(&url, anvil::fresh_address(), tusd(10), None).await;
+    submit(&app, &id, elsewhere)
+        .await
+        .assert_error(422, "WRONG_RECIPIENT");
+    let eth = anvil::send_native(&url, recipient, U256::from(10u64)).await;
+    submit(&app, &id, eth)
+        .await
+        .assert_error(422, "WRONG_TOKEN");
+    // A transfer of more than the sender has reverts (mined with a failed status).
+    let failed = anvil::send_token(&url, recipient, tusd(1) << 100, Some(100_000)).await;
+    submit(&app, &id, failed)
+        .await
+        .assert_error(422, "TX_FAILED");
+    submit(&app, &id, format!("0x{}", "ab".repeat(32)))
+        .await
+        .assert_error(422, "TX_NOT_FOUND");
+    // A Solana signature for an EVM order.
+    submit(&app, &id, "5".repeat(88))
+        .await
+        .assert_error(422, "WRONG_CHAIN");
+    submit(&app, &id, "0x1234")
+        .await
+        .assert_error(400, "INVALID_TX_HASH");
+    app.post(
+        &app.a,
+        &format!("/pay-orders/{id}/payments"),
+        Some(&json!({"tx_hash": elsewhere.to_string(), "chain_id": 8453})),
+    )
+    .await
+    .assert_error(422, "WRONG_CHAIN");
+    app.post(
+        &app.a,
+        &format!("/pay-orders/{id}/payments"),
+        Some(&json!({})),
+    )
+    .await
+    .assert_error(400, "MISSING_TX_HASH");
+    // Organization B cannot pay A's order; a PENDING order has nothing to pay yet.
+    app.post(
+        &app.b,
+        &format!("/pay-orders/{id}/payments"),
+        Some(&json!({"tx_hash": elsewhere.to_string()})),
+    )
+    .await
+    .assert_error(404, "RESOURCE_NOT_FOUND");
+    let pending = app.create_deposit(&app.a, &json!({})).await;
+    let pid = pending.body["id"].as_str().unwrap();
+    submit(&app, pid, elsewhere)
+        .await
+        .assert_error(422, "PAYMENT_DETAILS_REQUIRED");
+
+    let after = order(&app, &id).await;
+    assert_eq!(after, before, "refused transactions change nothing");
+}
+
+#[tokio::test]
+async fn one_transaction_pays_one_order_even_when_raced() {
+    let app = spawn_app().await;
+    let url = anvil_url();
+    let recipient = anvil::fresh_address();
+    // Two orders paying the same recipient the same amount: one transfer fits both.
+    let a = awaiting_payment(&app, Some(anvil::TOKEN), "5", recipient).await;
+    let b = awaiting_payment(&app, Some(anvil::TOKEN), "5", recipient).await;
+    let hash = anvil::send_token(&url, recipient, tusd(5), None).await;
+    let (ra, rb) = tokio::join!(submit(&app, &a, hash), submit(&app, &b, hash));
+    let mut statuses = [ra.status, rb.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 422], "{} / {}", ra.text, rb.text);
+    let (won, lost, lost_id) = if ra.status == 200 {
+        (ra, rb, &b)
+    } else {
+        (rb, ra, &a)
+    };
+    lost.assert_error(422, "TX_ALREADY_USED");
+    assert_eq!(won.body["status"], "AWAITING_CONFIRMATION");
+    assert_eq!(order(&app, lost_id).await["status"], "AWAITING_PAYMENT");
+    // Later attempts are refused too.
+    submit(&app, lost_id, hash)
+        .await
+        .assert_error(422, "TX_ALREADY_USED");
+}
+
+#[tokio::test]
+async fn a_reorg_sends_the_order_back_to_awaiting_payment() {
+    // Its own anvil: rewinding the shared one would undo other tests' transactions.
+    let chain = PrivateAnvil::start().await;
+    let app = spawn_app_on_chains(
+        Backend::Embedded,
+        payorders::pricing::fixed::FixedPrices::dev_default(),
+        None,
+        chain.chains(),
+    )
+    .await;
+    let recipient = anvil::fresh_address();
+    anvil::ensure_token(&chain.url).await;
+    let id = awaiting_payment(&app, Some(anvil::TOKEN), "10", recipient).await;
+
+    let snapshot = anvil::rpc(&chain.url, "evm_snapshot", json!([])).await;
+    let hash = anvil::send_token(&chain.url, recipient, tusd(10), None).await;
+    let r = submit(&app, &id, hash).await;
+    assert_eq!(r.body["status"], "AWAITING_CONFIRMATION", "{}", r.text);
+
+    // The block with the transfer is dropped; the chain grows past it without it.
+    assert_eq!(
+        anvil::rpc(&chain.url, "evm_revert", json!([snapshot])).await,
+        json!(true)
+    );
+    anvil::mine(&chain.url, 3).await;
+    let back = wait_status(&app, &id, "AWAITING_PAYMENT").await;
+    assert_eq!(back["transfers"][0]["status"], "reorged");
+    assert_eq!(back["payment"]["received"]["raw"], "0");
+    assert_eq!(back["payment"]["remaining"]["ui"], "10.0");
+    let types = eventually(async || {
+        let t = event_types(&app, &id).await;
+        (t.len() >= 4).then_some(t)
+    })
+    .await;
+    assert_eq!(
+        types,
+        [
+            "order.created",
+            "order.awaiting_payment",
+            "order.payment_detected",
+            "order.awaiting_payment"
+        ]
+    );
+
+    // Paid again after the reorg: the order completes.
+    let again = anvil::send_token(&chain.url, recipient, tusd(10), None).await;
+    let r = submit(&app, &id, again).await;
+    assert_eq!(r.body["status"], "AWAITING_CONFIRMATION", "{}", r.text);
+    anvil::mine(&chain.url, 1).await;
+    wait_status(&app, &id, "COMPLETED").await;
+}
+
+#[tokio::test]
+async fn simulated_payments_in_test_mode_only() {
+    let app = spawn_app().await;
+    let recipient = anvil::fresh_address();
+    let id = awaiting_payment(&app, Some(anvil::TOKEN), "10", recipient).await;
+    let path = format!("/pay-orders/{id}/simulate-payment");
+
+    let r = app
+        .post(&app.a, &path, Some(&json!({"amount": "2.5"})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "PARTIAL_PAYMENT");
+    assert_eq!(r.body["payment"]["remaining"]["ui"], "7.5");
+    assert_eq!(r.body["transfers"][0]["sandbox"], true);
+
+    for (body, code) in [
+        (json!({"amount": "abc"}), "INVALID_AMOUNT"),
+        (json!({"amount": "0"}), "INVALID_AMOUNT"),
+        (json!({"amount": 5}), "INVALID_AMOUNT"),
+        (json!({"amount": "1.0000001"}), "INVALID_AMOUNT"),
+        (json!({"other": 1}), "UNKNOWN_PARAMETER"),
+    ] {
+        app.post(&app.a, &path, Some(&body))
+            .await
+            .assert_error(400, code);
+    }
+
+    // No amount: what is still due. Sandbox blocks are 1 s, so 2 confirmations follow.
+    let r = app.post(&app.a, &path, None).await;
+    assert_eq!(r.body["status"], "AWAITING_CONFIRMATION", "{}", r.text);
+    assert_eq!(r.body["payment"]["received"]["ui"], "10.0");
+    let done = wait_status(&app, &id, "COMPLETED").await;
+    assert_eq!(done["transfers"].as_array().unwrap().len(), 2);
+
+    // Live keys cannot simulate; a sandbox hash never pays a live order either.
+    let live = app
+        .post(
+            &app.a_live,
+            &format!("/pay-orders/{id}/simulate-payment"),
+            None,
+        )
+        .await;
+    live.assert_error(403, "TEST_MODE_ONLY");
+}
