@@ -36,6 +36,7 @@ pub const OTHER_FUNCTIONS: &[&str] = &[
     "dispatch-events",
     "deliver-webhook",
     "confirm-payment",
+    "scan-deposits",
 ];
 
 #[derive(Debug, Clone)]

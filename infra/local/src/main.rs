@@ -298,6 +298,7 @@ async fn serve(
         payorders_local::workers::Config {
             retry_scale,
             poll: std::time::Duration::from_millis(250),
+            scan_every: std::time::Duration::from_secs(2),
         },
     )?;
     let tpl = payorders_local::template::Template::load(template)?;

@@ -1,5 +1,6 @@
 //! The async steps under the local host, with the same code as in AWS: a poller over the
-//! embedded store's outbox stands in for the DynamoDB stream (→ dispatch-events), and an
+//! embedded store's outbox stands in for the DynamoDB stream (→ dispatch-events), a timer
+//! for the EventBridge schedule (→ scan-deposits), and an
 //! in-process queue stands in for each SQS queue (→ deliver-webhook, → confirm-payment;
 //! delays and retries as timers).
 
@@ -22,6 +23,8 @@ pub struct Config {
     pub retry_scale: f64,
     /// How often the outbox is polled.
     pub poll: Duration,
+    /// How often the deposit scan runs (EventBridge's schedule in AWS).
+    pub scan_every: Duration,
 }
 
 /// The consuming ends of the in-process queues.
@@ -69,6 +72,7 @@ pub fn start(
             }
         }
     }));
+    tokio::spawn(scan_on_schedule(services.settler()?, cfg.scan_every));
     match embedded {
         Some(store) => {
             let dispatch = dispatch_events::Deps {
@@ -102,6 +106,14 @@ async fn poll_once(store: &EmbeddedStore, deps: &dispatch_events::Deps) -> anyho
         store.set_stream_cursor(CURSOR, seq).await?;
     }
     Ok(())
+}
+
+/// The schedule: one deposit scan of every chain, then a pause.
+async fn scan_on_schedule(settler: payorders::settle::Settler, every: Duration) {
+    loop {
+        scan_deposits::run(&settler).await;
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// What a consumer made of one message.

@@ -1,6 +1,6 @@
 //! EVM balances through alloy.
 
-use super::{BalanceReader, ChainError, ChainTx, Inclusion, Transfer, TxReader};
+use super::{BalanceReader, ChainError, ChainTx, Inclusion, Sighting, Transfer, TxReader, Watch};
 use crate::model::TxHash;
 use crate::model::{EvmAddress, RawAmount};
 use crate::registry::Currency;
@@ -185,5 +185,85 @@ impl TxReader for EvmChain {
             .await
             .map_err(rpc)?;
         Ok(block.map(|b| format!("{:#x}", b.header.hash)))
+    }
+
+    /// Token transfers from `eth_getLogs` (Transfer events of the watched contracts whose
+    /// `to` topic is a watched address); native transfers by reading each block in full.
+    async fn sightings(
+        &self,
+        from: u64,
+        to: u64,
+        watch: &Watch,
+    ) -> Result<Vec<Sighting>, ChainError> {
+        use alloy::consensus::Transaction as _;
+        use alloy::network::TransactionResponse as _;
+        let parse = |a: &String| {
+            a.parse::<alloy::primitives::Address>()
+                .map_err(|_| ChainError::BadAddress(a.clone()))
+        };
+        let addresses = watch
+            .addresses
+            .iter()
+            .map(parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut found = Vec::new();
+        if addresses.is_empty() || from > to {
+            return Ok(found);
+        }
+        if !watch.tokens.is_empty() {
+            let tokens = watch
+                .tokens
+                .iter()
+                .map(parse)
+                .collect::<Result<Vec<_>, _>>()?;
+            let filter = alloy::rpc::types::Filter::new()
+                .from_block(from)
+                .to_block(to)
+                .address(tokens)
+                .event_signature(TRANSFER_TOPIC)
+                .topic2(
+                    addresses
+                        .iter()
+                        .map(|a| a.into_word())
+                        .collect::<Vec<B256>>(),
+                );
+            for log in self.provider.get_logs(&filter).await.map_err(rpc)? {
+                let topics = log.topics();
+                if let (Some(h), Some(n), 3) =
+                    (log.transaction_hash, log.block_number, topics.len())
+                {
+                    found.push(Sighting {
+                        tx_hash: TxHash::Evm(h),
+                        block_number: n,
+                        to: address_topic(&topics[2]),
+                    });
+                }
+            }
+        }
+        if watch.native {
+            for n in from..=to {
+                let Some(block) = self
+                    .provider
+                    .get_block_by_number(n.into())
+                    .full()
+                    .await
+                    .map_err(rpc)?
+                else {
+                    continue;
+                };
+                for tx in block.transactions.txns() {
+                    match tx.to() {
+                        Some(dest) if addresses.contains(&dest) && !tx.value().is_zero() => found
+                            .push(Sighting {
+                                tx_hash: TxHash::Evm(tx.tx_hash()),
+                                block_number: n,
+                                to: EvmAddress::from_raw(dest).to_string(),
+                            }),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 }

@@ -28,6 +28,26 @@ pub enum ChainError {
     Malformed(String),
     #[error("{0} is not an address on this chain")]
     BadAddress(String),
+    #[error("this chain cannot {0}")]
+    Unsupported(&'static str),
+}
+
+/// What a deposit scan looks for: transfers to `addresses`, of the token contracts in
+/// `tokens` and, if `native`, of the chain's coin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watch {
+    pub addresses: Vec<String>,
+    pub tokens: Vec<String>,
+    pub native: bool,
+}
+
+/// A transaction that sends something to a watched address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    pub tx_hash: crate::model::TxHash,
+    pub block_number: u64,
+    /// The watched address it pays, as the chain wrote it.
+    pub to: String,
 }
 
 #[async_trait]
@@ -82,6 +102,15 @@ pub trait TxReader: Send + Sync {
     async fn head(&self) -> Result<u64, ChainError>;
     /// The hash of block `number` on the current chain, if it exists (reorg checks).
     async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError>;
+    /// Transactions in blocks `from..=to` that pay a watched address (deposit scans).
+    async fn sightings(
+        &self,
+        _from: u64,
+        _to: u64,
+        _watch: &Watch,
+    ) -> Result<Vec<Sighting>, ChainError> {
+        Err(ChainError::Unsupported("scan blocks for deposits"))
+    }
 }
 
 /// Everything the functions read from one chain: balances, transactions and blocks.

@@ -19,7 +19,10 @@
 //! indexes and filters. GSIs: `orders_by_org` (`gsi1pk = ORDERS#org#mode`, `gsi1sk =
 //! created#id`), `orders_by_expiry` (sparse: only expirable orders carry `gsi2pk =
 //! EXPIRY#shard`, `gsi2sk = expires#id`), `events_by_org` (`gsi3pk = EVENTS#org#mode`),
-//! `deliveries_by_endpoint` (`gsi4pk = DELIVERIES#endpoint`, `gsi4sk = created#id`).
+//! `deliveries_by_endpoint` (`gsi4pk = DELIVERIES#endpoint`, `gsi4sk = created#id`),
+//! `deposits_by_chain` (sparse: only orders waiting for a payment carry `gsi5pk =
+//! DEPOSITS#chain`, `gsi5sk = deposit_address#id`). The deposit scan's cursor per chain is
+//! the item `SCAN#chain` / `SCAN` with its last block in `block`.
 //! TTL attribute: `ttl` (epoch seconds); code checks expiry too, since TTL deletes late.
 
 use super::keys::{
@@ -276,6 +279,10 @@ fn order_item(o: &PayOrder) -> Item {
         let shard = o.id.as_str().bytes().map(u32::from).sum::<u32>() % EXPIRY_SHARDS;
         item.insert("gsi2pk".into(), s(format!("EXPIRY#{shard}")));
         item.insert("gsi2sk".into(), s(k));
+    }
+    if let Some((chain, k)) = keys::watch_key(o) {
+        item.insert("gsi5pk".into(), s(format!("DEPOSITS#{chain}")));
+        item.insert("gsi5sk".into(), s(k));
     }
     item
 }
@@ -544,6 +551,75 @@ impl OrderStore for DynamoStore {
         OrderId::parse(&string_attr(&item, "order_id")?)
             .map(Some)
             .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    async fn list_watched_orders(&self, chain: ChainId) -> StoreResult<Vec<PayOrder>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("deposits_by_chain")
+                .key_condition_expression("gsi5pk = :p")
+                .expression_attribute_values(":p", s(format!("DEPOSITS#{chain}")))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(fault)?;
+            for item in page.items() {
+                out.push(doc(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn scan_cursor(&self, chain: ChainId) -> StoreResult<Option<u64>> {
+        let Some(item) = self.get_doc(&format!("SCAN#{chain}"), "SCAN").await? else {
+            return Ok(None);
+        };
+        match item.get("block") {
+            Some(AttributeValue::N(b)) => b
+                .parse()
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt(format!("scan cursor {b}"))),
+            _ => Err(StoreError::Corrupt("scan cursor without a block".into())),
+        }
+    }
+
+    async fn set_scan_cursor(
+        &self,
+        chain: ChainId,
+        expected: Option<u64>,
+        next: u64,
+    ) -> StoreResult<()> {
+        let mut item = base_item(format!("SCAN#{chain}"), "SCAN");
+        item.insert("block".into(), n(next));
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        req = match expected {
+            None => req.condition_expression("attribute_not_exists(pk)"),
+            Some(b) => req
+                .condition_expression("#b = :b")
+                .expression_attribute_names("#b", "block")
+                .expression_attribute_values(":b", n(b)),
+        };
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Err(StoreError::VersionConflict {
+                    expected: expected.unwrap_or(0),
+                })
+            }
+            Err(e) => Err(fault(e)),
+        }
     }
 }
 
@@ -1021,6 +1097,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .global_secondary_indexes(gsi("orders_by_expiry", "gsi2pk", "gsi2sk")?)
         .global_secondary_indexes(gsi("events_by_org", "gsi3pk", "gsi3sk")?)
         .global_secondary_indexes(gsi("deliveries_by_endpoint", "gsi4pk", "gsi4sk")?)
+        .global_secondary_indexes(gsi("deposits_by_chain", "gsi5pk", "gsi5sk")?)
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
@@ -1030,6 +1107,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         );
     for a in [
         "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "gsi4pk", "gsi4sk",
+        "gsi5pk", "gsi5sk",
     ] {
         req = req.attribute_definitions(attr(a)?);
     }

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (partition_key, sort_key);
 CREATE TABLE IF NOT EXISTS stream_cursor (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS scan_cursors (chain_id INTEGER PRIMARY KEY, block INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS wallets (
     org_id TEXT NOT NULL,
     mode TEXT NOT NULL,
@@ -435,6 +436,65 @@ impl OrderStore for EmbeddedStore {
                      ORDER BY expiry_key LIMIT ?2",
                 params![now.to_key(), limit],
             )
+        })
+        .await
+    }
+
+    async fn list_watched_orders(&self, chain: ChainId) -> StoreResult<Vec<PayOrder>> {
+        let mut orders: Vec<PayOrder> = self
+            .tx(|tx| {
+                docs(
+                    tx,
+                    "SELECT doc FROM orders WHERE status IN ('AWAITING_PAYMENT', 'PARTIAL_PAYMENT')",
+                    [],
+                )
+            })
+            .await?;
+        orders.retain(|o| keys::watch_key(o).is_some_and(|(c, _)| c == chain));
+        orders.sort_by_cached_key(|o| keys::watch_key(o).map(|(_, k)| k));
+        Ok(orders)
+    }
+
+    async fn scan_cursor(&self, chain: ChainId) -> StoreResult<Option<u64>> {
+        let id = chain.get() as i64;
+        self.tx(move |tx| {
+            tx.query_row(
+                "SELECT block FROM scan_cursors WHERE chain_id = ?1",
+                [id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(sql)
+            .map(|b| b.map(|b| b as u64))
+        })
+        .await
+    }
+
+    async fn set_scan_cursor(
+        &self,
+        chain: ChainId,
+        expected: Option<u64>,
+        next: u64,
+    ) -> StoreResult<()> {
+        let id = chain.get() as i64;
+        self.tx(move |tx| {
+            let changed = match expected {
+                None => tx.execute(
+                    "INSERT INTO scan_cursors (chain_id, block) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    params![id, next as i64],
+                ),
+                Some(b) => tx.execute(
+                    "UPDATE scan_cursors SET block = ?2 WHERE chain_id = ?1 AND block = ?3",
+                    params![id, next as i64, b as i64],
+                ),
+            }
+            .map_err(sql)?;
+            if changed == 0 {
+                return Err(StoreError::VersionConflict {
+                    expected: expected.unwrap_or(0),
+                });
+            }
+            Ok(())
         })
         .await
     }

@@ -81,6 +81,23 @@ pub(crate) fn expiry_key(o: &PayOrder) -> Option<String> {
         .then(|| sort_key(o.expires_at, o.id.as_str()))
 }
 
+/// Where an order waiting for a payment is found by the deposit scan: its payment's chain
+/// and `deposit_address#order_id`. `None` once it no longer waits (or has no payment yet).
+pub(crate) fn watch_key(o: &PayOrder) -> Option<(crate::model::ChainId, String)> {
+    use crate::model::OrderStatus;
+    if !matches!(
+        o.status,
+        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
+    ) {
+        return None;
+    }
+    let p = o.payment.as_ref()?;
+    Some((
+        p.input.currency.chain_id,
+        format!("{}#{}", p.deposit_address(), o.id),
+    ))
+}
+
 /// A record from its stored JSON document; a document that does not parse is corrupt.
 pub(crate) fn parse_doc<T: serde::de::DeserializeOwned>(
     text: &str,

@@ -186,6 +186,19 @@ pub trait OrderStore: Send + Sync {
     -> StoreResult<Vec<PayOrder>>;
     /// The order a claimed transfer paid, if it was claimed.
     async fn get_tx_claim(&self, claim_key: &str) -> StoreResult<Option<OrderId>>;
+    /// Orders waiting for a payment (AWAITING_PAYMENT, PARTIAL_PAYMENT) on `chain`, by
+    /// deposit address: what the deposit scan watches.
+    async fn list_watched_orders(&self, chain: ChainId) -> StoreResult<Vec<PayOrder>>;
+    /// The last block the deposit scan finished on `chain`, if it ever ran.
+    async fn scan_cursor(&self, chain: ChainId) -> StoreResult<Option<u64>>;
+    /// Moves the scan cursor from `expected` (what [`OrderStore::scan_cursor`] said) to
+    /// `next`; `VersionConflict` if another scan moved it first.
+    async fn set_scan_cursor(
+        &self,
+        chain: ChainId,
+        expected: Option<u64>,
+        next: u64,
+    ) -> StoreResult<()>;
 }
 
 #[async_trait]

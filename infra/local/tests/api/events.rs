@@ -452,3 +452,19 @@ async fn simulate_payment_event() {
     assert_eq!(body["payment"]["remaining"]["ui"], "15.0");
     assert!(rx.try_recv().is_err());
 }
+
+#[tokio::test]
+async fn scan_deposits_event() {
+    let (mut svc, _rx) = awaiting_payment().await;
+    svc.chains = Arc::new(crate::support::test_chains());
+    let settler = svc.settler().unwrap();
+    let payload = serde_json::from_str(&event_text("scan-deposits")).unwrap();
+    let out = scan_deposits::handler(&settler, LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(out["failed"], serde_json::json!([]), "{out}");
+    assert_eq!(out["scanned"][0]["chain_id"], 31337, "{out}");
+    let last = out["scanned"][0]["blocks"][1].as_u64().unwrap();
+    let chain = ChainId::new(31337).unwrap();
+    assert_eq!(svc.store.scan_cursor(chain).await.unwrap(), Some(last));
+}

@@ -394,3 +394,47 @@ async fn simulated_payments_in_test_mode_only() {
         .await;
     live.assert_error(403, "TEST_MODE_ONLY");
 }
+
+#[tokio::test]
+async fn erc20_and_native_payments_are_detected_without_a_submitted_hash() {
+    let app = spawn_app().await;
+    let url = anvil_url();
+    let (to_token, to_native) = (anvil::fresh_address(), anvil::fresh_address());
+    let token_order = awaiting_payment(&app, Some(anvil::TOKEN), "3", to_token).await;
+    let native_order = awaiting_payment(&app, None, "0.01", to_native).await;
+    let token_tx = anvil::send_token(&url, to_token, tusd(3), None).await;
+    let native_tx =
+        anvil::send_native(&url, to_native, U256::from(10_000_000_000_000_000u64)).await;
+
+    // The local host scans every 250 ms, as the EventBridge schedule does every minute.
+    for (id, tx) in [(&token_order, token_tx), (&native_order, native_tx)] {
+        let o = wait_status(&app, id, "AWAITING_CONFIRMATION").await;
+        assert_eq!(o["transfers"][0]["tx_hash"], tx.to_string());
+        assert_eq!(o["payment"]["source_tx_hash"], tx.to_string());
+    }
+    anvil::mine(&url, 1).await;
+    wait_status(&app, &token_order, "COMPLETED").await;
+    wait_status(&app, &native_order, "COMPLETED").await;
+}
+
+#[tokio::test]
+async fn a_shared_deposit_address_is_matched_by_amount() {
+    let app = spawn_app().await;
+    let url = anvil_url();
+    let shared = anvil::fresh_address();
+    let five = awaiting_payment(&app, Some(anvil::TOKEN), "5", shared).await;
+    let seven = awaiting_payment(&app, Some(anvil::TOKEN), "7", shared).await;
+    // A transfer matching no amount due is left for the payer to submit; one that matches
+    // exactly goes to its order.
+    let odd = anvil::send_token(&url, shared, tusd(2), None).await;
+    let tx = anvil::send_token(&url, shared, tusd(7), None).await;
+    let o = wait_status(&app, &seven, "AWAITING_CONFIRMATION").await;
+    assert_eq!(o["transfers"][0]["tx_hash"], tx.to_string());
+    anvil::mine(&url, 1).await;
+    wait_status(&app, &seven, "COMPLETED").await;
+    let still = order(&app, &five).await;
+    assert_eq!(still["status"], "AWAITING_PAYMENT");
+    assert!(still["transfers"].as_array().unwrap().is_empty());
+    let r = submit(&app, &five, odd).await;
+    assert_eq!(r.body["status"], "PARTIAL_PAYMENT", "{}", r.text);
+}

@@ -173,6 +173,7 @@ pub async fn spawn_app_on_chains(
         payorders_local::workers::Config {
             retry_scale: RETRY_SCALE,
             poll: std::time::Duration::from_millis(50),
+            scan_every: std::time::Duration::from_millis(250),
         },
     )
     .unwrap();

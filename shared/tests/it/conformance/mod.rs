@@ -43,6 +43,7 @@ all_adapters!(
     webhook_endpoints_crud_and_versions,
     deliveries_created_once_and_listed,
     wallets_one_per_chain_and_indexes_never_reused,
+    watched_orders_and_scan_cursors,
 );
 
 fn window(org: &OrgId, mode: KeyMode, limit: u32) -> ListWindow {
@@ -1107,4 +1108,74 @@ async fn wallets_one_per_chain_and_indexes_never_reused(store: &dyn Store) {
         allocate_wallet_index(store, &org, KeyMode::Test, base).await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// Orders are watched for deposits exactly while they await a payment on that chain; the
+/// scan cursor moves only from the value it was read at.
+async fn watched_orders_and_scan_cursors(store: &dyn Store) {
+    let org = OrgId::generate();
+    let base = ChainId::new(8453).unwrap();
+    let usdc = "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913";
+    let mut awaiting = Vec::new();
+    for (k, deposit) in [
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let o = create(store, order(&org, false, t0().plus_seconds(k as i64))).await;
+        let u = o
+            .transition(t0(), OrderStatus::AwaitingPayment, |o| {
+                o.payment = Some(payorders::testing::payment(usdc, 1_000, deposit))
+            })
+            .unwrap();
+        store.update_order(&u).await.unwrap();
+        awaiting.push(u.order().clone());
+    }
+    // Still PENDING (no payment): not watched.
+    create(store, order(&org, false, t0())).await;
+    let ids = |v: Vec<PayOrder>| v.into_iter().map(|o| o.id).collect::<HashSet<_>>();
+    assert_eq!(
+        ids(store.list_watched_orders(base).await.unwrap()),
+        ids(awaiting.clone())
+    );
+    assert!(
+        store
+            .list_watched_orders(ChainId::new(1).unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A partial payment stays watched; a cancelled order is not.
+    let partial = awaiting[0]
+        .transition(t0(), OrderStatus::PartialPayment, |_| {})
+        .unwrap();
+    store.update_order(&partial).await.unwrap();
+    let cancelled = awaiting[1]
+        .transition(t0(), OrderStatus::Cancelled, |_| {})
+        .unwrap();
+    store.update_order(&cancelled).await.unwrap();
+    assert_eq!(
+        ids(store.list_watched_orders(base).await.unwrap()),
+        ids(vec![partial.order().clone(), awaiting[2].clone()])
+    );
+
+    assert_eq!(store.scan_cursor(base).await.unwrap(), None);
+    store.set_scan_cursor(base, None, 100).await.unwrap();
+    assert!(matches!(
+        store.set_scan_cursor(base, None, 50).await,
+        Err(StoreError::VersionConflict { .. })
+    ));
+    assert!(matches!(
+        store.set_scan_cursor(base, Some(99), 150).await,
+        Err(StoreError::VersionConflict { .. })
+    ));
+    store.set_scan_cursor(base, Some(100), 150).await.unwrap();
+    assert_eq!(store.scan_cursor(base).await.unwrap(), Some(150));
+    assert_eq!(
+        store.scan_cursor(ChainId::new(1).unwrap()).await.unwrap(),
+        None
+    );
 }

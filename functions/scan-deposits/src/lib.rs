@@ -1,0 +1,49 @@
+//! EventBridge schedule → one deposit scan of every chain with an RPC endpoint: transfers
+//! to the deposit addresses of orders waiting for a payment are found without the payer
+//! submitting a hash, and go through the same verification and recording as a submitted
+//! one (see `payorders::settle::scan_chain`). Each chain keeps a cursor, so no block is
+//! skipped or counted twice. Chains whose reader cannot scan (Solana, for now) are skipped.
+
+use lambda_http::LambdaEvent;
+use payorders::chains::ChainError;
+use payorders::settle::{self, ScanError, ScanReport, Settler};
+use payorders::*;
+use serde_json::{Value, json};
+
+/// Scans every configured chain once; a chain that fails is reported and retried by the
+/// next run, the others go on.
+pub async fn run(settler: &Settler) -> (Vec<ScanReport>, Vec<(ChainId, String)>) {
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for chain in settler.chains.ids() {
+        match settle::scan_chain(settler, chain, Timestamp::now()).await {
+            Ok(r) => {
+                if r.recorded > 0 {
+                    tracing::info!(chain = %chain, recorded = r.recorded, blocks = ?r.blocks, "deposits found");
+                }
+                reports.push(r)
+            }
+            Err(ScanError::Chain(ChainError::Unsupported(_))) => {}
+            Err(e) => {
+                tracing::warn!(chain = %chain, error = %e, "deposit scan failed; the next run retries");
+                failures.push((chain, e.to_string()));
+            }
+        }
+    }
+    (reports, failures)
+}
+
+/// The scheduled handler; the event's content does not matter.
+pub async fn handler(
+    settler: &Settler,
+    _event: LambdaEvent<Value>,
+) -> Result<Value, lambda_http::Error> {
+    let (reports, failures) = run(settler).await;
+    Ok(json!({
+        "scanned": reports,
+        "failed": failures
+            .iter()
+            .map(|(c, e)| json!({"chain_id": c, "error": e}))
+            .collect::<Vec<_>>(),
+    }))
+}
