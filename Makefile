@@ -2,9 +2,10 @@
 # Both install what they need (project venv under .venv, cargo crates) on first use.
 
 PORT ?= 3000
+CHAIN_PORT ?= 8545
 CARGO ?= cargo
 
-.PHONY: dev test lint fmt build bench services clean
+.PHONY: dev dev-chain test lint fmt build bench services clean
 
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
@@ -12,6 +13,11 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 dev:
 	$(CARGO) build --bin payorders
 	./target/debug/payorders serve --port $(PORT)
+
+## A local EVM chain (31337) on 127.0.0.1:$(CHAIN_PORT) with the test token deployed;
+## run `PAYORDERS_RPC_31337=http://127.0.0.1:$(CHAIN_PORT) make dev` beside it.
+dev-chain:
+	infra/scripts/services.sh chain $(CHAIN_PORT)
 
 ## Every test, with moto server started on a free port and stopped afterwards.
 test:

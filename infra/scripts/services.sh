@@ -2,9 +2,11 @@
 # Installs and starts the services the tests need, on free loopback ports.
 #
 #   infra/scripts/services.sh install        create .venv (moto, cfn-lint, standardwebhooks) and
-#                                            node_modules (anvil) if missing
+#                                            node_modules (anvil, cast) if missing
 #   infra/scripts/services.sh start DIR      start moto and anvil; write DIR/env with the endpoints
 #   infra/scripts/services.sh stop DIR       stop everything started into DIR
+#   infra/scripts/services.sh chain PORT     make dev-chain: anvil with the test token, in the
+#                                            foreground until Ctrl-C
 #
 # Any service that cannot start is a hard failure with its log printed: tests never run
 # against a missing service.
@@ -17,9 +19,9 @@ py_packages=("moto[server]==5.*" "cfn-lint==1.*" "standardwebhooks==1.*")
 die() { echo "services: $*" >&2; exit 1; }
 
 install_node() {
-  if [ ! -x "$root/node_modules/.bin/anvil" ]; then
+  if [ ! -x "$root/node_modules/.bin/anvil" ] || [ ! -x "$root/node_modules/.bin/cast" ]; then
     command -v npm >/dev/null || die "npm is needed to install anvil (the local EVM chain for tests)"
-    echo "services: installing anvil (npm @foundry-rs/anvil-linux-amd64) into $root/node_modules"
+    echo "services: installing anvil and cast (npm @foundry-rs/*-linux-amd64) into $root/node_modules"
     (cd "$root" && npm install --no-audit --no-fund --silent) || die "npm install failed"
   fi
 }
@@ -104,9 +106,40 @@ stop() {
   done
 }
 
+# The local chain of `make dev-chain`: anvil (chain 31337) on PORT with the test token TUSD
+# deployed at its registry address by anvil's account 0. Runs until interrupted.
+chain() {
+  local port=$1 dir="$root/.local/chain"
+  mkdir -p "$dir"
+  install_node
+  local url="http://127.0.0.1:$port"
+  if curl -s -o /dev/null "$url"; then die "something already listens on port $port (CHAIN_PORT=8546 make dev-chain)"; fi
+  "$root/node_modules/.bin/anvil" --host 127.0.0.1 --port "$port" >"$dir/anvil.log" 2>&1 &
+  echo $! >"$dir/anvil.pid"
+  trap 'stop "$dir"; exit 0' INT TERM
+  wait_rpc "anvil" "$url" "$dir/anvil.pid" "$dir/anvil.log"
+  local cast="$root/node_modules/.bin/cast" dev_key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+  local code; code=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bytecode"])' "$root/infra/contracts/TestToken.json")
+  local args; args=$("$cast" abi-encode "constructor(uint256)" 1000000000000)
+  "$cast" send --rpc-url "$url" --private-key "$dev_key" --create "${code}${args#0x}" >/dev/null \
+    || { stop "$dir"; die "deploying the test token failed"; }
+  [ "$("$cast" code --rpc-url "$url" 0x5FbDB2315678afecb367f032d93F642f64180aa3)" != "0x" ] \
+    || { stop "$dir"; die "the test token is not at its registry address"; }
+  cat <<INFO
+Local chain 31337 on $url (anvil; log in $dir/anvil.log)
+  TUSD (test token, 6 decimals)  0x5FbDB2315678afecb367f032d93F642f64180aa3
+  payer (anvil account 0)        0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266  1,000,000 TUSD, 10,000 ETH
+  payer's key                    $dev_key
+Run the API against it:  PAYORDERS_RPC_31337=$url make dev
+Ctrl-C stops the chain.
+INFO
+  wait "$(cat "$dir/anvil.pid")" || true
+}
+
 case "${1:-}" in
   install) install; install_node ;;
+  chain) chain "${2:?usage: services.sh chain PORT}" ;;
   start) start "${2:?usage: services.sh start DIR}" ;;
   stop) stop "${2:?usage: services.sh stop DIR}" ;;
-  *) die "usage: services.sh install|start DIR|stop DIR" ;;
+  *) die "usage: services.sh install|start DIR|stop DIR|chain PORT" ;;
 esac

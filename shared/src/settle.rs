@@ -557,9 +557,17 @@ pub async fn scan_chain(
     let reader = s.chains.get(chain)?.clone();
     let head = reader.head().await?;
     let cursor = s.store.scan_cursor(chain).await?;
-    let from = cursor
-        .map(|c| c + 1)
-        .unwrap_or_else(|| head.saturating_sub(SCAN_LOOKBACK));
+    let from = match cursor {
+        Some(c) if c <= head => c + 1,
+        // A head below the cursor: the chain was reset (a local chain restarted) or the
+        // RPC answers from a node behind; either way start again from recent blocks
+        // (recording is idempotent, so re-reading them counts nothing twice).
+        Some(c) => {
+            tracing::warn!(chain = %chain, cursor = c, head, "chain head is below the scan cursor; rescanning recent blocks");
+            head.saturating_sub(SCAN_LOOKBACK)
+        }
+        None => head.saturating_sub(SCAN_LOOKBACK),
+    };
     let mut report = ScanReport {
         chain_id: chain,
         blocks: None,
@@ -646,5 +654,132 @@ async fn pick(
             tracing::info!(tx = %hash, orders = many.len(), "a transfer to a shared deposit address matches no order's amount; it must be submitted");
             Ok(None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+
+    const DEPOSIT: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+    fn awaiting(status: OrderStatus) -> PayOrder {
+        let mut o = crate::testing::order(&OrgId::generate(), false, Timestamp::now());
+        o.payment = Some(crate::testing::payment(
+            "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
+            1_000,
+            DEPOSIT,
+        ));
+        o.status = status;
+        o
+    }
+
+    fn transfer(hash: &str, amount: u128) -> ReceivedTransfer {
+        ReceivedTransfer {
+            tx_hash: hash.into(),
+            amount: Amount::new(RawAmount::from_u128(amount), 6),
+            status: TransferStatus::Confirming,
+            confirmations: 1,
+            required_confirmations: 2,
+            block_number: 5,
+            block_hash: "0xab".into(),
+            from_address: None,
+            detected_at: Timestamp::now(),
+            confirmed_at: None,
+            sandbox: false,
+        }
+    }
+
+    fn event(u: &OrderUpdate) -> Option<EventType> {
+        u.event().map(|e| e.event_type)
+    }
+
+    #[test]
+    fn transfers_move_the_order_by_what_they_add_up_to() {
+        let now = Timestamp::now();
+        let o = awaiting(OrderStatus::AwaitingPayment);
+        let u = apply_transfer(&o, transfer("0x1", 400), vec![], now).unwrap();
+        assert_eq!(u.order().status, OrderStatus::PartialPayment);
+        assert_eq!(event(&u), Some(EventType::OrderPartialPayment));
+        let p = u.order().payment.as_ref().unwrap();
+        assert_eq!(p.remaining.as_ref().unwrap().raw, RawAmount::from_u128(600));
+        assert_eq!(p.source_tx_hash.as_deref(), Some("0x1"));
+
+        // A top-up that is still short stays PARTIAL_PAYMENT, with an event of its own.
+        let u2 = apply_transfer(u.order(), transfer("0x2", 100), vec![], now).unwrap();
+        assert_eq!(u2.order().status, OrderStatus::PartialPayment);
+        assert_eq!(event(&u2), Some(EventType::OrderPartialPayment));
+        let claim = TxClaim {
+            chain_id: ChainId::new(8453).unwrap(),
+            tx_hash: "0x3".into(),
+            log_index: 0,
+        };
+        let u3 =
+            apply_transfer(u2.order(), transfer("0x3", 600), vec![claim.clone()], now).unwrap();
+        assert_eq!(u3.order().status, OrderStatus::AwaitingConfirmation);
+        assert_eq!(event(&u3), Some(EventType::OrderPaymentDetected));
+        assert!(u3.order().paid_over);
+        assert_eq!(u3.tx_claims(), [claim]);
+        let p = u3.order().payment.as_ref().unwrap();
+        assert_eq!(
+            p.received.as_ref().unwrap().raw,
+            RawAmount::from_u128(1_100)
+        );
+        assert!(p.remaining.is_none());
+        assert_eq!(p.source_tx_hash.as_deref(), Some("0x1"));
+
+        // Reorged transfers no longer count.
+        let mut gone = u.order().clone();
+        gone.transfers[0].status = TransferStatus::Reorged;
+        let u4 = apply_transfer(&gone, transfer("0x4", 999), vec![], now).unwrap();
+        assert_eq!(u4.order().status, OrderStatus::PartialPayment);
+    }
+
+    #[test]
+    fn tolerance_late_payments_and_unpayable_orders() {
+        let now = Timestamp::now();
+        let mut o = awaiting(OrderStatus::AwaitingPayment);
+        o.payment_tolerance.underpayment_bps = 100;
+        let u = apply_transfer(&o, transfer("0x1", 990), vec![], now).unwrap();
+        assert_eq!(u.order().status, OrderStatus::AwaitingConfirmation);
+        assert!(u.order().underpaid_within_tolerance);
+
+        let expired = awaiting(OrderStatus::Expired);
+        let u = apply_transfer(&expired, transfer("0x1", 1_000), vec![], now).unwrap();
+        assert_eq!(u.order().status, OrderStatus::Expired);
+        assert!(u.order().paid_late);
+        assert_eq!(event(&u), Some(EventType::OrderPaymentLate));
+
+        for status in [
+            OrderStatus::Cancelled,
+            OrderStatus::Completed,
+            OrderStatus::Pending,
+        ] {
+            assert!(matches!(
+                apply_transfer(&awaiting(status), transfer("0x1", 1_000), vec![], now),
+                Err(PaymentError::NotPayable(s)) if s == status
+            ));
+        }
+        let mut no_details = awaiting(OrderStatus::AwaitingPayment);
+        no_details.payment = None;
+        assert!(matches!(
+            apply_transfer(&no_details, transfer("0x1", 1_000), vec![], now),
+            Err(PaymentError::NoPaymentDetails)
+        ));
+    }
+
+    #[test]
+    fn hashes_of_the_other_chain_family_are_the_wrong_chain() {
+        let base = ChainId::new(8453).unwrap();
+        assert!(parse_hash(base, &format!("0x{}", "ab".repeat(32))).is_ok());
+        assert!(matches!(
+            parse_hash(base, &"5".repeat(88)),
+            Err(PaymentError::WrongChain(_))
+        ));
+        assert!(matches!(
+            parse_hash(base, "0x12"),
+            Err(PaymentError::InvalidHash(_))
+        ));
     }
 }

@@ -438,3 +438,24 @@ async fn a_shared_deposit_address_is_matched_by_amount() {
     let r = submit(&app, &five, odd).await;
     assert_eq!(r.body["status"], "PARTIAL_PAYMENT", "{}", r.text);
 }
+
+#[tokio::test]
+async fn the_scan_starts_again_when_the_chain_is_behind_its_cursor() {
+    // As after `make dev-chain` is restarted: the stored cursor is far past the new head.
+    let app = spawn_app().await;
+    let url = anvil_url();
+    let chain = payorders::ChainId::new(31337).unwrap();
+    eventually(async || {
+        let c = app.store.scan_cursor(chain).await.unwrap()?;
+        app.store
+            .set_scan_cursor(chain, Some(c), c + 1_000_000)
+            .await
+            .ok()
+    })
+    .await;
+    let recipient = anvil::fresh_address();
+    let id = awaiting_payment(&app, Some(anvil::TOKEN), "1", recipient).await;
+    let tx = anvil::send_token(&url, recipient, tusd(1), None).await;
+    let o = wait_status(&app, &id, "AWAITING_CONFIRMATION").await;
+    assert_eq!(o["transfers"][0]["tx_hash"], tx.to_string());
+}
