@@ -459,3 +459,130 @@ async fn the_scan_starts_again_when_the_chain_is_behind_its_cursor() {
     let o = wait_status(&app, &id, "AWAITING_CONFIRMATION").await;
     assert_eq!(o["transfers"][0]["tx_hash"], tx.to_string());
 }
+
+/// Exchange tracking after confirmation, against a router that answers a scripted list of
+/// statuses (the ChangeNOW adapter itself is tested against its documented responses).
+mod exchange {
+    use payorders::chains::sandbox;
+    use payorders::routing::{Exchange, ExchangeStatus, RouteError, RouteQuote, Router};
+    use payorders::settle::{self, Progress, Settler};
+    use payorders::store::Store;
+    use payorders::*;
+    use std::sync::{Arc, Mutex};
+
+    struct Scripted(Mutex<Vec<ExchangeStatus>>);
+
+    #[async_trait::async_trait]
+    impl Router for Scripted {
+        async fn estimate_reverse(
+            &self,
+            _: &registry::Currency,
+            _: &registry::Currency,
+            _: rust_decimal::Decimal,
+        ) -> Result<RouteQuote, RouteError> {
+            unreachable!("not used here")
+        }
+        async fn create_reverse(
+            &self,
+            _: &registry::Currency,
+            _: &registry::Currency,
+            _: &RouteQuote,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<Exchange, RouteError> {
+            unreachable!("not used here")
+        }
+        async fn status(&self, id: &str) -> Result<ExchangeStatus, RouteError> {
+            assert_eq!(id, "ex_123");
+            Ok(self.0.lock().unwrap().remove(0))
+        }
+    }
+
+    /// A test-mode order routed through exchange `ex_123`, paid by a sandbox transfer mined
+    /// an hour ago (long confirmed), waiting for its confirmation check.
+    async fn paid_routed_order() -> (Settler, OrderId) {
+        let store: Arc<dyn Store> =
+            Arc::new(payorders::store::embedded::EmbeddedStore::in_memory().unwrap());
+        let now = Timestamp::now();
+        let o = payorders::testing::order(&OrgId::generate(), false, now);
+        store
+            .create_order(&NewOrder::new(o.clone()).unwrap())
+            .await
+            .unwrap();
+        let u = o
+            .transition(now, OrderStatus::AwaitingPayment, |o| {
+                let mut p = payorders::testing::payment(
+                    "8453:native",
+                    1_000,
+                    "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+                );
+                p.exchange_id = Some("ex_123".into());
+                o.payment = Some(p);
+            })
+            .unwrap();
+        store.update_order(&u).await.unwrap();
+        let (queue, _rx) = payorders::queue::LocalQueue::new();
+        let settler = Settler {
+            store,
+            chains: Default::default(),
+            confirmations: Arc::new(queue),
+            check_delay_secs: 1,
+            max_check_delay_secs: 1,
+        };
+        let hash = sandbox::new_transaction(
+            ChainFamily::Evm,
+            RawAmount::from_u128(1_000),
+            now.plus_seconds(-3600),
+        )
+        .unwrap();
+        let r = settle::record_payment(&settler, &o.id, &hash, now)
+            .await
+            .unwrap();
+        assert_eq!(r.order.status, OrderStatus::AwaitingConfirmation);
+        (settler, o.id)
+    }
+
+    async fn status(s: &Settler, id: &OrderId) -> OrderStatus {
+        s.store.get_order(id).await.unwrap().unwrap().status
+    }
+
+    #[tokio::test]
+    async fn a_confirmed_routed_payment_follows_its_exchange_to_the_end() {
+        for (end, want) in [
+            (ExchangeStatus::Finished, OrderStatus::Completed),
+            (ExchangeStatus::Refunded, OrderStatus::Refunded),
+            (ExchangeStatus::Failed, OrderStatus::Failed),
+        ] {
+            let (s, id) = paid_routed_order().await;
+            let router = Scripted(Mutex::new(vec![
+                ExchangeStatus::AwaitingDeposit,
+                ExchangeStatus::InProgress,
+                end,
+            ]));
+            let now = Timestamp::now();
+            // Confirmed: the exchange now carries the payment on.
+            assert_eq!(
+                settle::advance(&s, Some(&router), &id, now).await.unwrap(),
+                Progress::Waiting
+            );
+            assert_eq!(status(&s, &id).await, OrderStatus::ExecutingOrder);
+            for _ in 0..2 {
+                assert_eq!(
+                    settle::advance(&s, Some(&router), &id, now).await.unwrap(),
+                    Progress::Waiting
+                );
+                assert_eq!(status(&s, &id).await, OrderStatus::ExecutingOrder);
+            }
+            assert_eq!(
+                settle::advance(&s, Some(&router), &id, now).await.unwrap(),
+                Progress::Settled
+            );
+            assert_eq!(status(&s, &id).await, want);
+            // A redelivered check leaves the settled order alone (the router is not asked).
+            assert_eq!(
+                settle::advance(&s, Some(&router), &id, now).await.unwrap(),
+                Progress::Settled
+            );
+        }
+    }
+}
