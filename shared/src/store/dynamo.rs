@@ -117,6 +117,42 @@ impl DynamoStore {
         }
     }
 
+    /// The items of a GSI query in index order, page after page: all of them, or at least
+    /// `at_least` when there are that many (the last page read is kept whole).
+    async fn query_index(
+        &self,
+        index: &str,
+        key_condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        at_least: Option<usize>,
+    ) -> StoreResult<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(key_condition)
+                .set_exclusive_start_key(start.take());
+            for (name, value) in &values {
+                q = q.expression_attribute_values(*name, value.clone());
+            }
+            if let Some(n) = at_least {
+                q = q.limit(n as i32);
+            }
+            let page = q.send().await.map_err(fault)?;
+            out.extend(page.items().iter().cloned());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() && at_least.is_none_or(|n| out.len() < n) => {
+                    start = Some(k)
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// A newest-first page of the records in one partition of a GSI, with an optional filter.
     #[allow(clippy::too_many_arguments)]
     async fn page_newest_first<T: serde::de::DeserializeOwned>(
@@ -513,30 +549,19 @@ impl OrderStore for DynamoStore {
         // The soonest `limit` of all shards are among the soonest `limit` of each shard.
         let mut all: Vec<(String, PayOrder)> = Vec::new();
         for shard in 0..EXPIRY_SHARDS {
-            let mut taken = 0usize;
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name("orders_by_expiry")
-                    .key_condition_expression("gsi2pk = :p AND gsi2sk < :now")
-                    .expression_attribute_values(":p", s(format!("EXPIRY#{shard}")))
-                    .expression_attribute_values(":now", s(now.to_key()))
-                    .limit(limit.max(1) as i32)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(fault)?;
-                for item in out.items() {
-                    all.push((string_attr(item, "gsi2sk")?, doc(item)?));
-                    taken += 1;
-                }
-                match out.last_evaluated_key {
-                    Some(k) if !k.is_empty() && taken < limit as usize => start = Some(k),
-                    _ => break,
-                }
+            let items = self
+                .query_index(
+                    "orders_by_expiry",
+                    "gsi2pk = :p AND gsi2sk < :now",
+                    vec![
+                        (":p", s(format!("EXPIRY#{shard}"))),
+                        (":now", s(now.to_key())),
+                    ],
+                    Some(limit.max(1) as usize),
+                )
+                .await?;
+            for item in &items {
+                all.push((string_attr(item, "gsi2sk")?, doc(item)?));
             }
         }
         all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -554,28 +579,16 @@ impl OrderStore for DynamoStore {
     }
 
     async fn list_watched_orders(&self, chain: ChainId) -> StoreResult<Vec<PayOrder>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("deposits_by_chain")
-                .key_condition_expression("gsi5pk = :p")
-                .expression_attribute_values(":p", s(format!("DEPOSITS#{chain}")))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(fault)?;
-            for item in page.items() {
-                out.push(doc(item)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        self.query_index(
+            "deposits_by_chain",
+            "gsi5pk = :p",
+            vec![(":p", s(format!("DEPOSITS#{chain}")))],
+            None,
+        )
+        .await?
+        .iter()
+        .map(doc)
+        .collect()
     }
 
     async fn scan_cursor(&self, chain: ChainId) -> StoreResult<Option<u64>> {

@@ -41,6 +41,18 @@ async fn awaiting_payment(
     id
 }
 
+/// An app over the shared anvil and an order of its own awaiting payment to a fresh address:
+/// the app, the anvil URL, the deposit address and the order id.
+async fn order_on_anvil(
+    currency: Option<&str>,
+    amount: &str,
+) -> (TestApp, String, Address, String) {
+    let app = spawn_app().await;
+    let recipient = anvil::fresh_address();
+    let id = awaiting_payment(&app, currency, amount, recipient).await;
+    (app, anvil_url(), recipient, id)
+}
+
 async fn submit(app: &TestApp, id: &str, hash: impl ToString) -> Resp {
     app.post(
         &app.a,
@@ -82,10 +94,7 @@ fn tusd(units: u64) -> U256 {
 
 #[tokio::test]
 async fn erc20_payment_submitted_then_confirmed_to_completed() {
-    let app = spawn_app().await;
-    let url = anvil_url();
-    let recipient = anvil::fresh_address();
-    let id = awaiting_payment(&app, Some(anvil::TOKEN), "10", recipient).await;
+    let (app, url, recipient, id) = order_on_anvil(Some(anvil::TOKEN), "10").await;
     let hash = anvil::send_token(&url, recipient, tusd(10), None).await;
 
     let r = submit(&app, &id, hash).await;
@@ -138,10 +147,7 @@ async fn erc20_payment_submitted_then_confirmed_to_completed() {
 
 #[tokio::test]
 async fn native_payment_through_the_process_route_with_overpayment() {
-    let app = spawn_app().await;
-    let url = anvil_url();
-    let recipient = anvil::fresh_address();
-    let id = awaiting_payment(&app, None, "0.5", recipient).await;
+    let (app, url, recipient, id) = order_on_anvil(None, "0.5").await;
     let wei = U256::from(600_000_000_000_000_000u64); // 0.6 ETH
     let hash = anvil::send_native(&url, recipient, wei).await;
     // Seed 000's GET route.
@@ -159,10 +165,7 @@ async fn native_payment_through_the_process_route_with_overpayment() {
 
 #[tokio::test]
 async fn partial_payment_then_top_up() {
-    let app = spawn_app().await;
-    let url = anvil_url();
-    let recipient = anvil::fresh_address();
-    let id = awaiting_payment(&app, Some(anvil::TOKEN), "10", recipient).await;
+    let (app, url, recipient, id) = order_on_anvil(Some(anvil::TOKEN), "10").await;
 
     let first = anvil::send_token(&url, recipient, tusd(4), None).await;
     let r = submit(&app, &id, first).await;
@@ -209,10 +212,7 @@ async fn partial_payment_then_top_up() {
 
 #[tokio::test]
 async fn wrong_transactions_are_refused_and_change_nothing() {
-    let app = spawn_app().await;
-    let url = anvil_url();
-    let recipient = anvil::fresh_address();
-    let id = awaiting_payment(&app, Some(anvil::TOKEN), "10", recipient).await;
+    let (app, url, recipient, id) = order_on_anvil(Some(anvil::TOKEN), "10").await;
     let before = order(&app, &id).await;
 
     let elsewhere = anvil::send_token(&url, anvil::fresh_address(), tusd(10), None).await;
