@@ -769,6 +769,29 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn only_test_orders_read_sandbox_transactions() {
+        let hash = crate::chains::sandbox::new_transaction(
+            ChainFamily::Evm,
+            RawAmount::from_u128(1_000),
+            Timestamp::now(),
+        )
+        .unwrap();
+        let chains = Chains::default();
+        let test = awaiting(OrderStatus::AwaitingPayment);
+        let payment = test.payment.clone().unwrap();
+        let reader = reader_for(&chains, &test, &payment, &hash).unwrap();
+        let tx = reader.transaction(&hash).await.unwrap().unwrap();
+        assert_eq!(tx.transfers[0].to, DEPOSIT);
+        let mut live = test.clone();
+        live.livemode = true;
+        // A live order asks the real chain (here: none configured) and never the sandbox.
+        assert!(matches!(
+            reader_for(&chains, &live, &payment, &hash),
+            Err(ChainError::NotConfigured(_))
+        ));
+    }
+
     #[test]
     fn hashes_of_the_other_chain_family_are_the_wrong_chain() {
         let base = ChainId::new(8453).unwrap();

@@ -316,6 +316,12 @@ async fn serve(
     for r in app.route_keys() {
         println!("  {r}");
     }
+    let chains: Vec<String> = app.services().chains.ids().map(|c| c.to_string()).collect();
+    if chains.is_empty() {
+        println!("Chains read: none (set PAYORDERS_RPC_<chain_id>; `make dev-chain` runs 31337)");
+    } else {
+        println!("Chains read: {}", chains.join(", "));
+    }
     println!();
     println!("Demo organization {} (test mode)", demo.org_id);
     println!("  API key     {}", demo.key);

@@ -108,11 +108,18 @@ async fn poll_once(store: &EmbeddedStore, deps: &dispatch_events::Deps) -> anyho
     Ok(())
 }
 
-/// The schedule: one deposit scan of every chain, then a pause.
+/// The schedule: one deposit scan of every chain, then a pause. While a chain fails (its
+/// RPC is down), the pause doubles up to a minute, so the log is not flooded.
 async fn scan_on_schedule(settler: payorders::settle::Settler, every: Duration) {
+    let mut pause = every;
     loop {
-        scan_deposits::run(&settler).await;
-        tokio::time::sleep(every).await;
+        let (_, failures) = scan_deposits::run(&settler).await;
+        pause = if failures.is_empty() {
+            every
+        } else {
+            (pause * 2).min(Duration::from_secs(60))
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 
