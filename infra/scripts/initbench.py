@@ -23,7 +23,8 @@ srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
 env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{srv.server_address[1]}", AWS_LAMBDA_FUNCTION_NAME="bench",
            AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", AWS_LAMBDA_FUNCTION_VERSION="1", AWS_REGION="us-east-1",
-           AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", PAYORDERS_TABLE="t", PAYORDERS_MASTER_KEY="m"*40, PAYORDERS_WEBHOOKS_QUEUE_URL="http://127.0.0.1:9/queue", RUST_LOG="warn")
+           AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", PAYORDERS_TABLE="t", PAYORDERS_MASTER_KEY="m"*40, PAYORDERS_WEBHOOKS_QUEUE_URL="http://127.0.0.1:9/queue",
+           PAYORDERS_CONFIRMATIONS_QUEUE_URL="http://127.0.0.1:9/confirmations", RUST_LOG="warn")
 times = []
 for _ in range(runs):
     first.clear()
@@ -32,4 +33,7 @@ for _ in range(runs):
     while "t" not in first and time.perf_counter() - t0 < 10: time.sleep(0.0005)
     times.append((first.get("t", float("nan")) - t0) * 1000)
     p.kill(); p.wait()
+if any(t != t for t in times):  # NaN: the function never polled, so its init failed
+    p = subprocess.run([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=10)
+    sys.exit(f"{os.path.basename(binary)} did not reach its first poll: {p.stderr.decode()[-2000:]}")
 print(f"{os.path.basename(binary)}: init to first poll median {statistics.median(times):.1f} ms (min {min(times):.1f}, max {max(times):.1f}, n={runs})")
