@@ -586,3 +586,32 @@ mod exchange {
         }
     }
 }
+
+#[tokio::test]
+async fn the_pipeline_on_dynamodb() {
+    // The same steps against moto's DynamoDB: the claim, the deposits index and the cursor.
+    let app = spawn_app_on(Backend::Dynamo).await;
+    let url = anvil_url();
+    let recipient = anvil::fresh_address();
+    let scanned = awaiting_payment(&app, Some(anvil::TOKEN), "2", recipient).await;
+    let tx = anvil::send_token(&url, recipient, tusd(2), None).await;
+    let o = wait_status(&app, &scanned, "AWAITING_CONFIRMATION").await;
+    assert_eq!(o["transfers"][0]["tx_hash"], tx.to_string());
+    let other = awaiting_payment(&app, Some(anvil::TOKEN), "2", recipient).await;
+    submit(&app, &other, tx)
+        .await
+        .assert_error(422, "TX_ALREADY_USED");
+    anvil::mine(&url, 1).await;
+    wait_status(&app, &scanned, "COMPLETED").await;
+
+    let simulated = awaiting_payment(&app, Some(anvil::TOKEN), "1", anvil::fresh_address()).await;
+    let r = app
+        .post(
+            &app.a,
+            &format!("/pay-orders/{simulated}/simulate-payment"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["status"], "AWAITING_CONFIRMATION", "{}", r.text);
+    wait_status(&app, &simulated, "COMPLETED").await;
+}
