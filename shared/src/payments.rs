@@ -30,7 +30,8 @@ impl PaymentMismatch {
 }
 
 /// Two addresses are the same account on a chain family (EVM case-insensitive).
-fn same(family: ChainFamily, a: &str, b: &str) -> bool {
+/// Whether two texts name the same address on a chain of `family` (EVM: any case).
+pub(crate) fn same(family: ChainFamily, a: &str, b: &str) -> bool {
     match (Address::parse(family, a), Address::parse(family, b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
@@ -46,10 +47,7 @@ pub fn paying_transfers<'a>(
         return Err(PaymentMismatch::TxFailed);
     }
     let currency = &payment.input.currency;
-    let family = registry()
-        .chain(currency.chain_id)
-        .map(|c| c.family)
-        .unwrap_or(ChainFamily::Evm);
+    let family = payment.family();
     let deposit = payment.deposit_address();
     let right_token = |t: &Transfer| match (&currency.address, &t.token) {
         (None, None) => true,

@@ -18,7 +18,6 @@ use crate::model::{
 };
 use crate::payments::{self, Assessment, ConfirmationCheck, VerifyError};
 use crate::queue::{Queue, QueueError};
-use crate::registry::registry;
 use crate::routing::{ExchangeStatus, RouteError, Router};
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -86,17 +85,10 @@ impl PaymentError {
     }
 }
 
-fn family_of(chain: ChainId) -> ChainFamily {
-    registry()
-        .chain(chain)
-        .map(|c| c.family)
-        .unwrap_or(ChainFamily::Evm)
-}
-
 /// Parses a submitted hash for the order's chain: `WRONG_CHAIN` if it is a hash of the
 /// other chain family, `INVALID_TX_HASH` if it is no hash at all.
-pub fn parse_hash(chain: ChainId, text: &str) -> Result<TxHash, PaymentError> {
-    let family = family_of(chain);
+pub fn parse_hash(payment: &Payment, text: &str) -> Result<TxHash, PaymentError> {
+    let (family, chain) = (payment.family(), payment.input.currency.chain_id);
     TxHash::parse(family, text.trim()).map_err(|_| {
         let other = match family {
             ChainFamily::Evm => ChainFamily::Solana,
@@ -165,50 +157,33 @@ pub fn apply_transfer(
     if order.payment.is_none() {
         return Err(PaymentError::NoPaymentDetails);
     }
-    let record = |o: &mut PayOrder| {
-        o.transfers.retain(|t| t.tx_hash != transfer.tx_hash);
-        o.transfers.push(transfer.clone());
-        let first = o.transfers.first().map(|t| t.tx_hash.clone());
-        if let Some(p) = o.payment.as_mut() {
-            p.source_tx_hash = p.source_tx_hash.take().or(first);
-        }
-    };
     let mut next = order.clone();
-    record(&mut next);
+    next.transfers.retain(|t| t.tx_hash != transfer.tx_hash);
+    next.transfers.push(transfer);
+    if let Some(p) = next.payment.as_mut() {
+        p.source_tx_hash = p
+            .source_tx_hash
+            .take()
+            .or_else(|| next.transfers.first().map(|t| t.tx_hash.clone()));
+    }
     let verdict = tally(&mut next);
-    let update = match (order.status, verdict) {
-        (OrderStatus::Expired, _) => order
-            .edit(now, |o| {
-                record(o);
-                tally(o);
-                o.paid_late = true;
-            })
+    next.paid_late |= order.status == OrderStatus::Expired;
+    let fill = |o: &mut PayOrder| *o = next.clone();
+    let partial = matches!(verdict, Assessment::Partial { .. });
+    let update = match order.status {
+        OrderStatus::Expired => order
+            .edit(now, fill)
             .map(|u| u.with_event(EventType::OrderPaymentLate)),
-        (
-            OrderStatus::AwaitingPayment | OrderStatus::PartialPayment,
-            Assessment::Partial { .. },
-        ) => {
-            if order.status == OrderStatus::PartialPayment {
-                order
-                    .edit(now, |o| {
-                        record(o);
-                        tally(o);
-                    })
-                    .map(|u| u.with_event(EventType::OrderPartialPayment))
-            } else {
-                order.transition(now, OrderStatus::PartialPayment, |o| {
-                    record(o);
-                    tally(o);
-                })
-            }
+        OrderStatus::PartialPayment if partial => order
+            .edit(now, fill)
+            .map(|u| u.with_event(EventType::OrderPartialPayment)),
+        OrderStatus::AwaitingPayment if partial => {
+            order.transition(now, OrderStatus::PartialPayment, fill)
         }
-        (OrderStatus::AwaitingPayment | OrderStatus::PartialPayment, _) => {
-            order.transition(now, OrderStatus::AwaitingConfirmation, |o| {
-                record(o);
-                tally(o);
-            })
+        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment => {
+            order.transition(now, OrderStatus::AwaitingConfirmation, fill)
         }
-        (status, _) => return Err(PaymentError::NotPayable(status)),
+        status => return Err(PaymentError::NotPayable(status)),
     }
     .map_err(|_| PaymentError::NotPayable(order.status))?;
     Ok(claims
@@ -416,10 +391,12 @@ async fn confirmations_update(
         .payment
         .as_ref()
         .ok_or_else(|| StoreError::Corrupt(format!("order {} has no payment", order.id)))?;
-    let family = family_of(payment.input.currency.chain_id);
+    let family = payment.family();
     let mut transfers = order.transfers.clone();
     let mut reorged = false;
     let mut all_final = true;
+    // The head of each chain read (the order's, and in test mode the sandbox), once.
+    let mut heads: Vec<(bool, u64)> = Vec::new();
     for t in transfers
         .iter_mut()
         .filter(|t| t.status == TransferStatus::Confirming)
@@ -428,7 +405,14 @@ async fn confirmations_update(
             .map_err(|e| StoreError::Corrupt(format!("stored tx hash {}: {e}", t.tx_hash)))?;
         let reader = reader_for(&s.chains, order, payment, &hash)?;
         let current = reader.transaction(&hash).await?.and_then(|tx| tx.inclusion);
-        let head = reader.head().await?;
+        let head = match heads.iter().find(|(sandbox, _)| *sandbox == t.sandbox) {
+            Some((_, h)) => *h,
+            None => {
+                let h = reader.head().await?;
+                heads.push((t.sandbox, h));
+                h
+            }
+        };
         let recorded = Inclusion {
             success: true,
             block_number: t.block_number,
@@ -531,17 +515,6 @@ pub enum ScanError {
     Queue(#[from] QueueError),
 }
 
-fn same_address(chain: ChainId, a: &str, b: &str) -> bool {
-    let family = family_of(chain);
-    match (
-        crate::model::Address::parse(family, a),
-        crate::model::Address::parse(family, b),
-    ) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
-}
-
 /// One deposit scan of `chain`: from the block after the cursor up to the head (at most
 /// [`SCAN_MAX_BLOCKS`]), every transaction paying the deposit address of an order waiting
 /// for a payment goes through [`record_payment`], as if it had been submitted. Where
@@ -603,9 +576,9 @@ pub async fn scan_chain(
             let candidates: Vec<&PayOrder> = orders
                 .iter()
                 .filter(|o| {
-                    o.payment
-                        .as_ref()
-                        .is_some_and(|p| same_address(chain, p.deposit_address(), &sighting.to))
+                    o.payment.as_ref().is_some_and(|p| {
+                        payments::same(p.family(), p.deposit_address(), &sighting.to)
+                    })
                 })
                 .collect();
             if let Some(order) = pick(&*reader, &candidates, &sighting.tx_hash).await? {
@@ -794,14 +767,14 @@ mod tests {
 
     #[test]
     fn hashes_of_the_other_chain_family_are_the_wrong_chain() {
-        let base = ChainId::new(8453).unwrap();
-        assert!(parse_hash(base, &format!("0x{}", "ab".repeat(32))).is_ok());
+        let base = awaiting(OrderStatus::AwaitingPayment).payment.unwrap();
+        assert!(parse_hash(&base, &format!("0x{}", "ab".repeat(32))).is_ok());
         assert!(matches!(
-            parse_hash(base, &"5".repeat(88)),
+            parse_hash(&base, &"5".repeat(88)),
             Err(PaymentError::WrongChain(_))
         ));
         assert!(matches!(
-            parse_hash(base, "0x12"),
+            parse_hash(&base, "0x12"),
             Err(PaymentError::InvalidHash(_))
         ));
     }

@@ -7,7 +7,6 @@
 use payorders::auth;
 use payorders::chains::sandbox;
 use payorders::http::{self, ApiError, Body, Request, Response};
-use payorders::registry::registry;
 use payorders::runtime::Services;
 use payorders::settle::{PaymentError, Settler};
 use payorders::*;
@@ -68,11 +67,7 @@ async fn simulate(
                 ));
             }
         };
-        let family = registry()
-            .chain(payment.input.currency.chain_id)
-            .map(|c| c.family)
-            .unwrap_or(ChainFamily::Evm);
-        let hash = sandbox::new_transaction(family, amount, Timestamp::now())
+        let hash = sandbox::new_transaction(payment.family(), amount, Timestamp::now())
             .map_err(|e| ApiError::invalid("INVALID_AMOUNT", "amount", e.to_string()))?;
         submit_payment::pay(settler, &order, &hash.to_string(), None).await
     })

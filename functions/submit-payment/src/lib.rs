@@ -7,7 +7,6 @@
 //! changes nothing. Submitting the same transaction again answers the order as it is.
 
 use payorders::auth;
-use payorders::chains::ChainError;
 use payorders::http::{self, ApiError, Body, Request, Response, render};
 use payorders::payments::VerifyError;
 use payorders::runtime::Services;
@@ -95,7 +94,7 @@ pub async fn pay(
     if chain.is_some_and(|c| c != order_chain) {
         return Err(api_error(PaymentError::WrongChain(order_chain)).with_param("chain_id"));
     }
-    let hash = settle::parse_hash(order_chain, hash).map_err(api_error)?;
+    let hash = settle::parse_hash(payment, hash).map_err(api_error)?;
     let recorded = settle::record_payment(settler, &order.id, &hash, Timestamp::now())
         .await
         .map_err(api_error)?;
@@ -113,8 +112,7 @@ pub fn api_error(e: PaymentError) -> ApiError {
         }
         PaymentError::NoPaymentDetails => ApiError::unprocessable(code, message),
         PaymentError::NotPayable(_) | PaymentError::Busy => ApiError::conflict(code, message),
-        PaymentError::Verify(VerifyError::Chain(ChainError::NotConfigured(_)))
-        | PaymentError::Verify(VerifyError::Chain(_)) => {
+        PaymentError::Verify(VerifyError::Chain(_)) => {
             tracing::warn!(error = %e, "chain unavailable for a payment check");
             ApiError::unavailable(code, message)
         }

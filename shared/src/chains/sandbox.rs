@@ -12,7 +12,6 @@
 
 use super::{ChainError, ChainTx, Inclusion, Transfer, TxReader};
 use crate::model::{ChainFamily, Payment, RawAmount, Timestamp, TxHash};
-use crate::registry::registry;
 use alloy_primitives::{B256, U256};
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -101,10 +100,7 @@ pub struct SandboxChain {
 
 impl SandboxChain {
     pub fn for_payment(payment: &Payment) -> Self {
-        let family = registry()
-            .chain(payment.input.currency.chain_id)
-            .map(|c| c.family)
-            .unwrap_or(ChainFamily::Evm);
+        let family = payment.family();
         Self {
             token: payment.input.currency.address.clone(),
             deposit: payment.deposit_address().to_owned(),

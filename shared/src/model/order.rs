@@ -141,6 +141,15 @@ pub struct ReceivedTransfer {
 }
 
 impl Payment {
+    /// The family of the chain the payer pays on (EVM for a chain the registry no longer
+    /// lists, which no reader serves anyway).
+    pub fn family(&self) -> super::ChainFamily {
+        crate::registry::registry()
+            .chain(self.input.currency.chain_id)
+            .map(|c| c.family)
+            .unwrap_or(super::ChainFamily::Evm)
+    }
+
     /// Where the payer sends: the first step's deposit address, else the recipient.
     pub fn deposit_address(&self) -> &str {
         self.steps
