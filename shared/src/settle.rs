@@ -249,11 +249,7 @@ pub async fn record_payment(
             verified.claims.clone()
         };
         let org = s.store.get_organization(&order.organization_id).await?;
-        let mode = if order.livemode {
-            KeyMode::Live
-        } else {
-            KeyMode::Test
-        };
+        let mode = KeyMode::of(order.livemode);
         let required = payments::required_confirmations(
             order.confirmations,
             org.and_then(|o| o.confirmations(mode, chain)),

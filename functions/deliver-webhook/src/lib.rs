@@ -113,11 +113,7 @@ async fn destination(
             })
         }
         None => {
-            let mode = if d.livemode {
-                KeyMode::Live
-            } else {
-                KeyMode::Test
-            };
+            let mode = KeyMode::of(d.livemode);
             let sealed = deps
                 .store
                 .get_organization(&d.organization_id)

@@ -36,11 +36,7 @@ pub fn message(id: &DeliveryId) -> String {
 /// destinations it has.
 #[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type))]
 pub async fn dispatch(deps: &Deps, event: &Event) -> Result<usize, DispatchError> {
-    let mode = if event.livemode {
-        KeyMode::Live
-    } else {
-        KeyMode::Test
-    };
+    let mode = KeyMode::of(event.livemode);
     let mut targets: Vec<(Option<WebhookEndpointId>, String)> = deps
         .store
         .list_endpoints(&event.organization_id, mode)

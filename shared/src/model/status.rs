@@ -66,6 +66,15 @@ impl OrderMode {
 }
 
 impl KeyMode {
+    /// The mode of an object by its `livemode` flag.
+    pub fn of(livemode: bool) -> Self {
+        if livemode {
+            KeyMode::Live
+        } else {
+            KeyMode::Test
+        }
+    }
+
     pub fn is_live(&self) -> bool {
         matches!(self, KeyMode::Live)
     }

@@ -67,11 +67,7 @@ pub(crate) fn org_partition(kind: &str, org: &OrgId, mode: KeyMode) -> String {
 }
 
 pub(crate) fn mode_of(livemode: bool) -> KeyMode {
-    if livemode {
-        KeyMode::Live
-    } else {
-        KeyMode::Test
-    }
+    KeyMode::of(livemode)
 }
 
 /// The expiry sort key while an order can still expire, `None` once it cannot.
