@@ -1,7 +1,6 @@
 //! `POST /pay-orders/{id}/cancel` `{reason?}`: cancels an order that is PENDING or
 //! AWAITING_PAYMENT (409 otherwise) and emits `order.cancelled` in the same write.
 
-use payorders::auth;
 use payorders::http::{self, ApiError, Body, Request, Response, render};
 use payorders::runtime::Services;
 use payorders::store::StoreError;
@@ -21,9 +20,7 @@ async fn cancel(svc: &Services, req: &Request, rid: String) -> Result<Response<B
     let id = http::path_id(req, "id", "pay order", OrderId::parse)?;
     http::idempotent(&*svc.store, &ctx, req, &rid, || async {
         let now = Timestamp::now();
-        let body = http::json_object(req, true)?;
-        auth::verify_body(&*svc.store, &ctx, http::body_bytes(req)?, now).await?;
-        http::only_fields(&body, &["reason"])?;
+        let body = http::signed_json(&*svc.store, &ctx, req, true, &["reason"]).await?;
         let reason = match body.get("reason") {
             None | Some(Value::Null) => None,
             Some(Value::String(r)) if r.chars().count() <= MAX_REASON => Some(r.clone()),

@@ -177,9 +177,14 @@ async fn create(
     ctx: &auth::AuthContext,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let body = http::json_object(req, false)?;
-    auth::verify_body(&*svc.store, ctx, http::body_bytes(req)?, Timestamp::now()).await?;
-    http::only_fields(&body, &["chain_id", "address", "xpub", "currencies"])?;
+    let body = http::signed_json(
+        &*svc.store,
+        ctx,
+        req,
+        false,
+        &["chain_id", "address", "xpub", "currencies"],
+    )
+    .await?;
     let chain = chain_of(&body)?;
     let (address, xpub) = destination(chain, &body)?;
     let currencies = currencies(chain, body.get("currencies"))?;
@@ -216,9 +221,14 @@ async fn update(
     req: &Request,
     chain_id: ChainId,
 ) -> Result<Response<Body>, ApiError> {
-    let body = http::json_object(req, false)?;
-    auth::verify_body(&*svc.store, ctx, http::body_bytes(req)?, Timestamp::now()).await?;
-    http::only_fields(&body, &["address", "xpub", "currencies"])?;
+    let body = http::signed_json(
+        &*svc.store,
+        ctx,
+        req,
+        false,
+        &["address", "xpub", "currencies"],
+    )
+    .await?;
     let chain = registry().chain(chain_id).map_err(|_| not_found())?;
     let dest = (body.contains_key("address") || body.contains_key("xpub"))
         .then(|| destination(chain, &body))

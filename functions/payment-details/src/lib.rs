@@ -32,9 +32,14 @@ async fn details(svc: &Services, req: &Request, rid: String) -> Result<Response<
     let id = http::path_id(req, "id", "pay order", OrderId::parse)?;
     http::idempotent(&*svc.store, &ctx, req, &rid, || async {
         let now = Timestamp::now();
-        let body = http::json_object(req, false)?;
-        auth::verify_body(&*svc.store, &ctx, http::body_bytes(req)?, now).await?;
-        http::only_fields(&body, &["source_currency", "refund_address"])?;
+        let body = http::signed_json(
+            &*svc.store,
+            &ctx,
+            req,
+            false,
+            &["source_currency", "refund_address"],
+        )
+        .await?;
         let order = get_order::load_own_order(&*svc.store, &ctx, &id).await?;
         if order.status != OrderStatus::Pending {
             return Err(ApiError::unprocessable(

@@ -5,7 +5,6 @@
 //! network fee (in the chain's native coin) and whether the balances cover both. Only for PENDING orders. A requested chain without an RPC endpoint is
 //! a 503 for that chain.
 
-use payorders::auth;
 use payorders::chains::ChainError;
 use payorders::http::{self, ApiError, Body, Request, Response};
 use payorders::registry::{Currency, registry};
@@ -57,9 +56,14 @@ fn unavailable(chain: ChainId, e: &ChainError) -> ApiError {
 async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {
     let ctx = http::auth(req)?;
     let id = http::path_id(req, "id", "pay order", OrderId::parse)?;
-    let body = http::json_object(req, false)?;
-    auth::verify_body(&*svc.store, &ctx, http::body_bytes(req)?, Timestamp::now()).await?;
-    http::only_fields(&body, &["wallet_address", "chain_type", "chain_ids"])?;
+    let body = http::signed_json(
+        &*svc.store,
+        &ctx,
+        req,
+        false,
+        &["wallet_address", "chain_type", "chain_ids"],
+    )
+    .await?;
     let family = family_of(body.get("chain_type"))?;
     let wallet = match body.get("wallet_address") {
         Some(Value::String(a)) => Address::parse(family, a)

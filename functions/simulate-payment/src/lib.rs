@@ -4,7 +4,6 @@
 //! through the same path as a real transaction. Its confirmations grow by one a second
 //! (see `payorders::chains::sandbox`), and the confirmation step completes the order.
 
-use payorders::auth;
 use payorders::chains::sandbox;
 use payorders::http::{self, ApiError, Body, Request, Response};
 use payorders::runtime::Services;
@@ -35,9 +34,7 @@ async fn simulate(
     }
     let id = http::path_id(req, "id", "pay order", OrderId::parse)?;
     http::idempotent(&*svc.store, &ctx, req, &rid, || async {
-        let body = http::json_object(req, true)?;
-        auth::verify_body(&*svc.store, &ctx, http::body_bytes(req)?, Timestamp::now()).await?;
-        http::only_fields(&body, &["amount"])?;
+        let body = http::signed_json(&*svc.store, &ctx, req, true, &["amount"]).await?;
         let order = get_order::load_own_order(&*svc.store, &ctx, &id).await?;
         let payment = order
             .payment

@@ -6,7 +6,6 @@
 //! it does not. A transaction that does not pay this order is a 422 with a precise code and
 //! changes nothing. Submitting the same transaction again answers the order as it is.
 
-use payorders::auth;
 use payorders::http::{self, ApiError, Body, Request, Response, render};
 use payorders::payments::VerifyError;
 use payorders::runtime::Services;
@@ -40,9 +39,8 @@ async fn submit(
         return pay(settler, &order, hash, None).await;
     }
     http::idempotent(&*svc.store, &ctx, req, &rid, || async {
-        let body = http::json_object(req, false)?;
-        auth::verify_body(&*svc.store, &ctx, http::body_bytes(req)?, Timestamp::now()).await?;
-        http::only_fields(&body, &["tx_hash", "chain_id"])?;
+        let body =
+            http::signed_json(&*svc.store, &ctx, req, false, &["tx_hash", "chain_id"]).await?;
         let hash = match body.get("tx_hash") {
             Some(Value::String(h)) => h.clone(),
             None | Some(Value::Null) => {

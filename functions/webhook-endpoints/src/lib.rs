@@ -191,9 +191,14 @@ async fn create(
     ctx: &auth::AuthContext,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let body = http::json_object(req, false)?;
-    auth::verify_body(&*svc.store, ctx, http::body_bytes(req)?, Timestamp::now()).await?;
-    http::only_fields(&body, &["url", "events", "description", "enabled"])?;
+    let body = http::signed_json(
+        &*svc.store,
+        ctx,
+        req,
+        false,
+        &["url", "events", "description", "enabled"],
+    )
+    .await?;
     let url = match body.get("url") {
         Some(Value::String(u)) => check_url(u, ctx.livemode()).await?,
         _ => return Err(ApiError::invalid("INVALID_URL", "url", "url is required")),
@@ -282,9 +287,14 @@ async fn update(
     req: &Request,
     id: &WebhookEndpointId,
 ) -> Result<Response<Body>, ApiError> {
-    let body = http::json_object(req, false)?;
-    auth::verify_body(&*svc.store, ctx, http::body_bytes(req)?, Timestamp::now()).await?;
-    http::only_fields(&body, &["url", "events", "description", "enabled"])?;
+    let body = http::signed_json(
+        &*svc.store,
+        ctx,
+        req,
+        false,
+        &["url", "events", "description", "enabled"],
+    )
+    .await?;
     let url = match body.get("url") {
         None => None,
         Some(Value::String(u)) => Some(check_url(u, ctx.livemode()).await?),

@@ -173,6 +173,21 @@ pub fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), Ap
     }
 }
 
+/// The body of a write that may be signed: a JSON object (or nothing, if `allow_empty`),
+/// whose bytes match the signature's body hash, with no field outside `allowed`.
+pub async fn signed_json(
+    claims: &dyn crate::store::ClaimStore,
+    ctx: &AuthContext,
+    req: &Request,
+    allow_empty: bool,
+    allowed: &[&str],
+) -> Result<Map<String, Value>, ApiError> {
+    let body = json_object(req, allow_empty)?;
+    crate::auth::verify_body(claims, ctx, body_bytes(req)?, Timestamp::now()).await?;
+    only_fields(&body, allowed)?;
+    Ok(body)
+}
+
 /// Query parameters, each at most once, all from `allowed`.
 pub fn query(req: &Request, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
     let q = req.query_string_parameters();
