@@ -624,15 +624,7 @@ impl OrderStore for DynamoStore {
                 .expression_attribute_names("#b", "block")
                 .expression_attribute_values(":b", n(b)),
         };
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Err(StoreError::VersionConflict {
-                    expected: expected.unwrap_or(0),
-                })
-            }
-            Err(e) => Err(fault(e)),
-        }
+        conditional_put(req, expected.unwrap_or(0)).await
     }
 }
 
@@ -821,6 +813,35 @@ fn delivery_item(d: &Delivery) -> Item {
     item
 }
 
+/// Sends a conditional PutItem: a failed condition is a `VersionConflict` (with `expected`).
+async fn conditional_put(
+    req: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    expected: u64,
+) -> StoreResult<()> {
+    match req.send().await {
+        Ok(_) => Ok(()),
+        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+            Err(StoreError::VersionConflict { expected })
+        }
+        Err(e) => Err(fault(e)),
+    }
+}
+
+impl DynamoStore {
+    /// Writes a versioned record only if the stored `version` is still `expected`.
+    async fn put_if_version(&self, item: Item, expected: u64) -> StoreResult<()> {
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(expected));
+        conditional_put(req, expected).await
+    }
+}
+
 fn versioned_put(table: &str, item: Item, expected: u64) -> Result<Put, StoreError> {
     Put::builder()
         .table_name(table)
@@ -953,19 +974,8 @@ impl WebhookStore for DynamoStore {
     }
 
     async fn update_delivery(&self, d: &Delivery, expected_version: u64) -> StoreResult<()> {
-        match self
-            .transact(vec![versioned_put(
-                &self.table,
-                delivery_item(d),
-                expected_version,
-            )?])
-            .await?
-        {
-            Ok(()) => Ok(()),
-            Err(_) => Err(StoreError::VersionConflict {
-                expected: expected_version,
-            }),
-        }
+        self.put_if_version(delivery_item(d), expected_version)
+            .await
     }
 
     async fn list_deliveries(
@@ -1039,19 +1049,7 @@ impl WalletStore for DynamoStore {
     }
 
     async fn update_wallet(&self, w: &MerchantWallet, expected_version: u64) -> StoreResult<()> {
-        match self
-            .transact(vec![versioned_put(
-                &self.table,
-                wallet_item(w),
-                expected_version,
-            )?])
-            .await?
-        {
-            Ok(()) => Ok(()),
-            Err(_) => Err(StoreError::VersionConflict {
-                expected: expected_version,
-            }),
-        }
+        self.put_if_version(wallet_item(w), expected_version).await
     }
 
     async fn delete_wallet(&self, org: &OrgId, mode: KeyMode, chain: ChainId) -> StoreResult<bool> {
