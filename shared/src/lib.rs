@@ -17,8 +17,6 @@ pub mod queue;
 pub mod registry;
 pub mod routing;
 pub mod runtime;
-#[cfg(feature = "chains")]
-pub mod settle;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

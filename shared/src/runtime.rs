@@ -136,8 +136,8 @@ impl Services {
 
     /// The payment pipeline (recording payments, confirmation checks).
     #[cfg(feature = "chains")]
-    pub fn settler(&self) -> Result<crate::settle::Settler, InitError> {
-        Ok(crate::settle::Settler {
+    pub fn settler(&self) -> Result<crate::payments::Settler, InitError> {
+        Ok(crate::payments::Settler {
             store: self.store.clone(),
             chains: self.chains.clone(),
             confirmations: self

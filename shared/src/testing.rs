@@ -45,6 +45,7 @@ pub fn order(org: &OrgId, livemode: bool, created_at: Timestamp) -> PayOrder {
         transfers: Vec::new(),
         cancellation_reason: None,
         idempotency_key: None,
+        check_round: 0,
         version: 1,
     }
 }
@@ -139,6 +140,7 @@ pub fn payment(currency_id: &str, amount: u128, deposit: &str) -> Payment {
         received: None,
         remaining: None,
         source_tx_hash: None,
+        created_at: None,
     }
 }
 

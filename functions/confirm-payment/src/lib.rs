@@ -11,9 +11,9 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_http::LambdaEvent;
+use payorders::payments::{self, AdvanceError, CheckMessage, Progress, Settler};
 use payorders::queue::QueueError;
 use payorders::routing::Router;
-use payorders::settle::{self, AdvanceError, CheckMessage, Progress, Settler};
 use payorders::*;
 use std::sync::Arc;
 
@@ -39,15 +39,17 @@ pub enum ConfirmError {
 pub async fn process(deps: &Deps, body: &str) -> Result<Progress, ConfirmError> {
     let msg: CheckMessage = serde_json::from_str(body)
         .map_err(|_| ConfirmError::Poison(body.chars().take(200).collect()))?;
-    let progress = settle::advance(
+    let progress = payments::advance(
         &deps.settler,
         deps.router.as_deref(),
         &msg.order_id,
+        msg.round,
         Timestamp::now(),
     )
     .await?;
     if progress == Progress::Waiting {
-        settle::enqueue_check(&deps.settler, &msg.order_id, msg.attempt.saturating_add(1)).await?;
+        let next = msg.attempt.saturating_add(1);
+        payments::enqueue_check(&deps.settler, &msg.order_id, msg.round, next).await?;
     }
     tracing::info!(order_id = %msg.order_id, attempt = msg.attempt, ?progress, "confirmation check");
     Ok(progress)

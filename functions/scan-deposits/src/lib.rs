@@ -1,12 +1,12 @@
 //! EventBridge schedule → one deposit scan of every chain with an RPC endpoint: transfers
 //! to the deposit addresses of orders waiting for a payment are found without the payer
 //! submitting a hash, and go through the same verification and recording as a submitted
-//! one (see `payorders::settle::scan_chain`). Each chain keeps a cursor, so no block is
+//! one (see `payorders::payments::scan_chain`). Each chain keeps a cursor, so no block is
 //! skipped or counted twice. Chains whose reader cannot scan (Solana, for now) are skipped.
 
 use lambda_http::LambdaEvent;
 use payorders::chains::ChainError;
-use payorders::settle::{self, ScanError, ScanReport, Settler};
+use payorders::payments::{self, ScanError, ScanReport, Settler};
 use payorders::*;
 use serde_json::{Value, json};
 
@@ -16,7 +16,7 @@ pub async fn run(settler: &Settler) -> (Vec<ScanReport>, Vec<(ChainId, String)>)
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for chain in settler.chains.ids() {
-        match settle::scan_chain(settler, chain, Timestamp::now()).await {
+        match payments::scan_chain(settler, chain, Timestamp::now()).await {
             Ok(r) => {
                 if r.recorded > 0 {
                     tracing::info!(chain = %chain, recorded = r.recorded, blocks = ?r.blocks, "deposits found");

@@ -6,8 +6,8 @@
 
 use payorders::chains::sandbox;
 use payorders::http::{self, ApiError, Body, Request, Response};
+use payorders::payments::{PaymentError, Settler};
 use payorders::runtime::Services;
-use payorders::settle::{PaymentError, Settler};
 use payorders::*;
 use serde_json::Value;
 

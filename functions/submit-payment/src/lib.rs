@@ -8,8 +8,8 @@
 
 use payorders::http::{self, ApiError, Body, Request, Response, render};
 use payorders::payments::VerifyError;
+use payorders::payments::{self, PaymentError, Settler};
 use payorders::runtime::Services;
-use payorders::settle::{self, PaymentError, Settler};
 use payorders::*;
 use serde_json::Value;
 
@@ -92,8 +92,8 @@ pub async fn pay(
     if chain.is_some_and(|c| c != order_chain) {
         return Err(api_error(PaymentError::WrongChain(order_chain)).with_param("chain_id"));
     }
-    let hash = settle::parse_hash(payment, hash).map_err(api_error)?;
-    let recorded = settle::record_payment(settler, &order.id, &hash, Timestamp::now())
+    let hash = payments::parse_hash(payment, hash).map_err(api_error)?;
+    let recorded = payments::record_payment(settler, &order.id, &hash, Timestamp::now())
         .await
         .map_err(api_error)?;
     Ok(http::json(200, &render::order(&recorded.order)))
@@ -109,7 +109,9 @@ pub fn api_error(e: PaymentError) -> ApiError {
             ApiError::unprocessable(code, message).with_param("tx_hash")
         }
         PaymentError::NoPaymentDetails => ApiError::unprocessable(code, message),
-        PaymentError::NotPayable(_) | PaymentError::Busy => ApiError::conflict(code, message),
+        PaymentError::NotPayable(_) | PaymentError::WindowClosed(_) | PaymentError::Busy => {
+            ApiError::conflict(code, message)
+        }
         PaymentError::Verify(VerifyError::Chain(_)) => {
             tracing::warn!(error = %e, "chain unavailable for a payment check");
             ApiError::unavailable(code, message)
@@ -120,7 +122,7 @@ pub fn api_error(e: PaymentError) -> ApiError {
             tracing::error!(error = %q, "could not queue a confirmation check");
             ApiError::unavailable(
                 "QUEUE_UNAVAILABLE",
-                "the payment is recorded but its confirmation could not be scheduled; submit it again",
+                "the payment is recorded; its confirmation check could not be queued now and is queued again automatically within the hour",
             )
         }
     }

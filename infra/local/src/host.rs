@@ -37,6 +37,7 @@ pub const OTHER_FUNCTIONS: &[&str] = &[
     "deliver-webhook",
     "confirm-payment",
     "scan-deposits",
+    "expire-orders",
 ];
 
 #[derive(Debug, Clone)]
@@ -75,7 +76,7 @@ impl Route {
 
 pub struct Host {
     services: Services,
-    settler: payorders::settle::Settler,
+    settler: payorders::payments::Settler,
     authorizer: authorizer::Deps,
     routes: Vec<Route>,
 }

@@ -1,6 +1,6 @@
 //! The async steps under the local host, with the same code as in AWS: a poller over the
 //! embedded store's outbox stands in for the DynamoDB stream (→ dispatch-events), a timer
-//! for the EventBridge schedule (→ scan-deposits), and an
+//! for each EventBridge schedule (→ scan-deposits, → expire-orders), and an
 //! in-process queue stands in for each SQS queue (→ deliver-webhook, → confirm-payment;
 //! delays and retries as timers).
 
@@ -25,6 +25,8 @@ pub struct Config {
     pub poll: Duration,
     /// How often the deposit scan runs (EventBridge's schedule in AWS).
     pub scan_every: Duration,
+    /// How often expiry and the stalled-check sweep run (every minute in AWS).
+    pub upkeep_every: Duration,
 }
 
 /// The consuming ends of the in-process queues.
@@ -42,10 +44,11 @@ pub fn start(
 ) -> anyhow::Result<()> {
     let master = services.master()?.clone();
     let queue = services.webhooks()?.clone();
+    // The developer's own receiver usually runs on this machine: test mode may reach it.
     let deliver = Arc::new(deliver_webhook::Deps {
-        store: services.store.clone(),
-        master,
         retry_scale: cfg.retry_scale,
+        allow_loopback: true,
+        ..deliver_webhook::Deps::new(services.store.clone(), master)
     });
     tokio::spawn(consume(rx.webhooks, move |body| {
         let deps = deliver.clone();
@@ -73,6 +76,7 @@ pub fn start(
         }
     }));
     tokio::spawn(scan_on_schedule(services.settler()?, cfg.scan_every));
+    tokio::spawn(upkeep_on_schedule(services.settler()?, cfg.upkeep_every));
     match embedded {
         Some(store) => {
             let dispatch = dispatch_events::Deps {
@@ -110,7 +114,7 @@ async fn poll_once(store: &EmbeddedStore, deps: &dispatch_events::Deps) -> anyho
 
 /// The schedule: one deposit scan of every chain, then a pause. While a chain fails (its
 /// RPC is down), the pause doubles up to a minute, so the log is not flooded.
-async fn scan_on_schedule(settler: payorders::settle::Settler, every: Duration) {
+async fn scan_on_schedule(settler: payorders::payments::Settler, every: Duration) {
     let mut pause = every;
     loop {
         let (_, failures) = scan_deposits::run(&settler).await;
@@ -120,6 +124,29 @@ async fn scan_on_schedule(settler: payorders::settle::Settler, every: Duration) 
             (pause * 2).min(Duration::from_secs(60))
         };
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// The upkeep schedule (expire-orders). The in-process queues do not survive a restart, so
+/// the first run re-queues the check of every order waiting on one, whatever its age: a
+/// host killed mid-confirmation resumes its orders as soon as it is back.
+async fn upkeep_on_schedule(settler: payorders::payments::Settler, every: Duration) {
+    let now = payorders::Timestamp::now();
+    match payorders::payments::requeue_stalled(&settler, now, now, u32::MAX).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            orders = n,
+            "resumed the confirmation checks of in-flight orders"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not resume in-flight orders; the next upkeep retries")
+        }
+    }
+    loop {
+        if let Err(e) = payorders::payments::upkeep(&settler, payorders::Timestamp::now()).await {
+            tracing::warn!(error = %e, "order upkeep failed; the next run retries");
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -24,15 +24,16 @@ impl EvmChain {
     pub fn new(url: &str) -> Result<Self, ChainError> {
         let url = url
             .parse()
-            .map_err(|_| ChainError::Rpc(format!("invalid RPC URL {url}")))?;
+            .map_err(|_| ChainError::Rpc("the RPC URL is not a valid URL".into()))?;
         Ok(Self {
             provider: ProviderBuilder::new().connect_http(url).erased(),
         })
     }
 }
 
+/// An RPC failure, without the endpoint's URL (it often holds the provider's API key).
 fn rpc(e: impl std::fmt::Display) -> ChainError {
-    ChainError::Rpc(e.to_string())
+    ChainError::Rpc(crate::net::redact_urls(&e.to_string()))
 }
 
 /// Gas of a plain transfer, and a generous figure for an ERC-20 `transfer`.
@@ -130,7 +131,7 @@ impl TxReader for EvmChain {
                     from: EvmAddress::from_raw(tx.from()).to_string(),
                     to: EvmAddress::from_raw(to).to_string(),
                     amount: RawAmount::new(tx.value()),
-                    log_index: None,
+                    position: None,
                 });
             }
         }
@@ -142,7 +143,7 @@ impl TxReader for EvmChain {
         let inclusion = match &receipt {
             None => None,
             Some(r) => {
-                for log in r.logs() {
+                for (position, log) in r.logs().iter().enumerate() {
                     let topics = log.topics();
                     // ERC-20 Transfer: three topics (sig, from, to) and a 32-byte amount.
                     if topics.len() == 3
@@ -154,16 +155,27 @@ impl TxReader for EvmChain {
                             from: address_topic(&topics[1]),
                             to: address_topic(&topics[2]),
                             amount: RawAmount::new(U256::from_be_slice(&log.inner.data.data)),
-                            log_index: log.log_index,
+                            position: Some(position as u64),
                         });
                     }
                 }
                 match (r.block_number, r.block_hash) {
-                    (Some(n), Some(bh)) => Some(Inclusion {
-                        success: r.status(),
-                        block_number: n,
-                        block_hash: format!("{bh:#x}"),
-                    }),
+                    (Some(n), Some(bh)) => {
+                        // The block's time decides whether the transfer is older than the
+                        // order; a node that cannot show the block it just named is lagging.
+                        let block = self
+                            .provider
+                            .get_block_by_hash(bh)
+                            .await
+                            .map_err(rpc)?
+                            .ok_or_else(|| rpc(format!("block {bh:#x} is not available yet")))?;
+                        Some(Inclusion {
+                            success: r.status(),
+                            block_number: n,
+                            block_hash: format!("{bh:#x}"),
+                            timestamp: block.header.timestamp,
+                        })
+                    }
                     _ => None,
                 }
             }
@@ -242,15 +254,15 @@ impl TxReader for EvmChain {
         }
         if watch.native {
             for n in from..=to {
-                let Some(block) = self
+                // A block the node cannot show (yet) is a failed read, never an empty block:
+                // the scan must not move past it.
+                let block = self
                     .provider
                     .get_block_by_number(n.into())
                     .full()
                     .await
                     .map_err(rpc)?
-                else {
-                    continue;
-                };
+                    .ok_or_else(|| rpc(format!("block {n} is not available")))?;
                 for tx in block.transactions.txns() {
                     match tx.to() {
                         Some(dest) if addresses.contains(&dest) && !tx.value().is_zero() => found

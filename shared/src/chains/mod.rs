@@ -72,8 +72,10 @@ pub struct Transfer {
     pub from: String,
     pub to: String,
     pub amount: RawAmount,
-    /// The log's index in its block; `None` for the native value.
-    pub log_index: Option<u64>,
+    /// The transfer's position inside its transaction (EVM: the log's index among the
+    /// receipt's logs; Solana: the instruction's index), which stays the same when a reorg
+    /// mines the transaction again; `None` for an EVM transaction's native value.
+    pub position: Option<u64>,
 }
 
 /// Where a mined transaction is.
@@ -82,6 +84,8 @@ pub struct Inclusion {
     pub success: bool,
     pub block_number: u64,
     pub block_hash: String,
+    /// The block's timestamp, unix seconds.
+    pub timestamp: u64,
 }
 
 /// A transaction as a payment check needs it.

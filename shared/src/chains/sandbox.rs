@@ -124,9 +124,10 @@ impl TxReader for SandboxChain {
                 success: true,
                 block_number,
                 block_hash: block_hash_of(block_number),
+                timestamp: tx.mined_ms / 1000,
             }),
             transfers: vec![Transfer {
-                log_index: self.token.as_ref().map(|_| 0),
+                position: self.token.as_ref().map(|_| 0),
                 token: self.token.clone(),
                 from: self.payer.to_owned(),
                 to: self.deposit.clone(),

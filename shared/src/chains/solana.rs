@@ -28,7 +28,7 @@ impl SolanaChain {
             .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
             .send()
             .await
-            .map_err(|e| ChainError::Rpc(e.to_string()))?;
+            .map_err(|e| ChainError::Rpc(crate::net::error_text(e)))?;
         if !resp.status().is_success() {
             return Err(ChainError::Rpc(format!(
                 "{method} answered {}",
@@ -38,7 +38,7 @@ impl SolanaChain {
         let body: Value = resp
             .json()
             .await
-            .map_err(|e| ChainError::Malformed(e.to_string()))?;
+            .map_err(|e| ChainError::Malformed(crate::net::error_text(e)))?;
         if let Some(err) = body.get("error") {
             return Err(ChainError::Rpc(format!("{method}: {err}")));
         }
@@ -130,7 +130,7 @@ fn instruction_transfer(
             from: text("source")?,
             to: text("destination")?,
             amount: RawAmount::from_u128(info.get("lamports")?.as_u64()? as u128),
-            log_index: Some(index),
+            position: Some(index),
         }),
         ("spl-token", "transfer" | "transferChecked") => {
             let amount = info
@@ -147,7 +147,7 @@ fn instruction_transfer(
                 from,
                 to: to_owner,
                 amount: RawAmount::parse(amount).ok()?,
-                log_index: Some(index),
+                position: Some(index),
             })
         }
         _ => None,
@@ -232,12 +232,18 @@ impl TxReader for SolanaChain {
             .and_then(Value::as_u64)
             .ok_or_else(|| malformed("slot"))?;
         let success = r.pointer("/meta/err").is_some_and(Value::is_null);
+        // Without its time a transfer cannot be told apart from one older than the order.
+        let timestamp = r
+            .get("blockTime")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| malformed("blockTime"))?;
         let block_hash = self.block_hash(slot).await?.unwrap_or_default();
         Ok(Some(ChainTx {
             inclusion: Some(Inclusion {
                 success,
                 block_number: slot,
                 block_hash,
+                timestamp,
             }),
             transfers,
         }))

@@ -107,6 +107,9 @@ pub struct Payment {
     /// The first transaction that paid this order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_tx_hash: Option<String>,
+    /// When these payment details were chosen: transfers mined before then pay nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
 }
 
 wire_enum!(
@@ -213,6 +216,11 @@ pub struct PayOrder {
     /// The `Idempotency-Key` the order was created with, if any.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Which series of confirmation checks is the live one: bumped when checks start and
+    /// when the upkeep re-queues a stalled order, so a check message of an older series is
+    /// dropped and at most one series runs per order.
+    #[serde(default)]
+    pub check_round: u32,
     /// Bumped by every write; each write is conditional on the version it read.
     pub version: u64,
 }
@@ -230,7 +238,7 @@ impl PayOrder {
         out.insert("id".into(), serde_json::json!(self.id));
         out.insert("object".into(), serde_json::json!("pay_order"));
         for (k, v) in fields {
-            if k != "id" && k != "idempotency_key" {
+            if k != "id" && k != "idempotency_key" && k != "check_round" {
                 out.insert(k, v);
             }
         }
@@ -241,6 +249,27 @@ impl PayOrder {
         TransitionFacts {
             paid_late: self.paid_late,
         }
+    }
+
+    /// Transfers mined before this time pay nothing: when the payment details were chosen
+    /// (the order's creation for orders written before that was recorded).
+    pub fn payable_since(&self) -> Timestamp {
+        self.payment
+            .as_ref()
+            .and_then(|p| p.created_at)
+            .unwrap_or(self.created_at)
+    }
+
+    /// Until when transfers to the order are still watched and recorded: its expiry plus
+    /// the late-payment monitoring window.
+    pub fn watch_until(&self) -> Timestamp {
+        self.expires_at.plus_seconds(LATE_PAYMENT_WINDOW_SECS)
+    }
+
+    /// Whether a transfer arriving `now` is recorded on this order: its status takes
+    /// payments, and an expired order only inside its monitoring window.
+    pub fn accepts_payment(&self, now: Timestamp) -> bool {
+        self.status.accepts_payment() && now < self.watch_until()
     }
 
     /// The chain of the order's asset, once known.
@@ -313,19 +342,49 @@ impl PayOrder {
     }
 }
 
-/// Claim of one transfer (chain + tx hash + log index) that may pay at most one order, ever.
+/// How long after `expires_at` transfers to an order are still verified and recorded as
+/// late payments (BTCPay's monitoring window); after that the order leaves the deposit
+/// scan's watch list.
+pub const LATE_PAYMENT_WINDOW_SECS: i64 = 24 * 3600;
+
+/// Claim of one transfer: within one organization and mode, a transfer pays at most one
+/// order, ever. The transfer is named by chain, transaction hash and its position inside
+/// the transaction, which a reorg re-mining the transaction does not change (a log's
+/// index in its block does). Claims of different organizations or modes never collide, so
+/// no other tenant can block a transfer by submitting it first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxClaim {
+    pub organization_id: OrgId,
+    pub livemode: bool,
     pub chain_id: ChainId,
     /// Canonical text of the hash (lowercase hex for EVM, base58 for Solana).
     pub tx_hash: String,
-    pub log_index: u64,
+    /// The transfer's position inside its transaction.
+    pub position: u64,
 }
 
 impl TxClaim {
+    /// The claim of the transfer at `position` of `tx_hash` for `order`'s organization and mode.
+    pub fn for_order(order: &PayOrder, chain_id: ChainId, tx_hash: &str, position: u64) -> Self {
+        Self {
+            organization_id: order.organization_id.clone(),
+            livemode: order.livemode,
+            chain_id,
+            tx_hash: tx_hash.to_owned(),
+            position,
+        }
+    }
+
     /// The key under which the claim is stored.
     pub fn key(&self) -> String {
-        format!("{}#{}#{}", self.chain_id, self.tx_hash, self.log_index)
+        format!(
+            "{}#{}#{}#{}#{}",
+            self.organization_id,
+            super::KeyMode::of(self.livemode),
+            self.chain_id,
+            self.tx_hash,
+            self.position
+        )
     }
 }
 

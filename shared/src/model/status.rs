@@ -93,6 +93,26 @@ impl OrderStatus {
         )
     }
 
+    /// Statuses in which a transfer to the order is verified and recorded: waiting for a
+    /// payment, or EXPIRED (a late payment, inside the monitoring window). The one place
+    /// that decides which orders take money.
+    pub fn accepts_payment(&self) -> bool {
+        matches!(
+            self,
+            OrderStatus::AwaitingPayment | OrderStatus::PartialPayment | OrderStatus::Expired
+        )
+    }
+
+    /// Statuses with a confirmation check outstanding (the sweeper re-queues stalled ones).
+    pub fn awaits_confirmation(&self) -> bool {
+        matches!(
+            self,
+            OrderStatus::AwaitingConfirmation
+                | OrderStatus::OptimisticConfirmed
+                | OrderStatus::ExecutingOrder
+        )
+    }
+
     /// Statuses that `expire-orders` looks at once `expires_at` has passed.
     pub fn is_expirable(&self) -> bool {
         matches!(

@@ -18,7 +18,8 @@ pub struct MerchantWallet {
     pub xpub: Option<String>,
     /// Currency ids accepted here (`8453:native`, `8453:0x…`).
     pub currencies: Vec<String>,
-    /// The next derivation index; never handed out twice.
+    /// How many addresses were derived through this wallet record (display only: indexes
+    /// come from a counter per xpub, see `WalletStore::next_xpub_index`).
     #[serde(default)]
     pub next_index: u32,
     pub created_at: Timestamp,

@@ -8,7 +8,8 @@
 //! | pay order | `ORDER#id` | `ORDER` | `version` guards every write; GSIs below |
 //! | event | `EVENT#id` | `EVENT` | written in the same transaction as its transition |
 //! | nonce | `NONCE#org#mode#nonce` | `NONCE` | uniqueness per organization and mode |
-//! | tx claim | `TX#chain#hash#log` | `TX` | a transfer pays at most one order |
+//! | tx claim | `TX#org#mode#chain#hash#position` | `TX` | a transfer pays at most one order of an organization and mode |
+//! | xpub index | `XPUB#sha256(xpub)` | `XPUB` | the next derivation index of an xpub (atomic counter) |
 //! | idempotency | `IDEMP#org#mode#key` | `IDEMP` | TTL 24 h |
 //! | claim | `CLAIM#key` | `CLAIM` | replay and single-use nonce claims, TTL |
 //! | webhook endpoint | `ORG#org` | `WHEP#mode#id` | listed by querying the org's partition |
@@ -25,9 +26,7 @@
 //! the item `SCAN#chain` / `SCAN` with its last block in `block`.
 //! TTL attribute: `ttl` (epoch seconds); code checks expiry too, since TTL deletes late.
 
-use super::keys::{
-    self, expiry_key, mode_of, org_partition, parse_doc, range_high, range_low, sort_key,
-};
+use super::keys::{self, expiry_key, mode_of, org_partition, parse_doc, sort_key};
 use super::*;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -166,14 +165,17 @@ impl DynamoStore {
         filter: Filter,
     ) -> StoreResult<Page<T>> {
         let want = w.page_size() + 1;
-        let mut start: Option<Item> = w.cursor.as_ref().map(|c| {
-            let id = c.sort_key().rsplit('#').next().unwrap_or_default();
+        let Some(range) = keys::page_range(w) else {
+            return Ok(keys::page(Vec::new(), w.page_size()));
+        };
+        let mut start: Option<Item> = range.after.as_ref().map(|after| {
+            let id = after.rsplit('#').next().unwrap_or_default();
             let (pk, sk) = table_key(id);
             Item::from([
                 ("pk".into(), s(pk)),
                 ("sk".into(), s(sk)),
                 (pk_attr.into(), s(&partition)),
-                (sk_attr.into(), s(c.sort_key())),
+                (sk_attr.into(), s(after)),
             ])
         });
         let mut found = Vec::new();
@@ -187,8 +189,8 @@ impl DynamoStore {
                 .expression_attribute_names("#p", pk_attr)
                 .expression_attribute_names("#s", sk_attr)
                 .expression_attribute_values(":p", s(&partition))
-                .expression_attribute_values(":lo", s(range_low(w.created_gte)))
-                .expression_attribute_values(":hi", s(range_high(w.created_lte)))
+                .expression_attribute_values(":lo", s(&range.low))
+                .expression_attribute_values(":hi", s(&range.high))
                 .scan_index_forward(false)
                 .limit(want.max(25) as i32)
                 .set_exclusive_start_key(start.take());
@@ -311,9 +313,14 @@ fn order_item(o: &PayOrder) -> Item {
         s(org_partition("ORDERS", &o.organization_id, mode)),
     );
     item.insert("gsi1sk".into(), s(sort_key(o.created_at, o.id.as_str())));
+    // The expiry index holds two disjoint sets: orders that can still expire (by expiry)
+    // and orders waiting on a confirmation check (by last write, for the upkeep).
+    let shard = o.id.as_str().bytes().map(u32::from).sum::<u32>() % EXPIRY_SHARDS;
     if let Some(k) = expiry_key(o) {
-        let shard = o.id.as_str().bytes().map(u32::from).sum::<u32>() % EXPIRY_SHARDS;
         item.insert("gsi2pk".into(), s(format!("EXPIRY#{shard}")));
+        item.insert("gsi2sk".into(), s(k));
+    } else if let Some(k) = keys::check_key(o) {
+        item.insert("gsi2pk".into(), s(format!("CHECKS#{shard}")));
         item.insert("gsi2sk".into(), s(k));
     }
     if let Some((chain, k)) = keys::watch_key(o) {
@@ -492,7 +499,15 @@ impl OrderStore for DynamoStore {
         for c in u.tx_claims() {
             let mut item = base_item(format!("TX#{}", c.key()), "TX");
             item.insert("order_id".into(), s(u.order().id.as_str()));
-            puts.push(self.put(item, NEW)?);
+            // New, or already this order's (a reorged transfer recorded again).
+            let claim = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk) OR order_id = :o")
+                .expression_attribute_values(":o", s(u.order().id.as_str()))
+                .build()
+                .map_err(StoreError::unavailable)?;
+            puts.push(claim);
         }
         match self.transact(puts).await? {
             Ok(()) => Ok(()),
@@ -578,17 +593,52 @@ impl OrderStore for DynamoStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
-    async fn list_watched_orders(&self, chain: ChainId) -> StoreResult<Vec<PayOrder>> {
+    async fn list_watched_orders(
+        &self,
+        chain: ChainId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<PayOrder>> {
         self.query_index(
             "deposits_by_chain",
-            "gsi5pk = :p",
-            vec![(":p", s(format!("DEPOSITS#{chain}")))],
+            "gsi5pk = :p AND gsi5sk > :now",
+            vec![
+                (":p", s(format!("DEPOSITS#{chain}"))),
+                (":now", s(now.to_key())),
+            ],
             None,
         )
         .await?
         .iter()
         .map(doc)
         .collect()
+    }
+
+    async fn list_stalled_orders(
+        &self,
+        updated_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<PayOrder>> {
+        // The oldest `limit` of all shards are among the oldest `limit` of each shard.
+        let mut all: Vec<(String, PayOrder)> = Vec::new();
+        for shard in 0..EXPIRY_SHARDS {
+            let items = self
+                .query_index(
+                    "orders_by_expiry",
+                    "gsi2pk = :p AND gsi2sk < :before",
+                    vec![
+                        (":p", s(format!("CHECKS#{shard}"))),
+                        (":before", s(updated_before.to_key())),
+                    ],
+                    Some(limit.max(1) as usize),
+                )
+                .await?;
+            for item in &items {
+                all.push((string_attr(item, "gsi2sk")?, doc(item)?));
+            }
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.truncate(limit as usize);
+        Ok(all.into_iter().map(|(_, o)| o).collect())
     }
 
     async fn scan_cursor(&self, chain: ChainId) -> StoreResult<Option<u64>> {
@@ -1065,6 +1115,32 @@ impl WalletStore for DynamoStore {
             .await
             .map_err(fault)?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn next_xpub_index(&self, xpub: &str) -> StoreResult<u32> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("XPUB#{}", super::xpub_counter_key(xpub))))
+            .key("sk", s("XPUB"))
+            .update_expression("ADD #n :one")
+            .expression_attribute_names("#n", "next")
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(fault)?;
+        let next: u64 = match out.attributes().and_then(|a| a.get("next")) {
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("xpub counter {v}")))?,
+            _ => return Err(StoreError::Corrupt("xpub counter without a value".into())),
+        };
+        next.checked_sub(1)
+            .and_then(|i| u32::try_from(i).ok())
+            .filter(|i| *i < 1 << 31)
+            .ok_or_else(|| StoreError::Corrupt("derivation indexes exhausted".into()))
     }
 }
 

@@ -4,7 +4,7 @@
 //! One connection behind a mutex; every call runs on the blocking pool in one SQLite
 //! transaction, so conditional writes are atomic exactly as DynamoDB transactions are.
 
-use super::keys::{self, expiry_key, org_partition, parse_doc, range_high, range_low, sort_key};
+use super::keys::{self, expiry_key, org_partition, parse_doc, sort_key};
 use super::*;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (partition_key, sort_key);
 CREATE TABLE IF NOT EXISTS stream_cursor (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS scan_cursors (chain_id INTEGER PRIMARY KEY, block INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS xpub_counters (key TEXT PRIMARY KEY, next INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS wallets (
     org_id TEXT NOT NULL,
     mode TEXT NOT NULL,
@@ -245,18 +246,17 @@ fn newest_first<T: serde::de::DeserializeOwned>(
     matches: impl Fn(&T) -> bool,
 ) -> StoreResult<Vec<(String, T)>> {
     let want = w.page_size() + 1;
-    let mut args = vec![
-        partition.to_owned(),
-        range_low(w.created_gte),
-        range_high(w.created_lte),
-    ];
+    let Some(range) = keys::page_range(w) else {
+        return Ok(Vec::new());
+    };
+    let mut args = vec![partition.to_owned(), range.low, range.high];
     let mut query = format!(
         "SELECT sort_key, doc FROM {table} WHERE partition_key = ?1 \
          AND sort_key >= ?2 AND sort_key <= ?3"
     );
-    if let Some(c) = &w.cursor {
+    if let Some(after) = range.after {
         query.push_str(" AND sort_key < ?4");
-        args.push(c.sort_key().to_owned());
+        args.push(after);
     }
     query.push_str(" ORDER BY sort_key DESC");
     let mut stmt = tx.prepare_cached(&query).map_err(sql)?;
@@ -397,16 +397,19 @@ impl OrderStore for EmbeddedStore {
                 insert_event(tx, e)?;
             }
             for c in u.tx_claims() {
-                match tx.execute(
-                    "INSERT INTO tx_claims (key, order_id) VALUES (?1, ?2)",
-                    params![c.key(), u.order().id.as_str()],
-                ) {
-                    Ok(_) => {}
+                // New, or already this order's (a reorged transfer recorded again).
+                let owner: String = tx
+                    .query_row(
+                        "INSERT INTO tx_claims (key, order_id) VALUES (?1, ?2) \
+                         ON CONFLICT (key) DO UPDATE SET order_id = order_id \
+                         RETURNING order_id",
+                        params![c.key(), u.order().id.as_str()],
+                        |r| r.get(0),
+                    )
+                    .map_err(sql)?;
+                if owner != u.order().id.as_str() {
                     // Returning an error drops the transaction: nothing above is kept.
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(StoreError::TxAlreadyClaimed { claim: c.key() });
-                    }
-                    Err(e) => return Err(sql(e)),
+                    return Err(StoreError::TxAlreadyClaimed { claim: c.key() });
                 }
             }
             Ok(())
@@ -440,18 +443,47 @@ impl OrderStore for EmbeddedStore {
         .await
     }
 
-    async fn list_watched_orders(&self, chain: ChainId) -> StoreResult<Vec<PayOrder>> {
+    async fn list_watched_orders(
+        &self,
+        chain: ChainId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<PayOrder>> {
+        // Dev-sized: the payment's chain is inside the document, so filter here.
         let mut orders: Vec<PayOrder> = self
             .tx(|tx| {
                 docs(
                     tx,
-                    "SELECT doc FROM orders WHERE status IN ('AWAITING_PAYMENT', 'PARTIAL_PAYMENT')",
+                    "SELECT doc FROM orders \
+                     WHERE status IN ('AWAITING_PAYMENT', 'PARTIAL_PAYMENT', 'EXPIRED')",
                     [],
                 )
             })
             .await?;
-        orders.retain(|o| keys::watch_key(o).is_some_and(|(c, _)| c == chain));
+        let after = now.to_key();
+        orders.retain(|o| keys::watch_key(o).is_some_and(|(c, k)| c == chain && k > after));
         orders.sort_by_cached_key(|o| keys::watch_key(o).map(|(_, k)| k));
+        Ok(orders)
+    }
+
+    async fn list_stalled_orders(
+        &self,
+        updated_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<PayOrder>> {
+        let mut orders: Vec<PayOrder> = self
+            .tx(|tx| {
+                docs(
+                    tx,
+                    "SELECT doc FROM orders WHERE status IN \
+                     ('AWAITING_CONFIRMATION', 'OPTIMISTIC_CONFIRMED', 'EXECUTING_ORDER')",
+                    [],
+                )
+            })
+            .await?;
+        let before = updated_before.to_key();
+        orders.retain(|o| keys::check_key(o).is_some_and(|k| k < before));
+        orders.sort_by_cached_key(keys::check_key);
+        orders.truncate(limit as usize);
         Ok(orders)
     }
 
@@ -876,6 +908,25 @@ impl WalletStore for EmbeddedStore {
             Ok(n > 0)
         })
         .await
+    }
+
+    async fn next_xpub_index(&self, xpub: &str) -> StoreResult<u32> {
+        let key = super::xpub_counter_key(xpub);
+        let next: i64 = self
+            .tx(move |tx| {
+                tx.query_row(
+                    "INSERT INTO xpub_counters (key, next) VALUES (?1, 1) \
+                     ON CONFLICT (key) DO UPDATE SET next = next + 1 RETURNING next",
+                    [key],
+                    |r| r.get(0),
+                )
+                .map_err(sql)
+            })
+            .await?;
+        u32::try_from(next - 1)
+            .ok()
+            .filter(|i| *i < 1 << 31)
+            .ok_or_else(|| StoreError::Corrupt("derivation indexes exhausted".into()))
     }
 }
 

@@ -61,6 +61,34 @@ pub(crate) fn range_high(t: Option<Timestamp>) -> String {
     }
 }
 
+/// The sort keys a newest-first page reads: from `high` down to `low`, both included,
+/// resuming strictly below `after` when a cursor is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PageRange {
+    pub low: String,
+    pub high: String,
+    pub after: Option<String>,
+}
+
+/// Where a list window's page starts and stops, or `None` when nothing can be in it (a
+/// cursor at or below `created_gte`, or `created_gte` after `created_lte`): that is an
+/// empty page, not an error. A cursor above `created_lte` leaves the whole range to read.
+/// Both adapters read this, so a cursor combined with a window pages the same everywhere
+/// (DynamoDB refuses a start key outside the key condition's range).
+pub(crate) fn page_range(w: &crate::store::ListWindow) -> Option<PageRange> {
+    let low = range_low(w.created_gte);
+    let high = range_high(w.created_lte);
+    let after = w.cursor.as_ref().map(|c| c.sort_key().to_owned());
+    if low > high || after.as_ref().is_some_and(|a| *a <= low) {
+        return None;
+    }
+    Some(PageRange {
+        after: after.filter(|a| *a <= high),
+        low,
+        high,
+    })
+}
+
 /// The partition of one organization's data in one mode.
 pub(crate) fn org_partition(kind: &str, org: &OrgId, mode: KeyMode) -> String {
     format!("{kind}#{org}#{mode}")
@@ -77,21 +105,26 @@ pub(crate) fn expiry_key(o: &PayOrder) -> Option<String> {
         .then(|| sort_key(o.expires_at, o.id.as_str()))
 }
 
-/// Where an order waiting for a payment is found by the deposit scan: its payment's chain
-/// and `deposit_address#order_id`. `None` once it no longer waits (or has no payment yet).
+/// Where an order that takes payments is found by the deposit scan: its payment's chain
+/// and `watch_until#order_id` (its expiry plus the late-payment window), so the scan reads
+/// only orders still watched. `None` while it has no payment or takes none.
 pub(crate) fn watch_key(o: &PayOrder) -> Option<(crate::model::ChainId, String)> {
-    use crate::model::OrderStatus;
-    if !matches!(
-        o.status,
-        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
-    ) {
+    if !o.status.accepts_payment() {
         return None;
     }
     let p = o.payment.as_ref()?;
     Some((
         p.input.currency.chain_id,
-        format!("{}#{}", p.deposit_address(), o.id),
+        sort_key(o.watch_until(), o.id.as_str()),
     ))
+}
+
+/// Where an order waiting on a confirmation check is found by the upkeep: `updated_at#id`
+/// (its last write), so stalled orders are the oldest. `None` for other statuses.
+pub(crate) fn check_key(o: &PayOrder) -> Option<String> {
+    o.status
+        .awaits_confirmation()
+        .then(|| sort_key(o.updated_at, o.id.as_str()))
 }
 
 /// A record from its stored JSON document; a document that does not parse is corrupt.
@@ -131,6 +164,9 @@ mod tests {
             "!!!",
             "bm9wZQ",
             &URL_SAFE_NO_PAD.encode("2026-01-01T00:00:00Z#po_x"),
+            // A timestamp that is past year 9999 once in UTC.
+            &URL_SAFE_NO_PAD.encode("9999-12-31T23:59:59-01:00#po_x"),
+            &URL_SAFE_NO_PAD.encode("10000-01-01T00:00:00.000000Z#po_x"),
         ] {
             assert_eq!(Cursor::decode(bad), Err(InvalidCursor), "{bad}");
         }
@@ -144,5 +180,34 @@ mod tests {
         assert!(k <= range_high(Some(t)));
         assert!(k < range_high(None));
         assert!(range_high(Some(t.plus_seconds(-1))) < k);
+    }
+
+    #[test]
+    fn page_ranges_with_cursors_inside_and_outside_the_window() {
+        use crate::store::ListWindow;
+        let t = Timestamp::parse("2026-06-01T12:00:00Z").unwrap();
+        let at = |secs: i64| Cursor::after(&sort_key(t.plus_seconds(secs), "po_x"));
+        let w = |gte: Option<i64>, lte: Option<i64>, cursor: Option<i64>| ListWindow {
+            created_gte: gte.map(|s| t.plus_seconds(s)),
+            created_lte: lte.map(|s| t.plus_seconds(s)),
+            cursor: cursor.map(at),
+            ..ListWindow::new(crate::model::OrgId::generate(), KeyMode::Test)
+        };
+        let inside = page_range(&w(Some(0), Some(100), Some(50))).unwrap();
+        assert_eq!(inside.after.as_deref(), Some(at(50).sort_key()));
+        assert_eq!(
+            (inside.low, inside.high),
+            (range_low(Some(t)), range_high(Some(t.plus_seconds(100))))
+        );
+        // Newer than the window: the window is read from its top.
+        assert_eq!(
+            page_range(&w(Some(0), Some(100), Some(500))).unwrap().after,
+            None
+        );
+        // Older than the window, or an empty window: nothing to read.
+        assert_eq!(page_range(&w(Some(0), Some(100), Some(-5))), None);
+        assert_eq!(page_range(&w(Some(1), None, Some(0))), None);
+        assert_eq!(page_range(&w(Some(10), Some(5), None)), None);
+        assert!(page_range(&w(None, None, Some(0))).unwrap().after.is_some());
     }
 }

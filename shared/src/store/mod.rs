@@ -186,9 +186,20 @@ pub trait OrderStore: Send + Sync {
     -> StoreResult<Vec<PayOrder>>;
     /// The order a claimed transfer paid, if it was claimed.
     async fn get_tx_claim(&self, claim_key: &str) -> StoreResult<Option<OrderId>>;
-    /// Orders waiting for a payment (AWAITING_PAYMENT, PARTIAL_PAYMENT) on `chain`, by
-    /// deposit address: what the deposit scan watches.
-    async fn list_watched_orders(&self, chain: ChainId) -> StoreResult<Vec<PayOrder>>;
+    /// Orders on `chain` that take payments and are still watched at `now`: waiting for a
+    /// payment, or expired but inside the late-payment window. What the deposit scan watches.
+    async fn list_watched_orders(
+        &self,
+        chain: ChainId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<PayOrder>>;
+    /// Orders waiting on a confirmation check (AWAITING_CONFIRMATION, OPTIMISTIC_CONFIRMED,
+    /// EXECUTING_ORDER) last written before `updated_before`, oldest first, at most `limit`.
+    async fn list_stalled_orders(
+        &self,
+        updated_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<PayOrder>>;
     /// The last block the deposit scan finished on `chain`, if it ever ran.
     async fn scan_cursor(&self, chain: ChainId) -> StoreResult<Option<u64>>;
     /// Moves the scan cursor from `expected` (what [`OrderStore::scan_cursor`] said) to
@@ -309,31 +320,53 @@ pub trait WalletStore: Send + Sync {
     async fn update_wallet(&self, w: &MerchantWallet, expected_version: u64) -> StoreResult<()>;
     /// True if it existed.
     async fn delete_wallet(&self, org: &OrgId, mode: KeyMode, chain: ChainId) -> StoreResult<bool>;
+    /// Hands out the next derivation index of `xpub` (0 first), atomically: the counter
+    /// belongs to the xpub, not to a wallet record, so deleting and re-creating a wallet or
+    /// switching xpubs back and forth never hands out an address twice.
+    async fn next_xpub_index(&self, xpub: &str) -> StoreResult<u32>;
 }
 
-/// Hands out the next derivation index of an xpub wallet, once: concurrent callers get
-/// different indexes (a versioned write per allocation, retried on conflict).
+/// The key of an xpub's derivation counter (the xpub itself is long and public-ish; its
+/// hash is enough to tell them apart).
+pub(crate) fn xpub_counter_key(xpub: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(xpub.trim().as_bytes()))
+}
+
+/// The organization's xpub wallet on `chain` and the next derivation index of its xpub,
+/// handed out once ever (see [`WalletStore::next_xpub_index`]). The wallet's
+/// `next_index` counts the addresses derived through this wallet record, for display.
 pub async fn allocate_wallet_index(
     store: &dyn WalletStore,
     org: &OrgId,
     mode: KeyMode,
     chain: ChainId,
 ) -> StoreResult<(MerchantWallet, u32)> {
+    let w = store
+        .get_wallet(org, mode, chain)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let xpub = w
+        .xpub
+        .as_deref()
+        .ok_or_else(|| StoreError::Corrupt("the wallet has no xpub".into()))?;
+    let index = store.next_xpub_index(xpub).await?;
+    // Count it on the wallet for display (`addresses_derived`); the counter above is what
+    // keeps addresses unique, this count only reports them.
+    let mut w = w;
     loop {
-        let w = store
-            .get_wallet(org, mode, chain)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let index = w.next_index;
         let mut next = w.clone();
-        next.next_index = index
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Corrupt("derivation indexes exhausted".into()))?;
+        next.next_index = next.next_index.saturating_add(1);
         next.version += 1;
         next.updated_at = Timestamp::now();
         match store.update_wallet(&next, w.version).await {
             Ok(()) => return Ok((next, index)),
-            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(StoreError::VersionConflict { .. }) => {
+                match store.get_wallet(org, mode, chain).await? {
+                    Some(again) => w = again,
+                    None => return Ok((w, index)),
+                }
+            }
             Err(e) => return Err(e),
         }
     }

@@ -10,7 +10,7 @@ use payorders::payments::{
 };
 use payorders::registry::{Currency, registry};
 use payorders::testing::{self, anvil};
-use payorders::{ChainFamily, ChainId, TxHash};
+use payorders::{ChainFamily, ChainId, OrderStatus, OrgId, Payment, Timestamp, TxHash};
 use wiremock::matchers::{body_partial_json, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -102,9 +102,12 @@ async fn evm_transactions_transfers_and_blocks_on_anvil() {
         (None, dev.as_str(), to.to_string().as_str())
     );
     assert_eq!(t.amount, RawAmount::from_u128(7_000_000_000_000_000));
-    assert_eq!(t.log_index, None);
+    assert_eq!(t.position, None);
     let inc = tx.inclusion.unwrap();
     assert!(inc.success);
+    // The block's time is read with it (anvil stamps blocks with the wall clock).
+    let now = payorders::Timestamp::now().unix() as u64;
+    assert!(inc.timestamp.abs_diff(now) < 600, "{inc:?} vs {now}");
     // The block is on the chain, and the head is at or past it.
     assert_eq!(
         chain.block_hash(inc.block_number).await.unwrap(),
@@ -127,7 +130,8 @@ async fn evm_transactions_transfers_and_blocks_on_anvil() {
         (dev.as_str(), to.to_string().as_str())
     );
     assert_eq!(t.amount, RawAmount::from_u128(4_200_000));
-    assert!(t.log_index.is_some());
+    // Its position is the log's place among the transaction's logs, not in the block.
+    assert_eq!(t.position, Some(0));
     assert!(tx.inclusion.unwrap().success);
 
     // A transfer that reverts is mined with a failed status and moves nothing.
@@ -162,6 +166,13 @@ async fn payments_verified_and_confirmed_on_anvil() {
     let deposit = anvil::fresh_address().to_string();
     let tusd = "31337:0x5fbdb2315678afecb367f032d93f642f64180aa3";
     let order_payment = testing::payment(tusd, 4_200_000, &deposit);
+    let order_of = |p: &Payment| {
+        let mut o = testing::order(&OrgId::generate(), false, Timestamp::now());
+        o.payment = Some(p.clone());
+        o.status = OrderStatus::AwaitingPayment;
+        o
+    };
+    let order = order_of(&order_payment);
 
     // A real ERC-20 transfer of part of the amount: verified, and 1.2 TUSD still due.
     let h = anvil::send_token(
@@ -172,7 +183,7 @@ async fn payments_verified_and_confirmed_on_anvil() {
     )
     .await;
     let hash = TxHash::parse(ChainFamily::Evm, &format!("{h:#x}")).unwrap();
-    let v = verify_transaction(chain, &order_payment, &hash)
+    let v = verify_transaction(chain, &order, &order_payment, &hash)
         .await
         .unwrap();
     assert_eq!(v.amount, RawAmount::from_u128(3_000_000));
@@ -190,31 +201,70 @@ async fn payments_verified_and_confirmed_on_anvil() {
     let elsewhere = testing::payment(tusd, 1, &anvil::fresh_address().to_string());
     let in_eth = testing::payment("31337:native", 1, &deposit);
     for (p, code) in [(&elsewhere, "WRONG_RECIPIENT"), (&in_eth, "WRONG_TOKEN")] {
-        let err = verify_transaction(chain, p, &hash).await.unwrap_err();
+        let err = verify_transaction(chain, &order_of(p), p, &hash)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), code);
     }
     let unknown = TxHash::parse(ChainFamily::Evm, &format!("0x{}", "cd".repeat(32))).unwrap();
-    let err = verify_transaction(chain, &order_payment, &unknown)
+    let err = verify_transaction(chain, &order, &order_payment, &unknown)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "TX_NOT_FOUND");
+
+    // The same real transfer against an order whose payment details were chosen an hour
+    // after it was mined: the block's own timestamp shows it is older, so it pays nothing.
+    let mut later = order_payment.clone();
+    later.created_at = Some(Timestamp::now().plus_seconds(3_600));
+    let err = verify_transaction(chain, &order_of(&later), &later, &hash)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "TX_BEFORE_ORDER");
 
     // The local chain needs 2 confirmations: 1 in its own block, 2 once another is mined.
     let required = required_confirmations(None, None, order_payment.input.currency.chain_id);
     assert_eq!(required, 2);
     let block = v.inclusion.block_number;
+    let recorded_hash = v.inclusion.block_hash.as_str();
     let now = chain.transaction(&hash).await.unwrap().unwrap().inclusion;
     assert_eq!(
-        check_confirmations(&v.inclusion, now.as_ref(), block, required),
+        check_confirmations(block, recorded_hash, now.as_ref(), None, block, required),
         ConfirmationCheck::Pending { confirmations: 1 }
     );
     anvil::send_native(&url, anvil::fresh_address(), U256::from(1u64)).await;
     let head = chain.head().await.unwrap();
     let now = chain.transaction(&hash).await.unwrap().unwrap().inclusion;
     assert!(matches!(
-        check_confirmations(&v.inclusion, now.as_ref(), head, required),
+        check_confirmations(block, recorded_hash, now.as_ref(), None, head, required),
         ConfirmationCheck::Confirmed { confirmations } if confirmations >= 2
     ));
+    // A node that does not find the transaction while the chain still has the recorded
+    // block (what a lagging RPC answers) is not a reorg; another block there is.
+    let canonical = chain.block_hash(block).await.unwrap();
+    assert_eq!(canonical.as_deref(), Some(recorded_hash));
+    assert_eq!(
+        check_confirmations(
+            block,
+            recorded_hash,
+            None,
+            canonical.as_deref(),
+            head,
+            required
+        ),
+        ConfirmationCheck::Unsure
+    );
+    let other_block = chain.block_hash(block - 1).await.unwrap();
+    assert_eq!(
+        check_confirmations(
+            block,
+            recorded_hash,
+            None,
+            other_block.as_deref(),
+            head,
+            required
+        ),
+        ConfirmationCheck::Reorged
+    );
 }
 
 const OWNER: &str = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM";
@@ -415,7 +465,7 @@ async fn solana_transactions_from_json_parsed() {
         (Some(USDC_MINT), PAYER, OWNER)
     );
     assert_eq!(spl.amount, RawAmount::from_u128(2_500_000));
-    assert_eq!(spl.log_index, Some(1));
+    assert_eq!(spl.position, Some(1));
 
     let failed = sol
         .transaction(&TxHash::parse(ChainFamily::Solana, &failed_sig).unwrap())
@@ -435,4 +485,31 @@ async fn solana_transactions_from_json_parsed() {
         sol.transaction(&evm_hash).await,
         Err(ChainError::Malformed(_))
     ));
+}
+
+/// RPC URLs often carry the provider's key: a failed call must not repeat it, since the
+/// error text reaches logs and API answers.
+#[tokio::test]
+async fn rpc_errors_do_not_repeat_the_url_and_its_key() {
+    let url = "http://127.0.0.1:1/v2/SECRETKEY";
+    let eth = local("31337:native");
+    let evm = EvmChain::new(url).unwrap();
+    let solana = SolanaChain::new(url);
+    let hash = TxHash::parse(ChainFamily::Evm, &format!("0x{}", "ab".repeat(32))).unwrap();
+    let errors = [
+        evm.balances(
+            "0x0000000000000000000000000000000000000001",
+            std::slice::from_ref(&eth),
+        )
+        .await
+        .unwrap_err(),
+        evm.transaction(&hash).await.unwrap_err(),
+        evm.head().await.unwrap_err(),
+        solana.head().await.unwrap_err(),
+    ];
+    for e in errors {
+        let text = e.to_string();
+        assert!(matches!(e, ChainError::Rpc(_)), "{text}");
+        assert!(!text.contains("SECRETKEY"), "{text}");
+    }
 }

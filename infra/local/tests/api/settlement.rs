@@ -464,8 +464,8 @@ async fn the_scan_starts_again_when_the_chain_is_behind_its_cursor() {
 /// statuses (the ChangeNOW adapter itself is tested against its documented responses).
 mod exchange {
     use payorders::chains::sandbox;
+    use payorders::payments::{self, Progress, Settler};
     use payorders::routing::{Exchange, ExchangeStatus, RouteError, RouteQuote, Router};
-    use payorders::settle::{self, Progress, Settler};
     use payorders::store::Store;
     use payorders::*;
     use std::sync::{Arc, Mutex};
@@ -535,7 +535,7 @@ mod exchange {
             now.plus_seconds(-3600),
         )
         .unwrap();
-        let r = settle::record_payment(&settler, &o.id, &hash, now)
+        let r = payments::record_payment(&settler, &o.id, &hash, now)
             .await
             .unwrap();
         assert_eq!(r.order.status, OrderStatus::AwaitingConfirmation);
@@ -562,25 +562,33 @@ mod exchange {
             let now = Timestamp::now();
             // Confirmed: the exchange now carries the payment on.
             assert_eq!(
-                settle::advance(&s, Some(&router), &id, now).await.unwrap(),
+                payments::advance(&s, Some(&router), &id, None, now)
+                    .await
+                    .unwrap(),
                 Progress::Waiting
             );
             assert_eq!(status(&s, &id).await, OrderStatus::ExecutingOrder);
             for _ in 0..2 {
                 assert_eq!(
-                    settle::advance(&s, Some(&router), &id, now).await.unwrap(),
+                    payments::advance(&s, Some(&router), &id, None, now)
+                        .await
+                        .unwrap(),
                     Progress::Waiting
                 );
                 assert_eq!(status(&s, &id).await, OrderStatus::ExecutingOrder);
             }
             assert_eq!(
-                settle::advance(&s, Some(&router), &id, now).await.unwrap(),
+                payments::advance(&s, Some(&router), &id, None, now)
+                    .await
+                    .unwrap(),
                 Progress::Settled
             );
             assert_eq!(status(&s, &id).await, want);
             // A redelivered check leaves the settled order alone (the router is not asked).
             assert_eq!(
-                settle::advance(&s, Some(&router), &id, now).await.unwrap(),
+                payments::advance(&s, Some(&router), &id, None, now)
+                    .await
+                    .unwrap(),
                 Progress::Settled
             );
         }

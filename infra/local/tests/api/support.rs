@@ -174,6 +174,7 @@ pub async fn spawn_app_on_chains(
             retry_scale: RETRY_SCALE,
             poll: std::time::Duration::from_millis(50),
             scan_every: std::time::Duration::from_millis(250),
+            upkeep_every: std::time::Duration::from_millis(500),
         },
     )
     .unwrap();
@@ -332,8 +333,39 @@ impl TestApp {
         self.call(who, "POST", path, Some(body), &all).await
     }
 
+    /// A v1-signed request of any method (`DELETE /merchant-wallets/…`, a signed POST).
+    pub async fn signed_call(
+        &self,
+        who: &Caller,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Resp {
+        let sig = sign::v1_header(
+            &who.key,
+            &who.secret,
+            method,
+            path.split('?').next().unwrap(),
+            now(),
+        );
+        self.call(
+            who,
+            method,
+            path,
+            body,
+            &[("authorization-signature", sig.as_str())],
+        )
+        .await
+    }
+
+    /// A DEPOSIT on a network of the caller's mode: USDC on Base Sepolia for a test key,
+    /// on Base for a live key; `extra` overrides fields.
     pub async fn create_deposit(&self, who: &Caller, extra: &Value) -> Resp {
-        let mut body = deposit_body();
+        let mut body = if who.key.starts_with("sk_live_") {
+            live_deposit_body()
+        } else {
+            deposit_body()
+        };
         for (k, v) in extra.as_object().unwrap() {
             body[k] = v.clone();
         }
@@ -354,6 +386,11 @@ pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 }
 
 pub const BASE_SEPOLIA_USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+pub const BASE_USDC: &str = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
+pub const SEPOLIA_USDC: &str = "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238";
+pub const SOLANA_DEVNET: u64 = 30000000000101;
+pub const SOLANA_DEVNET_USDC: &str = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
+pub const SOLANA_ADDRESS: &str = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM";
 pub const RECIPIENT: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 
 pub fn deposit_body() -> Value {
@@ -361,6 +398,16 @@ pub fn deposit_body() -> Value {
         "mode": "DEPOSIT",
         "amount": "25.50",
         "currency": {"chain_id": 84532, "address": BASE_SEPOLIA_USDC},
+        "recipient": RECIPIENT,
+    })
+}
+
+/// The live-mode counterpart of [`deposit_body`]: USDC on Base (a mainnet).
+pub fn live_deposit_body() -> Value {
+    serde_json::json!({
+        "mode": "DEPOSIT",
+        "amount": "25.50",
+        "currency": {"chain_id": 8453, "address": BASE_USDC},
         "recipient": RECIPIENT,
     })
 }

@@ -32,6 +32,7 @@ all_adapters!(
     create_and_get_order,
     list_with_every_filter,
     pagination_across_pages,
+    cursor_outside_the_window,
     concurrent_conflicting_updates,
     same_tx_claimed_by_two_orders,
     idempotency_life_cycle,
@@ -44,6 +45,8 @@ all_adapters!(
     deliveries_created_once_and_listed,
     wallets_one_per_chain_and_indexes_never_reused,
     watched_orders_and_scan_cursors,
+    stalled_orders_oldest_first,
+    xpub_indexes_never_reused,
 );
 
 fn window(org: &OrgId, mode: KeyMode, limit: u32) -> ListWindow {
@@ -394,6 +397,83 @@ async fn pagination_across_pages(store: &dyn Store) {
     assert_eq!(got, want);
 }
 
+/// A cursor from another window (older than `created_gte`, newer than `created_lte`) and
+/// an empty window page like any other: an empty page, or the window from its top.
+async fn cursor_outside_the_window(store: &dyn Store) {
+    let org = OrgId::generate();
+    for i in 0..10i64 {
+        create(store, order(&org, false, t0().plus_seconds(i * 60))).await;
+        let o = create(store, order(&org, false, t0().plus_seconds(i * 60 + 1))).await;
+        let u = o
+            .transition(
+                t0().plus_seconds(i * 60 + 2),
+                OrderStatus::Cancelled,
+                |_| {},
+            )
+            .unwrap();
+        store.update_order(&u).await.unwrap();
+    }
+    // Two orders a minute; after 5 of the unbounded list, the cursor is the order of 7:01.
+    let first = store
+        .list_orders(&window(&org, KeyMode::Test, 5), &OrderFilter::default())
+        .await
+        .unwrap();
+    let cursor = Cursor::decode(first.next_cursor.as_deref().unwrap()).unwrap();
+    let events = store
+        .list_events(&window(&org, KeyMode::Test, 5), &EventFilter::default())
+        .await
+        .unwrap();
+    let event_cursor = Cursor::decode(events.next_cursor.as_deref().unwrap()).unwrap();
+    let at = |i: i64| Some(t0().plus_seconds(i * 60));
+
+    let cases: [(&str, Option<Timestamp>, Option<Timestamp>, usize); 4] = [
+        ("cursor older than created_gte", at(8), None, 0),
+        ("cursor newer than created_lte", at(1), at(4), 7),
+        ("cursor inside the window", at(5), at(9), 5),
+        ("created_gte after created_lte", at(9), at(1), 0),
+    ];
+    for (what, gte, lte, want) in cases {
+        let w = ListWindow {
+            created_gte: gte,
+            created_lte: lte,
+            cursor: Some(cursor.clone()),
+            ..window(&org, KeyMode::Test, 100)
+        };
+        let page = store
+            .list_orders(&w, &OrderFilter::default())
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(page.data.len(), want, "{what}");
+        assert!(!page.has_more && page.next_cursor.is_none(), "{what}");
+        assert!(
+            page.data
+                .iter()
+                .all(|o| gte.is_none_or(|t| o.created_at >= t)
+                    && lte.is_none_or(|t| o.created_at <= t)),
+            "{what}"
+        );
+        let w = ListWindow {
+            cursor: Some(event_cursor.clone()),
+            ..w
+        };
+        store
+            .list_events(&w, &EventFilter::default())
+            .await
+            .unwrap_or_else(|e| panic!("events, {what}: {e}"));
+    }
+    // An events cursor older than the window (as list-events' 30 days make it).
+    let w = ListWindow {
+        created_gte: Some(t0().plus_seconds(86_400)),
+        cursor: Some(event_cursor),
+        ..window(&org, KeyMode::Test, 100)
+    };
+    let page = store
+        .list_events(&w, &EventFilter::default())
+        .await
+        .unwrap();
+    assert!(page.data.is_empty() && !page.has_more);
+}
+
 async fn concurrent_conflicting_updates(store: &dyn Store) {
     let org = OrgId::generate();
     for round in 0..5 {
@@ -428,31 +508,35 @@ async fn concurrent_conflicting_updates(store: &dyn Store) {
 
 async fn same_tx_claimed_by_two_orders(store: &dyn Store) {
     let org = OrgId::generate();
+    let awaiting = |o: PayOrder| async move {
+        let o = create(store, o).await;
+        let u = o
+            .transition(t0(), OrderStatus::AwaitingPayment, |_| {})
+            .unwrap();
+        store.update_order(&u).await.unwrap();
+        u.order().clone()
+    };
+    let pay = |o: &PayOrder, claim: &TxClaim| {
+        o.transition(
+            t0().plus_seconds(500),
+            OrderStatus::AwaitingConfirmation,
+            |_| {},
+        )
+        .unwrap()
+        .with_tx_claim(claim.clone())
+    };
     for round in 0..5i64 {
-        let claim = TxClaim {
-            chain_id: ChainId::new(8453).unwrap(),
-            tx_hash: format!("0x{:064x}", 0xabc0 + round),
-            log_index: 3,
-        };
-        let mut awaiting = Vec::new();
+        let mut orders = Vec::new();
         for k in 0..2 {
-            let o = create(store, order(&org, false, t0().plus_seconds(round * 10 + k))).await;
-            let u = o
-                .transition(t0(), OrderStatus::AwaitingPayment, |_| {})
-                .unwrap();
-            store.update_order(&u).await.unwrap();
-            awaiting.push(u.order().clone());
+            orders.push(awaiting(order(&org, false, t0().plus_seconds(round * 10 + k))).await);
         }
-        let pay = |o: &PayOrder| {
-            o.transition(
-                t0().plus_seconds(500),
-                OrderStatus::AwaitingConfirmation,
-                |_| {},
-            )
-            .unwrap()
-            .with_tx_claim(claim.clone())
-        };
-        let (a, b) = (pay(&awaiting[0]), pay(&awaiting[1]));
+        let claim = TxClaim::for_order(
+            &orders[0],
+            ChainId::new(8453).unwrap(),
+            &format!("0x{:064x}", 0xabc0 + round),
+            3,
+        );
+        let (a, b) = (pay(&orders[0], &claim), pay(&orders[1], &claim));
         let (ra, rb) = tokio::join!(store.update_order(&a), store.update_order(&b));
         let (winner, loser, loser_result) = match (&ra, &rb) {
             (Ok(()), Err(_)) => (&a, &b, rb),
@@ -478,18 +562,52 @@ async fn same_tx_claimed_by_two_orders(store: &dyn Store) {
                 .unwrap()
                 .is_none()
         );
-        // The same log index of another tx, and another log of the same tx, are free.
-        let other_log = TxClaim {
-            log_index: 4,
+        // The winner claims the same transfer again (a reorged transfer re-recorded):
+        // accepted, and it still owns it.
+        let won = store.get_order(&winner.order().id).await.unwrap().unwrap();
+        let again = won
+            .edit(t0().plus_seconds(600), |_| {})
+            .unwrap()
+            .with_tx_claim(claim.clone());
+        store.update_order(&again).await.unwrap();
+        assert_eq!(
+            store.get_tx_claim(&claim.key()).await.unwrap(),
+            Some(won.id.clone())
+        );
+        // Another transfer of the same transaction is free.
+        let other_position = TxClaim {
+            position: 4,
             ..claim.clone()
         };
-        let u = lost
-            .transition(t0(), OrderStatus::AwaitingConfirmation, |_| {})
-            .unwrap()
-            .with_tx_claim(other_log);
+        let u = pay(&lost, &other_position);
         store.update_order(&u).await.unwrap();
+        // Another organization, or the live mode of the same one, claims the very same
+        // transfer for its own order: its claim is its own and blocks nobody.
+        for o in [
+            order(&OrgId::generate(), false, t0()),
+            order(&org, true, t0()),
+        ] {
+            let o = awaiting(o).await;
+            let theirs = TxClaim::for_order(&o, claim.chain_id, &claim.tx_hash, claim.position);
+            assert_ne!(theirs.key(), claim.key());
+            store.update_order(&pay(&o, &theirs)).await.unwrap();
+            assert_eq!(
+                store.get_tx_claim(&theirs.key()).await.unwrap(),
+                Some(o.id.clone())
+            );
+        }
+        assert_eq!(
+            store.get_tx_claim(&claim.key()).await.unwrap(),
+            Some(won.id.clone())
+        );
     }
-    assert_eq!(store.get_tx_claim("8453#0xnothing#0").await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_tx_claim("org#test#8453#0xnothing#0")
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn idempotency_life_cycle(store: &dyn Store) {
@@ -668,9 +786,11 @@ async fn event_exists_iff_transition_written(store: &dyn Store) {
 
     // A write that fails on its tx claim writes neither the order nor the event.
     let claim = TxClaim {
+        organization_id: org.clone(),
+        livemode: false,
         chain_id: ChainId::new(1).unwrap(),
         tx_hash: "0xfeed".into(),
-        log_index: 0,
+        position: 0,
     };
     let other = create(store, order(&org, false, t0().plus_seconds(3))).await;
     let other = {
@@ -1138,12 +1258,12 @@ async fn watched_orders_and_scan_cursors(store: &dyn Store) {
     create(store, order(&org, false, t0())).await;
     let ids = |v: Vec<PayOrder>| v.into_iter().map(|o| o.id).collect::<HashSet<_>>();
     assert_eq!(
-        ids(store.list_watched_orders(base).await.unwrap()),
+        ids(store.list_watched_orders(base, t0()).await.unwrap()),
         ids(awaiting.clone())
     );
     assert!(
         store
-            .list_watched_orders(ChainId::new(1).unwrap())
+            .list_watched_orders(ChainId::new(1).unwrap(), t0())
             .await
             .unwrap()
             .is_empty()
@@ -1158,8 +1278,44 @@ async fn watched_orders_and_scan_cursors(store: &dyn Store) {
         .unwrap();
     store.update_order(&cancelled).await.unwrap();
     assert_eq!(
-        ids(store.list_watched_orders(base).await.unwrap()),
+        ids(store.list_watched_orders(base, t0()).await.unwrap()),
         ids(vec![partial.order().clone(), awaiting[2].clone()])
+    );
+    // An expired order stays watched (late payments) until its monitoring window ends,
+    // then leaves the watch list; so does a waiting order the expiry has not reached yet.
+    let expired = partial
+        .order()
+        .transition(t0(), OrderStatus::Expired, |_| {})
+        .unwrap();
+    store.update_order(&expired).await.unwrap();
+    let window_end = expired.order().watch_until();
+    assert_eq!(
+        window_end,
+        expired
+            .order()
+            .expires_at
+            .plus_seconds(LATE_PAYMENT_WINDOW_SECS)
+    );
+    assert_eq!(
+        ids(store
+            .list_watched_orders(base, window_end.plus_seconds(-1))
+            .await
+            .unwrap()),
+        ids(vec![expired.order().clone(), awaiting[2].clone()])
+    );
+    assert_eq!(
+        ids(store
+            .list_watched_orders(base, window_end.plus_seconds(1))
+            .await
+            .unwrap()),
+        ids(vec![awaiting[2].clone()])
+    );
+    assert!(
+        store
+            .list_watched_orders(base, awaiting[2].watch_until().plus_seconds(1))
+            .await
+            .unwrap()
+            .is_empty()
     );
 
     assert_eq!(store.scan_cursor(base).await.unwrap(), None);
@@ -1177,5 +1333,137 @@ async fn watched_orders_and_scan_cursors(store: &dyn Store) {
     assert_eq!(
         store.scan_cursor(ChainId::new(1).unwrap()).await.unwrap(),
         None
+    );
+}
+
+/// Orders waiting on a confirmation check are found by their last write, oldest first;
+/// other statuses never are.
+async fn stalled_orders_oldest_first(store: &dyn Store) {
+    let org = OrgId::generate();
+    // Far in the future, so other tests' orders in the same table stay out of the way.
+    let base = Timestamp::parse("2126-01-01T00:00:00Z").unwrap();
+    let mut waiting = Vec::new();
+    for (k, to) in [
+        OrderStatus::AwaitingConfirmation,
+        OrderStatus::AwaitingConfirmation,
+        OrderStatus::AwaitingPayment,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let o = create(store, order(&org, false, t0())).await;
+        let at = base.plus_seconds(k as i64 * 10);
+        let u = o
+            .transition(at, OrderStatus::AwaitingPayment, |_| {})
+            .unwrap();
+        store.update_order(&u).await.unwrap();
+        let u = if to == OrderStatus::AwaitingPayment {
+            u
+        } else {
+            let u2 = u.order().transition(at, to, |_| {}).unwrap();
+            store.update_order(&u2).await.unwrap();
+            u2
+        };
+        waiting.push(u.order().clone());
+    }
+    let org = &org;
+    let stalled = |before: Timestamp| async move {
+        store
+            .list_stalled_orders(before, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|o| &o.organization_id == org)
+            .map(|o| o.id)
+            .collect::<Vec<_>>()
+    };
+    assert!(stalled(base).await.is_empty());
+    assert_eq!(stalled(base.plus_seconds(5)).await, [waiting[0].id.clone()]);
+    assert_eq!(
+        stalled(base.plus_seconds(60)).await,
+        [waiting[0].id.clone(), waiting[1].id.clone()]
+    );
+    // A write makes it fresh; a final status takes it out.
+    let touched = waiting[0].edit(base.plus_seconds(100), |_| {}).unwrap();
+    store.update_order(&touched).await.unwrap();
+    assert_eq!(
+        stalled(base.plus_seconds(60)).await,
+        [waiting[1].id.clone()]
+    );
+    let done = waiting[1]
+        .transition(base.plus_seconds(20), OrderStatus::Completed, |_| {})
+        .unwrap();
+    store.update_order(&done).await.unwrap();
+    assert_eq!(
+        stalled(base.plus_seconds(200)).await,
+        [waiting[0].id.clone()]
+    );
+}
+
+/// An xpub's derivation indexes are handed out once each, ever: under concurrency, and
+/// across deleting and re-creating the wallet or switching to another xpub and back.
+async fn xpub_indexes_never_reused(store: &dyn Store) {
+    let org = OrgId::generate();
+    let chain = ChainId::new(84532).unwrap();
+    let xpub_a = format!("xpub-a-{}", OrgId::generate());
+    let xpub_b = format!("xpub-b-{}", OrgId::generate());
+    let wallet = |xpub: &str| MerchantWallet {
+        organization_id: org.clone(),
+        livemode: false,
+        chain_id: chain,
+        address: None,
+        xpub: Some(xpub.to_owned()),
+        currencies: vec!["84532:native".into()],
+        next_index: 0,
+        created_at: t0(),
+        updated_at: t0(),
+        version: 1,
+    };
+    store.create_wallet(&wallet(&xpub_a)).await.unwrap();
+    let results = futures::future::join_all(
+        (0..6).map(|_| allocate_wallet_index(store, &org, KeyMode::Test, chain)),
+    )
+    .await;
+    let mut seen: Vec<u32> = results.into_iter().map(|r| r.unwrap().1).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..6).collect::<Vec<_>>());
+    // Delete and re-create with the same xpub: the counter goes on.
+    assert!(
+        store
+            .delete_wallet(&org, KeyMode::Test, chain)
+            .await
+            .unwrap()
+    );
+    store.create_wallet(&wallet(&xpub_a)).await.unwrap();
+    let (_, i) = allocate_wallet_index(store, &org, KeyMode::Test, chain)
+        .await
+        .unwrap();
+    assert_eq!(i, 6);
+    // Switch to another xpub (its own counter) and back: still no index twice.
+    assert!(
+        store
+            .delete_wallet(&org, KeyMode::Test, chain)
+            .await
+            .unwrap()
+    );
+    store.create_wallet(&wallet(&xpub_b)).await.unwrap();
+    let (_, i) = allocate_wallet_index(store, &org, KeyMode::Test, chain)
+        .await
+        .unwrap();
+    assert_eq!(i, 0);
+    assert!(
+        store
+            .delete_wallet(&org, KeyMode::Test, chain)
+            .await
+            .unwrap()
+    );
+    store.create_wallet(&wallet(&xpub_a)).await.unwrap();
+    let (w, i) = allocate_wallet_index(store, &org, KeyMode::Test, chain)
+        .await
+        .unwrap();
+    assert_eq!(i, 7);
+    assert_eq!(
+        w.next_index, 1,
+        "the wallet record counts its own derivations"
     );
 }

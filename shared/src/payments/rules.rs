@@ -1,11 +1,12 @@
-//! Checking a transaction against an order's payment: which of its transfers pay the
-//! deposit address in the right currency, and what the amount received means against the
-//! locked amount and the order's underpayment tolerance; how many confirmations it
-//! needs, whether it has them or was reorged away, and when to look again. Pure rules;
-//! the functions that read chains and write orders call these.
+//! Pure payment rules: which transfers of a transaction pay an order, what the amount
+//! received means against the locked amount and the tolerance, how many confirmations a
+//! payment needs, whether it has them or was reorged away, and when to look again.
 
-use crate::chains::{ChainError, ChainTx, Inclusion, Transfer, TxReader};
-use crate::model::{Address, ChainFamily, ChainId, Payment, RawAmount, TxClaim, TxHash};
+use crate::chains::{ChainTx, Inclusion, Transfer};
+use crate::model::{
+    Address, Amount, ChainFamily, ChainId, PayOrder, Payment, RawAmount, ReceivedTransfer,
+    Timestamp, TransferStatus,
+};
 use crate::registry::registry;
 
 /// Why a transaction does not pay an order. Each is a 422 with its code.
@@ -13,6 +14,10 @@ use crate::registry::registry;
 pub enum PaymentMismatch {
     #[error("the transaction failed on chain")]
     TxFailed,
+    #[error(
+        "the transaction was mined before this order's payment details were chosen; an older transfer cannot pay it"
+    )]
+    MinedBeforeOrder,
     #[error("the transaction sends nothing to the order's deposit address")]
     WrongRecipient,
     #[error("the transaction pays the deposit address in another currency")]
@@ -23,6 +28,7 @@ impl PaymentMismatch {
     pub fn code(&self) -> &'static str {
         match self {
             PaymentMismatch::TxFailed => "TX_FAILED",
+            PaymentMismatch::MinedBeforeOrder => "TX_BEFORE_ORDER",
             PaymentMismatch::WrongRecipient => "WRONG_RECIPIENT",
             PaymentMismatch::WrongToken => "WRONG_TOKEN",
         }
@@ -65,85 +71,6 @@ pub fn paying_transfers<'a>(
         (true, false) => Err(PaymentMismatch::WrongToken),
         (true, true) => Err(PaymentMismatch::WrongRecipient),
     }
-}
-
-/// Why a submitted transaction cannot be taken as a payment of the order.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    #[error("the chain does not know this transaction")]
-    NotFound,
-    #[error("the transaction is not mined yet")]
-    Pending,
-    #[error(transparent)]
-    Mismatch(#[from] PaymentMismatch),
-    #[error(transparent)]
-    Chain(#[from] ChainError),
-}
-
-impl VerifyError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            VerifyError::NotFound => "TX_NOT_FOUND",
-            VerifyError::Pending => "TX_PENDING",
-            VerifyError::Mismatch(m) => m.code(),
-            VerifyError::Chain(_) => "CHAIN_UNAVAILABLE",
-        }
-    }
-}
-
-/// A mined, successful transaction that pays an order: where it is, how much it brings
-/// and the transfers it claims (each may pay one order, ever).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedPayment {
-    pub inclusion: Inclusion,
-    pub amount: RawAmount,
-    pub claims: Vec<TxClaim>,
-    /// The sender of the first paying transfer.
-    pub from: Option<String>,
-}
-
-/// The log index under which a transaction's native value is claimed (it has no log).
-pub const NATIVE_VALUE_CLAIM_INDEX: u64 = u64::MAX;
-
-/// Reads `hash` on the payment's chain and checks it pays `payment`: mined, successful,
-/// to the deposit address, in the right currency. Changes nothing; the caller claims the
-/// transfers in the same write as the order update.
-pub async fn verify_transaction(
-    reader: &dyn TxReader,
-    payment: &Payment,
-    hash: &TxHash,
-) -> Result<VerifiedPayment, VerifyError> {
-    let tx = reader
-        .transaction(hash)
-        .await?
-        .ok_or(VerifyError::NotFound)?;
-    let Some(inclusion) = tx.inclusion.clone() else {
-        return Err(VerifyError::Pending);
-    };
-    let paying = paying_transfers(payment, &tx)?;
-    let chain_id = payment.input.currency.chain_id;
-    let from = paying.first().map(|t| t.from.clone());
-    let mut amount = RawAmount::ZERO;
-    let mut claims: Vec<TxClaim> = Vec::new();
-    for t in paying {
-        amount = amount
-            .checked_add(t.amount)
-            .ok_or_else(|| ChainError::Malformed("transfer amounts overflow".into()))?;
-        let claim = TxClaim {
-            chain_id,
-            tx_hash: hash.to_string(),
-            log_index: t.log_index.unwrap_or(NATIVE_VALUE_CLAIM_INDEX),
-        };
-        if !claims.contains(&claim) {
-            claims.push(claim);
-        }
-    }
-    Ok(VerifiedPayment {
-        inclusion,
-        amount,
-        claims,
-        from,
-    })
 }
 
 /// What the money received so far means for the order.
@@ -193,34 +120,65 @@ pub enum ConfirmationCheck {
     Confirmed { confirmations: u64 },
     /// Still in the recorded block, not deep enough yet: look again later.
     Pending { confirmations: u64 },
-    /// The transaction is gone, failed, or sits in another block than the one recorded.
+    /// The node's answer disagrees with the record but proves nothing (the transaction is
+    /// not found, or the node does not have the recorded block): a lagging or load-balanced
+    /// RPC looks like this. Look again later; change nothing.
+    Unsure,
+    /// The recorded block is no longer on the chain: the transfer was reorged away.
     Reorged,
 }
 
-/// Compares the inclusion recorded at submission with what the chain says now
-/// (`current`: the transaction's inclusion today, `None` if unknown or pending) and counts
-/// confirmations as head − block + 1.
+/// Whether `current` (the transaction's inclusion as the chain reports it now) is still
+/// the successful inclusion recorded at `block_number` / `block_hash`.
+pub fn still_included(block_number: u64, block_hash: &str, current: Option<&Inclusion>) -> bool {
+    current.is_some_and(|now| {
+        now.success
+            && now.block_number == block_number
+            && now.block_hash.eq_ignore_ascii_case(block_hash)
+    })
+}
+
+/// Compares the inclusion recorded at submission (`block_number`, `block_hash`) with what
+/// the chain says now and counts confirmations as head − block + 1. `current` is the
+/// transaction's inclusion today (`None` if the node does not know it or it is pending);
+/// `canonical` is the hash the node gives for the recorded height, read only when `current`
+/// disagrees with the record (`None` if the node has no block there).
+///
+/// A reorg is declared only when the chain itself shows another block at the recorded
+/// height: one "not found" from a node that is behind is not a reorg.
 pub fn check_confirmations(
-    recorded: &Inclusion,
+    block_number: u64,
+    block_hash: &str,
     current: Option<&Inclusion>,
+    canonical: Option<&str>,
     head: u64,
     required: u32,
 ) -> ConfirmationCheck {
-    let Some(now) = current else {
-        return ConfirmationCheck::Reorged;
-    };
-    if !now.success
-        || now.block_number != recorded.block_number
-        || !now.block_hash.eq_ignore_ascii_case(&recorded.block_hash)
-    {
-        return ConfirmationCheck::Reorged;
+    if !still_included(block_number, block_hash, current) {
+        return match canonical {
+            Some(h) if !h.eq_ignore_ascii_case(block_hash) => ConfirmationCheck::Reorged,
+            _ => ConfirmationCheck::Unsure,
+        };
     }
-    let confirmations = (head + 1).saturating_sub(now.block_number);
+    let confirmations = (head + 1).saturating_sub(block_number);
     if confirmations >= u64::from(required) {
         ConfirmationCheck::Confirmed { confirmations }
     } else {
         ConfirmationCheck::Pending { confirmations }
     }
+}
+
+/// How far a block's timestamp may lag the time an order's payment details were chosen
+/// and still pay it: block times and our clock disagree by a few seconds (Ethereum allows
+/// a proposer's clock some drift; anvil stamps whole seconds), never by minutes.
+pub const MINED_BEFORE_SKEW_SECS: i64 = 120;
+
+/// Whether a transfer in a block stamped `block_time` (unix seconds) was mined before
+/// `payable_since` (beyond [`MINED_BEFORE_SKEW_SECS`]): such a transfer pays nothing, so an
+/// old transfer to a reused address can never complete a new order.
+pub fn mined_before(block_time: u64, payable_since: Timestamp) -> bool {
+    let block_time = i64::try_from(block_time).unwrap_or(i64::MAX);
+    block_time.saturating_add(MINED_BEFORE_SKEW_SECS) < payable_since.unix()
 }
 
 /// Seconds before confirmation check number `attempt` (0 first): doubling from `base`,
@@ -233,31 +191,67 @@ pub fn confirmation_delay(base_secs: u32, attempt: u32) -> u32 {
         .min(SQS_MAX_DELAY)
 }
 
+pub(crate) fn counted(transfers: &[ReceivedTransfer]) -> RawAmount {
+    transfers
+        .iter()
+        .filter(|t| t.status != TransferStatus::Reorged)
+        .fold(RawAmount::ZERO, |sum, t| {
+            sum.checked_add(t.amount.raw).unwrap_or(sum)
+        })
+}
+
+/// Sets `received`, `remaining` and the paid facts from the transfers that count.
+pub(crate) fn tally(order: &mut PayOrder) -> Assessment {
+    let received = counted(&order.transfers);
+    let bps = order.payment_tolerance.underpayment_bps;
+    let payment = order
+        .payment
+        .as_mut()
+        .expect("only orders with a payment are tallied");
+    let decimals = payment.input.currency.decimals;
+    let required = payment.input.amount.raw;
+    let verdict = assess(required, received, bps);
+    payment.received = Some(Amount::new(received, decimals));
+    payment.remaining = match verdict {
+        Assessment::Partial { remaining } => Some(Amount::new(remaining, decimals)),
+        _ => None,
+    };
+    order.paid_over = matches!(verdict, Assessment::Paid { over: true });
+    order.underpaid_within_tolerance = verdict == Assessment::PaidWithinTolerance;
+    verdict
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::*;
 
-    const DEPOSIT: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
-    const OTHER: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
-    const USDC: &str = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
+    pub(crate) const DEPOSIT: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+    pub(crate) const OTHER: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
+    pub(crate) const USDC: &str = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
 
-    fn transfer(token: Option<&str>, to: &str, amount: u128, log: Option<u64>) -> Transfer {
+    pub(crate) fn transfer(
+        token: Option<&str>,
+        to: &str,
+        amount: u128,
+        log: Option<u64>,
+    ) -> Transfer {
         Transfer {
             token: token.map(str::to_owned),
             from: OTHER.into(),
             to: to.into(),
             amount: RawAmount::from_u128(amount),
-            log_index: log,
+            position: log,
         }
     }
 
-    fn tx(success: bool, transfers: Vec<Transfer>) -> ChainTx {
+    pub(crate) fn tx(success: bool, transfers: Vec<Transfer>) -> ChainTx {
         ChainTx {
             inclusion: Some(Inclusion {
                 success,
                 block_number: 7,
                 block_hash: "0xabc".into(),
+                timestamp: Timestamp::now().unix() as u64,
             }),
             transfers,
         }
@@ -286,7 +280,7 @@ mod tests {
         );
         let got = paying_transfers(&usdc, &t).unwrap();
         assert_eq!(
-            got.iter().map(|t| t.log_index).collect::<Vec<_>>(),
+            got.iter().map(|t| t.position).collect::<Vec<_>>(),
             [Some(1), Some(3)]
         );
         // Native ETH to us when USDC is due: wrong token. USDC elsewhere: wrong recipient.
@@ -387,38 +381,63 @@ mod tests {
             success,
             block_number: block,
             block_hash: hash.into(),
+            timestamp: 0,
         };
-        let recorded = at(100, "0xAB", true);
+        let check = |current: Option<Inclusion>, canonical: Option<&str>, head: u64| {
+            check_confirmations(100, "0xAB", current.as_ref(), canonical, head, 3)
+        };
         let same = at(100, "0xab", true);
         assert_eq!(
-            check_confirmations(&recorded, Some(&same), 100, 3),
+            check(Some(same.clone()), None, 100),
             ConfirmationCheck::Pending { confirmations: 1 }
         );
         assert_eq!(
-            check_confirmations(&recorded, Some(&same), 101, 3),
+            check(Some(same.clone()), None, 101),
             ConfirmationCheck::Pending { confirmations: 2 }
         );
         assert_eq!(
-            check_confirmations(&recorded, Some(&same), 102, 3),
+            check(Some(same.clone()), None, 102),
             ConfirmationCheck::Confirmed { confirmations: 3 }
         );
         // A head behind the block (a lagging RPC node) counts as no confirmations.
         assert_eq!(
-            check_confirmations(&recorded, Some(&same), 90, 1),
+            check(Some(same.clone()), None, 90),
             ConfirmationCheck::Pending { confirmations: 0 }
         );
-        for now in [
+        let disagreeing = [
             None,
             Some(at(100, "0xcd", true)),
             Some(at(101, "0xab", true)),
             Some(at(100, "0xab", false)),
-        ] {
+        ];
+        for now in disagreeing {
+            // The chain shows another block at the recorded height: a reorg.
             assert_eq!(
-                check_confirmations(&recorded, now.as_ref(), 200, 3),
+                check(now.clone(), Some("0xcd"), 200),
                 ConfirmationCheck::Reorged,
                 "{now:?}"
             );
+            // The recorded block is still there, or the node has no block at that height
+            // (it is behind): one odd answer from a lagging RPC is not a reorg.
+            assert_eq!(
+                check(now.clone(), Some("0xab"), 200),
+                ConfirmationCheck::Unsure
+            );
+            assert_eq!(check(now.clone(), None, 200), ConfirmationCheck::Unsure);
         }
+    }
+
+    #[test]
+    fn transfers_mined_before_the_payment_details_pay_nothing() {
+        let since = Timestamp::from_unix(1_800_000_000).unwrap();
+        let t = since.unix() as u64;
+        assert!(!mined_before(t, since));
+        assert!(!mined_before(t + 3_600, since));
+        // Within the clock skew: block times and our clock may disagree a little.
+        assert!(!mined_before(t - MINED_BEFORE_SKEW_SECS as u64, since));
+        assert!(mined_before(t - MINED_BEFORE_SKEW_SECS as u64 - 1, since));
+        assert!(mined_before(0, since));
+        assert!(!mined_before(u64::MAX, since));
     }
 
     #[test]
@@ -427,88 +446,5 @@ mod tests {
         assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 900]);
         assert_eq!(confirmation_delay(10, 40), 900);
         assert_eq!(confirmation_delay(0, 0), 1);
-    }
-
-    /// A chain that knows one transaction, or none.
-    struct OneTx(Option<ChainTx>);
-
-    #[async_trait::async_trait]
-    impl TxReader for OneTx {
-        async fn transaction(&self, _: &TxHash) -> Result<Option<ChainTx>, ChainError> {
-            Ok(self.0.clone())
-        }
-        async fn head(&self) -> Result<u64, ChainError> {
-            Ok(7)
-        }
-        async fn block_hash(&self, _: u64) -> Result<Option<String>, ChainError> {
-            Ok(None)
-        }
-    }
-
-    #[tokio::test]
-    async fn verification_sums_paying_transfers_and_names_each_failure() {
-        let usdc = crate::testing::payment(
-            "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
-            1_000_000,
-            DEPOSIT,
-        );
-        let hash = TxHash::parse(ChainFamily::Evm, &format!("0x{}", "ab".repeat(32))).unwrap();
-        let verify = |tx: Option<ChainTx>| {
-            let usdc = usdc.clone();
-            async move { verify_transaction(&OneTx(tx), &usdc, &hash).await }
-        };
-
-        // Two Transfer logs to the deposit address (and one elsewhere): both count.
-        let ok = verify(Some(tx(
-            true,
-            vec![
-                transfer(Some(USDC), DEPOSIT, 600_000, Some(3)),
-                transfer(Some(USDC), OTHER, 1, Some(4)),
-                transfer(Some(USDC), DEPOSIT, 500_000, Some(5)),
-            ],
-        )))
-        .await
-        .unwrap();
-        assert_eq!(ok.amount, RawAmount::from_u128(1_100_000));
-        assert_eq!(ok.inclusion.block_number, 7);
-        let keys: Vec<String> = ok.claims.iter().map(TxClaim::key).collect();
-        assert_eq!(
-            keys,
-            [
-                format!("8453#0x{}#3", "ab".repeat(32)),
-                format!("8453#0x{}#5", "ab".repeat(32))
-            ]
-        );
-
-        let pending = ChainTx {
-            inclusion: None,
-            transfers: vec![transfer(Some(USDC), DEPOSIT, 1_000_000, Some(0))],
-        };
-        let cases = [
-            (None, "TX_NOT_FOUND"),
-            (Some(pending), "TX_PENDING"),
-            (
-                Some(tx(false, vec![transfer(Some(USDC), DEPOSIT, 1, Some(0))])),
-                "TX_FAILED",
-            ),
-            (
-                Some(tx(true, vec![transfer(Some(USDC), OTHER, 1, Some(0))])),
-                "WRONG_RECIPIENT",
-            ),
-            (
-                Some(tx(true, vec![transfer(None, DEPOSIT, 1, None)])),
-                "WRONG_TOKEN",
-            ),
-        ];
-        for (tx, code) in cases {
-            assert_eq!(verify(tx).await.unwrap_err().code(), code);
-        }
-
-        // The native value has no log: it is claimed under one fixed index.
-        let eth = crate::testing::payment("8453:native", 1_000_000, DEPOSIT);
-        let native = OneTx(Some(tx(true, vec![transfer(None, DEPOSIT, 9, None)])));
-        let v = verify_transaction(&native, &eth, &hash).await.unwrap();
-        assert_eq!(v.claims.len(), 1);
-        assert_eq!(v.claims[0].log_index, NATIVE_VALUE_CLAIM_INDEX);
     }
 }

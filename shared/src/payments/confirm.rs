@@ -1,0 +1,233 @@
+//! Confirmation checks: count each recorded transfer's confirmations, send the order back
+//! on a confirmed reorg, complete it (or follow its exchange) once everything is final.
+
+use super::rules::{
+    ConfirmationCheck, check_confirmations, confirmation_delay, still_included, tally,
+};
+use super::{ATTEMPTS, Settler, verify::reader_for};
+use crate::chains::ChainError;
+use crate::model::{
+    OrderId, OrderStatus, OrderUpdate, PayOrder, Timestamp, TransferStatus, TxHash,
+};
+use crate::queue::QueueError;
+use crate::routing::{ExchangeStatus, RouteError, Router};
+use crate::store::StoreError;
+use serde::{Deserialize, Serialize};
+
+/// The confirmation-check message (`{"order_id": "po_…", "round": 1, "attempt": 0}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckMessage {
+    pub order_id: OrderId,
+    /// The order's check series this message belongs to; a message of an older series is
+    /// dropped. Absent: checked whatever the series (hand-made messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// Queues a confirmation check of `order_id` in check series `round`, the `attempt`-th
+/// after the first.
+pub async fn enqueue_check(
+    s: &Settler,
+    order_id: &OrderId,
+    round: Option<u32>,
+    attempt: u32,
+) -> Result<(), QueueError> {
+    let delay = confirmation_delay(s.check_delay_secs, attempt).min(s.max_check_delay_secs.max(1));
+    let msg = CheckMessage {
+        order_id: order_id.clone(),
+        round,
+        attempt,
+    };
+    s.confirmations
+        .send(
+            &serde_json::to_string(&msg).expect("messages serialize"),
+            delay,
+        )
+        .await
+}
+
+/// What one confirmation check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing (more) to do for this order.
+    Settled,
+    /// Check again later.
+    Waiting,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdvanceError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the order kept changing")]
+    Busy,
+}
+
+/// One confirmation check of an order (idempotent: a settled order is left alone, and a
+/// check of an older series than `round` does nothing).
+pub async fn advance(
+    s: &Settler,
+    router: Option<&dyn Router>,
+    order_id: &OrderId,
+    round: Option<u32>,
+    now: Timestamp,
+) -> Result<Progress, AdvanceError> {
+    for _ in 0..ATTEMPTS {
+        let Some(order) = s.store.get_order(order_id).await? else {
+            tracing::warn!(order_id = %order_id, "confirmation check of an unknown order");
+            return Ok(Progress::Settled);
+        };
+        if round.is_some_and(|r| r != order.check_round) {
+            tracing::debug!(order_id = %order_id, ?round, live = order.check_round, "check of an older series; dropped");
+            return Ok(Progress::Settled);
+        }
+        let update = match order.status {
+            OrderStatus::AwaitingConfirmation | OrderStatus::OptimisticConfirmed => {
+                confirmations_update(s, &order, now).await?
+            }
+            OrderStatus::ExecutingOrder => exchange_update(router, &order, now).await?,
+            _ => return Ok(Progress::Settled),
+        };
+        let (update, progress) = match update {
+            Some((u, p)) => (u, p),
+            None => return Ok(Progress::Waiting),
+        };
+        match s.store.update_order(&update).await {
+            Ok(()) => {
+                let next = update.order().status;
+                return Ok(if next.awaits_confirmation() {
+                    progress
+                } else {
+                    Progress::Settled
+                });
+            }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AdvanceError::Busy)
+}
+
+/// The confirmation counts of every counted transfer, and the write they call for:
+/// reorg → AWAITING_PAYMENT, all final → COMPLETED (or EXECUTING_ORDER on a routed
+/// payment), else new counts (if they moved).
+async fn confirmations_update(
+    s: &Settler,
+    order: &PayOrder,
+    now: Timestamp,
+) -> Result<Option<(OrderUpdate, Progress)>, AdvanceError> {
+    let payment = order
+        .payment
+        .as_ref()
+        .ok_or_else(|| StoreError::Corrupt(format!("order {} has no payment", order.id)))?;
+    let family = payment.family();
+    let mut transfers = order.transfers.clone();
+    let mut reorged = false;
+    let mut all_final = true;
+    // The head of each chain read (the order's, and in test mode the sandbox), once.
+    let mut heads: Vec<(bool, u64)> = Vec::new();
+    for t in transfers
+        .iter_mut()
+        .filter(|t| t.status == TransferStatus::Confirming)
+    {
+        let hash = TxHash::parse(family, &t.tx_hash)
+            .map_err(|e| StoreError::Corrupt(format!("stored tx hash {}: {e}", t.tx_hash)))?;
+        let reader = reader_for(&s.chains, order, payment, &hash)?;
+        let current = reader.transaction(&hash).await?.and_then(|tx| tx.inclusion);
+        let head = match heads.iter().find(|(sandbox, _)| *sandbox == t.sandbox) {
+            Some((_, h)) => *h,
+            None => {
+                let h = reader.head().await?;
+                heads.push((t.sandbox, h));
+                h
+            }
+        };
+        // Only when the node's answer disagrees with the record is the recorded height
+        // read again: a reorg must show on the chain itself, not as one missing answer.
+        let canonical = if still_included(t.block_number, &t.block_hash, current.as_ref()) {
+            None
+        } else {
+            reader.block_hash(t.block_number).await?
+        };
+        match check_confirmations(
+            t.block_number,
+            &t.block_hash,
+            current.as_ref(),
+            canonical.as_deref(),
+            head,
+            t.required_confirmations,
+        ) {
+            ConfirmationCheck::Reorged => {
+                t.status = TransferStatus::Reorged;
+                reorged = true;
+            }
+            ConfirmationCheck::Confirmed { confirmations } => {
+                t.confirmations = confirmations;
+                t.status = TransferStatus::Confirmed;
+                t.confirmed_at = Some(now);
+            }
+            ConfirmationCheck::Pending { confirmations } => {
+                t.confirmations = confirmations;
+                all_final = false;
+            }
+            ConfirmationCheck::Unsure => {
+                tracing::warn!(order_id = %order.id, tx = %t.tx_hash, block = t.block_number, "the chain's answer disagrees with the recorded block but shows no reorg; checking again later");
+                all_final = false;
+            }
+        }
+    }
+    let set = |o: &mut PayOrder| {
+        o.transfers = transfers.clone();
+        tally(o);
+    };
+    let write = if reorged {
+        order.transition(now, OrderStatus::AwaitingPayment, set)
+    } else if all_final {
+        let to = if payment.exchange_id.is_some() {
+            OrderStatus::ExecutingOrder
+        } else {
+            OrderStatus::Completed
+        };
+        order.transition(now, to, set)
+    } else if transfers != order.transfers {
+        order.edit(now, |o| o.transfers = transfers.clone())
+    } else {
+        return Ok(None);
+    };
+    let update = write.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Some((update, Progress::Waiting)))
+}
+
+/// An EXECUTING_ORDER order's exchange, followed to its end.
+async fn exchange_update(
+    router: Option<&dyn Router>,
+    order: &PayOrder,
+    now: Timestamp,
+) -> Result<Option<(OrderUpdate, Progress)>, AdvanceError> {
+    let Some(id) = order
+        .payment
+        .as_ref()
+        .and_then(|p| p.exchange_id.as_deref())
+    else {
+        return Err(StoreError::Corrupt(format!("order {} executes no exchange", order.id)).into());
+    };
+    let Some(router) = router else {
+        return Err(RouteError::Unreachable("no exchange provider is configured".into()).into());
+    };
+    let to = match router.status(id).await? {
+        ExchangeStatus::Finished => OrderStatus::Completed,
+        ExchangeStatus::Refunded => OrderStatus::Refunded,
+        ExchangeStatus::Failed | ExchangeStatus::Expired => OrderStatus::Failed,
+        ExchangeStatus::AwaitingDeposit | ExchangeStatus::InProgress => return Ok(None),
+    };
+    let update = order
+        .transition(now, to, |_| {})
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Some((update, Progress::Settled)))
+}

@@ -1,0 +1,119 @@
+//! The scheduled upkeep of the order lifecycle (`expire-orders`, every minute):
+//!
+//! - unpaid orders (PENDING, AWAITING_PAYMENT, PARTIAL_PAYMENT) past `expires_at` become
+//!   EXPIRED with an `order.expired` event. A partly paid order keeps what it received.
+//!   Transfers arriving afterwards, inside the monitoring window, are recorded as late
+//!   payments (see [`crate::model::LATE_PAYMENT_WINDOW_SECS`]).
+//! - orders whose confirmation check is overdue (a lost queue message, one that went to the
+//!   dead-letter queue during an RPC outage, a local host killed mid-check) get a check
+//!   queued again, so nothing stays in AWAITING_CONFIRMATION, OPTIMISTIC_CONFIRMED or
+//!   EXECUTING_ORDER forever. Checks are idempotent, so a spare one costs one read.
+
+use super::{ATTEMPTS, Settler, enqueue_check};
+use crate::model::{OrderId, OrderStatus, Timestamp};
+use crate::queue::QueueError;
+use crate::store::{OrderStore, StoreError};
+use serde::Serialize;
+
+/// The most orders one run expires, and the most it re-queues (the rest waits a minute).
+pub const UPKEEP_BATCH: u32 = 200;
+
+/// What one upkeep run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UpkeepReport {
+    /// Orders moved to EXPIRED.
+    pub expired: usize,
+    /// Orders whose confirmation check was queued again.
+    pub requeued: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpkeepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Expires every unpaid order past its `expires_at` (at most `limit`); returns how many.
+/// An order that changed meanwhile (a payment arrived) is read again and expired only if
+/// it still may be.
+pub async fn expire_orders(
+    store: &dyn OrderStore,
+    now: Timestamp,
+    limit: u32,
+) -> Result<usize, StoreError> {
+    let mut expired = 0;
+    for order in store.list_expirable_orders(now, limit).await? {
+        if expire_one(store, &order.id, now).await? {
+            expired += 1;
+        }
+    }
+    Ok(expired)
+}
+
+async fn expire_one(
+    store: &dyn OrderStore,
+    id: &OrderId,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    for _ in 0..ATTEMPTS {
+        let Some(order) = store.get_order(id).await? else {
+            return Ok(false);
+        };
+        if !order.status.is_expirable() || order.expires_at > now {
+            return Ok(false);
+        }
+        let update = order
+            .transition(now, OrderStatus::Expired, |_| {})
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        match store.update_order(&update).await {
+            Ok(()) => return Ok(true),
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    tracing::warn!(order_id = %id, "order kept changing while it was expired; the next run retries");
+    Ok(false)
+}
+
+/// Queues a confirmation check for every order waiting on one whose last write is older
+/// than `stale_before` (at most `limit`), in a new check series written on the order first
+/// (which also makes it fresh again for the next run). Returns how many were queued.
+pub async fn requeue_stalled(
+    s: &Settler,
+    stale_before: Timestamp,
+    now: Timestamp,
+    limit: u32,
+) -> Result<usize, UpkeepError> {
+    let mut requeued = 0;
+    for order in s.store.list_stalled_orders(stale_before, limit).await? {
+        if !order.status.awaits_confirmation() || order.updated_at >= stale_before {
+            continue;
+        }
+        // A new check series: any message of the old one still around is dropped, so
+        // re-queuing never doubles the checks of an order.
+        let touch = order
+            .edit(now, |o| o.check_round = o.check_round.wrapping_add(1))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        match s.store.update_order(&touch).await {
+            Ok(()) => {}
+            // Someone else wrote it meanwhile: it is not stalled after all.
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        // If this send fails the order is stale again in a while and the next run retries.
+        enqueue_check(s, &order.id, Some(touch.order().check_round), 0).await?;
+        requeued += 1;
+        tracing::info!(order_id = %order.id, status = %order.status, last_write = %order.updated_at, "confirmation check overdue; queued again");
+    }
+    Ok(requeued)
+}
+
+/// One upkeep run: expiry, then overdue confirmation checks (see the module docs).
+pub async fn upkeep(s: &Settler, now: Timestamp) -> Result<UpkeepReport, UpkeepError> {
+    let expired = expire_orders(&*s.store, now, UPKEEP_BATCH).await?;
+    let stale_before = now.plus_seconds(-i64::from(s.stale_after_secs()));
+    let requeued = requeue_stalled(s, stale_before, now, UPKEEP_BATCH).await?;
+    Ok(UpkeepReport { expired, requeued })
+}

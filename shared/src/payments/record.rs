@@ -1,0 +1,314 @@
+//! Recording a verified payment: the order update, its event and the claims of its
+//! transfers in one conditional write; then the first confirmation check is queued.
+
+use super::rules::{Assessment, required_confirmations, tally};
+use super::verify::{VerifyError, reader_for, verify_transaction};
+use super::{ATTEMPTS, Settler, enqueue_check};
+use crate::chains::sandbox;
+use crate::model::{
+    Amount, ChainId, EventType, KeyMode, OrderId, OrderStatus, OrderUpdate, PayOrder,
+    ReceivedTransfer, Timestamp, TransferStatus, TxClaim, TxHash,
+};
+use crate::queue::QueueError;
+use crate::store::StoreError;
+
+/// Why a payment was not recorded. Each has a code the API shows.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("tx_hash is not a transaction hash of chain {0}")]
+    InvalidHash(ChainId),
+    #[error("the transaction is for another chain; this order is paid on chain {0}")]
+    WrongChain(ChainId),
+    #[error("the order has no payment details yet")]
+    NoPaymentDetails,
+    #[error("an order in status {0} does not take payments")]
+    NotPayable(OrderStatus),
+    #[error(
+        "the order expired and its late-payment monitoring window ended at {0}; it takes no more payments"
+    )]
+    WindowClosed(Timestamp),
+    #[error("this transfer already paid another order of this organization")]
+    AlreadyUsed,
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("the order kept changing; retry")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+impl PaymentError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PaymentError::InvalidHash(_) => "INVALID_TX_HASH",
+            PaymentError::WrongChain(_) => "WRONG_CHAIN",
+            PaymentError::NoPaymentDetails => "PAYMENT_DETAILS_REQUIRED",
+            PaymentError::NotPayable(_) | PaymentError::WindowClosed(_) => "ORDER_NOT_PAYABLE",
+            PaymentError::AlreadyUsed => "TX_ALREADY_USED",
+            PaymentError::Verify(v) => v.code(),
+            PaymentError::Busy => "CONCURRENT_UPDATE",
+            PaymentError::Store(_) | PaymentError::Queue(_) => "INTERNAL",
+        }
+    }
+}
+
+/// The write that records a verified transfer on `order`.
+pub fn apply_transfer(
+    order: &PayOrder,
+    transfer: ReceivedTransfer,
+    claims: Vec<TxClaim>,
+    now: Timestamp,
+) -> Result<OrderUpdate, PaymentError> {
+    if order.payment.is_none() {
+        return Err(PaymentError::NoPaymentDetails);
+    }
+    let mut next = order.clone();
+    next.transfers.retain(|t| t.tx_hash != transfer.tx_hash);
+    next.transfers.push(transfer);
+    if let Some(p) = next.payment.as_mut() {
+        p.source_tx_hash = p
+            .source_tx_hash
+            .take()
+            .or_else(|| next.transfers.first().map(|t| t.tx_hash.clone()));
+    }
+    let verdict = tally(&mut next);
+    next.paid_late |= order.status == OrderStatus::Expired;
+    let partial = matches!(verdict, Assessment::Partial { .. });
+    if !partial
+        && matches!(
+            order.status,
+            OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
+        )
+    {
+        // Confirmation checks start: a new series, so any older one left over is dropped.
+        next.check_round = next.check_round.wrapping_add(1);
+    }
+    let fill = |o: &mut PayOrder| *o = next.clone();
+    let update = match order.status {
+        OrderStatus::Expired => order
+            .edit(now, fill)
+            .map(|u| u.with_event(EventType::OrderPaymentLate)),
+        OrderStatus::PartialPayment if partial => order
+            .edit(now, fill)
+            .map(|u| u.with_event(EventType::OrderPartialPayment)),
+        OrderStatus::AwaitingPayment if partial => {
+            order.transition(now, OrderStatus::PartialPayment, fill)
+        }
+        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment => {
+            order.transition(now, OrderStatus::AwaitingConfirmation, fill)
+        }
+        status => return Err(PaymentError::NotPayable(status)),
+    }
+    .map_err(|_| PaymentError::NotPayable(order.status))?;
+    Ok(claims
+        .into_iter()
+        .fold(update, |u, claim| u.with_tx_claim(claim)))
+}
+
+/// What [`record_payment`] did.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub order: PayOrder,
+    /// False when the transaction was already recorded on this order (nothing changed).
+    pub new: bool,
+}
+
+/// Verifies `hash` against the order's payment and records it (see the module docs).
+/// Recording the same transaction on the same order again changes nothing.
+pub async fn record_payment(
+    s: &Settler,
+    order_id: &OrderId,
+    hash: &TxHash,
+    now: Timestamp,
+) -> Result<Recorded, PaymentError> {
+    let key = hash.to_string();
+    for _ in 0..ATTEMPTS {
+        let order = s
+            .store
+            .get_order(order_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let Some(payment) = order.payment.clone() else {
+            return Err(PaymentError::NoPaymentDetails);
+        };
+        let chain = payment.input.currency.chain_id;
+        let previous = order.transfers.iter().find(|t| t.tx_hash == key);
+        if previous.is_some_and(|t| t.status != TransferStatus::Reorged) {
+            // Already recorded. Its checks are queued; if they were lost, the upkeep queues
+            // them again (see `expire::requeue_stalled`).
+            return Ok(Recorded { order, new: false });
+        }
+        if !order.status.accepts_payment() {
+            return Err(PaymentError::NotPayable(order.status));
+        }
+        if !order.accepts_payment(now) {
+            return Err(PaymentError::WindowClosed(order.watch_until()));
+        }
+        let reader = reader_for(&s.chains, &order, &payment, hash).map_err(VerifyError::from)?;
+        let verified = verify_transaction(&*reader, &order, &payment, hash).await?;
+        // A claim held by another order of this organization and mode is final; one held
+        // by this order (a transaction that reorged and was mined again) is claimed again,
+        // which the store accepts for the same owner.
+        for claim in &verified.claims {
+            match s.store.get_tx_claim(&claim.key()).await? {
+                Some(owner) if &owner != order_id => return Err(PaymentError::AlreadyUsed),
+                _ => {}
+            }
+        }
+        let claims = verified.claims.clone();
+        let org = s.store.get_organization(&order.organization_id).await?;
+        let mode = KeyMode::of(order.livemode);
+        let required = required_confirmations(
+            order.confirmations,
+            org.and_then(|o| o.confirmations(mode, chain)),
+            chain,
+        );
+        let head = reader.head().await.map_err(VerifyError::from)?;
+        let transfer = ReceivedTransfer {
+            tx_hash: key.clone(),
+            amount: Amount::new(verified.amount, payment.input.currency.decimals),
+            status: TransferStatus::Confirming,
+            confirmations: (head + 1).saturating_sub(verified.inclusion.block_number),
+            required_confirmations: required,
+            block_number: verified.inclusion.block_number,
+            block_hash: verified.inclusion.block_hash.clone(),
+            from_address: verified.from.clone(),
+            detected_at: now,
+            confirmed_at: None,
+            sandbox: sandbox::is_sandbox(hash) && !order.livemode,
+        };
+        let update = apply_transfer(&order, transfer, claims, now)?;
+        match s.store.update_order(&update).await {
+            Ok(()) => {
+                let order = update.order().clone();
+                if order.status.awaits_confirmation() {
+                    enqueue_check(s, &order.id, Some(order.check_round), 0).await?;
+                }
+                return Ok(Recorded { order, new: true });
+            }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(StoreError::TxAlreadyClaimed { .. }) => {
+                // Lost a race: whoever claimed it first owns it (this order, if a
+                // concurrent submit of the same hash won; then the re-read says so).
+                let again = s.store.get_order(order_id).await?;
+                if again.is_some_and(|o| o.transfers.iter().any(|t| t.tx_hash == key)) {
+                    continue;
+                }
+                return Err(PaymentError::AlreadyUsed);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(PaymentError::Busy)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::*;
+
+    const DEPOSIT: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+    pub(crate) fn awaiting(status: OrderStatus) -> PayOrder {
+        let mut o = crate::testing::order(&OrgId::generate(), false, Timestamp::now());
+        o.payment = Some(crate::testing::payment(
+            "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
+            1_000,
+            DEPOSIT,
+        ));
+        o.status = status;
+        o
+    }
+
+    fn transfer(hash: &str, amount: u128) -> ReceivedTransfer {
+        ReceivedTransfer {
+            tx_hash: hash.into(),
+            amount: Amount::new(RawAmount::from_u128(amount), 6),
+            status: TransferStatus::Confirming,
+            confirmations: 1,
+            required_confirmations: 2,
+            block_number: 5,
+            block_hash: "0xab".into(),
+            from_address: None,
+            detected_at: Timestamp::now(),
+            confirmed_at: None,
+            sandbox: false,
+        }
+    }
+
+    fn event(u: &OrderUpdate) -> Option<EventType> {
+        u.event().map(|e| e.event_type)
+    }
+
+    #[test]
+    fn transfers_move_the_order_by_what_they_add_up_to() {
+        let now = Timestamp::now();
+        let o = awaiting(OrderStatus::AwaitingPayment);
+        let u = apply_transfer(&o, transfer("0x1", 400), vec![], now).unwrap();
+        assert_eq!(u.order().status, OrderStatus::PartialPayment);
+        assert_eq!(event(&u), Some(EventType::OrderPartialPayment));
+        let p = u.order().payment.as_ref().unwrap();
+        assert_eq!(p.remaining.as_ref().unwrap().raw, RawAmount::from_u128(600));
+        assert_eq!(p.source_tx_hash.as_deref(), Some("0x1"));
+
+        // A top-up that is still short stays PARTIAL_PAYMENT, with an event of its own.
+        let u2 = apply_transfer(u.order(), transfer("0x2", 100), vec![], now).unwrap();
+        assert_eq!(u2.order().status, OrderStatus::PartialPayment);
+        assert_eq!(event(&u2), Some(EventType::OrderPartialPayment));
+        let claim = TxClaim::for_order(u2.order(), ChainId::new(8453).unwrap(), "0x3", 0);
+        let u3 =
+            apply_transfer(u2.order(), transfer("0x3", 600), vec![claim.clone()], now).unwrap();
+        assert_eq!(u3.order().status, OrderStatus::AwaitingConfirmation);
+        assert_eq!(event(&u3), Some(EventType::OrderPaymentDetected));
+        assert!(u3.order().paid_over);
+        assert_eq!(u3.tx_claims(), [claim]);
+        let p = u3.order().payment.as_ref().unwrap();
+        assert_eq!(
+            p.received.as_ref().unwrap().raw,
+            RawAmount::from_u128(1_100)
+        );
+        assert!(p.remaining.is_none());
+        assert_eq!(p.source_tx_hash.as_deref(), Some("0x1"));
+
+        // Reorged transfers no longer count.
+        let mut gone = u.order().clone();
+        gone.transfers[0].status = TransferStatus::Reorged;
+        let u4 = apply_transfer(&gone, transfer("0x4", 999), vec![], now).unwrap();
+        assert_eq!(u4.order().status, OrderStatus::PartialPayment);
+    }
+
+    #[test]
+    fn tolerance_late_payments_and_unpayable_orders() {
+        let now = Timestamp::now();
+        let mut o = awaiting(OrderStatus::AwaitingPayment);
+        o.payment_tolerance.underpayment_bps = 100;
+        let u = apply_transfer(&o, transfer("0x1", 990), vec![], now).unwrap();
+        assert_eq!(u.order().status, OrderStatus::AwaitingConfirmation);
+        assert!(u.order().underpaid_within_tolerance);
+
+        let expired = awaiting(OrderStatus::Expired);
+        let u = apply_transfer(&expired, transfer("0x1", 1_000), vec![], now).unwrap();
+        assert_eq!(u.order().status, OrderStatus::Expired);
+        assert!(u.order().paid_late);
+        assert_eq!(event(&u), Some(EventType::OrderPaymentLate));
+
+        for status in [
+            OrderStatus::Cancelled,
+            OrderStatus::Completed,
+            OrderStatus::Pending,
+        ] {
+            assert!(matches!(
+                apply_transfer(&awaiting(status), transfer("0x1", 1_000), vec![], now),
+                Err(PaymentError::NotPayable(s)) if s == status
+            ));
+        }
+        let mut no_details = awaiting(OrderStatus::AwaitingPayment);
+        no_details.payment = None;
+        assert!(matches!(
+            apply_transfer(&no_details, transfer("0x1", 1_000), vec![], now),
+            Err(PaymentError::NoPaymentDetails)
+        ));
+    }
+}

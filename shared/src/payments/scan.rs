@@ -1,0 +1,172 @@
+//! The deposit scan: transfers to waiting orders' deposit addresses, found block by block
+//! and recorded as if they had been submitted.
+
+use super::rules::same;
+use super::verify::{VerifyError, verify_transaction};
+use super::{PaymentError, Settler, record_payment};
+use crate::chains::{ChainError, TxReader};
+use crate::model::{ChainId, OrderId, OrderStatus, PayOrder, Timestamp, TxHash};
+use crate::queue::QueueError;
+use crate::store::StoreError;
+use serde::Serialize;
+
+/// The most blocks one scan reads on one chain (the rest is left for the next run).
+pub const SCAN_MAX_BLOCKS: u64 = 500;
+/// How far back from the head the very first scan of a chain starts.
+pub const SCAN_LOOKBACK: u64 = 100;
+
+/// What one scan of one chain did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScanReport {
+    pub chain_id: ChainId,
+    /// The blocks read, inclusive; `None` when the cursor was already at the head.
+    pub blocks: Option<(u64, u64)>,
+    pub watched_orders: usize,
+    /// Payments recorded (new transfers on orders).
+    pub recorded: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// One deposit scan of `chain`: from the block after the cursor up to the head (at most
+/// [`SCAN_MAX_BLOCKS`]), every transaction paying the deposit address of an order waiting
+/// for a payment goes through [`record_payment`], as if it had been submitted. Where
+/// several waiting orders share an address (a merchant wallet without an xpub), the
+/// transfer goes to the oldest whose amount due it matches exactly, else to none (the payer
+/// then submits the hash). The cursor moves only after the whole range is processed, so a
+/// failed run is repeated; recording is idempotent, so nothing is counted twice.
+pub async fn scan_chain(
+    s: &Settler,
+    chain: ChainId,
+    now: Timestamp,
+) -> Result<ScanReport, ScanError> {
+    let reader = s.chains.get(chain)?.clone();
+    let head = reader.head().await?;
+    let cursor = s.store.scan_cursor(chain).await?;
+    let from = match cursor {
+        Some(c) if c <= head => c + 1,
+        // A head below the cursor: the chain was reset (a local chain restarted) or the
+        // RPC answers from a node behind; either way start again from recent blocks
+        // (recording is idempotent, so re-reading them counts nothing twice).
+        Some(c) => {
+            tracing::warn!(chain = %chain, cursor = c, head, "chain head is below the scan cursor; rescanning recent blocks");
+            head.saturating_sub(SCAN_LOOKBACK)
+        }
+        None => head.saturating_sub(SCAN_LOOKBACK),
+    };
+    let mut report = ScanReport {
+        chain_id: chain,
+        blocks: None,
+        watched_orders: 0,
+        recorded: 0,
+    };
+    if from > head {
+        return Ok(report);
+    }
+    let to = head.min(from + SCAN_MAX_BLOCKS - 1);
+    report.blocks = Some((from, to));
+    let orders = s.store.list_watched_orders(chain, now).await?;
+    report.watched_orders = orders.len();
+    if !orders.is_empty() {
+        let mut watch = crate::chains::Watch::default();
+        for p in orders.iter().filter_map(|o| o.payment.as_ref()) {
+            let address = p.deposit_address().to_owned();
+            if !watch.addresses.contains(&address) {
+                watch.addresses.push(address);
+            }
+            match &p.input.currency.address {
+                Some(token) if !watch.tokens.contains(token) => watch.tokens.push(token.clone()),
+                Some(_) => {}
+                None => watch.native = true,
+            }
+        }
+        // One transaction may pay several watched addresses (a batch payout): each
+        // (transaction, address) pair is looked at once, so every order it pays is credited.
+        let mut seen = std::collections::HashSet::new();
+        for sighting in reader.sightings(from, to, &watch).await? {
+            let to_key = sighting.to.to_lowercase();
+            if !seen.insert((sighting.tx_hash.to_string(), to_key)) {
+                continue;
+            }
+            let mut candidates: Vec<&PayOrder> = orders
+                .iter()
+                .filter(|o| {
+                    o.payment
+                        .as_ref()
+                        .is_some_and(|p| same(p.family(), p.deposit_address(), &sighting.to))
+                })
+                .collect();
+            // Orders still waiting come before expired ones watched for late payments.
+            candidates.sort_by_key(|o| (o.status == OrderStatus::Expired, o.created_at));
+            if let Some(order) = pick(&*reader, &candidates, &sighting.tx_hash).await? {
+                match record_payment(s, &order, &sighting.tx_hash, now).await {
+                    Ok(r) => report.recorded += usize::from(r.new),
+                    Err(PaymentError::Store(e)) => return Err(e.into()),
+                    Err(PaymentError::Queue(e)) => return Err(e.into()),
+                    Err(PaymentError::Verify(VerifyError::Chain(e))) => return Err(e.into()),
+                    // The node showed the transfer in a block but cannot show the
+                    // transaction: it is behind. The range is read again next run.
+                    Err(PaymentError::Verify(
+                        e @ (VerifyError::NotFound | VerifyError::Pending),
+                    )) => {
+                        return Err(lagging(&sighting.tx_hash, &e).into());
+                    }
+                    Err(e) => {
+                        tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer does not pay its order")
+                    }
+                }
+            }
+        }
+    }
+    match s.store.set_scan_cursor(chain, cursor, to).await {
+        Ok(()) | Err(StoreError::VersionConflict { .. }) => Ok(report),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A sighted transaction the node cannot show: a failed read, so the cursor stays put.
+fn lagging(hash: &TxHash, e: &VerifyError) -> ChainError {
+    ChainError::Rpc(format!(
+        "transaction {hash} was seen in a block but the node answers: {e}"
+    ))
+}
+
+/// Which of the orders sharing a deposit address a transaction pays (see [`scan_chain`]).
+async fn pick(
+    reader: &dyn TxReader,
+    candidates: &[&PayOrder],
+    hash: &TxHash,
+) -> Result<Option<OrderId>, ChainError> {
+    match candidates {
+        [] => Ok(None),
+        [only] => Ok(Some(only.id.clone())),
+        many => {
+            for o in many {
+                let Some(p) = &o.payment else { continue };
+                let due = p
+                    .remaining
+                    .as_ref()
+                    .map(|r| r.raw)
+                    .unwrap_or(p.input.amount.raw);
+                match verify_transaction(reader, o, p, hash).await {
+                    Ok(v) if v.amount == due => return Ok(Some(o.id.clone())),
+                    Ok(_) | Err(VerifyError::Mismatch(_)) => {}
+                    Err(e @ (VerifyError::NotFound | VerifyError::Pending)) => {
+                        return Err(lagging(hash, &e));
+                    }
+                    Err(VerifyError::Chain(e)) => return Err(e),
+                }
+            }
+            tracing::info!(tx = %hash, orders = many.len(), "a transfer to a shared deposit address matches no order's amount; it must be submitted");
+            Ok(None)
+        }
+    }
+}

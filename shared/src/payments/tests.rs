@@ -1,0 +1,607 @@
+//! The payment pipeline attacked the way money gets lost: old transfers, another tenant's
+//! submission, the same transfer twice at once, reorgs, lagging RPC nodes, failed block
+//! reads, expiry races and lost queue messages. On the embedded store with a scripted chain.
+
+use super::*;
+use crate::chains::{
+    BalanceReader, ChainError, ChainTx, Inclusion, Sighting, Transfer, TxReader, Watch,
+};
+use crate::model::*;
+use crate::queue::QueueError;
+use crate::registry::Currency;
+use crate::store::embedded::EmbeddedStore;
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+const CHAIN: u64 = 84532;
+const USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+const SHOP: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+const OTHER: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
+
+/// A chain whose transactions, blocks and failures the test scripts.
+#[derive(Default)]
+struct ScriptedChain {
+    txs: Mutex<HashMap<String, ChainTx>>,
+    blocks: Mutex<HashMap<u64, String>>,
+    head: Mutex<u64>,
+    /// Transactions the node cannot show (a lagging or load-balanced RPC).
+    hidden: Mutex<Vec<String>>,
+    /// Sightings fail (a block the node could not read).
+    broken_blocks: Mutex<bool>,
+}
+
+fn block_hash(n: u64, fork: u8) -> String {
+    format!("0x{:02x}{:062x}", fork, n)
+}
+
+impl ScriptedChain {
+    fn set_head(&self, n: u64) {
+        *self.head.lock().unwrap() = n;
+        let mut blocks = self.blocks.lock().unwrap();
+        for b in 0..=n {
+            blocks.entry(b).or_insert_with(|| block_hash(b, 0));
+        }
+    }
+
+    /// Mines a transaction at `block` (mined `age` seconds ago) with `transfers`
+    /// (token, to, amount); returns its hash.
+    fn mine(&self, block: u64, age: i64, transfers: &[(&str, &str, u128)]) -> TxHash {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).unwrap();
+        let hash = TxHash::Evm(alloy_primitives::B256::from(bytes));
+        if *self.head.lock().unwrap() < block {
+            self.set_head(block);
+        }
+        let tx = ChainTx {
+            inclusion: Some(Inclusion {
+                success: true,
+                block_number: block,
+                block_hash: self.blocks.lock().unwrap()[&block].clone(),
+                timestamp: (Timestamp::now().unix() - age) as u64,
+            }),
+            transfers: transfers
+                .iter()
+                .enumerate()
+                .map(|(i, (token, to, amount))| Transfer {
+                    token: Some(token.to_string()),
+                    from: OTHER.into(),
+                    to: to.to_string(),
+                    amount: RawAmount::from_u128(*amount),
+                    position: Some(i as u64),
+                })
+                .collect(),
+        };
+        self.txs.lock().unwrap().insert(hash.to_string(), tx);
+        hash
+    }
+
+    /// A reorg replaces every block from `from` on; `moved` transactions are mined again
+    /// at `to_block` of the new branch, the others are gone.
+    fn reorg(&self, from: u64, moved: &[&TxHash], to_block: u64) {
+        let head = *self.head.lock().unwrap();
+        let mut blocks = self.blocks.lock().unwrap();
+        for b in from..=head.max(to_block) {
+            blocks.insert(b, block_hash(b, 1));
+        }
+        let mut txs = self.txs.lock().unwrap();
+        let keep: Vec<String> = moved.iter().map(|h| h.to_string()).collect();
+        txs.retain(|h, tx| {
+            keep.contains(h) || tx.inclusion.as_ref().is_some_and(|i| i.block_number < from)
+        });
+        for h in &keep {
+            if let Some(i) = txs.get_mut(h).and_then(|t| t.inclusion.as_mut()) {
+                i.block_number = to_block;
+                i.block_hash = blocks[&to_block].clone();
+            }
+        }
+        drop(blocks);
+        drop(txs);
+        let new_head = head.max(to_block);
+        *self.head.lock().unwrap() = new_head;
+    }
+}
+
+#[async_trait]
+impl TxReader for ScriptedChain {
+    async fn transaction(&self, hash: &TxHash) -> Result<Option<ChainTx>, ChainError> {
+        let key = hash.to_string();
+        if self.hidden.lock().unwrap().contains(&key) {
+            return Ok(None);
+        }
+        Ok(self.txs.lock().unwrap().get(&key).cloned())
+    }
+    async fn head(&self) -> Result<u64, ChainError> {
+        Ok(*self.head.lock().unwrap())
+    }
+    async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError> {
+        Ok(self.blocks.lock().unwrap().get(&number).cloned())
+    }
+    async fn sightings(
+        &self,
+        from: u64,
+        to: u64,
+        watch: &Watch,
+    ) -> Result<Vec<Sighting>, ChainError> {
+        if *self.broken_blocks.lock().unwrap() {
+            return Err(ChainError::Rpc("block 7 is not available".into()));
+        }
+        let mut out = Vec::new();
+        for (h, tx) in self.txs.lock().unwrap().iter() {
+            let Some(i) = &tx.inclusion else { continue };
+            if i.block_number < from || i.block_number > to {
+                continue;
+            }
+            for t in &tx.transfers {
+                if watch
+                    .addresses
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&t.to))
+                {
+                    out.push(Sighting {
+                        tx_hash: TxHash::parse(ChainFamily::Evm, h).unwrap(),
+                        block_number: i.block_number,
+                        to: t.to.clone(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl BalanceReader for ScriptedChain {
+    async fn balances(&self, _: &str, c: &[Currency]) -> Result<Vec<RawAmount>, ChainError> {
+        Ok(vec![RawAmount::ZERO; c.len()])
+    }
+    async fn transfer_fee(&self, _: &Currency) -> Result<RawAmount, ChainError> {
+        Ok(RawAmount::ZERO)
+    }
+}
+
+/// A queue that keeps what was sent.
+#[derive(Default)]
+struct Sent(Mutex<Vec<CheckMessage>>);
+
+#[async_trait]
+impl crate::queue::Queue for Sent {
+    async fn send(&self, body: &str, _delay: u32) -> Result<(), QueueError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(serde_json::from_str(body).unwrap());
+        Ok(())
+    }
+}
+
+struct Rig {
+    s: Settler,
+    chain: Arc<ScriptedChain>,
+    sent: Arc<Sent>,
+}
+
+fn rig() -> Rig {
+    let chain = Arc::new(ScriptedChain::default());
+    chain.set_head(10);
+    let mut chains = Chains::default();
+    chains.insert(ChainId::new(CHAIN).unwrap(), chain.clone());
+    let sent = Arc::new(Sent::default());
+    Rig {
+        s: Settler {
+            store: Arc::new(EmbeddedStore::in_memory().unwrap()),
+            chains: Arc::new(chains),
+            confirmations: sent.clone(),
+            check_delay_secs: 1,
+            max_check_delay_secs: 2,
+        },
+        chain,
+        sent,
+    }
+}
+
+impl Rig {
+    /// A test-mode order of `org` waiting for `amount` USDC at `deposit`, its payment
+    /// details chosen now (or `expires_in` seconds before expiry is up).
+    async fn waiting(&self, org: &OrgId, deposit: &str, amount: u128) -> PayOrder {
+        self.waiting_until(org, deposit, amount, 1800).await
+    }
+
+    async fn waiting_until(
+        &self,
+        org: &OrgId,
+        deposit: &str,
+        amount: u128,
+        expires_in: i64,
+    ) -> PayOrder {
+        let now = Timestamp::now();
+        let mut o = crate::testing::order(org, false, now.plus_seconds(-10));
+        o.expires_at = now.plus_seconds(expires_in);
+        self.s
+            .store
+            .create_order(&NewOrder::new(o.clone()).unwrap())
+            .await
+            .unwrap();
+        let mut p =
+            crate::testing::payment(&format!("{CHAIN}:{}", USDC.to_lowercase()), amount, deposit);
+        p.created_at = Some(now);
+        let u = o
+            .transition(now, OrderStatus::AwaitingPayment, |o| o.payment = Some(p))
+            .unwrap();
+        self.s.store.update_order(&u).await.unwrap();
+        u.order().clone()
+    }
+
+    async fn get(&self, id: &OrderId) -> PayOrder {
+        self.s.store.get_order(id).await.unwrap().unwrap()
+    }
+
+    async fn pay(&self, id: &OrderId, hash: &TxHash) -> Result<Recorded, PaymentError> {
+        record_payment(&self.s, id, hash, Timestamp::now()).await
+    }
+
+    async fn check(&self, id: &OrderId) -> Progress {
+        let round = self.get(id).await.check_round;
+        advance(&self.s, None, id, Some(round), Timestamp::now())
+            .await
+            .unwrap()
+    }
+}
+
+fn code(r: Result<Recorded, PaymentError>) -> &'static str {
+    match r {
+        Ok(_) => "OK",
+        Err(e) => e.code(),
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_older_than_the_payment_details_pays_nothing() {
+    let r = rig();
+    let org = OrgId::generate();
+    // The merchant's single address got 25 USDC an hour ago (another sale, a refund…).
+    let old = r.chain.mine(5, 3_600, &[(USDC, SHOP, 25_000_000)]);
+    let order = r.waiting(&org, SHOP, 25_000_000).await;
+    assert_eq!(code(r.pay(&order.id, &old).await), "TX_BEFORE_ORDER");
+    // The scan sees it in its range and ignores it too.
+    let report = scan_chain(&r.s, ChainId::new(CHAIN).unwrap(), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(report.recorded, 0);
+    let after = r.get(&order.id).await;
+    assert_eq!(after.status, OrderStatus::AwaitingPayment);
+    assert!(after.transfers.is_empty());
+    // A fresh transfer (within the clock skew) pays it.
+    let fresh = r.chain.mine(11, 30, &[(USDC, SHOP, 25_000_000)]);
+    assert_eq!(code(r.pay(&order.id, &fresh).await), "OK");
+}
+
+#[tokio::test]
+async fn another_tenant_cannot_block_or_steal_a_transfer() {
+    let r = rig();
+    let (ours, theirs) = (OrgId::generate(), OrgId::generate());
+    let our_order = r.waiting(&ours, SHOP, 25_000_000).await;
+    // Another organization makes an order paying *our* address and submits our
+    // customer's transaction first.
+    let their_order = r.waiting(&theirs, SHOP, 25_000_000).await;
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    assert_eq!(code(r.pay(&their_order.id, &tx).await), "OK");
+    // Ours is not refused: claims are per organization and mode.
+    assert_eq!(code(r.pay(&our_order.id, &tx).await), "OK");
+    assert_eq!(
+        r.get(&our_order.id).await.status,
+        OrderStatus::AwaitingConfirmation
+    );
+    // Inside one organization and mode, a transfer still pays one order, ever.
+    let second = r.waiting(&ours, SHOP, 25_000_000).await;
+    assert_eq!(code(r.pay(&second.id, &tx).await), "TX_ALREADY_USED");
+    assert!(r.get(&second.id).await.transfers.is_empty());
+}
+
+#[tokio::test]
+async fn the_same_transfer_submitted_twice_at_once_pays_once() {
+    let r = rig();
+    let org = OrgId::generate();
+    let a = r.waiting(&org, SHOP, 25_000_000).await;
+    let b = r.waiting(&org, SHOP, 25_000_000).await;
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    // To two orders of the same organization at once: exactly one takes it.
+    let (ra, rb) = tokio::join!(r.pay(&a.id, &tx), r.pay(&b.id, &tx));
+    let mut codes = [code(ra), code(rb)];
+    codes.sort_unstable();
+    assert_eq!(codes, ["OK", "TX_ALREADY_USED"]);
+    let paid: Vec<bool> = [r.get(&a.id).await, r.get(&b.id).await]
+        .iter()
+        .map(|o| !o.transfers.is_empty())
+        .collect();
+    assert_eq!(paid.iter().filter(|p| **p).count(), 1);
+    // To the same order twice at once: recorded once, counted once.
+    let c = r.waiting(&org, OTHER, 10_000_000).await;
+    let top = r.chain.mine(12, 5, &[(USDC, OTHER, 4_000_000)]);
+    let (x, y) = tokio::join!(r.pay(&c.id, &top), r.pay(&c.id, &top));
+    assert_eq!((code(x), code(y)), ("OK", "OK"));
+    let c = r.get(&c.id).await;
+    assert_eq!(c.transfers.len(), 1);
+    assert_eq!(
+        c.payment.unwrap().received.unwrap().raw,
+        RawAmount::from_u128(4_000_000)
+    );
+}
+
+#[tokio::test]
+async fn a_reorg_is_confirmed_on_chain_and_never_credits_twice() {
+    let r = rig();
+    let org = OrgId::generate();
+    let a = r.waiting(&org, SHOP, 25_000_000).await;
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    r.pay(&a.id, &tx).await.unwrap();
+
+    // A lagging node does not find the transaction, but the recorded block is still
+    // there: not a reorg. Nothing changes.
+    r.chain.hidden.lock().unwrap().push(tx.to_string());
+    assert_eq!(r.check(&a.id).await, Progress::Waiting);
+    let still = r.get(&a.id).await;
+    assert_eq!(still.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(still.transfers[0].status, TransferStatus::Confirming);
+    r.chain.hidden.lock().unwrap().clear();
+
+    // A real reorg: block 11 is replaced and the transaction is mined again in block 13.
+    r.chain.reorg(11, &[&tx], 13);
+    assert_eq!(r.check(&a.id).await, Progress::Settled);
+    let back = r.get(&a.id).await;
+    assert_eq!(back.status, OrderStatus::AwaitingPayment);
+    assert_eq!(back.transfers[0].status, TransferStatus::Reorged);
+
+    // Re-mined: recorded again on the same order (its claims written again), counted once.
+    assert_eq!(code(r.pay(&a.id, &tx).await), "OK");
+    let again = r.get(&a.id).await;
+    assert_eq!(again.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(again.transfers.len(), 1);
+    assert_eq!(again.transfers[0].block_number, 13);
+    assert_eq!(
+        again
+            .payment
+            .as_ref()
+            .unwrap()
+            .received
+            .as_ref()
+            .unwrap()
+            .raw,
+        RawAmount::from_u128(25_000_000)
+    );
+    // And it cannot pay another order of the organization after the reorg either.
+    let b = r.waiting(&org, SHOP, 25_000_000).await;
+    assert_eq!(code(r.pay(&b.id, &tx).await), "TX_ALREADY_USED");
+    // Deep enough on the new branch: completed.
+    r.chain.set_head(40);
+    assert_eq!(r.check(&a.id).await, Progress::Settled);
+    assert_eq!(r.get(&a.id).await.status, OrderStatus::Completed);
+}
+
+#[tokio::test]
+async fn the_scan_credits_every_watched_address_and_never_skips_a_failed_read() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let a = r.waiting(&org, SHOP, 5_000_000).await;
+    let b = r.waiting(&org, OTHER, 7_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    let start = r.s.store.scan_cursor(chain).await.unwrap();
+
+    // A block the node cannot read: the scan fails and its cursor stays.
+    let batch = r
+        .chain
+        .mine(12, 5, &[(USDC, SHOP, 5_000_000), (USDC, OTHER, 7_000_000)]);
+    *r.chain.broken_blocks.lock().unwrap() = true;
+    assert!(scan_chain(&r.s, chain, Timestamp::now()).await.is_err());
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), start);
+    *r.chain.broken_blocks.lock().unwrap() = false;
+
+    // A sighted transaction the node cannot show yet: the same.
+    r.chain.hidden.lock().unwrap().push(batch.to_string());
+    assert!(scan_chain(&r.s, chain, Timestamp::now()).await.is_err());
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), start);
+    r.chain.hidden.lock().unwrap().clear();
+
+    // One transaction paying both orders' addresses (a batch payout) credits both.
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 2, "{report:?}");
+    for id in [&a.id, &b.id] {
+        assert_eq!(r.get(id).await.status, OrderStatus::AwaitingConfirmation);
+    }
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(12));
+}
+
+#[tokio::test]
+async fn orders_expire_and_late_payments_are_recorded_inside_the_window() {
+    let r = rig();
+    let org = OrgId::generate();
+    let partial = r.waiting_until(&org, SHOP, 25_000_000, 1).await;
+    let unpaid = r.waiting_until(&org, OTHER, 25_000_000, 1).await;
+    let part = r.chain.mine(11, 5, &[(USDC, SHOP, 10_000_000)]);
+    r.pay(&partial.id, &part).await.unwrap();
+    assert_eq!(r.get(&partial.id).await.status, OrderStatus::PartialPayment);
+
+    let later = Timestamp::now().plus_seconds(5);
+    let expired = expire_orders(&*r.s.store, later, 100).await.unwrap();
+    assert!(expired >= 2, "{expired}");
+    let p = r.get(&partial.id).await;
+    assert_eq!(p.status, OrderStatus::Expired);
+    // What it received stays visible.
+    assert_eq!(
+        p.payment.as_ref().unwrap().received.as_ref().unwrap().raw,
+        RawAmount::from_u128(10_000_000)
+    );
+    assert_eq!(p.transfers.len(), 1);
+    let events =
+        r.s.store
+            .list_events(
+                &crate::store::ListWindow::new(org.clone(), KeyMode::Test),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+    assert!(
+        events
+            .data
+            .iter()
+            .any(|e| e.event_type == EventType::OrderExpired
+                && e.data.object["id"] == serde_json::json!(unpaid.id))
+    );
+    // Running again expires nothing twice.
+    assert_eq!(expire_orders(&*r.s.store, later, 100).await.unwrap(), 0);
+
+    // Still watched: a late payment is verified and recorded, the order stays EXPIRED.
+    let watched =
+        r.s.store
+            .list_watched_orders(ChainId::new(CHAIN).unwrap(), Timestamp::now())
+            .await
+            .unwrap();
+    assert!(watched.iter().any(|o| o.id == unpaid.id));
+    let late = r.chain.mine(12, 1, &[(USDC, OTHER, 25_000_000)]);
+    let rec = r.pay(&unpaid.id, &late).await.unwrap();
+    assert_eq!(rec.order.status, OrderStatus::Expired);
+    assert!(rec.order.paid_late);
+    let events =
+        r.s.store
+            .list_events(
+                &crate::store::ListWindow::new(org.clone(), KeyMode::Test),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+    assert!(
+        events
+            .data
+            .iter()
+            .any(|e| e.event_type == EventType::OrderPaymentLate
+                && e.data.object["id"] == serde_json::json!(unpaid.id)
+                && e.data.object["paid_late"] == true)
+    );
+
+    // After the monitoring window: refused, and no longer watched.
+    let after_window = unpaid.watch_until().plus_seconds(1);
+    let another = r.chain.mine(13, 1, &[(USDC, SHOP, 1)]);
+    assert!(matches!(
+        record_payment(&r.s, &partial.id, &another, after_window).await,
+        Err(PaymentError::WindowClosed(_))
+    ));
+    assert!(
+        r.s.store
+            .list_watched_orders(ChainId::new(CHAIN).unwrap(), after_window)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_order_paid_while_it_expires_is_not_expired() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.waiting_until(&org, SHOP, 25_000_000, 1).await;
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    // Paid just before its expiry: past `expires_at`, the upkeep leaves it alone.
+    r.pay(&o.id, &tx).await.unwrap();
+    let later = Timestamp::now().plus_seconds(5);
+    assert_eq!(expire_orders(&*r.s.store, later, 100).await.unwrap(), 0);
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
+}
+
+#[tokio::test]
+async fn a_lost_confirmation_check_is_queued_again_once() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    r.pay(&o.id, &tx).await.unwrap();
+    // The first check was queued; pretend the message was lost.
+    let first = r.sent.0.lock().unwrap().pop().unwrap();
+    assert_eq!(first.order_id, o.id);
+    let paid = r.get(&o.id).await;
+    assert_eq!(first.round, Some(paid.check_round));
+
+    // Not stale yet: nothing queued.
+    let now = Timestamp::now();
+    let stale_before = now.plus_seconds(-i64::from(r.s.stale_after_secs()));
+    assert_eq!(
+        requeue_stalled(&r.s, stale_before, now, 100).await.unwrap(),
+        0
+    );
+    // An hour later it is: one new check, in a new series.
+    let later = now.plus_seconds(3_600);
+    let stale_before = later.plus_seconds(-i64::from(r.s.stale_after_secs()));
+    assert_eq!(
+        requeue_stalled(&r.s, stale_before, later, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    let msg = r.sent.0.lock().unwrap().pop().unwrap();
+    let touched = r.get(&o.id).await;
+    assert_eq!(msg.round, Some(touched.check_round));
+    assert_ne!(touched.check_round, paid.check_round);
+    // The same run again queues nothing more (the order was touched).
+    assert_eq!(
+        requeue_stalled(&r.s, stale_before, later, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    // A late message of the old series is dropped without reading the chain.
+    assert_eq!(
+        advance(&r.s, None, &o.id, first.round, Timestamp::now())
+            .await
+            .unwrap(),
+        Progress::Settled
+    );
+    assert_eq!(r.get(&o.id).await.version, touched.version);
+    // The new series completes the order.
+    r.chain.set_head(40);
+    assert_eq!(
+        advance(&r.s, None, &o.id, msg.round, Timestamp::now())
+            .await
+            .unwrap(),
+        Progress::Settled
+    );
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_crash_between_recording_and_queueing_is_recovered() {
+    /// A queue that is down.
+    struct Down;
+    #[async_trait]
+    impl crate::queue::Queue for Down {
+        async fn send(&self, _: &str, _: u32) -> Result<(), QueueError> {
+            Err(QueueError("connection refused".into()))
+        }
+    }
+    let mut r = rig();
+    let org = OrgId::generate();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    let up = r.s.confirmations.clone();
+    r.s.confirmations = Arc::new(Down);
+    // The payment is written, then queueing its check fails (as a crash right after the
+    // write would leave it).
+    assert!(matches!(
+        r.pay(&o.id, &tx).await,
+        Err(PaymentError::Queue(_))
+    ));
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
+    // Submitting again changes nothing and counts nothing twice…
+    r.s.confirmations = up;
+    let again = r.pay(&o.id, &tx).await.unwrap();
+    assert!(!again.new);
+    // …and the upkeep queues the check that was never sent.
+    let later = Timestamp::now().plus_seconds(3_600);
+    let report = upkeep(&r.s, later).await.unwrap();
+    assert_eq!(report.requeued, 1);
+    let msg = r.sent.0.lock().unwrap().pop().unwrap();
+    r.chain.set_head(40);
+    advance(&r.s, None, &o.id, msg.round, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
+}
