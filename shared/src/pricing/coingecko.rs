@@ -78,7 +78,7 @@ impl CoinGecko {
             if e.is_timeout() {
                 PriceError::Timeout
             } else {
-                PriceError::Unreachable(e.to_string())
+                PriceError::Unreachable(crate::net::error_text(e))
             }
         })?;
         match resp.status().as_u16() {
@@ -90,7 +90,7 @@ impl CoinGecko {
             if e.is_timeout() {
                 PriceError::Timeout
             } else {
-                PriceError::Unreachable(e.to_string())
+                PriceError::Unreachable(crate::net::error_text(e))
             }
         })?;
         serde_json::from_slice(&body).map_err(|e| PriceError::Malformed(e.to_string()))

@@ -34,7 +34,7 @@ impl ChangeNow {
             if e.is_timeout() {
                 RouteError::Timeout
             } else {
-                RouteError::Unreachable(e.to_string())
+                RouteError::Unreachable(crate::net::error_text(e))
             }
         };
         let resp = req
