@@ -137,14 +137,19 @@ pub fn parse_order(
         )
         .with_param("mode"));
     }
-    if mode == OrderMode::Sale && !ctx.is_signed() {
-        return Err(ApiError::unauthenticated(
-            "SIGNATURE_REQUIRED",
-            "SALE orders need a signed request (Authorization-Signature header)",
-        ));
+    if mode == OrderMode::Sale {
+        ctx.require_signed("creating a SALE order")?;
     }
 
     let currency = parse_currency(&f)?;
+    // Test keys pay on test networks, live keys on mainnets (the recipient is on this chain).
+    if let Some(c) = &currency {
+        registry()
+            .chain(c.chain_id)
+            .map_err(|_| ApiError::internal())?
+            .check_mode(ctx.mode)
+            .map_err(|e| ApiError::from(e).with_param("currency"))?;
+    }
     let fiat_unit = match f.string("fiat_unit", "UNSUPPORTED_FIAT_UNIT")? {
         None => None,
         Some(u) => Some(
@@ -201,13 +206,15 @@ pub fn parse_order(
                 "a SALE needs a currency or a fiat_unit",
             ));
         }
+        // Priced in fiat; with a currency too, the SALE receives that currency, converted
+        // when the payment details are chosen.
         (_, _, Some((unit, decimals))) => {
-            fulfillment.fiat_amount =
-                Some(parse_positive_decimal(amount_text, decimals).map_err(money)?);
+            let raw = parse_order_amount(amount_text, decimals).map_err(money)?;
+            fulfillment.fiat_amount = Some(raw.to_ui(decimals));
             fulfillment.fiat_unit = Some(unit.to_owned());
         }
         (_, Some(c), None) => {
-            let raw = RawAmount::from_ui(amount_text, c.decimals).map_err(money)?;
+            let raw = parse_order_amount(amount_text, c.decimals).map_err(money)?;
             fulfillment.amount = Some(Amount::new(raw, c.decimals));
         }
     }

@@ -2,6 +2,10 @@
 //! addressed by chain id. A wallet is one receiving `address`, or (EVM chains) an `xpub`
 //! from which each order gets its own address (`xpub/0/i`, non-custodial). Its `currencies`
 //! (`"native"` or token addresses) are the organization's settlement currencies.
+//!
+//! A wallet says where money goes, so creating, updating or deleting one needs a signed
+//! request (the API secret, not just the key), as creating a SALE does; and a wallet is on
+//! a network of the key's mode (test networks for test keys, mainnets for live keys).
 
 use payorders::auth;
 use payorders::http::{self, ApiError, Body, Request, Response};
@@ -18,9 +22,15 @@ pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lam
     Ok(http::serve(&req, |rid| route(svc, &req, rid)).await)
 }
 
+/// What every write refuses without a signature.
+const SIGNED_WRITE: &str = "changing a merchant wallet";
+
 async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Body>, ApiError> {
     let ctx = http::auth(req)?;
     let has_chain = http::path_segments(req).len() == 2;
+    if matches!(req.method().as_str(), "POST" | "DELETE") {
+        ctx.require_signed(SIGNED_WRITE)?;
+    }
     match (req.method().as_str(), has_chain) {
         ("POST", false) => {
             http::idempotent(&*svc.store, &ctx, req, &rid, || create(svc, &ctx, req)).await
@@ -48,6 +58,8 @@ async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Bo
                     .await
                 }
                 "DELETE" => {
+                    http::no_body(req)?;
+                    auth::verify_body(&*svc.store, &ctx, &[], Timestamp::now()).await?;
                     if !svc
                         .store
                         .delete_wallet(&ctx.org_id, ctx.mode, chain)
@@ -172,6 +184,13 @@ fn chain_of(body: &Map<String, Value>) -> Result<&'static ChainInfo, ApiError> {
     })
 }
 
+/// A wallet's chain must be a network of the key's mode.
+fn check_mode(chain: &ChainInfo, ctx: &auth::AuthContext) -> Result<(), ApiError> {
+    chain
+        .check_mode(ctx.mode)
+        .map_err(|e| ApiError::from(e).with_param("chain_id"))
+}
+
 async fn create(
     svc: &Services,
     ctx: &auth::AuthContext,
@@ -186,6 +205,7 @@ async fn create(
     )
     .await?;
     let chain = chain_of(&body)?;
+    check_mode(chain, ctx)?;
     let (address, xpub) = destination(chain, &body)?;
     let currencies = currencies(chain, body.get("currencies"))?;
     let now = Timestamp::now();
@@ -230,6 +250,7 @@ async fn update(
     )
     .await?;
     let chain = registry().chain(chain_id).map_err(|_| not_found())?;
+    check_mode(chain, ctx)?;
     let dest = (body.contains_key("address") || body.contains_key("xpub"))
         .then(|| destination(chain, &body))
         .transpose()?;

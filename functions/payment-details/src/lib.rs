@@ -3,9 +3,10 @@
 //!
 //! The destination is a DEPOSIT's `recipient`, or for a SALE the merchant wallet of the
 //! currency it receives (its address, or the next address derived from its xpub). A
-//! fiat-priced SALE receives in the payer's currency when a wallet takes it, else in the
-//! first of its wallets' currencies the router can reach; the fiat price is converted at
-//! the current USD price, rounded up so the merchant gets at least the price.
+//! fiat-priced SALE receives its `currency` if it names one, else the payer's currency when
+//! a wallet takes it, else the first of its wallets' currencies the router can reach; the
+//! fiat price is converted at the current USD price, rounded up so the merchant gets at
+//! least the price. The source currency must be on a network of the key's mode.
 //!
 //! Direct route: the payer's currency is what the destination receives; the payer pays the
 //! destination itself. Routed (ChangeNOW): a fixed-rate reverse exchange is opened so that
@@ -57,6 +58,11 @@ async fn details(svc: &Services, req: &Request, rid: String) -> Result<Response<
             ));
         }
         let source = source_currency(&body)?;
+        registry()
+            .chain(source.chain_id)
+            .map_err(|_| ApiError::internal())?
+            .check_mode(ctx.mode)
+            .map_err(|e| ApiError::from(e).with_param("source_currency"))?;
         let refund = refund_address(&body, &source)?;
         let plan = plan(svc, &ctx, &order, &source).await?;
         let payment_rate = plan.rate_usd.map(|r| r.normalize().to_string());
@@ -157,58 +163,65 @@ async fn plan(
     order: &PayOrder,
     source: &Currency,
 ) -> Result<Plan, ApiError> {
-    match (&order.fulfillment.asset, &order.fulfillment.amount) {
-        // The order names what is received.
+    // Pay this fixed address (a DEPOSIT's recipient, a SALE's explicit recipient), or the
+    // merchant wallet on the output's chain.
+    let explicit = order.fulfillment.recipient.clone();
+    let output = match (&order.fulfillment.asset, &order.fulfillment.amount) {
+        // The order names what is received, and how much.
         (Some(asset), Some(amount)) => {
-            let explicit = order.fulfillment.recipient.clone();
             if explicit.is_none() {
                 wallet_for(svc, ctx, asset).await?;
             }
-            Ok(Plan {
+            return Ok(Plan {
                 output: asset.clone(),
                 amount: amount.clone(),
                 rate_usd: None,
                 address: explicit,
-            })
+            });
+        }
+        // A SALE priced in fiat that names the currency it receives.
+        (Some(asset), None) => {
+            if explicit.is_none() {
+                wallet_for(svc, ctx, asset).await?;
+            }
+            asset.clone()
         }
         // A SALE priced in fiat: received in the payer's currency if a wallet takes it, else
         // in the first wallet currency an exchange can reach.
-        (None, _) => {
-            let output = match wallet_for(svc, ctx, source).await {
-                Ok(_) => source.clone(),
-                Err(e) if e.code == "WALLET_NOT_CONFIGURED" => {
-                    routable_settlement(svc, ctx, source).await?
-                }
-                Err(e) => return Err(e),
-            };
-            let fiat = order
-                .fulfillment
-                .fiat_amount
-                .as_deref()
-                .and_then(|f| Decimal::from_str(f).ok())
-                .ok_or_else(ApiError::internal)?;
-            let prices = svc.prices.as_ref().ok_or_else(|| {
-                tracing::error!("payment-details runs without a price source");
-                ApiError::internal()
-            })?;
-            let price = prices.usd_price(&output).await?;
-            let raw = fiat_to_raw_ceil(fiat, price, output.decimals).ok_or_else(|| {
-                ApiError::unprocessable(
-                    "AMOUNT_OUT_OF_RANGE",
-                    "the price converts to an amount this currency cannot express",
-                )
-            })?;
-            let mut amount = Amount::new(raw, output.decimals);
-            amount.value_usd = serde_json::Number::from_str(&fiat.normalize().to_string()).ok();
-            Ok(Plan {
-                output,
-                amount,
-                rate_usd: Some(price),
-                address: None,
-            })
-        }
-        (Some(_), None) => Err(ApiError::internal()),
-    }
+        (None, _) => match wallet_for(svc, ctx, source).await {
+            Ok(_) => source.clone(),
+            Err(e) if e.code == "WALLET_NOT_CONFIGURED" => {
+                routable_settlement(svc, ctx, source).await?
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    // The fiat price converted at the output currency's USD price, rounded up.
+    let fiat = order
+        .fulfillment
+        .fiat_amount
+        .as_deref()
+        .and_then(|f| Decimal::from_str(f).ok())
+        .ok_or_else(ApiError::internal)?;
+    let prices = svc.prices.as_ref().ok_or_else(|| {
+        tracing::error!("payment-details runs without a price source");
+        ApiError::internal()
+    })?;
+    let price = prices.usd_price(&output).await?;
+    let raw = fiat_to_raw_ceil(fiat, price, output.decimals).ok_or_else(|| {
+        ApiError::unprocessable(
+            "AMOUNT_OUT_OF_RANGE",
+            "the price converts to an amount this currency cannot express",
+        )
+    })?;
+    let mut amount = Amount::new(raw, output.decimals);
+    amount.value_usd = serde_json::Number::from_str(&fiat.normalize().to_string()).ok();
+    Ok(Plan {
+        output,
+        amount,
+        rate_usd: Some(price),
+        address: explicit,
+    })
 }
 
 /// The first settlement currency (by chain) an exchange from `source` can reach.
@@ -230,6 +243,7 @@ async fn routable_settlement(
             registry()
                 .chain(c.chain_id)
                 .ok()
+                .filter(|chain| chain.check_mode(ctx.mode).is_ok())
                 .and_then(|chain| chain.token(c))
                 .is_some_and(|t| t.exchange.is_some())
         })

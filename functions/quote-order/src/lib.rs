@@ -88,12 +88,17 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
         ));
     }
 
-    // The chains to read: the requested ones (each must be readable), or every configured one.
+    // The chains to read: the requested ones (each must be readable), or every configured
+    // one; either way only networks of the key's mode (test networks for test keys).
     let chains: Vec<ChainId> = match body.get("chain_ids") {
         None | Some(Value::Null) => svc
             .chains
             .ids()
-            .filter(|c| registry().chain(*c).is_ok_and(|i| i.family == family))
+            .filter(|c| {
+                registry()
+                    .chain(*c)
+                    .is_ok_and(|i| i.family == family && i.check_mode(ctx.mode).is_ok())
+            })
             .collect(),
         Some(Value::Array(list)) if !list.is_empty() && list.len() <= 20 => {
             let mut ids = Vec::new();
@@ -112,6 +117,8 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
                         format!("chain {id} is not a {family:?} chain"),
                     ));
                 }
+                info.check_mode(ctx.mode)
+                    .map_err(|e| ApiError::from(e).with_param("chain_ids"))?;
                 svc.chains.get(id).map_err(|e| unavailable(id, &e))?;
                 if !ids.contains(&id) {
                     ids.push(id);
@@ -176,16 +183,33 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
     } else {
         prices_source.usd_prices(&to_price).await?
     };
-    // What the order is worth in USD (display and conversion only).
+    let price_of = |c: &Currency| {
+        prices
+            .get(&c.id)
+            .copied()
+            .ok_or_else(|| ApiError::from(payorders::pricing::PriceError::Missing(c.id.clone())))
+    };
+    // What the order is worth in USD (display and conversion only). Order amounts are
+    // bounded at creation; the arithmetic is checked all the same, so no amount can panic.
+    let out_of_range = || {
+        ApiError::unprocessable(
+            "AMOUNT_OUT_OF_RANGE",
+            "the order's amount is too large to price",
+        )
+    };
     let order_usd: Decimal = match (
         &order.fulfillment.asset,
         &order.fulfillment.amount,
         &order.fulfillment.fiat_amount,
     ) {
         (Some(asset), Some(amount), _) => {
-            Decimal::from_str(&amount.ui).map_err(|_| ApiError::internal())? * prices[&asset.id]
+            let price = price_of(asset)?;
+            Decimal::from_str(&amount.ui)
+                .ok()
+                .and_then(|ui| ui.checked_mul(price))
+                .ok_or_else(out_of_range)?
         }
-        (_, _, Some(fiat)) => Decimal::from_str(fiat).map_err(|_| ApiError::internal())?,
+        (_, _, Some(fiat)) => Decimal::from_str(fiat).map_err(|_| out_of_range())?,
         _ => return Err(ApiError::internal()),
     };
     let fee_bps = svc
@@ -197,7 +221,7 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
 
     let usd = |raw: RawAmount, c: &Currency| -> Option<serde_json::Number> {
         let ui = Decimal::from_str(&raw.to_ui(c.decimals)).ok()?;
-        let v = (ui * prices.get(&c.id)?).round_dp(2);
+        let v = ui.checked_mul(*prices.get(&c.id)?)?.round_dp(2);
         serde_json::Number::from_str(&v.normalize().to_string()).ok()
     };
     let amount = |raw: RawAmount, c: &Currency| {
@@ -210,7 +234,7 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
         let c = &h.currency;
         let base = match (&order.fulfillment.asset, &order.fulfillment.amount) {
             (Some(asset), Some(a)) if asset.id == c.id => a.raw,
-            _ => fiat_to_raw_ceil(order_usd, prices[&c.id], c.decimals).ok_or_else(|| {
+            _ => fiat_to_raw_ceil(order_usd, price_of(c)?, c.decimals).ok_or_else(|| {
                 ApiError::unprocessable(
                     "AMOUNT_OUT_OF_RANGE",
                     format!("the order cannot be expressed in {}", c.id),

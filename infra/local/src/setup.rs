@@ -86,8 +86,34 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where the demo organization's test-mode wallets receive payments.
+/// Where the demo organization's test-mode wallets receive payments on EVM test networks.
 pub const DEMO_RECEIVING_ADDRESS: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+/// Where the demo organization receives payments on Solana Devnet.
+pub const DEMO_SOLANA_ADDRESS: &str = "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM";
+
+/// The test networks a new organization's test mode settles on: chain, receiving address,
+/// and the token it takes beside the native coin. Test keys use test networks only.
+pub const DEMO_WALLETS: &[(u64, &str, &str)] = &[
+    // The local chain (anvil) and its test token TUSD.
+    (
+        31337,
+        DEMO_RECEIVING_ADDRESS,
+        "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+    ),
+    // Base Sepolia and its USDC.
+    (
+        84532,
+        DEMO_RECEIVING_ADDRESS,
+        "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+    ),
+    // Solana Devnet and its USDC.
+    (
+        30000000000101,
+        DEMO_SOLANA_ADDRESS,
+        "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+    ),
+];
 
 /// The demo organization's test credentials.
 #[derive(Debug, Clone)]
@@ -117,24 +143,19 @@ pub async fn create_org(
         .map_err(anyhow::Error::msg)?;
     store.create_organization(&org).await?;
     store.create_api_key(&issued.record).await?;
-    // Test mode settles on the local chain (ETH and its test token) and on Base Sepolia
-    // (ETH and USDC), paid to one demo receiving address.
-    for (chain, token) in [
-        (31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3"),
-        (84532, "0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
-    ] {
+    // Test mode settles on test networks (native coin and one token each).
+    for &(chain, address, token) in DEMO_WALLETS {
         let chain_id = ChainId::new(chain).expect("valid chain id");
+        let info = payorders::registry::registry().chain(chain_id)?;
+        let token = info.currency(Some(token))?;
         store
             .create_wallet(&MerchantWallet {
                 organization_id: org.id.clone(),
                 livemode: false,
                 chain_id,
-                address: Some(DEMO_RECEIVING_ADDRESS.into()),
+                address: Some(address.into()),
                 xpub: None,
-                currencies: vec![
-                    format!("{chain}:native"),
-                    format!("{chain}:{}", token.to_lowercase()),
-                ],
+                currencies: vec![info.currency(None)?.id, token.id],
                 next_index: 0,
                 created_at: now,
                 updated_at: now,

@@ -78,6 +78,19 @@ impl AuthContext {
         self.mode.is_live()
     }
 
+    /// Writes that need the API secret, not just the key (creating a SALE, changing where
+    /// money goes): `401 SIGNATURE_REQUIRED` unless the authorizer verified a signature.
+    /// `what` completes "… needs a signed request".
+    pub fn require_signed(&self, what: &str) -> Result<(), AuthFailure> {
+        if self.is_signed() {
+            return Ok(());
+        }
+        Err(AuthFailure::unauthenticated(
+            "SIGNATURE_REQUIRED",
+            format!("{what} needs a signed request (Authorization-Signature header)"),
+        ))
+    }
+
     pub fn allows(&self, scope: Scope) -> bool {
         self.scopes.iter().any(|s| *s == scope || *s == Scope::All)
     }

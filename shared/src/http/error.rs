@@ -137,6 +137,14 @@ impl From<AuthFailure> for ApiError {
     }
 }
 
+/// `422 NETWORK_MODE_MISMATCH`: a test key on a mainnet or a live key on a test network.
+/// Callers add the `param` that named the chain.
+impl From<crate::registry::NetworkModeMismatch> for ApiError {
+    fn from(e: crate::registry::NetworkModeMismatch) -> Self {
+        Self::unprocessable("NETWORK_MODE_MISMATCH", e.to_string())
+    }
+}
+
 impl From<crate::pricing::PriceError> for ApiError {
     fn from(e: crate::pricing::PriceError) -> Self {
         tracing::warn!(error = %e, "price unavailable");

@@ -21,7 +21,14 @@ pub enum MoneyError {
     TooManyDecimals { max: u8 },
     #[error("amount is too large")]
     Overflow,
+    #[error("amount must be at most {MAX_ORDER_UNITS} (10^15)")]
+    AboveOrderLimit,
 }
+
+/// The largest amount an order may state, in whole units of its currency or fiat unit
+/// (10^15). Far above any real order, and small enough that pricing it stays well inside
+/// the 28 significant digits of the decimal arithmetic quotes and conversions use.
+pub const MAX_ORDER_UNITS: u64 = 1_000_000_000_000_000;
 
 /// An amount in base units (wei, lamports, 10^-6 USDC…). Serialized as a decimal string.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -184,6 +191,19 @@ pub fn fiat_to_raw_ceil(
     (!raw.is_zero()).then_some(raw)
 }
 
+/// An amount an order states (`"100.25"`, in a currency with `decimals` or a fiat unit):
+/// positive, at most `decimals` places, at most [`MAX_ORDER_UNITS`] whole units.
+pub fn parse_order_amount(ui: &str, decimals: u8) -> Result<RawAmount, MoneyError> {
+    let raw = RawAmount::from_ui(ui, decimals)?;
+    let limit = U256::from(MAX_ORDER_UNITS)
+        .checked_mul(pow10(decimals as usize)?)
+        .ok_or(MoneyError::Overflow)?;
+    if raw.0 > limit {
+        return Err(MoneyError::AboveOrderLimit);
+    }
+    Ok(raw)
+}
+
 /// Checks a fiat or display decimal (e.g. `"49.99"` USD) with at most `max_decimals` places,
 /// returning its canonical UI form.
 pub fn parse_positive_decimal(s: &str, max_decimals: u8) -> Result<String, MoneyError> {
@@ -290,6 +310,28 @@ mod tests {
         let big = "1".repeat(70);
         assert_eq!(RawAmount::from_ui(&big, 18), Err(Overflow));
         assert_eq!(RawAmount::parse(&huge), Err(Overflow));
+    }
+
+    #[test]
+    fn order_amounts_stop_at_ten_to_the_fifteen() {
+        let max = "1000000000000000";
+        assert_eq!(
+            parse_order_amount(max, 18).unwrap(),
+            RawAmount::from_ui(max, 18).unwrap()
+        );
+        assert_eq!(
+            parse_order_amount("1000000000000000.000001", 6),
+            Err(MoneyError::AboveOrderLimit)
+        );
+        assert_eq!(
+            parse_order_amount("99999999999999999999999999999", 2),
+            Err(MoneyError::AboveOrderLimit)
+        );
+        assert_eq!(parse_order_amount("0", 2), Err(MoneyError::Zero));
+        assert_eq!(
+            parse_order_amount("1.001", 2),
+            Err(MoneyError::TooManyDecimals { max: 2 })
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The chain and token registry, compiled into the crate from `chains.json`.
 //!
 //! Lists every supported chain with its family, default confirmations and currencies
-//! (native coin plus well-known tokens) with decimals, price ids and exchange tickers.
+//! (native coin plus well-known tokens) with decimals, price ids and exchange tickers,
+//! and which chains are test networks: the one rule that keeps test and live apart
+//! ([`ChainInfo::check_mode`]).
 
-use crate::model::{Address, ChainFamily, ChainId};
+use crate::model::{Address, ChainFamily, ChainId, KeyMode};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
@@ -35,6 +37,8 @@ pub struct ChainInfo {
     pub slug: String,
     pub name: String,
     pub family: ChainFamily,
+    /// A test network (Sepolia, Base Sepolia, Solana Devnet, the local chain 31337): test
+    /// keys use these only, live keys never.
     pub testnet: bool,
     /// Default confirmations required when neither the order nor the organization sets one.
     pub confirmations: u32,
@@ -76,6 +80,33 @@ pub enum RegistryError {
     #[error("currency {currency} is not supported on chain {chain_id}")]
     UnsupportedCurrency { chain_id: ChainId, currency: String },
 }
+
+/// A chain of the other kind than the caller's key: test keys use test networks, live keys
+/// mainnets. The API answers it as `422 NETWORK_MODE_MISMATCH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkModeMismatch {
+    pub mode: KeyMode,
+    pub chain_id: ChainId,
+    pub chain_name: String,
+}
+
+impl std::fmt::Display for NetworkModeMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (chain, name) = (self.chain_id, &self.chain_name);
+        match self.mode {
+            KeyMode::Test => write!(
+                f,
+                "test-mode keys use test networks; chain {chain} ({name}) is a mainnet"
+            ),
+            KeyMode::Live => write!(
+                f,
+                "live-mode keys use mainnets; chain {chain} ({name}) is a test network"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NetworkModeMismatch {}
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     serde_json::from_str(include_str!("chains.json")).expect("chains.json is valid (tested)")
@@ -126,6 +157,20 @@ impl Registry {
 }
 
 impl ChainInfo {
+    /// Whether keys of `mode` may use this chain: test keys pay on test networks (the
+    /// sandbox simulates transfers on those), live keys on mainnets. Orders, merchant
+    /// wallets, payment details and quotes all ask this, and only this.
+    pub fn check_mode(&self, mode: KeyMode) -> Result<(), NetworkModeMismatch> {
+        if self.testnet != mode.is_live() {
+            return Ok(());
+        }
+        Err(NetworkModeMismatch {
+            mode,
+            chain_id: self.id,
+            chain_name: self.name.clone(),
+        })
+    }
+
     /// All currencies on this chain, native first.
     pub fn currencies(&self) -> impl Iterator<Item = &TokenInfo> {
         std::iter::once(&self.native).chain(self.tokens.iter())
@@ -237,6 +282,7 @@ mod tests {
             ("base-sepolia", 84532),
             ("local", 31337),
             ("solana", 30000000000001),
+            ("solana-devnet", 30000000000101),
         ] {
             let c = r.chain_by_name(slug).unwrap();
             assert_eq!(c.id.get(), id);
@@ -298,5 +344,46 @@ mod tests {
             }),
             Err(RegistryError::UnsupportedChain(_))
         ));
+    }
+
+    #[test]
+    fn test_keys_use_test_networks_and_live_keys_mainnets() {
+        let r = registry();
+        for (id, test) in [
+            (31337u64, true),
+            (84532, true),
+            (11155111, true),
+            (30000000000101, true),
+            (8453, false),
+            (1, false),
+            (30000000000001, false),
+        ] {
+            let chain = r.chain(ChainId::new(id).unwrap()).unwrap();
+            assert_eq!(chain.testnet, test, "{id}");
+            assert_eq!(chain.check_mode(KeyMode::Test).is_ok(), test, "{id}");
+            assert_eq!(chain.check_mode(KeyMode::Live).is_ok(), !test, "{id}");
+        }
+        let base = r.chain_by_name("base").unwrap();
+        assert_eq!(
+            base.check_mode(KeyMode::Test).unwrap_err().to_string(),
+            "test-mode keys use test networks; chain 8453 (Base) is a mainnet"
+        );
+        let devnet = r.chain_by_name("solana-devnet").unwrap();
+        assert_eq!(devnet.family, ChainFamily::Solana);
+        assert_eq!(
+            devnet.check_mode(KeyMode::Live).unwrap_err().to_string(),
+            "live-mode keys use mainnets; chain 30000000000101 (Solana Devnet) is a test network"
+        );
+        // Both modes have chains of both families.
+        for mode in [KeyMode::Test, KeyMode::Live] {
+            for family in [ChainFamily::Evm, ChainFamily::Solana] {
+                assert!(
+                    r.chains()
+                        .iter()
+                        .any(|c| c.family == family && c.check_mode(mode).is_ok()),
+                    "{mode:?} {family:?}"
+                );
+            }
+        }
     }
 }

@@ -69,6 +69,12 @@ async fn seeded() -> Services {
     for id in [GET_ID, CANCEL_ID] {
         let mut order = payorders::testing::order(&org.id, false, now);
         order.id = OrderId::parse(id).unwrap();
+        // A test-mode order is on a test network: USDC on Base Sepolia.
+        order.fulfillment.asset = Some(
+            payorders::registry::registry()
+                .currency_by_id("84532:0x036cbd53842c5426634e7929541ec2318f3dcf7e")
+                .unwrap(),
+        );
         store
             .create_order(&NewOrder::new(order).unwrap())
             .await

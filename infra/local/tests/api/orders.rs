@@ -301,7 +301,7 @@ async fn every_validation_code() {
     let big = "x".repeat(17 * 1024);
     let far = Timestamp::now().plus_seconds(8 * 24 * 3600).to_key();
     let soon = Timestamp::now().plus_seconds(30).to_key();
-    let solana = json!({"chain_id": 30000000000001u64, "address": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"});
+    let solana = json!({"chain_id": SOLANA_DEVNET, "address": SOLANA_DEVNET_USDC});
     // (changes to a valid DEPOSIT body, status, code, param)
     let cases: Vec<(Value, u16, &str, Option<&str>)> = vec![
         (json!({"mode": null}), 400, "INVALID_MODE", Some("mode")),
@@ -366,6 +366,32 @@ async fn every_validation_code() {
             "INVALID_AMOUNT",
             Some("amount"),
         ),
+        // Above the largest order amount (10^15 units), though the currency could hold it.
+        (
+            json!({"amount": "1000000000000000.000001"}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+        (
+            json!({"amount": "50000000000000000000000"}),
+            400,
+            "INVALID_AMOUNT",
+            Some("amount"),
+        ),
+        // A test key on a mainnet.
+        (
+            json!({"currency": {"chain_id": 8453, "address": BASE_USDC}}),
+            422,
+            "NETWORK_MODE_MISMATCH",
+            Some("currency"),
+        ),
+        (
+            json!({"currency": "USDC", "blockchain": "solana"}),
+            422,
+            "NETWORK_MODE_MISMATCH",
+            Some("currency"),
+        ),
         (
             json!({"currency": null}),
             400,
@@ -415,7 +441,7 @@ async fn every_validation_code() {
             Some("currency.chain_id"),
         ),
         (
-            json!({"currency": "DOGE", "blockchain": "base"}),
+            json!({"currency": "DOGE", "blockchain": "base-sepolia"}),
             422,
             "UNSUPPORTED_CURRENCY",
             Some("currency"),
@@ -658,7 +684,7 @@ async fn accepted_shapes() {
             &app.a,
             &json!({
                 "currency": "USDC",
-                "blockchain": "base",
+                "blockchain": "base-sepolia",
                 "amount": "100.00",
                 "order_info": "{\"product\": \"Premium Plan\", \"quantity\": 1}",
                 "nonce": 1640995200123456u64,
@@ -674,7 +700,7 @@ async fn accepted_shapes() {
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(
         r.body["fulfillment"]["asset"]["id"],
-        "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913"
+        "84532:0x036cbd53842c5426634e7929541ec2318f3dcf7e"
     );
     assert_eq!(r.body["metadata"]["product"], "Premium Plan");
     assert_eq!(r.body["nonce"], "1640995200123456");
@@ -688,7 +714,7 @@ async fn accepted_shapes() {
         .create_deposit(
             &app.a,
             &json!({
-                "currency": {"chain_id": 1, "address": null},
+                "currency": {"chain_id": 11155111, "address": null},
                 "amount": "0.000000000000000001",
                 "recipient": RECIPIENT.to_lowercase(),
                 "expires_at": Timestamp::now().plus_seconds(3600).to_key(),
@@ -698,20 +724,26 @@ async fn accepted_shapes() {
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["fulfillment"]["amount"]["raw"], "1");
     assert_eq!(r.body["fulfillment"]["recipient"], RECIPIENT);
-    // Solana deposit with a base58 recipient.
+    // Solana (Devnet for a test key) deposit with a base58 recipient.
     let r = app
         .create_deposit(
             &app.a,
             &json!({
-                "currency": {"chain_id": 30000000000001u64, "address": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"},
-                "recipient": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM",
+                "currency": {"chain_id": SOLANA_DEVNET, "address": SOLANA_DEVNET_USDC},
+                "recipient": SOLANA_ADDRESS,
             }),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
+    // The largest amount an order may state.
+    let r = app
+        .create_deposit(&app.a, &json!({"amount": "1000000000000000"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["fulfillment"]["amount"]["ui"], "1000000000000000.0");
     // A signed SALE in a named currency.
     let r = app
-        .signed_post(&app.a, "/pay-orders", &json!({"mode": "SALE", "amount": "12.5", "currency": {"chain_id": 8453, "address": null}}), &[])
+        .signed_post(&app.a, "/pay-orders", &json!({"mode": "SALE", "amount": "12.5", "currency": {"chain_id": 84532, "address": null}}), &[])
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(
@@ -733,7 +765,7 @@ async fn pagination_through_pages_with_filters() {
             assert_eq!(r.status, 201, "{}", r.text);
         } else {
             let extra = if i % 2 == 0 {
-                json!({"currency": "USDC", "blockchain": "base"})
+                json!({"currency": "USDC", "blockchain": "sepolia"})
             } else {
                 json!({})
             };
@@ -786,11 +818,10 @@ async fn pagination_through_pages_with_filters() {
     assert_eq!(pending, want);
     assert_eq!(pages, 4);
 
-    let (base, _) = walk("chain_id=8453&limit=2".into()).await;
-    let (base_usdc, _) =
-        walk("currency=8453:0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913&limit=2".into()).await;
-    assert_eq!(base, base_usdc);
-    assert_eq!(base.len(), 4);
+    let (sepolia, _) = walk("chain_id=11155111&limit=2".into()).await;
+    let (sepolia_usdc, _) = walk(format!("currency=11155111:{SEPOLIA_USDC}&limit=2")).await;
+    assert_eq!(sepolia, sepolia_usdc);
+    assert_eq!(sepolia.len(), 4);
 
     let (cancelled_only, _) = walk("status=CANCELLED".into()).await;
     assert_eq!(cancelled_only, vec![cancelled]);
@@ -842,4 +873,126 @@ async fn bad_list_parameters_are_400() {
             "{q}"
         );
     }
+}
+
+#[tokio::test]
+async fn test_keys_use_test_networks_and_live_keys_mainnets() {
+    let app = spawn_app().await;
+    let mismatch = |r: &Resp, param: &str, message: &str| {
+        r.assert_error(422, "NETWORK_MODE_MISMATCH");
+        assert_eq!(r.body["error"]["type"], "invalid_request");
+        assert_eq!(r.body["error"]["param"], param, "{}", r.text);
+        assert_eq!(r.body["error"]["message"], message, "{}", r.text);
+    };
+    let test_on_base = "test-mode keys use test networks; chain 8453 (Base) is a mainnet";
+    // Orders: a test key on a mainnet, a live key on a test network (the local chain too).
+    let base_usdc = json!({"currency": {"chain_id": 8453, "address": BASE_USDC}});
+    let r = app.create_deposit(&app.a, &base_usdc).await;
+    mismatch(&r, "currency", test_on_base);
+    let r = app
+        .signed_post(&app.a, "/pay-orders", &json!({"mode": "SALE", "amount": "10", "fiat_unit": "USD", "currency": {"chain_id": 8453, "address": null}}), &[])
+        .await;
+    mismatch(&r, "currency", test_on_base);
+    let r = app
+        .create_deposit(
+            &app.a_live,
+            &json!({"currency": {"chain_id": 84532, "address": BASE_SEPOLIA_USDC}}),
+        )
+        .await;
+    mismatch(
+        &r,
+        "currency",
+        "live-mode keys use mainnets; chain 84532 (Base Sepolia) is a test network",
+    );
+    let r = app
+        .create_deposit(
+            &app.a_live,
+            &json!({"currency": {"chain_id": 31337, "address": null}}),
+        )
+        .await;
+    r.assert_error(422, "NETWORK_MODE_MISMATCH");
+    let r = app
+        .create_deposit(&app.a_live, &json!({"currency": {"chain_id": SOLANA_DEVNET, "address": SOLANA_DEVNET_USDC}, "recipient": SOLANA_ADDRESS}))
+        .await;
+    r.assert_error(422, "NETWORK_MODE_MISMATCH");
+    // Each on its own kind of network is fine, Solana included.
+    let live = app.create_deposit(&app.a_live, &base_usdc).await;
+    assert_eq!(live.status, 201, "{}", live.text);
+    assert_eq!(live.body["livemode"], true);
+    let devnet = app
+        .create_deposit(&app.a, &json!({"currency": {"chain_id": SOLANA_DEVNET, "address": SOLANA_DEVNET_USDC}, "recipient": SOLANA_ADDRESS}))
+        .await;
+    assert_eq!(devnet.status, 201, "{}", devnet.text);
+
+    // Payment details: the payer's currency is on the key's kind of network too.
+    let sale = app
+        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
+        .await;
+    assert_eq!(sale.status, 201, "{}", sale.text);
+    let sale_id = sale.body["id"].as_str().unwrap();
+    let r = app
+        .post(
+            &app.a,
+            &format!("/pay-orders/{sale_id}/payment-details"),
+            Some(&json!({"source_currency": {"chain_id": 8453, "address": null}})),
+        )
+        .await;
+    mismatch(&r, "source_currency", test_on_base);
+    let live_id = live.body["id"].as_str().unwrap();
+    let r = app
+        .post(
+            &app.a_live,
+            &format!("/pay-orders/{live_id}/payment-details"),
+            Some(&json!({"source_currency": {"chain_id": 84532, "address": BASE_SEPOLIA_USDC}})),
+        )
+        .await;
+    r.assert_error(422, "NETWORK_MODE_MISMATCH");
+    // Nothing changed.
+    for (who, id) in [(&app.a, sale_id), (&app.a_live, live_id)] {
+        let o = app.get(who, &format!("/pay-orders/{id}")).await;
+        assert_eq!(o.body["status"], "PENDING");
+    }
+
+    // Quotes read only the key's kind of network.
+    let r = app
+        .post(
+            &app.a,
+            &format!("/pay-orders/{sale_id}/quote"),
+            Some(&json!({"wallet_address": RECIPIENT, "chain_type": "EVM", "chain_ids": [8453]})),
+        )
+        .await;
+    mismatch(&r, "chain_ids", test_on_base);
+    let r = app
+        .post(
+            &app.a_live,
+            &format!("/pay-orders/{live_id}/quote"),
+            Some(&json!({"wallet_address": RECIPIENT, "chain_type": "EVM", "chain_ids": [31337]})),
+        )
+        .await;
+    mismatch(
+        &r,
+        "chain_ids",
+        "live-mode keys use mainnets; chain 31337 (Local chain (anvil)) is a test network",
+    );
+    // Without chain_ids, a live quote skips the configured test chain (31337 here).
+    let r = app
+        .post(
+            &app.a_live,
+            &format!("/pay-orders/{live_id}/quote"),
+            Some(&json!({"wallet_address": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "chain_type": "EVM"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["options"], json!([]), "{}", r.text);
+
+    // Merchant wallets.
+    let r = app
+        .signed_call(
+            &app.a,
+            "POST",
+            "/merchant-wallets",
+            Some(&json!({"chain_id": 8453, "address": RECIPIENT, "currencies": ["native"]})),
+        )
+        .await;
+    mismatch(&r, "chain_id", test_on_base);
 }

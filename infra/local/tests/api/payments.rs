@@ -95,17 +95,80 @@ async fn fiat_sale_converts_at_the_locked_price() {
         )
         .await;
     let oid = other.body["id"].as_str().unwrap();
-    details(&app, oid, &source(1, None))
+    details(&app, oid, &source(11155111, None))
         .await
         .assert_error(422, "ROUTE_UNAVAILABLE");
     assert_eq!(status(&app, oid).await, "PENDING");
 }
 
 #[tokio::test]
+async fn a_fiat_sale_in_a_named_currency_receives_that_currency() {
+    let app = spawn_app().await;
+    // Seed 002's example: priced in USD, received in a named currency (here ETH on Base
+    // Sepolia, which a demo wallet takes).
+    let sale = app
+        .signed_post(
+            &app.a,
+            "/pay-orders",
+            &json!({"mode": "SALE", "amount": "49.99", "fiat_unit": "USD", "currency": {"chain_id": 84532, "address": null}}),
+            &[],
+        )
+        .await;
+    assert_eq!(sale.status, 201, "{}", sale.text);
+    assert_eq!(sale.body["fulfillment"]["asset"]["id"], "84532:native");
+    assert_eq!(sale.body["fulfillment"]["fiat_amount"], "49.99");
+    assert!(sale.body["fulfillment"]["amount"].is_null());
+    let id = sale.body["id"].as_str().unwrap().to_owned();
+    // Paying in another currency would need an exchange into ETH: refused, nothing changes.
+    details(&app, &id, &source(84532, Some(BASE_SEPOLIA_USDC)))
+        .await
+        .assert_error(422, "ROUTE_UNAVAILABLE");
+    assert_eq!(status(&app, &id).await, "PENDING");
+    // Paying in ETH: 49.99 USD at the fixed 3000 USD/ETH, rounded up, to the wallet.
+    let r = details(&app, &id, &source(84532, None)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "AWAITING_PAYMENT");
+    assert_eq!(r.body["fulfillment"]["amount"]["raw"], "16663333333333334");
+    assert_eq!(r.body["fulfillment"]["rate_usd"], "3000");
+    assert_eq!(
+        r.body["payment"]["output"]["currency"]["id"],
+        "84532:native"
+    );
+    assert_eq!(
+        r.body["payment"]["input"]["amount"]["value_usd"],
+        json!(49.99)
+    );
+    assert_eq!(
+        r.body["payment"]["steps"][0]["deposit_address"],
+        payorders_local::setup::DEMO_RECEIVING_ADDRESS
+    );
+    // With an explicit recipient it pays the recipient, wallet or not (Sepolia has none).
+    let sale = app
+        .signed_post(
+            &app.a,
+            "/pay-orders",
+            &json!({"mode": "SALE", "amount": "10", "fiat_unit": "USD", "currency": {"chain_id": 11155111, "address": SEPOLIA_USDC}, "recipient": RECIPIENT}),
+            &[],
+        )
+        .await;
+    assert_eq!(sale.status, 201, "{}", sale.text);
+    let id = sale.body["id"].as_str().unwrap().to_owned();
+    let r = details(&app, &id, &source(11155111, Some(SEPOLIA_USDC))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["fulfillment"]["amount"]["raw"], "10000000");
+    assert_eq!(r.body["payment"]["recipient"], RECIPIENT);
+}
+
+#[tokio::test]
 async fn xpub_wallets_give_each_order_its_own_address() {
     let app = spawn_app().await;
     let w = app
-        .post(&app.a, "/merchant-wallets", Some(&json!({"chain_id": 8453, "xpub": XPUB, "currencies": ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]})))
+        .signed_call(
+            &app.a,
+            "POST",
+            "/merchant-wallets",
+            Some(&json!({"chain_id": 11155111, "xpub": XPUB, "currencies": [SEPOLIA_USDC]})),
+        )
         .await;
     assert_eq!(w.status, 201, "{}", w.text);
     let key = payorders::wallets::parse_xpub(XPUB).unwrap();
@@ -115,12 +178,7 @@ async fn xpub_wallets_give_each_order_its_own_address() {
         body["nonce"] = json!(format!("x{i}"));
         let sale = app.signed_post(&app.a, "/pay-orders", &body, &[]).await;
         let id = sale.body["id"].as_str().unwrap().to_owned();
-        let r = details(
-            &app,
-            &id,
-            &source(8453, Some("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913")),
-        )
-        .await;
+        let r = details(&app, &id, &source(11155111, Some(SEPOLIA_USDC))).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let addr = r.body["payment"]["steps"][0]["deposit_address"]
             .as_str()
@@ -138,7 +196,7 @@ async fn xpub_wallets_give_each_order_its_own_address() {
     }
     seen.dedup();
     assert_eq!(seen.len(), 3);
-    let wallet = app.get(&app.a, "/merchant-wallets/8453").await;
+    let wallet = app.get(&app.a, "/merchant-wallets/11155111").await;
     assert_eq!(wallet.body["addresses_derived"], 3);
 }
 
@@ -242,6 +300,16 @@ mod routed {
             .await;
     }
 
+    /// Payment details asked with the live key: exchanges route between mainnets.
+    async fn live_details(app: &TestApp, id: &str, body: &Value) -> Resp {
+        app.post(
+            &app.a_live,
+            &format!("/pay-orders/{id}/payment-details"),
+            Some(body),
+        )
+        .await
+    }
+
     fn ok_json(body: &str) -> ResponseTemplate {
         ResponseTemplate::new(200).set_body_raw(body.to_owned(), "application/json")
     }
@@ -259,12 +327,15 @@ mod routed {
             .await;
         let app = app_with_changenow(&server).await;
         let o = app
-            .create_deposit(&app.a, &json!({"currency": "USDC", "blockchain": "base"}))
+            .create_deposit(
+                &app.a_live,
+                &json!({"currency": "USDC", "blockchain": "base"}),
+            )
             .await;
         let id = o.body["id"].as_str().unwrap();
         let mut body = source(1, None);
         body["refund_address"] = json!(RECIPIENT);
-        let r = details(&app, id, &body).await;
+        let r = live_details(&app, id, &body).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let p = &r.body["payment"];
         assert_eq!(p["route"], "changenow");
@@ -300,20 +371,30 @@ mod routed {
             .mount(&server)
             .await;
         let app = app_with_changenow(&server).await;
-        // The demo test wallets (local chain, Base Sepolia) are not exchangeable: no route.
+        // Test networks have no exchange: the demo test wallets are not reachable.
         let sale = app
             .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
             .await;
         let id = sale.body["id"].as_str().unwrap().to_owned();
-        details(&app, &id, &source(1, None))
+        details(&app, &id, &source(11155111, None))
             .await
             .assert_error(422, "ROUTE_UNAVAILABLE");
-        // A wallet on Base taking USDC makes it reachable.
+        // Live mode: a wallet on Base taking USDC is reachable from Ethereum's ETH.
         let w = app
-            .post(&app.a, "/merchant-wallets", Some(&json!({"chain_id": 8453, "address": RECIPIENT, "currencies": ["0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"]})))
+            .signed_call(
+                &app.a_live,
+                "POST",
+                "/merchant-wallets",
+                Some(&json!({"chain_id": 8453, "address": RECIPIENT, "currencies": [BASE_USDC]})),
+            )
             .await;
-        assert_eq!(w.status, 201);
-        let r = details(&app, &id, &source(1, None)).await;
+        assert_eq!(w.status, 201, "{}", w.text);
+        let sale = app
+            .signed_post(&app.a_live, "/pay-orders", &sale_body(), &[])
+            .await;
+        assert_eq!(sale.status, 201, "{}", sale.text);
+        let id = sale.body["id"].as_str().unwrap().to_owned();
+        let r = live_details(&app, &id, &source(1, None)).await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(
             r.body["fulfillment"]["amount"]["raw"], "49990000",
@@ -394,12 +475,18 @@ mod routed {
             }
             let app = app_with_changenow(&server).await;
             let o = app
-                .create_deposit(&app.a, &json!({"currency": "USDC", "blockchain": "base"}))
+                .create_deposit(
+                    &app.a_live,
+                    &json!({"currency": "USDC", "blockchain": "base"}),
+                )
                 .await;
             let id = o.body["id"].as_str().unwrap();
-            let r = details(&app, id, &source(1, None)).await;
+            let r = live_details(&app, id, &source(1, None)).await;
             r.assert_error(status, code);
-            let now = app.get(&app.a, &format!("/pay-orders/{id}")).await.body;
+            let now = app
+                .get(&app.a_live, &format!("/pay-orders/{id}"))
+                .await
+                .body;
             assert_eq!(now["status"], "PENDING");
             assert!(now["payment"].is_null());
             assert_eq!(now["version"], 1, "nothing was written");

@@ -149,7 +149,7 @@ async fn quote_refusals() {
     let r = quote(
         &app,
         &id,
-        &json!({"wallet_address": addr, "chain_type": "EVM", "chain_ids": [8453]}),
+        &json!({"wallet_address": addr, "chain_type": "EVM", "chain_ids": [84532]}),
     )
     .await;
     r.assert_error(503, "CHAIN_UNAVAILABLE");
@@ -157,7 +157,7 @@ async fn quote_refusals() {
         r.body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("8453")
+            .contains("84532")
     );
     for (body, status, code) in [
         (
@@ -172,9 +172,14 @@ async fn quote_refusals() {
         ),
         (json!({"chain_type": "EVM"}), 400, "INVALID_ADDRESS"),
         (
-            json!({"wallet_address": addr, "chain_type": "EVM", "chain_ids": [30000000000001u64]}),
+            json!({"wallet_address": addr, "chain_type": "EVM", "chain_ids": [SOLANA_DEVNET]}),
             400,
             "INVALID_BLOCKCHAIN",
+        ),
+        (
+            json!({"wallet_address": addr, "chain_type": "EVM", "chain_ids": [31337, 8453]}),
+            422,
+            "NETWORK_MODE_MISMATCH",
         ),
         (
             json!({"wallet_address": addr, "chain_type": "EVM", "chain_ids": [999999]}),
@@ -207,4 +212,61 @@ async fn quote_refusals() {
     )
     .await
     .assert_error(404, "RESOURCE_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn huge_amounts_are_refused_and_the_largest_is_quoted() {
+    let app = spawn_app().await;
+    let url = anvil_url();
+    let rich = anvil::fresh_address();
+    anvil::fund(
+        &url,
+        rich,
+        U256::from(1_500_000_000_000_000_000u128),
+        U256::from(100_000_000u64),
+    )
+    .await;
+    let eth = json!({"chain_id": 31337, "address": null});
+    // Amounts a currency can hold but no order needs, whose price once overflowed the
+    // quote's decimal arithmetic (the connection dropped): refused when the order is made.
+    for amount in [
+        "50000000000000000000000000",
+        "1000000000000000.000000000000000001",
+    ] {
+        app.create_deposit(&app.a, &json!({"currency": eth, "amount": amount}))
+            .await
+            .assert_error(400, "INVALID_AMOUNT");
+    }
+    let mut sale = sale_body();
+    sale["amount"] = json!("79228162514264337593543950335");
+    app.signed_post(&app.a, "/pay-orders", &sale, &[])
+        .await
+        .assert_error(400, "INVALID_AMOUNT");
+    // The largest order amount (10^15 ETH, 3 * 10^18 USD) quotes in every currency held.
+    let dep = app
+        .create_deposit(
+            &app.a,
+            &json!({"currency": eth, "amount": "1000000000000000"}),
+        )
+        .await;
+    assert_eq!(dep.status, 201, "{}", dep.text);
+    let id = dep.body["id"].as_str().unwrap().to_owned();
+    let q = quote(
+        &app,
+        &id,
+        &json!({"wallet_address": rich.to_string(), "chain_type": "EVM"}),
+    )
+    .await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    assert_eq!(q.body["value_usd"], json!(3_000_000_000_000_000_000u64));
+    let native = option(&q.body, "31337:native");
+    assert_eq!(
+        native["required"]["breakdown"]["base"]["raw"],
+        "1000000000000000000000000000000000"
+    );
+    assert_eq!(native["affordable"], false);
+    assert_eq!(
+        option(&q.body, TUSD)["required"]["breakdown"]["base"]["ui"],
+        "3000000000000000000.0"
+    );
 }
