@@ -1,12 +1,14 @@
 //! UTC timestamps with microsecond precision and one fixed-width text form.
 //!
 //! The text form (`2026-11-21T13:14:00.123456Z`) sorts lexicographically in time order,
-//! which both store adapters rely on for their creation-time indexes.
+//! which both store adapters rely on for their creation-time indexes. Every value is
+//! between years 0000 and 9999 in UTC, so that form always exists; anything outside (say
+//! `9999-12-31T23:59:59-01:00`, which is year 10000 in UTC) is refused when parsed, and
+//! arithmetic stops at the bounds instead of overflowing.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
 use time::{Duration, OffsetDateTime, UtcOffset};
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -16,21 +18,28 @@ pub struct Timestamp(OffsetDateTime);
 #[error("invalid timestamp: expected RFC 3339 (e.g. 2026-01-31T12:00:00Z) or unix seconds")]
 pub struct InvalidTimestamp;
 
-const FIXED: &[time::format_description::BorrowedFormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+/// The years a timestamp may fall in: those with a four-digit text form.
+const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
 
 impl Timestamp {
     pub fn now() -> Self {
-        Self::from_datetime(OffsetDateTime::now_utc())
+        // The clock is well inside the range; the bound is only for a broken one.
+        Self::from_datetime(OffsetDateTime::now_utc()).unwrap_or(Self::MAX)
     }
 
-    fn from_datetime(dt: OffsetDateTime) -> Self {
-        let dt = dt.to_offset(UtcOffset::UTC);
-        let micros = dt.microsecond();
-        Self(
-            dt.replace_microsecond(micros)
-                .expect("microsecond in range"),
-        )
+    /// The latest timestamp there is: the last microsecond of 9999 in UTC.
+    pub const MAX: Self = Self(time::macros::datetime!(9999-12-31 23:59:59.999_999 UTC));
+
+    /// The earliest timestamp there is: the start of year 0000 in UTC.
+    pub const MIN: Self = Self(time::macros::datetime!(0000-01-01 00:00:00 UTC));
+
+    /// `dt` in UTC, cut to microseconds; `None` when UTC puts it outside [`YEARS`].
+    fn from_datetime(dt: OffsetDateTime) -> Option<Self> {
+        let dt = dt.checked_to_offset(UtcOffset::UTC)?;
+        if !YEARS.contains(&dt.year()) {
+            return None;
+        }
+        dt.replace_microsecond(dt.microsecond()).ok().map(Self)
     }
 
     /// Parses RFC 3339 (any offset, normalised to UTC) or integer unix seconds.
@@ -40,14 +49,15 @@ impl Timestamp {
             return Self::from_unix(secs).ok_or(InvalidTimestamp);
         }
         OffsetDateTime::parse(s, &Rfc3339)
-            .map(Self::from_datetime)
-            .map_err(|_| InvalidTimestamp)
+            .ok()
+            .and_then(Self::from_datetime)
+            .ok_or(InvalidTimestamp)
     }
 
     pub fn from_unix(secs: i64) -> Option<Self> {
         OffsetDateTime::from_unix_timestamp(secs)
             .ok()
-            .map(Self::from_datetime)
+            .and_then(Self::from_datetime)
     }
 
     pub fn unix(&self) -> i64 {
@@ -59,8 +69,14 @@ impl Timestamp {
         (self.0.unix_timestamp_nanos() / 1_000) as i64
     }
 
+    /// `self` moved by `secs` (back when negative), stopping at [`Self::MIN`] and
+    /// [`Self::MAX`].
     pub fn plus_seconds(&self, secs: i64) -> Self {
-        Self(self.0 + Duration::seconds(secs))
+        let bound = if secs < 0 { Self::MIN } else { Self::MAX };
+        self.0
+            .checked_add(Duration::seconds(secs))
+            .and_then(Self::from_datetime)
+            .unwrap_or(bound)
     }
 
     /// Seconds from `self` until `later` (negative when `later` is earlier).
@@ -70,7 +86,17 @@ impl Timestamp {
 
     /// The fixed-width, lexicographically sortable text form.
     pub fn to_key(&self) -> String {
-        self.0.format(FIXED).expect("UTC timestamps always format")
+        let t = self.0;
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.microsecond()
+        )
     }
 }
 
@@ -122,5 +148,47 @@ mod tests {
         for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "-5", "1e9"] {
             assert_eq!(Timestamp::parse(bad), Err(InvalidTimestamp), "{bad}");
         }
+    }
+
+    #[test]
+    fn values_outside_years_0000_to_9999_in_utc_are_refused_not_panics() {
+        for bad in [
+            "9999-12-31T23:59:59-01:00",
+            "9999-12-31T23:00:00-23:59",
+            "0000-01-01T00:00:00+01:00",
+            "0000-01-01T00:59:59.999999+01:00",
+            "253402300800",
+            "99999999999999999999",
+        ] {
+            assert_eq!(Timestamp::parse(bad), Err(InvalidTimestamp), "{bad}");
+        }
+        let last = Timestamp::parse("9999-12-31T23:59:59.9999999Z").unwrap();
+        assert_eq!(last, Timestamp::MAX);
+        assert_eq!(last.to_key(), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(
+            Timestamp::parse("9999-12-31T23:59:59+01:00")
+                .unwrap()
+                .to_key(),
+            "9999-12-31T22:59:59.000000Z"
+        );
+        assert_eq!(
+            Timestamp::parse("0000-01-01T00:00:00Z").unwrap().to_key(),
+            "0000-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            Timestamp::parse("253402300799").unwrap().to_key(),
+            "9999-12-31T23:59:59.000000Z"
+        );
+    }
+
+    #[test]
+    fn arithmetic_stops_at_the_bounds() {
+        assert_eq!(Timestamp::MAX.plus_seconds(1), Timestamp::MAX);
+        assert_eq!(Timestamp::MAX.plus_seconds(i64::MAX), Timestamp::MAX);
+        assert_eq!(Timestamp::MIN.plus_seconds(-1), Timestamp::MIN);
+        assert_eq!(Timestamp::now().plus_seconds(i64::MIN), Timestamp::MIN);
+        assert!(Timestamp::MIN.seconds_until(Timestamp::MAX) > 0);
+        assert!(Timestamp::MIN.to_key() < Timestamp::MAX.to_key());
+        assert_eq!(Timestamp::MIN.to_key(), "0000-01-01T00:00:00.000000Z");
     }
 }

@@ -177,3 +177,85 @@ async fn body_over_256_kb_is_413() {
     let r = app.post(&app.a, "/pay-orders", Some(&body)).await;
     r.assert_error(413, "PAYLOAD_TOO_LARGE");
 }
+
+/// Timestamps that are valid RFC 3339 but fall past year 9999 (or before year 0) in UTC:
+/// a 400 naming the parameter, in a query, a body or a cursor. They used to panic the
+/// handler and drop the connection.
+#[tokio::test]
+async fn out_of_range_timestamps_are_400s() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    for value in ["9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00+01:00"] {
+        let query = value.replace('+', "%2B");
+        for path in ["/pay-orders", "/events"] {
+            for param in ["created_gte", "created_lte"] {
+                let r = app.get(&app.a, &format!("{path}?{param}={query}")).await;
+                r.assert_error(400, "INVALID_TIMESTAMP");
+                assert_eq!(r.body["error"]["param"], param, "{path}: {}", r.text);
+            }
+            let cursor = b64(&format!("{value}#po_P7YcaQR7QGGrVRY31EyJkN"));
+            let r = app.get(&app.a, &format!("{path}?cursor={cursor}")).await;
+            r.assert_error(400, "INVALID_CURSOR");
+            assert_eq!(r.body["error"]["param"], "cursor");
+        }
+        let r = app
+            .create_deposit(&app.a, &serde_json::json!({"expires_at": value}))
+            .await;
+        r.assert_error(400, "INVALID_EXPIRY");
+        assert_eq!(r.body["error"]["param"], "expires_at");
+    }
+    // The last second of 9999 in UTC is a valid bound, far beyond any order.
+    let r = app
+        .get(&app.a, "/pay-orders?created_lte=9999-12-31T23:59:59Z")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// A cursor combined with a window it is outside of pages like any other window on
+/// DynamoDB (which refuses a query starting outside its key range): an empty page, or the
+/// window from its top; never a 503.
+#[tokio::test]
+async fn cursors_outside_the_created_window_page_on_dynamodb() {
+    let app = spawn_app_on(Backend::Dynamo).await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.create_deposit(&app.a, &serde_json::json!({}))
+                .await
+                .status,
+            201
+        );
+    }
+    let later = payorders::Timestamp::now().plus_seconds(60).to_key();
+    for path in ["/pay-orders", "/events"] {
+        let first = app.get(&app.a, &format!("{path}?limit=1")).await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+        // Older than the window: nothing is left in it.
+        let r = app
+            .get(
+                &app.a,
+                &format!("{path}?cursor={cursor}&created_gte={later}"),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        assert_eq!(r.body["data"], serde_json::json!([]));
+        assert_eq!(r.body["has_more"], false);
+        // Newer than the window: the window from its top.
+        let earlier = "2020-01-01T00:00:00Z";
+        let r = app
+            .get(
+                &app.a,
+                &format!("{path}?cursor={cursor}&created_lte={earlier}"),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        assert_eq!(r.body["data"], serde_json::json!([]));
+    }
+    // Before the 30 days GET /events lists: an empty page, not a reversed range.
+    let r = app
+        .get(&app.a, "/events?created_lte=2020-01-01T00:00:00Z")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["data"], serde_json::json!([]));
+}
