@@ -226,10 +226,28 @@ pub fn request_fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
+/// Refusals that a retry of the same request may not meet: a transaction not mined, or not
+/// seen by the chain's node, yet.
+const RETRYABLE_REFUSALS: &[&str] = &["TX_PENDING", "TX_NOT_FOUND"];
+
+/// Whether an outcome is final, so its `Idempotency-Key` answers it again for 24 h (as
+/// Stripe does). Kept: what the request did (2xx), and refusals a retry would meet again
+/// (404, and 422 refusals such as `ORDER_EXPIRED`). Given back, so the same key can
+/// run the request again: requests that did not get to run (400, 413, 415 malformed; 401,
+/// 403 not allowed; 429 limited), that conflicted with another write (409), that may
+/// succeed later ([`RETRYABLE_REFUSALS`]), and our failures (5xx).
+pub fn is_final_outcome(status: u16, code: Option<&str>) -> bool {
+    match status {
+        200..=299 | 404 => true,
+        422 => code.is_none_or(|c| !RETRYABLE_REFUSALS.contains(&c)),
+        _ => false,
+    }
+}
+
 /// Runs a POST under its `Idempotency-Key`, if it has one (Stripe semantics): the same key
 /// and request answer the stored response; the same key with another request is a 422; a
-/// request still running is a 409. Responses below 500 are kept for 24 h; a 5xx gives the
-/// key back so a retry can run.
+/// request still running is a 409. Final outcomes ([`is_final_outcome`]) are kept for
+/// 24 h; any other gives the key back so a retry runs.
 pub async fn idempotent<F, Fut>(
     store: &dyn IdempotencyStore,
     ctx: &AuthContext,
@@ -283,12 +301,12 @@ where
             "this Idempotency-Key was used with a different request",
         )),
         IdempotencyBegin::Started => {
-            let resp = match f().await {
-                Ok(r) => r,
-                Err(e) => error_response(&e, request_id),
+            let (resp, code) = match f().await {
+                Ok(r) => (r, None),
+                Err(e) => (error_response(&e, request_id), Some(e.code)),
             };
             let status = resp.status().as_u16();
-            if status < 500 {
+            if is_final_outcome(status, code) {
                 let body = match resp.body() {
                     Body::Text(t) => t.clone(),
                     Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
@@ -307,6 +325,43 @@ where
                 tracing::warn!(error = %e, "could not release an idempotency key");
             }
             Ok(resp)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_final_outcome;
+
+    #[test]
+    fn only_final_outcomes_are_kept_for_replay() {
+        let kept = [
+            (200, None),
+            (201, None),
+            (404, Some("RESOURCE_NOT_FOUND")),
+            (422, Some("ORDER_EXPIRED")),
+            (422, Some("TX_ALREADY_USED")),
+            (422, Some("AMOUNT_OUT_OF_RANGE")),
+        ];
+        let released = [
+            (400, Some("INVALID_AMOUNT")),
+            (401, Some("INVALID_SIGNATURE")),
+            (403, Some("INSUFFICIENT_SCOPE")),
+            (409, Some("CONCURRENT_UPDATE")),
+            (413, Some("PAYLOAD_TOO_LARGE")),
+            (415, Some("UNSUPPORTED_MEDIA_TYPE")),
+            (422, Some("TX_PENDING")),
+            (422, Some("TX_NOT_FOUND")),
+            (429, Some("RATE_LIMITED")),
+            (500, Some("INTERNAL_ERROR")),
+            (502, Some("PRICE_UNAVAILABLE")),
+            (503, Some("CHAIN_UNAVAILABLE")),
+        ];
+        for (status, code) in kept {
+            assert!(is_final_outcome(status, code), "{status} {code:?}");
+        }
+        for (status, code) in released {
+            assert!(!is_final_outcome(status, code), "{status} {code:?}");
         }
     }
 }

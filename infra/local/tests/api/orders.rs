@@ -188,7 +188,7 @@ async fn idempotent_replay_mismatch_and_in_flight() {
         201
     );
 
-    // Errors below 500 are kept too: the same invalid request answers the same way.
+    // A validation failure is not kept: the key is free for the corrected request.
     let mut bad = deposit_body();
     bad["amount"] = json!("-1");
     let k2 = [("idempotency-key", "bad-1")];
@@ -199,7 +199,21 @@ async fn idempotent_replay_mismatch_and_in_flight() {
     let e2 = app
         .call(&app.a, "POST", "/pay-orders", Some(&bad), &k2)
         .await;
-    assert_eq!(e2.body, e1.body);
+    e2.assert_error(400, "INVALID_AMOUNT");
+    assert!(!e2.headers.contains_key("idempotent-replayed"));
+    assert_ne!(e2.body["request_id"], e1.body["request_id"], "run again");
+    let fixed = app
+        .call(&app.a, "POST", "/pay-orders", Some(&deposit_body()), &k2)
+        .await;
+    assert_eq!(fixed.status, 201, "{}", fixed.text);
+    // A final refusal (404) is kept, like a success.
+    let k3 = [("idempotency-key", "cancel-missing-1")];
+    let missing = "/pay-orders/po_P7YcaQR7QGGrVRY31EyJkN/cancel";
+    let m1 = app.call(&app.a, "POST", missing, None, &k3).await;
+    m1.assert_error(404, "RESOURCE_NOT_FOUND");
+    let m2 = app.call(&app.a, "POST", missing, None, &k3).await;
+    assert_eq!(m2.body, m1.body);
+    assert_eq!(m2.headers["idempotent-replayed"], "true");
 
     // In flight: the same request, sent a moment earlier, holds the key right now.
     let scope = IdempotencyScope {
@@ -262,6 +276,77 @@ async fn idempotent_replay_mismatch_and_in_flight() {
             .await;
         r.assert_error(400, "INVALID_IDEMPOTENCY_KEY");
     }
+}
+
+/// A refusal that may change, such as a transaction the chain has not seen yet, is not
+/// kept: the same key runs the request again, and the outcome once the transaction is out
+/// is the one kept.
+#[tokio::test]
+async fn idempotency_does_not_keep_a_transaction_not_seen_yet() {
+    use alloy::eips::eip2718::Encodable2718;
+    use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
+    use alloy::primitives::U256;
+    use alloy::rpc::types::TransactionRequest;
+    use alloy::signers::local::PrivateKeySigner;
+    use payorders::testing::anvil;
+
+    let app = spawn_app().await;
+    let url = anvil_url();
+    let recipient = anvil::fresh_address();
+    let currency = json!({"chain_id": 31337, "address": null});
+    let o = app
+        .create_deposit(
+            &app.a,
+            &json!({"amount": "0.5", "currency": currency, "recipient": recipient.to_string()}),
+        )
+        .await;
+    assert_eq!(o.status, 201, "{}", o.text);
+    let id = o.body["id"].as_str().unwrap();
+    let d = app
+        .post(
+            &app.a,
+            &format!("/pay-orders/{id}/payment-details"),
+            Some(&json!({"source_currency": currency})),
+        )
+        .await;
+    assert_eq!(d.status, 200, "{}", d.text);
+
+    // A transfer signed now and sent later: its hash is known before the chain sees it.
+    let payer = PrivateKeySigner::random();
+    let half = U256::from(500_000_000_000_000_000u64);
+    anvil::fund(&url, payer.address(), half * U256::from(2), U256::ZERO).await;
+    let signed = TransactionRequest::default()
+        .with_from(payer.address())
+        .with_to(recipient)
+        .with_value(half)
+        .with_nonce(0)
+        .with_chain_id(31337)
+        .with_gas_limit(21_000)
+        .with_max_fee_per_gas(200_000_000_000)
+        .with_max_priority_fee_per_gas(1_000_000_000)
+        .build(&EthereumWallet::from(payer))
+        .await
+        .unwrap();
+    let path = format!("/pay-orders/{id}/payments");
+    let body = json!({"tx_hash": signed.tx_hash().to_string()});
+    let key = [("idempotency-key", "pay-1")];
+    let mut request_ids = Vec::new();
+    for _ in 0..2 {
+        let r = app.call(&app.a, "POST", &path, Some(&body), &key).await;
+        r.assert_error(422, "TX_NOT_FOUND");
+        assert!(!r.headers.contains_key("idempotent-replayed"));
+        request_ids.push(r.body["request_id"].clone());
+    }
+    assert_ne!(request_ids[0], request_ids[1], "run again, not replayed");
+
+    let raw = alloy::hex::encode_prefixed(signed.encoded_2718());
+    anvil::rpc(&url, "eth_sendRawTransaction", json!([raw])).await;
+    let paid = app.call(&app.a, "POST", &path, Some(&body), &key).await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    assert!(!paid.headers.contains_key("idempotent-replayed"));
+    let again = app.call(&app.a, "POST", &path, Some(&body), &key).await;
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, paid.body);
 }
 
 #[tokio::test]
