@@ -1,7 +1,8 @@
-//! SQS → one webhook attempt. Signs per Standard Webhooks (`webhook-id` stable across
-//! retries, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>` for every
-//! secret in use), posts with a 10 s timeout, and records the attempt (status, latency,
-//! first 1 KB of the response) in the delivery log.
+//! SQS → one webhook attempt per message. Signs per Standard Webhooks (`webhook-id` stable
+//! across retries, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>` for
+//! every secret in use), posts with a 10 s timeout, and records the attempt (status,
+//! latency, first 1 KB of the response, of which no more is read) in the delivery log. The
+//! messages of a batch are sent concurrently, at most [`CONCURRENCY`] at a time.
 //!
 //! 2xx: delivered. 410: the endpoint is disabled. Anything else: retried on the schedule in
 //! `payorders::webhooks` (`Retry-After` honoured) until 3 days have passed, then failed. An
@@ -10,6 +11,7 @@
 //! send it twice.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use futures::StreamExt;
 use lambda_http::LambdaEvent;
 use payorders::auth::MasterKey;
 use payorders::queue::{Outcome, SqsQueue};
@@ -22,13 +24,20 @@ use std::time::{Duration, Instant};
 /// How long a lease on an attempt lasts: longer than the 10 s request timeout.
 const LEASE_SECS: i64 = 60;
 const TIMEOUT: Duration = Duration::from_secs(10);
-const RESPONSE_LOG_BYTES: usize = 1024;
+/// How much of a response is read and kept in the delivery log.
+pub const RESPONSE_LOG_BYTES: usize = 1024;
+/// How many deliveries of one SQS batch are in flight at once.
+pub const CONCURRENCY: usize = 8;
 
 pub struct Deps {
     pub store: Arc<dyn Store>,
     pub master: MasterKey,
     /// Multiplies retry delays: 1 in AWS; the local host shortens them.
     pub retry_scale: f64,
+    /// Lets test-mode deliveries reach loopback addresses (a receiver on the developer's
+    /// machine). Only the local host sets it: in AWS a test-mode URL that resolves to
+    /// loopback is refused like any private address.
+    pub allow_loopback: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +161,7 @@ async fn attempt(deps: &Deps, mut d: Delivery, now: Timestamp) -> Result<Outcome
     let body = payorders::http::render::event(&event).to_string();
 
     let started = Instant::now();
-    let result = send(&d, &secrets, &body, now).await;
+    let result = send(&d, &secrets, &body, now, deps.allow_loopback).await;
     let latency_ms = started.elapsed().as_millis() as u64;
     let (status_code, error, response_body, retry_after) = match result {
         Ok(r) => (Some(r.status), None, Some(r.body), r.retry_after),
@@ -307,9 +316,10 @@ async fn send(
     secrets: &[String],
     body: &str,
     now: Timestamp,
+    allow_loopback: bool,
 ) -> Result<Sent, SendError> {
     let url = webhooks::check_url(&d.url, d.livemode).map_err(SendError::Refused)?;
-    let addrs = webhooks::resolve_destination(&url, d.livemode)
+    let addrs = webhooks::resolve_destination(&url, !d.livemode && allow_loopback)
         .await
         .map_err(SendError::Refused)?;
     let host = url.host_str().unwrap_or_default().to_owned();
@@ -347,50 +357,93 @@ async fn send(
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let bytes = resp.bytes().await.unwrap_or_default();
-    let cut = &bytes[..bytes.len().min(RESPONSE_LOG_BYTES)];
+    let excerpt = read_capped(resp, RESPONSE_LOG_BYTES).await;
     Ok(Sent {
         status,
-        body: String::from_utf8_lossy(cut).into_owned(),
+        body: String::from_utf8_lossy(&excerpt).into_owned(),
         retry_after,
     })
 }
 
-/// The SQS handler: an outcome per message. `RetryAfter` keeps the message, invisible
-/// until the next attempt is due; a failure leaves it to SQS's redrive (and the DLQ).
+/// The first `limit` bytes of a response body, reading no further: a huge or endless body
+/// costs neither memory nor time (the rest is left unread and the connection dropped). A
+/// body that fails midway keeps what arrived.
+async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(limit - out.len());
+                out.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    out
+}
+
+/// The SQS handler: an outcome per message, up to [`CONCURRENCY`] messages at a time (one
+/// slow endpoint does not hold up the rest of the batch). `RetryAfter` keeps the message,
+/// invisible until the next attempt is due; a failure leaves it to SQS's redrive (and the
+/// DLQ). Each kept message is reported as a batch item failure, in batch order.
 pub async fn handler(
     deps: &Deps,
     queue: &SqsQueue,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_http::Error> {
+    // Unordered, so a finished message frees its slot at once; reported in batch order.
+    let mut kept: Vec<(usize, Option<String>)> =
+        futures::stream::iter(event.payload.records.into_iter().enumerate())
+            .map(|(i, record)| async move { (i, handle_record(deps, queue, record).await) })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+    kept.sort_by_key(|(i, _)| *i);
     let mut response = SqsBatchResponse::default();
-    for record in event.payload.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let keep = match process(deps, record.body.as_deref().unwrap_or_default()).await {
-            Ok(Outcome::Done) => false,
-            Ok(Outcome::RetryAfter(secs)) => {
-                if let Some(receipt) = &record.receipt_handle {
-                    if let Err(e) = queue.retry_after(receipt, secs).await {
-                        tracing::warn!(error = %e, "could not delay the message; SQS's default visibility applies");
-                    }
-                }
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, message_id = %id, "delivery failed to process");
-                true
-            }
-        };
-        if keep {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            response.batch_item_failures.push(f);
-        }
+    for id in kept.into_iter().filter_map(|(_, id)| id) {
+        let mut f = BatchItemFailure::default();
+        f.item_identifier = id;
+        response.batch_item_failures.push(f);
     }
     Ok(response)
 }
 
+/// One message of a batch: its id if SQS should keep it.
+async fn handle_record(
+    deps: &Deps,
+    queue: &SqsQueue,
+    record: aws_lambda_events::event::sqs::SqsMessage,
+) -> Option<String> {
+    let id = record.message_id.clone().unwrap_or_default();
+    let keep = match process(deps, record.body.as_deref().unwrap_or_default()).await {
+        Ok(Outcome::Done) => false,
+        Ok(Outcome::RetryAfter(secs)) => {
+            if let Some(receipt) = &record.receipt_handle {
+                if let Err(e) = queue.retry_after(receipt, secs).await {
+                    tracing::warn!(error = %e, "could not delay the message; SQS's default visibility applies");
+                }
+            }
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, message_id = %id, "delivery failed to process");
+            true
+        }
+    };
+    keep.then_some(id)
+}
+
 impl Deps {
+    /// As in AWS: the real retry schedule, and public destinations only, whatever the mode.
+    pub fn new(store: Arc<dyn Store>, master: MasterKey) -> Self {
+        Self {
+            store,
+            master,
+            retry_scale: 1.0,
+            allow_loopback: false,
+        }
+    }
+
     /// For the Lambda function: the store, the master key and the webhooks queue (whose
     /// messages this function delays for retries).
     pub async fn from_env() -> Result<(Self, SqsQueue), lambda_http::Error> {
@@ -399,13 +452,6 @@ impl Deps {
         let url = std::env::var("PAYORDERS_WEBHOOKS_QUEUE_URL")
             .map_err(|_| "PAYORDERS_WEBHOOKS_QUEUE_URL is not set")?;
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url);
-        Ok((
-            Self {
-                master: s.master()?.clone(),
-                store: s.store,
-                retry_scale: 1.0,
-            },
-            queue,
-        ))
+        Ok((Self::new(s.store.clone(), s.master()?.clone()), queue))
     }
 }

@@ -1,8 +1,10 @@
 //! Where a webhook may be sent. Live mode: https only, and the host must resolve only to
 //! public addresses (no private, loopback, link-local, metadata, CGNAT, multicast or
-//! reserved ranges, IPv4-mapped or NAT64 forms included). Test mode may also use http and
-//! loopback (`http://localhost:…`). Checked when an endpoint is saved and again before each
-//! delivery, which then connects to the address that was checked (no DNS rebinding).
+//! reserved ranges, IPv4-mapped or NAT64 forms included). Test mode may also use http, and
+//! loopback (`http://localhost:…`) where the caller allows it: the local host does, the
+//! Lambda functions in AWS do not deliver there. Checked when an endpoint is saved and again
+//! before each delivery, which then connects to the address that was checked (no DNS
+//! rebinding).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use url::Url;
@@ -42,7 +44,12 @@ pub fn check_url(text: &str, livemode: bool) -> Result<Url, UrlRefusal> {
 }
 
 /// Resolves the URL's host and checks every address; returns the addresses to connect to.
-pub async fn resolve_destination(url: &Url, livemode: bool) -> Result<Vec<SocketAddr>, UrlRefusal> {
+/// Only public addresses pass, and loopback too when `allow_loopback` (test mode on a
+/// developer's machine).
+pub async fn resolve_destination(
+    url: &Url,
+    allow_loopback: bool,
+) -> Result<Vec<SocketAddr>, UrlRefusal> {
     let port = url.port_or_known_default().ok_or(UrlRefusal::Malformed)?;
     let addrs: Vec<SocketAddr> = match url.host() {
         Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
@@ -57,7 +64,7 @@ pub async fn resolve_destination(url: &Url, livemode: bool) -> Result<Vec<Socket
         return Err(UrlRefusal::Unresolvable);
     }
     for a in &addrs {
-        if is_forbidden(a.ip(), !livemode) {
+        if is_forbidden(a.ip(), allow_loopback) {
             return Err(UrlRefusal::Forbidden(a.ip()));
         }
     }
@@ -196,18 +203,22 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    resolve_destination(&live(u), true).await,
+                    resolve_destination(&live(u), false).await,
                     Err(UrlRefusal::Forbidden(_))
                 ),
                 "{u}"
             );
         }
-        // Test mode may use localhost.
+        // Loopback only where the caller allows it.
         let local = check_url("http://localhost:9/x", false).unwrap();
-        assert!(resolve_destination(&local, false).await.is_ok());
+        assert!(resolve_destination(&local, true).await.is_ok());
+        assert!(matches!(
+            resolve_destination(&local, false).await,
+            Err(UrlRefusal::Forbidden(_))
+        ));
         let public = live("https://93.184.216.34/");
         assert_eq!(
-            resolve_destination(&public, true).await.unwrap()[0].port(),
+            resolve_destination(&public, false).await.unwrap()[0].port(),
             443
         );
     }

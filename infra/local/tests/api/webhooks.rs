@@ -860,9 +860,9 @@ async fn dispatch_survives_each_step_failing_once() {
 
     // Processing every message at once, duplicates included, sends each delivery once.
     let deliver = deliver_webhook::Deps {
-        store: store.clone(),
-        master,
         retry_scale: RETRY_SCALE,
+        allow_loopback: true,
+        ..deliver_webhook::Deps::new(store.clone(), master)
     };
     let outcomes =
         futures::future::join_all(sent.iter().map(|m| deliver_webhook::process(&deliver, m))).await;
@@ -894,4 +894,207 @@ async fn dispatch_survives_each_step_failing_once() {
             DeliveryStatus::Delivered
         );
     }
+}
+
+/// A store with one test-mode organization, an order event, and one pending delivery of it
+/// per URL (each to its own endpoint).
+async fn pending_deliveries(
+    urls: &[String],
+) -> (
+    Arc<dyn payorders::store::Store>,
+    payorders::auth::MasterKey,
+    Vec<Delivery>,
+) {
+    let store: Arc<dyn payorders::store::Store> =
+        Arc::new(payorders::store::embedded::EmbeddedStore::in_memory().unwrap());
+    let master = payorders::testing::master_key();
+    let (org, _) = payorders_local::setup::create_org(&*store, &master, "Batch", None)
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let new = NewOrder::new(payorders::testing::order(&org.id, false, now)).unwrap();
+    store.create_order(&new).await.unwrap();
+    let event = new.event();
+    let mut deliveries = Vec::new();
+    for url in urls {
+        let (ep, _) = payorders::testing::endpoint(&org.id, false, url, &master, now);
+        store.create_endpoint(&ep).await.unwrap();
+        let d = Delivery {
+            id: Delivery::id_for(&event.id, Some(&ep.id)),
+            organization_id: org.id.clone(),
+            livemode: false,
+            endpoint_id: Some(ep.id.clone()),
+            url: ep.url.clone(),
+            event_id: event.id.clone(),
+            event_type: event.event_type,
+            status: DeliveryStatus::Pending,
+            attempts: vec![],
+            next_attempt_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        assert!(store.create_delivery(&d).await.unwrap());
+        deliveries.push(d);
+    }
+    (store, master, deliveries)
+}
+
+/// Serves `app` on a free loopback port; returns its base URL.
+async fn serve_receiver(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+#[tokio::test]
+async fn an_endless_response_is_read_no_further_than_the_logged_kilobyte() {
+    // 200, then a body that never ends.
+    let app = axum::Router::new().fallback(|| async {
+        let chunk = axum::body::Bytes::from(vec![b'x'; 4096]);
+        let endless = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+        axum::body::Body::from_stream(endless)
+    });
+    let base = serve_receiver(app).await;
+    let (store, master, ds) = pending_deliveries(&[format!("{base}/hooks")]).await;
+    let deps = deliver_webhook::Deps {
+        allow_loopback: true,
+        ..deliver_webhook::Deps::new(store.clone(), master)
+    };
+    // Well under the 10 s request timeout: the attempt stops reading, it does not time out.
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(5),
+        deliver_webhook::process(&deps, &dispatch_events::message(&ds[0].id)),
+    )
+    .await
+    .expect("the delivery finishes without reading the whole body")
+    .unwrap();
+    assert_eq!(outcome, Outcome::Done);
+    let d = store.get_delivery(&ds[0].id).await.unwrap().unwrap();
+    assert_eq!(d.status, DeliveryStatus::Delivered, "{d:?}");
+    let excerpt = d.attempts[0].response_body.as_deref().unwrap();
+    assert_eq!(excerpt.len(), deliver_webhook::RESPONSE_LOG_BYTES);
+    assert!(excerpt.bytes().all(|b| b == b'x'));
+}
+
+/// A receiver that holds each request until `release_at` requests are in flight together
+/// (or 2 s have passed), and records the most it ever saw at once. Paths ending in `/fail`
+/// answer 500.
+#[derive(Default)]
+struct Gate {
+    in_flight: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
+    open: std::sync::atomic::AtomicBool,
+    release_at: usize,
+}
+
+async fn gated(
+    axum::extract::State(g): axum::extract::State<Arc<Gate>>,
+    uri: axum::http::Uri,
+) -> axum::http::StatusCode {
+    let now = g.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    g.max.fetch_max(now, Ordering::SeqCst);
+    if now >= g.release_at {
+        g.open.store(true, Ordering::SeqCst);
+    }
+    for _ in 0..200 {
+        if g.open.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    g.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if uri.path().ends_with("/fail") {
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        axum::http::StatusCode::OK
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_sent_concurrently_within_the_bound_and_reports_its_failures() {
+    let gate = Arc::new(Gate {
+        release_at: deliver_webhook::CONCURRENCY,
+        ..Default::default()
+    });
+    let base = serve_receiver(axum::Router::new().fallback(gated).with_state(gate.clone())).await;
+    // A full SQS batch (10): eight deliveries that succeed, one the receiver refuses (kept
+    // for a retry), and one unreadable message (kept for the DLQ).
+    let mut urls: Vec<String> = (0..9).map(|i| format!("{base}/hooks/{i}")).collect();
+    urls[3] = format!("{base}/hooks/fail");
+    let (store, master, ds) = pending_deliveries(&urls).await;
+    let mut bodies: Vec<String> = ds.iter().map(|d| dispatch_events::message(&d.id)).collect();
+    bodies.insert(6, "{\"delivery_id\": 42}".into());
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| json!({"messageId": format!("m{i}"), "body": b, "eventSource": "aws:sqs"}))
+        .collect();
+    let payload = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let deps = deliver_webhook::Deps {
+        allow_loopback: true,
+        ..deliver_webhook::Deps::new(store.clone(), master)
+    };
+    // Records carry no receipt handle, so the queue is never called.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let queue =
+        payorders::queue::SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), "http://127.0.0.1:9/q");
+    let out = deliver_webhook::handler(
+        &deps,
+        &queue,
+        lambda_http::LambdaEvent::new(payload, lambda_http::Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        gate.max.load(Ordering::SeqCst),
+        deliver_webhook::CONCURRENCY,
+        "deliveries are in flight together, never more than the bound"
+    );
+    let kept: Vec<&str> = out
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(kept, ["m3", "m6"], "the retried and the unreadable message");
+    for (i, d) in ds.iter().enumerate() {
+        let stored = store.get_delivery(&d.id).await.unwrap().unwrap();
+        let want = if i == 3 {
+            DeliveryStatus::Pending
+        } else {
+            DeliveryStatus::Delivered
+        };
+        assert_eq!(stored.status, want, "{stored:?}");
+        assert_eq!(stored.attempts.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn the_lambda_configuration_refuses_test_mode_loopback_urls() {
+    let rx = Receiver::start(&json!({}));
+    let urls = [
+        format!("{}/hooks", rx.url),
+        format!(
+            "http://localhost:{}/hooks",
+            rx.url.rsplit(':').next().unwrap()
+        ),
+    ];
+    let (store, master, ds) = pending_deliveries(&urls).await;
+    // What the Lambda main builds.
+    let deps = deliver_webhook::Deps::new(store.clone(), master);
+    for d in &ds {
+        let outcome = deliver_webhook::process(&deps, &dispatch_events::message(&d.id))
+            .await
+            .unwrap();
+        assert_eq!(outcome, Outcome::Done);
+        let stored = store.get_delivery(&d.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, DeliveryStatus::Failed, "{stored:?}");
+        let error = stored.attempts[0].error.as_deref().unwrap();
+        assert!(error.contains("destination refused"), "{error}");
+    }
+    assert!(rx.log().is_empty(), "nothing reached the receiver");
 }
