@@ -23,7 +23,7 @@ struct StoreArgs {
     /// AWS_ENDPOINT_URL).
     #[arg(long, global = true, value_enum, default_value_t = StoreKind::Embedded, env = "PAYORDERS_STORE")]
     store: StoreKind,
-    /// Directory for the embedded database, the development master key and demo.env.
+    /// Directory for the embedded database, its development master key and demo.env.
     #[arg(
         long,
         global = true,
@@ -157,8 +157,8 @@ async fn run() -> anyhow::Result<()> {
         Command::Org {
             command: OrgCommand::Create { name },
         } => {
+            let master = setup::master_key(&cli.store.choice(), &cli.store.dir).await?;
             let store = setup::open_store(&cli.store.choice()).await?.store;
-            let master = setup::dev_master_key(&cli.store.dir)?;
             let (org, issued) = setup::create_org(&*store, &master, &name, None).await?;
             println!("organization  {}", org.id);
             println!("test key id   {}", issued.record.id);
@@ -168,8 +168,8 @@ async fn run() -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::Create { org, mode, scopes },
         } => {
+            let master = setup::master_key(&cli.store.choice(), &cli.store.dir).await?;
             let store = setup::open_store(&cli.store.choice()).await?.store;
-            let master = setup::dev_master_key(&cli.store.dir)?;
             let org_id = OrgId::parse(&org)?;
             store
                 .get_organization(&org_id)
@@ -257,9 +257,9 @@ async fn serve(
     port: u16,
     template: &std::path::Path,
 ) -> anyhow::Result<()> {
+    let master = setup::master_key(&args.choice(), &args.dir).await?;
     let opened = setup::open_store(&args.choice()).await?;
     let store = opened.store;
-    let master = setup::dev_master_key(&args.dir)?;
     let fixed = match (
         std::env::var("PAYORDERS_DEMO_API_KEY"),
         std::env::var("PAYORDERS_DEMO_API_SECRET"),

@@ -52,8 +52,36 @@ pub async fn open_store(choice: &StoreChoice) -> anyhow::Result<OpenStore> {
     })
 }
 
-/// The master key: `PAYORDERS_MASTER_KEY` if set, else `<dir>/master.key`, created on first
-/// use (owner-only permissions).
+/// The master key the commands seal and open secrets with. DynamoDB holds what the deployed
+/// functions serve, so its key is theirs: `master_key` in the Secrets Manager secret named
+/// by `PAYORDERS_SECRET_ID` (unset is an error; no key is ever made up for it). The
+/// embedded store uses the development key of [`dev_master_key`].
+pub async fn master_key(choice: &StoreChoice, dir: &Path) -> anyhow::Result<MasterKey> {
+    match choice {
+        StoreChoice::Embedded(_) => dev_master_key(dir),
+        StoreChoice::Dynamo { .. } => {
+            let Some(id) = std::env::var("PAYORDERS_SECRET_ID")
+                .ok()
+                .filter(|v| !v.is_empty())
+            else {
+                bail!(
+                    "--store dynamodb needs the functions' master key: set PAYORDERS_SECRET_ID \
+                     to their Secrets Manager secret (the stack output AppSecretArn)"
+                );
+            };
+            let sdk = payorders::config::aws_sdk_config().await;
+            let config = payorders::config::Config::load(&sdk).await?;
+            let key = config
+                .secrets
+                .master_key
+                .with_context(|| format!("secret {id} has no master_key"))?;
+            MasterKey::from_text(key.expose()).with_context(|| format!("master_key in secret {id}"))
+        }
+    }
+}
+
+/// The development master key: `PAYORDERS_MASTER_KEY` if set, else `<dir>/master.key`,
+/// created on first use (owner-only permissions).
 pub fn dev_master_key(dir: &Path) -> anyhow::Result<MasterKey> {
     if let Ok(text) = std::env::var("PAYORDERS_MASTER_KEY") {
         return MasterKey::from_text(&text).context("PAYORDERS_MASTER_KEY");

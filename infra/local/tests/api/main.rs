@@ -3,6 +3,7 @@
 
 mod auth;
 mod events;
+mod operator;
 mod orders;
 mod payments;
 mod quotes;
