@@ -3,6 +3,7 @@
 
 mod auth;
 mod events;
+mod iam;
 mod operator;
 mod orders;
 mod payments;
