@@ -306,6 +306,7 @@ pub fn parse_order(
         transfers: Vec::new(),
         cancellation_reason: None,
         idempotency_key,
+        check_round: 0,
         version: 1,
     })
 }

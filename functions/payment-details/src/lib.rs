@@ -360,6 +360,7 @@ async fn pay(
         received: None,
         remaining: None,
         source_tx_hash: None,
+        created_at: Some(Timestamp::now()),
     })
 }
 

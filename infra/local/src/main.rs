@@ -299,6 +299,7 @@ async fn serve(
             retry_scale,
             poll: std::time::Duration::from_millis(250),
             scan_every: std::time::Duration::from_secs(2),
+            upkeep_every: std::time::Duration::from_secs(5),
         },
     )?;
     let tpl = payorders_local::template::Template::load(template)?;

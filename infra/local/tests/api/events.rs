@@ -356,6 +356,18 @@ async fn submit_payment_and_confirm_payment_events() {
     // The sample hash is a sandbox transfer of exactly 25 USDC mined in November 2025,
     // so it is long confirmed by now.
     let (svc, _rx) = awaiting_payment().await;
+    // Its payment details were chosen before that transfer was mined (a transfer older
+    // than them would pay nothing).
+    let id = OrderId::parse(CANCEL_ID).unwrap();
+    let o = svc.store.get_order(&id).await.unwrap().unwrap();
+    let u = o
+        .edit(Timestamp::now(), |o| {
+            if let Some(p) = o.payment.as_mut() {
+                p.created_at = Timestamp::parse("2025-11-01T00:00:00Z").ok();
+            }
+        })
+        .unwrap();
+    svc.store.update_order(&u).await.unwrap();
     let settler = svc.settler().unwrap();
     let resp = submit_payment::handler(&svc, &settler, http_event("submit-payment"))
         .await
@@ -415,7 +427,7 @@ async fn confirm_payment_reports_failures_for_the_dlq() {
         sandbox: false,
     };
     let update =
-        payorders::settle::apply_transfer(&order, transfer, vec![], Timestamp::now()).unwrap();
+        payorders::payments::apply_transfer(&order, transfer, vec![], Timestamp::now()).unwrap();
     svc.store.update_order(&update).await.unwrap();
     let deps = confirm_payment::Deps {
         settler,

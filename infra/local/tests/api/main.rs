@@ -8,6 +8,7 @@ mod operator;
 mod orders;
 mod payments;
 mod quotes;
+mod recovery;
 mod robustness;
 mod settlement;
 mod support;

@@ -517,6 +517,7 @@ mod exchange {
                     "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
                 );
                 p.exchange_id = Some("ex_123".into());
+                p.created_at = Some(now.plus_seconds(-7200));
                 o.payment = Some(p);
             })
             .unwrap();
@@ -622,4 +623,42 @@ async fn the_pipeline_on_dynamodb() {
         .await;
     assert_eq!(r.body["status"], "AWAITING_CONFIRMATION", "{}", r.text);
     wait_status(&app, &simulated, "COMPLETED").await;
+}
+
+#[tokio::test]
+async fn expired_orders_take_late_payments_visibly_and_never_complete() {
+    let app = spawn_app().await;
+    let id = awaiting_payment(&app, Some(anvil::TOKEN), "10", anvil::fresh_address()).await;
+    let path = format!("/pay-orders/{id}/simulate-payment");
+    let r = app.post(&app.a, &path, Some(&json!({"amount": "4"}))).await;
+    assert_eq!(r.body["status"], "PARTIAL_PAYMENT", "{}", r.text);
+
+    // Its time runs out (moved into the past here, as waiting would take minutes): the
+    // upkeep expires it, and what it received stays on it.
+    let oid = payorders::OrderId::parse(&id).unwrap();
+    let o = app.store.get_order(&oid).await.unwrap().unwrap();
+    let past = payorders::Timestamp::now().plus_seconds(-1);
+    let u = o.edit(past, |o| o.expires_at = past).unwrap();
+    app.store.update_order(&u).await.unwrap();
+    let expired = wait_status(&app, &id, "EXPIRED").await;
+    assert_eq!(expired["payment"]["received"]["ui"], "4.0", "{expired}");
+    assert_eq!(expired["payment"]["remaining"]["ui"], "6.0", "{expired}");
+    assert_eq!(
+        event_types(&app, &id).await.last().map(String::as_str),
+        Some("order.expired")
+    );
+
+    // A payment arriving inside the monitoring window is verified and recorded as late;
+    // the order stays EXPIRED (its price lock is over) and never completes.
+    let late = app.post(&app.a, &path, None).await;
+    assert_eq!(late.status, 200, "{}", late.text);
+    assert_eq!(late.body["status"], "EXPIRED");
+    assert_eq!(late.body["paid_late"], true);
+    assert_eq!(late.body["payment"]["received"]["ui"], "10.0");
+    assert_eq!(
+        event_types(&app, &id).await.last().map(String::as_str),
+        Some("order.payment_late")
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(order(&app, &id).await["status"], "EXPIRED");
 }
