@@ -32,6 +32,7 @@ macro_rules! wire_enum {
 }
 
 mod address;
+mod currency;
 mod event;
 mod ids;
 mod money;
@@ -43,6 +44,7 @@ mod wallet;
 mod webhook;
 
 pub use address::*;
+pub use currency::*;
 pub use event::*;
 pub use ids::*;
 pub use money::*;

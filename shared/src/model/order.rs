@@ -4,10 +4,9 @@
 //! `order.created` event. Store adapters accept nothing else.
 
 use super::{
-    Amount, ChainId, Event, EventType, OrderId, OrderMode, OrderStatus, OrgId, Timestamp,
+    Amount, ChainId, Currency, Event, EventType, OrderId, OrderMode, OrderStatus, OrgId, Timestamp,
     TransitionError, TransitionFacts, check_transition,
 };
-use crate::registry::Currency;
 use serde::{Deserialize, Serialize};
 
 /// What the merchant receives (seed 002's `fulfillment`).
@@ -144,15 +143,6 @@ pub struct ReceivedTransfer {
 }
 
 impl Payment {
-    /// The family of the chain the payer pays on (EVM for a chain the registry no longer
-    /// lists, which no reader serves anyway).
-    pub fn family(&self) -> super::ChainFamily {
-        crate::registry::registry()
-            .chain(self.input.currency.chain_id)
-            .map(|c| c.family)
-            .unwrap_or(super::ChainFamily::Evm)
-    }
-
     /// Where the payer sends: the first step's deposit address, else the recipient.
     pub fn deposit_address(&self) -> &str {
         self.steps

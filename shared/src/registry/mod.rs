@@ -52,17 +52,7 @@ pub struct Registry {
     chains: Vec<ChainInfo>,
 }
 
-/// A resolved currency: what the API shows (seed 002's `asset` / `currency` object).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Currency {
-    /// `<chain_id>:<address lowercased for EVM | mint as is for Solana | native>`.
-    pub id: String,
-    pub chain_id: ChainId,
-    pub address: Option<String>,
-    pub decimals: u8,
-    pub symbol: String,
-    pub name: String,
-}
+pub use crate::model::Currency;
 
 /// A currency as a client names it: `{"chain_id": 8453, "address": "0x…" | null}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -385,5 +375,17 @@ mod tests {
                 );
             }
         }
+    }
+}
+
+// Inherent methods that need the registry live here, so the model never reads it.
+impl crate::model::Payment {
+    /// The family of the chain the payer pays on (EVM for a chain the registry no longer
+    /// lists, which no reader serves anyway).
+    pub fn family(&self) -> crate::model::ChainFamily {
+        registry()
+            .chain(self.input.currency.chain_id)
+            .map(|c| c.family)
+            .unwrap_or(crate::model::ChainFamily::Evm)
     }
 }

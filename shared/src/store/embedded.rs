@@ -212,6 +212,20 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> StoreResult<()> {
     Ok(())
 }
 
+/// `SELECT doc` of the orders whose status passes `rule` (the status rules live in the
+/// model; this only turns one into SQL).
+fn orders_in_statuses(rule: fn(&OrderStatus) -> bool) -> String {
+    let statuses: Vec<String> = OrderStatus::ALL
+        .iter()
+        .filter(|s| rule(s))
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!(
+        "SELECT doc FROM orders WHERE status IN ({})",
+        statuses.join(", ")
+    )
+}
+
 /// Binds the order's projected columns in the fixed order used by the write statements.
 fn order_columns(o: &PayOrder) -> [rusqlite::types::Value; 10] {
     use rusqlite::types::Value as V;
@@ -449,16 +463,8 @@ impl OrderStore for EmbeddedStore {
         now: Timestamp,
     ) -> StoreResult<Vec<PayOrder>> {
         // Dev-sized: the payment's chain is inside the document, so filter here.
-        let mut orders: Vec<PayOrder> = self
-            .tx(|tx| {
-                docs(
-                    tx,
-                    "SELECT doc FROM orders \
-                     WHERE status IN ('AWAITING_PAYMENT', 'PARTIAL_PAYMENT', 'EXPIRED')",
-                    [],
-                )
-            })
-            .await?;
+        let sql = orders_in_statuses(OrderStatus::accepts_payment);
+        let mut orders: Vec<PayOrder> = self.tx(move |tx| docs(tx, &sql, [])).await?;
         let after = now.to_key();
         orders.retain(|o| keys::watch_key(o).is_some_and(|(c, k)| c == chain && k > after));
         orders.sort_by_cached_key(|o| keys::watch_key(o).map(|(_, k)| k));
@@ -470,16 +476,8 @@ impl OrderStore for EmbeddedStore {
         updated_before: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<PayOrder>> {
-        let mut orders: Vec<PayOrder> = self
-            .tx(|tx| {
-                docs(
-                    tx,
-                    "SELECT doc FROM orders WHERE status IN \
-                     ('AWAITING_CONFIRMATION', 'OPTIMISTIC_CONFIRMED', 'EXECUTING_ORDER')",
-                    [],
-                )
-            })
-            .await?;
+        let sql = orders_in_statuses(OrderStatus::awaits_confirmation);
+        let mut orders: Vec<PayOrder> = self.tx(move |tx| docs(tx, &sql, [])).await?;
         let before = updated_before.to_key();
         orders.retain(|o| keys::check_key(o).is_some_and(|k| k < before));
         orders.sort_by_cached_key(keys::check_key);
