@@ -270,3 +270,33 @@ async fn huge_amounts_are_refused_and_the_largest_is_quoted() {
         "3000000000000000000.0"
     );
 }
+
+/// An RPC URL often carries the provider's key: a chain that cannot be read is a 503 that
+/// does not repeat it.
+#[tokio::test]
+async fn an_unreachable_rpc_is_a_503_without_its_url() {
+    let url = "http://127.0.0.1:1/v2/SECRETKEY";
+    let chains =
+        payorders::chains::Chains::from_rpc_urls([(payorders::ChainId::new(31337).unwrap(), url)])
+            .unwrap();
+    let app = spawn_app_on_chains(
+        Backend::Embedded,
+        payorders::pricing::fixed::FixedPrices::dev_default(),
+        None,
+        chains,
+    )
+    .await;
+    let sale = app
+        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
+        .await;
+    let id = sale.body["id"].as_str().unwrap().to_owned();
+    let addr = anvil::fresh_address().to_string();
+    let r = quote(
+        &app,
+        &id,
+        &json!({"wallet_address": addr, "chain_type": "EVM", "chain_ids": [31337]}),
+    )
+    .await;
+    r.assert_error(503, "CHAIN_UNAVAILABLE");
+    assert!(!r.text.contains("SECRETKEY"), "{}", r.text);
+}
