@@ -225,6 +225,18 @@ impl ChainInfo {
     }
 }
 
+// Inherent methods that need the registry live here, so the model never reads it.
+impl crate::model::Payment {
+    /// The family of the chain the payer pays on (EVM for a chain the registry no longer
+    /// lists, which no reader serves anyway).
+    pub fn family(&self) -> crate::model::ChainFamily {
+        registry()
+            .chain(self.input.currency.chain_id)
+            .map(|c| c.family)
+            .unwrap_or(crate::model::ChainFamily::Evm)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,17 +387,5 @@ mod tests {
                 );
             }
         }
-    }
-}
-
-// Inherent methods that need the registry live here, so the model never reads it.
-impl crate::model::Payment {
-    /// The family of the chain the payer pays on (EVM for a chain the registry no longer
-    /// lists, which no reader serves anyway).
-    pub fn family(&self) -> crate::model::ChainFamily {
-        registry()
-            .chain(self.input.currency.chain_id)
-            .map(|c| c.family)
-            .unwrap_or(crate::model::ChainFamily::Evm)
     }
 }
