@@ -232,6 +232,12 @@ impl Rig {
         u.order().clone()
     }
 
+    async fn events(&self, org: &OrgId) -> Vec<Event> {
+        let w = crate::store::ListWindow::new(org.clone(), KeyMode::Test);
+        let page = self.s.store.list_events(&w, &Default::default()).await;
+        page.unwrap().data
+    }
+
     async fn get(&self, id: &OrderId) -> PayOrder {
         self.s.store.get_order(id).await.unwrap().unwrap()
     }
@@ -433,17 +439,9 @@ async fn orders_expire_and_late_payments_are_recorded_inside_the_window() {
         RawAmount::from_u128(10_000_000)
     );
     assert_eq!(p.transfers.len(), 1);
-    let events =
-        r.s.store
-            .list_events(
-                &crate::store::ListWindow::new(org.clone(), KeyMode::Test),
-                &Default::default(),
-            )
-            .await
-            .unwrap();
+    let events = r.events(&org).await;
     assert!(
         events
-            .data
             .iter()
             .any(|e| e.event_type == EventType::OrderExpired
                 && e.data.object["id"] == serde_json::json!(unpaid.id))
@@ -462,17 +460,9 @@ async fn orders_expire_and_late_payments_are_recorded_inside_the_window() {
     let rec = r.pay(&unpaid.id, &late).await.unwrap();
     assert_eq!(rec.order.status, OrderStatus::Expired);
     assert!(rec.order.paid_late);
-    let events =
-        r.s.store
-            .list_events(
-                &crate::store::ListWindow::new(org.clone(), KeyMode::Test),
-                &Default::default(),
-            )
-            .await
-            .unwrap();
+    let events = r.events(&org).await;
     assert!(
         events
-            .data
             .iter()
             .any(|e| e.event_type == EventType::OrderPaymentLate
                 && e.data.object["id"] == serde_json::json!(unpaid.id)

@@ -60,6 +60,37 @@ impl DynamoStore {
         &self.table
     }
 
+    /// The `limit` orders with the lowest sort keys below `before` in the sharded
+    /// `orders_by_expiry` partitions `<kind>#0..` (expiry, or last write): the lowest
+    /// `limit` of all shards are among the lowest `limit` of each.
+    async fn oldest_in_shards(
+        &self,
+        kind: &str,
+        before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<PayOrder>> {
+        let mut all: Vec<(String, PayOrder)> = Vec::new();
+        for shard in 0..EXPIRY_SHARDS {
+            let items = self
+                .query_index(
+                    "orders_by_expiry",
+                    "gsi2pk = :p AND gsi2sk < :before",
+                    vec![
+                        (":p", s(format!("{kind}#{shard}"))),
+                        (":before", s(before.to_key())),
+                    ],
+                    Some(limit.max(1) as usize),
+                )
+                .await?;
+            for item in &items {
+                all.push((string_attr(item, "gsi2sk")?, doc(item)?));
+            }
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.truncate(limit as usize);
+        Ok(all.into_iter().map(|(_, o)| o).collect())
+    }
+
     async fn get_doc(&self, pk: &str, sk: &str) -> StoreResult<Option<Item>> {
         let out = self
             .client
@@ -561,27 +592,7 @@ impl OrderStore for DynamoStore {
         now: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<PayOrder>> {
-        // The soonest `limit` of all shards are among the soonest `limit` of each shard.
-        let mut all: Vec<(String, PayOrder)> = Vec::new();
-        for shard in 0..EXPIRY_SHARDS {
-            let items = self
-                .query_index(
-                    "orders_by_expiry",
-                    "gsi2pk = :p AND gsi2sk < :now",
-                    vec![
-                        (":p", s(format!("EXPIRY#{shard}"))),
-                        (":now", s(now.to_key())),
-                    ],
-                    Some(limit.max(1) as usize),
-                )
-                .await?;
-            for item in &items {
-                all.push((string_attr(item, "gsi2sk")?, doc(item)?));
-            }
-        }
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all.truncate(limit as usize);
-        Ok(all.into_iter().map(|(_, o)| o).collect())
+        self.oldest_in_shards("EXPIRY", now, limit).await
     }
 
     async fn get_tx_claim(&self, claim_key: &str) -> StoreResult<Option<OrderId>> {
@@ -618,27 +629,7 @@ impl OrderStore for DynamoStore {
         updated_before: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<PayOrder>> {
-        // The oldest `limit` of all shards are among the oldest `limit` of each shard.
-        let mut all: Vec<(String, PayOrder)> = Vec::new();
-        for shard in 0..EXPIRY_SHARDS {
-            let items = self
-                .query_index(
-                    "orders_by_expiry",
-                    "gsi2pk = :p AND gsi2sk < :before",
-                    vec![
-                        (":p", s(format!("CHECKS#{shard}"))),
-                        (":before", s(updated_before.to_key())),
-                    ],
-                    Some(limit.max(1) as usize),
-                )
-                .await?;
-            for item in &items {
-                all.push((string_attr(item, "gsi2sk")?, doc(item)?));
-            }
-        }
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all.truncate(limit as usize);
-        Ok(all.into_iter().map(|(_, o)| o).collect())
+        self.oldest_in_shards("CHECKS", updated_before, limit).await
     }
 
     async fn scan_cursor(&self, chain: ChainId) -> StoreResult<Option<u64>> {
