@@ -222,6 +222,18 @@ impl TxReader for EvmChain {
         if addresses.is_empty() || from > to {
             return Ok(found);
         }
+        // A node behind `to` (one of a load-balanced pool) answers `eth_getLogs` over blocks
+        // it does not have with nothing at all: make sure it has the range's last block, or
+        // fail the read so the scan does not move past it.
+        if self
+            .provider
+            .get_block_by_number(to.into())
+            .await
+            .map_err(rpc)?
+            .is_none()
+        {
+            return Err(rpc(format!("block {to} is not available yet")));
+        }
         if !watch.tokens.is_empty() {
             let tokens = watch
                 .tokens

@@ -157,6 +157,42 @@ async fn evm_transactions_transfers_and_blocks_on_anvil() {
 }
 
 #[tokio::test]
+async fn a_scan_range_the_node_does_not_have_is_a_failed_read() {
+    let url = anvil_url();
+    let local_id = ChainId::new(31337).unwrap();
+    let chains = Chains::from_rpc_urls([(local_id, url.as_str())]).unwrap();
+    let chain: &dyn TxReader = &**chains.get(local_id).unwrap();
+    let to = anvil::fresh_address();
+    let hash = anvil::send_token(&url, to, U256::from(1_000u64), None).await;
+    let head = chain.head().await.unwrap();
+    let watch = payorders::chains::Watch {
+        addresses: vec![to.to_string()],
+        tokens: vec![anvil::TOKEN.to_owned()],
+        native: true,
+    };
+    // The range it has: the transfer is sighted.
+    let seen = chain.sightings(head, head, &watch).await.unwrap();
+    assert!(
+        seen.iter()
+            .any(|s| s.tx_hash.to_string() == format!("{hash:#x}")),
+        "{seen:?}"
+    );
+    // Blocks past its head (what a lagging node looks like): an error, never an empty
+    // range the scan would then step over. Token logs alone, and native value alone.
+    for (tokens, native) in [(vec![anvil::TOKEN.to_owned()], false), (vec![], true)] {
+        let w = payorders::chains::Watch {
+            addresses: vec![to.to_string()],
+            tokens,
+            native,
+        };
+        assert!(
+            chain.sightings(head + 50, head + 60, &w).await.is_err(),
+            "native {native}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn payments_verified_and_confirmed_on_anvil() {
     let url = anvil_url();
     // Through the per-chain readers the functions use, as configured from RPC URLs.
