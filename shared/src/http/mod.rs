@@ -2,9 +2,11 @@
 //! authorizer context, JSON bodies, query strings, idempotency, and responses in our shape.
 //! The only module of the domain crate that knows Lambda types.
 
+pub mod codes;
 mod error;
 pub mod render;
 
+pub use codes::ErrorCode;
 pub use error::{ApiError, ErrorType};
 pub use lambda_http::{Body, Request, RequestExt, Response};
 

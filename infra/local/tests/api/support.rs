@@ -237,6 +237,12 @@ impl Resp {
         assert!(self.body["error"]["type"].is_string(), "{}", self.text);
         assert!(self.body["error"]["message"].is_string(), "{}", self.text);
         assert_eq!(
+            self.body["error"]["documentation_url"],
+            payorders::http::codes::documentation_url(code),
+            "{}",
+            self.text
+        );
+        assert_eq!(
             self.body["request_id"].as_str().unwrap(),
             self.headers["x-request-id"].to_str().unwrap()
         );
