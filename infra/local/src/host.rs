@@ -28,6 +28,7 @@ pub const HTTP_FUNCTIONS: &[&str] = &[
     "quote-order",
     "submit-payment",
     "simulate-payment",
+    "health",
 ];
 /// Functions that are not HTTP routes: the authorizer, and the async steps the local host
 /// runs in-process (see `workers`).
@@ -46,6 +47,8 @@ struct Route {
     path: String,
     segments: Vec<String>,
     binary: String,
+    /// No authorizer runs for it (`Auth: { Authorizer: NONE }` in the template).
+    public: bool,
 }
 
 impl Route {
@@ -125,6 +128,7 @@ impl Host {
                     .map(str::to_owned)
                     .collect(),
                 binary: f.binary.clone(),
+                public: r.public,
             });
         }
         Ok(Self {
@@ -164,33 +168,35 @@ impl Host {
             return resp;
         };
         let route_key = format!("{} {}", route.method, route.path);
-        let context = request_context(&req, &route_key, &request_id);
-        let authorizer_event = json!({
-            "version": "2.0",
-            "type": "REQUEST",
-            "routeArn": format!("arn:aws:execute-api:local:000000000000:local/$default/{}{}", route.method, route.path),
-            "identitySource": [],
-            "routeKey": route_key,
-            "rawPath": req.path,
-            "rawQueryString": req.raw_query,
-            "headers": headers_json(&req.headers),
-            "queryStringParameters": query_json(&req.raw_query),
-            "requestContext": context,
-            "pathParameters": params,
-            "stageVariables": {},
-        });
-        let auth_event: ApiGatewayV2CustomAuthorizerV2Request =
-            serde_json::from_value(authorizer_event)
-                .expect("the local host builds valid authorizer events");
-        let decision = authorizer::authorize(&self.authorizer, &auth_event).await;
-        if !decision.is_authorized {
-            // What API Gateway answers for a denying simple-response authorizer.
-            let mut resp = Response::new(Body::Text(r#"{"message":"Forbidden"}"#.into()));
-            *resp.status_mut() = StatusCode::FORBIDDEN;
-            return resp;
+        let mut context = request_context(&req, &route_key, &request_id);
+        // A public route has no authorizer: its event carries no authorizer context.
+        if !route.public {
+            let authorizer_event = json!({
+                "version": "2.0",
+                "type": "REQUEST",
+                "routeArn": format!("arn:aws:execute-api:local:000000000000:local/$default/{}{}", route.method, route.path),
+                "identitySource": [],
+                "routeKey": route_key,
+                "rawPath": req.path,
+                "rawQueryString": req.raw_query,
+                "headers": headers_json(&req.headers),
+                "queryStringParameters": query_json(&req.raw_query),
+                "requestContext": context,
+                "pathParameters": params,
+                "stageVariables": {},
+            });
+            let auth_event: ApiGatewayV2CustomAuthorizerV2Request =
+                serde_json::from_value(authorizer_event)
+                    .expect("the local host builds valid authorizer events");
+            let decision = authorizer::authorize(&self.authorizer, &auth_event).await;
+            if !decision.is_authorized {
+                // What API Gateway answers for a denying simple-response authorizer.
+                let mut resp = Response::new(Body::Text(r#"{"message":"Forbidden"}"#.into()));
+                *resp.status_mut() = StatusCode::FORBIDDEN;
+                return resp;
+            }
+            context["authorizer"] = json!({ "lambda": decision.context });
         }
-        let mut context = context;
-        context["authorizer"] = json!({ "lambda": decision.context });
         let (body, is_base64) = match String::from_utf8(req.body.clone()) {
             Ok(text) => (text, false),
             Err(_) => {
@@ -243,6 +249,7 @@ impl Host {
             "simulate-payment" => {
                 simulate_payment::handler(&self.services, &self.settler, lambda_req).await
             }
+            "health" => health::handler(&self.services, lambda_req).await,
             other => unreachable!("route to {other} was refused at start-up"),
         };
         result.unwrap_or_else(|e| {
@@ -327,6 +334,7 @@ mod tests {
             path: "/pay-orders/{id}".into(),
             segments: vec!["pay-orders".into(), "{id}".into()],
             binary: "get-order".into(),
+            public: false,
         };
         assert_eq!(r.matches("/pay-orders/po_1").unwrap()["id"], "po_1");
         assert_eq!(r.matches("/pay-orders/a%20b").unwrap()["id"], "a b");

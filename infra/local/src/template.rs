@@ -17,6 +17,8 @@ pub struct Function {
 pub struct RouteDef {
     pub method: String,
     pub path: String,
+    /// `Auth: { Authorizer: NONE }`: API Gateway runs no authorizer for this route.
+    pub public: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -67,9 +69,13 @@ impl Template {
                 else {
                     bail!("{logical_id}: HttpApi events need Method and Path");
                 };
+                let public = get(props, "Auth")
+                    .and_then(|a| text(a, "Authorizer"))
+                    .is_some_and(|a| a == "NONE");
                 routes.push(RouteDef {
                     method: method.to_ascii_uppercase(),
                     path,
+                    public,
                 });
             }
             functions.push(Function {

@@ -111,6 +111,17 @@ async fn authorizer_event() {
 }
 
 #[tokio::test]
+async fn health_event() {
+    // Readiness over the seeded store: it answers.
+    let svc = seeded().await;
+    let resp = health::handler(&svc, http_event("health")).await.unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(resp.headers()["x-request-id"], "Vnd7QjQbIAMEbNH=");
+}
+
+#[tokio::test]
 async fn create_order_event() {
     let svc = seeded().await;
     let resp = create_order::handler(&svc, http_event("create-order"))

@@ -4,6 +4,7 @@
 mod auth;
 mod errors;
 mod events;
+mod health;
 mod iam;
 mod operator;
 mod orders;
