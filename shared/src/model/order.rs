@@ -140,6 +140,9 @@ pub struct ReceivedTransfer {
     /// A simulated transfer on the sandbox chain (test mode only).
     #[serde(default)]
     pub sandbox: bool,
+    /// The timestamp of the block it was mined in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mined_at: Option<Timestamp>,
 }
 
 impl Payment {
@@ -236,8 +239,20 @@ impl PayOrder {
     }
 
     pub fn facts(&self) -> TransitionFacts {
+        let counted = || {
+            self.transfers
+                .iter()
+                .filter(|t| t.status != TransferStatus::Reorged)
+        };
+        let covered = self
+            .payment
+            .as_ref()
+            .is_some_and(|p| p.received.is_some() && p.remaining.is_none());
         TransitionFacts {
             paid_late: self.paid_late,
+            paid_in_time: covered
+                && counted().next().is_some()
+                && counted().all(|t| t.mined_at.is_some_and(|m| m <= self.expires_at)),
         }
     }
 
@@ -280,11 +295,13 @@ impl PayOrder {
         to: OrderStatus,
         change: impl FnOnce(&mut PayOrder),
     ) -> Result<OrderUpdate, TransitionError> {
-        check_transition(self.status, to, self.facts())?;
         let next = self.next_version(now, |o| {
             change(o);
             o.status = to;
         });
+        // The facts of the order as the change leaves it (a payment that arrives with the
+        // change is what qualifies it).
+        check_transition(self.status, to, next.facts())?;
         let event = to.event_type().map(|t| Event::for_order(&next, t, now));
         Ok(OrderUpdate {
             order: next,

@@ -145,6 +145,9 @@ impl OrderStatus {
 pub struct TransitionFacts {
     /// A payment arrived after the order expired.
     pub paid_late: bool,
+    /// The counted transfers cover the amount and every one was mined by `expires_at`:
+    /// the customer paid in time, though the order expired before the payment was seen.
+    pub paid_in_time: bool,
 }
 
 /// An extra condition a row of the table needs.
@@ -152,6 +155,7 @@ pub struct TransitionFacts {
 enum Guard {
     None,
     PaidLate,
+    PaidInTime,
 }
 
 /// The transition table: (from, to, guard). Nothing else decides whether a status may change.
@@ -180,6 +184,7 @@ const TRANSITIONS: &[(OrderStatus, OrderStatus, Guard)] = {
         (ExecutingOrder, Failed, Always),
         (Completed, Refunded, Always),
         (Expired, Refunded, Guard::PaidLate),
+        (Expired, AwaitingConfirmation, Guard::PaidInTime),
     ]
 };
 
@@ -190,6 +195,8 @@ pub enum TransitionError {
     NotAllowed { from: OrderStatus, to: OrderStatus },
     #[error("an order can move from {from} to {to} only when it was paid late")]
     NeedsPaidLate { from: OrderStatus, to: OrderStatus },
+    #[error("an order can move from {from} to {to} only when it was paid in time")]
+    NeedsPaidInTime { from: OrderStatus, to: OrderStatus },
 }
 
 /// Decides whether `from → to` is allowed given the order's facts.
@@ -204,6 +211,9 @@ pub fn check_transition(
         Some((_, _, Guard::PaidLate)) if !facts.paid_late => {
             Err(TransitionError::NeedsPaidLate { from, to })
         }
+        Some((_, _, Guard::PaidInTime)) if !facts.paid_in_time => {
+            Err(TransitionError::NeedsPaidInTime { from, to })
+        }
         Some(_) => Ok(()),
     }
 }
@@ -213,7 +223,8 @@ mod tests {
     use super::OrderStatus::*;
     use super::*;
 
-    /// The table from DESIGN §3, written out independently of `TRANSITIONS`.
+    /// The table from DESIGN §3, written out independently of `TRANSITIONS`, plus
+    /// EXPIRED → AWAITING_CONFIRMATION for an order paid in time but seen after it expired.
     fn design_allows(from: OrderStatus, to: OrderStatus) -> bool {
         matches!(
             (from, to),
@@ -231,12 +242,16 @@ mod tests {
                 | (AwaitingConfirmation | OptimisticConfirmed, AwaitingPayment)
                 | (ExecutingOrder, Refunded | Failed)
                 | (Completed | Expired, Refunded)
+                | (Expired, AwaitingConfirmation)
         )
     }
 
     #[test]
     fn every_pair_matches_the_design() {
-        let paid_late = TransitionFacts { paid_late: true };
+        let paid_late = TransitionFacts {
+            paid_late: true,
+            paid_in_time: true,
+        };
         let mut allowed = 0;
         for &from in OrderStatus::ALL {
             for &to in OrderStatus::ALL {
@@ -273,15 +288,42 @@ mod tests {
     }
 
     #[test]
+    fn an_expired_order_is_confirmed_only_when_it_was_paid_in_time() {
+        let late = TransitionFacts {
+            paid_late: true,
+            paid_in_time: false,
+        };
+        assert_eq!(
+            check_transition(Expired, AwaitingConfirmation, late),
+            Err(TransitionError::NeedsPaidInTime {
+                from: Expired,
+                to: AwaitingConfirmation
+            })
+        );
+        let in_time = TransitionFacts {
+            paid_late: false,
+            paid_in_time: true,
+        };
+        assert_eq!(
+            check_transition(Expired, AwaitingConfirmation, in_time),
+            Ok(())
+        );
+        // Nothing else opens up: an expired order never completes directly.
+        assert!(check_transition(Expired, Completed, in_time).is_err());
+    }
+
+    #[test]
     fn no_self_transitions_and_final_states_only_refund() {
         for &s in OrderStatus::ALL {
-            assert!(check_transition(s, s, TransitionFacts { paid_late: true }).is_err());
+            let late = TransitionFacts {
+                paid_late: true,
+                paid_in_time: false,
+            };
+            assert!(check_transition(s, s, late).is_err());
             if s.is_final() {
                 for &to in OrderStatus::ALL {
                     if to != Refunded {
-                        assert!(
-                            check_transition(s, to, TransitionFacts { paid_late: true }).is_err()
-                        );
+                        assert!(check_transition(s, to, late).is_err());
                     }
                 }
             }

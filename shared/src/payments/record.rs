@@ -74,19 +74,25 @@ pub fn apply_transfer(
             .or_else(|| next.transfers.first().map(|t| t.tx_hash.clone()));
     }
     let verdict = tally(&mut next);
-    next.paid_late |= order.status == OrderStatus::Expired;
     let partial = matches!(verdict, Assessment::Partial { .. });
-    if !partial
-        && matches!(
-            order.status,
-            OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
-        )
-    {
+    let expired = order.status == OrderStatus::Expired;
+    // Paid in full by transfers all mined by `expires_at`, but seen after the order
+    // expired (the scan or the submission came late): the customer kept the price lock.
+    let in_time = expired && next.facts().paid_in_time;
+    next.paid_late |= expired && !in_time;
+    let waiting = matches!(
+        order.status,
+        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
+    );
+    if !partial && (waiting || in_time) {
         // Confirmation checks start: a new series, so any older one left over is dropped.
         next.check_round = next.check_round.wrapping_add(1);
     }
     let fill = |o: &mut PayOrder| *o = next.clone();
     let update = match order.status {
+        OrderStatus::Expired if in_time => {
+            order.transition(now, OrderStatus::AwaitingConfirmation, fill)
+        }
         OrderStatus::Expired => order
             .edit(now, fill)
             .map(|u| u.with_event(EventType::OrderPaymentLate)),
@@ -178,6 +184,9 @@ pub async fn record_payment(
             detected_at: now,
             confirmed_at: None,
             sandbox: sandbox::is_sandbox(hash) && !order.livemode,
+            mined_at: i64::try_from(verified.inclusion.timestamp)
+                .ok()
+                .and_then(Timestamp::from_unix),
         };
         let update = apply_transfer(&order, transfer, claims, now)?;
         match s.store.update_order(&update).await {
@@ -235,6 +244,7 @@ pub(crate) mod tests {
             detected_at: Timestamp::now(),
             confirmed_at: None,
             sandbox: false,
+            mined_at: Some(Timestamp::now()),
         }
     }
 
@@ -288,7 +298,9 @@ pub(crate) mod tests {
         assert_eq!(u.order().status, OrderStatus::AwaitingConfirmation);
         assert!(u.order().underpaid_within_tolerance);
 
-        let expired = awaiting(OrderStatus::Expired);
+        // Mined after the order expired: late.
+        let mut expired = awaiting(OrderStatus::Expired);
+        expired.expires_at = now.plus_seconds(-60);
         let u = apply_transfer(&expired, transfer("0x1", 1_000), vec![], now).unwrap();
         assert_eq!(u.order().status, OrderStatus::Expired);
         assert!(u.order().paid_late);

@@ -456,7 +456,8 @@ async fn orders_expire_and_late_payments_are_recorded_inside_the_window() {
             .await
             .unwrap();
     assert!(watched.iter().any(|o| o.id == unpaid.id));
-    let late = r.chain.mine(12, 1, &[(USDC, OTHER, 25_000_000)]);
+    // Mined after the expiry, by the chain's clock.
+    let late = r.chain.mine(12, -10, &[(USDC, OTHER, 25_000_000)]);
     let rec = r.pay(&unpaid.id, &late).await.unwrap();
     assert_eq!(rec.order.status, OrderStatus::Expired);
     assert!(rec.order.paid_late);
@@ -594,4 +595,36 @@ async fn a_crash_between_recording_and_queueing_is_recovered() {
         .await
         .unwrap();
     assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_payment_mined_in_time_but_seen_after_expiry_is_not_late() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.waiting_until(&org, SHOP, 25_000_000, 1).await;
+    // Mined a second before the order's expiry…
+    let in_time = r.chain.mine(11, 0, &[(USDC, SHOP, 25_000_000)]);
+    // …but the upkeep expires the order before the scan or the payer reports it.
+    let later = Timestamp::now().plus_seconds(5);
+    assert_eq!(expire_orders(&*r.s.store, later, 100).await.unwrap(), 1);
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::Expired);
+    let rec = r.pay(&o.id, &in_time).await.unwrap();
+    // The customer kept the price lock: confirmed as any on-time payment, not late.
+    assert_eq!(rec.order.status, OrderStatus::AwaitingConfirmation);
+    assert!(!rec.order.paid_late);
+    assert!(r.sent.0.lock().unwrap().iter().any(|m| m.order_id == o.id));
+    r.chain.set_head(40);
+    assert_eq!(r.check(&o.id).await, Progress::Settled);
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
+
+    // Paid in time only in part, the rest after expiry: late, and it stays EXPIRED.
+    let p = r.waiting_until(&org, OTHER, 25_000_000, 1).await;
+    let part = r.chain.mine(12, 0, &[(USDC, OTHER, 10_000_000)]);
+    r.pay(&p.id, &part).await.unwrap();
+    expire_orders(&*r.s.store, later, 100).await.unwrap();
+    // Mined after the expiry (the chain's clock says so).
+    let rest = r.chain.mine(13, -10, &[(USDC, OTHER, 15_000_000)]);
+    let rec = r.pay(&p.id, &rest).await.unwrap();
+    assert_eq!(rec.order.status, OrderStatus::Expired);
+    assert!(rec.order.paid_late);
 }

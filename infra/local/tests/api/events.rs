@@ -206,7 +206,10 @@ async fn dispatch_events_event() {
     let id = Delivery::id_for(&EventId::parse(EVENT_ID).unwrap(), Some(&ep.id));
     let d = svc.store.get_delivery(&id).await.unwrap().unwrap();
     assert_eq!(d.event_type, EventType::OrderCreated);
-    assert_eq!(rx.recv().await.unwrap(), dispatch_events::message(&id));
+    assert_eq!(
+        rx.recv().await.unwrap(),
+        payorders::webhooks::DeliveryMessage::new(&id).body()
+    );
 }
 
 #[tokio::test]
@@ -436,6 +439,7 @@ async fn confirm_payment_reports_failures_for_the_dlq() {
         detected_at: Timestamp::now(),
         confirmed_at: None,
         sandbox: false,
+        mined_at: None,
     };
     let update =
         payorders::payments::apply_transfer(&order, transfer, vec![], Timestamp::now()).unwrap();
