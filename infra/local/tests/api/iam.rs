@@ -556,10 +556,12 @@ fn store_actions_match_the_store_traits_and_the_dynamodb_adapter() {
                 "{method}: the adapter calls {actions:?}, STORE_ACTIONS says {table:?}"
             ));
         }
+        // The index may be named by a helper the method calls (one query for two methods).
+        let reached: Vec<&String> = seen.iter().flat_map(|n| fns.get(n)).flatten().collect();
         for (action, on) in *expected {
             let body = own.join("\n");
             let ok = match on {
-                Index(name) => body.contains(&format!("\"{name}\"")),
+                Index(name) => reached.iter().any(|b| b.contains(&format!("\"{name}\""))),
                 Table => *action != "Query" || !body.contains("index_name"),
             };
             if !ok {

@@ -54,6 +54,10 @@ async fn malformed_requests_to_every_route_get_4xx() {
     ];
     let mut checked = 0;
     for (f, route) in tpl.routes() {
+        if route.public {
+            // The health routes read no input: they answer the same whatever is sent.
+            continue;
+        }
         for path in route_paths(&route.path) {
             let mut cases: Vec<(String, HeaderMap, Option<Vec<u8>>)> = Vec::new();
             for (name, body) in &bodies {
