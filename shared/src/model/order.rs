@@ -277,6 +277,18 @@ impl PayOrder {
         self.status.accepts_payment() && now < self.watch_until()
     }
 
+    /// Whether a confirmation check is outstanding: the status waits on one, or an expired
+    /// order's late transfers are still gaining confirmations (a late payment is followed
+    /// to final, or reorged away, like any other).
+    pub fn awaits_check(&self) -> bool {
+        self.status.awaits_confirmation()
+            || (self.status == OrderStatus::Expired
+                && self
+                    .transfers
+                    .iter()
+                    .any(|t| t.status == TransferStatus::Confirming))
+    }
+
     /// The chain of the order's asset, once known.
     pub fn chain_id(&self) -> Option<ChainId> {
         self.fulfillment.asset.as_ref().map(|a| a.chain_id)

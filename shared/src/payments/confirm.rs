@@ -92,6 +92,9 @@ pub async fn advance(
                 confirmations_update(s, &order, now).await?
             }
             OrderStatus::ExecutingOrder => exchange_update(router, &order, now).await?,
+            OrderStatus::Expired if order.awaits_check() => {
+                confirmations_update(s, &order, now).await?
+            }
             _ => return Ok(Progress::Settled),
         };
         let (update, progress) = match update {
@@ -100,8 +103,7 @@ pub async fn advance(
         };
         match s.store.update_order(&update).await {
             Ok(()) => {
-                let next = update.order().status;
-                return Ok(if next.awaits_confirmation() {
+                return Ok(if update.order().awaits_check() {
                     progress
                 } else {
                     Progress::Settled
@@ -116,7 +118,8 @@ pub async fn advance(
 
 /// The confirmation counts of every counted transfer, and the write they call for:
 /// reorg → AWAITING_PAYMENT, all final → COMPLETED (or EXECUTING_ORDER on a routed
-/// payment), else new counts (if they moved).
+/// payment), else new counts (if they moved). On an EXPIRED order (late transfers) only
+/// the counts and the totals change.
 async fn confirmations_update(
     s: &Settler,
     order: &PayOrder,
@@ -186,7 +189,14 @@ async fn confirmations_update(
         o.transfers = transfers.clone();
         tally(o);
     };
-    let write = if reorged {
+    let write = if order.status == OrderStatus::Expired {
+        // A late payment: its transfers are counted (or reorged away, and no longer
+        // counted), the order stays EXPIRED.
+        if transfers == order.transfers {
+            return Ok(None);
+        }
+        order.edit(now, set)
+    } else if reorged {
         order.transition(now, OrderStatus::AwaitingPayment, set)
     } else if all_final {
         let to = if payment.exchange_id.is_some() {

@@ -88,7 +88,7 @@ pub async fn requeue_stalled(
 ) -> Result<usize, UpkeepError> {
     let mut requeued = 0;
     for order in s.store.list_stalled_orders(stale_before, limit).await? {
-        if !order.status.awaits_confirmation() || order.updated_at >= stale_before {
+        if !order.awaits_check() || order.updated_at >= stale_before {
             continue;
         }
         // A new check series: any message of the old one still around is dropped, so

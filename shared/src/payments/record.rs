@@ -84,7 +84,8 @@ pub fn apply_transfer(
         order.status,
         OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
     );
-    if !partial && (waiting || in_time) {
+    // Late transfers are followed to final too (or reorged away), each in a new series.
+    if (!partial && (waiting || in_time)) || (expired && !in_time) {
         // Confirmation checks start: a new series, so any older one left over is dropped.
         next.check_round = next.check_round.wrapping_add(1);
     }
@@ -192,7 +193,7 @@ pub async fn record_payment(
         match s.store.update_order(&update).await {
             Ok(()) => {
                 let order = update.order().clone();
-                if order.status.awaits_confirmation() {
+                if order.awaits_check() {
                     enqueue_check(s, &order.id, Some(order.check_round), 0).await?;
                 }
                 return Ok(Recorded { order, new: true });

@@ -628,3 +628,41 @@ async fn a_payment_mined_in_time_but_seen_after_expiry_is_not_late() {
     assert_eq!(rec.order.status, OrderStatus::Expired);
     assert!(rec.order.paid_late);
 }
+
+#[tokio::test]
+async fn a_late_payment_is_followed_to_final_or_reorged_away() {
+    let r = rig();
+    let org = OrgId::generate();
+    let a = r.waiting_until(&org, SHOP, 25_000_000, 1).await;
+    let b = r.waiting_until(&org, OTHER, 25_000_000, 1).await;
+    expire_orders(&*r.s.store, Timestamp::now().plus_seconds(5), 100)
+        .await
+        .unwrap();
+    let late_a = r.chain.mine(11, -10, &[(USDC, SHOP, 25_000_000)]);
+    let late_b = r.chain.mine(12, -10, &[(USDC, OTHER, 25_000_000)]);
+    for (o, tx) in [(&a, &late_a), (&b, &late_b)] {
+        let rec = r.pay(&o.id, tx).await.unwrap();
+        assert_eq!(rec.order.status, OrderStatus::Expired);
+        assert!(rec.order.paid_late);
+        // Its confirmations are checked like any payment's.
+        assert!(rec.order.awaits_check());
+        assert!(r.sent.0.lock().unwrap().iter().any(|m| m.order_id == o.id));
+    }
+    // b's block is reorged away: the late payment no longer counts, visibly.
+    r.chain.reorg(12, &[], 12);
+    assert_eq!(r.check(&b.id).await, Progress::Settled);
+    let b = r.get(&b.id).await;
+    assert_eq!(b.status, OrderStatus::Expired);
+    assert_eq!(b.transfers[0].status, TransferStatus::Reorged);
+    assert_eq!(
+        b.payment.as_ref().unwrap().received.as_ref().unwrap().raw,
+        RawAmount::ZERO
+    );
+    // a's is final: confirmed, and the order stays EXPIRED (the merchant decides).
+    r.chain.set_head(40);
+    assert_eq!(r.check(&a.id).await, Progress::Settled);
+    let a = r.get(&a.id).await;
+    assert_eq!(a.status, OrderStatus::Expired);
+    assert_eq!(a.transfers[0].status, TransferStatus::Confirmed);
+    assert!(!a.awaits_check());
+}

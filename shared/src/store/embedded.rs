@@ -476,7 +476,7 @@ impl OrderStore for EmbeddedStore {
         updated_before: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<PayOrder>> {
-        let sql = orders_in_statuses(OrderStatus::awaits_confirmation);
+        let sql = orders_in_statuses(|s| s.awaits_confirmation() || *s == OrderStatus::Expired);
         let mut orders: Vec<PayOrder> = self.tx(move |tx| docs(tx, &sql, [])).await?;
         let before = updated_before.to_key();
         orders.retain(|o| keys::check_key(o).is_some_and(|k| k < before));
@@ -966,6 +966,38 @@ impl EmbeddedStore {
         .await
     }
 
+    /// Forgets what this store knows of one chain's history: the claims of its transfers
+    /// and its deposit-scan cursor. Only for a chain that was replaced by another with the
+    /// same id (a restarted local dev chain, which mines the same transaction hashes
+    /// again): its old claims would refuse the new chain's transfers as already used.
+    /// Returns how many claims were forgotten.
+    pub async fn forget_chain(&self, chain: ChainId) -> StoreResult<usize> {
+        let id = chain.get();
+        self.tx(move |tx| {
+            // Claim keys are `org#mode#chain#hash#position` (TxClaim::key).
+            let keys: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT key FROM tx_claims").map_err(sql)?;
+                stmt.query_map([], |r| r.get::<_, String>(0))
+                    .map_err(sql)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql)?
+            };
+            let mut forgotten = 0;
+            for key in keys
+                .iter()
+                .filter(|k| k.split('#').nth(2) == Some(id.to_string().as_str()))
+            {
+                forgotten += tx
+                    .execute("DELETE FROM tx_claims WHERE key = ?1", [key])
+                    .map_err(sql)?;
+            }
+            tx.execute("DELETE FROM scan_cursors WHERE chain_id = ?1", [id as i64])
+                .map_err(sql)?;
+            Ok(forgotten)
+        })
+        .await
+    }
+
     pub async fn set_stream_cursor(&self, name: &str, seq: i64) -> StoreResult<()> {
         let name = name.to_owned();
         self.tx(move |tx| {
@@ -1001,5 +1033,49 @@ impl ClaimStore for EmbeddedStore {
             Ok(changed == 1)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn forget_chain_drops_only_that_chains_claims_and_cursor() {
+        let s = EmbeddedStore::in_memory().unwrap();
+        let order = OrderId::generate().to_string();
+        let keys = [
+            "org_a#test#31337#0xaa#0",
+            "org_a#test#31337#0xaa#18446744073709551615",
+            "org_a#test#84532#0xaa#0",
+            // A hash that looks like the chain id must not confuse the match.
+            "org_a#test#1#31337#0",
+        ];
+        for k in keys {
+            let (k, o) = (k.to_owned(), order.clone());
+            s.tx(move |tx| {
+                tx.execute(
+                    "INSERT INTO tx_claims (key, order_id) VALUES (?1, ?2)",
+                    params![k, o],
+                )
+                .map_err(sql)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        }
+        let (local, base) = (ChainId::new(31337).unwrap(), ChainId::new(84532).unwrap());
+        s.set_scan_cursor(local, None, 7).await.unwrap();
+        s.set_scan_cursor(base, None, 9).await.unwrap();
+
+        assert_eq!(s.forget_chain(local).await.unwrap(), 2);
+        assert_eq!(s.get_tx_claim(keys[0]).await.unwrap(), None);
+        assert_eq!(s.get_tx_claim(keys[1]).await.unwrap(), None);
+        assert!(s.get_tx_claim(keys[2]).await.unwrap().is_some());
+        assert!(s.get_tx_claim(keys[3]).await.unwrap().is_some());
+        assert_eq!(s.scan_cursor(local).await.unwrap(), None);
+        assert_eq!(s.scan_cursor(base).await.unwrap(), Some(9));
+        // Forgetting again finds nothing and is harmless.
+        assert_eq!(s.forget_chain(local).await.unwrap(), 0);
     }
 }

@@ -120,10 +120,9 @@ pub(crate) fn watch_key(o: &PayOrder) -> Option<(crate::model::ChainId, String)>
 }
 
 /// Where an order waiting on a confirmation check is found by the upkeep: `updated_at#id`
-/// (its last write), so stalled orders are the oldest. `None` for other statuses.
+/// (its last write), so stalled orders are the oldest. `None` when no check is due.
 pub(crate) fn check_key(o: &PayOrder) -> Option<String> {
-    o.status
-        .awaits_confirmation()
+    o.awaits_check()
         .then(|| sort_key(o.updated_at, o.id.as_str()))
 }
 

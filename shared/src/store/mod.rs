@@ -193,8 +193,8 @@ pub trait OrderStore: Send + Sync {
         chain: ChainId,
         now: Timestamp,
     ) -> StoreResult<Vec<PayOrder>>;
-    /// Orders waiting on a confirmation check (AWAITING_CONFIRMATION, OPTIMISTIC_CONFIRMED,
-    /// EXECUTING_ORDER) last written before `updated_before`, oldest first, at most `limit`.
+    /// Orders waiting on a confirmation check ([`PayOrder::awaits_check`]) last written
+    /// before `updated_before`, oldest first, at most `limit`.
     async fn list_stalled_orders(
         &self,
         updated_before: Timestamp,
