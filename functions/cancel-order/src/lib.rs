@@ -1,11 +1,11 @@
 //! `POST /pay-orders/{id}/cancel` `{reason?}`: cancels an order that is PENDING or
 //! AWAITING_PAYMENT (409 otherwise) and emits `order.cancelled` in the same write.
 
-use payorders::http::{self, ApiError, Body, Request, Response, render};
+use payorders::http::{self, ApiError, Body, Params, Request, Response, render};
 use payorders::runtime::Services;
 use payorders::store::StoreError;
 use payorders::*;
-use serde_json::Value;
+use serde::Deserialize;
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::serve(&req, |rid| cancel(svc, &req, rid)).await)
@@ -15,25 +15,45 @@ const MAX_REASON: usize = 500;
 /// Re-reads after a concurrent write before giving up with a 409.
 const ATTEMPTS: usize = 3;
 
+/// The body of a cancel (may be empty).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelRequest {
+    reason: Option<Reason>,
+}
+
+/// Why the merchant cancelled: at most 500 characters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+struct Reason(String);
+
+impl TryFrom<String> for Reason {
+    type Error = &'static str;
+
+    fn try_from(r: String) -> Result<Self, Self::Error> {
+        if r.chars().count() <= MAX_REASON {
+            Ok(Self(r))
+        } else {
+            Err("reason must be a string of at most 500 characters")
+        }
+    }
+}
+
+impl Params for CancelRequest {
+    fn code(_field: &str) -> &'static str {
+        "INVALID_REASON"
+    }
+}
+
 async fn cancel(svc: &Services, req: &Request, rid: String) -> Result<Response<Body>, ApiError> {
     let ctx = http::auth(req)?;
     let id = http::path_id(req, "id", "pay order", OrderId::parse)?;
     http::idempotent(&*svc.store, &ctx, req, &rid, || async {
         let now = Timestamp::now();
-        let body = http::signed_json(&*svc.store, &ctx, req, true, &["reason"]).await?;
-        let reason = match body.get("reason") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(r)) if r.chars().count() <= MAX_REASON => Some(r.clone()),
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "INVALID_REASON",
-                    "reason",
-                    "reason must be a string of at most 500 characters",
-                ));
-            }
-        };
+        let body: CancelRequest = http::request::signed_json(&*svc.store, &ctx, req, true).await?;
+        let reason = body.reason.map(|r| r.0);
         for _ in 0..ATTEMPTS {
-            let order = get_order::load_own_order(&*svc.store, &ctx, &id).await?;
+            let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
             let update = order
                 .transition(now, OrderStatus::Cancelled, |o| {
                     o.cancellation_reason = reason.clone()

@@ -4,10 +4,11 @@
 //! `order.created` in the same write as the order.
 
 use payorders::auth;
-use payorders::http::{self, ApiError, Body, Request, Response, render};
+use payorders::http::{self, ApiError, Body, Params, Request, Response, render};
 use payorders::registry::{Currency, CurrencyRef, registry};
 use payorders::runtime::Services;
 use payorders::*;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
@@ -19,8 +20,8 @@ async fn create(svc: &Services, req: &Request, rid: String) -> Result<Response<B
     let ctx = http::auth(req)?;
     http::idempotent(&*svc.store, &ctx, req, &rid, || async {
         let now = Timestamp::now();
-        let body = http::json_object(req, false)?;
-        auth::verify_body(&*svc.store, &ctx, http::body_bytes(req)?, now).await?;
+        let body: CreateOrderRequest =
+            http::request::signed_json(&*svc.store, &ctx, req, false).await?;
         if svc.store.get_organization(&ctx.org_id).await?.is_none() {
             return Err(ApiError::forbidden("UNKNOWN_ORGANIZATION", "the key's organization no longer exists"));
         }
@@ -48,25 +49,6 @@ async fn create(svc: &Services, req: &Request, rid: String) -> Result<Response<B
     .await
 }
 
-const FIELDS: &[&str] = &[
-    "mode",
-    "amount",
-    "currency",
-    "blockchain",
-    "fiat_unit",
-    "recipient",
-    "metadata",
-    "order_info",
-    "expires_in",
-    "expires_at",
-    "webhook_url",
-    "redirect_url",
-    "cancel_url",
-    "nonce",
-    "payment_tolerance",
-    "confirmations",
-];
-
 /// Fiat units a SALE can be priced in, with their decimals.
 const FIAT_UNITS: &[(&str, u8)] = &[("USD", 2)];
 const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -75,61 +57,209 @@ const MAX_EXPIRY_SECS: i64 = 7 * 24 * 3600;
 const DEFAULT_EXPIRY_SECS: i64 = 30 * 60;
 const MAX_URL_LEN: usize = 2048;
 
-/// The body's fields with explicit `null`s treated as absent.
-struct Fields(Map<String, Value>);
+/// The body of `POST /pay-orders`. Explicit `null`s read as absent. What depends on other
+/// fields (the amount's decimals, the recipient's chain, the expiry window from now) is
+/// read by [`parse_order`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrderRequest {
+    mode: Option<OrderMode>,
+    /// A decimal string such as `"100.00"` (numbers lose precision).
+    amount: Option<String>,
+    currency: Option<CurrencyInput>,
+    blockchain: Option<Blockchain>,
+    fiat_unit: Option<String>,
+    recipient: Option<String>,
+    metadata: Option<Map<String, Value>>,
+    /// seed 001: `metadata` as a string holding a JSON object.
+    order_info: Option<String>,
+    expires_in: Option<ExpiresIn>,
+    expires_at: Option<Timestamp>,
+    webhook_url: Option<HttpUrl>,
+    redirect_url: Option<HttpUrl>,
+    cancel_url: Option<HttpUrl>,
+    nonce: Option<Nonce>,
+    payment_tolerance: Option<Tolerance>,
+    confirmations: Option<Confirmations>,
+}
 
-impl Fields {
-    fn get(&self, k: &str) -> Option<&Value> {
-        self.0.get(k).filter(|v| !v.is_null())
-    }
-
-    fn string(&self, k: &str, code: &'static str) -> Result<Option<&str>, ApiError> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(ApiError::invalid(code, k, format!("{k} must be a string"))),
-        }
-    }
-
-    fn integer(
-        &self,
-        k: &str,
-        code: &'static str,
-        min: i64,
-        max: i64,
-    ) -> Result<Option<i64>, ApiError> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .filter(|n| (min..=max).contains(n))
-                .map(Some)
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        code,
-                        k,
-                        format!("{k} must be an integer from {min} to {max}"),
-                    )
-                }),
+impl Params for CreateOrderRequest {
+    fn code(field: &str) -> &'static str {
+        match field {
+            "mode" => "INVALID_MODE",
+            "amount" => "INVALID_AMOUNT",
+            "currency" => "INVALID_CURRENCY",
+            "blockchain" => "INVALID_BLOCKCHAIN",
+            "fiat_unit" => "UNSUPPORTED_FIAT_UNIT",
+            "recipient" => "INVALID_ADDRESS",
+            "metadata" | "order_info" => "INVALID_ORDER_INFO",
+            "expires_in" | "expires_at" => "INVALID_EXPIRY",
+            "webhook_url" | "redirect_url" | "cancel_url" => "INVALID_URL",
+            "nonce" => "INVALID_NONCE",
+            "payment_tolerance" => "INVALID_PAYMENT_TOLERANCE",
+            "confirmations" => "INVALID_CONFIRMATIONS",
+            _ => "INVALID_REQUEST",
         }
     }
 }
 
-/// Validates a create body into a new PENDING order.
+/// `currency`: `{"chain_id", "address"}` (seed 002), or a symbol with `blockchain`
+/// (seed 001: `"currency": "USDC", "blockchain": "base"`).
+#[derive(Debug)]
+enum CurrencyInput {
+    Ref(CurrencyRef),
+    Symbol(String),
+}
+
+impl<'de> Deserialize<'de> for CurrencyInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(Self::Symbol(s)),
+            v @ Value::Object(_) => CurrencyRef::deserialize(v).map(Self::Ref).map_err(|e| {
+                D::Error::custom(format!(
+                    "currency must be {{\"chain_id\": <id>, \"address\": <token address or null>}}: {e}"
+                ))
+            }),
+            _ => Err(D::Error::custom("currency must be an object or a symbol")),
+        }
+    }
+}
+
+/// `blockchain`: a slug such as `base`, or a chain id (number or text).
+#[derive(Debug)]
+struct Blockchain(String);
+
+impl<'de> Deserialize<'de> for Blockchain {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(Self(s)),
+            Value::Number(n) => Ok(Self(n.to_string())),
+            _ => Err(serde::de::Error::custom(
+                "blockchain must be a slug such as base, or a chain id",
+            )),
+        }
+    }
+}
+
+/// Seconds from now: 60 s to 7 days.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "i64")]
+struct ExpiresIn(i64);
+
+impl TryFrom<i64> for ExpiresIn {
+    type Error = &'static str;
+
+    fn try_from(secs: i64) -> Result<Self, Self::Error> {
+        if (MIN_EXPIRY_SECS..=MAX_EXPIRY_SECS).contains(&secs) {
+            Ok(Self(secs))
+        } else {
+            Err("expires_in must be an integer from 60 to 604800")
+        }
+    }
+}
+
+/// An http(s) URL with a host and no credentials, at most 2048 characters; kept as parsed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+struct HttpUrl(String);
+
+impl TryFrom<String> for HttpUrl {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        if text.len() > MAX_URL_LEN {
+            return Err("the URL is longer than 2048 characters".into());
+        }
+        let url = url::Url::parse(&text).map_err(|e| format!("not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err("the URL must be http(s) with a host".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("the URL must not carry credentials".into());
+        }
+        Ok(Self(url.to_string()))
+    }
+}
+
+/// A merchant's single-use `nonce`: a non-negative integer, or 1-128 printable characters
+/// without spaces. Kept as text.
+#[derive(Debug, Clone)]
+struct Nonce(String);
+
+impl<'de> Deserialize<'de> for Nonce {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bad = || {
+            serde::de::Error::custom(
+                "nonce must be a non-negative integer or 1-128 printable characters without spaces",
+            )
+        };
+        match Value::deserialize(d)? {
+            Value::Number(n) => n.as_u64().map(|n| Self(n.to_string())).ok_or_else(bad),
+            Value::String(s)
+                if !s.is_empty()
+                    && s.len() <= 128
+                    && s.bytes().all(|b| (0x21..0x7f).contains(&b)) =>
+            {
+                Ok(Self(s))
+            }
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// `{"underpayment_bps": 0-5000}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToleranceInput {
+    underpayment_bps: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "ToleranceInput")]
+struct Tolerance(PaymentTolerance);
+
+impl TryFrom<ToleranceInput> for Tolerance {
+    type Error = &'static str;
+
+    fn try_from(t: ToleranceInput) -> Result<Self, Self::Error> {
+        if t.underpayment_bps <= 5000 {
+            Ok(Self(PaymentTolerance {
+                underpayment_bps: t.underpayment_bps,
+            }))
+        } else {
+            Err("payment_tolerance must be {\"underpayment_bps\": 0-5000}")
+        }
+    }
+}
+
+/// Confirmations the order waits for: 1-1000.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "u32")]
+struct Confirmations(u32);
+
+impl TryFrom<u32> for Confirmations {
+    type Error = &'static str;
+
+    fn try_from(n: u32) -> Result<Self, Self::Error> {
+        if (1..=1000).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err("confirmations must be an integer from 1 to 1000")
+        }
+    }
+}
+
+/// Turns a create body into a new PENDING order: the rules across fields.
 pub fn parse_order(
-    body: Map<String, Value>,
+    body: CreateOrderRequest,
     ctx: &auth::AuthContext,
     now: Timestamp,
     idempotency_key: Option<String>,
 ) -> Result<PayOrder, ApiError> {
-    http::only_fields(&body, FIELDS)?;
-    let f = Fields(body);
-
-    let mode_text = f.string("mode", "INVALID_MODE")?.ok_or_else(|| {
+    let mode = body.mode.ok_or_else(|| {
         ApiError::invalid("INVALID_MODE", "mode", "mode is required: SALE or DEPOSIT")
     })?;
-    let mode = OrderMode::parse(mode_text)
-        .ok_or_else(|| ApiError::invalid("INVALID_MODE", "mode", "mode must be SALE or DEPOSIT"))?;
     if !mode.is_supported() {
         return Err(ApiError::unprocessable(
             "MODE_NOT_SUPPORTED",
@@ -141,7 +271,7 @@ pub fn parse_order(
         ctx.require_signed("creating a SALE order")?;
     }
 
-    let currency = parse_currency(&f)?;
+    let currency = parse_currency(body.currency, body.blockchain)?;
     // Test keys pay on test networks, live keys on mainnets (the recipient is on this chain).
     if let Some(c) = &currency {
         registry()
@@ -150,12 +280,12 @@ pub fn parse_order(
             .check_mode(ctx.mode)
             .map_err(|e| ApiError::from(e).with_param("currency"))?;
     }
-    let fiat_unit = match f.string("fiat_unit", "UNSUPPORTED_FIAT_UNIT")? {
+    let fiat_unit = match body.fiat_unit {
         None => None,
         Some(u) => Some(
             FIAT_UNITS
                 .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(u))
+                .find(|(name, _)| name.eq_ignore_ascii_case(&u))
                 .copied()
                 .ok_or_else(|| {
                     ApiError::unprocessable("UNSUPPORTED_FIAT_UNIT", "fiat_unit must be USD")
@@ -164,23 +294,9 @@ pub fn parse_order(
         ),
     };
 
-    let amount_text = match f.get("amount") {
-        None => {
-            return Err(ApiError::invalid(
-                "INVALID_AMOUNT",
-                "amount",
-                "amount is required",
-            ));
-        }
-        Some(Value::String(s)) => s.as_str(),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "INVALID_AMOUNT",
-                "amount",
-                "amount must be a decimal string such as \"100.00\" (numbers lose precision)",
-            ));
-        }
-    };
+    let amount_text = body
+        .amount
+        .ok_or_else(|| ApiError::invalid("INVALID_AMOUNT", "amount", "amount is required"))?;
     let money = |e: MoneyError| ApiError::invalid("INVALID_AMOUNT", "amount", format!("{e}"));
 
     let mut fulfillment = Fulfillment::default();
@@ -209,17 +325,17 @@ pub fn parse_order(
         // Priced in fiat; with a currency too, the SALE receives that currency, converted
         // when the payment details are chosen.
         (_, _, Some((unit, decimals))) => {
-            let raw = parse_order_amount(amount_text, decimals).map_err(money)?;
+            let raw = parse_order_amount(&amount_text, decimals).map_err(money)?;
             fulfillment.fiat_amount = Some(raw.to_ui(decimals));
             fulfillment.fiat_unit = Some(unit.to_owned());
         }
         (_, Some(c), None) => {
-            let raw = parse_order_amount(amount_text, c.decimals).map_err(money)?;
+            let raw = parse_order_amount(&amount_text, c.decimals).map_err(money)?;
             fulfillment.amount = Some(Amount::new(raw, c.decimals));
         }
     }
 
-    let recipient = match f.string("recipient", "INVALID_ADDRESS")? {
+    let recipient = match body.recipient {
         None if mode == OrderMode::Deposit => {
             return Err(ApiError::invalid(
                 "MISSING_RECIPIENT",
@@ -240,7 +356,7 @@ pub fn parse_order(
                 .chain(c.chain_id)
                 .map_err(|_| ApiError::internal())?
                 .family;
-            let addr = Address::parse(family, r)
+            let addr = Address::parse(family, &r)
                 .map_err(|e| ApiError::invalid("INVALID_ADDRESS", "recipient", e.to_string()))?;
             Some(addr.to_string())
         }
@@ -248,39 +364,8 @@ pub fn parse_order(
     fulfillment.recipient = recipient;
     fulfillment.asset = currency;
 
-    let metadata = parse_metadata(&f)?;
-    let expires_at = parse_expiry(&f, now)?;
-    let webhook_url = parse_url(&f, "webhook_url")?;
-    let redirect_url = parse_url(&f, "redirect_url")?;
-    let cancel_url = parse_url(&f, "cancel_url")?;
-    let nonce = parse_nonce(&f)?;
-    let payment_tolerance = match f.get("payment_tolerance") {
-        None => PaymentTolerance::default(),
-        Some(v) => {
-            let bad = || {
-                ApiError::invalid(
-                    "INVALID_PAYMENT_TOLERANCE",
-                    "payment_tolerance",
-                    "payment_tolerance must be {\"underpayment_bps\": 0-5000}",
-                )
-            };
-            let obj = v.as_object().ok_or_else(bad)?;
-            if obj.keys().any(|k| k != "underpayment_bps") {
-                return Err(bad());
-            }
-            let bps = obj
-                .get("underpayment_bps")
-                .and_then(Value::as_u64)
-                .filter(|b| *b <= 5000)
-                .ok_or_else(bad)?;
-            PaymentTolerance {
-                underpayment_bps: bps as u32,
-            }
-        }
-    };
-    let confirmations = f
-        .integer("confirmations", "INVALID_CONFIRMATIONS", 1, 1000)?
-        .map(|n| n as u32);
+    let metadata = parse_metadata(body.metadata, body.order_info)?;
+    let expires_at = parse_expiry(body.expires_in, body.expires_at, now)?;
 
     Ok(PayOrder {
         id: OrderId::generate(),
@@ -294,12 +379,12 @@ pub fn parse_order(
         fulfillment,
         payment: None,
         metadata,
-        webhook_url,
-        redirect_url,
-        cancel_url,
-        nonce,
-        payment_tolerance,
-        confirmations,
+        webhook_url: body.webhook_url.map(|u| u.0),
+        redirect_url: body.redirect_url.map(|u| u.0),
+        cancel_url: body.cancel_url.map(|u| u.0),
+        nonce: body.nonce.map(|n| n.0),
+        payment_tolerance: body.payment_tolerance.map(|t| t.0).unwrap_or_default(),
+        confirmations: body.confirmations.map(|c| c.0),
         paid_over: false,
         paid_late: false,
         underpaid_within_tolerance: false,
@@ -311,62 +396,38 @@ pub fn parse_order(
     })
 }
 
-/// `currency` as `{"chain_id", "address"}` (seed 002), or a symbol with `blockchain`
-/// (seed 001: `"currency": "USDC", "blockchain": "base"`).
-fn parse_currency(f: &Fields) -> Result<Option<Currency>, ApiError> {
-    let blockchain = f.get("blockchain");
-    match f.get("currency") {
-        None if blockchain.is_some() => Err(ApiError::invalid(
+/// The currency an order names, resolved in the registry.
+fn parse_currency(
+    currency: Option<CurrencyInput>,
+    blockchain: Option<Blockchain>,
+) -> Result<Option<Currency>, ApiError> {
+    match (currency, blockchain) {
+        (None, Some(_)) => Err(ApiError::invalid(
             "MISSING_CURRENCY",
             "currency",
             "blockchain is given with a currency symbol",
         )),
-        None => Ok(None),
-        Some(Value::Object(_)) if blockchain.is_some() => Err(ApiError::invalid(
+        (None, None) => Ok(None),
+        (Some(CurrencyInput::Ref(_)), Some(_)) => Err(ApiError::invalid(
             "INVALID_REQUEST",
             "blockchain",
             "blockchain goes with a currency symbol; a currency object names its chain_id",
         )),
-        Some(v @ Value::Object(_)) => {
-            let r: CurrencyRef = serde_json::from_value(v.clone()).map_err(|e| {
-                ApiError::invalid(
-                    "INVALID_CURRENCY",
-                    "currency",
-                    format!("currency must be {{\"chain_id\": <id>, \"address\": <token address or null>}}: {e}"),
-                )
-            })?;
+        (Some(CurrencyInput::Ref(r)), None) => {
             registry().currency(&r).map(Some).map_err(registry_error)
         }
-        Some(Value::String(symbol)) => {
-            let chain = match blockchain {
-                Some(Value::String(b)) => b.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                Some(_) => {
-                    return Err(ApiError::invalid(
-                        "INVALID_BLOCKCHAIN",
-                        "blockchain",
-                        "blockchain must be a slug such as base, or a chain id",
-                    ));
-                }
-                None => {
-                    return Err(ApiError::invalid(
-                        "INVALID_BLOCKCHAIN",
-                        "blockchain",
-                        "a currency symbol needs a blockchain (e.g. base)",
-                    ));
-                }
-            };
+        (Some(CurrencyInput::Symbol(_)), None) => Err(ApiError::invalid(
+            "INVALID_BLOCKCHAIN",
+            "blockchain",
+            "a currency symbol needs a blockchain (e.g. base)",
+        )),
+        (Some(CurrencyInput::Symbol(symbol)), Some(Blockchain(chain))) => {
             let chain = registry().chain_by_name(&chain).map_err(registry_error)?;
             chain
-                .currency_by_symbol(symbol)
+                .currency_by_symbol(&symbol)
                 .map(Some)
                 .map_err(registry_error)
         }
-        Some(_) => Err(ApiError::invalid(
-            "INVALID_CURRENCY",
-            "currency",
-            "currency must be an object or a symbol",
-        )),
     }
 }
 
@@ -382,17 +443,20 @@ fn registry_error(e: registry::RegistryError) -> ApiError {
     }
 }
 
-fn parse_metadata(f: &Fields) -> Result<Option<Map<String, Value>>, ApiError> {
+/// `metadata`, or seed 001's `order_info` (a string holding a JSON object); at most 16 KB.
+fn parse_metadata(
+    metadata: Option<Map<String, Value>>,
+    order_info: Option<String>,
+) -> Result<Option<Map<String, Value>>, ApiError> {
     let bad =
         |param: &str, msg: &str| ApiError::invalid("INVALID_ORDER_INFO", param, msg.to_owned());
-    let map = match (f.get("metadata"), f.get("order_info")) {
+    let map = match (metadata, order_info) {
         (Some(_), Some(_)) => {
             return Err(bad("order_info", "give metadata or order_info, not both"));
         }
         (None, None) => return Ok(None),
-        (Some(Value::Object(m)), None) => m.clone(),
-        (Some(_), None) => return Err(bad("metadata", "metadata must be a JSON object")),
-        (None, Some(Value::String(s))) => match serde_json::from_str::<Value>(s) {
+        (Some(m), None) => m,
+        (None, Some(s)) => match serde_json::from_str::<Value>(&s) {
             Ok(Value::Object(m)) => m,
             _ => {
                 return Err(bad(
@@ -401,12 +465,6 @@ fn parse_metadata(f: &Fields) -> Result<Option<Map<String, Value>>, ApiError> {
                 ));
             }
         },
-        (None, Some(_)) => {
-            return Err(bad(
-                "order_info",
-                "order_info must be a string holding a JSON object",
-            ));
-        }
     };
     let size = serde_json::to_vec(&map)
         .map(|v| v.len())
@@ -417,79 +475,30 @@ fn parse_metadata(f: &Fields) -> Result<Option<Map<String, Value>>, ApiError> {
     Ok(Some(map))
 }
 
-fn parse_expiry(f: &Fields, now: Timestamp) -> Result<Timestamp, ApiError> {
-    let window = format!("from {MIN_EXPIRY_SECS} s to 7 days from now");
-    match (f.get("expires_in"), f.get("expires_at")) {
+/// `expires_in` or `expires_at` (60 s to 7 days from now), or 30 minutes.
+fn parse_expiry(
+    expires_in: Option<ExpiresIn>,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Timestamp, ApiError> {
+    match (expires_in, expires_at) {
         (Some(_), Some(_)) => Err(ApiError::invalid(
             "INVALID_EXPIRY",
             "expires_at",
             "give expires_in or expires_at, not both",
         )),
         (None, None) => Ok(now.plus_seconds(DEFAULT_EXPIRY_SECS)),
-        (Some(_), None) => {
-            let secs = f
-                .integer(
-                    "expires_in",
-                    "INVALID_EXPIRY",
-                    MIN_EXPIRY_SECS,
-                    MAX_EXPIRY_SECS,
-                )?
-                .unwrap_or_default();
-            Ok(now.plus_seconds(secs))
-        }
-        (None, Some(_)) => {
-            let text = f
-                .string("expires_at", "INVALID_EXPIRY")?
-                .unwrap_or_default();
-            let at = Timestamp::parse(text)
-                .map_err(|e| ApiError::invalid("INVALID_EXPIRY", "expires_at", e.to_string()))?;
+        (Some(ExpiresIn(secs)), None) => Ok(now.plus_seconds(secs)),
+        (None, Some(at)) => {
             let secs = now.seconds_until(at);
             if !(MIN_EXPIRY_SECS..=MAX_EXPIRY_SECS).contains(&secs) {
                 return Err(ApiError::invalid(
                     "INVALID_EXPIRY",
                     "expires_at",
-                    format!("expires_at must be {window}"),
+                    format!("expires_at must be from {MIN_EXPIRY_SECS} s to 7 days from now"),
                 ));
             }
             Ok(at)
         }
-    }
-}
-
-fn parse_url(f: &Fields, k: &str) -> Result<Option<String>, ApiError> {
-    let Some(text) = f.string(k, "INVALID_URL")? else {
-        return Ok(None);
-    };
-    let bad = |why: &str| ApiError::invalid("INVALID_URL", k, format!("{k} {why}"));
-    if text.len() > MAX_URL_LEN {
-        return Err(bad("is longer than 2048 characters"));
-    }
-    let url = url::Url::parse(text).map_err(|e| bad(&format!("is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("must be an http(s) URL with a host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("must not carry credentials"));
-    }
-    Ok(Some(url.to_string()))
-}
-
-fn parse_nonce(f: &Fields) -> Result<Option<String>, ApiError> {
-    let bad = || {
-        ApiError::invalid(
-            "INVALID_NONCE",
-            "nonce",
-            "nonce must be a non-negative integer or 1-128 printable characters without spaces",
-        )
-    };
-    match f.get("nonce") {
-        None => Ok(None),
-        Some(Value::Number(n)) => n.as_u64().map(|n| Some(n.to_string())).ok_or_else(bad),
-        Some(Value::String(s))
-            if !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| (0x21..0x7f).contains(&b)) =>
-        {
-            Ok(Some(s.clone()))
-        }
-        Some(_) => Err(bad()),
     }
 }

@@ -16,7 +16,7 @@ use lambda_http::LambdaEvent;
 use payorders::auth::MasterKey;
 use payorders::queue::{Outcome, SqsQueue};
 use payorders::store::{Store, StoreError};
-use payorders::webhooks::{self, UrlRefusal};
+use payorders::webhooks::{self, DeliveryMessage, UrlRefusal};
 use payorders::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,14 +52,12 @@ fn scaled(secs: u64, scale: f64) -> u64 {
     ((secs as f64 * scale).ceil() as u64).max(1)
 }
 
-/// Processes one queue message (`{"delivery_id": "msg_…"}`).
+/// Processes one queue message ([`DeliveryMessage`]).
 #[tracing::instrument(skip_all)]
 pub async fn process(deps: &Deps, body: &str) -> Result<Outcome, DeliverError> {
-    let id = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("delivery_id")?.as_str().map(str::to_owned))
-        .and_then(|s| DeliveryId::parse(&s).ok())
-        .ok_or_else(|| DeliverError::Poison(body.chars().take(200).collect()))?;
+    let id = DeliveryMessage::parse(body)
+        .map_err(|_| DeliverError::Poison(body.chars().take(200).collect()))?
+        .delivery_id;
     let Some(delivery) = deps.store.get_delivery(&id).await? else {
         tracing::warn!(delivery_id = %id, "no such delivery");
         return Ok(Outcome::Done);

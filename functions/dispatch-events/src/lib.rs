@@ -11,6 +11,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use lambda_http::LambdaEvent;
 use payorders::queue::Queue;
 use payorders::store::{StoreError, WebhookStore};
+use payorders::webhooks::DeliveryMessage;
 use payorders::*;
 use std::sync::Arc;
 
@@ -25,11 +26,6 @@ pub enum DispatchError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] payorders::queue::QueueError),
-}
-
-/// The message `deliver-webhook` receives.
-pub fn message(id: &DeliveryId) -> String {
-    serde_json::json!({ "delivery_id": id }).to_string()
 }
 
 /// Creates (at most once) and queues the deliveries of one event; returns how many
@@ -83,7 +79,9 @@ pub async fn dispatch(deps: &Deps, event: &Event) -> Result<usize, DispatchError
                 continue;
             }
         }
-        deps.queue.send(&message(&delivery.id), 0).await?;
+        deps.queue
+            .send(&DeliveryMessage::new(&delivery.id).body(), 0)
+            .await?;
     }
     tracing::info!(destinations = targets.len(), "dispatched");
     Ok(targets.len())

@@ -2,13 +2,36 @@
 //! the last 30 days) and `GET /events/{id}`: what a merchant reconciles against when a
 //! webhook was missed.
 
-use payorders::http::{self, ApiError, Body, Request, Response, render};
+use payorders::http::list::{Limit, PageCursor, Window};
+use payorders::http::{self, ApiError, Body, Params, Request, Response, render};
 use payorders::runtime::Services;
-use payorders::store::{EventFilter, ListWindow};
+use payorders::store::EventFilter;
 use payorders::*;
+use serde::Deserialize;
 
 /// How far back events are listed.
 pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
+
+/// The query string of `GET /events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListEventsQuery {
+    #[serde(rename = "type")]
+    event_type: Option<EventType>,
+    limit: Option<Limit>,
+    cursor: Option<PageCursor>,
+    created_gte: Option<Timestamp>,
+    created_lte: Option<Timestamp>,
+}
+
+impl Params for ListEventsQuery {
+    fn code(field: &str) -> &'static str {
+        match field {
+            "type" => "INVALID_EVENT_TYPE",
+            f => http::list::code(f).unwrap_or("INVALID_PARAMETER"),
+        }
+    }
+}
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::serve(&req, |_| route(svc, &req)).await)
@@ -28,26 +51,18 @@ async fn route(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
             .ok_or_else(|| ApiError::not_found("event").with_param("id"))?;
         return Ok(http::json(200, &render::event(&ev)));
     }
-    let q = http::query(
-        req,
-        &["type", "limit", "cursor", "created_gte", "created_lte"],
-    )?;
-    let mut w = list_orders::parse_window(&q, ListWindow::new(ctx.org_id.clone(), ctx.mode))?;
+    let q: ListEventsQuery = http::request::query(req)?;
+    let mut w = Window {
+        limit: q.limit,
+        cursor: q.cursor,
+        created_gte: q.created_gte,
+        created_lte: q.created_lte,
+    }
+    .for_caller(&ctx)?;
     let oldest = Timestamp::now().plus_seconds(-RETENTION_SECS);
     w.created_gte = Some(w.created_gte.map_or(oldest, |t| t.max(oldest)));
     let filter = EventFilter {
-        event_type: q
-            .get("type")
-            .map(|t| {
-                EventType::parse(t).ok_or_else(|| {
-                    ApiError::invalid(
-                        "INVALID_EVENT_TYPE",
-                        "type",
-                        format!("unknown event type {t}"),
-                    )
-                })
-            })
-            .transpose()?,
+        event_type: q.event_type,
     };
     let page = svc.store.list_events(&w, &filter).await?;
     Ok(http::json(200, &render::list(&page, render::event)))

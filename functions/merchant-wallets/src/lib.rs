@@ -8,13 +8,14 @@
 //! a network of the key's mode (test networks for test keys, mainnets for live keys).
 
 use payorders::auth;
-use payorders::http::{self, ApiError, Body, Request, Response};
+use payorders::http::{self, ApiError, Body, Params, Request, Response};
 use payorders::registry::{ChainInfo, registry};
 use payorders::runtime::Services;
 use payorders::store::StoreError;
 use payorders::wallets;
 use payorders::*;
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 const MAX_CURRENCIES: usize = 50;
 
@@ -94,27 +95,70 @@ async fn load(
         .ok_or_else(not_found)
 }
 
+/// The body of `POST /merchant-wallets`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateWallet {
+    chain_id: ChainId,
+    address: Option<String>,
+    xpub: Option<String>,
+    currencies: Currencies,
+}
+
+/// The body of `POST /merchant-wallets/{chain_id}`: what changes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateWallet {
+    address: Option<String>,
+    xpub: Option<String>,
+    currencies: Option<Currencies>,
+}
+
+fn wallet_code(field: &str) -> &'static str {
+    match field {
+        "chain_id" => "INVALID_BLOCKCHAIN",
+        "xpub" => "INVALID_XPUB",
+        "currencies" => "INVALID_CURRENCY",
+        _ => "INVALID_ADDRESS",
+    }
+}
+
+impl Params for CreateWallet {
+    fn code(field: &str) -> &'static str {
+        wallet_code(field)
+    }
+}
+
+impl Params for UpdateWallet {
+    fn code(field: &str) -> &'static str {
+        wallet_code(field)
+    }
+}
+
+/// 1-50 settlement currencies: `"native"` or token addresses, resolved on the wallet's chain.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "Vec<String>")]
+struct Currencies(Vec<String>);
+
+impl TryFrom<Vec<String>> for Currencies {
+    type Error = &'static str;
+
+    fn try_from(list: Vec<String>) -> Result<Self, Self::Error> {
+        if (1..=MAX_CURRENCIES).contains(&list.len()) {
+            Ok(Self(list))
+        } else {
+            Err("currencies must be a non-empty list of \"native\" or token addresses")
+        }
+    }
+}
+
 /// `address` xor `xpub`, validated for the chain; returns (address, xpub) in canonical form.
 fn destination(
     chain: &ChainInfo,
-    body: &Map<String, Value>,
+    address: Option<&str>,
+    xpub: Option<&str>,
 ) -> Result<(Option<String>, Option<String>), ApiError> {
-    let text = |k: &str| -> Result<Option<&str>, ApiError> {
-        match body.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(ApiError::invalid(
-                if k == "xpub" {
-                    "INVALID_XPUB"
-                } else {
-                    "INVALID_ADDRESS"
-                },
-                k,
-                format!("{k} must be a string"),
-            )),
-        }
-    };
-    match (text("address")?, text("xpub")?) {
+    match (address, xpub) {
         (Some(_), Some(_)) | (None, None) => Err(ApiError::invalid(
             "INVALID_REQUEST",
             "address",
@@ -144,19 +188,9 @@ fn destination(
 }
 
 /// `["native", "0x…"]` → currency ids on the chain, each in the registry, no duplicates.
-fn currencies(chain: &ChainInfo, v: Option<&Value>) -> Result<Vec<String>, ApiError> {
-    let bad = |m: String| ApiError::invalid("INVALID_CURRENCY", "currencies", m);
-    let list = v
-        .and_then(Value::as_array)
-        .filter(|l| !l.is_empty() && l.len() <= MAX_CURRENCIES)
-        .ok_or_else(|| {
-            bad("currencies must be a non-empty list of \"native\" or token addresses".into())
-        })?;
+fn currencies(chain: &ChainInfo, list: &Currencies) -> Result<Vec<String>, ApiError> {
     let mut out: Vec<String> = Vec::new();
-    for item in list {
-        let text = item
-            .as_str()
-            .ok_or_else(|| bad("each currency is \"native\" or a token address".into()))?;
+    for text in &list.0 {
         let c = chain.currency(Some(text)).map_err(|e| {
             ApiError::unprocessable("UNSUPPORTED_CURRENCY", e.to_string()).with_param("currencies")
         })?;
@@ -165,23 +199,6 @@ fn currencies(chain: &ChainInfo, v: Option<&Value>) -> Result<Vec<String>, ApiEr
         }
     }
     Ok(out)
-}
-
-fn chain_of(body: &Map<String, Value>) -> Result<&'static ChainInfo, ApiError> {
-    let id: ChainId = match body.get("chain_id") {
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| ApiError::invalid("INVALID_BLOCKCHAIN", "chain_id", e.to_string()))?,
-        None => {
-            return Err(ApiError::invalid(
-                "INVALID_BLOCKCHAIN",
-                "chain_id",
-                "chain_id is required",
-            ));
-        }
-    };
-    registry().chain(id).map_err(|e| {
-        ApiError::unprocessable("INVALID_BLOCKCHAIN", e.to_string()).with_param("chain_id")
-    })
 }
 
 /// A wallet's chain must be a network of the key's mode.
@@ -196,18 +213,13 @@ async fn create(
     ctx: &auth::AuthContext,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let body = http::signed_json(
-        &*svc.store,
-        ctx,
-        req,
-        false,
-        &["chain_id", "address", "xpub", "currencies"],
-    )
-    .await?;
-    let chain = chain_of(&body)?;
+    let body: CreateWallet = http::request::signed_json(&*svc.store, ctx, req, false).await?;
+    let chain = registry().chain(body.chain_id).map_err(|e| {
+        ApiError::unprocessable("INVALID_BLOCKCHAIN", e.to_string()).with_param("chain_id")
+    })?;
     check_mode(chain, ctx)?;
-    let (address, xpub) = destination(chain, &body)?;
-    let currencies = currencies(chain, body.get("currencies"))?;
+    let (address, xpub) = destination(chain, body.address.as_deref(), body.xpub.as_deref())?;
+    let currencies = currencies(chain, &body.currencies)?;
     let now = Timestamp::now();
     let wallet = MerchantWallet {
         organization_id: ctx.org_id.clone(),
@@ -241,22 +253,16 @@ async fn update(
     req: &Request,
     chain_id: ChainId,
 ) -> Result<Response<Body>, ApiError> {
-    let body = http::signed_json(
-        &*svc.store,
-        ctx,
-        req,
-        false,
-        &["address", "xpub", "currencies"],
-    )
-    .await?;
+    let body: UpdateWallet = http::request::signed_json(&*svc.store, ctx, req, false).await?;
     let chain = registry().chain(chain_id).map_err(|_| not_found())?;
     check_mode(chain, ctx)?;
-    let dest = (body.contains_key("address") || body.contains_key("xpub"))
-        .then(|| destination(chain, &body))
+    let dest = (body.address.is_some() || body.xpub.is_some())
+        .then(|| destination(chain, body.address.as_deref(), body.xpub.as_deref()))
         .transpose()?;
     let currencies = body
-        .contains_key("currencies")
-        .then(|| currencies(chain, body.get("currencies")))
+        .currencies
+        .as_ref()
+        .map(|c| currencies(chain, c))
         .transpose()?;
     for _ in 0..3 {
         let current = load(svc, ctx, chain_id).await?;

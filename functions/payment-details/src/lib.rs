@@ -14,7 +14,7 @@
 //! amounts hold until the order expires. Any failure leaves the order as it was.
 
 use payorders::auth;
-use payorders::http::{self, ApiError, Body, Request, Response, render};
+use payorders::http::{self, ApiError, Body, Params, Request, Response, render};
 use payorders::registry::{Currency, CurrencyRef, registry};
 use payorders::runtime::Services;
 use payorders::store::{StoreError, allocate_wallet_index};
@@ -22,7 +22,26 @@ use payorders::wallets;
 use payorders::*;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::*;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+
+/// The body of `POST /pay-orders/{id}/payment-details`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentDetailsRequest {
+    /// What the payer pays in: `{"chain_id", "address"}` (`address` null for the native coin).
+    source_currency: Option<CurrencyRef>,
+    /// Where a routed payment is refunded if the exchange fails; on the source chain.
+    refund_address: Option<String>,
+}
+
+impl Params for PaymentDetailsRequest {
+    fn code(field: &str) -> &'static str {
+        match field {
+            "refund_address" => "INVALID_ADDRESS",
+            _ => "INVALID_CURRENCY",
+        }
+    }
+}
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::serve(&req, |rid| details(svc, &req, rid)).await)
@@ -33,15 +52,9 @@ async fn details(svc: &Services, req: &Request, rid: String) -> Result<Response<
     let id = http::path_id(req, "id", "pay order", OrderId::parse)?;
     http::idempotent(&*svc.store, &ctx, req, &rid, || async {
         let now = Timestamp::now();
-        let body = http::signed_json(
-            &*svc.store,
-            &ctx,
-            req,
-            false,
-            &["source_currency", "refund_address"],
-        )
-        .await?;
-        let order = get_order::load_own_order(&*svc.store, &ctx, &id).await?;
+        let body: PaymentDetailsRequest =
+            http::request::signed_json(&*svc.store, &ctx, req, false).await?;
+        let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
         if order.status != OrderStatus::Pending {
             return Err(ApiError::unprocessable(
                 "ORDER_NOT_PENDING",
@@ -57,13 +70,13 @@ async fn details(svc: &Services, req: &Request, rid: String) -> Result<Response<
                 "the order has expired",
             ));
         }
-        let source = source_currency(&body)?;
+        let source = source_currency(body.source_currency)?;
         registry()
             .chain(source.chain_id)
             .map_err(|_| ApiError::internal())?
             .check_mode(ctx.mode)
             .map_err(|e| ApiError::from(e).with_param("source_currency"))?;
-        let refund = refund_address(&body, &source)?;
+        let refund = refund_address(body.refund_address, &source)?;
         let plan = plan(svc, &ctx, &order, &source).await?;
         let payment_rate = plan.rate_usd.map(|r| r.normalize().to_string());
         let payment = pay(svc, &ctx, &source, plan, refund, order.expires_at).await?;
@@ -94,19 +107,12 @@ fn zero(c: &Currency) -> Amount {
     Amount::new(RawAmount::ZERO, c.decimals)
 }
 
-fn source_currency(body: &Map<String, Value>) -> Result<Currency, ApiError> {
-    let v = body.get("source_currency").ok_or_else(|| {
+fn source_currency(r: Option<CurrencyRef>) -> Result<Currency, ApiError> {
+    let r = r.ok_or_else(|| {
         ApiError::invalid(
             "MISSING_CURRENCY",
             "source_currency",
             "source_currency is required",
-        )
-    })?;
-    let r: CurrencyRef = serde_json::from_value(v.clone()).map_err(|e| {
-        ApiError::invalid(
-            "INVALID_CURRENCY",
-            "source_currency",
-            format!("source_currency must be {{\"chain_id\": <id>, \"address\": <token address or null>}}: {e}"),
         )
     })?;
     registry().currency(&r).map_err(|e| match e {
@@ -121,30 +127,19 @@ fn source_currency(body: &Map<String, Value>) -> Result<Currency, ApiError> {
     })
 }
 
-fn refund_address(
-    body: &Map<String, Value>,
-    source: &Currency,
-) -> Result<Option<Refund>, ApiError> {
-    match body.get("refund_address") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(a)) => {
-            let family = registry()
-                .chain(source.chain_id)
-                .map_err(|_| ApiError::internal())?
-                .family;
-            let addr = Address::parse(family, a).map_err(|e| {
-                ApiError::invalid("INVALID_ADDRESS", "refund_address", e.to_string())
-            })?;
-            Ok(Some(Refund {
-                address: addr.to_string(),
-            }))
-        }
-        Some(_) => Err(ApiError::invalid(
-            "INVALID_ADDRESS",
-            "refund_address",
-            "refund_address must be a string",
-        )),
-    }
+fn refund_address(a: Option<String>, source: &Currency) -> Result<Option<Refund>, ApiError> {
+    let Some(a) = a else {
+        return Ok(None);
+    };
+    let family = registry()
+        .chain(source.chain_id)
+        .map_err(|_| ApiError::internal())?
+        .family;
+    let addr = Address::parse(family, &a)
+        .map_err(|e| ApiError::invalid("INVALID_ADDRESS", "refund_address", e.to_string()))?;
+    Ok(Some(Refund {
+        address: addr.to_string(),
+    }))
 }
 
 /// What the destination receives and where, before any address is handed out.

@@ -6,13 +6,14 @@
 //! a 503 for that chain.
 
 use payorders::chains::ChainError;
-use payorders::http::{self, ApiError, Body, Request, Response};
+use payorders::http::{self, ApiError, Body, Params, Request, Response};
 use payorders::registry::{Currency, registry};
 use payorders::runtime::Services;
 use payorders::*;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::*;
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::json;
 
 /// A currency the wallet holds, with what paying in it also takes.
 struct Held {
@@ -28,19 +29,56 @@ pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lam
     Ok(http::serve(&req, |_| quote(svc, &req)).await)
 }
 
-fn family_of(v: Option<&Value>) -> Result<ChainFamily, ApiError> {
-    match v
-        .and_then(Value::as_str)
-        .map(str::to_ascii_uppercase)
-        .as_deref()
-    {
-        Some("EVM") => Ok(ChainFamily::Evm),
-        Some("SOLANA" | "SOL") => Ok(ChainFamily::Solana),
-        _ => Err(ApiError::invalid(
-            "INVALID_CHAIN_TYPE",
-            "chain_type",
-            "chain_type must be EVM or SOLANA",
-        )),
+/// The body of `POST /pay-orders/{id}/quote`. The address is read for `chain_type`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuoteRequest {
+    wallet_address: String,
+    chain_type: ChainType,
+    chain_ids: Option<ChainIds>,
+}
+
+impl Params for QuoteRequest {
+    fn code(field: &str) -> &'static str {
+        match field {
+            "chain_type" => "INVALID_CHAIN_TYPE",
+            "chain_ids" => "INVALID_BLOCKCHAIN",
+            _ => "INVALID_ADDRESS",
+        }
+    }
+}
+
+/// `EVM` or `SOLANA` (`SOL`), any case.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+struct ChainType(ChainFamily);
+
+impl TryFrom<String> for ChainType {
+    type Error = &'static str;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.to_ascii_uppercase().as_str() {
+            "EVM" => Ok(Self(ChainFamily::Evm)),
+            "SOLANA" | "SOL" => Ok(Self(ChainFamily::Solana)),
+            _ => Err("chain_type must be EVM or SOLANA"),
+        }
+    }
+}
+
+/// 1-20 chain ids.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "Vec<ChainId>")]
+struct ChainIds(Vec<ChainId>);
+
+impl TryFrom<Vec<ChainId>> for ChainIds {
+    type Error = &'static str;
+
+    fn try_from(ids: Vec<ChainId>) -> Result<Self, Self::Error> {
+        if (1..=20).contains(&ids.len()) {
+            Ok(Self(ids))
+        } else {
+            Err("chain_ids must be a list of 1 to 20 chain ids")
+        }
     }
 }
 
@@ -56,28 +94,12 @@ fn unavailable(chain: ChainId, e: &ChainError) -> ApiError {
 async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {
     let ctx = http::auth(req)?;
     let id = http::path_id(req, "id", "pay order", OrderId::parse)?;
-    let body = http::signed_json(
-        &*svc.store,
-        &ctx,
-        req,
-        false,
-        &["wallet_address", "chain_type", "chain_ids"],
-    )
-    .await?;
-    let family = family_of(body.get("chain_type"))?;
-    let wallet = match body.get("wallet_address") {
-        Some(Value::String(a)) => Address::parse(family, a)
-            .map_err(|e| ApiError::invalid("INVALID_ADDRESS", "wallet_address", e.to_string()))?
-            .to_string(),
-        _ => {
-            return Err(ApiError::invalid(
-                "INVALID_ADDRESS",
-                "wallet_address",
-                "wallet_address is required",
-            ));
-        }
-    };
-    let order = get_order::load_own_order(&*svc.store, &ctx, &id).await?;
+    let body: QuoteRequest = http::request::signed_json(&*svc.store, &ctx, req, false).await?;
+    let family = body.chain_type.0;
+    let wallet = Address::parse(family, &body.wallet_address)
+        .map_err(|e| ApiError::invalid("INVALID_ADDRESS", "wallet_address", e.to_string()))?
+        .to_string();
+    let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
     if order.status != OrderStatus::Pending {
         return Err(ApiError::unprocessable(
             "ORDER_NOT_PENDING",
@@ -90,8 +112,8 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
 
     // The chains to read: the requested ones (each must be readable), or every configured
     // one; either way only networks of the key's mode (test networks for test keys).
-    let chains: Vec<ChainId> = match body.get("chain_ids") {
-        None | Some(Value::Null) => svc
+    let chains: Vec<ChainId> = match body.chain_ids {
+        None => svc
             .chains
             .ids()
             .filter(|c| {
@@ -100,12 +122,9 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
                     .is_ok_and(|i| i.family == family && i.check_mode(ctx.mode).is_ok())
             })
             .collect(),
-        Some(Value::Array(list)) if !list.is_empty() && list.len() <= 20 => {
+        Some(ChainIds(list)) => {
             let mut ids = Vec::new();
-            for v in list {
-                let id: ChainId = serde_json::from_value(v.clone()).map_err(|e| {
-                    ApiError::invalid("INVALID_BLOCKCHAIN", "chain_ids", e.to_string())
-                })?;
+            for id in list {
                 let info = registry().chain(id).map_err(|e| {
                     ApiError::unprocessable("INVALID_BLOCKCHAIN", e.to_string())
                         .with_param("chain_ids")
@@ -126,13 +145,6 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
             }
             ids
         }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "INVALID_BLOCKCHAIN",
-                "chain_ids",
-                "chain_ids must be a non-empty list of chain ids",
-            ));
-        }
     };
 
     // Balances of every registry currency on those chains; keep what is held, with the
@@ -149,8 +161,12 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
             .balances(&wallet, &currencies)
             .await
             .map_err(|e| unavailable(chain, &e))?;
-        let native = currencies[0].clone();
-        let native_balance = balances[0];
+        // The registry lists a chain's native coin first.
+        let (Some(native), Some(&native_balance)) = (currencies.first().cloned(), balances.first())
+        else {
+            tracing::error!(chain = %chain, "no native coin or balance for a chain");
+            return Err(ApiError::internal());
+        };
         for (c, b) in currencies.into_iter().zip(balances) {
             if b.is_zero() {
                 continue;

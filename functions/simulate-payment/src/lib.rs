@@ -5,11 +5,26 @@
 //! (see `payorders::chains::sandbox`), and the confirmation step completes the order.
 
 use payorders::chains::sandbox;
-use payorders::http::{self, ApiError, Body, Request, Response};
+use payorders::http::{self, ApiError, Body, Params, Request, Response, render};
 use payorders::payments::{PaymentError, Settler};
 use payorders::runtime::Services;
 use payorders::*;
-use serde_json::Value;
+use serde::Deserialize;
+
+/// The body of a simulated payment (may be empty). `amount` is read in the payment
+/// currency's decimals once the order is loaded.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulatePayment {
+    /// A decimal string, e.g. `"12.5"`.
+    amount: Option<String>,
+}
+
+impl Params for SimulatePayment {
+    fn code(_field: &str) -> &'static str {
+        "INVALID_AMOUNT"
+    }
+}
 
 pub async fn handler(
     svc: &Services,
@@ -34,20 +49,21 @@ async fn simulate(
     }
     let id = http::path_id(req, "id", "pay order", OrderId::parse)?;
     http::idempotent(&*svc.store, &ctx, req, &rid, || async {
-        let body = http::signed_json(&*svc.store, &ctx, req, true, &["amount"]).await?;
-        let order = get_order::load_own_order(&*svc.store, &ctx, &id).await?;
+        let body: SimulatePayment =
+            http::request::signed_json(&*svc.store, &ctx, req, true).await?;
+        let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
         let payment = order
             .payment
             .as_ref()
-            .ok_or_else(|| submit_payment::api_error(PaymentError::NoPaymentDetails))?;
+            .ok_or_else(|| http::payment_error(PaymentError::NoPaymentDetails))?;
         let decimals = payment.input.currency.decimals;
-        let amount = match body.get("amount") {
-            None | Some(Value::Null) => payment
+        let amount = match body.amount {
+            None => payment
                 .remaining
                 .as_ref()
                 .map(|r| r.raw)
                 .unwrap_or(payment.input.amount.raw),
-            Some(Value::String(ui)) => RawAmount::from_ui(ui, decimals).map_err(|e| {
+            Some(ui) => RawAmount::from_ui(&ui, decimals).map_err(|e| {
                 ApiError::invalid(
                     "INVALID_AMOUNT",
                     "amount",
@@ -56,17 +72,11 @@ async fn simulate(
                     ),
                 )
             })?,
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "INVALID_AMOUNT",
-                    "amount",
-                    "amount must be a decimal string, e.g. \"12.5\"",
-                ));
-            }
         };
         let hash = sandbox::new_transaction(payment.family(), amount, Timestamp::now())
             .map_err(|e| ApiError::invalid("INVALID_AMOUNT", "amount", e.to_string()))?;
-        submit_payment::pay(settler, &order, &hash.to_string(), None).await
+        let paid = http::pay(settler, &order, &hash.to_string(), None).await?;
+        Ok(http::json(200, &render::order(&paid)))
     })
     .await
 }

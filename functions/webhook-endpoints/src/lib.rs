@@ -7,11 +7,14 @@
 //! `http://localhost`. Checked here and again before every delivery.
 
 use payorders::auth;
-use payorders::http::{self, ApiError, Body, Request, Response};
+use payorders::http::list::{Limit, PageCursor, Window};
+use payorders::http::request::NoFields;
+use payorders::http::{self, ApiError, Body, Params, Request, Response};
 use payorders::runtime::Services;
-use payorders::store::{ListWindow, StoreError};
-use payorders::webhooks::{self, UrlRefusal};
+use payorders::store::StoreError;
+use payorders::webhooks::{self, DeliveryMessage, UrlRefusal};
 use payorders::*;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// How long a rotated-out secret keeps signing.
@@ -73,11 +76,13 @@ async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Bo
                 ("GET", ["deliveries"]) => {
                     http::no_body(req)?;
                     load(svc, &ctx, &id).await?;
-                    let q = http::query(req, &["limit", "cursor"])?;
-                    let w = list_orders::parse_window(
-                        &q,
-                        ListWindow::new(ctx.org_id.clone(), ctx.mode),
-                    )?;
+                    let q: DeliveriesQuery = http::request::query(req)?;
+                    let w = Window {
+                        limit: q.limit,
+                        cursor: q.cursor,
+                        ..Window::default()
+                    }
+                    .for_caller(&ctx)?;
                     let page = svc.store.list_deliveries(&id, &w).await?;
                     Ok(http::json(
                         200,
@@ -140,44 +145,101 @@ async fn check_url(text: &str, livemode: bool) -> Result<String, ApiError> {
     }
 }
 
-fn parse_events(v: &Value) -> Result<Vec<String>, ApiError> {
-    let bad = || {
-        ApiError::invalid(
-            "INVALID_EVENT_TYPE",
-            "events",
-            "events must be a non-empty list of event types or [\"*\"]",
-        )
-    };
-    let list = v
-        .as_array()
-        .filter(|a| !a.is_empty() && a.len() <= 50)
-        .ok_or_else(bad)?;
-    let mut out = Vec::new();
-    for item in list {
-        let t = item.as_str().ok_or_else(bad)?;
-        if t != "*" && EventType::parse(t).is_none() {
-            return Err(ApiError::invalid(
-                "INVALID_EVENT_TYPE",
-                "events",
-                format!("unknown event type {t}"),
-            ));
-        }
-        if !out.iter().any(|o| o == t) {
-            out.push(t.to_owned());
-        }
-    }
-    Ok(out)
+/// The body of `POST /webhook-endpoints`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateEndpoint {
+    url: String,
+    events: Option<Events>,
+    description: Option<Description>,
+    enabled: Option<bool>,
 }
 
-fn parse_description(v: &Value) -> Result<Option<String>, ApiError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) if s.chars().count() <= MAX_DESCRIPTION => Ok(Some(s.clone())),
-        _ => Err(ApiError::invalid(
-            "INVALID_DESCRIPTION",
-            "description",
-            "description must be a string of at most 500 characters",
-        )),
+/// The body of `POST /webhook-endpoints/{id}`: what changes (`description: null` clears it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateEndpoint {
+    url: Option<String>,
+    events: Option<Events>,
+    #[serde(default, deserialize_with = "http::request::nullable")]
+    description: Option<Option<Description>>,
+    enabled: Option<bool>,
+}
+
+/// The query string of `GET /webhook-endpoints/{id}/deliveries`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveriesQuery {
+    limit: Option<Limit>,
+    cursor: Option<PageCursor>,
+}
+
+fn endpoint_code(field: &str) -> &'static str {
+    match field {
+        "url" => "INVALID_URL",
+        "events" => "INVALID_EVENT_TYPE",
+        "description" => "INVALID_DESCRIPTION",
+        _ => "INVALID_PARAMETER",
+    }
+}
+
+impl Params for CreateEndpoint {
+    fn code(field: &str) -> &'static str {
+        endpoint_code(field)
+    }
+}
+
+impl Params for UpdateEndpoint {
+    fn code(field: &str) -> &'static str {
+        endpoint_code(field)
+    }
+}
+
+impl Params for DeliveriesQuery {
+    fn code(field: &str) -> &'static str {
+        http::list::code(field).unwrap_or("INVALID_PARAMETER")
+    }
+}
+
+/// 1-50 event types, or `["*"]`; duplicates dropped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "Vec<String>")]
+struct Events(Vec<String>);
+
+impl TryFrom<Vec<String>> for Events {
+    type Error = String;
+
+    fn try_from(list: Vec<String>) -> Result<Self, Self::Error> {
+        if list.is_empty() || list.len() > 50 {
+            return Err("events must be a non-empty list of event types or [\"*\"]".into());
+        }
+        let mut out: Vec<String> = Vec::new();
+        for t in list {
+            if t != "*" && EventType::parse(&t).is_none() {
+                return Err(format!("unknown event type {t}"));
+            }
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        Ok(Self(out))
+    }
+}
+
+/// At most 500 characters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+struct Description(String);
+
+impl TryFrom<String> for Description {
+    type Error = &'static str;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        if s.chars().count() <= MAX_DESCRIPTION {
+            Ok(Self(s))
+        } else {
+            Err("description must be a string of at most 500 characters")
+        }
     }
 }
 
@@ -192,34 +254,11 @@ async fn create(
     ctx: &auth::AuthContext,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let body = http::signed_json(
-        &*svc.store,
-        ctx,
-        req,
-        false,
-        &["url", "events", "description", "enabled"],
-    )
-    .await?;
-    let url = match body.get("url") {
-        Some(Value::String(u)) => check_url(u, ctx.livemode()).await?,
-        _ => return Err(ApiError::invalid("INVALID_URL", "url", "url is required")),
-    };
-    let events = match body.get("events") {
-        None | Some(Value::Null) => vec!["*".to_owned()],
-        Some(v) => parse_events(v)?,
-    };
-    let description = parse_description(body.get("description").unwrap_or(&Value::Null))?;
-    let enabled = match body.get("enabled") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "INVALID_PARAMETER",
-                "enabled",
-                "enabled must be true or false",
-            ));
-        }
-    };
+    let body: CreateEndpoint = http::request::signed_json(&*svc.store, ctx, req, false).await?;
+    let url = check_url(&body.url, ctx.livemode()).await?;
+    let events = body.events.map_or_else(|| vec!["*".to_owned()], |e| e.0);
+    let description = body.description.map(|d| d.0);
+    let enabled = body.enabled.unwrap_or(true);
     let now = Timestamp::now();
     let id = WebhookEndpointId::generate();
     let secret = webhooks::generate_secret();
@@ -288,38 +327,14 @@ async fn update(
     req: &Request,
     id: &WebhookEndpointId,
 ) -> Result<Response<Body>, ApiError> {
-    let body = http::signed_json(
-        &*svc.store,
-        ctx,
-        req,
-        false,
-        &["url", "events", "description", "enabled"],
-    )
-    .await?;
-    let url = match body.get("url") {
+    let body: UpdateEndpoint = http::request::signed_json(&*svc.store, ctx, req, false).await?;
+    let url = match &body.url {
+        Some(u) => Some(check_url(u, ctx.livemode()).await?),
         None => None,
-        Some(Value::String(u)) => Some(check_url(u, ctx.livemode()).await?),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "INVALID_URL",
-                "url",
-                "url must be a string",
-            ));
-        }
     };
-    let events = body.get("events").map(parse_events).transpose()?;
-    let description = body.get("description").map(parse_description).transpose()?;
-    let enabled = match body.get("enabled") {
-        None => None,
-        Some(Value::Bool(b)) => Some(*b),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "INVALID_PARAMETER",
-                "enabled",
-                "enabled must be true or false",
-            ));
-        }
-    };
+    let events = body.events.map(|e| e.0);
+    let description = body.description.map(|d| d.map(|d| d.0));
+    let enabled = body.enabled;
     let updated = modify(svc, ctx, id, |e, _| {
         if let Some(u) = &url {
             e.url = u.clone();
@@ -351,8 +366,7 @@ async fn rotate(
     req: &Request,
     id: &WebhookEndpointId,
 ) -> Result<Response<Body>, ApiError> {
-    let body = http::json_object(req, true)?;
-    http::only_fields(&body, &[])?;
+    let _: NoFields = http::request::json(req, true)?;
     let master = master(svc)?;
     let secret = webhooks::generate_secret();
     let sealed = master.seal(&webhooks::endpoint_secret_context(id), &secret);
@@ -382,8 +396,7 @@ async fn redeliver(
     endpoint: &WebhookEndpointId,
     id: &DeliveryId,
 ) -> Result<Response<Body>, ApiError> {
-    let body = http::json_object(req, true)?;
-    http::only_fields(&body, &[])?;
+    let _: NoFields = http::request::json(req, true)?;
     let ep = load(svc, ctx, endpoint).await?;
     if !ep.enabled {
         return Err(ApiError::conflict(
@@ -410,7 +423,7 @@ async fn redeliver(
         match svc.store.update_delivery(&next, d.version).await {
             Ok(()) => {
                 queue
-                    .send(&dispatch_events::message(&next.id), 0)
+                    .send(&DeliveryMessage::new(&next.id).body(), 0)
                     .await
                     .map_err(|e| ApiError::unavailable("QUEUE_UNAVAILABLE", e.to_string()))?;
                 return Ok(http::json(202, &next.api_view()));

@@ -1,23 +1,32 @@
 //! HTTP helpers over `lambda_http` (API Gateway HTTP API, payload 2.0): request ids, the
-//! authorizer context, JSON bodies, query strings, idempotency, and responses in our shape.
+//! authorizer context, typed JSON bodies and query strings ([`request`]), list windows
+//! ([`list`]), idempotency, and responses in our shape.
 //! The only module of the domain crate that knows Lambda types.
 
 pub mod codes;
 mod error;
+pub mod list;
+#[cfg(feature = "chains")]
+mod payment;
 pub mod render;
+pub mod request;
 
 pub use codes::ErrorCode;
 pub use error::{ApiError, ErrorType};
 pub use lambda_http::{Body, Request, RequestExt, Response};
+#[cfg(feature = "chains")]
+pub use payment::{pay, payment_error};
+pub use request::Params;
 
 use crate::auth::AuthContext;
-use crate::model::{RequestId, Timestamp};
-use crate::store::{IdempotencyBegin, IdempotencyScope, IdempotencyStore, StoredResponse};
+use crate::model::{OrderId, PayOrder, RequestId, Timestamp};
+use crate::store::{
+    IdempotencyBegin, IdempotencyScope, IdempotencyStore, OrderStore, StoredResponse,
+};
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::future::Future;
 
 /// Largest body accepted (API Gateway allows more; we do not need it).
@@ -128,91 +137,18 @@ pub fn no_body(req: &Request) -> Result<(), ApiError> {
     }
 }
 
-/// A JSON object body. An empty body is `{}` when `allow_empty`; anything but
-/// `application/json` (charset allowed) is a 415; invalid JSON and non-objects are 400s.
-pub fn json_object(req: &Request, allow_empty: bool) -> Result<Map<String, Value>, ApiError> {
-    let bytes = body_bytes(req)?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        if allow_empty {
-            return Ok(Map::new());
-        }
-        return Err(ApiError::bad_request(
-            "MISSING_BODY",
-            "this request needs a JSON body",
-        ));
-    }
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let essence = ct.split(';').next().unwrap_or_default().trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
-        return Err(ApiError::unsupported_media_type());
-    }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::bad_request(
-            "INVALID_JSON",
-            "the body must be a JSON object",
-        )),
-        Err(e) => Err(ApiError::bad_request(
-            "INVALID_JSON",
-            format!("the body is not valid JSON: {e}"),
-        )),
-    }
-}
-
-/// Refuses any body field not in `allowed` (`400 UNKNOWN_PARAMETER` naming it).
-pub fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
-    match body.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(ApiError::invalid(
-            "UNKNOWN_PARAMETER",
-            k,
-            format!("unknown parameter {k}"),
-        )),
-        None => Ok(()),
-    }
-}
-
-/// The body of a write that may be signed: a JSON object (or nothing, if `allow_empty`),
-/// whose bytes match the signature's body hash, with no field outside `allowed`.
-pub async fn signed_json(
-    claims: &dyn crate::store::ClaimStore,
+/// The caller's own order, or a 404 that does not reveal whether the id exists elsewhere
+/// (another organization's, the other mode's).
+pub async fn load_own_order(
+    store: &dyn OrderStore,
     ctx: &AuthContext,
-    req: &Request,
-    allow_empty: bool,
-    allowed: &[&str],
-) -> Result<Map<String, Value>, ApiError> {
-    let body = json_object(req, allow_empty)?;
-    crate::auth::verify_body(claims, ctx, body_bytes(req)?, Timestamp::now()).await?;
-    only_fields(&body, allowed)?;
-    Ok(body)
-}
-
-/// Query parameters, each at most once, all from `allowed`.
-pub fn query(req: &Request, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
-    let q = req.query_string_parameters();
-    let mut out = BTreeMap::new();
-    for (k, _) in q.iter() {
-        if !allowed.contains(&k) {
-            return Err(ApiError::invalid(
-                "UNKNOWN_PARAMETER",
-                k,
-                format!("unknown query parameter {k}"),
-            ));
-        }
-        let all = q.all(k).unwrap_or_default();
-        if all.len() > 1 {
-            return Err(ApiError::invalid(
-                "INVALID_PARAMETER",
-                k,
-                format!("{k} may be given once"),
-            ));
-        }
-        out.insert(k.to_owned(), all[0].to_owned());
-    }
-    Ok(out)
+    id: &OrderId,
+) -> Result<PayOrder, ApiError> {
+    store
+        .get_order(id)
+        .await?
+        .filter(|o| o.organization_id == ctx.org_id && o.livemode == ctx.livemode())
+        .ok_or_else(|| ApiError::not_found("pay order").with_param("id"))
 }
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";

@@ -965,7 +965,10 @@ async fn an_endless_response_is_read_no_further_than_the_logged_kilobyte() {
     // Well under the 10 s request timeout: the attempt stops reading, it does not time out.
     let outcome = tokio::time::timeout(
         Duration::from_secs(5),
-        deliver_webhook::process(&deps, &dispatch_events::message(&ds[0].id)),
+        deliver_webhook::process(
+            &deps,
+            &payorders::webhooks::DeliveryMessage::new(&ds[0].id).body(),
+        ),
     )
     .await
     .expect("the delivery finishes without reading the whole body")
@@ -1024,7 +1027,10 @@ async fn a_batch_is_sent_concurrently_within_the_bound_and_reports_its_failures(
     let mut urls: Vec<String> = (0..9).map(|i| format!("{base}/hooks/{i}")).collect();
     urls[3] = format!("{base}/hooks/fail");
     let (store, master, ds) = pending_deliveries(&urls).await;
-    let mut bodies: Vec<String> = ds.iter().map(|d| dispatch_events::message(&d.id)).collect();
+    let mut bodies: Vec<String> = ds
+        .iter()
+        .map(|d| payorders::webhooks::DeliveryMessage::new(&d.id).body())
+        .collect();
     bodies.insert(6, "{\"delivery_id\": 42}".into());
     let records: Vec<Value> = bodies
         .iter()
@@ -1087,9 +1093,12 @@ async fn the_lambda_configuration_refuses_test_mode_loopback_urls() {
     // What the Lambda main builds.
     let deps = deliver_webhook::Deps::new(store.clone(), master);
     for d in &ds {
-        let outcome = deliver_webhook::process(&deps, &dispatch_events::message(&d.id))
-            .await
-            .unwrap();
+        let outcome = deliver_webhook::process(
+            &deps,
+            &payorders::webhooks::DeliveryMessage::new(&d.id).body(),
+        )
+        .await
+        .unwrap();
         assert_eq!(outcome, Outcome::Done);
         let stored = store.get_delivery(&d.id).await.unwrap().unwrap();
         assert_eq!(stored.status, DeliveryStatus::Failed, "{stored:?}");

@@ -1,0 +1,58 @@
+//! The one mapping of payment pipeline errors to API errors, for every route that records
+//! a payment (submit-payment, simulate-payment).
+
+use super::ApiError;
+use crate::payments::{PaymentError, VerifyError};
+
+pub fn payment_error(e: PaymentError) -> ApiError {
+    let code = e.code();
+    let message = e.to_string();
+    match e {
+        PaymentError::InvalidHash(_) => ApiError::invalid(code, "tx_hash", message),
+        PaymentError::WrongChain(_) | PaymentError::AlreadyUsed => {
+            ApiError::unprocessable(code, message).with_param("tx_hash")
+        }
+        PaymentError::NoPaymentDetails => ApiError::unprocessable(code, message),
+        PaymentError::NotPayable(_) | PaymentError::WindowClosed(_) | PaymentError::Busy => {
+            ApiError::conflict(code, message)
+        }
+        PaymentError::Verify(VerifyError::Chain(_)) => {
+            tracing::warn!(error = %e, "chain unavailable for a payment check");
+            ApiError::unavailable(code, message)
+        }
+        PaymentError::Verify(_) => ApiError::unprocessable(code, message).with_param("tx_hash"),
+        PaymentError::Store(s) => s.into(),
+        PaymentError::Queue(q) => {
+            tracing::error!(error = %q, "could not queue a confirmation check");
+            ApiError::unavailable(
+                "QUEUE_UNAVAILABLE",
+                "the payment is recorded; its confirmation check could not be queued now and is queued again automatically within the hour",
+            )
+        }
+    }
+}
+
+/// Verifies `hash` on `order`'s chain and records it (the one path for a submitted and a
+/// simulated payment); `chain`, if the caller named one, must be the order's. Answers the
+/// order as recorded.
+pub async fn pay(
+    settler: &crate::payments::Settler,
+    order: &crate::model::PayOrder,
+    hash: &str,
+    chain: Option<crate::model::ChainId>,
+) -> Result<crate::model::PayOrder, ApiError> {
+    let payment = order
+        .payment
+        .as_ref()
+        .ok_or_else(|| payment_error(PaymentError::NoPaymentDetails))?;
+    let order_chain = payment.input.currency.chain_id;
+    if chain.is_some_and(|c| c != order_chain) {
+        return Err(payment_error(PaymentError::WrongChain(order_chain)).with_param("chain_id"));
+    }
+    let hash = crate::payments::parse_hash(payment, hash).map_err(payment_error)?;
+    let recorded =
+        crate::payments::record_payment(settler, &order.id, &hash, crate::model::Timestamp::now())
+            .await
+            .map_err(payment_error)?;
+    Ok(recorded.order)
+}
