@@ -78,3 +78,48 @@ fn only_the_health_routes_are_public() {
         .collect();
     assert_eq!(public, expected);
 }
+
+/// What two functions share lives in the domain crate: no `functions/*/Cargo.toml` names
+/// another function crate, by path or by name, in any dependency table.
+#[test]
+fn no_function_crate_depends_on_another() {
+    let dirs: Vec<std::path::PathBuf> = std::fs::read_dir(repo_root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").exists())
+        .collect();
+    let names: BTreeSet<String> = dirs
+        .iter()
+        .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.len() >= 10, "{names:?}");
+    let mut offenders = Vec::new();
+    for dir in &dirs {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let mut table = String::new();
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                table = line.trim_matches(['[', ']']).to_owned();
+                continue;
+            }
+            if !table.contains("dependencies") {
+                continue;
+            }
+            let key = line
+                .split(['=', '.', ' '])
+                .next()
+                .unwrap_or_default()
+                .trim_matches('"');
+            let by_name = names.contains(key) || names.contains(&key.replace('_', "-"));
+            let by_path = line.contains("path") && line.contains("../");
+            if by_name || by_path {
+                offenders.push(format!("{}: [{table}] {line}", dir.display()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "function crates depend on one another; move what they share into shared/:\n{}",
+        offenders.join("\n")
+    );
+}
