@@ -162,13 +162,15 @@ pub fn field_error<T: Params>(path: &Path, message: &str) -> ApiError {
             );
         }
     }
-    if keys.is_empty() {
-        return match quoted(message, "missing field `") {
-            Some(name) => ApiError::invalid(T::code(name), name, format!("{name} is required")),
-            None => ApiError::bad_request("INVALID_REQUEST", message.to_owned()),
-        };
-    }
-    let field = keys[0];
+    let Some(&field) = keys.first() else {
+        if let Some(name) = quoted(message, "missing field `") {
+            return ApiError::invalid(T::code(name), name, format!("{name} is required"));
+        }
+        if let Some(name) = quoted(message, "duplicate field `") {
+            return ApiError::invalid(T::code(name), name, format!("{name} is given twice"));
+        }
+        return ApiError::bad_request("INVALID_REQUEST", message.to_owned());
+    };
     ApiError::invalid(T::code(field), field, format!("invalid {field}: {message}"))
 }
 
@@ -237,6 +239,9 @@ mod tests {
         assert_eq!(pair(&e), ("INVALID_NESTED", Some("nested")));
         let e = body(r#"{"amount": "1", "nested": {}}"#);
         assert_eq!(pair(&e), ("INVALID_NESTED", Some("nested")));
+        let e = body(r#"{"amount": "1", "amount": "2"}"#);
+        assert_eq!(pair(&e), ("INVALID_AMOUNT", Some("amount")));
+        assert_eq!(e.message, "amount is given twice");
         assert_eq!(
             pair(&body(r#"{"amount": "1", "limit": -1}"#)),
             ("INVALID_LIMIT", Some("limit"))

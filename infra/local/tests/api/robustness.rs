@@ -2,8 +2,10 @@
 //! shape, never a 5xx, and nothing written.
 
 use crate::support::*;
+use payorders::{DeliveryId, OrderId, WebhookEndpointId};
 use payorders_local::template::Template;
 use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::json;
 
 fn route_paths(path: &str) -> Vec<String> {
     if !path.contains('{') {
@@ -262,4 +264,68 @@ async fn cursors_outside_the_created_window_page_on_dynamodb() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["data"], serde_json::json!([]));
+}
+
+/// Every route that takes a body reads it into its own type: a field it does not know is
+/// `400 UNKNOWN_PARAMETER` naming that field, whatever else the body holds, and a field
+/// given twice answers with that field as `param`; every list refuses an unknown query
+/// parameter the same way.
+#[tokio::test]
+async fn every_route_names_the_field_it_refuses() {
+    let app = spawn_app().await;
+    let tpl = Template::load(&template_path()).unwrap();
+    let ids = [
+        ("{delivery_id}", DeliveryId::generate().to_string()),
+        ("{chain_id}", "84532".to_owned()),
+    ];
+    let mut posts = 0;
+    for (_, route) in tpl.routes() {
+        if route.method != "POST" {
+            continue;
+        }
+        let mut path = route.path.clone();
+        for (placeholder, id) in &ids {
+            path = path.replace(placeholder, id);
+        }
+        let id = if path.starts_with("/webhook-endpoints") {
+            WebhookEndpointId::generate().to_string()
+        } else {
+            OrderId::generate().to_string()
+        };
+        let path = path.replace("{id}", &id);
+        let r = app
+            .signed_post(&app.a, &path, &json!({"zz_unknown": 1}), &[])
+            .await;
+        r.assert_error(400, "UNKNOWN_PARAMETER");
+        assert_eq!(
+            r.body["error"]["param"], "zz_unknown",
+            "POST {path}: {}",
+            r.text
+        );
+        posts += 1;
+    }
+    assert!(posts >= 10, "{posts}");
+
+    // A duplicated field is refused, not silently the last one.
+    let dup = br#"{"mode":"DEPOSIT","mode":"SALE"}"#.to_vec();
+    let mut h = HeaderMap::new();
+    h.insert("x-api-key", HeaderValue::from_str(&app.a.key).unwrap());
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    let r = app.send("POST", "/pay-orders", h, Some(dup)).await;
+    r.assert_error(400, "INVALID_MODE");
+    assert_eq!(r.body["error"]["param"], "mode", "{}", r.text);
+
+    for path in [
+        "/pay-orders?zz_unknown=1",
+        "/events?zz_unknown=1",
+        &format!("/pay-orders/{}/process?zz_unknown=1", OrderId::generate()),
+    ] {
+        let r = app.get(&app.a, path).await;
+        r.assert_error(400, "UNKNOWN_PARAMETER");
+        assert_eq!(
+            r.body["error"]["param"], "zz_unknown",
+            "GET {path}: {}",
+            r.text
+        );
+    }
 }
