@@ -1,9 +1,11 @@
-//! `payorders`: the local host (`serve`) and operator commands (organizations, keys, tables).
+//! `payorders`: the local host (`serve`), operator commands (organizations, keys, tables)
+//! and developer commands (`api`, `listen`, `trigger`; see `devcli`).
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use payorders::runtime::Services;
 use payorders::*;
+use payorders_local::devcli::{self, Credentials};
 use payorders_local::setup::{self, StoreChoice};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +15,8 @@ use std::sync::Arc;
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    credentials: Credentials,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,6 +86,49 @@ enum Command {
     Tables {
         #[command(subcommand)]
         command: TablesCommand,
+    },
+    /// Send one API request and print the JSON answer (non-zero exit on an error status).
+    /// Writes are signed (Authorization-Signature, v2) when the API secret is known.
+    #[command(after_help = "Example: payorders api POST /pay-orders \
+                        '{\"mode\":\"SALE\",\"amount\":\"49.99\",\"fiat_unit\":\"USD\"}'")]
+    Api {
+        /// GET, POST, DELETE, …
+        method: String,
+        /// The path, with its query if any: /pay-orders?status=PENDING
+        path: String,
+        /// The JSON body; `-` reads it from stdin.
+        json: Option<String>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Send without a signature even when the secret is known.
+        #[arg(long)]
+        no_sign: bool,
+    },
+    /// Show this organization's webhook deliveries live, verifying each signature, through a
+    /// temporary endpoint on a local port (removed on exit); optionally forward them.
+    Listen {
+        /// Forward each delivery, body and webhook-* headers unchanged, to this URL.
+        #[arg(long)]
+        forward_to: Option<String>,
+        /// Event types to receive (comma-separated), or * for all.
+        #[arg(long, default_value = "*", value_delimiter = ',')]
+        events: Vec<String>,
+        /// The local port to receive on (0: a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Print each delivery's whole body too.
+        #[arg(long)]
+        print_json: bool,
+    },
+    /// Create a test SALE and pay it through the sandbox (simulate-payment), then wait until
+    /// it is COMPLETED.
+    Trigger {
+        /// The amount in USD.
+        #[arg(long, default_value = "25.00")]
+        amount: String,
+        /// Seconds to wait for COMPLETED (0: do not wait).
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
     },
 }
 
@@ -215,6 +262,48 @@ async fn run() -> anyhow::Result<()> {
             host,
             template,
         } => serve(&cli.store, &host, port, &template).await?,
+        Command::Api {
+            method,
+            path,
+            json,
+            idempotency_key,
+            no_sign,
+        } => {
+            let client = devcli::Client::resolve(&cli.credentials, &cli.store.dir)?;
+            let signing = if no_sign {
+                devcli::Signing::Never
+            } else {
+                devcli::Signing::Auto
+            };
+            devcli::api(
+                &client,
+                &method,
+                &path,
+                json.as_deref(),
+                idempotency_key.as_deref(),
+                signing,
+            )
+            .await?
+        }
+        Command::Listen {
+            forward_to,
+            events,
+            port,
+            print_json,
+        } => {
+            let client = devcli::Client::resolve(&cli.credentials, &cli.store.dir)?;
+            let opts = payorders_local::listen::Options {
+                port,
+                events,
+                forward_to,
+                print_json,
+            };
+            payorders_local::listen::listen(&client, opts).await?
+        }
+        Command::Trigger { amount, wait } => {
+            let client = devcli::Client::resolve(&cli.credentials, &cli.store.dir)?;
+            devcli::trigger(&client, &amount, std::time::Duration::from_secs(wait)).await?;
+        }
     }
     Ok(())
 }
@@ -271,6 +360,30 @@ async fn serve(
         ),
     };
     let demo = setup::ensure_demo(&*store, &master, &args.dir, fixed).await?;
+    // A restarted local chain is a new chain with the same id and the same transaction
+    // hashes: its predecessor's claims are forgotten before any request is served.
+    if let Some(embedded) = &opened.embedded {
+        let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+        let urls = payorders::config::rpc_urls_from(&env)?
+            .into_iter()
+            .filter(|(id, _)| id.get() == payorders_local::epochs::LOCAL_CHAIN)
+            .map(|(id, url)| (id, url.to_string()))
+            .collect();
+        let epochs = payorders_local::epochs::ChainEpochs::new(&args.dir, embedded.clone(), urls);
+        for (chain, r) in epochs.check().await {
+            if let Ok(
+                payorders_local::epochs::Epoch::New { forgotten }
+                | payorders_local::epochs::Epoch::First { forgotten },
+            ) = r
+                && forgotten > 0
+            {
+                println!(
+                    "Chain {chain}: a new run; forgot {forgotten} transfer claims of its previous run"
+                );
+            }
+        }
+        tokio::spawn(epochs.watch(std::time::Duration::from_secs(2)));
+    }
     let (queue, webhooks_rx) = payorders::queue::LocalQueue::new();
     let (confirmations, confirmations_rx) = payorders::queue::LocalQueue::new();
     let services = Services {
@@ -309,17 +422,32 @@ async fn serve(
         .with_context(|| {
             format!("binding {host}:{port} (is another server on it? try PORT=3001)")
         })?;
+    let api_host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
+    let api = format!("http://{api_host}:{}", listener.local_addr()?.port());
+    let chain_rpc = std::env::var("PAYORDERS_RPC_31337").ok();
+    let bin_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()));
+    setup::write_demo_env(
+        &args.dir,
+        &demo,
+        Some(&api),
+        chain_rpc.as_deref(),
+        bin_dir.as_deref(),
+    )?;
     let store_text = match args.choice() {
         StoreChoice::Embedded(p) => format!("embedded ({})", p.display()),
         StoreChoice::Dynamo { table, .. } => format!("dynamodb (table {table})"),
     };
-    println!("PayOrders local host on http://{host}:{port}  store: {store_text}");
+    println!("PayOrders local host on {api}  store: {store_text}");
     for r in app.route_keys() {
         println!("  {r}");
     }
     let chains: Vec<String> = app.services().chains.ids().map(|c| c.to_string()).collect();
     if chains.is_empty() {
-        println!("Chains read: none (set PAYORDERS_RPC_<chain_id>; `make dev-chain` runs 31337)");
+        println!(
+            "Chains read: none (set PAYORDERS_RPC_<chain_id>; `make dev` runs 31337 unless CHAIN=0)"
+        );
     } else {
         println!("Chains read: {}", chains.join(", "));
     }
@@ -328,10 +456,18 @@ async fn serve(
     println!("  API key     {}", demo.key);
     println!("  API secret  {}", demo.secret);
     println!(
-        "  (also in {}/demo.env: `. {}/demo.env`)",
+        "  (with API and the chain's RPC in {}/demo.env: `. {}/demo.env`)",
         args.dir.display(),
         args.dir.display()
     );
+    println!();
+    println!(
+        "Try, in another terminal:  . {}/demo.env",
+        args.dir.display()
+    );
+    println!("  payorders trigger        a test order paid through the sandbox");
+    println!("  payorders listen         webhook deliveries, live and verified");
+    println!("  make demo                a signed SALE paid, its webhook verified");
     payorders_local::server::serve(app, listener).await?;
     Ok(())
 }

@@ -230,23 +230,51 @@ pub async fn ensure_demo(
         key: issued.key,
         secret: issued.secret,
     };
-    std::fs::create_dir_all(dir)?;
-    write_private(
-        &dir.join("demo.env"),
-        &format!(
-            "export PAYORDERS_ORG_ID={}\nexport PAYORDERS_API_KEY={}\nexport PAYORDERS_API_SECRET={}\n",
-            demo.org_id, demo.key, demo.secret
-        ),
-    )?;
+    write_demo_env(dir, &demo, None, None, None)?;
     Ok(demo)
 }
 
-fn read_demo_env(dir: &Path) -> Option<(String, String)> {
+/// Writes `<dir>/demo.env` (owner-only): the demo credentials and, when known, the API's
+/// base URL (`API`), the local chain's RPC URL (`PAYORDERS_RPC_31337`, and `ETH_RPC_URL`,
+/// which `cast` reads) and the `payorders` binary's directory on `PATH`, so
+/// `. .local/demo.env` is all a second terminal needs.
+pub fn write_demo_env(
+    dir: &Path,
+    demo: &Demo,
+    api: Option<&str>,
+    chain_rpc: Option<&str>,
+    bin_dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut text = format!(
+        "export PAYORDERS_ORG_ID={}\nexport PAYORDERS_API_KEY={}\nexport PAYORDERS_API_SECRET={}\n",
+        demo.org_id, demo.key, demo.secret
+    );
+    if let Some(api) = api {
+        text.push_str(&format!("export API={api}\n"));
+    }
+    if let Some(rpc) = chain_rpc {
+        text.push_str(&format!(
+            "export PAYORDERS_RPC_31337={rpc}\nexport ETH_RPC_URL={rpc}\n"
+        ));
+    }
+    if let Some(bin) = bin_dir {
+        text.push_str(&format!("export PATH=\"{}:$PATH\"\n", bin.display()));
+    }
+    std::fs::create_dir_all(dir)?;
+    write_private(&dir.join("demo.env"), &text)
+}
+
+/// A variable exported by `<dir>/demo.env`, if the file and the variable exist.
+pub fn demo_env_value(dir: &Path, name: &str) -> Option<String> {
     let text = std::fs::read_to_string(dir.join("demo.env")).ok()?;
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
-            .map(str::to_owned)
-    };
-    Some((value("PAYORDERS_API_KEY")?, value("PAYORDERS_API_SECRET")?))
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+        .map(str::to_owned)
+}
+
+fn read_demo_env(dir: &Path) -> Option<(String, String)> {
+    Some((
+        demo_env_value(dir, "PAYORDERS_API_KEY")?,
+        demo_env_value(dir, "PAYORDERS_API_SECRET")?,
+    ))
 }

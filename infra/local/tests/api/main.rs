@@ -2,6 +2,7 @@
 //! API Gateway-shaped events, and each function's handler. One binary for link time.
 
 mod auth;
+mod devcli;
 mod errors;
 mod events;
 mod health;
