@@ -2,22 +2,34 @@
 # Both install what they need (project venv under .venv, cargo crates) on first use.
 
 PORT ?= 3000
-CHAIN_PORT ?= 8545
+# The local chain of `make dev`: CHAIN=0 leaves it out; CHAIN_PORT empty picks a free port.
+CHAIN ?= 1
+CHAIN_PORT ?=
 CARGO ?= cargo
 
-.PHONY: dev dev-chain test lint fmt build bench services clean
+.PHONY: dev dev-chain demo reset test lint fmt build bench services clean
 
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-## Start the local host on 127.0.0.1:$(PORT) with the embedded store.
+## Start the local host on 127.0.0.1:$(PORT) with the embedded store in .local/, and a
+## local EVM chain (31337, anvil) beside it unless CHAIN=0; .local/demo.env has both URLs.
 dev:
-	$(CARGO) build --bin payorders
-	./target/debug/payorders serve --port $(PORT)
+	PORT=$(PORT) CHAIN=$(CHAIN) CHAIN_PORT=$(CHAIN_PORT) CARGO=$(CARGO) infra/scripts/dev.sh
 
-## A local EVM chain (31337) on 127.0.0.1:$(CHAIN_PORT) with the test token deployed;
-## run `PAYORDERS_RPC_31337=http://127.0.0.1:$(CHAIN_PORT) make dev` beside it.
+## Against a running `make dev`: a signed SALE paid, COMPLETED, and its order.completed
+## webhook verified with the official standardwebhooks library; each step timed.
+demo:
+	@infra/scripts/services.sh install-demo
+	@.venv/bin/python infra/scripts/demo.py
+
+## Forget the local state (.local/: store, demo organization, keys, chain); keeps the build.
+reset:
+	rm -rf .local
+
+## The local chain alone (31337) on 127.0.0.1:$(CHAIN_PORT) (8545 if unset), for a host
+## started with `PAYORDERS_RPC_31337=http://127.0.0.1:8545 CHAIN=0 make dev`.
 dev-chain:
-	infra/scripts/services.sh chain $(CHAIN_PORT)
+	infra/scripts/services.sh chain $(or $(CHAIN_PORT),8545)
 
 ## Every test, with moto server started on a free port and stopped afterwards.
 test:

@@ -5,8 +5,14 @@
 #                                            node_modules (anvil, cast) if missing
 #   infra/scripts/services.sh start DIR      start moto and anvil; write DIR/env with the endpoints
 #   infra/scripts/services.sh stop DIR       stop everything started into DIR
+#   infra/scripts/services.sh install-demo   create .venv with standardwebhooks only (make demo)
+#   infra/scripts/services.sh install-node   node_modules (anvil, cast) only
 #   infra/scripts/services.sh chain PORT     make dev-chain: anvil with the test token, in the
 #                                            foreground until Ctrl-C
+#   infra/scripts/services.sh chain-start DIR [PORT]
+#                                            make dev: the same chain in the background (a free
+#                                            port unless PORT); DIR/env has its URL, DIR/anvil.pid
+#                                            its pid (`services.sh stop DIR` stops it)
 #
 # Any service that cannot start is a hard failure with its log printed: tests never run
 # against a missing service.
@@ -26,11 +32,25 @@ install_node() {
   fi
 }
 
-install() {
+make_venv() {
   if [ ! -x "$venv/bin/python" ]; then
     echo "services: creating $venv"
     python3 -m venv "$venv" || die "python3 -m venv failed (install python3-venv)"
   fi
+}
+
+# What `make demo` needs: the official Standard Webhooks library, nothing else.
+install_demo() {
+  make_venv
+  if ! "$venv/bin/python" -c "import standardwebhooks" 2>/dev/null; then
+    echo "services: installing standardwebhooks into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "standardwebhooks==1.*" \
+      || die "pip install standardwebhooks failed"
+  fi
+}
+
+install() {
+  make_venv
   if ! "$venv/bin/python" -c "import moto.server, cfnlint, standardwebhooks" 2>/dev/null; then
     echo "services: installing ${py_packages[*]} into $venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "${py_packages[@]}" \
@@ -106,40 +126,55 @@ stop() {
   done
 }
 
-# The local chain of `make dev-chain`: anvil (chain 31337) on PORT with the test token TUSD
-# deployed at its registry address by anvil's account 0. Runs until interrupted.
-chain() {
-  local port=$1 dir="$root/.local/chain"
+# The local chain: anvil (chain 31337) on PORT with the test token TUSD deployed at its
+# registry address by anvil's account 0, in the background; DIR/env has its URL.
+chain_start() {
+  local dir=$1 port=${2:-}
   mkdir -p "$dir"
   install_node
+  [ -n "$port" ] || port=$(free_port)
   local url="http://127.0.0.1:$port"
-  if curl -s -o /dev/null "$url"; then die "something already listens on port $port (CHAIN_PORT=8546 make dev-chain)"; fi
+  if curl -s -o /dev/null "$url"; then die "something already listens on port $port (pick another CHAIN_PORT, or leave it unset for a free one)"; fi
   "$root/node_modules/.bin/anvil" --host 127.0.0.1 --port "$port" >"$dir/anvil.log" 2>&1 &
   echo $! >"$dir/anvil.pid"
-  trap 'stop "$dir"; exit 0' INT TERM
   wait_rpc "anvil" "$url" "$dir/anvil.pid" "$dir/anvil.log"
-  local cast="$root/node_modules/.bin/cast" dev_key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+  local cast="$root/node_modules/.bin/cast"
   local code; code=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bytecode"])' "$root/infra/contracts/TestToken.json")
   local args; args=$("$cast" abi-encode "constructor(uint256)" 1000000000000)
-  "$cast" send --rpc-url "$url" --private-key "$dev_key" --create "${code}${args#0x}" >/dev/null \
+  "$cast" send --rpc-url "$url" --private-key "$DEV_KEY" --create "${code}${args#0x}" >/dev/null \
     || { stop "$dir"; die "deploying the test token failed"; }
-  [ "$("$cast" code --rpc-url "$url" 0x5FbDB2315678afecb367f032d93F642f64180aa3)" != "0x" ] \
+  [ "$("$cast" code --rpc-url "$url" "$TUSD")" != "0x" ] \
     || { stop "$dir"; die "the test token is not at its registry address"; }
+  echo "export PAYORDERS_RPC_31337=$url" >"$dir/env"
   cat <<INFO
 Local chain 31337 on $url (anvil; log in $dir/anvil.log)
-  TUSD (test token, 6 decimals)  0x5FbDB2315678afecb367f032d93F642f64180aa3
+  TUSD (test token, 6 decimals)  $TUSD
   payer (anvil account 0)        0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266  1,000,000 TUSD, 10,000 ETH
-  payer's key                    $dev_key
-Run the API against it:  PAYORDERS_RPC_31337=$url make dev
-Ctrl-C stops the chain.
+  payer's key                    $DEV_KEY
 INFO
+}
+
+# anvil's account 0 (a well-known development key) and the token it deploys first.
+DEV_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+TUSD=0x5FbDB2315678afecb367f032d93F642f64180aa3
+
+# `make dev-chain`: the chain alone, in the foreground until interrupted.
+chain() {
+  local port=$1 dir="$root/.local/chain"
+  trap 'stop "$dir"; exit 0' INT TERM
+  chain_start "$dir" "$port"
+  echo "Run the API against it:  PAYORDERS_RPC_31337=http://127.0.0.1:$port CHAIN=0 make dev"
+  echo "Ctrl-C stops the chain."
   wait "$(cat "$dir/anvil.pid")" || true
 }
 
 case "${1:-}" in
   install) install; install_node ;;
+  install-demo) install_demo ;;
+  install-node) install_node ;;
+  chain-start) chain_start "${2:?usage: services.sh chain-start DIR [PORT]}" "${3:-}" ;;
   chain) chain "${2:?usage: services.sh chain PORT}" ;;
   start) start "${2:?usage: services.sh start DIR}" ;;
   stop) stop "${2:?usage: services.sh stop DIR}" ;;
-  *) die "usage: services.sh install|start DIR|stop DIR|chain PORT" ;;
+  *) die "usage: services.sh install|install-demo|install-node|start DIR|stop DIR|chain PORT|chain-start DIR [PORT]" ;;
 esac

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make dev`: the local host on 127.0.0.1:$PORT with the embedded store in $PAYORDERS_LOCAL_DIR
+# (.local), and beside it a local EVM chain (anvil, chain 31337, the test token deployed) on
+# $CHAIN_PORT or a free port. CHAIN=0 leaves the chain out. Both stop together (Ctrl-C, or a
+# TERM to this script). The host writes $PAYORDERS_LOCAL_DIR/demo.env: the demo credentials,
+# API and the chain's RPC URL.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+port=${PORT:-3000}
+chain=${CHAIN:-1}
+chain_port=${CHAIN_PORT:-}
+dir=${PAYORDERS_LOCAL_DIR:-.local}
+cargo=${CARGO:-cargo}
+export PAYORDERS_LOCAL_DIR=$dir
+
+# First run: the chain tools (npm) and make demo's one Python library install while cargo
+# builds, instead of after it.
+installs=()
+if [ "$chain" != 0 ]; then
+  infra/scripts/services.sh install-node >"${TMPDIR:-/tmp}/payorders-dev-node.$$.log" 2>&1 &
+  installs+=("$!:node")
+fi
+infra/scripts/services.sh install-demo >"${TMPDIR:-/tmp}/payorders-dev-py.$$.log" 2>&1 &
+installs+=("$!:py")
+$cargo build --bin payorders
+for entry in "${installs[@]}"; do
+  pid=${entry%%:*} what=${entry##*:}
+  log="${TMPDIR:-/tmp}/payorders-dev-$what.$$.log"
+  if ! wait "$pid"; then
+    cat "$log" >&2
+    [ "$what" = node ] && { echo "dev: installing anvil failed (CHAIN=0 make dev runs without the chain)" >&2; exit 1; }
+    echo "dev: installing standardwebhooks failed; make demo will try again" >&2
+  fi
+  rm -f "$log"
+done
+
+host_pid=
+cleanup() {
+  [ -n "$host_pid" ] && kill "$host_pid" 2>/dev/null && wait "$host_pid" 2>/dev/null
+  [ "$chain" != 0 ] && infra/scripts/services.sh stop "$dir/chain"
+  return 0
+}
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
+
+if [ "$chain" != 0 ]; then
+  infra/scripts/services.sh chain-start "$dir/chain" "$chain_port"
+  # shellcheck disable=SC1091
+  . "$dir/chain/env"
+  echo
+fi
+"${CARGO_TARGET_DIR:-target}/debug/payorders" serve --port "$port" &
+host_pid=$!
+wait "$host_pid"
