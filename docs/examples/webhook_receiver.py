@@ -1,7 +1,11 @@
 """A PayOrders webhook receiver that verifies every delivery with the official Standard
-Webhooks library (pip install standardwebhooks).
+Webhooks library (pip install standardwebhooks; `make demo` installs it into .venv).
 
-    WEBHOOK_SECRET=whsec_... python3 docs/examples/webhook_receiver.py   # listens on :4242
+    WEBHOOK_SECRET=whsec_... PORT=4242 .venv/bin/python docs/examples/webhook_receiver.py
+
+WEBHOOK_SECRET is the endpoint's secret (keep it in the environment, not in a file in the
+repository); PORT is where it listens (4242 by default). It prints one line once it listens,
+then one per delivery.
 """
 
 import os
@@ -32,4 +36,6 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-HTTPServer(("127.0.0.1", int(os.environ.get("PORT", "4242"))), Receiver).serve_forever()
+server = HTTPServer(("127.0.0.1", int(os.environ.get("PORT", "4242"))), Receiver)
+print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+server.serve_forever()
