@@ -53,6 +53,7 @@ class Failed(Exception):
 def load_env():
     path = os.path.join(LOCAL, "demo.env")
     env = dict(os.environ)
+    env.pop("CHAIN", None)  # `make dev`'s CHAIN=0|1; cast would read it as --chain
     try:
         with open(path) as f:
             for line in f:
@@ -143,7 +144,7 @@ def pay_on_chain(env, order_id, rpc):
     sent = subprocess.run(
         [CAST, "send", TUSD, "transfer(address,uint256)", deposit, raw,
          "--private-key", PAYER_KEY, "--rpc-url", rpc, "--json"],
-        capture_output=True, text=True, timeout=60)
+        env=env, capture_output=True, text=True, timeout=60)
     if sent.returncode != 0:
         raise Failed(f"cast send: {sent.stderr.strip()}")
     tx = json.loads(sent.stdout)["transactionHash"]
@@ -153,7 +154,7 @@ def pay_on_chain(env, order_id, rpc):
     step(f"{o['status']}: hash submitted, {t['confirmations']} confirmation(s), {t['required_confirmations']} required")
     # anvil mines a block per transaction only: one more block is the second confirmation.
     subprocess.run([CAST, "rpc", "anvil_mine", "1", "--rpc-url", rpc],
-                   capture_output=True, check=True, timeout=30)
+                   env=env, capture_output=True, check=True, timeout=30)
     step("mined one more block")
 
 

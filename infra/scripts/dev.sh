@@ -10,10 +10,22 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 port=${PORT:-3000}
 chain=${CHAIN:-1}
+unset CHAIN # cast (the chain's CLI) would read it as its --chain option
 chain_port=${CHAIN_PORT:-}
 dir=${PAYORDERS_LOCAL_DIR:-.local}
 cargo=${CARGO:-cargo}
 export PAYORDERS_LOCAL_DIR=$dir
+
+host_pid= build_pid=
+cleanup() {
+  for pid in $build_pid $host_pid; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
+  [ "$chain" != 0 ] && infra/scripts/services.sh stop "$dir/chain"
+  return 0
+}
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 # First run: the chain tools (npm) and make demo's one Python library install while cargo
 # builds, instead of after it.
@@ -24,7 +36,11 @@ if [ "$chain" != 0 ]; then
 fi
 infra/scripts/services.sh install-demo >"${TMPDIR:-/tmp}/payorders-dev-py.$$.log" 2>&1 &
 installs+=("$!:py")
-$cargo build --bin payorders
+# In the background so that a TERM stops it too (a script only handles signals between commands).
+$cargo build --bin payorders &
+build_pid=$!
+wait "$build_pid"
+build_pid=
 for entry in "${installs[@]}"; do
   pid=${entry%%:*} what=${entry##*:}
   log="${TMPDIR:-/tmp}/payorders-dev-$what.$$.log"
@@ -35,15 +51,6 @@ for entry in "${installs[@]}"; do
   fi
   rm -f "$log"
 done
-
-host_pid=
-cleanup() {
-  [ -n "$host_pid" ] && kill "$host_pid" 2>/dev/null && wait "$host_pid" 2>/dev/null
-  [ "$chain" != 0 ] && infra/scripts/services.sh stop "$dir/chain"
-  return 0
-}
-trap 'cleanup; exit 0' INT TERM
-trap cleanup EXIT
 
 if [ "$chain" != 0 ]; then
   infra/scripts/services.sh chain-start "$dir/chain" "$chain_port"

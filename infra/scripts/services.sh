@@ -19,6 +19,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# `make dev` takes CHAIN=0|1; cast would read it as its --chain option.
+unset CHAIN
 venv="$root/.venv"
 py_packages=("moto[server]==5.*" "cfn-lint==1.*" "standardwebhooks==1.*")
 

@@ -37,7 +37,11 @@ cargo test --workspace --locked "$@"
 echo "test: make demo against a fresh local host"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 export PAYORDERS_LOCAL_DIR="$svc/dev"
-PORT=$port CHAIN=1 CHAIN_PORT= infra/scripts/dev.sh >"$svc/dev.log" 2>&1 &
+# The binary cargo test just built (with the tests' features): building it again alone
+# would unify features differently and recompile half the graph.
+build=cargo
+[ -x target/debug/payorders ] && build=true
+PORT=$port CHAIN=1 CHAIN_PORT= CARGO=$build infra/scripts/dev.sh >"$svc/dev.log" 2>&1 &
 dev_pid=$!
 for _ in $(seq 1 600); do
   if grep -qs '^export API=' "$PAYORDERS_LOCAL_DIR/demo.env" && curl -s -o /dev/null "http://127.0.0.1:$port/"; then break; fi
