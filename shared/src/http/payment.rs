@@ -9,7 +9,7 @@ pub fn payment_error(e: PaymentError) -> ApiError {
     let message = e.to_string();
     match e {
         PaymentError::InvalidHash(_) => ApiError::invalid(code, "tx_hash", message),
-        PaymentError::WrongChain(_) | PaymentError::AlreadyUsed => {
+        PaymentError::WrongChain(_) | PaymentError::AlreadyUsed { .. } => {
             ApiError::unprocessable(code, message).with_param("tx_hash")
         }
         PaymentError::NoPaymentDetails => ApiError::unprocessable(code, message),

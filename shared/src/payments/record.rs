@@ -27,8 +27,10 @@ pub enum PaymentError {
         "the order expired and its late-payment monitoring window ended at {0}; it takes no more payments"
     )]
     WindowClosed(Timestamp),
-    #[error("this transfer already paid another order of this organization")]
-    AlreadyUsed,
+    /// The transfer paid `order` (when known), another order of this organization and mode,
+    /// on this chain: a transfer pays one order, ever.
+    #[error("{}", already_used_text(.order.as_ref()))]
+    AlreadyUsed { order: Option<OrderId> },
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error("the order kept changing; retry")]
@@ -46,11 +48,20 @@ impl PaymentError {
             PaymentError::WrongChain(_) => "WRONG_CHAIN",
             PaymentError::NoPaymentDetails => "PAYMENT_DETAILS_REQUIRED",
             PaymentError::NotPayable(_) | PaymentError::WindowClosed(_) => "ORDER_NOT_PAYABLE",
-            PaymentError::AlreadyUsed => "TX_ALREADY_USED",
+            PaymentError::AlreadyUsed { .. } => "TX_ALREADY_USED",
             PaymentError::Verify(v) => v.code(),
             PaymentError::Busy => "CONCURRENT_UPDATE",
             PaymentError::Store(_) | PaymentError::Queue(_) => "INTERNAL",
         }
+    }
+}
+
+fn already_used_text(order: Option<&OrderId>) -> String {
+    match order {
+        Some(o) => format!(
+            "this transfer already paid order {o} of this organization; a transfer pays one order, ever"
+        ),
+        None => "this transfer already paid another order of this organization".to_owned(),
     }
 }
 
@@ -160,7 +171,9 @@ pub async fn record_payment(
         // which the store accepts for the same owner.
         for claim in &verified.claims {
             match s.store.get_tx_claim(&claim.key()).await? {
-                Some(owner) if &owner != order_id => return Err(PaymentError::AlreadyUsed),
+                Some(owner) if &owner != order_id => {
+                    return Err(PaymentError::AlreadyUsed { order: Some(owner) });
+                }
                 _ => {}
             }
         }
@@ -206,7 +219,11 @@ pub async fn record_payment(
                 if again.is_some_and(|o| o.transfers.iter().any(|t| t.tx_hash == key)) {
                     continue;
                 }
-                return Err(PaymentError::AlreadyUsed);
+                let mut owner = None;
+                for claim in update.tx_claims() {
+                    owner = owner.or(s.store.get_tx_claim(&claim.key()).await?);
+                }
+                return Err(PaymentError::AlreadyUsed { order: owner });
             }
             Err(e) => return Err(e.into()),
         }

@@ -300,7 +300,13 @@ async fn another_tenant_cannot_block_or_steal_a_transfer() {
     );
     // Inside one organization and mode, a transfer still pays one order, ever.
     let second = r.waiting(&ours, SHOP, 25_000_000).await;
-    assert_eq!(code(r.pay(&second.id, &tx).await), "TX_ALREADY_USED");
+    let refused = r.pay(&second.id, &tx).await.expect_err("refused");
+    assert_eq!(refused.code(), "TX_ALREADY_USED");
+    // The message names the order the transfer paid.
+    assert!(
+        refused.to_string().contains(&our_order.id.to_string()),
+        "{refused}"
+    );
     assert!(r.get(&second.id).await.transfers.is_empty());
 }
 
@@ -313,6 +319,16 @@ async fn the_same_transfer_submitted_twice_at_once_pays_once() {
     let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
     // To two orders of the same organization at once: exactly one takes it.
     let (ra, rb) = tokio::join!(r.pay(&a.id, &tx), r.pay(&b.id, &tx));
+    // The loser's message names the winner, whichever path (read or write) refused it.
+    let (winner, refused) = match (&ra, &rb) {
+        (Ok(_), Err(e)) => (&a.id, e),
+        (Err(e), Ok(_)) => (&b.id, e),
+        _ => panic!("exactly one pays: {ra:?} {rb:?}"),
+    };
+    assert!(
+        refused.to_string().contains(&winner.to_string()),
+        "{refused}"
+    );
     let mut codes = [code(ra), code(rb)];
     codes.sort_unstable();
     assert_eq!(codes, ["OK", "TX_ALREADY_USED"]);
