@@ -10,6 +10,8 @@ pub mod config;
 pub mod http;
 pub mod model;
 mod net;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 #[cfg(feature = "chains")]
 pub mod payments;
 pub mod pricing;

@@ -18,7 +18,10 @@ const ATTEMPTS: usize = 3;
 /// The body of a cancel (may be empty).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CancelRequest {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CancelRequest {
+    /// Why the order is cancelled (at most 500 characters).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     reason: Option<Reason>,
 }
 

@@ -62,24 +62,37 @@ const MAX_URL_LEN: usize = 2048;
 /// read by [`parse_order`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateOrderRequest {
     mode: Option<OrderMode>,
     /// A decimal string such as `"100.00"` (numbers lose precision).
     amount: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::currency))]
     currency: Option<CurrencyInput>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::blockchain))]
     blockchain: Option<Blockchain>,
     fiat_unit: Option<String>,
     recipient: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     metadata: Option<Map<String, Value>>,
     /// seed 001: `metadata` as a string holding a JSON object.
     order_info: Option<String>,
+    /// Seconds from now: 60 to 604800.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     expires_in: Option<ExpiresIn>,
     expires_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     webhook_url: Option<HttpUrl>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     redirect_url: Option<HttpUrl>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     cancel_url: Option<HttpUrl>,
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::nonce))]
     nonce: Option<Nonce>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ToleranceInput>))]
     payment_tolerance: Option<Tolerance>,
+    /// 1 to 1000.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
     confirmations: Option<Confirmations>,
 }
 
@@ -211,7 +224,9 @@ impl<'de> Deserialize<'de> for Nonce {
 /// `{"underpayment_bps": 0-5000}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ToleranceInput {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ToleranceInput {
+    /// 0 to 5000.
     underpayment_bps: u32,
 }
 
@@ -500,5 +515,40 @@ fn parse_expiry(
             }
             Ok(at)
         }
+    }
+}
+
+/// Schemas of the fields read by hand-written `Deserialize` impls.
+#[cfg(feature = "openapi")]
+mod openapi {
+    use payorders::openapi::schema;
+    use serde_json::json;
+    use utoipa::openapi::{RefOr, schema::Schema};
+
+    pub fn currency() -> RefOr<Schema> {
+        schema(json!({
+            "description": "`{\"chain_id\", \"address\"}` (`address` null for the native coin), or a symbol with `blockchain`.",
+            "oneOf": [
+                { "$ref": "#/components/schemas/CurrencyRef" },
+                { "type": "string", "examples": ["USDC"] }
+            ]
+        }))
+    }
+
+    pub fn blockchain() -> RefOr<Schema> {
+        schema(json!({
+            "description": "With a symbol `currency`: a chain slug such as `base`, or a chain id.",
+            "oneOf": [{ "type": "string" }, { "type": "integer" }]
+        }))
+    }
+
+    pub fn nonce() -> RefOr<Schema> {
+        schema(json!({
+            "description": "Single use per organization and mode: a non-negative integer, or 1-128 printable characters without spaces.",
+            "oneOf": [
+                { "type": "integer", "minimum": 0 },
+                { "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$" }
+            ]
+        }))
     }
 }

@@ -416,10 +416,10 @@ async fn handle_record(
     let keep = match process(deps, record.body.as_deref().unwrap_or_default()).await {
         Ok(Outcome::Done) => false,
         Ok(Outcome::RetryAfter(secs)) => {
-            if let Some(receipt) = &record.receipt_handle {
-                if let Err(e) = queue.retry_after(receipt, secs).await {
-                    tracing::warn!(error = %e, "could not delay the message; SQS's default visibility applies");
-                }
+            if let Some(receipt) = &record.receipt_handle
+                && let Err(e) = queue.retry_after(receipt, secs).await
+            {
+                tracing::warn!(error = %e, "could not delay the message; SQS's default visibility applies");
             }
             true
         }

@@ -46,10 +46,9 @@ pub async fn dispatch(deps: &Deps, event: &Event) -> Result<usize, DispatchError
         .object
         .get("webhook_url")
         .and_then(|v| v.as_str())
+        && event.order_id.is_some()
     {
-        if event.order_id.is_some() {
-            targets.push((None, url.to_owned()));
-        }
+        targets.push((None, url.to_owned()));
     }
     let now = Timestamp::now();
     for (endpoint_id, url) in &targets {

@@ -15,7 +15,8 @@ pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
 /// The query string of `GET /events`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListEventsQuery {
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct ListEventsQuery {
     #[serde(rename = "type")]
     event_type: Option<EventType>,
     limit: Option<Limit>,

@@ -12,7 +12,8 @@ use serde::Deserialize;
 /// The query string of `GET /pay-orders`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListOrdersQuery {
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct ListOrdersQuery {
     limit: Option<Limit>,
     cursor: Option<PageCursor>,
     created_gte: Option<Timestamp>,

@@ -98,19 +98,24 @@ async fn load(
 /// The body of `POST /merchant-wallets`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateWallet {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateWallet {
     chain_id: ChainId,
     address: Option<String>,
     xpub: Option<String>,
+    /// 1 or more of `native` or token addresses.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     currencies: Currencies,
 }
 
 /// The body of `POST /merchant-wallets/{chain_id}`: what changes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateWallet {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UpdateWallet {
     address: Option<String>,
     xpub: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     currencies: Option<Currencies>,
 }
 

@@ -27,7 +27,8 @@ use serde::Deserialize;
 /// The body of `POST /pay-orders/{id}/payment-details`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PaymentDetailsRequest {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PaymentDetailsRequest {
     /// What the payer pays in: `{"chain_id", "address"}` (`address` null for the native coin).
     source_currency: Option<CurrencyRef>,
     /// Where a routed payment is refunded if the exchange fails; on the source chain.

@@ -32,9 +32,14 @@ pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lam
 /// The body of `POST /pay-orders/{id}/quote`. The address is read for `chain_type`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct QuoteRequest {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QuoteRequest {
     wallet_address: String,
+    /// `EVM` or `SOLANA` (any case; `SOL` too).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     chain_type: ChainType,
+    /// 1 to 20 chain ids.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<ChainId>>))]
     chain_ids: Option<ChainIds>,
 }
 

@@ -15,7 +15,8 @@ use serde::Deserialize;
 /// currency's decimals once the order is loaded.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SimulatePayment {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SimulatePayment {
     /// A decimal string, e.g. `"12.5"`.
     amount: Option<String>,
 }

@@ -16,7 +16,8 @@ use serde::Deserialize;
 /// (`tx_hash` only). The hash is read for the order's chain once the order is loaded.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SubmitPayment {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SubmitPayment {
     tx_hash: Option<String>,
     chain_id: Option<ChainId>,
 }
@@ -32,7 +33,8 @@ impl Params for SubmitPayment {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ProcessQuery {
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct ProcessQuery {
     tx_hash: Option<String>,
 }
 

@@ -148,9 +148,14 @@ async fn check_url(text: &str, livemode: bool) -> Result<String, ApiError> {
 /// The body of `POST /webhook-endpoints`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateEndpoint {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateEndpoint {
     url: String,
+    /// Event types, or `["*"]` for all (1 to 50).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     events: Option<Events>,
+    /// At most 500 characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     description: Option<Description>,
     enabled: Option<bool>,
 }
@@ -158,10 +163,14 @@ struct CreateEndpoint {
 /// The body of `POST /webhook-endpoints/{id}`: what changes (`description: null` clears it).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateEndpoint {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UpdateEndpoint {
     url: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     events: Option<Events>,
+    /// `null` clears it.
     #[serde(default, deserialize_with = "http::request::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     description: Option<Option<Description>>,
     enabled: Option<bool>,
 }
@@ -169,7 +178,8 @@ struct UpdateEndpoint {
 /// The query string of `GET /webhook-endpoints/{id}/deliveries`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DeliveriesQuery {
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct DeliveriesQuery {
     limit: Option<Limit>,
     cursor: Option<PageCursor>,
 }

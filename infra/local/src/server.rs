@@ -1,4 +1,6 @@
-//! The HTTP front of the local host (axum): every request goes to [`Host::handle`].
+//! The HTTP front of the local host (axum): `GET /openapi.json` and `GET /docs` (the API's
+//! document and a self-contained page rendering it); every other request goes to
+//! [`Host::handle`].
 
 use crate::host::{Host, IncomingRequest};
 use axum::extract::{ConnectInfo, Request};
@@ -12,12 +14,29 @@ use tokio::net::TcpListener;
 const MAX_GATEWAY_BODY: usize = 10 * 1024 * 1024;
 
 pub async fn serve(host: Arc<Host>, listener: TcpListener) -> std::io::Result<()> {
-    let app = axum::Router::new().fallback(
-        move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request| {
-            let host = host.clone();
-            async move { handle(&host, peer, req).await }
-        },
-    );
+    let document = crate::openapi::json();
+    let app = axum::Router::new()
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move {
+                ([("content-type", "application/json")], document)
+            }),
+        )
+        .route(
+            "/docs",
+            axum::routing::get(|| async {
+                (
+                    [("content-type", "text/html; charset=utf-8")],
+                    include_str!("docs.html"),
+                )
+            }),
+        )
+        .fallback(
+            move |ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request| {
+                let host = host.clone();
+                async move { handle(&host, peer, req).await }
+            },
+        );
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -204,25 +204,25 @@ pub async fn ensure_demo(
     fixed: Option<(String, String)>,
 ) -> anyhow::Result<Demo> {
     let wanted = fixed.or_else(|| read_demo_env(dir));
-    if let Some((key, secret)) = &wanted {
-        if let Some(record) = store.get_api_key_by_hash(&auth::hash_api_key(key)).await? {
-            let stored = master
-                .open(&auth::api_secret_context(&record.id), &record.secret_sealed)
-                .ok();
-            if stored.as_deref() == Some(secret.as_str()) && record.is_active() {
-                return Ok(Demo {
-                    org_id: record.organization_id,
-                    key: key.clone(),
-                    secret: secret.clone(),
-                });
-            }
-            bail!(
-                "the demo key {}… exists with another secret (or is revoked); pick another \
-                 PAYORDERS_DEMO_API_KEY or remove {}",
-                &key[..12.min(key.len())],
-                dir.display()
-            );
+    if let Some((key, secret)) = &wanted
+        && let Some(record) = store.get_api_key_by_hash(&auth::hash_api_key(key)).await?
+    {
+        let stored = master
+            .open(&auth::api_secret_context(&record.id), &record.secret_sealed)
+            .ok();
+        if stored.as_deref() == Some(secret.as_str()) && record.is_active() {
+            return Ok(Demo {
+                org_id: record.organization_id,
+                key: key.clone(),
+                secret: secret.clone(),
+            });
         }
+        bail!(
+            "the demo key {}… exists with another secret (or is revoked); pick another \
+                 PAYORDERS_DEMO_API_KEY or remove {}",
+            &key[..12.min(key.len())],
+            dir.display()
+        );
     }
     let (org, issued) = create_org(store, master, "Demo Store", wanted).await?;
     let demo = Demo {

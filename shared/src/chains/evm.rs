@@ -124,16 +124,16 @@ impl TxReader for EvmChain {
             return Ok(None);
         };
         let mut transfers = Vec::new();
-        if !tx.value().is_zero() {
-            if let Some(to) = tx.to() {
-                transfers.push(Transfer {
-                    token: None,
-                    from: EvmAddress::from_raw(tx.from()).to_string(),
-                    to: EvmAddress::from_raw(to).to_string(),
-                    amount: RawAmount::new(tx.value()),
-                    position: None,
-                });
-            }
+        if !tx.value().is_zero()
+            && let Some(to) = tx.to()
+        {
+            transfers.push(Transfer {
+                token: None,
+                from: EvmAddress::from_raw(tx.from()).to_string(),
+                to: EvmAddress::from_raw(to).to_string(),
+                amount: RawAmount::new(tx.value()),
+                position: None,
+            });
         }
         let receipt = self
             .provider

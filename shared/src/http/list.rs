@@ -56,14 +56,14 @@ impl Window {
     /// The caller's window (their organization and mode); `created_gte` after
     /// `created_lte` is a 400.
     pub fn for_caller(self, ctx: &AuthContext) -> Result<ListWindow, ApiError> {
-        if let (Some(a), Some(b)) = (self.created_gte, self.created_lte) {
-            if a > b {
-                return Err(ApiError::invalid(
-                    "INVALID_TIMESTAMP",
-                    "created_gte",
-                    "created_gte is after created_lte",
-                ));
-            }
+        if let (Some(a), Some(b)) = (self.created_gte, self.created_lte)
+            && a > b
+        {
+            return Err(ApiError::invalid(
+                "INVALID_TIMESTAMP",
+                "created_gte",
+                "created_gte is after created_lte",
+            ));
         }
         let mut w = ListWindow::new(ctx.org_id.clone(), ctx.mode);
         if let Some(l) = self.limit {

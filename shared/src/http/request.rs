@@ -153,14 +153,14 @@ pub fn field_error<T: Params>(path: &Path, message: &str) -> ApiError {
             _ => "",
         })
         .collect();
-    if keys.len() <= 1 {
-        if let Some(name) = quoted(message, "unknown field `") {
-            return ApiError::invalid(
-                "UNKNOWN_PARAMETER",
-                name,
-                format!("unknown parameter {name}"),
-            );
-        }
+    if keys.len() <= 1
+        && let Some(name) = quoted(message, "unknown field `")
+    {
+        return ApiError::invalid(
+            "UNKNOWN_PARAMETER",
+            name,
+            format!("unknown parameter {name}"),
+        );
     }
     let Some(&field) = keys.first() else {
         if let Some(name) = quoted(message, "missing field `") {

@@ -8,12 +8,15 @@ use serde::{Deserialize, Serialize};
 pub const API_VERSION: &str = "2026-11-01";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventData {
     /// A snapshot of the object as it was right after the change.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub object: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     pub id: EventId,
     #[serde(rename = "type")]

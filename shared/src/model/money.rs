@@ -238,10 +238,12 @@ impl<'de> Deserialize<'de> for RawAmount {
 /// An amount as seed 002 shows it: `{"raw": "100000000", "ui": "100.0", "value_usd": 100}`.
 /// `value_usd` is for display only and is never used in accounting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Amount {
     pub raw: RawAmount,
     pub ui: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub value_usd: Option<serde_json::Number>,
 }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// What the merchant receives (seed 002's `fulfillment`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Fulfillment {
     /// The amount in `asset`, once the asset is known.
     #[serde(default)]
@@ -34,6 +35,7 @@ pub struct Fulfillment {
 
 /// An amount's parts (seed 002's `breakdown`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Breakdown {
     pub base: Amount,
     pub fees: Fees,
@@ -42,6 +44,7 @@ pub struct Breakdown {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Fees {
     pub protocol_fee: Amount,
     pub provider_fee: Amount,
@@ -50,6 +53,7 @@ pub struct Fees {
 
 /// What the payer sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaymentInput {
     pub currency: Currency,
     pub amount: Amount,
@@ -58,12 +62,14 @@ pub struct PaymentInput {
 
 /// What the merchant (or the deposit's recipient) receives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaymentOutput {
     pub currency: Currency,
     pub amount: Amount,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaymentStep {
     /// `deposit`: send `input.amount` of `input.currency` to `deposit_address`.
     pub kind: String,
@@ -72,6 +78,7 @@ pub struct PaymentStep {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Refund {
     pub address: String,
 }
@@ -79,6 +86,7 @@ pub struct Refund {
 /// How an order is to be paid, fixed by payment details (seed 002's `payment`): the locked
 /// amounts, the route and where to send.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Payment {
     /// `direct` (the payer pays the destination) or the provider routing it.
     pub route: String,
@@ -123,6 +131,7 @@ wire_enum!(
 
 /// One transaction that paid (part of) an order, as seed 003 lists `payments`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReceivedTransfer {
     pub tx_hash: String,
     /// What the transaction sent to the deposit address in the order's currency.
@@ -157,12 +166,14 @@ impl Payment {
 
 /// How far below the amount a payment may fall and still count as paid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaymentTolerance {
     #[serde(default)]
     pub underpayment_bps: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayOrder {
     pub id: OrderId,
     pub organization_id: OrgId,
@@ -178,6 +189,7 @@ pub struct PayOrder {
     #[serde(default)]
     pub payment: Option<Payment>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub webhook_url: Option<String>,
@@ -208,11 +220,13 @@ pub struct PayOrder {
     pub cancellation_reason: Option<String>,
     /// The `Idempotency-Key` the order was created with, if any.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub idempotency_key: Option<String>,
     /// Which series of confirmation checks is the live one: bumped when checks start and
     /// when the upkeep re-queues a stalled order, so a check message of an older series is
     /// dropped and at most one series runs per order.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub check_round: u32,
     /// Bumped by every write; each write is conditional on the version it read.
     pub version: u64,

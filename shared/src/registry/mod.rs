@@ -57,6 +57,7 @@ pub use crate::model::Currency;
 /// A currency as a client names it: `{"chain_id": 8453, "address": "0x…" | null}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CurrencyRef {
     pub chain_id: ChainId,
     #[serde(default)]

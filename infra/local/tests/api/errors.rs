@@ -371,10 +371,9 @@ fn codes_in_sources() -> BTreeMap<String, Vec<Use>> {
                     tok: Tok::Str(s),
                     line,
                 }) = t.get(i + 2)
+                    && code_shaped(s)
                 {
-                    if code_shaped(s) {
-                        add(s, file, *line, None);
-                    }
+                    add(s, file, *line, None);
                 }
             }
         }

@@ -280,10 +280,8 @@ fn store_methods(root: &Path) -> BTreeSet<String> {
             in_trait = true;
         } else if line == "}" {
             in_trait = false;
-        } else if in_trait {
-            if let Some(rest) = line.trim_start().strip_prefix("async fn ") {
-                out.insert(rest.split(['(', '<']).next().unwrap().to_owned());
-            }
+        } else if in_trait && let Some(rest) = line.trim_start().strip_prefix("async fn ") {
+            out.insert(rest.split(['(', '<']).next().unwrap().to_owned());
         }
     }
     assert!(out.len() > 10, "no store traits found in store/mod.rs");

@@ -7,6 +7,7 @@ mod errors;
 mod events;
 mod health;
 mod iam;
+mod openapi;
 mod operator;
 mod orders;
 mod payments;

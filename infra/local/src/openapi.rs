@@ -1,0 +1,575 @@
+//! The OpenAPI 3.1 document of the merchant API, generated from the code: request bodies and
+//! query strings are the functions' own request types (their schemas derived under the
+//! `openapi` feature), model objects derive theirs in the domain crate, and the routes, the
+//! answers built as JSON by hand and the security schemes are declared here, once.
+//! `docs/openapi.json` is this document; a test keeps the two equal.
+
+use payorders::model::{Event, PayOrder};
+use payorders::openapi::{ErrorBody, schema};
+use serde_json::json;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, RefOr, Required, Schema};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+/// The document as JSON, as `docs/openapi.json` holds it (pretty, newline-terminated).
+pub fn json() -> String {
+    let mut text = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the document serializes");
+    text.push('\n');
+    text
+}
+
+/// A response object written by hand (its handler builds it with `json!`).
+macro_rules! by_hand {
+    ($(#[$doc:meta])* $name:ident, $json:tt) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                schema(json!($json))
+            }
+        }
+        impl ToSchema for $name {}
+    };
+}
+
+/// `{"object":"list","data":[…],"has_more","next_cursor"}` of one object schema.
+macro_rules! list {
+    ($name:ident, $item:literal) => {
+        pub struct $name;
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                schema(json!({
+                    "type": "object",
+                    "required": ["object", "data", "has_more", "next_cursor"],
+                    "properties": {
+                        "object": { "type": "string", "enum": ["list"] },
+                        "data": { "type": "array", "items": { "$ref": concat!("#/components/schemas/", $item) } },
+                        "has_more": { "type": "boolean" },
+                        "next_cursor": {
+                            "type": ["string", "null"],
+                            "description": "Pass as `cursor` for the next page; null on the last."
+                        }
+                    }
+                }))
+            }
+        }
+        impl ToSchema for $name {}
+    };
+}
+
+by_hand!(
+    /// A pay order as the API answers it.
+    PayOrderView, {
+    "allOf": [
+        {
+            "type": "object",
+            "required": ["object"],
+            "properties": { "object": { "type": "string", "enum": ["pay_order"] } }
+        },
+        { "$ref": "#/components/schemas/PayOrder" }
+    ]
+});
+
+by_hand!(EventView, {
+    "allOf": [
+        {
+            "type": "object",
+            "required": ["object"],
+            "properties": { "object": { "type": "string", "enum": ["event"] } }
+        },
+        { "$ref": "#/components/schemas/Event" }
+    ]
+});
+
+by_hand!(WebhookEndpointView, {
+    "type": "object",
+    "required": ["id", "object", "organization_id", "livemode", "url", "description", "events",
+                 "enabled", "disabled_reason", "failing_since", "created_at", "updated_at"],
+    "properties": {
+        "id": { "$ref": "#/components/schemas/WebhookEndpointId" },
+        "object": { "type": "string", "enum": ["webhook_endpoint"] },
+        "organization_id": { "$ref": "#/components/schemas/OrgId" },
+        "livemode": { "type": "boolean" },
+        "url": { "type": "string", "format": "uri" },
+        "description": { "type": ["string", "null"] },
+        "events": { "type": "array", "items": { "type": "string" }, "description": "Event types, or `*`." },
+        "enabled": { "type": "boolean" },
+        "disabled_reason": { "type": ["string", "null"] },
+        "failing_since": { "oneOf": [{ "$ref": "#/components/schemas/Timestamp" }, { "type": "null" }] },
+        "created_at": { "$ref": "#/components/schemas/Timestamp" },
+        "updated_at": { "$ref": "#/components/schemas/Timestamp" },
+        "secret": {
+            "type": "string",
+            "description": "The signing secret (`whsec_…`): only when created and when rotated."
+        }
+    }
+});
+
+by_hand!(WebhookDeliveryView, {
+    "type": "object",
+    "required": ["id", "object", "endpoint_id", "url", "event_id", "event_type", "status",
+                 "attempts", "next_attempt_at", "created_at", "updated_at"],
+    "properties": {
+        "id": { "$ref": "#/components/schemas/DeliveryId" },
+        "object": { "type": "string", "enum": ["webhook_delivery"] },
+        "endpoint_id": { "oneOf": [{ "$ref": "#/components/schemas/WebhookEndpointId" }, { "type": "null" }] },
+        "url": { "type": "string", "format": "uri" },
+        "event_id": { "$ref": "#/components/schemas/EventId" },
+        "event_type": { "$ref": "#/components/schemas/EventType" },
+        "status": { "type": "string", "enum": ["pending", "delivered", "failed"] },
+        "attempts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["number", "at"],
+                "properties": {
+                    "number": { "type": "integer", "minimum": 1 },
+                    "at": { "$ref": "#/components/schemas/Timestamp" },
+                    "status_code": { "type": ["integer", "null"] }
+                }
+            }
+        },
+        "next_attempt_at": { "oneOf": [{ "$ref": "#/components/schemas/Timestamp" }, { "type": "null" }] },
+        "created_at": { "$ref": "#/components/schemas/Timestamp" },
+        "updated_at": { "$ref": "#/components/schemas/Timestamp" }
+    }
+});
+
+by_hand!(WebhookSecretView, {
+    "type": "object",
+    "required": ["object", "livemode", "secret"],
+    "properties": {
+        "object": { "type": "string", "enum": ["webhook_secret"] },
+        "livemode": { "type": "boolean" },
+        "secret": { "type": "string", "description": "`whsec_` then base64." }
+    }
+});
+
+by_hand!(MerchantWalletView, {
+    "type": "object",
+    "required": ["object", "chain_id", "livemode", "address", "xpub", "currencies",
+                 "addresses_derived", "created_at", "updated_at"],
+    "properties": {
+        "object": { "type": "string", "enum": ["merchant_wallet"] },
+        "chain_id": { "$ref": "#/components/schemas/ChainId" },
+        "livemode": { "type": "boolean" },
+        "address": { "type": ["string", "null"], "description": "One address receiving every order…" },
+        "xpub": { "type": ["string", "null"], "description": "…or an xpub deriving one address per order (EVM)." },
+        "currencies": { "type": "array", "items": { "type": "string" } },
+        "addresses_derived": { "type": ["integer", "null"] },
+        "created_at": { "$ref": "#/components/schemas/Timestamp" },
+        "updated_at": { "$ref": "#/components/schemas/Timestamp" }
+    }
+});
+
+by_hand!(Deleted, {
+    "type": "object",
+    "required": ["object", "deleted"],
+    "properties": {
+        "id": { "type": "string" },
+        "chain_id": { "$ref": "#/components/schemas/ChainId" },
+        "object": { "type": "string", "enum": ["webhook_endpoint", "merchant_wallet"] },
+        "deleted": { "type": "boolean", "enum": [true] }
+    }
+});
+
+by_hand!(QuoteView, {
+    "type": "object",
+    "required": ["object", "order_id", "wallet_address", "value_usd", "options"],
+    "properties": {
+        "object": { "type": "string", "enum": ["quote"] },
+        "order_id": { "$ref": "#/components/schemas/OrderId" },
+        "wallet_address": { "type": "string" },
+        "value_usd": { "type": ["number", "null"] },
+        "options": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["currency", "balance", "required", "network_fee", "affordable"],
+                "properties": {
+                    "currency": { "$ref": "#/components/schemas/Currency" },
+                    "balance": { "$ref": "#/components/schemas/Amount" },
+                    "required": {
+                        "type": "object",
+                        "required": ["amount", "breakdown"],
+                        "properties": {
+                            "amount": { "$ref": "#/components/schemas/Amount" },
+                            "breakdown": { "$ref": "#/components/schemas/Breakdown" }
+                        }
+                    },
+                    "network_fee": {
+                        "type": "object",
+                        "required": ["currency", "amount"],
+                        "properties": {
+                            "currency": { "$ref": "#/components/schemas/Currency" },
+                            "amount": { "$ref": "#/components/schemas/Amount" }
+                        }
+                    },
+                    "affordable": { "type": "boolean" }
+                }
+            }
+        }
+    }
+});
+
+by_hand!(Health, {
+    "type": "object",
+    "required": ["status"],
+    "properties": {
+        "status": { "type": "string", "enum": ["ok"] },
+        "store": { "type": "string", "enum": ["ok"] }
+    },
+    "examples": [{ "status": "ok", "store": "ok" }]
+});
+
+list!(PayOrderList, "PayOrderView");
+list!(EventList, "EventView");
+list!(WebhookEndpointList, "WebhookEndpointView");
+list!(WebhookDeliveryList, "WebhookDeliveryView");
+list!(MerchantWalletList, "MerchantWalletView");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "PayOrders API",
+        version = "2026-11-01",
+        description = "Crypto pay orders: create an order, lock its payment details, get paid \
+on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.md.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    servers((url = "http://127.0.0.1:3000", description = "make dev")),
+    paths(
+        create_order, list_orders, get_order, cancel_order, quote_order, payment_details,
+        submit_payment, process_payment, simulate_payment, list_events, get_event,
+        create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint,
+        update_webhook_endpoint, delete_webhook_endpoint, rotate_webhook_secret,
+        list_deliveries, redeliver, webhook_secret, create_wallet, list_wallets, get_wallet,
+        update_wallet, delete_wallet, health, health_ready,
+    ),
+    components(schemas(
+        ErrorBody, PayOrder, Event, PayOrderView, EventView, WebhookEndpointView,
+        WebhookDeliveryView, WebhookSecretView, MerchantWalletView, QuoteView, Deleted, Health,
+        PayOrderList, EventList, WebhookEndpointList, WebhookDeliveryList, MerchantWalletList,
+        payorders::model::Currency, payorders::model::Amount, payorders::model::Breakdown,
+        payorders::model::Timestamp, payorders::model::ChainId, payorders::model::OrderId,
+        payorders::model::OrgId, payorders::model::EventId, payorders::model::EventType,
+        payorders::model::WebhookEndpointId, payorders::model::DeliveryId,
+        payorders::registry::CurrencyRef, payorders::http::list::Limit,
+        payorders::http::list::PageCursor, payorders::model::OrderStatus,
+        payorders::model::OrderMode,
+    )),
+    tags(
+        (name = "orders", description = "Pay orders"),
+        (name = "payments", description = "Paying an order"),
+        (name = "events", description = "What happened, for 30 days"),
+        (name = "webhooks", description = "Webhook endpoints and their deliveries"),
+        (name = "wallets", description = "Where orders are paid, per chain"),
+        (name = "health", description = "Liveness and readiness"),
+    ),
+    modifiers(&Contract),
+    security(("api_key" = []), ("bearer" = []), ("signature" = []))
+)]
+pub struct ApiDoc;
+
+/// What every operation shares, added by rule rather than repeated on 27 routes: the
+/// security schemes, the `Idempotency-Key` header on POSTs and the error answers.
+struct Contract;
+
+impl Modify for Contract {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-KEY",
+                "An API key: `sk_test_…` sees test objects only, `sk_live_…` live ones.",
+            ))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("`Authorization: Bearer <API key>`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization-Signature",
+                "A signed request (needed to create a SALE and to write merchant wallets): \
+v1 `APIKey=<key>,signature=<hex HMAC-SHA256(secret, METHOD + path + timestamp)>,timestamp=<unix>`; \
+legacy `signature=<hex SHA-512(APIKey + secret + timestamp)>`; \
+v2 `v=2,APIKey=<key>,timestamp=<unix>,nonce=<…>,body_sha256=<hex>,signature=<hex>` over \
+`\"v2\\n\" + METHOD + \"\\n\" + path_and_query + …`. See docs/api.md.",
+            ))),
+        );
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let ops = [
+                ("GET", item.get.as_mut()),
+                ("POST", item.post.as_mut()),
+                ("DELETE", item.delete.as_mut()),
+            ];
+            for (method, op) in ops {
+                if let Some(op) = op {
+                    contract(path, method, op);
+                }
+            }
+        }
+    }
+}
+
+fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                "ErrorBody",
+            )))),
+        )
+        .into()
+}
+
+fn contract(path: &str, method: &str, op: &mut Operation) {
+    let public = path.starts_with("/health");
+    let has_body = op.request_body.is_some();
+    let mut answers: Vec<(&str, &str)> = Vec::new();
+    if !public {
+        if method == "POST" {
+            let idempotency: Parameter = ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "1-255 printable ASCII: the same request within 24 h answers the stored \
+response (`Idempotent-Replayed: true`).",
+                ))
+                .schema(Some(schema(
+                    json!({ "type": "string", "minLength": 1, "maxLength": 255 }),
+                )))
+                .build();
+            op.parameters
+                .get_or_insert_with(Vec::new)
+                .push(RefOr::T(idempotency));
+            answers.push(("409", "Conflict: a concurrent write, a used nonce, or the same `Idempotency-Key` still running"));
+            answers.push(("422", "Well-formed but not possible (see `code`), or an `Idempotency-Key` reused with another request"));
+        }
+        answers.push((
+            "400",
+            "The request is malformed: `code` and `param` name the field",
+        ));
+        answers.push(("401", "No valid API key or signature"));
+        answers.push(("403", "The key lacks the scope"));
+        if path.contains('{') {
+            answers.push(("404", "No such object for this organization and mode"));
+        }
+        if has_body {
+            answers.push(("413", "The body exceeds 256 KB"));
+            answers.push(("415", "The body is not `application/json`"));
+        }
+        if path.contains("/quote") || path.contains("/payment-details") || path == "/pay-orders" {
+            answers.push(("502", "A price or exchange provider is unavailable"));
+        }
+    }
+    answers.push(("500", "A fault on our side; retrying is safe"));
+    answers.push(("503", "The order store is unavailable; retry shortly"));
+    for (status, description) in answers {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error(description));
+    }
+    if public {
+        op.security = Some(Vec::new());
+    }
+}
+
+// --- The routes of template.yaml: documentation only, the handlers live in functions/. ---
+
+const ORDER_ID: &str = "pay order id (`po_…`)";
+
+/// Create a pay order
+///
+/// A SALE (priced in fiat) needs a signed request; a DEPOSIT takes any amount.
+#[utoipa::path(post, path = "/pay-orders", tag = "orders",
+    request_body(content = create_order::CreateOrderRequest,
+        example = json!({"mode": "SALE", "amount": "25.00", "fiat_unit": "USD",
+            "currency": {"chain_id": 8453, "address": "0x833589fcd6edb6e08f4c7c32d4f71b54bda02913"},
+            "expires_in": 3600, "metadata": {"cart": "c_123"}})),
+    responses((status = 201, description = "The new order", body = PayOrderView)))]
+pub fn create_order() {}
+
+/// List pay orders, newest first
+#[utoipa::path(get, path = "/pay-orders", tag = "orders",
+    params(list_orders::ListOrdersQuery),
+    responses((status = 200, description = "A page of orders", body = PayOrderList)))]
+pub fn list_orders() {}
+
+/// Get a pay order
+#[utoipa::path(get, path = "/pay-orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = ORDER_ID)),
+    responses((status = 200, description = "The order", body = PayOrderView)))]
+pub fn get_order() {}
+
+/// Cancel a pay order (from PENDING or AWAITING_PAYMENT)
+#[utoipa::path(post, path = "/pay-orders/{id}/cancel", tag = "orders",
+    params(("id" = String, Path, description = ORDER_ID)),
+    request_body(content = Option<cancel_order::CancelRequest>, example = json!({"reason": "out of stock"})),
+    responses((status = 200, description = "The cancelled order", body = PayOrderView)))]
+pub fn cancel_order() {}
+
+/// What a wallet's balances could pay
+#[utoipa::path(post, path = "/pay-orders/{id}/quote", tag = "payments",
+    params(("id" = String, Path, description = ORDER_ID)),
+    request_body(content = quote_order::QuoteRequest,
+        example = json!({"wallet_address": "0x52908400098527886e0f7030069857d2e4169ee7", "chain_type": "EVM"})),
+    responses((status = 200, description = "One option per currency the wallet holds", body = QuoteView)))]
+pub fn quote_order() {}
+
+/// Lock the amount and get the deposit address
+#[utoipa::path(post, path = "/pay-orders/{id}/payment-details", tag = "payments",
+    params(("id" = String, Path, description = ORDER_ID)),
+    request_body(content = Option<payment_details::PaymentDetailsRequest>,
+        example = json!({"source_currency": {"chain_id": 8453, "address": null}})),
+    responses((status = 200, description = "The order with its `payment`", body = PayOrderView)))]
+pub fn payment_details() {}
+
+/// Submit the hash of the transaction that paid
+#[utoipa::path(post, path = "/pay-orders/{id}/payments", tag = "payments",
+    params(("id" = String, Path, description = ORDER_ID)),
+    request_body(content = submit_payment::SubmitPayment,
+        example = json!({"tx_hash": "0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060"})),
+    responses((status = 200, description = "The order with the transfer recorded", body = PayOrderView)))]
+pub fn submit_payment() {}
+
+/// Submit a payment, the form older clients use
+#[utoipa::path(get, path = "/pay-orders/{id}/process", tag = "payments",
+    params(("id" = String, Path, description = ORDER_ID), submit_payment::ProcessQuery),
+    responses((status = 200, description = "The order with the transfer recorded", body = PayOrderView)))]
+pub fn process_payment() {}
+
+/// Test mode: pay the order on the sandbox chain
+#[utoipa::path(post, path = "/pay-orders/{id}/simulate-payment", tag = "payments",
+    params(("id" = String, Path, description = ORDER_ID)),
+    request_body(content = Option<simulate_payment::SimulatePayment>, example = json!({"amount": "12.5"})),
+    responses((status = 200, description = "The paid order", body = PayOrderView)))]
+pub fn simulate_payment() {}
+
+/// List events of the last 30 days, newest first
+#[utoipa::path(get, path = "/events", tag = "events",
+    params(list_events::ListEventsQuery),
+    responses((status = 200, description = "A page of events", body = EventList)))]
+pub fn list_events() {}
+
+/// Get an event
+#[utoipa::path(get, path = "/events/{id}", tag = "events",
+    params(("id" = String, Path, description = "event id (`evt_…`)")),
+    responses((status = 200, description = "The event", body = EventView)))]
+pub fn get_event() {}
+
+const ENDPOINT_ID: &str = "webhook endpoint id (`we_…`)";
+
+/// Create a webhook endpoint
+#[utoipa::path(post, path = "/webhook-endpoints", tag = "webhooks",
+    request_body(content = webhook_endpoints::CreateEndpoint,
+        example = json!({"url": "https://example.com/hooks/payorders", "events": ["order.completed"]})),
+    responses((status = 201, description = "The endpoint, with its `secret` (shown once)", body = WebhookEndpointView)))]
+pub fn create_webhook_endpoint() {}
+
+/// List webhook endpoints
+#[utoipa::path(get, path = "/webhook-endpoints", tag = "webhooks",
+    responses((status = 200, description = "Every endpoint of this mode", body = WebhookEndpointList)))]
+pub fn list_webhook_endpoints() {}
+
+/// Get a webhook endpoint
+#[utoipa::path(get, path = "/webhook-endpoints/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = ENDPOINT_ID)),
+    responses((status = 200, description = "The endpoint", body = WebhookEndpointView)))]
+pub fn get_webhook_endpoint() {}
+
+/// Update a webhook endpoint
+#[utoipa::path(post, path = "/webhook-endpoints/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = ENDPOINT_ID)),
+    request_body(content = webhook_endpoints::UpdateEndpoint, example = json!({"enabled": true})),
+    responses((status = 200, description = "The updated endpoint", body = WebhookEndpointView)))]
+pub fn update_webhook_endpoint() {}
+
+/// Delete a webhook endpoint
+#[utoipa::path(delete, path = "/webhook-endpoints/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = ENDPOINT_ID)),
+    responses((status = 200, description = "Deleted", body = Deleted)))]
+pub fn delete_webhook_endpoint() {}
+
+/// Rotate an endpoint's secret; the old one signs for 24 h more
+#[utoipa::path(post, path = "/webhook-endpoints/{id}/rotate-secret", tag = "webhooks",
+    params(("id" = String, Path, description = ENDPOINT_ID)),
+    responses((status = 200, description = "The endpoint with its new `secret`", body = WebhookEndpointView)))]
+pub fn rotate_webhook_secret() {}
+
+/// An endpoint's delivery log, newest first
+#[utoipa::path(get, path = "/webhook-endpoints/{id}/deliveries", tag = "webhooks",
+    params(("id" = String, Path, description = ENDPOINT_ID), webhook_endpoints::DeliveriesQuery),
+    responses((status = 200, description = "A page of deliveries", body = WebhookDeliveryList)))]
+pub fn list_deliveries() {}
+
+/// Send one delivery again
+#[utoipa::path(post, path = "/webhook-endpoints/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
+    params(("id" = String, Path, description = ENDPOINT_ID),
+        ("delivery_id" = String, Path, description = "delivery id (`msg_…`)")),
+    responses((status = 202, description = "Queued again", body = WebhookDeliveryView)))]
+pub fn redeliver() {}
+
+/// The secret signing deliveries to orders' own `webhook_url`
+#[utoipa::path(get, path = "/webhook-secret", tag = "webhooks",
+    responses((status = 200, description = "The secret of this mode", body = WebhookSecretView)))]
+pub fn webhook_secret() {}
+
+/// Create a chain's merchant wallet (signed request)
+#[utoipa::path(post, path = "/merchant-wallets", tag = "wallets",
+    request_body(content = merchant_wallets::CreateWallet,
+        example = json!({"chain_id": 8453, "address": "0x52908400098527886e0f7030069857d2e4169ee7", "currencies": ["native"]})),
+    responses((status = 201, description = "The wallet", body = MerchantWalletView)),
+    security(("signature" = [])))]
+pub fn create_wallet() {}
+
+/// List merchant wallets
+#[utoipa::path(get, path = "/merchant-wallets", tag = "wallets",
+    responses((status = 200, description = "Every wallet of this mode", body = MerchantWalletList)))]
+pub fn list_wallets() {}
+
+/// Get a chain's merchant wallet
+#[utoipa::path(get, path = "/merchant-wallets/{chain_id}", tag = "wallets",
+    params(("chain_id" = u64, Path, description = "chain id")),
+    responses((status = 200, description = "The wallet", body = MerchantWalletView)))]
+pub fn get_wallet() {}
+
+/// Update a chain's merchant wallet (signed request)
+#[utoipa::path(post, path = "/merchant-wallets/{chain_id}", tag = "wallets",
+    params(("chain_id" = u64, Path, description = "chain id")),
+    request_body(content = merchant_wallets::UpdateWallet, example = json!({"currencies": ["native"]})),
+    responses((status = 200, description = "The wallet", body = MerchantWalletView)),
+    security(("signature" = [])))]
+pub fn update_wallet() {}
+
+/// Delete a chain's merchant wallet (signed request)
+#[utoipa::path(delete, path = "/merchant-wallets/{chain_id}", tag = "wallets",
+    params(("chain_id" = u64, Path, description = "chain id")),
+    responses((status = 200, description = "Deleted", body = Deleted)),
+    security(("signature" = [])))]
+pub fn delete_wallet() {}
+
+/// Liveness: 200 while the API runs
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub fn health() {}
+
+/// Readiness: 200 when the order store answers
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, description = "Ready", body = Health)))]
+pub fn health_ready() {}
