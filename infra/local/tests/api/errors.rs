@@ -450,18 +450,7 @@ fn every_catalogued_code_is_still_answered() {
 
 #[test]
 fn docs_errors_md_is_generated_from_the_catalogue() {
-    let path = repo_root().join("docs/errors.md");
-    let want = codes::markdown();
-    if std::env::var_os("UPDATE_DOCS").is_some() {
-        std::fs::write(&path, &want).unwrap();
-        return;
-    }
-    let have = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        have == want,
-        "docs/errors.md differs from the catalogue in shared/src/http/codes.rs: run \
-         `UPDATE_DOCS=1 cargo test -p payorders-local --test api errors::` and commit the file"
-    );
+    let have = crate::support::generated_file("docs/errors.md", &codes::markdown(), "errors");
     for c in ErrorCode::ALL {
         assert!(have.contains(&format!("<a id=\"{c}\"></a>`{c}`")), "{c}");
     }

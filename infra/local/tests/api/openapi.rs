@@ -13,18 +13,7 @@ fn document() -> Value {
 
 #[test]
 fn docs_openapi_json_is_generated_from_the_code() {
-    let path = repo_root().join("docs/openapi.json");
-    let want = openapi::json();
-    if std::env::var_os("UPDATE_DOCS").is_some() {
-        std::fs::write(&path, &want).unwrap();
-        return;
-    }
-    let have = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        have == want,
-        "docs/openapi.json differs from the document the code generates: run \
-         `UPDATE_DOCS=1 cargo test -p payorders-local --test api openapi::` and commit the file"
-    );
+    crate::support::generated_file("docs/openapi.json", &openapi::json(), "openapi");
 }
 
 #[test]

@@ -502,3 +502,21 @@ impl Drop for PrivateAnvil {
         let _ = self.child.wait();
     }
 }
+
+/// Checks that the committed file at `relative` (from the repository root) is exactly what
+/// the code generates, or rewrites it when `UPDATE_DOCS` is set; `module` names the tests
+/// that regenerate it. Returns the committed text.
+pub fn generated_file(relative: &str, want: &str, module: &str) -> String {
+    let path = repo_root().join(relative);
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, want).unwrap();
+        return want.to_owned();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{relative} differs from what the code generates: run \
+         `UPDATE_DOCS=1 cargo test -p payorders-local --test api {module}::` and commit the file"
+    );
+    have
+}
