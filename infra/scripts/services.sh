@@ -41,23 +41,24 @@ make_venv() {
   fi
 }
 
-# What `make demo` needs: the official Standard Webhooks library, nothing else.
-install_demo() {
+# Installs `packages` into the venv unless python can already import `modules`.
+pip_ensure() {
+  local modules=$1; shift
   make_venv
-  if ! "$venv/bin/python" -c "import standardwebhooks" 2>/dev/null; then
-    echo "services: installing standardwebhooks into $venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "standardwebhooks==1.*" \
-      || die "pip install standardwebhooks failed"
+  if ! "$venv/bin/python" -c "import $modules" 2>/dev/null; then
+    echo "services: installing $* into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$@" \
+      || die "pip install $* failed"
   fi
 }
 
+# What `make demo` needs: the official Standard Webhooks library, nothing else.
+install_demo() {
+  pip_ensure standardwebhooks "standardwebhooks==1.*"
+}
+
 install() {
-  make_venv
-  if ! "$venv/bin/python" -c "import moto.server, cfnlint, standardwebhooks" 2>/dev/null; then
-    echo "services: installing ${py_packages[*]} into $venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "${py_packages[@]}" \
-      || die "pip install failed"
-  fi
+  pip_ensure "moto.server, cfnlint, standardwebhooks" "${py_packages[@]}"
 }
 
 free_port() {
