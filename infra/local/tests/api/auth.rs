@@ -164,13 +164,15 @@ async fn v1_signatures_bad_stale_and_replayed() {
     .await
     .assert_error(401, "INVALID_SIGNATURE");
     post(
-        sign::v1_header(&a.key, &a.secret, "POST", "/pay-orders", ts - 301),
+        sign::v1_header(&a.key, &a.secret, "POST", "/pay-orders", now() - 301),
         body.clone(),
     )
     .await
     .assert_error(401, "SIGNATURE_EXPIRED");
     post(
-        sign::v1_header(&a.key, &a.secret, "POST", "/pay-orders", ts + 301),
+        // Read the clock again: a slow machine may be seconds past `ts` by now. The margin
+        // keeps "future" future however long the request takes to arrive.
+        sign::v1_header(&a.key, &a.secret, "POST", "/pay-orders", now() + 330),
         body.clone(),
     )
     .await
