@@ -166,7 +166,21 @@ async fn fetch_secret(
 
 /// The shared AWS configuration (region, credentials, endpoints from the environment).
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_sdk_loader().load().await
+}
+
+/// The SDK's configuration loader with our HTTPS client: rustls on ring (the workspace's one
+/// TLS stack), with the platform's root certificates. Everything that builds an AWS client
+/// (functions, local host, operator CLI, tests) starts here; the SDK has no client of its own.
+pub fn aws_sdk_loader() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::{
+        Builder,
+        tls::{Provider, rustls_provider::CryptoMode},
+    };
+    let http = Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
 }
 
 #[cfg(test)]

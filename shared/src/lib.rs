@@ -9,7 +9,7 @@ pub mod chains;
 pub mod config;
 pub mod http;
 pub mod model;
-mod net;
+pub mod net;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 #[cfg(feature = "chains")]

@@ -5,9 +5,27 @@
 
 use std::time::Duration;
 
+/// Makes ring the process's TLS crypto provider (once; later calls do nothing). Every
+/// outbound HTTPS client here is rustls on ring: reqwest (ours and alloy's) has no
+/// provider of its own and panics when building a client before this ran, so build
+/// clients with [`http_client`], and call this before handing alloy a URL.
+pub fn use_ring_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only when a provider is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A reqwest client builder with the TLS provider in place.
+pub fn http_client() -> reqwest::ClientBuilder {
+    use_ring_tls();
+    reqwest::Client::builder()
+}
+
 /// A client for a provider API, giving up after `timeout`.
 pub(crate) fn provider_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+    http_client()
         .timeout(timeout)
         .user_agent("PayOrders/1")
         .build()
@@ -78,5 +96,59 @@ mod tests {
         let text = error_text(e);
         assert!(!text.contains("SECRETKEY"), "{text}");
         assert!(!text.is_empty());
+    }
+
+    /// The first bytes an HTTPS client sends to a local listener: a TLS handshake record
+    /// (0x16) opens a ClientHello, so the client got as far as speaking TLS on ring.
+    async fn first_bytes_of<F: std::future::Future<Output = ()>>(
+        call: impl FnOnce(u16) -> F,
+    ) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let read = async {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 5];
+            conn.read_exact(&mut buf).await.unwrap();
+            buf
+        };
+        let (bytes, ()) = tokio::join!(read, async {
+            // The call fails (the listener never answers the handshake); only what it sent
+            // counts.
+            let _ = tokio::time::timeout(Duration::from_secs(5), call(port)).await;
+        });
+        bytes
+    }
+
+    #[tokio::test]
+    async fn every_https_client_speaks_tls_on_ring() {
+        use aws_sdk_sqs::config::{Credentials, Region};
+        // reqwest (ours, and alloy's) panics if no provider was installed.
+        let bytes = first_bytes_of(|port| async move {
+            let url = format!("https://127.0.0.1:{port}/");
+            let _ = http_client()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap()
+                .get(url)
+                .send()
+                .await;
+        })
+        .await;
+        assert_eq!(bytes[0], 0x16, "a TLS handshake record: {bytes:?}");
+
+        // The AWS SDK's client is ours too (it has none of its own).
+        let bytes = first_bytes_of(|port| async move {
+            let sdk = crate::config::aws_sdk_loader()
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
+                .endpoint_url(format!("https://127.0.0.1:{port}"))
+                .retry_config(aws_config::retry::RetryConfig::disabled())
+                .load()
+                .await;
+            let _ = aws_sdk_sqs::Client::new(&sdk).list_queues().send().await;
+        })
+        .await;
+        assert_eq!(bytes[0], 0x16, "a TLS handshake record: {bytes:?}");
     }
 }

@@ -155,6 +155,12 @@ pub mod anvil {
     use alloy::network::TransactionBuilder;
     use alloy::primitives::{Address, Bytes, U256};
     use alloy::providers::{Provider, ProviderBuilder};
+
+    /// The URL parsed, with the TLS provider alloy's HTTP client needs in place.
+    fn anvil_url(url: &str) -> url::Url {
+        crate::net::use_ring_tls();
+        url.parse().expect("valid URL")
+    }
     use alloy::rpc::types::TransactionRequest;
     use alloy::signers::local::PrivateKeySigner;
     use alloy::sol;
@@ -181,7 +187,7 @@ pub mod anvil {
         let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
         let provider = ProviderBuilder::new()
             .wallet(signer)
-            .connect_http(url.parse().expect("valid URL"));
+            .connect_http(anvil_url(url));
         if !provider
             .get_code_at(token)
             .await
@@ -222,7 +228,7 @@ pub mod anvil {
         let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
         let provider = ProviderBuilder::new()
             .wallet(signer)
-            .connect_http(url.parse().expect("valid URL"));
+            .connect_http(anvil_url(url));
         provider
             .raw_request::<_, ()>("anvil_setBalance".into(), (to, wei))
             .await
@@ -245,7 +251,7 @@ pub mod anvil {
         let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
         let provider = ProviderBuilder::new()
             .wallet(signer)
-            .connect_http(url.parse().expect("valid URL"));
+            .connect_http(anvil_url(url));
         let tx = TransactionRequest::default().with_to(to).with_value(wei);
         let receipt = provider
             .send_transaction(tx)
@@ -270,7 +276,7 @@ pub mod anvil {
         let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
         let provider = ProviderBuilder::new()
             .wallet(signer)
-            .connect_http(url.parse().expect("valid URL"));
+            .connect_http(anvil_url(url));
         let contract = ITestToken::new(token, &provider);
         let mut call = contract.transfer(to, amount);
         if let Some(g) = gas {
@@ -288,7 +294,7 @@ pub mod anvil {
 
     /// Calls an anvil/EVM JSON-RPC method and returns its result.
     pub async fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
-        let provider = ProviderBuilder::new().connect_http(url.parse().expect("valid URL"));
+        let provider = ProviderBuilder::new().connect_http(anvil_url(url));
         provider
             .raw_request::<_, serde_json::Value>(method.to_owned().into(), params)
             .await

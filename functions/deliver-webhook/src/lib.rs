@@ -323,7 +323,7 @@ async fn send(
     let host = url.host_str().unwrap_or_default().to_owned();
     // Connect only to the addresses just checked, and never follow redirects: either could
     // otherwise lead the request to a private address.
-    let client = reqwest::Client::builder()
+    let client = payorders::net::http_client()
         .timeout(TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .resolve_to_addrs(&host, &addrs)

@@ -102,7 +102,7 @@ impl Client {
             api: api.trim_end_matches('/').to_owned(),
             key,
             secret: pick(&c.api_secret, "PAYORDERS_API_SECRET"),
-            http: reqwest::Client::builder()
+            http: payorders::net::http_client()
                 .timeout(Duration::from_secs(30))
                 .build()?,
         })

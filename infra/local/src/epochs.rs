@@ -41,7 +41,7 @@ impl ChainEpochs {
             file: dir.join("chain-epochs.json"),
             store,
             chains,
-            http: reqwest::Client::builder()
+            http: payorders::net::http_client()
                 .timeout(Duration::from_secs(5))
                 .build()
                 .expect("a plain HTTP client builds"),

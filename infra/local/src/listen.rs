@@ -98,7 +98,7 @@ pub async fn listen(client: &Client, opts: Options) -> anyhow::Result<()> {
         secret,
         forward_to: opts.forward_to,
         print_json: opts.print_json,
-        http: reqwest::Client::builder()
+        http: payorders::net::http_client()
             .timeout(Duration::from_secs(10))
             .build()?,
         steps: Steps::default(),

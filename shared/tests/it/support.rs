@@ -16,7 +16,7 @@ pub fn aws_endpoint() -> String {
 }
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    payorders::config::aws_sdk_loader()
         .endpoint_url(aws_endpoint())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

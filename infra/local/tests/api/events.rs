@@ -253,7 +253,7 @@ async fn deliver_webhook_event() {
         ..deliver_webhook::Deps::new(svc.store.clone(), svc.master.clone().unwrap())
     };
     // Not called on this path (no retry), but the handler takes the queue it would delay on.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = payorders::config::aws_sdk_loader()
         .region(aws_config::Region::new("us-east-1"))
         .load()
         .await;

@@ -42,7 +42,7 @@ async fn unreachable_store() -> Services {
         .local_addr()
         .unwrap()
         .port();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = payorders::config::aws_sdk_loader()
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

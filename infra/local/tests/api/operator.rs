@@ -15,7 +15,7 @@ fn moto() -> String {
 }
 
 async fn sdk() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    payorders::config::aws_sdk_loader()
         .endpoint_url(moto())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -37,7 +37,7 @@ impl HostProcess {
             .spawn()
             .expect("the payorders binary starts");
         let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
+        let client = payorders::net::http_client().build().unwrap();
         let started = Instant::now();
         let key = loop {
             assert!(

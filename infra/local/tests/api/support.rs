@@ -119,7 +119,7 @@ pub async fn spawn_app_on_chains(
             let endpoint = std::env::var("PAYORDERS_TEST_AWS_ENDPOINT").expect(
                 "PAYORDERS_TEST_AWS_ENDPOINT is not set: DynamoDB tests run against moto; use `make test`",
             );
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            let sdk = payorders::config::aws_sdk_loader()
                 .endpoint_url(endpoint)
                 .region(aws_config::Region::new("us-east-1"))
                 .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -184,7 +184,7 @@ pub async fn spawn_app_on_chains(
     tokio::spawn(payorders_local::server::serve(host, listener));
     TestApp {
         base,
-        http: reqwest::Client::new(),
+        http: payorders::net::http_client().build().unwrap(),
         store,
         master,
         a,
@@ -471,7 +471,7 @@ impl PrivateAnvil {
             .expect("anvil starts");
         let url = format!("http://127.0.0.1:{port}");
         let anvil = Self { url, child };
-        let client = reqwest::Client::new();
+        let client = payorders::net::http_client().build().unwrap();
         for _ in 0..100 {
             let up = client
                 .post(&anvil.url)

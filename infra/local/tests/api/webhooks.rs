@@ -1043,7 +1043,7 @@ async fn a_batch_is_sent_concurrently_within_the_bound_and_reports_its_failures(
         ..deliver_webhook::Deps::new(store.clone(), master)
     };
     // Records carry no receipt handle, so the queue is never called.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = payorders::config::aws_sdk_loader()
         .region(aws_config::Region::new("us-east-1"))
         .load()
         .await;
