@@ -119,6 +119,10 @@ enum Command {
         /// Print each delivery's whole body too.
         #[arg(long)]
         print_json: bool,
+        /// Poll GET /events instead of receiving deliveries (the default when the API is
+        /// not on this machine: a deployed API cannot reach it).
+        #[arg(long)]
+        poll: bool,
     },
     /// Create a test SALE and pay it through the sandbox (simulate-payment), then wait until
     /// it is COMPLETED.
@@ -290,6 +294,7 @@ async fn run() -> anyhow::Result<()> {
             events,
             port,
             print_json,
+            poll,
         } => {
             let client = devcli::Client::resolve(&cli.credentials, &cli.store.dir)?;
             let opts = payorders_local::listen::Options {
@@ -297,6 +302,7 @@ async fn run() -> anyhow::Result<()> {
                 events,
                 forward_to,
                 print_json,
+                poll,
             };
             payorders_local::listen::listen(&client, opts).await?
         }

@@ -141,3 +141,107 @@ fn listen_verifies_standard_webhooks_signatures() {
     assert!(verify(&secret, &headers(&secret, ts - 3600), body).is_err());
     assert!(verify(&secret, &HeaderMap::new(), body).is_err());
 }
+
+#[test]
+fn listen_polls_unless_the_api_is_on_this_machine() {
+    use payorders_local::listen::api_is_local;
+    for local in [
+        "http://127.0.0.1:3000",
+        "http://localhost:3000/",
+        "http://[::1]:3000",
+    ] {
+        assert!(api_is_local(local), "{local}");
+    }
+    for remote in [
+        "https://abc.execute-api.eu-west-1.amazonaws.com/prod",
+        "http://10.0.0.5:3000",
+        "http://localhost.example.com",
+        "not a url",
+    ] {
+        assert!(!api_is_local(remote), "{remote}");
+    }
+}
+
+/// Polling mode (a deployed API cannot deliver to this machine): every new event once,
+/// oldest first, only this organization's, only the asked types; forwarded deliveries
+/// verify with the session's secret as real ones do with an endpoint's.
+#[tokio::test]
+async fn listen_polling_shows_each_new_event_once_and_forwards_it_signed() {
+    use payorders_local::listen::{Poller, forward_signed, verify};
+    let app = spawn_app().await;
+    let (a, b) = (client(&app, &app.a), client(&app, &app.b));
+    let since = payorders::Timestamp::now().plus_seconds(-1);
+    let mut all = Poller::since(vec!["*".into()], since);
+    let mut completed_only = Poller::since(vec!["order.completed".into()], since);
+    let mut other_org = Poller::since(vec!["*".into()], since);
+
+    let sale = json!({"mode": "SALE", "amount": "5.00", "fiat_unit": "USD"});
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let o = a.post("/pay-orders", &sale, None).await.unwrap();
+        ids.push(o["id"].as_str().unwrap().to_owned());
+    }
+    let batch = all.next_batch(&a).await.unwrap();
+    let seen: Vec<(&str, &str)> = batch
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap(),
+                e["data"]["object"]["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("order.created", ids[0].as_str()),
+            ("order.created", ids[1].as_str())
+        ],
+        "oldest first"
+    );
+    assert!(all.next_batch(&a).await.unwrap().is_empty(), "each once");
+    assert!(completed_only.next_batch(&a).await.unwrap().is_empty());
+    assert!(other_org.next_batch(&b).await.unwrap().is_empty());
+
+    // A third order later: only it.
+    let o = a.post("/pay-orders", &sale, None).await.unwrap();
+    let next = all.next_batch(&a).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0]["data"]["object"]["id"], o["id"]);
+
+    // Forwarded with the session's secret: the receiver's check passes, and fails for
+    // any other secret.
+    let secret = payorders::webhooks::generate_secret();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = received.clone();
+    let receiver =
+        axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: String| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push((headers, body));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let http = payorders::net::http_client().build().unwrap();
+    assert_eq!(
+        forward_signed(&http, &url, &secret, &next[0])
+            .await
+            .unwrap(),
+        204
+    );
+    let (headers, body) = received.lock().unwrap().pop().unwrap();
+    assert_eq!(
+        headers["webhook-id"].to_str().unwrap(),
+        next[0]["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        next[0]
+    );
+    assert_eq!(verify(&secret, &headers, &body), Ok(()));
+    let other = payorders::webhooks::generate_secret();
+    assert!(verify(&other, &headers, &body).is_err());
+}
