@@ -71,6 +71,7 @@ pub enum ConfigError {
 
 impl Config {
     /// Loads from the process environment and, if configured, Secrets Manager.
+    #[cfg(feature = "aws")]
     pub async fn load(sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let env: HashMap<String, String> = std::env::vars().collect();
         let sm = aws_sdk_secretsmanager::Client::new(sdk);
@@ -78,6 +79,7 @@ impl Config {
     }
 
     /// Loads from the given variables; fetches the secret only when a secret id is set.
+    #[cfg(feature = "aws")]
     pub async fn load_from(
         env: &HashMap<String, String>,
         sm: &aws_sdk_secretsmanager::Client,
@@ -139,6 +141,7 @@ impl Config {
     }
 }
 
+#[cfg(feature = "aws")]
 async fn fetch_secret(
     sm: &aws_sdk_secretsmanager::Client,
     id: &str,
@@ -165,6 +168,7 @@ async fn fetch_secret(
 }
 
 /// The shared AWS configuration (region, credentials, endpoints from the environment).
+#[cfg(feature = "aws")]
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
     aws_sdk_loader().load().await
 }
@@ -172,6 +176,7 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
 /// The SDK's configuration loader with our HTTPS client: rustls on ring (the workspace's one
 /// TLS stack), with the platform's root certificates. Everything that builds an AWS client
 /// (functions, local host, operator CLI, tests) starts here; the SDK has no client of its own.
+#[cfg(feature = "aws")]
 pub fn aws_sdk_loader() -> aws_config::ConfigLoader {
     use aws_smithy_http_client::{
         Builder,

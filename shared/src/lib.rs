@@ -3,6 +3,9 @@
 //!
 //! Nothing in here depends on Lambda types; functions adapt events to these types.
 
+// With neither store adapter (a build no binary uses), their shared helpers go unused.
+#![cfg_attr(not(any(feature = "aws", feature = "embedded")), allow(dead_code))]
+
 pub mod auth;
 #[cfg(feature = "chains")]
 pub mod chains;

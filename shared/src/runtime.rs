@@ -2,16 +2,11 @@
 //! services (store, master key) chosen from config.
 
 use crate::auth::MasterKey;
-use crate::config::Config;
 use crate::pricing::PriceSource;
-use crate::pricing::coingecko::{self, CoinGecko};
-use crate::queue::{Queue, SqsQueue};
+use crate::queue::Queue;
 use crate::routing::Router;
-use crate::routing::changenow::{self, ChangeNow};
 use crate::store::Store;
-use crate::store::dynamo::DynamoStore;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The adapters a handler uses. Functions depend on the traits, never on an adapter.
 #[derive(Clone)]
@@ -63,6 +58,7 @@ pub enum InitError {
     NoQueue(&'static str),
 }
 
+#[cfg(feature = "aws")]
 impl Services {
     /// Services for a Lambda function: DynamoDB store, master key if configured.
     pub async fn from_env() -> Result<Self, InitError> {
@@ -71,6 +67,12 @@ impl Services {
 
     /// As [`Services::from_env`], for a `main` that uses the AWS config itself too.
     pub async fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, InitError> {
+        use crate::config::Config;
+        use crate::pricing::coingecko::{self, CoinGecko};
+        use crate::queue::SqsQueue;
+        use crate::routing::changenow::{self, ChangeNow};
+        use crate::store::dynamo::DynamoStore;
+        use std::time::Duration;
         let config = Config::load(sdk).await?;
         let master = config
             .secrets
@@ -129,7 +131,9 @@ impl Services {
             }),
         })
     }
+}
 
+impl Services {
     pub fn master(&self) -> Result<&MasterKey, InitError> {
         self.master.as_ref().ok_or(InitError::NoMasterKey)
     }

@@ -10,11 +10,16 @@
 //! Each attempt is leased with a versioned write first, so a redelivered message cannot
 //! send it twice.
 
+#[cfg(feature = "aws")]
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+#[cfg(feature = "aws")]
 use futures::StreamExt;
+#[cfg(feature = "aws")]
 use lambda_http::LambdaEvent;
 use payorders::auth::MasterKey;
-use payorders::queue::{Outcome, SqsQueue};
+use payorders::queue::Outcome;
+#[cfg(feature = "aws")]
+use payorders::queue::SqsQueue;
 use payorders::store::{Store, StoreError};
 use payorders::webhooks::{self, DeliveryMessage, UrlRefusal};
 use payorders::*;
@@ -380,6 +385,7 @@ async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
     out
 }
 
+#[cfg(feature = "aws")]
 /// The SQS handler: an outcome per message, up to [`CONCURRENCY`] messages at a time (one
 /// slow endpoint does not hold up the rest of the batch). `RetryAfter` keeps the message,
 /// invisible until the next attempt is due; a failure leaves it to SQS's redrive (and the
@@ -406,6 +412,7 @@ pub async fn handler(
     Ok(response)
 }
 
+#[cfg(feature = "aws")]
 /// One message of a batch: its id if SQS should keep it.
 async fn handle_record(
     deps: &Deps,
@@ -444,6 +451,7 @@ impl Deps {
 
     /// For the Lambda function: the store, the master key and the webhooks queue (whose
     /// messages this function delays for retries).
+    #[cfg(feature = "aws")]
     pub async fn from_env() -> Result<(Self, SqsQueue), lambda_http::Error> {
         let sdk = payorders::config::aws_sdk_config().await;
         let s = payorders::runtime::Services::from_sdk(&sdk).await?;

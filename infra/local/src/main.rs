@@ -192,17 +192,13 @@ async fn run() -> anyhow::Result<()> {
         Command::Tables {
             command: TablesCommand::Create,
         } => {
-            let sdk = payorders::config::aws_sdk_config().await;
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
             let table = &cli.store.table;
-            match payorders::store::dynamo::create_table(&client, table).await {
-                Ok(()) => println!(
+            if payorders_local::setup::create_dynamo_table(table).await? {
+                println!(
                     "created table {table} (GSIs orders_by_org, orders_by_expiry, events_by_org; stream; TTL on `ttl`)"
-                ),
-                Err(payorders::store::StoreError::AlreadyExists) => {
-                    println!("table {table} already exists")
-                }
-                Err(e) => anyhow::bail!("could not create table {table}: {e}"),
+                )
+            } else {
+                println!("table {table} already exists")
             }
         }
         Command::Org {

@@ -3,7 +3,6 @@
 use anyhow::{Context, bail};
 use payorders::auth::{self, MasterKey};
 use payorders::store::Store;
-use payorders::store::dynamo::{DynamoStore, create_table};
 use payorders::store::embedded::EmbeddedStore;
 use payorders::*;
 use std::path::{Path, PathBuf};
@@ -36,20 +35,69 @@ pub async fn open_store(choice: &StoreChoice) -> anyhow::Result<OpenStore> {
             }
         }
         StoreChoice::Dynamo { table, create } => {
-            let sdk = payorders::config::aws_sdk_config().await;
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
             if *create {
-                match create_table(&client, table).await {
-                    Ok(()) | Err(payorders::store::StoreError::AlreadyExists) => {}
-                    Err(e) => bail!("could not create table {table}: {e}"),
-                }
+                create_dynamo_table(table).await?;
             }
             OpenStore {
-                store: Arc::new(DynamoStore::new(client, table.clone())),
+                store: aws::dynamo_store(table).await?,
                 embedded: None,
             }
         }
     })
+}
+
+/// Creates the DynamoDB table with its indexes, stream and TTL; `false` when it exists.
+pub async fn create_dynamo_table(table: &str) -> anyhow::Result<bool> {
+    aws::create_table(table).await
+}
+
+/// What needs the AWS SDK, which `make dev` leaves out of its build.
+#[cfg(feature = "aws")]
+mod aws {
+    use super::*;
+    use payorders::store::dynamo::{self, DynamoStore};
+
+    async fn client() -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&payorders::config::aws_sdk_config().await)
+    }
+
+    pub async fn create_table(table: &str) -> anyhow::Result<bool> {
+        match dynamo::create_table(&client().await, table).await {
+            Ok(()) => Ok(true),
+            Err(payorders::store::StoreError::AlreadyExists) => Ok(false),
+            Err(e) => bail!("could not create table {table}: {e}"),
+        }
+    }
+
+    pub async fn dynamo_store(table: &str) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(Arc::new(DynamoStore::new(client().await, table)))
+    }
+
+    pub async fn secrets() -> anyhow::Result<payorders::config::Secrets> {
+        let sdk = payorders::config::aws_sdk_config().await;
+        Ok(payorders::config::Config::load(&sdk).await?.secrets)
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+mod aws {
+    use super::*;
+
+    const NOT_BUILT: &str = "this `payorders` was built without AWS support (`make dev` builds \
+        it so, for a faster first build); build it with `cargo build --bin payorders` for \
+        DynamoDB and Secrets Manager";
+
+    pub async fn create_table(_: &str) -> anyhow::Result<bool> {
+        bail!(NOT_BUILT)
+    }
+
+    pub async fn dynamo_store(_: &str) -> anyhow::Result<Arc<dyn Store>> {
+        bail!(NOT_BUILT)
+    }
+
+    pub async fn secrets() -> anyhow::Result<payorders::config::Secrets> {
+        bail!(NOT_BUILT)
+    }
 }
 
 /// The master key the commands seal and open secrets with. DynamoDB holds what the deployed
@@ -69,10 +117,8 @@ pub async fn master_key(choice: &StoreChoice, dir: &Path) -> anyhow::Result<Mast
                      to their Secrets Manager secret (the stack output AppSecretArn)"
                 );
             };
-            let sdk = payorders::config::aws_sdk_config().await;
-            let config = payorders::config::Config::load(&sdk).await?;
-            let key = config
-                .secrets
+            let key = aws::secrets()
+                .await?
                 .master_key
                 .with_context(|| format!("secret {id} has no master_key"))?;
             MasterKey::from_text(key.expose()).with_context(|| format!("master_key in secret {id}"))

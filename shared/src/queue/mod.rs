@@ -2,9 +2,11 @@
 //! queue under the local host).
 
 mod local;
+#[cfg(feature = "aws")]
 mod sqs;
 
 pub use local::{LocalQueue, LocalReceiver};
+#[cfg(feature = "aws")]
 pub use sqs::SqsQueue;
 
 use async_trait::async_trait;

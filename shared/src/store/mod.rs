@@ -4,6 +4,7 @@
 //! The port is split by capability so a handler asks only for what it uses (and its IAM
 //! policy can be as narrow). [`Store`] is all of them together.
 
+#[cfg(feature = "aws")]
 pub mod dynamo;
 #[cfg(feature = "embedded")]
 pub mod embedded;
