@@ -341,6 +341,18 @@ async fn idempotency_does_not_keep_a_transaction_not_seen_yet() {
 
     let raw = alloy::hex::encode_prefixed(signed.encoded_2718());
     anvil::rpc(&url, "eth_sendRawTransaction", json!([raw])).await;
+    // Mined at once by anvil, but under load its answer can precede the block: wait for
+    // the receipt, as this test is about idempotency, not a pending transaction.
+    let hash = signed.tx_hash().to_string();
+    for _ in 0..100 {
+        if !anvil::rpc(&url, "eth_getTransactionReceipt", json!([hash]))
+            .await
+            .is_null()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let paid = app.call(&app.a, "POST", &path, Some(&body), &key).await;
     assert_eq!(paid.status, 200, "{}", paid.text);
     assert!(!paid.headers.contains_key("idempotent-replayed"));
