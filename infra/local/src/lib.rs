@@ -5,6 +5,7 @@ pub mod devcli;
 pub mod epochs;
 pub mod host;
 pub mod listen;
+#[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod server;
 pub mod setup;
