@@ -357,6 +357,9 @@ response (`Idempotent-Replayed: true`).",
             op.parameters
                 .get_or_insert_with(Vec::new)
                 .push(RefOr::T(idempotency));
+        }
+        // GET …/process is the older clients' form of POST …/payments: a write too.
+        if method == "POST" || path.ends_with("/process") {
             answers.push(("409", "Conflict: a concurrent write, a used nonce, or the same `Idempotency-Key` still running"));
             answers.push(("422", "Well-formed but not possible (see `code`), or an `Idempotency-Key` reused with another request"));
         }
