@@ -184,3 +184,23 @@ async fn the_host_serves_the_document_and_a_self_contained_docs_page() {
         assert!(!page.contains(outside), "the docs page loads {outside}");
     }
 }
+
+/// Found by schemathesis: `GET …/process` (the older clients' form of `POST …/payments`)
+/// answers 422 PAYMENT_DETAILS_REQUIRED for an order without payment details, and the
+/// document did not list 422 (nor 409) for it. Every answer a write route gives is listed.
+#[tokio::test]
+async fn the_process_route_documents_what_it_answers() {
+    let app = spawn_app().await;
+    let order = app.create_deposit(&app.a, &serde_json::json!({})).await;
+    assert_eq!(order.status, 201, "{}", order.text);
+    let id = order.body["id"].as_str().unwrap();
+    let hash = format!("0x{}", "ab".repeat(32));
+    let r = app
+        .get(&app.a, &format!("/pay-orders/{id}/process?tx_hash={hash}"))
+        .await;
+    r.assert_error(422, "PAYMENT_DETAILS_REQUIRED");
+    let answers = &document()["paths"]["/pay-orders/{id}/process"]["get"]["responses"];
+    for status in ["409", "422"] {
+        assert!(answers.get(status).is_some(), "{status} undocumented");
+    }
+}
