@@ -14,6 +14,7 @@
 Reads API, PAYORDERS_API_KEY and PAYORDERS_API_SECRET from the environment.
 """
 
+import ast
 import atexit
 import collections
 import hashlib
@@ -27,6 +28,20 @@ import zlib
 
 import requests
 import schemathesis
+
+# CPython 3.11's ast.parse can fail under threads ("SystemError: AST constructor recursion
+# depth mismatch", python/cpython#106905), and hypothesis parses its filters' source while
+# the --workers threads generate: one parse at a time.
+_ast_parse = ast.parse
+_AST_LOCK = threading.Lock()
+
+
+def _parse_one_at_a_time(*args, **kwargs):
+    with _AST_LOCK:
+        return _ast_parse(*args, **kwargs)
+
+
+ast.parse = _parse_one_at_a_time
 
 API = os.environ["API"].rstrip("/")
 API_KEY = os.environ["PAYORDERS_API_KEY"]
