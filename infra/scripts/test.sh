@@ -43,6 +43,8 @@ cargo test --workspace --locked --no-run "$@"
 # The local-host side, in the background beside cargo test; its output is shown after.
 host_stages() {
   set -euo pipefail
+  local started=$SECONDS
+  trap 'echo "test: the local-host stages took $((SECONDS - started)) s"' EXIT
   echo "test: make demo against a fresh local host"
   devhost_start "$svc/dev"
   export PAYORDERS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/payorders"
@@ -60,7 +62,9 @@ host_stages >"$svc/host-stages.log" 2>&1 &
 host_side=$!
 
 cargo_status=0
+cargo_started=$SECONDS
 cargo test --workspace --locked "$@" || cargo_status=$?
+echo "test: cargo test took $((SECONDS - cargo_started)) s"
 host_status=0
 wait "$host_side" || host_status=$?
 host_side=
