@@ -60,6 +60,8 @@ host_stages() {
 }
 host_stages >"$svc/host-stages.log" 2>&1 &
 host_side=$!
+# cargo test is the longer side: the host side yields the CPU to it (its children inherit).
+renice -n 10 -p "$host_side" >/dev/null 2>&1 || true
 
 cargo_status=0
 cargo_started=$SECONDS
