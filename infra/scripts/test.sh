@@ -2,8 +2,9 @@
 # `make test`: install and start the test services on free ports, build every test, then run
 # two sides at once and fail if either fails:
 #   - every cargo test, against the test services;
-#   - the local-host stages, against a `make dev` (host + chain, a fresh store) on free ports:
-#     make demo, the schemathesis stage (fuzz.sh quick) and the generated client (client_check.sh).
+#   - the other stages: cfn-lint of template.yaml, then against a `make dev` (host + chain, a
+#     fresh store) on free ports make demo and the schemathesis stage (fuzz.sh quick), and the
+#     generated client (client_check.sh).
 # Stops everything. Fails loudly if a service or tool cannot start.
 set -euo pipefail
 
@@ -33,19 +34,20 @@ infra/scripts/services.sh start "$svc"
 # shellcheck disable=SC1091
 . "$svc/env"
 
-echo "test: cfn-lint template.yaml"
-.venv/bin/cfn-lint template.yaml
-
 # Everything compiled first: the host side runs the payorders binary this builds (with the
 # tests' features; building it alone would unify features differently).
 cargo test --workspace --locked --no-run "$@"
 
-# The local-host side, in the background beside cargo test; its output is shown after.
+# The other side, in the background beside cargo test; its output is shown after.
 host_stages() {
   set -euo pipefail
   local started=$SECONDS
-  trap 'echo "test: the local-host stages took $((SECONDS - started)) s"' EXIT
-  echo "test: make demo against a fresh local host"
+  stage() { echo "test: [$((SECONDS - started)) s] $*"; }
+  trap 'echo "test: the other side took $((SECONDS - started)) s"' EXIT
+  # cfn-lint meanwhile: the host's start and the demo mostly wait on the chain.
+  .venv/bin/cfn-lint template.yaml >"$svc/cfn-lint.log" 2>&1 &
+  local lint=$!
+  stage "make demo against a fresh local host"
   devhost_start "$svc/dev"
   export PAYORDERS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/payorders"
   if ! DEMO_TIMEOUT=30 timeout 90 .venv/bin/python infra/scripts/demo.py; then
@@ -53,10 +55,17 @@ host_stages() {
     cat "$svc/dev/dev.log" >&2
     return 1
   fi
-  echo "test: schemathesis against the same host"
+  stage "schemathesis against the same host"
   infra/scripts/fuzz.sh quick "$svc/dev"
-  echo "test: a client generated from docs/openapi.json compiles"
+  stage "a client generated from docs/openapi.json compiles"
   infra/scripts/client_check.sh
+  stage "cfn-lint template.yaml"
+  if ! wait "$lint"; then
+    cat "$svc/cfn-lint.log" >&2
+    echo "test: cfn-lint found problems in template.yaml" >&2
+    return 1
+  fi
+  cat "$svc/cfn-lint.log"
 }
 host_stages >"$svc/host-stages.log" 2>&1 &
 host_side=$!
@@ -71,11 +80,11 @@ host_status=0
 wait "$host_side" || host_status=$?
 host_side=
 echo
-echo "=== the local-host stages (make demo, schemathesis, generated client) ==="
+echo "=== the other side: cfn-lint, make demo, schemathesis, the generated client ==="
 cat "$svc/host-stages.log"
 if [ "$cargo_status" != 0 ] || [ "$host_status" != 0 ]; then
   [ "$cargo_status" = 0 ] || echo "test: cargo test failed (exit $cargo_status)" >&2
-  [ "$host_status" = 0 ] || echo "test: the local-host stages failed (exit $host_status)" >&2
+  [ "$host_status" = 0 ] || echo "test: the other side (cfn-lint, demo, schemathesis, client) failed (exit $host_status)" >&2
   exit 1
 fi
-echo "test: cargo test, make demo, schemathesis and the generated client all passed"
+echo "test: cargo test, cfn-lint, make demo, schemathesis and the generated client all passed"
