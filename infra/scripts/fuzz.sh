@@ -62,7 +62,8 @@ else
 fi
 [ -s "$work/stats.json" ] || { cat "$work/run.log" >&2; echo "fuzz: schemathesis sent nothing" >&2; exit 1; }
 read -r sent reached < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["requests"], len(s["operations"]))' "$work/stats.json")
-echo "fuzz: $mode run: $sent requests, $reached of $operations operations, in ${elapsed} s; schemathesis exit $status"
+failures=$(sed -nE 's/.* ([0-9]+) unique failures?.*/\1/p' "$work/run.log" | tail -1)
+echo "fuzz: $mode run: $sent requests, $reached of $operations operations, ${failures:-0} failures, in ${elapsed} s (schemathesis exit $status)"
 if [ "$status" != 0 ]; then
   echo "fuzz: failures above (schemathesis exit $status); the end of the local host's log:" >&2
   tail -50 "$dir/dev.log" >&2
