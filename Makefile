@@ -7,7 +7,7 @@ CHAIN ?= 1
 CHAIN_PORT ?=
 CARGO ?= cargo
 
-.PHONY: dev dev-chain demo reset test lint fmt build bench services clean
+.PHONY: dev dev-chain demo reset test fuzz lint fmt build bench services clean
 
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
@@ -31,9 +31,17 @@ reset:
 dev-chain:
 	infra/scripts/services.sh chain $(or $(CHAIN_PORT),8545)
 
-## Every test, with moto server started on a free port and stopped afterwards.
+## Every test, with moto server and anvil started on free ports and stopped afterwards; beside
+## cargo test, against a fresh local host: make demo, a short schemathesis run and a client
+## generated from docs/openapi.json (openapi-typescript + tsc).
 test:
 	infra/scripts/test.sh
+
+## A long schemathesis campaign against its own local host (fresh store, local chain, testnet
+## nodes): at least 10,000 signed requests over every operation of docs/openapi.json, all
+## phases including stateful; prints the requests, operations and failures. FUZZ_TIME=600 s.
+fuzz:
+	infra/scripts/fuzz.sh long
 
 ## Formatting and clippy, warnings denied.
 lint:

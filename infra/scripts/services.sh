@@ -13,6 +13,13 @@
 #                                            make dev: the same chain in the background (a free
 #                                            port unless PORT); DIR/env has its URL, DIR/anvil.pid
 #                                            its pid (`services.sh stop DIR` stops it)
+#   infra/scripts/services.sh testnets-start DIR
+#                                            an anvil per EVM testnet of the registry other
+#                                            than 31337 (Base Sepolia, Sepolia), with its chain
+#                                            id, so a host pointed at them (DIR/env) reads every
+#                                            test chain an order can use: make fuzz
+#   infra/scripts/services.sh install-fuzz   schemathesis into .venv; openapi-typescript and tsc
+#                                            (node_modules)
 #
 # Any service that cannot start is a hard failure with its log printed: tests never run
 # against a missing service.
@@ -27,9 +34,13 @@ py_packages=("moto[server]==5.*" "cfn-lint==1.*" "standardwebhooks==1.*")
 die() { echo "services: $*" >&2; exit 1; }
 
 install_node() {
-  if [ ! -x "$root/node_modules/.bin/anvil" ] || [ ! -x "$root/node_modules/.bin/cast" ]; then
+  local tool missing=
+  for tool in anvil cast openapi-typescript tsc; do
+    [ -x "$root/node_modules/.bin/$tool" ] || missing=1
+  done
+  if [ -n "$missing" ]; then
     command -v npm >/dev/null || die "npm is needed to install anvil (the local EVM chain for tests)"
-    echo "services: installing anvil and cast (npm @foundry-rs/*-linux-amd64) into $root/node_modules"
+    echo "services: installing anvil, cast, openapi-typescript and typescript (package.json) into $root/node_modules"
     (cd "$root" && npm install --no-audit --no-fund --silent) || die "npm install failed"
   fi
 }
@@ -59,6 +70,18 @@ install_demo() {
 
 install() {
   pip_ensure "moto.server, cfnlint, standardwebhooks" "${py_packages[@]}"
+}
+
+# The API fuzzer of make test and make fuzz, pinned (its CLI and checks change between minors).
+schemathesis_pin=4.32.5
+install_fuzz() {
+  make_venv
+  if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$schemathesis_pin" ]; then
+    echo "services: installing schemathesis==$schemathesis_pin into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_pin" \
+      || die "pip install schemathesis==$schemathesis_pin failed"
+  fi
+  install_node
 }
 
 free_port() {
@@ -157,6 +180,24 @@ Local chain 31337 on $url (anvil; log in $dir/anvil.log)
 INFO
 }
 
+# A node for each EVM testnet of the registry but the local chain (which chain_start runs with
+# the test token): an empty anvil answering with that chain id, so that no test chain an
+# order can name is unreadable. DIR/env exports PAYORDERS_RPC_<id> for each.
+testnets_start() {
+  local dir=$1
+  mkdir -p "$dir"
+  install_node
+  : >"$dir/env"
+  local id port
+  for id in $(python3 -c 'import json,sys; print(" ".join(str(c["id"]) for c in json.load(open(sys.argv[1]))["chains"] if c["testnet"] and c["family"] == "evm" and c["id"] != 31337))' "$root/shared/src/registry/chains.json"); do
+    port=$(free_port)
+    "$root/node_modules/.bin/anvil" --host 127.0.0.1 --port "$port" --chain-id "$id" --silent >"$dir/anvil-$id.log" 2>&1 &
+    echo $! >"$dir/anvil-$id.pid"
+    wait_rpc "anvil (chain $id)" "http://127.0.0.1:$port" "$dir/anvil-$id.pid" "$dir/anvil-$id.log"
+    echo "export PAYORDERS_RPC_$id=http://127.0.0.1:$port" >>"$dir/env"
+  done
+}
+
 # anvil's account 0 (a well-known development key) and the token it deploys first.
 DEV_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 TUSD=0x5FbDB2315678afecb367f032d93F642f64180aa3
@@ -175,9 +216,11 @@ case "${1:-}" in
   install) install; install_node ;;
   install-demo) install_demo ;;
   install-node) install_node ;;
+  install-fuzz) install_fuzz ;;
+  testnets-start) testnets_start "${2:?usage: services.sh testnets-start DIR}" ;;
   chain-start) chain_start "${2:?usage: services.sh chain-start DIR [PORT]}" "${3:-}" ;;
   chain) chain "${2:?usage: services.sh chain PORT}" ;;
   start) start "${2:?usage: services.sh start DIR}" ;;
   stop) stop "${2:?usage: services.sh stop DIR}" ;;
-  *) die "usage: services.sh install|install-demo|install-node|start DIR|stop DIR|chain PORT|chain-start DIR [PORT]" ;;
+  *) die "usage: services.sh install|install-demo|install-node|start DIR|stop DIR|chain PORT|chain-start DIR [PORT]|testnets-start DIR|install-fuzz" ;;
 esac

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# `make test`: install and start the test services on free ports, run every cargo test
-# against them, then `make demo` against a local host (`make dev`, with its own chain and
-# store) on free ports; stop everything. Fails loudly if a service cannot start.
+# `make test`: install and start the test services on free ports, build every test, then run
+# two sides at once and fail if either fails:
+#   - every cargo test, against the test services;
+#   - the other stages: cfn-lint of template.yaml, then against a `make dev` (host + chain, a
+#     fresh store) on free ports make demo and the schemathesis stage (fuzz.sh quick), and the
+#     generated client (client_check.sh).
+# Stops everything. Fails loudly if a service or tool cannot start.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -11,13 +15,16 @@ command -v cargo >/dev/null || { echo "test: cargo is not installed (https://rus
 command -v python3 >/dev/null || { echo "test: python3 is needed for the moto test server" >&2; exit 1; }
 command -v curl >/dev/null || { echo "test: curl is needed to wait for the test services" >&2; exit 1; }
 
+# shellcheck source=infra/scripts/devhost.sh
+. infra/scripts/devhost.sh
 svc=$(mktemp -d "${TMPDIR:-/tmp}/payorders-services.XXXXXX")
-dev_pid=
+host_side=
 stop_all() {
-  if [ -n "$dev_pid" ]; then
-    kill "$dev_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$dev_pid" 2>/dev/null || break; sleep 0.1; done
+  if [ -n "$host_side" ]; then
+    kill "$host_side" 2>/dev/null || true
+    wait "$host_side" 2>/dev/null || true
   fi
+  [ -d "$svc/dev" ] && devhost_stop "$svc/dev"
   infra/scripts/services.sh stop "$svc"
   rm -rf "$svc"
 }
@@ -27,30 +34,57 @@ infra/scripts/services.sh start "$svc"
 # shellcheck disable=SC1091
 . "$svc/env"
 
-echo "test: cfn-lint template.yaml"
-.venv/bin/cfn-lint template.yaml
+# Everything compiled first: the host side runs the payorders binary this builds (with the
+# tests' features; building it alone would unify features differently).
+cargo test --workspace --locked --no-run "$@"
 
-cargo test --workspace --locked "$@"
+# The other side, in the background beside cargo test; its output is shown after.
+host_stages() {
+  set -euo pipefail
+  local started=$SECONDS
+  stage() { echo "test: [$((SECONDS - started)) s] $*"; }
+  trap 'echo "test: the other side took $((SECONDS - started)) s"' EXIT
+  # cfn-lint meanwhile: the host's start and the demo mostly wait on the chain.
+  .venv/bin/cfn-lint template.yaml >"$svc/cfn-lint.log" 2>&1 &
+  local lint=$!
+  stage "make demo against a fresh local host"
+  devhost_start "$svc/dev"
+  export PAYORDERS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/payorders"
+  if ! DEMO_TIMEOUT=30 timeout 90 .venv/bin/python infra/scripts/demo.py; then
+    echo "test: make demo failed; the local host's log:" >&2
+    cat "$svc/dev/dev.log" >&2
+    return 1
+  fi
+  stage "schemathesis against the same host"
+  infra/scripts/fuzz.sh quick "$svc/dev"
+  stage "a client generated from docs/openapi.json compiles"
+  infra/scripts/client_check.sh
+  stage "cfn-lint template.yaml"
+  if ! wait "$lint"; then
+    cat "$svc/cfn-lint.log" >&2
+    echo "test: cfn-lint found problems in template.yaml" >&2
+    return 1
+  fi
+  cat "$svc/cfn-lint.log"
+}
+host_stages >"$svc/host-stages.log" 2>&1 &
+host_side=$!
+# cargo test is the longer side: the host side yields the CPU to it (its children inherit).
+renice -n 10 -p "$host_side" >/dev/null 2>&1 || true
 
-# make demo, bounded, so it cannot rot: `make dev` (host + chain) on free ports with a
-# fresh store, the demo against it, then the host and its chain stopped.
-echo "test: make demo against a fresh local host"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-export PAYORDERS_LOCAL_DIR="$svc/dev"
-# The binary cargo test just built (with the tests' features): building it again alone
-# would unify features differently and recompile half the graph.
-build=cargo
-[ -x target/debug/payorders ] && build=true
-PORT=$port CHAIN=1 CHAIN_PORT= CARGO=$build infra/scripts/dev.sh >"$svc/dev.log" 2>&1 &
-dev_pid=$!
-for _ in $(seq 1 600); do
-  if grep -qs '^export API=' "$PAYORDERS_LOCAL_DIR/demo.env" && curl -s -o /dev/null "http://127.0.0.1:$port/"; then break; fi
-  if ! kill -0 "$dev_pid" 2>/dev/null; then cat "$svc/dev.log" >&2; echo "test: make dev exited" >&2; exit 1; fi
-  sleep 0.2
-done
-grep -qs '^export API=' "$PAYORDERS_LOCAL_DIR/demo.env" || { cat "$svc/dev.log" >&2; echo "test: make dev did not start within 120 s" >&2; exit 1; }
-if ! DEMO_TIMEOUT=30 timeout 90 .venv/bin/python infra/scripts/demo.py; then
-  echo "test: make demo failed; the local host's log:" >&2
-  cat "$svc/dev.log" >&2
+cargo_status=0
+cargo_started=$SECONDS
+cargo test --workspace --locked "$@" || cargo_status=$?
+echo "test: cargo test took $((SECONDS - cargo_started)) s"
+host_status=0
+wait "$host_side" || host_status=$?
+host_side=
+echo
+echo "=== the other side: cfn-lint, make demo, schemathesis, the generated client ==="
+cat "$svc/host-stages.log"
+if [ "$cargo_status" != 0 ] || [ "$host_status" != 0 ]; then
+  [ "$cargo_status" = 0 ] || echo "test: cargo test failed (exit $cargo_status)" >&2
+  [ "$host_status" = 0 ] || echo "test: the other side (cfn-lint, demo, schemathesis, client) failed (exit $host_status)" >&2
   exit 1
 fi
+echo "test: cargo test, cfn-lint, make demo, schemathesis and the generated client all passed"

@@ -73,7 +73,7 @@ pub struct CreateOrderRequest {
     blockchain: Option<Blockchain>,
     fiat_unit: Option<String>,
     recipient: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>))]
     metadata: Option<Map<String, Value>>,
     /// seed 001: `metadata` as a string holding a JSON object.
     order_info: Option<String>,

@@ -4,6 +4,7 @@
 //! answers built as JSON by hand and the security schemes are declared here, once.
 //! `docs/openapi.json` is this document; a test keeps the two equal.
 
+use payorders::http::ErrorCode;
 use payorders::model::{Event, PayOrder};
 use payorders::openapi::{ErrorBody, schema};
 use serde_json::json;
@@ -309,6 +310,12 @@ v2 `v=2,APIKey=<key>,timestamp=<unix>,nonce=<…>,body_sha256=<hex>,signature=<h
 `\"v2\\n\" + METHOD + \"\\n\" + path_and_query + …`. See docs/api.md.",
             ))),
         );
+        for &(status, ..) in ERROR_ANSWERS {
+            let (name, response) = error_component(status);
+            components
+                .responses
+                .insert(name.to_owned(), RefOr::T(response));
+        }
         for (path, item) in doc.paths.paths.iter_mut() {
             let ops = [
                 ("GET", item.get.as_mut()),
@@ -324,22 +331,112 @@ v2 `v=2,APIKey=<key>,timestamp=<unix>,nonce=<…>,body_sha256=<hex>,signature=<h
     }
 }
 
-fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
-    ResponseBuilder::new()
+/// The error answers every operation shares, in `components.responses`: status, name,
+/// description, and the catalogue's code its example shows (with `param` for a 400).
+const ERROR_ANSWERS: &[(&str, &str, &str, ErrorCode)] = &[
+    (
+        "400",
+        "BadRequest",
+        "The request is malformed: `code` and `param` name the field",
+        ErrorCode::InvalidAmount,
+    ),
+    (
+        "401",
+        "Unauthorized",
+        "No valid API key or signature",
+        ErrorCode::InvalidApiKey,
+    ),
+    (
+        "403",
+        "Forbidden",
+        "The key lacks the scope",
+        ErrorCode::InsufficientScope,
+    ),
+    (
+        "404",
+        "NotFound",
+        "No such object for this organization and mode",
+        ErrorCode::ResourceNotFound,
+    ),
+    (
+        "409",
+        "Conflict",
+        "Conflict: a concurrent write, a used nonce, or the same `Idempotency-Key` still running",
+        ErrorCode::ConcurrentUpdate,
+    ),
+    (
+        "413",
+        "PayloadTooLarge",
+        "The body exceeds 256 KB",
+        ErrorCode::PayloadTooLarge,
+    ),
+    (
+        "415",
+        "UnsupportedMediaType",
+        "The body is not `application/json`",
+        ErrorCode::UnsupportedMediaType,
+    ),
+    (
+        "422",
+        "Unprocessable",
+        "Well-formed but not possible (see `code`), or an `Idempotency-Key` reused with another request",
+        ErrorCode::IdempotencyMismatch,
+    ),
+    (
+        "500",
+        "InternalError",
+        "A fault on our side; retrying is safe",
+        ErrorCode::InternalError,
+    ),
+    (
+        "502",
+        "ProviderUnavailable",
+        "A price or exchange provider is unavailable",
+        ErrorCode::PriceUnavailable,
+    ),
+    (
+        "503",
+        "Unavailable",
+        "The order store, a chain's node or a queue is unavailable; retry shortly",
+        ErrorCode::StoreUnavailable,
+    ),
+];
+
+/// The error answer of `status`, as a component, with an example built from the catalogue.
+fn error_component(status: &str) -> (&'static str, utoipa::openapi::Response) {
+    let &(_, name, description, code) = ERROR_ANSWERS
+        .iter()
+        .find(|(s, ..)| *s == status)
+        .expect("every error status has a component");
+    let mut error = json!({
+        "type": code.kind().as_str(),
+        "code": code.as_str(),
+        "message": code.explanation(),
+        "documentation_url": code.documentation_url(),
+    });
+    if status == "400" {
+        error["param"] = json!("amount");
+    }
+    let mut content = Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+        "ErrorBody",
+    ))));
+    content.example = Some(json!({ "error": error, "request_id": "req_5f0c2a9b" }));
+    let response = ResponseBuilder::new()
         .description(description)
-        .content(
-            "application/json",
-            Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                "ErrorBody",
-            )))),
-        )
-        .into()
+        .content("application/json", content)
+        .build();
+    (name, response)
+}
+
+fn error(status: &str) -> RefOr<utoipa::openapi::Response> {
+    let (name, _) = error_component(status);
+    RefOr::Ref(utoipa::openapi::Ref::from_response_name(name))
 }
 
 fn contract(path: &str, method: &str, op: &mut Operation) {
     let public = path.starts_with("/health");
     let has_body = op.request_body.is_some();
-    let mut answers: Vec<(&str, &str)> = Vec::new();
+    let mut answers: Vec<&str> = Vec::new();
     if !public {
         if method == "POST" {
             let idempotency: Parameter = ParameterBuilder::new()
@@ -357,33 +454,33 @@ response (`Idempotent-Replayed: true`).",
             op.parameters
                 .get_or_insert_with(Vec::new)
                 .push(RefOr::T(idempotency));
-            answers.push(("409", "Conflict: a concurrent write, a used nonce, or the same `Idempotency-Key` still running"));
-            answers.push(("422", "Well-formed but not possible (see `code`), or an `Idempotency-Key` reused with another request"));
         }
-        answers.push((
-            "400",
-            "The request is malformed: `code` and `param` name the field",
-        ));
-        answers.push(("401", "No valid API key or signature"));
-        answers.push(("403", "The key lacks the scope"));
+        // GET …/process is the older clients' form of POST …/payments: a write too.
+        if method == "POST" || path.ends_with("/process") {
+            answers.push("409");
+            answers.push("422");
+        }
+        answers.push("400");
+        answers.push("401");
+        answers.push("403");
         if path.contains('{') {
-            answers.push(("404", "No such object for this organization and mode"));
+            answers.push("404");
         }
         if has_body {
-            answers.push(("413", "The body exceeds 256 KB"));
-            answers.push(("415", "The body is not `application/json`"));
+            answers.push("413");
+            answers.push("415");
         }
         if path.contains("/quote") || path.contains("/payment-details") || path == "/pay-orders" {
-            answers.push(("502", "A price or exchange provider is unavailable"));
+            answers.push("502");
         }
     }
-    answers.push(("500", "A fault on our side; retrying is safe"));
-    answers.push(("503", "The order store is unavailable; retry shortly"));
-    for (status, description) in answers {
+    answers.push("500");
+    answers.push("503");
+    for status in answers {
         op.responses
             .responses
             .entry(status.to_owned())
-            .or_insert_with(|| error(description));
+            .or_insert_with(|| error(status));
     }
     if public {
         op.security = Some(Vec::new());

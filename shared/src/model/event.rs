@@ -11,7 +11,7 @@ pub const API_VERSION: &str = "2026-11-01";
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventData {
     /// A snapshot of the object as it was right after the change.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::HashMap<String, serde_json::Value>))]
     pub object: serde_json::Value,
 }
 

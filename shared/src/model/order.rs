@@ -189,7 +189,7 @@ pub struct PayOrder {
     #[serde(default)]
     pub payment: Option<Payment>,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>))]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub webhook_url: Option<String>,
