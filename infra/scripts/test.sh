@@ -54,3 +54,12 @@ if ! DEMO_TIMEOUT=30 timeout 90 .venv/bin/python infra/scripts/demo.py; then
   cat "$svc/dev.log" >&2
   exit 1
 fi
+
+# The checkout page in headless Chromium against the same host (bounded); the screenshot
+# goes to docs/checkout.png only with UPDATE_DOCS=1, as other generated docs do.
+echo "test: the checkout page in a browser"
+if ! SCREENSHOT="${UPDATE_DOCS:+$root/docs/checkout.png}" infra/scripts/browser_test.sh; then
+  echo "test: the browser test failed; the local host's log:" >&2
+  cat "$svc/dev.log" >&2
+  exit 1
+fi

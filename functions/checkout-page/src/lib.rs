@@ -16,7 +16,7 @@ pub const NOT_FOUND: &str = include_str!("not_found.html");
 /// What the page may load: itself, the order API and its event stream, and images (the
 /// merchant's logo, the QR code).
 const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-img-src 'self' https: data:; connect-src 'self' https:; base-uri 'none'; form-action 'none'; \
+img-src 'self' https: data: blob:; connect-src 'self' https:; base-uri 'none'; form-action 'none'; \
 frame-ancestors 'none'";
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
