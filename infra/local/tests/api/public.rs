@@ -528,3 +528,48 @@ fn event_ids_name_states_opaquely() {
     assert_eq!(a.len(), 16);
     assert_eq!(a, sse::event_id(&o.clone()), "the same state, the same id");
 }
+
+#[tokio::test]
+async fn the_customers_wallet_submits_its_transaction_under_the_merchant_rule() {
+    let app = spawn_app().await;
+    let order = sale(&app).await;
+    let id = order["id"].as_str().unwrap();
+    let public_path = format!("/public/pay-orders/{id}/payments");
+    let merchant_path = format!("/pay-orders/{id}/payments");
+    let unknown = json!({"tx_hash": format!("0x{}", "ab".repeat(32))});
+    anonymous(&app, "POST", &public_path, Some(&unknown))
+        .await
+        .assert_error(422, "PAYMENT_DETAILS_REQUIRED");
+    let r = anonymous(
+        &app,
+        "POST",
+        &format!("/public/pay-orders/{id}/payment-details"),
+        Some(&json!({"source_currency": usdc()})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A malformed hash; a hash on a chain this host cannot read (Base Sepolia has no RPC
+    // endpoint in tests; only sandbox hashes are read without one).
+    for (body, status) in [(json!({"tx_hash": "nope"}), 400), (unknown.clone(), 503)] {
+        let public = anonymous(&app, "POST", &public_path, Some(&body)).await;
+        let merchant = app.post(&app.a, &merchant_path, Some(&body)).await;
+        assert_eq!(public.status, status, "{}", public.text);
+        assert_eq!(
+            public.body["error"]["code"], merchant.body["error"]["code"],
+            "{}",
+            merchant.text
+        );
+    }
+    anonymous(
+        &app,
+        "POST",
+        &public_path,
+        Some(&json!({"tx_hash": "0x00", "chain_id": 1})),
+    )
+    .await
+    .assert_error(400, "UNKNOWN_PARAMETER");
+    // Nothing was recorded.
+    let o = app.get(&app.a, &format!("/pay-orders/{id}")).await;
+    assert_eq!(o.body["status"], "AWAITING_PAYMENT");
+    assert_eq!(o.body["transfers"], json!([]));
+}
