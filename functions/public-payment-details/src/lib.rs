@@ -21,8 +21,8 @@ pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lam
 async fn choose(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {
     let params = req.path_parameters();
     let id = params.first("id").unwrap_or_default();
-    let order = view::load_public_order(svc, id).await?;
     let body: PaymentDetailsRequest = http::request::json(req, false)?;
+    let order = view::load_public_order(svc, id).await?;
     let order = details::choose(svc, &order, body).await?;
     let merchant = view::Merchant::for_org(svc, &order.organization_id).await?;
     let v = view::public_view(&order, &merchant, &[], &http::links(req), Timestamp::now());
