@@ -6,11 +6,13 @@ Headless Chromium (Debian's, driven by Playwright for Python) opens a signed SAL
   2. picks USDC on Base Sepolia (keyboard), then sees amount, address, network, countdown,
      the QR code and the "Open in wallet app" link; the QR code decodes (zbarimg) to exactly
      the URI the page shows;
-  3. the order is paid with `simulate-payment`; the page shows it over Server-Sent Events
-     (timed), then confirmations, then "Paid", and leads back to `redirect_url` (the link,
-     then by itself);
-  4. nothing was loaded from outside the host, and the console stayed free of errors;
-  5. an unknown id shows the 404 page.
+  3. the order is paid with `simulate-payment`, first 20 USDC: the page shows over
+     Server-Sent Events (timed) what is left, and the QR code follows; then the rest:
+     payment detected, confirmations, "Paid", and back to `redirect_url` (the link, then
+     by itself);
+  4. another order, cancelled by the merchant while its page is open, says so;
+  5. an unknown id shows the 404 page;
+  6. nothing was loaded from outside the host, and the console stayed free of errors.
 It saves the page (at step 2) as docs/checkout.png, and prints the page's weight and the
 time from the simulated payment to the page showing it.
 
@@ -211,7 +213,24 @@ def main():
             page.screenshot(path=SCREENSHOT, full_page=True)
             step(f"screenshot {os.path.relpath(SCREENSHOT, ROOT)}")
 
-        # 3. Paid through the sandbox: the page follows over SSE.
+        # 3. Paid through the sandbox, first in part: the page follows over SSE, shows what
+        # is left, and its QR code asks for exactly that.
+        t0 = time.monotonic()
+        part = api(env, "POST", f"/pay-orders/{order_id}/simulate-payment", {"amount": "20"})
+        check(part["status"] == "PARTIAL_PAYMENT", f"simulated part: {part['status']}")
+        wait_js(page, "document.getElementById('status').textContent.startsWith('Partly paid')",
+                "the page shows the partial payment")
+        partial_ms = (time.monotonic() - t0) * 1000
+        check(page.text_content("#amount") == "29.99 USDC", f"still due {page.text_content('#amount')}")
+        check(page.text_content("#amount-label") == "Amount still due", "amount label")
+        uri = page.get_attribute("#open-uri", "href")
+        check(uri.endswith("&uint256=29990000"), f"the URI asks for what is left: {uri}")
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while decode_qr(page.locator("#qr").screenshot()) != uri:
+            check(time.monotonic() < deadline, "the QR code follows the amount due")
+            time.sleep(0.1)
+        step(f"page shows the partial payment {partial_ms:.0f} ms after simulate-payment was sent; "
+             "29.99 USDC left, the QR code asks for it")
         t0 = time.monotonic()
         paid = api(env, "POST", f"/pay-orders/{order_id}/simulate-payment")
         check(paid["status"] == "AWAITING_CONFIRMATION", f"simulated: {paid['status']}")
@@ -228,7 +247,18 @@ def main():
         page.wait_for_url(f"{MERCHANT}/thanks", timeout=TIMEOUT_MS)
         step("returned to redirect_url by itself")
 
-        # 5. Unknown ids (a page of its own: a 404 document is logged as a failed load).
+        # 5. An order the merchant cancels while its page is open says so.
+        other_order = api(env, "POST", "/pay-orders", {
+            "mode": "SALE", "amount": "5", "fiat_unit": "USD", "cancel_url": f"{MERCHANT}/cart"})
+        page.goto(other_order["hosted_url"])
+        page.wait_for_selector("#choose:not([hidden])")
+        api(env, "POST", f"/pay-orders/{other_order['id']}/cancel", {"reason": "out of stock"})
+        wait_js(page, "/cancelled/.test(document.getElementById('status').textContent)",
+                "the page shows the cancellation")
+        check(page.is_hidden("#choose") and page.is_hidden("#cancel"), "nothing to do once cancelled")
+        step("a cancelled order's page says so")
+
+        # 6. Unknown ids (a page of its own: a 404 document is logged as a failed load).
         other = ctx.new_page()
         missing = other.goto(f"{base}/pay/po_1111111111111111111111")
         check(missing.status == 404, f"unknown id: {missing.status}")
@@ -239,7 +269,8 @@ def main():
     check(not console_errors, f"console errors: {console_errors}")
     step(f"page weight: {weight} bytes of HTML+CSS+JS, {weight_gz} gzipped; no console errors; "
          "nothing loaded from outside")
-    print(f"checkout: weight {weight} B ({weight_gz} B gzipped), payment shown after {shown_ms:.0f} ms")
+    print(f"checkout: weight {weight} B ({weight_gz} B gzipped); a simulated payment shown after "
+          f"{partial_ms:.0f} ms (partial) and {shown_ms:.0f} ms (the rest)")
 
 
 if __name__ == "__main__":
