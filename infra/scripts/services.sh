@@ -7,6 +7,10 @@
 #   infra/scripts/services.sh stop DIR       stop everything started into DIR
 #   infra/scripts/services.sh install-demo   create .venv with standardwebhooks only (make demo)
 #   infra/scripts/services.sh install-node   node_modules (anvil, cast) only
+#   infra/scripts/services.sh install-browser
+#                                            the checkout page's browser test: Playwright for
+#                                            Python in .venv, Debian's chromium and zbar-tools
+#                                            (apt-get; never a browser download)
 #   infra/scripts/services.sh chain PORT     make dev-chain: anvil with the test token, in the
 #                                            foreground until Ctrl-C
 #   infra/scripts/services.sh chain-start DIR [PORT]
@@ -66,6 +70,23 @@ pip_ensure() {
 # What `make demo` needs: the official Standard Webhooks library, nothing else.
 install_demo() {
   pip_ensure standardwebhooks "standardwebhooks==1.*"
+}
+
+# The browser test (infra/scripts/browser_test.py): Playwright drives the system chromium
+# (`playwright install` is never run), zbarimg decodes the QR code.
+install_browser() {
+  pip_ensure playwright "playwright==1.65.*"
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v zbarimg >/dev/null || missing+=(zbar-tools)
+  if [ ${#missing[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null || die "install ${missing[*]} (Debian packages) for the browser test"
+    echo "services: installing ${missing[*]} (apt-get)"
+    local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
+      || { $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+      || die "apt-get install ${missing[*]} failed"
+  fi
 }
 
 install() {
@@ -217,10 +238,11 @@ case "${1:-}" in
   install-demo) install_demo ;;
   install-node) install_node ;;
   install-fuzz) install_fuzz ;;
+  install-browser) install_browser ;;
   testnets-start) testnets_start "${2:?usage: services.sh testnets-start DIR}" ;;
   chain-start) chain_start "${2:?usage: services.sh chain-start DIR [PORT]}" "${3:-}" ;;
   chain) chain "${2:?usage: services.sh chain PORT}" ;;
   start) start "${2:?usage: services.sh start DIR}" ;;
   stop) stop "${2:?usage: services.sh stop DIR}" ;;
-  *) die "usage: services.sh install|install-demo|install-node|start DIR|stop DIR|chain PORT|chain-start DIR [PORT]|testnets-start DIR|install-fuzz" ;;
+  *) die "usage: services.sh install|install-demo|install-node|install-fuzz|install-browser|start DIR|stop DIR|chain PORT|chain-start DIR [PORT]|testnets-start DIR" ;;
 esac

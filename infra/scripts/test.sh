@@ -3,7 +3,8 @@
 # two sides at once and fail if either fails:
 #   - every cargo test, against the test services;
 #   - the other stages: cfn-lint of template.yaml, then against a `make dev` (host + chain, a
-#     fresh store) on free ports make demo and the schemathesis stage (fuzz.sh quick), and the
+#     fresh store) on free ports make demo, the checkout page in headless Chromium
+#     (browser_test.sh), the schemathesis stage (fuzz.sh quick), and the
 #     generated client (client_check.sh).
 # Stops everything. Fails loudly if a service or tool cannot start.
 set -euo pipefail
@@ -55,6 +56,14 @@ host_stages() {
     cat "$svc/dev/dev.log" >&2
     return 1
   fi
+  # The checkout page in headless Chromium against the same host (bounded); the screenshot
+  # goes to docs/checkout.png only with UPDATE_DOCS=1, as other generated docs do.
+  stage "the checkout page in a browser"
+  if ! SCREENSHOT="${UPDATE_DOCS:+$root/docs/checkout.png}" infra/scripts/browser_test.sh; then
+    echo "test: the browser test failed; the local host's log:" >&2
+    cat "$svc/dev/dev.log" >&2
+    return 1
+  fi
   stage "schemathesis against the same host"
   infra/scripts/fuzz.sh quick "$svc/dev"
   stage "a client generated from docs/openapi.json compiles"
@@ -80,11 +89,11 @@ host_status=0
 wait "$host_side" || host_status=$?
 host_side=
 echo
-echo "=== the other side: cfn-lint, make demo, schemathesis, the generated client ==="
+echo "=== the other side: cfn-lint, make demo, the checkout page, schemathesis, the generated client ==="
 cat "$svc/host-stages.log"
 if [ "$cargo_status" != 0 ] || [ "$host_status" != 0 ]; then
   [ "$cargo_status" = 0 ] || echo "test: cargo test failed (exit $cargo_status)" >&2
-  [ "$host_status" = 0 ] || echo "test: the other side (cfn-lint, demo, schemathesis, client) failed (exit $host_status)" >&2
+  [ "$host_status" = 0 ] || echo "test: the other side (cfn-lint, demo, browser, schemathesis, client) failed (exit $host_status)" >&2
   exit 1
 fi
-echo "test: cargo test, cfn-lint, make demo, schemathesis and the generated client all passed"
+echo "test: cargo test, cfn-lint, make demo, the checkout page in a browser, schemathesis and the generated client all passed"

@@ -9,6 +9,7 @@
 pub mod auth;
 #[cfg(feature = "chains")]
 pub mod chains;
+pub mod checkout;
 pub mod config;
 pub mod http;
 pub mod model;

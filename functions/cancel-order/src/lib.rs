@@ -68,7 +68,12 @@ async fn cancel(svc: &Services, req: &Request, rid: String) -> Result<Response<B
                     )
                 })?;
             match svc.store.update_order(&update).await {
-                Ok(()) => return Ok(http::json(200, &render::order(update.order()))),
+                Ok(()) => {
+                    return Ok(http::json(
+                        200,
+                        &render::order(update.order(), &http::links(req)),
+                    ));
+                }
                 Err(StoreError::VersionConflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }

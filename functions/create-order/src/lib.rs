@@ -44,7 +44,7 @@ async fn create(svc: &Services, req: &Request, rid: String) -> Result<Response<B
         let new = NewOrder::new(order).map_err(|_| ApiError::internal())?;
         svc.store.create_order(&new).await?;
         tracing::info!(order_id = %new.order().id, mode = %new.order().mode, "order created");
-        Ok(http::json(201, &render::order(new.order())))
+        Ok(http::json(201, &render::order(new.order(), &http::links(req))))
     })
     .await
 }

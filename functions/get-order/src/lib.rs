@@ -14,5 +14,5 @@ async fn get(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> 
     http::no_body(req)?;
     let id = http::path_id(req, "id", "pay order", OrderId::parse)?;
     let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
-    Ok(http::json(200, &render::order(&order)))
+    Ok(http::json(200, &render::order(&order, &http::links(req))))
 }

@@ -71,5 +71,9 @@ async fn list(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError>
         currency,
     };
     let page = svc.store.list_orders(&window, &filter).await?;
-    Ok(http::json(200, &render::list(&page, render::order)))
+    let links = http::links(req);
+    Ok(http::json(
+        200,
+        &render::list(&page, |o| render::order(o, &links)),
+    ))
 }

@@ -7,6 +7,7 @@ use crate::template::Template;
 use anyhow::bail;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_http::http::{HeaderMap, Method, StatusCode};
+use lambda_http::lambda_runtime::streaming::Body as StreamBody;
 use lambda_http::{Body, Response};
 use payorders::RequestId;
 use payorders::http::ApiError;
@@ -29,6 +30,13 @@ pub const HTTP_FUNCTIONS: &[&str] = &[
     "submit-payment",
     "simulate-payment",
     "health",
+    "public-order",
+    "public-payment-details",
+    "public-submit-payment",
+    "public-qr",
+    "public-events",
+    "checkout-page",
+    "checkout-settings",
 ];
 /// Functions that are not HTTP routes: the authorizer, and the async steps the local host
 /// runs in-process (see `workers`).
@@ -49,6 +57,8 @@ struct Route {
     binary: String,
     /// No authorizer runs for it (`Auth: { Authorizer: NONE }` in the template).
     public: bool,
+    /// Its answer is streamed (a Function URL with response streaming in AWS).
+    stream: bool,
 }
 
 impl Route {
@@ -79,9 +89,18 @@ impl Route {
 
 pub struct Host {
     services: Services,
+    /// How event streams run here: the store is local, so it is read more often.
+    follow: payorders::checkout::sse::Follow,
     settler: payorders::payments::Settler,
     authorizer: authorizer::Deps,
     routes: Vec<Route>,
+}
+
+/// What a function answered: a whole body, or (a streaming route) a body written as the
+/// handler goes.
+pub enum Answer {
+    Whole(Response<Body>),
+    Stream(Response<StreamBody>),
 }
 
 /// A request as it arrived at the local host.
@@ -129,9 +148,14 @@ impl Host {
                     .collect(),
                 binary: f.binary.clone(),
                 public: r.public,
+                stream: r.stream,
             });
         }
         Ok(Self {
+            follow: payorders::checkout::sse::Follow {
+                poll: std::time::Duration::from_millis(200),
+                ..payorders::checkout::sse::Follow::from_env()
+            },
             settler: services.settler()?,
             services,
             authorizer,
@@ -151,7 +175,7 @@ impl Host {
             .collect()
     }
 
-    pub async fn handle(&self, req: IncomingRequest) -> Response<Body> {
+    pub async fn handle(&self, req: IncomingRequest) -> Answer {
         let request_id = RequestId::generate().to_string();
         let found = self.routes.iter().find_map(|r| {
             (r.method == req.method.as_str())
@@ -165,7 +189,7 @@ impl Host {
             let mut resp = payorders::http::error_response(&e, &request_id);
             resp.headers_mut()
                 .insert("x-request-id", request_id.parse().expect("ids are ASCII"));
-            return resp;
+            return Answer::Whole(resp);
         };
         let route_key = format!("{} {}", route.method, route.path);
         let mut context = request_context(&req, &route_key, &request_id);
@@ -193,7 +217,7 @@ impl Host {
                 // What API Gateway answers for a denying simple-response authorizer.
                 let mut resp = Response::new(Body::Text(r#"{"message":"Forbidden"}"#.into()));
                 *resp.status_mut() = StatusCode::FORBIDDEN;
-                return resp;
+                return Answer::Whole(resp);
             }
             context["authorizer"] = json!({ "lambda": decision.context });
         }
@@ -207,6 +231,14 @@ impl Host {
                 )
             }
         };
+        // Links in answers use the address the client reached the host at, as a deployment
+        // uses its public base URL (PAYORDERS_PUBLIC_BASE_URL, when set, wins over both).
+        let own = req
+            .headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_default();
         let mut event = json!({
             "version": "2.0",
             "routeKey": route_key,
@@ -214,6 +246,7 @@ impl Host {
             "rawQueryString": req.raw_query,
             "headers": headers_json(&req.headers),
             "requestContext": context,
+            "stageVariables": { "public_base_url": own },
             "isBase64Encoded": is_base64,
         });
         let query = query_json(&req.raw_query);
@@ -230,9 +263,24 @@ impl Host {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "could not build the function event");
-                return payorders::http::error_response(&ApiError::internal(), &request_id);
+                return Answer::Whole(payorders::http::error_response(
+                    &ApiError::internal(),
+                    &request_id,
+                ));
             }
         };
+        if route.stream {
+            let result = match route.binary.as_str() {
+                "public-events" => {
+                    public_events::handler(&self.services, self.follow, lambda_req).await
+                }
+                other => unreachable!("{other} does not stream"),
+            };
+            return match result {
+                Ok(r) => Answer::Stream(r),
+                Err(e) => Answer::Whole(invocation_failed(&route.binary, &*e)),
+            };
+        }
         let result = match route.binary.as_str() {
             "create-order" => create_order::handler(&self.services, lambda_req).await,
             "get-order" => get_order::handler(&self.services, lambda_req).await,
@@ -250,17 +298,28 @@ impl Host {
                 simulate_payment::handler(&self.services, &self.settler, lambda_req).await
             }
             "health" => health::handler(&self.services, lambda_req).await,
+            "public-order" => public_order::handler(&self.services, lambda_req).await,
+            "public-payment-details" => {
+                public_payment_details::handler(&self.services, lambda_req).await
+            }
+            "public-qr" => public_qr::handler(&self.services, lambda_req).await,
+            "public-submit-payment" => {
+                public_submit_payment::handler(&self.services, &self.settler, lambda_req).await
+            }
+            "checkout-page" => checkout_page::handler(&self.services, lambda_req).await,
+            "checkout-settings" => checkout_settings::handler(&self.services, lambda_req).await,
             other => unreachable!("route to {other} was refused at start-up"),
         };
-        result.unwrap_or_else(|e| {
-            // What API Gateway answers when the function invocation itself fails.
-            tracing::error!(error = %e, function = %route.binary, "function failed");
-            let mut resp =
-                Response::new(Body::Text(r#"{"message":"Internal Server Error"}"#.into()));
-            *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            resp
-        })
+        Answer::Whole(result.unwrap_or_else(|e| invocation_failed(&route.binary, &*e)))
     }
+}
+
+/// What API Gateway answers when the function invocation itself fails.
+fn invocation_failed(function: &str, e: &(dyn std::error::Error + Send + Sync)) -> Response<Body> {
+    tracing::error!(error = %e, function, "function failed");
+    let mut resp = Response::new(Body::Text(r#"{"message":"Internal Server Error"}"#.into()));
+    *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    resp
 }
 
 fn request_context(req: &IncomingRequest, route_key: &str, request_id: &str) -> Value {
@@ -335,6 +394,7 @@ mod tests {
             segments: vec!["pay-orders".into(), "{id}".into()],
             binary: "get-order".into(),
             public: false,
+            stream: false,
         };
         assert_eq!(r.matches("/pay-orders/po_1").unwrap()["id"], "po_1");
         assert_eq!(r.matches("/pay-orders/a%20b").unwrap()["id"], "a b");

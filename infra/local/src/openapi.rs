@@ -227,6 +227,160 @@ by_hand!(Health, {
     "examples": [{ "status": "ok", "store": "ok" }]
 });
 
+by_hand!(
+    /// What a customer may see of an order: no metadata beyond the items, no webhook URL,
+    /// nonce, version or key.
+    PublicPayOrder, {
+    "type": "object",
+    "required": ["id", "object", "status", "mode", "livemode", "created_at", "expires_at",
+                 "time_remaining", "merchant", "price", "items", "asset", "amount", "currencies",
+                 "payment", "payment_progress", "transfers", "paid_over", "paid_late",
+                 "redirect_url", "cancel_url", "hosted_url", "qr_code_url", "events_url"],
+    "properties": {
+        "id": { "$ref": "#/components/schemas/OrderId" },
+        "object": { "type": "string", "enum": ["public_pay_order"] },
+        "status": { "$ref": "#/components/schemas/OrderStatus" },
+        "mode": { "$ref": "#/components/schemas/OrderMode" },
+        "livemode": { "type": "boolean" },
+        "created_at": { "$ref": "#/components/schemas/Timestamp" },
+        "expires_at": { "$ref": "#/components/schemas/Timestamp" },
+        "time_remaining": { "type": "integer", "minimum": 0, "description": "Seconds until `expires_at` (0 once past)." },
+        "merchant": {
+            "type": "object",
+            "required": ["name", "logo_url", "theme_color", "hide_footer"],
+            "properties": {
+                "name": { "type": "string" },
+                "logo_url": { "type": ["string", "null"] },
+                "theme_color": { "type": ["string", "null"] },
+                "hide_footer": { "type": "boolean" }
+            }
+        },
+        "price": {
+            "description": "What the order costs, for display: fiat for a priced SALE, else the asset amount.",
+            "oneOf": [
+                { "type": "object", "required": ["amount", "currency"],
+                  "properties": { "amount": { "type": "string" }, "currency": { "type": "string" } } },
+                { "type": "null" }
+            ]
+        },
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": { "type": "string" },
+                    "quantity": { "type": ["number", "string"] },
+                    "unit_price": { "type": ["number", "string"] }
+                }
+            }
+        },
+        "asset": { "oneOf": [{ "$ref": "#/components/schemas/PublicCurrency" }, { "type": "null" }] },
+        "amount": { "oneOf": [{ "$ref": "#/components/schemas/Amount" }, { "type": "null" }] },
+        "currencies": {
+            "type": "array",
+            "description": "What the customer may choose to pay in, while the order is PENDING.",
+            "items": { "$ref": "#/components/schemas/PublicCurrency" }
+        },
+        "payment": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["currency", "network", "amount", "deposit_address", "uri", "route", "expires_at"],
+                    "properties": {
+                        "currency": { "$ref": "#/components/schemas/PublicCurrency" },
+                        "network": { "$ref": "#/components/schemas/Network" },
+                        "amount": { "$ref": "#/components/schemas/Amount" },
+                        "deposit_address": { "type": "string" },
+                        "uri": {
+                            "type": ["string", "null"],
+                            "description": "EIP-681 (`ethereum:…`) or Solana Pay (`solana:…`) URI paying what is due; the QR code carries exactly it."
+                        },
+                        "route": { "type": "string" },
+                        "expires_at": { "$ref": "#/components/schemas/Timestamp" }
+                    }
+                },
+                { "type": "null" }
+            ]
+        },
+        "payment_progress": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["received", "required", "remaining", "percent"],
+                    "properties": {
+                        "received": { "$ref": "#/components/schemas/Amount" },
+                        "required": { "$ref": "#/components/schemas/Amount" },
+                        "remaining": { "$ref": "#/components/schemas/Amount" },
+                        "percent": { "type": "number", "minimum": 0, "maximum": 100 }
+                    }
+                },
+                { "type": "null" }
+            ]
+        },
+        "transfers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["tx_hash", "amount", "status", "confirmations", "required_confirmations", "detected_at", "confirmed_at"],
+                "properties": {
+                    "tx_hash": { "type": "string" },
+                    "amount": { "$ref": "#/components/schemas/Amount" },
+                    "status": { "type": "string", "enum": ["confirming", "confirmed", "reorged"] },
+                    "confirmations": { "type": "integer" },
+                    "required_confirmations": { "type": "integer" },
+                    "detected_at": { "$ref": "#/components/schemas/Timestamp" },
+                    "confirmed_at": { "oneOf": [{ "$ref": "#/components/schemas/Timestamp" }, { "type": "null" }] }
+                }
+            }
+        },
+        "paid_over": { "type": "boolean" },
+        "paid_late": { "type": "boolean" },
+        "redirect_url": { "type": ["string", "null"] },
+        "cancel_url": { "type": ["string", "null"] },
+        "hosted_url": { "type": "string" },
+        "qr_code_url": { "type": ["string", "null"] },
+        "events_url": { "type": "string" }
+    }
+});
+
+by_hand!(PublicCurrency, {
+    "type": "object",
+    "required": ["id", "chain_id", "address", "symbol", "name", "decimals", "network"],
+    "properties": {
+        "id": { "type": "string" },
+        "chain_id": { "$ref": "#/components/schemas/ChainId" },
+        "address": { "type": ["string", "null"] },
+        "symbol": { "type": "string" },
+        "name": { "type": "string" },
+        "decimals": { "type": "integer" },
+        "network": { "$ref": "#/components/schemas/Network" }
+    }
+});
+
+by_hand!(Network, {
+    "type": "object",
+    "required": ["chain_id"],
+    "properties": {
+        "chain_id": { "$ref": "#/components/schemas/ChainId" },
+        "name": { "type": "string" },
+        "family": { "type": "string", "enum": ["evm", "solana"] },
+        "testnet": { "type": "boolean" }
+    }
+});
+
+by_hand!(CheckoutSettingsView, {
+    "type": "object",
+    "required": ["object", "display_name", "logo_url", "theme_color", "hide_footer"],
+    "properties": {
+        "object": { "type": "string", "enum": ["checkout_settings"] },
+        "display_name": { "type": ["string", "null"] },
+        "logo_url": { "type": ["string", "null"] },
+        "theme_color": { "type": ["string", "null"] },
+        "hide_footer": { "type": "boolean" }
+    }
+});
+
 list!(PayOrderList, "PayOrderView");
 list!(EventList, "EventView");
 list!(WebhookEndpointList, "WebhookEndpointView");
@@ -249,7 +403,10 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
         create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint,
         update_webhook_endpoint, delete_webhook_endpoint, rotate_webhook_secret,
         list_deliveries, redeliver, webhook_secret, create_wallet, list_wallets, get_wallet,
-        update_wallet, delete_wallet, health, health_ready,
+        update_wallet, delete_wallet, health, health_ready, get_checkout_settings,
+        update_checkout_settings, public_order, public_order_preflight, public_payment_details,
+        public_payment_details_preflight, public_submit_payment, public_submit_payment_preflight,
+        public_qr, public_events, checkout_page,
     ),
     components(schemas(
         ErrorBody, PayOrder, Event, PayOrderView, EventView, WebhookEndpointView,
@@ -261,7 +418,8 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
         payorders::model::WebhookEndpointId, payorders::model::DeliveryId,
         payorders::registry::CurrencyRef, payorders::http::list::Limit,
         payorders::http::list::PageCursor, payorders::model::OrderStatus,
-        payorders::model::OrderMode,
+        payorders::model::OrderMode, PublicPayOrder, PublicCurrency, Network,
+        CheckoutSettingsView, public_qr::QrFormat,
     )),
     tags(
         (name = "orders", description = "Pay orders"),
@@ -270,6 +428,8 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
         (name = "webhooks", description = "Webhook endpoints and their deliveries"),
         (name = "wallets", description = "Where orders are paid, per chain"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "checkout", description = "The customer's side: the hosted page and the public order API (no key)"),
+        (name = "settings", description = "Organization settings"),
     ),
     modifiers(&Contract),
     security(("api_key" = []), ("bearer" = []), ("signature" = []))
@@ -321,6 +481,7 @@ v2 `v=2,APIKey=<key>,timestamp=<unix>,nonce=<…>,body_sha256=<hex>,signature=<h
                 ("GET", item.get.as_mut()),
                 ("POST", item.post.as_mut()),
                 ("DELETE", item.delete.as_mut()),
+                ("OPTIONS", item.options.as_mut()),
             ];
             for (method, op) in ops {
                 if let Some(op) = op {
@@ -363,6 +524,12 @@ const ERROR_ANSWERS: &[(&str, &str, &str, ErrorCode)] = &[
         "Conflict",
         "Conflict: a concurrent write, a used nonce, or the same `Idempotency-Key` still running",
         ErrorCode::ConcurrentUpdate,
+    ),
+    (
+        "429",
+        "TooManyRequests",
+        "Over a rate limit (per IP on the customer's routes: views 60, QR codes 100 a minute); `Retry-After` says when to retry",
+        ErrorCode::RateLimited,
     ),
     (
         "413",
@@ -434,9 +601,31 @@ fn error(status: &str) -> RefOr<utoipa::openapi::Response> {
 }
 
 fn contract(path: &str, method: &str, op: &mut Operation) {
-    let public = path.starts_with("/health");
+    let health = path.starts_with("/health");
+    let customer = path.starts_with("/public/") || path.starts_with("/pay/");
+    let public = health || customer;
     let has_body = op.request_body.is_some();
     let mut answers: Vec<&str> = Vec::new();
+    if customer && method != "OPTIONS" {
+        // A malformed id is a 404 too; per-IP limits answer 429 with `Retry-After`.
+        answers.extend(["404", "429", "400"]);
+        // The QR code needs a chosen currency (`PAYMENT_DETAILS_REQUIRED`).
+        if path.ends_with("/qr") {
+            answers.push("422");
+        }
+        if has_body {
+            answers.extend(["413", "415", "409", "422", "502"]);
+        }
+    }
+    if method == "OPTIONS" {
+        // A preflight names no order: it is answered for any id.
+        op.security = Some(Vec::new());
+        op.responses
+            .responses
+            .entry("500".to_owned())
+            .or_insert_with(|| error("500"));
+        return;
+    }
     if !public {
         if method == "POST" {
             let idempotency: Parameter = ParameterBuilder::new()
@@ -670,3 +859,85 @@ pub fn health() {}
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, description = "Ready", body = Health)))]
 pub fn health_ready() {}
+
+const CUSTOMER_ORDER_ID: &str = "pay order id (`po_…`): the customer's capability, no key needed";
+
+#[utoipa::path(get, path = "/settings/checkout", tag = "settings",
+    responses((status = 200, description = "The checkout page settings", body = CheckoutSettingsView)))]
+pub fn get_checkout_settings() {}
+
+#[utoipa::path(post, path = "/settings/checkout", tag = "settings",
+    request_body(content = checkout_settings::CheckoutSettingsUpdate,
+        example = json!({"display_name": "Acme Store", "logo_url": "https://acme.example/logo.png",
+            "theme_color": "#0f766e", "hide_footer": false})),
+    responses((status = 200, description = "The settings as saved", body = CheckoutSettingsView)))]
+pub fn update_checkout_settings() {}
+
+/// The customer's view of an order
+#[utoipa::path(get, path = "/public/pay-orders/{id}", tag = "checkout",
+    params(("id" = String, Path, description = CUSTOMER_ORDER_ID)),
+    responses((status = 200, description = "What the customer may see", body = PublicPayOrder)))]
+pub fn public_order() {}
+
+/// CORS preflight (any origin, no credentials)
+#[utoipa::path(options, path = "/public/pay-orders/{id}", tag = "checkout",
+    params(("id" = String, Path, description = CUSTOMER_ORDER_ID)),
+    responses((status = 204, description = "`Access-Control-Allow-*` headers")))]
+pub fn public_order_preflight() {}
+
+/// The customer chooses what to pay in (the merchant route's rule and answers)
+#[utoipa::path(post, path = "/public/pay-orders/{id}/payment-details", tag = "checkout",
+    params(("id" = String, Path, description = CUSTOMER_ORDER_ID)),
+    request_body(content = payment_details::PaymentDetailsRequest,
+        example = json!({"source_currency": {"chain_id": 84532, "address": "0x036CbD53842c5426634e7929541eC2318f3dCF7e"}})),
+    responses((status = 200, description = "The public view with its `payment`", body = PublicPayOrder)))]
+pub fn public_payment_details() {}
+
+/// CORS preflight (any origin, no credentials)
+#[utoipa::path(options, path = "/public/pay-orders/{id}/payment-details", tag = "checkout",
+    params(("id" = String, Path, description = CUSTOMER_ORDER_ID)),
+    responses((status = 204, description = "`Access-Control-Allow-*` headers")))]
+pub fn public_payment_details_preflight() {}
+
+/// The customer's wallet names the transaction it sent (verified on chain)
+#[utoipa::path(post, path = "/public/pay-orders/{id}/payments", tag = "checkout",
+    params(("id" = String, Path, description = CUSTOMER_ORDER_ID)),
+    request_body(content = public_submit_payment::PublicSubmitPayment,
+        example = json!({"tx_hash": "0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060"})),
+    responses((status = 200, description = "The public view with the transfer recorded", body = PublicPayOrder)))]
+pub fn public_submit_payment() {}
+
+/// CORS preflight (any origin, no credentials)
+#[utoipa::path(options, path = "/public/pay-orders/{id}/payments", tag = "checkout",
+    params(("id" = String, Path, description = CUSTOMER_ORDER_ID)),
+    responses((status = 204, description = "`Access-Control-Allow-*` headers")))]
+pub fn public_submit_payment_preflight() {}
+
+/// The payment URI as a QR code
+#[utoipa::path(get, path = "/public/pay-orders/{id}/qr", tag = "checkout",
+    params(("id" = String, Path, description = CUSTOMER_ORDER_ID), public_qr::QrQuery),
+    responses(
+        (status = 200, description = "The QR code of `payment.uri` (EIP-681 or Solana Pay)",
+            content(("image/png"), ("image/svg+xml")))))]
+pub fn public_qr() {}
+
+/// The order's changes, live (Server-Sent Events)
+///
+/// Each `pay_order` event carries the whole public view; its `id` names the order's state,
+/// so a reconnect with `Last-Event-ID` misses nothing. Streams end after a bounded time
+/// (browsers reconnect after `retry`). In AWS it is served by a Function URL: use the
+/// view's `events_url`.
+#[utoipa::path(get, path = "/public/pay-orders/{id}/events", tag = "checkout",
+    params(("id" = String, Path, description = CUSTOMER_ORDER_ID),
+        ("Last-Event-ID" = Option<String>, Header, description = "The last event's `id`: only later states are sent")),
+    responses((status = 200, description = "`text/event-stream` of `pay_order` events",
+        content_type = "text/event-stream", body = String)))]
+pub fn public_events() {}
+
+/// The hosted checkout page (the order's `hosted_url`)
+#[utoipa::path(get, path = "/pay/{id}", tag = "checkout",
+    params(("id" = String, Path, description = CUSTOMER_ORDER_ID)),
+    responses(
+        (status = 200, description = "The page (self-contained HTML)", content_type = "text/html", body = String),
+        (status = 404, description = "A page saying there is no such order", content_type = "text/html", body = String)))]
+pub fn checkout_page() {}

@@ -2,7 +2,7 @@
 //! document and a self-contained page rendering it); every other request goes to
 //! [`Host::handle`].
 
-use crate::host::{Host, IncomingRequest};
+use crate::host::{Answer, Host, IncomingRequest};
 use axum::extract::{ConnectInfo, Request};
 use axum::response::IntoResponse;
 use lambda_http::Body as LambdaBody;
@@ -70,7 +70,13 @@ async fn handle(host: &Host, peer: SocketAddr, req: Request) -> axum::response::
         body,
         source_ip: peer.ip().to_string(),
     };
-    let resp = host.handle(incoming).await;
+    let resp = match host.handle(incoming).await {
+        Answer::Whole(r) => r,
+        Answer::Stream(r) => {
+            let (parts, body) = r.into_parts();
+            return axum::response::Response::from_parts(parts, axum::body::Body::new(body));
+        }
+    };
     let (parts, body) = resp.into_parts();
     let bytes: Vec<u8> = match body {
         LambdaBody::Text(t) => t.into_bytes(),

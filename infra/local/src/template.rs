@@ -19,6 +19,10 @@ pub struct RouteDef {
     pub path: String,
     /// `Auth: { Authorizer: NONE }`: API Gateway runs no authorizer for this route.
     pub public: bool,
+    /// Served by the function's own URL with response streaming (`FunctionUrlConfig` with
+    /// `InvokeMode: RESPONSE_STREAM`, at `Metadata.UrlPath`), not by API Gateway: public,
+    /// and its body is streamed as the handler writes it.
+    pub stream: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +80,27 @@ impl Template {
                     method: method.to_ascii_uppercase(),
                     path,
                     public,
+                    stream: false,
                 });
+            }
+            let url = get(res, "Properties").and_then(|p| get(p, "FunctionUrlConfig"));
+            let url_path = get(res, "Metadata").and_then(|m| text(m, "UrlPath"));
+            match (url, url_path) {
+                (Some(cfg), Some(path)) => {
+                    if text(cfg, "InvokeMode").as_deref() != Some("RESPONSE_STREAM")
+                        || text(cfg, "AuthType").as_deref() != Some("NONE")
+                    {
+                        bail!("{logical_id}: a UrlPath function streams with AuthType NONE");
+                    }
+                    routes.push(RouteDef {
+                        method: "GET".into(),
+                        path,
+                        public: true,
+                        stream: true,
+                    });
+                }
+                (None, None) => {}
+                _ => bail!("{logical_id}: FunctionUrlConfig and Metadata.UrlPath go together"),
             }
             functions.push(Function {
                 logical_id,

@@ -236,7 +236,7 @@ pub fn required_scope(method: &str, route_path: &str) -> Option<Scope> {
         ("pay-orders", "POST") => Some(Scope::OrdersWrite),
         ("events", "GET") => Some(Scope::OrdersRead),
         ("webhook-endpoints" | "webhook-secret", _) => Some(Scope::WebhooksManage),
-        ("merchant-wallets", _) => Some(Scope::SettingsManage),
+        ("merchant-wallets" | "settings", _) => Some(Scope::SettingsManage),
         _ => None,
     }
 }

@@ -247,6 +247,10 @@ catalogue! {
     EndpointDisabled = "ENDPOINT_DISABLED", [409], Conflict,
         "The webhook endpoint is disabled; enable it before redelivering.";
 
+    // ------------------------------------------------------------ rate limits (429)
+    RateLimited = "RATE_LIMITED", [429], RateLimit,
+        "Too many requests from your address to the public routes (views 60 a minute, QR codes 100 a minute); retry after `Retry-After` seconds.";
+
     // ------------------------------------------------------------ our side (5xx)
     InternalError = "INTERNAL_ERROR", [500], ApiError,
         "Something went wrong on our side; retrying is safe.";

@@ -121,6 +121,11 @@ impl ApiError {
         )
     }
 
+    /// 429: the caller is over a rate limit (the answer carries `Retry-After`).
+    pub fn rate_limited(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(429, ErrorType::RateLimit, code, message)
+    }
+
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(503, ErrorType::Unavailable, code, message)
     }

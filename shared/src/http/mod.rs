@@ -8,6 +8,7 @@ mod error;
 pub mod list;
 #[cfg(feature = "chains")]
 mod payment;
+pub mod public;
 pub mod render;
 pub mod request;
 
@@ -82,6 +83,46 @@ pub fn json(status: u16, value: &Value) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// Where this deployment's customer-facing URLs live, for links in answers: the
+/// `PAYORDERS_PUBLIC_BASE_URL` environment variable when set (a custom domain), else the
+/// stage variable `public_base_url` (the local host sets it to its own address), else the
+/// API's own address as API Gateway saw the request (`https://<domain>/<stage>`). Server-Sent
+/// Events may be served elsewhere (a Lambda Function URL streams, API Gateway does not):
+/// `PAYORDERS_EVENTS_BASE_URL`, else the stage variable `events_base_url`, else the same base.
+pub fn links(req: &Request) -> crate::checkout::Links {
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let stage_vars = req.stage_variables();
+    let stage_var = |name: &str| {
+        stage_vars
+            .first(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let gateway = || match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => {
+            c.domain_name.as_deref().map(|d| match c.stage.as_deref() {
+                Some(stage) if !stage.is_empty() && stage != "$default" => {
+                    format!("https://{d}/{stage}")
+                }
+                _ => format!("https://{d}"),
+            })
+        }
+        _ => None,
+    };
+    let base = env("PAYORDERS_PUBLIC_BASE_URL")
+        .or_else(|| stage_var("public_base_url"))
+        .or_else(gateway)
+        .unwrap_or_default();
+    let events = env("PAYORDERS_EVENTS_BASE_URL").or_else(|| stage_var("events_base_url"));
+    crate::checkout::Links::new(&base, events.as_deref())
 }
 
 /// The caller, as the authorizer established it (or the failure it recorded).

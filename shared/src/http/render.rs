@@ -1,12 +1,22 @@
 //! How objects look on the wire: bare objects with an `object` field, lists in one shape.
 
+use crate::checkout::Links;
 use crate::model::{Event, PayOrder};
 use crate::store::Page;
 use serde_json::{Value, json};
 
-/// A pay order as the API returns it.
-pub fn order(o: &PayOrder) -> Value {
-    o.api_view()
+/// A pay order as the API returns it, with the customer's links: `hosted_url` (the
+/// checkout page to send the customer to), `payment_url` (the same, under the name other
+/// APIs use) and `qr_code_url` (the payment URI as a QR code, once a currency is chosen).
+pub fn order(o: &PayOrder, links: &Links) -> Value {
+    let mut v = o.api_view();
+    if let Value::Object(m) = &mut v {
+        let hosted = links.hosted(&o.id);
+        m.insert("hosted_url".into(), json!(hosted));
+        m.insert("payment_url".into(), json!(hosted));
+        m.insert("qr_code_url".into(), json!(links.qr(&o.id)));
+    }
+    v
 }
 
 /// An event as the API returns it: `id` and `object` first.

@@ -79,6 +79,25 @@ impl Organization {
     }
 }
 
+/// How the hosted checkout page presents an organization to its customers (BTCPay's and
+/// Stripe's branding settings): one set per organization, for live and test orders alike.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CheckoutSettings {
+    /// The name customers see; the organization's name when unset.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// An `https` image URL shown at the top of the page.
+    #[serde(default)]
+    pub logo_url: Option<String>,
+    /// The page's accent colour, `#rrggbb`.
+    #[serde(default)]
+    pub theme_color: Option<String>,
+    /// Leaves out the "Powered by PayOrders" footer.
+    #[serde(default)]
+    pub hide_footer: bool,
+}
+
 /// An API key record. Holds only the SHA-256 of the key, never the key or its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {

@@ -15,6 +15,8 @@
 //! | webhook endpoint | `ORG#org` | `WHEP#mode#id` | listed by querying the org's partition |
 //! | delivery | `DELIVERY#id` | `DELIVERY` | GSI `deliveries_by_endpoint` |
 //! | merchant wallet | `ORG#org` | `WALLET#mode#chain` | one per chain and mode |
+//! | checkout settings | `ORG#org` | `CHECKOUT` | the hosted page's branding |
+//! | rate counter | `RATE#bucket#caller#window` | `RATE` | atomic counter, TTL at the window's end |
 //!
 //! Every record keeps its full JSON in `doc`; the attributes beside it exist for keys,
 //! indexes and filters. GSIs: `orders_by_org` (`gsi1pk = ORDERS#org#mode`, `gsi1sk =
@@ -416,6 +418,53 @@ impl OrgStore for DynamoStore {
             .await?
             .map(|i| doc(&i))
             .transpose()
+    }
+
+    async fn get_checkout_settings(&self, org: &OrgId) -> StoreResult<Option<CheckoutSettings>> {
+        self.get_doc(&format!("ORG#{org}"), "CHECKOUT")
+            .await?
+            .map(|i| doc(&i))
+            .transpose()
+    }
+
+    async fn put_checkout_settings(&self, org: &OrgId, st: &CheckoutSettings) -> StoreResult<()> {
+        let mut item = base_item(format!("ORG#{org}"), "CHECKOUT");
+        item.insert("doc".into(), to_doc(st));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(fault)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for DynamoStore {
+    async fn count_hit(&self, key: &str, window_ends: Timestamp) -> StoreResult<u64> {
+        // One atomic counter per window; TTL removes it (a little) after the window.
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("RATE#{key}")))
+            .key("sk", s("RATE"))
+            .update_expression("ADD hits :one SET #ttl = :ttl")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":ttl", n(window_ends.unix()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(fault)?;
+        match out.attributes.as_ref().and_then(|a| a.get("hits")) {
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map_err(|_| StoreError::Corrupt("rate counter is not a number".into())),
+            _ => Err(StoreError::Corrupt("rate counter missing".into())),
+        }
     }
 }
 

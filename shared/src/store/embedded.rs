@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
     expires_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS checkout_settings (org_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rate_hits (key TEXT PRIMARY KEY, hits INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS webhook_endpoints (
     id TEXT PRIMARY KEY,
     org_id TEXT NOT NULL,
@@ -307,6 +309,55 @@ impl OrgStore for EmbeddedStore {
         let id = id.to_string();
         self.tx(move |tx| one_doc(tx, "SELECT doc FROM organizations WHERE id = ?1", &id))
             .await
+    }
+
+    async fn get_checkout_settings(&self, org: &OrgId) -> StoreResult<Option<CheckoutSettings>> {
+        let id = org.to_string();
+        self.tx(move |tx| {
+            one_doc(
+                tx,
+                "SELECT doc FROM checkout_settings WHERE org_id = ?1",
+                &id,
+            )
+        })
+        .await
+    }
+
+    async fn put_checkout_settings(&self, org: &OrgId, s: &CheckoutSettings) -> StoreResult<()> {
+        let (id, doc) = (org.to_string(), to_doc(s));
+        self.tx(move |tx| {
+            tx.execute(
+                "INSERT INTO checkout_settings (org_id, doc) VALUES (?1, ?2) \
+                 ON CONFLICT (org_id) DO UPDATE SET doc = excluded.doc",
+                params![id, doc],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for EmbeddedStore {
+    async fn count_hit(&self, key: &str, window_ends: Timestamp) -> StoreResult<u64> {
+        let key = key.to_owned();
+        let now = Timestamp::now().unix();
+        self.tx(move |tx| {
+            // Finished windows are dropped as they are met (DynamoDB's TTL does it there).
+            tx.execute("DELETE FROM rate_hits WHERE expires_at < ?1", params![now])
+                .map_err(sql)?;
+            let hits: i64 = tx
+                .query_row(
+                    "INSERT INTO rate_hits (key, hits, expires_at) VALUES (?1, 1, ?2) \
+                     ON CONFLICT (key) DO UPDATE SET hits = hits + 1 RETURNING hits",
+                    params![key, window_ends.unix()],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
+            Ok(hits.max(0) as u64)
+        })
+        .await
     }
 }
 

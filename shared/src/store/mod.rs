@@ -13,9 +13,9 @@ mod keys;
 pub use keys::{Cursor, InvalidCursor};
 
 use crate::model::{
-    ApiKey, ChainId, Delivery, DeliveryId, Event, EventId, EventType, KeyId, KeyMode,
-    MerchantWallet, NewOrder, OrderId, OrderMode, OrderStatus, OrderUpdate, OrgId, Organization,
-    PayOrder, Timestamp, WebhookEndpoint, WebhookEndpointId,
+    ApiKey, ChainId, CheckoutSettings, Delivery, DeliveryId, Event, EventId, EventType, KeyId,
+    KeyMode, MerchantWallet, NewOrder, OrderId, OrderMode, OrderStatus, OrderUpdate, OrgId,
+    Organization, PayOrder, Timestamp, WebhookEndpoint, WebhookEndpointId,
 };
 use async_trait::async_trait;
 
@@ -159,6 +159,18 @@ pub trait OrgStore: Send + Sync {
     /// Creates an organization; `AlreadyExists` if its id is taken.
     async fn create_organization(&self, org: &Organization) -> StoreResult<()>;
     async fn get_organization(&self, id: &OrgId) -> StoreResult<Option<Organization>>;
+    /// The organization's checkout page settings, if it ever saved any.
+    async fn get_checkout_settings(&self, org: &OrgId) -> StoreResult<Option<CheckoutSettings>>;
+    /// Replaces the organization's checkout page settings (the last write wins).
+    async fn put_checkout_settings(&self, org: &OrgId, s: &CheckoutSettings) -> StoreResult<()>;
+}
+
+/// Per-caller request counters in fixed windows (the public routes' per-IP limits).
+#[async_trait]
+pub trait RateLimitStore: Send + Sync {
+    /// Counts one request under `key` (which names the window) and returns the count so
+    /// far, this one included. The record is dropped after `window_ends`.
+    async fn count_hit(&self, key: &str, window_ends: Timestamp) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -383,6 +395,7 @@ pub trait Store:
     + ClaimStore
     + WebhookStore
     + WalletStore
+    + RateLimitStore
 {
 }
 
@@ -395,5 +408,6 @@ impl<T> Store for T where
         + ClaimStore
         + WebhookStore
         + WalletStore
+        + RateLimitStore
 {
 }

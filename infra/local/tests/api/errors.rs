@@ -27,6 +27,7 @@ const CONSTRUCTOR_STATUS: &[(&str, u16)] = &[
     ("unauthenticated", 401),
     ("forbidden", 403),
     ("unavailable", 503),
+    ("rate_limited", 429),
 ];
 
 // ------------------------------------------------------------------ a small Rust lexer

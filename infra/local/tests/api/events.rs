@@ -501,3 +501,129 @@ async fn scan_deposits_event() {
     let chain = ChainId::new(31337).unwrap();
     assert_eq!(svc.store.scan_cursor(chain).await.unwrap(), Some(last));
 }
+
+#[tokio::test]
+async fn public_order_event() {
+    let svc = seeded().await;
+    let resp = public_order::handler(&svc, http_event("public-order"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["object"], "public_pay_order");
+    assert_eq!(body["id"], GET_ID);
+    assert_eq!(body["merchant"]["name"], "Sample");
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    // Links from the API's own address, with the stage (`$default`: none).
+    assert_eq!(
+        body["hosted_url"],
+        format!("https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/pay/{GET_ID}")
+    );
+}
+
+#[tokio::test]
+async fn public_payment_details_and_public_qr_events() {
+    let svc = seeded().await;
+    let resp = public_payment_details::handler(&svc, http_event("public-payment-details"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["status"], "AWAITING_PAYMENT");
+    assert_eq!(
+        body["payment"]["uri"],
+        "ethereum:0x036CbD53842c5426634e7929541eC2318f3dCF7e@84532/transfer?address=0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed&uint256=25000000"
+    );
+    let resp = public_qr::handler(&svc, http_event("public-qr"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/svg+xml");
+    match resp.body() {
+        Body::Text(svg) => assert!(svg.contains("<svg"), "{svg}"),
+        other => panic!("an SVG is text: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn checkout_page_event() {
+    let svc = seeded().await;
+    let resp = checkout_page::handler(&svc, http_event("checkout-page"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(matches!(resp.body(), Body::Text(t) if t.contains("<!doctype html>")));
+}
+
+#[tokio::test]
+async fn checkout_settings_event() {
+    let svc = seeded().await;
+    let resp = checkout_settings::handler(&svc, http_event("checkout-settings"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["display_name"], "Sample Store");
+    assert_eq!(body["theme_color"], "#0f766e");
+    let saved = svc
+        .store
+        .get_checkout_settings(&OrgId::parse(ORG).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(saved.hide_footer);
+}
+
+#[tokio::test]
+async fn public_events_event() {
+    // A Function URL event: the id comes from the path; the stream opens with `retry:`
+    // and the order's current view, and ends after its lifetime.
+    use futures::StreamExt;
+    let svc = seeded().await;
+    let follow = payorders::checkout::sse::Follow {
+        poll: std::time::Duration::from_millis(50),
+        lifetime: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let resp = public_events::handler(&svc, follow, http_event("public-events"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    let mut text = String::new();
+    while let Some(chunk) = body.next().await {
+        text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    assert!(text.starts_with("retry: "), "{text}");
+    assert!(text.contains("event: pay_order\n"), "{text}");
+    assert!(text.contains(&format!("\"id\":\"{GET_ID}\"")), "{text}");
+    // Events link to the Function URL's own host.
+    assert_eq!(text.matches("event: pay_order").count(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn public_submit_payment_event() {
+    // The sample sandbox transfer (25 USDC, November 2025), named by the customer's wallet.
+    let (svc, _rx) = awaiting_payment().await;
+    let id = OrderId::parse(CANCEL_ID).unwrap();
+    let o = svc.store.get_order(&id).await.unwrap().unwrap();
+    let u = o
+        .edit(Timestamp::now(), |o| {
+            if let Some(p) = o.payment.as_mut() {
+                p.created_at = Timestamp::parse("2025-11-01T00:00:00Z").ok();
+            }
+        })
+        .unwrap();
+    svc.store.update_order(&u).await.unwrap();
+    let settler = svc.settler().unwrap();
+    let resp = public_submit_payment::handler(&svc, &settler, http_event("public-submit-payment"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["object"], "public_pay_order");
+    assert_eq!(body["status"], "AWAITING_CONFIRMATION");
+    assert_eq!(body["payment_progress"]["percent"], 100.0);
+}

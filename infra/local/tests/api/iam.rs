@@ -29,6 +29,9 @@ use On::{Index, Table};
 const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("create_organization", &[("PutItem", Table)]),
     ("get_organization", &[("GetItem", Table)]),
+    ("get_checkout_settings", &[("GetItem", Table)]),
+    ("put_checkout_settings", &[("PutItem", Table)]),
+    ("count_hit", &[("UpdateItem", Table)]),
     ("create_api_key", &[("PutItem", Table)]),
     ("get_api_key_by_hash", &[("GetItem", Table)]),
     ("get_api_key", &[("GetItem", Table)]),

@@ -2,6 +2,7 @@
 //! API Gateway-shaped events, and each function's handler. One binary for link time.
 
 mod auth;
+mod checkout;
 mod devcli;
 mod errors;
 mod events;
@@ -11,6 +12,7 @@ mod openapi;
 mod operator;
 mod orders;
 mod payments;
+mod public;
 mod quotes;
 mod recovery;
 mod robustness;

@@ -107,7 +107,9 @@ fn the_document_is_openapi_3_1_and_complete() {
             let ok = answers.keys().filter(|s| s.starts_with('2')).count();
             assert_eq!(ok, 1, "{method} {path}: one success answer");
             for (status, a) in answers {
-                if status.starts_with('4') || status.starts_with('5') {
+                // The hosted page's own 404 is a page, not JSON.
+                let page = path.starts_with("/pay/") && a["content"]["text/html"].is_object();
+                if (status.starts_with('4') || status.starts_with('5')) && !page {
                     // A shared error answer: the error shape, and an example whose code the
                     // catalogue answers with this status.
                     let name = a["$ref"]
@@ -130,7 +132,8 @@ fn the_document_is_openapi_3_1_and_complete() {
                 }
             }
             assert!(answers.contains_key("500"), "{method} {path}");
-            if path.contains('{') {
+            // A CORS preflight names no object: it is answered for any id.
+            if path.contains('{') && method != "options" {
                 assert!(answers.contains_key("404"), "{method} {path}");
             }
             if op.get("requestBody").is_some() {

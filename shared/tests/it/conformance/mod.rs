@@ -47,6 +47,8 @@ all_adapters!(
     watched_orders_and_scan_cursors,
     stalled_orders_oldest_first,
     xpub_indexes_never_reused,
+    checkout_settings_last_write_wins,
+    rate_counters_count_per_window,
 );
 
 fn window(org: &OrgId, mode: KeyMode, limit: u32) -> ListWindow {
@@ -1466,4 +1468,57 @@ async fn xpub_indexes_never_reused(store: &dyn Store) {
         w.next_index, 1,
         "the wallet record counts its own derivations"
     );
+}
+
+async fn checkout_settings_last_write_wins(store: &dyn Store) {
+    let org = Organization::new("Acme", t0());
+    store.create_organization(&org).await.unwrap();
+    assert_eq!(store.get_checkout_settings(&org.id).await.unwrap(), None);
+    let first = CheckoutSettings {
+        display_name: Some("Acme Shop".into()),
+        logo_url: Some("https://acme.example/logo.png".into()),
+        theme_color: Some("#0a7d4f".into()),
+        hide_footer: false,
+    };
+    store.put_checkout_settings(&org.id, &first).await.unwrap();
+    assert_eq!(
+        store.get_checkout_settings(&org.id).await.unwrap(),
+        Some(first.clone())
+    );
+    let second = CheckoutSettings {
+        hide_footer: true,
+        ..first
+    };
+    store.put_checkout_settings(&org.id, &second).await.unwrap();
+    assert_eq!(
+        store.get_checkout_settings(&org.id).await.unwrap(),
+        Some(second)
+    );
+    // Other organizations have none, and the organization record is unchanged.
+    assert_eq!(
+        store
+            .get_checkout_settings(&OrgId::generate())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.get_organization(&org.id).await.unwrap(), Some(org));
+}
+
+async fn rate_counters_count_per_window(store: &dyn Store) {
+    let ends = Timestamp::now().plus_seconds(60);
+    let key = format!("view#127.0.0.1#{}", OrgId::generate());
+    for want in 1..=3 {
+        assert_eq!(store.count_hit(&key, ends).await.unwrap(), want);
+    }
+    // Another window (or caller) counts from one.
+    assert_eq!(
+        store.count_hit(&format!("{key}-next"), ends).await.unwrap(),
+        1
+    );
+    // Concurrent hits are each counted once.
+    let hits = futures::future::join_all((0..10).map(|_| store.count_hit(&key, ends))).await;
+    let mut seen: Vec<u64> = hits.into_iter().map(|h| h.unwrap()).collect();
+    seen.sort();
+    assert_eq!(seen, (4..=13).collect::<Vec<_>>());
 }

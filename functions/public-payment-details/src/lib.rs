@@ -1,0 +1,30 @@
+//! `POST /public/pay-orders/{id}/payment-details {source_currency}`: the customer chooses
+//! what to pay in, under the same rule and with the same answers as the merchant's
+//! payment-details ([`payorders::checkout::details`]); the answer is the public view. No
+//! key, no signature, no `Idempotency-Key` (choosing twice is refused with
+//! `ORDER_NOT_PENDING`, so a retry cannot pay twice). Also the path's CORS preflight.
+
+use payorders::Timestamp;
+use payorders::checkout::details::{self, PaymentDetailsRequest};
+use payorders::checkout::view;
+use payorders::http::public::{self, Limit};
+use payorders::http::{self, ApiError, Body, Request, RequestExt, Response};
+use payorders::runtime::Services;
+
+pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    if req.method() == "OPTIONS" {
+        return Ok(public::preflight(&req));
+    }
+    Ok(public::guarded(&*svc.store, Limit::Views, &req, |_| choose(svc, &req)).await)
+}
+
+async fn choose(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {
+    let params = req.path_parameters();
+    let id = params.first("id").unwrap_or_default();
+    let body: PaymentDetailsRequest = http::request::json(req, false)?;
+    let order = view::load_public_order(svc, id).await?;
+    let order = details::choose(svc, &order, body).await?;
+    let merchant = view::Merchant::for_org(svc, &order.organization_id).await?;
+    let v = view::public_view(&order, &merchant, &[], &http::links(req), Timestamp::now());
+    Ok(http::json(200, &v))
+}

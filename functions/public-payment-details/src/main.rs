@@ -1,0 +1,9 @@
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    payorders::runtime::init_tracing();
+    let services = payorders::runtime::Services::from_env().await?;
+    lambda_http::run(lambda_http::service_fn(|req| {
+        public_payment_details::handler(&services, req)
+    }))
+    .await
+}

@@ -1,0 +1,411 @@
+//! Choosing how an order is paid: one rule behind the merchant's
+//! `POST /pay-orders/{id}/payment-details` and the customer's
+//! `POST /public/pay-orders/{id}/payment-details`.
+//!
+//! The destination is a DEPOSIT's `recipient`, or for a SALE the merchant wallet of the
+//! currency it receives (its address, or the next address derived from its xpub). A
+//! fiat-priced SALE receives its `currency` if it names one, else the payer's currency when
+//! a wallet takes it, else the first of its wallets' currencies the router can reach; the
+//! fiat price is converted at the current USD price, rounded up so the merchant gets at
+//! least the price. The source currency must be on a network of the order's mode.
+//!
+//! Direct route: the payer's currency is what the destination receives; the payer pays the
+//! destination itself. Routed (ChangeNOW): a fixed-rate reverse exchange is opened so that
+//! the destination receives the amount; the payer pays the provider's pay-in address. The
+//! amounts hold until the order expires. Any failure leaves the order as it was.
+
+use crate::http::{ApiError, Params};
+use crate::registry::{self, Currency, CurrencyRef, registry};
+use crate::runtime::Services;
+use crate::store::{StoreError, allocate_wallet_index};
+use crate::wallets;
+use crate::*;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::*;
+use serde::Deserialize;
+
+/// The body of `POST /pay-orders/{id}/payment-details` (and of its public twin).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PaymentDetailsRequest {
+    /// What the payer pays in: `{"chain_id", "address"}` (`address` null for the native coin).
+    pub source_currency: Option<CurrencyRef>,
+    /// Where a routed payment is refunded if the exchange fails; on the source chain.
+    pub refund_address: Option<String>,
+}
+
+impl Params for PaymentDetailsRequest {
+    fn code(field: &str) -> &'static str {
+        match field {
+            "refund_address" => "INVALID_ADDRESS",
+            _ => "INVALID_CURRENCY",
+        }
+    }
+}
+
+/// Whose wallets and which networks: the order's organization and mode.
+struct Owner {
+    org_id: OrgId,
+    mode: KeyMode,
+}
+
+/// Fixes how `order` is paid and writes it (PENDING -> AWAITING_PAYMENT with its
+/// `payment`); returns the order as written.
+pub async fn choose(
+    svc: &Services,
+    order: &PayOrder,
+    body: PaymentDetailsRequest,
+) -> Result<PayOrder, ApiError> {
+    let now = Timestamp::now();
+    let ctx = Owner {
+        org_id: order.organization_id.clone(),
+        mode: KeyMode::of(order.livemode),
+    };
+    if order.status != OrderStatus::Pending {
+        return Err(ApiError::unprocessable(
+            "ORDER_NOT_PENDING",
+            format!(
+                "payment details are chosen once, while the order is PENDING; it is {}",
+                order.status
+            ),
+        ));
+    }
+    if order.expires_at <= now {
+        return Err(ApiError::unprocessable(
+            "ORDER_EXPIRED",
+            "the order has expired",
+        ));
+    }
+    let source = source_currency(body.source_currency)?;
+    registry()
+        .chain(source.chain_id)
+        .map_err(|_| ApiError::internal())?
+        .check_mode(ctx.mode)
+        .map_err(|e| ApiError::from(e).with_param("source_currency"))?;
+    let refund = refund_address(body.refund_address, &source)?;
+    let plan = plan_output(svc, &ctx, order, &source).await?;
+    let payment_rate = plan.rate_usd.map(|r| r.normalize().to_string());
+    let payment = make_payment(svc, &ctx, &source, plan, refund, order.expires_at).await?;
+    let update = order
+        .transition(now, OrderStatus::AwaitingPayment, |o| {
+            o.fulfillment.asset = Some(payment.output.currency.clone());
+            o.fulfillment.amount = Some(payment.output.amount.clone());
+            o.fulfillment.recipient = Some(payment.recipient.clone());
+            if let Some(rate) = &payment_rate {
+                o.fulfillment.rate_usd = Some(rate.clone());
+            }
+            o.payment = Some(payment.clone());
+        })
+        .map_err(|_| ApiError::internal())?;
+    match svc.store.update_order(&update).await {
+        Ok(()) => Ok(update.order().clone()),
+        Err(StoreError::VersionConflict { .. }) => Err(ApiError::conflict(
+            "CONCURRENT_UPDATE",
+            "the order changed while its payment details were chosen; read it again",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn zero(c: &Currency) -> Amount {
+    Amount::new(RawAmount::ZERO, c.decimals)
+}
+
+fn source_currency(r: Option<CurrencyRef>) -> Result<Currency, ApiError> {
+    let r = r.ok_or_else(|| {
+        ApiError::invalid(
+            "MISSING_CURRENCY",
+            "source_currency",
+            "source_currency is required",
+        )
+    })?;
+    registry().currency(&r).map_err(|e| match e {
+        registry::RegistryError::UnsupportedChain(_) => {
+            ApiError::unprocessable("INVALID_BLOCKCHAIN", e.to_string())
+                .with_param("source_currency.chain_id")
+        }
+        registry::RegistryError::UnsupportedCurrency { .. } => {
+            ApiError::unprocessable("UNSUPPORTED_CURRENCY", e.to_string())
+                .with_param("source_currency")
+        }
+    })
+}
+
+fn refund_address(a: Option<String>, source: &Currency) -> Result<Option<Refund>, ApiError> {
+    let Some(a) = a else {
+        return Ok(None);
+    };
+    let family = registry()
+        .chain(source.chain_id)
+        .map_err(|_| ApiError::internal())?
+        .family;
+    let addr = Address::parse(family, &a)
+        .map_err(|e| ApiError::invalid("INVALID_ADDRESS", "refund_address", e.to_string()))?;
+    Ok(Some(Refund {
+        address: addr.to_string(),
+    }))
+}
+
+/// What the destination receives and where, before any address is handed out.
+struct Plan {
+    output: Currency,
+    amount: Amount,
+    rate_usd: Option<Decimal>,
+    /// Pay this fixed address (a DEPOSIT's recipient, a SALE's explicit recipient), or the
+    /// merchant wallet on the output's chain.
+    address: Option<String>,
+}
+
+async fn plan_output(
+    svc: &Services,
+    ctx: &Owner,
+    order: &PayOrder,
+    source: &Currency,
+) -> Result<Plan, ApiError> {
+    // Pay this fixed address (a DEPOSIT's recipient, a SALE's explicit recipient), or the
+    // merchant wallet on the output's chain.
+    let explicit = order.fulfillment.recipient.clone();
+    let output = match (&order.fulfillment.asset, &order.fulfillment.amount) {
+        // The order names what is received, and how much.
+        (Some(asset), Some(amount)) => {
+            if explicit.is_none() {
+                wallet_for(svc, ctx, asset).await?;
+            }
+            return Ok(Plan {
+                output: asset.clone(),
+                amount: amount.clone(),
+                rate_usd: None,
+                address: explicit,
+            });
+        }
+        // A SALE priced in fiat that names the currency it receives.
+        (Some(asset), None) => {
+            if explicit.is_none() {
+                wallet_for(svc, ctx, asset).await?;
+            }
+            asset.clone()
+        }
+        // A SALE priced in fiat: received in the payer's currency if a wallet takes it, else
+        // in the first wallet currency an exchange can reach.
+        (None, _) => match wallet_for(svc, ctx, source).await {
+            Ok(_) => source.clone(),
+            Err(e) if e.code == "WALLET_NOT_CONFIGURED" => {
+                routable_settlement(svc, ctx, source).await?
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    // The fiat price converted at the output currency's USD price, rounded up.
+    let fiat = order
+        .fulfillment
+        .fiat_amount
+        .as_deref()
+        .and_then(|f| Decimal::from_str(f).ok())
+        .ok_or_else(ApiError::internal)?;
+    let prices = svc.prices.as_ref().ok_or_else(|| {
+        tracing::error!("payment-details runs without a price source");
+        ApiError::internal()
+    })?;
+    let price = prices.usd_price(&output).await?;
+    let raw = fiat_to_raw_ceil(fiat, price, output.decimals).ok_or_else(|| {
+        ApiError::unprocessable(
+            "AMOUNT_OUT_OF_RANGE",
+            "the price converts to an amount this currency cannot express",
+        )
+    })?;
+    let mut amount = Amount::new(raw, output.decimals);
+    amount.value_usd = serde_json::Number::from_str(&fiat.normalize().to_string()).ok();
+    Ok(Plan {
+        output,
+        amount,
+        rate_usd: Some(price),
+        address: explicit,
+    })
+}
+
+/// The first settlement currency (by chain) an exchange from `source` can reach.
+async fn routable_settlement(
+    svc: &Services,
+    ctx: &Owner,
+    source: &Currency,
+) -> Result<Currency, ApiError> {
+    let unavailable = || route_unavailable(source, "a settlement currency");
+    if svc.router.is_none() {
+        return Err(unavailable());
+    }
+    let wallets = svc.store.list_wallets(&ctx.org_id, ctx.mode).await?;
+    wallets
+        .iter()
+        .flat_map(|w| w.currencies.iter())
+        .filter_map(|id| registry().currency_by_id(id).ok())
+        .find(|c| {
+            registry()
+                .chain(c.chain_id)
+                .ok()
+                .filter(|chain| chain.check_mode(ctx.mode).is_ok())
+                .and_then(|chain| chain.token(c))
+                .is_some_and(|t| t.exchange.is_some())
+        })
+        .ok_or_else(unavailable)
+}
+
+fn route_unavailable(source: &Currency, wanted: &str) -> ApiError {
+    ApiError::unprocessable(
+        "ROUTE_UNAVAILABLE",
+        format!(
+            "paying in {} needs an exchange route to {wanted}, and none is available",
+            source.id
+        ),
+    )
+    .with_param("source_currency")
+}
+
+/// Decimal `ui` of an amount (exact: the UI text is the amount).
+fn ui_decimal(a: &Amount) -> Result<Decimal, ApiError> {
+    Decimal::from_str(&a.ui).map_err(|_| {
+        ApiError::unprocessable("AMOUNT_OUT_OF_RANGE", "the amount is too precise to route")
+    })
+}
+
+/// Chooses the route and makes it real: the destination address, and for a routed payment
+/// the provider's exchange. Returns the payment to record.
+async fn make_payment(
+    svc: &Services,
+    ctx: &Owner,
+    source: &Currency,
+    plan: Plan,
+    refund: Option<Refund>,
+    expires_at: Timestamp,
+) -> Result<Payment, ApiError> {
+    let output = PaymentOutput {
+        currency: plan.output.clone(),
+        amount: plan.amount.clone(),
+    };
+    let direct = source.id == plan.output.id;
+    // A routed payment is priced before any address is handed out.
+    let quote = if direct {
+        None
+    } else {
+        let router = svc
+            .router
+            .as_ref()
+            .ok_or_else(|| route_unavailable(source, &plan.output.id))?;
+        Some((
+            router,
+            router
+                .estimate_reverse(source, &plan.output, ui_decimal(&plan.amount)?)
+                .await?,
+        ))
+    };
+    let (destination, derivation_index) = match &plan.address {
+        Some(a) => (a.clone(), None),
+        None => receiving_address(svc, ctx, plan.output.chain_id).await?,
+    };
+    let (route, input_amount, deposit, exchange_id) = match quote {
+        None => ("direct", plan.amount.clone(), destination.clone(), None),
+        Some((router, quote)) => {
+            let raw = fiat_to_raw_ceil(quote.from_amount, Decimal::ONE, source.decimals)
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "AMOUNT_OUT_OF_RANGE",
+                        "the exchange amount cannot be expressed in this currency",
+                    )
+                })?;
+            let exchange = router
+                .create_reverse(
+                    source,
+                    &plan.output,
+                    &quote,
+                    &destination,
+                    refund.as_ref().map(|r| r.address.as_str()),
+                )
+                .await?;
+            (
+                "changenow",
+                Amount::new(raw, source.decimals),
+                exchange.payin_address,
+                Some(exchange.id),
+            )
+        }
+    };
+    Ok(Payment {
+        route: route.into(),
+        payment_rail: "CRYPTO".into(),
+        input: PaymentInput {
+            currency: source.clone(),
+            amount: input_amount.clone(),
+            breakdown: Breakdown {
+                base: input_amount.clone(),
+                fees: Fees {
+                    protocol_fee: zero(source),
+                    provider_fee: zero(source),
+                    total_fee: zero(source),
+                },
+                gas: zero(source),
+                total: input_amount,
+            },
+        },
+        output,
+        steps: vec![PaymentStep {
+            kind: "deposit".into(),
+            rail: "CRYPTO".into(),
+            deposit_address: deposit,
+        }],
+        recipient: destination,
+        expires_at,
+        refund,
+        derivation_index,
+        exchange_id,
+        received: None,
+        remaining: None,
+        source_tx_hash: None,
+        created_at: Some(Timestamp::now()),
+    })
+}
+
+/// The merchant wallet that accepts `source`, or `WALLET_NOT_CONFIGURED`.
+async fn wallet_for(
+    svc: &Services,
+    ctx: &Owner,
+    source: &Currency,
+) -> Result<MerchantWallet, ApiError> {
+    svc.store
+        .get_wallet(&ctx.org_id, ctx.mode, source.chain_id)
+        .await?
+        .filter(|w| w.currencies.contains(&source.id))
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "WALLET_NOT_CONFIGURED",
+                format!("no merchant wallet accepts {} in this mode", source.id),
+            )
+            .with_param("source_currency")
+        })
+}
+
+/// The merchant wallet's receiving address on `chain`, and the xpub index it was derived
+/// at, if it was.
+async fn receiving_address(
+    svc: &Services,
+    ctx: &Owner,
+    chain: ChainId,
+) -> Result<(String, Option<u32>), ApiError> {
+    let wallet = svc
+        .store
+        .get_wallet(&ctx.org_id, ctx.mode, chain)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    match (&wallet.address, &wallet.xpub) {
+        (Some(a), _) => Ok((a.clone(), None)),
+        (None, Some(xpub)) => {
+            // Each order gets the next index; an index is never handed out twice.
+            let (_, index) =
+                allocate_wallet_index(&*svc.store, &ctx.org_id, ctx.mode, chain).await?;
+            let key = wallets::parse_xpub(xpub).map_err(|_| ApiError::internal())?;
+            let addr =
+                wallets::derive_evm_address(&key, index).map_err(|_| ApiError::internal())?;
+            Ok((addr.to_string(), Some(index)))
+        }
+        (None, None) => Err(ApiError::internal()),
+    }
+}

@@ -1,0 +1,140 @@
+//! What the public routes (no API key; the order id is the capability) share: CORS for any
+//! origin without credentials, preflights answered, and per-IP limits in fixed one-minute
+//! windows (order views and event streams 60, QR codes 100) answered with `429`, our error
+//! shape and `Retry-After`.
+
+use super::{ApiError, Body, Request, RequestExt, Response};
+use crate::model::Timestamp;
+use crate::store::RateLimitStore;
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::request::RequestContext;
+use std::future::Future;
+
+/// The per-IP budgets of the public routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Order views, currency choices and event streams: 60 a minute.
+    Views,
+    /// QR codes: 100 a minute.
+    QrCodes,
+}
+
+impl Limit {
+    pub const WINDOW_SECS: i64 = 60;
+
+    pub fn per_minute(self) -> u64 {
+        match self {
+            Limit::Views => 60,
+            Limit::QrCodes => 100,
+        }
+    }
+
+    fn bucket(self) -> &'static str {
+        match self {
+            Limit::Views => "views",
+            Limit::QrCodes => "qr",
+        }
+    }
+}
+
+/// The caller's address as API Gateway (or the Function URL) saw it.
+pub fn source_ip(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.http.source_ip.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| "unknown".into())
+}
+
+/// Seconds until the current window ends (at least 1).
+fn seconds_left_in_window(now: Timestamp) -> i64 {
+    (Limit::WINDOW_SECS - now.unix().rem_euclid(Limit::WINDOW_SECS)).max(1)
+}
+
+/// Counts this request against the caller's budget; over it is a 429.
+pub async fn check_limit(
+    store: &dyn RateLimitStore,
+    limit: Limit,
+    req: &Request,
+) -> Result<(), ApiError> {
+    let now = Timestamp::now();
+    let window = now.unix().div_euclid(Limit::WINDOW_SECS) * Limit::WINDOW_SECS;
+    let key = format!("{}#{}#{window}", limit.bucket(), source_ip(req));
+    let ends = Timestamp::from_unix(window + Limit::WINDOW_SECS).unwrap_or(now);
+    let hits = store.count_hit(&key, ends).await?;
+    if hits > limit.per_minute() {
+        return Err(ApiError::rate_limited(
+            "RATE_LIMITED",
+            format!(
+                "more than {} requests a minute from your address; retry in {} s",
+                limit.per_minute(),
+                seconds_left_in_window(now)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// CORS for a public answer: any origin, no credentials; our headers readable.
+pub fn cors<B>(resp: &mut Response<B>) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Retry-After, X-Request-Id"),
+    );
+}
+
+/// The answer to a CORS preflight of a public route.
+pub fn preflight(req: &Request) -> Response<Body> {
+    let mut resp = Response::new(Body::Empty);
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    cors(&mut resp);
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type, Last-Event-ID"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&super::request_id(req)) {
+        h.insert("x-request-id", v);
+    }
+    resp
+}
+
+/// Runs a public handler: the caller's budget first, then `f`; CORS on every answer and
+/// `Retry-After` on a 429.
+pub async fn guarded<F, Fut>(
+    store: &dyn RateLimitStore,
+    limit: Limit,
+    req: &Request,
+    f: F,
+) -> Response<Body>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let mut resp = super::serve(req, |rid| async move {
+        check_limit(store, limit, req).await?;
+        f(rid).await
+    })
+    .await;
+    if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+        let after = seconds_left_in_window(Timestamp::now()).to_string();
+        if let Ok(v) = HeaderValue::from_str(&after) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    cors(&mut resp);
+    resp
+}
