@@ -42,9 +42,10 @@ cargo test --workspace --locked --no-run "$@"
 # The other side, in the background beside cargo test; its output is shown after.
 host_stages() {
   set -euo pipefail
-  local started=$SECONDS
-  stage() { echo "test: [$((SECONDS - started)) s] $*"; }
-  trap 'echo "test: the other side took $((SECONDS - started)) s"' EXIT
+  # Global, not local: the EXIT trap runs after the function's locals are gone.
+  host_started=$SECONDS
+  stage() { echo "test: [$((SECONDS - host_started)) s] $*"; }
+  trap 'echo "test: the other side took $((SECONDS - host_started)) s"' EXIT
   # cfn-lint meanwhile: the host's start and the demo mostly wait on the chain.
   .venv/bin/cfn-lint template.yaml >"$svc/cfn-lint.log" 2>&1 &
   local lint=$!

@@ -600,7 +600,33 @@ fn error(status: &str) -> RefOr<utoipa::openapi::Response> {
     RefOr::Ref(utoipa::openapi::Ref::from_response_name(name))
 }
 
+/// An event stream's `schema` describes one event (OpenAPI 3.1 reads it per item, as 3.2's
+/// `itemSchema`): its `event` name, `id`, and `data`, JSON text of the public order view.
+fn event_stream_schema(op: &mut Operation) {
+    if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200")
+        && let Some(RefOr::T(content)) = ok.content.get_mut("text/event-stream")
+    {
+        content.schema = Some(schema(json!({
+            "type": "object",
+            "required": ["event", "id", "data"],
+            "properties": {
+                "event": { "type": "string", "const": "pay_order" },
+                "id": { "type": "string", "description": "The order's state: send it back as `Last-Event-ID`" },
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "description": "The public order view (`GET /public/pay-orders/{id}`) as JSON",
+                },
+                "retry": { "type": "integer", "minimum": 0 },
+            },
+        })));
+    }
+}
+
 fn contract(path: &str, method: &str, op: &mut Operation) {
+    if path.ends_with("/events") && path.starts_with("/public/") {
+        event_stream_schema(op);
+    }
     let health = path.starts_with("/health");
     let customer = path.starts_with("/public/") || path.starts_with("/pay/");
     let public = health || customer;
