@@ -34,7 +34,7 @@ API=$(env_value API) PAYORDERS_API_KEY=$(env_value PAYORDERS_API_KEY) PAYORDERS_
   || { echo "fuzz: $dir/demo.env lacks API or the demo key and secret" >&2; exit 1; }
 export API PAYORDERS_API_KEY PAYORDERS_API_SECRET
 
-operations=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for p in d["paths"].values() for m in p if m in ("get","post","put","patch","delete")))' docs/openapi.json)
+operations=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for p in d["paths"].values() for m in p if m in ("get","post","put","patch","delete","options","head")))' docs/openapi.json)
 case "$mode" in
   # Examples, a few generated cases per operation and short stateful scenarios.
   quick) args=(--phases examples,fuzzing,stateful --max-examples 6 --workers 4); want=$((operations * 5)) ;;
