@@ -31,13 +31,25 @@ stop_all() {
 }
 trap stop_all EXIT
 
-infra/scripts/services.sh start "$svc"
-# shellcheck disable=SC1091
-. "$svc/env"
+# Every tool the stages use (Python packages, npm packages, Debian's chromium) installs while
+# cargo compiles: on a fresh clone both take minutes, and neither needs the other.
+( infra/scripts/services.sh install && infra/scripts/services.sh install-fuzz \
+    && infra/scripts/services.sh install-browser ) >"$svc/install.log" 2>&1 &
+installs=$!
 
 # Everything compiled first: the host side runs the payorders binary this builds (with the
 # tests' features; building it alone would unify features differently).
 cargo test --workspace --locked --no-run "$@"
+
+if ! wait "$installs"; then
+  cat "$svc/install.log" >&2
+  echo "test: installing the test tools failed" >&2
+  exit 1
+fi
+cat "$svc/install.log"
+infra/scripts/services.sh start "$svc"
+# shellcheck disable=SC1091
+. "$svc/env"
 
 # The other side, in the background beside cargo test; its output is shown after.
 host_stages() {
