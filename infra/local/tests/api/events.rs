@@ -365,13 +365,10 @@ async fn awaiting_payment() -> (Services, payorders::queue::LocalReceiver) {
     (svc, rx)
 }
 
-#[tokio::test]
-async fn submit_payment_and_confirm_payment_events() {
-    // The sample hash is a sandbox transfer of exactly 25 USDC mined in November 2025,
-    // so it is long confirmed by now.
-    let (svc, _rx) = awaiting_payment().await;
-    // Its payment details were chosen before that transfer was mined (a transfer older
-    // than them would pay nothing).
+/// [`awaiting_payment`], with payment details chosen before the sample transfer was mined
+/// (a transfer older than them would pay nothing).
+async fn awaiting_the_sample_transfer() -> (Services, payorders::queue::LocalReceiver) {
+    let (svc, rx) = awaiting_payment().await;
     let id = OrderId::parse(CANCEL_ID).unwrap();
     let o = svc.store.get_order(&id).await.unwrap().unwrap();
     let u = o
@@ -382,6 +379,14 @@ async fn submit_payment_and_confirm_payment_events() {
         })
         .unwrap();
     svc.store.update_order(&u).await.unwrap();
+    (svc, rx)
+}
+
+#[tokio::test]
+async fn submit_payment_and_confirm_payment_events() {
+    // The sample hash is a sandbox transfer of exactly 25 USDC mined in November 2025,
+    // so it is long confirmed by now.
+    let (svc, _rx) = awaiting_the_sample_transfer().await;
     let settler = svc.settler().unwrap();
     let resp = submit_payment::handler(&svc, &settler, http_event("submit-payment"))
         .await
@@ -606,17 +611,7 @@ async fn public_events_event() {
 #[tokio::test]
 async fn public_submit_payment_event() {
     // The sample sandbox transfer (25 USDC, November 2025), named by the customer's wallet.
-    let (svc, _rx) = awaiting_payment().await;
-    let id = OrderId::parse(CANCEL_ID).unwrap();
-    let o = svc.store.get_order(&id).await.unwrap().unwrap();
-    let u = o
-        .edit(Timestamp::now(), |o| {
-            if let Some(p) = o.payment.as_mut() {
-                p.created_at = Timestamp::parse("2025-11-01T00:00:00Z").ok();
-            }
-        })
-        .unwrap();
-    svc.store.update_order(&u).await.unwrap();
+    let (svc, _rx) = awaiting_the_sample_transfer().await;
     let settler = svc.settler().unwrap();
     let resp = public_submit_payment::handler(&svc, &settler, http_event("public-submit-payment"))
         .await
