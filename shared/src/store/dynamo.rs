@@ -51,6 +51,18 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
+    /// Writes `item` whatever is there (settings, a finished idempotency record).
+    async fn put_item(&self, item: Item) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(fault)?;
+        Ok(())
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -430,14 +442,7 @@ impl OrgStore for DynamoStore {
     async fn put_checkout_settings(&self, org: &OrgId, st: &CheckoutSettings) -> StoreResult<()> {
         let mut item = base_item(format!("ORG#{org}"), "CHECKOUT");
         item.insert("doc".into(), to_doc(st));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(fault)?;
-        Ok(())
+        self.put_item(item).await
     }
 }
 
@@ -815,14 +820,7 @@ impl IdempotencyStore for DynamoStore {
         item.insert("locked_until".into(), n(0));
         item.insert("expires_at".into(), n(expires));
         item.insert("ttl".into(), n(expires));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(fault)?;
-        Ok(())
+        self.put_item(item).await
     }
 
     async fn idempotency_release(
