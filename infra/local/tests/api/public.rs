@@ -317,27 +317,66 @@ async fn each_address_gets_60_views_and_100_qr_codes_a_minute() {
     let app = spawn_app().await;
     let order = sale(&app).await;
     let id = order["id"].as_str().unwrap();
-    // A minute boundary between the requests would reset the window (the currency choice
-    // below counts in it too): start just after one.
+    let minute = || payorders::Timestamp::now().unix().div_euclid(60);
+    // The budgets are per clock minute: a minute boundary crossed between the requests (a
+    // loaded machine) resets them, and the attempt is run again from the next minute.
     let secs = payorders::Timestamp::now().unix().rem_euclid(60);
     if secs > 45 {
         tokio::time::sleep(Duration::from_secs((61 - secs) as u64)).await;
     }
+    let mut attempt = 0;
+    loop {
+        let started = minute();
+        match views_and_qr_codes_within_a_minute(&app, id).await {
+            Ok(()) => break,
+            Err(e) if minute() != started && attempt < 2 => {
+                attempt += 1;
+                eprintln!("a minute boundary fell inside the attempt ({e}); again");
+                // This minute's budgets are partly spent: start with the next one.
+                let spent = minute();
+                while minute() == spent {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // The merchant API has no such limit.
+    assert_eq!(
+        app.get(&app.a, &format!("/pay-orders/{id}")).await.status,
+        200
+    );
+}
+
+/// The views budget (choosing the currency, the order, the page) and the QR budget run out
+/// where they should; Err says where they did not.
+async fn views_and_qr_codes_within_a_minute(app: &TestApp, id: &str) -> Result<(), String> {
+    let check = |ok: bool, what: String| if ok { Ok(()) } else { Err(what) };
     // Choosing the currency counts as a view.
     let r = anonymous(
-        &app,
+        app,
         "POST",
         &format!("/public/pay-orders/{id}/payment-details"),
         Some(&json!({"source_currency": usdc()})),
     )
     .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    check(
+        r.status == 200,
+        format!("currency choice: {} {}", r.status, r.text),
+    )?;
     let view = format!("/public/pay-orders/{id}");
-    for _ in 1..60 {
-        let r = anonymous(&app, "GET", &view, None).await;
-        assert_eq!(r.status, 200, "{}", r.text);
+    for n in 1..60 {
+        let r = anonymous(app, "GET", &view, None).await;
+        check(
+            r.status == 200,
+            format!("view {n}: {} {}", r.status, r.text),
+        )?;
     }
-    let limited = anonymous(&app, "GET", &view, None).await;
+    let limited = anonymous(app, "GET", &view, None).await;
+    check(
+        limited.status == 429,
+        format!("view 61: {}", limited.status),
+    )?;
     limited.assert_error(429, "RATE_LIMITED");
     assert_eq!(limited.body["error"]["type"], "rate_limit");
     let after: i64 = limited.headers["retry-after"]
@@ -348,27 +387,26 @@ async fn each_address_gets_60_views_and_100_qr_codes_a_minute() {
     assert!((1..=60).contains(&after), "{after}");
     assert_eq!(limited.headers["access-control-allow-origin"], "*");
     // The page and the event stream share the views budget; QR codes have their own.
-    anonymous(&app, "GET", &format!("/pay/{id}"), None)
-        .await
-        .assert_error(429, "RATE_LIMITED");
+    let page = anonymous(app, "GET", &format!("/pay/{id}"), None).await;
+    check(
+        page.status == 429,
+        format!("page after 61 views: {}", page.status),
+    )?;
+    page.assert_error(429, "RATE_LIMITED");
     let qr = format!("/public/pay-orders/{id}/qr?format=svg&size=128");
-    for _ in 0..100 {
+    for n in 0..100 {
         let r = app
             .http
             .get(format!("{}{qr}", app.base))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 200);
+        check(r.status() == 200, format!("qr {n}: {}", r.status()))?;
     }
-    anonymous(&app, "GET", &qr, None)
-        .await
-        .assert_error(429, "RATE_LIMITED");
-    // The merchant API has no such limit.
-    assert_eq!(
-        app.get(&app.a, &format!("/pay-orders/{id}")).await.status,
-        200
-    );
+    let r = anonymous(app, "GET", &qr, None).await;
+    check(r.status == 429, format!("qr 101: {}", r.status))?;
+    r.assert_error(429, "RATE_LIMITED");
+    Ok(())
 }
 
 /// Reads Server-Sent Events from `resp` until `done` says so (at most `within`).
