@@ -1,11 +1,13 @@
-//! What a function's `main` needs, built once at init outside the handler: tracing and the
-//! services (store, master key) chosen from config.
+//! What a function's `main` needs: tracing at init, and the services (store, queues, master
+//! key) chosen from config, built once on the first invocation ([`OnFirstUse`]).
 
 use crate::auth::MasterKey;
 use crate::pricing::PriceSource;
 use crate::queue::Queue;
 use crate::routing::Router;
 use crate::store::Store;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// The adapters a handler uses. Functions depend on the traits, never on an adapter.
@@ -160,15 +162,72 @@ impl Services {
     }
 }
 
+/// The error a Lambda handler may return (the same as `lambda_runtime::Error`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+type Make<T> =
+    Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>> + Send + Sync>;
+
+/// What a function builds on its first invocation rather than at init, so that a cold start
+/// does no more than a hello-world function: the SDK configuration, the secret's read and the
+/// clients wait for the first event, which needs them anyway. A failure there fails that one
+/// invocation (Lambda reports it) and is tried again on the next, instead of ending the
+/// sandbox. Later invocations get the built value at once.
+pub struct OnFirstUse<T> {
+    cell: tokio::sync::OnceCell<T>,
+    make: Make<T>,
+}
+
+impl<T: Send + Sync> OnFirstUse<T> {
+    pub fn new<F, Fut, E>(make: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        Self {
+            cell: tokio::sync::OnceCell::new(),
+            make: Box::new(move || {
+                let fut = make();
+                Box::pin(async move { fut.await.map_err(Into::into) })
+            }),
+        }
+    }
+
+    /// The value, built by the first caller (concurrent callers wait for that one build).
+    pub async fn get(&self) -> Result<&T, BoxError> {
+        self.cell.get_or_try_init(|| (self.make)()).await
+    }
+}
+
+#[cfg(feature = "aws")]
+impl OnFirstUse<Services> {
+    /// [`Services::from_env`], built on the first invocation.
+    pub fn services() -> Self {
+        Self::new(Services::from_env)
+    }
+}
+
 /// JSON logs in Lambda (CloudWatch parses them), level from `RUST_LOG` (default info).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .without_time() // CloudWatch stamps every line
-        .with_target(false)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // `target=level` directives (`info`, `payorders=debug,warn`), without EnvFilter's span and
+    // field matching: that would link a regex engine into every function for nothing.
+    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+        });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(false)
+                .without_time() // CloudWatch stamps every line
+                .with_target(false),
+        )
+        .with(filter)
         .init();
 }

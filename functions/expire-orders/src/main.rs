@@ -1,9 +1,13 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     payorders::runtime::init_tracing();
-    let settler = payorders::runtime::Services::from_env().await?.settler()?;
-    lambda_http::lambda_runtime::run(lambda_http::service_fn(|ev| {
-        expire_orders::handler(&settler, ev)
+    let settler = &payorders::runtime::OnFirstUse::new(|| async {
+        Ok::<_, payorders::runtime::BoxError>(
+            payorders::runtime::Services::from_env().await?.settler()?,
+        )
+    });
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |ev| async move {
+        expire_orders::handler(settler.get().await?, ev).await
     }))
     .await
 }

@@ -1,9 +1,9 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     payorders::runtime::init_tracing();
-    let services = payorders::runtime::Services::from_env().await?;
-    lambda_http::run(lambda_http::service_fn(|req| {
-        payment_details::handler(&services, req)
+    let services = &payorders::runtime::OnFirstUse::services();
+    lambda_http::run(lambda_http::service_fn(move |req| async move {
+        payment_details::handler(services.get().await?, req).await
     }))
     .await
 }
