@@ -702,6 +702,45 @@ async fn a_payment_mined_in_time_but_seen_after_expiry_is_not_late() {
 }
 
 #[tokio::test]
+async fn a_partial_payment_mined_in_time_is_not_late_when_seen_after_expiry() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.waiting_until(&org, SHOP, 25_000_000, 1).await;
+    // 10 of 25 USDC, mined before the order's expiry…
+    let part = r.chain.mine(11, 0, &[(USDC, SHOP, 10_000_000)]);
+    // …and reported only after the upkeep expired the order.
+    let later = Timestamp::now().plus_seconds(5);
+    assert_eq!(expire_orders(&*r.s.store, later, 100).await.unwrap(), 1);
+    let rec = r.pay(&o.id, &part).await.unwrap();
+    // Recorded as the partial payment it was: the order keeps it, EXPIRED, not late.
+    assert_eq!(rec.order.status, OrderStatus::Expired);
+    assert!(!rec.order.paid_late);
+    let p = rec.order.payment.as_ref().unwrap();
+    assert_eq!(
+        p.received.as_ref().unwrap().raw,
+        RawAmount::from_u128(10_000_000)
+    );
+    let types = |events: Vec<Event>| -> Vec<EventType> {
+        events
+            .into_iter()
+            .filter(|e| e.data.object["id"] == serde_json::json!(o.id))
+            .map(|e| e.event_type)
+            .collect()
+    };
+    let seen = types(r.events(&org).await);
+    assert!(!seen.contains(&EventType::OrderPaymentLate), "{seen:?}");
+    assert!(seen.contains(&EventType::OrderPartialPayment), "{seen:?}");
+
+    // The rest, mined after the expiry by the chain's clock: that transfer is late.
+    let rest = r.chain.mine(12, -10, &[(USDC, SHOP, 15_000_000)]);
+    let rec = r.pay(&o.id, &rest).await.unwrap();
+    assert_eq!(rec.order.status, OrderStatus::Expired);
+    assert!(rec.order.paid_late);
+    let seen = types(r.events(&org).await);
+    assert!(seen.contains(&EventType::OrderPaymentLate), "{seen:?}");
+}
+
+#[tokio::test]
 async fn a_late_payment_is_followed_to_final_or_reorged_away() {
     let r = rig();
     let org = OrgId::generate();
