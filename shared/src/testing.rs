@@ -306,6 +306,129 @@ pub mod anvil {
         rpc(url, "anvil_mine", serde_json::json!([format!("{n:#x}")])).await;
     }
 
+    /// Sends `amount` of the test token from the dev account to each `(to, amount)`, all
+    /// mined in one block: automine is turned off, the transfers are sent with consecutive
+    /// nonces, one block is mined and automine is turned back on (whatever happened in
+    /// between). Returns the mined transactions' hashes in sending order. It stops the chain's mining for a
+    /// moment, so use it on a [`PrivateAnvil`] only.
+    pub async fn send_tokens_in_one_block(
+        url: &str,
+        transfers: &[(Address, U256)],
+    ) -> Vec<alloy::primitives::B256> {
+        let token = ensure_token(url).await;
+        let _guard = SETUP.lock().await;
+        let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
+        let from = signer.address();
+        let provider = ProviderBuilder::new()
+            .wallet(signer)
+            .connect_http(anvil_url(url));
+        let call = |method: &'static str, params: serde_json::Value| {
+            provider.raw_request::<_, serde_json::Value>(method.into(), params)
+        };
+        call("evm_setAutomine", serde_json::json!([false]))
+            .await
+            .expect("evm_setAutomine false");
+        let sent: Result<Vec<alloy::primitives::B256>, String> = async {
+            let mut nonce = provider
+                .get_transaction_count(from)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut pending = Vec::new();
+            for (to, amount) in transfers {
+                let tx = ITestToken::new(token, &provider)
+                    .transfer(*to, *amount)
+                    .nonce(nonce)
+                    .gas(100_000)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                pending.push(*tx.tx_hash());
+                nonce += 1;
+            }
+            call("evm_mine", serde_json::json!([]))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(pending)
+        }
+        .await;
+        // Mining comes back on before anything can fail, so nothing else waits forever.
+        call("evm_setAutomine", serde_json::json!([true]))
+            .await
+            .expect("evm_setAutomine true");
+        sent.unwrap_or_else(|e| panic!("transfers sent and mined: {e}"))
+    }
+
+    /// An anvil of a test's own (for tests that rewind the chain, set its clock or stop
+    /// its mining, which would disturb other tests on a shared one), on a free port, with
+    /// the binary `make test` installs; stopped when dropped.
+    pub struct PrivateAnvil {
+        pub url: String,
+        child: std::process::Child,
+    }
+
+    impl PrivateAnvil {
+        pub async fn start() -> Self {
+            let bin =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../node_modules/.bin/anvil");
+            assert!(
+                bin.exists(),
+                "{} is missing: `make test` installs it",
+                bin.display()
+            );
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("a free port")
+                .local_addr()
+                .expect("its address")
+                .port();
+            let child = std::process::Command::new(bin)
+                .args([
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--silent",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("anvil starts");
+            let anvil = Self {
+                url: format!("http://127.0.0.1:{port}"),
+                child,
+            };
+            let client = crate::net::http_client().build().expect("an HTTP client");
+            for _ in 0..100 {
+                let up = client
+                    .post(&anvil.url)
+                    .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}))
+                    .send()
+                    .await
+                    .is_ok();
+                if up {
+                    return anvil;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("the private anvil did not start on port {port}");
+        }
+
+        /// Chain 31337 read from this anvil.
+        pub fn chains(&self) -> crate::chains::Chains {
+            crate::chains::Chains::from_rpc_urls([(
+                crate::model::ChainId::new(31337).expect("a chain id"),
+                self.url.as_str(),
+            )])
+            .expect("a valid RPC URL")
+        }
+    }
+
+    impl Drop for PrivateAnvil {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
     /// The dev account (the sender of `send_native` and `send_token`).
     pub fn dev_address() -> Address {
         DEV_KEY

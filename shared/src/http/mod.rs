@@ -205,20 +205,42 @@ pub fn request_fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Refusals that a retry of the same request may not meet: a transaction not mined, or not
-/// seen by the chain's node, yet.
-const RETRYABLE_REFUSALS: &[&str] = &["TX_PENDING", "TX_NOT_FOUND"];
+/// The `422` refusals that are final: facts a retry of the same request would meet again,
+/// whatever the merchant does meanwhile. The order is past its expiry, or past PENDING
+/// (orders never go back); the transaction is mined and failed, older than the payment
+/// details, pays elsewhere or in another currency, is of another chain than the order's,
+/// or already paid another order (a claim is forever).
+///
+/// Every other `422` is given back. Validation failures (`AMOUNT_OUT_OF_RANGE`,
+/// `UNSUPPORTED_CURRENCY`, `NETWORK_MODE_MISMATCH`, …): the request did not get to run,
+/// and the corrected one may use the same key, as Stripe does. Refusals that depend on
+/// state which can change: `WALLET_NOT_CONFIGURED` and `PAYMENT_DETAILS_REQUIRED` (until
+/// the merchant adds the wallet or the payment details), `ROUTE_UNAVAILABLE` and
+/// `EXCHANGE_OUT_OF_RANGE` (the exchange's pairs and limits move), `WEBHOOK_URL_UNRESOLVABLE`
+/// (DNS), `TX_PENDING` and `TX_NOT_FOUND` (not mined, or not seen yet). A code missing from
+/// this list is given back: replaying a refusal that could have succeeded is the harm,
+/// running a final one again costs a request.
+const FINAL_REFUSALS: &[ErrorCode] = &[
+    ErrorCode::OrderExpired,
+    ErrorCode::OrderNotPending,
+    ErrorCode::TxFailed,
+    ErrorCode::TxBeforeOrder,
+    ErrorCode::WrongRecipient,
+    ErrorCode::WrongToken,
+    ErrorCode::WrongChain,
+    ErrorCode::TxAlreadyUsed,
+];
 
 /// Whether an outcome is final, so its `Idempotency-Key` answers it again for 24 h (as
-/// Stripe does). Kept: what the request did (2xx), and refusals a retry would meet again
-/// (404, and 422 refusals such as `ORDER_EXPIRED`). Given back, so the same key can
-/// run the request again: requests that did not get to run (400, 413, 415 malformed; 401,
-/// 403 not allowed; 429 limited), that conflicted with another write (409), that may
-/// succeed later ([`RETRYABLE_REFUSALS`]), and our failures (5xx).
+/// Stripe does): what the request did (2xx), and refusals a retry would meet again (404,
+/// and the [`FINAL_REFUSALS`]). Given back, so the same key can run the request again:
+/// requests that did not get to run (400, 413, 415 and 422 validation failures; 401, 403
+/// not allowed; 429 limited), that conflicted with another write or the object's state
+/// (409), that may succeed once something changes (the other 422s), and our failures (5xx).
 pub fn is_final_outcome(status: u16, code: Option<&str>) -> bool {
     match status {
         200..=299 | 404 => true,
-        422 => code.is_none_or(|c| !RETRYABLE_REFUSALS.contains(&c)),
+        422 => code.is_some_and(|c| FINAL_REFUSALS.iter().any(|f| f.as_str() == c)),
         _ => false,
     }
 }
@@ -310,7 +332,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::is_final_outcome;
+    use super::{ErrorCode, FINAL_REFUSALS, is_final_outcome};
 
     #[test]
     fn only_final_outcomes_are_kept_for_replay() {
@@ -319,18 +341,38 @@ mod tests {
             (201, None),
             (404, Some("RESOURCE_NOT_FOUND")),
             (422, Some("ORDER_EXPIRED")),
+            (422, Some("ORDER_NOT_PENDING")),
             (422, Some("TX_ALREADY_USED")),
-            (422, Some("AMOUNT_OUT_OF_RANGE")),
+            (422, Some("TX_FAILED")),
+            (422, Some("TX_BEFORE_ORDER")),
+            (422, Some("WRONG_RECIPIENT")),
+            (422, Some("WRONG_TOKEN")),
+            (422, Some("WRONG_CHAIN")),
         ];
         let released = [
             (400, Some("INVALID_AMOUNT")),
             (401, Some("INVALID_SIGNATURE")),
             (403, Some("INSUFFICIENT_SCOPE")),
             (409, Some("CONCURRENT_UPDATE")),
+            (409, Some("ORDER_NOT_PAYABLE")),
             (413, Some("PAYLOAD_TOO_LARGE")),
             (415, Some("UNSUPPORTED_MEDIA_TYPE")),
+            // Validation failures: the corrected request may use the same key.
+            (422, Some("AMOUNT_OUT_OF_RANGE")),
+            (422, Some("UNSUPPORTED_CURRENCY")),
+            (422, Some("NETWORK_MODE_MISMATCH")),
+            (422, Some("MODE_NOT_SUPPORTED")),
+            // Refusals that change once the merchant acts, or the world moves.
+            (422, Some("WALLET_NOT_CONFIGURED")),
+            (422, Some("PAYMENT_DETAILS_REQUIRED")),
+            (422, Some("ROUTE_UNAVAILABLE")),
+            (422, Some("EXCHANGE_OUT_OF_RANGE")),
+            (422, Some("WEBHOOK_URL_UNRESOLVABLE")),
             (422, Some("TX_PENDING")),
             (422, Some("TX_NOT_FOUND")),
+            // A code nobody classed is not kept.
+            (422, Some("SOMETHING_NEW")),
+            (422, None),
             (429, Some("RATE_LIMITED")),
             (500, Some("INTERNAL_ERROR")),
             (502, Some("PRICE_UNAVAILABLE")),
@@ -341,6 +383,46 @@ mod tests {
         }
         for (status, code) in released {
             assert!(!is_final_outcome(status, code), "{status} {code:?}");
+        }
+    }
+
+    /// Every `422` of the catalogue is classed knowingly: a new one fails here until it is
+    /// added to [`FINAL_REFUSALS`] or to the refusals given back below.
+    #[test]
+    fn every_422_code_is_classed_final_or_not() {
+        use ErrorCode::*;
+        let given_back = [
+            // Validation failures.
+            IdempotencyMismatch,
+            AmountOutOfRange,
+            UnsupportedCurrency,
+            UnsupportedFiatUnit,
+            InvalidBlockchain,
+            NetworkModeMismatch,
+            XpubNotSupported,
+            WebhookUrlForbidden,
+            ModeNotSupported,
+            // State that can change.
+            WebhookUrlUnresolvable,
+            TxNotFound,
+            TxPending,
+            PaymentDetailsRequired,
+            WalletNotConfigured,
+            RouteUnavailable,
+            ExchangeOutOfRange,
+        ];
+        for code in ErrorCode::ALL
+            .iter()
+            .filter(|c| c.statuses().contains(&422))
+        {
+            let is_final = FINAL_REFUSALS.contains(code);
+            assert_ne!(
+                is_final,
+                given_back.contains(code),
+                "{} must be classed once: final (kept for replay) or given back",
+                code.as_str()
+            );
+            assert_eq!(is_final_outcome(422, Some(code.as_str())), is_final);
         }
     }
 }

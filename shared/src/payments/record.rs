@@ -75,6 +75,11 @@ pub fn apply_transfer(
     if order.payment.is_none() {
         return Err(PaymentError::NoPaymentDetails);
     }
+    let expired = order.status == OrderStatus::Expired;
+    // A payment is late only if it was mined late: this transfer's own block came after
+    // `expires_at` (an unknown block time counts as late). When it was seen does not
+    // matter; the scan runs once a minute and a payer may submit later.
+    let late = expired && transfer.mined_at.is_none_or(|m| m > order.expires_at);
     let mut next = order.clone();
     next.transfers.retain(|t| t.tx_hash != transfer.tx_hash);
     next.transfers.push(transfer);
@@ -86,11 +91,10 @@ pub fn apply_transfer(
     }
     let verdict = tally(&mut next);
     let partial = matches!(verdict, Assessment::Partial { .. });
-    let expired = order.status == OrderStatus::Expired;
+    next.paid_late |= late;
     // Paid in full by transfers all mined by `expires_at`, but seen after the order
     // expired (the scan or the submission came late): the customer kept the price lock.
     let in_time = expired && next.facts().paid_in_time;
-    next.paid_late |= expired && !in_time;
     let waiting = matches!(
         order.status,
         OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
@@ -105,6 +109,12 @@ pub fn apply_transfer(
         OrderStatus::Expired if in_time => {
             order.transition(now, OrderStatus::AwaitingConfirmation, fill)
         }
+        // Part of the amount, mined in time: recorded on the EXPIRED order as the partial
+        // payment it was, not as a late one.
+        OrderStatus::Expired if partial && !late => order
+            .edit(now, fill)
+            .map(|u| u.with_event(EventType::OrderPartialPayment)),
+        // Mined late, or completing the amount only with transfers mined late.
         OrderStatus::Expired => order
             .edit(now, fill)
             .map(|u| u.with_event(EventType::OrderPaymentLate)),

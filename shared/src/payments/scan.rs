@@ -34,6 +34,10 @@ pub enum ScanError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The order kept changing while the transfer was recorded on it (see
+    /// [`PaymentError::Busy`]): not recorded this time, so the range is read again.
+    #[error("order {order} kept changing while transaction {tx} was recorded on it")]
+    Busy { order: OrderId, tx: TxHash },
 }
 
 /// One deposit scan of `chain`: from the block after the cursor up to the head (at most
@@ -41,8 +45,11 @@ pub enum ScanError {
 /// for a payment goes through [`record_payment`], as if it had been submitted. Where
 /// several waiting orders share an address (a merchant wallet without an xpub), the
 /// transfer goes to the oldest whose amount due it matches exactly, else to none (the payer
-/// then submits the hash). The cursor moves only after the whole range is processed, so a
-/// failed run is repeated; recording is idempotent, so nothing is counted twice.
+/// then submits the hash). The cursor moves only after the whole range is processed: a
+/// transfer is passed over only when it is refused for good (it does not pay the order, or
+/// another order claimed it); any other failure (a read, a write, an order that kept
+/// changing) fails the run, which is repeated. Recording is idempotent, so nothing is
+/// counted twice.
 pub async fn scan_chain(
     s: &Settler,
     chain: ChainId,
@@ -109,17 +116,39 @@ pub async fn scan_chain(
             if let Some(order) = pick(&*reader, &candidates, &sighting.tx_hash).await? {
                 match record_payment(s, &order, &sighting.tx_hash, now).await {
                     Ok(r) => report.recorded += usize::from(r.new),
+                    // Every failure is sorted here, with no catch-all: one taken wrongly
+                    // for a refusal would let the cursor step past a payment never
+                    // recorded. What is not final fails the scan, and the range is read
+                    // again next run.
                     Err(PaymentError::Store(e)) => return Err(e.into()),
                     Err(PaymentError::Queue(e)) => return Err(e.into()),
                     Err(PaymentError::Verify(VerifyError::Chain(e))) => return Err(e.into()),
                     // The node showed the transfer in a block but cannot show the
-                    // transaction: it is behind. The range is read again next run.
+                    // transaction: it is behind.
                     Err(PaymentError::Verify(
                         e @ (VerifyError::NotFound | VerifyError::Pending),
                     )) => {
                         return Err(lagging(&sighting.tx_hash, &e).into());
                     }
-                    Err(e) => {
+                    // Other writers kept changing the order: it may well take the
+                    // transfer next time.
+                    Err(PaymentError::Busy) => {
+                        return Err(ScanError::Busy {
+                            order,
+                            tx: sighting.tx_hash,
+                        });
+                    }
+                    // Refusals no retry changes: the transfer does not pay this order, or
+                    // another order already claimed it, or the order takes no payment.
+                    Err(
+                        e @ (PaymentError::InvalidHash(_)
+                        | PaymentError::WrongChain(_)
+                        | PaymentError::NoPaymentDetails
+                        | PaymentError::NotPayable(_)
+                        | PaymentError::WindowClosed(_)
+                        | PaymentError::AlreadyUsed { .. }
+                        | PaymentError::Verify(VerifyError::Mismatch(_))),
+                    ) => {
                         tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer does not pay its order")
                     }
                 }

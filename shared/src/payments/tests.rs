@@ -29,6 +29,9 @@ struct ScriptedChain {
     hidden: Mutex<Vec<String>>,
     /// Sightings fail (a block the node could not read).
     broken_blocks: Mutex<bool>,
+    /// Another writer that changes this order whenever the head is read, which recording
+    /// does between reading the order and writing the payment (so the write keeps losing).
+    meddler: Mutex<Option<(Arc<dyn crate::store::Store>, OrderId)>>,
 }
 
 fn block_hash(n: u64, fork: u8) -> String {
@@ -112,6 +115,12 @@ impl TxReader for ScriptedChain {
         Ok(self.txs.lock().unwrap().get(&key).cloned())
     }
     async fn head(&self) -> Result<u64, ChainError> {
+        let meddler = self.meddler.lock().unwrap().clone();
+        if let Some((store, id)) = meddler {
+            let order = store.get_order(&id).await.unwrap().unwrap();
+            let touch = order.edit(Timestamp::now(), |_| {}).unwrap();
+            store.update_order(&touch).await.unwrap();
+        }
         Ok(*self.head.lock().unwrap())
     }
     async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError> {
@@ -435,6 +444,53 @@ async fn the_scan_credits_every_watched_address_and_never_skips_a_failed_read() 
 }
 
 #[tokio::test]
+async fn the_scan_keeps_its_cursor_while_an_order_keeps_changing() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    let start = r.s.store.scan_cursor(chain).await.unwrap();
+
+    // The transfer is sighted, but every write of it loses to another writer of the
+    // order: not recorded this time, so the scan fails and its cursor stays.
+    let tx = r.chain.mine(12, 5, &[(USDC, SHOP, 25_000_000)]);
+    *r.chain.meddler.lock().unwrap() = Some((r.s.store.clone(), o.id.clone()));
+    let err = scan_chain(&r.s, chain, Timestamp::now())
+        .await
+        .expect_err("a transfer that could not be recorded fails the scan");
+    assert!(
+        matches!(&err, ScanError::Busy { order, tx: t } if order == &o.id && t == &tx),
+        "{err}"
+    );
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), start);
+    let untouched = r.get(&o.id).await;
+    assert_eq!(untouched.status, OrderStatus::AwaitingPayment);
+    assert!(untouched.transfers.is_empty());
+
+    // Once the order settles, the next scan reads the block again and credits it.
+    *r.chain.meddler.lock().unwrap() = None;
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 1, "{report:?}");
+    let paid = r.get(&o.id).await;
+    assert_eq!(paid.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(paid.transfers[0].tx_hash, tx.to_string());
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(12));
+
+    // A refusal for good is still passed over: read again for another waiting order at
+    // the same address, the transfer is claimed already, and the cursor moves on.
+    let other = r.waiting(&org, SHOP, 25_000_000).await;
+    r.s.store
+        .set_scan_cursor(chain, Some(12), 11)
+        .await
+        .unwrap();
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 0, "{report:?}");
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(12));
+    assert!(r.get(&other.id).await.transfers.is_empty());
+}
+
+#[tokio::test]
 async fn orders_expire_and_late_payments_are_recorded_inside_the_window() {
     let r = rig();
     let org = OrgId::generate();
@@ -643,6 +699,45 @@ async fn a_payment_mined_in_time_but_seen_after_expiry_is_not_late() {
     let rec = r.pay(&p.id, &rest).await.unwrap();
     assert_eq!(rec.order.status, OrderStatus::Expired);
     assert!(rec.order.paid_late);
+}
+
+#[tokio::test]
+async fn a_partial_payment_mined_in_time_is_not_late_when_seen_after_expiry() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.waiting_until(&org, SHOP, 25_000_000, 1).await;
+    // 10 of 25 USDC, mined before the order's expiry…
+    let part = r.chain.mine(11, 0, &[(USDC, SHOP, 10_000_000)]);
+    // …and reported only after the upkeep expired the order.
+    let later = Timestamp::now().plus_seconds(5);
+    assert_eq!(expire_orders(&*r.s.store, later, 100).await.unwrap(), 1);
+    let rec = r.pay(&o.id, &part).await.unwrap();
+    // Recorded as the partial payment it was: the order keeps it, EXPIRED, not late.
+    assert_eq!(rec.order.status, OrderStatus::Expired);
+    assert!(!rec.order.paid_late);
+    let p = rec.order.payment.as_ref().unwrap();
+    assert_eq!(
+        p.received.as_ref().unwrap().raw,
+        RawAmount::from_u128(10_000_000)
+    );
+    let types = |events: Vec<Event>| -> Vec<EventType> {
+        events
+            .into_iter()
+            .filter(|e| e.data.object["id"] == serde_json::json!(o.id))
+            .map(|e| e.event_type)
+            .collect()
+    };
+    let seen = types(r.events(&org).await);
+    assert!(!seen.contains(&EventType::OrderPaymentLate), "{seen:?}");
+    assert!(seen.contains(&EventType::OrderPartialPayment), "{seen:?}");
+
+    // The rest, mined after the expiry by the chain's clock: that transfer is late.
+    let rest = r.chain.mine(12, -10, &[(USDC, SHOP, 15_000_000)]);
+    let rec = r.pay(&o.id, &rest).await.unwrap();
+    assert_eq!(rec.order.status, OrderStatus::Expired);
+    assert!(rec.order.paid_late);
+    let seen = types(r.events(&org).await);
+    assert!(seen.contains(&EventType::OrderPaymentLate), "{seen:?}");
 }
 
 #[tokio::test]

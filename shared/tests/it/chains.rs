@@ -156,6 +156,78 @@ async fn evm_transactions_transfers_and_blocks_on_anvil() {
     ));
 }
 
+/// Anvil mines one transaction per block, where a log's index in its block and in its
+/// transaction are the same. Two transfers mined in one block tell them apart: the second
+/// transaction's transfer is at position 0 of its transaction, log 1 of its block. A reorg
+/// may mine a transaction again beside other transactions, which moves its logs' indexes
+/// in the block but not their places inside it: only the latter is a stable claim key.
+#[tokio::test]
+async fn a_transfer_position_is_inside_its_transaction_not_its_block() {
+    // Its own anvil: mining stops while both transfers wait for the same block.
+    let private = anvil::PrivateAnvil::start().await;
+    let url = private.url.clone();
+    let chain = EvmChain::new(&url).unwrap();
+    let sent = [
+        (anvil::fresh_address(), 1_000u64),
+        (anvil::fresh_address(), 2_000u64),
+    ];
+    let hashes =
+        anvil::send_tokens_in_one_block(&url, &sent.map(|(to, amount)| (to, U256::from(amount))))
+            .await;
+    assert_eq!(hashes.len(), 2);
+    let mut blocks = Vec::new();
+    for (i, (h, (to, amount))) in hashes.iter().zip(sent).enumerate() {
+        // The block-wide log index, as the node reports it.
+        let receipt = anvil::rpc(
+            &url,
+            "eth_getTransactionReceipt",
+            serde_json::json!([format!("{h:#x}")]),
+        )
+        .await;
+        assert_eq!(
+            receipt["logs"][0]["logIndex"],
+            serde_json::json!(format!("{i:#x}")),
+            "{receipt}"
+        );
+        let hash = TxHash::parse(ChainFamily::Evm, &format!("{h:#x}")).unwrap();
+        let tx = chain.transaction(&hash).await.unwrap().unwrap();
+        assert_eq!(tx.transfers.len(), 1, "{tx:?}");
+        let t = &tx.transfers[0];
+        assert_eq!(
+            (t.to.as_str(), t.amount),
+            (to.to_string().as_str(), RawAmount::from_u128(amount.into()))
+        );
+        // The transfer's position: its log's place in the transaction, 0 for both.
+        assert_eq!(t.position, Some(0), "transaction {i}: {tx:?}");
+        blocks.push(tx.inclusion.unwrap().block_number);
+
+        // And what a payment claims: the transaction hash and that position.
+        let deposit = to.to_string();
+        let p = testing::payment(
+            "31337:0x5fbdb2315678afecb367f032d93f642f64180aa3",
+            amount.into(),
+            &deposit,
+        );
+        let mut order = testing::order(&OrgId::generate(), false, Timestamp::now());
+        order.payment = Some(p.clone());
+        order.status = OrderStatus::AwaitingPayment;
+        let v = verify_transaction(&chain, &order, &p, &hash).await.unwrap();
+        assert_eq!(
+            v.claims
+                .iter()
+                .map(|c| (c.tx_hash.as_str(), c.position))
+                .collect::<Vec<_>>(),
+            [(format!("{h:#x}").as_str(), 0)]
+        );
+    }
+    assert_eq!(blocks[0], blocks[1], "both transfers are in one block");
+    // Mining is back on: a later transfer is mined at once, in a block of its own.
+    let later = anvil::send_token(&url, anvil::fresh_address(), U256::from(1u64), None).await;
+    let later = TxHash::parse(ChainFamily::Evm, &format!("{later:#x}")).unwrap();
+    let inc = chain.transaction(&later).await.unwrap().unwrap().inclusion;
+    assert!(inc.unwrap().block_number > blocks[0]);
+}
+
 #[tokio::test]
 async fn a_scan_range_the_node_does_not_have_is_a_failed_read() {
     let url = anvil_url();

@@ -508,6 +508,52 @@ async fn scan_deposits_event() {
 }
 
 #[tokio::test]
+async fn expire_orders_event() {
+    // The sample order awaiting payment, its expiry a minute gone; the other sample order
+    // is PENDING and expires in half an hour.
+    let (svc, _rx) = awaiting_payment().await;
+    let id = OrderId::parse(CANCEL_ID).unwrap();
+    let now = Timestamp::now();
+    let o = svc.store.get_order(&id).await.unwrap().unwrap();
+    let u = o
+        .edit(now, |o| o.expires_at = now.plus_seconds(-60))
+        .unwrap();
+    svc.store.update_order(&u).await.unwrap();
+    let settler = svc.settler().unwrap();
+    let run = async || {
+        let payload = serde_json::from_str(&event_text("expire-orders")).unwrap();
+        expire_orders::handler(&settler, LambdaEvent::new(payload, Context::default()))
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        run().await,
+        serde_json::json!({"expired": 1, "requeued": 0})
+    );
+    let expired = svc.store.get_order(&id).await.unwrap().unwrap();
+    assert_eq!(expired.status, OrderStatus::Expired);
+    // It keeps its payment details, so a transfer mined in time still finds it.
+    assert!(expired.payment.is_some());
+    let other = OrderId::parse(GET_ID).unwrap();
+    let pending = svc.store.get_order(&other).await.unwrap().unwrap();
+    assert_eq!(pending.status, OrderStatus::Pending);
+    let w = payorders::store::ListWindow::new(OrgId::parse(ORG).unwrap(), KeyMode::Test);
+    let events = svc.store.list_events(&w, &Default::default()).await;
+    assert!(
+        events
+            .unwrap()
+            .data
+            .iter()
+            .any(|e| e.event_type == EventType::OrderExpired && e.order_id.as_ref() == Some(&id))
+    );
+    // The next minute's run finds nothing more to do.
+    assert_eq!(
+        run().await,
+        serde_json::json!({"expired": 0, "requeued": 0})
+    );
+}
+
+#[tokio::test]
 async fn public_order_event() {
     let svc = seeded().await;
     let resp = public_order::handler(&svc, http_event("public-order"))

@@ -361,6 +361,50 @@ async fn idempotency_does_not_keep_a_transaction_not_seen_yet() {
     assert_eq!(again.body, paid.body);
 }
 
+/// A refusal the merchant can fix (no wallet takes the payer's currency, and no exchange
+/// route reaches one) is not kept: once the wallet is added, the same key runs the request
+/// again and keeps its success. A refusal that cannot change (the order is past PENDING
+/// for good) is kept.
+#[tokio::test]
+async fn idempotency_does_not_keep_a_refusal_the_merchant_can_fix() {
+    let app = spawn_app().await;
+    let sale = app
+        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
+        .await;
+    assert_eq!(sale.status, 201, "{}", sale.text);
+    let id = sale.body["id"].as_str().unwrap();
+    let path = format!("/pay-orders/{id}/payment-details");
+    let body = json!({"source_currency": {"chain_id": 11155111, "address": SEPOLIA_USDC}});
+    let key = [("idempotency-key", "details-1")];
+    app.call(&app.a, "POST", &path, Some(&body), &key)
+        .await
+        .assert_error(422, "ROUTE_UNAVAILABLE");
+
+    let wallet = json!({"chain_id": 11155111, "address": RECIPIENT, "currencies": [SEPOLIA_USDC]});
+    let w = app
+        .signed_call(&app.a, "POST", "/merchant-wallets", Some(&wallet))
+        .await;
+    assert_eq!(w.status, 201, "{}", w.text);
+    let chosen = app.call(&app.a, "POST", &path, Some(&body), &key).await;
+    assert_eq!(chosen.status, 200, "{}", chosen.text);
+    assert!(!chosen.headers.contains_key("idempotent-replayed"));
+    assert_eq!(chosen.body["status"], "AWAITING_PAYMENT");
+    let again = app.call(&app.a, "POST", &path, Some(&body), &key).await;
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, chosen.body);
+
+    let final_key = [("idempotency-key", "details-2")];
+    let first = app
+        .call(&app.a, "POST", &path, Some(&body), &final_key)
+        .await;
+    first.assert_error(422, "ORDER_NOT_PENDING");
+    let replay = app
+        .call(&app.a, "POST", &path, Some(&body), &final_key)
+        .await;
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.body, first.body);
+}
+
 #[tokio::test]
 async fn duplicate_nonce_is_409() {
     let app = spawn_app().await;

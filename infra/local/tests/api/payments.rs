@@ -35,8 +35,28 @@ async fn deposit_pays_its_recipient_directly() {
 
     let mut body = source(84532, Some(BASE_SEPOLIA_USDC));
     body["refund_address"] = json!(RECIPIENT.to_lowercase());
+    let before = payorders::Timestamp::now();
     let r = details(&app, id, &body).await;
+    let after = payorders::Timestamp::now();
     assert_eq!(r.status, 200, "{}", r.text);
+    // When the details were chosen is recorded: transfers mined before then pay nothing,
+    // and without it that line would fall back to the order's creation.
+    let chosen = r.body["payment"]["created_at"].as_str().unwrap_or_default();
+    let chosen = payorders::Timestamp::parse(chosen)
+        .unwrap_or_else(|_| panic!("payment.created_at: {}", r.text));
+    assert!(
+        before <= chosen && chosen <= after,
+        "{chosen} {before} {after}"
+    );
+    let created = payorders::Timestamp::parse(o.body["created_at"].as_str().unwrap()).unwrap();
+    assert!(chosen > created, "{chosen} {created}");
+    let stored = app
+        .store
+        .get_order(&id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.payable_since(), chosen);
     assert_eq!(r.body["status"], "AWAITING_PAYMENT");
     let p = &r.body["payment"];
     assert_eq!(p["route"], "direct");

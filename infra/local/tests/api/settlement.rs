@@ -351,6 +351,83 @@ async fn a_reorg_sends_the_order_back_to_awaiting_payment() {
 }
 
 #[tokio::test]
+async fn a_transfer_mined_before_the_payment_details_pays_nothing() {
+    // Its own anvil: its clock is set back, which would date other tests' transfers.
+    let chain = PrivateAnvil::start().await;
+    let app = spawn_app_on_chains(
+        Backend::Embedded,
+        payorders::pricing::fixed::FixedPrices::dev_default(),
+        None,
+        chain.chains(),
+    )
+    .await;
+    anvil::ensure_token(&chain.url).await;
+    // The merchant's address received 10 TUSD ten minutes ago (by the chain's clock, well
+    // past the 120 s allowed between the chain's clock and ours).
+    let recipient = anvil::fresh_address();
+    let past = now() - 600;
+    anvil::rpc(&chain.url, "evm_setTime", json!([past])).await;
+    let old = anvil::send_token(&chain.url, recipient, tusd(10), None).await;
+    let mined = anvil::rpc(&chain.url, "eth_getTransactionReceipt", json!([old])).await;
+    let block = anvil::rpc(
+        &chain.url,
+        "eth_getBlockByHash",
+        json!([mined["blockHash"], false]),
+    )
+    .await;
+    let mined_at = i64::from_str_radix(
+        block["timestamp"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    assert!(mined_at <= past + 5, "{block}");
+    anvil::rpc(&chain.url, "evm_setTime", json!([now()])).await;
+
+    // Then an order for exactly that amount to that address gets its payment details.
+    let id = awaiting_payment(&app, Some(anvil::TOKEN), "10", recipient).await;
+    let before = order(&app, &id).await;
+    let r = submit(&app, &id, old).await;
+    r.assert_error(422, "TX_BEFORE_ORDER");
+    assert_eq!(r.body["error"]["param"], "tx_hash");
+    assert_eq!(
+        order(&app, &id).await,
+        before,
+        "a refused transfer changes nothing"
+    );
+
+    // The deposit scan (every 250 ms here) ignores it too: its cursor is set back before
+    // that block, so a run reads it with the order waiting (a run that read the cursor
+    // before cannot move it: each move is conditional on the cursor it read).
+    let chain_id = payorders::ChainId::new(31337).unwrap();
+    let old_block = mined["blockNumber"].as_str().unwrap();
+    let old_block = u64::from_str_radix(old_block.trim_start_matches("0x"), 16).unwrap();
+    eventually(async || {
+        let cursor = app.store.scan_cursor(chain_id).await.unwrap();
+        app.store
+            .set_scan_cursor(chain_id, cursor, old_block - 1)
+            .await
+            .ok()
+    })
+    .await;
+    eventually(async || {
+        let cursor = app.store.scan_cursor(chain_id).await.unwrap();
+        cursor.filter(|c| *c >= old_block)
+    })
+    .await;
+    assert_eq!(order(&app, &id).await, before);
+
+    // A transfer sent now pays it.
+    let fresh = anvil::send_token(&chain.url, recipient, tusd(10), None).await;
+    let r = submit(&app, &id, fresh).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "AWAITING_CONFIRMATION");
+    assert_eq!(r.body["transfers"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn simulated_payments_in_test_mode_only() {
     let app = spawn_app().await;
     let recipient = anvil::fresh_address();

@@ -438,70 +438,8 @@ pub async fn eventually<T>(mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     panic!("the awaited state did not arrive within 10 s")
 }
 
-/// An anvil of a test's own (for tests that rewind the chain), stopped when dropped.
-pub struct PrivateAnvil {
-    pub url: String,
-    child: std::process::Child,
-}
-
-impl PrivateAnvil {
-    pub async fn start() -> Self {
-        let bin = repo_root().join("node_modules/.bin/anvil");
-        assert!(
-            bin.exists(),
-            "{} is missing: `make test` installs it",
-            bin.display()
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new(bin)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--silent",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("anvil starts");
-        let url = format!("http://127.0.0.1:{port}");
-        let anvil = Self { url, child };
-        let client = payorders::net::http_client().build().unwrap();
-        for _ in 0..100 {
-            let up = client
-                .post(&anvil.url)
-                .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}))
-                .send()
-                .await
-                .is_ok();
-            if up {
-                return anvil;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("the private anvil did not start on port {port}");
-    }
-
-    pub fn chains(&self) -> payorders::chains::Chains {
-        payorders::chains::Chains::from_rpc_urls([(
-            ChainId::new(31337).unwrap(),
-            self.url.as_str(),
-        )])
-        .unwrap()
-    }
-}
-
-impl Drop for PrivateAnvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// An anvil of a test's own (for tests that rewind the chain or set its clock).
+pub use payorders::testing::anvil::PrivateAnvil;
 
 /// Checks that the committed file at `relative` (from the repository root) is exactly what
 /// the code generates, or rewrites it when `UPDATE_DOCS` is set; `module` names the tests

@@ -136,3 +136,43 @@ fn no_function_crate_depends_on_another() {
         offenders.join("\n")
     );
 }
+
+/// The order lifecycle runs on EventBridge schedules: the deposit scan finds payments and
+/// the upkeep expires orders and re-queues stalled confirmation checks, each every minute
+/// (docs/api.md promises both). A slower, disabled or lost schedule would leave payments
+/// unseen and orders unexpired with nothing else failing.
+#[test]
+fn the_deposit_scan_and_the_upkeep_run_every_minute() {
+    let raw = std::fs::read_to_string(template_path()).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&raw).unwrap();
+    for (logical_id, binary) in [
+        ("ExpireOrdersFunction", "expire-orders"),
+        ("ScanDepositsFunction", "scan-deposits"),
+    ] {
+        let f = &doc["Resources"][logical_id];
+        assert_eq!(
+            f["Metadata"]["BuildProperties"]["Binary"].as_str(),
+            Some(binary),
+            "{logical_id}"
+        );
+        let events = f["Properties"]["Events"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{logical_id} has no Events"));
+        let schedules: Vec<&serde_norway::Value> = events
+            .values()
+            .filter(|e| e["Type"].as_str() == Some("Schedule"))
+            .collect();
+        assert_eq!(schedules.len(), 1, "{logical_id}: one schedule");
+        let p = &schedules[0]["Properties"];
+        assert_eq!(
+            p["Schedule"].as_str(),
+            Some("rate(1 minute)"),
+            "{logical_id}"
+        );
+        assert_ne!(p["Enabled"].as_bool(), Some(false), "{logical_id}");
+        assert!(
+            p["State"].is_null() || p["State"].as_str() == Some("ENABLED"),
+            "{logical_id}"
+        );
+    }
+}
