@@ -591,7 +591,7 @@ fn each_function_policy_allows_what_its_code_does() {
                 "src/runtime.rs",
                 "src/config.rs",
                 "src/store/dynamo/",
-                "src/store/embedded.rs",
+                "src/store/embedded/",
                 "src/queue/",
                 "src/testing.rs",
             ],
