@@ -1,9 +1,45 @@
-//! Idempotency records (TTL 24 h).
+//! Idempotency records (TTL 24 h). The rule is [`crate::store::idempotency`]'s: this file
+//! maps its records to items, and states two of its questions as conditions, since a
+//! DynamoDB write cannot read first.
 
 use super::*;
+use crate::store::idempotency::{self, IdempotencyRecord, IdempotencyState};
 
-const IN_FLIGHT: &str = "in_flight";
-const COMPLETED: &str = "completed";
+/// [`IdempotencyRecord::is_free`], or no record at all.
+const FREE: &str =
+    "attribute_not_exists(pk) OR expires_at < :now OR (#st = :inflight AND locked_until < :now)";
+/// [`IdempotencyRecord::releasable_by`] the fingerprint `:f`.
+const RELEASABLE: &str = "fingerprint = :f AND #st = :inflight";
+
+fn idempotency_pk(scope: &IdempotencyScope) -> String {
+    format!("IDEMP#{}", scope.storage_key())
+}
+
+fn idempotency_item(scope: &IdempotencyScope, r: &IdempotencyRecord) -> Item {
+    let mut item = base_item(idempotency_pk(scope), "IDEMP");
+    item.insert("fingerprint".into(), s(&r.fingerprint));
+    item.insert("state".into(), s(r.state.as_str()));
+    if let Some(response) = &r.response {
+        item.insert("response".into(), s(response));
+    }
+    item.insert("locked_until".into(), n(r.locked_until));
+    item.insert("expires_at".into(), n(r.expires_at));
+    item.insert("ttl".into(), n(r.expires_at));
+    item
+}
+
+fn idempotency_record(item: &Item) -> StoreResult<IdempotencyRecord> {
+    Ok(IdempotencyRecord {
+        fingerprint: string_attr(item, "fingerprint")?,
+        state: IdempotencyState::parse(&string_attr(item, "state")?)?,
+        response: item
+            .get("response")
+            .map(|_| string_attr(item, "response"))
+            .transpose()?,
+        locked_until: number_attr(item, "locked_until")?,
+        expires_at: number_attr(item, "expires_at")?,
+    })
+}
 
 #[async_trait]
 impl IdempotencyStore for DynamoStore {
@@ -13,29 +49,16 @@ impl IdempotencyStore for DynamoStore {
         fingerprint: &str,
         now: Timestamp,
     ) -> StoreResult<IdempotencyBegin> {
-        let pk = format!("IDEMP#{}", scope.storage_key());
-        let expires = now.plus_seconds(IDEMPOTENCY_TTL_SECS).unix();
-        let mut item = base_item(pk.clone(), "IDEMP");
-        item.insert("fingerprint".into(), s(fingerprint));
-        item.insert("state".into(), s(IN_FLIGHT));
-        item.insert(
-            "locked_until".into(),
-            n(now.plus_seconds(IDEMPOTENCY_LOCK_SECS).unix()),
-        );
-        item.insert("expires_at".into(), n(expires));
-        item.insert("ttl".into(), n(expires));
+        let take = IdempotencyRecord::in_flight(fingerprint, now);
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            // Free, expired, or an in-flight lock left behind by a crashed request.
-            .condition_expression(
-                "attribute_not_exists(pk) OR expires_at < :now OR (#st = :inflight AND locked_until < :now)",
-            )
+            .set_item(Some(idempotency_item(scope, &take)))
+            .condition_expression(FREE)
             .expression_attribute_names("#st", "state")
             .expression_attribute_values(":now", n(now.unix()))
-            .expression_attribute_values(":inflight", s(IN_FLIGHT))
+            .expression_attribute_values(":inflight", s(IdempotencyState::InFlight.as_str()))
             .send()
             .await;
         match put {
@@ -43,18 +66,12 @@ impl IdempotencyStore for DynamoStore {
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
             Err(e) => return Err(fault(e)),
         }
-        let Some(existing) = self.get_doc(&pk, "IDEMP").await? else {
-            // Deleted between our write and read (released): let the caller retry.
-            return Ok(IdempotencyBegin::InFlight);
-        };
-        if string_attr(&existing, "fingerprint")? != fingerprint {
-            return Ok(IdempotencyBegin::Mismatch);
-        }
-        if string_attr(&existing, "state")? == COMPLETED {
-            let resp = parse_doc(&string_attr(&existing, "response")?)?;
-            return Ok(IdempotencyBegin::Replay(resp));
-        }
-        Ok(IdempotencyBegin::InFlight)
+        let existing = self
+            .get_doc(&idempotency_pk(scope), "IDEMP")
+            .await?
+            .map(|item| idempotency_record(&item))
+            .transpose()?;
+        idempotency::after_refused_take(existing.as_ref(), fingerprint)
     }
 
     async fn idempotency_complete(
@@ -64,15 +81,8 @@ impl IdempotencyStore for DynamoStore {
         response: &StoredResponse,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let expires = now.plus_seconds(IDEMPOTENCY_TTL_SECS).unix();
-        let mut item = base_item(format!("IDEMP#{}", scope.storage_key()), "IDEMP");
-        item.insert("fingerprint".into(), s(fingerprint));
-        item.insert("state".into(), s(COMPLETED));
-        item.insert("response".into(), to_doc(response));
-        item.insert("locked_until".into(), n(0));
-        item.insert("expires_at".into(), n(expires));
-        item.insert("ttl".into(), n(expires));
-        self.put_item(item).await
+        let done = IdempotencyRecord::completed(fingerprint, response, now);
+        self.put_item(idempotency_item(scope, &done)).await
     }
 
     async fn idempotency_release(
@@ -84,16 +94,17 @@ impl IdempotencyStore for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(format!("IDEMP#{}", scope.storage_key())))
+            .key("pk", s(idempotency_pk(scope)))
             .key("sk", s("IDEMP"))
-            .condition_expression("fingerprint = :f AND #st = :inflight")
+            .condition_expression(RELEASABLE)
             .expression_attribute_names("#st", "state")
             .expression_attribute_values(":f", s(fingerprint))
-            .expression_attribute_values(":inflight", s(IN_FLIGHT))
+            .expression_attribute_values(":inflight", s(IdempotencyState::InFlight.as_str()))
             .send()
             .await;
         match res {
             Ok(_) => Ok(()),
+            // Not this request's, or completed meanwhile: it stays.
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
                 Ok(())
             }

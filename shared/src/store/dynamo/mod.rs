@@ -42,6 +42,7 @@ mod webhooks;
 pub use table::create_table;
 
 use super::keys::{self, parse_doc};
+use super::versioned::Guard;
 use super::*;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -324,42 +325,75 @@ fn failed_code_is_condition(code: &str) -> bool {
     code == "ConditionalCheckFailed"
 }
 
-/// Sends a conditional PutItem: a failed condition is a `VersionConflict` (with `expected`).
-async fn conditional_put(
-    req: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
-    expected: u64,
-) -> StoreResult<()> {
-    match req.send().await {
-        Ok(_) => Ok(()),
-        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-            Err(StoreError::VersionConflict { expected })
-        }
-        Err(e) => Err(fault(e)),
+/// What [`Guard::check`] requires, as the condition of a DynamoDB write: the record's
+/// `attr` still holds the expected value, or (nothing expected) there is no record.
+struct GuardCondition {
+    expression: &'static str,
+    names: Option<HashMap<String, String>>,
+    values: Option<HashMap<String, AttributeValue>>,
+}
+
+fn guard_condition(attr: &str, guard: Guard) -> GuardCondition {
+    match guard.expected() {
+        None => GuardCondition {
+            expression: NEW,
+            names: None,
+            values: None,
+        },
+        Some(v) => GuardCondition {
+            expression: "#v = :v",
+            names: Some(HashMap::from([("#v".to_owned(), attr.to_owned())])),
+            values: Some(HashMap::from([(":v".to_owned(), n(v))])),
+        },
     }
 }
 
+/// A transaction's put of a record under `guard` (its version in `version`).
+fn guarded_put(table: &str, item: Item, guard: Guard) -> Result<Put, StoreError> {
+    let c = guard_condition("version", guard);
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(c.expression)
+        .set_expression_attribute_names(c.names)
+        .set_expression_attribute_values(c.values)
+        .build()
+        .map_err(StoreError::unavailable)
+}
+
 impl DynamoStore {
-    /// Writes a versioned record only if the stored `version` is still `expected`.
-    async fn put_if_version(&self, item: Item, expected: u64) -> StoreResult<()> {
-        let req = self
+    /// Writes one record under `guard` on its attribute `attr`; a refused condition is the
+    /// guard's conflict.
+    async fn put_guarded(&self, item: Item, attr: &str, guard: Guard) -> StoreResult<()> {
+        let c = guard_condition(attr, guard);
+        let res = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("#v = :v")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":v", n(expected));
-        conditional_put(req, expected).await
+            .condition_expression(c.expression)
+            .set_expression_attribute_names(c.names)
+            .set_expression_attribute_values(c.values)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Err(guard.conflict())
+            }
+            Err(e) => Err(fault(e)),
+        }
     }
 }
 
-fn versioned_put(table: &str, item: Item, expected: u64) -> Result<Put, StoreError> {
-    Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .condition_expression("#v = :v")
-        .expression_attribute_names("#v", "version")
-        .expression_attribute_values(":v", n(expected))
-        .build()
-        .map_err(StoreError::unavailable)
+/// A number attribute.
+fn number_attr(item: &Item, name: &str) -> StoreResult<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("number attribute {name} is {v}"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "missing number attribute {name}"
+        ))),
+    }
 }

@@ -119,15 +119,8 @@ impl OrderStore for DynamoStore {
     }
 
     async fn update_order(&self, u: &OrderUpdate) -> StoreResult<()> {
-        let order = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(order_item(u.order())))
-            .condition_expression("#v = :v")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":v", n(u.expected_version()))
-            .build()
-            .map_err(StoreError::unavailable)?;
-        let mut puts = vec![order];
+        let guard = Guard::version(u.expected_version());
+        let mut puts = vec![guarded_put(&self.table, order_item(u.order()), guard)?];
         if let Some(e) = u.event() {
             puts.push(self.put(event_item(e), NEW)?);
         }
@@ -148,12 +141,9 @@ impl OrderStore for DynamoStore {
         match self.transact(puts).await? {
             Ok(()) => Ok(()),
             Err(failed) => {
-                let conflict = StoreError::VersionConflict {
-                    expected: u.expected_version(),
-                };
                 for (i, code) in &failed {
                     if *i == 0 || code == "TransactionConflict" {
-                        return Err(conflict);
+                        return Err(guard.conflict());
                     }
                 }
                 match failed.iter().find(|(i, _)| *i >= first_claim) {
@@ -258,18 +248,7 @@ impl OrderStore for DynamoStore {
     ) -> StoreResult<()> {
         let mut item = base_item(format!("SCAN#{chain}"), "SCAN");
         item.insert("block".into(), n(next));
-        let mut req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        req = match expected {
-            None => req.condition_expression("attribute_not_exists(pk)"),
-            Some(b) => req
-                .condition_expression("#b = :b")
-                .expression_attribute_names("#b", "block")
-                .expression_attribute_values(":b", n(b)),
-        };
-        conditional_put(req, expected.unwrap_or(0)).await
+        self.put_guarded(item, "block", Guard::value(expected))
+            .await
     }
 }

@@ -56,7 +56,8 @@ impl WalletStore for DynamoStore {
     }
 
     async fn update_wallet(&self, w: &MerchantWallet, expected_version: u64) -> StoreResult<()> {
-        self.put_if_version(wallet_item(w), expected_version).await
+        self.put_guarded(wallet_item(w), "version", Guard::version(expected_version))
+            .await
     }
 
     async fn delete_wallet(&self, org: &OrgId, mode: KeyMode, chain: ChainId) -> StoreResult<bool> {

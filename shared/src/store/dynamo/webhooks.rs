@@ -57,23 +57,16 @@ impl WebhookStore for DynamoStore {
         expected_version: u64,
         event: Option<&Event>,
     ) -> StoreResult<()> {
-        let mut puts = vec![versioned_put(
-            &self.table,
-            endpoint_item(e),
-            expected_version,
-        )?];
+        let guard = Guard::existing(expected_version);
+        let mut puts = vec![guarded_put(&self.table, endpoint_item(e), guard)?];
         if let Some(ev) = event {
             puts.push(self.put(event_item(ev), NEW)?);
         }
         match self.transact(puts).await? {
             Ok(()) => Ok(()),
             Err(failed) if failed.iter().any(|(i, _)| *i == 0) => {
-                match self.get_endpoint(&e.organization_id, &e.id).await? {
-                    None => Err(StoreError::NotFound),
-                    Some(_) => Err(StoreError::VersionConflict {
-                        expected: expected_version,
-                    }),
-                }
+                let stored = self.get_endpoint(&e.organization_id, &e.id).await?;
+                Err(guard.refused(stored.map(|s| s.version)))
             }
             Err(failed) => Err(cancelled(&failed)),
         }
@@ -146,8 +139,12 @@ impl WebhookStore for DynamoStore {
     }
 
     async fn update_delivery(&self, d: &Delivery, expected_version: u64) -> StoreResult<()> {
-        self.put_if_version(delivery_item(d), expected_version)
-            .await
+        self.put_guarded(
+            delivery_item(d),
+            "version",
+            Guard::version(expected_version),
+        )
+        .await
     }
 
     async fn list_deliveries(

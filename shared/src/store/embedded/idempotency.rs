@@ -1,7 +1,64 @@
-//! Idempotency records (24 h).
+//! Idempotency records (24 h). The rule is [`crate::store::idempotency`]'s: this file only
+//! reads and writes its records, inside one transaction per call.
 
 use super::*;
+use crate::store::idempotency::{self, IdempotencyRecord, IdempotencyState};
 use rusqlite::params;
+
+fn read_record(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+) -> StoreResult<Option<IdempotencyRecord>> {
+    let row = tx
+        .query_row(
+            "SELECT fingerprint, state, response, locked_until, expires_at \
+             FROM idempotency WHERE key = ?1",
+            [key],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(sql)?;
+    row.map(|(fingerprint, state, response, locked_until, expires_at)| {
+        Ok(IdempotencyRecord {
+            fingerprint,
+            state: IdempotencyState::parse(&state)?,
+            response,
+            locked_until,
+            expires_at,
+        })
+    })
+    .transpose()
+}
+
+fn write_record(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+    r: &IdempotencyRecord,
+) -> StoreResult<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO idempotency \
+         (key, fingerprint, state, response, locked_until, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            key,
+            r.fingerprint,
+            r.state.as_str(),
+            r.response,
+            r.locked_until,
+            r.expires_at
+        ],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
 
 #[async_trait]
 impl IdempotencyStore for EmbeddedStore {
@@ -13,50 +70,11 @@ impl IdempotencyStore for EmbeddedStore {
     ) -> StoreResult<IdempotencyBegin> {
         let (key, fp) = (scope.storage_key(), fingerprint.to_owned());
         self.tx(move |tx| {
-            let existing = tx
-                .query_row(
-                    "SELECT fingerprint, state, response, locked_until, expires_at \
-                     FROM idempotency WHERE key = ?1",
-                    [&key],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Option<String>>(2)?,
-                            r.get::<_, i64>(3)?,
-                            r.get::<_, i64>(4)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(sql)?;
-            let now_s = now.unix();
-            if let Some((old_fp, state, response, locked_until, expires_at)) = existing {
-                let live = expires_at >= now_s;
-                let abandoned = state == "in_flight" && locked_until < now_s;
-                if live && !abandoned {
-                    if old_fp != fp {
-                        return Ok(IdempotencyBegin::Mismatch);
-                    }
-                    if state == "completed" {
-                        let resp = parse_doc(response.as_deref().unwrap_or("null"))?;
-                        return Ok(IdempotencyBegin::Replay(resp));
-                    }
-                    return Ok(IdempotencyBegin::InFlight);
-                }
+            let existing = read_record(tx, &key)?;
+            if let Some(answer) = idempotency::begin_over(existing.as_ref(), &fp, now)? {
+                return Ok(answer);
             }
-            tx.execute(
-                "INSERT OR REPLACE INTO idempotency \
-                 (key, fingerprint, state, response, locked_until, expires_at) \
-                 VALUES (?1, ?2, 'in_flight', NULL, ?3, ?4)",
-                params![
-                    key,
-                    fp,
-                    now.plus_seconds(IDEMPOTENCY_LOCK_SECS).unix(),
-                    now.plus_seconds(IDEMPOTENCY_TTL_SECS).unix()
-                ],
-            )
-            .map_err(sql)?;
+            write_record(tx, &key, &IdempotencyRecord::in_flight(&fp, now))?;
             Ok(IdempotencyBegin::Started)
         })
         .await
@@ -69,22 +87,9 @@ impl IdempotencyStore for EmbeddedStore {
         response: &StoredResponse,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let (key, fp, resp) = (
-            scope.storage_key(),
-            fingerprint.to_owned(),
-            to_doc(response),
-        );
-        self.tx(move |tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO idempotency \
-                 (key, fingerprint, state, response, locked_until, expires_at) \
-                 VALUES (?1, ?2, 'completed', ?3, 0, ?4)",
-                params![key, fp, resp, now.plus_seconds(IDEMPOTENCY_TTL_SECS).unix()],
-            )
-            .map_err(sql)?;
-            Ok(())
-        })
-        .await
+        let key = scope.storage_key();
+        let done = IdempotencyRecord::completed(fingerprint, response, now);
+        self.tx(move |tx| write_record(tx, &key, &done)).await
     }
 
     async fn idempotency_release(
@@ -94,11 +99,10 @@ impl IdempotencyStore for EmbeddedStore {
     ) -> StoreResult<()> {
         let (key, fp) = (scope.storage_key(), fingerprint.to_owned());
         self.tx(move |tx| {
-            tx.execute(
-                "DELETE FROM idempotency WHERE key = ?1 AND fingerprint = ?2 AND state = 'in_flight'",
-                params![key, fp],
-            )
-            .map_err(sql)?;
+            if read_record(tx, &key)?.is_some_and(|r| r.releasable_by(&fp)) {
+                tx.execute("DELETE FROM idempotency WHERE key = ?1", [&key])
+                    .map_err(sql)?;
+            }
             Ok(())
         })
         .await

@@ -15,6 +15,7 @@ mod wallets;
 mod webhooks;
 
 use super::keys::{self, parse_doc};
+use super::versioned::Guard;
 use super::*;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
@@ -192,6 +193,21 @@ fn insert_new(
         Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
         Err(e) => Err(sql(e)),
     }
+}
+
+/// Checks a guarded write against the stored version (or value) `query` selects, in the
+/// write's transaction: [`Guard::check`] decides.
+fn check_guard(
+    tx: &rusqlite::Transaction<'_>,
+    guard: Guard,
+    query: &str,
+    args: impl rusqlite::Params,
+) -> StoreResult<()> {
+    let stored: Option<i64> = tx
+        .query_row(query, args, |r| r.get(0))
+        .optional()
+        .map_err(sql)?;
+    guard.check(stored.map(|v| v as u64))
 }
 
 /// Every `doc` a query selects, parsed.

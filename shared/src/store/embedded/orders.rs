@@ -81,21 +81,19 @@ impl OrderStore for EmbeddedStore {
     async fn update_order(&self, update: &OrderUpdate) -> StoreResult<()> {
         let u = update.clone();
         self.tx(move |tx| {
-            let mut cols = order_columns(u.order()).to_vec();
-            cols.push(rusqlite::types::Value::Integer(u.expected_version() as i64));
-            let changed = tx
-                .execute(
-                    "UPDATE orders SET partition_key = ?2, sort_key = ?3, expiry_key = ?4, \
-                     status = ?5, mode = ?6, chain_id = ?7, currency_id = ?8, version = ?9, \
-                     doc = ?10 WHERE id = ?1 AND version = ?11",
-                    rusqlite::params_from_iter(cols),
-                )
-                .map_err(sql)?;
-            if changed == 0 {
-                return Err(StoreError::VersionConflict {
-                    expected: u.expected_version(),
-                });
-            }
+            check_guard(
+                tx,
+                Guard::version(u.expected_version()),
+                "SELECT version FROM orders WHERE id = ?1",
+                [u.order().id.as_str()],
+            )?;
+            tx.execute(
+                "UPDATE orders SET partition_key = ?2, sort_key = ?3, expiry_key = ?4, \
+                 status = ?5, mode = ?6, chain_id = ?7, currency_id = ?8, version = ?9, \
+                 doc = ?10 WHERE id = ?1",
+                rusqlite::params_from_iter(order_columns(u.order())),
+            )
+            .map_err(sql)?;
             if let Some(e) = u.event() {
                 insert_event(tx, e)?;
             }
@@ -197,22 +195,18 @@ impl OrderStore for EmbeddedStore {
     ) -> StoreResult<()> {
         let id = chain.get() as i64;
         self.tx(move |tx| {
-            let changed = match expected {
-                None => tx.execute(
-                    "INSERT INTO scan_cursors (chain_id, block) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                    params![id, next as i64],
-                ),
-                Some(b) => tx.execute(
-                    "UPDATE scan_cursors SET block = ?2 WHERE chain_id = ?1 AND block = ?3",
-                    params![id, next as i64, b as i64],
-                ),
-            }
+            check_guard(
+                tx,
+                Guard::value(expected),
+                "SELECT block FROM scan_cursors WHERE chain_id = ?1",
+                [id],
+            )?;
+            tx.execute(
+                "INSERT INTO scan_cursors (chain_id, block) VALUES (?1, ?2) \
+                 ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block",
+                params![id, next as i64],
+            )
             .map_err(sql)?;
-            if changed == 0 {
-                return Err(StoreError::VersionConflict {
-                    expected: expected.unwrap_or(0),
-                });
-            }
             Ok(())
         })
         .await

@@ -55,22 +55,23 @@ impl WalletStore for EmbeddedStore {
     async fn update_wallet(&self, w: &MerchantWallet, expected_version: u64) -> StoreResult<()> {
         let w = w.clone();
         self.tx(move |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE wallets SET version = ?4, doc = ?5 WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3 AND version = ?6",
-                    params![
-                        w.organization_id.as_str(),
-                        keys::mode_of(w.livemode).as_str(),
-                        w.chain_id.get() as i64,
-                        w.version as i64,
-                        to_doc(&w),
-                        expected_version as i64
-                    ],
-                )
-                .map_err(sql)?;
-            if n == 0 {
-                return Err(StoreError::VersionConflict { expected: expected_version });
-            }
+            let (org, mode, chain) = (
+                w.organization_id.as_str(),
+                keys::mode_of(w.livemode).as_str(),
+                w.chain_id.get() as i64,
+            );
+            check_guard(
+                tx,
+                Guard::version(expected_version),
+                "SELECT version FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
+                params![org, mode, chain],
+            )?;
+            tx.execute(
+                "UPDATE wallets SET version = ?4, doc = ?5 \
+                 WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
+                params![org, mode, chain, w.version as i64, to_doc(&w)],
+            )
+            .map_err(sql)?;
             Ok(())
         })
         .await

@@ -44,22 +44,18 @@ impl WebhookStore for EmbeddedStore {
     ) -> StoreResult<()> {
         let (e, event) = (e.clone(), event.cloned());
         self.tx(move |tx| {
-            let changed = tx
-                .execute(
-                    "UPDATE webhook_endpoints SET version = ?2, doc = ?3 WHERE id = ?1 AND org_id = ?4 AND version = ?5",
-                    params![e.id.as_str(), e.version as i64, to_doc(&e), e.organization_id.as_str(), expected_version as i64],
-                )
-                .map_err(sql)?;
-            if changed == 0 {
-                let exists: Option<i64> = tx
-                    .query_row("SELECT version FROM webhook_endpoints WHERE id = ?1", [e.id.as_str()], |r| r.get(0))
-                    .optional()
-                    .map_err(sql)?;
-                return Err(match exists {
-                    None => StoreError::NotFound,
-                    Some(_) => StoreError::VersionConflict { expected: expected_version },
-                });
-            }
+            let (id, org) = (e.id.as_str(), e.organization_id.as_str());
+            check_guard(
+                tx,
+                Guard::existing(expected_version),
+                "SELECT version FROM webhook_endpoints WHERE id = ?1 AND org_id = ?2",
+                params![id, org],
+            )?;
+            tx.execute(
+                "UPDATE webhook_endpoints SET version = ?3, doc = ?4 WHERE id = ?1 AND org_id = ?2",
+                params![id, org, e.version as i64, to_doc(&e)],
+            )
+            .map_err(sql)?;
             if let Some(ev) = &event {
                 insert_event(tx, ev)?;
             }
@@ -124,22 +120,17 @@ impl WebhookStore for EmbeddedStore {
     async fn update_delivery(&self, d: &Delivery, expected_version: u64) -> StoreResult<()> {
         let d = d.clone();
         self.tx(move |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE deliveries SET version = ?2, doc = ?3 WHERE id = ?1 AND version = ?4",
-                    params![
-                        d.id.as_str(),
-                        d.version as i64,
-                        to_doc(&d),
-                        expected_version as i64
-                    ],
-                )
-                .map_err(sql)?;
-            if n == 0 {
-                return Err(StoreError::VersionConflict {
-                    expected: expected_version,
-                });
-            }
+            check_guard(
+                tx,
+                Guard::version(expected_version),
+                "SELECT version FROM deliveries WHERE id = ?1",
+                [d.id.as_str()],
+            )?;
+            tx.execute(
+                "UPDATE deliveries SET version = ?2, doc = ?3 WHERE id = ?1",
+                params![d.id.as_str(), d.version as i64, to_doc(&d)],
+            )
+            .map_err(sql)?;
             Ok(())
         })
         .await
