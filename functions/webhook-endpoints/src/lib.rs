@@ -425,11 +425,7 @@ async fn redeliver(
             .await?
             .filter(|d| d.endpoint_id.as_ref() == Some(endpoint) && d.organization_id == ctx.org_id)
             .ok_or_else(|| ApiError::not_found("delivery").with_param("delivery_id"))?;
-        let mut next = d.clone();
-        next.status = DeliveryStatus::Pending;
-        next.next_attempt_at = None;
-        next.version += 1;
-        next.updated_at = Timestamp::now();
+        let next = webhooks::delivery::redelivery(&d, Timestamp::now());
         match svc.store.update_delivery(&next, d.version).await {
             Ok(()) => {
                 queue
