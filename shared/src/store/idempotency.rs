@@ -13,20 +13,20 @@ use crate::model::Timestamp;
 
 /// Where the request holding a key is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IdempotencyState {
+pub enum IdempotencyState {
     InFlight,
     Completed,
 }
 
 impl IdempotencyState {
-    pub(crate) const fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             IdempotencyState::InFlight => "in_flight",
             IdempotencyState::Completed => "completed",
         }
     }
 
-    pub(crate) fn parse(s: &str) -> StoreResult<Self> {
+    pub fn parse(s: &str) -> StoreResult<Self> {
         match s {
             "in_flight" => Ok(IdempotencyState::InFlight),
             "completed" => Ok(IdempotencyState::Completed),
@@ -37,7 +37,7 @@ impl IdempotencyState {
 
 /// One idempotency key's record, as both adapters keep it (times in epoch seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct IdempotencyRecord {
+pub struct IdempotencyRecord {
     /// What the request under the key was (method, path, body).
     pub fingerprint: String,
     pub state: IdempotencyState,
@@ -52,7 +52,7 @@ pub(crate) struct IdempotencyRecord {
 impl IdempotencyRecord {
     /// What taking a key writes: in flight, held for [`IDEMPOTENCY_LOCK_SECS`], kept for
     /// [`IDEMPOTENCY_TTL_SECS`].
-    pub(crate) fn in_flight(fingerprint: &str, now: Timestamp) -> Self {
+    pub fn in_flight(fingerprint: &str, now: Timestamp) -> Self {
         Self {
             fingerprint: fingerprint.to_owned(),
             state: IdempotencyState::InFlight,
@@ -64,7 +64,7 @@ impl IdempotencyRecord {
 
     /// What completing a request writes (whatever is there): its response, kept for
     /// [`IDEMPOTENCY_TTL_SECS`] from `now`.
-    pub(crate) fn completed(fingerprint: &str, response: &StoredResponse, now: Timestamp) -> Self {
+    pub fn completed(fingerprint: &str, response: &StoredResponse, now: Timestamp) -> Self {
         Self {
             fingerprint: fingerprint.to_owned(),
             state: IdempotencyState::Completed,
@@ -78,14 +78,14 @@ impl IdempotencyRecord {
 
     /// Whether a new request may take the key over this record: it expired, or the request
     /// holding it is still in flight past its lock (it crashed).
-    pub(crate) fn is_free(&self, now: Timestamp) -> bool {
+    pub fn is_free(&self, now: Timestamp) -> bool {
         let now = now.unix();
         self.expires_at < now
             || (self.state == IdempotencyState::InFlight && self.locked_until < now)
     }
 
     /// What a live record answers a request with `fingerprint`.
-    pub(crate) fn answer(&self, fingerprint: &str) -> StoreResult<IdempotencyBegin> {
+    pub fn answer(&self, fingerprint: &str) -> StoreResult<IdempotencyBegin> {
         if self.fingerprint != fingerprint {
             return Ok(IdempotencyBegin::Mismatch);
         }
@@ -102,14 +102,14 @@ impl IdempotencyRecord {
 
     /// Whether a release by the request with `fingerprint` removes this record: only its
     /// own, and only while in flight (a completed response stays for replays).
-    pub(crate) fn releasable_by(&self, fingerprint: &str) -> bool {
+    pub fn releasable_by(&self, fingerprint: &str) -> bool {
         self.fingerprint == fingerprint && self.state == IdempotencyState::InFlight
     }
 }
 
 /// What starting a request finds over `existing`: `None` when the key is free, and the
 /// caller takes it by writing [`IdempotencyRecord::in_flight`]; otherwise the answer.
-pub(crate) fn begin_over(
+pub fn begin_over(
     existing: Option<&IdempotencyRecord>,
     fingerprint: &str,
     now: Timestamp,
@@ -123,7 +123,7 @@ pub(crate) fn begin_over(
 /// The answer when a conditional take was refused (the key was not free) and the record
 /// was read afterwards: what it says, or, if it was released in between, in flight (the
 /// caller's retry will find the key free).
-pub(crate) fn after_refused_take(
+pub fn after_refused_take(
     existing: Option<&IdempotencyRecord>,
     fingerprint: &str,
 ) -> StoreResult<IdempotencyBegin> {

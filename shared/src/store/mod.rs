@@ -4,16 +4,16 @@
 //! The port is split by capability so a handler asks only for what it uses (and its IAM
 //! policy can be as narrow). [`Store`] is all of them together. Each adapter keeps one file
 //! per capability; the rules both follow are written once beside them, so the adapters only
-//! read and write: `idempotency.rs` (what starting, completing and releasing a key does) and
-//! `versioned.rs` (when a versioned write may replace a record).
+//! read and write: [`idempotency`] (what starting, completing and releasing a key does) and
+//! [`versioned`] (when a versioned write may replace a record).
 
 #[cfg(feature = "aws")]
 pub mod dynamo;
 #[cfg(feature = "embedded")]
 pub mod embedded;
-mod idempotency;
+pub mod idempotency;
 mod keys;
-mod versioned;
+pub mod versioned;
 
 pub use keys::{Cursor, InvalidCursor};
 pub use versioned::Versioned;

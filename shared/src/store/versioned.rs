@@ -38,7 +38,7 @@ versioned!(WebhookEndpoint, Delivery, MerchantWallet);
 
 /// What a guarded write expects to find stored, and what it answers when it does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Guard {
+pub struct Guard {
     /// The stored version (or value) the write replaces; `None`: nothing may be stored yet.
     expected: Option<u64>,
     /// A record that is gone is `NotFound` (deleted, not changed); otherwise a conflict.
@@ -47,7 +47,7 @@ pub(crate) struct Guard {
 
 impl Guard {
     /// Replaces the record stored at version `expected`; a missing record is a conflict.
-    pub(crate) fn version(expected: u64) -> Self {
+    pub fn version(expected: u64) -> Self {
         Self {
             expected: Some(expected),
             gone_is_not_found: false,
@@ -55,7 +55,7 @@ impl Guard {
     }
 
     /// As [`Guard::version`], but a missing record is `NotFound`.
-    pub(crate) fn existing(expected: u64) -> Self {
+    pub fn existing(expected: u64) -> Self {
         Self {
             gone_is_not_found: true,
             ..Self::version(expected)
@@ -64,7 +64,7 @@ impl Guard {
 
     /// Moves a value that only grows (a scan cursor) from `expected`, `None` meaning it
     /// must not be set yet.
-    pub(crate) fn value(expected: Option<u64>) -> Self {
+    pub fn value(expected: Option<u64>) -> Self {
         Self {
             expected,
             gone_is_not_found: false,
@@ -72,12 +72,12 @@ impl Guard {
     }
 
     /// The stored version (or value) the write requires; `None`: nothing stored.
-    pub(crate) fn expected(&self) -> Option<u64> {
+    pub fn expected(&self) -> Option<u64> {
         self.expected
     }
 
     /// The rule: may the write replace what is stored (`None`: nothing is)?
-    pub(crate) fn check(&self, stored: Option<u64>) -> StoreResult<()> {
+    pub fn check(&self, stored: Option<u64>) -> StoreResult<()> {
         match (stored, self.expected) {
             (stored, expected) if stored == expected => Ok(()),
             (None, Some(_)) if self.gone_is_not_found => Err(StoreError::NotFound),
@@ -86,7 +86,7 @@ impl Guard {
     }
 
     /// The typed error of a write refused because the record changed.
-    pub(crate) fn conflict(&self) -> StoreError {
+    pub fn conflict(&self) -> StoreError {
         StoreError::VersionConflict {
             expected: self.expected.unwrap_or(0),
         }
@@ -94,7 +94,7 @@ impl Guard {
 
     /// Why a store refused the write's condition, from what is stored now (read after the
     /// refusal): always an error, a conflict if it looks as expected again.
-    pub(crate) fn refused(&self, stored_now: Option<u64>) -> StoreError {
+    pub fn refused(&self, stored_now: Option<u64>) -> StoreError {
         self.check(stored_now)
             .err()
             .unwrap_or_else(|| self.conflict())
