@@ -1,14 +1,12 @@
-//! SQS → one webhook attempt per message. Signs per Standard Webhooks (`webhook-id` stable
-//! across retries, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>` for
-//! every secret in use), posts with a 10 s timeout, and records the attempt (status,
-//! latency, first 1 KB of the response, of which no more is read) in the delivery log. The
-//! messages of a batch are sent concurrently, at most [`CONCURRENCY`] at a time.
+//! SQS → one webhook attempt per message. The delivery state machine (lease, outcome,
+//! retry schedule, endpoint health) is `payorders::webhooks::delivery`'s; this crate reads
+//! the queue message ([`DeliveryMessage`]), posts the signed request over HTTP and hands
+//! SQS the outcome. The messages of a batch are sent concurrently, at most
+//! [`CONCURRENCY`] at a time.
 //!
-//! 2xx: delivered. 410: the endpoint is disabled. Anything else: retried on the schedule in
-//! `payorders::webhooks` (`Retry-After` honoured) until 3 days have passed, then failed. An
-//! endpoint failing for 3 days in a row is disabled with `webhook_endpoint.disabled`.
-//! Each attempt is leased with a versioned write first, so a redelivered message cannot
-//! send it twice.
+//! A request goes only to the addresses its URL resolves to once checked against the SSRF
+//! rules (redirects are not followed), within a 10 s timeout; of the answer, the status,
+//! `Retry-After` and the first 1 KB of the body are read and no more.
 
 #[cfg(feature = "aws")]
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -21,16 +19,13 @@ use payorders::queue::Outcome;
 #[cfg(feature = "aws")]
 use payorders::queue::SqsQueue;
 use payorders::store::{Store, StoreError};
+use payorders::webhooks::delivery::{self, Response, WebhookRequest, WebhookSender};
 use payorders::webhooks::{self, DeliveryMessage, UrlRefusal};
-use payorders::*;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long a lease on an attempt lasts: longer than the 10 s request timeout.
-const LEASE_SECS: i64 = 60;
-const TIMEOUT: Duration = Duration::from_secs(10);
-/// How much of a response is read and kept in the delivery log.
-pub const RESPONSE_LOG_BYTES: usize = 1024;
+pub use payorders::webhooks::delivery::RESPONSE_LOG_BYTES;
+
 /// How many deliveries of one SQS batch are in flight at once.
 pub const CONCURRENCY: usize = 8;
 
@@ -53,319 +48,80 @@ pub enum DeliverError {
     Store(#[from] StoreError),
 }
 
-fn scaled(secs: u64, scale: f64) -> u64 {
-    ((secs as f64 * scale).ceil() as u64).max(1)
-}
-
 /// Processes one queue message ([`DeliveryMessage`]).
 #[tracing::instrument(skip_all)]
 pub async fn process(deps: &Deps, body: &str) -> Result<Outcome, DeliverError> {
-    let id = DeliveryMessage::parse(body)
-        .map_err(|_| DeliverError::Poison(body.chars().take(200).collect()))?
-        .delivery_id;
-    let Some(delivery) = deps.store.get_delivery(&id).await? else {
-        tracing::warn!(delivery_id = %id, "no such delivery");
-        return Ok(Outcome::Done);
+    let message = DeliveryMessage::parse(body).map_err(|e| {
+        let excerpt: String = body.chars().take(200).collect();
+        DeliverError::Poison(format!("{e}: {excerpt}"))
+    })?;
+    let sender = Http {
+        allow_loopback: deps.allow_loopback,
     };
-    if delivery.status != DeliveryStatus::Pending {
-        return Ok(Outcome::Done);
-    }
-    let now = Timestamp::now();
-    if let Some(at) = delivery.next_attempt_at {
-        let wait = now.seconds_until(at);
-        if wait > 0 {
-            return Ok(Outcome::RetryAfter(wait as u64));
-        }
-    }
-
-    // Lease the attempt: whoever writes this version first sends it.
-    let mut lease = delivery.clone();
-    lease.next_attempt_at = Some(now.plus_seconds(LEASE_SECS));
-    lease.version += 1;
-    lease.updated_at = now;
-    match deps.store.update_delivery(&lease, delivery.version).await {
-        Ok(()) => {}
-        Err(StoreError::VersionConflict { .. }) => return Ok(Outcome::Done),
-        Err(e) => return Err(e.into()),
-    }
-    attempt(deps, lease, now).await
-}
-
-/// Who the delivery goes to and with which secrets, or why it cannot go at all.
-enum Destination {
-    Send {
-        endpoint: Option<Box<WebhookEndpoint>>,
-        secrets: Vec<String>,
-    },
-    Drop(String),
-}
-
-async fn destination(
-    deps: &Deps,
-    d: &Delivery,
-    now: Timestamp,
-) -> Result<Destination, DeliverError> {
-    let open = |context: &str, sealed: &str| deps.master.open(context, sealed).ok();
-    match &d.endpoint_id {
-        Some(eid) => {
-            let Some(ep) = deps.store.get_endpoint(&d.organization_id, eid).await? else {
-                return Ok(Destination::Drop("the endpoint was deleted".into()));
-            };
-            if !ep.enabled {
-                return Ok(Destination::Drop("the endpoint is disabled".into()));
-            }
-            let context = webhooks::endpoint_secret_context(&ep.id);
-            let secrets = ep
-                .signing_secrets(now)
-                .filter_map(|s| open(&context, &s.sealed))
-                .collect();
-            Ok(Destination::Send {
-                endpoint: Some(Box::new(ep)),
-                secrets,
-            })
-        }
-        None => {
-            let mode = KeyMode::of(d.livemode);
-            let sealed = deps
-                .store
-                .get_organization(&d.organization_id)
-                .await?
-                .and_then(|o| o.settings(mode).order_webhook_secret_sealed.clone());
-            match sealed.and_then(|s| {
-                open(
-                    &webhooks::order_secret_context(&d.organization_id, mode),
-                    &s,
-                )
-            }) {
-                Some(secret) => Ok(Destination::Send {
-                    endpoint: None,
-                    secrets: vec![secret],
-                }),
-                None => Ok(Destination::Drop(
-                    "the organization has no order webhook secret".into(),
-                )),
-            }
-        }
-    }
-}
-
-async fn attempt(deps: &Deps, mut d: Delivery, now: Timestamp) -> Result<Outcome, DeliverError> {
-    let number = d.attempts.len() as u32 + 1;
-    let (endpoint, secrets) = match destination(deps, &d, now).await? {
-        Destination::Send { endpoint, secrets } if !secrets.is_empty() => (endpoint, secrets),
-        Destination::Send { .. } => {
-            return finish_failed(deps, d, number, now, "no signing secret opens".into()).await;
-        }
-        Destination::Drop(why) => return finish_failed(deps, d, number, now, why).await,
-    };
-    let Some(event) = deps.store.get_event(&d.event_id).await? else {
-        return finish_failed(deps, d, number, now, "the event no longer exists".into()).await;
-    };
-    let body = payorders::http::render::event(&event).to_string();
-
-    let started = Instant::now();
-    let result = send(&d, &secrets, &body, now, deps.allow_loopback).await;
-    let latency_ms = started.elapsed().as_millis() as u64;
-    let (status_code, error, response_body, retry_after) = match result {
-        Ok(r) => (Some(r.status), None, Some(r.body), r.retry_after),
-        Err(SendError::Refused(why)) => {
-            // The destination is not allowed (it may have started resolving to a private
-            // address): never retried.
-            tracing::warn!(delivery_id = %d.id, reason = %why, "destination refused");
-            return finish_failed(deps, d, number, now, format!("destination refused: {why}"))
-                .await;
-        }
-        Err(SendError::Transport(e)) => (None, Some(e), None, None),
-    };
-    tracing::info!(
-        delivery_id = %d.id, attempt = number, status = ?status_code, latency_ms, error = ?error,
-        "webhook attempt"
-    );
-    d.attempts.push(DeliveryAttempt {
-        number,
-        at: now,
-        status_code,
-        error,
-        latency_ms,
-        response_body,
-    });
-    d.updated_at = Timestamp::now();
-    let expected = d.version;
-    d.version += 1;
-
-    let ok = status_code.is_some_and(|s| (200..300).contains(&s));
-    let gone = status_code == Some(410);
-    let outcome = if ok {
-        d.status = DeliveryStatus::Delivered;
-        d.next_attempt_at = None;
-        Outcome::Done
-    } else if gone {
-        d.status = DeliveryStatus::Failed;
-        d.next_attempt_at = None;
-        Outcome::Done
-    } else {
-        match webhooks::next_retry_delay(
-            number,
-            d.created_at.seconds_until(now),
-            retry_after,
-            webhooks::jitter(),
-        ) {
-            Some(delay) => {
-                let delay = scaled(delay, deps.retry_scale);
-                d.next_attempt_at = Some(now.plus_seconds(delay as i64));
-                Outcome::RetryAfter(delay)
-            }
-            None => {
-                d.status = DeliveryStatus::Failed;
-                d.next_attempt_at = None;
-                Outcome::Done
-            }
-        }
-    };
-    match deps.store.update_delivery(&d, expected).await {
-        Ok(()) => {}
-        // The lease ran out and another worker took over: its record wins.
-        Err(StoreError::VersionConflict { .. }) => return Ok(Outcome::Done),
-        Err(e) => return Err(e.into()),
-    }
-    if let Some(ep) = endpoint {
-        record_endpoint_health(deps, *ep, ok, gone, now).await?;
-    }
+    let outcome = delivery::attempt_delivery(
+        deps.store.as_ref(),
+        &deps.master,
+        deps.retry_scale,
+        &sender,
+        &message.delivery_id,
+    )
+    .await?;
     Ok(outcome)
 }
 
-async fn finish_failed(
-    deps: &Deps,
-    mut d: Delivery,
-    number: u32,
-    now: Timestamp,
-    why: String,
-) -> Result<Outcome, DeliverError> {
-    d.attempts.push(DeliveryAttempt {
-        number,
-        at: now,
-        status_code: None,
-        error: Some(why),
-        latency_ms: 0,
-        response_body: None,
-    });
-    d.status = DeliveryStatus::Failed;
-    d.next_attempt_at = None;
-    let expected = d.version;
-    d.version += 1;
-    d.updated_at = Timestamp::now();
-    match deps.store.update_delivery(&d, expected).await {
-        Ok(()) | Err(StoreError::VersionConflict { .. }) => Ok(Outcome::Done),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Success clears an endpoint's failing streak; a 410, or failing for 3 days in a row,
-/// disables it (with `webhook_endpoint.disabled`).
-async fn record_endpoint_health(
-    deps: &Deps,
-    ep: WebhookEndpoint,
-    ok: bool,
-    gone: bool,
-    now: Timestamp,
-) -> Result<(), DeliverError> {
-    let mut next = ep.clone();
-    if ok {
-        if ep.failing_since.is_none() {
-            return Ok(());
-        }
-        next.failing_since = None;
-    } else {
-        let since = ep.failing_since.unwrap_or(now);
-        next.failing_since = Some(since);
-        if gone {
-            next.enabled = false;
-            next.disabled_reason = Some("the endpoint answered 410 Gone".into());
-        } else if since.seconds_until(now) >= webhooks::DISABLE_AFTER_FAILING_SECS {
-            next.enabled = false;
-            next.disabled_reason = Some("every delivery failed for 3 days".into());
-        } else if ep.failing_since.is_some() {
-            return Ok(());
-        }
-    }
-    next.version += 1;
-    next.updated_at = now;
-    let event = (!next.enabled && ep.enabled)
-        .then(|| Event::for_endpoint(&next, EventType::WebhookEndpointDisabled, now));
-    match deps
-        .store
-        .update_endpoint(&next, ep.version, event.as_ref())
-        .await
-    {
-        // Someone else changed it meanwhile (an update, another delivery): theirs stands.
-        Ok(()) | Err(StoreError::VersionConflict { .. }) | Err(StoreError::NotFound) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-struct Sent {
-    status: u16,
-    body: String,
-    retry_after: Option<u64>,
-}
-
-enum SendError {
-    Refused(UrlRefusal),
-    Transport(String),
-}
-
-async fn send(
-    d: &Delivery,
-    secrets: &[String],
-    body: &str,
-    now: Timestamp,
+/// Posts webhook requests over HTTP.
+struct Http {
     allow_loopback: bool,
-) -> Result<Sent, SendError> {
-    let url = webhooks::check_url(&d.url, d.livemode).map_err(SendError::Refused)?;
-    let addrs = webhooks::resolve_destination(&url, !d.livemode && allow_loopback)
-        .await
-        .map_err(SendError::Refused)?;
-    let host = url.host_str().unwrap_or_default().to_owned();
-    // Connect only to the addresses just checked, and never follow redirects: either could
-    // otherwise lead the request to a private address.
-    let client = payorders::net::http_client()
-        .timeout(TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve_to_addrs(&host, &addrs)
-        .user_agent("PayOrders-Webhooks/1")
-        .build()
-        .map_err(|e| SendError::Transport(e.to_string()))?;
-    let ts = now.unix();
-    let signature =
-        webhooks::signature_header(secrets.iter().map(String::as_str), d.id.as_str(), ts, body);
-    let resp = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("webhook-id", d.id.as_str())
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature)
-        .body(body.to_owned())
-        .send()
-        .await
-        .map_err(|e| {
-            SendError::Transport(if e.is_timeout() {
-                "timed out after 10 s".into()
-            } else {
-                e.to_string()
-            })
-        })?;
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let excerpt = read_capped(resp, RESPONSE_LOG_BYTES).await;
-    Ok(Sent {
-        status,
-        body: String::from_utf8_lossy(&excerpt).into_owned(),
-        retry_after,
-    })
+}
+
+#[async_trait::async_trait]
+impl WebhookSender for Http {
+    async fn post(&self, r: &WebhookRequest) -> Result<Response, UrlRefusal> {
+        let url = webhooks::check_url(&r.url, r.livemode)?;
+        let addrs = webhooks::resolve_destination(&url, !r.livemode && self.allow_loopback).await?;
+        let host = url.host_str().unwrap_or_default().to_owned();
+        // Connect only to the addresses just checked, and never follow redirects: either
+        // could otherwise lead the request to a private address.
+        let client = match payorders::net::http_client()
+            .timeout(Duration::from_secs(delivery::ATTEMPT_TIMEOUT_SECS))
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve_to_addrs(&host, &addrs)
+            .user_agent("PayOrders-Webhooks/1")
+            .build()
+        {
+            Ok(client) => client,
+            Err(e) => return Ok(Response::NoAnswer(e.to_string())),
+        };
+        let sent = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &r.webhook_id)
+            .header("webhook-timestamp", r.timestamp.to_string())
+            .header("webhook-signature", &r.signature)
+            .body(r.body.clone())
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(resp) => resp,
+            Err(e) if e.is_timeout() => {
+                let secs = delivery::ATTEMPT_TIMEOUT_SECS;
+                return Ok(Response::NoAnswer(format!("timed out after {secs} s")));
+            }
+            Err(e) => return Ok(Response::NoAnswer(e.to_string())),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let excerpt = read_capped(resp, RESPONSE_LOG_BYTES).await;
+        Ok(Response::Answered {
+            status,
+            body: String::from_utf8_lossy(&excerpt).into_owned(),
+            retry_after,
+        })
+    }
 }
 
 /// The first `limit` bytes of a response body, reading no further: a huge or endless body

@@ -11,7 +11,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use lambda_http::LambdaEvent;
 use payorders::queue::Queue;
 use payorders::store::{StoreError, WebhookStore};
-use payorders::webhooks::DeliveryMessage;
+use payorders::webhooks::{self, DeliveryMessage};
 use payorders::*;
 use std::sync::Arc;
 
@@ -52,29 +52,14 @@ pub async fn dispatch(deps: &Deps, event: &Event) -> Result<usize, DispatchError
     }
     let now = Timestamp::now();
     for (endpoint_id, url) in &targets {
-        let delivery = Delivery {
-            id: Delivery::id_for(&event.id, endpoint_id.as_ref()),
-            organization_id: event.organization_id.clone(),
-            livemode: event.livemode,
-            endpoint_id: endpoint_id.clone(),
-            url: url.clone(),
-            event_id: event.id.clone(),
-            event_type: event.event_type,
-            status: DeliveryStatus::Pending,
-            attempts: Vec::new(),
-            next_attempt_at: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
+        let delivery =
+            webhooks::delivery::pending_delivery(event, endpoint_id.clone(), url.clone(), now);
         let created = deps.store.create_delivery(&delivery).await?;
         if !created {
             // Made by an earlier try of this dispatch: queue it again only if nothing has
             // happened to it yet (its message may have been lost with that try).
             let existing = deps.store.get_delivery(&delivery.id).await?;
-            if existing
-                .is_none_or(|d| d.status != DeliveryStatus::Pending || !d.attempts.is_empty())
-            {
+            if !existing.is_some_and(|d| webhooks::delivery::awaits_first_attempt(&d)) {
                 continue;
             }
         }

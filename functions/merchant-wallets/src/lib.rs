@@ -11,7 +11,7 @@ use payorders::auth;
 use payorders::http::{self, ApiError, Body, Params, Request, Response};
 use payorders::registry::{ChainInfo, registry};
 use payorders::runtime::Services;
-use payorders::store::StoreError;
+use payorders::store::{StoreError, Versioned};
 use payorders::wallets;
 use payorders::*;
 use serde::Deserialize;
@@ -271,7 +271,7 @@ async fn update(
         .transpose()?;
     for _ in 0..3 {
         let current = load(svc, ctx, chain_id).await?;
-        let mut next = current.clone();
+        let mut next = current.next_version();
         if let Some((address, xpub)) = &dest {
             // A new xpub starts its own index sequence; the same xpub keeps its place.
             if xpub.is_some() && *xpub != current.xpub {
@@ -283,7 +283,6 @@ async fn update(
         if let Some(c) = &currencies {
             next.currencies = c.clone();
         }
-        next.version += 1;
         next.updated_at = Timestamp::now();
         match svc.store.update_wallet(&next, current.version).await {
             Ok(()) => return Ok(http::json(200, &next.api_view())),

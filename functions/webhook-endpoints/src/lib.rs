@@ -11,7 +11,7 @@ use payorders::http::list::{Limit, PageCursor, Window};
 use payorders::http::request::NoFields;
 use payorders::http::{self, ApiError, Body, Params, Request, Response};
 use payorders::runtime::Services;
-use payorders::store::StoreError;
+use payorders::store::{StoreError, Versioned};
 use payorders::webhooks::{self, DeliveryMessage, UrlRefusal};
 use payorders::*;
 use serde::Deserialize;
@@ -308,9 +308,8 @@ where
     for _ in 0..3 {
         let current = load(svc, ctx, id).await?;
         let now = Timestamp::now();
-        let mut next = current.clone();
+        let mut next = current.next_version();
         change(&mut next, now);
-        next.version = current.version + 1;
         next.updated_at = now;
         match svc
             .store
@@ -425,11 +424,7 @@ async fn redeliver(
             .await?
             .filter(|d| d.endpoint_id.as_ref() == Some(endpoint) && d.organization_id == ctx.org_id)
             .ok_or_else(|| ApiError::not_found("delivery").with_param("delivery_id"))?;
-        let mut next = d.clone();
-        next.status = DeliveryStatus::Pending;
-        next.next_attempt_at = None;
-        next.version += 1;
-        next.updated_at = Timestamp::now();
+        let next = webhooks::delivery::redelivery(&d, Timestamp::now());
         match svc.store.update_delivery(&next, d.version).await {
             Ok(()) => {
                 queue

@@ -2,15 +2,21 @@
 //! [`embedded`] (SQLite). Both pass the same conformance suite.
 //!
 //! The port is split by capability so a handler asks only for what it uses (and its IAM
-//! policy can be as narrow). [`Store`] is all of them together.
+//! policy can be as narrow). [`Store`] is all of them together. Each adapter keeps one file
+//! per capability; the rules both follow are written once beside them, so the adapters only
+//! read and write: [`idempotency`] (what starting, completing and releasing a key does) and
+//! [`versioned`] (when a versioned write may replace a record).
 
 #[cfg(feature = "aws")]
 pub mod dynamo;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod idempotency;
 mod keys;
+pub mod versioned;
 
 pub use keys::{Cursor, InvalidCursor};
+pub use versioned::Versioned;
 
 use crate::model::{
     ApiKey, ChainId, CheckoutSettings, Delivery, DeliveryId, Event, EventId, EventType, KeyId,
@@ -368,9 +374,8 @@ pub async fn allocate_wallet_index(
     // keeps addresses unique, this count only reports them.
     let mut w = w;
     loop {
-        let mut next = w.clone();
+        let mut next = w.next_version();
         next.next_index = next.next_index.saturating_add(1);
-        next.version += 1;
         next.updated_at = Timestamp::now();
         match store.update_wallet(&next, w.version).await {
             Ok(()) => return Ok((next, index)),

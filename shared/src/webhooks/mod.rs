@@ -1,9 +1,12 @@
-//! Webhooks: Standard Webhooks signing, the SSRF guard for destination URLs, and the retry
-//! schedule, and the delivery queue message. One place for each rule; the functions only
-//! call these.
+//! Webhooks: Standard Webhooks signing, the SSRF guard for destination URLs, the retry
+//! schedule, the delivery state machine ([`delivery`]) and the delivery queue message. One
+//! place for each rule; the functions only call these.
 
+pub mod delivery;
+mod message;
 mod ssrf;
 
+pub use message::{DeliveryMessage, MessageError};
 pub use ssrf::{UrlRefusal, check_url, resolve_destination};
 
 use crate::model::random_bytes;
@@ -11,32 +14,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-
-/// The delivery queue's message: `dispatch-events` (and a redelivery by `webhook-endpoints`)
-/// sends it, `deliver-webhook` receives it. `{"delivery_id": "msg_…"}`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeliveryMessage {
-    pub delivery_id: crate::model::DeliveryId,
-}
-
-impl DeliveryMessage {
-    pub fn new(delivery_id: &crate::model::DeliveryId) -> Self {
-        Self {
-            delivery_id: delivery_id.clone(),
-        }
-    }
-
-    /// The message body to send.
-    pub fn body(&self) -> String {
-        serde_json::json!({ "delivery_id": self.delivery_id }).to_string()
-    }
-
-    /// Reads a received body; a body that is not a delivery message is an error (poison).
-    pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(body)
-    }
-}
 
 const SECRET_PREFIX: &str = "whsec_";
 
@@ -126,23 +103,6 @@ pub fn jitter() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn delivery_messages_round_trip_and_refuse_anything_else() {
-        let id = crate::model::DeliveryId::generate();
-        let m = DeliveryMessage::new(&id);
-        assert_eq!(DeliveryMessage::parse(&m.body()).unwrap(), m);
-        assert_eq!(m.body(), format!("{{\"delivery_id\":\"{id}\"}}"));
-        for poison in [
-            "",
-            "{}",
-            "[]",
-            r#"{"delivery_id": 5}"#,
-            r#"{"delivery_id": "x"}"#,
-        ] {
-            assert!(DeliveryMessage::parse(poison).is_err(), "{poison}");
-        }
-    }
 
     #[test]
     fn standard_webhooks_known_answer() {

@@ -1068,6 +1068,16 @@ async fn webhook_endpoints_crud_and_versions(store: &dyn Store) {
         store.update_endpoint(&b, 1, None).await,
         Err(StoreError::NotFound)
     ));
+    // To another organization an endpoint does not exist, even at the right version.
+    let foreign = WebhookEndpoint {
+        organization_id: OrgId::generate(),
+        version: 3,
+        ..disabled.clone()
+    };
+    assert!(matches!(
+        store.update_endpoint(&foreign, 2, None).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(
         !store
             .delete_endpoint(&OrgId::generate(), &a.id)
@@ -1110,6 +1120,16 @@ async fn deliveries_created_once_and_listed(store: &dyn Store) {
         store.update_delivery(&d, 1).await,
         Err(StoreError::VersionConflict { .. })
     ));
+    // A delivery that was never made cannot be updated: a conflict, nothing written.
+    let ghost = Delivery {
+        id: Delivery::id_for(&EventId::generate(), Some(&ep.id)),
+        ..d.clone()
+    };
+    assert!(matches!(
+        store.update_delivery(&ghost, 1).await,
+        Err(StoreError::VersionConflict { expected: 1 })
+    ));
+    assert_eq!(store.get_delivery(&ghost.id).await.unwrap(), None);
     assert_eq!(
         store.get_delivery(&d.id).await.unwrap().unwrap().status,
         DeliveryStatus::Delivered

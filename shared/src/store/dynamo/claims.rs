@@ -1,0 +1,33 @@
+//! Single-use claims (signature replay, nonces), with TTL.
+
+use super::*;
+
+#[async_trait]
+impl ClaimStore for DynamoStore {
+    async fn claim_once(
+        &self,
+        key: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut item = base_item(format!("CLAIM#{key}"), "CLAIM");
+        item.insert("expires_at".into(), n(expires_at.unix()));
+        item.insert("ttl".into(), n(expires_at.unix()));
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", n(now.unix()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(fault(e)),
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! DynamoDB adapter: one table, single-table design (DESIGN §7).
+//!
+//! | item | pk | sk | notes |
+//! |---|---|---|---|
+//! | organization | `ORG#id` | `ORG` | |
+//! | API key | `APIKEY#sha256` | `APIKEY` | looked up by hash on every request |
+//! | key pointer | `KEY#id` | `KEY` | `key_hash`, so keys can be revoked by id |
+//! | pay order | `ORDER#id` | `ORDER` | `version` guards every write; GSIs below |
+//! | event | `EVENT#id` | `EVENT` | written in the same transaction as its transition |
+//! | nonce | `NONCE#org#mode#nonce` | `NONCE` | uniqueness per organization and mode |
+//! | tx claim | `TX#org#mode#chain#hash#position` | `TX` | a transfer pays at most one order of an organization and mode |
+//! | xpub index | `XPUB#sha256(xpub)` | `XPUB` | the next derivation index of an xpub (atomic counter) |
+//! | idempotency | `IDEMP#org#mode#key` | `IDEMP` | TTL 24 h |
+//! | claim | `CLAIM#key` | `CLAIM` | replay and single-use nonce claims, TTL |
+//! | webhook endpoint | `ORG#org` | `WHEP#mode#id` | listed by querying the org's partition |
+//! | delivery | `DELIVERY#id` | `DELIVERY` | GSI `deliveries_by_endpoint` |
+//! | merchant wallet | `ORG#org` | `WALLET#mode#chain` | one per chain and mode |
+//! | checkout settings | `ORG#org` | `CHECKOUT` | the hosted page's branding |
+//! | rate counter | `RATE#bucket#caller#window` | `RATE` | atomic counter, TTL at the window's end |
+//!
+//! Every record keeps its full JSON in `doc`; the attributes beside it exist for keys,
+//! indexes and filters. GSIs: `orders_by_org` (`gsi1pk = ORDERS#org#mode`, `gsi1sk =
+//! created#id`), `orders_by_expiry` (sparse: only expirable orders carry `gsi2pk =
+//! EXPIRY#shard`, `gsi2sk = expires#id`), `events_by_org` (`gsi3pk = EVENTS#org#mode`),
+//! `deliveries_by_endpoint` (`gsi4pk = DELIVERIES#endpoint`, `gsi4sk = created#id`),
+//! `deposits_by_chain` (sparse: only orders waiting for a payment carry `gsi5pk =
+//! DEPOSITS#chain`, `gsi5sk = deposit_address#id`). The deposit scan's cursor per chain is
+//! the item `SCAN#chain` / `SCAN` with its last block in `block`.
+//! TTL attribute: `ttl` (epoch seconds); code checks expiry too, since TTL deletes late.
+
+mod api_keys;
+mod claims;
+mod events;
+mod idempotency;
+mod orders;
+mod orgs;
+mod rate_limits;
+mod table;
+mod wallets;
+mod webhooks;
+
+pub use table::create_table;
+
+use super::keys::{self, parse_doc};
+use super::versioned::Guard;
+use super::*;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The DynamoDB store. Cheap to clone; share one per process, built at init.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// Writes `item` whatever is there (settings, a finished idempotency record).
+    async fn put_item(&self, item: Item) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(fault)?;
+        Ok(())
+    }
+
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get_doc(&self, pk: &str, sk: &str) -> StoreResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(fault)?;
+        Ok(out.item)
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .map_err(StoreError::unavailable)
+    }
+
+    /// Runs a transaction; on cancellation returns the index of each failed condition.
+    async fn transact(&self, puts: Vec<Put>) -> StoreResult<Result<(), Vec<(usize, String)>>> {
+        let items = puts
+            .into_iter()
+            .map(|p| TransactWriteItem::builder().put(p).build())
+            .collect();
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
+                let aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(tc) = e.err() else {
+                    unreachable!("checked just above")
+                };
+                let failed = tc
+                    .cancellation_reasons()
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| match r.code() {
+                        Some("None") | None => None,
+                        Some(code) => Some((i, code.to_owned())),
+                    })
+                    .collect();
+                Ok(Err(failed))
+            }
+            Err(e) => Err(fault(e)),
+        }
+    }
+
+    /// The items of a GSI query in index order, page after page: all of them, or at least
+    /// `at_least` when there are that many (the last page read is kept whole).
+    async fn query_index(
+        &self,
+        index: &str,
+        key_condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        at_least: Option<usize>,
+    ) -> StoreResult<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(key_condition)
+                .set_exclusive_start_key(start.take());
+            for (name, value) in &values {
+                q = q.expression_attribute_values(*name, value.clone());
+            }
+            if let Some(n) = at_least {
+                q = q.limit(n as i32);
+            }
+            let page = q.send().await.map_err(fault)?;
+            out.extend(page.items().iter().cloned());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() && at_least.is_none_or(|n| out.len() < n) => {
+                    start = Some(k)
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// A newest-first page of the records in one partition of a GSI, with an optional filter.
+    #[allow(clippy::too_many_arguments)]
+    async fn page_newest_first<T: serde::de::DeserializeOwned>(
+        &self,
+        index: &str,
+        pk_attr: &str,
+        sk_attr: &str,
+        partition: String,
+        w: &ListWindow,
+        table_key: impl Fn(&str) -> (String, String),
+        filter: Filter,
+    ) -> StoreResult<Page<T>> {
+        let want = w.page_size() + 1;
+        let Some(range) = keys::page_range(w) else {
+            return Ok(keys::page(Vec::new(), w.page_size()));
+        };
+        let mut start: Option<Item> = range.after.as_ref().map(|after| {
+            let id = after.rsplit('#').next().unwrap_or_default();
+            let (pk, sk) = table_key(id);
+            Item::from([
+                ("pk".into(), s(pk)),
+                ("sk".into(), s(sk)),
+                (pk_attr.into(), s(&partition)),
+                (sk_attr.into(), s(after)),
+            ])
+        });
+        let mut found = Vec::new();
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#p = :p AND #s BETWEEN :lo AND :hi")
+                .expression_attribute_names("#p", pk_attr)
+                .expression_attribute_names("#s", sk_attr)
+                .expression_attribute_values(":p", s(&partition))
+                .expression_attribute_values(":lo", s(&range.low))
+                .expression_attribute_values(":hi", s(&range.high))
+                .scan_index_forward(false)
+                .limit(want.max(25) as i32)
+                .set_exclusive_start_key(start.take());
+            if !filter.clauses.is_empty() {
+                q = q.filter_expression(filter.clauses.join(" AND "));
+                for (k, v) in &filter.names {
+                    q = q.expression_attribute_names(k, v);
+                }
+                for (k, v) in &filter.values {
+                    q = q.expression_attribute_values(k, v.clone());
+                }
+            }
+            let out = q.send().await.map_err(fault)?;
+            for item in out.items() {
+                let doc = string_attr(item, "doc")?;
+                found.push((string_attr(item, sk_attr)?, parse_doc(&doc)?));
+                if found.len() == want {
+                    return Ok(keys::page(found, w.page_size()));
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(keys::page(found, w.page_size())),
+            }
+        }
+    }
+}
+
+/// A filter expression under construction.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    names: Vec<(String, String)>,
+    values: Vec<(String, AttributeValue)>,
+}
+
+impl Filter {
+    fn eq(&mut self, attr: &str, v: AttributeValue) {
+        let n = self.clauses.len();
+        self.clauses.push(format!("#f{n} = :f{n}"));
+        self.names.push((format!("#f{n}"), attr.to_owned()));
+        self.values.push((format!(":f{n}"), v));
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A fault of the service or the network, described briefly (`Code: message`), without
+/// the raw response.
+fn fault<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let text = match &e {
+        SdkError::ServiceError(se) => format!(
+            "DynamoDB {}: {}",
+            se.err().code().unwrap_or("error"),
+            se.err().message().unwrap_or("no message")
+        ),
+        other => {
+            let mut text = format!("DynamoDB unreachable: {other}");
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        }
+    };
+    StoreError::Unavailable(text.into())
+}
+
+fn string_attr(item: &Item, name: &str) -> StoreResult<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(StoreError::Corrupt(format!(
+            "missing string attribute {name}"
+        ))),
+    }
+}
+
+fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> StoreResult<T> {
+    let text = string_attr(item, "doc")?;
+    parse_doc(&text)
+}
+
+fn to_doc<T: serde::Serialize>(v: &T) -> AttributeValue {
+    s(serde_json::to_string(v).expect("domain records always serialize"))
+}
+
+fn base_item(pk: String, sk: &str) -> Item {
+    Item::from([("pk".into(), s(pk)), ("sk".into(), s(sk))])
+}
+
+const NEW: &str = "attribute_not_exists(pk)";
+
+/// A cancelled transaction that no condition of ours explains: the store is unavailable.
+fn cancelled(failed: &[(usize, String)]) -> StoreError {
+    StoreError::Unavailable(format!("transaction cancelled: {failed:?}").into())
+}
+
+fn failed_code_is_condition(code: &str) -> bool {
+    code == "ConditionalCheckFailed"
+}
+
+/// What [`Guard::check`] requires, as the condition of a DynamoDB write: the record's
+/// `attr` still holds the expected value, or (nothing expected) there is no record.
+struct GuardCondition {
+    expression: &'static str,
+    names: Option<HashMap<String, String>>,
+    values: Option<HashMap<String, AttributeValue>>,
+}
+
+fn guard_condition(attr: &str, guard: Guard) -> GuardCondition {
+    match guard.expected() {
+        None => GuardCondition {
+            expression: NEW,
+            names: None,
+            values: None,
+        },
+        Some(v) => GuardCondition {
+            expression: "#v = :v",
+            names: Some(HashMap::from([("#v".to_owned(), attr.to_owned())])),
+            values: Some(HashMap::from([(":v".to_owned(), n(v))])),
+        },
+    }
+}
+
+/// A transaction's put of a record under `guard` (its version in `version`).
+fn guarded_put(table: &str, item: Item, guard: Guard) -> Result<Put, StoreError> {
+    let c = guard_condition("version", guard);
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(c.expression)
+        .set_expression_attribute_names(c.names)
+        .set_expression_attribute_values(c.values)
+        .build()
+        .map_err(StoreError::unavailable)
+}
+
+impl DynamoStore {
+    /// Writes one record under `guard` on its attribute `attr`; a refused condition is the
+    /// guard's conflict.
+    async fn put_guarded(&self, item: Item, attr: &str, guard: Guard) -> StoreResult<()> {
+        let c = guard_condition(attr, guard);
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(c.expression)
+            .set_expression_attribute_names(c.names)
+            .set_expression_attribute_values(c.values)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Err(guard.conflict())
+            }
+            Err(e) => Err(fault(e)),
+        }
+    }
+}
+
+/// A number attribute.
+fn number_attr(item: &Item, name: &str) -> StoreResult<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("number attribute {name} is {v}"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "missing number attribute {name}"
+        ))),
+    }
+}

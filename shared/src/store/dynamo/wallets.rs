@@ -1,0 +1,106 @@
+//! Merchant wallets (in their organization's partition) and xpub derivation counters.
+
+use super::keys::mode_of;
+use super::*;
+
+fn wallet_key(org: &OrgId, mode: KeyMode, chain: ChainId) -> (String, String) {
+    (format!("ORG#{org}"), format!("WALLET#{mode}#{chain}"))
+}
+
+fn wallet_item(w: &MerchantWallet) -> Item {
+    let (pk, sk) = wallet_key(&w.organization_id, mode_of(w.livemode), w.chain_id);
+    let mut item = base_item(pk, &sk);
+    item.insert("doc".into(), to_doc(w));
+    item.insert("version".into(), n(w.version));
+    item
+}
+
+#[async_trait]
+impl WalletStore for DynamoStore {
+    async fn create_wallet(&self, w: &MerchantWallet) -> StoreResult<()> {
+        match self.transact(vec![self.put(wallet_item(w), NEW)?]).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::AlreadyExists),
+        }
+    }
+
+    async fn get_wallet(
+        &self,
+        org: &OrgId,
+        mode: KeyMode,
+        chain: ChainId,
+    ) -> StoreResult<Option<MerchantWallet>> {
+        let (pk, sk) = wallet_key(org, mode, chain);
+        self.get_doc(&pk, &sk).await?.map(|i| doc(&i)).transpose()
+    }
+
+    async fn list_wallets(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<MerchantWallet>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :p AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":p", s(format!("ORG#{org}")))
+            .expression_attribute_values(":prefix", s(format!("WALLET#{mode}#")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(fault)?;
+        let mut wallets = out
+            .items()
+            .iter()
+            .map(doc::<MerchantWallet>)
+            .collect::<StoreResult<Vec<_>>>()?;
+        wallets.sort_by_key(|w| w.chain_id);
+        Ok(wallets)
+    }
+
+    async fn update_wallet(&self, w: &MerchantWallet, expected_version: u64) -> StoreResult<()> {
+        self.put_guarded(wallet_item(w), "version", Guard::version(expected_version))
+            .await
+    }
+
+    async fn delete_wallet(&self, org: &OrgId, mode: KeyMode, chain: ChainId) -> StoreResult<bool> {
+        let (pk, sk) = wallet_key(org, mode, chain);
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(fault)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn next_xpub_index(&self, xpub: &str) -> StoreResult<u32> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                "pk",
+                s(format!("XPUB#{}", crate::store::xpub_counter_key(xpub))),
+            )
+            .key("sk", s("XPUB"))
+            .update_expression("ADD #n :one")
+            .expression_attribute_names("#n", "next")
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(fault)?;
+        let next: u64 = match out.attributes().and_then(|a| a.get("next")) {
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("xpub counter {v}")))?,
+            _ => return Err(StoreError::Corrupt("xpub counter without a value".into())),
+        };
+        next.checked_sub(1)
+            .and_then(|i| u32::try_from(i).ok())
+            .filter(|i| *i < 1 << 31)
+            .ok_or_else(|| StoreError::Corrupt("derivation indexes exhausted".into()))
+    }
+}

@@ -1,0 +1,110 @@
+//! Idempotency records (24 h). The rule is [`crate::store::idempotency`]'s: this file only
+//! reads and writes its records, inside one transaction per call.
+
+use super::*;
+use crate::store::idempotency::{self, IdempotencyRecord, IdempotencyState};
+use rusqlite::params;
+
+fn read_record(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+) -> StoreResult<Option<IdempotencyRecord>> {
+    let row = tx
+        .query_row(
+            "SELECT fingerprint, state, response, locked_until, expires_at \
+             FROM idempotency WHERE key = ?1",
+            [key],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(sql)?;
+    row.map(|(fingerprint, state, response, locked_until, expires_at)| {
+        Ok(IdempotencyRecord {
+            fingerprint,
+            state: IdempotencyState::parse(&state)?,
+            response,
+            locked_until,
+            expires_at,
+        })
+    })
+    .transpose()
+}
+
+fn write_record(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+    r: &IdempotencyRecord,
+) -> StoreResult<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO idempotency \
+         (key, fingerprint, state, response, locked_until, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            key,
+            r.fingerprint,
+            r.state.as_str(),
+            r.response,
+            r.locked_until,
+            r.expires_at
+        ],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+#[async_trait]
+impl IdempotencyStore for EmbeddedStore {
+    async fn idempotency_begin(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> StoreResult<IdempotencyBegin> {
+        let (key, fp) = (scope.storage_key(), fingerprint.to_owned());
+        self.tx(move |tx| {
+            let existing = read_record(tx, &key)?;
+            if let Some(answer) = idempotency::begin_over(existing.as_ref(), &fp, now)? {
+                return Ok(answer);
+            }
+            write_record(tx, &key, &IdempotencyRecord::in_flight(&fp, now))?;
+            Ok(IdempotencyBegin::Started)
+        })
+        .await
+    }
+
+    async fn idempotency_complete(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+        response: &StoredResponse,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let key = scope.storage_key();
+        let done = IdempotencyRecord::completed(fingerprint, response, now);
+        self.tx(move |tx| write_record(tx, &key, &done)).await
+    }
+
+    async fn idempotency_release(
+        &self,
+        scope: &IdempotencyScope,
+        fingerprint: &str,
+    ) -> StoreResult<()> {
+        let (key, fp) = (scope.storage_key(), fingerprint.to_owned());
+        self.tx(move |tx| {
+            if read_record(tx, &key)?.is_some_and(|r| r.releasable_by(&fp)) {
+                tx.execute("DELETE FROM idempotency WHERE key = ?1", [&key])
+                    .map_err(sql)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}

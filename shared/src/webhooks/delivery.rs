@@ -1,0 +1,730 @@
+//! The webhook delivery state machine: a delivery is made pending for one event and one
+//! destination, each attempt is leased with a versioned write (so a redelivered message
+//! cannot send it twice), an attempt's outcome makes it delivered, retried on the schedule
+//! or failed, and the outcome moves the endpoint's health (a failing streak; disabled after
+//! a 410 or 3 days of failures, with `webhook_endpoint.disabled`).
+//!
+//! The transitions are pure functions; [`attempt_delivery`] runs one queue message through
+//! them against the store. Sending the request is the caller's ([`WebhookSender`]):
+//! `deliver-webhook` posts it over HTTP.
+
+use super::UrlRefusal;
+use crate::auth::MasterKey;
+use crate::model::{
+    Delivery, DeliveryAttempt, DeliveryId, DeliveryStatus, Event, EventType, KeyMode, Timestamp,
+    WebhookEndpoint, WebhookEndpointId,
+};
+use crate::queue::Outcome;
+use crate::store::{Store, StoreError, StoreResult, Versioned};
+use async_trait::async_trait;
+
+/// How long a lease on an attempt lasts: longer than the attempt's timeout.
+pub const LEASE_SECS: i64 = 60;
+/// How long an attempt waits for the endpoint's answer.
+pub const ATTEMPT_TIMEOUT_SECS: u64 = 10;
+/// How much of a response is read and kept in the delivery log.
+pub const RESPONSE_LOG_BYTES: usize = 1024;
+
+// ------------------------------------------------------------------ dispatch
+
+/// A new delivery of `event` to one destination (an endpoint, or the order's own
+/// `webhook_url` when `endpoint_id` is `None`), pending its first attempt. Its id is derived
+/// from the two, so a retried dispatch finds it instead of making another.
+pub fn pending_delivery(
+    event: &Event,
+    endpoint_id: Option<WebhookEndpointId>,
+    url: String,
+    now: Timestamp,
+) -> Delivery {
+    Delivery {
+        id: Delivery::id_for(&event.id, endpoint_id.as_ref()),
+        organization_id: event.organization_id.clone(),
+        livemode: event.livemode,
+        endpoint_id,
+        url,
+        event_id: event.id.clone(),
+        event_type: event.event_type,
+        status: DeliveryStatus::Pending,
+        attempts: Vec::new(),
+        next_attempt_at: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    }
+}
+
+/// Whether nothing has happened to a delivery yet: pending and never attempted. Only such a
+/// delivery is queued again by a retried dispatch (its message may have been lost).
+pub fn awaits_first_attempt(d: &Delivery) -> bool {
+    d.status == DeliveryStatus::Pending && d.attempts.is_empty()
+}
+
+/// A delivery sent again on request: pending, due at once, its attempts kept.
+pub fn redelivery(d: &Delivery, now: Timestamp) -> Delivery {
+    let mut next = d.next_version();
+    next.status = DeliveryStatus::Pending;
+    next.next_attempt_at = None;
+    next.updated_at = now;
+    next
+}
+
+// ------------------------------------------------------------------ one attempt
+
+/// What a queue message finds its delivery ready for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// Delivered or failed already: nothing to do.
+    Finished,
+    /// The next attempt is due in this many seconds.
+    NotDue(u64),
+    /// Due: write this lease (over the version read); whoever writes it first attempts.
+    Take(Delivery),
+}
+
+/// Leases the next attempt of `d` at `now`, if it is due.
+pub fn lease_attempt(d: &Delivery, now: Timestamp) -> Lease {
+    if d.status != DeliveryStatus::Pending {
+        return Lease::Finished;
+    }
+    if let Some(at) = d.next_attempt_at {
+        let wait = now.seconds_until(at);
+        if wait > 0 {
+            return Lease::NotDue(wait as u64);
+        }
+    }
+    let mut lease = d.next_version();
+    lease.next_attempt_at = Some(now.plus_seconds(LEASE_SECS));
+    lease.updated_at = now;
+    Lease::Take(lease)
+}
+
+/// What the endpoint answered, as the sender saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// An HTTP answer; `body` is at most the first [`RESPONSE_LOG_BYTES`], `retry_after` its
+    /// `Retry-After` in seconds.
+    Answered {
+        status: u16,
+        body: String,
+        retry_after: Option<u64>,
+    },
+    /// No answer: the connection failed or timed out.
+    NoAnswer(String),
+}
+
+/// One attempt, as it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempted {
+    pub response: Response,
+    /// When the attempt started (its time in the log).
+    pub at: Timestamp,
+    /// When it ended (the delivery's `updated_at`).
+    pub ended: Timestamp,
+    pub latency_ms: u64,
+}
+
+/// How an attempt counts for its endpoint's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// A 2xx: the failing streak ends.
+    Succeeded,
+    /// A 410: the endpoint asked to be disabled.
+    Gone,
+    /// Anything else: the streak goes on.
+    Failed,
+}
+
+/// How retries are timed: the schedule scaled (1 in AWS; the local host shortens it) and
+/// spread by `jitter` in `[0, 1)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryTiming {
+    pub scale: f64,
+    pub jitter: f64,
+}
+
+/// What an attempt made of the delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AfterAttempt {
+    /// Write it over the leased version.
+    pub delivery: Delivery,
+    /// What the queue does with the message.
+    pub outcome: Outcome,
+    pub health: Health,
+}
+
+/// The leased delivery after an attempt: a 2xx delivers it, a 410 fails it, anything else
+/// is retried on the schedule (`Retry-After` honoured) until 3 days have passed, then fails.
+pub fn after_attempt(leased: &Delivery, attempted: Attempted, retry: RetryTiming) -> AfterAttempt {
+    let number = next_attempt_number(leased);
+    let (status_code, error, response_body, retry_after) = match attempted.response {
+        Response::Answered {
+            status,
+            body,
+            retry_after,
+        } => (Some(status), None, Some(body), retry_after),
+        Response::NoAnswer(e) => (None, Some(e), None, None),
+    };
+    let mut d = leased.next_version();
+    d.attempts.push(DeliveryAttempt {
+        number,
+        at: attempted.at,
+        status_code,
+        error,
+        latency_ms: attempted.latency_ms,
+        response_body,
+    });
+    d.updated_at = attempted.ended;
+    let health = match status_code {
+        Some(s) if (200..300).contains(&s) => Health::Succeeded,
+        Some(410) => Health::Gone,
+        _ => Health::Failed,
+    };
+    let retry_in = match health {
+        Health::Succeeded | Health::Gone => None,
+        Health::Failed => super::next_retry_delay(
+            number,
+            d.created_at.seconds_until(attempted.at),
+            retry_after,
+            retry.jitter,
+        )
+        .map(|delay| scaled(delay, retry.scale)),
+    };
+    let outcome = match (health, retry_in) {
+        (Health::Failed, Some(delay)) => {
+            d.next_attempt_at = Some(attempted.at.plus_seconds(delay as i64));
+            Outcome::RetryAfter(delay)
+        }
+        (health, _) => {
+            d.status = if health == Health::Succeeded {
+                DeliveryStatus::Delivered
+            } else {
+                DeliveryStatus::Failed
+            };
+            d.next_attempt_at = None;
+            Outcome::Done
+        }
+    };
+    AfterAttempt {
+        delivery: d,
+        outcome,
+        health,
+    }
+}
+
+/// The leased delivery failed for good without a send (`why`: its destination was deleted
+/// or refused, no secret opens, the event is gone): the attempt is logged with the reason.
+pub fn fail_delivery(leased: &Delivery, at: Timestamp, ended: Timestamp, why: String) -> Delivery {
+    let mut d = leased.next_version();
+    d.attempts.push(DeliveryAttempt {
+        number: next_attempt_number(leased),
+        at,
+        status_code: None,
+        error: Some(why),
+        latency_ms: 0,
+        response_body: None,
+    });
+    d.status = DeliveryStatus::Failed;
+    d.next_attempt_at = None;
+    d.updated_at = ended;
+    d
+}
+
+fn next_attempt_number(d: &Delivery) -> u32 {
+    d.attempts.len() as u32 + 1
+}
+
+fn scaled(secs: u64, scale: f64) -> u64 {
+    ((secs as f64 * scale).ceil() as u64).max(1)
+}
+
+/// The endpoint after an attempt, if that changes it (with `webhook_endpoint.disabled`
+/// when it disables it): a success ends a failing streak; a 410, or failing for
+/// [`super::DISABLE_AFTER_FAILING_SECS`], disables it.
+pub fn endpoint_after_attempt(
+    ep: &WebhookEndpoint,
+    health: Health,
+    now: Timestamp,
+) -> Option<(WebhookEndpoint, Option<Event>)> {
+    let mut next = ep.next_version();
+    if health == Health::Succeeded {
+        ep.failing_since?;
+        next.failing_since = None;
+    } else {
+        let since = ep.failing_since.unwrap_or(now);
+        next.failing_since = Some(since);
+        if health == Health::Gone {
+            next.enabled = false;
+            next.disabled_reason = Some("the endpoint answered 410 Gone".into());
+        } else if since.seconds_until(now) >= super::DISABLE_AFTER_FAILING_SECS {
+            next.enabled = false;
+            next.disabled_reason = Some("every delivery failed for 3 days".into());
+        } else if ep.failing_since.is_some() {
+            return None;
+        }
+    }
+    next.updated_at = now;
+    let event = (!next.enabled && ep.enabled)
+        .then(|| Event::for_endpoint(&next, EventType::WebhookEndpointDisabled, now));
+    Some((next, event))
+}
+
+// ------------------------------------------------------------------ running it
+
+/// A signed webhook request (Standard Webhooks headers), ready to post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRequest {
+    pub url: String,
+    /// Live-mode URLs must use https; test mode may use http.
+    pub livemode: bool,
+    /// `webhook-id`: the delivery's id, stable across retries.
+    pub webhook_id: String,
+    /// `webhook-timestamp`, epoch seconds.
+    pub timestamp: i64,
+    /// `webhook-signature`: `v1,<base64>` for every secret in use.
+    pub signature: String,
+    /// The event as JSON.
+    pub body: String,
+}
+
+/// The HTTP side of a delivery: posts a request to its URL, connecting only to addresses
+/// the SSRF rules allow (a refusal is never retried), within [`ATTEMPT_TIMEOUT_SECS`],
+/// reading at most [`RESPONSE_LOG_BYTES`] of the answer.
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    async fn post(&self, request: &WebhookRequest) -> Result<Response, UrlRefusal>;
+}
+
+/// Who a delivery goes to with which secrets, or why it cannot go at all.
+enum Destination {
+    Send {
+        endpoint: Option<Box<WebhookEndpoint>>,
+        secrets: Vec<String>,
+    },
+    Drop(String),
+}
+
+/// Runs one attempt of a delivery, if one is due: lease, send, record the attempt and
+/// the endpoint's health. Returns what the queue does with the message.
+#[tracing::instrument(skip_all, fields(delivery_id = %id))]
+pub async fn attempt_delivery(
+    store: &dyn Store,
+    master: &MasterKey,
+    retry_scale: f64,
+    sender: &dyn WebhookSender,
+    id: &DeliveryId,
+) -> StoreResult<Outcome> {
+    let Some(delivery) = store.get_delivery(id).await? else {
+        tracing::warn!(delivery_id = %id, "no such delivery");
+        return Ok(Outcome::Done);
+    };
+    let now = Timestamp::now();
+    let leased = match lease_attempt(&delivery, now) {
+        Lease::Finished => return Ok(Outcome::Done),
+        Lease::NotDue(secs) => return Ok(Outcome::RetryAfter(secs)),
+        Lease::Take(leased) => leased,
+    };
+    match store.update_delivery(&leased, delivery.version).await {
+        Ok(()) => {}
+        Err(StoreError::VersionConflict { .. }) => return Ok(Outcome::Done),
+        Err(e) => return Err(e),
+    }
+
+    let (endpoint, secrets) = match delivery_destination(store, master, &leased, now).await? {
+        Destination::Send { endpoint, secrets } if !secrets.is_empty() => (endpoint, secrets),
+        Destination::Send { .. } => {
+            return finish_failed(store, &leased, now, "no signing secret opens".into()).await;
+        }
+        Destination::Drop(why) => return finish_failed(store, &leased, now, why).await,
+    };
+    let Some(event) = store.get_event(&leased.event_id).await? else {
+        let why = "the event no longer exists".to_owned();
+        return finish_failed(store, &leased, now, why).await;
+    };
+    let body = crate::http::render::event(&event).to_string();
+    let request = WebhookRequest {
+        url: leased.url.clone(),
+        livemode: leased.livemode,
+        webhook_id: leased.id.to_string(),
+        timestamp: now.unix(),
+        signature: super::signature_header(
+            secrets.iter().map(String::as_str),
+            leased.id.as_str(),
+            now.unix(),
+            &body,
+        ),
+        body,
+    };
+
+    let started = std::time::Instant::now();
+    let response = match sender.post(&request).await {
+        Ok(response) => response,
+        Err(why) => {
+            // The destination is not allowed (it may have started resolving to a private
+            // address): never retried.
+            tracing::warn!(delivery_id = %leased.id, reason = %why, "destination refused");
+            let why = format!("destination refused: {why}");
+            return finish_failed(store, &leased, now, why).await;
+        }
+    };
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let attempted = Attempted {
+        response,
+        at: now,
+        ended: Timestamp::now(),
+        latency_ms,
+    };
+    let retry = RetryTiming {
+        scale: retry_scale,
+        jitter: super::jitter(),
+    };
+    let after = after_attempt(&leased, attempted, retry);
+    if let Some(a) = after.delivery.attempts.last() {
+        tracing::info!(
+            delivery_id = %leased.id, attempt = a.number, status = ?a.status_code, latency_ms,
+            error = ?a.error, "webhook attempt"
+        );
+    }
+    match store.update_delivery(&after.delivery, leased.version).await {
+        Ok(()) => {}
+        // The lease ran out and another worker took over: its record wins.
+        Err(StoreError::VersionConflict { .. }) => return Ok(Outcome::Done),
+        Err(e) => return Err(e),
+    }
+    if let Some(ep) = endpoint {
+        record_endpoint_health(store, &ep, after.health, now).await?;
+    }
+    Ok(after.outcome)
+}
+
+async fn delivery_destination(
+    store: &dyn Store,
+    master: &MasterKey,
+    d: &Delivery,
+    now: Timestamp,
+) -> StoreResult<Destination> {
+    let open = |context: &str, sealed: &str| master.open(context, sealed).ok();
+    match &d.endpoint_id {
+        Some(eid) => {
+            let Some(ep) = store.get_endpoint(&d.organization_id, eid).await? else {
+                return Ok(Destination::Drop("the endpoint was deleted".into()));
+            };
+            if !ep.enabled {
+                return Ok(Destination::Drop("the endpoint is disabled".into()));
+            }
+            let context = super::endpoint_secret_context(&ep.id);
+            let secrets = ep
+                .signing_secrets(now)
+                .filter_map(|s| open(&context, &s.sealed))
+                .collect();
+            Ok(Destination::Send {
+                endpoint: Some(Box::new(ep)),
+                secrets,
+            })
+        }
+        None => {
+            let mode = KeyMode::of(d.livemode);
+            let sealed = store
+                .get_organization(&d.organization_id)
+                .await?
+                .and_then(|o| o.settings(mode).order_webhook_secret_sealed.clone());
+            let context = super::order_secret_context(&d.organization_id, mode);
+            match sealed.and_then(|s| open(&context, &s)) {
+                Some(secret) => Ok(Destination::Send {
+                    endpoint: None,
+                    secrets: vec![secret],
+                }),
+                None => Ok(Destination::Drop(
+                    "the organization has no order webhook secret".into(),
+                )),
+            }
+        }
+    }
+}
+
+async fn finish_failed(
+    store: &dyn Store,
+    leased: &Delivery,
+    now: Timestamp,
+    why: String,
+) -> StoreResult<Outcome> {
+    let failed = fail_delivery(leased, now, Timestamp::now(), why);
+    match store.update_delivery(&failed, leased.version).await {
+        Ok(()) | Err(StoreError::VersionConflict { .. }) => Ok(Outcome::Done),
+        Err(e) => Err(e),
+    }
+}
+
+async fn record_endpoint_health(
+    store: &dyn Store,
+    ep: &WebhookEndpoint,
+    health: Health,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let Some((next, event)) = endpoint_after_attempt(ep, health, now) else {
+        return Ok(());
+    };
+    match store
+        .update_endpoint(&next, ep.version, event.as_ref())
+        .await
+    {
+        // Someone else changed it meanwhile (an update, another delivery): theirs stands.
+        Ok(()) | Err(StoreError::VersionConflict { .. }) | Err(StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::OrgId;
+    use crate::webhooks::{DISABLE_AFTER_FAILING_SECS, RETRY_FOR_SECS};
+
+    fn t0() -> Timestamp {
+        Timestamp::parse("2026-06-01T12:00:00Z").unwrap()
+    }
+
+    fn endpoint() -> WebhookEndpoint {
+        let master = crate::testing::master_key();
+        let org = OrgId::generate();
+        crate::testing::endpoint(&org, false, "https://example.com/hooks", &master, t0()).0
+    }
+
+    /// A fresh delivery of an endpoint event to `ep`, and the event.
+    fn delivery(ep: &WebhookEndpoint) -> (Delivery, Event) {
+        let event = Event::for_endpoint(ep, EventType::WebhookEndpointDisabled, t0());
+        let d = pending_delivery(&event, Some(ep.id.clone()), ep.url.clone(), t0());
+        (d, event)
+    }
+
+    fn leased(d: &Delivery, now: Timestamp) -> Delivery {
+        match lease_attempt(d, now) {
+            Lease::Take(l) => l,
+            other => panic!("not leased: {other:?}"),
+        }
+    }
+
+    fn answered(status: u16, retry_after: Option<u64>) -> Response {
+        Response::Answered {
+            status,
+            body: "ok".into(),
+            retry_after,
+        }
+    }
+
+    fn attempted(response: Response, at: Timestamp) -> Attempted {
+        Attempted {
+            response,
+            at,
+            ended: at.plus_seconds(1),
+            latency_ms: 42,
+        }
+    }
+
+    const AS_SCHEDULED: RetryTiming = RetryTiming {
+        scale: 1.0,
+        jitter: 0.5,
+    };
+
+    #[test]
+    fn a_new_delivery_is_pending_with_an_id_of_its_event_and_destination() {
+        let ep = endpoint();
+        let (d, event) = delivery(&ep);
+        assert_eq!(d.id, Delivery::id_for(&event.id, Some(&ep.id)));
+        assert_eq!(
+            (d.status, d.version, d.attempts.len()),
+            (DeliveryStatus::Pending, 1, 0)
+        );
+        assert_eq!(d.next_attempt_at, None);
+        assert!(awaits_first_attempt(&d));
+        let order_url = pending_delivery(&event, None, "https://shop.example/h".into(), t0());
+        assert_ne!(order_url.id, d.id);
+
+        let l = leased(&d, t0());
+        let tried = after_attempt(&l, attempted(answered(500, None), t0()), AS_SCHEDULED);
+        assert!(!awaits_first_attempt(&tried.delivery));
+    }
+
+    #[test]
+    fn only_a_due_pending_delivery_is_leased_and_the_lease_is_the_next_version() {
+        let (d, _) = delivery(&endpoint());
+        let now = t0().plus_seconds(3);
+        let l = leased(&d, now);
+        assert_eq!(l.version, d.version + 1);
+        assert_eq!(l.next_attempt_at, Some(now.plus_seconds(LEASE_SECS)));
+        assert_eq!(l.updated_at, now);
+        assert_eq!((l.status, l.attempts.len()), (DeliveryStatus::Pending, 0));
+
+        // Leased (or scheduled) for later: not due until then.
+        assert_eq!(lease_attempt(&l, now), Lease::NotDue(LEASE_SECS as u64));
+        let due = now.plus_seconds(LEASE_SECS);
+        assert!(matches!(lease_attempt(&l, due), Lease::Take(_)));
+
+        for status in [DeliveryStatus::Delivered, DeliveryStatus::Failed] {
+            let done = Delivery {
+                status,
+                ..d.clone()
+            };
+            assert_eq!(lease_attempt(&done, now), Lease::Finished);
+        }
+    }
+
+    #[test]
+    fn a_2xx_delivers_and_logs_the_attempt() {
+        let (d, _) = delivery(&endpoint());
+        let l = leased(&d, t0());
+        let a = after_attempt(&l, attempted(answered(204, None), t0()), AS_SCHEDULED);
+        assert_eq!(a.outcome, Outcome::Done);
+        assert_eq!(a.health, Health::Succeeded);
+        let d2 = &a.delivery;
+        assert_eq!(d2.status, DeliveryStatus::Delivered);
+        assert_eq!(d2.version, l.version + 1);
+        assert_eq!(d2.next_attempt_at, None);
+        assert_eq!(d2.updated_at, t0().plus_seconds(1));
+        assert_eq!(
+            d2.attempts,
+            vec![DeliveryAttempt {
+                number: 1,
+                at: t0(),
+                status_code: Some(204),
+                error: None,
+                latency_ms: 42,
+                response_body: Some("ok".into()),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_410_fails_the_delivery_at_once() {
+        let (d, _) = delivery(&endpoint());
+        let l = leased(&d, t0());
+        let a = after_attempt(&l, attempted(answered(410, None), t0()), AS_SCHEDULED);
+        assert_eq!((a.outcome, a.health), (Outcome::Done, Health::Gone));
+        assert_eq!(a.delivery.status, DeliveryStatus::Failed);
+        assert_eq!(a.delivery.next_attempt_at, None);
+    }
+
+    #[test]
+    fn failures_are_retried_on_the_schedule_until_three_days_have_passed() {
+        let (d, _) = delivery(&endpoint());
+        let l = leased(&d, t0());
+        let a = after_attempt(&l, attempted(answered(500, None), t0()), AS_SCHEDULED);
+        assert_eq!(
+            (a.outcome, a.health),
+            (Outcome::RetryAfter(5), Health::Failed)
+        );
+        assert_eq!(a.delivery.status, DeliveryStatus::Pending);
+        assert_eq!(a.delivery.next_attempt_at, Some(t0().plus_seconds(5)));
+
+        // The second failure (no answer this time) waits the schedule's second step.
+        let at = t0().plus_seconds(5);
+        let l2 = leased(&a.delivery, at);
+        let timed_out = Response::NoAnswer("timed out after 10 s".into());
+        let b = after_attempt(&l2, attempted(timed_out, at), AS_SCHEDULED);
+        assert_eq!(b.outcome, Outcome::RetryAfter(300));
+        let last = b.delivery.attempts.last().unwrap();
+        assert_eq!(last.number, 2);
+        assert_eq!(
+            (
+                last.status_code,
+                last.error.as_deref(),
+                last.response_body.as_deref()
+            ),
+            (None, Some("timed out after 10 s"), None)
+        );
+
+        // Retry-After is honoured; the local host's scale shortens waits, to at least 1 s.
+        let c = after_attempt(&l, attempted(answered(429, Some(120)), t0()), AS_SCHEDULED);
+        assert_eq!(c.outcome, Outcome::RetryAfter(120));
+        let fast = RetryTiming {
+            scale: 0.01,
+            ..AS_SCHEDULED
+        };
+        let e = after_attempt(&l, attempted(answered(500, None), t0()), fast);
+        assert_eq!(e.outcome, Outcome::RetryAfter(1));
+
+        // Three days after the delivery was made, a failure is final.
+        let late = t0().plus_seconds(RETRY_FOR_SECS);
+        let f = after_attempt(&l, attempted(answered(500, None), late), AS_SCHEDULED);
+        assert_eq!((f.outcome, f.health), (Outcome::Done, Health::Failed));
+        assert_eq!(f.delivery.status, DeliveryStatus::Failed);
+        assert_eq!(f.delivery.next_attempt_at, None);
+    }
+
+    #[test]
+    fn a_delivery_that_cannot_go_fails_with_its_reason() {
+        let (d, _) = delivery(&endpoint());
+        let l = leased(&d, t0());
+        let f = fail_delivery(
+            &l,
+            t0(),
+            t0().plus_seconds(1),
+            "the endpoint was deleted".into(),
+        );
+        assert_eq!(f.status, DeliveryStatus::Failed);
+        assert_eq!(f.version, l.version + 1);
+        assert_eq!(f.next_attempt_at, None);
+        let a = &f.attempts[0];
+        assert_eq!((a.number, a.latency_ms), (1, 0));
+        assert_eq!(a.error.as_deref(), Some("the endpoint was deleted"));
+    }
+
+    #[test]
+    fn redelivery_makes_a_delivery_pending_and_due_again() {
+        let (d, _) = delivery(&endpoint());
+        let l = leased(&d, t0());
+        let failed = fail_delivery(&l, t0(), t0(), "gone".into());
+        let again = redelivery(&failed, t0().plus_seconds(60));
+        assert_eq!(again.status, DeliveryStatus::Pending);
+        assert_eq!(again.next_attempt_at, None);
+        assert_eq!(again.version, failed.version + 1);
+        assert_eq!(again.attempts, failed.attempts);
+        assert!(!awaits_first_attempt(&again));
+    }
+
+    #[test]
+    fn endpoint_health_follows_the_failing_streak() {
+        let ep = endpoint();
+        // Healthy and succeeding: nothing to write.
+        assert_eq!(endpoint_after_attempt(&ep, Health::Succeeded, t0()), None);
+
+        // A first failure starts the streak.
+        let (failing, event) = endpoint_after_attempt(&ep, Health::Failed, t0()).unwrap();
+        assert_eq!(failing.failing_since, Some(t0()));
+        assert_eq!(failing.version, ep.version + 1);
+        assert!(failing.enabled && event.is_none());
+        // Further failures inside 3 days change nothing.
+        let later = t0().plus_seconds(DISABLE_AFTER_FAILING_SECS - 1);
+        assert_eq!(
+            endpoint_after_attempt(&failing, Health::Failed, later),
+            None
+        );
+        // A success ends it.
+        let (healed, event) = endpoint_after_attempt(&failing, Health::Succeeded, later).unwrap();
+        assert_eq!(healed.failing_since, None);
+        assert!(healed.enabled && event.is_none());
+
+        // Failing for 3 days disables it, with webhook_endpoint.disabled.
+        let after = t0().plus_seconds(DISABLE_AFTER_FAILING_SECS);
+        let (off, event) = endpoint_after_attempt(&failing, Health::Failed, after).unwrap();
+        assert!(!off.enabled);
+        assert_eq!(
+            off.disabled_reason.as_deref(),
+            Some("every delivery failed for 3 days")
+        );
+        let event = event.unwrap();
+        assert_eq!(event.event_type, EventType::WebhookEndpointDisabled);
+        assert_eq!(event.data.object["enabled"], false);
+
+        // A 410 disables it at once.
+        let (gone, event) = endpoint_after_attempt(&ep, Health::Gone, t0()).unwrap();
+        assert!(!gone.enabled && event.is_some());
+        assert_eq!(gone.failing_since, Some(t0()));
+        assert_eq!(
+            gone.disabled_reason.as_deref(),
+            Some("the endpoint answered 410 Gone")
+        );
+        // An endpoint already disabled gets no second event.
+        let (_, event) = endpoint_after_attempt(&gone, Health::Gone, t0()).unwrap();
+        assert!(event.is_none());
+    }
+}
