@@ -7,9 +7,7 @@ CHAIN ?= 1
 CHAIN_PORT ?=
 CARGO ?= cargo
 
-.PHONY: dev dev-chain demo reset test fuzz lint fmt build bench services clean
-
-FUNCTIONS := $(notdir $(wildcard functions/*))
+.PHONY: dev dev-chain demo reset test fuzz lint fmt build bench package services clean
 
 ## Start the local host on 127.0.0.1:$(PORT) with the embedded store in .local/, and a
 ## local EVM chain (31337, anvil) beside it unless CHAIN=0; .local/demo.env has both URLs.
@@ -55,11 +53,15 @@ fmt:
 build:
 	$(CARGO) build --workspace --release --locked
 
-## Cold-start benchmark: release build, then each function's init time (median of 20).
+## Benchmarks (release builds; medians of repeated runs): each function's size, cold start
+## against a hello-world function and first event; UPDATE_DOCS=1 rewrites docs/performance.md.
 bench:
-	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS))
-	@for f in $(FUNCTIONS); do python3 infra/scripts/initbench.py target/release/$$f 20; done
-	@ls -l $(addprefix target/release/,$(FUNCTIONS)) | awk '{printf "%-22s %6.1f MB\n", $$9, $$5/1048576}'
+	infra/scripts/bench.sh
+
+## Every function built by `sam build` with cargo-lambda into .aws-sam/build (ARCH=x86_64 by
+## default; arm64 needs the aarch64 Rust target), after `sam validate --lint`; prints sizes.
+package:
+	infra/scripts/package.sh
 
 ## Install the Python test services into .venv without starting them.
 services:
@@ -67,4 +69,4 @@ services:
 
 clean:
 	$(CARGO) clean
-	rm -rf .venv .local
+	rm -rf .venv .venv-sam .local .aws-sam

@@ -24,6 +24,9 @@
 #                                            test chain an order can use: make fuzz
 #   infra/scripts/services.sh install-fuzz   schemathesis into .venv; openapi-typescript and tsc
 #                                            (node_modules)
+#   infra/scripts/services.sh install-package
+#                                            make package: aws-sam-cli, cargo-lambda and zig
+#                                            into .venv-sam
 #
 # Any service that cannot start is a hard failure with its log printed: tests never run
 # against a missing service.
@@ -103,6 +106,20 @@ install_fuzz() {
       || die "pip install schemathesis==$schemathesis_pin failed"
   fi
   install_node
+}
+
+# make package: the SAM CLI, cargo-lambda and zig (all from PyPI) in their own venv, .venv-sam:
+# the SAM CLI pins boto3, click and jsonschema versions the test tools in .venv need otherwise.
+install_package() {
+  local sam_venv="$root/.venv-sam"
+  if [ -x "$sam_venv/bin/sam" ] && [ -x "$sam_venv/bin/cargo-lambda" ] && [ -x "$sam_venv/bin/python-zig" ]; then
+    return 0
+  fi
+  echo "services: installing aws-sam-cli, cargo-lambda and ziglang into $sam_venv"
+  python3 -m venv "$sam_venv" || die "python3 -m venv failed (apt-get install python3-venv)"
+  "$sam_venv/bin/pip" install --quiet --disable-pip-version-check \
+    "aws-sam-cli==1.*" "cargo-lambda==1.*" "ziglang==0.*" \
+    || die "pip install aws-sam-cli cargo-lambda ziglang failed"
 }
 
 free_port() {
@@ -238,6 +255,7 @@ case "${1:-}" in
   install-demo) install_demo ;;
   install-node) install_node ;;
   install-fuzz) install_fuzz ;;
+  install-package) install_package ;;
   install-browser) install_browser ;;
   testnets-start) testnets_start "${2:?usage: services.sh testnets-start DIR}" ;;
   chain-start) chain_start "${2:?usage: services.sh chain-start DIR [PORT]}" "${3:-}" ;;

@@ -2,7 +2,7 @@
 # `make test`: install and start the test services on free ports, build every test, then run
 # two sides at once and fail if either fails:
 #   - every cargo test, against the test services;
-#   - the other stages: cfn-lint of template.yaml, then against a `make dev` (host + chain, a
+#   - the other stages: cfn-lint and `sam validate --lint` of template.yaml, then against a `make dev` (host + chain, a
 #     fresh store) on free ports make demo, the checkout page in headless Chromium
 #     (browser_test.sh), the schemathesis stage (fuzz.sh quick), and the
 #     generated client (client_check.sh).
@@ -34,7 +34,8 @@ trap stop_all EXIT
 # Every tool the stages use (Python packages, npm packages, Debian's chromium) installs while
 # cargo compiles: on a fresh clone both take minutes, and neither needs the other.
 ( infra/scripts/services.sh install && infra/scripts/services.sh install-fuzz \
-    && infra/scripts/services.sh install-browser ) >"$svc/install.log" 2>&1 &
+    && infra/scripts/services.sh install-browser && infra/scripts/services.sh install-package ) \
+  >"$svc/install.log" 2>&1 &
 installs=$!
 
 # Everything compiled first: the host side runs the payorders binary this builds (with the
@@ -69,6 +70,9 @@ host_stages() {
   # cfn-lint meanwhile: the host's start and the demo mostly wait on the chain.
   .venv/bin/cfn-lint template.yaml >"$svc/cfn-lint.log" 2>&1 &
   local lint=$!
+  # The SAM CLI's own check of the template (its transform, then its linter), no build.
+  SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml >"$svc/sam.log" 2>&1 &
+  local sam=$!
   # The generated client needs no host either.
   infra/scripts/client_check.sh >"$svc/client.log" 2>&1 &
   local client=$!
@@ -104,6 +108,13 @@ host_stages() {
     return 1
   fi
   cat "$svc/cfn-lint.log"
+  stage "sam validate --lint template.yaml"
+  if ! wait "$sam"; then
+    cat "$svc/sam.log" >&2
+    echo "test: sam validate --lint found problems in template.yaml" >&2
+    return 1
+  fi
+  grep -v -e '^\s*$' -e 'Experimental features' -e 'aws.amazon.com/service-terms' "$svc/sam.log" | tr -d '\033' | sed 's/\[[0-9;]*m//g' || true
 }
 host_stages >"$svc/host-stages.log" 2>&1 &
 host_side=$!
@@ -135,11 +146,11 @@ host_status=0
 wait "$host_side" || host_status=$?
 host_side=
 echo
-echo "=== the other side: cfn-lint, make demo, the checkout page, schemathesis, the generated client ==="
+echo "=== the other side: cfn-lint, sam validate, make demo, the checkout page, schemathesis, the generated client ==="
 cat "$svc/host-stages.log"
 if [ "$cargo_status" != 0 ] || [ "$host_status" != 0 ]; then
   [ "$cargo_status" = 0 ] || echo "test: cargo test failed (exit $cargo_status)" >&2
   [ "$host_status" = 0 ] || echo "test: the other side (cfn-lint, demo, browser, schemathesis, client) failed (exit $host_status)" >&2
   exit 1
 fi
-echo "test: cargo test, cfn-lint, make demo, the checkout page in a browser, schemathesis and the generated client all passed"
+echo "test: cargo test, cfn-lint, sam validate, make demo, the checkout page in a browser, schemathesis and the generated client all passed"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `make package`: every function of template.yaml built by `sam build` with cargo-lambda
+# (BuildMethod rust-cargolambda), for ARCH (x86_64 here; arm64 where the aarch64 target is
+# installed: `rustup target add aarch64-unknown-linux-gnu`), into .aws-sam/build. Prints each
+# function's bootstrap and zip size, and the build's time. The SAM CLI, cargo-lambda and zig
+# come from PyPI into .venv-sam on first use (their pins would fight the test tools' in .venv).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+arch=${ARCH:-x86_64}
+case "$arch" in
+  x86_64) triple=x86_64-unknown-linux-gnu ;;
+  arm64) triple=aarch64-unknown-linux-gnu ;;
+  *) echo "package: ARCH is x86_64 or arm64, not $arch" >&2; exit 2 ;;
+esac
+if ! rustup target list --installed 2>/dev/null | grep -qx "$triple"; then
+  echo "package: the Rust target $triple is not installed (rustup target add $triple)" >&2
+  exit 1
+fi
+
+infra/scripts/services.sh install-package
+export PATH="$root/.venv-sam/bin:$PATH"
+# sam build runs `cargo lambda build --release` for each function in this workspace, so every
+# build shares target/ (the dependencies compile once); `--parallel` would only queue them
+# on cargo's lock.
+started=$SECONDS
+sam validate --lint --template template.yaml
+sam build --template template.yaml --beta-features --no-cached --parameter-overrides "Architecture=$arch"
+secs=$((SECONDS - started))
+
+echo
+echo "package: $arch, built in $secs s; each function's bootstrap (stripped) and its zip:"
+python3 - <<'EOF'
+import io, os, zipfile
+root = ".aws-sam/build"
+rows = []
+for name in sorted(os.listdir(root)):
+    path = os.path.join(root, name, "bootstrap")
+    if not os.path.isfile(path):
+        continue
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(path, "bootstrap")
+    rows.append((name, os.path.getsize(path), len(buf.getvalue())))
+for name, raw, zipped in rows:
+    print(f"  {name:<32} {raw / 1048576:6.2f} MB   zip {zipped / 1048576:5.2f} MB")
+if not rows:
+    raise SystemExit("package: sam build produced no bootstrap")
+big = max(rows, key=lambda r: r[1])
+print(f"  {len(rows)} functions; largest {big[0]} {big[1] / 1048576:.2f} MB")
+EOF
