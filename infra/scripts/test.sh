@@ -38,6 +38,10 @@ trap stop_all EXIT
   >"$svc/install.log" 2>&1 &
 installs=$!
 
+# The test build writes no incremental caches: they cost a fresh clone time (CI builds every
+# workspace crate once) and a re-run only helps after an edit; `cargo test -p …` is the edit
+# loop, and keeps them. CARGO_INCREMENTAL=1 make test brings them back.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 # Everything compiled first: the host side runs the payorders binary this builds (with the
 # tests' features; building it alone would unify features differently). The list of test
 # binaries (package directory, executable) comes from cargo's own build messages.
