@@ -208,6 +208,27 @@ impl OnFirstUse<Services> {
     }
 }
 
+#[cfg(all(feature = "aws", feature = "chains"))]
+impl OnFirstUse<crate::payments::Settler> {
+    /// The payment pipeline alone (the deposit scan, the upkeep), built on the first event.
+    pub fn settler() -> Self {
+        Self::new(|| async { Ok::<_, BoxError>(Services::from_env().await?.settler()?) })
+    }
+}
+
+#[cfg(all(feature = "aws", feature = "chains"))]
+impl OnFirstUse<(Services, crate::payments::Settler)> {
+    /// The services and the payment pipeline (the routes that record payments), built on the
+    /// first event.
+    pub fn services_and_settler() -> Self {
+        Self::new(|| async {
+            let services = Services::from_env().await?;
+            let settler = services.settler()?;
+            Ok::<_, BoxError>((services, settler))
+        })
+    }
+}
+
 /// JSON logs in Lambda (CloudWatch parses them), level from `RUST_LOG` (default info).
 pub fn init_tracing() {
     use tracing_subscriber::layer::SubscriberExt;

@@ -1,11 +1,7 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     payorders::runtime::init_tracing();
-    let settler = &payorders::runtime::OnFirstUse::new(|| async {
-        Ok::<_, payorders::runtime::BoxError>(
-            payorders::runtime::Services::from_env().await?.settler()?,
-        )
-    });
+    let settler = &payorders::runtime::OnFirstUse::settler();
     lambda_http::lambda_runtime::run(lambda_http::service_fn(move |ev| async move {
         expire_orders::handler(settler.get().await?, ev).await
     }))
