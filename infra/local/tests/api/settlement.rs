@@ -300,16 +300,8 @@ async fn one_transaction_pays_one_order_even_when_raced() {
 #[tokio::test]
 async fn a_reorg_sends_the_order_back_to_awaiting_payment() {
     // Its own anvil: rewinding the shared one would undo other tests' transactions.
-    let chain = PrivateAnvil::start().await;
-    let app = spawn_app_on_chains(
-        Backend::Embedded,
-        payorders::pricing::fixed::FixedPrices::dev_default(),
-        None,
-        chain.chains(),
-    )
-    .await;
+    let (chain, app) = spawn_app_on_private_chain().await;
     let recipient = anvil::fresh_address();
-    anvil::ensure_token(&chain.url).await;
     let id = awaiting_payment(&app, Some(anvil::TOKEN), "10", recipient).await;
 
     let snapshot = anvil::rpc(&chain.url, "evm_snapshot", json!([])).await;
@@ -353,15 +345,7 @@ async fn a_reorg_sends_the_order_back_to_awaiting_payment() {
 #[tokio::test]
 async fn a_transfer_mined_before_the_payment_details_pays_nothing() {
     // Its own anvil: its clock is set back, which would date other tests' transfers.
-    let chain = PrivateAnvil::start().await;
-    let app = spawn_app_on_chains(
-        Backend::Embedded,
-        payorders::pricing::fixed::FixedPrices::dev_default(),
-        None,
-        chain.chains(),
-    )
-    .await;
-    anvil::ensure_token(&chain.url).await;
+    let (chain, app) = spawn_app_on_private_chain().await;
     // The merchant's address received 10 TUSD ten minutes ago (by the chain's clock, well
     // past the 120 s allowed between the chain's clock and ours).
     let recipient = anvil::fresh_address();

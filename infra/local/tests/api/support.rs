@@ -98,6 +98,21 @@ pub async fn spawn_app_full(
     spawn_app_on_chains(backend, prices, router, test_chains()).await
 }
 
+/// A chain of its own (a test that rewinds it or moves its clock) with the test token, and the
+/// app (embedded store, default prices) reading it.
+pub async fn spawn_app_on_private_chain() -> (PrivateAnvil, TestApp) {
+    let chain = PrivateAnvil::start().await;
+    let app = spawn_app_on_chains(
+        Backend::Embedded,
+        payorders::pricing::fixed::FixedPrices::dev_default(),
+        None,
+        chain.chains(),
+    )
+    .await;
+    payorders::testing::anvil::ensure_token(&chain.url).await;
+    (chain, app)
+}
+
 /// The app reading the given chains.
 pub async fn spawn_app_on_chains(
     backend: Backend,
