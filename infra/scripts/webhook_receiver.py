@@ -5,9 +5,10 @@ third-party verifier accepts our signatures.
 Usage: webhook_receiver.py CONFIG LOG PORT_FILE
 
 CONFIG (JSON, re-read on every request) says how to answer:
-  {"secrets": {"name": "whsec_..."}, "fail_first": 0, "status": 500, "retry_after": null}
+  {"secrets": {"name": "whsec_..."}, "fail_first": 0, "status": 500, "retry_after": null,
+   "delay": 0}
   The first `fail_first` requests are answered with `status` (and Retry-After if set);
-  the rest with 200.
+  the rest with 200; each answer only after `delay` seconds.
 LOG gets one JSON line per request: the webhook headers, the body, whether each named
 secret verified it (true, or the library's error text), and the status answered.
 The chosen port is written to PORT_FILE once listening.
@@ -17,6 +18,7 @@ import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks import Webhook
@@ -57,6 +59,8 @@ class Handler(BaseHTTPRequestHandler):
         }
         with lock, open(log_path, "a") as f:
             f.write(json.dumps(line) + "\n")
+        # A slow endpoint: answers only after `delay` seconds.
+        time.sleep(cfg.get("delay", 0))
         self.send_response(status)
         if failing and cfg.get("retry_after") is not None:
             self.send_header("Retry-After", str(cfg["retry_after"]))

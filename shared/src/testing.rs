@@ -94,6 +94,7 @@ pub fn endpoint_with_id(
         enabled: true,
         disabled_reason: None,
         failing_since: None,
+        options: DeliveryOptions::default(),
         created_at: at,
         updated_at: at,
         version: 1,

@@ -5,7 +5,8 @@
 //! [`CONCURRENCY`] at a time.
 //!
 //! A request goes only to the addresses its URL resolves to once checked against the SSRF
-//! rules (redirects are not followed), within a 10 s timeout; of the answer, the status,
+//! rules and the endpoint's `allowed_ips` (redirects are not followed), within the
+//! endpoint's timeout (10 s unless it chose 1-30 s); of the answer, the status,
 //! `Retry-After` and the first 1 KB of the body are read and no more.
 
 #[cfg(feature = "aws")]
@@ -79,11 +80,13 @@ impl WebhookSender for Http {
     async fn post(&self, r: &WebhookRequest) -> Result<Response, UrlRefusal> {
         let url = webhooks::check_url(&r.url, r.livemode)?;
         let addrs = webhooks::resolve_destination(&url, !r.livemode && self.allow_loopback).await?;
+        let addrs = webhooks::keep_allowed(addrs, &r.allowed_ips)?;
+        let timeout = u64::from(r.timeout_secs.max(1));
         let host = url.host_str().unwrap_or_default().to_owned();
         // Connect only to the addresses just checked, and never follow redirects: either
         // could otherwise lead the request to a private address.
         let client = match payorders::net::http_client()
-            .timeout(Duration::from_secs(delivery::ATTEMPT_TIMEOUT_SECS))
+            .timeout(Duration::from_secs(timeout))
             .redirect(reqwest::redirect::Policy::none())
             .resolve_to_addrs(&host, &addrs)
             .user_agent("PayOrders-Webhooks/1")
@@ -104,8 +107,7 @@ impl WebhookSender for Http {
         let resp = match sent {
             Ok(resp) => resp,
             Err(e) if e.is_timeout() => {
-                let secs = delivery::ATTEMPT_TIMEOUT_SECS;
-                return Ok(Response::NoAnswer(format!("timed out after {secs} s")));
+                return Ok(Response::NoAnswer(format!("timed out after {timeout} s")));
             }
             Err(e) => return Ok(Response::NoAnswer(e.to_string())),
         };

@@ -1,6 +1,6 @@
 //! `/webhook-endpoints`: create (the `whsec_` secret is shown once), list, get, update,
 //! delete, rotate the secret (the old one keeps signing for 24 h), list an endpoint's
-//! deliveries and redeliver one. `GET /webhook-secret` reveals the secret that signs
+//! deliveries and redeliver one, send it a signed `ping`. `GET /webhook-secret` reveals the secret that signs
 //! deliveries to orders' own `webhook_url`.
 //!
 //! Live-mode URLs must be https and resolve only to public addresses; test mode may use
@@ -69,6 +69,10 @@ async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Bo
                         &json!({"id": id, "object": "webhook_endpoint", "deleted": true}),
                     ))
                 }
+                ("POST", ["test"]) => {
+                    http::idempotent(&*svc.store, &ctx, req, &rid, || ping(svc, &ctx, req, &id))
+                        .await
+                }
                 ("POST", ["rotate-secret"]) => {
                     http::idempotent(&*svc.store, &ctx, req, &rid, || rotate(svc, &ctx, req, &id))
                         .await
@@ -122,8 +126,9 @@ fn master(svc: &Services) -> Result<&auth::MasterKey, ApiError> {
     })
 }
 
-/// Validates a destination URL for the caller's mode, resolving it.
-async fn check_url(text: &str, livemode: bool) -> Result<String, ApiError> {
+/// Validates a destination URL for the caller's mode, resolving it; with `allowed_ips`,
+/// the host must resolve to an address inside them.
+async fn check_url(text: &str, livemode: bool, allowed: &[IpNet]) -> Result<String, ApiError> {
     if text.len() > MAX_URL {
         return Err(ApiError::invalid(
             "INVALID_URL",
@@ -134,8 +139,14 @@ async fn check_url(text: &str, livemode: bool) -> Result<String, ApiError> {
     let url = webhooks::check_url(text, livemode)
         .map_err(|e| ApiError::invalid("INVALID_URL", "url", e.to_string()))?;
     // Test mode may save a loopback URL; where it is delivered is the delivering host's call.
-    match webhooks::resolve_destination(&url, !livemode).await {
+    let resolved = webhooks::resolve_destination(&url, !livemode)
+        .await
+        .and_then(|addrs| webhooks::keep_allowed(addrs, allowed));
+    match resolved {
         Ok(_) => Ok(url.to_string()),
+        Err(e @ UrlRefusal::NotAllowed(_)) => {
+            Err(ApiError::unprocessable("WEBHOOK_URL_NOT_ALLOWED", e.to_string()).with_param("url"))
+        }
         Err(e @ UrlRefusal::Forbidden(_)) => {
             Err(ApiError::unprocessable("WEBHOOK_URL_FORBIDDEN", e.to_string()).with_param("url"))
         }
@@ -158,6 +169,17 @@ pub struct CreateEndpoint {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     description: Option<Description>,
     enabled: Option<bool>,
+    /// Seconds an attempt waits for the answer: 1 to 30 (default 10).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1, maximum = 30))]
+    timeout: Option<Timeout>,
+    /// Retries after a failed first attempt, 0 to 20; absent or `null` retries on the
+    /// schedule for 3 days.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 0, maximum = 20))]
+    max_retries: Option<MaxRetries>,
+    /// IP addresses or CIDR blocks (at most 50): deliveries go only to the addresses the
+    /// URL resolves to inside them. They narrow the public-address rule, never widen it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    allowed_ips: Option<AllowedIps>,
 }
 
 /// The body of `POST /webhook-endpoints/{id}`: what changes (`description: null` clears it).
@@ -173,6 +195,15 @@ pub struct UpdateEndpoint {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     description: Option<Option<Description>>,
     enabled: Option<bool>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1, maximum = 30))]
+    timeout: Option<Timeout>,
+    /// `null` goes back to retrying on the schedule for 3 days.
+    #[serde(default, deserialize_with = "http::request::nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 0, maximum = 20))]
+    max_retries: Option<Option<MaxRetries>>,
+    /// `[]` removes the restriction.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    allowed_ips: Option<AllowedIps>,
 }
 
 /// The query string of `GET /webhook-endpoints/{id}/deliveries`.
@@ -189,6 +220,7 @@ fn endpoint_code(field: &str) -> &'static str {
         "url" => "INVALID_URL",
         "events" => "INVALID_EVENT_TYPE",
         "description" => "INVALID_DESCRIPTION",
+        "timeout" | "max_retries" | "allowed_ips" => "INVALID_WEBHOOK_OPTIONS",
         _ => "INVALID_PARAMETER",
     }
 }
@@ -225,6 +257,11 @@ impl TryFrom<Vec<String>> for Events {
         }
         let mut out: Vec<String> = Vec::new();
         for t in list {
+            if t == EventType::Ping.as_str() {
+                return Err(
+                    "ping is not subscribed to: POST /webhook-endpoints/{id}/test sends one".into(),
+                );
+            }
             if t != "*" && EventType::parse(&t).is_none() {
                 return Err(format!("unknown event type {t}"));
             }
@@ -253,6 +290,71 @@ impl TryFrom<String> for Description {
     }
 }
 
+/// 1 to 30 seconds.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "u32")]
+struct Timeout(u32);
+
+impl TryFrom<u32> for Timeout {
+    type Error = String;
+
+    fn try_from(secs: u32) -> Result<Self, Self::Error> {
+        if (1..=MAX_TIMEOUT_SECS).contains(&secs) {
+            Ok(Self(secs))
+        } else {
+            Err(format!("timeout must be 1 to {MAX_TIMEOUT_SECS} seconds"))
+        }
+    }
+}
+
+/// 0 to 20 retries.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "u32")]
+struct MaxRetries(u32);
+
+impl TryFrom<u32> for MaxRetries {
+    type Error = String;
+
+    fn try_from(n: u32) -> Result<Self, Self::Error> {
+        if n <= MAX_RETRIES {
+            Ok(Self(n))
+        } else {
+            Err(format!("max_retries must be 0 to {MAX_RETRIES}, or null"))
+        }
+    }
+}
+
+/// At most 50 IP addresses (`203.0.113.7`) or CIDR blocks (`203.0.113.0/24`), kept as
+/// blocks (an address is its own /32 or /128), duplicates dropped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "Vec<String>")]
+struct AllowedIps(Vec<IpNet>);
+
+impl TryFrom<Vec<String>> for AllowedIps {
+    type Error = String;
+
+    fn try_from(list: Vec<String>) -> Result<Self, Self::Error> {
+        if list.len() > MAX_ALLOWED_IPS {
+            return Err(format!(
+                "allowed_ips takes at most {MAX_ALLOWED_IPS} entries"
+            ));
+        }
+        let mut out: Vec<IpNet> = Vec::new();
+        for text in list {
+            let t = text.trim();
+            let net = t
+                .parse::<IpNet>()
+                .map(|n| n.trunc())
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{text:?} is not an IP address or CIDR block"))?;
+            if !out.contains(&net) {
+                out.push(net);
+            }
+        }
+        Ok(Self(out))
+    }
+}
+
 fn with_secret(e: &WebhookEndpoint, secret: &str) -> Value {
     let mut v = e.api_view();
     v["secret"] = json!(secret);
@@ -265,7 +367,12 @@ async fn create(
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let body: CreateEndpoint = http::request::signed_json(&*svc.store, ctx, req, false).await?;
-    let url = check_url(&body.url, ctx.livemode()).await?;
+    let options = DeliveryOptions {
+        timeout_secs: body.timeout.map_or(DEFAULT_TIMEOUT_SECS, |t| t.0),
+        max_retries: body.max_retries.map(|m| m.0),
+        allowed_ips: body.allowed_ips.map(|a| a.0).unwrap_or_default(),
+    };
+    let url = check_url(&body.url, ctx.livemode(), &options.allowed_ips).await?;
     let events = body.events.map_or_else(|| vec!["*".to_owned()], |e| e.0);
     let description = body.description.map(|d| d.0);
     let enabled = body.enabled.unwrap_or(true);
@@ -287,6 +394,7 @@ async fn create(
         enabled,
         disabled_reason: None,
         failing_since: None,
+        options,
         created_at: now,
         updated_at: now,
         version: 1,
@@ -337,16 +445,33 @@ async fn update(
     id: &WebhookEndpointId,
 ) -> Result<Response<Body>, ApiError> {
     let body: UpdateEndpoint = http::request::signed_json(&*svc.store, ctx, req, false).await?;
-    let url = match &body.url {
-        Some(u) => Some(check_url(u, ctx.livemode()).await?),
-        None => None,
+    let allowed_ips = body.allowed_ips.map(|a| a.0);
+    // A new URL, or new allowed_ips, are checked together: the URL must resolve inside them.
+    let url = if body.url.is_some() || allowed_ips.is_some() {
+        let current = load(svc, ctx, id).await?;
+        let url = body.url.as_deref().unwrap_or(&current.url);
+        let allowed = allowed_ips.as_ref().unwrap_or(&current.options.allowed_ips);
+        Some(check_url(url, ctx.livemode(), allowed).await?)
+    } else {
+        None
     };
     let events = body.events.map(|e| e.0);
     let description = body.description.map(|d| d.map(|d| d.0));
     let enabled = body.enabled;
+    let timeout = body.timeout.map(|t| t.0);
+    let max_retries = body.max_retries.map(|m| m.map(|m| m.0));
     let updated = modify(svc, ctx, id, |e, _| {
         if let Some(u) = &url {
             e.url = u.clone();
+        }
+        if let Some(t) = timeout {
+            e.options.timeout_secs = t;
+        }
+        if let Some(m) = max_retries {
+            e.options.max_retries = m;
+        }
+        if let Some(a) = &allowed_ips {
+            e.options.allowed_ips = a.clone();
         }
         if let Some(ev) = &events {
             e.events = ev.clone();
@@ -398,6 +523,68 @@ async fn rotate(
     Ok(http::json(200, &with_secret(&updated, &secret)))
 }
 
+/// `POST /webhook-endpoints/{id}/test`: a signed `ping` event to this endpoint alone,
+/// through the same queue, signing and retries as any delivery. Answers the delivery
+/// (pending); its attempts show in the endpoint's delivery log.
+async fn ping(
+    svc: &Services,
+    ctx: &auth::AuthContext,
+    req: &Request,
+    id: &WebhookEndpointId,
+) -> Result<Response<Body>, ApiError> {
+    let _: NoFields = http::request::json(req, true)?;
+    let queue = webhooks_queue(svc)?;
+    for _ in 0..3 {
+        let ep = load(svc, ctx, id).await?;
+        if !ep.enabled {
+            return Err(ApiError::conflict(
+                "ENDPOINT_DISABLED",
+                "enable the endpoint before testing it",
+            ));
+        }
+        let now = Timestamp::now();
+        let event = Event::for_endpoint(&ep, EventType::Ping, now);
+        // The event is written with the endpoint (so `GET /events` lists it and the
+        // delivery can read it); no endpoint subscribes to `ping`, so only the delivery
+        // made here sends it.
+        let mut next = ep.next_version();
+        next.updated_at = ep.updated_at;
+        match svc
+            .store
+            .update_endpoint(&next, ep.version, Some(&event))
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::not_found("webhook endpoint").with_param("id"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let delivery =
+            webhooks::delivery::pending_delivery(&event, Some(ep.id.clone()), ep.url, now);
+        svc.store.create_delivery(&delivery).await?;
+        queue
+            .send(&DeliveryMessage::new(&delivery.id).body(), 0)
+            .await
+            .map_err(|e| ApiError::unavailable("QUEUE_UNAVAILABLE", e.to_string()))?;
+        return Ok(http::json(202, &delivery.api_view()));
+    }
+    Err(ApiError::conflict(
+        "CONCURRENT_UPDATE",
+        "the endpoint kept changing; retry",
+    ))
+}
+
+fn webhooks_queue(
+    svc: &Services,
+) -> Result<&std::sync::Arc<dyn payorders::queue::Queue>, ApiError> {
+    svc.webhooks.as_ref().ok_or_else(|| {
+        tracing::error!("webhook-endpoints runs without a webhooks queue");
+        ApiError::internal()
+    })
+}
+
 async fn redeliver(
     svc: &Services,
     ctx: &auth::AuthContext,
@@ -413,10 +600,7 @@ async fn redeliver(
             "enable the endpoint before redelivering",
         ));
     }
-    let queue = svc.webhooks.as_ref().ok_or_else(|| {
-        tracing::error!("webhook-endpoints runs without a webhooks queue");
-        ApiError::internal()
-    })?;
+    let queue = webhooks_queue(svc)?;
     for _ in 0..3 {
         let d = svc
             .store

@@ -89,7 +89,8 @@ by_hand!(EventView, {
 by_hand!(WebhookEndpointView, {
     "type": "object",
     "required": ["id", "object", "organization_id", "livemode", "url", "description", "events",
-                 "enabled", "disabled_reason", "failing_since", "created_at", "updated_at"],
+                 "enabled", "disabled_reason", "failing_since", "timeout", "max_retries",
+                 "allowed_ips", "created_at", "updated_at"],
     "properties": {
         "id": { "$ref": "#/components/schemas/WebhookEndpointId" },
         "object": { "type": "string", "enum": ["webhook_endpoint"] },
@@ -101,6 +102,15 @@ by_hand!(WebhookEndpointView, {
         "enabled": { "type": "boolean" },
         "disabled_reason": { "type": ["string", "null"] },
         "failing_since": { "oneOf": [{ "$ref": "#/components/schemas/Timestamp" }, { "type": "null" }] },
+        "timeout": { "type": "integer", "minimum": 1, "maximum": 30, "description": "Seconds an attempt waits for the answer." },
+        "max_retries": {
+            "type": ["integer", "null"], "minimum": 0, "maximum": 20,
+            "description": "Retries after a failed first attempt; null retries on the schedule for 3 days."
+        },
+        "allowed_ips": {
+            "type": "array", "items": { "type": "string" },
+            "description": "CIDR blocks; when not empty, deliveries go only to resolved addresses inside them."
+        },
         "created_at": { "$ref": "#/components/schemas/Timestamp" },
         "updated_at": { "$ref": "#/components/schemas/Timestamp" },
         "secret": {
@@ -401,7 +411,7 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
         create_order, list_orders, get_order, cancel_order, quote_order, payment_details,
         submit_payment, process_payment, simulate_payment, list_events, get_event,
         create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint,
-        update_webhook_endpoint, delete_webhook_endpoint, rotate_webhook_secret,
+        update_webhook_endpoint, delete_webhook_endpoint, rotate_webhook_secret, test_webhook_endpoint,
         list_deliveries, redeliver, webhook_secret, create_wallet, list_wallets, get_wallet,
         update_wallet, delete_wallet, health, health_ready, get_checkout_settings,
         update_checkout_settings, public_order, public_order_preflight, public_payment_details,
@@ -823,6 +833,12 @@ pub fn delete_webhook_endpoint() {}
     params(("id" = String, Path, description = ENDPOINT_ID)),
     responses((status = 200, description = "The endpoint with its new `secret`", body = WebhookEndpointView)))]
 pub fn rotate_webhook_secret() {}
+
+/// Send the endpoint a signed `ping` event
+#[utoipa::path(post, path = "/webhook-endpoints/{id}/test", tag = "webhooks",
+    params(("id" = String, Path, description = ENDPOINT_ID)),
+    responses((status = 202, description = "The ping's delivery, queued; its attempts show in the delivery log", body = WebhookDeliveryView)))]
+pub fn test_webhook_endpoint() {}
 
 /// An endpoint's delivery log, newest first
 #[utoipa::path(get, path = "/webhook-endpoints/{id}/deliveries", tag = "webhooks",

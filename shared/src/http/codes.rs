@@ -126,6 +126,10 @@ catalogue! {
         "An event type is unknown, or `events` is not a non-empty list of event types or `[\"*\"]`.";
     InvalidDescription = "INVALID_DESCRIPTION", [400], InvalidRequest,
         "`description` must be a string of at most 500 characters.";
+    InvalidWebhookOptions = "INVALID_WEBHOOK_OPTIONS", [400], InvalidRequest,
+        "`timeout` must be 1-30 seconds, `max_retries` 0-20 or null, `allowed_ips` at most 50 IP addresses or CIDR blocks.";
+    WebhookUrlNotAllowed = "WEBHOOK_URL_NOT_ALLOWED", [422], InvalidRequest,
+        "The webhook URL's host resolves to no address inside the endpoint's `allowed_ips`.";
     InvalidOrderInfo = "INVALID_ORDER_INFO", [400], InvalidRequest,
         "`metadata` / `order_info` is malformed, too large, or both are given.";
     InvalidNonce = "INVALID_NONCE", [400], InvalidRequest,

@@ -401,6 +401,7 @@ mod tests {
             NetworkModeMismatch,
             XpubNotSupported,
             WebhookUrlForbidden,
+            WebhookUrlNotAllowed,
             ModeNotSupported,
             // State that can change.
             WebhookUrlUnresolvable,

@@ -328,11 +328,15 @@ impl PayOrder {
         // The facts of the order as the change leaves it (a payment that arrives with the
         // change is what qualifies it).
         check_transition(self.status, to, next.facts())?;
-        let event = to.event_type().map(|t| Event::for_order(&next, t, now));
+        let events = to
+            .event_type()
+            .map(|t| Event::for_order(&next, t, now))
+            .into_iter()
+            .collect();
         Ok(OrderUpdate {
             order: next,
             expected_version: self.version,
-            event,
+            events,
             tx_claims: Vec::new(),
         })
     }
@@ -355,7 +359,7 @@ impl PayOrder {
         Ok(OrderUpdate {
             order: next,
             expected_version: self.version,
-            event: None,
+            events: Vec::new(),
             tx_claims: Vec::new(),
         })
     }
@@ -422,24 +426,33 @@ impl TxClaim {
 }
 
 /// A checked write of an existing order: the new state, the version it must replace, the
-/// event of the transition and any transfers it claims. Written atomically or not at all.
+/// events of the change and any transfers it claims. Written atomically or not at all.
 #[derive(Debug, Clone)]
 pub struct OrderUpdate {
     order: PayOrder,
     expected_version: u64,
-    event: Option<Event>,
+    /// The transition's event first, then any fact the change also announces.
+    events: Vec<Event>,
     tx_claims: Vec<TxClaim>,
 }
 
 impl OrderUpdate {
-    /// Adds an event to a write that does not change the status (e.g. a top-up).
-    pub fn with_event(mut self, event_type: EventType) -> Self {
-        if self.event.is_none() {
-            self.event = Some(Event::for_order(
-                &self.order,
-                event_type,
-                self.order.updated_at,
-            ));
+    /// Adds an event to a write that does not change the status (e.g. a top-up); a write
+    /// that already has its transition's event keeps just that.
+    pub fn with_event(self, event_type: EventType) -> Self {
+        if self.events.is_empty() {
+            self.and_event(event_type)
+        } else {
+            self
+        }
+    }
+
+    /// Adds an event beside the transition's (a fact the change also announces, such as
+    /// `order.overpaid`), once per type.
+    pub fn and_event(mut self, event_type: EventType) -> Self {
+        if !self.events.iter().any(|e| e.event_type == event_type) {
+            let event = Event::for_order(&self.order, event_type, self.order.updated_at);
+            self.events.push(event);
         }
         self
     }
@@ -457,8 +470,14 @@ impl OrderUpdate {
         self.expected_version
     }
 
+    /// The first event: the transition's, or the one a status-keeping change announces.
     pub fn event(&self) -> Option<&Event> {
-        self.event.as_ref()
+        self.events.first()
+    }
+
+    /// Every event the write records, in order.
+    pub fn events(&self) -> &[Event] {
+        &self.events
     }
 
     pub fn tx_claims(&self) -> &[TxClaim] {

@@ -55,7 +55,9 @@ wire_enum!(
         OrderFailed = "order.failed",
         OrderRefunded = "order.refunded",
         OrderPaymentLate = "order.payment_late",
+        OrderOverpaid = "order.overpaid",
         WebhookEndpointDisabled = "webhook_endpoint.disabled",
+        Ping = "ping",
     }
 );
 
@@ -346,6 +348,6 @@ mod tests {
             EventType::parse("order.payment_late"),
             Some(EventType::OrderPaymentLate)
         );
-        assert_eq!(EventType::ALL.len(), 13);
+        assert_eq!(EventType::ALL.len(), 15);
     }
 }

@@ -4,6 +4,9 @@ use super::{DeliveryId, EventId, EventType, OrgId, Timestamp, WebhookEndpointId}
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+/// An IP address block (`203.0.113.0/24`), as `allowed_ips` holds them.
+pub use ipnet::IpNet;
+
 /// A signing secret of an endpoint, sealed with the master key. After a rotation the old
 /// secret keeps signing beside the new one until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,14 +35,56 @@ pub struct WebhookEndpoint {
     /// When the current run of failed attempts began; cleared by a success.
     #[serde(default)]
     pub failing_since: Option<Timestamp>,
+    /// How deliveries to it are made: timeout, retries, allowed addresses.
+    #[serde(default)]
+    pub options: DeliveryOptions,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: u64,
 }
 
+/// How long an attempt waits for the endpoint's answer unless the endpoint says otherwise.
+pub const DEFAULT_TIMEOUT_SECS: u32 = 10;
+/// The longest `timeout` an endpoint may choose.
+pub const MAX_TIMEOUT_SECS: u32 = 30;
+/// The most retries an endpoint may ask for (the schedule stops after 3 days anyway).
+pub const MAX_RETRIES: u32 = 20;
+/// The most entries of `allowed_ips`.
+pub const MAX_ALLOWED_IPS: usize = 50;
+
+/// An endpoint's delivery options. They only ever narrow what the SSRF rules allow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryOptions {
+    /// Seconds an attempt waits for the answer, 1 to [`MAX_TIMEOUT_SECS`].
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u32,
+    /// Retries after the first attempt; `None` retries on the schedule for 3 days.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// When not empty, deliveries go only to the resolved addresses inside these.
+    #[serde(default)]
+    pub allowed_ips: Vec<IpNet>,
+}
+
+fn default_timeout() -> u32 {
+    DEFAULT_TIMEOUT_SECS
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        Self {
+            timeout_secs: DEFAULT_TIMEOUT_SECS,
+            max_retries: None,
+            allowed_ips: Vec::new(),
+        }
+    }
+}
+
 impl WebhookEndpoint {
+    /// Whether an event of type `t` goes to this endpoint. `ping` never does by
+    /// subscription: it is sent to one endpoint on request.
     pub fn subscribes(&self, t: EventType) -> bool {
-        self.events.iter().any(|e| e == "*" || e == t.as_str())
+        t != EventType::Ping && self.events.iter().any(|e| e == "*" || e == t.as_str())
     }
 
     /// Secrets that sign now: the current one and any rotated-out one still in its grace.
@@ -62,6 +107,9 @@ impl WebhookEndpoint {
             "enabled": self.enabled,
             "disabled_reason": self.disabled_reason,
             "failing_since": self.failing_since,
+            "timeout": self.options.timeout_secs,
+            "max_retries": self.options.max_retries,
+            "allowed_ips": self.options.allowed_ips,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         })

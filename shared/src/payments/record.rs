@@ -130,6 +130,13 @@ pub fn apply_transfer(
         status => return Err(PaymentError::NotPayable(status)),
     }
     .map_err(|_| PaymentError::NotPayable(order.status))?;
+    // More than the amount arrived, for the first time: announced beside the transition, so
+    // the merchant can refund the excess.
+    let update = if update.order().paid_over && !order.paid_over {
+        update.and_event(EventType::OrderOverpaid)
+    } else {
+        update
+    };
     Ok(claims
         .into_iter()
         .fold(update, |u, claim| u.with_tx_claim(claim)))
@@ -280,6 +287,10 @@ pub(crate) mod tests {
         u.event().map(|e| e.event_type)
     }
 
+    fn events(u: &OrderUpdate) -> Vec<EventType> {
+        u.events().iter().map(|e| e.event_type).collect()
+    }
+
     #[test]
     fn transfers_move_the_order_by_what_they_add_up_to() {
         let now = Timestamp::now();
@@ -301,6 +312,15 @@ pub(crate) mod tests {
         assert_eq!(u3.order().status, OrderStatus::AwaitingConfirmation);
         assert_eq!(event(&u3), Some(EventType::OrderPaymentDetected));
         assert!(u3.order().paid_over);
+        // Paying more than the amount is announced once, beside the transition.
+        assert_eq!(
+            events(&u3),
+            [EventType::OrderPaymentDetected, EventType::OrderOverpaid]
+        );
+        assert_eq!(events(&u2), [EventType::OrderPartialPayment]);
+        let exact = apply_transfer(u2.order(), transfer("0x5", 500), vec![], now).unwrap();
+        assert!(!exact.order().paid_over);
+        assert_eq!(events(&exact), [EventType::OrderPaymentDetected]);
         assert_eq!(u3.tx_claims(), [claim]);
         let p = u3.order().payment.as_ref().unwrap();
         assert_eq!(

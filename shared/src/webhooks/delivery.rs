@@ -18,10 +18,9 @@ use crate::queue::Outcome;
 use crate::store::{Store, StoreError, StoreResult, Versioned};
 use async_trait::async_trait;
 
-/// How long a lease on an attempt lasts: longer than the attempt's timeout.
+/// How long a lease on an attempt lasts: longer than the longest timeout an endpoint may
+/// choose ([`crate::model::MAX_TIMEOUT_SECS`]).
 pub const LEASE_SECS: i64 = 60;
-/// How long an attempt waits for the endpoint's answer.
-pub const ATTEMPT_TIMEOUT_SECS: u64 = 10;
 /// How much of a response is read and kept in the delivery log.
 pub const RESPONSE_LOG_BYTES: usize = 1024;
 
@@ -135,11 +134,13 @@ pub enum Health {
 }
 
 /// How retries are timed: the schedule scaled (1 in AWS; the local host shortens it) and
-/// spread by `jitter` in `[0, 1)`.
+/// spread by `jitter` in `[0, 1)`, and how many there may be (the endpoint's
+/// `max_retries`; `None`: as many as fit in 3 days).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryTiming {
     pub scale: f64,
     pub jitter: f64,
+    pub max_retries: Option<u32>,
 }
 
 /// What an attempt made of the delivery.
@@ -153,7 +154,8 @@ pub struct AfterAttempt {
 }
 
 /// The leased delivery after an attempt: a 2xx delivers it, a 410 fails it, anything else
-/// is retried on the schedule (`Retry-After` honoured) until 3 days have passed, then fails.
+/// is retried on the schedule (`Retry-After` honoured) until 3 days have passed or the
+/// endpoint's `max_retries` are spent, then fails.
 pub fn after_attempt(leased: &Delivery, attempted: Attempted, retry: RetryTiming) -> AfterAttempt {
     let number = next_attempt_number(leased);
     let (status_code, error, response_body, retry_after) = match attempted.response {
@@ -181,6 +183,7 @@ pub fn after_attempt(leased: &Delivery, attempted: Attempted, retry: RetryTiming
     };
     let retry_in = match health {
         Health::Succeeded | Health::Gone => None,
+        Health::Failed if retry.max_retries.is_some_and(|max| number > max) => None,
         Health::Failed => super::next_retry_delay(
             number,
             d.created_at.seconds_until(attempted.at),
@@ -284,11 +287,15 @@ pub struct WebhookRequest {
     pub signature: String,
     /// The event as JSON.
     pub body: String,
+    /// How long to wait for the answer.
+    pub timeout_secs: u32,
+    /// When not empty, connect only to resolved addresses inside these.
+    pub allowed_ips: Vec<ipnet::IpNet>,
 }
 
 /// The HTTP side of a delivery: posts a request to its URL, connecting only to addresses
-/// the SSRF rules allow (a refusal is never retried), within [`ATTEMPT_TIMEOUT_SECS`],
-/// reading at most [`RESPONSE_LOG_BYTES`] of the answer.
+/// the SSRF rules and the request's `allowed_ips` allow (a refusal is never retried),
+/// within its `timeout_secs`, reading at most [`RESPONSE_LOG_BYTES`] of the answer.
 #[async_trait]
 pub trait WebhookSender: Send + Sync {
     async fn post(&self, request: &WebhookRequest) -> Result<Response, UrlRefusal>;
@@ -341,6 +348,10 @@ pub async fn attempt_delivery(
         return finish_failed(store, &leased, now, why).await;
     };
     let body = crate::http::render::event(&event).to_string();
+    let options = endpoint
+        .as_ref()
+        .map(|ep| ep.options.clone())
+        .unwrap_or_default();
     let request = WebhookRequest {
         url: leased.url.clone(),
         livemode: leased.livemode,
@@ -353,6 +364,8 @@ pub async fn attempt_delivery(
             &body,
         ),
         body,
+        timeout_secs: options.timeout_secs,
+        allowed_ips: options.allowed_ips,
     };
 
     let started = std::time::Instant::now();
@@ -376,6 +389,7 @@ pub async fn attempt_delivery(
     let retry = RetryTiming {
         scale: retry_scale,
         jitter: super::jitter(),
+        max_retries: options.max_retries,
     };
     let after = after_attempt(&leased, attempted, retry);
     if let Some(a) = after.delivery.attempts.last() {
@@ -523,6 +537,7 @@ mod tests {
     const AS_SCHEDULED: RetryTiming = RetryTiming {
         scale: 1.0,
         jitter: 0.5,
+        max_retries: None,
     };
 
     #[test]
@@ -591,6 +606,44 @@ mod tests {
                 response_body: Some("ok".into()),
             }]
         );
+    }
+
+    #[test]
+    fn max_retries_fails_the_delivery_once_its_retries_are_spent() {
+        let (d, _) = delivery(&endpoint());
+        let none = RetryTiming {
+            max_retries: Some(0),
+            ..AS_SCHEDULED
+        };
+        let l = leased(&d, t0());
+        let a = after_attempt(&l, attempted(answered(500, None), t0()), none);
+        assert_eq!((a.outcome, a.health), (Outcome::Done, Health::Failed));
+        assert_eq!(a.delivery.status, DeliveryStatus::Failed);
+        assert_eq!(a.delivery.next_attempt_at, None);
+
+        // Two retries: the first and second failures are retried, the third is final.
+        let two = RetryTiming {
+            max_retries: Some(2),
+            ..AS_SCHEDULED
+        };
+        let (mut current, mut at) = (d, t0());
+        for expected in [
+            Outcome::RetryAfter(5),
+            Outcome::RetryAfter(300),
+            Outcome::Done,
+        ] {
+            let l = leased(&current, at);
+            let a = after_attempt(&l, attempted(answered(503, None), at), two);
+            assert_eq!(a.outcome, expected);
+            current = a.delivery;
+            at = at.plus_seconds(400);
+        }
+        assert_eq!(current.status, DeliveryStatus::Failed);
+        assert_eq!(current.attempts.len(), 3);
+        // A success is never held back by the limit.
+        let l = leased(&delivery(&endpoint()).0, t0());
+        let ok = after_attempt(&l, attempted(answered(200, None), t0()), none);
+        assert_eq!(ok.delivery.status, DeliveryStatus::Delivered);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub enum UrlRefusal {
     Unresolvable,
     #[error("the host resolves to {0}, a private, loopback, link-local or reserved address")]
     Forbidden(IpAddr),
+    #[error("the host resolves to {0}, outside the endpoint's allowed_ips")]
+    NotAllowed(IpAddr),
 }
 
 /// Checks a URL's form for the mode.
@@ -69,6 +71,27 @@ pub async fn resolve_destination(
         }
     }
     Ok(addrs)
+}
+
+/// The resolved addresses inside an endpoint's `allowed_ips` (all of them when it has
+/// none); refused when none is inside.
+pub fn keep_allowed(
+    addrs: Vec<SocketAddr>,
+    allowed: &[ipnet::IpNet],
+) -> Result<Vec<SocketAddr>, UrlRefusal> {
+    if allowed.is_empty() {
+        return Ok(addrs);
+    }
+    let first = addrs.first().map(SocketAddr::ip);
+    let inside: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|a| allowed.iter().any(|net| net.contains(&a.ip())))
+        .collect();
+    match (inside.is_empty(), first) {
+        (false, _) => Ok(inside),
+        (true, Some(ip)) => Err(UrlRefusal::NotAllowed(ip)),
+        (true, None) => Err(UrlRefusal::Unresolvable),
+    }
 }
 
 fn is_forbidden(ip: IpAddr, allow_loopback: bool) -> bool {
@@ -124,6 +147,42 @@ fn forbidden_v4(ip: Ipv4Addr, allow_loopback: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_ips_keep_only_the_addresses_inside() {
+        let a = |t: &str| t.parse::<SocketAddr>().unwrap();
+        let net = |t: &str| t.parse::<ipnet::IpNet>().unwrap();
+        let resolved = vec![a("93.184.216.34:443"), a("[2606:2800:220:1::]:443")];
+        assert_eq!(keep_allowed(resolved.clone(), &[]), Ok(resolved.clone()));
+        assert_eq!(
+            keep_allowed(resolved.clone(), &[net("93.184.216.0/24")]),
+            Ok(vec![a("93.184.216.34:443")])
+        );
+        assert_eq!(
+            keep_allowed(
+                resolved.clone(),
+                &[net("93.184.216.34/32"), net("2606:2800::/32")]
+            ),
+            Ok(resolved.clone())
+        );
+        // Nothing inside: refused, naming the first address.
+        assert_eq!(
+            keep_allowed(resolved.clone(), &[net("93.184.217.0/24")]),
+            Err(UrlRefusal::NotAllowed("93.184.216.34".parse().unwrap()))
+        );
+        // An IPv4 block does not admit the IPv4-mapped IPv6 form by accident, nor the reverse.
+        assert!(
+            keep_allowed(
+                vec![a("[::ffff:93.184.216.34]:443")],
+                &[net("93.184.216.0/24")]
+            )
+            .is_err()
+        );
+        assert_eq!(
+            keep_allowed(vec![], &[net("0.0.0.0/0")]),
+            Err(UrlRefusal::Unresolvable)
+        );
+    }
 
     #[test]
     fn forbidden_ranges() {

@@ -161,6 +161,20 @@ async fn native_payment_through_the_process_route_with_overpayment() {
     anvil::mine(&url, 2).await;
     let done = wait_status(&app, &id, "COMPLETED").await;
     assert_eq!(done["payment"]["received"]["raw"], wei.to_string());
+    // The excess is announced once, with the detection, so the merchant can refund it.
+    let types = eventually(async || {
+        let t = event_types(&app, &id).await;
+        t.contains(&"order.completed".to_owned()).then_some(t)
+    })
+    .await;
+    let detected = types.iter().position(|t| t == "order.payment_detected");
+    let overpaid = types.iter().position(|t| t == "order.overpaid");
+    assert!(detected.is_some() && overpaid.is_some(), "{types:?}");
+    assert_eq!(
+        types.iter().filter(|t| *t == "order.overpaid").count(),
+        1,
+        "{types:?}"
+    );
 }
 
 #[tokio::test]

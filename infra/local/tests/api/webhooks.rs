@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use payorders::queue::{Outcome, Queue, QueueError};
-use payorders::store::{ListWindow, Page, StoreError, StoreResult, WebhookStore};
+use payorders::store::{ListWindow, Page, StoreError, StoreResult, Versioned, WebhookStore};
 use payorders::*;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -1106,4 +1106,241 @@ async fn the_lambda_configuration_refuses_test_mode_loopback_urls() {
         assert!(error.contains("destination refused"), "{error}");
     }
     assert!(rx.log().is_empty(), "nothing reached the receiver");
+}
+
+/// The endpoint's delivery of `delivery_id` once it is no longer pending.
+async fn finished_delivery(app: &TestApp, eid: &str, delivery_id: &str) -> Value {
+    eventually(async || {
+        let log = app
+            .get(&app.a, &format!("/webhook-endpoints/{eid}/deliveries"))
+            .await
+            .body;
+        log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == delivery_id && d["status"] != "pending")
+            .cloned()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn test_ping_reaches_only_its_endpoint_signed() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(&json!({}));
+    let ep = create_endpoint(&app, &app.a, &format!("{}/hooks", rx.url), json!(["*"])).await;
+    let other = create_endpoint(&app, &app.a, &format!("{}/other", rx.url), json!(["*"])).await;
+    rx.configure(&json!({"secrets": {"endpoint": ep["secret"], "other": other["secret"]}}));
+    let eid = ep["id"].as_str().unwrap();
+
+    let r = app
+        .post(&app.a, &format!("/webhook-endpoints/{eid}/test"), None)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.body["object"], "webhook_delivery");
+    assert_eq!(r.body["event_type"], "ping");
+    assert_eq!(r.body["endpoint_id"], eid);
+    let ping = rx.wait_for("the ping", is_type("ping")).await;
+    assert_eq!(ping["path"], "/hooks");
+    assert_eq!(ping["verified"]["endpoint"], true, "{ping}");
+    assert_eq!(ping["webhook_id"], r.body["id"]);
+    assert_eq!(ping["body"]["data"]["object"]["id"], eid);
+    assert_eq!(ping["body"]["id"], r.body["event_id"]);
+    let d = finished_delivery(&app, eid, r.body["id"].as_str().unwrap()).await;
+    assert_eq!(d["status"], "delivered");
+    // No other endpoint gets it, although it subscribes to everything.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pings: Vec<_> = rx.log().into_iter().filter(is_type("ping")).collect();
+    assert_eq!(pings.len(), 1, "{pings:?}");
+    // `ping` cannot be subscribed to.
+    app.post(
+        &app.a,
+        "/webhook-endpoints",
+        Some(&json!({"url": format!("{}/x", rx.url), "events": ["ping"]})),
+    )
+    .await
+    .assert_error(400, "INVALID_EVENT_TYPE");
+
+    // Another organization, or the other mode, cannot test it; a disabled endpoint is not sent to.
+    for who in [&app.b, &app.a_live] {
+        app.post(who, &format!("/webhook-endpoints/{eid}/test"), None)
+            .await
+            .assert_error(404, "RESOURCE_NOT_FOUND");
+    }
+    let off = app
+        .post(
+            &app.a,
+            &format!("/webhook-endpoints/{eid}"),
+            Some(&json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(off.status, 200, "{}", off.text);
+    app.post(&app.a, &format!("/webhook-endpoints/{eid}/test"), None)
+        .await
+        .assert_error(409, "ENDPOINT_DISABLED");
+    app.post(
+        &app.a,
+        &format!("/webhook-endpoints/{eid}/test"),
+        Some(&json!({"extra": 1})),
+    )
+    .await
+    .assert_error(400, "UNKNOWN_PARAMETER");
+}
+
+#[tokio::test]
+async fn endpoint_timeout_max_retries_and_allowed_ips() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(&json!({}));
+    let url = format!("{}/hooks", rx.url);
+    let r = app
+        .post(
+            &app.a,
+            "/webhook-endpoints",
+            Some(
+                &json!({"url": url, "events": ["order.completed"], "timeout": 1,
+                "max_retries": 1, "allowed_ips": ["127.0.0.1", "10.1.2.3/8", "127.0.0.1/32"]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["timeout"], 1);
+    assert_eq!(r.body["max_retries"], 1);
+    // Addresses become blocks, blocks their network, duplicates go.
+    assert_eq!(r.body["allowed_ips"], json!(["127.0.0.1/32", "10.0.0.0/8"]));
+    let eid = r.body["id"].as_str().unwrap().to_owned();
+    rx.configure(&json!({"secrets": {"endpoint": r.body["secret"]}, "delay": 3}));
+
+    // An endpoint slower than its timeout: the attempt gives up after 1 s, is retried once
+    // (max_retries 1), then the delivery fails.
+    let ping = app
+        .post(&app.a, &format!("/webhook-endpoints/{eid}/test"), None)
+        .await;
+    assert_eq!(ping.status, 202, "{}", ping.text);
+    let d = finished_delivery(&app, &eid, ping.body["id"].as_str().unwrap()).await;
+    assert_eq!(d["status"], "failed", "{d}");
+    let attempts = d["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{d}");
+    for a in attempts {
+        assert_eq!(a["error"], "timed out after 1 s", "{d}");
+        assert!(a["latency_ms"].as_u64().unwrap() < 2_500, "{d}");
+    }
+
+    // Defaults: 10 s, retries on the schedule (null), any public address.
+    let plain = create_endpoint(&app, &app.a, &url, json!(["*"])).await;
+    assert_eq!(
+        (
+            &plain["timeout"],
+            &plain["max_retries"],
+            &plain["allowed_ips"]
+        ),
+        (&json!(10), &json!(null), &json!([]))
+    );
+    // Updating: null clears max_retries, [] clears allowed_ips; the others stay.
+    let upd = app
+        .post(
+            &app.a,
+            &format!("/webhook-endpoints/{eid}"),
+            Some(&json!({"max_retries": null, "timeout": 30})),
+        )
+        .await;
+    assert_eq!(upd.status, 200, "{}", upd.text);
+    assert_eq!(
+        (
+            &upd.body["timeout"],
+            &upd.body["max_retries"],
+            &upd.body["allowed_ips"]
+        ),
+        (
+            &json!(30),
+            &json!(null),
+            &json!(["127.0.0.1/32", "10.0.0.0/8"])
+        )
+    );
+
+    // The URL must resolve inside allowed_ips, whichever of the two changes.
+    app.post(
+        &app.a,
+        &format!("/webhook-endpoints/{eid}"),
+        Some(&json!({"allowed_ips": ["203.0.113.0/24"]})),
+    )
+    .await
+    .assert_error(422, "WEBHOOK_URL_NOT_ALLOWED");
+    app.post(
+        &app.a,
+        "/webhook-endpoints",
+        Some(&json!({"url": url, "allowed_ips": ["::1/128"]})),
+    )
+    .await
+    .assert_error(422, "WEBHOOK_URL_NOT_ALLOWED");
+    let kept = app.get(&app.a, &format!("/webhook-endpoints/{eid}")).await;
+    assert_eq!(
+        kept.body["allowed_ips"],
+        json!(["127.0.0.1/32", "10.0.0.0/8"])
+    );
+
+    // If the host comes to resolve outside allowed_ips after it was saved (here: the stored
+    // list changed underneath), the delivery is refused and not retried.
+    let id = WebhookEndpointId::parse(&eid).unwrap();
+    let stored = app
+        .store
+        .get_endpoint(&app.a.org_id, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut moved = stored.next_version();
+    moved.options.allowed_ips = vec!["203.0.113.0/24".parse().unwrap()];
+    app.store
+        .update_endpoint(&moved, stored.version, None)
+        .await
+        .unwrap();
+    rx.configure(&json!({}));
+    let before = rx.log().len();
+    let ping = app
+        .post(&app.a, &format!("/webhook-endpoints/{eid}/test"), None)
+        .await;
+    assert_eq!(ping.status, 202, "{}", ping.text);
+    let d = finished_delivery(&app, &eid, ping.body["id"].as_str().unwrap()).await;
+    assert_eq!(d["status"], "failed", "{d}");
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(
+        d["attempts"][0]["error"],
+        "destination refused: the host resolves to 127.0.0.1, outside the endpoint's allowed_ips"
+    );
+    assert_eq!(rx.log().len(), before, "nothing was sent");
+
+    // Bad options are refused in the error shape, naming the field.
+    for (body, param) in [
+        (json!({"url": url, "timeout": 0}), "timeout"),
+        (json!({"url": url, "timeout": 31}), "timeout"),
+        (json!({"url": url, "timeout": "10"}), "timeout"),
+        (json!({"url": url, "timeout": 1.5}), "timeout"),
+        (json!({"url": url, "max_retries": 21}), "max_retries"),
+        (json!({"url": url, "max_retries": -1}), "max_retries"),
+        (json!({"url": url, "allowed_ips": ["nope"]}), "allowed_ips"),
+        (
+            json!({"url": url, "allowed_ips": ["10.0.0.0/33"]}),
+            "allowed_ips",
+        ),
+        (
+            json!({"url": url, "allowed_ips": "127.0.0.1"}),
+            "allowed_ips",
+        ),
+        (
+            json!({"url": url, "allowed_ips": vec!["127.0.0.1"; 51]}),
+            "allowed_ips",
+        ),
+    ] {
+        let r = app.post(&app.a, "/webhook-endpoints", Some(&body)).await;
+        assert_eq!(
+            (
+                r.status,
+                r.body["error"]["code"].as_str(),
+                r.body["error"]["param"].as_str()
+            ),
+            (400, Some("INVALID_WEBHOOK_OPTIONS"), Some(param)),
+            "{body}: {}",
+            r.text
+        );
+    }
 }

@@ -121,7 +121,7 @@ impl OrderStore for DynamoStore {
     async fn update_order(&self, u: &OrderUpdate) -> StoreResult<()> {
         let guard = Guard::version(u.expected_version());
         let mut puts = vec![guarded_put(&self.table, order_item(u.order()), guard)?];
-        if let Some(e) = u.event() {
+        for e in u.events() {
             puts.push(self.put(event_item(e), NEW)?);
         }
         let first_claim = puts.len();

@@ -94,7 +94,7 @@ impl OrderStore for EmbeddedStore {
                 rusqlite::params_from_iter(order_columns(u.order())),
             )
             .map_err(sql)?;
-            if let Some(e) = u.event() {
+            for e in u.events() {
                 insert_event(tx, e)?;
             }
             for c in u.tx_claims() {

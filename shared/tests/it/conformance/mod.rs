@@ -765,22 +765,35 @@ async fn event_exists_iff_transition_written(store: &dyn Store) {
         .unwrap();
     assert_eq!(ev.event_type, EventType::OrderAwaitingPayment);
     assert_eq!(ev.data.object["status"], "AWAITING_PAYMENT");
+    // A change announcing a fact beside its transition writes both events with it.
+    let current = store.get_order(&o.id).await.unwrap().unwrap();
+    let with_two = current
+        .edit(t0().plus_seconds(1), |o| o.paid_over = true)
+        .unwrap()
+        .with_event(EventType::OrderPartialPayment)
+        .and_event(EventType::OrderOverpaid)
+        .and_event(EventType::OrderOverpaid);
+    assert_eq!(with_two.events().len(), 2, "once per type");
+    store.update_order(&with_two).await.unwrap();
+    for e in with_two.events() {
+        let stored = store.get_event(&e.id).await.unwrap().unwrap();
+        assert_eq!(stored.event_type, e.event_type);
+        assert_eq!(stored.data.object["paid_over"], true);
+    }
 
-    // A write from a stale read fails and leaves no event.
+    // A write from a stale read fails and leaves none of its events.
     let stale = o
         .transition(t0().plus_seconds(2), OrderStatus::Cancelled, |_| {})
-        .unwrap();
+        .unwrap()
+        .and_event(EventType::OrderOverpaid);
+    assert_eq!(stale.events().len(), 2);
     assert!(matches!(
         store.update_order(&stale).await,
         Err(StoreError::VersionConflict { expected: 1 })
     ));
-    assert!(
-        store
-            .get_event(&stale.event().unwrap().id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    for e in stale.events() {
+        assert!(store.get_event(&e.id).await.unwrap().is_none());
+    }
     assert_eq!(
         store.get_order(&o.id).await.unwrap().unwrap().status,
         OrderStatus::AwaitingPayment
@@ -837,10 +850,10 @@ async fn event_exists_iff_transition_written(store: &dyn Store) {
         .list_events(&window(&org, KeyMode::Test, 100), &EventFilter::default())
         .await
         .unwrap();
-    // created ×2, awaiting_payment ×2, partial_payment ×1, and nothing else.
+    // created ×2, awaiting_payment ×2, partial_payment ×2, overpaid ×1, and nothing else.
     assert_eq!(
         all.data.len(),
-        5,
+        7,
         "{:?}",
         all.data.iter().map(|e| e.event_type).collect::<Vec<_>>()
     );
