@@ -8,7 +8,7 @@ use payorders::*;
 use serde::Deserialize;
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::serve(&req, |rid| cancel(svc, &req, rid)).await)
+    Ok(http::limits::serve_limited(&*svc.store, &req, |rid| cancel(svc, &req, rid)).await)
 }
 
 const MAX_REASON: usize = 500;

@@ -40,7 +40,7 @@ impl Params for CheckoutSettingsUpdate {
 }
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::serve(&req, |rid| settings(svc, &req, rid)).await)
+    Ok(http::limits::serve_limited(&*svc.store, &req, |rid| settings(svc, &req, rid)).await)
 }
 
 async fn settings(svc: &Services, req: &Request, rid: String) -> Result<Response<Body>, ApiError> {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::serve(&req, |rid| create(svc, &req, rid)).await)
+    Ok(http::limits::serve_limited(&*svc.store, &req, |rid| create(svc, &req, rid)).await)
 }
 
 #[tracing::instrument(skip_all, fields(request_id = %rid))]

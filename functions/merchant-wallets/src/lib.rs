@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 const MAX_CURRENCIES: usize = 50;
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::serve(&req, |rid| route(svc, &req, rid)).await)
+    Ok(http::limits::serve_limited(&*svc.store, &req, |rid| route(svc, &req, rid)).await)
 }
 
 /// What every write refuses without a signature.

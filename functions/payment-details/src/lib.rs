@@ -11,7 +11,7 @@ use payorders::runtime::Services;
 pub use payorders::checkout::details::PaymentDetailsRequest;
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::serve(&req, |rid| details(svc, &req, rid)).await)
+    Ok(http::limits::serve_limited(&*svc.store, &req, |rid| details(svc, &req, rid)).await)
 }
 
 async fn details(svc: &Services, req: &Request, rid: String) -> Result<Response<Body>, ApiError> {

@@ -26,7 +26,7 @@ struct Held {
 }
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::serve(&req, |_| quote(svc, &req)).await)
+    Ok(http::limits::serve_limited(&*svc.store, &req, |_| quote(svc, &req)).await)
 }
 
 /// The body of `POST /pay-orders/{id}/quote`. The address is read for `chain_type`.

@@ -32,7 +32,10 @@ pub async fn handler(
     settler: &Settler,
     req: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::serve(&req, |rid| simulate(svc, settler, &req, rid)).await)
+    Ok(
+        http::limits::serve_limited(&*svc.store, &req, |rid| simulate(svc, settler, &req, rid))
+            .await,
+    )
 }
 
 async fn simulate(

@@ -53,7 +53,7 @@ pub async fn handler(
     settler: &Settler,
     req: Request,
 ) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::serve(&req, |rid| submit(svc, settler, &req, rid)).await)
+    Ok(http::limits::serve_limited(&*svc.store, &req, |rid| submit(svc, settler, &req, rid)).await)
 }
 
 async fn submit(

@@ -23,7 +23,7 @@ const MAX_DESCRIPTION: usize = 500;
 const MAX_URL: usize = 2048;
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::serve(&req, |rid| route(svc, &req, rid)).await)
+    Ok(http::limits::serve_limited(&*svc.store, &req, |rid| route(svc, &req, rid)).await)
 }
 
 async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Body>, ApiError> {

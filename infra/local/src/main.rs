@@ -143,6 +143,18 @@ enum OrgCommand {
         #[arg(long)]
         name: String,
     },
+    /// Set an organization's own hourly limit per API key for a class of routes (create,
+    /// read, list, analytics, webhooks, settings), or with --default go back to the default.
+    Limit {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        class: String,
+        #[arg(long, conflicts_with = "default", required_unless_present = "default")]
+        per_hour: Option<u64>,
+        #[arg(long)]
+        default: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -211,6 +223,34 @@ async fn run() -> anyhow::Result<()> {
             println!("test key id   {}", issued.record.id);
             println!("test key      {}", issued.key);
             println!("test secret   {}", issued.secret);
+        }
+        Command::Org {
+            command:
+                OrgCommand::Limit {
+                    org,
+                    class,
+                    per_hour,
+                    default: _,
+                },
+        } => {
+            let store = setup::open_store(&cli.store.choice()).await?.store;
+            let org_id = OrgId::parse(&org)?;
+            store
+                .get_organization(&org_id)
+                .await?
+                .with_context(|| format!("no organization {org_id}"))?;
+            let class = RateClass::parse(&class).with_context(|| {
+                format!(
+                    "unknown class {class}: create, read, list, analytics, webhooks or settings"
+                )
+            })?;
+            let mut limits = store.get_rate_limits(&org_id).await?;
+            limits.set(class, per_hour);
+            store.put_rate_limits(&org_id, &limits).await?;
+            println!(
+                "{org_id}: {} requests an hour per API key for {class} routes",
+                limits.per_hour(class)
+            );
         }
         Command::Keys {
             command: KeysCommand::Create { org, mode, scopes },

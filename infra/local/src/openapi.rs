@@ -538,7 +538,7 @@ const ERROR_ANSWERS: &[(&str, &str, &str, ErrorCode)] = &[
     (
         "429",
         "TooManyRequests",
-        "Over a rate limit (per IP on the customer's routes: views 60, QR codes 100 a minute); `Retry-After` says when to retry",
+        "Over a rate limit (per API key and route class, an hour; per IP on the customer's routes: views 60, QR codes 100 a minute); `Retry-After` says when to retry",
         ErrorCode::RateLimited,
     ),
     (
@@ -688,6 +688,8 @@ response (`Idempotent-Replayed: true`).",
         answers.push("400");
         answers.push("401");
         answers.push("403");
+        // Per-key hourly limits (X-RateLimit-* on every answer).
+        answers.push("429");
         if path.contains('{') {
             answers.push("404");
         }

@@ -5,6 +5,7 @@
 
 pub mod codes;
 mod error;
+pub mod limits;
 pub mod list;
 #[cfg(feature = "chains")]
 mod payment;

@@ -35,6 +35,67 @@ pub struct ModeSettings {
     pub order_webhook_secret_sealed: Option<String>,
 }
 
+wire_enum!(
+    /// The classes of authenticated routes that API keys are rate limited by, each with its
+    /// own hourly budget per key.
+    RateClass {
+        Create = "create",
+        Read = "read",
+        List = "list",
+        Analytics = "analytics",
+        Webhooks = "webhooks",
+        Settings = "settings",
+    }
+);
+
+impl RateClass {
+    /// Requests per key per hour unless the organization has its own limit.
+    pub fn default_per_hour(self) -> u64 {
+        match self {
+            RateClass::Create => 1000,
+            RateClass::Read => 5000,
+            RateClass::List => 2000,
+            RateClass::Analytics => 500,
+            RateClass::Webhooks => 100,
+            RateClass::Settings => 100,
+        }
+    }
+}
+
+/// An organization's own hourly limit for one class of routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitOverride {
+    pub class: RateClass,
+    pub per_hour: u64,
+}
+
+/// An organization's rate limits: its own per class (set by an operator), the defaults
+/// for the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RateLimits {
+    #[serde(default)]
+    pub overrides: Vec<RateLimitOverride>,
+}
+
+impl RateLimits {
+    /// Requests per key per hour for `class`.
+    pub fn per_hour(&self, class: RateClass) -> u64 {
+        self.overrides
+            .iter()
+            .find(|o| o.class == class)
+            .map_or_else(|| class.default_per_hour(), |o| o.per_hour)
+    }
+
+    /// Sets (or, with `None`, removes) the organization's own limit for `class`.
+    pub fn set(&mut self, class: RateClass, per_hour: Option<u64>) {
+        self.overrides.retain(|o| o.class != class);
+        if let Some(per_hour) = per_hour {
+            self.overrides.push(RateLimitOverride { class, per_hour });
+        }
+        self.overrides.sort_by_key(|o| o.class);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Organization {
     pub id: OrgId,

@@ -21,7 +21,7 @@ pub use versioned::Versioned;
 use crate::model::{
     ApiKey, ChainId, CheckoutSettings, Delivery, DeliveryId, Event, EventId, EventType, KeyId,
     KeyMode, MerchantWallet, NewOrder, OrderId, OrderMode, OrderStatus, OrderUpdate, OrgId,
-    Organization, PayOrder, Timestamp, WebhookEndpoint, WebhookEndpointId,
+    Organization, PayOrder, RateLimits, Timestamp, WebhookEndpoint, WebhookEndpointId,
 };
 use async_trait::async_trait;
 
@@ -171,12 +171,19 @@ pub trait OrgStore: Send + Sync {
     async fn put_checkout_settings(&self, org: &OrgId, s: &CheckoutSettings) -> StoreResult<()>;
 }
 
-/// Per-caller request counters in fixed windows (the public routes' per-IP limits).
+/// Per-caller request counters in fixed windows (the public routes' per-IP limits, the API
+/// keys' hourly limits) and the organizations' own limits.
 #[async_trait]
 pub trait RateLimitStore: Send + Sync {
     /// Counts one request under `key` (which names the window) and returns the count so
     /// far, this one included. The record is dropped after `window_ends`.
     async fn count_hit(&self, key: &str, window_ends: Timestamp) -> StoreResult<u64>;
+    /// The count under `key` without counting (0 when there is none, or it was dropped).
+    async fn hits(&self, key: &str) -> StoreResult<u64>;
+    /// The organization's rate limits (the defaults when it has none of its own).
+    async fn get_rate_limits(&self, org: &OrgId) -> StoreResult<RateLimits>;
+    /// Replaces the organization's own limits (the last write wins).
+    async fn put_rate_limits(&self, org: &OrgId, limits: &RateLimits) -> StoreResult<()>;
 }
 
 #[async_trait]

@@ -2,8 +2,8 @@
 //! functions' master key from Secrets Manager, never with a key of its own.
 
 use payorders::auth::{self, MasterKey};
-use payorders::store::KeyStore;
 use payorders::store::dynamo::DynamoStore;
+use payorders::store::{KeyStore, RateLimitStore};
 use payorders::*;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -138,6 +138,48 @@ async fn on_dynamodb_the_cli_uses_the_functions_master_key_from_secrets_manager(
     assert!(key.status.success(), "{key:?}");
     opens_with_the_functions_key(&printed(&key, "key id"), &printed(&key, "secret")).await;
     assert!(!dir.join("master.key").exists());
+
+    // An organization's own rate limit, set and removed by the operator.
+    let org_id = OrgId::parse(&org).unwrap();
+    let limit = |args: &[&str]| {
+        payorders(
+            &dir,
+            &env,
+            &[&dynamo[..], &["org", "limit", "--org", &org], args].concat(),
+        )
+    };
+    let set = limit(&["--class", "create", "--per-hour", "7"]);
+    assert!(set.status.success(), "{set:?}");
+    assert!(
+        String::from_utf8_lossy(&set.stdout)
+            .contains("7 requests an hour per API key for create routes")
+    );
+    let stored = store.get_rate_limits(&org_id).await.unwrap();
+    assert_eq!(
+        (
+            stored.per_hour(RateClass::Create),
+            stored.per_hour(RateClass::List)
+        ),
+        (7, 2000)
+    );
+    let back = limit(&["--class", "create", "--default"]);
+    assert!(back.status.success(), "{back:?}");
+    assert_eq!(
+        store
+            .get_rate_limits(&org_id)
+            .await
+            .unwrap()
+            .per_hour(RateClass::Create),
+        1000
+    );
+    for bad in [
+        &["--class", "teleport", "--per-hour", "7"][..],
+        &["--class", "create"][..],
+        &["--class", "create", "--per-hour", "7", "--default"][..],
+    ] {
+        let out = limit(bad);
+        assert!(!out.status.success(), "{bad:?} was accepted: {out:?}");
+    }
 
     // A secret without a master key is an error too.
     let empty_id = unique("payorders-empty");

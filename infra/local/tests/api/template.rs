@@ -176,3 +176,34 @@ fn the_deposit_scan_and_the_upkeep_run_every_minute() {
         );
     }
 }
+
+/// The stage throttles every route by default (a ceiling in front of the per-key hourly
+/// limits), with the rates as deploy-time parameters.
+#[test]
+fn the_http_api_throttles_every_route_by_default() {
+    let raw = std::fs::read_to_string(template_path()).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&raw).unwrap();
+    let settings = &doc["Resources"]["HttpApi"]["Properties"]["DefaultRouteSettings"];
+    for (key, param) in [
+        ("ThrottlingRateLimit", "ThrottlingRateLimit"),
+        ("ThrottlingBurstLimit", "ThrottlingBurstLimit"),
+    ] {
+        assert!(
+            !settings[key].is_null(),
+            "HttpApi DefaultRouteSettings has no {key}"
+        );
+        let p = &doc["Parameters"][param];
+        let default = p["Default"].as_u64().unwrap_or(0);
+        assert!(default >= 1, "{param} needs a positive default");
+    }
+    let rate = doc["Parameters"]["ThrottlingRateLimit"]["Default"]
+        .as_u64()
+        .unwrap();
+    let burst = doc["Parameters"]["ThrottlingBurstLimit"]["Default"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        burst >= rate,
+        "the burst covers at least one second at the steady rate"
+    );
+}

@@ -49,6 +49,7 @@ all_adapters!(
     xpub_indexes_never_reused,
     checkout_settings_last_write_wins,
     rate_counters_count_per_window,
+    rate_limits_per_organization,
 );
 
 fn window(org: &OrgId, mode: KeyMode, limit: u32) -> ListWindow {
@@ -1554,4 +1555,49 @@ async fn rate_counters_count_per_window(store: &dyn Store) {
     let mut seen: Vec<u64> = hits.into_iter().map(|h| h.unwrap()).collect();
     seen.sort();
     assert_eq!(seen, (4..=13).collect::<Vec<_>>());
+
+    // Reading a counter does not count; an unknown one is 0, a finished one too.
+    assert_eq!(store.hits(&key).await.unwrap(), 13);
+    assert_eq!(store.hits(&key).await.unwrap(), 13);
+    assert_eq!(store.hits(&format!("{key}-never")).await.unwrap(), 0);
+    let past = Timestamp::now().plus_seconds(-5);
+    store.count_hit(&format!("{key}-old"), past).await.unwrap();
+    assert_eq!(store.hits(&format!("{key}-old")).await.unwrap(), 0);
+}
+
+async fn rate_limits_per_organization(store: &dyn Store) {
+    let (org, other) = (OrgId::generate(), OrgId::generate());
+    let defaults = store.get_rate_limits(&org).await.unwrap();
+    assert_eq!(defaults, RateLimits::default());
+    assert_eq!(defaults.per_hour(RateClass::Create), 1000);
+    assert_eq!(defaults.per_hour(RateClass::Webhooks), 100);
+    let mut mine = RateLimits::default();
+    mine.set(RateClass::Create, Some(5));
+    mine.set(RateClass::List, Some(50_000));
+    store.put_rate_limits(&org, &mine).await.unwrap();
+    let got = store.get_rate_limits(&org).await.unwrap();
+    assert_eq!(got, mine);
+    assert_eq!(
+        (
+            got.per_hour(RateClass::Create),
+            got.per_hour(RateClass::List),
+            got.per_hour(RateClass::Read)
+        ),
+        (5, 50_000, 5000)
+    );
+    // Another organization keeps the defaults; the last write wins.
+    assert_eq!(
+        store.get_rate_limits(&other).await.unwrap(),
+        RateLimits::default()
+    );
+    mine.set(RateClass::Create, None);
+    store.put_rate_limits(&org, &mine).await.unwrap();
+    assert_eq!(
+        store
+            .get_rate_limits(&org)
+            .await
+            .unwrap()
+            .per_hour(RateClass::Create),
+        1000
+    );
 }

@@ -1,0 +1,276 @@
+//! Per-key rate limits of the authenticated API. Each route belongs to a [`RateClass`] with
+//! an hourly budget per API key (the organization may have its own). Counting is a sliding
+//! window made of two fixed hourly windows: the requests of the current hour plus the
+//! previous hour's, weighted by how much of it the sliding hour still covers. Every answer
+//! carries `X-RateLimit-Limit`, `-Remaining`, `-Reset` (epoch seconds when the current hour
+//! ends), `-Window` (3600) and `-Policy` (`sliding-window`); over the limit is
+//! `429 RATE_LIMITED` with `Retry-After`.
+//!
+//! [`serve_limited`] runs an authenticated handler inside all of this.
+
+use super::{ApiError, Body, Request, Response};
+use crate::auth::AuthContext;
+use crate::model::{RateClass, Timestamp};
+use crate::store::RateLimitStore;
+use lambda_http::http::{HeaderValue, header};
+use std::future::Future;
+
+/// The length of a window, in seconds.
+pub const WINDOW_SECS: i64 = 3600;
+
+/// The class of an authenticated route, by method and path.
+pub fn route_class(method: &str, path: &str) -> RateClass {
+    let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let first = parts.first().copied().unwrap_or_default();
+    let collection = parts.len() == 1;
+    match (first, method) {
+        ("analytics", _) => RateClass::Analytics,
+        ("webhook-endpoints" | "webhook-secret", _) => RateClass::Webhooks,
+        ("merchant-wallets" | "settings" | "api-keys", _) => RateClass::Settings,
+        // The process route records a payment although it is a GET.
+        ("pay-orders", "GET") if parts.last() == Some(&"process") => RateClass::Create,
+        (_, "GET" | "HEAD") if collection => RateClass::List,
+        (_, "GET" | "HEAD") => RateClass::Read,
+        _ => RateClass::Create,
+    }
+}
+
+/// Where a key stands against one class's limit, after counting this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub class: RateClass,
+    pub limit: u64,
+    /// The requests of the sliding hour, this one included.
+    pub used: u64,
+    /// When the current fixed window ends (epoch seconds).
+    pub reset: i64,
+    /// Seconds until a request would be allowed again, when this one is over the limit.
+    pub retry_after: Option<u64>,
+}
+
+impl Quota {
+    /// The quota from the previous and current windows' counts, `elapsed` seconds into
+    /// the current window.
+    pub fn from_counts(
+        class: RateClass,
+        limit: u64,
+        previous: u64,
+        current: u64,
+        window_start: i64,
+        elapsed: i64,
+    ) -> Self {
+        let w = WINDOW_SECS as u128;
+        let elapsed = elapsed.clamp(0, WINDOW_SECS - 1) as u128;
+        let carried = (previous as u128 * (w - elapsed) / w) as u64;
+        let used = carried.saturating_add(current);
+        let retry_after =
+            (used > limit).then(|| seconds_until_allowed(limit, previous, current, elapsed));
+        Self {
+            class,
+            limit,
+            used,
+            reset: window_start + WINDOW_SECS,
+            retry_after,
+        }
+    }
+
+    pub fn remaining(&self) -> u64 {
+        self.limit.saturating_sub(self.used)
+    }
+
+    /// The rate-limit headers (and `Retry-After` when over the limit) on an answer.
+    pub fn write_headers<B>(&self, resp: &mut Response<B>) {
+        let h = resp.headers_mut();
+        let mut put = |name: &'static str, value: String| {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
+        };
+        put("x-ratelimit-limit", self.limit.to_string());
+        put("x-ratelimit-remaining", self.remaining().to_string());
+        put("x-ratelimit-reset", self.reset.to_string());
+        put("x-ratelimit-window", WINDOW_SECS.to_string());
+        put("x-ratelimit-policy", "sliding-window".to_owned());
+        if let Some(after) = self.retry_after {
+            put(header::RETRY_AFTER.as_str(), after.to_string());
+        }
+    }
+}
+
+/// Seconds until one more request fits under `limit`, if none comes meanwhile.
+fn seconds_until_allowed(limit: u64, previous: u64, current: u64, elapsed: u128) -> u64 {
+    let w = WINDOW_SECS as u128;
+    let (limit, previous, current) = (limit as u128, previous as u128, current as u128);
+    let left = w - elapsed;
+    let wait = if current < limit {
+        // Within this window, as the previous one's share falls:
+        // previous * (left - t) < (limit - current) * w.
+        let excess = (previous * left + 1).saturating_sub((limit - current) * w);
+        excess.div_ceil(previous.max(1))
+    } else {
+        // Not before this window ends; then its count fades the same way:
+        // current * (w - s) < limit * w.
+        left + ((current - limit) * w / current.max(1) + 1).min(w)
+    };
+    wait.clamp(1, 2 * w) as u64
+}
+
+/// Counts the request against its key's limit for the route's class.
+pub async fn count_request(
+    store: &dyn RateLimitStore,
+    ctx: &AuthContext,
+    req: &Request,
+) -> Option<Quota> {
+    let class = route_class(req.method().as_str(), req.uri().path());
+    let now = Timestamp::now().unix();
+    let start = now.div_euclid(WINDOW_SECS) * WINDOW_SECS;
+    let key = |start: i64| format!("key#{}#{}#{start}", ctx.key_id, class.as_str());
+    // A counter lives through the next window too, where it is the previous one.
+    let keep_until = Timestamp::from_unix(start + 2 * WINDOW_SECS).unwrap_or_else(Timestamp::now);
+    let (previous_key, current_key) = (key(start - WINDOW_SECS), key(start));
+    let (limits, previous, current) = tokio::join!(
+        store.get_rate_limits(&ctx.org_id),
+        store.hits(&previous_key),
+        store.count_hit(&current_key, keep_until),
+    );
+    match (limits, previous, current) {
+        (Ok(limits), Ok(previous), Ok(current)) => Some(Quota::from_counts(
+            class,
+            limits.per_hour(class),
+            previous,
+            current,
+            start,
+            now - start,
+        )),
+        (l, p, c) => {
+            // Counting is a safeguard: when the store cannot count, the request goes on.
+            let error = [l.err(), p.err(), c.err()].into_iter().flatten().next();
+            tracing::warn!(error = ?error, "rate limit not counted");
+            None
+        }
+    }
+}
+
+/// Runs an authenticated handler: the caller's context, its rate limit (a `429` when over
+/// it), then `f`; the rate-limit headers go on every answer, errors included.
+pub async fn serve_limited<F, Fut>(
+    store: &dyn RateLimitStore,
+    req: &Request,
+    f: F,
+) -> Response<Body>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let mut quota = None;
+    let mut resp = super::serve(req, |rid| {
+        let quota = &mut quota;
+        async move {
+            let ctx = super::auth(req)?;
+            let q = count_request(store, &ctx, req).await;
+            *quota = q;
+            if let Some(q) = q.filter(|q| q.retry_after.is_some()) {
+                return Err(ApiError::rate_limited(
+                    "RATE_LIMITED",
+                    format!(
+                        "this API key made more than {} {} requests in the last hour; retry in {} s",
+                        q.limit,
+                        q.class.as_str(),
+                        q.retry_after.unwrap_or(1)
+                    ),
+                ));
+            }
+            f(rid).await
+        }
+    })
+    .await;
+    if let Some(q) = quota {
+        q.write_headers(&mut resp);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_fall_into_their_classes() {
+        for (method, path, class) in [
+            ("POST", "/pay-orders", RateClass::Create),
+            ("POST", "/pay-orders/po_1/cancel", RateClass::Create),
+            ("GET", "/pay-orders/po_1/process", RateClass::Create),
+            ("GET", "/pay-orders/po_1", RateClass::Read),
+            ("GET", "/pay-orders/po_1/quote", RateClass::Read),
+            ("GET", "/events/evt_1", RateClass::Read),
+            ("GET", "/pay-orders", RateClass::List),
+            ("GET", "/events", RateClass::List),
+            ("GET", "/analytics", RateClass::Analytics),
+            ("GET", "/webhook-endpoints", RateClass::Webhooks),
+            ("POST", "/webhook-endpoints/we_1/test", RateClass::Webhooks),
+            ("GET", "/webhook-secret", RateClass::Webhooks),
+            ("PUT", "/merchant-wallets/8453", RateClass::Settings),
+            ("POST", "/settings/checkout", RateClass::Settings),
+            ("POST", "/api-keys", RateClass::Settings),
+        ] {
+            assert_eq!(route_class(method, path), class, "{method} {path}");
+        }
+    }
+
+    fn quota(limit: u64, previous: u64, current: u64, elapsed: i64) -> Quota {
+        Quota::from_counts(RateClass::Create, limit, previous, current, 7200, elapsed)
+    }
+
+    #[test]
+    fn the_sliding_hour_weighs_the_previous_window_by_what_it_still_covers() {
+        let q = quota(1000, 0, 1, 0);
+        assert_eq!(
+            (q.used, q.remaining(), q.reset, q.retry_after),
+            (1, 999, 10_800, None)
+        );
+        // A quarter into this hour, three quarters of the last one still count.
+        assert_eq!(quota(1000, 400, 100, 900).used, 400);
+        assert_eq!(quota(1000, 400, 100, 900).remaining(), 600);
+        // Exactly at the limit is allowed; one more is not.
+        assert_eq!(quota(10, 0, 10, 100).retry_after, None);
+        assert!(quota(10, 0, 11, 100).retry_after.is_some());
+        assert_eq!(quota(10, 8, 5, 1800).used, 9); // half of 8, and 5
+        assert!(quota(10, 8, 7, 1800).retry_after.is_some());
+    }
+
+    #[test]
+    fn retry_after_is_when_one_more_request_would_fit() {
+        // Simulate: after waiting the advised time, with no requests meanwhile, the next
+        // request (counted) fits; one second earlier it would not have.
+        for (limit, previous, current, elapsed) in [
+            (10u64, 20u64, 2u64, 600i64),
+            (10, 0, 11, 100),
+            (10, 0, 40, 3599),
+            (100, 150, 60, 1200),
+            (1, 1, 2, 0),
+            (1000, 5000, 1, 10),
+        ] {
+            let q = quota(limit, previous, current, elapsed);
+            let wait = q.retry_after.expect("over the limit") as i64;
+            let fits = |t: i64| {
+                let at = elapsed + t;
+                let (p, c, e) = if at < WINDOW_SECS {
+                    (previous, current, at)
+                } else if at < 2 * WINDOW_SECS {
+                    (current, 0, at - WINDOW_SECS)
+                } else {
+                    (0, 0, 0)
+                };
+                quota(limit, p, c + 1, e).retry_after.is_none()
+            };
+            assert!(
+                fits(wait),
+                "{limit} {previous} {current} {elapsed}: {wait} s is not enough"
+            );
+            assert!(
+                !fits(wait - 1) || wait == 1,
+                "{limit} {previous} {current} {elapsed}: {wait} s is more than needed"
+            );
+        }
+    }
+}
