@@ -36,6 +36,8 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("get_api_key_by_hash", &[("GetItem", Table)]),
     ("get_api_key", &[("GetItem", Table)]),
     ("revoke_api_key", &[("GetItem", Table), ("PutItem", Table)]),
+    ("expire_api_key", &[("GetItem", Table), ("PutItem", Table)]),
+    ("list_api_keys", &[("Query", Table)]),
     ("create_order", &[("PutItem", Table)]),
     ("get_order", &[("GetItem", Table)]),
     ("update_order", &[("PutItem", Table)]),

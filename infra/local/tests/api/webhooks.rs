@@ -627,7 +627,7 @@ async fn endpoint_crud_and_validation() {
         &app.master,
         &app.a.org_id,
         KeyMode::Test,
-        vec![Scope::OrdersRead, Scope::OrdersWrite],
+        vec![Scope::OrdersRead, Scope::OrdersCreate],
     )
     .await;
     app.get(&orders_only, "/webhook-endpoints")
