@@ -8,6 +8,7 @@ mod errors;
 mod events;
 mod health;
 mod iam;
+mod keys;
 mod openapi;
 mod operator;
 mod orders;
