@@ -5,7 +5,8 @@
 //! scopes it holds itself (`*` only when it holds `*`). The key text and its API secret are
 //! in the answer that creates (or rolls) a key, and never again. Creating, revoking and
 //! rolling need a signed request (the API secret, which an access token never stands in
-//! for).
+//! for). Under an `Idempotency-Key`, the kept answers of creating and rolling (which hold
+//! a key and its secret) are sealed with the master key.
 //!
 //! `/auth/token` is a public route (no authorizer): the API key is in its body, and is
 //! checked here exactly as the authorizer checks it.
@@ -45,7 +46,11 @@ async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Bo
         }
         ("POST", ["api-keys"]) => {
             ctx.require_signed(SIGNED_WRITE)?;
-            http::idempotent(&*svc.store, &ctx, req, &rid, || create(svc, &ctx, req)).await
+            // The answer holds the new key and its secret: kept sealed.
+            http::idempotent_sealed(&*svc.store, master(svc)?, &ctx, req, &rid, || {
+                create(svc, &ctx, req)
+            })
+            .await
         }
         (_, ["api-keys", _, rest @ ..]) => {
             let id = http::path_id(req, "id", "API key", KeyId::parse)?;
@@ -62,8 +67,10 @@ async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Bo
                 }
                 ("POST", ["roll"]) => {
                     ctx.require_signed(SIGNED_WRITE)?;
-                    http::idempotent(&*svc.store, &ctx, req, &rid, || roll(svc, &ctx, req, &id))
-                        .await
+                    http::idempotent_sealed(&*svc.store, master(svc)?, &ctx, req, &rid, || {
+                        roll(svc, &ctx, req, &id)
+                    })
+                    .await
                 }
                 _ => Err(ApiError::not_found("route")),
             }

@@ -564,3 +564,48 @@ async fn keys_on_dynamodb() {
         .await
         .assert_error(401, "API_KEY_REVOKED");
 }
+
+#[tokio::test]
+async fn an_idempotent_creation_replays_the_key_but_keeps_it_sealed() {
+    let app = spawn_app().await;
+    let body = json!({"name": "idempotent", "scopes": ["orders:read"]});
+    let idem = [("idempotency-key", "create-key-1")];
+    let first = app.signed_post(&app.a, "/api-keys", &body, &idem).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let again = app.signed_post(&app.a, "/api-keys", &body, &idem).await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, first.body, "the same key, not a second one");
+    let listed = app.get(&app.a, "/api-keys").await;
+    let named = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"] == "idempotent")
+        .count();
+    assert_eq!(named, 1);
+
+    // What the store keeps under the key holds neither the key text nor the secret.
+    let scope = payorders::store::IdempotencyScope {
+        organization_id: app.a.org_id.clone(),
+        mode: KeyMode::Test,
+        key: "create-key-1".into(),
+    };
+    let fingerprint = payorders::http::request_fingerprint(
+        "POST",
+        "/api-keys",
+        &serde_json::to_vec(&body).unwrap(),
+    );
+    let kept = app
+        .store
+        .idempotency_begin(&scope, &fingerprint, Timestamp::now())
+        .await
+        .unwrap();
+    let payorders::store::IdempotencyBegin::Replay(kept) = kept else {
+        panic!("expected the kept response, got {kept:?}");
+    };
+    let key = first.body["key"].as_str().unwrap();
+    let secret = first.body["secret"].as_str().unwrap();
+    assert!(!kept.body.contains(key) && !kept.body.contains(secret));
+    assert!(kept.body.starts_with("v1."), "sealed: {}", kept.body);
+}
