@@ -332,10 +332,9 @@ async fn authenticate_token(
         token::TokenError::Invalid => AuthFailure::unauthenticated("INVALID_TOKEN", e.to_string()),
     })?;
     let key = keys
-        .get_api_key(&claims.sub)
+        .get_org_api_key(&claims.org, claims.mode, &claims.sub)
         .await
         .map_err(store_fault)?
-        .filter(|k| k.organization_id == claims.org && k.mode == claims.mode)
         .ok_or_else(|| {
             AuthFailure::unauthenticated("INVALID_TOKEN", "the token's API key no longer exists")
         })?;
@@ -712,6 +711,53 @@ mod tests {
         );
         assert_eq!(required_scope("DELETE", "/pay-orders/{id}"), None);
         assert_eq!(required_scope("GET", "/admin"), None);
+    }
+
+    #[test]
+    fn a_roll_keeps_name_and_scopes_and_bounds_the_grace_period() {
+        let master = MasterKey::from_text(&"m".repeat(32)).unwrap();
+        let now = Timestamp::now();
+        let org = OrgId::generate();
+        let mut old = issue_api_key(
+            &org,
+            KeyMode::Live,
+            vec![Scope::OrdersRead, Scope::KeysManage],
+            &master,
+            now,
+            None,
+        )
+        .unwrap()
+        .record;
+        old.name = "checkout".into();
+        let (new, until) = roll_api_key(&old, 3600, &master, now);
+        assert_ne!(new.record.id, old.id);
+        assert_ne!(new.record.key_hash, old.key_hash);
+        assert_eq!(
+            (&new.record.name, &new.record.scopes, new.record.mode),
+            (&old.name, &old.scopes, KeyMode::Live)
+        );
+        assert!(new.key.starts_with("sk_live_") && new.key.ends_with(&new.record.last4));
+        assert_eq!(
+            master
+                .open(
+                    &api_secret_context(&new.record.id),
+                    &new.record.secret_sealed
+                )
+                .unwrap(),
+            new.secret
+        );
+        assert_eq!(until, now.plus_seconds(3600));
+        // Never past 7 days, never before now, never later than an expiry already set.
+        assert_eq!(
+            roll_api_key(&old, i64::MAX, &master, now).1,
+            now.plus_seconds(ROLL_GRACE_MAX_SECS)
+        );
+        assert_eq!(roll_api_key(&old, -5, &master, now).1, now);
+        old.expires_at = Some(now.plus_seconds(60));
+        assert_eq!(
+            roll_api_key(&old, 3600, &master, now).1,
+            now.plus_seconds(60)
+        );
     }
 
     #[test]

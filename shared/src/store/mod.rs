@@ -185,6 +185,14 @@ pub trait KeyStore: Send + Sync {
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
     async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
     async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>>;
+    /// A key of `org` in `mode` by id, in one read where the adapter can (what every
+    /// request with an access token pays); `None` if it is another's or of the other mode.
+    async fn get_org_api_key(
+        &self,
+        org: &OrgId,
+        mode: KeyMode,
+        id: &KeyId,
+    ) -> StoreResult<Option<ApiKey>>;
     /// Marks a key revoked (keeping the first revocation time); `NotFound` if unknown.
     async fn revoke_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey>;
     /// Sets when a key stops working (a roll), keeping an earlier expiry; `NotFound` if

@@ -35,6 +35,7 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("create_api_key", &[("PutItem", Table)]),
     ("get_api_key_by_hash", &[("GetItem", Table)]),
     ("get_api_key", &[("GetItem", Table)]),
+    ("get_org_api_key", &[("GetItem", Table)]),
     ("revoke_api_key", &[("GetItem", Table), ("PutItem", Table)]),
     ("expire_api_key", &[("GetItem", Table), ("PutItem", Table)]),
     ("list_api_keys", &[("Query", Table)]),

@@ -99,6 +99,25 @@ impl KeyStore for DynamoStore {
             .await
     }
 
+    async fn get_org_api_key(
+        &self,
+        org: &OrgId,
+        mode: KeyMode,
+        id: &KeyId,
+    ) -> StoreResult<Option<ApiKey>> {
+        let copy = self
+            .get_doc(&format!("ORG#{org}"), &format!("APIKEY#{mode}#{id}"))
+            .await?;
+        match copy {
+            Some(item) => doc(&item).map(Some),
+            // Keys made before the listing copy existed (until a change writes one).
+            None => Ok(self
+                .get_api_key(id)
+                .await?
+                .filter(|k| k.organization_id == *org && k.mode == mode)),
+        }
+    }
+
     async fn revoke_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey> {
         self.change_key(id, |key| {
             key.revoked_at.get_or_insert(at);

@@ -29,6 +29,19 @@ impl KeyStore for EmbeddedStore {
             .await
     }
 
+    async fn get_org_api_key(
+        &self,
+        org: &OrgId,
+        mode: KeyMode,
+        id: &KeyId,
+    ) -> StoreResult<Option<ApiKey>> {
+        let org = org.clone();
+        Ok(self
+            .get_api_key(id)
+            .await?
+            .filter(|k| k.organization_id == org && k.mode == mode))
+    }
+
     async fn revoke_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey> {
         self.change_key(id, move |key| {
             key.revoked_at.get_or_insert(at);

@@ -241,6 +241,19 @@ async fn api_keys_listed_revoked_and_expired(store: &dyn Store) {
         store.expire_api_key(&KeyId::generate(), t0()).await,
         Err(StoreError::NotFound)
     ));
+
+    // By organization, mode and id: what an access token names.
+    assert_eq!(
+        store
+            .get_org_api_key(&org, KeyMode::Test, &older.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(listed_older)
+    );
+    for (o, m) in [(&org, KeyMode::Live), (&other, KeyMode::Test)] {
+        assert_eq!(store.get_org_api_key(o, m, &older.id).await.unwrap(), None);
+    }
 }
 
 async fn create_and_get_order(store: &dyn Store) {
