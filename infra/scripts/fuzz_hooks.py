@@ -107,6 +107,9 @@ def seed():
     call("POST", f"/pay-orders/{orders[1]}/payment-details", {"source_currency": SANDBOX_USDC})
     call("POST", f"/pay-orders/{orders[1]}/simulate-payment", {})
     events = [e["id"] for e in call("GET", "/events?limit=20")["data"]]
+    # Keys of their own for revoke and roll to act on (never the key the run signs with).
+    keys = [call("POST", "/api-keys", {"name": f"fuzz {i}", "scopes": ["orders:read"]})["id"]
+            for i in range(3)]
     deliveries = []
     for ep in endpoints:
         deliveries += [d["id"] for d in call("GET", f"/webhook-endpoints/{ep}/deliveries")["data"]]
@@ -114,6 +117,7 @@ def seed():
         "/pay-orders/": {"id": orders},
         "/webhook-endpoints/": {"id": endpoints, "delivery_id": deliveries},
         "/events/": {"id": events},
+        "/api-keys/": {"id": keys},
         # 84532 prices every SALE: only the Sepolia wallet may be deleted.
         "/merchant-wallets/": {"chain_id": [84532, 11155111]},
     }

@@ -36,7 +36,11 @@ async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Bo
             order_webhook_secret(svc, &ctx).await
         }
         ("POST", ["webhook-endpoints"]) => {
-            http::idempotent(&*svc.store, &ctx, req, &rid, || create(svc, &ctx, req)).await
+            // The answer holds the new signing secret: kept sealed.
+            http::idempotent_sealed(&*svc.store, master(svc)?, &ctx, req, &rid, || {
+                create(svc, &ctx, req)
+            })
+            .await
         }
         ("GET", ["webhook-endpoints"]) => {
             http::no_body(req)?;
@@ -74,8 +78,10 @@ async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Bo
                         .await
                 }
                 ("POST", ["rotate-secret"]) => {
-                    http::idempotent(&*svc.store, &ctx, req, &rid, || rotate(svc, &ctx, req, &id))
-                        .await
+                    http::idempotent_sealed(&*svc.store, master(svc)?, &ctx, req, &rid, || {
+                        rotate(svc, &ctx, req, &id)
+                    })
+                    .await
                 }
                 ("GET", ["deliveries"]) => {
                     http::no_body(req)?;

@@ -165,9 +165,13 @@ enum KeysCommand {
         org: String,
         #[arg(long, value_parser = ["live", "test"])]
         mode: String,
-        /// Comma-separated: orders:read, orders:write, webhooks:manage, settings:manage, *
+        /// Comma-separated: orders:create, orders:read, orders:cancel, orders:refund,
+        /// analytics:read, webhooks:manage, settings:manage, keys:manage, *
         #[arg(long, default_value = "*")]
         scopes: String,
+        /// What the key is for, shown in `GET /api-keys`.
+        #[arg(long, default_value = "")]
+        name: String,
     },
     /// Revoke an API key by id (key_…); it stops working at once.
     Revoke { key_id: String },
@@ -253,7 +257,13 @@ async fn run() -> anyhow::Result<()> {
             );
         }
         Command::Keys {
-            command: KeysCommand::Create { org, mode, scopes },
+            command:
+                KeysCommand::Create {
+                    org,
+                    mode,
+                    scopes,
+                    name,
+                },
         } => {
             let master = setup::master_key(&cli.store.choice(), &cli.store.dir).await?;
             let store = setup::open_store(&cli.store.choice()).await?.store;
@@ -267,7 +277,7 @@ async fn run() -> anyhow::Result<()> {
                 .map(|s| Scope::parse(s.trim()).with_context(|| format!("unknown scope {s}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let mode = KeyMode::parse(&mode).context("mode is live or test")?;
-            let issued = payorders::auth::issue_api_key(
+            let mut issued = payorders::auth::issue_api_key(
                 &org_id,
                 mode,
                 scopes,
@@ -276,6 +286,7 @@ async fn run() -> anyhow::Result<()> {
                 None,
             )
             .map_err(anyhow::Error::msg)?;
+            issued.record.name = name.trim().to_owned();
             store.create_api_key(&issued.record).await?;
             println!("key id  {}", issued.record.id);
             println!("key     {}", issued.key);

@@ -391,11 +391,54 @@ by_hand!(CheckoutSettingsView, {
     }
 });
 
+by_hand!(ApiKeyView, {
+    "type": "object",
+    "required": ["id", "object", "name", "mode", "livemode", "scopes", "masked_key", "last4",
+                 "status", "created_at", "expires_at", "revoked_at"],
+    "properties": {
+        "id": { "type": "string", "description": "`key_…`" },
+        "object": { "type": "string", "enum": ["api_key"] },
+        "name": { "type": "string" },
+        "mode": { "type": "string", "enum": ["live", "test"] },
+        "livemode": { "type": "boolean" },
+        "scopes": { "type": "array", "items": { "$ref": "#/components/schemas/Scope" } },
+        "masked_key": { "type": "string", "description": "The key's first 12 and last 4 characters: `sk_test_4f9a…Wx2z`." },
+        "last4": { "type": "string" },
+        "status": { "type": "string", "enum": ["active", "revoked", "expired"] },
+        "created_at": { "$ref": "#/components/schemas/Timestamp" },
+        "expires_at": { "oneOf": [{ "$ref": "#/components/schemas/Timestamp" }, { "type": "null" }],
+                        "description": "When a rolled key stops working." },
+        "revoked_at": { "oneOf": [{ "$ref": "#/components/schemas/Timestamp" }, { "type": "null" }] },
+        "key": { "type": "string", "description": "The key itself: only in the answer that creates or rolls it." },
+        "secret": { "type": "string", "description": "Its API secret (signs requests): only in the answer that creates or rolls it." },
+        "rolled_from": {
+            "type": "object",
+            "description": "Roll answers only: the old key and when it stops working.",
+            "properties": {
+                "id": { "type": "string" },
+                "expires_at": { "$ref": "#/components/schemas/Timestamp" }
+            }
+        }
+    }
+});
+
+by_hand!(AccessTokenView, {
+    "type": "object",
+    "required": ["access_token", "token_type", "expires_in", "scope"],
+    "properties": {
+        "access_token": { "type": "string", "description": "A JWT (HS256): send it as `Authorization: Bearer <token>`." },
+        "token_type": { "type": "string", "enum": ["Bearer"] },
+        "expires_in": { "type": "integer", "minimum": 60, "maximum": 3600 },
+        "scope": { "type": "array", "items": { "$ref": "#/components/schemas/Scope" } }
+    }
+});
+
 list!(PayOrderList, "PayOrderView");
 list!(EventList, "EventView");
 list!(WebhookEndpointList, "WebhookEndpointView");
 list!(WebhookDeliveryList, "WebhookDeliveryView");
 list!(MerchantWalletList, "MerchantWalletView");
+list!(ApiKeyList, "ApiKeyView");
 
 #[derive(OpenApi)]
 #[openapi(
@@ -416,7 +459,8 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
         update_wallet, delete_wallet, health, health_ready, get_checkout_settings,
         update_checkout_settings, public_order, public_order_preflight, public_payment_details,
         public_payment_details_preflight, public_submit_payment, public_submit_payment_preflight,
-        public_qr, public_events, checkout_page,
+        public_qr, public_events, checkout_page, list_api_keys, create_api_key, get_api_key,
+        revoke_api_key, roll_api_key, auth_token,
     ),
     components(schemas(
         ErrorBody, PayOrder, Event, PayOrderView, EventView, WebhookEndpointView,
@@ -429,7 +473,8 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
         payorders::registry::CurrencyRef, payorders::http::list::Limit,
         payorders::http::list::PageCursor, payorders::model::OrderStatus,
         payorders::model::OrderMode, PublicPayOrder, PublicCurrency, Network,
-        CheckoutSettingsView, public_qr::QrFormat,
+        CheckoutSettingsView, public_qr::QrFormat, ApiKeyView, ApiKeyList, AccessTokenView,
+        payorders::model::Scope,
     )),
     tags(
         (name = "orders", description = "Pay orders"),
@@ -440,6 +485,7 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
         (name = "health", description = "Liveness and readiness"),
         (name = "checkout", description = "The customer's side: the hosted page and the public order API (no key)"),
         (name = "settings", description = "Organization settings"),
+        (name = "keys", description = "API keys and access tokens"),
     ),
     modifiers(&Contract),
     security(("api_key" = []), ("bearer" = []), ("signature" = []))
@@ -465,7 +511,9 @@ impl Modify for Contract {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("`Authorization: Bearer <API key>`"))
+                    .description(Some(
+                        "`Authorization: Bearer <API key>`, or an access token from `POST /auth/token`",
+                    ))
                     .build(),
             ),
         );
@@ -639,7 +687,12 @@ fn contract(path: &str, method: &str, op: &mut Operation) {
     }
     let health = path.starts_with("/health");
     let customer = path.starts_with("/public/") || path.starts_with("/pay/");
-    let public = health || customer;
+    // Trades an API key in its body for a token: no authorizer, but the key's failures.
+    let token = path == "/auth/token";
+    let public = health || customer || token;
+    if token {
+        answers_for_token(op);
+    }
     let has_body = op.request_body.is_some();
     let mut answers: Vec<&str> = Vec::new();
     if customer && method != "OPTIONS" {
@@ -714,7 +767,71 @@ response (`Idempotent-Replayed: true`).",
     }
 }
 
+/// `POST /auth/token`'s refusals: its body (400, 413, 415), its key (401) and the scopes
+/// it asks for (403).
+fn answers_for_token(op: &mut Operation) {
+    for status in ["400", "401", "403", "413", "415"] {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error(status));
+    }
+}
+
 // --- The routes of template.yaml: documentation only, the handlers live in functions/. ---
+
+const KEY_ID: &str = "API key id (`key_…`)";
+
+/// List the API keys of this mode (never their key text or secret)
+#[utoipa::path(get, path = "/api-keys", tag = "keys",
+    responses((status = 200, description = "Every key of this mode, newest first, revoked and expired ones too", body = ApiKeyList)))]
+pub fn list_api_keys() {}
+
+/// Create an API key (signed request)
+///
+/// The answer holds the `key` and its `secret`, shown this once. A key grants only scopes
+/// it holds itself, and `*` only if it holds `*`.
+#[utoipa::path(post, path = "/api-keys", tag = "keys",
+    request_body(content = api_keys::CreateKey,
+        example = json!({"name": "checkout server", "scopes": ["orders:create", "orders:read"]})),
+    responses((status = 201, description = "The key, with `key` and `secret` (shown once)", body = ApiKeyView)),
+    security(("signature" = [])))]
+pub fn create_api_key() {}
+
+/// Get an API key
+#[utoipa::path(get, path = "/api-keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = KEY_ID)),
+    responses((status = 200, description = "The key", body = ApiKeyView)))]
+pub fn get_api_key() {}
+
+/// Revoke an API key (signed request); it answers 401 from then on
+#[utoipa::path(post, path = "/api-keys/{id}/revoke", tag = "keys",
+    params(("id" = String, Path, description = KEY_ID)),
+    responses((status = 200, description = "The revoked key", body = ApiKeyView)),
+    security(("signature" = [])))]
+pub fn revoke_api_key() {}
+
+/// Roll an API key (signed request)
+///
+/// A new key and secret with the same name and scopes, now; the old key keeps working for
+/// `expires_in` seconds (default 24 h, at most 7 days, 0 to stop it at once).
+#[utoipa::path(post, path = "/api-keys/{id}/roll", tag = "keys",
+    params(("id" = String, Path, description = KEY_ID)),
+    request_body(content = Option<api_keys::RollKey>, example = json!({"expires_in": 3600})),
+    responses((status = 201, description = "The new key, with `key`, `secret` and `rolled_from`", body = ApiKeyView)),
+    security(("signature" = [])))]
+pub fn roll_api_key() {}
+
+/// Trade an API key for a short-lived access token
+///
+/// The token (a JWT) acts for the key with the scopes asked for (each one the key holds;
+/// `*` is for API keys only) until it expires, or until the key is revoked or expires. It
+/// cannot sign requests.
+#[utoipa::path(post, path = "/auth/token", tag = "keys",
+    request_body(content = api_keys::TokenRequest,
+        example = json!({"grant_type": "api_key", "api_key": "sk_test_…", "scope": ["orders:read"], "expires_in": 900})),
+    responses((status = 200, description = "The access token", body = AccessTokenView)))]
+pub fn auth_token() {}
 
 const ORDER_ID: &str = "pay order id (`po_…`)";
 

@@ -256,7 +256,9 @@ pub async fn ensure_demo(
         let stored = master
             .open(&auth::api_secret_context(&record.id), &record.secret_sealed)
             .ok();
-        if stored.as_deref() == Some(secret.as_str()) && record.is_active() {
+        if stored.as_deref() == Some(secret.as_str())
+            && record.is_active(payorders::Timestamp::now())
+        {
             return Ok(Demo {
                 org_id: record.organization_id,
                 key: key.clone(),

@@ -11,6 +11,8 @@ pub struct GeneratedKey {
     pub hash: String,
     /// Enough of the key for a person to recognise it.
     pub prefix: String,
+    /// Its last four characters, shown beside the prefix.
+    pub last4: String,
 }
 
 /// Generates a key for `mode` with 192 random bits.
@@ -27,7 +29,14 @@ pub fn generate_api_key(mode: KeyMode) -> GeneratedKey {
 pub fn from_key_text(key: String) -> GeneratedKey {
     let hash = hash_api_key(&key);
     let prefix = key.chars().take(12).collect();
-    GeneratedKey { key, hash, prefix }
+    let chars: Vec<char> = key.chars().collect();
+    let last4 = chars[chars.len().saturating_sub(4)..].iter().collect();
+    GeneratedKey {
+        key,
+        hash,
+        prefix,
+        last4,
+    }
 }
 
 /// SHA-256 of the key text, lowercase hex: the only form a key is stored or looked up in.
@@ -58,6 +67,7 @@ mod tests {
         assert_ne!(a.key, b.key);
         assert_eq!(a.hash, hash_api_key(&a.key));
         assert_eq!(a.hash.len(), 64);
+        assert!(a.key.ends_with(&a.last4) && a.last4.chars().count() == 4);
         assert!(!a.hash.contains(&a.key));
         assert_eq!(key_mode(&a.key), Some(KeyMode::Test));
         assert_eq!(

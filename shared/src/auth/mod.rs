@@ -10,12 +10,13 @@
 mod keys;
 mod sealed;
 mod signature;
+pub mod token;
 
 pub use keys::*;
 pub use sealed::{MasterKey, SealError};
 pub use signature::{SIGNATURE_WINDOW_SECS, Scheme, SignatureHeader, sign, v2_string_to_sign};
 
-use crate::model::{ApiKey, KeyId, KeyMode, OrgId, Scope, Timestamp};
+use crate::model::{ApiKey, KeyId, KeyMode, KeyState, OrgId, Scope, Timestamp};
 use crate::store::{ClaimStore, KeyStore, StoreError};
 use http::HeaderMap;
 use lambda_http::http;
@@ -203,6 +204,9 @@ const CODES: &[&str] = &[
     "MISSING_API_KEY",
     "INVALID_API_KEY",
     "API_KEY_REVOKED",
+    "API_KEY_EXPIRED",
+    "INVALID_TOKEN",
+    "TOKEN_EXPIRED",
     "CONFLICTING_CREDENTIALS",
     "INVALID_SIGNATURE",
     "SIGNATURE_EXPIRED",
@@ -230,13 +234,19 @@ pub fn required_scope(method: &str, route_path: &str) -> Option<Scope> {
         .next()
         .unwrap_or_default();
     match (first, method) {
-        // Seed 000's process route records a payment although it is a GET.
-        ("pay-orders", "GET") if route_path.ends_with("/process") => Some(Scope::OrdersWrite),
+        // The process route records a payment although it is a GET.
+        ("pay-orders", "GET") if route_path.ends_with("/process") => Some(Scope::OrdersCreate),
         ("pay-orders", "GET") => Some(Scope::OrdersRead),
-        ("pay-orders", "POST") => Some(Scope::OrdersWrite),
-        ("events", "GET") => Some(Scope::OrdersRead),
+        ("pay-orders", "POST") if route_path.ends_with("/cancel") => Some(Scope::OrdersCancel),
+        ("pay-orders", "POST") if route_path.contains("/refunds") => Some(Scope::OrdersRefund),
+        // Creating an order, and everything that prepares or records its payment (quote,
+        // payment details, payments, simulated payments).
+        ("pay-orders", "POST") => Some(Scope::OrdersCreate),
+        ("events" | "transactions", "GET") => Some(Scope::OrdersRead),
+        ("analytics", "GET") => Some(Scope::AnalyticsRead),
         ("webhook-endpoints" | "webhook-secret", _) => Some(Scope::WebhooksManage),
         ("merchant-wallets" | "settings", _) => Some(Scope::SettingsManage),
+        ("api-keys", _) => Some(Scope::KeysManage),
         _ => None,
     }
 }
@@ -270,8 +280,75 @@ fn store_fault(e: StoreError) -> AuthFailure {
     )
 }
 
-/// Authenticates a request as the authorizer does: the key, the signature if any, v2
-/// nonce single use, and the route's scope.
+/// A key that no longer works: `401 API_KEY_REVOKED` or `401 API_KEY_EXPIRED`.
+pub fn refuse_inactive(key: &ApiKey, now: Timestamp) -> Result<(), AuthFailure> {
+    match key.state(now) {
+        KeyState::Active => Ok(()),
+        KeyState::Revoked => Err(AuthFailure::unauthenticated(
+            "API_KEY_REVOKED",
+            "this API key has been revoked",
+        )),
+        KeyState::Expired => Err(AuthFailure::unauthenticated(
+            "API_KEY_EXPIRED",
+            "this API key has expired (it was rolled)",
+        )),
+    }
+}
+
+/// Looks an API key up by its text, as every way in does: its `sk_live_`/`sk_test_` prefix
+/// must match the stored mode, and the key must still work at `now`.
+pub async fn find_active_key(
+    keys: &dyn KeyStore,
+    key_text: &str,
+    now: Timestamp,
+) -> Result<ApiKey, AuthFailure> {
+    let claimed_mode = key_mode(key_text).ok_or_else(|| {
+        AuthFailure::unauthenticated(
+            "INVALID_API_KEY",
+            "API keys start with sk_live_ or sk_test_",
+        )
+    })?;
+    let key: ApiKey = keys
+        .get_api_key_by_hash(&hash_api_key(key_text))
+        .await
+        .map_err(store_fault)?
+        .filter(|k| k.mode == claimed_mode)
+        .ok_or_else(|| AuthFailure::unauthenticated("INVALID_API_KEY", "no such API key"))?;
+    refuse_inactive(&key, now)?;
+    Ok(key)
+}
+
+/// Authenticates an access token (`Authorization: Bearer <jwt>`): its signature and expiry,
+/// then its API key, which must still exist and work (a revoked or expired key takes its
+/// tokens with it). The scopes are the token's, within what the key still grants.
+async fn authenticate_token(
+    keys: &dyn KeyStore,
+    master: &MasterKey,
+    token_text: &str,
+    now: Timestamp,
+) -> Result<(ApiKey, Vec<Scope>), AuthFailure> {
+    let claims = token::verify(master, token_text, now).map_err(|e| match e {
+        token::TokenError::Expired => AuthFailure::unauthenticated("TOKEN_EXPIRED", e.to_string()),
+        token::TokenError::Invalid => AuthFailure::unauthenticated("INVALID_TOKEN", e.to_string()),
+    })?;
+    let key = keys
+        .get_org_api_key(&claims.org, claims.mode, &claims.sub)
+        .await
+        .map_err(store_fault)?
+        .ok_or_else(|| {
+            AuthFailure::unauthenticated("INVALID_TOKEN", "the token's API key no longer exists")
+        })?;
+    refuse_inactive(&key, now)?;
+    let scopes = claims
+        .scopes()
+        .into_iter()
+        .filter(|s| *s != Scope::All && key.allows(*s))
+        .collect();
+    Ok((key, scopes))
+}
+
+/// Authenticates a request as the authorizer does: the key (or an access token minted
+/// from one), the signature if any, v2 nonce single use, and the route's scope.
 pub async fn authenticate(
     keys: &dyn KeyStore,
     claims: &dyn ClaimStore,
@@ -300,6 +377,33 @@ pub async fn authenticate(
         })
         .transpose()?;
 
+    if let Some(jwt) = bearer.filter(|b| token::looks_like_jwt(b)) {
+        // A token stands in for the key alone: a signature needs the key's secret, and a
+        // second credential beside the token names a key of its own.
+        if x_api_key.is_some() || sig_header.is_some() {
+            return Err(AuthFailure::unauthenticated(
+                "CONFLICTING_CREDENTIALS",
+                "send an access token alone, without X-API-KEY or Authorization-Signature",
+            ));
+        }
+        let (key, scopes) = authenticate_token(keys, master, jwt, now).await?;
+        let scope = required_scope(req.method, req.route_path)
+            .ok_or_else(|| AuthFailure::forbidden("UNKNOWN_ROUTE", "this route does not exist"))?;
+        if !crate::model::scopes_allow(&scopes, scope) {
+            return Err(AuthFailure::forbidden(
+                "INSUFFICIENT_SCOPE",
+                format!("this access token lacks the {scope} scope"),
+            ));
+        }
+        return Ok(AuthContext {
+            org_id: key.organization_id,
+            key_id: key.id,
+            mode: key.mode,
+            scopes,
+            signed: None,
+        });
+    }
+
     let key_text: String = {
         let mut offered = [
             x_api_key,
@@ -322,24 +426,7 @@ pub async fn authenticate(
         }
         first.to_owned()
     };
-    let claimed_mode = key_mode(&key_text).ok_or_else(|| {
-        AuthFailure::unauthenticated(
-            "INVALID_API_KEY",
-            "API keys start with sk_live_ or sk_test_",
-        )
-    })?;
-    let key: ApiKey = keys
-        .get_api_key_by_hash(&hash_api_key(&key_text))
-        .await
-        .map_err(store_fault)?
-        .filter(|k| k.mode == claimed_mode)
-        .ok_or_else(|| AuthFailure::unauthenticated("INVALID_API_KEY", "no such API key"))?;
-    if !key.is_active() {
-        return Err(AuthFailure::unauthenticated(
-            "API_KEY_REVOKED",
-            "this API key has been revoked",
-        ));
-    }
+    let key = find_active_key(keys, &key_text, now).await?;
 
     let signed = match sig_header {
         None => None,
@@ -477,6 +564,35 @@ pub struct IssuedKey {
     pub secret: String,
 }
 
+/// The longest grace period of a rolled key (Stripe's: 7 days).
+pub const ROLL_GRACE_MAX_SECS: i64 = 7 * 24 * 3600;
+/// The grace period of a rolled key when the caller names none.
+pub const ROLL_GRACE_DEFAULT_SECS: i64 = 24 * 3600;
+
+/// Rolls `old`: a new key and secret with the same organization, mode, name and scopes,
+/// and the moment the old key stops working (`now + grace_secs`, or its own earlier
+/// expiry). The caller stores the new key first, then the old key's expiry.
+pub fn roll_api_key(
+    old: &ApiKey,
+    grace_secs: i64,
+    master: &MasterKey,
+    now: Timestamp,
+) -> (IssuedKey, Timestamp) {
+    let mut issued = issue_api_key(
+        &old.organization_id,
+        old.mode,
+        old.scopes.clone(),
+        master,
+        now,
+        None,
+    )
+    .expect("random keys are always valid");
+    issued.record.name = old.name.clone();
+    let until = now.plus_seconds(grace_secs.clamp(0, ROLL_GRACE_MAX_SECS));
+    let until = old.expires_at.map_or(until, |e| e.min(until));
+    (issued, until)
+}
+
 /// Issues a key for an organization. `fixed` gives the key text and secret instead of
 /// random ones (the demo key of `make dev`).
 pub fn issue_api_key(
@@ -511,11 +627,14 @@ pub fn issue_api_key(
         id,
         organization_id: org_id.clone(),
         mode,
+        name: String::new(),
         key_hash: material.hash,
         prefix: material.prefix,
+        last4: material.last4,
         scopes,
         created_at: now,
         revoked_at: None,
+        expires_at: None,
     };
     Ok(IssuedKey {
         record,
@@ -532,7 +651,18 @@ mod tests {
     fn scopes_by_route() {
         assert_eq!(
             required_scope("POST", "/pay-orders"),
-            Some(Scope::OrdersWrite)
+            Some(Scope::OrdersCreate)
+        );
+        for prepares in ["quote", "payment-details", "payments", "simulate-payment"] {
+            assert_eq!(
+                required_scope("POST", &format!("/pay-orders/{{id}}/{prepares}")),
+                Some(Scope::OrdersCreate),
+                "{prepares}"
+            );
+        }
+        assert_eq!(
+            required_scope("GET", "/pay-orders"),
+            Some(Scope::OrdersRead)
         );
         assert_eq!(
             required_scope("GET", "/pay-orders/{id}"),
@@ -540,12 +670,33 @@ mod tests {
         );
         assert_eq!(
             required_scope("POST", "/pay-orders/{id}/cancel"),
-            Some(Scope::OrdersWrite)
+            Some(Scope::OrdersCancel)
+        );
+        assert_eq!(
+            required_scope("POST", "/pay-orders/{id}/refunds"),
+            Some(Scope::OrdersRefund)
         );
         assert_eq!(
             required_scope("GET", "/pay-orders/{id}/process"),
-            Some(Scope::OrdersWrite)
+            Some(Scope::OrdersCreate)
         );
+        assert_eq!(
+            required_scope("GET", "/analytics"),
+            Some(Scope::AnalyticsRead)
+        );
+        for (method, path) in [
+            ("GET", "/api-keys"),
+            ("POST", "/api-keys"),
+            ("GET", "/api-keys/{id}"),
+            ("POST", "/api-keys/{id}/revoke"),
+            ("POST", "/api-keys/{id}/roll"),
+        ] {
+            assert_eq!(
+                required_scope(method, path),
+                Some(Scope::KeysManage),
+                "{method} {path}"
+            );
+        }
         assert_eq!(
             required_scope("GET", "/events/{id}"),
             Some(Scope::OrdersRead)
@@ -563,12 +714,59 @@ mod tests {
     }
 
     #[test]
+    fn a_roll_keeps_name_and_scopes_and_bounds_the_grace_period() {
+        let master = MasterKey::from_text(&"m".repeat(32)).unwrap();
+        let now = Timestamp::now();
+        let org = OrgId::generate();
+        let mut old = issue_api_key(
+            &org,
+            KeyMode::Live,
+            vec![Scope::OrdersRead, Scope::KeysManage],
+            &master,
+            now,
+            None,
+        )
+        .unwrap()
+        .record;
+        old.name = "checkout".into();
+        let (new, until) = roll_api_key(&old, 3600, &master, now);
+        assert_ne!(new.record.id, old.id);
+        assert_ne!(new.record.key_hash, old.key_hash);
+        assert_eq!(
+            (&new.record.name, &new.record.scopes, new.record.mode),
+            (&old.name, &old.scopes, KeyMode::Live)
+        );
+        assert!(new.key.starts_with("sk_live_") && new.key.ends_with(&new.record.last4));
+        assert_eq!(
+            master
+                .open(
+                    &api_secret_context(&new.record.id),
+                    &new.record.secret_sealed
+                )
+                .unwrap(),
+            new.secret
+        );
+        assert_eq!(until, now.plus_seconds(3600));
+        // Never past 7 days, never before now, never later than an expiry already set.
+        assert_eq!(
+            roll_api_key(&old, i64::MAX, &master, now).1,
+            now.plus_seconds(ROLL_GRACE_MAX_SECS)
+        );
+        assert_eq!(roll_api_key(&old, -5, &master, now).1, now);
+        old.expires_at = Some(now.plus_seconds(60));
+        assert_eq!(
+            roll_api_key(&old, 3600, &master, now).1,
+            now.plus_seconds(60)
+        );
+    }
+
+    #[test]
     fn context_round_trips_through_the_authorizer_map() {
         let ctx = AuthContext {
             org_id: OrgId::generate(),
             key_id: KeyId::generate(),
             mode: KeyMode::Test,
-            scopes: vec![Scope::OrdersRead, Scope::OrdersWrite],
+            scopes: vec![Scope::OrdersRead, Scope::OrdersCreate],
             signed: Some(SignedRequest {
                 scheme: Scheme::V2,
                 signature: "ab".repeat(32),

@@ -48,6 +48,15 @@ impl MasterKey {
         bs58::encode(random_bytes::<32>()).into_string()
     }
 
+    /// A 256-bit key for one purpose (`context`), derived from the master key with
+    /// HMAC-SHA256, so no purpose uses the sealing key itself.
+    pub fn derive(&self, context: &str) -> [u8; 32] {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("any key length");
+        mac.update(context.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new_from_slice(&self.0).expect("32-byte key")
     }
@@ -121,6 +130,9 @@ mod tests {
             Err(SealError::WrongKeyOrContext)
         );
         assert_eq!(mk.open("x", "v2.abc"), Err(SealError::Malformed));
+        assert_eq!(mk.derive("a"), mk.derive("a"));
+        assert_ne!(mk.derive("a"), mk.derive("b"));
+        assert_ne!(mk.derive("a"), other.derive("a"));
         assert_eq!(mk.open("x", "v1.abc"), Err(SealError::Malformed));
         assert_eq!(
             MasterKey::from_text("short").unwrap_err(),

@@ -114,6 +114,14 @@ catalogue! {
         "`xpub` is not an extended public key.";
     XpubNotSupported = "XPUB_NOT_SUPPORTED", [422], InvalidRequest,
         "xpub wallets are supported on EVM chains only; give an `address`.";
+    InvalidName = "INVALID_NAME", [400], InvalidRequest,
+        "An API key's `name` must be 1 to 100 characters.";
+    InvalidScope = "INVALID_SCOPE", [400], InvalidRequest,
+        "`scopes` (or a token's `scope`) must be a non-empty list of known scopes; `*` is for API keys only.";
+    UnsupportedGrantType = "UNSUPPORTED_GRANT_TYPE", [400], InvalidRequest,
+        "`POST /auth/token` takes `grant_type: \"api_key\"`.";
+    InvalidExpiresIn = "INVALID_EXPIRES_IN", [400], InvalidRequest,
+        "`expires_in` is out of range: 60 to 3600 s for an access token, 0 to 604800 s (7 days) for a rolled key's grace period.";
     InvalidExpiry = "INVALID_EXPIRY", [400], InvalidRequest,
         "`expires_in` / `expires_at` is malformed, both are given, or the expiry is outside the allowed window.";
     InvalidUrl = "INVALID_URL", [400], InvalidRequest,
@@ -197,9 +205,15 @@ catalogue! {
     MissingApiKey = "MISSING_API_KEY", [401], Authentication,
         "No API key: send it in `X-API-KEY` or `Authorization: Bearer`.";
     InvalidApiKey = "INVALID_API_KEY", [401], Authentication,
-        "The key is unknown or malformed, or the `Authorization` header is not `Bearer <key>`.";
+        "The key is unknown or malformed, or the `Authorization` header is not `Bearer <key or access token>`.";
     ApiKeyRevoked = "API_KEY_REVOKED", [401], Authentication,
         "The API key was revoked.";
+    ApiKeyExpired = "API_KEY_EXPIRED", [401], Authentication,
+        "The API key was rolled and its grace period is over; use the new key.";
+    InvalidToken = "INVALID_TOKEN", [401], Authentication,
+        "The access token is malformed, its signature does not match, or its API key is gone.";
+    TokenExpired = "TOKEN_EXPIRED", [401], Authentication,
+        "The access token has expired; get a new one from `POST /auth/token`.";
     ConflictingCredentials = "CONFLICTING_CREDENTIALS", [401], Authentication,
         "The request names two different API keys.";
     InvalidSignature = "INVALID_SIGNATURE", [401], Authentication,
@@ -213,13 +227,13 @@ catalogue! {
     BodyHashMismatch = "BODY_HASH_MISMATCH", [401], Authentication,
         "The body does not hash to the v2 signature's `body_sha256`.";
     SignatureRequired = "SIGNATURE_REQUIRED", [401], Authentication,
-        "Creating a SALE or changing a merchant wallet needs a signed request.";
+        "Creating a SALE, changing a merchant wallet, or creating, revoking or rolling an API key needs a signed request.";
     Unauthenticated = "UNAUTHENTICATED", [401], Authentication,
         "The request could not be authenticated (for instance while authentication is briefly unavailable); retry.";
 
     // ------------------------------------------------------------ permission (403)
     InsufficientScope = "INSUFFICIENT_SCOPE", [403], Permission,
-        "The API key lacks the scope this route needs.";
+        "The API key (or access token) lacks the scope this route needs, or a key asked to grant a scope it does not hold.";
     TestModeOnly = "TEST_MODE_ONLY", [403], Permission,
         "Simulated payments are for test-mode keys only.";
     UnknownRoute = "UNKNOWN_ROUTE", [403], Permission,
@@ -250,6 +264,8 @@ catalogue! {
         "There is a wallet on this chain already; update it instead.";
     EndpointDisabled = "ENDPOINT_DISABLED", [409], Conflict,
         "The webhook endpoint is disabled; enable it before redelivering.";
+    ApiKeyInactive = "API_KEY_INACTIVE", [409], Conflict,
+        "The API key is revoked or expired, so it cannot be rolled; create a new key instead.";
 
     // ------------------------------------------------------------ rate limits (429)
     RateLimited = "RATE_LIMITED", [429], RateLimit,

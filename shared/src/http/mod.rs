@@ -261,6 +261,57 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
+    idempotent_with(store, ctx, req, request_id, f, |_, b| b, |_, b| Ok(b)).await
+}
+
+/// [`idempotent`] for answers that hold a secret shown once (a new API key and its
+/// secret): the kept response is sealed with the master key, bound to its idempotency
+/// key, so no secret sits in the store in plaintext while it is kept.
+pub async fn idempotent_sealed<F, Fut>(
+    store: &dyn IdempotencyStore,
+    master: &crate::auth::MasterKey,
+    ctx: &AuthContext,
+    req: &Request,
+    request_id: &str,
+    f: F,
+) -> Result<Response<Body>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let keep =
+        |scope: &IdempotencyScope, body: String| master.seal(&kept_response_context(scope), &body);
+    let reveal = |scope: &IdempotencyScope, kept: String| {
+        master
+            .open(&kept_response_context(scope), &kept)
+            .map_err(|e| {
+                tracing::error!(error = %e, "a sealed idempotent response does not open");
+                ApiError::internal()
+            })
+    };
+    idempotent_with(store, ctx, req, request_id, f, keep, reveal).await
+}
+
+/// What a sealed kept response is bound to.
+fn kept_response_context(scope: &IdempotencyScope) -> String {
+    format!("idempotent-response:{}", scope.storage_key())
+}
+
+/// The idempotency flow; `keep` turns a final answer's body into what is stored, and
+/// `reveal` a stored body back into the answer.
+async fn idempotent_with<F, Fut>(
+    store: &dyn IdempotencyStore,
+    ctx: &AuthContext,
+    req: &Request,
+    request_id: &str,
+    f: F,
+    keep: impl FnOnce(&IdempotencyScope, String) -> String,
+    reveal: impl FnOnce(&IdempotencyScope, String) -> Result<String, ApiError>,
+) -> Result<Response<Body>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
     let Some(raw) = req.headers().get(IDEMPOTENCY_HEADER) else {
         return f().await;
     };
@@ -284,7 +335,8 @@ where
     let now = Timestamp::now();
     match store.idempotency_begin(&scope, &fingerprint, now).await? {
         IdempotencyBegin::Replay(stored) => {
-            let mut resp = Response::new(Body::Text(stored.body));
+            let body = reveal(&scope, stored.body)?;
+            let mut resp = Response::new(Body::Text(body));
             *resp.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -315,6 +367,7 @@ where
                     Body::Empty => String::new(),
                     _ => String::new(),
                 };
+                let body = keep(&scope, body);
                 store
                     .idempotency_complete(
                         &scope,

@@ -17,6 +17,8 @@ pub enum Limit {
     Views,
     /// QR codes: 100 a minute.
     QrCodes,
+    /// Access tokens (`POST /auth/token`, before any key is known): 60 a minute.
+    Tokens,
 }
 
 impl Limit {
@@ -26,6 +28,7 @@ impl Limit {
         match self {
             Limit::Views => 60,
             Limit::QrCodes => 100,
+            Limit::Tokens => 60,
         }
     }
 
@@ -33,6 +36,7 @@ impl Limit {
         match self {
             Limit::Views => "views",
             Limit::QrCodes => "qr",
+            Limit::Tokens => "token",
         }
     }
 }
@@ -129,12 +133,17 @@ where
         f(rid).await
     })
     .await;
+    retry_after_on_429(&mut resp);
+    cors(&mut resp);
+    resp
+}
+
+/// `Retry-After` on a `429` of a per-address limit: the seconds left in its window.
+pub fn retry_after_on_429<B>(resp: &mut Response<B>) {
     if resp.status() == StatusCode::TOO_MANY_REQUESTS {
         let after = seconds_left_in_window(Timestamp::now()).to_string();
         if let Ok(v) = HeaderValue::from_str(&after) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
     }
-    cors(&mut resp);
-    resp
 }

@@ -4,15 +4,69 @@ use super::{ChainId, KeyId, KeyMode, OrgId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 wire_enum!(
-    /// What an API key may do. `*` grants everything.
+    /// What an API key (or an access token) may do. `*` grants everything, and only an API
+    /// key may hold it.
     Scope {
+        OrdersCreate = "orders:create",
         OrdersRead = "orders:read",
-        OrdersWrite = "orders:write",
+        OrdersCancel = "orders:cancel",
+        OrdersRefund = "orders:refund",
+        AnalyticsRead = "analytics:read",
         WebhooksManage = "webhooks:manage",
         SettingsManage = "settings:manage",
+        KeysManage = "keys:manage",
         All = "*",
     }
 );
+
+impl Scope {
+    /// Every scope but `*`: what `*` stands for where it may not be written (a token).
+    pub fn concrete() -> impl Iterator<Item = Scope> {
+        Self::ALL.iter().copied().filter(|s| *s != Scope::All)
+    }
+
+    /// A stored scope name, including the names earlier versions wrote: `orders:write`
+    /// granted creating and cancelling orders.
+    pub fn parse_stored(name: &str) -> Option<Vec<Scope>> {
+        match name {
+            "orders:write" => Some(vec![Scope::OrdersCreate, Scope::OrdersCancel]),
+            other => Scope::parse(other).map(|s| vec![s]),
+        }
+    }
+}
+
+/// Whether `held` grants `scope` (directly or through `*`).
+pub fn scopes_allow(held: &[Scope], scope: Scope) -> bool {
+    held.iter().any(|s| *s == scope || *s == Scope::All)
+}
+
+/// Whether a holder of `held` may hand out `wanted` (to a new key or a token): each scope it
+/// holds itself, and `*` only when it holds `*`. The first scope it may not hand out otherwise.
+pub fn may_grant(held: &[Scope], wanted: &[Scope]) -> Result<(), Scope> {
+    match wanted.iter().find(|w| match **w {
+        Scope::All => !held.contains(&Scope::All),
+        other => !scopes_allow(held, other),
+    }) {
+        Some(s) => Err(*s),
+        None => Ok(()),
+    }
+}
+
+/// Reads stored scopes, mapping names earlier versions wrote ([`Scope::parse_stored`]).
+fn read_stored_scopes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Scope>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    let mut out: Vec<Scope> = Vec::new();
+    for name in names {
+        let scopes = Scope::parse_stored(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown scope {name}")))?;
+        for s in scopes {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// Per-chain confirmations an organization requires instead of the registry default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,26 +219,89 @@ pub struct ApiKey {
     pub id: KeyId,
     pub organization_id: OrgId,
     pub mode: KeyMode,
+    /// What the merchant calls it ("checkout server"); empty for keys made before names.
+    #[serde(default)]
+    pub name: String,
     /// Lowercase hex SHA-256 of the full key text.
     pub key_hash: String,
     /// The first characters of the key, for people to tell keys apart (`sk_test_4f9a…`).
     pub prefix: String,
+    /// The last four characters of the key, for display beside the prefix; empty for keys
+    /// made before it was kept.
+    #[serde(default)]
+    pub last4: String,
     /// The key's API secret (signs requests), sealed with the master key; never stored
     /// in plaintext.
     pub secret_sealed: String,
+    #[serde(deserialize_with = "read_stored_scopes")]
     pub scopes: Vec<Scope>,
     pub created_at: Timestamp,
     #[serde(default)]
     pub revoked_at: Option<Timestamp>,
+    /// When the key stops working (a rolled key's grace period ends); `None`: never.
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Where an API key stands at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Active,
+    Revoked,
+    Expired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Revoked => "revoked",
+            KeyState::Expired => "expired",
+        }
+    }
 }
 
 impl ApiKey {
-    pub fn is_active(&self) -> bool {
-        self.revoked_at.is_none()
+    /// Revoked wins over expired: it is the merchant's explicit act.
+    pub fn state(&self, now: Timestamp) -> KeyState {
+        if self.revoked_at.is_some() {
+            KeyState::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
+    }
+
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.state(now) == KeyState::Active
     }
 
     pub fn allows(&self, scope: Scope) -> bool {
-        self.scopes.iter().any(|s| *s == scope || *s == Scope::All)
+        scopes_allow(&self.scopes, scope)
+    }
+
+    /// The key as people may see it: `sk_test_4f9a…Wx2z` (no more of it is ever kept).
+    pub fn masked(&self) -> String {
+        format!("{}…{}", self.prefix, self.last4)
+    }
+
+    /// The key as the API shows it after creation: never the key text or its secret.
+    pub fn api_view(&self, now: Timestamp) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "object": "api_key",
+            "name": self.name,
+            "mode": self.mode,
+            "livemode": self.mode.is_live(),
+            "scopes": self.scopes,
+            "masked_key": self.masked(),
+            "last4": self.last4,
+            "status": self.state(now).as_str(),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+        })
     }
 }
 
@@ -214,20 +331,72 @@ mod tests {
             id: KeyId::generate(),
             organization_id: org.id.clone(),
             mode: KeyMode::Test,
+            name: "server".into(),
             key_hash: "00".repeat(32),
             prefix: "sk_test_abcd".into(),
+            last4: "wxyz".into(),
             secret_sealed: "v1.sealed".into(),
             scopes: vec![Scope::OrdersRead],
             created_at: now,
             revoked_at: None,
+            expires_at: None,
         };
         assert!(key.allows(Scope::OrdersRead));
-        assert!(!key.allows(Scope::OrdersWrite));
+        assert!(!key.allows(Scope::OrdersCreate));
+        assert_eq!(key.masked(), "sk_test_abcd…wxyz");
+        assert_eq!(key.state(now), KeyState::Active);
         let all = ApiKey {
             scopes: vec![Scope::All],
-            ..key
+            ..key.clone()
         };
         assert!(all.allows(Scope::WebhooksManage));
-        assert_eq!(Scope::parse("orders:write"), Some(Scope::OrdersWrite));
+        assert_eq!(Scope::parse("orders:write"), None, "no longer a scope");
+
+        let rolled = ApiKey {
+            expires_at: Some(now.plus_seconds(60)),
+            ..key.clone()
+        };
+        assert_eq!(rolled.state(now), KeyState::Active);
+        assert_eq!(rolled.state(now.plus_seconds(60)), KeyState::Expired);
+        let revoked = ApiKey {
+            revoked_at: Some(now),
+            ..rolled
+        };
+        assert_eq!(revoked.state(now.plus_seconds(61)), KeyState::Revoked);
+        let view = key.api_view(now);
+        assert_eq!(view["object"], "api_key");
+        assert!(view.get("key").is_none() && view.get("secret").is_none());
+    }
+
+    #[test]
+    fn stored_keys_of_earlier_versions_still_read() {
+        // A key record written before names, expiry and the finer order scopes.
+        let old = serde_json::json!({
+            "id": KeyId::generate(), "organization_id": OrgId::generate(), "mode": "live",
+            "key_hash": "00".repeat(32), "prefix": "sk_live_abcd", "secret_sealed": "v1.x",
+            "scopes": ["orders:read", "orders:write"], "created_at": "2026-01-01T00:00:00Z",
+        });
+        let key: ApiKey = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            key.scopes,
+            vec![Scope::OrdersRead, Scope::OrdersCreate, Scope::OrdersCancel]
+        );
+        assert_eq!((key.name.as_str(), key.expires_at), ("", None));
+        assert!(!key.allows(Scope::OrdersRefund));
+        let bad = serde_json::json!(["orders:everything"]);
+        assert!(read_stored_scopes(bad).is_err());
+    }
+
+    #[test]
+    fn granting_scopes() {
+        use Scope::*;
+        assert_eq!(may_grant(&[OrdersRead, KeysManage], &[OrdersRead]), Ok(()));
+        assert_eq!(
+            may_grant(&[OrdersRead, KeysManage], &[WebhooksManage]),
+            Err(WebhooksManage)
+        );
+        assert_eq!(may_grant(&[OrdersRead, KeysManage], &[All]), Err(All));
+        assert_eq!(may_grant(&[All], &[All, WebhooksManage]), Ok(()));
+        assert_eq!(Scope::concrete().count(), Scope::ALL.len() - 1);
     }
 }

@@ -192,8 +192,31 @@ pub trait KeyStore: Send + Sync {
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
     async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
     async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>>;
+    /// A key of `org` in `mode` by id, in one read where the adapter can (what every
+    /// request with an access token pays); `None` if it is another's or of the other mode.
+    async fn get_org_api_key(
+        &self,
+        org: &OrgId,
+        mode: KeyMode,
+        id: &KeyId,
+    ) -> StoreResult<Option<ApiKey>>;
     /// Marks a key revoked (keeping the first revocation time); `NotFound` if unknown.
     async fn revoke_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey>;
+    /// Sets when a key stops working (a roll), keeping an earlier expiry; `NotFound` if
+    /// unknown.
+    async fn expire_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey>;
+    /// An organization's keys in one mode, revoked and expired ones too, newest first.
+    async fn list_api_keys(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<ApiKey>>;
+}
+
+/// Newest first, by creation time then id, as both adapters list keys.
+pub(crate) fn sort_keys_newest_first(keys: &mut [ApiKey]) {
+    keys.sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));
+}
+
+/// The expiry a roll leaves on a key: `at`, or the key's own earlier one.
+pub(crate) fn earlier_expiry(key: &ApiKey, at: Timestamp) -> Option<Timestamp> {
+    Some(key.expires_at.map_or(at, |e| e.min(at)))
 }
 
 #[async_trait]

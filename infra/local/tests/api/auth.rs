@@ -92,7 +92,7 @@ async fn missing_scope_is_403() {
         &app.master,
         &app.a.org_id,
         KeyMode::Test,
-        vec![Scope::OrdersWrite],
+        vec![Scope::OrdersCreate],
     )
     .await;
     assert_eq!(

@@ -89,7 +89,7 @@ async fn checkout_settings_are_managed_with_their_scope_and_shown_to_customers()
         &app.master,
         &app.a.org_id,
         KeyMode::Test,
-        vec![Scope::OrdersRead, Scope::OrdersWrite],
+        vec![Scope::OrdersRead, Scope::OrdersCreate],
     )
     .await;
     app.get(&reader, "/settings/checkout")

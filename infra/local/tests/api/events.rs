@@ -291,6 +291,18 @@ async fn webhook_endpoints_event() {
 }
 
 #[tokio::test]
+async fn api_keys_event() {
+    let svc = seeded().await;
+    let resp = api_keys::handler(&svc, http_event("api-keys"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["data"][0]["masked_key"], "sk_test_samp…0000");
+    assert!(body["data"][0].get("key").is_none() && body["data"][0].get("secret").is_none());
+}
+
+#[tokio::test]
 async fn list_events_event() {
     let svc = seeded().await;
     let resp = list_events::handler(&svc, http_event("list-events"))

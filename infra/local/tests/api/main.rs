@@ -8,6 +8,7 @@ mod errors;
 mod events;
 mod health;
 mod iam;
+mod keys;
 mod limits;
 mod openapi;
 mod operator;

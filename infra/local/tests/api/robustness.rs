@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use futures::StreamExt;
-use payorders::{DeliveryId, OrderId, WebhookEndpointId};
+use payorders::{DeliveryId, KeyId, OrderId, WebhookEndpointId};
 use payorders_local::template::Template;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
@@ -323,6 +323,8 @@ async fn every_route_names_the_field_it_refuses() {
         }
         let id = if path.starts_with("/webhook-endpoints") {
             WebhookEndpointId::generate().to_string()
+        } else if path.starts_with("/api-keys") {
+            KeyId::generate().to_string()
         } else {
             OrderId::generate().to_string()
         };

@@ -315,7 +315,7 @@ async fn wallet_validation() {
         &app.master,
         &app.a.org_id,
         payorders::KeyMode::Test,
-        vec![payorders::Scope::OrdersWrite],
+        vec![payorders::Scope::OrdersCreate],
     )
     .await;
     app.get(&orders_only, "/merchant-wallets")

@@ -627,7 +627,7 @@ async fn endpoint_crud_and_validation() {
         &app.master,
         &app.a.org_id,
         KeyMode::Test,
-        vec![Scope::OrdersRead, Scope::OrdersWrite],
+        vec![Scope::OrdersRead, Scope::OrdersCreate],
     )
     .await;
     app.get(&orders_only, "/webhook-endpoints")
@@ -1343,4 +1343,46 @@ async fn endpoint_timeout_max_retries_and_allowed_ips() {
             r.text
         );
     }
+}
+
+#[tokio::test]
+async fn an_idempotent_creation_replays_the_secret_but_keeps_it_sealed() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(&json!({}));
+    let body = json!({"url": format!("{}/hooks", rx.url), "events": ["*"]});
+    let idem = [("idempotency-key", "create-endpoint-1")];
+    let first = app
+        .call(&app.a, "POST", "/webhook-endpoints", Some(&body), &idem)
+        .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let again = app
+        .call(&app.a, "POST", "/webhook-endpoints", Some(&body), &idem)
+        .await;
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, first.body, "the same endpoint and secret");
+    let secret = first.body["secret"].as_str().unwrap();
+
+    let scope = payorders::store::IdempotencyScope {
+        organization_id: app.a.org_id.clone(),
+        mode: KeyMode::Test,
+        key: "create-endpoint-1".into(),
+    };
+    let fingerprint = payorders::http::request_fingerprint(
+        "POST",
+        "/webhook-endpoints",
+        &serde_json::to_vec(&body).unwrap(),
+    );
+    let kept = app
+        .store
+        .idempotency_begin(&scope, &fingerprint, Timestamp::now())
+        .await
+        .unwrap();
+    let payorders::store::IdempotencyBegin::Replay(kept) = kept else {
+        panic!("expected the kept response, got {kept:?}");
+    };
+    assert!(
+        !kept.body.contains(secret),
+        "the secret is kept in plaintext"
+    );
+    assert!(!kept.body.contains("whsec_"));
 }

@@ -5,6 +5,7 @@
 //! | organization | `ORG#id` | `ORG` | |
 //! | API key | `APIKEY#sha256` | `APIKEY` | looked up by hash on every request |
 //! | key pointer | `KEY#id` | `KEY` | `key_hash`, so keys can be revoked by id |
+//! | key listing | `ORG#org` | `APIKEY#mode#id` | a copy of the key record, to list an organization's keys |
 //! | pay order | `ORDER#id` | `ORDER` | `version` guards every write; GSIs below |
 //! | event | `EVENT#id` | `EVENT` | written in the same transaction as its transition |
 //! | nonce | `NONCE#org#mode#nonce` | `NONCE` | uniqueness per organization and mode |

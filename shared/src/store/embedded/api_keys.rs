@@ -29,13 +29,64 @@ impl KeyStore for EmbeddedStore {
             .await
     }
 
+    async fn get_org_api_key(
+        &self,
+        org: &OrgId,
+        mode: KeyMode,
+        id: &KeyId,
+    ) -> StoreResult<Option<ApiKey>> {
+        let org = org.clone();
+        Ok(self
+            .get_api_key(id)
+            .await?
+            .filter(|k| k.organization_id == org && k.mode == mode))
+    }
+
     async fn revoke_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey> {
+        self.change_key(id, move |key| {
+            key.revoked_at.get_or_insert(at);
+        })
+        .await
+    }
+
+    async fn expire_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey> {
+        self.change_key(id, move |key| {
+            key.expires_at = earlier_expiry(key, at);
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<ApiKey>> {
+        let org = org.to_string();
+        let mut keys: Vec<ApiKey> = self
+            .tx(move |tx| {
+                docs(
+                    tx,
+                    "SELECT doc FROM api_keys WHERE json_extract(doc, '$.organization_id') = ?1 \
+                     AND json_extract(doc, '$.mode') = ?2",
+                    params![org, mode.as_str()],
+                )
+            })
+            .await?;
+        sort_keys_newest_first(&mut keys);
+        Ok(keys)
+    }
+}
+
+impl EmbeddedStore {
+    /// Reads, changes and writes a key in one transaction; `NotFound` if unknown.
+    async fn change_key(
+        &self,
+        id: &KeyId,
+        change: impl FnOnce(&mut ApiKey) + Send + 'static,
+    ) -> StoreResult<ApiKey> {
         let id = id.to_string();
         self.tx(move |tx| {
             let mut key: ApiKey = one_doc(tx, "SELECT doc FROM api_keys WHERE id = ?1", &id)?
                 .ok_or(StoreError::NotFound)?;
-            if key.revoked_at.is_none() {
-                key.revoked_at = Some(at);
+            let before = key.clone();
+            change(&mut key);
+            if key != before {
                 tx.execute(
                     "UPDATE api_keys SET doc = ?2 WHERE id = ?1",
                     params![id, to_doc(&key)],

@@ -29,6 +29,7 @@ macro_rules! all_adapters {
 
 all_adapters!(
     organizations_and_api_keys,
+    api_keys_listed_revoked_and_expired,
     create_and_get_order,
     list_with_every_filter,
     pagination_across_pages,
@@ -88,12 +89,15 @@ async fn organizations_and_api_keys(store: &dyn Store) {
         id: KeyId::generate(),
         organization_id: org.id.clone(),
         mode: KeyMode::Test,
+        name: "checkout server".into(),
         key_hash: material.hash.clone(),
         prefix: material.prefix.clone(),
+        last4: material.last4.clone(),
         secret_sealed: "v1.sealed-secret".into(),
-        scopes: vec![Scope::OrdersRead, Scope::OrdersWrite],
+        scopes: vec![Scope::OrdersRead, Scope::OrdersCreate],
         created_at: t0(),
         revoked_at: None,
+        expires_at: None,
     };
     store.create_api_key(&key).await.unwrap();
     assert_eq!(
@@ -122,7 +126,7 @@ async fn organizations_and_api_keys(store: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
-    assert!(!by_hash.is_active());
+    assert!(!by_hash.is_active(t0().plus_seconds(61)));
     // Revoking again keeps the first revocation time.
     let again = store
         .revoke_api_key(&key.id, t0().plus_seconds(999))
@@ -133,6 +137,124 @@ async fn organizations_and_api_keys(store: &dyn Store) {
         store.revoke_api_key(&KeyId::generate(), t0()).await,
         Err(StoreError::NotFound)
     ));
+}
+
+fn api_key(org: &OrgId, mode: KeyMode, created_at: Timestamp) -> ApiKey {
+    let material = payorders::auth::generate_api_key(mode);
+    ApiKey {
+        id: KeyId::generate(),
+        organization_id: org.clone(),
+        mode,
+        name: format!("key {}", material.last4),
+        key_hash: material.hash,
+        prefix: material.prefix,
+        last4: material.last4,
+        secret_sealed: "v1.sealed-secret".into(),
+        scopes: vec![Scope::OrdersRead],
+        created_at,
+        revoked_at: None,
+        expires_at: None,
+    }
+}
+
+async fn api_keys_listed_revoked_and_expired(store: &dyn Store) {
+    let (org, other) = (OrgId::generate(), OrgId::generate());
+    let older = api_key(&org, KeyMode::Test, t0());
+    let newer = api_key(&org, KeyMode::Test, t0().plus_seconds(10));
+    let live = api_key(&org, KeyMode::Live, t0().plus_seconds(5));
+    let foreign = api_key(&other, KeyMode::Test, t0());
+    for k in [&older, &newer, &live, &foreign] {
+        store.create_api_key(k).await.unwrap();
+    }
+    let ids = |keys: Vec<ApiKey>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_api_keys(&org, KeyMode::Test).await.unwrap()),
+        vec![newer.id.clone(), older.id.clone()],
+        "one organization and mode, newest first"
+    );
+    assert_eq!(
+        ids(store.list_api_keys(&org, KeyMode::Live).await.unwrap()),
+        vec![live.id.clone()]
+    );
+    assert!(
+        store
+            .list_api_keys(&OrgId::generate(), KeyMode::Test)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A roll's expiry: set once, only ever brought forward, seen by id, hash and list.
+    let at = t0().plus_seconds(3600);
+    let expiring = store.expire_api_key(&older.id, at).await.unwrap();
+    assert_eq!(expiring.expires_at, Some(at));
+    assert_eq!(
+        store
+            .expire_api_key(&older.id, at.plus_seconds(60))
+            .await
+            .unwrap()
+            .expires_at,
+        Some(at),
+        "a later expiry does not extend the key"
+    );
+    let sooner = at.plus_seconds(-1800);
+    assert_eq!(
+        store
+            .expire_api_key(&older.id, sooner)
+            .await
+            .unwrap()
+            .expires_at,
+        Some(sooner)
+    );
+    let by_hash = store
+        .get_api_key_by_hash(&older.key_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_hash.expires_at, Some(sooner));
+    assert_eq!(by_hash.state(sooner.plus_seconds(-1)), KeyState::Active);
+    assert_eq!(by_hash.state(sooner), KeyState::Expired);
+
+    // Revoking a rolled key keeps both facts; neither change undoes the other.
+    store
+        .revoke_api_key(&older.id, t0().plus_seconds(20))
+        .await
+        .unwrap();
+    store
+        .expire_api_key(&older.id, t0().plus_seconds(30))
+        .await
+        .unwrap();
+    let listed = store.list_api_keys(&org, KeyMode::Test).await.unwrap();
+    let listed_older = listed.iter().find(|k| k.id == older.id).unwrap();
+    assert_eq!(listed_older.revoked_at, Some(t0().plus_seconds(20)));
+    assert_eq!(listed_older.expires_at, Some(t0().plus_seconds(30)));
+    assert_eq!(
+        store.get_api_key(&older.id).await.unwrap().as_ref(),
+        Some(listed_older)
+    );
+    assert_eq!(listed_older.state(t0().plus_seconds(25)), KeyState::Revoked);
+    assert_eq!(
+        listed.iter().find(|k| k.id == newer.id).unwrap(),
+        &newer,
+        "the other key is untouched"
+    );
+    assert!(matches!(
+        store.expire_api_key(&KeyId::generate(), t0()).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // By organization, mode and id: what an access token names.
+    assert_eq!(
+        store
+            .get_org_api_key(&org, KeyMode::Test, &older.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(listed_older)
+    );
+    for (o, m) in [(&org, KeyMode::Live), (&other, KeyMode::Test)] {
+        assert_eq!(store.get_org_api_key(o, m, &older.id).await.unwrap(), None);
+    }
 }
 
 async fn create_and_get_order(store: &dyn Store) {
