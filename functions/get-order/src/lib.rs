@@ -6,7 +6,7 @@ use payorders::http::{self, ApiError, Body, Request, Response, render};
 use payorders::runtime::Services;
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::limits::serve_limited(&*svc.store, &req, |_| get(svc, &req)).await)
+    Ok(http::limits::serve_read(&*svc.store, &req, |_| get(svc, &req)).await)
 }
 
 async fn get(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {

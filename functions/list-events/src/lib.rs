@@ -35,7 +35,7 @@ impl Params for ListEventsQuery {
 }
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::limits::serve_limited(&*svc.store, &req, |_| route(svc, &req)).await)
+    Ok(http::limits::serve_read(&*svc.store, &req, |_| route(svc, &req)).await)
 }
 
 async fn route(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {

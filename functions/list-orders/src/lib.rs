@@ -38,7 +38,7 @@ impl Params for ListOrdersQuery {
 }
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::limits::serve_limited(&*svc.store, &req, |_| list(svc, &req)).await)
+    Ok(http::limits::serve_read(&*svc.store, &req, |_| list(svc, &req)).await)
 }
 
 async fn list(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {

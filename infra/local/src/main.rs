@@ -251,6 +251,10 @@ async fn run() -> anyhow::Result<()> {
             let mut limits = store.get_rate_limits(&org_id).await?;
             limits.set(class, per_hour);
             store.put_rate_limits(&org_id, &limits).await?;
+            // Limits apply to both modes: one entry in each mode's log.
+            for live in [false, true] {
+                operator_audit(&*store, &org_id, live, "org limit", Some(org_id.as_str())).await?;
+            }
             println!(
                 "{org_id}: {} requests an hour per API key for {class} routes",
                 limits.per_hour(class)
@@ -288,6 +292,14 @@ async fn run() -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
             issued.record.name = name.trim().to_owned();
             store.create_api_key(&issued.record).await?;
+            operator_audit(
+                &*store,
+                &org_id,
+                mode.is_live(),
+                "keys create",
+                Some(issued.record.id.as_str()),
+            )
+            .await?;
             println!("key id  {}", issued.record.id);
             println!("key     {}", issued.key);
             println!("secret  {}", issued.secret);
@@ -298,12 +310,23 @@ async fn run() -> anyhow::Result<()> {
             let store = setup::open_store(&cli.store.choice()).await?.store;
             let id = KeyId::parse(&key_id)?;
             match store.revoke_api_key(&id, Timestamp::now()).await {
-                Ok(k) => println!(
-                    "revoked {} ({}…) at {}",
-                    k.id,
-                    k.prefix,
-                    k.revoked_at.expect("just revoked")
-                ),
+                Ok(k) => {
+                    let live = k.mode.is_live();
+                    operator_audit(
+                        &*store,
+                        &k.organization_id,
+                        live,
+                        "keys revoke",
+                        Some(id.as_str()),
+                    )
+                    .await?;
+                    println!(
+                        "revoked {} ({}…) at {}",
+                        k.id,
+                        k.prefix,
+                        k.revoked_at.expect("just revoked")
+                    )
+                }
                 Err(payorders::store::StoreError::NotFound) => anyhow::bail!("no API key {id}"),
                 Err(e) => return Err(e.into()),
             }
@@ -522,5 +545,33 @@ async fn serve(
     println!("  payorders listen         webhook deliveries, live and verified");
     println!("  make demo                a signed SALE paid, its webhook verified");
     payorders_local::server::serve(app, listener).await?;
+    Ok(())
+}
+
+/// The audit entry of an operator command that changed an organization's keys or limits.
+async fn operator_audit(
+    store: &dyn payorders::store::Store,
+    org: &OrgId,
+    livemode: bool,
+    action: &str,
+    object_id: Option<&str>,
+) -> anyhow::Result<()> {
+    let entry = AuditEntry {
+        id: AuditId::generate(),
+        organization_id: org.clone(),
+        livemode,
+        created_at: Timestamp::now(),
+        actor: AuditActor::Operator,
+        action: action.to_owned(),
+        object_id: object_id.map(str::to_owned),
+        request_id: None,
+        ip: None,
+        user_agent: Some(format!("payorders-cli/{}", env!("CARGO_PKG_VERSION"))),
+        outcome: AuditOutcome {
+            status: 200,
+            code: None,
+        },
+    };
+    store.put_audit_entry(&entry).await?;
     Ok(())
 }

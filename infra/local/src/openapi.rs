@@ -435,6 +435,44 @@ by_hand!(AccessTokenView, {
 
 list!(PayOrderList, "PayOrderView");
 list!(EventList, "EventView");
+list!(AuditEntryList, "AuditEntryView");
+
+by_hand!(
+    /// One entry of the audit log.
+    AuditEntryView, {
+    "type": "object",
+    "required": ["id", "object", "organization_id", "livemode", "created_at", "actor", "action",
+                 "object_id", "request_id", "ip", "user_agent", "outcome"],
+    "properties": {
+        "id": { "type": "string", "description": "`aud_…`" },
+        "object": { "type": "string", "enum": ["audit_entry"] },
+        "organization_id": { "$ref": "#/components/schemas/OrgId" },
+        "livemode": { "type": "boolean" },
+        "created_at": { "$ref": "#/components/schemas/Timestamp" },
+        "actor": {
+            "type": "object",
+            "required": ["type"],
+            "properties": {
+                "type": { "type": "string", "enum": ["api_key", "operator"] },
+                "key_id": { "type": "string", "description": "`key_…` (api_key)" },
+                "key_masked": { "type": ["string", "null"], "description": "The key as people recognise it, `sk_test_4f9a…wxyz`, while it is still listed" }
+            }
+        },
+        "action": { "type": "string", "description": "The route (`POST /pay-orders/{id}/cancel`) or operator command (`keys create`)" },
+        "object_id": { "type": ["string", "null"], "description": "The object acted on" },
+        "request_id": { "type": ["string", "null"], "description": "The `X-Request-Id` of the answer" },
+        "ip": { "type": ["string", "null"] },
+        "user_agent": { "type": ["string", "null"] },
+        "outcome": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": { "type": "integer", "description": "The HTTP status answered" },
+                "code": { "type": "string", "description": "The error code, when it failed" }
+            }
+        }
+    }
+});
 list!(WebhookEndpointList, "WebhookEndpointView");
 list!(WebhookDeliveryList, "WebhookDeliveryView");
 list!(MerchantWalletList, "MerchantWalletView");
@@ -452,7 +490,7 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
     servers((url = "http://127.0.0.1:3000", description = "make dev")),
     paths(
         create_order, list_orders, get_order, cancel_order, quote_order, payment_details,
-        submit_payment, process_payment, simulate_payment, list_events, get_event,
+        submit_payment, process_payment, simulate_payment, list_events, get_event, list_audit_log,
         create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint,
         update_webhook_endpoint, delete_webhook_endpoint, rotate_webhook_secret, test_webhook_endpoint,
         list_deliveries, redeliver, webhook_secret, create_wallet, list_wallets, get_wallet,
@@ -465,7 +503,7 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
     components(schemas(
         ErrorBody, PayOrder, Event, PayOrderView, EventView, WebhookEndpointView,
         WebhookDeliveryView, WebhookSecretView, MerchantWalletView, QuoteView, Deleted, Health,
-        PayOrderList, EventList, WebhookEndpointList, WebhookDeliveryList, MerchantWalletList,
+        PayOrderList, EventList, AuditEntryList, AuditEntryView, WebhookEndpointList, WebhookDeliveryList, MerchantWalletList,
         payorders::model::Currency, payorders::model::Amount, payorders::model::Breakdown,
         payorders::model::Timestamp, payorders::model::ChainId, payorders::model::OrderId,
         payorders::model::OrgId, payorders::model::EventId, payorders::model::EventType,
@@ -901,6 +939,12 @@ pub fn process_payment() {}
     request_body(content = Option<simulate_payment::SimulatePayment>, example = json!({"amount": "12.5"})),
     responses((status = 200, description = "The paid order", body = PayOrderView)))]
 pub fn simulate_payment() {}
+
+/// The audit log, newest first: every change made through the API or by the operator
+#[utoipa::path(get, path = "/audit-log", tag = "events",
+    params(audit_log::ListAuditQuery),
+    responses((status = 200, description = "A page of audit entries", body = AuditEntryList)))]
+pub fn list_audit_log() {}
 
 /// List events of the last 30 days, newest first
 #[utoipa::path(get, path = "/events", tag = "events",

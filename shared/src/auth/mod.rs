@@ -247,6 +247,8 @@ pub fn required_scope(method: &str, route_path: &str) -> Option<Scope> {
         ("webhook-endpoints" | "webhook-secret", _) => Some(Scope::WebhooksManage),
         ("merchant-wallets" | "settings", _) => Some(Scope::SettingsManage),
         ("api-keys", _) => Some(Scope::KeysManage),
+        // Who did what: for those who manage the organization's settings.
+        ("audit-log", "GET") => Some(Scope::SettingsManage),
         _ => None,
     }
 }

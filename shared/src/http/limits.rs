@@ -6,12 +6,13 @@
 //! ends), `-Window` (3600) and `-Policy` (`sliding-window`); over the limit is
 //! `429 RATE_LIMITED` with `Retry-After`.
 //!
-//! [`serve_limited`] runs an authenticated handler inside all of this.
+//! [`serve_limited`] (and [`serve_read`] for functions that only read) runs an authenticated
+//! handler inside all of this.
 
 use super::{ApiError, Body, Request, Response};
 use crate::auth::AuthContext;
 use crate::model::{RateClass, Timestamp};
-use crate::store::RateLimitStore;
+use crate::store::{RateLimitStore, Store};
 use lambda_http::http::{HeaderValue, header};
 use std::future::Future;
 
@@ -151,20 +152,52 @@ pub async fn count_request(
     }
 }
 
-/// Runs an authenticated handler: the caller's context, its rate limit (a `429` when over
-/// it), then `f`; the rate-limit headers go on every answer, errors included.
-pub async fn serve_limited<F, Fut>(
+/// Runs an authenticated handler that may change things: as [`serve_read`], and a mutating
+/// request that was not refused for its rate gets its audit entry.
+pub async fn serve_limited<F, Fut>(store: &dyn Store, req: &Request, f: F) -> Response<Body>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let (resp, caller) = limited(store, req, f).await;
+    if let Some(ctx) = caller.filter(|_| super::audit::is_mutating(req)) {
+        // The request id the answer carries.
+        let rid = resp
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        super::audit::record(store, &ctx, req, &rid, &resp).await;
+    }
+    resp
+}
+
+/// Runs an authenticated handler that only reads (its routes are all `GET`): the caller's
+/// context, its rate limit (a `429` when over it), then `f`; the rate-limit headers go on
+/// every answer, errors included.
+pub async fn serve_read<F, Fut>(store: &dyn RateLimitStore, req: &Request, f: F) -> Response<Body>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    limited(store, req, f).await.0
+}
+
+/// The answer, and the caller when the request got past its rate limit.
+async fn limited<F, Fut>(
     store: &dyn RateLimitStore,
     req: &Request,
     f: F,
-) -> Response<Body>
+) -> (Response<Body>, Option<AuthContext>)
 where
     F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
     let mut quota = None;
+    let mut caller = None;
     let mut resp = super::serve(req, |rid| {
-        let quota = &mut quota;
+        let (quota, caller) = (&mut quota, &mut caller);
         async move {
             let ctx = super::auth(req)?;
             let q = count_request(store, &ctx, req).await;
@@ -180,6 +213,7 @@ where
                     ),
                 ));
             }
+            *caller = Some(ctx);
             f(rid).await
         }
     })
@@ -187,7 +221,7 @@ where
     if let Some(q) = quota {
         q.write_headers(&mut resp);
     }
-    resp
+    (resp, caller)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! ([`list`]), idempotency, and responses in our shape.
 //! The only module of the domain crate that knows Lambda types.
 
+pub mod audit;
 pub mod codes;
 mod error;
 pub mod limits;

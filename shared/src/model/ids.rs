@@ -139,6 +139,10 @@ prefixed_id!(
     /// A request, echoed in `X-Request-Id` and in error bodies.
     RequestId, "req", "request"
 );
+prefixed_id!(
+    /// An entry of an organization's audit log.
+    AuditId, "aud", "audit entry"
+);
 
 #[cfg(test)]
 mod tests {

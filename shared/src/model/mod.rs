@@ -42,6 +42,7 @@ macro_rules! wire_enum {
 }
 
 mod address;
+mod audit;
 mod currency;
 mod event;
 mod ids;
@@ -54,6 +55,7 @@ mod wallet;
 mod webhook;
 
 pub use address::*;
+pub use audit::*;
 pub use currency::*;
 pub use event::*;
 pub use ids::*;

@@ -19,9 +19,10 @@ pub use keys::{Cursor, InvalidCursor};
 pub use versioned::Versioned;
 
 use crate::model::{
-    ApiKey, ChainId, CheckoutSettings, Delivery, DeliveryId, Event, EventId, EventType, KeyId,
-    KeyMode, MerchantWallet, NewOrder, OrderId, OrderMode, OrderStatus, OrderUpdate, OrgId,
-    Organization, PayOrder, RateLimits, Timestamp, WebhookEndpoint, WebhookEndpointId,
+    ApiKey, AuditActor, AuditEntry, ChainId, CheckoutSettings, Delivery, DeliveryId, Event,
+    EventId, EventType, KeyId, KeyMode, MerchantWallet, NewOrder, OrderId, OrderMode, OrderStatus,
+    OrderUpdate, OrgId, Organization, PayOrder, RateLimits, Timestamp, WebhookEndpoint,
+    WebhookEndpointId,
 };
 use async_trait::async_trait;
 
@@ -118,6 +119,28 @@ impl OrderFilter {
                 .as_deref()
                 .is_none_or(|c| Some(c) == o.currency_id())
     }
+}
+
+/// Filters for listing the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only the entries about this object (`po_…`, `we_…`, `key_…`).
+    pub object_id: Option<String>,
+    /// Only the entries of requests made with this key.
+    pub key_id: Option<KeyId>,
+}
+
+/// The audit log: entries are written once and never changed, and dropped after a year.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Stores a new entry; `AlreadyExists` if its id is taken (entries are never replaced).
+    async fn put_audit_entry(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Newest first, one organization and mode.
+    async fn list_audit_entries(
+        &self,
+        w: &ListWindow,
+        f: &AuditFilter,
+    ) -> StoreResult<Page<AuditEntry>>;
 }
 
 /// Filters for listing events.
@@ -431,6 +454,7 @@ pub trait Store:
     + WebhookStore
     + WalletStore
     + RateLimitStore
+    + AuditStore
 {
 }
 
@@ -444,5 +468,6 @@ impl<T> Store for T where
         + WebhookStore
         + WalletStore
         + RateLimitStore
+        + AuditStore
 {
 }

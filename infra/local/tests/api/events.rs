@@ -322,6 +322,30 @@ async fn list_events_event() {
 }
 
 #[tokio::test]
+async fn audit_log_event() {
+    let svc = seeded().await;
+    // The sample cancellation is a change: it leaves an entry the sample listing shows.
+    let cancel = cancel_order::handler(&svc, http_event("cancel-order"))
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 200, "{}", json_body(&cancel));
+    let resp = audit_log::handler(&svc, http_event("audit-log"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{body}");
+    assert_eq!(data[0]["action"], "POST /pay-orders/{id}/cancel");
+    assert_eq!(data[0]["outcome"]["status"], 200);
+    assert_eq!(
+        data[0]["request_id"],
+        cancel.headers()["x-request-id"].to_str().unwrap()
+    );
+    assert_eq!(data[0]["ip"], "203.0.113.10");
+}
+
+#[tokio::test]
 async fn merchant_wallets_event() {
     let svc = seeded().await;
     let resp = merchant_wallets::handler(&svc, http_event("merchant-wallets"))

@@ -63,6 +63,8 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("set_scan_cursor", &[("PutItem", Table)]),
     ("get_event", &[("GetItem", Table)]),
     ("list_events", &[("Query", Index("events_by_org"))]),
+    ("put_audit_entry", &[("PutItem", Table)]),
+    ("list_audit_entries", &[("Query", Index("events_by_org"))]),
     (
         "idempotency_begin",
         &[("PutItem", Table), ("GetItem", Table)],

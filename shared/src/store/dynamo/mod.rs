@@ -30,6 +30,7 @@
 //! TTL attribute: `ttl` (epoch seconds); code checks expiry too, since TTL deletes late.
 
 mod api_keys;
+mod audit;
 mod claims;
 mod events;
 mod idempotency;

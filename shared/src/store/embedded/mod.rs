@@ -5,6 +5,7 @@
 //! transaction, so conditional writes are atomic exactly as DynamoDB transactions are.
 
 mod api_keys;
+mod audit;
 mod claims;
 mod events;
 mod idempotency;
@@ -65,6 +66,15 @@ CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, expires_at INTEGER NOT 
 CREATE TABLE IF NOT EXISTS checkout_settings (org_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rate_hits (key TEXT PRIMARY KEY, hits INTEGER NOT NULL, expires_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rate_limits (org_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id TEXT NOT NULL,
+    partition_key TEXT NOT NULL,
+    sort_key TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (partition_key, sort_key)
+);
+CREATE INDEX IF NOT EXISTS audit_log_expiry ON audit_log (expires_at);
 CREATE TABLE IF NOT EXISTS webhook_endpoints (
     id TEXT PRIMARY KEY,
     org_id TEXT NOT NULL,

@@ -51,6 +51,7 @@ all_adapters!(
     checkout_settings_last_write_wins,
     rate_counters_count_per_window,
     rate_limits_per_organization,
+    audit_entries_are_written_once_and_listed,
 );
 
 fn window(org: &OrgId, mode: KeyMode, limit: u32) -> ListWindow {
@@ -1722,4 +1723,133 @@ async fn rate_limits_per_organization(store: &dyn Store) {
             .per_hour(RateClass::Create),
         1000
     );
+}
+
+fn audit_entry(
+    org: &OrgId,
+    livemode: bool,
+    at: Timestamp,
+    object: Option<&str>,
+    key: &KeyId,
+) -> AuditEntry {
+    AuditEntry {
+        id: AuditId::generate(),
+        organization_id: org.clone(),
+        livemode,
+        created_at: at,
+        actor: AuditActor::ApiKey {
+            key_id: key.clone(),
+        },
+        action: "POST /pay-orders/{id}/cancel".into(),
+        object_id: object.map(str::to_owned),
+        request_id: Some("req_1".into()),
+        ip: Some("203.0.113.9".into()),
+        user_agent: Some("shop/1.0".into()),
+        outcome: AuditOutcome {
+            status: 200,
+            code: None,
+        },
+    }
+}
+
+async fn audit_entries_are_written_once_and_listed(store: &dyn Store) {
+    let (org, other) = (OrgId::generate(), OrgId::generate());
+    let (k1, k2) = (KeyId::generate(), KeyId::generate());
+    let order = OrderId::generate().to_string();
+    let mut written = Vec::new();
+    for i in 0..5 {
+        let object = (i % 2 == 0).then_some(order.as_str());
+        let key = if i < 3 { &k1 } else { &k2 };
+        let e = audit_entry(&org, false, t0().plus_seconds(i), object, key);
+        store.put_audit_entry(&e).await.unwrap();
+        written.push(e);
+    }
+    // Never replaced: the same id again is refused and the first stays.
+    let mut changed = written[0].clone();
+    changed.outcome.status = 500;
+    assert!(matches!(
+        store.put_audit_entry(&changed).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    // Other organizations and the other mode are apart.
+    store
+        .put_audit_entry(&audit_entry(&other, false, t0(), Some(&order), &k1))
+        .await
+        .unwrap();
+    store
+        .put_audit_entry(&audit_entry(&org, true, t0(), Some(&order), &k1))
+        .await
+        .unwrap();
+
+    let all = store
+        .list_audit_entries(&window(&org, KeyMode::Test, 100), &AuditFilter::default())
+        .await
+        .unwrap();
+    let ids = |p: &Page<AuditEntry>| p.data.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+    let newest_first: Vec<_> = written.iter().rev().map(|e| e.id.clone()).collect();
+    assert_eq!(ids(&all), newest_first);
+    assert_eq!(all.data[4], written[0], "the first write stands");
+    // One object's entries, one key's, and both.
+    let of_order = store
+        .list_audit_entries(
+            &window(&org, KeyMode::Test, 100),
+            &AuditFilter {
+                object_id: Some(order.clone()),
+                key_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&of_order),
+        [&written[4], &written[2], &written[0]].map(|e| e.id.clone())
+    );
+    let of_k2 = store
+        .list_audit_entries(
+            &window(&org, KeyMode::Test, 100),
+            &AuditFilter {
+                object_id: None,
+                key_id: Some(k2.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&of_k2),
+        [&written[4], &written[3]].map(|e| e.id.clone())
+    );
+    let both = store
+        .list_audit_entries(
+            &window(&org, KeyMode::Test, 100),
+            &AuditFilter {
+                object_id: Some(order.clone()),
+                key_id: Some(k1.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&both), [&written[2], &written[0]].map(|e| e.id.clone()));
+    // Pages follow the cursor.
+    let first = store
+        .list_audit_entries(&window(&org, KeyMode::Test, 2), &AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(first.has_more);
+    let cursor = Cursor::decode(first.next_cursor.as_deref().unwrap()).unwrap();
+    let second = store
+        .list_audit_entries(
+            &ListWindow {
+                cursor: Some(cursor),
+                ..window(&org, KeyMode::Test, 2)
+            },
+            &AuditFilter::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), newest_first[2..4].to_vec());
+    let live = store
+        .list_audit_entries(&window(&org, KeyMode::Live, 100), &AuditFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(live.data.len(), 1);
 }
