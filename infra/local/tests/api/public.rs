@@ -12,6 +12,11 @@ const BASE_SEPOLIA: u64 = 84532;
 /// A signed SALE with items, other metadata, a webhook URL and a nonce (what the customer
 /// must never see), redirect and cancel URLs.
 async fn sale(app: &TestApp) -> Value {
+    sale_with_nonce(app, "nonce-must-stay-private-42").await
+}
+
+/// As [`sale`], with its own nonce (a nonce is single use per organization).
+async fn sale_with_nonce(app: &TestApp, nonce: &str) -> Value {
     let body = json!({
         "mode": "SALE",
         "amount": "49.99",
@@ -24,7 +29,7 @@ async fn sale(app: &TestApp) -> Value {
         "webhook_url": "https://merchant.example/hooks/secret-path-123",
         "redirect_url": "https://merchant.example/thanks",
         "cancel_url": "https://merchant.example/cart",
-        "nonce": "nonce-must-stay-private-42",
+        "nonce": nonce,
     });
     let r = app.signed_post(&app.a, "/pay-orders", &body, &[]).await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -325,7 +330,7 @@ async fn each_address_gets_60_views_and_100_qr_codes_a_minute() {
     let mut attempt = 0;
     let id = loop {
         // A new order each attempt: the currency is chosen once per order.
-        let order = sale(&app).await;
+        let order = sale_with_nonce(&app, &format!("rate-attempt-{attempt}")).await;
         let id = order["id"].as_str().unwrap().to_owned();
         let started = minute();
         match views_and_qr_codes_within_a_minute(&app, &id).await {
