@@ -26,6 +26,7 @@ pub mod runtime;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod transactions;
 pub mod wallets;
 pub mod webhooks;
 

@@ -436,6 +436,37 @@ by_hand!(AccessTokenView, {
 list!(PayOrderList, "PayOrderView");
 list!(EventList, "EventView");
 list!(AuditEntryList, "AuditEntryView");
+list!(TransactionList, "TransactionView");
+
+by_hand!(
+    /// A verified transfer: a payment into an order's address, or a refund out of it.
+    TransactionView, {
+    "type": "object",
+    "required": ["object", "direction", "chain_id", "tx_hash", "status", "confirmations",
+                 "required_confirmations", "block_number", "amount", "order_id", "livemode",
+                 "detected_at"],
+    "properties": {
+        "object": { "type": "string", "enum": ["transaction"] },
+        "direction": { "type": "string", "enum": ["payment", "refund"] },
+        "chain_id": { "$ref": "#/components/schemas/ChainId" },
+        "tx_hash": { "type": "string" },
+        "status": { "type": "string", "enum": ["confirming", "confirmed", "reorged"] },
+        "confirmations": { "type": "integer", "minimum": 0 },
+        "required_confirmations": { "type": "integer", "minimum": 0 },
+        "block_number": { "type": "integer", "minimum": 0 },
+        "block_hash": { "type": "string" },
+        "from": { "type": ["string", "null"] },
+        "to": { "type": ["string", "null"] },
+        "amount": { "$ref": "#/components/schemas/Amount" },
+        "currency": { "oneOf": [{ "$ref": "#/components/schemas/Currency" }, { "type": "null" }] },
+        "order_id": { "$ref": "#/components/schemas/OrderId" },
+        "livemode": { "type": "boolean" },
+        "sandbox": { "type": "boolean" },
+        "detected_at": { "$ref": "#/components/schemas/Timestamp" },
+        "mined_at": { "oneOf": [{ "$ref": "#/components/schemas/Timestamp" }, { "type": "null" }] },
+        "confirmed_at": { "oneOf": [{ "$ref": "#/components/schemas/Timestamp" }, { "type": "null" }] }
+    }
+});
 
 by_hand!(
     /// One entry of the audit log.
@@ -490,7 +521,7 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
     servers((url = "http://127.0.0.1:3000", description = "make dev")),
     paths(
         create_order, list_orders, get_order, cancel_order, quote_order, payment_details,
-        submit_payment, process_payment, simulate_payment, list_events, get_event, list_audit_log,
+        submit_payment, process_payment, simulate_payment, list_events, get_event, list_audit_log, list_transactions, get_transaction,
         create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint,
         update_webhook_endpoint, delete_webhook_endpoint, rotate_webhook_secret, test_webhook_endpoint,
         list_deliveries, redeliver, webhook_secret, create_wallet, list_wallets, get_wallet,
@@ -503,7 +534,7 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
     components(schemas(
         ErrorBody, PayOrder, Event, PayOrderView, EventView, WebhookEndpointView,
         WebhookDeliveryView, WebhookSecretView, MerchantWalletView, QuoteView, Deleted, Health,
-        PayOrderList, EventList, AuditEntryList, AuditEntryView, WebhookEndpointList, WebhookDeliveryList, MerchantWalletList,
+        PayOrderList, EventList, AuditEntryList, AuditEntryView, TransactionList, TransactionView, WebhookEndpointList, WebhookDeliveryList, MerchantWalletList,
         payorders::model::Currency, payorders::model::Amount, payorders::model::Breakdown,
         payorders::model::Timestamp, payorders::model::ChainId, payorders::model::OrderId,
         payorders::model::OrgId, payorders::model::EventId, payorders::model::EventType,
@@ -939,6 +970,19 @@ pub fn process_payment() {}
     request_body(content = Option<simulate_payment::SimulatePayment>, example = json!({"amount": "12.5"})),
     responses((status = 200, description = "The paid order", body = PayOrderView)))]
 pub fn simulate_payment() {}
+
+/// Every verified transfer of your orders, by order newest first
+#[utoipa::path(get, path = "/transactions", tag = "events",
+    params(transactions::ListTransactionsQuery),
+    responses((status = 200, description = "A page of transactions", body = TransactionList)))]
+pub fn list_transactions() {}
+
+/// One transaction to your orders, by chain and hash
+#[utoipa::path(get, path = "/transactions/{chain_id}/{tx_hash}", tag = "events",
+    params(("chain_id" = u64, Path, description = "The chain's id"),
+        ("tx_hash" = String, Path, description = "The transaction's hash")),
+    responses((status = 200, description = "The transaction", body = TransactionView)))]
+pub fn get_transaction() {}
 
 /// The audit log, newest first: every change made through the API or by the operator
 #[utoipa::path(get, path = "/audit-log", tag = "events",

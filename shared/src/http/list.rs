@@ -43,6 +43,12 @@ impl TryFrom<String> for PageCursor {
     }
 }
 
+impl PageCursor {
+    pub fn into_cursor(self) -> Cursor {
+        self.0
+    }
+}
+
 /// The shared list parameters of one request.
 #[derive(Debug, Clone, Default)]
 pub struct Window {

@@ -12,7 +12,7 @@ pub mod dynamo;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod idempotency;
-mod keys;
+pub(crate) mod keys;
 pub mod versioned;
 
 pub use keys::{Cursor, InvalidCursor};

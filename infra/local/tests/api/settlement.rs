@@ -737,3 +737,110 @@ async fn expired_orders_take_late_payments_visibly_and_never_complete() {
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(order(&app, &id).await["status"], "EXPIRED");
 }
+
+#[tokio::test]
+async fn transactions_list_and_find_verified_transfers() {
+    let (app, url, recipient, id) = order_on_anvil(Some(anvil::TOKEN), "10").await;
+    let first = anvil::send_token(&url, recipient, tusd(4), None).await;
+    assert_eq!(submit(&app, &id, first).await.status, 200);
+    let second = anvil::send_token(&url, recipient, tusd(6), None).await;
+    assert_eq!(submit(&app, &id, second).await.status, 200);
+    anvil::mine(&url, 2).await;
+    wait_status(&app, &id, "COMPLETED").await;
+    // Another order of the same organization, with nothing paid: no transactions.
+    app.create_deposit(&app.a, &json!({})).await;
+
+    let list = app.get(&app.a, "/transactions").await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let data = list.body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{}", list.text);
+    // Newest first, with what the chain said.
+    assert_eq!(data[0]["tx_hash"], second.to_string());
+    assert_eq!(data[1]["tx_hash"], first.to_string());
+    let t = &data[1];
+    assert_eq!(t["object"], "transaction");
+    assert_eq!(t["direction"], "payment");
+    assert_eq!(t["order_id"], id.as_str());
+    assert_eq!(t["status"], "confirmed");
+    assert_eq!(t["amount"]["ui"], "4.0");
+    assert_eq!(
+        t["to"].as_str().unwrap().to_lowercase(),
+        recipient.to_string().to_lowercase()
+    );
+    assert!(t["from"].as_str().is_some_and(|f| f.starts_with("0x")));
+    assert!(t["block_number"].as_u64().unwrap() > 0);
+    assert!(t["confirmations"].as_u64().unwrap() >= 1);
+
+    // One transaction by chain and hash; the same hash is unknown to another organization.
+    let chain = t["chain_id"].as_u64().unwrap();
+    let one = app
+        .get(&app.a, &format!("/transactions/{chain}/{first}"))
+        .await;
+    assert_eq!(one.status, 200, "{}", one.text);
+    assert_eq!(&one.body, t);
+    app.get(&app.b, &format!("/transactions/{chain}/{first}"))
+        .await
+        .assert_error(404, "RESOURCE_NOT_FOUND");
+    app.get(&app.a_live, &format!("/transactions/{chain}/{first}"))
+        .await
+        .assert_error(404, "RESOURCE_NOT_FOUND");
+    app.get(&app.a, &format!("/transactions/{chain}/0xnothex"))
+        .await
+        .assert_error(404, "RESOURCE_NOT_FOUND");
+    assert!(
+        app.get(&app.b, "/transactions").await.body["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Filters and pages.
+    let of = |q: &str| {
+        let app = &app;
+        let q = q.to_owned();
+        async move {
+            let r = app.get(&app.a, &format!("/transactions?{q}")).await;
+            assert_eq!(r.status, 200, "{q}: {}", r.text);
+            r.body
+        }
+    };
+    assert_eq!(of("direction=refund").await["data"], json!([]));
+    assert_eq!(of("status=reorged").await["data"], json!([]));
+    assert_eq!(
+        of(&format!("chain_id={chain}")).await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(of("chain_id=8453").await["data"], json!([]));
+    assert_eq!(
+        of(&format!("order_id={id}")).await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let page = of("limit=1").await;
+    assert_eq!(
+        page["data"].as_array().unwrap().len(),
+        2,
+        "a page ends at an order's edge"
+    );
+    assert_eq!(page["has_more"], false);
+    for (q, param) in [
+        ("direction=sideways", "direction"),
+        ("status=lost", "status"),
+        ("limit=0", "limit"),
+        ("order_id=nope", "order_id"),
+        ("cursor=%%%", "cursor"),
+    ] {
+        let r = app.get(&app.a, &format!("/transactions?{q}")).await;
+        assert_eq!(
+            (r.status, r.body["error"]["param"].as_str()),
+            (400, Some(param)),
+            "{q}: {}",
+            r.text
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! The transactions view: every verified transfer of an organization's orders, as one list.
+//! Transfers are stored in their orders (each written with the order, under the order's
+//! version guard), so this view reads orders, newest first, and lists their transfers;
+//! a single transaction is found through its claims, as the payment rules record them.
+
+use crate::model::{
+    ChainId, KeyMode, OrderId, OrgId, PayOrder, ReceivedTransfer, Timestamp, TransferStatus,
+    TxClaim, TxHash,
+};
+use crate::registry::registry;
+use crate::store::{Cursor, ListWindow, OrderFilter, Page, Store, StoreResult};
+use serde_json::{Value, json};
+
+/// The most orders one page reads before it answers (with `has_more` and a cursor to go on).
+pub const MAX_ORDERS_PER_PAGE: usize = 500;
+
+/// Which way the money went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Into the merchant's address: a payment of an order.
+    Payment,
+    /// Out of it: a refund.
+    Refund,
+}
+
+/// What a list keeps.
+#[derive(Debug, Clone, Default)]
+pub struct TransactionFilter {
+    pub chain_id: Option<ChainId>,
+    /// A currency id (`8453:0x…`).
+    pub currency: Option<String>,
+    pub direction: Option<Direction>,
+    pub status: Option<TransferStatus>,
+    pub order_id: Option<OrderId>,
+    /// When the transfer was detected.
+    pub created_gte: Option<Timestamp>,
+    pub created_lte: Option<Timestamp>,
+}
+
+impl TransactionFilter {
+    fn keeps(&self, t: &ReceivedTransfer) -> bool {
+        self.direction.is_none_or(|d| d == Direction::Payment)
+            && self.status.is_none_or(|s| s == t.status)
+            && self.created_gte.is_none_or(|g| t.detected_at >= g)
+            && self.created_lte.is_none_or(|l| t.detected_at <= l)
+    }
+}
+
+/// A payment transfer of `order` as the API shows it.
+pub fn payment_view(order: &PayOrder, t: &ReceivedTransfer) -> Value {
+    let payment = order.payment.as_ref();
+    let currency = payment.map(|p| &p.input.currency);
+    json!({
+        "object": "transaction",
+        "direction": "payment",
+        "chain_id": currency.map(|c| c.chain_id),
+        "tx_hash": t.tx_hash,
+        "status": t.status,
+        "confirmations": t.confirmations,
+        "required_confirmations": t.required_confirmations,
+        "block_number": t.block_number,
+        "block_hash": t.block_hash,
+        "from": t.from_address,
+        "to": payment.map(|p| p.deposit_address()),
+        "amount": t.amount,
+        "currency": currency,
+        "order_id": order.id,
+        "livemode": order.livemode,
+        "sandbox": t.sandbox,
+        "detected_at": t.detected_at,
+        "mined_at": t.mined_at,
+        "confirmed_at": t.confirmed_at,
+    })
+}
+
+/// The transactions of one order that `f` keeps, newest first.
+pub fn transactions_of_order(order: &PayOrder, f: &TransactionFilter) -> Vec<Value> {
+    let chain_ok = f.chain_id.is_none_or(|c| order.chain_id() == Some(c));
+    let currency_ok = f
+        .currency
+        .as_deref()
+        .is_none_or(|c| order.currency_id() == Some(c));
+    if !(chain_ok && currency_ok) {
+        return Vec::new();
+    }
+    let mut transfers: Vec<&ReceivedTransfer> =
+        order.transfers.iter().filter(|t| f.keeps(t)).collect();
+    transfers.sort_by(|a, b| b.detected_at.cmp(&a.detected_at));
+    transfers
+        .into_iter()
+        .map(|t| payment_view(order, t))
+        .collect()
+}
+
+/// A page of transactions, by their orders newest first (and newest first inside an
+/// order). A page ends at an order's edge once it holds `limit` transactions (so it may
+/// hold a few more), or after [`MAX_ORDERS_PER_PAGE`] orders; `next_cursor` goes on from
+/// the last order read.
+pub async fn list_transactions(
+    store: &dyn Store,
+    w: &ListWindow,
+    f: &TransactionFilter,
+) -> StoreResult<Page<Value>> {
+    let want = w.limit.clamp(1, 100) as usize;
+    let mut orders = ListWindow {
+        limit: 100,
+        // A transfer is detected after its order was created: later orders cannot hold one.
+        created_gte: None,
+        created_lte: f.created_lte,
+        ..w.clone()
+    };
+    let order_filter = OrderFilter {
+        chain_id: f.chain_id,
+        currency: f.currency.clone(),
+        ..OrderFilter::default()
+    };
+    let (mut data, mut read) = (Vec::new(), 0usize);
+    loop {
+        let page = store.list_orders(&orders, &order_filter).await?;
+        for (i, order) in page.data.iter().enumerate() {
+            data.extend(transactions_of_order(order, f));
+            read += 1;
+            let more_here = i + 1 < page.data.len() || page.has_more;
+            if (data.len() >= want || read >= MAX_ORDERS_PER_PAGE) && more_here {
+                let after = crate::store::keys::sort_key(order.created_at, order.id.as_str());
+                return Ok(Page {
+                    data,
+                    has_more: true,
+                    next_cursor: Some(Cursor::after(&after).encode()),
+                });
+            }
+        }
+        match page.next_cursor.as_deref().map(Cursor::decode) {
+            Some(Ok(c)) if page.has_more => orders.cursor = Some(c),
+            _ => {
+                return Ok(Page {
+                    data,
+                    has_more: false,
+                    next_cursor: None,
+                });
+            }
+        }
+    }
+}
+
+/// The transfers of transaction `hash` on `chain` to this organization's orders, in this
+/// mode. `None` when the hash is not a transaction hash of that chain.
+pub async fn find_transaction(
+    store: &dyn Store,
+    org: &OrgId,
+    mode: KeyMode,
+    chain: ChainId,
+    hash: &str,
+) -> StoreResult<Option<Vec<Value>>> {
+    let Ok(info) = registry().chain(chain) else {
+        return Ok(None);
+    };
+    let Ok(hash) = TxHash::parse(info.family, hash) else {
+        return Ok(None);
+    };
+    let text = hash.to_string();
+    // The claims a payment of this transaction made: its native value, or its token
+    // transfers by their position inside the transaction.
+    let positions = [crate::payments::verify::NATIVE_VALUE_POSITION, 0, 1, 2, 3];
+    let mut orders: Vec<OrderId> = Vec::new();
+    for position in positions {
+        let claim = TxClaim {
+            organization_id: org.clone(),
+            livemode: mode.is_live(),
+            chain_id: chain,
+            tx_hash: text.clone(),
+            position,
+        };
+        if let Some(o) = store.get_tx_claim(&claim.key()).await?
+            && !orders.contains(&o)
+        {
+            orders.push(o);
+        }
+    }
+    let mut found = Vec::new();
+    for id in orders {
+        let Some(order) = store.get_order(&id).await? else {
+            continue;
+        };
+        if order.organization_id != *org || order.livemode != mode.is_live() {
+            continue;
+        }
+        found.extend(
+            order
+                .transfers
+                .iter()
+                .filter(|t| t.tx_hash.eq_ignore_ascii_case(&text))
+                .map(|t| payment_view(&order, t)),
+        );
+    }
+    Ok(Some(found))
+}
