@@ -86,7 +86,7 @@ pub fn transactions_of_order(order: &PayOrder, f: &TransactionFilter) -> Vec<Val
     }
     let mut transfers: Vec<&ReceivedTransfer> =
         order.transfers.iter().filter(|t| f.keeps(t)).collect();
-    transfers.sort_by(|a, b| b.detected_at.cmp(&a.detected_at));
+    transfers.sort_by_key(|t| std::cmp::Reverse(t.detected_at));
     transfers
         .into_iter()
         .map(|t| payment_view(order, t))
