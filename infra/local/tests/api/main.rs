@@ -18,6 +18,7 @@ mod public;
 mod quotes;
 mod recovery;
 mod robustness;
+mod settings;
 mod settlement;
 mod support;
 mod template;
