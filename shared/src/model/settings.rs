@@ -39,6 +39,8 @@ wire_enum!(
     }
 );
 
+// `wire_enum!` owns the variants, so `#[default]` cannot be put on one.
+#[allow(clippy::derivable_impls)]
 impl Default for OverpaymentAction {
     fn default() -> Self {
         Self::Accept
@@ -56,6 +58,9 @@ pub struct ToleranceSettings {
     pub overpayment_action: Option<OverpaymentAction>,
 }
 
+/// Per chain id (as given): the confirmations to require, or `None` to reset the chain.
+pub type ConfirmationsPatch = Vec<(String, Option<u32>)>;
+
 /// A change to one mode's settings (`POST /settings`): `None` leaves a field as it is,
 /// `Some(None)` resets it to the default, `Some(Some(v))` sets it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,7 +69,7 @@ pub struct SettingsPatch {
     pub late_payment_window: Option<Option<i64>>,
     /// Per chain: `None` resets that chain to its default. `Some(None)` at the top resets
     /// every chain.
-    pub confirmations: Option<Option<Vec<(String, Option<u32>)>>>,
+    pub confirmations: Option<Option<ConfirmationsPatch>>,
     pub payment_tolerance: Option<Option<TolerancePatch>>,
     pub custom_fee_bps: Option<Option<u32>>,
 }
