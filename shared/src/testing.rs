@@ -39,6 +39,7 @@ pub fn order(org: &OrgId, livemode: bool, created_at: Timestamp) -> PayOrder {
         nonce: None,
         payment_tolerance: PaymentTolerance::default(),
         confirmations: None,
+        late_payment_window: None,
         paid_over: false,
         paid_late: false,
         underpaid_within_tolerance: false,
@@ -117,6 +118,7 @@ pub fn payment(currency_id: &str, amount: u128, deposit: &str) -> Payment {
                 base: amount.clone(),
                 fees: Fees {
                     protocol_fee: amount.clone(),
+                    custom_fee: None,
                     provider_fee: amount.clone(),
                     total_fee: amount.clone(),
                 },

@@ -1,6 +1,14 @@
-//! `GET /settings/checkout` and `POST /settings/checkout`: how the hosted checkout page
-//! presents the organization (display name, logo, theme colour, footer), scope
-//! `settings:manage`. A POST changes the fields it names; `null` clears one.
+//! The organization's settings, scope `settings:manage`:
+//! - `GET /settings` and `POST /settings` ([`order_defaults`]): the order defaults of the
+//!   key's mode (expiry, late-payment window, confirmations, payment tolerance, the
+//!   merchant's fee); a change needs a signed request.
+//! - `GET /settings/checkout` and `POST /settings/checkout`: how the hosted checkout page
+//!   presents the organization (display name, logo, theme colour, footer), one set for
+//!   both modes.
+//!
+//! A POST changes the fields it names; `null` resets one to its default.
+
+pub mod order_defaults;
 
 use payorders::http::request::nullable;
 use payorders::http::{self, ApiError, Body, Params, Request, Response};
@@ -40,7 +48,18 @@ impl Params for CheckoutSettingsUpdate {
 }
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    Ok(http::limits::serve_limited(&*svc.store, &req, |rid| settings(svc, &req, rid)).await)
+    let req = &req;
+    let checkout = http::path_segments(req).last() == Some(&"checkout");
+    Ok(
+        http::limits::serve_limited(&*svc.store, req, |rid| async move {
+            if checkout {
+                settings(svc, req, rid).await
+            } else {
+                order_defaults::settings(svc, req, rid).await
+            }
+        })
+        .await,
+    )
 }
 
 async fn settings(svc: &Services, req: &Request, rid: String) -> Result<Response<Body>, ApiError> {
@@ -75,7 +94,7 @@ async fn settings(svc: &Services, req: &Request, rid: String) -> Result<Response
     .await
 }
 
-fn view(s: &CheckoutSettings) -> serde_json::Value {
+pub(crate) fn view(s: &CheckoutSettings) -> serde_json::Value {
     json!({
         "object": "checkout_settings",
         "display_name": s.display_name,

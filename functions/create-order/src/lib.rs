@@ -22,15 +22,17 @@ async fn create(svc: &Services, req: &Request, rid: String) -> Result<Response<B
         let now = Timestamp::now();
         let body: CreateOrderRequest =
             http::request::signed_json(&*svc.store, &ctx, req, false).await?;
-        if svc.store.get_organization(&ctx.org_id).await?.is_none() {
+        // The one read of the organization: it must exist, and its settings for this mode
+        // give the order what the body leaves out.
+        let Some(org) = svc.store.get_organization(&ctx.org_id).await? else {
             return Err(ApiError::forbidden("UNKNOWN_ORGANIZATION", "the key's organization no longer exists"));
-        }
+        };
         let idempotency_key = req
             .headers()
             .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let order = parse_order(body, &ctx, now, idempotency_key)?;
+        let order = parse_order(body, &ctx, org.settings(ctx.mode), now, idempotency_key)?;
         // A SALE priced in fiat settles in the organization's wallets' currencies.
         if order.mode == OrderMode::Sale && order.fulfillment.asset.is_none() {
             let wallets = svc.store.list_wallets(&ctx.org_id, ctx.mode).await?;
@@ -52,9 +54,6 @@ async fn create(svc: &Services, req: &Request, rid: String) -> Result<Response<B
 /// Fiat units a SALE can be priced in, with their decimals.
 const FIAT_UNITS: &[(&str, u8)] = &[("USD", 2)];
 const MAX_METADATA_BYTES: usize = 16 * 1024;
-const MIN_EXPIRY_SECS: i64 = 60;
-const MAX_EXPIRY_SECS: i64 = 7 * 24 * 3600;
-const DEFAULT_EXPIRY_SECS: i64 = 30 * 60;
 const MAX_URL_LEN: usize = 2048;
 
 /// The body of `POST /pay-orders`. Explicit `null`s read as absent. What depends on other
@@ -77,7 +76,8 @@ pub struct CreateOrderRequest {
     metadata: Option<Map<String, Value>>,
     /// seed 001: `metadata` as a string holding a JSON object.
     order_info: Option<String>,
-    /// Seconds from now: 60 to 604800.
+    /// Seconds from now: 60 to 604800; by default the organization's `default_expires_in`
+    /// (30 minutes unless it set another).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     expires_in: Option<ExpiresIn>,
     expires_at: Option<Timestamp>,
@@ -161,14 +161,12 @@ impl<'de> Deserialize<'de> for Blockchain {
 struct ExpiresIn(i64);
 
 impl TryFrom<i64> for ExpiresIn {
-    type Error = &'static str;
+    type Error = String;
 
     fn try_from(secs: i64) -> Result<Self, Self::Error> {
-        if (MIN_EXPIRY_SECS..=MAX_EXPIRY_SECS).contains(&secs) {
-            Ok(Self(secs))
-        } else {
-            Err("expires_in must be an integer from 60 to 604800")
-        }
+        check_expiry(secs)
+            .map(Self)
+            .map_err(|e| format!("expires_in {e}"))
     }
 }
 
@@ -221,29 +219,55 @@ impl<'de> Deserialize<'de> for Nonce {
     }
 }
 
-/// `{"underpayment_bps": 0-5000}`.
+/// `{"underpayment_bps": 0-5000, "overpayment_threshold_bps": 0-10000}`; each left out is
+/// the organization's default.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToleranceInput {
-    /// 0 to 5000.
-    underpayment_bps: u32,
+    /// 0 to 5000: how far below the amount a payment may fall and count as paid.
+    #[serde(default)]
+    underpayment_bps: Option<u32>,
+    /// 0 to 10000: how far above the amount a payment may go before it is an overpayment.
+    #[serde(default)]
+    overpayment_threshold_bps: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(try_from = "ToleranceInput")]
-struct Tolerance(PaymentTolerance);
+struct Tolerance {
+    underpayment_bps: Option<u32>,
+    overpayment_threshold_bps: Option<u32>,
+}
 
 impl TryFrom<ToleranceInput> for Tolerance {
-    type Error = &'static str;
+    type Error = String;
 
     fn try_from(t: ToleranceInput) -> Result<Self, Self::Error> {
-        if t.underpayment_bps <= 5000 {
-            Ok(Self(PaymentTolerance {
-                underpayment_bps: t.underpayment_bps,
-            }))
-        } else {
-            Err("payment_tolerance must be {\"underpayment_bps\": 0-5000}")
+        let within = |v: Option<u32>, max: u32, name: &str| match v {
+            Some(b) if b > max => Err(format!("payment_tolerance.{name} must be from 0 to {max}")),
+            _ => Ok(v),
+        };
+        Ok(Self {
+            underpayment_bps: within(t.underpayment_bps, MAX_UNDERPAYMENT_BPS, "underpayment_bps")?,
+            overpayment_threshold_bps: within(
+                t.overpayment_threshold_bps,
+                MAX_OVERPAYMENT_THRESHOLD_BPS,
+                "overpayment_threshold_bps",
+            )?,
+        })
+    }
+}
+
+impl Tolerance {
+    /// The order's tolerance: what it gave, the organization's default for the rest.
+    fn over(self, defaults: PaymentTolerance) -> PaymentTolerance {
+        PaymentTolerance {
+            underpayment_bps: self.underpayment_bps.unwrap_or(defaults.underpayment_bps),
+            overpayment_threshold_bps: self
+                .overpayment_threshold_bps
+                .unwrap_or(defaults.overpayment_threshold_bps),
+            ..defaults
         }
     }
 }
@@ -254,21 +278,23 @@ impl TryFrom<ToleranceInput> for Tolerance {
 struct Confirmations(u32);
 
 impl TryFrom<u32> for Confirmations {
-    type Error = &'static str;
+    type Error = String;
 
     fn try_from(n: u32) -> Result<Self, Self::Error> {
-        if (1..=1000).contains(&n) {
-            Ok(Self(n))
-        } else {
-            Err("confirmations must be an integer from 1 to 1000")
-        }
+        bounded_confirmations(n)
+            .map(Self)
+            .map_err(|e| format!("confirmations {e}"))
     }
 }
 
-/// Turns a create body into a new PENDING order: the rules across fields.
+/// Turns a create body into a new PENDING order: the rules across fields. What the body
+/// leaves out comes from the organization's `settings` for the key's mode (expiry,
+/// tolerance, the chain's confirmations, the late-payment window, the merchant's fee), so
+/// the order shows what applied.
 pub fn parse_order(
     body: CreateOrderRequest,
     ctx: &auth::AuthContext,
+    settings: &ModeSettings,
     now: Timestamp,
     idempotency_key: Option<String>,
 ) -> Result<PayOrder, ApiError> {
@@ -376,11 +402,30 @@ pub fn parse_order(
             Some(addr.to_string())
         }
     };
+    // Without a currency the chain is chosen with the payment details; the payment then
+    // takes the organization's confirmations for it.
+    let confirmations = body.confirmations.map(|c| c.0).or_else(|| {
+        currency
+            .as_ref()
+            .and_then(|c| {
+                settings
+                    .confirmations
+                    .iter()
+                    .find(|s| s.chain_id == c.chain_id)
+            })
+            .map(|s| s.confirmations)
+    });
     fulfillment.recipient = recipient;
     fulfillment.asset = currency;
+    fulfillment.custom_fee_bps = settings.custom_fee_bps;
 
     let metadata = parse_metadata(body.metadata, body.order_info)?;
-    let expires_at = parse_expiry(body.expires_in, body.expires_at, now)?;
+    let expires_at = parse_expiry(
+        body.expires_in,
+        body.expires_at,
+        now,
+        settings.default_expires_in(),
+    )?;
 
     Ok(PayOrder {
         id: OrderId::generate(),
@@ -398,8 +443,12 @@ pub fn parse_order(
         redirect_url: body.redirect_url.map(|u| u.0),
         cancel_url: body.cancel_url.map(|u| u.0),
         nonce: body.nonce.map(|n| n.0),
-        payment_tolerance: body.payment_tolerance.map(|t| t.0).unwrap_or_default(),
-        confirmations: body.confirmations.map(|c| c.0),
+        payment_tolerance: match body.payment_tolerance {
+            Some(t) => t.over(settings.payment_tolerance()),
+            None => settings.payment_tolerance(),
+        },
+        confirmations,
+        late_payment_window: Some(settings.late_payment_window()),
         paid_over: false,
         paid_late: false,
         underpaid_within_tolerance: false,
@@ -490,11 +539,12 @@ fn parse_metadata(
     Ok(Some(map))
 }
 
-/// `expires_in` or `expires_at` (60 s to 7 days from now), or 30 minutes.
+/// `expires_in` or `expires_at` (60 s to 7 days from now), or `default_secs` from now.
 fn parse_expiry(
     expires_in: Option<ExpiresIn>,
     expires_at: Option<Timestamp>,
     now: Timestamp,
+    default_secs: i64,
 ) -> Result<Timestamp, ApiError> {
     match (expires_in, expires_at) {
         (Some(_), Some(_)) => Err(ApiError::invalid(
@@ -502,7 +552,7 @@ fn parse_expiry(
             "expires_at",
             "give expires_in or expires_at, not both",
         )),
-        (None, None) => Ok(now.plus_seconds(DEFAULT_EXPIRY_SECS)),
+        (None, None) => Ok(now.plus_seconds(default_secs)),
         (Some(ExpiresIn(secs)), None) => Ok(now.plus_seconds(secs)),
         (None, Some(at)) => {
             let secs = now.seconds_until(at);

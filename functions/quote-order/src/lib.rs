@@ -263,6 +263,13 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
             })?,
         };
         let protocol_fee = base.mul_bps(fee_bps).ok_or_else(ApiError::internal)?;
+        // The merchant's own fee (set when the order was created) adds to the protocol fee.
+        let custom_fee = base
+            .mul_bps(order.fulfillment.custom_fee_bps.unwrap_or(0))
+            .ok_or_else(ApiError::internal)?;
+        let total_fee = protocol_fee
+            .checked_add(custom_fee)
+            .ok_or_else(ApiError::internal)?;
         // The network fee is paid in the native coin: part of the total when paying in it,
         // beside it (and needed in the native balance) when paying in a token.
         let paying_native = c.id == h.native.id;
@@ -272,7 +279,7 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
             RawAmount::ZERO
         };
         let total = base
-            .checked_add(protocol_fee)
+            .checked_add(total_fee)
             .and_then(|t| t.checked_add(gas))
             .ok_or_else(ApiError::internal)?;
         let affordable = h.balance >= total && (paying_native || h.native_balance >= h.fee);
@@ -285,8 +292,9 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
                     "base": amount(base, c),
                     "fees": {
                         "protocol_fee": amount(protocol_fee, c),
+                        "custom_fee": amount(custom_fee, c),
                         "provider_fee": amount(RawAmount::ZERO, c),
-                        "total_fee": amount(protocol_fee, c),
+                        "total_fee": amount(total_fee, c),
                     },
                     "gas": amount(gas, c),
                     "total": amount(total, c),

@@ -391,6 +391,27 @@ by_hand!(CheckoutSettingsView, {
     }
 });
 
+by_hand!(SettingsView, {
+    "type": "object",
+    "description": "The order defaults of the key's mode, each in effect (a default where none was set), and the checkout page's branding.",
+    "required": ["object", "livemode", "default_expires_in", "late_payment_window", "confirmations",
+                 "payment_tolerance", "custom_fee_bps", "protocol_fee_bps", "checkout"],
+    "properties": {
+        "object": { "type": "string", "enum": ["settings"] },
+        "livemode": { "type": "boolean" },
+        "default_expires_in": { "type": "integer", "minimum": 60, "maximum": 604800,
+            "description": "Seconds new orders stay payable when they do not say." },
+        "late_payment_window": { "type": "integer", "minimum": 0, "maximum": 604800,
+            "description": "Seconds after expiry that payments are still recorded, as late payments." },
+        "confirmations": { "type": "object", "additionalProperties": { "type": "integer" },
+            "description": "Confirmations required per chain id of the mode." },
+        "payment_tolerance": { "$ref": "#/components/schemas/PaymentTolerance" },
+        "custom_fee_bps": { "type": "integer", "description": "The merchant's own fee on new orders, beside the protocol fee." },
+        "protocol_fee_bps": { "type": "integer", "description": "Set by the operator; read-only." },
+        "checkout": { "$ref": "#/components/schemas/CheckoutSettingsView" }
+    }
+});
+
 by_hand!(ApiKeyView, {
     "type": "object",
     "required": ["id", "object", "name", "mode", "livemode", "scopes", "masked_key", "last4",
@@ -525,7 +546,8 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
         create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint,
         update_webhook_endpoint, delete_webhook_endpoint, rotate_webhook_secret, test_webhook_endpoint,
         list_deliveries, redeliver, webhook_secret, create_wallet, list_wallets, get_wallet,
-        update_wallet, delete_wallet, health, health_ready, get_checkout_settings,
+        update_wallet, delete_wallet, health, health_ready, get_settings, update_settings,
+        get_checkout_settings,
         update_checkout_settings, public_order, public_order_preflight, public_payment_details,
         public_payment_details_preflight, public_submit_payment, public_submit_payment_preflight,
         public_qr, public_events, checkout_page, list_api_keys, create_api_key, get_api_key,
@@ -542,8 +564,8 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
         payorders::registry::CurrencyRef, payorders::http::list::Limit,
         payorders::http::list::PageCursor, payorders::model::OrderStatus,
         payorders::model::OrderMode, PublicPayOrder, PublicCurrency, Network,
-        CheckoutSettingsView, public_qr::QrFormat, ApiKeyView, ApiKeyList, AccessTokenView,
-        payorders::model::Scope,
+        CheckoutSettingsView, SettingsView, public_qr::QrFormat, ApiKeyView, ApiKeyList,
+        AccessTokenView, payorders::model::Scope, payorders::model::OverpaymentAction,
     )),
     tags(
         (name = "orders", description = "Pay orders"),
@@ -1110,6 +1132,18 @@ pub fn health() {}
 pub fn health_ready() {}
 
 const CUSTOMER_ORDER_ID: &str = "pay order id (`po_…`): the customer's capability, no key needed";
+
+#[utoipa::path(get, path = "/settings", tag = "settings",
+    responses((status = 200, description = "The order defaults of the key's mode", body = SettingsView)))]
+pub fn get_settings() {}
+
+/// Changes the order defaults of the key's mode (a signed request)
+#[utoipa::path(post, path = "/settings", tag = "settings",
+    request_body(content = checkout_settings::order_defaults::SettingsUpdate,
+        example = json!({"default_expires_in": 3600, "confirmations": {"84532": 3},
+            "payment_tolerance": {"underpayment_bps": 50}, "late_payment_window": null})),
+    responses((status = 200, description = "The settings as saved", body = SettingsView)))]
+pub fn update_settings() {}
 
 #[utoipa::path(get, path = "/settings/checkout", tag = "settings",
     responses((status = 200, description = "The checkout page settings", body = CheckoutSettingsView)))]

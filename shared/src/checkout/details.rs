@@ -339,6 +339,7 @@ async fn make_payment(
                 base: input_amount.clone(),
                 fees: Fees {
                     protocol_fee: zero(source),
+                    custom_fee: None,
                     provider_fee: zero(source),
                     total_fee: zero(source),
                 },

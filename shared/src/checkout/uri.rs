@@ -51,6 +51,7 @@ mod tests {
                     base: amount.clone(),
                     fees: Fees {
                         protocol_fee: zero.clone(),
+                        custom_fee: None,
                         provider_fee: zero.clone(),
                         total_fee: zero.clone(),
                     },

@@ -123,7 +123,7 @@ catalogue! {
     InvalidExpiresIn = "INVALID_EXPIRES_IN", [400], InvalidRequest,
         "`expires_in` is out of range: 60 to 3600 s for an access token, 0 to 604800 s (7 days) for a rolled key's grace period.";
     InvalidExpiry = "INVALID_EXPIRY", [400], InvalidRequest,
-        "`expires_in` / `expires_at` is malformed, both are given, or the expiry is outside the allowed window.";
+        "`expires_in` / `expires_at` (or the settings' `default_expires_in`) is malformed, both are given, or the expiry is outside the allowed window (60 s to 7 days).";
     InvalidUrl = "INVALID_URL", [400], InvalidRequest,
         "A URL is missing, longer than 2048 characters, or not an absolute http(s) URL (https in live mode).";
     WebhookUrlForbidden = "WEBHOOK_URL_FORBIDDEN", [422], InvalidRequest,
@@ -143,9 +143,9 @@ catalogue! {
     InvalidNonce = "INVALID_NONCE", [400], InvalidRequest,
         "`nonce` must be a non-negative integer or 1-128 printable characters without spaces.";
     InvalidPaymentTolerance = "INVALID_PAYMENT_TOLERANCE", [400], InvalidRequest,
-        "`payment_tolerance` must be `{\"underpayment_bps\": 0-5000}`.";
+        "`payment_tolerance` must be `{\"underpayment_bps\": 0-5000, \"overpayment_threshold_bps\": 0-10000}` (settings also take `\"overpayment_action\": \"accept\"`).";
     InvalidConfirmations = "INVALID_CONFIRMATIONS", [400], InvalidRequest,
-        "`confirmations` must be an integer from 1 to 1000.";
+        "`confirmations` must be an integer from 1 to 1000 (in settings, per chain id of the key's mode).";
     InvalidReason = "INVALID_REASON", [400], InvalidRequest,
         "`reason` must be a string of at most 500 characters.";
     InvalidMode = "INVALID_MODE", [400], InvalidRequest,

@@ -4,8 +4,9 @@
 //! `order.created` event. Store adapters accept nothing else.
 
 use super::{
-    Amount, ChainId, Currency, Event, EventType, OrderId, OrderMode, OrderStatus, OrgId, Timestamp,
-    TransitionError, TransitionFacts, check_transition,
+    Amount, ChainId, Currency, Event, EventType, LATE_PAYMENT_WINDOW_SECS, OrderId, OrderMode,
+    OrderStatus, OrgId, OverpaymentAction, Timestamp, TransitionError, TransitionFacts,
+    check_transition,
 };
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,10 @@ pub struct Breakdown {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Fees {
     pub protocol_fee: Amount,
+    /// The merchant's own fee (the order's `fulfillment.custom_fee_bps`), beside the
+    /// protocol fee; shown by quotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_fee: Option<Amount>,
     pub provider_fee: Amount,
     pub total_fee: Amount,
 }
@@ -164,12 +169,18 @@ impl Payment {
     }
 }
 
-/// How far below the amount a payment may fall and still count as paid.
+/// How far from the amount a payment may fall and still count as paid exactly: below it by
+/// up to `underpayment_bps`, above it by up to `overpayment_threshold_bps` (more than that
+/// is an overpayment, handled as `overpayment_action` says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaymentTolerance {
     #[serde(default)]
     pub underpayment_bps: u32,
+    #[serde(default)]
+    pub overpayment_threshold_bps: u32,
+    #[serde(default)]
+    pub overpayment_action: OverpaymentAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,6 +216,10 @@ pub struct PayOrder {
     /// Confirmations this order requires; falls back to the organization, then the registry.
     #[serde(default)]
     pub confirmations: Option<u32>,
+    /// Seconds after `expires_at` that transfers to the order are still recorded (as late
+    /// payments); unset on orders made before it was kept: the default 24 h.
+    #[serde(default)]
+    pub late_payment_window: Option<i64>,
     /// Facts beside the status (never statuses of their own).
     #[serde(default)]
     pub paid_over: bool,
@@ -280,9 +295,10 @@ impl PayOrder {
     }
 
     /// Until when transfers to the order are still watched and recorded: its expiry plus
-    /// the late-payment monitoring window.
+    /// its late-payment monitoring window.
     pub fn watch_until(&self) -> Timestamp {
-        self.expires_at.plus_seconds(LATE_PAYMENT_WINDOW_SECS)
+        self.expires_at
+            .plus_seconds(self.late_payment_window.unwrap_or(LATE_PAYMENT_WINDOW_SECS))
     }
 
     /// Whether a transfer arriving `now` is recorded on this order: its status takes
@@ -378,11 +394,6 @@ impl PayOrder {
         next
     }
 }
-
-/// How long after `expires_at` transfers to an order are still verified and recorded as
-/// late payments (BTCPay's monitoring window); after that the order leaves the deposit
-/// scan's watch list.
-pub const LATE_PAYMENT_WINDOW_SECS: i64 = 24 * 3600;
 
 /// Claim of one transfer: within one organization and mode, a transfer pays at most one
 /// order, ever. The transfer is named by chain, transaction hash and its position inside
@@ -579,6 +590,26 @@ mod tests {
             u.event().unwrap().event_type,
             EventType::OrderPartialPayment
         );
+    }
+
+    #[test]
+    fn late_payments_are_watched_for_the_orders_own_window() {
+        let now = Timestamp::now();
+        let mut o = sample_order(&OrgId::generate(), false, now);
+        // Orders made before the window was kept: the default 24 h.
+        assert_eq!(o.late_payment_window, None);
+        assert_eq!(
+            o.watch_until(),
+            o.expires_at.plus_seconds(LATE_PAYMENT_WINDOW_SECS)
+        );
+        o.late_payment_window = Some(600);
+        assert_eq!(o.watch_until(), o.expires_at.plus_seconds(600));
+        o.status = OrderStatus::Expired;
+        assert!(o.accepts_payment(o.expires_at.plus_seconds(599)));
+        assert!(!o.accepts_payment(o.expires_at.plus_seconds(600)));
+        // No window: an expired order takes nothing more.
+        o.late_payment_window = Some(0);
+        assert!(!o.accepts_payment(o.expires_at));
     }
 
     #[test]

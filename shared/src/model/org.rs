@@ -75,14 +75,27 @@ pub struct ChainConfirmations {
     pub confirmations: u32,
 }
 
-/// Settings kept apart for live and test data.
+/// Settings kept apart for live and test data. The order defaults (`GET/POST /settings`)
+/// are unset until the merchant sets them; see [`super::settings`] for their defaults,
+/// bounds and changes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ModeSettings {
-    /// Protocol fee added to quotes, in basis points.
+    /// Protocol fee added to quotes, in basis points (set by an operator).
     #[serde(default)]
     pub protocol_fee_bps: u32,
     #[serde(default)]
     pub confirmations: Vec<ChainConfirmations>,
+    /// Seconds new orders stay payable when they do not say.
+    #[serde(default)]
+    pub default_expires_in: Option<i64>,
+    /// Seconds after expiry that late payments are still watched for.
+    #[serde(default)]
+    pub late_payment_window: Option<i64>,
+    #[serde(default)]
+    pub tolerance: super::ToleranceSettings,
+    /// The merchant's own fee on new orders, in basis points, beside the protocol fee.
+    #[serde(default)]
+    pub custom_fee_bps: Option<u32>,
     /// Signs webhooks sent to an order's own `webhook_url` (`whsec_…`), sealed with the
     /// master key.
     #[serde(default)]
@@ -157,6 +170,10 @@ pub struct Organization {
     pub created_at: Timestamp,
     pub live: ModeSettings,
     pub test: ModeSettings,
+    /// Bumped by every change of the record; each change is conditional on the version it
+    /// read (records written before versions read as 0).
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Organization {
@@ -167,6 +184,7 @@ impl Organization {
             created_at: now,
             live: ModeSettings::default(),
             test: ModeSettings::default(),
+            version: 0,
         }
     }
 

@@ -4,8 +4,8 @@
 
 use crate::chains::{ChainTx, Inclusion, Transfer};
 use crate::model::{
-    Address, Amount, ChainFamily, ChainId, PayOrder, Payment, RawAmount, ReceivedTransfer,
-    Timestamp, TransferStatus,
+    Address, Amount, ChainFamily, ChainId, PayOrder, Payment, PaymentTolerance, RawAmount,
+    ReceivedTransfer, Timestamp, TransferStatus,
 };
 use crate::registry::registry;
 
@@ -76,7 +76,7 @@ pub fn paying_transfers<'a>(
 /// What the money received so far means for the order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assessment {
-    /// Covers the amount; `over` when it exceeds it.
+    /// Covers the amount; `over` when it exceeds it by more than the overpayment threshold.
     Paid { over: bool },
     /// Short of the amount, but within the order's underpayment tolerance.
     PaidWithinTolerance,
@@ -84,15 +84,21 @@ pub enum Assessment {
     Partial { remaining: RawAmount },
 }
 
-/// Assesses `received` (everything so far) against `required` with a tolerance in bps.
-pub fn assess(required: RawAmount, received: RawAmount, underpayment_bps: u32) -> Assessment {
+/// Assesses `received` (everything so far) against `required` with the order's tolerance:
+/// short by up to `underpayment_bps` is paid within tolerance; over by up to
+/// `overpayment_threshold_bps` is paid, not overpaid.
+pub fn assess(required: RawAmount, received: RawAmount, tolerance: PaymentTolerance) -> Assessment {
     if received >= required {
+        let margin = required
+            .mul_bps(tolerance.overpayment_threshold_bps.min(10_000))
+            .unwrap_or(RawAmount::ZERO);
+        let limit = required.checked_add(margin).unwrap_or(required);
         return Assessment::Paid {
-            over: received > required,
+            over: received > limit,
         };
     }
     let allowance = required
-        .mul_bps(underpayment_bps.min(10_000))
+        .mul_bps(tolerance.underpayment_bps.min(10_000))
         .unwrap_or(RawAmount::ZERO);
     if received >= required.saturating_sub(allowance) {
         Assessment::PaidWithinTolerance
@@ -203,14 +209,14 @@ pub(crate) fn counted(transfers: &[ReceivedTransfer]) -> RawAmount {
 /// Sets `received`, `remaining` and the paid facts from the transfers that count.
 pub(crate) fn tally(order: &mut PayOrder) -> Assessment {
     let received = counted(&order.transfers);
-    let bps = order.payment_tolerance.underpayment_bps;
+    let tolerance = order.payment_tolerance;
     let payment = order
         .payment
         .as_mut()
         .expect("only orders with a payment are tallied");
     let decimals = payment.input.currency.decimals;
     let required = payment.input.amount.raw;
-    let verdict = assess(required, received, bps);
+    let verdict = assess(required, received, tolerance);
     payment.received = Some(Amount::new(received, decimals));
     payment.remaining = match verdict {
         Assessment::Partial { remaining } => Some(Amount::new(remaining, decimals)),
@@ -328,37 +334,54 @@ pub(crate) mod tests {
     #[test]
     fn assessment_against_amount_and_tolerance() {
         let r = |n: u128| RawAmount::from_u128(n);
+        let under = |bps: u32| PaymentTolerance {
+            underpayment_bps: bps,
+            ..Default::default()
+        };
         assert_eq!(
-            assess(r(1_000), r(1_000), 0),
+            assess(r(1_000), r(1_000), under(0)),
             Assessment::Paid { over: false }
         );
         assert_eq!(
-            assess(r(1_000), r(1_001), 0),
+            assess(r(1_000), r(1_001), under(0)),
             Assessment::Paid { over: true }
         );
         assert_eq!(
-            assess(r(1_000), r(999), 0),
+            assess(r(1_000), r(999), under(0)),
             Assessment::Partial { remaining: r(1) }
         );
         // 1% tolerance: 990 passes, 989 does not.
         assert_eq!(
-            assess(r(1_000), r(990), 100),
+            assess(r(1_000), r(990), under(100)),
             Assessment::PaidWithinTolerance
         );
         assert_eq!(
-            assess(r(1_000), r(989), 100),
+            assess(r(1_000), r(989), under(100)),
             Assessment::Partial { remaining: r(11) }
         );
         assert_eq!(
-            assess(r(1_000), r(0), 100),
+            assess(r(1_000), r(0), under(100)),
             Assessment::Partial {
                 remaining: r(1_000)
             }
         );
         // Tolerance cannot exceed the whole amount.
         assert_eq!(
-            assess(r(1_000), r(0), 20_000),
+            assess(r(1_000), r(0), under(20_000)),
             Assessment::PaidWithinTolerance
+        );
+        // Over by up to the threshold (1%) is paid, not overpaid.
+        let over = PaymentTolerance {
+            overpayment_threshold_bps: 100,
+            ..Default::default()
+        };
+        assert_eq!(
+            assess(r(1_000), r(1_010), over),
+            Assessment::Paid { over: false }
+        );
+        assert_eq!(
+            assess(r(1_000), r(1_011), over),
+            Assessment::Paid { over: true }
         );
     }
 

@@ -188,6 +188,15 @@ pub trait OrgStore: Send + Sync {
     /// Creates an organization; `AlreadyExists` if its id is taken.
     async fn create_organization(&self, org: &Organization) -> StoreResult<()>;
     async fn get_organization(&self, id: &OrgId) -> StoreResult<Option<Organization>>;
+    /// Replaces the organization (its settings) with `org`, at the next version of the one
+    /// read: only while the stored version is still `expected_version`, else
+    /// `VersionConflict` (`NotFound` if it is gone). Read, change and write again on a
+    /// conflict, so concurrent changes of different settings all stick.
+    async fn update_organization(
+        &self,
+        org: &Organization,
+        expected_version: u64,
+    ) -> StoreResult<()>;
     /// The organization's checkout page settings, if it ever saved any.
     async fn get_checkout_settings(&self, org: &OrgId) -> StoreResult<Option<CheckoutSettings>>;
     /// Replaces the organization's checkout page settings (the last write wins).

@@ -6,7 +6,7 @@
 //! express [`Guard::check`] as their write's condition and explain a refusal with it.
 
 use super::{StoreError, StoreResult};
-use crate::model::{Delivery, MerchantWallet, WebhookEndpoint};
+use crate::model::{Delivery, MerchantWallet, Organization, WebhookEndpoint};
 
 /// A record written under optimistic concurrency: it carries the version it was written at.
 pub trait Versioned: Clone {
@@ -34,7 +34,7 @@ macro_rules! versioned {
         }
     )*};
 }
-versioned!(WebhookEndpoint, Delivery, MerchantWallet);
+versioned!(WebhookEndpoint, Delivery, MerchantWallet, Organization);
 
 /// What a guarded write expects to find stored, and what it answers when it does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

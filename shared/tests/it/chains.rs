@@ -298,7 +298,11 @@ async fn payments_verified_and_confirmed_on_anvil() {
     assert_eq!(v.claims.len(), 1);
     assert_eq!(v.claims[0].tx_hash, format!("{h:#x}"));
     assert_eq!(
-        assess(RawAmount::from_u128(4_200_000), v.amount, 0),
+        assess(
+            RawAmount::from_u128(4_200_000),
+            v.amount,
+            Default::default()
+        ),
         Assessment::Partial {
             remaining: RawAmount::from_u128(1_200_000)
         }

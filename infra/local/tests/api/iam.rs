@@ -29,6 +29,10 @@ use On::{Index, Table};
 const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("create_organization", &[("PutItem", Table)]),
     ("get_organization", &[("GetItem", Table)]),
+    (
+        "update_organization",
+        &[("PutItem", Table), ("GetItem", Table)],
+    ),
     ("get_checkout_settings", &[("GetItem", Table)]),
     ("put_checkout_settings", &[("PutItem", Table)]),
     ("count_hit", &[("UpdateItem", Table)]),

@@ -19,6 +19,7 @@ mod public;
 mod quotes;
 mod recovery;
 mod robustness;
+mod settings;
 mod settlement;
 mod support;
 mod template;

@@ -123,6 +123,27 @@ async fn quote_from_real_balances() {
         "8500000000000000"
     );
 
+    // The merchant's own fee (custom_fee_bps, taken by orders created after it was set) adds
+    // to the protocol fee: 1 % of 25.5 TUSD.
+    let r = app
+        .signed_post(&app.a, "/settings", &json!({"custom_fee_bps": 100}), &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let fee = app
+        .create_deposit(&app.a, &json!({"currency": {"chain_id": 31337, "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}}))
+        .await;
+    assert_eq!(fee.body["fulfillment"]["custom_fee_bps"], 100);
+    let q = quote(
+        &app,
+        fee.body["id"].as_str().unwrap(),
+        &json!({"wallet_address": rich.to_string(), "chain_type": "EVM"}),
+    )
+    .await;
+    let b = &option(&q.body, TUSD)["required"]["breakdown"];
+    assert_eq!(b["fees"]["custom_fee"]["raw"], "255000", "{}", q.text);
+    assert_eq!(b["fees"]["total_fee"]["raw"], "255000");
+    assert_eq!(b["total"]["raw"], "25755000");
+
     // Once payment details are chosen, quotes are over.
     let r = app
         .post(&app.a, &format!("/pay-orders/{did}/payment-details"), Some(&json!({"source_currency": {"chain_id": 31337, "address": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}})))

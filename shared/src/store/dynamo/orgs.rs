@@ -1,12 +1,19 @@
-//! Organizations and their checkout page settings.
+//! Organizations (with their per-mode settings, under a version) and their checkout page
+//! settings.
 
 use super::*;
+
+fn org_item(org: &Organization) -> Item {
+    let mut item = base_item(format!("ORG#{}", org.id), "ORG");
+    item.insert("doc".into(), to_doc(org));
+    item.insert("version".into(), n(org.version));
+    item
+}
 
 #[async_trait]
 impl OrgStore for DynamoStore {
     async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
-        let mut item = base_item(format!("ORG#{}", org.id), "ORG");
-        item.insert("doc".into(), to_doc(org));
+        let item = org_item(org);
         match self
             .client
             .put_item()
@@ -29,6 +36,38 @@ impl OrgStore for DynamoStore {
             .await?
             .map(|i| doc(&i))
             .transpose()
+    }
+
+    async fn update_organization(
+        &self,
+        org: &Organization,
+        expected_version: u64,
+    ) -> StoreResult<()> {
+        let guard = Guard::existing(expected_version);
+        // Records written before versions have no `version`: they are at 0.
+        let condition = if expected_version == 0 {
+            "attribute_exists(pk) AND (attribute_not_exists(#v) OR #v = :v)"
+        } else {
+            "#v = :v"
+        };
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(org_item(org)))
+            .condition_expression(condition)
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", n(expected_version))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let now = self.get_organization(&org.id).await?;
+                Err(guard.refused(now.map(|o| o.version)))
+            }
+            Err(e) => Err(fault(e)),
+        }
     }
 
     async fn get_checkout_settings(&self, org: &OrgId) -> StoreResult<Option<CheckoutSettings>> {

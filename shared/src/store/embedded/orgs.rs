@@ -1,4 +1,5 @@
-//! Organizations and their checkout page settings.
+//! Organizations (with their per-mode settings, under a version) and their checkout page
+//! settings.
 
 use super::*;
 use rusqlite::params;
@@ -21,6 +22,26 @@ impl OrgStore for EmbeddedStore {
         let id = id.to_string();
         self.tx(move |tx| one_doc(tx, "SELECT doc FROM organizations WHERE id = ?1", &id))
             .await
+    }
+
+    async fn update_organization(
+        &self,
+        org: &Organization,
+        expected_version: u64,
+    ) -> StoreResult<()> {
+        let (id, doc) = (org.id.to_string(), to_doc(org));
+        self.tx(move |tx| {
+            let stored: Option<Organization> =
+                one_doc(tx, "SELECT doc FROM organizations WHERE id = ?1", &id)?;
+            Guard::existing(expected_version).check(stored.map(|o| o.version))?;
+            tx.execute(
+                "UPDATE organizations SET doc = ?2 WHERE id = ?1",
+                params![id, doc],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn get_checkout_settings(&self, org: &OrgId) -> StoreResult<Option<CheckoutSettings>> {

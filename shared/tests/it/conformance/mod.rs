@@ -49,6 +49,7 @@ all_adapters!(
     stalled_orders_oldest_first,
     xpub_indexes_never_reused,
     checkout_settings_last_write_wins,
+    organization_settings_under_a_version,
     rate_counters_count_per_window,
     rate_limits_per_organization,
     audit_entries_are_written_once_and_listed,
@@ -1625,6 +1626,57 @@ async fn xpub_indexes_never_reused(store: &dyn Store) {
         w.next_index, 1,
         "the wallet record counts its own derivations"
     );
+}
+
+async fn organization_settings_under_a_version(store: &dyn Store) {
+    let org = Organization::new("Acme", t0());
+    store.create_organization(&org).await.unwrap();
+    assert_eq!(org.version, 0);
+    let mut next = org.next_version();
+    next.test.default_expires_in = Some(3600);
+    store.update_organization(&next, 0).await.unwrap();
+    let stored = store.get_organization(&org.id).await.unwrap().unwrap();
+    assert_eq!(stored, next);
+    // A writer that read version 0 lost: the record moved on.
+    let mut stale = org.next_version();
+    stale.live.custom_fee_bps = Some(10);
+    assert!(matches!(
+        store.update_organization(&stale, 0).await,
+        Err(StoreError::VersionConflict { expected: 0 })
+    ));
+    assert_eq!(store.get_organization(&org.id).await.unwrap(), Some(next));
+    // A missing organization is not found.
+    let ghost = Organization::new("Ghost", t0());
+    assert!(matches!(
+        store.update_organization(&ghost.next_version(), 0).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.get_organization(&ghost.id).await.unwrap(), None);
+
+    // Concurrent read-modify-write loops of different settings: every change sticks.
+    let changes = (0..8u32).map(|i| {
+        let id = org.id.clone();
+        async move {
+            loop {
+                let read = store.get_organization(&id).await.unwrap().unwrap();
+                let mut next = read.next_version();
+                next.test.confirmations.push(ChainConfirmations {
+                    chain_id: ChainId::new(1000 + u64::from(i)).unwrap(),
+                    confirmations: i + 1,
+                });
+                match store.update_organization(&next, read.version).await {
+                    Ok(()) => break,
+                    Err(StoreError::VersionConflict { .. }) => continue,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+    });
+    futures::future::join_all(changes).await;
+    let done = store.get_organization(&org.id).await.unwrap().unwrap();
+    assert_eq!(done.test.confirmations.len(), 8);
+    assert_eq!(done.version, 9);
+    assert_eq!(done.test.default_expires_in, Some(3600));
 }
 
 async fn checkout_settings_last_write_wins(store: &dyn Store) {
