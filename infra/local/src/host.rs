@@ -25,6 +25,7 @@ pub const HTTP_FUNCTIONS: &[&str] = &[
     "webhook-endpoints",
     "api-keys",
     "list-events",
+    "analytics",
     "merchant-wallets",
     "payment-details",
     "quote-order",
@@ -44,6 +45,7 @@ pub const HTTP_FUNCTIONS: &[&str] = &[
 pub const OTHER_FUNCTIONS: &[&str] = &[
     "authorizer",
     "dispatch-events",
+    "aggregate-analytics",
     "deliver-webhook",
     "confirm-payment",
     "scan-deposits",
@@ -290,6 +292,7 @@ impl Host {
             "webhook-endpoints" => webhook_endpoints::handler(&self.services, lambda_req).await,
             "api-keys" => api_keys::handler(&self.services, lambda_req).await,
             "list-events" => list_events::handler(&self.services, lambda_req).await,
+            "analytics" => analytics::handler(&self.services, lambda_req).await,
             "merchant-wallets" => merchant_wallets::handler(&self.services, lambda_req).await,
             "payment-details" => payment_details::handler(&self.services, lambda_req).await,
             "quote-order" => quote_order::handler(&self.services, lambda_req).await,
