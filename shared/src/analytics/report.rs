@@ -345,7 +345,7 @@ pub fn report(req: &ReportRequest, livemode: bool, buckets: &[Bucket]) -> Report
             amount_paid_usd: usd(cents),
         });
     }
-    currencies.sort_by(|a, b| b.orders_paid.cmp(&a.orders_paid));
+    currencies.sort_by_key(|c| std::cmp::Reverse(c.orders_paid));
     let mut chains: Vec<ChainBreakdown> = per_chain
         .into_iter()
         .map(|(chain_id, (n, cents))| ChainBreakdown {
@@ -354,7 +354,7 @@ pub fn report(req: &ReportRequest, livemode: bool, buckets: &[Bucket]) -> Report
             amount_paid_usd: usd(cents),
         })
         .collect();
-    chains.sort_by(|a, b| b.orders_paid.cmp(&a.orders_paid));
+    chains.sort_by_key(|c| std::cmp::Reverse(c.orders_paid));
     Report {
         object: "analytics",
         livemode,
