@@ -6,6 +6,7 @@
 // With neither store adapter (a build no binary uses), their shared helpers go unused.
 #![cfg_attr(not(any(feature = "aws", feature = "embedded")), allow(dead_code))]
 
+pub mod analytics;
 pub mod auth;
 #[cfg(feature = "chains")]
 pub mod chains;

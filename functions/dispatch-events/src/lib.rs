@@ -75,22 +75,8 @@ pub async fn dispatch(deps: &Deps, event: &Event) -> Result<usize, DispatchError
 pub fn event_of(
     record: &aws_lambda_events::event::dynamodb::EventRecord,
 ) -> Option<Result<Event, String>> {
-    if record.event_name != "INSERT" {
-        return None;
-    }
     let image = serde_json::to_value(&record.change.new_image).ok()?;
-    let pk = image.get("pk")?.get("S")?.as_str()?;
-    if !pk.starts_with("EVENT#") {
-        return None;
-    }
-    let doc = image
-        .get("doc")
-        .and_then(|d| d.get("S"))
-        .and_then(|d| d.as_str());
-    Some(match doc {
-        Some(d) => serde_json::from_str(d).map_err(|e| e.to_string()),
-        None => Err("event record without doc".into()),
-    })
+    payorders::store::stream_event(&record.event_name, &image)
 }
 
 /// The stream handler: records in order; on the first failure, report it (and everything

@@ -27,6 +27,7 @@ pub const HTTP_FUNCTIONS: &[&str] = &[
     "list-events",
     "audit-log",
     "transactions",
+    "analytics",
     "merchant-wallets",
     "payment-details",
     "quote-order",
@@ -46,6 +47,7 @@ pub const HTTP_FUNCTIONS: &[&str] = &[
 pub const OTHER_FUNCTIONS: &[&str] = &[
     "authorizer",
     "dispatch-events",
+    "aggregate-analytics",
     "deliver-webhook",
     "confirm-payment",
     "scan-deposits",
@@ -294,6 +296,7 @@ impl Host {
             "list-events" => list_events::handler(&self.services, lambda_req).await,
             "audit-log" => audit_log::handler(&self.services, lambda_req).await,
             "transactions" => transactions::handler(&self.services, lambda_req).await,
+            "analytics" => analytics::handler(&self.services, lambda_req).await,
             "merchant-wallets" => merchant_wallets::handler(&self.services, lambda_req).await,
             "payment-details" => payment_details::handler(&self.services, lambda_req).await,
             "quote-order" => quote_order::handler(&self.services, lambda_req).await,

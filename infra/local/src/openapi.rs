@@ -542,7 +542,8 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
     servers((url = "http://127.0.0.1:3000", description = "make dev")),
     paths(
         create_order, list_orders, get_order, cancel_order, quote_order, payment_details,
-        submit_payment, process_payment, simulate_payment, list_events, get_event, list_audit_log, list_transactions, get_transaction,
+        submit_payment, process_payment, simulate_payment, list_events, get_event, get_analytics,
+        list_audit_log, list_transactions, get_transaction,
         create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint,
         update_webhook_endpoint, delete_webhook_endpoint, rotate_webhook_secret, test_webhook_endpoint,
         list_deliveries, redeliver, webhook_secret, create_wallet, list_wallets, get_wallet,
@@ -566,11 +567,16 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
         payorders::model::OrderMode, PublicPayOrder, PublicCurrency, Network,
         CheckoutSettingsView, SettingsView, public_qr::QrFormat, ApiKeyView, ApiKeyList,
         AccessTokenView, payorders::model::Scope, payorders::model::OverpaymentAction,
+        payorders::analytics::report::Report,
+        payorders::analytics::report::Metrics, payorders::analytics::report::Point,
+        payorders::analytics::report::CurrencyBreakdown,
+        payorders::analytics::report::ChainBreakdown,
     )),
     tags(
         (name = "orders", description = "Pay orders"),
         (name = "payments", description = "Paying an order"),
         (name = "events", description = "What happened, for 30 days"),
+        (name = "analytics", description = "Orders created, paid and expired, amounts and conversion over time"),
         (name = "webhooks", description = "Webhook endpoints and their deliveries"),
         (name = "wallets", description = "Where orders are paid, per chain"),
         (name = "health", description = "Liveness and readiness"),
@@ -1017,6 +1023,12 @@ pub fn list_audit_log() {}
     params(list_events::ListEventsQuery),
     responses((status = 200, description = "A page of events", body = EventList)))]
 pub fn list_events() {}
+
+/// Analytics of the caller's orders over a range of days
+#[utoipa::path(get, path = "/analytics", tag = "analytics",
+    params(analytics::AnalyticsQuery),
+    responses((status = 200, description = "Totals, breakdowns and a series per day or week", body = payorders::analytics::report::Report)))]
+pub fn get_analytics() {}
 
 /// Get an event
 #[utoipa::path(get, path = "/events/{id}", tag = "events",

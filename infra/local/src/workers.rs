@@ -1,5 +1,6 @@
 //! The async steps under the local host, with the same code as in AWS: a poller over the
-//! embedded store's outbox stands in for the DynamoDB stream (→ dispatch-events), a timer
+//! embedded store's outbox stands in for the DynamoDB stream (→ dispatch-events, and with a
+//! cursor of its own → aggregate-analytics), a timer
 //! for each EventBridge schedule (→ scan-deposits, → expire-orders), and an
 //! in-process queue stands in for each SQS queue (→ deliver-webhook, → confirm-payment;
 //! delays and retries as timers).
@@ -10,7 +11,9 @@ use payorders::store::embedded::EmbeddedStore;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Each stream consumer's position in the outbox, as Lambda keeps one per event source.
 const CURSOR: &str = "dispatch-events";
+const ANALYTICS_CURSOR: &str = "aggregate-analytics";
 
 /// Confirmation checks under the local host: every second, then at most every 2 s.
 pub const DEV_CHECK_DELAYS: CheckDelays = CheckDelays {
@@ -83,11 +86,15 @@ pub fn start(
                 store: services.store.clone(),
                 queue,
             };
-            tokio::spawn(poll_outbox(store, dispatch, cfg.poll));
+            tokio::spawn(poll_outbox(store.clone(), dispatch, cfg.poll));
+            let aggregate = aggregate_analytics::Deps {
+                store: services.store.clone(),
+            };
+            tokio::spawn(poll_outbox_for_analytics(store, aggregate, cfg.poll));
         }
         None => tracing::warn!(
             "with --store dynamodb the local host does not read the table's stream; \
-             webhooks are dispatched only by the dispatch-events function in AWS"
+             webhooks are dispatched and analytics counted only by the stream's functions in AWS"
         ),
     }
     Ok(())
@@ -108,6 +115,32 @@ async fn poll_once(store: &EmbeddedStore, deps: &dispatch_events::Deps) -> anyho
     for (seq, event) in store.events_after(cursor, 100).await? {
         dispatch_events::dispatch(deps, &event).await?;
         store.set_stream_cursor(CURSOR, seq).await?;
+    }
+    Ok(())
+}
+
+/// The stream's second consumer: every event in order, counted before its cursor moves.
+async fn poll_outbox_for_analytics(
+    store: EmbeddedStore,
+    deps: aggregate_analytics::Deps,
+    every: Duration,
+) {
+    loop {
+        if let Err(e) = poll_analytics_once(&store, &deps).await {
+            tracing::warn!(error = %e, "analytics poll failed; retrying");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn poll_analytics_once(
+    store: &EmbeddedStore,
+    deps: &aggregate_analytics::Deps,
+) -> anyhow::Result<()> {
+    let cursor = store.stream_cursor(ANALYTICS_CURSOR).await?;
+    for (seq, event) in store.events_after(cursor, 100).await? {
+        aggregate_analytics::aggregate(deps, &event).await?;
+        store.set_stream_cursor(ANALYTICS_CURSOR, seq).await?;
     }
     Ok(())
 }

@@ -172,10 +172,16 @@ async fn plan_output(
             if explicit.is_none() {
                 wallet_for(svc, ctx, asset).await?;
             }
+            // Its USD rate now is locked beside it when a price source knows it: what the
+            // order is worth in analytics. Only reported, so a missing price is no error.
+            let rate_usd = match &svc.prices {
+                Some(p) => p.usd_price(asset).await.ok(),
+                None => None,
+            };
             return Ok(Plan {
                 output: asset.clone(),
                 amount: amount.clone(),
-                rate_usd: None,
+                rate_usd,
                 address: explicit,
             });
         }

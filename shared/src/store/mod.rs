@@ -13,11 +13,14 @@ pub mod dynamo;
 pub mod embedded;
 pub mod idempotency;
 pub(crate) mod keys;
+mod stream;
 pub mod versioned;
 
 pub use keys::{Cursor, InvalidCursor};
+pub use stream::stream_event;
 pub use versioned::Versioned;
 
+use crate::analytics::{Bucket, Contribution};
 use crate::model::{
     ApiKey, AuditActor, AuditEntry, ChainId, CheckoutSettings, Delivery, DeliveryId, Event,
     EventId, EventType, KeyId, KeyMode, MerchantWallet, NewOrder, OrderId, OrderMode, OrderStatus,
@@ -337,6 +340,24 @@ pub trait ClaimStore: Send + Sync {
     ) -> StoreResult<bool>;
 }
 
+/// Analytics counters per organization, mode and UTC hour (see [`crate::analytics`]).
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    /// Adds the contribution's counters to its hour, unless its marker was applied before:
+    /// marker and addition are one atomic write, so a contribution counts exactly once
+    /// however often it is offered. True if this call applied it.
+    async fn add_analytics(&self, c: &Contribution) -> StoreResult<bool>;
+    /// The hours from `first_hour` to `last_hour` (inclusive) that have counters, oldest
+    /// first.
+    async fn read_analytics(
+        &self,
+        org: &OrgId,
+        mode: KeyMode,
+        first_hour: i64,
+        last_hour: i64,
+    ) -> StoreResult<Vec<Bucket>>;
+}
+
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
     /// `AlreadyExists` if the id is taken.
@@ -464,6 +485,7 @@ pub trait Store:
     + WalletStore
     + RateLimitStore
     + AuditStore
+    + AnalyticsStore
 {
 }
 
@@ -478,5 +500,6 @@ impl<T> Store for T where
         + WalletStore
         + RateLimitStore
         + AuditStore
+        + AnalyticsStore
 {
 }

@@ -704,3 +704,42 @@ async fn public_submit_payment_event() {
     assert_eq!(body["status"], "AWAITING_CONFIRMATION");
     assert_eq!(body["payment_progress"]["percent"], 100.0);
 }
+
+#[tokio::test]
+async fn aggregate_analytics_event() {
+    let svc = seeded().await;
+    let deps = aggregate_analytics::Deps {
+        store: svc.store.clone(),
+    };
+    // Delivered twice, as a stream may: counted once.
+    for _ in 0..2 {
+        let payload = serde_json::from_str(&event_text("aggregate-analytics")).unwrap();
+        let out =
+            aggregate_analytics::handler(&deps, LambdaEvent::new(payload, Context::default()))
+                .await
+                .unwrap();
+        assert!(out.batch_item_failures.is_empty());
+    }
+    let hour = payorders::analytics::hour_of(Timestamp::parse("2026-11-21T13:40:00Z").unwrap());
+    let got = svc
+        .store
+        .read_analytics(&OrgId::parse(ORG).unwrap(), KeyMode::Test, hour, hour)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].counters["created"], 1);
+    assert_eq!(got[0].counters["valued"], 1);
+    assert_eq!(got[0].counters["created_usd_cents"], 4999);
+}
+
+#[tokio::test]
+async fn analytics_event() {
+    let svc = seeded().await;
+    let resp = ::analytics::handler(&svc, http_event("analytics"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["timezone"], "Europe/Berlin");
+    assert_eq!(body["time_series"].as_array().unwrap().len(), 7);
+}

@@ -97,6 +97,11 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("update_wallet", &[("PutItem", Table)]),
     ("delete_wallet", &[("DeleteItem", Table)]),
     ("next_xpub_index", &[("UpdateItem", Table)]),
+    (
+        "add_analytics",
+        &[("PutItem", Table), ("UpdateItem", Table)],
+    ),
+    ("read_analytics", &[("Query", Table)]),
 ];
 
 /// SDK calls in the DynamoDB adapter and the IAM action each needs.

@@ -1,6 +1,7 @@
 //! Merchant API tests through the local host: real HTTP requests, the real authorizer,
 //! API Gateway-shaped events, and each function's handler. One binary for link time.
 
+mod analytics;
 mod audit;
 mod auth;
 mod checkout;

@@ -18,6 +18,8 @@
 //! | merchant wallet | `ORG#org` | `WALLET#mode#chain` | one per chain and mode |
 //! | checkout settings | `ORG#org` | `CHECKOUT` | the hosted page's branding |
 //! | rate counter | `RATE#bucket#caller#window` | `RATE` | atomic counter, TTL at the window's end |
+//! | analytics hour | `ANALYTICS#org#mode` | `HOUR#<utc hour>` | counters `c#<name>`, grown with `ADD` |
+//! | analytics marker | `AGG#<order>#<fact>` | `AGG` | a contribution applied once, TTL 400 days |
 //!
 //! Every record keeps its full JSON in `doc`; the attributes beside it exist for keys,
 //! indexes and filters. GSIs: `orders_by_org` (`gsi1pk = ORDERS#org#mode`, `gsi1sk =
@@ -29,6 +31,7 @@
 //! the item `SCAN#chain` / `SCAN` with its last block in `block`.
 //! TTL attribute: `ttl` (epoch seconds); code checks expiry too, since TTL deletes late.
 
+mod analytics;
 mod api_keys;
 mod audit;
 mod claims;

@@ -4,6 +4,7 @@
 //! One connection behind a mutex; every call runs on the blocking pool in one SQLite
 //! transaction, so conditional writes are atomic exactly as DynamoDB transactions are.
 
+mod analytics;
 mod api_keys;
 mod audit;
 mod claims;
@@ -94,6 +95,15 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (partition_key, sort_key);
 CREATE TABLE IF NOT EXISTS stream_cursor (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS scan_cursors (chain_id INTEGER PRIMARY KEY, block INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS analytics (
+    org_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (org_id, mode, hour, name)
+);
+CREATE TABLE IF NOT EXISTS analytics_markers (marker TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS xpub_counters (key TEXT PRIMARY KEY, next INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS wallets (
     org_id TEXT NOT NULL,

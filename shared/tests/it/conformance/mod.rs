@@ -53,6 +53,7 @@ all_adapters!(
     rate_counters_count_per_window,
     rate_limits_per_organization,
     audit_entries_are_written_once_and_listed,
+    analytics_counted_once_without_lost_updates,
 );
 
 fn window(org: &OrgId, mode: KeyMode, limit: u32) -> ListWindow {
@@ -1904,4 +1905,127 @@ async fn audit_entries_are_written_once_and_listed(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(live.data.len(), 1);
+}
+
+fn contribution(
+    marker: &str,
+    org: &OrgId,
+    mode: KeyMode,
+    hour: i64,
+    counters: &[(&str, i64)],
+) -> payorders::analytics::Contribution {
+    payorders::analytics::Contribution {
+        marker: marker.to_owned(),
+        organization_id: org.clone(),
+        mode,
+        hour,
+        counters: counters.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+    }
+}
+
+async fn analytics_counted_once_without_lost_updates(store: &dyn Store) {
+    let (org, other) = (OrgId::generate(), OrgId::generate());
+    let h = payorders::analytics::hour_of(t0());
+    let order = OrderId::generate();
+    let cur = "paid:84532:0x036cbd53842c5426634e7929541ec2318f3dcf7e";
+    let created = contribution(
+        &format!("{order}#created"),
+        &org,
+        KeyMode::Test,
+        h,
+        &[("created", 1), ("created_usd_cents", 1050)],
+    );
+    assert!(store.add_analytics(&created).await.unwrap());
+    // Offered again (a redelivered event): applied once.
+    assert!(!store.add_analytics(&created).await.unwrap());
+    // Another fact of the same order, and counters of other hours, modes and organizations.
+    let paid = contribution(
+        &format!("{order}#paid"),
+        &org,
+        KeyMode::Test,
+        h,
+        &[("paid", 1), ("pay_seconds", 30), (cur, 1)],
+    );
+    assert!(store.add_analytics(&paid).await.unwrap());
+    for (marker, o, mode, hour) in [
+        ("next-hour", &org, KeyMode::Test, h + 1),
+        ("far-hour", &org, KeyMode::Test, h + 48),
+        ("live", &org, KeyMode::Live, h),
+        ("other-org", &other, KeyMode::Test, h),
+    ] {
+        let c = contribution(
+            &format!("{}#{marker}", OrderId::generate()),
+            o,
+            mode,
+            hour,
+            &[("created", 7)],
+        );
+        assert!(store.add_analytics(&c).await.unwrap());
+    }
+    // Concurrent additions to one hour are all kept; concurrent offers of one are one.
+    let adds = futures::future::join_all((0..12).map(|i| {
+        let c = contribution(
+            &format!("{}#paid", OrderId::generate()),
+            &org,
+            KeyMode::Test,
+            h,
+            &[("paid", 1), ("pay_seconds", i)],
+        );
+        async move { store.add_analytics(&c).await }
+    }))
+    .await;
+    assert!(adds.into_iter().all(|r| r.unwrap()));
+    let dup = contribution(
+        &format!("{}#expired", OrderId::generate()),
+        &org,
+        KeyMode::Test,
+        h,
+        &[("expired", 1)],
+    );
+    let offers = futures::future::join_all((0..6).map(|_| store.add_analytics(&dup))).await;
+    let applied = offers.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(applied, 1);
+
+    let got = store
+        .read_analytics(&org, KeyMode::Test, h, h + 24)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].hour, h);
+    let c = &got[0].counters;
+    assert_eq!(c["created"], 1);
+    assert_eq!(c["created_usd_cents"], 1050);
+    assert_eq!(c["paid"], 13);
+    assert_eq!(c["pay_seconds"], 30 + (0..12).sum::<i64>());
+    assert_eq!(c["expired"], 1);
+    assert_eq!(c[cur], 1);
+    assert_eq!(got[1].hour, h + 1);
+    assert_eq!(got[1].counters["created"], 7);
+    // The range is inclusive at both ends and reads nothing outside it.
+    let edge = store
+        .read_analytics(&org, KeyMode::Test, h + 1, h + 48)
+        .await
+        .unwrap();
+    assert_eq!(
+        edge.iter().map(|b| b.hour).collect::<Vec<_>>(),
+        vec![h + 1, h + 48]
+    );
+    assert!(
+        store
+            .read_analytics(&org, KeyMode::Test, h + 2, h + 47)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let live = store
+        .read_analytics(&org, KeyMode::Live, h, h)
+        .await
+        .unwrap();
+    assert_eq!(live[0].counters["created"], 7);
+    let theirs = store
+        .read_analytics(&other, KeyMode::Test, h - 10, h + 10)
+        .await
+        .unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].counters.len(), 1);
 }
