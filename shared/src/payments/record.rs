@@ -187,6 +187,14 @@ pub async fn record_payment(
         // by this order (a transaction that reorged and was mined again) is claimed again,
         // which the store accepts for the same owner.
         for claim in &verified.claims {
+            // A transfer recorded as a refund never also pays an order.
+            if s.store
+                .get_tx_claim(&claim.other_purpose().key())
+                .await?
+                .is_some()
+            {
+                return Err(PaymentError::AlreadyUsed { order: None });
+            }
             match s.store.get_tx_claim(&claim.key()).await? {
                 Some(owner) if &owner != order_id => {
                     return Err(PaymentError::AlreadyUsed { order: Some(owner) });
