@@ -30,6 +30,7 @@ pub const HTTP_FUNCTIONS: &[&str] = &[
     "quote-order",
     "submit-payment",
     "simulate-payment",
+    "refunds",
     "health",
     "public-order",
     "public-payment-details",
@@ -299,6 +300,7 @@ impl Host {
             "simulate-payment" => {
                 simulate_payment::handler(&self.services, &self.settler, lambda_req).await
             }
+            "refunds" => refunds::handler(&self.services, &self.settler, lambda_req).await,
             "health" => health::handler(&self.services, lambda_req).await,
             "public-order" => public_order::handler(&self.services, lambda_req).await,
             "public-payment-details" => {
