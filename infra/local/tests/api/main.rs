@@ -17,6 +17,7 @@ mod payments;
 mod public;
 mod quotes;
 mod recovery;
+mod refunds;
 mod robustness;
 mod settlement;
 mod support;
