@@ -1828,5 +1828,5 @@ async fn refunds_ride_on_the_order_write(store: &dyn Store) {
         .filter(|x| x.organization_id == org)
         .map(|x| x.id)
         .collect();
-    assert_eq!(stalled, [stored.id.clone()]);
+    assert_eq!(stalled, std::slice::from_ref(&stored.id));
 }
