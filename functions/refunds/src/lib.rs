@@ -120,7 +120,9 @@ async fn route(
             }
             let refund = http::path_id(req, "refund_id", "refund", RefundId::parse)?;
             http::idempotent(&*svc.store, &ctx, req, &rid, || async {
-                http::no_body(req)?;
+                // No body, or an empty object: the refund says what to send.
+                let _: http::request::NoFields =
+                    http::request::signed_json(&*svc.store, &ctx, req, true).await?;
                 let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
                 let r = own_refund(&order, &refund)?;
                 let family = order
