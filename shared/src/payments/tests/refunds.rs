@@ -396,3 +396,39 @@ async fn a_reorged_refund_transfer_sends_the_refund_back_to_pending() {
     r.check(&o.id).await;
     assert_eq!(r.get(&o.id).await.status, OrderStatus::Refunded);
 }
+
+#[tokio::test]
+async fn a_late_payment_refunded_in_full_makes_the_expired_order_refunded() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.waiting_until(&org, SHOP, 25_000_000, 1).await;
+    expire_orders(&*r.s.store, Timestamp::now().plus_seconds(5), 100)
+        .await
+        .unwrap();
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::Expired);
+    // Mined after the expiry, by the chain's clock: a late payment.
+    let late = r.chain.mine(12, -10, &[(USDC, SHOP, 25_000_000)]);
+    r.pay(&o.id, &late).await.unwrap();
+    r.chain.set_head(40);
+    r.check(&o.id).await;
+    let paid = r.get(&o.id).await;
+    assert!(paid.paid_late);
+    assert_eq!(paid.status, OrderStatus::Expired);
+    let rid = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
+    assert_eq!(r.get(&o.id).await.refunds[0].amount.raw, raw(25_000_000));
+    // Sent a little later than the refund was created (the chain's clock runs ahead here).
+    let back = r
+        .chain
+        .mine_from(41, -10, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+    assert_eq!(r.send_refund(&o.id, &rid, &back).await, "OK");
+    r.chain.set_head(80);
+    r.check(&o.id).await;
+    let done = r.get(&o.id).await;
+    assert_eq!(done.status, OrderStatus::Refunded);
+    assert!(
+        r.events(&org)
+            .await
+            .iter()
+            .any(|e| e.event_type == EventType::OrderRefunded)
+    );
+}
