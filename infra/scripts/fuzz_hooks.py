@@ -7,7 +7,8 @@
   exercised instead of stopping at 401, and no request is refused as a replay. The test key
   itself goes in X-API-KEY (given on the command line).
 - Before the run, a few objects are created through the API (a merchant wallet, webhook
-  endpoints, SALE and DEPOSIT orders, one of them paid on the sandbox), and most generated
+  endpoints, SALE and DEPOSIT orders, one of them paid on the sandbox, one partly paid with a
+  refund), and most generated
   path ids are replaced by theirs, so the handlers behind `/{id}` see existing objects in
   every state the run drives them to, not only 404s.
 
@@ -106,6 +107,12 @@ def seed():
     call("POST", f"/pay-orders/{orders[0]}/payment-details", {"source_currency": SANDBOX_USDC})
     call("POST", f"/pay-orders/{orders[1]}/payment-details", {"source_currency": SANDBOX_USDC})
     call("POST", f"/pay-orders/{orders[1]}/simulate-payment", {})
+    # One partly paid on the sandbox, with a refund (the refund routes' `refund_id`).
+    call("POST", f"/pay-orders/{orders[3]}/payment-details", {"source_currency": SANDBOX_USDC})
+    call("POST", f"/pay-orders/{orders[3]}/simulate-payment", {"amount": "2"})
+    refunds = [call("POST", f"/pay-orders/{orders[3]}/refunds", {
+        "amount": "0.5", "address": "0x1111111111111111111111111111111111111111",
+        "reason": "fuzz"})["id"]]
     events = [e["id"] for e in call("GET", "/events?limit=20")["data"]]
     # Keys of their own for revoke and roll to act on (never the key the run signs with).
     keys = [call("POST", "/api-keys", {"name": f"fuzz {i}", "scopes": ["orders:read"]})["id"]
@@ -114,7 +121,7 @@ def seed():
     for ep in endpoints:
         deliveries += [d["id"] for d in call("GET", f"/webhook-endpoints/{ep}/deliveries")["data"]]
     return {
-        "/pay-orders/": {"id": orders},
+        "/pay-orders/": {"id": orders, "refund_id": refunds},
         "/webhook-endpoints/": {"id": endpoints, "delivery_id": deliveries},
         "/events/": {"id": events},
         "/api-keys/": {"id": keys},

@@ -44,6 +44,7 @@ pub fn order(org: &OrgId, livemode: bool, created_at: Timestamp) -> PayOrder {
         paid_late: false,
         underpaid_within_tolerance: false,
         transfers: Vec::new(),
+        refunds: Vec::new(),
         cancellation_reason: None,
         idempotency_key: None,
         check_round: 0,
@@ -293,6 +294,62 @@ pub mod anvil {
             .await
             .expect("mined");
         receipt.transaction_hash
+    }
+
+    /// Sends `tx` from `from` (any address: anvil impersonates it and gives it 1 ETH for
+    /// gas first), e.g. a refund out of an order's deposit address; returns the mined
+    /// transaction's hash.
+    async fn send_as(url: &str, from: Address, tx: TransactionRequest) -> alloy::primitives::B256 {
+        let _guard = SETUP.lock().await;
+        let provider = ProviderBuilder::new().connect_http(anvil_url(url));
+        let gas_money = U256::from(1_000_000_000_000_000_000u128);
+        provider
+            .raw_request::<_, ()>("anvil_setBalance".into(), (from, gas_money))
+            .await
+            .expect("anvil_setBalance");
+        provider
+            .raw_request::<_, ()>("anvil_impersonateAccount".into(), (from,))
+            .await
+            .expect("anvil_impersonateAccount");
+        let receipt = provider
+            .send_transaction(tx.with_from(from))
+            .await
+            .expect("sent")
+            .get_receipt()
+            .await
+            .expect("mined");
+        provider
+            .raw_request::<_, ()>("anvil_stopImpersonatingAccount".into(), (from,))
+            .await
+            .expect("anvil_stopImpersonatingAccount");
+        receipt.transaction_hash
+    }
+
+    /// Sends `amount` of the test token from `from` (impersonated) to `to`.
+    pub async fn send_token_from(
+        url: &str,
+        from: Address,
+        to: Address,
+        amount: U256,
+    ) -> alloy::primitives::B256 {
+        use alloy::sol_types::SolCall;
+        let token = ensure_token(url).await;
+        let input = ITestToken::transferCall { to, value: amount }.abi_encode();
+        let tx = TransactionRequest::default()
+            .with_to(token)
+            .with_input(Bytes::from(input));
+        send_as(url, from, tx).await
+    }
+
+    /// Sends `wei` from `from` (impersonated, topped up to 1 ETH first) to `to`.
+    pub async fn send_native_from(
+        url: &str,
+        from: Address,
+        to: Address,
+        wei: U256,
+    ) -> alloy::primitives::B256 {
+        let tx = TransactionRequest::default().with_to(to).with_value(wei);
+        send_as(url, from, tx).await
     }
 
     /// Calls an anvil/EVM JSON-RPC method and returns its result.

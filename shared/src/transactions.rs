@@ -171,6 +171,7 @@ pub async fn find_transaction(
             chain_id: chain,
             tx_hash: text.clone(),
             position,
+            refund: false,
         };
         if let Some(o) = store.get_tx_claim(&claim.key()).await?
             && !orders.contains(&o)

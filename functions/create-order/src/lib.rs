@@ -453,6 +453,7 @@ pub fn parse_order(
         paid_late: false,
         underpaid_within_tolerance: false,
         transfers: Vec::new(),
+        refunds: Vec::new(),
         cancellation_reason: None,
         idempotency_key,
         check_round: 0,

@@ -33,6 +33,7 @@ pub const HTTP_FUNCTIONS: &[&str] = &[
     "quote-order",
     "submit-payment",
     "simulate-payment",
+    "refunds",
     "health",
     "public-order",
     "public-payment-details",
@@ -306,6 +307,7 @@ impl Host {
             "simulate-payment" => {
                 simulate_payment::handler(&self.services, &self.settler, lambda_req).await
             }
+            "refunds" => refunds::handler(&self.services, &self.settler, lambda_req).await,
             "health" => health::handler(&self.services, lambda_req).await,
             "public-order" => public_order::handler(&self.services, lambda_req).await,
             "public-payment-details" => {

@@ -69,9 +69,31 @@ by_hand!(
         {
             "type": "object",
             "required": ["object"],
-            "properties": { "object": { "type": "string", "enum": ["pay_order"] } }
+            "properties": {
+                "object": { "type": "string", "enum": ["pay_order"] },
+                "amount_refunded": {
+                    "$ref": "#/components/schemas/Amount",
+                    "description": "What succeeded refunds add up to, once the order has a payment currency."
+                }
+            }
         },
         { "$ref": "#/components/schemas/PayOrder" }
+    ]
+});
+
+by_hand!(
+    /// A refund as the API answers it.
+    RefundView, {
+    "allOf": [
+        {
+            "type": "object",
+            "required": ["object", "order_id"],
+            "properties": {
+                "object": { "type": "string", "enum": ["refund"] },
+                "order_id": { "$ref": "#/components/schemas/OrderId" }
+            }
+        },
+        { "$ref": "#/components/schemas/OrderRefund" }
     ]
 });
 
@@ -455,6 +477,7 @@ by_hand!(AccessTokenView, {
 });
 
 list!(PayOrderList, "PayOrderView");
+list!(RefundList, "RefundView");
 list!(EventList, "EventView");
 list!(AuditEntryList, "AuditEntryView");
 list!(TransactionList, "TransactionView");
@@ -542,7 +565,8 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
     servers((url = "http://127.0.0.1:3000", description = "make dev")),
     paths(
         create_order, list_orders, get_order, cancel_order, quote_order, payment_details,
-        submit_payment, process_payment, simulate_payment, list_events, get_event, get_analytics,
+        submit_payment, process_payment, simulate_payment, create_refund, list_refunds,
+        submit_refund_transaction, simulate_refund, list_events, get_event, get_analytics,
         list_audit_log, list_transactions, get_transaction,
         create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint,
         update_webhook_endpoint, delete_webhook_endpoint, rotate_webhook_secret, test_webhook_endpoint,
@@ -571,10 +595,12 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
         payorders::analytics::report::Metrics, payorders::analytics::report::Point,
         payorders::analytics::report::CurrencyBreakdown,
         payorders::analytics::report::ChainBreakdown,
+        RefundView, RefundList, payorders::model::OrderRefund, payorders::model::RefundId,
     )),
     tags(
         (name = "orders", description = "Pay orders"),
         (name = "payments", description = "Paying an order"),
+        (name = "refunds", description = "Refunds the merchant sends back, verified on chain"),
         (name = "events", description = "What happened, for 30 days"),
         (name = "analytics", description = "Orders created, paid and expired, amounts and conversion over time"),
         (name = "webhooks", description = "Webhook endpoints and their deliveries"),
@@ -618,7 +644,7 @@ impl Modify for Contract {
             "signature",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "Authorization-Signature",
-                "A signed request (needed to create a SALE and to write merchant wallets): \
+                "A signed request (needed to create a SALE or a refund and to write merchant wallets): \
 v1 `APIKey=<key>,signature=<hex HMAC-SHA256(secret, METHOD + path + timestamp)>,timestamp=<unix>`; \
 legacy `signature=<hex SHA-512(APIKey + secret + timestamp)>`; \
 v2 `v=2,APIKey=<key>,timestamp=<unix>,nonce=<…>,body_sha256=<hex>,signature=<hex>` over \
@@ -1017,6 +1043,40 @@ pub fn get_transaction() {}
     params(audit_log::ListAuditQuery),
     responses((status = 200, description = "A page of audit entries", body = AuditEntryList)))]
 pub fn list_audit_log() {}
+
+const REFUND_ID: &str = "refund id (`re_…`)";
+
+/// Create a refund (signed request)
+///
+/// Refunds what the order received (COMPLETED, EXPIRED, CANCELLED and PARTIAL_PAYMENT orders),
+/// or the excess of an overpaid order still confirming. The answer says exactly what to send
+/// (`instructions`); the merchant sends it from the address the order was paid to.
+#[utoipa::path(post, path = "/pay-orders/{id}/refunds", tag = "refunds",
+    params(("id" = String, Path, description = ORDER_ID)),
+    request_body(content = refunds::CreateRefund,
+        example = json!({"amount": "5.0", "address": "0x1111111111111111111111111111111111111111", "reason": "returned item"})),
+    responses((status = 201, description = "The pending refund", body = RefundView)))]
+pub fn create_refund() {}
+
+/// List an order's refunds, oldest first
+#[utoipa::path(get, path = "/pay-orders/{id}/refunds", tag = "refunds",
+    params(("id" = String, Path, description = ORDER_ID)),
+    responses((status = 200, description = "Every refund of the order", body = RefundList)))]
+pub fn list_refunds() {}
+
+/// Submit the hash of the refund transfer
+#[utoipa::path(post, path = "/pay-orders/{id}/refunds/{refund_id}/transactions", tag = "refunds",
+    params(("id" = String, Path, description = ORDER_ID), ("refund_id" = String, Path, description = REFUND_ID)),
+    request_body(content = refunds::SubmitRefundTransaction,
+        example = json!({"tx_hash": "0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060"})),
+    responses((status = 200, description = "The refund, `confirming`", body = RefundView)))]
+pub fn submit_refund_transaction() {}
+
+/// Test mode: send the refund on the sandbox chain
+#[utoipa::path(post, path = "/pay-orders/{id}/refunds/{refund_id}/simulate", tag = "refunds",
+    params(("id" = String, Path, description = ORDER_ID), ("refund_id" = String, Path, description = REFUND_ID)),
+    responses((status = 200, description = "The refund, `confirming`", body = RefundView)))]
+pub fn simulate_refund() {}
 
 /// List events of the last 30 days, newest first
 #[utoipa::path(get, path = "/events", tag = "events",

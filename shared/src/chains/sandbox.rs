@@ -91,23 +91,35 @@ fn block_hash_of(number: u64) -> String {
     format!("{:#x}", B256::from_slice(&digest))
 }
 
-/// The sandbox chain as one order's payment sees it.
+/// The sandbox chain as one order's payment (or one of its refunds) sees it.
 pub struct SandboxChain {
     token: Option<String>,
-    deposit: String,
-    payer: &'static str,
+    from: String,
+    to: String,
 }
 
 impl SandboxChain {
+    /// Transfers from a sandbox payer to the payment's deposit address.
     pub fn for_payment(payment: &Payment) -> Self {
         let family = payment.family();
         Self {
             token: payment.input.currency.address.clone(),
-            deposit: payment.deposit_address().to_owned(),
-            payer: match family {
+            from: match family {
                 ChainFamily::Evm => EVM_PAYER,
                 ChainFamily::Solana => SOLANA_PAYER,
-            },
+            }
+            .to_owned(),
+            to: payment.deposit_address().to_owned(),
+        }
+    }
+
+    /// Transfers from the payment's deposit address to `refund_address` (a simulated
+    /// refund the merchant sent).
+    pub fn for_refund(payment: &Payment, refund_address: &str) -> Self {
+        Self {
+            token: payment.input.currency.address.clone(),
+            from: payment.deposit_address().to_owned(),
+            to: refund_address.to_owned(),
         }
     }
 }
@@ -129,8 +141,8 @@ impl TxReader for SandboxChain {
             transfers: vec![Transfer {
                 position: self.token.as_ref().map(|_| 0),
                 token: self.token.clone(),
-                from: self.payer.to_owned(),
-                to: self.deposit.clone(),
+                from: self.from.clone(),
+                to: self.to.clone(),
                 amount: RawAmount::new(U256::from(tx.amount)),
             }],
         }))

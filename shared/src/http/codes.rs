@@ -183,11 +183,23 @@ catalogue! {
     TxBeforeOrder = "TX_BEFORE_ORDER", [422], InvalidRequest,
         "The transaction was mined before the order's payment details were chosen, so it cannot pay it.";
     WrongRecipient = "WRONG_RECIPIENT", [422], InvalidRequest,
-        "The transaction sends nothing to the order's deposit address.";
+        "The transaction sends nothing to the order's deposit address (for a refund: to the refund address).";
     WrongToken = "WRONG_TOKEN", [422], InvalidRequest,
-        "The transaction pays the deposit address in another currency than the order's.";
+        "The transaction pays the deposit address (for a refund: the refund address) in another currency than the order's.";
     TxAlreadyUsed = "TX_ALREADY_USED", [422], InvalidRequest,
-        "This transfer already paid another order of your organization.";
+        "This transfer already paid an order of your organization, or is already recorded as a refund: a transfer counts once.";
+    TxBeforeRefund = "TX_BEFORE_REFUND", [422], InvalidRequest,
+        "The transaction was mined before the refund was created, so it cannot be that refund.";
+    WrongSender = "WRONG_SENDER", [422], InvalidRequest,
+        "The refund transfer is not sent from the address the order was paid to; refunds are sent from there.";
+    RefundTxTooSmall = "REFUND_TX_TOO_SMALL", [422], InvalidRequest,
+        "The transaction sends less than the refund's amount to the refund address.";
+    OrderNotRefundable = "ORDER_NOT_REFUNDABLE", [422], InvalidRequest,
+        "The order has received nothing that can be refunded (yet): only money received on COMPLETED, EXPIRED, CANCELLED or PARTIAL_PAYMENT orders, and an overpayment's excess, is refundable.";
+    RefundExceedsReceived = "REFUND_EXCEEDS_RECEIVED", [422], InvalidRequest,
+        "The refund is more than what was received minus refunds succeeded or pending.";
+    RefundAddressRequired = "REFUND_ADDRESS_REQUIRED", [422], InvalidRequest,
+        "The payment has no refund address; give `address`.";
     PaymentDetailsRequired = "PAYMENT_DETAILS_REQUIRED", [422], InvalidRequest,
         "The order has no payment details yet; call `POST /pay-orders/{id}/payment-details` first.";
     OrderNotPending = "ORDER_NOT_PENDING", [422], InvalidRequest,
@@ -258,6 +270,8 @@ catalogue! {
         "A request with this `Idempotency-Key` is still running; retry after it ends.";
     OrderNotCancellable = "ORDER_NOT_CANCELLABLE", [409], Conflict,
         "Only PENDING and AWAITING_PAYMENT orders can be cancelled.";
+    RefundNotPending = "REFUND_NOT_PENDING", [409], Conflict,
+        "A transfer is recorded for `pending` refunds only; this refund is confirming or succeeded.";
     OrderNotPayable = "ORDER_NOT_PAYABLE", [409], Conflict,
         "The order's status takes no payments, or its late-payment window has closed.";
     WalletExists = "WALLET_EXISTS", [409], Conflict,

@@ -211,7 +211,8 @@ pub fn request_fingerprint(method: &str, path: &str, body: &[u8]) -> String {
 /// whatever the merchant does meanwhile. The order is past its expiry, or past PENDING
 /// (orders never go back); the transaction is mined and failed, older than the payment
 /// details, pays elsewhere or in another currency, is of another chain than the order's,
-/// or already paid another order (a claim is forever).
+/// or already paid another order (a claim is forever); a refund transfer is mined before
+/// its refund, sent from another address than the deposit address, or too small.
 ///
 /// Every other `422` is given back. Validation failures (`AMOUNT_OUT_OF_RANGE`,
 /// `UNSUPPORTED_CURRENCY`, `NETWORK_MODE_MISMATCH`, …): the request did not get to run,
@@ -219,7 +220,9 @@ pub fn request_fingerprint(method: &str, path: &str, body: &[u8]) -> String {
 /// state which can change: `WALLET_NOT_CONFIGURED` and `PAYMENT_DETAILS_REQUIRED` (until
 /// the merchant adds the wallet or the payment details), `ROUTE_UNAVAILABLE` and
 /// `EXCHANGE_OUT_OF_RANGE` (the exchange's pairs and limits move), `WEBHOOK_URL_UNRESOLVABLE`
-/// (DNS), `TX_PENDING` and `TX_NOT_FOUND` (not mined, or not seen yet). A code missing from
+/// (DNS), `TX_PENDING` and `TX_NOT_FOUND` (not mined, or not seen yet),
+/// `ORDER_NOT_REFUNDABLE` and `REFUND_EXCEEDS_RECEIVED` (a payment may arrive or confirm,
+/// a refund transfer may be reorged away). A code missing from
 /// this list is given back: replaying a refusal that could have succeeded is the harm,
 /// running a final one again costs a request.
 const FINAL_REFUSALS: &[ErrorCode] = &[
@@ -231,6 +234,9 @@ const FINAL_REFUSALS: &[ErrorCode] = &[
     ErrorCode::WrongToken,
     ErrorCode::WrongChain,
     ErrorCode::TxAlreadyUsed,
+    ErrorCode::TxBeforeRefund,
+    ErrorCode::WrongSender,
+    ErrorCode::RefundTxTooSmall,
 ];
 
 /// Whether an outcome is final, so its `Idempotency-Key` answers it again for 24 h (as
@@ -458,7 +464,10 @@ mod tests {
             WebhookUrlForbidden,
             WebhookUrlNotAllowed,
             ModeNotSupported,
+            RefundAddressRequired,
             // State that can change.
+            OrderNotRefundable,
+            RefundExceedsReceived,
             WebhookUrlUnresolvable,
             TxNotFound,
             TxPending,

@@ -136,6 +136,10 @@ prefixed_id!(
     DeliveryId, "msg", "delivery"
 );
 prefixed_id!(
+    /// A refund of a pay order.
+    RefundId, "re", "refund"
+);
+prefixed_id!(
     /// A request, echoed in `X-Request-Id` and in error bodies.
     RequestId, "req", "request"
 );

@@ -5,8 +5,8 @@
 
 use super::{
     Amount, ChainId, Currency, Event, EventType, LATE_PAYMENT_WINDOW_SECS, OrderId, OrderMode,
-    OrderStatus, OrgId, OverpaymentAction, Timestamp, TransitionError, TransitionFacts,
-    check_transition,
+    OrderRefund, OrderStatus, OrgId, OverpaymentAction, RawAmount, RefundStatus, Timestamp,
+    TransitionError, TransitionFacts, check_transition,
 };
 use serde::{Deserialize, Serialize};
 
@@ -230,6 +230,9 @@ pub struct PayOrder {
     /// Transactions that paid this order, in the order they were seen.
     #[serde(default)]
     pub transfers: Vec<ReceivedTransfer>,
+    /// Refunds of this order, oldest first (see [`OrderRefund`]).
+    #[serde(default)]
+    pub refunds: Vec<OrderRefund>,
     /// Why the merchant cancelled the order, if they said.
     #[serde(default)]
     pub cancellation_reason: Option<String>,
@@ -264,7 +267,23 @@ impl PayOrder {
                 out.insert(k, v);
             }
         }
+        if let Some(refunded) = self.amount_refunded() {
+            out.insert("amount_refunded".into(), serde_json::json!(refunded));
+        }
         serde_json::Value::Object(out)
+    }
+
+    /// What the succeeded refunds add up to, once the order has a payment currency.
+    pub fn amount_refunded(&self) -> Option<Amount> {
+        let decimals = self.payment.as_ref()?.input.currency.decimals;
+        let sum = self
+            .refunds
+            .iter()
+            .filter(|r| r.status == RefundStatus::Succeeded)
+            .fold(RawAmount::ZERO, |sum, r| {
+                sum.checked_add(r.amount.raw).unwrap_or(sum)
+            });
+        Some(Amount::new(sum, decimals))
     }
 
     pub fn facts(&self) -> TransitionFacts {
@@ -307,11 +326,14 @@ impl PayOrder {
         self.status.accepts_payment() && now < self.watch_until()
     }
 
-    /// Whether a confirmation check is outstanding: the status waits on one, or an expired
+    /// Whether a confirmation check is outstanding: the status waits on one, an expired
     /// order's late transfers are still gaining confirmations (a late payment is followed
-    /// to final, or reorged away, like any other).
+    /// to final, or reorged away, like any other), or a refund transfer is.
     pub fn awaits_check(&self) -> bool {
-        self.status.awaits_confirmation()
+        self.refunds
+            .iter()
+            .any(|r| r.status == RefundStatus::Confirming)
+            || self.status.awaits_confirmation()
             || (self.status == OrderStatus::Expired
                 && self
                     .transfers
@@ -409,6 +431,11 @@ pub struct TxClaim {
     pub tx_hash: String,
     /// The transfer's position inside its transaction.
     pub position: u64,
+    /// A refund transfer (out of the order's deposit address) rather than a payment: its
+    /// claims live in their own namespace, so a transfer claimed as one is never taken for
+    /// the other (each side also refuses a transfer the other side holds).
+    #[serde(default)]
+    pub refund: bool,
 }
 
 impl TxClaim {
@@ -420,17 +447,37 @@ impl TxClaim {
             chain_id,
             tx_hash: tx_hash.to_owned(),
             position,
+            refund: false,
         }
     }
 
-    /// The key under which the claim is stored.
+    /// The claim of the refund transfer at `position` of `tx_hash` for `order`'s
+    /// organization and mode.
+    pub fn for_refund(order: &PayOrder, chain_id: ChainId, tx_hash: &str, position: u64) -> Self {
+        Self {
+            refund: true,
+            ..Self::for_order(order, chain_id, tx_hash, position)
+        }
+    }
+
+    /// The same transfer claimed for the other purpose (payment ↔ refund).
+    pub fn other_purpose(&self) -> Self {
+        Self {
+            refund: !self.refund,
+            ..self.clone()
+        }
+    }
+
+    /// The key under which the claim is stored: `org#mode#chain#hash#position`, and
+    /// `…#refund-position` for a refund transfer.
     pub fn key(&self) -> String {
         format!(
-            "{}#{}#{}#{}#{}",
+            "{}#{}#{}#{}#{}{}",
             self.organization_id,
             super::KeyMode::of(self.livemode),
             self.chain_id,
             self.tx_hash,
+            if self.refund { "refund-" } else { "" },
             self.position
         )
     }

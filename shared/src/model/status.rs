@@ -56,6 +56,8 @@ wire_enum!(
         OrderRefunded = "order.refunded",
         OrderPaymentLate = "order.payment_late",
         OrderOverpaid = "order.overpaid",
+        RefundCreated = "refund.created",
+        RefundSucceeded = "refund.succeeded",
         WebhookEndpointDisabled = "webhook_endpoint.disabled",
         Ping = "ping",
     }
@@ -348,6 +350,6 @@ mod tests {
             EventType::parse("order.payment_late"),
             Some(EventType::OrderPaymentLate)
         );
-        assert_eq!(EventType::ALL.len(), 15);
+        assert_eq!(EventType::ALL.len(), 17);
     }
 }

@@ -1,6 +1,7 @@
 //! Confirmation checks: count each recorded transfer's confirmations, send the order back
 //! on a confirmed reorg, complete it (or follow its exchange) once everything is final.
 
+use super::refunds::refunds_update;
 use super::rules::{
     ConfirmationCheck, check_confirmations, confirmation_delay, still_included, tally,
 };
@@ -87,14 +88,20 @@ pub async fn advance(
             tracing::debug!(order_id = %order_id, ?round, live = order.check_round, "check of an older series; dropped");
             return Ok(Progress::Settled);
         }
+        let late_confirming = order
+            .transfers
+            .iter()
+            .any(|t| t.status == TransferStatus::Confirming);
         let update = match order.status {
             OrderStatus::AwaitingConfirmation | OrderStatus::OptimisticConfirmed => {
                 confirmations_update(s, &order, now).await?
             }
             OrderStatus::ExecutingOrder => exchange_update(router, &order, now).await?,
-            OrderStatus::Expired if order.awaits_check() => {
-                confirmations_update(s, &order, now).await?
-            }
+            OrderStatus::Expired if late_confirming => confirmations_update(s, &order, now).await?,
+            // Payments settled; refund transfers still confirming.
+            _ if order.awaits_check() => refunds_update(s, &order, now)
+                .await?
+                .map(|u| (u, Progress::Waiting)),
             _ => return Ok(Progress::Settled),
         };
         let (update, progress) = match update {

@@ -6,11 +6,13 @@
 //! - [`record`]: writing a verified payment with its claims in one conditional update;
 //! - [`confirm`]: confirmation checks up to the final status;
 //! - [`scan`]: finding payments to waiting orders block by block;
-//! - [`expire`]: expiring unpaid orders and re-queuing stalled confirmation checks.
+//! - [`expire`]: expiring unpaid orders and re-queuing stalled confirmation checks;
+//! - [`refunds`]: refunds the merchant sends, verified and confirmed like payments.
 
 pub mod confirm;
 pub mod expire;
 pub mod record;
+pub mod refunds;
 pub mod rules;
 pub mod scan;
 pub mod verify;
@@ -21,6 +23,7 @@ mod tests;
 pub use confirm::*;
 pub use expire::*;
 pub use record::*;
+pub use refunds::*;
 pub use rules::*;
 pub use scan::*;
 pub use verify::*;

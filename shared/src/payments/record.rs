@@ -186,8 +186,17 @@ pub async fn record_payment(
         // A claim held by another order of this organization and mode is final; one held
         // by this order (a transaction that reorged and was mined again) is claimed again,
         // which the store accepts for the same owner.
-        for claim in &verified.claims {
+        for claim in verified.claims.iter().filter(|c| !c.refund) {
             match s.store.get_tx_claim(&claim.key()).await? {
+                Some(owner) if &owner != order_id => {
+                    return Err(PaymentError::AlreadyUsed { order: Some(owner) });
+                }
+                _ => {}
+            }
+            // A transfer recorded as another order's refund never also pays an order (this
+            // order's own twin of its payment claim may be there). The twin names its order
+            // too: a racing payment may have taken both since the read above.
+            match s.store.get_tx_claim(&claim.other_purpose().key()).await? {
                 Some(owner) if &owner != order_id => {
                     return Err(PaymentError::AlreadyUsed { order: Some(owner) });
                 }

@@ -14,6 +14,8 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+mod refunds;
+
 const CHAIN: u64 = 84532;
 const USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
 const SHOP: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
@@ -50,6 +52,17 @@ impl ScriptedChain {
     /// Mines a transaction at `block` (mined `age` seconds ago) with `transfers`
     /// (token, to, amount); returns its hash.
     fn mine(&self, block: u64, age: i64, transfers: &[(&str, &str, u128)]) -> TxHash {
+        self.mine_from(block, age, OTHER, transfers)
+    }
+
+    /// [`Self::mine`] with the transfers sent from `from`.
+    fn mine_from(
+        &self,
+        block: u64,
+        age: i64,
+        from: &str,
+        transfers: &[(&str, &str, u128)],
+    ) -> TxHash {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).unwrap();
         let hash = TxHash::Evm(alloy_primitives::B256::from(bytes));
@@ -68,7 +81,7 @@ impl ScriptedChain {
                 .enumerate()
                 .map(|(i, (token, to, amount))| Transfer {
                     token: Some(token.to_string()),
-                    from: OTHER.into(),
+                    from: from.into(),
                     to: to.to_string(),
                     amount: RawAmount::from_u128(*amount),
                     position: Some(i as u64),

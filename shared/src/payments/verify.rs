@@ -79,7 +79,11 @@ pub async fn verify_transaction(
         let position = t.position.unwrap_or(NATIVE_VALUE_POSITION);
         let claim = TxClaim::for_order(order, chain_id, &tx_hash, position);
         if !claims.contains(&claim) {
-            claims.push(claim);
+            // Its refund-side twin is taken by this order too, in the same write: a
+            // transfer recorded as this payment can then never be recorded as another
+            // order's refund, even by a request racing this one.
+            claims.push(claim.other_purpose());
+            claims.insert(claims.len() - 1, claim);
         }
     }
     Ok(VerifiedPayment {
@@ -188,7 +192,10 @@ mod tests {
             keys,
             [
                 format!("{org}#test#8453#0x{}#3", "ab".repeat(32)),
-                format!("{org}#test#8453#0x{}#5", "ab".repeat(32))
+                // Each with its refund-side twin, taken in the same write.
+                format!("{org}#test#8453#0x{}#refund-3", "ab".repeat(32)),
+                format!("{org}#test#8453#0x{}#5", "ab".repeat(32)),
+                format!("{org}#test#8453#0x{}#refund-5", "ab".repeat(32))
             ]
         );
 
@@ -231,8 +238,10 @@ mod tests {
         let v = verify_transaction(&native, &order_for(&eth), &eth, &hash)
             .await
             .unwrap();
-        assert_eq!(v.claims.len(), 1);
+        // The native value's claim and its refund-side twin.
+        assert_eq!(v.claims.len(), 2);
         assert_eq!(v.claims[0].position, NATIVE_VALUE_POSITION);
+        assert_eq!(v.claims[1], v.claims[0].other_purpose());
 
         // Another organization, or the live mode of the same one, claims other keys.
         let mut live = order.clone();

@@ -215,6 +215,7 @@ async fn a_transfer_position_is_inside_its_transaction_not_its_block() {
         assert_eq!(
             v.claims
                 .iter()
+                .filter(|c| !c.refund)
                 .map(|c| (c.tx_hash.as_str(), c.position))
                 .collect::<Vec<_>>(),
             [(format!("{h:#x}").as_str(), 0)]
@@ -295,7 +296,9 @@ async fn payments_verified_and_confirmed_on_anvil() {
         .await
         .unwrap();
     assert_eq!(v.amount, RawAmount::from_u128(3_000_000));
-    assert_eq!(v.claims.len(), 1);
+    // The transfer's claim and its refund-side twin.
+    assert_eq!(v.claims.len(), 2);
+    assert_eq!(v.claims[1], v.claims[0].other_purpose());
     assert_eq!(v.claims[0].tx_hash, format!("{h:#x}"));
     assert_eq!(
         assess(

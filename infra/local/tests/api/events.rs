@@ -171,6 +171,19 @@ async fn cancel_order_event() {
     assert_eq!(body["cancellation_reason"], "customer asked");
 }
 
+#[tokio::test]
+async fn refunds_event() {
+    let (svc, _rx) = awaiting_payment().await;
+    let settler = svc.settler().unwrap();
+    let resp = refunds::handler(&svc, &settler, http_event("refunds"))
+        .await
+        .unwrap();
+    let body = json_body(&resp);
+    assert_eq!(resp.status(), 200, "{body}");
+    assert_eq!(body["object"], "list");
+    assert_eq!(body["data"], serde_json::json!([]));
+}
+
 const EVENT_ID: &str = "evt_5FDvNnXRUF1CRLivsUT2yn";
 const DELIVERY_ID: &str = "msg_2Yipn2YAp5gWKZ5Zztt2Pv";
 const ENDPOINT_ID: &str = "we_RAMn1Crn9u4a8mfRJFkykQ";

@@ -19,6 +19,7 @@ mod payments;
 mod public;
 mod quotes;
 mod recovery;
+mod refunds;
 mod robustness;
 mod settings;
 mod settlement;

@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use futures::StreamExt;
-use payorders::{DeliveryId, KeyId, OrderId, WebhookEndpointId};
+use payorders::{DeliveryId, KeyId, OrderId, RefundId, WebhookEndpointId};
 use payorders_local::template::Template;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
@@ -311,6 +311,7 @@ async fn every_route_names_the_field_it_refuses() {
     let ids = [
         ("{delivery_id}", DeliveryId::generate().to_string()),
         ("{chain_id}", "84532".to_owned()),
+        ("{refund_id}", RefundId::generate().to_string()),
     ];
     let mut posts = 0;
     for (_, route) in tpl.routes() {

@@ -163,7 +163,18 @@ impl OrderStore for EmbeddedStore {
         updated_before: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<PayOrder>> {
-        let sql = orders_in_statuses(|s| s.awaits_confirmation() || *s == OrderStatus::Expired);
+        // Late payments on EXPIRED orders, and refund transfers (on any status an order
+        // with received money can be in) wait on checks too; `check_key` decides.
+        let sql = orders_in_statuses(|s| {
+            s.awaits_confirmation()
+                || matches!(
+                    s,
+                    OrderStatus::Expired
+                        | OrderStatus::Completed
+                        | OrderStatus::Cancelled
+                        | OrderStatus::PartialPayment
+                )
+        });
         let mut orders: Vec<PayOrder> = self.tx(move |tx| docs(tx, &sql, [])).await?;
         let before = updated_before.to_key();
         orders.retain(|o| keys::check_key(o).is_some_and(|k| k < before));

@@ -54,6 +54,7 @@ all_adapters!(
     rate_limits_per_organization,
     audit_entries_are_written_once_and_listed,
     analytics_counted_once_without_lost_updates,
+    refunds_ride_on_the_order_write,
 );
 
 fn window(org: &OrgId, mode: KeyMode, limit: u32) -> ListWindow {
@@ -932,6 +933,7 @@ async fn event_exists_iff_transition_written(store: &dyn Store) {
         chain_id: ChainId::new(1).unwrap(),
         tx_hash: "0xfeed".into(),
         position: 0,
+        refund: false,
     };
     let other = create(store, order(&org, false, t0().plus_seconds(3))).await;
     let other = {
@@ -2028,4 +2030,109 @@ async fn analytics_counted_once_without_lost_updates(store: &dyn Store) {
         .unwrap();
     assert_eq!(theirs.len(), 1);
     assert_eq!(theirs[0].counters.len(), 1);
+}
+
+/// A pending refund of `raw` base units of the order's currency to a fixed address.
+fn refund_of(o: &PayOrder, raw: u128, status: RefundStatus) -> OrderRefund {
+    let currency = o.fulfillment.asset.clone().unwrap();
+    let amount = Amount::new(RawAmount::from_u128(raw), currency.decimals);
+    OrderRefund {
+        id: RefundId::generate(),
+        status,
+        amount: amount.clone(),
+        chain_id: currency.chain_id,
+        address: "0x1111111111111111111111111111111111111111".into(),
+        reason: "conformance".into(),
+        created_at: t0(),
+        instructions: RefundInstructions {
+            chain_id: currency.chain_id,
+            token: currency.address.clone(),
+            from: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
+            to: "0x1111111111111111111111111111111111111111".into(),
+            amount,
+        },
+        currency,
+        transfer: None,
+        succeeded_at: None,
+    }
+}
+
+/// Refunds live in the order document: two refunds written from the same version never
+/// both land (the second would be decided on money the first already took), they read
+/// back as written, a refund transfer's claim is its own namespace, and an order whose
+/// refund transfer is confirming is a stalled order like one whose payment is.
+async fn refunds_ride_on_the_order_write(store: &dyn Store) {
+    let org = OrgId::generate();
+    let o = create(store, order(&org, false, t0())).await;
+    let base = Timestamp::parse("2127-01-01T00:00:00Z").unwrap();
+    let mut o = o;
+    for to in [
+        OrderStatus::AwaitingPayment,
+        OrderStatus::AwaitingConfirmation,
+        OrderStatus::Completed,
+    ] {
+        let u = o.transition(base, to, |_| {}).unwrap();
+        store.update_order(&u).await.unwrap();
+        o = u.order().clone();
+    }
+    let (ra, rb) = (
+        refund_of(&o, 15, RefundStatus::Pending),
+        refund_of(&o, 15, RefundStatus::Pending),
+    );
+    let a = o
+        .edit(base, |x| x.refunds.push(ra.clone()))
+        .unwrap()
+        .with_event(EventType::RefundCreated);
+    let b = o
+        .edit(base, |x| x.refunds.push(rb.clone()))
+        .unwrap()
+        .with_event(EventType::RefundCreated);
+    let (wa, wb) = tokio::join!(store.update_order(&a), store.update_order(&b));
+    let (winner, loser) = match (&wa, &wb) {
+        (Ok(()), Err(StoreError::VersionConflict { .. })) => (&a, &b),
+        (Err(StoreError::VersionConflict { .. }), Ok(())) => (&b, &a),
+        other => panic!("exactly one refund write may land, got {other:?}"),
+    };
+    let stored = store.get_order(&o.id).await.unwrap().unwrap();
+    assert_eq!(stored.refunds, winner.order().refunds);
+    assert_eq!(stored.refunds.len(), 1);
+    assert!(
+        store
+            .get_event(&loser.event().unwrap().id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The same transfer claimed as a payment by one order and as a refund by another: two
+    // claims, two keys (the domain refuses the second by reading the first).
+    let other = create(store, order(&org, false, t0().plus_seconds(1))).await;
+    let chain = ChainId::new(8453).unwrap();
+    let pay = TxClaim::for_order(&other, chain, "0xfeedbeef", 0);
+    let refund = TxClaim::for_refund(&stored, chain, "0xfeedbeef", 0);
+    assert_ne!(pay.key(), refund.key());
+    assert_eq!(pay.other_purpose(), refund);
+    let confirming = stored
+        .edit(base.plus_seconds(1), |x| {
+            x.refunds[0].status = RefundStatus::Confirming;
+        })
+        .unwrap()
+        .with_tx_claim(refund.clone());
+    store.update_order(&confirming).await.unwrap();
+    assert_eq!(
+        store.get_tx_claim(&refund.key()).await.unwrap(),
+        Some(stored.id.clone())
+    );
+    assert_eq!(store.get_tx_claim(&pay.key()).await.unwrap(), None);
+
+    // Waiting on a refund's confirmations, a COMPLETED order is followed like any other.
+    let stalled: Vec<OrderId> = store
+        .list_stalled_orders(base.plus_seconds(60), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.organization_id == org)
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(stalled, std::slice::from_ref(&stored.id));
 }

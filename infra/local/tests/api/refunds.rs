@@ -1,0 +1,361 @@
+//! Refunds end to end on anvil (chain 31337, 2 confirmations) through the local host: an
+//! order paid in TUSD, refunds created (signed), the merchant's refund transfer sent from
+//! the deposit address and submitted by hash, confirmed to `succeeded` and the order to
+//! REFUNDED; and every way a refund is abused: too much, two at once, the payment's own
+//! hash, the wrong recipient, token, sender or size, a transfer older than the refund, one
+//! transfer for two refunds, another organization's order, an order with nothing received.
+//! The sandbox path in test mode too.
+
+use crate::support::*;
+use alloy::primitives::{Address, U256};
+use payorders::testing::anvil;
+use serde_json::{Value, json};
+
+fn tusd(units: u64) -> U256 {
+    U256::from(units) * U256::from(1_000_000u64)
+}
+
+/// A DEPOSIT order of `amount` TUSD on chain 31337 to a fresh deposit address, paid in
+/// full (or with `paid` TUSD) and confirmed when that covers it: the app, the anvil URL, the
+/// deposit address, the order id and the payment's hash.
+async fn paid_order(amount: &str, paid: u64) -> (TestApp, String, Address, String, String) {
+    let app = spawn_app().await;
+    let url = anvil_url();
+    let deposit = anvil::fresh_address();
+    let currency = json!({"chain_id": 31337, "address": anvil::TOKEN});
+    let o = app
+        .create_deposit(
+            &app.a,
+            &json!({"amount": amount, "currency": currency, "recipient": deposit.to_string()}),
+        )
+        .await;
+    assert_eq!(o.status, 201, "{}", o.text);
+    let id = o.body["id"].as_str().unwrap().to_owned();
+    let d = app
+        .post(
+            &app.a,
+            &format!("/pay-orders/{id}/payment-details"),
+            Some(&json!({"source_currency": currency})),
+        )
+        .await;
+    assert_eq!(d.status, 200, "{}", d.text);
+    let hash = anvil::send_token(&url, deposit, tusd(paid), None).await;
+    let r = app
+        .post(
+            &app.a,
+            &format!("/pay-orders/{id}/payments"),
+            Some(&json!({"tx_hash": hash.to_string()})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    if r.body["status"] == "AWAITING_CONFIRMATION" {
+        anvil::mine(&url, 1).await;
+        wait_status(&app, &id, "COMPLETED").await;
+    }
+    (app, url, deposit, id, hash.to_string())
+}
+
+async fn order(app: &TestApp, id: &str) -> Value {
+    app.get(&app.a, &format!("/pay-orders/{id}")).await.body
+}
+
+async fn wait_status(app: &TestApp, id: &str, want: &str) -> Value {
+    eventually(async || {
+        let o = order(app, id).await;
+        (o["status"] == want).then_some(o)
+    })
+    .await
+}
+
+async fn create(app: &TestApp, id: &str, body: Value) -> Resp {
+    app.signed_post(&app.a, &format!("/pay-orders/{id}/refunds"), &body, &[])
+        .await
+}
+
+async fn submit(app: &TestApp, id: &str, refund: &str, hash: impl ToString) -> Resp {
+    app.post(
+        &app.a,
+        &format!("/pay-orders/{id}/refunds/{refund}/transactions"),
+        Some(&json!({"tx_hash": hash.to_string()})),
+    )
+    .await
+}
+
+async fn wait_refund(app: &TestApp, id: &str, refund: &str, want: &str) -> Value {
+    eventually(async || {
+        let list = app.get(&app.a, &format!("/pay-orders/{id}/refunds")).await;
+        list.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == refund && r["status"] == want)
+            .cloned()
+    })
+    .await
+}
+
+/// Event types of the order, oldest first.
+async fn event_types(app: &TestApp, id: &str) -> Vec<String> {
+    let events = app.get(&app.a, "/events?limit=100").await;
+    let mut types: Vec<String> = events.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["object"]["id"] == id)
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    types.reverse();
+    types
+}
+
+#[tokio::test]
+async fn partial_then_full_refund_of_a_token_order_to_refunded() {
+    let (app, url, deposit, id, payment_tx) = paid_order("10", 10).await;
+    let customer = anvil::fresh_address();
+    let path = format!("/pay-orders/{id}/refunds");
+
+    // Creating a refund moves money: a signed request only.
+    app.post(
+        &app.a,
+        &path,
+        Some(&json!({"amount": "4", "address": customer.to_string(), "reason": "x"})),
+    )
+    .await
+    .assert_error(401, "SIGNATURE_REQUIRED");
+    for (body, status, code) in [
+        (
+            json!({"amount": "10.000001", "address": customer.to_string(), "reason": "x"}),
+            422,
+            "REFUND_EXCEEDS_RECEIVED",
+        ),
+        // The order's payment has no refund address of its own.
+        (json!({"reason": "x"}), 422, "REFUND_ADDRESS_REQUIRED"),
+        (
+            json!({"address": "0x12", "reason": "x"}),
+            400,
+            "INVALID_ADDRESS",
+        ),
+        (
+            json!({"address": deposit.to_string(), "reason": "x"}),
+            400,
+            "INVALID_ADDRESS",
+        ),
+        (
+            json!({"address": customer.to_string(), "reason": ""}),
+            400,
+            "INVALID_REASON",
+        ),
+        (
+            json!({"amount": "0", "address": customer.to_string(), "reason": "x"}),
+            400,
+            "INVALID_AMOUNT",
+        ),
+    ] {
+        create(&app, &id, body).await.assert_error(status, code);
+    }
+
+    let r = create(
+        &app,
+        &id,
+        json!({"amount": "4", "address": customer.to_string(), "reason": "returned one"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let first = r.body["id"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("re_"), "{first}");
+    assert_eq!(r.body["object"], "refund");
+    assert_eq!(r.body["order_id"], id);
+    assert_eq!(r.body["status"], "pending");
+    assert_eq!(r.body["amount"]["raw"], "4000000");
+    assert_eq!(r.body["amount"]["ui"], "4.0");
+    assert_eq!(r.body["chain_id"], 31337);
+    assert_eq!(r.body["address"], customer.to_string());
+    assert_eq!(r.body["reason"], "returned one");
+    assert_eq!(
+        r.body["currency"]["id"],
+        format!("31337:{}", anvil::TOKEN.to_lowercase())
+    );
+    let send = &r.body["instructions"];
+    assert_eq!(send["from"], deposit.to_string());
+    assert_eq!(send["to"], customer.to_string());
+    assert_eq!(send["token"], anvil::TOKEN);
+    assert_eq!(send["amount"]["raw"], "4000000");
+
+    // Transfers that are not this refund (the deposit address gets tokens enough for
+    // them all first; the order is COMPLETED, so the scan takes none of it as a payment).
+    anvil::fund(&url, deposit, tusd(0), tusd(20)).await;
+    let wrong_to = anvil::send_token_from(&url, deposit, anvil::fresh_address(), tusd(4)).await;
+    let too_small = anvil::send_token_from(&url, deposit, customer, tusd(3)).await;
+    let not_ours = anvil::send_token(&url, customer, tusd(4), None).await;
+    let native = anvil::send_native_from(&url, deposit, customer, U256::from(4u64)).await;
+    for (hash, code) in [
+        (payment_tx.clone(), "TX_ALREADY_USED"),
+        (wrong_to.to_string(), "WRONG_RECIPIENT"),
+        (too_small.to_string(), "REFUND_TX_TOO_SMALL"),
+        (not_ours.to_string(), "WRONG_SENDER"),
+        (native.to_string(), "WRONG_TOKEN"),
+    ] {
+        submit(&app, &id, &first, hash)
+            .await
+            .assert_error(422, code);
+    }
+    submit(&app, &id, "re_11111111111111111111111", &payment_tx)
+        .await
+        .assert_error(404, "RESOURCE_NOT_FOUND");
+
+    let good = anvil::send_token_from(&url, deposit, customer, tusd(4)).await;
+    let s = submit(&app, &id, &first, good).await;
+    assert_eq!(s.status, 200, "{}", s.text);
+    assert_eq!(s.body["status"], "confirming");
+    assert_eq!(s.body["transfer"]["tx_hash"], good.to_string());
+    anvil::mine(&url, 1).await;
+    wait_refund(&app, &id, &first, "succeeded").await;
+    let o = order(&app, &id).await;
+    assert_eq!(o["status"], "COMPLETED");
+    assert_eq!(o["amount_refunded"]["ui"], "4.0");
+    assert_eq!(o["refunds"][0]["status"], "succeeded");
+
+    // The rest, by default: 6 TUSD. The first refund's transfer cannot count for it.
+    let r = create(
+        &app,
+        &id,
+        json!({"address": customer.to_string(), "reason": "the rest"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["amount"]["ui"], "6.0");
+    let rest = r.body["id"].as_str().unwrap().to_owned();
+    submit(&app, &id, &rest, good)
+        .await
+        .assert_error(422, "TX_ALREADY_USED");
+    // Nothing is left to promise.
+    create(
+        &app,
+        &id,
+        json!({"amount": "0.000001", "address": customer.to_string(), "reason": "x"}),
+    )
+    .await
+    .assert_error(422, "REFUND_EXCEEDS_RECEIVED");
+    let last = anvil::send_token_from(&url, deposit, customer, tusd(6)).await;
+    let s = submit(&app, &id, &rest, last).await;
+    assert_eq!(s.status, 200, "{}", s.text);
+    anvil::mine(&url, 1).await;
+    let done = wait_status(&app, &id, "REFUNDED").await;
+    assert_eq!(done["amount_refunded"]["raw"], "10000000");
+    let list = app.get(&app.a, &path).await;
+    assert_eq!(list.body["object"], "list");
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 2);
+    let types = eventually(async || {
+        let t = event_types(&app, &id).await;
+        t.contains(&"order.refunded".to_owned()).then_some(t)
+    })
+    .await;
+    for t in ["refund.created", "refund.succeeded", "order.refunded"] {
+        assert!(types.contains(&t.to_owned()), "{t}: {types:?}");
+    }
+    // A refunded order refunds nothing more.
+    create(
+        &app,
+        &id,
+        json!({"address": customer.to_string(), "reason": "x"}),
+    )
+    .await
+    .assert_error(422, "ORDER_NOT_REFUNDABLE");
+}
+
+#[tokio::test]
+async fn two_refunds_created_at_once_never_exceed_what_was_received() {
+    let (app, _url, _deposit, id, _) = paid_order("10", 10).await;
+    let customer = anvil::fresh_address().to_string();
+    // Two requests (not one replayed): 6 and 6.0 TUSD.
+    let one = json!({"amount": "6", "address": customer, "reason": "twice"});
+    let two = json!({"amount": "6.0", "address": customer, "reason": "twice"});
+    let (a, b) = tokio::join!(create(&app, &id, one), create(&app, &id, two));
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 422], "{} / {}", a.text, b.text);
+    let refused = if a.status == 422 { &a } else { &b };
+    refused.assert_error(422, "REFUND_EXCEEDS_RECEIVED");
+    let list = app.get(&app.a, &format!("/pay-orders/{id}/refunds")).await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_transfer_sent_before_the_refund_is_not_the_refund() {
+    let (app, url, deposit, id, _) = paid_order("10", 10).await;
+    let customer = anvil::fresh_address();
+    let early = anvil::send_token_from(&url, deposit, customer, tusd(10)).await;
+    // Beyond the few seconds of clock skew a refund allows.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    let r = create(
+        &app,
+        &id,
+        json!({"address": customer.to_string(), "reason": "late"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let rid = r.body["id"].as_str().unwrap();
+    submit(&app, &id, rid, early)
+        .await
+        .assert_error(422, "TX_BEFORE_REFUND");
+}
+
+#[tokio::test]
+async fn orders_with_nothing_received_or_of_others_refund_nothing() {
+    let app = spawn_app().await;
+    let customer = anvil::fresh_address().to_string();
+    let body = json!({"address": customer, "reason": "x"});
+    // PENDING, then AWAITING_PAYMENT: nothing received.
+    let o = app.create_deposit(&app.a, &json!({})).await;
+    let id = o.body["id"].as_str().unwrap().to_owned();
+    create(&app, &id, body.clone())
+        .await
+        .assert_error(422, "ORDER_NOT_REFUNDABLE");
+    let (paid_app, _url, _deposit, paid_id, _) = paid_order("10", 10).await;
+    // Another organization's order is not found, whatever its state.
+    paid_app
+        .signed_post(
+            &paid_app.b,
+            &format!("/pay-orders/{paid_id}/refunds"),
+            &body,
+            &[],
+        )
+        .await
+        .assert_error(404, "RESOURCE_NOT_FOUND");
+    let list = paid_app
+        .get(&paid_app.b, &format!("/pay-orders/{paid_id}/refunds"))
+        .await;
+    list.assert_error(404, "RESOURCE_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_partial_payment_is_refunded_on_the_sandbox_in_test_mode() {
+    let (app, _url, _deposit, id, _) = paid_order("10", 4).await;
+    let o = order(&app, &id).await;
+    assert_eq!(o["status"], "PARTIAL_PAYMENT");
+    let customer = anvil::fresh_address().to_string();
+    let r = create(
+        &app,
+        &id,
+        json!({"address": customer, "reason": "cancelled"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["amount"]["ui"], "4.0");
+    let rid = r.body["id"].as_str().unwrap().to_owned();
+    let sim = format!("/pay-orders/{id}/refunds/{rid}/simulate");
+    app.post(&app.a_live, &sim, None)
+        .await
+        .assert_error(403, "TEST_MODE_ONLY");
+    let s = app.post(&app.a, &sim, None).await;
+    assert_eq!(s.status, 200, "{}", s.text);
+    assert_eq!(s.body["status"], "confirming");
+    assert_eq!(s.body["transfer"]["sandbox"], true);
+    // Sandbox blocks are a second long: 2 confirmations follow.
+    let done = wait_refund(&app, &id, &rid, "succeeded").await;
+    assert_eq!(done["amount"]["ui"], "4.0");
+    let o = order(&app, &id).await;
+    // A partly paid order keeps its status; the refund shows what went back.
+    assert_eq!(o["status"], "PARTIAL_PAYMENT");
+    assert_eq!(o["amount_refunded"]["ui"], "4.0");
+}

@@ -1,0 +1,73 @@
+//! Refunds of a pay order: money the merchant sends back from the address the order was
+//! paid to (non-custodial: the service never holds funds). Refunds live inside the order
+//! document, so every refund write is the order's versioned write and two refunds created
+//! at once cannot together exceed what was received.
+
+use super::{Amount, ChainId, Currency, RefundId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+wire_enum!(
+    /// Where a refund is: `pending` (waiting for the merchant's transfer), `confirming`
+    /// (the transfer is mined and gaining confirmations), `succeeded` (final on chain).
+    /// A refund transfer reorged away sends the refund back to `pending`.
+    RefundStatus {
+        Pending = "pending",
+        Confirming = "confirming",
+        Succeeded = "succeeded",
+    }
+);
+
+/// What the merchant must send for a refund: `amount.raw` base units of `currency`
+/// (`token` is its contract, `null` for the native coin) on `chain_id`, to `to`, from `from`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefundInstructions {
+    pub chain_id: ChainId,
+    pub token: Option<String>,
+    /// The address the order was paid to: the refund is sent from there.
+    pub from: String,
+    pub to: String,
+    pub amount: Amount,
+}
+
+/// The refund transfer the merchant submitted, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefundTransfer {
+    pub tx_hash: String,
+    /// What the transaction sent to the refund address in the order's currency.
+    pub amount: Amount,
+    pub confirmations: u64,
+    pub required_confirmations: u32,
+    pub block_number: u64,
+    pub block_hash: String,
+    pub detected_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mined_at: Option<Timestamp>,
+    /// A simulated transfer on the sandbox chain (test mode only).
+    #[serde(default)]
+    pub sandbox: bool,
+}
+
+/// One refund of an order (`re_…`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OrderRefund {
+    pub id: RefundId,
+    pub status: RefundStatus,
+    /// How much is refunded, in the currency the order was paid in.
+    pub amount: Amount,
+    pub currency: Currency,
+    pub chain_id: ChainId,
+    /// Where the refund goes.
+    pub address: String,
+    pub reason: String,
+    pub created_at: Timestamp,
+    /// Exactly what to send.
+    pub instructions: RefundInstructions,
+    /// The refund transfer, once submitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<RefundTransfer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_at: Option<Timestamp>,
+}

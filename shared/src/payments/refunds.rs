@@ -1,0 +1,533 @@
+//! Refunds (non-custodial: the merchant sends them): what an order may refund, creating a
+//! refund inside the order's versioned write, verifying the merchant's refund transfer on
+//! chain and recording it with its claims, and following it to final in the confirmation
+//! checks, up to REFUNDED once everything received is refunded.
+
+use super::rules::{ConfirmationCheck, check_confirmations, counted, same, still_included};
+use super::verify::{NATIVE_VALUE_POSITION, reader_for};
+use super::{ATTEMPTS, PaymentError, Settler, VerifyError, enqueue_check, required_confirmations};
+use crate::chains::sandbox::{self, SandboxChain};
+use crate::chains::{ChainError, ChainTx, Inclusion, TxReader};
+use crate::model::{
+    Address, Amount, EventType, KeyMode, OrderId, OrderRefund, OrderStatus, OrderUpdate, PayOrder,
+    Payment, RawAmount, RefundId, RefundInstructions, RefundStatus, RefundTransfer, Timestamp,
+    TxClaim, TxHash,
+};
+use crate::store::StoreError;
+use std::sync::Arc;
+
+/// How far a refund transfer's block time may lag the refund's creation and still count
+/// (our clock and block times disagree by seconds). Tighter than a payment's: the merchant
+/// sends a refund after creating it, so a transfer from earlier is not this refund.
+pub const REFUND_SKEW_SECS: i64 = 10;
+
+/// Why a refund was not created or its transfer not recorded. Each has a code the API shows.
+#[derive(Debug, thiserror::Error)]
+pub enum RefundError {
+    #[error("an order in status {0} with nothing received has nothing to refund")]
+    NotRefundable(OrderStatus),
+    #[error("the refund exceeds what can still be refunded ({} {}: received, minus refunds succeeded or pending)", .available.ui, .symbol)]
+    Exceeds { available: Amount, symbol: String },
+    #[error("the order has no refund address; give `address` (on the chain the order was paid on)")]
+    AddressRequired,
+    #[error("{0}")]
+    InvalidAddress(String),
+    #[error("the refund amount must be more than zero")]
+    ZeroAmount,
+    #[error("this order has no refund {0}")]
+    NotFound(RefundId),
+    #[error("the refund is {0}; a transfer is recorded for pending refunds only")]
+    NotPending(RefundStatus),
+    #[error("the transaction sends {sent} to the refund address; the refund is {due}")]
+    TooSmall { sent: String, due: String },
+    #[error(
+        "the refund transfer is not sent from the address the order was paid to ({0}); refunds are sent from there"
+    )]
+    WrongSender(String),
+    #[error(
+        "the transaction was mined before the refund was created; an older transfer cannot be this refund"
+    )]
+    MinedBeforeRefund,
+    /// The hash is a payment of an order, or another refund's transfer.
+    #[error("this transfer is already recorded as {0}; a transfer counts once, ever")]
+    AlreadyUsed(&'static str),
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+}
+
+impl RefundError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RefundError::NotRefundable(_) => "ORDER_NOT_REFUNDABLE",
+            RefundError::Exceeds { .. } => "REFUND_EXCEEDS_RECEIVED",
+            RefundError::AddressRequired => "REFUND_ADDRESS_REQUIRED",
+            RefundError::InvalidAddress(_) => "INVALID_ADDRESS",
+            RefundError::ZeroAmount => "INVALID_AMOUNT",
+            RefundError::NotFound(_) => "RESOURCE_NOT_FOUND",
+            RefundError::NotPending(_) => "REFUND_NOT_PENDING",
+            RefundError::TooSmall { .. } => "REFUND_TX_TOO_SMALL",
+            RefundError::WrongSender(_) => "WRONG_SENDER",
+            RefundError::MinedBeforeRefund => "TX_BEFORE_REFUND",
+            RefundError::AlreadyUsed(_) => "TX_ALREADY_USED",
+            RefundError::Payment(p) => p.code(),
+        }
+    }
+}
+
+impl From<VerifyError> for RefundError {
+    fn from(e: VerifyError) -> Self {
+        RefundError::Payment(e.into())
+    }
+}
+
+impl From<StoreError> for RefundError {
+    fn from(e: StoreError) -> Self {
+        RefundError::Payment(e.into())
+    }
+}
+
+/// What refunds of `order` may add up to before any is created: everything received on a
+/// COMPLETED, EXPIRED (paid late, or partly paid), CANCELLED or PARTIAL_PAYMENT order;
+/// only the excess over the amount while an overpaid order is still confirming; nothing
+/// otherwise. Transfers reorged away do not count.
+pub fn refundable_base(order: &PayOrder) -> RawAmount {
+    let received = counted(&order.transfers);
+    match order.status {
+        OrderStatus::Completed
+        | OrderStatus::Expired
+        | OrderStatus::Cancelled
+        | OrderStatus::PartialPayment => received,
+        OrderStatus::AwaitingConfirmation | OrderStatus::OptimisticConfirmed if order.paid_over => {
+            let required = order
+                .payment
+                .as_ref()
+                .map(|p| p.input.amount.raw)
+                .unwrap_or(received);
+            received.saturating_sub(required)
+        }
+        _ => RawAmount::ZERO,
+    }
+}
+
+/// What the order's refunds already take: succeeded, confirming and pending alike (a
+/// pending refund holds its amount until it is sent, so two refunds never promise the same
+/// money).
+pub fn committed(order: &PayOrder) -> RawAmount {
+    order.refunds.iter().fold(RawAmount::ZERO, |sum, r| {
+        sum.checked_add(r.amount.raw).unwrap_or(sum)
+    })
+}
+
+/// What may still be refunded: [`refundable_base`] minus [`committed`].
+pub fn refundable(order: &PayOrder) -> RawAmount {
+    refundable_base(order).saturating_sub(committed(order))
+}
+
+/// What the merchant asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RefundRequest {
+    /// Base units of the payment currency; all that may still be refunded when absent.
+    pub amount: Option<RawAmount>,
+    /// Where to send; the payment's refund address when absent.
+    pub address: Option<String>,
+    pub reason: String,
+}
+
+/// The write that creates a refund on `order` (with `refund.created`), and its id.
+pub fn create_refund(
+    order: &PayOrder,
+    req: &RefundRequest,
+    now: Timestamp,
+) -> Result<(OrderUpdate, RefundId), RefundError> {
+    let base = refundable_base(order);
+    let Some(payment) = order.payment.as_ref().filter(|_| !base.is_zero()) else {
+        return Err(RefundError::NotRefundable(order.status));
+    };
+    let currency = payment.input.currency.clone();
+    let available = base.saturating_sub(committed(order));
+    let amount = req.amount.unwrap_or(available);
+    if req.amount.is_some_and(|a| a.is_zero()) {
+        return Err(RefundError::ZeroAmount);
+    }
+    if amount.is_zero() || amount > available {
+        return Err(RefundError::Exceeds {
+            available: Amount::new(available, currency.decimals),
+            symbol: currency.symbol.clone(),
+        });
+    }
+    let address = refund_address(payment, req.address.as_deref())?;
+    let id = RefundId::generate();
+    let amount = Amount::new(amount, currency.decimals);
+    let refund = OrderRefund {
+        id: id.clone(),
+        status: RefundStatus::Pending,
+        amount: amount.clone(),
+        chain_id: currency.chain_id,
+        address: address.clone(),
+        reason: req.reason.clone(),
+        created_at: now,
+        instructions: RefundInstructions {
+            chain_id: currency.chain_id,
+            token: currency.address.clone(),
+            from: payment.deposit_address().to_owned(),
+            to: address,
+            amount,
+        },
+        currency,
+        transfer: None,
+        succeeded_at: None,
+    };
+    let update = order
+        .edit(now, |o| o.refunds.push(refund))
+        .map_err(|_| RefundError::NotRefundable(order.status))?
+        .with_event(EventType::RefundCreated);
+    Ok((update, id))
+}
+
+/// The refund address: the one given, else the payment's; valid on the payment's chain
+/// and never the deposit address itself (a transfer there would look like a payment).
+fn refund_address(payment: &Payment, given: Option<&str>) -> Result<String, RefundError> {
+    let text = given
+        .map(str::to_owned)
+        .or_else(|| payment.refund.as_ref().map(|r| r.address.clone()))
+        .ok_or(RefundError::AddressRequired)?;
+    let family = payment.family();
+    let address = Address::parse(family, text.trim()).map_err(|e| {
+        RefundError::InvalidAddress(format!(
+            "address is not an address of chain {}: {e}",
+            payment.input.currency.chain_id
+        ))
+    })?;
+    let address = address.to_string();
+    if same(family, &address, payment.deposit_address()) {
+        return Err(RefundError::InvalidAddress(
+            "the refund address is the order's own deposit address".into(),
+        ));
+    }
+    Ok(address)
+}
+
+/// A refund transfer as verified on chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedRefund {
+    pub inclusion: Inclusion,
+    pub amount: RawAmount,
+    pub claims: Vec<TxClaim>,
+}
+
+/// Checks that `tx` (the transaction `hash`) sends `refund`: mined and successful, in the
+/// order's currency, to the refund address, from the deposit address the order was paid
+/// to, at least the refund amount (more is accepted: the merchant may round up or send
+/// more), and not mined before the refund was created.
+pub fn check_refund_tx(
+    order: &PayOrder,
+    payment: &Payment,
+    refund: &OrderRefund,
+    hash: &TxHash,
+    tx: &ChainTx,
+) -> Result<VerifiedRefund, RefundError> {
+    use super::PaymentMismatch as M;
+    let Some(inclusion) = tx.inclusion.clone() else {
+        return Err(VerifyError::Pending.into());
+    };
+    if !inclusion.success {
+        return Err(VerifyError::Mismatch(M::TxFailed).into());
+    }
+    let family = payment.family();
+    let currency = &payment.input.currency;
+    let right_token = |t: &&crate::chains::Transfer| match (&currency.address, &t.token) {
+        (None, None) => true,
+        (Some(want), Some(got)) => same(family, want, got),
+        _ => false,
+    };
+    let to_refund: Vec<_> = tx
+        .transfers
+        .iter()
+        .filter(|t| same(family, &t.to, &refund.address))
+        .collect();
+    let right: Vec<_> = to_refund.iter().copied().filter(right_token).collect();
+    if right.is_empty() {
+        let m = if to_refund.is_empty() {
+            M::WrongRecipient
+        } else {
+            M::WrongToken
+        };
+        return Err(VerifyError::Mismatch(m).into());
+    }
+    let deposit = payment.deposit_address();
+    let sent: Vec<_> = right
+        .into_iter()
+        .filter(|t| same(family, &t.from, deposit))
+        .collect();
+    if sent.is_empty() {
+        return Err(RefundError::WrongSender(deposit.to_owned()));
+    }
+    let block_time = i64::try_from(inclusion.timestamp).unwrap_or(i64::MAX);
+    if block_time.saturating_add(REFUND_SKEW_SECS) < refund.created_at.unix() {
+        return Err(RefundError::MinedBeforeRefund);
+    }
+    let mut amount = RawAmount::ZERO;
+    let mut claims = Vec::new();
+    let tx_hash = hash.to_string();
+    for t in sent {
+        amount = amount
+            .checked_add(t.amount)
+            .ok_or_else(|| ChainError::Malformed("transfer amounts overflow".into()))
+            .map_err(VerifyError::from)?;
+        let position = t.position.unwrap_or(NATIVE_VALUE_POSITION);
+        let claim = TxClaim::for_refund(order, currency.chain_id, &tx_hash, position);
+        if !claims.contains(&claim) {
+            // Its payment-side twin too, in the same write (see `verify_transaction`).
+            claims.push(claim.other_purpose());
+            claims.insert(claims.len() - 1, claim);
+        }
+    }
+    if amount < refund.amount.raw {
+        return Err(RefundError::TooSmall {
+            sent: amount.to_ui(currency.decimals),
+            due: refund.amount.ui.clone(),
+        });
+    }
+    Ok(VerifiedRefund {
+        inclusion,
+        amount,
+        claims,
+    })
+}
+
+/// The reader that answers for a refund transfer `hash`: the sandbox (as a transfer from
+/// the deposit address to the refund address) for a sandbox hash on a test-mode order,
+/// the order's chain otherwise.
+fn refund_reader(
+    s: &Settler,
+    order: &PayOrder,
+    payment: &Payment,
+    address: &str,
+    hash: &TxHash,
+) -> Result<Arc<dyn TxReader>, ChainError> {
+    if !order.livemode && sandbox::is_sandbox(hash) {
+        return Ok(Arc::new(SandboxChain::for_refund(payment, address)));
+    }
+    reader_for(&s.chains, order, payment, hash)
+}
+
+/// Verifies `hash` as the transfer of refund `refund_id` of `order_id` and records it
+/// (refund `confirming`, its claims in the same write), then queues a confirmation check.
+/// Submitting the same transaction for the same refund again changes nothing.
+pub async fn record_refund(
+    s: &Settler,
+    order_id: &OrderId,
+    refund_id: &RefundId,
+    hash: &TxHash,
+    now: Timestamp,
+) -> Result<PayOrder, RefundError> {
+    let key = hash.to_string();
+    for _ in 0..ATTEMPTS {
+        let order = s
+            .store
+            .get_order(order_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let payment = order
+            .payment
+            .clone()
+            .ok_or(PaymentError::NoPaymentDetails)?;
+        let refund = order
+            .refunds
+            .iter()
+            .find(|r| &r.id == refund_id)
+            .cloned()
+            .ok_or_else(|| RefundError::NotFound(refund_id.clone()))?;
+        if refund.transfer.as_ref().is_some_and(|t| t.tx_hash == key) {
+            return Ok(order);
+        }
+        if refund.status != RefundStatus::Pending {
+            return Err(RefundError::NotPending(refund.status));
+        }
+        if order.transfers.iter().any(|t| t.tx_hash == key) {
+            return Err(RefundError::AlreadyUsed("a payment of this order"));
+        }
+        if order
+            .refunds
+            .iter()
+            .any(|r| r.transfer.as_ref().is_some_and(|t| t.tx_hash == key))
+        {
+            return Err(RefundError::AlreadyUsed("another refund of this order"));
+        }
+        let reader =
+            refund_reader(s, &order, &payment, &refund.address, hash).map_err(VerifyError::from)?;
+        let tx = reader
+            .transaction(hash)
+            .await
+            .map_err(VerifyError::from)?
+            .ok_or(VerifyError::NotFound)?;
+        let verified = check_refund_tx(&order, &payment, &refund, hash, &tx)?;
+        for claim in verified.claims.iter().filter(|c| c.refund) {
+            // The payment side: held by any order (this one's own payment included), it
+            // was a payment. Only this order's own refund twin may be there.
+            match s.store.get_tx_claim(&claim.other_purpose().key()).await? {
+                Some(owner) if &owner != order_id => {
+                    return Err(RefundError::AlreadyUsed("a payment"));
+                }
+                _ => {}
+            }
+            match s.store.get_tx_claim(&claim.key()).await? {
+                Some(owner) if &owner != order_id => {
+                    return Err(RefundError::AlreadyUsed("a refund of another order"));
+                }
+                _ => {}
+            }
+        }
+        let chain = payment.input.currency.chain_id;
+        let org = s.store.get_organization(&order.organization_id).await?;
+        let required = required_confirmations(
+            order.confirmations,
+            org.and_then(|o| o.confirmations(KeyMode::of(order.livemode), chain)),
+            chain,
+        );
+        let head = reader.head().await.map_err(VerifyError::from)?;
+        let transfer = RefundTransfer {
+            tx_hash: key.clone(),
+            amount: Amount::new(verified.amount, payment.input.currency.decimals),
+            confirmations: (head + 1).saturating_sub(verified.inclusion.block_number),
+            required_confirmations: required,
+            block_number: verified.inclusion.block_number,
+            block_hash: verified.inclusion.block_hash.clone(),
+            detected_at: now,
+            mined_at: i64::try_from(verified.inclusion.timestamp)
+                .ok()
+                .and_then(Timestamp::from_unix),
+            sandbox: sandbox::is_sandbox(hash) && !order.livemode,
+        };
+        let update = order
+            .edit(now, |o| {
+                if let Some(r) = o.refunds.iter_mut().find(|r| &r.id == refund_id) {
+                    r.status = RefundStatus::Confirming;
+                    r.transfer = Some(transfer);
+                }
+                // Confirmation checks start a new series (any older one is dropped).
+                o.check_round = o.check_round.wrapping_add(1);
+            })
+            .map_err(|_| RefundError::NotPending(refund.status))?;
+        let update = verified
+            .claims
+            .into_iter()
+            .fold(update, |u, c| u.with_tx_claim(c));
+        match s.store.update_order(&update).await {
+            Ok(()) => {
+                let order = update.order().clone();
+                enqueue_check(s, &order.id, Some(order.check_round), 0)
+                    .await
+                    .map_err(PaymentError::from)?;
+                return Ok(order);
+            }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(StoreError::TxAlreadyClaimed { .. }) => {
+                return Err(RefundError::AlreadyUsed("a refund of another order"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(PaymentError::Busy.into())
+}
+
+/// Whether every counted transfer received is refunded by succeeded refunds.
+pub fn fully_refunded(order: &PayOrder) -> bool {
+    let received = counted(&order.transfers);
+    let refunded = order
+        .amount_refunded()
+        .map(|a| a.raw)
+        .unwrap_or(RawAmount::ZERO);
+    !received.is_zero() && refunded >= received
+}
+
+/// The confirmation counts of the order's confirming refund transfers and the write they
+/// call for: a reorged one goes back to `pending` (its transfer forgotten), a final one
+/// `succeeded` (with `refund.succeeded`); once everything received is refunded, the order
+/// moves to REFUNDED where the transition table allows it (COMPLETED, EXPIRED paid late).
+/// `None` when nothing changed.
+pub(crate) async fn refunds_update(
+    s: &Settler,
+    order: &PayOrder,
+    now: Timestamp,
+) -> Result<Option<OrderUpdate>, super::AdvanceError> {
+    let payment = order
+        .payment
+        .as_ref()
+        .ok_or_else(|| StoreError::Corrupt(format!("order {} has no payment", order.id)))?;
+    let family = payment.family();
+    let mut refunds = order.refunds.clone();
+    let mut succeeded = false;
+    for r in refunds
+        .iter_mut()
+        .filter(|r| r.status == RefundStatus::Confirming)
+    {
+        let Some(t) = r.transfer.clone() else {
+            continue;
+        };
+        let hash = TxHash::parse(family, &t.tx_hash)
+            .map_err(|e| StoreError::Corrupt(format!("stored tx hash {}: {e}", t.tx_hash)))?;
+        let reader = refund_reader(s, order, payment, &r.address, &hash)?;
+        let current = reader.transaction(&hash).await?.and_then(|tx| tx.inclusion);
+        let head = reader.head().await?;
+        let canonical = if still_included(t.block_number, &t.block_hash, current.as_ref()) {
+            None
+        } else {
+            reader.block_hash(t.block_number).await?
+        };
+        match check_confirmations(
+            t.block_number,
+            &t.block_hash,
+            current.as_ref(),
+            canonical.as_deref(),
+            head,
+            t.required_confirmations,
+        ) {
+            ConfirmationCheck::Reorged => {
+                r.status = RefundStatus::Pending;
+                r.transfer = None;
+            }
+            ConfirmationCheck::Confirmed { confirmations } => {
+                r.status = RefundStatus::Succeeded;
+                r.succeeded_at = Some(now);
+                if let Some(t) = r.transfer.as_mut() {
+                    t.confirmations = confirmations;
+                }
+                succeeded = true;
+            }
+            ConfirmationCheck::Pending { confirmations } => {
+                if let Some(t) = r.transfer.as_mut() {
+                    t.confirmations = confirmations;
+                }
+            }
+            ConfirmationCheck::Unsure => {
+                tracing::warn!(order_id = %order.id, tx = %t.tx_hash, "a refund transfer's block disagrees with the chain but shows no reorg; checking again later");
+            }
+        }
+    }
+    if refunds == order.refunds {
+        return Ok(None);
+    }
+    let set = |o: &mut PayOrder| o.refunds = refunds.clone();
+    let mut next = order.clone();
+    set(&mut next);
+    let update = if succeeded && fully_refunded(&next) {
+        match order.transition(now, OrderStatus::Refunded, set) {
+            Ok(u) => u,
+            // CANCELLED, PARTIAL_PAYMENT, EXPIRED paid in time: the status stays, the
+            // refunds show what went back.
+            Err(_) => order
+                .edit(now, set)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        }
+    } else {
+        order
+            .edit(now, set)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+    };
+    Ok(Some(if succeeded {
+        update.and_event(EventType::RefundSucceeded)
+    } else {
+        update
+    }))
+}

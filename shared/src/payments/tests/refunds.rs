@@ -1,0 +1,462 @@
+//! Refunds attacked the way money gets lost: too much, twice at once, an old transfer, the
+//! payment itself, someone else's transfer, the wrong token, address or sender, one
+//! transfer for two refunds or for a refund and a payment, and reorgs.
+
+use super::*;
+
+/// Where the customer gets their money back.
+const CUSTOMER: &str = "0x1111111111111111111111111111111111111111";
+
+fn raw(n: u128) -> RawAmount {
+    RawAmount::from_u128(n)
+}
+
+fn ask(amount: Option<u128>, address: Option<&str>) -> RefundRequest {
+    RefundRequest {
+        amount: amount.map(raw),
+        address: address.map(str::to_owned),
+        reason: "customer asked".into(),
+    }
+}
+
+impl Rig {
+    /// An order of 25 USDC to `SHOP` paid with `paid` (one transfer), confirmed to
+    /// COMPLETED when `paid` covers it.
+    async fn paid(&self, org: &OrgId, paid: u128) -> PayOrder {
+        let o = self.waiting(org, SHOP, 25_000_000).await;
+        let tx = self.chain.mine(11, 5, &[(USDC, SHOP, paid)]);
+        self.pay(&o.id, &tx).await.unwrap();
+        self.chain.set_head(40);
+        self.check(&o.id).await;
+        self.get(&o.id).await
+    }
+
+    /// Creates a refund (one versioned write); its id.
+    async fn refund(&self, id: &OrderId, req: RefundRequest) -> Result<RefundId, RefundError> {
+        let order = self.get(id).await;
+        let (u, rid) = create_refund(&order, &req, Timestamp::now())?;
+        self.s.store.update_order(&u).await.unwrap();
+        Ok(rid)
+    }
+
+    async fn send_refund(&self, id: &OrderId, rid: &RefundId, hash: &TxHash) -> &'static str {
+        match record_refund(&self.s, id, rid, hash, Timestamp::now()).await {
+            Ok(_) => "OK",
+            Err(e) => e.code(),
+        }
+    }
+}
+
+#[test]
+fn what_each_order_may_refund() {
+    let org = OrgId::generate();
+    let mut o = crate::testing::order(&org, false, Timestamp::now());
+    o.payment = Some(crate::testing::payment(
+        &format!("{CHAIN}:{}", USDC.to_lowercase()),
+        1_000,
+        SHOP,
+    ));
+    let transfer = |amount: u128, status: TransferStatus| ReceivedTransfer {
+        tx_hash: format!("0x{amount}"),
+        amount: Amount::new(raw(amount), 6),
+        status,
+        confirmations: 1,
+        required_confirmations: 1,
+        block_number: 1,
+        block_hash: "0x1".into(),
+        from_address: None,
+        detected_at: Timestamp::now(),
+        confirmed_at: None,
+        sandbox: false,
+        mined_at: None,
+    };
+    o.transfers = vec![
+        transfer(1_200, TransferStatus::Confirmed),
+        // Reorged away: never refundable.
+        transfer(5_000, TransferStatus::Reorged),
+    ];
+    let with = |status: OrderStatus, over: bool| {
+        let mut o = o.clone();
+        o.status = status;
+        o.paid_over = over;
+        refundable(&o)
+    };
+    for s in [
+        OrderStatus::Completed,
+        OrderStatus::Expired,
+        OrderStatus::Cancelled,
+        OrderStatus::PartialPayment,
+    ] {
+        assert_eq!(with(s, false), raw(1_200), "{s}");
+    }
+    // Still confirming: only the excess over the amount.
+    assert_eq!(with(OrderStatus::AwaitingConfirmation, true), raw(200));
+    assert_eq!(with(OrderStatus::AwaitingConfirmation, false), raw(0));
+    for s in [
+        OrderStatus::Pending,
+        OrderStatus::AwaitingPayment,
+        OrderStatus::Refunded,
+        OrderStatus::Failed,
+    ] {
+        assert_eq!(with(s, false), raw(0), "{s}");
+    }
+    // Nothing received: nothing to refund, whatever the status.
+    let mut none = o.clone();
+    none.transfers.clear();
+    none.status = OrderStatus::Completed;
+    assert_eq!(
+        create_refund(&none, &ask(None, Some(CUSTOMER)), Timestamp::now())
+            .unwrap_err()
+            .code(),
+        "ORDER_NOT_REFUNDABLE"
+    );
+}
+
+#[test]
+fn a_refund_never_exceeds_what_is_left_and_needs_an_address() {
+    let org = OrgId::generate();
+    let mut o = crate::testing::order(&org, false, Timestamp::now());
+    let mut p = crate::testing::payment(&format!("{CHAIN}:{}", USDC.to_lowercase()), 1_000, SHOP);
+    p.received = Some(Amount::new(raw(1_000), 6));
+    o.payment = Some(p);
+    o.status = OrderStatus::Completed;
+    o.transfers = vec![ReceivedTransfer {
+        tx_hash: "0x1".into(),
+        amount: Amount::new(raw(1_000), 6),
+        status: TransferStatus::Confirmed,
+        confirmations: 1,
+        required_confirmations: 1,
+        block_number: 1,
+        block_hash: "0x1".into(),
+        from_address: None,
+        detected_at: Timestamp::now(),
+        confirmed_at: None,
+        sandbox: false,
+        mined_at: None,
+    }];
+    let now = Timestamp::now();
+    let code = |o: &PayOrder, r: RefundRequest| create_refund(o, &r, now).unwrap_err().code();
+    assert_eq!(
+        code(&o, ask(Some(1_001), Some(CUSTOMER))),
+        "REFUND_EXCEEDS_RECEIVED"
+    );
+    assert_eq!(code(&o, ask(Some(0), Some(CUSTOMER))), "INVALID_AMOUNT");
+    assert_eq!(code(&o, ask(None, None)), "REFUND_ADDRESS_REQUIRED");
+    assert_eq!(code(&o, ask(None, Some("0x12"))), "INVALID_ADDRESS");
+    // Back to the deposit address would look like a payment: refused.
+    assert_eq!(
+        code(&o, ask(None, Some(&SHOP.to_lowercase()))),
+        "INVALID_ADDRESS"
+    );
+
+    // 400 now: pending, it holds its amount.
+    let (u, id) = create_refund(&o, &ask(Some(400), Some(CUSTOMER)), now).unwrap();
+    let after = u.order();
+    assert_eq!(u.event().unwrap().event_type, EventType::RefundCreated);
+    assert_eq!(after.status, OrderStatus::Completed);
+    let r = &after.refunds[0];
+    assert_eq!((r.id.clone(), r.status), (id, RefundStatus::Pending));
+    assert_eq!(r.instructions.from, SHOP);
+    assert_eq!(r.instructions.to, CUSTOMER);
+    assert_eq!(
+        r.instructions.token.as_deref().map(str::to_lowercase),
+        Some(USDC.to_lowercase())
+    );
+    assert_eq!(r.instructions.amount.raw, raw(400));
+    assert_eq!(refundable(after), raw(600));
+    assert_eq!(
+        code(after, ask(Some(601), Some(CUSTOMER))),
+        "REFUND_EXCEEDS_RECEIVED"
+    );
+    // Without an amount: all that is left, to the payment's refund address.
+    let mut with_address = after.clone();
+    with_address.payment.as_mut().unwrap().refund = Some(Refund {
+        address: CUSTOMER.into(),
+    });
+    let (u, _) = create_refund(&with_address, &ask(None, None), now).unwrap();
+    assert_eq!(u.order().refunds[1].amount.raw, raw(600));
+    assert_eq!(u.order().refunds[1].address, CUSTOMER);
+    assert_eq!(
+        code(u.order(), ask(None, Some(CUSTOMER))),
+        "REFUND_EXCEEDS_RECEIVED"
+    );
+    // Nothing succeeded yet: nothing shows as refunded.
+    assert_eq!(u.order().amount_refunded().unwrap().raw, raw(0));
+    assert_eq!(u.order().api_view()["amount_refunded"]["raw"], "0");
+}
+
+#[tokio::test]
+async fn two_refunds_created_at_once_never_exceed_what_was_received() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 25_000_000).await;
+    assert_eq!(o.status, OrderStatus::Completed);
+    // Both built from the same version: 15 + 15 > 25. The second write loses its version.
+    let now = Timestamp::now();
+    let (a, _) = create_refund(&o, &ask(Some(15_000_000), Some(CUSTOMER)), now).unwrap();
+    let (b, _) = create_refund(&o, &ask(Some(15_000_000), Some(CUSTOMER)), now).unwrap();
+    let (ra, rb) = tokio::join!(r.s.store.update_order(&a), r.s.store.update_order(&b));
+    assert_eq!(
+        [ra.is_ok(), rb.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{ra:?} {rb:?}"
+    );
+    // Retried on the new version, it is refused.
+    assert_eq!(
+        r.refund(&o.id, ask(Some(15_000_000), Some(CUSTOMER)))
+            .await
+            .unwrap_err()
+            .code(),
+        "REFUND_EXCEEDS_RECEIVED"
+    );
+    let now = r.get(&o.id).await;
+    assert_eq!(now.refunds.len(), 1);
+    assert_eq!(refundable(&now), raw(10_000_000));
+}
+
+#[tokio::test]
+async fn partial_then_full_refund_confirmed_to_refunded() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 25_000_000).await;
+    let first = r
+        .refund(&o.id, ask(Some(10_000_000), Some(CUSTOMER)))
+        .await
+        .unwrap();
+    let tx = r
+        .chain
+        .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 10_000_000)]);
+    assert_eq!(r.send_refund(&o.id, &first, &tx).await, "OK");
+    // The same transfer for the same refund again: nothing changes.
+    let v = r.get(&o.id).await.version;
+    assert_eq!(r.send_refund(&o.id, &first, &tx).await, "OK");
+    assert_eq!(r.get(&o.id).await.version, v);
+    let confirming = r.get(&o.id).await;
+    assert_eq!(confirming.refunds[0].status, RefundStatus::Confirming);
+    assert!(confirming.awaits_check());
+    // A check is queued in the order's live series.
+    let last = r.sent.0.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last.round, Some(confirming.check_round));
+
+    r.chain.set_head(80);
+    assert_eq!(r.check(&o.id).await, Progress::Settled);
+    let partly = r.get(&o.id).await;
+    assert_eq!(partly.refunds[0].status, RefundStatus::Succeeded);
+    assert_eq!(partly.status, OrderStatus::Completed);
+    assert_eq!(partly.amount_refunded().unwrap().raw, raw(10_000_000));
+
+    let rest = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
+    let tx2 = r
+        .chain
+        .mine_from(81, 0, SHOP, &[(USDC, CUSTOMER, 15_000_000)]);
+    assert_eq!(r.send_refund(&o.id, &rest, &tx2).await, "OK");
+    r.chain.set_head(120);
+    assert_eq!(r.check(&o.id).await, Progress::Settled);
+    let done = r.get(&o.id).await;
+    assert_eq!(done.status, OrderStatus::Refunded);
+    assert_eq!(done.amount_refunded().unwrap().raw, raw(25_000_000));
+    let types: Vec<EventType> = r.events(&org).await.iter().map(|e| e.event_type).collect();
+    assert!(types.contains(&EventType::OrderRefunded), "{types:?}");
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| **t == EventType::RefundSucceeded)
+            .count(),
+        2
+    );
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| **t == EventType::RefundCreated)
+            .count(),
+        2
+    );
+    // Nothing is left to refund.
+    assert_eq!(
+        r.refund(&o.id, ask(None, Some(CUSTOMER)))
+            .await
+            .unwrap_err()
+            .code(),
+        "ORDER_NOT_REFUNDABLE"
+    );
+}
+
+#[tokio::test]
+async fn refund_transfers_that_are_not_this_refund_are_refused() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 25_000_000).await;
+    let payment_tx = TxHash::parse(ChainFamily::Evm, &o.transfers[0].tx_hash).unwrap();
+    // A transfer from the deposit address to the customer sent before the refund exists.
+    let early = r
+        .chain
+        .mine_from(41, 60, SHOP, &[(USDC, CUSTOMER, 10_000_000)]);
+    let rid = r
+        .refund(&o.id, ask(Some(10_000_000), Some(CUSTOMER)))
+        .await
+        .unwrap();
+    let cases = [
+        // The payment itself.
+        (payment_tx, "TX_ALREADY_USED"),
+        (early, "TX_BEFORE_REFUND"),
+        (
+            r.chain.mine_from(42, 0, SHOP, &[(USDC, OTHER, 10_000_000)]),
+            "WRONG_RECIPIENT",
+        ),
+        (
+            r.chain
+                .mine_from(42, 0, SHOP, &[(OTHER, CUSTOMER, 10_000_000)]),
+            "WRONG_TOKEN",
+        ),
+        (
+            r.chain
+                .mine_from(42, 0, SHOP, &[(USDC, CUSTOMER, 9_999_999)]),
+            "REFUND_TX_TOO_SMALL",
+        ),
+        // Someone else paid the customer: not the merchant's refund.
+        (
+            r.chain
+                .mine_from(42, 0, OTHER, &[(USDC, CUSTOMER, 10_000_000)]),
+            "WRONG_SENDER",
+        ),
+    ];
+    for (tx, want) in cases {
+        assert_eq!(r.send_refund(&o.id, &rid, &tx).await, want, "{tx}");
+    }
+    assert_eq!(r.get(&o.id).await.refunds[0].status, RefundStatus::Pending);
+    // An unknown refund id.
+    let good = r
+        .chain
+        .mine_from(43, 0, SHOP, &[(USDC, CUSTOMER, 12_000_000)]);
+    assert_eq!(
+        r.send_refund(&o.id, &RefundId::generate(), &good).await,
+        "RESOURCE_NOT_FOUND"
+    );
+    // More than due is accepted; the same transfer for a second refund is not.
+    assert_eq!(r.send_refund(&o.id, &rid, &good).await, "OK");
+    let second = r
+        .refund(&o.id, ask(Some(1_000_000), Some(CUSTOMER)))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.send_refund(&o.id, &second, &good).await,
+        "TX_ALREADY_USED"
+    );
+    // Nor for a refund of another order of the organization.
+    let other = r.paid(&org, 25_000_000).await;
+    let theirs = r
+        .refund(&other.id, ask(Some(1_000_000), Some(CUSTOMER)))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.send_refund(&other.id, &theirs, &good).await,
+        "TX_ALREADY_USED"
+    );
+    // A refund transfer never pays an order whose deposit address is the refund address.
+    let at_customer = r.waiting(&org, CUSTOMER, 12_000_000).await;
+    assert_eq!(code(r.pay(&at_customer.id, &good).await), "TX_ALREADY_USED");
+    // And a payment transfer is never a refund (claimed for the payment first).
+    let pays = r.waiting(&org, CUSTOMER, 5_000_000).await;
+    let paid_tx = r
+        .chain
+        .mine_from(44, 0, SHOP, &[(USDC, CUSTOMER, 5_000_000)]);
+    assert_eq!(code(r.pay(&pays.id, &paid_tx).await), "OK");
+    let third = r
+        .refund(&o.id, ask(Some(1_000_000), Some(CUSTOMER)))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.send_refund(&o.id, &third, &paid_tx).await,
+        "TX_ALREADY_USED"
+    );
+}
+
+#[tokio::test]
+async fn a_reorged_refund_transfer_sends_the_refund_back_to_pending() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 25_000_000).await;
+    let rid = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
+    let tx = r
+        .chain
+        .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+    assert_eq!(r.send_refund(&o.id, &rid, &tx).await, "OK");
+    r.chain.reorg(41, &[], 42);
+    r.check(&o.id).await;
+    let back = r.get(&o.id).await;
+    assert_eq!(back.refunds[0].status, RefundStatus::Pending);
+    assert!(back.refunds[0].transfer.is_none());
+    assert_eq!(back.status, OrderStatus::Completed);
+    // Sent again (a new transaction): recorded and final.
+    let again = r
+        .chain
+        .mine_from(43, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+    assert_eq!(r.send_refund(&o.id, &rid, &again).await, "OK");
+    r.chain.set_head(90);
+    r.check(&o.id).await;
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::Refunded);
+}
+
+#[tokio::test]
+async fn a_late_payment_refunded_in_full_makes_the_expired_order_refunded() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.waiting_until(&org, SHOP, 25_000_000, 1).await;
+    expire_orders(&*r.s.store, Timestamp::now().plus_seconds(5), 100)
+        .await
+        .unwrap();
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::Expired);
+    // Mined after the expiry, by the chain's clock: a late payment.
+    let late = r.chain.mine(12, -10, &[(USDC, SHOP, 25_000_000)]);
+    r.pay(&o.id, &late).await.unwrap();
+    r.chain.set_head(40);
+    r.check(&o.id).await;
+    let paid = r.get(&o.id).await;
+    assert!(paid.paid_late);
+    assert_eq!(paid.status, OrderStatus::Expired);
+    let rid = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
+    assert_eq!(r.get(&o.id).await.refunds[0].amount.raw, raw(25_000_000));
+    // Sent a little later than the refund was created (the chain's clock runs ahead here).
+    let back = r
+        .chain
+        .mine_from(41, -10, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+    assert_eq!(r.send_refund(&o.id, &rid, &back).await, "OK");
+    r.chain.set_head(80);
+    r.check(&o.id).await;
+    let done = r.get(&o.id).await;
+    assert_eq!(done.status, OrderStatus::Refunded);
+    assert!(
+        r.events(&org)
+            .await
+            .iter()
+            .any(|e| e.event_type == EventType::OrderRefunded)
+    );
+}
+
+/// One transfer from the deposit address of order A to the deposit address of order B of
+/// the same organization, submitted as A's refund and as B's payment at the same moment:
+/// exactly one of them takes it (their claims are written with each other's twin, in the
+/// same write as the order).
+#[tokio::test]
+async fn a_transfer_submitted_as_a_refund_and_a_payment_at_once_counts_once() {
+    for _ in 0..10 {
+        let r = rig();
+        let org = OrgId::generate();
+        let a = r.paid(&org, 25_000_000).await;
+        let b = r.waiting(&org, CUSTOMER, 10_000_000).await;
+        let rid = r
+            .refund(&a.id, ask(Some(10_000_000), Some(CUSTOMER)))
+            .await
+            .unwrap();
+        let tx = r
+            .chain
+            .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 10_000_000)]);
+        let (refunded, paid) = tokio::join!(r.send_refund(&a.id, &rid, &tx), r.pay(&b.id, &tx));
+        let mut outcomes = [refunded, code(paid)];
+        outcomes.sort_unstable();
+        assert_eq!(outcomes, ["OK", "TX_ALREADY_USED"]);
+        let refund_took_it = r.get(&a.id).await.refunds[0].transfer.is_some();
+        let payment_took_it = !r.get(&b.id).await.transfers.is_empty();
+        assert!(refund_took_it != payment_took_it, "exactly one holds it");
+    }
+}
