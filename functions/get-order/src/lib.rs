@@ -1,9 +1,35 @@
 //! `GET /pay-orders/{id}`: one order of the caller's organization and mode; anything else
-//! (another organization's, the other mode's, a malformed id) is a 404.
+//! (another organization's, the other mode's, a malformed id) is a 404. With
+//! `include=audit_log`, the order carries its own audit trail too (`audit_log`: the newest
+//! 100 entries about it, as `GET /audit-log?object_id=` lists them).
 
-use payorders::OrderId;
-use payorders::http::{self, ApiError, Body, Request, Response, render};
+use payorders::http::{self, ApiError, Body, Params, Request, Response, render};
 use payorders::runtime::Services;
+use payorders::store::{AuditFilter, ListWindow};
+use payorders::{AuditEntry, OrderId};
+use serde::Deserialize;
+
+/// The query string of `GET /pay-orders/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct GetOrderQuery {
+    /// `audit_log`: add the order's audit trail.
+    #[cfg_attr(feature = "openapi", param(value_type = Option<String>))]
+    include: Option<Include>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Include {
+    AuditLog,
+}
+
+impl Params for GetOrderQuery {
+    fn code(_field: &str) -> &'static str {
+        "INVALID_PARAMETER"
+    }
+}
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::limits::serve_read(&*svc.store, &req, |_| get(svc, &req)).await)
@@ -13,6 +39,25 @@ async fn get(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> 
     let ctx = http::auth(req)?;
     http::no_body(req)?;
     let id = http::path_id(req, "id", "pay order", OrderId::parse)?;
+    let q: GetOrderQuery = http::request::query(req)?;
     let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
-    Ok(http::json(200, &render::order(&order, &http::links(req))))
+    let mut view = render::order(&order, &http::links(req));
+    if let Some(Include::AuditLog) = q.include {
+        let w = ListWindow {
+            limit: 100,
+            ..ListWindow::new(ctx.org_id.clone(), ctx.mode)
+        };
+        let filter = AuditFilter {
+            object_id: Some(id.to_string()),
+            key_id: None,
+        };
+        let page = svc.store.list_audit_entries(&w, &filter).await?;
+        let entries: Vec<_> = page
+            .data
+            .iter()
+            .map(|e: &AuditEntry| e.api_view(None))
+            .collect();
+        view["audit_log"] = serde_json::json!(entries);
+    }
+    Ok(http::json(200, &view))
 }

@@ -977,8 +977,8 @@ pub fn list_orders() {}
 
 /// Get a pay order
 #[utoipa::path(get, path = "/pay-orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = ORDER_ID)),
-    responses((status = 200, description = "The order", body = PayOrderView)))]
+    params(("id" = String, Path, description = ORDER_ID), get_order::GetOrderQuery),
+    responses((status = 200, description = "The order (with `audit_log`, its audit entries, when asked for)", body = PayOrderView)))]
 pub fn get_order() {}
 
 /// Cancel a pay order (from PENDING or AWAITING_PAYMENT)

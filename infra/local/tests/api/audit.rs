@@ -77,6 +77,25 @@ async fn mutating_requests_are_recorded_with_who_what_and_how() {
     let of_order = audit(&app, &app.a, &format!("?object_id={id}")).await;
     assert_eq!(of_order.len(), 3);
     assert!(of_order.iter().all(|e| e["object_id"] == id.as_str()));
+    // The order's merchant view carries the same trail when asked for it, and only then.
+    let with_log = app
+        .get(&app.a, &format!("/pay-orders/{id}?include=audit_log"))
+        .await;
+    assert_eq!(with_log.status, 200, "{}", with_log.text);
+    let trail = with_log.body["audit_log"].as_array().unwrap();
+    let ids = |v: &[Value]| v.iter().map(|e| e["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(trail), ids(&of_order));
+    let plain = app.get(&app.a, &format!("/pay-orders/{id}")).await;
+    assert!(plain.body.get("audit_log").is_none());
+    let r = app
+        .get(&app.a, &format!("/pay-orders/{id}?include=secrets"))
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["param"].as_str()),
+        (400, Some("include")),
+        "{}",
+        r.text
+    );
     let k2 = issue(
         &*app.store,
         &app.master,
