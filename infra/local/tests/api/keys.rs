@@ -586,26 +586,9 @@ async fn an_idempotent_creation_replays_the_key_but_keeps_it_sealed() {
     assert_eq!(named, 1);
 
     // What the store keeps under the key holds neither the key text nor the secret.
-    let scope = payorders::store::IdempotencyScope {
-        organization_id: app.a.org_id.clone(),
-        mode: KeyMode::Test,
-        key: "create-key-1".into(),
-    };
-    let fingerprint = payorders::http::request_fingerprint(
-        "POST",
-        "/api-keys",
-        &serde_json::to_vec(&body).unwrap(),
-    );
-    let kept = app
-        .store
-        .idempotency_begin(&scope, &fingerprint, Timestamp::now())
-        .await
-        .unwrap();
-    let payorders::store::IdempotencyBegin::Replay(kept) = kept else {
-        panic!("expected the kept response, got {kept:?}");
-    };
+    let kept = kept_idempotent_body(&app, &app.a, "create-key-1", "/api-keys", &body).await;
     let key = first.body["key"].as_str().unwrap();
     let secret = first.body["secret"].as_str().unwrap();
-    assert!(!kept.body.contains(key) && !kept.body.contains(secret));
-    assert!(kept.body.starts_with("v1."), "sealed: {}", kept.body);
+    assert!(!kept.contains(key) && !kept.contains(secret));
+    assert!(kept.starts_with("v1."), "sealed: {kept}");
 }

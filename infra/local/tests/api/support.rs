@@ -473,3 +473,30 @@ pub fn generated_file(relative: &str, want: &str, module: &str) -> String {
     );
     have
 }
+
+/// The answer the store keeps for `who`'s test-mode request under `Idempotency-Key: key`
+/// (a POST of `body` to `path`), as stored: what a reader of the store would see.
+pub async fn kept_idempotent_body(
+    app: &TestApp,
+    who: &Caller,
+    key: &str,
+    path: &str,
+    body: &Value,
+) -> String {
+    let scope = payorders::store::IdempotencyScope {
+        organization_id: who.org_id.clone(),
+        mode: KeyMode::Test,
+        key: key.into(),
+    };
+    let fingerprint =
+        payorders::http::request_fingerprint("POST", path, &serde_json::to_vec(body).unwrap());
+    let kept = app
+        .store
+        .idempotency_begin(&scope, &fingerprint, Timestamp::now())
+        .await
+        .unwrap();
+    let payorders::store::IdempotencyBegin::Replay(kept) = kept else {
+        panic!("expected the kept response, got {kept:?}");
+    };
+    kept.body
+}

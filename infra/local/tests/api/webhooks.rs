@@ -1362,27 +1362,14 @@ async fn an_idempotent_creation_replays_the_secret_but_keeps_it_sealed() {
     assert_eq!(again.body, first.body, "the same endpoint and secret");
     let secret = first.body["secret"].as_str().unwrap();
 
-    let scope = payorders::store::IdempotencyScope {
-        organization_id: app.a.org_id.clone(),
-        mode: KeyMode::Test,
-        key: "create-endpoint-1".into(),
-    };
-    let fingerprint = payorders::http::request_fingerprint(
-        "POST",
+    let kept = kept_idempotent_body(
+        &app,
+        &app.a,
+        "create-endpoint-1",
         "/webhook-endpoints",
-        &serde_json::to_vec(&body).unwrap(),
-    );
-    let kept = app
-        .store
-        .idempotency_begin(&scope, &fingerprint, Timestamp::now())
-        .await
-        .unwrap();
-    let payorders::store::IdempotencyBegin::Replay(kept) = kept else {
-        panic!("expected the kept response, got {kept:?}");
-    };
-    assert!(
-        !kept.body.contains(secret),
-        "the secret is kept in plaintext"
-    );
-    assert!(!kept.body.contains("whsec_"));
+        &body,
+    )
+    .await;
+    assert!(!kept.contains(secret), "the secret is kept in plaintext");
+    assert!(!kept.contains("whsec_"));
 }
