@@ -1,11 +1,12 @@
-//! The transactions view: every verified transfer of an organization's orders, as one list.
+//! The transactions view: every verified transfer of an organization's orders (payments in,
+//! refunds out), as one list.
 //! Transfers are stored in their orders (each written with the order, under the order's
 //! version guard), so this view reads orders, newest first, and lists their transfers;
 //! a single transaction is found through its claims, as the payment rules record them.
 
 use crate::model::{
-    ChainId, KeyMode, OrderId, OrgId, PayOrder, ReceivedTransfer, Timestamp, TransferStatus,
-    TxClaim, TxHash,
+    ChainId, KeyMode, OrderId, OrderRefund, OrgId, PayOrder, ReceivedTransfer, RefundStatus,
+    RefundTransfer, Timestamp, TransferStatus, TxClaim, TxHash,
 };
 use crate::registry::registry;
 use crate::store::{Cursor, ListWindow, OrderFilter, Page, Store, StoreResult};
@@ -39,12 +40,48 @@ pub struct TransactionFilter {
 }
 
 impl TransactionFilter {
-    fn keeps(&self, t: &ReceivedTransfer) -> bool {
-        self.direction.is_none_or(|d| d == Direction::Payment)
-            && self.status.is_none_or(|s| s == t.status)
-            && self.created_gte.is_none_or(|g| t.detected_at >= g)
-            && self.created_lte.is_none_or(|l| t.detected_at <= l)
+    fn keeps(&self, direction: Direction, status: TransferStatus, detected_at: Timestamp) -> bool {
+        self.direction.is_none_or(|d| d == direction)
+            && self.status.is_none_or(|s| s == status)
+            && self.created_gte.is_none_or(|g| detected_at >= g)
+            && self.created_lte.is_none_or(|l| detected_at <= l)
     }
+}
+
+/// A refund transfer's status in a payment transfer's words: confirming until the refund
+/// succeeded, then confirmed. `None` for a refund with no transfer in flight.
+fn refund_transfer_status(r: &OrderRefund) -> Option<TransferStatus> {
+    match r.status {
+        RefundStatus::Pending => None,
+        RefundStatus::Confirming => Some(TransferStatus::Confirming),
+        RefundStatus::Succeeded => Some(TransferStatus::Confirmed),
+    }
+}
+
+/// A refund transfer of `order` as the API shows it.
+pub fn refund_view(order: &PayOrder, r: &OrderRefund, t: &RefundTransfer) -> Value {
+    json!({
+        "object": "transaction",
+        "direction": "refund",
+        "chain_id": r.chain_id,
+        "tx_hash": t.tx_hash,
+        "status": refund_transfer_status(r),
+        "confirmations": t.confirmations,
+        "required_confirmations": t.required_confirmations,
+        "block_number": t.block_number,
+        "block_hash": t.block_hash,
+        "from": r.instructions.from,
+        "to": r.address,
+        "amount": t.amount,
+        "currency": r.currency,
+        "order_id": order.id,
+        "refund_id": r.id,
+        "livemode": order.livemode,
+        "sandbox": t.sandbox,
+        "detected_at": t.detected_at,
+        "mined_at": t.mined_at,
+        "confirmed_at": r.succeeded_at,
+    })
 }
 
 /// A payment transfer of `order` as the API shows it.
@@ -84,13 +121,21 @@ pub fn transactions_of_order(order: &PayOrder, f: &TransactionFilter) -> Vec<Val
     if !(chain_ok && currency_ok) {
         return Vec::new();
     }
-    let mut transfers: Vec<&ReceivedTransfer> =
-        order.transfers.iter().filter(|t| f.keeps(t)).collect();
-    transfers.sort_by_key(|t| std::cmp::Reverse(t.detected_at));
-    transfers
-        .into_iter()
-        .map(|t| payment_view(order, t))
-        .collect()
+    let mut found: Vec<(Timestamp, Value)> = order
+        .transfers
+        .iter()
+        .filter(|t| f.keeps(Direction::Payment, t.status, t.detected_at))
+        .map(|t| (t.detected_at, payment_view(order, t)))
+        .collect();
+    for r in &order.refunds {
+        if let (Some(t), Some(status)) = (&r.transfer, refund_transfer_status(r))
+            && f.keeps(Direction::Refund, status, t.detected_at)
+        {
+            found.push((t.detected_at, refund_view(order, r, t)));
+        }
+    }
+    found.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    found.into_iter().map(|(_, v)| v).collect()
 }
 
 /// A page of transactions, by their orders newest first (and newest first inside an
@@ -162,9 +207,10 @@ pub async fn find_transaction(
     let text = hash.to_string();
     // The claims a payment of this transaction made: its native value, or its token
     // transfers by their position inside the transaction.
-    let positions = [crate::payments::verify::NATIVE_VALUE_POSITION, 0, 1, 2, 3];
+    let positions = [crate::model::NATIVE_VALUE_POSITION, 0, 1, 2, 3];
     let mut orders: Vec<OrderId> = Vec::new();
     for position in positions {
+        // A payment's claim (a refund's transfer holds its twin there too).
         let claim = TxClaim {
             organization_id: org.clone(),
             livemode: mode.is_live(),
@@ -188,11 +234,13 @@ pub async fn find_transaction(
             continue;
         }
         found.extend(
-            order
-                .transfers
-                .iter()
-                .filter(|t| t.tx_hash.eq_ignore_ascii_case(&text))
-                .map(|t| payment_view(&order, t)),
+            transactions_of_order(&order, &TransactionFilter::default())
+                .into_iter()
+                .filter(|v| {
+                    v["tx_hash"]
+                        .as_str()
+                        .is_some_and(|h| h.eq_ignore_ascii_case(&text))
+                }),
         );
     }
     Ok(Some(found))

@@ -504,6 +504,7 @@ by_hand!(
         "amount": { "$ref": "#/components/schemas/Amount" },
         "currency": { "oneOf": [{ "$ref": "#/components/schemas/Currency" }, { "type": "null" }] },
         "order_id": { "$ref": "#/components/schemas/OrderId" },
+        "refund_id": { "type": "string", "description": "The refund (`re_…`) a refund transfer sends" },
         "livemode": { "type": "boolean" },
         "sandbox": { "type": "boolean" },
         "detected_at": { "$ref": "#/components/schemas/Timestamp" },

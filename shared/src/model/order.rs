@@ -417,6 +417,9 @@ impl PayOrder {
     }
 }
 
+/// The position under which an EVM transaction's native value is claimed (it has no log).
+pub const NATIVE_VALUE_POSITION: u64 = u64::MAX;
+
 /// Claim of one transfer: within one organization and mode, a transfer pays at most one
 /// order, ever. The transfer is named by chain, transaction hash and its position inside
 /// the transaction, which a reorg re-mining the transaction does not change (a log's

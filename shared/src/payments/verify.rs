@@ -43,8 +43,7 @@ pub struct VerifiedPayment {
     pub from: Option<String>,
 }
 
-/// The position under which an EVM transaction's native value is claimed (it has no log).
-pub const NATIVE_VALUE_POSITION: u64 = u64::MAX;
+pub use crate::model::NATIVE_VALUE_POSITION;
 
 /// Reads `hash` on the payment's chain and checks it pays `order` (whose payment is
 /// `payment`): mined, successful, to the deposit address, in the right currency, and not

@@ -253,6 +253,48 @@ async fn partial_then_full_refund_of_a_token_order_to_refunded() {
     for t in ["refund.created", "refund.succeeded", "order.refunded"] {
         assert!(types.contains(&t.to_owned()), "{t}: {types:?}");
     }
+    // The transactions API lists both refund transfers beside the payment, out of the
+    // deposit address to the customer, and finds one by its hash.
+    let outs = app
+        .get(
+            &app.a,
+            &format!("/transactions?order_id={id}&direction=refund"),
+        )
+        .await;
+    assert_eq!(outs.status, 200, "{}", outs.text);
+    let outs = outs.body["data"].as_array().unwrap().clone();
+    assert_eq!(outs.len(), 2, "{outs:?}");
+    assert_eq!(outs[0]["tx_hash"], last.to_string());
+    assert_eq!(outs[1]["tx_hash"], good.to_string());
+    for t in &outs {
+        assert_eq!(t["direction"], "refund");
+        assert_eq!(t["status"], "confirmed");
+        assert_eq!(
+            t["to"].as_str().unwrap().to_lowercase(),
+            customer.to_string().to_lowercase()
+        );
+        assert_eq!(
+            t["from"].as_str().unwrap().to_lowercase(),
+            deposit.to_string().to_lowercase()
+        );
+        assert!(t["refund_id"].as_str().unwrap().starts_with("re_"));
+    }
+    let all = app
+        .get(&app.a, &format!("/transactions?order_id={id}"))
+        .await;
+    assert_eq!(
+        all.body["data"].as_array().unwrap().len(),
+        3,
+        "{}",
+        all.text
+    );
+    let chain = outs[0]["chain_id"].as_u64().unwrap();
+    let one = app
+        .get(&app.a, &format!("/transactions/{chain}/{good}"))
+        .await;
+    assert_eq!(one.status, 200, "{}", one.text);
+    assert_eq!(one.body, outs[1]);
+
     // A refunded order refunds nothing more.
     create(
         &app,
