@@ -158,21 +158,16 @@ async fn confirmations_update(
                 h
             }
         };
-        // Only when the node's answer disagrees with the record is the recorded height
-        // read again: a reorg must show on the chain itself, not as one missing answer.
-        let canonical = if still_included(t.block_number, &t.block_hash, current.as_ref()) {
-            None
-        } else {
-            reader.block_hash(t.block_number).await?
-        };
-        match check_confirmations(
+        match confirmation_check(
+            &*reader,
             t.block_number,
             &t.block_hash,
             current.as_ref(),
-            canonical.as_deref(),
             head,
             t.required_confirmations,
-        ) {
+        )
+        .await?
+        {
             ConfirmationCheck::Reorged => {
                 t.status = TransferStatus::Reorged;
                 reorged = true;
@@ -247,4 +242,31 @@ async fn exchange_update(
         .transition(now, to, |_| {})
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(Some((update, Progress::Settled)))
+}
+
+/// Where a recorded inclusion (`block_number`, `block_hash`) stands given the transaction's
+/// inclusion now (`current`) and the chain's head. Only when the node's answer disagrees
+/// with the record is the recorded height read again: a reorg must show on the chain
+/// itself, not as one missing answer. Payments and refunds alike.
+pub(crate) async fn confirmation_check(
+    reader: &dyn crate::chains::TxReader,
+    block_number: u64,
+    block_hash: &str,
+    current: Option<&crate::chains::Inclusion>,
+    head: u64,
+    required: u32,
+) -> Result<ConfirmationCheck, crate::chains::ChainError> {
+    let canonical = if still_included(block_number, block_hash, current) {
+        None
+    } else {
+        reader.block_hash(block_number).await?
+    };
+    Ok(check_confirmations(
+        block_number,
+        block_hash,
+        current,
+        canonical.as_deref(),
+        head,
+        required,
+    ))
 }

@@ -3,7 +3,7 @@
 //! chain and recording it with its claims, and following it to final in the confirmation
 //! checks, up to REFUNDED once everything received is refunded.
 
-use super::rules::{ConfirmationCheck, check_confirmations, counted, same, still_included};
+use super::rules::{ConfirmationCheck, counted, same};
 use super::verify::{NATIVE_VALUE_POSITION, reader_for};
 use super::{ATTEMPTS, PaymentError, Settler, VerifyError, enqueue_check, required_confirmations};
 use crate::chains::sandbox::{self, SandboxChain};
@@ -470,19 +470,16 @@ pub(crate) async fn refunds_update(
         let reader = refund_reader(s, order, payment, &r.address, &hash)?;
         let current = reader.transaction(&hash).await?.and_then(|tx| tx.inclusion);
         let head = reader.head().await?;
-        let canonical = if still_included(t.block_number, &t.block_hash, current.as_ref()) {
-            None
-        } else {
-            reader.block_hash(t.block_number).await?
-        };
-        match check_confirmations(
+        match super::confirm::confirmation_check(
+            &*reader,
             t.block_number,
             &t.block_hash,
             current.as_ref(),
-            canonical.as_deref(),
             head,
             t.required_confirmations,
-        ) {
+        )
+        .await?
+        {
             ConfirmationCheck::Reorged => {
                 r.status = RefundStatus::Pending;
                 r.transfer = None;
