@@ -133,29 +133,7 @@ impl KeyStore for DynamoStore {
     }
 
     async fn list_api_keys(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<ApiKey>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :p AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":p", s(format!("ORG#{org}")))
-                .expression_attribute_values(":prefix", s(format!("APIKEY#{mode}#")))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(fault)?;
-            for item in page.items() {
-                out.push(doc::<ApiKey>(item)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        let mut out: Vec<ApiKey> = self.org_records(org, &format!("APIKEY#{mode}#")).await?;
         sort_keys_newest_first(&mut out);
         Ok(out)
     }

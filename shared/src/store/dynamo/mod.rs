@@ -179,6 +179,38 @@ impl DynamoStore {
         }
     }
 
+    /// Every record of an organization's partition whose sort key starts with `prefix`
+    /// (consistent reads, every page), in the order the table keeps them.
+    async fn org_records<T: serde::de::DeserializeOwned>(
+        &self,
+        org: &OrgId,
+        prefix: &str,
+    ) -> StoreResult<Vec<T>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":p", s(format!("ORG#{org}")))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(fault)?;
+            for item in page.items() {
+                out.push(doc::<T>(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// A newest-first page of the records in one partition of a GSI, with an optional filter.
     #[allow(clippy::too_many_arguments)]
     async fn page_newest_first<T: serde::de::DeserializeOwned>(

@@ -93,29 +93,7 @@ impl WebhookStore for DynamoStore {
         org: &OrgId,
         mode: KeyMode,
     ) -> StoreResult<Vec<WebhookEndpoint>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :p AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":p", s(format!("ORG#{org}")))
-                .expression_attribute_values(":prefix", s(format!("WHEP#{mode}#")))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(fault)?;
-            for item in page.items() {
-                out.push(doc::<WebhookEndpoint>(item)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        let mut out: Vec<WebhookEndpoint> = self.org_records(org, &format!("WHEP#{mode}#")).await?;
         out.sort_by(|a, b| (a.created_at, a.id.as_str()).cmp(&(b.created_at, b.id.as_str())));
         Ok(out)
     }
