@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# `make bench`: release builds, then the figures of docs/performance.md, each a median of
+# `make bench`: `make package`, then the figures of docs/performance.md, each a median of
 # repeated runs (never a timing assertion in a test):
 #   - every function's size and zipped size, init (exec -> first Runtime API poll) against a
 #     hello-world lambda_runtime function built in the same run, and its first event
 #     (exec -> answer to events/<name>.json) against moto and the local chain;
-#   - the build itself: how long the release build of every function took.
+#   - the build itself: how long `make package` took.
 # The results go to stdout and, with UPDATE_DOCS=1, to docs/performance.md.
 # RUNS (30) sets the repetitions.
 set -euo pipefail
@@ -20,11 +20,24 @@ svc=$(mktemp -d "${TMPDIR:-/tmp}/payorders-bench.XXXXXX")
 trap 'infra/scripts/services.sh stop "$svc" >/dev/null 2>&1 || true; rm -rf "$svc"' EXIT
 out=$svc/results.md
 
-echo "bench: release build of every function, the hello-world baseline and the local host"
+# The functions as Lambda runs them: `make package` (sam build, cargo-lambda, each function
+# with only its own features), which prints the sizes and its build time. The baseline is
+# built the same way; the host (for `tables create`) with the host's own profile.
+echo "bench: make package, the hello-world baseline and the local host"
 build_started=$SECONDS
-# shellcheck disable=SC2046
-cargo build --release --locked -p hello-lambda -p payorders-local $(printf -- '-p %s ' $functions)
+infra/scripts/package.sh | tee "$svc/package.txt"
+package_secs=$((SECONDS - build_started))
+export PATH="$root/.venv-sam/bin:$PATH"
+(cd infra/bench/hello && cargo lambda build --release --locked --bin hello-lambda)
+cargo build --profile bench-host --locked -p payorders-local
 build_secs=$((SECONDS - build_started))
+lambda_bin=$target/lambda
+host_bin=$target/bench-host/payorders
+bins=$svc/bin
+mkdir -p "$bins"
+for f in hello-lambda $functions; do
+  ln -s "$lambda_bin/$f/bootstrap" "$bins/$f"
+done
 
 infra/scripts/services.sh start "$svc" >/dev/null
 # shellcheck disable=SC1091
@@ -34,7 +47,7 @@ export AWS_ENDPOINT_URL=$PAYORDERS_TEST_AWS_ENDPOINT AWS_REGION=us-east-1 \
   AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench PAYORDERS_TABLE=bench \
   PAYORDERS_MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))') \
   PAYORDERS_RPC_31337=$PAYORDERS_TEST_ANVIL_URL
-"$target/release/payorders" --store dynamodb --table bench tables create >/dev/null
+"$host_bin" --store dynamodb --table bench tables create >/dev/null
 queues=$(.venv/bin/python - <<'EOF'
 import boto3, os
 sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
@@ -50,10 +63,13 @@ export PAYORDERS_CONFIRMATIONS_QUEUE_URL PAYORDERS_WEBHOOKS_QUEUE_URL
   echo "## Cold starts and sizes (x86_64, release profile)"
   echo
   # shellcheck disable=SC2046
-  python3 infra/scripts/coldstart.py --runs "$runs" --json "$svc/coldstart.json" \
-    "$target/release/hello-lambda" $(printf -- "$target/release/%s " $functions)
+  python3 infra/scripts/coldstart.py --runs "$runs" --json "$svc/coldstart.json" --template template.yaml \
+    "$bins/hello-lambda" $(printf -- "$bins/%s " $functions)
   echo
-  echo "Release build of every function, the baseline and the local host: ${build_secs} s (incremental when target/ was warm)."
+  echo "## Packaging"
+  echo
+  echo "\`make package\` (sam build, cargo-lambda, the release profile) of every function: ${package_secs} s;"
+  echo "with the baseline and the host: ${build_secs} s (from an empty target/ on a fresh clone; incremental when it was warm)."
 } | tee "$out"
 
 if [ -n "${UPDATE_DOCS:-}" ]; then

@@ -9,8 +9,10 @@ Median of RUNS of each, the ratio of each init to the baseline's (the first bina
 hello-world lambda_runtime function), and each binary's size and zipped size (what Lambda
 loads). Prints a Markdown table; with --json FILE also writes the figures.
 
-Usage: coldstart.py [--runs N] [--events DIR] [--json FILE] BASELINE BINARY...
+Usage: coldstart.py [--runs N] [--events DIR] [--json FILE] [--template FILE] BASELINE BINARY...
 The environment names the services (AWS_ENDPOINT_URL, PAYORDERS_TABLE, queue URLs, RPC URLs).
+With --template, each function gets only the queue URLs (PAYORDERS_*_QUEUE_URL) its resource
+in the SAM template sets, as in AWS (a function built without SQS refuses a queue URL).
 """
 import argparse
 import http.server
@@ -28,6 +30,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--runs", type=int, default=30)
 ap.add_argument("--events", default="events")
 ap.add_argument("--json")
+ap.add_argument("--template")
 ap.add_argument("baseline")
 ap.add_argument("binaries", nargs="+")
 args = ap.parse_args()
@@ -103,6 +106,34 @@ env = dict(
 )
 
 
+def template_queues(path):
+    """{binary name: the PAYORDERS_*_QUEUE_URL variables its function sets}."""
+    import re
+    out, binary, names = {}, None, set()
+    for line in open(path).read().splitlines() + ["  End:"]:
+        if re.match(r"^  [A-Za-z0-9]+:\s*$", line):  # a new resource
+            if binary:
+                out[binary] = names
+            binary, names = None, set()
+        m = re.match(r"^\s+Binary:\s*(\S+)", line)
+        if m:
+            binary = m.group(1)
+        m = re.match(r"^\s+(PAYORDERS_\w+_QUEUE_URL):", line)
+        if m:
+            names.add(m.group(1))
+    return out
+
+
+queues = template_queues(args.template) if args.template else None
+
+
+def env_of(binary):
+    name = os.path.basename(binary)
+    if queues is None or name not in queues:
+        return env
+    return {k: v for k, v in env.items() if not k.endswith("_QUEUE_URL") or k in queues[name]}
+
+
 def run_once(binary, event, until):
     """Seconds from exec to the first poll ("poll") or to the answer ("answer")."""
     with lock:
@@ -110,7 +141,7 @@ def run_once(binary, event, until):
         if event is not None:
             state["event"] = event
     t0 = time.perf_counter()
-    p = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen([binary], env=env_of(binary), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         while time.perf_counter() - t0 < 20:
             with lock:

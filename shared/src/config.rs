@@ -2,9 +2,10 @@
 //!
 //! Names (table, queues) come from the environment. Secrets come from one Secrets Manager
 //! secret (a JSON object) when `PAYORDERS_SECRET_ID` is set, from the environment otherwise.
-//! `PAYORDERS_RPC_<chain_id>` sets or overrides a chain's RPC URL in either case. AWS
-//! endpoints follow `aws-config`, which honours `AWS_ENDPOINT_URL` and
-//! `AWS_ENDPOINT_URL_<SERVICE>`, so local endpoints need no code path of their own.
+//! `PAYORDERS_RPC_<chain_id>` sets or overrides a chain's RPC URL in either case. A Lambda
+//! function's AWS endpoints follow `AWS_ENDPOINT_URL` ([`lambda_sdk_config`]); the local
+//! host and the tests use `aws-config`'s chain, which also honours
+//! `AWS_ENDPOINT_URL_<SERVICE>`.
 
 use crate::model::ChainId;
 use serde::Deserialize;
@@ -167,25 +168,58 @@ async fn fetch_secret(
     })
 }
 
-/// The shared AWS configuration (region, credentials, endpoints from the environment).
+/// The shared AWS configuration of the local host, the operator CLI and the tests: aws-config's
+/// full default chain (environment, profiles and SSO, web identity, container and instance
+/// credentials; `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`).
 #[cfg(feature = "aws")]
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
     aws_sdk_loader().load().await
 }
 
-/// The SDK's configuration loader with our HTTPS client: rustls on ring (the workspace's one
-/// TLS stack), with the platform's root certificates. Everything that builds an AWS client
-/// (functions, local host, operator CLI, tests) starts here; the SDK has no client of its own.
+/// The SDK's configuration loader with our HTTPS client (reqwest: rustls on ring, the
+/// workspace's one TLS stack and HTTP client). Everything but a Lambda function builds its
+/// AWS clients from here; the SDK has no client of its own.
 #[cfg(feature = "aws")]
 pub fn aws_sdk_loader() -> aws_config::ConfigLoader {
-    use aws_smithy_http_client::{
-        Builder,
-        tls::{Provider, rustls_provider::CryptoMode},
-    };
-    let http = Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::net::aws::sdk_http_client())
+}
+
+/// The AWS configuration of a Lambda function, from the variables Lambda sets and nothing
+/// else: `AWS_REGION`, the execution role's `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
+/// `AWS_SESSION_TOKEN`, and `AWS_ENDPOINT_URL` when set (moto, `make bench`). aws-config's
+/// default chain (profiles, SSO, STS web identity, the container and instance metadata
+/// services) has nothing to find in a function, yet would be linked into every binary and
+/// probed by its first event; this configuration never reads a file or calls a service.
+#[cfg(feature = "aws")]
+pub fn lambda_sdk_config() -> aws_config::SdkConfig {
+    lambda_sdk_config_from(|k| std::env::var(k).ok())
+}
+
+/// [`lambda_sdk_config`] from the variables `var` gives.
+#[cfg(feature = "aws")]
+pub fn lambda_sdk_config_from(var: impl Fn(&str) -> Option<String>) -> aws_config::SdkConfig {
+    use aws_sdk_dynamodb::config::Credentials;
+    use aws_types::sdk_config::{RetryConfig, SharedCredentialsProvider};
+    let var = |k: &str| var(k).filter(|v| !v.is_empty());
+    let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"));
+    let mut config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(region.map(aws_config::Region::new))
+        .http_client(crate::net::aws::sdk_http_client())
+        .retry_config(RetryConfig::standard())
+        .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+        .time_source(aws_smithy_async::time::SystemTimeSource::new());
+    // Lambda hands the execution role's credentials to the sandbox once, for its lifetime.
+    // Without them a call fails with the SDK's "no credentials" error.
+    if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        let credentials = Credentials::new(id, secret, var("AWS_SESSION_TOKEN"), None, "lambda");
+        config = config.credentials_provider(SharedCredentialsProvider::new(credentials));
+    }
+    if let Some(url) = var("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(url);
+    }
+    config.build()
 }
 
 #[cfg(test)]

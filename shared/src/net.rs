@@ -5,6 +5,10 @@
 
 use std::time::Duration;
 
+/// The AWS SDK's HTTP client, over the same reqwest.
+#[cfg(feature = "aws")]
+pub mod aws;
+
 /// Makes ring the process's TLS crypto provider (once; later calls do nothing). Every
 /// outbound HTTPS client here is rustls on ring: reqwest (ours and alloy's) has no
 /// provider of its own and panics when building a client before this ran, so build

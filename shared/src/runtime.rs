@@ -58,23 +58,27 @@ pub enum InitError {
     NoMasterKey,
     #[error("this function needs a queue, and {0} is not set")]
     NoQueue(&'static str),
+    #[error("a queue URL is configured, and this function is built without SQS (feature `sqs`)")]
+    NoSqs,
 }
 
 #[cfg(feature = "aws")]
 impl Services {
-    /// Services for a Lambda function: DynamoDB store, master key if configured.
+    /// Services for a Lambda function ([`crate::config::lambda_sdk_config`]): DynamoDB store,
+    /// master key if configured, and what the binary's features include.
     pub async fn from_env() -> Result<Self, InitError> {
-        Self::from_sdk(&crate::config::aws_sdk_config().await).await
+        Self::from_sdk(&crate::config::lambda_sdk_config()).await
     }
 
     /// As [`Services::from_env`], for a `main` that uses the AWS config itself too.
+    ///
+    /// What a function links is what it builds here, so the optional parts follow the
+    /// binary's features: the SQS queues (`sqs`, where `PAYORDERS_*_QUEUE_URL` is set), the
+    /// price and exchange clients (`pricing`), the chain readers (`chains`). A function's
+    /// Cargo features name what it uses; a test (iam.rs) checks them against its code.
     pub async fn from_sdk(sdk: &aws_config::SdkConfig) -> Result<Self, InitError> {
         use crate::config::Config;
-        use crate::pricing::coingecko::{self, CoinGecko};
-        use crate::queue::SqsQueue;
-        use crate::routing::changenow::{self, ChangeNow};
         use crate::store::dynamo::DynamoStore;
-        use std::time::Duration;
         let config = Config::load(sdk).await?;
         let master = config
             .secrets
@@ -83,38 +87,34 @@ impl Services {
             .map(|k| MasterKey::from_text(k.expose()))
             .transpose()?;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name);
-        let webhooks = config.webhooks_queue_url.as_ref().map(|url| {
-            Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url)) as Arc<dyn Queue>
-        });
-        // CoinGecko, on the pro endpoint when a key is configured; answers cached 30 s.
-        let key = config
-            .secrets
-            .coingecko_api_key
-            .as_ref()
-            .map(|k| k.expose().to_owned());
-        let base = if key.is_some() {
-            coingecko::PRO_BASE_URL
-        } else {
-            coingecko::DEMO_BASE_URL
+        #[cfg(feature = "sqs")]
+        let (webhooks, confirmations) = {
+            use crate::queue::SqsQueue;
+            let sqs = aws_sdk_sqs::Client::new(sdk);
+            let queue = |url: &String| Arc::new(SqsQueue::new(sqs.clone(), url)) as Arc<dyn Queue>;
+            (
+                config.webhooks_queue_url.as_ref().map(queue),
+                config.confirmations_queue_url.as_ref().map(queue),
+            )
         };
-        let pro = key.is_some();
-        let prices: Arc<dyn PriceSource> = Arc::new(CoinGecko::new(
-            base,
-            key,
-            pro,
-            Duration::from_secs(5),
-            Duration::from_secs(30),
-        ));
-        let confirmations = config.confirmations_queue_url.as_ref().map(|url| {
-            Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url)) as Arc<dyn Queue>
-        });
+        #[cfg(not(feature = "sqs"))]
+        let (webhooks, confirmations) =
+            match (&config.webhooks_queue_url, &config.confirmations_queue_url) {
+                (None, None) => (None, None),
+                _ => return Err(InitError::NoSqs),
+            };
+        #[cfg(feature = "pricing")]
+        let (prices, router) = pricing_clients(&config);
+        #[cfg(not(feature = "pricing"))]
+        let (prices, router) = (None, None);
         Ok(Self {
             store: Arc::new(store),
             master,
             webhooks,
             confirmations,
             check_delays: CheckDelays::default(),
-            prices: Some(prices),
+            prices,
+            router,
             #[cfg(feature = "chains")]
             chains: Arc::new(
                 crate::chains::Chains::from_rpc_urls(config.rpc_urls()).map_err(|e| {
@@ -124,15 +124,44 @@ impl Services {
                     })
                 })?,
             ),
-            router: config.secrets.changenow_api_key.as_ref().map(|k| {
-                Arc::new(ChangeNow::new(
-                    changenow::BASE_URL,
-                    k.expose(),
-                    Duration::from_secs(10),
-                )) as Arc<dyn Router>
-            }),
         })
     }
+}
+
+/// CoinGecko (on the pro endpoint when a key is configured; answers cached 30 s) and
+/// ChangeNOW (when its key is configured).
+#[cfg(all(feature = "aws", feature = "pricing"))]
+#[allow(clippy::type_complexity)]
+fn pricing_clients(
+    config: &crate::config::Config,
+) -> (Option<Arc<dyn PriceSource>>, Option<Arc<dyn Router>>) {
+    use crate::pricing::coingecko::{self, CoinGecko};
+    use crate::routing::changenow::{self, ChangeNow};
+    use std::time::Duration;
+    let key = config
+        .secrets
+        .coingecko_api_key
+        .as_ref()
+        .map(|k| k.expose().to_owned());
+    let (base, pro) = match key {
+        Some(_) => (coingecko::PRO_BASE_URL, true),
+        None => (coingecko::DEMO_BASE_URL, false),
+    };
+    let prices = Arc::new(CoinGecko::new(
+        base,
+        key,
+        pro,
+        Duration::from_secs(5),
+        Duration::from_secs(30),
+    )) as Arc<dyn PriceSource>;
+    let router = config.secrets.changenow_api_key.as_ref().map(|k| {
+        Arc::new(ChangeNow::new(
+            changenow::BASE_URL,
+            k.expose(),
+            Duration::from_secs(10),
+        )) as Arc<dyn Router>
+    });
+    (Some(prices), router)
 }
 
 impl Services {
@@ -208,7 +237,7 @@ impl OnFirstUse<Services> {
     }
 }
 
-#[cfg(all(feature = "aws", feature = "chains"))]
+#[cfg(all(feature = "sqs", feature = "chains"))]
 impl OnFirstUse<crate::payments::Settler> {
     /// The payment pipeline alone (the deposit scan, the upkeep), built on the first event.
     pub fn settler() -> Self {
@@ -216,7 +245,7 @@ impl OnFirstUse<crate::payments::Settler> {
     }
 }
 
-#[cfg(all(feature = "aws", feature = "chains"))]
+#[cfg(all(feature = "sqs", feature = "chains"))]
 impl OnFirstUse<(Services, crate::payments::Settler)> {
     /// The services and the payment pipeline (the routes that record payments), built on the
     /// first event.

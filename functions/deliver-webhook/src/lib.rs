@@ -211,7 +211,7 @@ impl Deps {
     /// messages this function delays for retries).
     #[cfg(feature = "aws")]
     pub async fn from_env() -> Result<(Self, SqsQueue), lambda_http::Error> {
-        let sdk = payorders::config::aws_sdk_config().await;
+        let sdk = payorders::config::lambda_sdk_config();
         let s = payorders::runtime::Services::from_sdk(&sdk).await?;
         let url = std::env::var("PAYORDERS_WEBHOOKS_QUEUE_URL")
             .map_err(|_| "PAYORDERS_WEBHOOKS_QUEUE_URL is not set")?;

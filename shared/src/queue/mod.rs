@@ -2,11 +2,11 @@
 //! queue under the local host).
 
 mod local;
-#[cfg(feature = "aws")]
+#[cfg(feature = "sqs")]
 mod sqs;
 
 pub use local::{LocalQueue, LocalReceiver};
-#[cfg(feature = "aws")]
+#[cfg(feature = "sqs")]
 pub use sqs::SqsQueue;
 
 use async_trait::async_trait;

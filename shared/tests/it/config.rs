@@ -101,3 +101,66 @@ async fn env_is_used_without_a_secret_id_and_bad_input_is_an_error() {
         Err(payorders::config::ConfigError::Invalid { .. })
     ));
 }
+
+/// A function's AWS configuration comes from Lambda's variables alone, and its clients work
+/// with it: the region, the role's credentials (with their session token) and the endpoint.
+#[tokio::test]
+async fn a_function_configures_aws_from_the_lambda_environment_alone() {
+    let vars = env(&[
+        ("AWS_REGION", "eu-west-3"),
+        ("AWS_DEFAULT_REGION", "us-west-2"),
+        ("AWS_ACCESS_KEY_ID", "AKIDFUNCTION"),
+        ("AWS_SECRET_ACCESS_KEY", "function-secret"),
+        ("AWS_SESSION_TOKEN", "function-session"),
+        ("AWS_ENDPOINT_URL", &support::aws_endpoint()),
+    ]);
+    let sdk = payorders::config::lambda_sdk_config_from(|k| vars.get(k).cloned());
+    assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-3"));
+    use aws_sdk_dynamodb::config::ProvideCredentials;
+    let creds = sdk
+        .credentials_provider()
+        .expect("the role's credentials")
+        .provide_credentials()
+        .await
+        .unwrap();
+    assert_eq!(creds.access_key_id(), "AKIDFUNCTION");
+    assert_eq!(creds.session_token(), Some("function-session"));
+
+    // A round trip through the reqwest connector: create a table, read it back, and a
+    // refusal comes back as the service's error, not as a transport failure.
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let name = support::unique("lambda-config");
+    payorders::store::dynamo::create_table(&ddb, &name)
+        .await
+        .unwrap();
+    let tables = ddb.list_tables().send().await.unwrap();
+    assert!(
+        tables.table_names().iter().any(|t| t == &name),
+        "{tables:?}"
+    );
+    let err = ddb
+        .describe_table()
+        .table_name("no-such-table")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "{err:?}"
+    );
+
+    // Without the role's credentials a call fails, and says why.
+    let bare = payorders::config::lambda_sdk_config_from(|k| match k {
+        "AWS_REGION" => Some("eu-west-3".into()),
+        "AWS_ENDPOINT_URL" => Some(support::aws_endpoint()),
+        _ => None,
+    });
+    let err = aws_sdk_dynamodb::Client::new(&bare)
+        .list_tables()
+        .send()
+        .await
+        .unwrap_err();
+    let text = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
+    assert!(text.contains("credentials"), "{text}");
+}

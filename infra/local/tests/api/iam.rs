@@ -315,6 +315,8 @@ struct Unit {
     fns: BTreeMap<String, Vec<String>>,
     /// Function crates this one depends on, by crate ident (`get_order`).
     deps: Vec<String>,
+    /// The domain crate's features its Lambda binary turns on (its `aws = [...]` feature).
+    binary_features: BTreeSet<String>,
 }
 
 fn load_unit(dir: &Path, skip: &[&str]) -> Unit {
@@ -345,7 +347,27 @@ fn load_unit(dir: &Path, skip: &[&str]) -> Unit {
                 .then(|| name.trim().replace('-', "_"))
         })
         .collect();
-    Unit { fns, deps }
+    let binary_features = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("aws = ["))
+        .map(|l| {
+            l.split(',')
+                .filter_map(|f| {
+                    f.trim()
+                        .trim_end_matches(']')
+                        .trim()
+                        .trim_matches('"')
+                        .strip_prefix("payorders/")
+                })
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    Unit {
+        fns,
+        deps,
+        binary_features,
+    }
 }
 
 /// What one function's code does in AWS.
@@ -355,6 +377,8 @@ struct Uses {
     queue_send: bool,
     queue_visibility: bool,
     master_key: bool,
+    /// Prices or exchange routes (`Services::prices` / `router`).
+    pricing: bool,
     /// Where each finding was made (`unit::fn: what`), for the failure message.
     found_in: Vec<String>,
 }
@@ -379,6 +403,11 @@ fn uses_of(crate_ident: &str, units: &BTreeMap<String, Unit>, store: &BTreeSet<S
             if text.contains("master") {
                 uses.master_key = true;
                 uses.found_in.push(format!("{unit}::{name}: master key"));
+            }
+            if text.contains(".prices") || text.contains(".router") {
+                uses.pricing = true;
+                uses.found_in
+                    .push(format!("{unit}::{name}: prices or routes"));
             }
             for c in calls(text) {
                 if store.contains(&c.name) {
@@ -622,6 +651,7 @@ fn each_function_policy_allows_what_its_code_does() {
         }
     }
     let mut missing = Vec::new();
+    let mut wrong_features = Vec::new();
     let mut found = Vec::new();
     for f in template_functions() {
         let ident = f.binary.replace('-', "_");
@@ -677,7 +707,27 @@ fn each_function_policy_allows_what_its_code_does() {
                 missing.push(format!("{}: {action} on {resource}", f.logical_id));
             }
         }
+        // What its binary builds (payorders::runtime::Services::from_sdk) follows its
+        // features: each is turned on exactly where the function uses it, so nothing it needs
+        // is missing at run time and nothing it never calls is linked in.
+        let features = &units[&ident].binary_features;
+        for (feature, used) in [("sqs", !queues.is_empty()), ("pricing", uses.pricing)] {
+            if used != features.contains(feature) {
+                wrong_features.push(format!(
+                    "{} ({}): payorders/{feature} is {} its `aws` feature, while it {} it",
+                    f.logical_id,
+                    f.binary,
+                    if used { "missing from" } else { "in" },
+                    if used { "uses" } else { "never uses" },
+                ));
+            }
+        }
     }
+    assert!(
+        wrong_features.is_empty(),
+        "function features do not match their code:\n{}",
+        wrong_features.join("\n")
+    );
     assert!(
         missing.is_empty(),
         "template.yaml policies lack what the code does:\n{}\n\nwhere the code does it:\n{}",
