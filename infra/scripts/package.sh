@@ -21,11 +21,34 @@ fi
 
 infra/scripts/services.sh install-package
 export PATH="$root/.venv-sam/bin:$PATH"
-# sam build runs `cargo lambda build --release` for each function in this workspace, so every
-# build shares target/ (the dependencies compile once); `--parallel` would only queue them
-# on cargo's lock.
 started=$SECONDS
 sam validate --lint --template template.yaml
+# sam build runs `cargo lambda build --release` in each function's directory (CodeUri), one
+# function at a time: each gets only its own features, and all share target/. One at a time,
+# the 31 fat-LTO links would run one after the other; so first, the functions that resolve
+# the domain crate with the same features are built together by one cargo-lambda call, whose
+# links cargo runs side by side. Their binaries are then what sam build finds up to date (it
+# builds nothing twice), and any function left out is simply built by sam build itself.
+arch_flag=()
+[ "$arch" = arm64 ] && arch_flag=(--arm64)
+while read -r group; do
+  # shellcheck disable=SC2086
+  cargo lambda build --release --locked "${arch_flag[@]}" $(printf -- '-p %s ' $group)
+done < <(python3 - <<'EOF_GROUPS'
+import os, re
+groups = {}
+for name in sorted(os.listdir("functions")):
+    toml = open(f"functions/{name}/Cargo.toml").read()
+    aws = re.search(r"^aws = \[(.*)\]", toml, re.M)
+    features = set(re.findall(r'"payorders/(\w+)"', aws.group(1))) if aws else set()
+    dep = re.search(r"^payorders = \{.*features = \[(.*?)\]", toml, re.M)
+    if dep:
+        features |= set(re.findall(r'"(\w+)"', dep.group(1)))
+    groups.setdefault(tuple(sorted(features)), []).append(name)
+for names in groups.values():
+    print(" ".join(names))
+EOF_GROUPS
+)
 sam build --template template.yaml --beta-features --no-cached --parameter-overrides "Architecture=$arch"
 secs=$((SECONDS - started))
 
