@@ -372,6 +372,15 @@ async fn forward(
                         units += u;
                         *op_t.wru_index.entry(name).or_default() += u;
                     }
+                    if std::env::var_os("PAYORDERS_COST_TRACE").is_some() {
+                        let size = |m: &Option<Map<String, Value>>| m.as_ref().map_or(0, item_size);
+                        eprintln!(
+                            "cost: {op} {} {} bytes -> {} bytes: {units} WRU",
+                            touched[i].1["pk"]["S"].as_str().unwrap_or_default(),
+                            size(&old[i]),
+                            size(&new[i])
+                        );
+                    }
                     kinds.push((kind_of(&touched[i].1), units));
                 }
             } else {

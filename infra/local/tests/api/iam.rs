@@ -49,26 +49,44 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("create_order", &[("PutItem", Table)]),
     ("get_order", &[("GetItem", Table)]),
     ("update_order", &[("PutItem", Table)]),
-    ("list_orders", &[("Query", Index("orders_by_org"))]),
+    (
+        "list_orders",
+        &[("Query", Index("orders_by_org")), ("BatchGetItem", Table)],
+    ),
     (
         "list_expirable_orders",
-        &[("Query", Index("orders_by_expiry"))],
+        &[
+            ("Query", Index("orders_by_expiry")),
+            ("BatchGetItem", Table),
+        ],
     ),
     (
         "list_stalled_orders",
-        &[("Query", Index("orders_by_expiry"))],
+        &[
+            ("Query", Index("orders_by_expiry")),
+            ("BatchGetItem", Table),
+        ],
     ),
     ("get_tx_claim", &[("GetItem", Table)]),
     (
         "list_watched_orders",
-        &[("Query", Index("deposits_by_chain"))],
+        &[
+            ("Query", Index("deposits_by_chain")),
+            ("BatchGetItem", Table),
+        ],
     ),
     ("scan_cursor", &[("GetItem", Table)]),
     ("set_scan_cursor", &[("PutItem", Table)]),
     ("get_event", &[("GetItem", Table)]),
-    ("list_events", &[("Query", Index("events_by_org"))]),
+    (
+        "list_events",
+        &[("Query", Index("events_by_org")), ("BatchGetItem", Table)],
+    ),
     ("put_audit_entry", &[("PutItem", Table)]),
-    ("list_audit_entries", &[("Query", Index("events_by_org"))]),
+    (
+        "list_audit_entries",
+        &[("Query", Index("events_by_org")), ("BatchGetItem", Table)],
+    ),
     (
         "idempotency_begin",
         &[("PutItem", Table), ("GetItem", Table)],
@@ -89,7 +107,10 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("update_delivery", &[("PutItem", Table)]),
     (
         "list_deliveries",
-        &[("Query", Index("deliveries_by_endpoint"))],
+        &[
+            ("Query", Index("deliveries_by_endpoint")),
+            ("BatchGetItem", Table),
+        ],
     ),
     ("create_wallet", &[("PutItem", Table)]),
     ("get_wallet", &[("GetItem", Table)]),
