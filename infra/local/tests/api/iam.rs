@@ -85,7 +85,11 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("put_audit_entry", &[("PutItem", Table)]),
     (
         "list_audit_entries",
-        &[("Query", Index("events_by_org")), ("BatchGetItem", Table)],
+        &[
+            ("Query", Index("events_by_org")),
+            ("Query", Index("deliveries_by_endpoint")),
+            ("BatchGetItem", Table),
+        ],
     ),
     (
         "idempotency_begin",

@@ -15,6 +15,7 @@
 //! | claim | `CLAIM#key` | `CLAIM` | replay and single-use nonce claims, TTL |
 //! | webhook endpoint | `ORG#org` | `WHEP#mode#id` | listed by querying the org's partition |
 //! | delivery | `DELIVERY#id` | `DELIVERY` | GSI `deliveries_by_endpoint` |
+//! | audit entry | `AUDIT#id` | `AUDIT` | GSIs `events_by_org` (`AUDIT#org#mode`) and, about an object, `deliveries_by_endpoint` (`AUDITOF#org#mode#object`); TTL a year |
 //! | merchant wallet | `ORG#org` | `WALLET#mode#chain` | one per chain and mode |
 //! | checkout settings | `ORG#org` | `CHECKOUT` | the hosted page's branding |
 //! | rate counter | `RATE#bucket#caller#window` | `RATE` | atomic counter, TTL at the window's end |
@@ -110,8 +111,31 @@ impl DynamoStore {
             .map_err(StoreError::unavailable)
     }
 
-    /// Runs a transaction; on cancellation returns the index of each failed condition.
-    async fn transact(&self, puts: Vec<Put>) -> StoreResult<Result<(), Vec<(usize, String)>>> {
+    /// Runs a transaction; on cancellation returns the index of each failed condition. One
+    /// put alone is a conditional PutItem: as atomic, at half a transaction's write units.
+    async fn transact(&self, mut puts: Vec<Put>) -> StoreResult<Result<(), Vec<(usize, String)>>> {
+        if puts.len() == 1 {
+            let p = puts.remove(0);
+            let res = self
+                .client
+                .put_item()
+                .table_name(p.table_name())
+                .set_item(Some(p.item().clone()))
+                .set_condition_expression(p.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(p.expression_attribute_names().cloned())
+                .set_expression_attribute_values(p.expression_attribute_values().cloned())
+                .send()
+                .await;
+            return match res {
+                Ok(_) => Ok(Ok(())),
+                Err(SdkError::ServiceError(e))
+                    if e.err().is_conditional_check_failed_exception() =>
+                {
+                    Ok(Err(vec![(0, "ConditionalCheckFailed".to_owned())]))
+                }
+                Err(e) => Err(fault(e)),
+            };
+        }
         let items = puts
             .into_iter()
             .map(|p| TransactWriteItem::builder().put(p).build())

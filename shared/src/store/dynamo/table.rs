@@ -20,7 +20,8 @@ pub const INDEXES: &[(&str, &str, &str, &[&str])] = &[
     ),
     ("orders_by_expiry", "gsi2pk", "gsi2sk", &[]),
     ("events_by_org", "gsi3pk", "gsi3sk", &["type", "key_id"]),
-    ("deliveries_by_endpoint", "gsi4pk", "gsi4sk", &[]),
+    // Also the audit entries of one object (`AUDITOF#…` partitions), filtered by key.
+    ("deliveries_by_endpoint", "gsi4pk", "gsi4sk", &["key_id"]),
     ("deposits_by_chain", "gsi5pk", "gsi5sk", &[]),
 ];
 
