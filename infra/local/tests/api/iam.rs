@@ -124,7 +124,11 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("next_xpub_index", &[("UpdateItem", Table)]),
     (
         "add_analytics",
-        &[("PutItem", Table), ("UpdateItem", Table)],
+        &[
+            ("GetItem", Table),
+            ("PutItem", Table),
+            ("UpdateItem", Table),
+        ],
     ),
     ("read_analytics", &[("Query", Table)]),
 ];
