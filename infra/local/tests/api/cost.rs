@@ -395,6 +395,17 @@ async fn forward(
                     ),
                 };
                 let units = op_t.rru - before;
+                if std::env::var_os("PAYORDERS_COST_TRACE").is_some() {
+                    let what = match op.as_str() {
+                        "GetItem" => format!(
+                            "{} {}",
+                            request["Key"]["pk"]["S"].as_str().unwrap_or_default(),
+                            request["Key"]["sk"]["S"].as_str().unwrap_or_default()
+                        ),
+                        _ => kind.clone(),
+                    };
+                    eprintln!("cost: {op} {what}: {units} RRU");
+                }
                 *t.rru_by_kind.entry(kind).or_default() += units;
             }
             for (kind, units) in kinds {
