@@ -49,26 +49,48 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("create_order", &[("PutItem", Table)]),
     ("get_order", &[("GetItem", Table)]),
     ("update_order", &[("PutItem", Table)]),
-    ("list_orders", &[("Query", Index("orders_by_org"))]),
+    (
+        "list_orders",
+        &[("Query", Index("orders_by_org")), ("BatchGetItem", Table)],
+    ),
     (
         "list_expirable_orders",
-        &[("Query", Index("orders_by_expiry"))],
+        &[
+            ("Query", Index("orders_by_expiry")),
+            ("BatchGetItem", Table),
+        ],
     ),
     (
         "list_stalled_orders",
-        &[("Query", Index("orders_by_expiry"))],
+        &[
+            ("Query", Index("orders_by_expiry")),
+            ("BatchGetItem", Table),
+        ],
     ),
     ("get_tx_claim", &[("GetItem", Table)]),
     (
         "list_watched_orders",
-        &[("Query", Index("deposits_by_chain"))],
+        &[
+            ("Query", Index("deposits_by_chain")),
+            ("BatchGetItem", Table),
+        ],
     ),
     ("scan_cursor", &[("GetItem", Table)]),
     ("set_scan_cursor", &[("PutItem", Table)]),
     ("get_event", &[("GetItem", Table)]),
-    ("list_events", &[("Query", Index("events_by_org"))]),
+    (
+        "list_events",
+        &[("Query", Index("events_by_org")), ("BatchGetItem", Table)],
+    ),
     ("put_audit_entry", &[("PutItem", Table)]),
-    ("list_audit_entries", &[("Query", Index("events_by_org"))]),
+    (
+        "list_audit_entries",
+        &[
+            ("Query", Index("events_by_org")),
+            ("Query", Index("deliveries_by_endpoint")),
+            ("BatchGetItem", Table),
+        ],
+    ),
     (
         "idempotency_begin",
         &[("PutItem", Table), ("GetItem", Table)],
@@ -89,7 +111,10 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("update_delivery", &[("PutItem", Table)]),
     (
         "list_deliveries",
-        &[("Query", Index("deliveries_by_endpoint"))],
+        &[
+            ("Query", Index("deliveries_by_endpoint")),
+            ("BatchGetItem", Table),
+        ],
     ),
     ("create_wallet", &[("PutItem", Table)]),
     ("get_wallet", &[("GetItem", Table)]),
@@ -99,7 +124,11 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("next_xpub_index", &[("UpdateItem", Table)]),
     (
         "add_analytics",
-        &[("PutItem", Table), ("UpdateItem", Table)],
+        &[
+            ("GetItem", Table),
+            ("PutItem", Table),
+            ("UpdateItem", Table),
+        ],
     ),
     ("read_analytics", &[("Query", Table)]),
 ];

@@ -5,6 +5,7 @@ mod analytics;
 mod audit;
 mod auth;
 mod checkout;
+mod cost;
 mod devcli;
 mod errors;
 mod events;

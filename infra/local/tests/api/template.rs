@@ -210,3 +210,60 @@ fn the_http_api_throttles_every_route_by_default() {
         "the burst covers at least one second at the steady rate"
     );
 }
+
+/// The table's GSIs in template.yaml are the ones `payorders tables create` (and every test)
+/// makes: the same keys and the same projections.
+#[test]
+fn template_table_indexes_are_the_stores() {
+    let text = std::fs::read_to_string(template_path()).unwrap();
+    let yaml: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let gsis = yaml["Resources"]["OrdersTable"]["Properties"]["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .expect("OrdersTable has GlobalSecondaryIndexes");
+    let strings = |v: &serde_norway::Value| -> Vec<String> {
+        v.as_sequence()
+            .map(|s| s.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let in_template: Vec<(String, String, String, Vec<String>)> = gsis
+        .iter()
+        .map(|g| {
+            let key = |kind: &str| {
+                g["KeySchema"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .find(|k| k["KeyType"].as_str() == Some(kind))
+                    .map(|k| k["AttributeName"].as_str().unwrap().to_owned())
+                    .unwrap()
+            };
+            let projection = &g["Projection"];
+            let include = match projection["ProjectionType"].as_str() {
+                Some("KEYS_ONLY") => Vec::new(),
+                Some("INCLUDE") => strings(&projection["NonKeyAttributes"]),
+                other => panic!("{:?}: projection {other:?}", g["IndexName"]),
+            };
+            (
+                g["IndexName"].as_str().unwrap().to_owned(),
+                key("HASH"),
+                key("RANGE"),
+                include,
+            )
+        })
+        .collect();
+    let in_code: Vec<(String, String, String, Vec<String>)> = payorders::store::dynamo::INDEXES
+        .iter()
+        .map(|(name, pk, sk, include)| {
+            (
+                name.to_string(),
+                pk.to_string(),
+                sk.to_string(),
+                include.iter().map(|a| a.to_string()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        in_template, in_code,
+        "template.yaml GSIs vs store::dynamo::INDEXES"
+    );
+}

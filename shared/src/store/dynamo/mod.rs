@@ -15,6 +15,7 @@
 //! | claim | `CLAIM#key` | `CLAIM` | replay and single-use nonce claims, TTL |
 //! | webhook endpoint | `ORG#org` | `WHEP#mode#id` | listed by querying the org's partition |
 //! | delivery | `DELIVERY#id` | `DELIVERY` | GSI `deliveries_by_endpoint` |
+//! | audit entry | `AUDIT#id` | `AUDIT` | GSIs `events_by_org` (`AUDIT#org#mode`) and, about an object, `deliveries_by_endpoint` (`AUDITOF#org#mode#object`); TTL a year |
 //! | merchant wallet | `ORG#org` | `WALLET#mode#chain` | one per chain and mode |
 //! | checkout settings | `ORG#org` | `CHECKOUT` | the hosted page's branding |
 //! | rate counter | `RATE#bucket#caller#window` | `RATE` | atomic counter, TTL at the window's end |
@@ -44,14 +45,14 @@ mod table;
 mod wallets;
 mod webhooks;
 
-pub use table::create_table;
+pub use table::{INDEXES, create_table};
 
 use super::keys::{self, parse_doc};
 use super::versioned::Guard;
 use super::*;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
@@ -110,8 +111,31 @@ impl DynamoStore {
             .map_err(StoreError::unavailable)
     }
 
-    /// Runs a transaction; on cancellation returns the index of each failed condition.
-    async fn transact(&self, puts: Vec<Put>) -> StoreResult<Result<(), Vec<(usize, String)>>> {
+    /// Runs a transaction; on cancellation returns the index of each failed condition. One
+    /// put alone is a conditional PutItem: as atomic, at half a transaction's write units.
+    async fn transact(&self, mut puts: Vec<Put>) -> StoreResult<Result<(), Vec<(usize, String)>>> {
+        if puts.len() == 1 {
+            let p = puts.remove(0);
+            let res = self
+                .client
+                .put_item()
+                .table_name(p.table_name())
+                .set_item(Some(p.item().clone()))
+                .set_condition_expression(p.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(p.expression_attribute_names().cloned())
+                .set_expression_attribute_values(p.expression_attribute_values().cloned())
+                .send()
+                .await;
+            return match res {
+                Ok(_) => Ok(Ok(())),
+                Err(SdkError::ServiceError(e))
+                    if e.err().is_conditional_check_failed_exception() =>
+                {
+                    Ok(Err(vec![(0, "ConditionalCheckFailed".to_owned())]))
+                }
+                Err(e) => Err(fault(e)),
+            };
+        }
         let items = puts
             .into_iter()
             .map(|p| TransactWriteItem::builder().put(p).build())
@@ -174,9 +198,77 @@ impl DynamoStore {
                 Some(k) if !k.is_empty() && at_least.is_none_or(|n| out.len() < n) => {
                     start = Some(k)
                 }
-                _ => return Ok(out),
+                _ => {
+                    self.fill_docs(&mut out).await?;
+                    return Ok(out);
+                }
             }
         }
+    }
+
+    /// Index entries carry keys and the few attributes their queries filter on, not the
+    /// records (a write of a record then costs its indexes nothing unless their keys or those
+    /// attributes change): each entry gets its record's `doc` from the table, with
+    /// consistent reads, 100 keys per BatchGetItem. An entry whose record is gone (TTL) is
+    /// dropped.
+    async fn fill_docs(&self, entries: &mut Vec<Item>) -> StoreResult<()> {
+        let key = |i: &Item| -> StoreResult<(String, String)> {
+            Ok((string_attr(i, "pk")?, string_attr(i, "sk")?))
+        };
+        let mut wanted = Vec::new();
+        for e in entries.iter().filter(|e| !e.contains_key("doc")) {
+            wanted.push(key(e)?);
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut docs: HashMap<(String, String), AttributeValue> = HashMap::new();
+        for chunk in wanted.chunks(100) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|(pk, sk)| base_item(pk.clone(), sk))
+                .collect();
+            while !pending.is_empty() {
+                let keys = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(fault)?;
+                let found = out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default();
+                for item in found {
+                    if let Some(d) = item.get("doc") {
+                        docs.insert(key(&item)?, d.clone());
+                    }
+                }
+                // What DynamoDB left for later (throttling, the 16 MB limit): asked again.
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        let mut kept = Vec::with_capacity(entries.len());
+        for mut e in entries.drain(..) {
+            if e.contains_key("doc") {
+                kept.push(e);
+            } else if let Some(d) = docs.remove(&key(&e)?) {
+                e.insert("doc".into(), d);
+                kept.push(e);
+            }
+        }
+        *entries = kept;
+        Ok(())
     }
 
     /// Every record of an organization's partition whose sort key starts with `prefix`
@@ -237,7 +329,7 @@ impl DynamoStore {
                 (sk_attr.into(), s(after)),
             ])
         });
-        let mut found = Vec::new();
+        let mut entries: Vec<Item> = Vec::new();
         loop {
             let mut q = self
                 .client
@@ -263,18 +355,19 @@ impl DynamoStore {
                 }
             }
             let out = q.send().await.map_err(fault)?;
-            for item in out.items() {
-                let doc = string_attr(item, "doc")?;
-                found.push((string_attr(item, sk_attr)?, parse_doc(&doc)?));
-                if found.len() == want {
-                    return Ok(keys::page(found, w.page_size()));
-                }
-            }
+            let take = want - entries.len();
+            entries.extend(out.items().iter().take(take).cloned());
             match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(keys::page(found, w.page_size())),
+                Some(k) if !k.is_empty() && entries.len() < want => start = Some(k),
+                _ => break,
             }
         }
+        self.fill_docs(&mut entries).await?;
+        let mut found = Vec::with_capacity(entries.len());
+        for item in &entries {
+            found.push((string_attr(item, sk_attr)?, doc(item)?));
+        }
+        Ok(keys::page(found, w.page_size()))
     }
 }
 

@@ -7,6 +7,24 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 
+/// The GSIs: name, partition and sort key, and the attributes they project beside the keys
+/// (none: `KEYS_ONLY`). Entries hold only what their queries filter on; the records are read
+/// from the table (`fill_docs`), so rewriting a record costs an index nothing unless its
+/// key or one of these attributes changes.
+pub const INDEXES: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "orders_by_org",
+        "gsi1pk",
+        "gsi1sk",
+        &["status", "mode", "chain_id", "currency_id"],
+    ),
+    ("orders_by_expiry", "gsi2pk", "gsi2sk", &[]),
+    ("events_by_org", "gsi3pk", "gsi3sk", &["type", "key_id"]),
+    // Also the audit entries of one object (`AUDITOF#…` partitions), filtered by key.
+    ("deliveries_by_endpoint", "gsi4pk", "gsi4sk", &["key_id"]),
+    ("deposits_by_chain", "gsi5pk", "gsi5sk", &[]),
+];
+
 /// Creates the table with its GSIs, stream and TTL, as `template.yaml` declares it.
 /// Used by the tests and by `payorders tables create`. `AlreadyExists` if it exists.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
@@ -24,16 +42,18 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             .build()
             .map_err(StoreError::unavailable)
     };
-    let gsi = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, StoreError> {
+    let gsi = |(name, pk, sk, include): &(&str, &str, &str, &[&str])| {
+        let projection = match include {
+            [] => Projection::builder().projection_type(ProjectionType::KeysOnly),
+            attrs => Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .set_non_key_attributes(Some(attrs.iter().map(|a| a.to_string()).collect())),
+        };
         GlobalSecondaryIndex::builder()
-            .index_name(name)
+            .index_name(*name)
             .key_schema(key(pk, KeyType::Hash)?)
             .key_schema(key(sk, KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .projection(projection.build())
             .build()
             .map_err(StoreError::unavailable)
     };
@@ -43,11 +63,9 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .billing_mode(BillingMode::PayPerRequest)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
-        .global_secondary_indexes(gsi("orders_by_org", "gsi1pk", "gsi1sk")?)
-        .global_secondary_indexes(gsi("orders_by_expiry", "gsi2pk", "gsi2sk")?)
-        .global_secondary_indexes(gsi("events_by_org", "gsi3pk", "gsi3sk")?)
-        .global_secondary_indexes(gsi("deliveries_by_endpoint", "gsi4pk", "gsi4sk")?)
-        .global_secondary_indexes(gsi("deposits_by_chain", "gsi5pk", "gsi5sk")?)
+        .set_global_secondary_indexes(Some(
+            INDEXES.iter().map(gsi).collect::<Result<Vec<_>, _>>()?,
+        ))
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
