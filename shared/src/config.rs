@@ -212,8 +212,9 @@ pub fn lambda_sdk_config_from(var: impl Fn(&str) -> Option<String>) -> aws_confi
         .time_source(aws_smithy_async::time::SystemTimeSource::new());
     // Lambda hands the execution role's credentials to the sandbox once, for its lifetime.
     // Without them a call fails with the SDK's "no credentials" error.
+    let session_token = var("AWS_SESSION_TOKEN");
     if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-        let credentials = Credentials::new(id, secret, var("AWS_SESSION_TOKEN"), None, "lambda");
+        let credentials = Credentials::new(id, secret, session_token, None, "lambda");
         config = config.credentials_provider(SharedCredentialsProvider::new(credentials));
     }
     if let Some(url) = var("AWS_ENDPOINT_URL") {

@@ -15,7 +15,10 @@ pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lam
     if req.method() == "OPTIONS" {
         return Ok(public::preflight(&req));
     }
-    Ok(public::guarded(&*svc.store, Limit::Views, &req, |_| choose_and_show(svc, &req)).await)
+    Ok(public::guarded(&*svc.store, Limit::Views, &req, |_| {
+        choose_and_show(svc, &req)
+    })
+    .await)
 }
 
 async fn choose_and_show(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {
