@@ -42,7 +42,7 @@ impl AnalyticsStore for EmbeddedStore {
         last_hour: i64,
     ) -> StoreResult<Vec<Bucket>> {
         let (org, mode) = (org.to_string(), mode.to_string());
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut stmt = tx
                 .prepare_cached(
                     "SELECT hour, name, value FROM analytics \

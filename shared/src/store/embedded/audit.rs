@@ -45,7 +45,7 @@ impl AuditStore for EmbeddedStore {
         f: &AuditFilter,
     ) -> StoreResult<Page<AuditEntry>> {
         let (w, f) = (w.clone(), f.clone());
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let partition = match &f.object_id {
                 Some(object) => format!(
                     "{}#{object}",

@@ -1,8 +1,10 @@
 //! Embedded adapter: SQLite (bundled) in a file under `.local/` or in memory, with the same
 //! behaviour as the DynamoDB adapter: the conformance suite runs against both.
 //!
-//! One connection behind a mutex; every call runs on the blocking pool in one SQLite
-//! transaction, so conditional writes are atomic exactly as DynamoDB transactions are.
+//! Every write runs in one SQLite transaction with the guard it needs (a read-then-write
+//! inside one call), so conditional writes are atomic exactly as DynamoDB transactions
+//! are. Concurrent writes share one transaction and one sync to disk (group commit, see
+//! [`writer`]), each in a savepoint of its own; reads use read-only connections.
 
 mod analytics;
 mod api_keys;
@@ -15,6 +17,7 @@ mod orgs;
 mod rate_limits;
 mod wallets;
 mod webhooks;
+mod writer;
 
 use super::keys::{self, parse_doc};
 use super::versioned::Guard;
@@ -116,9 +119,14 @@ CREATE TABLE IF NOT EXISTS wallets (
 "#;
 
 /// The SQLite store. Cheap to clone.
+///
+/// Writes go to one writer thread that owns the write connection and commits them in
+/// groups (see [`writer`]); reads of a file store go to a few read-only connections beside
+/// it (WAL lets them read while the writer writes), and in memory to the writer as well.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: writer::Writer,
+    readers: Option<Arc<Readers>>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -127,8 +135,18 @@ impl std::fmt::Debug for EmbeddedStore {
     }
 }
 
+/// Read-only connections to a file store, each used by one call at a time.
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// How many read-only connections a file store keeps.
+const READERS: usize = 4;
+
 impl EmbeddedStore {
-    /// Opens (creating if needed) a database file, in WAL mode.
+    /// Opens (creating if needed) a database file, in WAL mode, every commit synced to
+    /// disk before it is answered (`synchronous = FULL`).
     pub fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(StoreError::unavailable)?;
@@ -136,38 +154,87 @@ impl EmbeddedStore {
         let conn = Connection::open(path).map_err(StoreError::unavailable)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(StoreError::unavailable)?;
+        // In WAL mode, FULL syncs the log at every commit: a commit is on disk before
+        // the writer answers any call of its group.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(StoreError::unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(StoreError::unavailable)?;
-        Self::init(conn)
-    }
-
-    /// A private in-memory database (tests, one-off tools).
-    pub fn in_memory() -> StoreResult<Self> {
-        Self::init(Connection::open_in_memory().map_err(StoreError::unavailable)?)
-    }
-
-    fn init(conn: Connection) -> StoreResult<Self> {
         conn.execute_batch(SCHEMA)
             .map_err(StoreError::unavailable)?;
+        let mut conns = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(StoreError::unavailable)?;
+            r.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(StoreError::unavailable)?;
+            conns.push(Mutex::new(r));
+        }
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: writer::Writer::start(conn)?,
+            readers: Some(Arc::new(Readers {
+                conns,
+                next: Default::default(),
+            })),
         })
     }
 
-    /// Runs `f` inside one immediate transaction on the blocking pool; commits on `Ok`.
+    /// A private in-memory database (tests, one-off tools): reads go to the writer too.
+    pub fn in_memory() -> StoreResult<Self> {
+        let conn = Connection::open_in_memory().map_err(StoreError::unavailable)?;
+        conn.execute_batch(SCHEMA)
+            .map_err(StoreError::unavailable)?;
+        Ok(Self {
+            writer: writer::Writer::start(conn)?,
+            readers: None,
+        })
+    }
+
+    /// Runs `f` on the writer, inside the writer's current immediate transaction and a
+    /// savepoint of its own: `Err` undoes `f`'s writes alone. Answered once the group's
+    /// commit is on disk; a failed commit fails every call of the group.
     async fn tx<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        self.writer.run(f).await
+    }
+
+    /// Runs a read-only `f` in one (deferred) transaction on a read-only connection: a
+    /// snapshot of what was committed when it began, so only for reads that are not
+    /// followed by a write they guard (those belong inside the write's [`Self::tx`]).
+    /// An in-memory store reads on the writer.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let Some(readers) = self.readers.clone() else {
+            return self.tx(f).await;
+        };
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let n = readers.conns.len();
+            let start = readers
+                .next
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // A free connection if there is one, else wait for the next in turn.
+            let mut guard = (0..n)
+                .find_map(|i| readers.conns[(start + i) % n].try_lock().ok())
+                .unwrap_or_else(|| {
+                    readers.conns[start % n]
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                });
             let tx = guard
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .transaction_with_behavior(TransactionBehavior::Deferred)
                 .map_err(StoreError::unavailable)?;
             let out = f(&tx)?;
-            tx.commit().map_err(StoreError::unavailable)?;
+            tx.finish().map_err(StoreError::unavailable)?;
             Ok(out)
         })
         .await

@@ -74,7 +74,7 @@ impl OrderStore for EmbeddedStore {
 
     async fn get_order(&self, id: &OrderId) -> StoreResult<Option<PayOrder>> {
         let id = id.to_string();
-        self.tx(move |tx| one_doc(tx, "SELECT doc FROM orders WHERE id = ?1", &id))
+        self.read(move |tx| one_doc(tx, "SELECT doc FROM orders WHERE id = ?1", &id))
             .await
     }
 
@@ -120,7 +120,7 @@ impl OrderStore for EmbeddedStore {
 
     async fn list_orders(&self, w: &ListWindow, f: &OrderFilter) -> StoreResult<Page<PayOrder>> {
         let (w, f) = (w.clone(), f.clone());
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let partition = org_partition("ORDERS", &w.organization_id, w.mode);
             let rows = newest_first(tx, "orders", &partition, &w, |o: &PayOrder| f.matches(o))?;
             Ok(keys::page(rows, w.page_size()))
@@ -133,7 +133,7 @@ impl OrderStore for EmbeddedStore {
         now: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<PayOrder>> {
-        self.tx(move |tx| {
+        self.read(move |tx| {
             docs(
                 tx,
                 "SELECT doc FROM orders WHERE expiry_key IS NOT NULL AND expiry_key < ?1 \
@@ -151,7 +151,7 @@ impl OrderStore for EmbeddedStore {
     ) -> StoreResult<Vec<PayOrder>> {
         // Dev-sized: the payment's chain is inside the document, so filter here.
         let sql = orders_in_statuses(OrderStatus::accepts_payment);
-        let mut orders: Vec<PayOrder> = self.tx(move |tx| docs(tx, &sql, [])).await?;
+        let mut orders: Vec<PayOrder> = self.read(move |tx| docs(tx, &sql, [])).await?;
         let after = now.to_key();
         orders.retain(|o| keys::watch_key(o).is_some_and(|(c, k)| c == chain && k > after));
         orders.sort_by_cached_key(|o| keys::watch_key(o).map(|(_, k)| k));
@@ -175,7 +175,7 @@ impl OrderStore for EmbeddedStore {
                         | OrderStatus::PartialPayment
                 )
         });
-        let mut orders: Vec<PayOrder> = self.tx(move |tx| docs(tx, &sql, [])).await?;
+        let mut orders: Vec<PayOrder> = self.read(move |tx| docs(tx, &sql, [])).await?;
         let before = updated_before.to_key();
         orders.retain(|o| keys::check_key(o).is_some_and(|k| k < before));
         orders.sort_by_cached_key(keys::check_key);
@@ -185,7 +185,7 @@ impl OrderStore for EmbeddedStore {
 
     async fn scan_cursor(&self, chain: ChainId) -> StoreResult<Option<u64>> {
         let id = chain.get() as i64;
-        self.tx(move |tx| {
+        self.read(move |tx| {
             tx.query_row(
                 "SELECT block FROM scan_cursors WHERE chain_id = ?1",
                 [id],
@@ -225,7 +225,7 @@ impl OrderStore for EmbeddedStore {
 
     async fn get_tx_claim(&self, claim_key: &str) -> StoreResult<Option<OrderId>> {
         let k = claim_key.to_owned();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             tx.query_row("SELECT order_id FROM tx_claims WHERE key = ?1", [k], |r| {
                 r.get::<_, String>(0)
             })

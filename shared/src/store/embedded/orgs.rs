@@ -20,7 +20,7 @@ impl OrgStore for EmbeddedStore {
 
     async fn get_organization(&self, id: &OrgId) -> StoreResult<Option<Organization>> {
         let id = id.to_string();
-        self.tx(move |tx| one_doc(tx, "SELECT doc FROM organizations WHERE id = ?1", &id))
+        self.read(move |tx| one_doc(tx, "SELECT doc FROM organizations WHERE id = ?1", &id))
             .await
     }
 
@@ -46,7 +46,7 @@ impl OrgStore for EmbeddedStore {
 
     async fn get_checkout_settings(&self, org: &OrgId) -> StoreResult<Option<CheckoutSettings>> {
         let id = org.to_string();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             one_doc(
                 tx,
                 "SELECT doc FROM checkout_settings WHERE org_id = ?1",

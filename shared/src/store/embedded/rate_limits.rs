@@ -29,7 +29,7 @@ impl RateLimitStore for EmbeddedStore {
     async fn hits(&self, key: &str) -> StoreResult<u64> {
         let key = key.to_owned();
         let now = Timestamp::now().unix();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let hits: Option<i64> = tx
                 .query_row(
                     "SELECT hits FROM rate_hits WHERE key = ?1 AND expires_at >= ?2",
@@ -45,7 +45,7 @@ impl RateLimitStore for EmbeddedStore {
 
     async fn get_rate_limits(&self, org: &OrgId) -> StoreResult<RateLimits> {
         let id = org.to_string();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             one_doc(tx, "SELECT doc FROM rate_limits WHERE org_id = ?1", &id)
                 .map(Option::unwrap_or_default)
         })

@@ -26,7 +26,7 @@ impl WalletStore for EmbeddedStore {
         chain: ChainId,
     ) -> StoreResult<Option<MerchantWallet>> {
         let org = org.to_string();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             tx.query_row(
                 "SELECT doc FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
                 params![org, mode.as_str(), chain.get() as i64],
@@ -42,7 +42,7 @@ impl WalletStore for EmbeddedStore {
 
     async fn list_wallets(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<MerchantWallet>> {
         let org = org.to_string();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             docs(
                 tx,
                 "SELECT doc FROM wallets WHERE org_id = ?1 AND mode = ?2 ORDER BY chain_id",

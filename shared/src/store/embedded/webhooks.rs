@@ -28,7 +28,7 @@ impl WebhookStore for EmbeddedStore {
         id: &WebhookEndpointId,
     ) -> StoreResult<Option<WebhookEndpoint>> {
         let (org, id) = (org.clone(), id.to_string());
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let e: Option<WebhookEndpoint> =
                 one_doc(tx, "SELECT doc FROM webhook_endpoints WHERE id = ?1", &id)?;
             Ok(e.filter(|e| e.organization_id == org))
@@ -84,7 +84,7 @@ impl WebhookStore for EmbeddedStore {
         mode: KeyMode,
     ) -> StoreResult<Vec<WebhookEndpoint>> {
         let org = org.to_string();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             docs(tx, "SELECT doc FROM webhook_endpoints WHERE org_id = ?1 AND mode = ?2 ORDER BY sort_key", params![org, mode.as_str()])
         })
         .await
@@ -113,7 +113,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn get_delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
         let id = id.to_string();
-        self.tx(move |tx| one_doc(tx, "SELECT doc FROM deliveries WHERE id = ?1", &id))
+        self.read(move |tx| one_doc(tx, "SELECT doc FROM deliveries WHERE id = ?1", &id))
             .await
     }
 
@@ -142,7 +142,7 @@ impl WebhookStore for EmbeddedStore {
         w: &ListWindow,
     ) -> StoreResult<Page<Delivery>> {
         let (partition, w) = (format!("DELIVERIES#{endpoint}"), w.clone());
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let rows = newest_first(tx, "deliveries", &partition, &w, |_: &Delivery| true)?;
             Ok(keys::page(rows, w.page_size()))
         })
