@@ -19,13 +19,13 @@ impl KeyStore for EmbeddedStore {
 
     async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
         let h = key_hash.to_owned();
-        self.read(move |tx| one_doc(tx, "SELECT doc FROM api_keys WHERE key_hash = ?1", &h))
+        self.point(move |tx| one_doc(tx, "SELECT doc FROM api_keys WHERE key_hash = ?1", &h))
             .await
     }
 
     async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>> {
         let id = id.to_string();
-        self.read(move |tx| one_doc(tx, "SELECT doc FROM api_keys WHERE id = ?1", &id))
+        self.point(move |tx| one_doc(tx, "SELECT doc FROM api_keys WHERE id = ?1", &id))
             .await
     }
 
@@ -87,7 +87,8 @@ impl EmbeddedStore {
             let before = key.clone();
             change(&mut key);
             if key != before {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE api_keys SET doc = ?2 WHERE id = ?1",
                     params![id, to_doc(&key)],
                 )

@@ -24,8 +24,12 @@ impl AuditStore for EmbeddedStore {
         );
         let now = Timestamp::now().unix();
         self.tx(move |tx| {
-            tx.execute("DELETE FROM audit_log WHERE expires_at < ?1", params![now])
-                .map_err(sql)?;
+            exec(
+                tx,
+                "DELETE FROM audit_log WHERE expires_at < ?1",
+                params![now],
+            )
+            .map_err(sql)?;
             for partition in &partitions {
                 insert_new(
                     tx,

@@ -5,7 +5,8 @@ use super::*;
 use rusqlite::params;
 
 pub(super) fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> StoreResult<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO events (id, partition_key, sort_key, type, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             e.id.as_str(),
@@ -23,7 +24,7 @@ pub(super) fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> StoreRe
 impl EventStore for EmbeddedStore {
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
         let id = id.to_string();
-        self.read(move |tx| one_doc(tx, "SELECT doc FROM events WHERE id = ?1", &id))
+        self.point(move |tx| one_doc(tx, "SELECT doc FROM events WHERE id = ?1", &id))
             .await
     }
 
@@ -65,8 +66,9 @@ impl EmbeddedStore {
     /// The stream position a consumer has processed up to (0 before any).
     pub async fn stream_cursor(&self, name: &str) -> StoreResult<i64> {
         let name = name.to_owned();
-        self.read(move |tx| {
-            tx.query_row(
+        self.point(move |tx| {
+            row(
+                tx,
                 "SELECT seq FROM stream_cursor WHERE name = ?1",
                 [name],
                 |r| r.get(0),
@@ -81,7 +83,8 @@ impl EmbeddedStore {
     pub async fn set_stream_cursor(&self, name: &str, seq: i64) -> StoreResult<()> {
         let name = name.to_owned();
         self.tx(move |tx| {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO stream_cursor (name, seq) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
                 params![name, seq],
             )

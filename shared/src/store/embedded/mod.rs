@@ -144,6 +144,9 @@ struct Readers {
 /// How many read-only connections a file store keeps.
 const READERS: usize = 4;
 
+/// Prepared statements kept per connection: every statement of the hot paths.
+const STATEMENT_CACHE: usize = 64;
+
 impl EmbeddedStore {
     /// Opens (creating if needed) a database file, in WAL mode, every commit synced to
     /// disk before it is answered (`synchronous = FULL`).
@@ -172,6 +175,7 @@ impl EmbeddedStore {
             .map_err(StoreError::unavailable)?;
             r.busy_timeout(std::time::Duration::from_secs(5))
                 .map_err(StoreError::unavailable)?;
+            r.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             conns.push(Mutex::new(r));
         }
         Ok(Self {
@@ -202,7 +206,39 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
     {
-        self.writer.run(f).await
+        self.writer.run(true, f).await
+    }
+
+    /// As [`Self::tx`] for a lazy write (a rate counter, a single-use claim): answered at
+    /// its commit, before the sync to disk that the next durable commit brings (see
+    /// [`writer`] for why these two may).
+    async fn tx_lazy<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.run(false, f).await
+    }
+
+    /// As [`Self::read`] for a read of a few rows by key: run at once on the calling
+    /// thread when a read-only connection is free (a read of pages SQLite has in memory
+    /// takes microseconds, less than handing it to another thread), else as `read`.
+    async fn point<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        if let Some(readers) = &self.readers
+            && let Some(mut conn) = readers.conns.iter().find_map(|c| c.try_lock().ok())
+        {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(StoreError::unavailable)?;
+            let out = f(&tx)?;
+            tx.finish().map_err(StoreError::unavailable)?;
+            return Ok(out);
+        }
+        self.read(f).await
     }
 
     /// Runs a read-only `f` in one (deferred) transaction on a read-only connection: a
@@ -242,6 +278,25 @@ impl EmbeddedStore {
     }
 }
 
+/// Runs one statement through the connection's cache of prepared statements.
+fn exec(
+    tx: &rusqlite::Transaction<'_>,
+    sql_text: &str,
+    args: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql_text)?.execute(args)
+}
+
+/// The one row a statement selects (or returns), through the cache of prepared statements.
+fn row<T>(
+    tx: &rusqlite::Transaction<'_>,
+    sql_text: &str,
+    args: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    tx.prepare_cached(sql_text)?.query_row(args, f)
+}
+
 fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::unavailable(e)
 }
@@ -263,7 +318,8 @@ fn one_doc<T: serde::de::DeserializeOwned>(
     query: &str,
     key: &str,
 ) -> StoreResult<Option<T>> {
-    tx.query_row(query, [key], |r| r.get::<_, String>(0))
+    tx.prepare_cached(query)
+        .and_then(|mut s| s.query_row([key], |r| r.get::<_, String>(0)))
         .optional()
         .map_err(sql)?
         .map(|d| parse_doc(&d))
@@ -276,7 +332,10 @@ fn insert_new(
     sql_text: &str,
     args: impl rusqlite::Params,
 ) -> StoreResult<()> {
-    match tx.execute(sql_text, args) {
+    match tx
+        .prepare_cached(sql_text)
+        .and_then(|mut s| s.execute(args))
+    {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
         Err(e) => Err(sql(e)),
@@ -292,7 +351,8 @@ fn check_guard(
     args: impl rusqlite::Params,
 ) -> StoreResult<()> {
     let stored: Option<i64> = tx
-        .query_row(query, args, |r| r.get(0))
+        .prepare_cached(query)
+        .and_then(|mut s| s.query_row(args, |r| r.get(0)))
         .optional()
         .map_err(sql)?;
     guard.check(stored.map(|v| v as u64))

@@ -8,6 +8,17 @@
 //! while a group commits wait for the next group, so under load one sync serves many
 //! requests and alone a write costs what it did before.
 //!
+//! Two writes are *lazy*: rate-limit counters and single-use claims (signature nonces,
+//! replays). They are committed in a group of their own without waiting for the sync
+//! (`synchronous = NORMAL` for that commit: atomic, kept through a crash of the process,
+//! possibly lost with the machine's power) and answered at once. They are on disk with
+//! the next durable commit, which the log orders after them, or at the latest when the
+//! writer falls idle ([`LAZY_SYNC`]). Whatever a mutating request wrote reaches the disk
+//! before its answer is sent all the same: its audit entry, durable, is written last. What
+//! a power cut can take is a counter's last hits (counting is already a safeguard that lets
+//! a request through when the store cannot count) and claims of requests that left nothing
+//! durable behind, whose replay therefore finds nothing of them either.
+//!
 //! Within a group the writes run in order and each sees the ones before it, exactly as if
 //! each had been its own transaction: a read-then-write guard inside a write closure holds
 //! as before. Nobody is answered before the commit: a failed commit (or a transaction
@@ -22,8 +33,13 @@ use tokio::sync::oneshot;
 /// The most writes one transaction takes; more wait for the next.
 const MAX_GROUP: usize = 256;
 
+/// How long lazy commits may wait for a sync while the writer has nothing else to do.
+const LAZY_SYNC: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// One queued write: run in the group's transaction, then answered with the commit's outcome.
 trait Job: Send {
+    /// Whether its answer waits for the sync to disk (see the module docs).
+    fn durable(&self) -> bool;
     /// Runs the write; `true` if it succeeded (its savepoint is to be kept).
     fn run(&mut self, tx: &Transaction<'_>) -> bool;
     /// Answers the caller: the write's own result, or `failed` when it had succeeded (or
@@ -32,6 +48,7 @@ trait Job: Send {
 }
 
 struct Pending<T, F> {
+    durable: bool,
     f: Option<F>,
     out: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
@@ -42,6 +59,10 @@ where
     T: Send + 'static,
     F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
 {
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
     fn run(&mut self, tx: &Transaction<'_>) -> bool {
         let Some(f) = self.f.take() else {
             return false;
@@ -81,6 +102,7 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the thread that owns `conn` from now on.
     pub(super) fn start(conn: Connection) -> StoreResult<Self> {
+        conn.set_prepared_statement_cache_capacity(super::STATEMENT_CACHE);
         let (queue, jobs) = mpsc::channel();
         #[cfg(test)]
         let groups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -108,14 +130,16 @@ impl Writer {
         self.groups.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Queues `f` and waits for its answer (after its group's commit).
-    pub(super) async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    /// Queues `f` and waits for its answer (after its group's commit is on disk, or for a
+    /// lazy write after the commit alone).
+    pub(super) async fn run<T, F>(&self, durable: bool, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
+            durable,
             f: Some(f),
             out: None,
             reply,
@@ -130,47 +154,87 @@ impl Writer {
 }
 
 fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, committed: impl Fn()) {
-    let mut group: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_GROUP);
-    // Blocks for the first write of a group, then takes whatever else is already waiting.
-    while let Ok(first) = jobs.recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
+    let (mut lazy, mut durable): (Vec<Box<dyn Job>>, Vec<Box<dyn Job>>) = (Vec::new(), Vec::new());
+    // Lazy commits not yet known to be on disk.
+    let mut unsynced = false;
+    loop {
+        // Blocks for the first write of a group (syncing lazy commits if none comes soon),
+        // then takes whatever else is already waiting.
+        let first = if unsynced {
+            match jobs.recv_timeout(LAZY_SYNC) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // A passive checkpoint syncs the log before it copies from it.
+                    unsynced = conn
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        .is_err();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match jobs.recv() {
+                Ok(job) => job,
                 Err(_) => break,
             }
+        };
+        let mut next = Some(first);
+        while let Some(job) = next {
+            if job.durable() {
+                durable.push(job)
+            } else {
+                lazy.push(job)
+            }
+            next = (lazy.len() + durable.len() < MAX_GROUP)
+                .then(|| jobs.try_recv().ok())
+                .flatten();
         }
-        let failed = run_group(&mut conn, &mut group).err();
-        if failed.is_none() {
-            committed();
-        }
-        for job in group.drain(..) {
-            job.answer(failed.as_deref());
+        // Lazy writes first: answered at their commit, they need not wait for the sync
+        // of the durable ones, which then covers them too.
+        for (group, sync) in [(&mut lazy, false), (&mut durable, true)] {
+            if group.is_empty() {
+                continue;
+            }
+            let failed = run_group(&mut conn, group, sync).err();
+            if failed.is_none() {
+                committed();
+                unsynced = !sync;
+            }
+            for job in group.drain(..) {
+                job.answer(failed.as_deref());
+            }
         }
     }
 }
 
 /// Runs a group in one transaction and commits it; `Err` when nothing of it was committed.
-fn run_group(conn: &mut Connection, group: &mut [Box<dyn Job>]) -> Result<(), String> {
+/// With `sync`, the commit is on disk when this returns (`synchronous = FULL`); without,
+/// it is committed but its sync is left to a later commit or checkpoint.
+fn run_group(conn: &mut Connection, group: &mut [Box<dyn Job>], sync: bool) -> Result<(), String> {
+    let mode = if sync {
+        "PRAGMA synchronous = FULL"
+    } else {
+        "PRAGMA synchronous = NORMAL"
+    };
+    conn.prepare_cached(mode)
+        .and_then(|mut s| s.execute([]))
+        .map_err(|e| format!("cannot set the sync mode: {e}"))?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| format!("cannot begin a transaction: {e}"))?;
+    let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
     for job in group.iter_mut() {
-        tx.execute_batch("SAVEPOINT w")
-            .map_err(|e| format!("cannot start a savepoint: {e}"))?;
+        step("SAVEPOINT w").map_err(|e| format!("cannot start a savepoint: {e}"))?;
         let ok = job.run(&tx);
         if tx.is_autocommit() {
             // SQLite rolled the whole transaction back (an I/O error, a full disk): the
             // writes before this one are gone too.
             return Err("the transaction was rolled back".into());
         }
-        let end = if ok {
-            "RELEASE w"
-        } else {
-            "ROLLBACK TO w; RELEASE w"
-        };
-        tx.execute_batch(end)
-            .map_err(|e| format!("cannot end a savepoint: {e}"))?;
+        if !ok {
+            step("ROLLBACK TO w").map_err(|e| format!("cannot roll back a savepoint: {e}"))?;
+        }
+        step("RELEASE w").map_err(|e| format!("cannot end a savepoint: {e}"))?;
     }
     tx.commit().map_err(|e| format!("commit failed: {e}"))
 }
@@ -208,6 +272,15 @@ mod tests {
 
     /// Polls each write once (which queues it), then lets the writer go on.
     async fn queued<T>(store: &EmbeddedStore, writes: Vec<Write<T>>) -> Vec<StoreResult<T>> {
+        queued_in(store, writes, 1).await
+    }
+
+    /// As [`queued`], committed as `groups` groups after the held one.
+    async fn queued_in<T>(
+        store: &EmbeddedStore,
+        writes: Vec<Write<T>>,
+        groups: usize,
+    ) -> Vec<StoreResult<T>> {
         let (hold, release) = held(store).await;
         let before = store.writer.groups();
         let mut writes = writes;
@@ -223,8 +296,8 @@ mod tests {
         // The held write's group, then all of these in one more.
         assert_eq!(
             store.writer.groups(),
-            before + 2,
-            "the writes were not one group"
+            before + 1 + groups,
+            "the writes were not grouped as expected"
         );
         out
     }
@@ -392,5 +465,33 @@ mod tests {
         hits.sort();
         assert_eq!(hits, (1..=40).collect::<Vec<_>>());
         assert_eq!(store.hits("k").await.unwrap(), 40);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lazy_and_durable_writes_queued_together_commit_as_two_groups() {
+        let (store, path) = temp_store();
+        let ends = Timestamp::now().plus_seconds(3600);
+        let now = Timestamp::now();
+        let writes: Vec<Write<()>> = vec![
+            claim(&store, "durable"),
+            {
+                let s = store.clone();
+                Box::pin(async move { s.count_hit("k", ends).await.map(drop) })
+            },
+            {
+                let s = store.clone();
+                Box::pin(async move {
+                    assert!(s.claim_once("lazy", now, ends).await?);
+                    Ok(())
+                })
+            },
+        ];
+        let out = queued_in(&store, writes, 2).await;
+        assert!(out.iter().all(Result::is_ok), "{out:?}");
+        // Both groups committed, the lazy one first: a store opened afresh reads them.
+        drop(store);
+        let again = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(claimed(&again).await, ["durable", "lazy"]);
+        assert_eq!(again.hits("k").await.unwrap(), 1);
     }
 }
