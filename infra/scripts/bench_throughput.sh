@@ -31,7 +31,8 @@ here=infra/bench/throughput
 
 if ! command -v wrk >/dev/null; then
   echo "bench: installing wrk (Debian)" >&2
-  apt-get install -y wrk >/dev/null || { echo "bench: wrk is missing: apt-get install wrk" >&2; exit 1; }
+  { apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; } >/dev/null ||
+    { echo "bench: wrk is missing: apt-get install wrk" >&2; exit 1; }
 fi
 
 bin=${BENCH_BIN:-}
