@@ -154,7 +154,8 @@ impl Writer {
 }
 
 fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, committed: impl Fn()) {
-    let (mut lazy, mut durable): (Vec<Box<dyn Job>>, Vec<Box<dyn Job>>) = (Vec::new(), Vec::new());
+    let mut lazy: Vec<Box<dyn Job>> = Vec::new();
+    let mut durable: Vec<Box<dyn Job>> = Vec::new();
     // Lazy commits not yet known to be on disk.
     let mut unsynced = false;
     loop {
@@ -330,12 +331,10 @@ mod tests {
                 let mut stmt = tx
                     .prepare("SELECT key FROM claims ORDER BY key")
                     .map_err(sql)?;
-                let keys = stmt
-                    .query_map([], |r| r.get::<_, String>(0))
+                stmt.query_map([], |r| r.get::<_, String>(0))
                     .map_err(sql)?
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(sql);
-                keys
+                    .map_err(sql)
             })
             .await
             .unwrap()
