@@ -70,6 +70,11 @@ export PAYORDERS_CONFIRMATIONS_QUEUE_URL PAYORDERS_WEBHOOKS_QUEUE_URL
   echo
   echo "\`make package\` (sam build, cargo-lambda, the release profile) of every function: ${package_secs} s;"
   echo "with the baseline and the host: ${build_secs} s (from an empty target/ on a fresh clone; incremental when it was warm)."
+  echo
+  echo "## Throughput of the local host"
+  echo
+  # Its own repetitions (5 runs of 10 s), not the cold starts' RUNS.
+  RUNS=${THROUGHPUT_RUNS:-5} infra/scripts/bench_throughput.sh
 } | tee "$out"
 
 # What one paid order costs in AWS: DynamoDB units, SQS, Lambda and API Gateway requests of a

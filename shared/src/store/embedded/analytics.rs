@@ -10,8 +10,8 @@ impl AnalyticsStore for EmbeddedStore {
     async fn add_analytics(&self, c: &Contribution) -> StoreResult<bool> {
         let c = c.clone();
         self.tx(move |tx| {
-            let fresh = tx
-                .execute(
+            let fresh = exec(
+                tx,
                     "INSERT INTO analytics_markers (marker) VALUES (?1) ON CONFLICT DO NOTHING",
                     params![c.marker],
                 )
@@ -21,7 +21,8 @@ impl AnalyticsStore for EmbeddedStore {
             }
             let (org, mode) = (c.organization_id.to_string(), c.mode.to_string());
             for (name, v) in &c.counters {
-                tx.execute(
+                exec(
+                tx,
                     "INSERT INTO analytics (org_id, mode, hour, name, value) \
                      VALUES (?1, ?2, ?3, ?4, ?5) \
                      ON CONFLICT (org_id, mode, hour, name) DO UPDATE SET value = value + excluded.value",
@@ -42,7 +43,7 @@ impl AnalyticsStore for EmbeddedStore {
         last_hour: i64,
     ) -> StoreResult<Vec<Bucket>> {
         let (org, mode) = (org.to_string(), mode.to_string());
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut stmt = tx
                 .prepare_cached(
                     "SELECT hour, name, value FROM analytics \

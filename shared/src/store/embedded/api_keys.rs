@@ -19,13 +19,13 @@ impl KeyStore for EmbeddedStore {
 
     async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
         let h = key_hash.to_owned();
-        self.tx(move |tx| one_doc(tx, "SELECT doc FROM api_keys WHERE key_hash = ?1", &h))
+        self.point(move |tx| one_doc(tx, "SELECT doc FROM api_keys WHERE key_hash = ?1", &h))
             .await
     }
 
     async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>> {
         let id = id.to_string();
-        self.tx(move |tx| one_doc(tx, "SELECT doc FROM api_keys WHERE id = ?1", &id))
+        self.point(move |tx| one_doc(tx, "SELECT doc FROM api_keys WHERE id = ?1", &id))
             .await
     }
 
@@ -59,7 +59,7 @@ impl KeyStore for EmbeddedStore {
     async fn list_api_keys(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<ApiKey>> {
         let org = org.to_string();
         let mut keys: Vec<ApiKey> = self
-            .tx(move |tx| {
+            .read(move |tx| {
                 docs(
                     tx,
                     "SELECT doc FROM api_keys WHERE json_extract(doc, '$.organization_id') = ?1 \
@@ -87,7 +87,8 @@ impl EmbeddedStore {
             let before = key.clone();
             change(&mut key);
             if key != before {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE api_keys SET doc = ?2 WHERE id = ?1",
                     params![id, to_doc(&key)],
                 )

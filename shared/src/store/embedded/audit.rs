@@ -24,8 +24,12 @@ impl AuditStore for EmbeddedStore {
         );
         let now = Timestamp::now().unix();
         self.tx(move |tx| {
-            tx.execute("DELETE FROM audit_log WHERE expires_at < ?1", params![now])
-                .map_err(sql)?;
+            exec(
+                tx,
+                "DELETE FROM audit_log WHERE expires_at < ?1",
+                params![now],
+            )
+            .map_err(sql)?;
             for partition in &partitions {
                 insert_new(
                     tx,
@@ -45,7 +49,7 @@ impl AuditStore for EmbeddedStore {
         f: &AuditFilter,
     ) -> StoreResult<Page<AuditEntry>> {
         let (w, f) = (w.clone(), f.clone());
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let partition = match &f.object_id {
                 Some(object) => format!(
                     "{}#{object}",

@@ -12,15 +12,15 @@ impl ClaimStore for EmbeddedStore {
         expires_at: Timestamp,
     ) -> StoreResult<bool> {
         let key = key.to_owned();
-        self.tx(move |tx| {
-            let changed = tx
-                .execute(
-                    "INSERT INTO claims (key, expires_at) VALUES (?1, ?2) \
+        self.tx_lazy(move |tx| {
+            let changed = exec(
+                tx,
+                "INSERT INTO claims (key, expires_at) VALUES (?1, ?2) \
                      ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
                      WHERE claims.expires_at < ?3",
-                    params![key, expires_at.unix(), now.unix()],
-                )
-                .map_err(sql)?;
+                params![key, expires_at.unix(), now.unix()],
+            )
+            .map_err(sql)?;
             Ok(changed == 1)
         })
         .await

@@ -5,7 +5,8 @@ use super::*;
 use rusqlite::params;
 
 pub(super) fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> StoreResult<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO events (id, partition_key, sort_key, type, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             e.id.as_str(),
@@ -23,13 +24,13 @@ pub(super) fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> StoreRe
 impl EventStore for EmbeddedStore {
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
         let id = id.to_string();
-        self.tx(move |tx| one_doc(tx, "SELECT doc FROM events WHERE id = ?1", &id))
+        self.point(move |tx| one_doc(tx, "SELECT doc FROM events WHERE id = ?1", &id))
             .await
     }
 
     async fn list_events(&self, w: &ListWindow, f: &EventFilter) -> StoreResult<Page<Event>> {
         let (w, f) = (w.clone(), f.clone());
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let partition = org_partition("EVENTS", &w.organization_id, w.mode);
             let rows = newest_first(tx, "events", &partition, &w, |e: &Event| {
                 f.event_type.is_none_or(|t| t == e.event_type)
@@ -44,7 +45,7 @@ impl EmbeddedStore {
     /// Events written after `after` (an outbox sequence number), oldest first, with their
     /// sequence numbers: the local host's stand-in for the DynamoDB stream.
     pub async fn events_after(&self, after: i64, limit: u32) -> StoreResult<Vec<(i64, Event)>> {
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut stmt = tx
                 .prepare_cached("SELECT seq, doc FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")
                 .map_err(sql)?;
@@ -65,8 +66,9 @@ impl EmbeddedStore {
     /// The stream position a consumer has processed up to (0 before any).
     pub async fn stream_cursor(&self, name: &str) -> StoreResult<i64> {
         let name = name.to_owned();
-        self.tx(move |tx| {
-            tx.query_row(
+        self.point(move |tx| {
+            row(
+                tx,
                 "SELECT seq FROM stream_cursor WHERE name = ?1",
                 [name],
                 |r| r.get(0),
@@ -81,7 +83,8 @@ impl EmbeddedStore {
     pub async fn set_stream_cursor(&self, name: &str, seq: i64) -> StoreResult<()> {
         let name = name.to_owned();
         self.tx(move |tx| {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO stream_cursor (name, seq) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
                 params![name, seq],
             )

@@ -9,23 +9,23 @@ fn read_record(
     tx: &rusqlite::Transaction<'_>,
     key: &str,
 ) -> StoreResult<Option<IdempotencyRecord>> {
-    let row = tx
-        .query_row(
-            "SELECT fingerprint, state, response, locked_until, expires_at \
+    let row = row(
+        tx,
+        "SELECT fingerprint, state, response, locked_until, expires_at \
              FROM idempotency WHERE key = ?1",
-            [key],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            },
-        )
-        .optional()
-        .map_err(sql)?;
+        [key],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        },
+    )
+    .optional()
+    .map_err(sql)?;
     row.map(|(fingerprint, state, response, locked_until, expires_at)| {
         Ok(IdempotencyRecord {
             fingerprint,
@@ -43,7 +43,8 @@ fn write_record(
     key: &str,
     r: &IdempotencyRecord,
 ) -> StoreResult<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT OR REPLACE INTO idempotency \
          (key, fingerprint, state, response, locked_until, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -100,8 +101,7 @@ impl IdempotencyStore for EmbeddedStore {
         let (key, fp) = (scope.storage_key(), fingerprint.to_owned());
         self.tx(move |tx| {
             if read_record(tx, &key)?.is_some_and(|r| r.releasable_by(&fp)) {
-                tx.execute("DELETE FROM idempotency WHERE key = ?1", [&key])
-                    .map_err(sql)?;
+                exec(tx, "DELETE FROM idempotency WHERE key = ?1", [&key]).map_err(sql)?;
             }
             Ok(())
         })

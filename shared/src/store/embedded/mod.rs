@@ -1,8 +1,10 @@
 //! Embedded adapter: SQLite (bundled) in a file under `.local/` or in memory, with the same
 //! behaviour as the DynamoDB adapter: the conformance suite runs against both.
 //!
-//! One connection behind a mutex; every call runs on the blocking pool in one SQLite
-//! transaction, so conditional writes are atomic exactly as DynamoDB transactions are.
+//! Every write runs in one SQLite transaction with the guard it needs (a read-then-write
+//! inside one call), so conditional writes are atomic exactly as DynamoDB transactions
+//! are. Concurrent writes share one transaction and one sync to disk (group commit, see
+//! [`writer`]), each in a savepoint of its own; reads use read-only connections.
 
 mod analytics;
 mod api_keys;
@@ -15,6 +17,7 @@ mod orgs;
 mod rate_limits;
 mod wallets;
 mod webhooks;
+mod writer;
 
 use super::keys::{self, parse_doc};
 use super::versioned::Guard;
@@ -116,9 +119,14 @@ CREATE TABLE IF NOT EXISTS wallets (
 "#;
 
 /// The SQLite store. Cheap to clone.
+///
+/// Writes go to one writer thread that owns the write connection and commits them in
+/// groups (see [`writer`]); reads of a file store go to a few read-only connections beside
+/// it (WAL lets them read while the writer writes), and in memory to the writer as well.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    conn: Arc<Mutex<Connection>>,
+    writer: writer::Writer,
+    readers: Option<Arc<Readers>>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -127,8 +135,21 @@ impl std::fmt::Debug for EmbeddedStore {
     }
 }
 
+/// Read-only connections to a file store, each used by one call at a time.
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// How many read-only connections a file store keeps.
+const READERS: usize = 4;
+
+/// Prepared statements kept per connection: every statement of the hot paths.
+const STATEMENT_CACHE: usize = 64;
+
 impl EmbeddedStore {
-    /// Opens (creating if needed) a database file, in WAL mode.
+    /// Opens (creating if needed) a database file, in WAL mode, every commit synced to
+    /// disk before it is answered (`synchronous = FULL`).
     pub fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(StoreError::unavailable)?;
@@ -136,43 +157,144 @@ impl EmbeddedStore {
         let conn = Connection::open(path).map_err(StoreError::unavailable)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(StoreError::unavailable)?;
+        // In WAL mode, FULL syncs the log at every commit: a commit is on disk before
+        // the writer answers any call of its group.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(StoreError::unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(StoreError::unavailable)?;
-        Self::init(conn)
-    }
-
-    /// A private in-memory database (tests, one-off tools).
-    pub fn in_memory() -> StoreResult<Self> {
-        Self::init(Connection::open_in_memory().map_err(StoreError::unavailable)?)
-    }
-
-    fn init(conn: Connection) -> StoreResult<Self> {
         conn.execute_batch(SCHEMA)
             .map_err(StoreError::unavailable)?;
+        let mut conns = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(StoreError::unavailable)?;
+            r.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(StoreError::unavailable)?;
+            r.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            conns.push(Mutex::new(r));
+        }
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: writer::Writer::start(conn)?,
+            readers: Some(Arc::new(Readers {
+                conns,
+                next: Default::default(),
+            })),
         })
     }
 
-    /// Runs `f` inside one immediate transaction on the blocking pool; commits on `Ok`.
+    /// A private in-memory database (tests, one-off tools): reads go to the writer too.
+    pub fn in_memory() -> StoreResult<Self> {
+        let conn = Connection::open_in_memory().map_err(StoreError::unavailable)?;
+        conn.execute_batch(SCHEMA)
+            .map_err(StoreError::unavailable)?;
+        Ok(Self {
+            writer: writer::Writer::start(conn)?,
+            readers: None,
+        })
+    }
+
+    /// Runs `f` on the writer, inside the writer's current immediate transaction and a
+    /// savepoint of its own: `Err` undoes `f`'s writes alone. Answered once the group's
+    /// commit is on disk; a failed commit fails every call of the group.
     async fn tx<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = guard
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+        self.writer.run(true, f).await
+    }
+
+    /// As [`Self::tx`] for a lazy write (a rate counter, a single-use claim): answered at
+    /// its commit, before the sync to disk that the next durable commit brings (see
+    /// [`writer`] for why these two may).
+    async fn tx_lazy<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.run(false, f).await
+    }
+
+    /// As [`Self::read`] for a read of a few rows by key: run at once on the calling
+    /// thread when a read-only connection is free (a read of pages SQLite has in memory
+    /// takes microseconds, less than handing it to another thread), else as `read`.
+    async fn point<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        if let Some(readers) = &self.readers
+            && let Some(mut conn) = readers.conns.iter().find_map(|c| c.try_lock().ok())
+        {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Deferred)
                 .map_err(StoreError::unavailable)?;
             let out = f(&tx)?;
-            tx.commit().map_err(StoreError::unavailable)?;
+            tx.finish().map_err(StoreError::unavailable)?;
+            return Ok(out);
+        }
+        self.read(f).await
+    }
+
+    /// Runs a read-only `f` in one (deferred) transaction on a read-only connection: a
+    /// snapshot of what was committed when it began, so only for reads that are not
+    /// followed by a write they guard (those belong inside the write's [`Self::tx`]).
+    /// An in-memory store reads on the writer.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let Some(readers) = self.readers.clone() else {
+            return self.tx(f).await;
+        };
+        tokio::task::spawn_blocking(move || {
+            let n = readers.conns.len();
+            let start = readers
+                .next
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // A free connection if there is one, else wait for the next in turn.
+            let mut guard = (0..n)
+                .find_map(|i| readers.conns[(start + i) % n].try_lock().ok())
+                .unwrap_or_else(|| {
+                    readers.conns[start % n]
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                });
+            let tx = guard
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(StoreError::unavailable)?;
+            let out = f(&tx)?;
+            tx.finish().map_err(StoreError::unavailable)?;
             Ok(out)
         })
         .await
         .map_err(StoreError::unavailable)?
     }
+}
+
+/// Runs one statement through the connection's cache of prepared statements.
+fn exec(
+    tx: &rusqlite::Transaction<'_>,
+    sql_text: &str,
+    args: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql_text)?.execute(args)
+}
+
+/// The one row a statement selects (or returns), through the cache of prepared statements.
+fn row<T>(
+    tx: &rusqlite::Transaction<'_>,
+    sql_text: &str,
+    args: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    tx.prepare_cached(sql_text)?.query_row(args, f)
 }
 
 fn sql(e: rusqlite::Error) -> StoreError {
@@ -196,7 +318,8 @@ fn one_doc<T: serde::de::DeserializeOwned>(
     query: &str,
     key: &str,
 ) -> StoreResult<Option<T>> {
-    tx.query_row(query, [key], |r| r.get::<_, String>(0))
+    tx.prepare_cached(query)
+        .and_then(|mut s| s.query_row([key], |r| r.get::<_, String>(0)))
         .optional()
         .map_err(sql)?
         .map(|d| parse_doc(&d))
@@ -209,7 +332,10 @@ fn insert_new(
     sql_text: &str,
     args: impl rusqlite::Params,
 ) -> StoreResult<()> {
-    match tx.execute(sql_text, args) {
+    match tx
+        .prepare_cached(sql_text)
+        .and_then(|mut s| s.execute(args))
+    {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists),
         Err(e) => Err(sql(e)),
@@ -225,7 +351,8 @@ fn check_guard(
     args: impl rusqlite::Params,
 ) -> StoreResult<()> {
     let stored: Option<i64> = tx
-        .query_row(query, args, |r| r.get(0))
+        .prepare_cached(query)
+        .and_then(|mut s| s.query_row(args, |r| r.get(0)))
         .optional()
         .map_err(sql)?;
     guard.check(stored.map(|v| v as u64))

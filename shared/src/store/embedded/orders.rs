@@ -52,7 +52,8 @@ impl OrderStore for EmbeddedStore {
             let o = new.order();
             if let Some(nonce) = &o.nonce {
                 let key = format!("{}#{}#{}", o.organization_id, keys::mode_of(o.livemode), nonce);
-                match tx.execute(
+                match exec(
+                tx,
                     "INSERT INTO nonces (key, order_id) VALUES (?1, ?2)",
                     params![key, o.id.as_str()],
                 ) {
@@ -74,7 +75,7 @@ impl OrderStore for EmbeddedStore {
 
     async fn get_order(&self, id: &OrderId) -> StoreResult<Option<PayOrder>> {
         let id = id.to_string();
-        self.tx(move |tx| one_doc(tx, "SELECT doc FROM orders WHERE id = ?1", &id))
+        self.point(move |tx| one_doc(tx, "SELECT doc FROM orders WHERE id = ?1", &id))
             .await
     }
 
@@ -87,7 +88,8 @@ impl OrderStore for EmbeddedStore {
                 "SELECT version FROM orders WHERE id = ?1",
                 [u.order().id.as_str()],
             )?;
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE orders SET partition_key = ?2, sort_key = ?3, expiry_key = ?4, \
                  status = ?5, mode = ?6, chain_id = ?7, currency_id = ?8, version = ?9, \
                  doc = ?10 WHERE id = ?1",
@@ -99,15 +101,15 @@ impl OrderStore for EmbeddedStore {
             }
             for c in u.tx_claims() {
                 // New, or already this order's (a reorged transfer recorded again).
-                let owner: String = tx
-                    .query_row(
-                        "INSERT INTO tx_claims (key, order_id) VALUES (?1, ?2) \
+                let owner: String = row(
+                    tx,
+                    "INSERT INTO tx_claims (key, order_id) VALUES (?1, ?2) \
                          ON CONFLICT (key) DO UPDATE SET order_id = order_id \
                          RETURNING order_id",
-                        params![c.key(), u.order().id.as_str()],
-                        |r| r.get(0),
-                    )
-                    .map_err(sql)?;
+                    params![c.key(), u.order().id.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
                 if owner != u.order().id.as_str() {
                     // Returning an error drops the transaction: nothing above is kept.
                     return Err(StoreError::TxAlreadyClaimed { claim: c.key() });
@@ -120,7 +122,7 @@ impl OrderStore for EmbeddedStore {
 
     async fn list_orders(&self, w: &ListWindow, f: &OrderFilter) -> StoreResult<Page<PayOrder>> {
         let (w, f) = (w.clone(), f.clone());
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let partition = org_partition("ORDERS", &w.organization_id, w.mode);
             let rows = newest_first(tx, "orders", &partition, &w, |o: &PayOrder| f.matches(o))?;
             Ok(keys::page(rows, w.page_size()))
@@ -133,7 +135,7 @@ impl OrderStore for EmbeddedStore {
         now: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<PayOrder>> {
-        self.tx(move |tx| {
+        self.read(move |tx| {
             docs(
                 tx,
                 "SELECT doc FROM orders WHERE expiry_key IS NOT NULL AND expiry_key < ?1 \
@@ -151,7 +153,7 @@ impl OrderStore for EmbeddedStore {
     ) -> StoreResult<Vec<PayOrder>> {
         // Dev-sized: the payment's chain is inside the document, so filter here.
         let sql = orders_in_statuses(OrderStatus::accepts_payment);
-        let mut orders: Vec<PayOrder> = self.tx(move |tx| docs(tx, &sql, [])).await?;
+        let mut orders: Vec<PayOrder> = self.read(move |tx| docs(tx, &sql, [])).await?;
         let after = now.to_key();
         orders.retain(|o| keys::watch_key(o).is_some_and(|(c, k)| c == chain && k > after));
         orders.sort_by_cached_key(|o| keys::watch_key(o).map(|(_, k)| k));
@@ -175,7 +177,7 @@ impl OrderStore for EmbeddedStore {
                         | OrderStatus::PartialPayment
                 )
         });
-        let mut orders: Vec<PayOrder> = self.tx(move |tx| docs(tx, &sql, [])).await?;
+        let mut orders: Vec<PayOrder> = self.read(move |tx| docs(tx, &sql, [])).await?;
         let before = updated_before.to_key();
         orders.retain(|o| keys::check_key(o).is_some_and(|k| k < before));
         orders.sort_by_cached_key(keys::check_key);
@@ -185,8 +187,9 @@ impl OrderStore for EmbeddedStore {
 
     async fn scan_cursor(&self, chain: ChainId) -> StoreResult<Option<u64>> {
         let id = chain.get() as i64;
-        self.tx(move |tx| {
-            tx.query_row(
+        self.point(move |tx| {
+            row(
+                tx,
                 "SELECT block FROM scan_cursors WHERE chain_id = ?1",
                 [id],
                 |r| r.get::<_, i64>(0),
@@ -212,7 +215,8 @@ impl OrderStore for EmbeddedStore {
                 "SELECT block FROM scan_cursors WHERE chain_id = ?1",
                 [id],
             )?;
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO scan_cursors (chain_id, block) VALUES (?1, ?2) \
                  ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block",
                 params![id, next as i64],
@@ -225,10 +229,13 @@ impl OrderStore for EmbeddedStore {
 
     async fn get_tx_claim(&self, claim_key: &str) -> StoreResult<Option<OrderId>> {
         let k = claim_key.to_owned();
-        self.tx(move |tx| {
-            tx.query_row("SELECT order_id FROM tx_claims WHERE key = ?1", [k], |r| {
-                r.get::<_, String>(0)
-            })
+        self.point(move |tx| {
+            row(
+                tx,
+                "SELECT order_id FROM tx_claims WHERE key = ?1",
+                [k],
+                |r| r.get::<_, String>(0),
+            )
             .optional()
             .map_err(sql)?
             .map(|id| OrderId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string())))
@@ -260,12 +267,15 @@ impl EmbeddedStore {
                 .iter()
                 .filter(|k| k.split('#').nth(2) == Some(id.to_string().as_str()))
             {
-                forgotten += tx
-                    .execute("DELETE FROM tx_claims WHERE key = ?1", [key])
-                    .map_err(sql)?;
+                forgotten +=
+                    exec(tx, "DELETE FROM tx_claims WHERE key = ?1", [key]).map_err(sql)?;
             }
-            tx.execute("DELETE FROM scan_cursors WHERE chain_id = ?1", [id as i64])
-                .map_err(sql)?;
+            exec(
+                tx,
+                "DELETE FROM scan_cursors WHERE chain_id = ?1",
+                [id as i64],
+            )
+            .map_err(sql)?;
             Ok(forgotten)
         })
         .await
@@ -290,7 +300,8 @@ mod tests {
         for k in keys {
             let (k, o) = (k.to_owned(), order.clone());
             s.tx(move |tx| {
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO tx_claims (key, order_id) VALUES (?1, ?2)",
                     params![k, o],
                 )

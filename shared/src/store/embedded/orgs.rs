@@ -20,7 +20,7 @@ impl OrgStore for EmbeddedStore {
 
     async fn get_organization(&self, id: &OrgId) -> StoreResult<Option<Organization>> {
         let id = id.to_string();
-        self.tx(move |tx| one_doc(tx, "SELECT doc FROM organizations WHERE id = ?1", &id))
+        self.point(move |tx| one_doc(tx, "SELECT doc FROM organizations WHERE id = ?1", &id))
             .await
     }
 
@@ -34,7 +34,8 @@ impl OrgStore for EmbeddedStore {
             let stored: Option<Organization> =
                 one_doc(tx, "SELECT doc FROM organizations WHERE id = ?1", &id)?;
             Guard::existing(expected_version).check(stored.map(|o| o.version))?;
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE organizations SET doc = ?2 WHERE id = ?1",
                 params![id, doc],
             )
@@ -46,7 +47,7 @@ impl OrgStore for EmbeddedStore {
 
     async fn get_checkout_settings(&self, org: &OrgId) -> StoreResult<Option<CheckoutSettings>> {
         let id = org.to_string();
-        self.tx(move |tx| {
+        self.point(move |tx| {
             one_doc(
                 tx,
                 "SELECT doc FROM checkout_settings WHERE org_id = ?1",
@@ -59,7 +60,8 @@ impl OrgStore for EmbeddedStore {
     async fn put_checkout_settings(&self, org: &OrgId, s: &CheckoutSettings) -> StoreResult<()> {
         let (id, doc) = (org.to_string(), to_doc(s));
         self.tx(move |tx| {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO checkout_settings (org_id, doc) VALUES (?1, ?2) \
                  ON CONFLICT (org_id) DO UPDATE SET doc = excluded.doc",
                 params![id, doc],

@@ -26,8 +26,9 @@ impl WalletStore for EmbeddedStore {
         chain: ChainId,
     ) -> StoreResult<Option<MerchantWallet>> {
         let org = org.to_string();
-        self.tx(move |tx| {
-            tx.query_row(
+        self.point(move |tx| {
+            row(
+                tx,
                 "SELECT doc FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
                 params![org, mode.as_str(), chain.get() as i64],
                 |r| r.get::<_, String>(0),
@@ -42,7 +43,7 @@ impl WalletStore for EmbeddedStore {
 
     async fn list_wallets(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<MerchantWallet>> {
         let org = org.to_string();
-        self.tx(move |tx| {
+        self.point(move |tx| {
             docs(
                 tx,
                 "SELECT doc FROM wallets WHERE org_id = ?1 AND mode = ?2 ORDER BY chain_id",
@@ -66,7 +67,8 @@ impl WalletStore for EmbeddedStore {
                 "SELECT version FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
                 params![org, mode, chain],
             )?;
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE wallets SET version = ?4, doc = ?5 \
                  WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
                 params![org, mode, chain, w.version as i64, to_doc(&w)],
@@ -80,12 +82,12 @@ impl WalletStore for EmbeddedStore {
     async fn delete_wallet(&self, org: &OrgId, mode: KeyMode, chain: ChainId) -> StoreResult<bool> {
         let org = org.to_string();
         self.tx(move |tx| {
-            let n = tx
-                .execute(
-                    "DELETE FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
-                    params![org, mode.as_str(), chain.get() as i64],
-                )
-                .map_err(sql)?;
+            let n = exec(
+                tx,
+                "DELETE FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
+                params![org, mode.as_str(), chain.get() as i64],
+            )
+            .map_err(sql)?;
             Ok(n > 0)
         })
         .await
@@ -95,7 +97,8 @@ impl WalletStore for EmbeddedStore {
         let key = crate::store::xpub_counter_key(xpub);
         let next: i64 = self
             .tx(move |tx| {
-                tx.query_row(
+                row(
+                    tx,
                     "INSERT INTO xpub_counters (key, next) VALUES (?1, 1) \
                      ON CONFLICT (key) DO UPDATE SET next = next + 1 RETURNING next",
                     [key],

@@ -28,7 +28,7 @@ impl WebhookStore for EmbeddedStore {
         id: &WebhookEndpointId,
     ) -> StoreResult<Option<WebhookEndpoint>> {
         let (org, id) = (org.clone(), id.to_string());
-        self.tx(move |tx| {
+        self.point(move |tx| {
             let e: Option<WebhookEndpoint> =
                 one_doc(tx, "SELECT doc FROM webhook_endpoints WHERE id = ?1", &id)?;
             Ok(e.filter(|e| e.organization_id == org))
@@ -51,7 +51,8 @@ impl WebhookStore for EmbeddedStore {
                 "SELECT version FROM webhook_endpoints WHERE id = ?1 AND org_id = ?2",
                 params![id, org],
             )?;
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE webhook_endpoints SET version = ?3, doc = ?4 WHERE id = ?1 AND org_id = ?2",
                 params![id, org, e.version as i64, to_doc(&e)],
             )
@@ -67,12 +68,12 @@ impl WebhookStore for EmbeddedStore {
     async fn delete_endpoint(&self, org: &OrgId, id: &WebhookEndpointId) -> StoreResult<bool> {
         let (org, id) = (org.to_string(), id.to_string());
         self.tx(move |tx| {
-            let n = tx
-                .execute(
-                    "DELETE FROM webhook_endpoints WHERE id = ?1 AND org_id = ?2",
-                    params![id, org],
-                )
-                .map_err(sql)?;
+            let n = exec(
+                tx,
+                "DELETE FROM webhook_endpoints WHERE id = ?1 AND org_id = ?2",
+                params![id, org],
+            )
+            .map_err(sql)?;
             Ok(n > 0)
         })
         .await
@@ -84,7 +85,7 @@ impl WebhookStore for EmbeddedStore {
         mode: KeyMode,
     ) -> StoreResult<Vec<WebhookEndpoint>> {
         let org = org.to_string();
-        self.tx(move |tx| {
+        self.read(move |tx| {
             docs(tx, "SELECT doc FROM webhook_endpoints WHERE org_id = ?1 AND mode = ?2 ORDER BY sort_key", params![org, mode.as_str()])
         })
         .await
@@ -93,8 +94,8 @@ impl WebhookStore for EmbeddedStore {
     async fn create_delivery(&self, d: &Delivery) -> StoreResult<bool> {
         let d = d.clone();
         self.tx(move |tx| {
-            let n = tx
-                .execute(
+            let n = exec(
+                tx,
                     "INSERT INTO deliveries (id, partition_key, sort_key, version, doc) VALUES (?1, ?2, ?3, ?4, ?5) \
                      ON CONFLICT (id) DO NOTHING",
                     params![
@@ -113,7 +114,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn get_delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
         let id = id.to_string();
-        self.tx(move |tx| one_doc(tx, "SELECT doc FROM deliveries WHERE id = ?1", &id))
+        self.point(move |tx| one_doc(tx, "SELECT doc FROM deliveries WHERE id = ?1", &id))
             .await
     }
 
@@ -126,7 +127,8 @@ impl WebhookStore for EmbeddedStore {
                 "SELECT version FROM deliveries WHERE id = ?1",
                 [d.id.as_str()],
             )?;
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE deliveries SET version = ?2, doc = ?3 WHERE id = ?1",
                 params![d.id.as_str(), d.version as i64, to_doc(&d)],
             )
@@ -142,7 +144,7 @@ impl WebhookStore for EmbeddedStore {
         w: &ListWindow,
     ) -> StoreResult<Page<Delivery>> {
         let (partition, w) = (format!("DELIVERIES#{endpoint}"), w.clone());
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let rows = newest_first(tx, "deliveries", &partition, &w, |_: &Delivery| true)?;
             Ok(keys::page(rows, w.page_size()))
         })

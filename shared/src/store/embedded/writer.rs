@@ -1,0 +1,496 @@
+//! Group commit: one thread owns the write connection and runs the writes queued to it.
+//!
+//! It takes every write waiting in the queue (up to [`MAX_GROUP`]), runs them one after
+//! another inside one `BEGIN IMMEDIATE … COMMIT`, each in a savepoint of its own, commits
+//! once (one sync of the log to disk under `synchronous = FULL`), and only then answers
+//! each caller. A write that fails (an `Err`, or a panic) rolls back its own savepoint and
+//! is answered with its own error; the others of the group are kept. Writes that arrive
+//! while a group commits wait for the next group, so under load one sync serves many
+//! requests and alone a write costs what it did before.
+//!
+//! Two writes are *lazy*: rate-limit counters and single-use claims (signature nonces,
+//! replays). They are committed in a group of their own without waiting for the sync
+//! (`synchronous = NORMAL` for that commit: atomic, kept through a crash of the process,
+//! possibly lost with the machine's power) and answered at once. They are on disk with
+//! the next durable commit, which the log orders after them, or at the latest when the
+//! writer falls idle ([`LAZY_SYNC`]). Whatever a mutating request wrote reaches the disk
+//! before its answer is sent all the same: its audit entry, durable, is written last. What
+//! a power cut can take is a counter's last hits (counting is already a safeguard that lets
+//! a request through when the store cannot count) and claims of requests that left nothing
+//! durable behind, whose replay therefore finds nothing of them either.
+//!
+//! Within a group the writes run in order and each sees the ones before it, exactly as if
+//! each had been its own transaction: a read-then-write guard inside a write closure holds
+//! as before. Nobody is answered before the commit: a failed commit (or a transaction
+//! SQLite rolled back on its own) fails every write of the group that had not failed.
+
+use super::{StoreError, StoreResult};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// The most writes one transaction takes; more wait for the next.
+const MAX_GROUP: usize = 256;
+
+/// How long lazy commits may wait for a sync while the writer has nothing else to do.
+const LAZY_SYNC: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// One queued write: run in the group's transaction, then answered with the commit's outcome.
+trait Job: Send {
+    /// Whether its answer waits for the sync to disk (see the module docs).
+    fn durable(&self) -> bool;
+    /// Runs the write; `true` if it succeeded (its savepoint is to be kept).
+    fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    /// Answers the caller: the write's own result, or `failed` when it had succeeded (or
+    /// never ran) but its group did not commit.
+    fn answer(self: Box<Self>, failed: Option<&str>);
+}
+
+struct Pending<T, F> {
+    durable: bool,
+    f: Option<F>,
+    out: Option<StoreResult<T>>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+{
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
+    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+        let Some(f) = self.f.take() else {
+            return false;
+        };
+        let out = catch_unwind(AssertUnwindSafe(|| f(tx)))
+            .unwrap_or_else(|_| Err(unavailable("the write panicked")));
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn answer(self: Box<Self>, failed: Option<&str>) {
+        let out = match (self.out, failed) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), None) => Ok(v),
+            (_, Some(why)) => Err(unavailable(why)),
+            (None, None) => Err(unavailable("the write did not run")),
+        };
+        // A caller that stopped waiting (its request was dropped) needs no answer.
+        let _ = self.reply.send(out);
+    }
+}
+
+fn unavailable(why: &str) -> StoreError {
+    StoreError::unavailable(std::io::Error::other(why.to_owned()))
+}
+
+/// The queue to the writer thread. Cheap to clone; the thread ends with the last clone.
+#[derive(Clone)]
+pub(super) struct Writer {
+    queue: mpsc::Sender<Box<dyn Job>>,
+    /// How many groups were committed (tests look at how writes were grouped).
+    #[cfg(test)]
+    groups: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Writer {
+    /// Starts the thread that owns `conn` from now on.
+    pub(super) fn start(conn: Connection) -> StoreResult<Self> {
+        conn.set_prepared_statement_cache_capacity(super::STATEMENT_CACHE);
+        let (queue, jobs) = mpsc::channel();
+        #[cfg(test)]
+        let groups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        #[cfg(test)]
+        let counted = groups.clone();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                write_loop(conn, jobs, move || {
+                    #[cfg(test)]
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                })
+            })
+            .map_err(StoreError::unavailable)?;
+        Ok(Self {
+            queue,
+            #[cfg(test)]
+            groups,
+        })
+    }
+
+    /// How many groups have been committed so far.
+    #[cfg(test)]
+    pub(super) fn groups(&self) -> usize {
+        self.groups.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Queues `f` and waits for its answer (after its group's commit is on disk, or for a
+    /// lazy write after the commit alone).
+    pub(super) async fn run<T, F>(&self, durable: bool, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Pending {
+            durable,
+            f: Some(f),
+            out: None,
+            reply,
+        });
+        self.queue
+            .send(job)
+            .map_err(|_| unavailable("the store's writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| unavailable("the store's writer has stopped"))?
+    }
+}
+
+fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, committed: impl Fn()) {
+    let mut lazy: Vec<Box<dyn Job>> = Vec::new();
+    let mut durable: Vec<Box<dyn Job>> = Vec::new();
+    // Lazy commits not yet known to be on disk.
+    let mut unsynced = false;
+    loop {
+        // Blocks for the first write of a group (syncing lazy commits if none comes soon),
+        // then takes whatever else is already waiting.
+        let first = if unsynced {
+            match jobs.recv_timeout(LAZY_SYNC) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // A passive checkpoint syncs the log before it copies from it.
+                    unsynced = conn
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        .is_err();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        };
+        let mut next = Some(first);
+        while let Some(job) = next {
+            if job.durable() {
+                durable.push(job)
+            } else {
+                lazy.push(job)
+            }
+            next = (lazy.len() + durable.len() < MAX_GROUP)
+                .then(|| jobs.try_recv().ok())
+                .flatten();
+        }
+        // Lazy writes first: answered at their commit, they need not wait for the sync
+        // of the durable ones, which then covers them too.
+        for (group, sync) in [(&mut lazy, false), (&mut durable, true)] {
+            if group.is_empty() {
+                continue;
+            }
+            let failed = run_group(&mut conn, group, sync).err();
+            if failed.is_none() {
+                committed();
+                unsynced = !sync;
+            }
+            for job in group.drain(..) {
+                job.answer(failed.as_deref());
+            }
+        }
+    }
+}
+
+/// Runs a group in one transaction and commits it; `Err` when nothing of it was committed.
+/// With `sync`, the commit is on disk when this returns (`synchronous = FULL`); without,
+/// it is committed but its sync is left to a later commit or checkpoint.
+fn run_group(conn: &mut Connection, group: &mut [Box<dyn Job>], sync: bool) -> Result<(), String> {
+    let mode = if sync {
+        "PRAGMA synchronous = FULL"
+    } else {
+        "PRAGMA synchronous = NORMAL"
+    };
+    conn.prepare_cached(mode)
+        .and_then(|mut s| s.execute([]))
+        .map_err(|e| format!("cannot set the sync mode: {e}"))?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| format!("cannot begin a transaction: {e}"))?;
+    let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    for job in group.iter_mut() {
+        step("SAVEPOINT w").map_err(|e| format!("cannot start a savepoint: {e}"))?;
+        let ok = job.run(&tx);
+        if tx.is_autocommit() {
+            // SQLite rolled the whole transaction back (an I/O error, a full disk): the
+            // writes before this one are gone too.
+            return Err("the transaction was rolled back".into());
+        }
+        if !ok {
+            step("ROLLBACK TO w").map_err(|e| format!("cannot roll back a savepoint: {e}"))?;
+        }
+        step("RELEASE w").map_err(|e| format!("cannot end a savepoint: {e}"))?;
+    }
+    tx.commit().map_err(|e| format!("commit failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::*;
+    use futures::FutureExt;
+    use std::future::Future;
+    use std::pin::Pin;
+    use tokio::sync::oneshot;
+
+    type Write<T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send>>;
+
+    /// A store whose writer is held inside a first write until `release` is sent, so the
+    /// writes queued meanwhile are committed together as the next group.
+    async fn held(
+        store: &EmbeddedStore,
+    ) -> (tokio::task::JoinHandle<()>, std::sync::mpsc::Sender<()>) {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (inside, entered) = oneshot::channel::<()>();
+        let s = store.clone();
+        let hold = tokio::spawn(async move {
+            s.tx(move |_| {
+                let _ = inside.send(());
+                let _ = wait.recv();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        });
+        entered.await.unwrap();
+        (hold, release)
+    }
+
+    /// Polls each write once (which queues it), then lets the writer go on.
+    async fn queued<T>(store: &EmbeddedStore, writes: Vec<Write<T>>) -> Vec<StoreResult<T>> {
+        queued_in(store, writes, 1).await
+    }
+
+    /// As [`queued`], committed as `groups` groups after the held one.
+    async fn queued_in<T>(
+        store: &EmbeddedStore,
+        writes: Vec<Write<T>>,
+        groups: usize,
+    ) -> Vec<StoreResult<T>> {
+        let (hold, release) = held(store).await;
+        let before = store.writer.groups();
+        let mut writes = writes;
+        for w in &mut writes {
+            assert!(
+                w.as_mut().now_or_never().is_none(),
+                "a write answered before its commit"
+            );
+        }
+        release.send(()).unwrap();
+        hold.await.unwrap();
+        let out = futures::future::join_all(writes).await;
+        // The held write's group, then all of these in one more.
+        assert_eq!(
+            store.writer.groups(),
+            before + 1 + groups,
+            "the writes were not grouped as expected"
+        );
+        out
+    }
+
+    fn temp_store() -> (EmbeddedStore, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!(
+            "payorders-writer-{}.db",
+            OrderId::generate().as_str()
+        ));
+        (EmbeddedStore::open(&path).unwrap(), path)
+    }
+
+    fn claim(store: &EmbeddedStore, key: &'static str) -> Write<()> {
+        let s = store.clone();
+        Box::pin(async move {
+            s.tx(move |tx| {
+                insert_new(
+                    tx,
+                    "INSERT INTO claims (key, expires_at) VALUES (?1, 0)",
+                    [key],
+                )
+            })
+            .await
+        })
+    }
+
+    async fn claimed(store: &EmbeddedStore) -> Vec<String> {
+        store
+            .read(|tx| {
+                let mut stmt = tx
+                    .prepare("SELECT key FROM claims ORDER BY key")
+                    .map_err(sql)?;
+                stmt.query_map([], |r| r.get::<_, String>(0))
+                    .map_err(sql)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql)
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_is_undone_alone_and_answered_alone() {
+        let (store, path) = temp_store();
+        let s = store.clone();
+        let writes: Vec<Write<()>> = vec![
+            claim(&store, "a"),
+            // The same key again, in the same group: only this one fails.
+            claim(&store, "a"),
+            // Writes, then fails: its own write is undone.
+            Box::pin(async move {
+                s.tx(|tx| {
+                    tx.execute("INSERT INTO claims (key, expires_at) VALUES ('b', 0)", [])
+                        .map_err(sql)?;
+                    Err(StoreError::Corrupt("refused after writing".into()))
+                })
+                .await
+            }),
+            // Writes, then panics: undone too, and the writer goes on.
+            {
+                let s = store.clone();
+                Box::pin(async move {
+                    s.tx(|tx| {
+                        tx.execute("INSERT INTO claims (key, expires_at) VALUES ('c', 0)", [])
+                            .map_err(sql)?;
+                        panic!("a bug in one write");
+                    })
+                    .await
+                })
+            },
+            claim(&store, "d"),
+        ];
+        let out = queued(&store, writes).await;
+        assert!(out[0].is_ok(), "{:?}", out[0]);
+        assert!(
+            matches!(out[1], Err(StoreError::AlreadyExists)),
+            "{:?}",
+            out[1]
+        );
+        assert!(
+            matches!(out[2], Err(StoreError::Corrupt(_))),
+            "{:?}",
+            out[2]
+        );
+        assert!(
+            matches!(out[3], Err(StoreError::Unavailable(_))),
+            "{:?}",
+            out[3]
+        );
+        assert!(out[4].is_ok(), "{:?}", out[4]);
+        assert_eq!(claimed(&store).await, ["a", "d"]);
+
+        // What was answered is on disk: a store opened afresh on the file reads it.
+        drop(store);
+        let again = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(claimed(&again).await, ["a", "d"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflicting_writes_in_one_group_resolve_as_separate_transactions() {
+        let (store, _path) = temp_store();
+        let org = OrgId::generate();
+        let t0 = Timestamp::parse("2026-06-01T12:00:00Z").unwrap();
+        let o = crate::testing::order(&org, false, t0);
+        store
+            .create_order(&NewOrder::new(o.clone()).unwrap())
+            .await
+            .unwrap();
+        let a = o
+            .transition(t0.plus_seconds(1), OrderStatus::Cancelled, |_| {})
+            .unwrap();
+        let b = o
+            .transition(t0.plus_seconds(1), OrderStatus::AwaitingPayment, |_| {})
+            .unwrap();
+        let writes: Vec<Write<()>> = vec![
+            {
+                let (s, a) = (store.clone(), a.clone());
+                Box::pin(async move { s.update_order(&a).await })
+            },
+            {
+                let (s, b) = (store.clone(), b.clone());
+                Box::pin(async move { s.update_order(&b).await })
+            },
+            // A new order with its event in the same group is not held back by the loser.
+            {
+                let (s, n) = (store.clone(), crate::testing::order(&org, false, t0));
+                Box::pin(async move { s.create_order(&NewOrder::new(n).unwrap()).await })
+            },
+        ];
+        let out = queued(&store, writes).await;
+        // In queue order: the first wins, the second finds version 2.
+        assert!(out[0].is_ok(), "{:?}", out[0]);
+        assert!(
+            matches!(out[1], Err(StoreError::VersionConflict { expected: 1 })),
+            "{:?}",
+            out[1]
+        );
+        assert!(out[2].is_ok(), "{:?}", out[2]);
+        let stored = store.get_order(&o.id).await.unwrap().unwrap();
+        assert_eq!(&stored, a.order());
+        assert!(
+            store
+                .get_event(&a.event().unwrap().id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .get_event(&b.event().unwrap().id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_counters_lose_no_hit() {
+        let (store, _path) = temp_store();
+        let ends = Timestamp::now().plus_seconds(3600);
+        let hits = futures::future::join_all((0..40).map(|_| store.count_hit("k", ends))).await;
+        let mut hits: Vec<u64> = hits.into_iter().map(Result::unwrap).collect();
+        hits.sort();
+        assert_eq!(hits, (1..=40).collect::<Vec<_>>());
+        assert_eq!(store.hits("k").await.unwrap(), 40);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lazy_and_durable_writes_queued_together_commit_as_two_groups() {
+        let (store, path) = temp_store();
+        let ends = Timestamp::now().plus_seconds(3600);
+        let now = Timestamp::now();
+        let writes: Vec<Write<()>> = vec![
+            claim(&store, "durable"),
+            {
+                let s = store.clone();
+                Box::pin(async move { s.count_hit("k", ends).await.map(drop) })
+            },
+            {
+                let s = store.clone();
+                Box::pin(async move {
+                    assert!(s.claim_once("lazy", now, ends).await?);
+                    Ok(())
+                })
+            },
+        ];
+        let out = queued_in(&store, writes, 2).await;
+        assert!(out.iter().all(Result::is_ok), "{out:?}");
+        // Both groups committed, the lazy one first: a store opened afresh reads them.
+        drop(store);
+        let again = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(claimed(&again).await, ["durable", "lazy"]);
+        assert_eq!(again.hits("k").await.unwrap(), 1);
+    }
+}
