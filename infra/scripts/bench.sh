@@ -22,17 +22,17 @@ out=$svc/results.md
 
 # The functions as Lambda runs them: `make package` (sam build, cargo-lambda, each function
 # with only its own features), which prints the sizes and its build time. The baseline is
-# built the same way; the host (for `tables create`) with the host's own profile.
-echo "bench: make package, the hello-world baseline and the local host"
+# built the same way; the operator CLI (for `tables create` against moto) is a debug build.
+echo "bench: make package, the hello-world baseline and the operator CLI"
 build_started=$SECONDS
 infra/scripts/package.sh | tee "$svc/package.txt"
 package_secs=$((SECONDS - build_started))
 export PATH="$root/.venv-sam/bin:$PATH"
 (cd infra/bench/hello && cargo lambda build --release --locked --bin hello-lambda)
-cargo build --profile bench-host --locked -p payorders-local
+cargo build --locked --bin payorders -p payorders-local
 build_secs=$((SECONDS - build_started))
 lambda_bin=$target/lambda
-host_bin=$target/bench-host/payorders
+host_bin=$target/debug/payorders
 bins=$svc/bin
 mkdir -p "$bins"
 for f in hello-lambda $functions; do
@@ -69,7 +69,7 @@ export PAYORDERS_CONFIRMATIONS_QUEUE_URL PAYORDERS_WEBHOOKS_QUEUE_URL
   echo "## Packaging"
   echo
   echo "\`make package\` (sam build, cargo-lambda, the release profile) of every function: ${package_secs} s;"
-  echo "with the baseline and the host: ${build_secs} s (from an empty target/ on a fresh clone; incremental when it was warm)."
+  echo "with the baseline and the operator CLI: ${build_secs} s (from an empty target/ on a fresh clone; incremental when it was warm)."
   echo
   echo "## Throughput of the local host"
   echo
