@@ -25,10 +25,10 @@ started=$SECONDS
 sam validate --lint --template template.yaml
 # sam build runs `cargo lambda build --release` in each function's directory (CodeUri), one
 # function at a time: each gets only its own features, and all share target/. One at a time,
-# the 31 fat-LTO links would run one after the other; so first, the functions that resolve
-# the domain crate with the same features are built together by one cargo-lambda call, whose
-# links cargo runs side by side. Their binaries are then what sam build finds up to date (it
-# builds nothing twice), and any function left out is simply built by sam build itself.
+# the 31 fat-LTO links would run one after the other; so first, functions with the same
+# dependencies and features (so that building them together resolves every crate exactly as
+# building each alone does) are built by one cargo-lambda call, whose links cargo runs side
+# by side. sam build then finds their binaries up to date and only copies them.
 arch_flag=()
 [ "$arch" = arm64 ] && arch_flag=(--arm64)
 while read -r group; do
@@ -39,12 +39,16 @@ import os, re
 groups = {}
 for name in sorted(os.listdir("functions")):
     toml = open(f"functions/{name}/Cargo.toml").read()
-    aws = re.search(r"^aws = \[(.*)\]", toml, re.M)
-    features = set(re.findall(r'"payorders/(\w+)"', aws.group(1))) if aws else set()
-    dep = re.search(r"^payorders = \{.*features = \[(.*?)\]", toml, re.M)
-    if dep:
-        features |= set(re.findall(r'"(\w+)"', dep.group(1)))
-    groups.setdefault(tuple(sorted(features)), []).append(name)
+    # What decides how cargo resolves the function: its features and its dependencies.
+    sections, current = {}, None
+    for line in toml.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("["):
+            current = line
+        elif line and current in ("[features]", "[dependencies]"):
+            sections.setdefault(current, []).append(line)
+    key = tuple((k, tuple(sorted(v))) for k, v in sorted(sections.items()))
+    groups.setdefault(key, []).append(name)
 for names in groups.values():
     print(" ".join(names))
 EOF_GROUPS
