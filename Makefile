@@ -53,8 +53,9 @@ fmt:
 build:
 	$(CARGO) build --workspace --release --locked
 
-## Benchmarks (release builds; medians of repeated runs): each function's size, cold start
-## against a hello-world function and first event; UPDATE_DOCS=1 rewrites docs/performance.md.
+## Benchmarks (medians of repeated runs): `make package`, then each function's size, cold
+## start against a hello-world function and first event, the local host's throughput, and
+## the cost per paid order on moto; UPDATE_DOCS=1 rewrites docs/performance.md.
 bench:
 	infra/scripts/bench.sh
 
