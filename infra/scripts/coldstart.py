@@ -155,6 +155,10 @@ def run_once(binary, event, until):
     finally:
         p.kill()
         p.wait()
+        # A request the killed process sent just before (its next poll, after answering) may
+        # still be in the server's hands: let it meet this run's state, not the next one's,
+        # where it would take the next process's event (which then never answers).
+        time.sleep(0.05)
 
 
 def sizes(binary):
