@@ -25,34 +25,18 @@ started=$SECONDS
 sam validate --lint --template template.yaml
 # sam build runs `cargo lambda build --release` in each function's directory (CodeUri), one
 # function at a time: each gets only its own features, and all share target/. One at a time,
-# the 31 fat-LTO links would run one after the other; so first, functions with the same
-# dependencies and features (so that building them together resolves every crate exactly as
-# building each alone does) are built by one cargo-lambda call, whose links cargo runs side
-# by side. sam build then finds their binaries up to date and only copies them.
+# the 31 fat-LTO links would run one after the other; so first, functions that resolve
+# their dependencies alike (package_groups.py asks cargo: building them together changes no
+# crate's features) are built by one cargo-lambda call, whose links cargo runs side by side.
+# sam build then finds their binaries up to date and only copies them.
 arch_flag=()
 [ "$arch" = arm64 ] && arch_flag=(--arm64)
+groups=$(python3 infra/scripts/package_groups.py "$triple")
+echo "package: $(wc -l <<<"$groups") groups of functions that build alike"
 while read -r group; do
   # shellcheck disable=SC2086
   cargo lambda build --release --locked "${arch_flag[@]}" $(printf -- '-p %s ' $group)
-done < <(python3 - <<'EOF_GROUPS'
-import os, re
-groups = {}
-for name in sorted(os.listdir("functions")):
-    toml = open(f"functions/{name}/Cargo.toml").read()
-    # What decides how cargo resolves the function: its features and its dependencies.
-    sections, current = {}, None
-    for line in toml.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line.startswith("["):
-            current = line
-        elif line and current in ("[features]", "[dependencies]"):
-            sections.setdefault(current, []).append(line)
-    key = tuple((k, tuple(sorted(v))) for k, v in sorted(sections.items()))
-    groups.setdefault(key, []).append(name)
-for names in groups.values():
-    print(" ".join(names))
-EOF_GROUPS
-)
+done <<<"$groups"
 sam build --template template.yaml --beta-features --no-cached --parameter-overrides "Architecture=$arch"
 secs=$((SECONDS - started))
 
