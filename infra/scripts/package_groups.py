@@ -27,9 +27,8 @@ def resolved(packages):
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode:
         raise SystemExit(f"package: {' '.join(cmd)} failed:\n{run.stderr}")
-    out = run.stdout
     units = set()
-    for line in out.splitlines():
+    for line in run.stdout.splitlines():
         line = line.removesuffix(" (*)").strip()
         if "|" in line:
             package, features = line.split("|", 1)
@@ -44,21 +43,15 @@ def features_by_package(units):
     return by
 
 
-def same_for(alone, together):
-    """Whether every crate of `alone` resolves in `together` as it does alone."""
-    mine, theirs = features_by_package(alone), features_by_package(together)
-    return all(theirs.get(p) == f for p, f in mine.items())
+def agree(a, b):
+    """Whether every crate that both `a` and `b` build has the same features in each."""
+    fa, fb = features_by_package(a), features_by_package(b)
+    return all(fb.get(p, f) == f for p, f in fa.items())
 
 
 names = sorted(os.listdir("functions"))
 with concurrent.futures.ThreadPoolExecutor(4) as pool:
     alone = dict(zip(names, pool.map(lambda n: resolved([n]), names)))
-
-def agree(a, b):
-    """Whether two resolutions give every crate they share the same features."""
-    fa, fb = features_by_package(a), features_by_package(b)
-    return all(fb[p] == f for p, f in fa.items() if p in fb)
-
 
 # Joining a group adds no feature to anyone exactly when the newcomer and the group agree
 # on every crate they share (features only ever add up); cargo checks each group after.
@@ -73,7 +66,7 @@ for name in names:
 
 for members, _ in groups:
     together = resolved(members)
-    odd = [m for m in members if not same_for(alone[m], together)]
+    odd = [m for m in members if not agree(alone[m], together)]
     if odd:
         raise SystemExit(f"package: grouping {members} changes how {odd} resolve")
 for members, _ in groups:
