@@ -10,6 +10,14 @@ use payorders_local::setup::{self, StoreChoice};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The host answers many small requests on a few threads, each allocating and freeing
+/// per request (and freeing on another thread than it allocated, for writes): under load
+/// glibc's malloc took a sixth of the host's time, mimalloc's per-thread heaps far less
+/// (docs/performance.md, "Where a create's time goes"). The Lambda functions keep the
+/// system allocator: one request at a time, and size counts there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "payorders", about = "PayOrders local host and operator CLI")]
 struct Cli {

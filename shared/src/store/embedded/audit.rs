@@ -23,7 +23,8 @@ impl AuditStore for EmbeddedStore {
             to_doc(e),
         );
         let now = Timestamp::now().unix();
-        self.tx(move |tx| {
+        // Lazy: the change it records is already durable (see `writer`).
+        self.tx_lazy(move |tx| {
             exec(
                 tx,
                 "DELETE FROM audit_log WHERE expires_at < ?1",

@@ -4,7 +4,7 @@ use super::keys::{org_partition, sort_key};
 use super::*;
 use rusqlite::params;
 
-pub(super) fn insert_event(tx: &rusqlite::Transaction<'_>, e: &Event) -> StoreResult<()> {
+pub(super) fn insert_event(tx: &Connection, e: &Event) -> StoreResult<()> {
     exec(
         tx,
         "INSERT INTO events (id, partition_key, sort_key, type, doc) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -5,10 +5,7 @@ use super::*;
 use crate::store::idempotency::{self, IdempotencyRecord, IdempotencyState};
 use rusqlite::params;
 
-fn read_record(
-    tx: &rusqlite::Transaction<'_>,
-    key: &str,
-) -> StoreResult<Option<IdempotencyRecord>> {
+fn read_record(tx: &Connection, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
     let row = row(
         tx,
         "SELECT fingerprint, state, response, locked_until, expires_at \
@@ -38,11 +35,7 @@ fn read_record(
     .transpose()
 }
 
-fn write_record(
-    tx: &rusqlite::Transaction<'_>,
-    key: &str,
-    r: &IdempotencyRecord,
-) -> StoreResult<()> {
+fn write_record(tx: &Connection, key: &str, r: &IdempotencyRecord) -> StoreResult<()> {
     exec(
         tx,
         "INSERT OR REPLACE INTO idempotency \

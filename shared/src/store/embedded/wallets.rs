@@ -3,6 +3,10 @@
 use super::*;
 use rusqlite::params;
 
+/// An organization's wallets in one mode (on every create: see `tune`).
+pub(super) const LIST_WALLETS: &str =
+    "SELECT doc FROM wallets WHERE org_id = ?1 AND mode = ?2 ORDER BY chain_id";
+
 #[async_trait]
 impl WalletStore for EmbeddedStore {
     async fn create_wallet(&self, w: &MerchantWallet) -> StoreResult<()> {
@@ -43,14 +47,8 @@ impl WalletStore for EmbeddedStore {
 
     async fn list_wallets(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<MerchantWallet>> {
         let org = org.to_string();
-        self.point(move |tx| {
-            docs(
-                tx,
-                "SELECT doc FROM wallets WHERE org_id = ?1 AND mode = ?2 ORDER BY chain_id",
-                params![org, mode.as_str()],
-            )
-        })
-        .await
+        self.point(move |tx| docs(tx, LIST_WALLETS, params![org, mode.as_str()]))
+            .await
     }
 
     async fn update_wallet(&self, w: &MerchantWallet, expected_version: u64) -> StoreResult<()> {

@@ -8,24 +8,28 @@
 //! while a group commits wait for the next group, so under load one sync serves many
 //! requests and alone a write costs what it did before.
 //!
-//! Two writes are *lazy*: rate-limit counters and single-use claims (signature nonces,
-//! replays). They are committed in a group of their own without waiting for the sync
-//! (`synchronous = NORMAL` for that commit: atomic, kept through a crash of the process,
-//! possibly lost with the machine's power) and answered at once. They are on disk with
-//! the next durable commit, which the log orders after them, or at the latest when the
-//! writer falls idle ([`LAZY_SYNC`]). Whatever a mutating request wrote reaches the disk
-//! before its answer is sent all the same: its audit entry, durable, is written last. What
-//! a power cut can take is a counter's last hits (counting is already a safeguard that lets
-//! a request through when the store cannot count) and claims of requests that left nothing
-//! durable behind, whose replay therefore finds nothing of them either.
+//! Three writes are *lazy*: rate-limit counters, single-use claims (signature nonces,
+//! replays) and audit entries. They are committed in a group of their own without waiting
+//! for the sync (`synchronous = NORMAL` for that commit: atomic, kept through a crash of
+//! the process, possibly lost with the machine's power) and answered at once. They are on
+//! disk with the next durable commit, which the log orders after them, or at the latest
+//! when the writer falls idle ([`LAZY_SYNC`]). What a request changed (an order, a payment,
+//! a key) is durable before its answer is sent; a lazy write that came before it in the log
+//! is synced by the same commit. What a power cut can take is the last [`LAZY_SYNC`] of
+//! lazy writes: a counter's last hits (counting is already a safeguard that lets a request
+//! through when the store cannot count), claims of requests that left nothing durable
+//! behind (whose replay therefore finds nothing of them either), and the audit entries of
+//! changes that are themselves on disk (an entry is written after its answer is made, and a
+//! failure to write one is logged, not answered, on every store).
 //!
 //! Within a group the writes run in order and each sees the ones before it, exactly as if
 //! each had been its own transaction: a read-then-write guard inside a write closure holds
 //! as before. Nobody is answered before the commit: a failed commit (or a transaction
 //! SQLite rolled back on its own) fails every write of the group that had not failed.
 
+use super::step;
 use super::{StoreError, StoreResult};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use tokio::sync::oneshot;
@@ -41,7 +45,7 @@ trait Job: Send {
     /// Whether its answer waits for the sync to disk (see the module docs).
     fn durable(&self) -> bool;
     /// Runs the write; `true` if it succeeded (its savepoint is to be kept).
-    fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    fn run(&mut self, tx: &Connection) -> bool;
     /// Answers the caller: the write's own result, or `failed` when it had succeeded (or
     /// never ran) but its group did not commit.
     fn answer(self: Box<Self>, failed: Option<&str>);
@@ -57,13 +61,13 @@ struct Pending<T, F> {
 impl<T, F> Job for Pending<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
 {
     fn durable(&self) -> bool {
         self.durable
     }
 
-    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+    fn run(&mut self, tx: &Connection) -> bool {
         let Some(f) = self.f.take() else {
             return false;
         };
@@ -102,7 +106,7 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the thread that owns `conn` from now on.
     pub(super) fn start(conn: Connection) -> StoreResult<Self> {
-        conn.set_prepared_statement_cache_capacity(super::STATEMENT_CACHE);
+        super::tune(&conn)?;
         let (queue, jobs) = mpsc::channel();
         #[cfg(test)]
         let groups = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -135,7 +139,7 @@ impl Writer {
     pub(super) async fn run<T, F>(&self, durable: bool, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
@@ -153,7 +157,7 @@ impl Writer {
     }
 }
 
-fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, committed: impl Fn()) {
+fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, committed: impl Fn()) {
     let mut lazy: Vec<Box<dyn Job>> = Vec::new();
     let mut durable: Vec<Box<dyn Job>> = Vec::new();
     // Lazy commits not yet known to be on disk.
@@ -196,7 +200,7 @@ fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, committe
             if group.is_empty() {
                 continue;
             }
-            let failed = run_group(&mut conn, group, sync).err();
+            let failed = run_group(&conn, group, sync).err();
             if failed.is_none() {
                 committed();
                 unsynced = !sync;
@@ -211,33 +215,42 @@ fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, committe
 /// Runs a group in one transaction and commits it; `Err` when nothing of it was committed.
 /// With `sync`, the commit is on disk when this returns (`synchronous = FULL`); without,
 /// it is committed but its sync is left to a later commit or checkpoint.
-fn run_group(conn: &mut Connection, group: &mut [Box<dyn Job>], sync: bool) -> Result<(), String> {
+fn run_group(conn: &Connection, group: &mut [Box<dyn Job>], sync: bool) -> Result<(), String> {
     let mode = if sync {
         "PRAGMA synchronous = FULL"
     } else {
         "PRAGMA synchronous = NORMAL"
     };
-    conn.prepare_cached(mode)
-        .and_then(|mut s| s.execute([]))
-        .map_err(|e| format!("cannot set the sync mode: {e}"))?;
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| format!("cannot begin a transaction: {e}"))?;
-    let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    // Every statement here is prepared once (BEGIN and COMMIT included) and reused.
+    step(conn, mode).map_err(|e| format!("cannot set the sync mode: {e}"))?;
+    step(conn, "BEGIN IMMEDIATE").map_err(|e| format!("cannot begin a transaction: {e}"))?;
+    let out = run_jobs(conn, group)
+        .and_then(|()| step(conn, "COMMIT").map_err(|e| format!("commit failed: {e}")))
+        .map(drop);
+    if out.is_err() && !conn.is_autocommit() {
+        // Nothing of a group that failed is kept, and the next group starts afresh.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    out
+}
+
+/// Runs each write of a group in a savepoint of its own, inside the group's transaction.
+fn run_jobs(conn: &Connection, group: &mut [Box<dyn Job>]) -> Result<(), String> {
     for job in group.iter_mut() {
-        step("SAVEPOINT w").map_err(|e| format!("cannot start a savepoint: {e}"))?;
-        let ok = job.run(&tx);
-        if tx.is_autocommit() {
+        step(conn, "SAVEPOINT w").map_err(|e| format!("cannot start a savepoint: {e}"))?;
+        let ok = job.run(conn);
+        if conn.is_autocommit() {
             // SQLite rolled the whole transaction back (an I/O error, a full disk): the
             // writes before this one are gone too.
             return Err("the transaction was rolled back".into());
         }
         if !ok {
-            step("ROLLBACK TO w").map_err(|e| format!("cannot roll back a savepoint: {e}"))?;
+            step(conn, "ROLLBACK TO w")
+                .map_err(|e| format!("cannot roll back a savepoint: {e}"))?;
         }
-        step("RELEASE w").map_err(|e| format!("cannot end a savepoint: {e}"))?;
+        step(conn, "RELEASE w").map_err(|e| format!("cannot end a savepoint: {e}"))?;
     }
-    tx.commit().map_err(|e| format!("commit failed: {e}"))
+    Ok(())
 }
 
 #[cfg(test)]
