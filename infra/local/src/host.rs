@@ -5,9 +5,12 @@
 
 use crate::template::Template;
 use anyhow::bail;
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest,
+};
 use lambda_http::http::{HeaderMap, Method, StatusCode};
 use lambda_http::lambda_runtime::streaming::Body as StreamBody;
+use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Response};
 use payorders::RequestId;
 use payorders::http::ApiError;
@@ -265,8 +268,10 @@ impl Host {
         if !req.body.is_empty() {
             event["body"] = json!(body);
         }
-        let lambda_req = match lambda_http::request::from_str(&event.to_string()) {
-            Ok(r) => r,
+        // The event as Lambda would hand it to lambda_http (its HTTP API payload, version
+        // 2.0), read from the JSON value without printing it and parsing it back.
+        let lambda_req = match serde_json::from_value::<ApiGatewayV2httpRequest>(event) {
+            Ok(ev) => lambda_http::Request::from(LambdaRequest::ApiGatewayV2(ev)),
             Err(e) => {
                 tracing::error!(error = %e, "could not build the function event");
                 return Answer::Whole(payorders::http::error_response(
