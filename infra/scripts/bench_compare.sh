@@ -29,7 +29,11 @@ command -v wrk >/dev/null || { echo "bench: wrk is missing: apt-get install wrk"
 work=$(mktemp -d "${TMPDIR:-/tmp}/payorders-compare.XXXXXX")
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  # Every host, even when the first one's wait reports its SIGTERM (set -e would stop here).
+  for p in "${pids[@]}"; do
+    kill "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
   rm -rf "$work"
   return 0
 }
