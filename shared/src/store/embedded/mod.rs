@@ -287,12 +287,12 @@ impl EmbeddedStore {
 }
 
 /// Runs `f` in one read transaction of `conn` (a snapshot of what was committed when its
-/// first read began). `BEGIN` and `COMMIT` are prepared once per connection, as every other
-/// statement is: parsing them again took a tenth of a point read.
+/// first read began). `BEGIN` and `COMMIT` come from the statement cache, as every other
+/// statement does (rusqlite's `Transaction` parses them anew each time).
 fn in_read<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-    step(conn, "BEGIN").map_err(sql)?;
+    exec(conn, "BEGIN", []).map_err(sql)?;
     let out = f(conn);
-    let end = step(conn, if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let end = exec(conn, if out.is_ok() { "COMMIT" } else { "ROLLBACK" }, []);
     if end.is_err() && !conn.is_autocommit() {
         // Never leave the connection inside a transaction for the next read.
         let _ = conn.execute_batch("ROLLBACK");
@@ -300,12 +300,6 @@ fn in_read<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) 
     let out = out?;
     end.map_err(sql)?;
     Ok(out)
-}
-
-/// Runs a statement without arguments or rows (`BEGIN`, `COMMIT`, a savepoint, a pragma)
-/// through the connection's cache of prepared statements.
-fn step(conn: &Connection, sql_text: &str) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql_text)?.execute([])
 }
 
 /// Runs one statement through the connection's cache of prepared statements.

@@ -27,7 +27,7 @@
 //! as before. Nobody is answered before the commit: a failed commit (or a transaction
 //! SQLite rolled back on its own) fails every write of the group that had not failed.
 
-use super::step;
+use super::exec;
 use super::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -222,10 +222,10 @@ fn run_group(conn: &Connection, group: &mut [Box<dyn Job>], sync: bool) -> Resul
         "PRAGMA synchronous = NORMAL"
     };
     // Every statement here is prepared once (BEGIN and COMMIT included) and reused.
-    step(conn, mode).map_err(|e| format!("cannot set the sync mode: {e}"))?;
-    step(conn, "BEGIN IMMEDIATE").map_err(|e| format!("cannot begin a transaction: {e}"))?;
+    exec(conn, mode, []).map_err(|e| format!("cannot set the sync mode: {e}"))?;
+    exec(conn, "BEGIN IMMEDIATE", []).map_err(|e| format!("cannot begin a transaction: {e}"))?;
     let out = run_jobs(conn, group)
-        .and_then(|()| step(conn, "COMMIT").map_err(|e| format!("commit failed: {e}")))
+        .and_then(|()| exec(conn, "COMMIT", []).map_err(|e| format!("commit failed: {e}")))
         .map(drop);
     if out.is_err() && !conn.is_autocommit() {
         // Nothing of a group that failed is kept, and the next group starts afresh.
@@ -237,7 +237,7 @@ fn run_group(conn: &Connection, group: &mut [Box<dyn Job>], sync: bool) -> Resul
 /// Runs each write of a group in a savepoint of its own, inside the group's transaction.
 fn run_jobs(conn: &Connection, group: &mut [Box<dyn Job>]) -> Result<(), String> {
     for job in group.iter_mut() {
-        step(conn, "SAVEPOINT w").map_err(|e| format!("cannot start a savepoint: {e}"))?;
+        exec(conn, "SAVEPOINT w", []).map_err(|e| format!("cannot start a savepoint: {e}"))?;
         let ok = job.run(conn);
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back (an I/O error, a full disk): the
@@ -245,10 +245,10 @@ fn run_jobs(conn: &Connection, group: &mut [Box<dyn Job>]) -> Result<(), String>
             return Err("the transaction was rolled back".into());
         }
         if !ok {
-            step(conn, "ROLLBACK TO w")
+            exec(conn, "ROLLBACK TO w", [])
                 .map_err(|e| format!("cannot roll back a savepoint: {e}"))?;
         }
-        step(conn, "RELEASE w").map_err(|e| format!("cannot end a savepoint: {e}"))?;
+        exec(conn, "RELEASE w", []).map_err(|e| format!("cannot end a savepoint: {e}"))?;
     }
     Ok(())
 }
