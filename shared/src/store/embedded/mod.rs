@@ -287,19 +287,30 @@ impl EmbeddedStore {
 }
 
 /// Runs `f` in one read transaction of `conn` (a snapshot of what was committed when its
-/// first read began). `BEGIN` and `COMMIT` come from the statement cache, as every other
-/// statement does (rusqlite's `Transaction` parses them anew each time).
+/// first read began).
 fn in_read<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-    exec(conn, "BEGIN", []).map_err(sql)?;
-    let out = f(conn);
-    let end = exec(conn, if out.is_ok() { "COMMIT" } else { "ROLLBACK" }, []);
-    if end.is_err() && !conn.is_autocommit() {
-        // Never leave the connection inside a transaction for the next read.
-        let _ = conn.execute_batch("ROLLBACK");
+    in_transaction(conn, "BEGIN", || f(conn), |_, e| sql(e))
+}
+
+/// Runs `body` between `begin` and `COMMIT` on `conn`, both from the statement cache
+/// (rusqlite's `Transaction` parses them anew each time). When the begin, the body or the
+/// commit fails, nothing of it is kept and the connection is left outside any transaction
+/// for its next user. `fail` turns a failed `BEGIN` or `COMMIT` into the caller's error.
+fn in_transaction<T, E>(
+    conn: &Connection,
+    begin: &str,
+    body: impl FnOnce() -> Result<T, E>,
+    fail: impl Fn(&'static str, rusqlite::Error) -> E,
+) -> Result<T, E> {
+    exec(conn, begin, []).map_err(|e| fail("cannot begin a transaction", e))?;
+    let out = body().and_then(|v| {
+        exec(conn, "COMMIT", []).map_err(|e| fail("commit failed", e))?;
+        Ok(v)
+    });
+    if out.is_err() && !conn.is_autocommit() {
+        let _ = exec(conn, "ROLLBACK", []);
     }
-    let out = out?;
-    end.map_err(sql)?;
-    Ok(out)
+    out
 }
 
 /// Runs one statement through the connection's cache of prepared statements.

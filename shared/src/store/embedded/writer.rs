@@ -27,8 +27,8 @@
 //! as before. Nobody is answered before the commit: a failed commit (or a transaction
 //! SQLite rolled back on its own) fails every write of the group that had not failed.
 
-use super::exec;
 use super::{StoreError, StoreResult};
+use super::{exec, in_transaction};
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
@@ -221,17 +221,13 @@ fn run_group(conn: &Connection, group: &mut [Box<dyn Job>], sync: bool) -> Resul
     } else {
         "PRAGMA synchronous = NORMAL"
     };
-    // Every statement here is prepared once (BEGIN and COMMIT included) and reused.
     exec(conn, mode, []).map_err(|e| format!("cannot set the sync mode: {e}"))?;
-    exec(conn, "BEGIN IMMEDIATE", []).map_err(|e| format!("cannot begin a transaction: {e}"))?;
-    let out = run_jobs(conn, group)
-        .and_then(|()| exec(conn, "COMMIT", []).map_err(|e| format!("commit failed: {e}")))
-        .map(drop);
-    if out.is_err() && !conn.is_autocommit() {
-        // Nothing of a group that failed is kept, and the next group starts afresh.
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    out
+    in_transaction(
+        conn,
+        "BEGIN IMMEDIATE",
+        || run_jobs(conn, group),
+        |what, e| format!("{what}: {e}"),
+    )
 }
 
 /// Runs each write of a group in a savepoint of its own, inside the group's transaction.
