@@ -21,10 +21,51 @@ pub fn use_ring_tls() {
     });
 }
 
-/// A reqwest client builder with the TLS provider in place.
+/// A reqwest client builder with the TLS provider in place, and the process's one TLS
+/// configuration (see [`shared_tls`]).
 pub fn http_client() -> reqwest::ClientBuilder {
     use_ring_tls();
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder();
+    match shared_tls() {
+        Some(tls) => builder.tls_backend_preconfigured(tls),
+        // reqwest builds its own, and reports the same failure to load the roots.
+        None => builder,
+    }
+}
+
+/// What reqwest would build for a client (ring, TLS 1.2 and 1.3, the platform's verifier over
+/// the system's root store, SNI, HTTP/1.1 by ALPN), built once per process. reqwest builds it
+/// anew for every client, and loading and parsing the system's root store is nearly all
+/// of a client's cost: a few milliseconds each, paid by every webhook delivery (which needs a
+/// client of its own) and, in a debug build, most of the test suite's CPU. Clones share the
+/// verifier and its roots. `None` when the roots cannot be loaded.
+fn shared_tls() -> Option<rustls::ClientConfig> {
+    use std::sync::{Arc, OnceLock};
+    static TLS: OnceLock<Option<rustls::ClientConfig>> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+            .map_err(|e| tracing::warn!(error = %e, "the system's TLS roots did not load"))
+            .ok()?;
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Some(tls)
+    })
+    .clone()
+}
+
+/// A client with [`http_client`]'s settings and no others: for alloy's providers
+/// (`ProviderBuilder::connect_reqwest`), since `connect_http` builds a client, and loads the
+/// TLS roots, of its own.
+pub fn plain_client() -> reqwest::Client {
+    http_client()
+        .build()
+        .expect("a plain reqwest client builds")
 }
 
 /// A client for a provider API, giving up after `timeout`.
@@ -72,6 +113,85 @@ pub(crate) fn redact_urls(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A certificate for `localhost` that no root store holds (self-signed, P-256), and its key.
+    const SELF_SIGNED_CERT: &str = "-----BEGIN CERTIFICATE-----\n\
+MIIBljCCATugAwIBAgIUcgf0qBkTGtdwP2yF+6rvjFQ0qtgwCgYIKoZIzj0EAwIw\n\
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTIwMzA2MTAxNloYDzIxMjYxMTA5\n\
+MDYxMDE2WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO\n\
+PQMBBwNCAAQ7zh5l2VjqrrvsIiF4ypTG9vOxI7EONlT/MCpdAgOaWeFob8cpeQFL\n\
+XhFZ0nWrIli2PszoKZNYYyhWFSSnIpMDo2kwZzAdBgNVHQ4EFgQUFSLsnQZjsdFI\n\
+RaMR//YITWA4igQwHwYDVR0jBBgwFoAUFSLsnQZjsdFIRaMR//YITWA4igQwDwYD\n\
+VR0TAQH/BAUwAwEB/zAUBgNVHREEDTALgglsb2NhbGhvc3QwCgYIKoZIzj0EAwID\n\
+SQAwRgIhAP8LNMVfwEOWvYrmlrVqXz2qaZrvi1uGpQLaFoxG+c8BAiEAsS5/0E8C\n\
+4EAWpsHm3jKk/AStvpkBrKWXqO+fpCYBdzY=\n\
+-----END CERTIFICATE-----";
+    const SELF_SIGNED_KEY: &str = "-----BEGIN PRIVATE KEY-----\n\
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgZh8yVh8vYl1I3BE0\n\
+G30PaPtFt5R5qH4H6b5e5mGxX7WhRANCAAQ7zh5l2VjqrrvsIiF4ypTG9vOxI7EO\n\
+NlT/MCpdAgOaWeFob8cpeQFLXhFZ0nWrIli2PszoKZNYYyhWFSSnIpMD\n\
+-----END PRIVATE KEY-----";
+
+    /// Every client shares one TLS configuration, and it still verifies servers: a TLS server
+    /// on localhost with a self-signed certificate is refused by two clients in turn (the
+    /// second one built from the same shared configuration), as an attacker's would be.
+    #[tokio::test]
+    async fn shared_tls_still_refuses_an_untrusted_certificate() {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let certs = CertificateDer::pem_slice_iter(SELF_SIGNED_CERT.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(SELF_SIGNED_KEY.as_bytes()).unwrap();
+            let config = Arc::new(
+                rustls::ServerConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+            );
+            let mut alerts = Vec::new();
+            for _ in 0..2 {
+                let (mut tcp, _) = listener.accept().unwrap();
+                let mut conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                while conn.is_handshaking() {
+                    if let Err(e) = conn.complete_io(&mut tcp) {
+                        alerts.push(e.to_string());
+                        break;
+                    }
+                }
+            }
+            alerts
+        });
+        assert!(shared_tls().is_some(), "the system's roots load here");
+        for _ in 0..2 {
+            let err = plain_client()
+                .get(format!("https://localhost:{port}/"))
+                .send()
+                .await
+                .expect_err("an untrusted certificate is refused");
+            let mut chain = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(e) = source {
+                chain.push_str(&format!(": {e}"));
+                source = e.source();
+            }
+            assert!(chain.contains("invalid peer certificate"), "{chain}");
+        }
+        let alerts = server.join().unwrap();
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        assert!(
+            alerts.iter().all(|a| a.contains("received fatal alert")),
+            "{alerts:?}"
+        );
+    }
 
     #[test]
     fn urls_are_redacted_and_the_rest_is_kept() {

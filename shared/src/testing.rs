@@ -191,7 +191,7 @@ pub mod anvil {
         let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
         let provider = ProviderBuilder::new()
             .wallet(signer)
-            .connect_http(anvil_url(url));
+            .connect_reqwest(crate::net::plain_client(), anvil_url(url));
         if !provider
             .get_code_at(token)
             .await
@@ -232,7 +232,7 @@ pub mod anvil {
         let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
         let provider = ProviderBuilder::new()
             .wallet(signer)
-            .connect_http(anvil_url(url));
+            .connect_reqwest(crate::net::plain_client(), anvil_url(url));
         provider
             .raw_request::<_, ()>("anvil_setBalance".into(), (to, wei))
             .await
@@ -255,7 +255,7 @@ pub mod anvil {
         let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
         let provider = ProviderBuilder::new()
             .wallet(signer)
-            .connect_http(anvil_url(url));
+            .connect_reqwest(crate::net::plain_client(), anvil_url(url));
         let tx = TransactionRequest::default().with_to(to).with_value(wei);
         let receipt = provider
             .send_transaction(tx)
@@ -280,7 +280,7 @@ pub mod anvil {
         let signer: PrivateKeySigner = DEV_KEY.parse().expect("valid key");
         let provider = ProviderBuilder::new()
             .wallet(signer)
-            .connect_http(anvil_url(url));
+            .connect_reqwest(crate::net::plain_client(), anvil_url(url));
         let contract = ITestToken::new(token, &provider);
         let mut call = contract.transfer(to, amount);
         if let Some(g) = gas {
@@ -301,7 +301,8 @@ pub mod anvil {
     /// transaction's hash.
     async fn send_as(url: &str, from: Address, tx: TransactionRequest) -> alloy::primitives::B256 {
         let _guard = SETUP.lock().await;
-        let provider = ProviderBuilder::new().connect_http(anvil_url(url));
+        let provider =
+            ProviderBuilder::new().connect_reqwest(crate::net::plain_client(), anvil_url(url));
         let gas_money = U256::from(1_000_000_000_000_000_000u128);
         provider
             .raw_request::<_, ()>("anvil_setBalance".into(), (from, gas_money))
@@ -354,7 +355,8 @@ pub mod anvil {
 
     /// Calls an anvil/EVM JSON-RPC method and returns its result.
     pub async fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
-        let provider = ProviderBuilder::new().connect_http(anvil_url(url));
+        let provider =
+            ProviderBuilder::new().connect_reqwest(crate::net::plain_client(), anvil_url(url));
         provider
             .raw_request::<_, serde_json::Value>(method.to_owned().into(), params)
             .await
@@ -381,7 +383,7 @@ pub mod anvil {
         let from = signer.address();
         let provider = ProviderBuilder::new()
             .wallet(signer)
-            .connect_http(anvil_url(url));
+            .connect_reqwest(crate::net::plain_client(), anvil_url(url));
         let call = |method: &'static str, params: serde_json::Value| {
             provider.raw_request::<_, serde_json::Value>(method.into(), params)
         };

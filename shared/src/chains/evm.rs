@@ -25,9 +25,10 @@ impl EvmChain {
         let url = url
             .parse()
             .map_err(|_| ChainError::Rpc("the RPC URL is not a valid URL".into()))?;
-        crate::net::use_ring_tls();
         Ok(Self {
-            provider: ProviderBuilder::new().connect_http(url).erased(),
+            provider: ProviderBuilder::new()
+                .connect_reqwest(crate::net::plain_client(), url)
+                .erased(),
         })
     }
 }
