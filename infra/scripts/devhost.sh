@@ -46,6 +46,5 @@ devhost_start() {
 devhost_stop() {
   local dir=$1
   # TERM to dev.sh, which stops the host and its chain; then the testnet nodes.
-  infra/scripts/services.sh stop "$dir"
-  infra/scripts/services.sh stop "$dir/testnets"
+  infra/scripts/services.sh stop "$dir" "$dir/testnets"
 }

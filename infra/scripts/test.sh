@@ -25,8 +25,8 @@ stop_all() {
     kill "$host_side" 2>/dev/null || true
     wait "$host_side" 2>/dev/null || true
   fi
-  [ -d "$svc/dev" ] && devhost_stop "$svc/dev"
-  infra/scripts/services.sh stop "$svc"
+  # The local host, its chains and the test services, all at once.
+  infra/scripts/services.sh stop "$svc/dev" "$svc/dev/testnets" "$svc"
   rm -rf "$svc"
 }
 trap stop_all EXIT
