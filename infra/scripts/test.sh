@@ -80,8 +80,9 @@ host_stages() {
   # The generated client needs no host either.
   infra/scripts/client_check.sh >"$svc/client.log" 2>&1 &
   local client=$!
-  stage "make demo against a fresh local host"
+  stage "a fresh local host (its chains and store)"
   devhost_start "$svc/dev"
+  stage "the local host answers; make demo"
   export PAYORDERS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/payorders"
   if ! DEMO_TIMEOUT=30 timeout 90 .venv/bin/python infra/scripts/demo.py; then
     echo "test: make demo failed; the local host's log:" >&2
