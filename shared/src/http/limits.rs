@@ -4,7 +4,8 @@
 //! previous hour's, weighted by how much of it the sliding hour still covers. Every answer
 //! carries `X-RateLimit-Limit`, `-Remaining`, `-Reset` (epoch seconds when the current hour
 //! ends), `-Window` (3600) and `-Policy` (`sliding-window`); over the limit is
-//! `429 RATE_LIMITED` with `Retry-After`.
+//! `429 RATE_LIMITED` with `Retry-After`. The previous hour's count is final once that hour
+//! has ended, so each process reads it once per key ([`EndedWindows`]).
 //!
 //! [`serve_limited`] (and [`serve_read`] for functions that only read) runs an authenticated
 //! handler inside all of this.
@@ -116,6 +117,74 @@ fn seconds_until_allowed(limit: u64, previous: u64, current: u64, elapsed: u128)
     wait.clamp(1, 2 * w) as u64
 }
 
+/// How long after a window ends its count may still grow: a request counted in the window's
+/// last moments may reach the store a little after it ended.
+const SETTLE_SECS: i64 = 10;
+
+/// The ended windows' counts this process has read, kept while they are the previous window.
+static ENDED: std::sync::LazyLock<EndedWindows> = std::sync::LazyLock::new(EndedWindows::new);
+
+/// The counts of the previous window, read once per key by each process. A window's count no
+/// longer changes once it has ended (and settled), and every request of the next hour needs
+/// it: an API request reads it from the store only the first time its key is seen in the
+/// window (a warm Lambda sandbox or the local host serves many).
+pub struct EndedWindows(std::sync::Mutex<EndedCounts>);
+
+struct EndedCounts {
+    /// The current window's start: the counts below are of the window before it.
+    window: i64,
+    counts: std::collections::HashMap<String, u64>,
+}
+
+impl EndedWindows {
+    /// At most this many keys are kept; past it the map starts again (each key is then read
+    /// from the store once more).
+    const MAX_KEYS: usize = 10_000;
+
+    pub fn new() -> Self {
+        Self(std::sync::Mutex::new(EndedCounts {
+            window: i64::MIN,
+            counts: std::collections::HashMap::new(),
+        }))
+    }
+
+    /// The count of `key`, the window before the one that started at `start`, `now` being
+    /// the time in epoch seconds: from this process's memory when it has it, else from the
+    /// store (remembered once the window has settled).
+    pub async fn hits(
+        &self,
+        store: &dyn RateLimitStore,
+        key: &str,
+        start: i64,
+        now: i64,
+    ) -> crate::store::StoreResult<u64> {
+        if let Some(hits) = self.known(key, start) {
+            return Ok(hits);
+        }
+        let hits = store.hits(key).await?;
+        if now >= start + SETTLE_SECS {
+            let mut ended = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if ended.window != start || ended.counts.len() >= Self::MAX_KEYS {
+                ended.window = start;
+                ended.counts.clear();
+            }
+            ended.counts.insert(key.to_owned(), hits);
+        }
+        Ok(hits)
+    }
+
+    fn known(&self, key: &str, start: i64) -> Option<u64> {
+        let ended = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (ended.window == start).then(|| ended.counts.get(key).copied())?
+    }
+}
+
+impl Default for EndedWindows {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Counts the request against its key's limit for the route's class.
 pub async fn count_request(
     store: &dyn RateLimitStore,
@@ -131,7 +200,7 @@ pub async fn count_request(
     let (previous_key, current_key) = (key(start - WINDOW_SECS), key(start));
     let (limits, previous, current) = tokio::join!(
         store.get_rate_limits(&ctx.org_id),
-        store.hits(&previous_key),
+        ENDED.hits(store, &previous_key, start, now),
         store.count_hit(&current_key, keep_until),
     );
     match (limits, previous, current) {
@@ -227,6 +296,90 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{OrgId, RateLimits};
+    use crate::store::StoreResult;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A store whose previous-window counter is whatever the test sets, counting its reads.
+    #[derive(Default)]
+    struct Counter {
+        hits: AtomicU64,
+        reads: AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl RateLimitStore for Counter {
+        async fn count_hit(&self, _: &str, _: Timestamp) -> StoreResult<u64> {
+            unreachable!("not used here")
+        }
+        async fn hits(&self, _: &str) -> StoreResult<u64> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            Ok(self.hits.load(Ordering::SeqCst))
+        }
+        async fn get_rate_limits(&self, _: &OrgId) -> StoreResult<RateLimits> {
+            unreachable!("not used here")
+        }
+        async fn put_rate_limits(&self, _: &OrgId, _: &RateLimits) -> StoreResult<()> {
+            unreachable!("not used here")
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ended_window_is_read_once_it_has_settled_and_not_after() {
+        let (store, ended) = (Counter::default(), EndedWindows::new());
+        let start = 7200;
+        store.hits.store(5, Ordering::SeqCst);
+        // Within the first seconds of the window, late requests may still count in the
+        // previous one: read every time, and the late one is seen.
+        assert_eq!(ended.hits(&store, "k", start, start + 1).await.unwrap(), 5);
+        store.hits.store(6, Ordering::SeqCst);
+        assert_eq!(ended.hits(&store, "k", start, start + 2).await.unwrap(), 6);
+        assert_eq!(store.reads.load(Ordering::SeqCst), 2);
+        // Settled: read once more, then from memory for the rest of the window.
+        assert_eq!(ended.hits(&store, "k", start, start + 60).await.unwrap(), 6);
+        store.hits.store(99, Ordering::SeqCst);
+        assert_eq!(
+            ended.hits(&store, "k", start, start + 3599).await.unwrap(),
+            6
+        );
+        assert_eq!(store.reads.load(Ordering::SeqCst), 3);
+        // Another key is its own count.
+        assert_eq!(
+            ended.hits(&store, "k2", start, start + 61).await.unwrap(),
+            99
+        );
+        assert_eq!(store.reads.load(Ordering::SeqCst), 4);
+        // The next window's previous one is another: read again.
+        store.hits.store(7, Ordering::SeqCst);
+        let next = start + WINDOW_SECS;
+        assert_eq!(ended.hits(&store, "k", next, next + 60).await.unwrap(), 7);
+        assert_eq!(store.reads.load(Ordering::SeqCst), 5);
+        // And from memory for the rest of that one.
+        assert_eq!(ended.hits(&store, "k", next, next + 61).await.unwrap(), 7);
+        assert_eq!(store.reads.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_full_memory_starts_again() {
+        let (store, ended) = (Counter::default(), EndedWindows::new());
+        for i in 0..EndedWindows::MAX_KEYS {
+            ended.hits(&store, &format!("k{i}"), 0, 60).await.unwrap();
+        }
+        ended.hits(&store, "one more", 0, 60).await.unwrap();
+        let reads = store.reads.load(Ordering::SeqCst);
+        ended.hits(&store, "k0", 0, 60).await.unwrap();
+        assert_eq!(
+            store.reads.load(Ordering::SeqCst),
+            reads + 1,
+            "k0 was forgotten"
+        );
+        ended.hits(&store, "one more", 0, 60).await.unwrap();
+        assert_eq!(
+            store.reads.load(Ordering::SeqCst),
+            reads + 1,
+            "the newest is kept"
+        );
+    }
 
     #[test]
     fn routes_fall_into_their_classes() {
