@@ -45,6 +45,6 @@ devhost_start() {
 
 devhost_stop() {
   local dir=$1
-  # TERM to dev.sh, which stops the host and its chain; then the testnet nodes.
+  # TERM to dev.sh (which stops the host and its chain) and the testnet nodes, at once.
   infra/scripts/services.sh stop "$dir" "$dir/testnets"
 }

@@ -38,7 +38,8 @@ pub fn http_client() -> reqwest::ClientBuilder {
 /// anew for every client, and loading and parsing the system's root store is nearly all
 /// of a client's cost: a few milliseconds each, paid by every webhook delivery (which needs a
 /// client of its own) and, in a debug build, most of the test suite's CPU. Clones share the
-/// verifier and its roots. `None` when the roots cannot be loaded.
+/// verifier and its roots, and one TLS session cache (a session resumes only with a
+/// ticket its own server issued). `None` when the roots cannot be loaded.
 fn shared_tls() -> Option<rustls::ClientConfig> {
     use std::sync::{Arc, OnceLock};
     static TLS: OnceLock<Option<rustls::ClientConfig>> = OnceLock::new();

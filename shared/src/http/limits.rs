@@ -164,11 +164,14 @@ impl EndedWindows {
         let hits = store.hits(key).await?;
         if now >= start + SETTLE_SECS {
             let mut ended = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            if ended.window != start || ended.counts.len() >= Self::MAX_KEYS {
+            // A request of an earlier hour that finishes late leaves the newer counts alone.
+            if start > ended.window || ended.counts.len() >= Self::MAX_KEYS {
                 ended.window = start;
                 ended.counts.clear();
             }
-            ended.counts.insert(key.to_owned(), hits);
+            if start == ended.window {
+                ended.counts.insert(key.to_owned(), hits);
+            }
         }
         Ok(hits)
     }
@@ -357,6 +360,14 @@ mod tests {
         // And from memory for the rest of that one.
         assert_eq!(ended.hits(&store, "k", next, next + 61).await.unwrap(), 7);
         assert_eq!(store.reads.load(Ordering::SeqCst), 5);
+        // A slow request of the hour before reads its own count, and neither takes the
+        // newer hour's place nor is remembered.
+        store.hits.store(5, Ordering::SeqCst);
+        assert_eq!(ended.hits(&store, "k", start, next + 62).await.unwrap(), 5);
+        assert_eq!(ended.hits(&store, "k", start, next + 63).await.unwrap(), 5);
+        assert_eq!(store.reads.load(Ordering::SeqCst), 7);
+        assert_eq!(ended.hits(&store, "k", next, next + 64).await.unwrap(), 7);
+        assert_eq!(store.reads.load(Ordering::SeqCst), 7);
     }
 
     #[tokio::test]
