@@ -10,9 +10,9 @@ use std::time::Duration;
 pub mod aws;
 
 /// Makes ring the process's TLS crypto provider (once; later calls do nothing). Every
-/// outbound HTTPS client here is rustls on ring: reqwest (ours and alloy's) has no
-/// provider of its own and panics when building a client before this ran, so build
-/// clients with [`http_client`], and call this before handing alloy a URL.
+/// outbound HTTPS client here is rustls on ring: reqwest has no provider of its own and
+/// panics when building a client before this ran, so build clients with [`http_client`]
+/// (alloy's providers too, with [`plain_client`]).
 pub fn use_ring_tls() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

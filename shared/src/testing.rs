@@ -160,9 +160,7 @@ pub mod anvil {
     use alloy::primitives::{Address, Bytes, U256};
     use alloy::providers::{Provider, ProviderBuilder};
 
-    /// The URL parsed, with the TLS provider alloy's HTTP client needs in place.
     fn anvil_url(url: &str) -> url::Url {
-        crate::net::use_ring_tls();
         url.parse().expect("valid URL")
     }
     use alloy::rpc::types::TransactionRequest;

@@ -128,7 +128,7 @@ static ENDED: std::sync::LazyLock<EndedWindows> = std::sync::LazyLock::new(Ended
 /// longer changes once it has ended (and settled), and every request of the next hour needs
 /// it: an API request reads it from the store only the first time its key is seen in the
 /// window (a warm Lambda sandbox or the local host serves many).
-pub struct EndedWindows(std::sync::Mutex<EndedCounts>);
+struct EndedWindows(std::sync::Mutex<EndedCounts>);
 
 struct EndedCounts {
     /// The current window's start: the counts below are of the window before it.
@@ -141,7 +141,7 @@ impl EndedWindows {
     /// from the store once more).
     const MAX_KEYS: usize = 10_000;
 
-    pub fn new() -> Self {
+    fn new() -> Self {
         Self(std::sync::Mutex::new(EndedCounts {
             window: i64::MIN,
             counts: std::collections::HashMap::new(),
@@ -151,7 +151,7 @@ impl EndedWindows {
     /// The count of `key`, the window before the one that started at `start`, `now` being
     /// the time in epoch seconds: from this process's memory when it has it, else from the
     /// store (remembered once the window has settled).
-    pub async fn hits(
+    async fn hits(
         &self,
         store: &dyn RateLimitStore,
         key: &str,
@@ -179,12 +179,6 @@ impl EndedWindows {
     fn known(&self, key: &str, start: i64) -> Option<u64> {
         let ended = self.0.lock().unwrap_or_else(|e| e.into_inner());
         (ended.window == start).then(|| ended.counts.get(key).copied())?
-    }
-}
-
-impl Default for EndedWindows {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
