@@ -13,6 +13,7 @@ pub mod dynamo;
 pub mod embedded;
 pub mod idempotency;
 pub(crate) mod keys;
+pub mod packed;
 mod stream;
 pub mod versioned;
 

@@ -7,6 +7,7 @@
 mod chains;
 mod config;
 mod conformance;
+mod packed;
 mod pricing;
 mod routing;
 mod support;

@@ -22,8 +22,9 @@
 //! | analytics hour | `ANALYTICS#org#mode` | `HOUR#<utc hour>` | counters `c#<name>`, grown with `ADD` |
 //! | analytics marker | `AGG#<order>#<fact>` | `AGG` | a contribution applied once, TTL 400 days |
 //!
-//! Every record keeps its full JSON in `doc`; the attributes beside it exist for keys,
-//! indexes and filters. GSIs: `orders_by_org` (`gsi1pk = ORDERS#org#mode`, `gsi1sk =
+//! Every record keeps its full JSON in `doc`, packed (deflated against a preset dictionary,
+//! a binary attribute: `store::packed`; JSON text written before that still reads); the
+//! attributes beside it exist for keys, indexes and filters. GSIs: `orders_by_org` (`gsi1pk = ORDERS#org#mode`, `gsi1sk =
 //! created#id`), `orders_by_expiry` (sparse: only expirable orders carry `gsi2pk =
 //! EXPIRY#shard`, `gsi2sk = expires#id`), `events_by_org` (`gsi3pk = EVENTS#org#mode`),
 //! `deliveries_by_endpoint` (`gsi4pk = DELIVERIES#endpoint`, `gsi4sk = created#id`),
@@ -431,13 +432,32 @@ fn string_attr(item: &Item, name: &str) -> StoreResult<String> {
     }
 }
 
+/// A record from its `doc`: packed (binary, `store::packed`), or JSON text as records were
+/// stored before.
 fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> StoreResult<T> {
-    let text = string_attr(item, "doc")?;
-    parse_doc(&text)
+    parse_doc(&doc_text(item)?)
 }
 
+/// The JSON of an item's `doc`. Not generic, and both kinds end in the one `parse_doc` (from
+/// text), so each record type's deserializer is compiled once: a second kind of input would
+/// add about 120 KB to every function.
+fn doc_text(item: &Item) -> StoreResult<std::borrow::Cow<'_, str>> {
+    match item.get("doc") {
+        Some(AttributeValue::B(packed)) => {
+            let json = super::packed::unpack(packed.as_ref()).map_err(StoreError::Corrupt)?;
+            String::from_utf8(json)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        }
+        Some(AttributeValue::S(text)) => Ok(std::borrow::Cow::Borrowed(text)),
+        _ => Err(StoreError::Corrupt("missing attribute doc".into())),
+    }
+}
+
+/// A record's `doc`, packed: most items then fit in one write unit.
 fn to_doc<T: serde::Serialize>(v: &T) -> AttributeValue {
-    s(serde_json::to_string(v).expect("domain records always serialize"))
+    let json = serde_json::to_vec(v).expect("domain records always serialize");
+    AttributeValue::B(super::packed::pack(&json).into())
 }
 
 fn base_item(pk: String, sk: &str) -> Item {
