@@ -6,17 +6,19 @@
 use crate::template::Template;
 use anyhow::bail;
 use lambda_http::aws_lambda_events::apigw::{
-    ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest,
+    ApiGatewayRequestAuthorizer, ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
 };
-use lambda_http::http::{HeaderMap, Method, StatusCode};
+use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use lambda_http::lambda_runtime::streaming::Body as StreamBody;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Response};
 use payorders::RequestId;
 use payorders::http::ApiError;
 use payorders::runtime::Services;
-use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 
 /// Functions the local host can run, by binary name. A template function missing here is a
 /// start-up error; a test checks both lists match.
@@ -202,25 +204,24 @@ impl Host {
         };
         let route_key = format!("{} {}", route.method, route.path);
         let mut context = request_context(&req, &route_key, &request_id);
+        let headers = gateway_headers(&req.headers);
         // A public route has no authorizer: its event carries no authorizer context.
         if !route.public {
-            let authorizer_event = json!({
-                "version": "2.0",
-                "type": "REQUEST",
-                "routeArn": format!("arn:aws:execute-api:local:000000000000:local/$default/{}{}", route.method, route.path),
-                "identitySource": [],
-                "routeKey": route_key,
-                "rawPath": req.path,
-                "rawQueryString": req.raw_query,
-                "headers": headers_json(&req.headers),
-                "queryStringParameters": query_json(&req.raw_query),
-                "requestContext": context,
-                "pathParameters": params,
-                "stageVariables": {},
-            });
-            let auth_event: ApiGatewayV2CustomAuthorizerV2Request =
-                serde_json::from_value(authorizer_event)
-                    .expect("the local host builds valid authorizer events");
+            let mut auth_event = ApiGatewayV2CustomAuthorizerV2Request::default();
+            auth_event.version = Some("2.0".into());
+            auth_event.type_ = Some("REQUEST".into());
+            auth_event.route_arn = Some(format!(
+                "arn:aws:execute-api:local:000000000000:local/$default/{}{}",
+                route.method, route.path
+            ));
+            auth_event.identity_source = Some(Vec::new());
+            auth_event.route_key = Some(route_key.clone());
+            auth_event.raw_path = Some(req.path.clone());
+            auth_event.raw_query_string = Some(req.raw_query.clone());
+            auth_event.headers = headers.clone();
+            auth_event.query_string_parameters = query_joined(&req.raw_query);
+            auth_event.request_context = context.clone();
+            auth_event.path_parameters = params.clone().into_iter().collect();
             let decision = authorizer::authorize(&self.authorizer, &auth_event).await;
             if !decision.is_authorized {
                 // What API Gateway answers for a denying simple-response authorizer.
@@ -228,18 +229,12 @@ impl Host {
                 *resp.status_mut() = StatusCode::FORBIDDEN;
                 return Answer::Whole(resp);
             }
-            context["authorizer"] = json!({ "lambda": decision.context });
-        }
-        let (body, is_base64) = match String::from_utf8(req.body.clone()) {
-            Ok(text) => (text, false),
-            Err(_) => {
-                use base64::Engine;
-                (
-                    base64::engine::general_purpose::STANDARD.encode(&req.body),
-                    true,
-                )
+            let mut authorizer = ApiGatewayRequestAuthorizer::default();
+            if let Value::Object(fields) = decision.context {
+                authorizer.fields = fields.into_iter().collect();
             }
-        };
+            context.authorizer = Some(authorizer);
+        }
         // Links in answers use the address the client reached the host at, as a deployment
         // uses its public base URL (PAYORDERS_PUBLIC_BASE_URL, when set, wins over both).
         let own = req
@@ -248,38 +243,36 @@ impl Host {
             .and_then(|h| h.to_str().ok())
             .map(|h| format!("http://{h}"))
             .unwrap_or_default();
-        let mut event = json!({
-            "version": "2.0",
-            "routeKey": route_key,
-            "rawPath": req.path,
-            "rawQueryString": req.raw_query,
-            "headers": headers_json(&req.headers),
-            "requestContext": context,
-            "stageVariables": { "public_base_url": own },
-            "isBase64Encoded": is_base64,
-        });
-        let query = query_json(&req.raw_query);
-        if !query.is_empty() {
-            event["queryStringParameters"] = Value::Object(query);
-        }
-        if !params.is_empty() {
-            event["pathParameters"] = json!(params);
-        }
+        // The event as Lambda hands it to lambda_http (the HTTP API payload, version 2.0),
+        // built as its fields, as API Gateway fills them.
+        let mut event = ApiGatewayV2httpRequest::default();
+        event.version = Some("2.0".into());
+        event.route_key = Some(route_key);
+        event.raw_path = Some(req.path);
+        event.raw_query_string = Some(req.raw_query);
+        event.headers = headers;
+        event.query_string_parameters = query_map(&query_joined(
+            event.raw_query_string.as_deref().unwrap_or_default(),
+        ));
+        event.path_parameters = params.into_iter().collect();
+        event.request_context = context;
+        event.stage_variables = [("public_base_url".to_owned(), own)].into();
         if !req.body.is_empty() {
-            event["body"] = json!(body);
+            let (body, is_base64) = match String::from_utf8(req.body) {
+                Ok(text) => (text, false),
+                Err(e) => {
+                    use base64::Engine;
+                    let bytes = e.into_bytes();
+                    (
+                        base64::engine::general_purpose::STANDARD.encode(bytes),
+                        true,
+                    )
+                }
+            };
+            event.body = Some(body);
+            event.is_base64_encoded = is_base64;
         }
-        // The event as Lambda would hand it to lambda_http (its HTTP API payload, version
-        // 2.0), read from the JSON value without printing it and parsing it back.
-        let lambda_req = match serde_json::from_value::<ApiGatewayV2httpRequest>(event) {
-            Ok(ev) => lambda_http::Request::from(LambdaRequest::ApiGatewayV2(ev)),
-            Err(e) => {
-                tracing::error!(error = %e, "could not build the function event");
-                return Answer::Whole(payorders::http::error_response(
-                    &ApiError::internal(),
-                    &request_id,
-                ));
-            }
-        };
+        let lambda_req = lambda_http::Request::from(LambdaRequest::ApiGatewayV2(event));
         if route.stream {
             let result = match route.binary.as_str() {
                 "public-events" => {
@@ -338,64 +331,90 @@ fn invocation_failed(function: &str, e: &(dyn std::error::Error + Send + Sync)) 
     resp
 }
 
-fn request_context(req: &IncomingRequest, route_key: &str, request_id: &str) -> Value {
+fn request_context(
+    req: &IncomingRequest,
+    route_key: &str,
+    request_id: &str,
+) -> ApiGatewayV2httpRequestContext {
     let now = time::OffsetDateTime::now_utc();
     let fmt = time::macros::format_description!(
         "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
     );
-    json!({
-        "accountId": "000000000000",
-        "apiId": "local",
-        "domainName": "localhost",
-        "domainPrefix": "localhost",
-        "http": {
-            "method": req.method.as_str(),
-            "path": req.path,
-            "protocol": "HTTP/1.1",
-            "sourceIp": req.source_ip,
-            "userAgent": req.headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default(),
-        },
-        "requestId": request_id,
-        "routeKey": route_key,
-        "stage": "$default",
-        "time": now.format(fmt).unwrap_or_default(),
-        "timeEpoch": (now.unix_timestamp_nanos() / 1_000_000) as i64,
-    })
+    let mut http = ApiGatewayV2httpRequestContextHttpDescription::default();
+    http.method = req.method.clone();
+    http.path = Some(req.path.clone());
+    http.protocol = Some("HTTP/1.1".into());
+    http.source_ip = Some(req.source_ip.clone());
+    http.user_agent = Some(
+        req.headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    let mut c = ApiGatewayV2httpRequestContext::default();
+    c.account_id = Some("000000000000".into());
+    c.apiid = Some("local".into());
+    c.domain_name = Some("localhost".into());
+    c.domain_prefix = Some("localhost".into());
+    c.http = http;
+    c.request_id = Some(request_id.to_owned());
+    c.route_key = Some(route_key.to_owned());
+    c.stage = Some("$default".into());
+    c.time = Some(now.format(fmt).unwrap_or_default());
+    c.time_epoch = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    c
 }
 
-/// Headers as API Gateway passes them: lowercase names, repeated values joined by commas.
-fn headers_json(h: &HeaderMap) -> Map<String, Value> {
-    let mut out: Map<String, Value> = Map::new();
-    for (name, value) in h {
-        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match out.get_mut(name.as_str()) {
-            Some(Value::String(existing)) => {
-                existing.push(',');
-                existing.push_str(&v);
+/// Headers as API Gateway passes them: lowercase names, repeated values joined by commas
+/// into one.
+fn gateway_headers(h: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(h.keys_len());
+    for name in h.keys() {
+        let mut values = h.get_all(name).iter();
+        let Some(first) = values.next() else { continue };
+        let joined = match values.next() {
+            None => first.clone(),
+            Some(second) => {
+                let mut v = first.as_bytes().to_vec();
+                for next in std::iter::once(second).chain(values) {
+                    v.push(b',');
+                    v.extend_from_slice(next.as_bytes());
+                }
+                HeaderValue::from_bytes(&v).expect("joined header values stay valid")
             }
-            _ => {
-                out.insert(name.as_str().to_owned(), Value::String(v));
-            }
-        }
+        };
+        out.insert(name.clone(), joined);
     }
     out
 }
 
-/// Query parameters as API Gateway passes them: decoded, repeated values joined by commas.
-fn query_json(raw: &str) -> Map<String, Value> {
-    let mut out: Map<String, Value> = Map::new();
+/// Query parameters as API Gateway passes them to the authorizer: decoded, repeated values
+/// joined by commas.
+fn query_joined(raw: &str) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
         match out.get_mut(k.as_ref()) {
-            Some(Value::String(existing)) => {
+            Some(existing) => {
                 existing.push(',');
                 existing.push_str(&v);
             }
-            _ => {
-                out.insert(k.into_owned(), Value::String(v.into_owned()));
+            None => {
+                out.insert(k.into_owned(), v.into_owned());
             }
         }
     }
     out
+}
+
+/// The same parameters as lambda_http reads them from a function's event: each joined value
+/// split at its commas again.
+fn query_map(joined: &HashMap<String, String>) -> QueryMap {
+    joined
+        .iter()
+        .map(|(k, v)| (k.clone(), v.split(',').map(str::to_owned).collect()))
+        .collect::<HashMap<String, Vec<String>>>()
+        .into()
 }
 
 #[cfg(test)]
@@ -422,12 +441,20 @@ mod tests {
 
     #[test]
     fn query_and_headers_join_repeats() {
-        let q = query_json("a=1&b=x%20y&a=2");
+        let q = query_joined("a=1&b=x%20y&a=2");
         assert_eq!(q["a"], "1,2");
         assert_eq!(q["b"], "x y");
+        // The function's event splits joined values again, as lambda_http reads API Gateway's.
+        let m = query_map(&query_joined("a=1&a=2&c=x%2Cy"));
+        assert_eq!(m.all("a"), Some(vec!["1", "2"]));
+        assert_eq!(m.all("c"), Some(vec!["x", "y"]));
         let mut h = HeaderMap::new();
         h.append("x-a", "1".parse().unwrap());
         h.append("x-a", "2".parse().unwrap());
-        assert_eq!(headers_json(&h)["x-a"], "1,2");
+        h.append("x-b", "3".parse().unwrap());
+        let g = gateway_headers(&h);
+        assert_eq!(g.get_all("x-a").iter().collect::<Vec<_>>(), ["1,2"]);
+        assert_eq!(g["x-b"], "3");
+        assert_eq!(g.len(), 2);
     }
 }
