@@ -281,3 +281,194 @@ pub fn init_tracing() {
         .with(filter)
         .init();
 }
+
+/// Serves an HTTP API route (payload 2.0) in Lambda: what `lambda_http::run` does, without
+/// its response conversion. That conversion reads each answer's body back as text in the
+/// charset its `Content-Type` names (encoding_rs, with every legacy encoding's tables:
+/// about 150 KB in each function); our handlers already answer text as text and bytes as
+/// bytes, so the answer goes to API Gateway as it is.
+#[cfg(feature = "aws")]
+pub async fn serve_http<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(lambda_http::Request) -> Fut,
+    Fut: Future<Output = Result<lambda_http::Response<lambda_http::Body>, lambda_http::Error>>,
+{
+    let handler = &handler;
+    lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(move |event| {
+        invoke(handler, event)
+    }))
+    .await
+}
+
+/// One invocation of an HTTP route: the event as lambda_http reads it (with the invocation's
+/// context and X-Ray trace header), and the handler's answer as API Gateway takes it.
+#[cfg(feature = "aws")]
+async fn invoke<F, Fut>(
+    handler: &F,
+    event: lambda_http::lambda_runtime::LambdaEvent<lambda_http::request::LambdaRequest>,
+) -> Result<aws_lambda_events::apigw::ApiGatewayV2httpResponse, lambda_http::Error>
+where
+    F: Fn(lambda_http::Request) -> Fut,
+    Fut: Future<Output = Result<lambda_http::Response<lambda_http::Body>, lambda_http::Error>>,
+{
+    use lambda_http::RequestExt;
+    let lambda_http::lambda_runtime::LambdaEvent { payload, context } = event;
+    let mut req = lambda_http::Request::from(payload);
+    if let Some(trace) = context
+        .xray_trace_id
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+    {
+        req.headers_mut().insert("x-amzn-trace-id", trace);
+    }
+    Ok(gateway_response(
+        handler(req.with_lambda_context(context)).await?,
+    ))
+}
+
+/// An answer as API Gateway's HTTP API takes it from a function (payload 2.0): bytes in
+/// base64, `Set-Cookie` headers as `cookies`, the other headers as they are.
+#[cfg(feature = "aws")]
+fn gateway_response(
+    resp: lambda_http::Response<lambda_http::Body>,
+) -> aws_lambda_events::apigw::ApiGatewayV2httpResponse {
+    use lambda_http::Body;
+    use lambda_http::http::header::SET_COOKIE;
+    let (mut parts, body) = resp.into_parts();
+    let mut out = aws_lambda_events::apigw::ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(parts.status.as_u16());
+    out.cookies = parts
+        .headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    parts.headers.remove(SET_COOKIE);
+    out.headers = parts.headers;
+    (out.is_base64_encoded, out.body) = match body {
+        Body::Text(t) => (false, Some(Body::Text(t))),
+        Body::Binary(b) => (true, Some(Body::Binary(b))),
+        _ => (false, None),
+    };
+    out
+}
+
+#[cfg(all(test, feature = "aws"))]
+mod tests {
+    use super::*;
+    use lambda_http::lambda_runtime::{Context, LambdaEvent};
+    use lambda_http::request::LambdaRequest;
+    use lambda_http::{Body, RequestExt, Response};
+
+    fn event() -> LambdaEvent<LambdaRequest> {
+        let payload = serde_json::from_value(serde_json::json!({
+            "version": "2.0",
+            "routeKey": "GET /pay-orders/{id}",
+            "rawPath": "/pay-orders/po_1",
+            "rawQueryString": "expand=payment&a=1",
+            "headers": {"x-api-key": "sk_test_1", "content-type": "application/json"},
+            "queryStringParameters": {"expand": "payment", "a": "1"},
+            "pathParameters": {"id": "po_1"},
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "api", "domainName": "api.example",
+                "http": {"method": "GET", "path": "/pay-orders/po_1", "protocol": "HTTP/1.1",
+                         "sourceIp": "203.0.113.9", "userAgent": "t"},
+                "requestId": "r1", "routeKey": "GET /pay-orders/{id}", "stage": "$default",
+                "time": "03/Dec/2026:09:00:00 +0000", "timeEpoch": 1796288400000i64,
+                "authorizer": {"lambda": {"organization_id": "org_1"}}
+            },
+            "isBase64Encoded": false
+        }))
+        .unwrap();
+        let mut context = Context::default();
+        context.request_id = "inv-1".into();
+        context.xray_trace_id = Some("Root=1-5e1b4151-5ac6c58f5b5dbd6a5f5e5e5e".into());
+        LambdaEvent::new(payload, context)
+    }
+
+    #[tokio::test]
+    async fn a_route_sees_the_request_as_lambda_http_reads_it() {
+        let seen = std::sync::Mutex::new(None);
+        let handler = |req: lambda_http::Request| {
+            let summary = (
+                req.method().to_string(),
+                req.uri().path().to_owned(),
+                req.query_string_parameters()
+                    .first("expand")
+                    .map(str::to_owned),
+                req.path_parameters().first("id").map(str::to_owned),
+                req.headers()["x-api-key"].to_str().unwrap().to_owned(),
+                req.headers()["x-amzn-trace-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+                req.lambda_context_ref().map(|c| c.request_id.clone()),
+            );
+            *seen.lock().unwrap() = Some(summary);
+            async { Ok(Response::new(Body::Text("{}".into()))) }
+        };
+        invoke(&handler, event()).await.unwrap();
+        let (method, path, expand, id, key, trace, invocation) =
+            seen.lock().unwrap().take().unwrap();
+        assert_eq!(method, "GET");
+        assert_eq!(path, "/pay-orders/po_1");
+        assert_eq!(expand.as_deref(), Some("payment"));
+        assert_eq!(id.as_deref(), Some("po_1"));
+        assert_eq!(key, "sk_test_1");
+        assert_eq!(trace, "Root=1-5e1b4151-5ac6c58f5b5dbd6a5f5e5e5e");
+        assert_eq!(invocation.as_deref(), Some("inv-1"));
+    }
+
+    #[tokio::test]
+    async fn answers_go_to_api_gateway_as_they_are() {
+        // Text stays text, whatever its content type (lambda_http would decode it again).
+        let text = |_req| async {
+            Ok(Response::builder()
+                .status(201)
+                .header("content-type", "application/json; charset=utf-8")
+                .header("set-cookie", "a=1; Secure")
+                .header("set-cookie", "b=2")
+                .header("x-request-id", "req_1")
+                .body(Body::Text(r#"{"id":"po_1","name":"café"}"#.into()))
+                .unwrap())
+        };
+        let out = invoke(&text, event()).await.unwrap();
+        assert_eq!(out.status_code, 201);
+        assert!(!out.is_base64_encoded);
+        assert_eq!(
+            out.body,
+            Some(Body::Text(r#"{"id":"po_1","name":"café"}"#.into()))
+        );
+        assert_eq!(out.cookies, ["a=1; Secure", "b=2"]);
+        assert!(out.headers.get("set-cookie").is_none());
+        assert_eq!(out.headers["x-request-id"], "req_1");
+        let wire = serde_json::to_value(&out).unwrap();
+        assert_eq!(wire["statusCode"], 201);
+        assert_eq!(
+            wire["headers"]["content-type"],
+            "application/json; charset=utf-8"
+        );
+        // Bytes go in base64, flagged so.
+        let png = |_req| async {
+            Ok(Response::builder()
+                .header("content-type", "image/png")
+                .body(Body::Binary(vec![0x89, b'P', b'N', b'G', 0xff]))
+                .unwrap())
+        };
+        let out = invoke(&png, event()).await.unwrap();
+        assert!(out.is_base64_encoded);
+        let wire = serde_json::to_value(&out).unwrap();
+        assert_eq!(wire["body"], "iVBOR/8=");
+        assert_eq!(wire["isBase64Encoded"], true);
+        // No body at all: none sent.
+        let empty = |_req| async { Ok(Response::builder().status(204).body(Body::Empty).unwrap()) };
+        let out = invoke(&empty, event()).await.unwrap();
+        assert_eq!(
+            (out.status_code, out.body, out.is_base64_encoded),
+            (204, None, false)
+        );
+        // A handler's error is the invocation's error (Lambda reports it; API Gateway 500s).
+        let failing = |_req| async { Err::<Response<Body>, _>("store down".into()) };
+        assert!(invoke(&failing, event()).await.is_err());
+    }
+}

@@ -2,9 +2,9 @@
 async fn main() -> Result<(), lambda_http::Error> {
     payorders::runtime::init_tracing();
     let deps = &payorders::runtime::OnFirstUse::services_and_settler();
-    lambda_http::run(lambda_http::service_fn(move |req| async move {
+    payorders::runtime::serve_http(move |req| async move {
         let (services, settler) = deps.get().await?;
         submit_payment::handler(services, settler, req).await
-    }))
+    })
     .await
 }

@@ -2,8 +2,8 @@
 async fn main() -> Result<(), lambda_http::Error> {
     payorders::runtime::init_tracing();
     let services = &payorders::runtime::OnFirstUse::services();
-    lambda_http::run(lambda_http::service_fn(move |req| async move {
+    payorders::runtime::serve_http(move |req| async move {
         webhook_endpoints::handler(services.get().await?, req).await
-    }))
+    })
     .await
 }
