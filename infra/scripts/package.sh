@@ -60,4 +60,8 @@ if not rows:
     raise SystemExit("package: sam build produced no bootstrap")
 big = max(rows, key=lambda r: r[1])
 print(f"  {len(rows)} functions; largest {big[0]} {big[1] / 1048576:.2f} MB")
+# The size budget (docs/performance.md): every function's bootstrap at most 6 MB (MiB).
+over = [r for r in rows if r[1] > 6 * 1048576]
+if over:
+    raise SystemExit("package: over the 6 MB budget: " + ", ".join(f"{n} {b} bytes" for n, b, _ in over))
 EOF
