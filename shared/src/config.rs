@@ -98,6 +98,13 @@ impl Config {
         for (id, url) in rpc_urls_from(env)? {
             secrets.rpc_urls.insert(id.to_string(), Secret(url));
         }
+        let format = crate::store::packed::FORMAT_VAR;
+        crate::store::packed::writes_packed(env.get(format).map(String::as_str)).map_err(
+            |reason| ConfigError::Invalid {
+                var: format.to_owned(),
+                reason,
+            },
+        )?;
         Ok(Config {
             table_name: var("PAYORDERS_TABLE").unwrap_or_else(|| DEFAULT_TABLE.to_owned()),
             confirmations_queue_url: var("PAYORDERS_CONFIRMATIONS_QUEUE_URL"),

@@ -28,6 +28,24 @@ static DICTIONARY_V1: &[u8] = include_bytes!("docs-v1.dict");
 /// packed value that claims more is damaged or hostile, not a record of ours).
 const MAX_UNPACKED: usize = 4 << 20;
 
+/// The environment variable that chooses how records are written: `packed` (the default) or
+/// `json`, JSON text as versions before packing wrote it. Readers take both whatever it says.
+/// `json` is for upgrading a stack deployed before packed records: during the update old and
+/// new functions run side by side, and the old ones cannot read a packed record (an old
+/// stream consumer would skip a packed event, and its webhooks with it). Deploy once with
+/// `json`, then with `packed`.
+pub const FORMAT_VAR: &str = "PAYORDERS_RECORD_FORMAT";
+
+/// Whether records are written packed, given [`FORMAT_VAR`]'s value; any other value than the
+/// two is refused (a function's configuration fails at its first invocation).
+pub fn writes_packed(setting: Option<&str>) -> Result<bool, String> {
+    match setting.unwrap_or_default() {
+        "" | "packed" => Ok(true),
+        "json" => Ok(false),
+        other => Err(format!("{other:?} is neither \"packed\" nor \"json\"")),
+    }
+}
+
 /// `json` packed in the current format.
 pub fn pack(json: &[u8]) -> Vec<u8> {
     // Level 6: level 9 saves a byte or two on an order and takes a quarter longer.
@@ -59,20 +77,25 @@ pub fn unpack(packed: &[u8]) -> Result<Vec<u8>, String> {
     let mut d = Decompress::new(false);
     d.set_dictionary(DICTIONARY_V1)
         .map_err(|e| format!("packed record: {e}"))?;
-    let mut out = Vec::with_capacity(body.len() * 6);
+    // Room for a typical record at once, and never beyond the limit and one byte more, so a
+    // record over the limit is caught however well it compresses.
+    let mut out = Vec::with_capacity((body.len() * 6).clamp(64, MAX_UNPACKED + 1));
     loop {
         let consumed = d.total_in() as usize;
         let produced = d.total_out();
         let status = d
             .decompress_vec(&body[consumed..], &mut out, FlushDecompress::Finish)
             .map_err(|e| format!("packed record: {e}"))?;
+        if out.len() > MAX_UNPACKED {
+            return Err(format!("packed record larger than {MAX_UNPACKED} bytes"));
+        }
         match status {
             Status::StreamEnd if d.total_in() as usize == body.len() => return Ok(out),
             Status::StreamEnd => return Err("packed record: bytes after its end".into()),
-            _ if out.len() >= MAX_UNPACKED => {
-                return Err(format!("packed record larger than {MAX_UNPACKED} bytes"));
+            _ if out.len() == out.capacity() => {
+                let room = out.capacity().min(MAX_UNPACKED + 1 - out.len());
+                out.reserve_exact(room);
             }
-            _ if out.len() == out.capacity() => out.reserve(out.capacity()),
             _ if d.total_out() == produced && d.total_in() as usize == consumed => {
                 return Err("packed record: truncated".into());
             }
@@ -85,6 +108,16 @@ pub fn unpack(packed: &[u8]) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
     use sha2::{Digest, Sha256};
+
+    #[test]
+    fn records_are_packed_unless_json_is_asked_for() {
+        assert_eq!(writes_packed(None), Ok(true));
+        assert_eq!(writes_packed(Some("")), Ok(true));
+        assert_eq!(writes_packed(Some("packed")), Ok(true));
+        assert_eq!(writes_packed(Some("json")), Ok(false));
+        assert!(writes_packed(Some("JSON")).is_err());
+        assert!(writes_packed(Some("text")).is_err());
+    }
 
     #[test]
     fn the_v1_dictionary_never_changes() {
@@ -142,22 +175,53 @@ mod tests {
                 assert_ne!(out, json, "byte {i} damaged");
             }
         }
-        // A bomb: 5 MB of zeros deflates to a few KB; unpacking stops at the limit.
-        let mut bomb = vec![FORMAT_V1];
-        let mut c = Compress::new(Compression::fast(), false);
-        let zeros = vec![b'0'; 5 << 20];
-        while c
-            .compress_vec(
-                &zeros[c.total_in() as usize..],
-                &mut bomb,
-                FlushCompress::Finish,
-            )
-            .unwrap()
-            != Status::StreamEnd
-        {
-            bomb.reserve(bomb.capacity());
+        // No deflate stream at all after the format byte: an error, not a wait for more.
+        assert!(unpack(&[FORMAT_V1]).unwrap_err().contains("truncated"));
+        // Zeros deflate to almost nothing: a record of exactly the limit unpacks, one byte
+        // more is refused, whatever the compression (a bomb stops at the limit).
+        let zeros = |n: usize| {
+            let mut out = vec![FORMAT_V1];
+            let mut c = Compress::new(Compression::fast(), false);
+            let input = vec![b'0'; n];
+            while c
+                .compress_vec(
+                    &input[c.total_in() as usize..],
+                    &mut out,
+                    FlushCompress::Finish,
+                )
+                .unwrap()
+                != Status::StreamEnd
+            {
+                out.reserve(out.capacity());
+            }
+            out
+        };
+        assert_eq!(unpack(&zeros(MAX_UNPACKED)).unwrap().len(), MAX_UNPACKED);
+        for n in [MAX_UNPACKED + 1, 3 * MAX_UNPACKED / 2] {
+            let bomb = zeros(n);
+            assert!(bomb.len() < n / 100);
+            assert!(
+                unpack(&bomb).unwrap_err().contains("larger than"),
+                "{n} bytes"
+            );
         }
-        assert!(bomb.len() < 64 << 10);
-        assert!(unpack(&bomb).unwrap_err().contains("larger than"));
+    }
+
+    #[test]
+    fn incompressible_records_grow_the_buffers_and_come_back() {
+        // A chain of SHA-256 digests: nothing in it repeats, so the packed form outgrows its
+        // first buffer, and unpacking grows its own from the same start.
+        let mut bytes = Vec::new();
+        let mut digest = Sha256::digest(b"seed");
+        while bytes.len() < 100_000 {
+            bytes.extend_from_slice(&digest);
+            digest = Sha256::digest(digest);
+        }
+        let packed = pack(&bytes);
+        assert!(
+            packed.len() > bytes.len() / 2 + 64,
+            "the first buffer was outgrown"
+        );
+        assert_eq!(unpack(&packed).unwrap(), bytes);
     }
 }

@@ -100,6 +100,17 @@ async fn env_is_used_without_a_secret_id_and_bad_input_is_an_error() {
         bad_rpc,
         Err(payorders::config::ConfigError::Invalid { .. })
     ));
+
+    // The record format: packed or json, nothing else.
+    for ok in ["packed", "json"] {
+        let loaded = Config::load_from(&env(&[("PAYORDERS_RECORD_FORMAT", ok)]), &sm).await;
+        assert!(loaded.is_ok(), "{ok}: {loaded:?}");
+    }
+    let bad_format = Config::load_from(&env(&[("PAYORDERS_RECORD_FORMAT", "gzip")]), &sm).await;
+    assert!(matches!(
+        bad_format,
+        Err(payorders::config::ConfigError::Invalid { ref var, .. }) if var == "PAYORDERS_RECORD_FORMAT"
+    ));
 }
 
 /// A function's AWS configuration comes from Lambda's variables alone, and its clients work

@@ -454,10 +454,25 @@ fn doc_text(item: &Item) -> StoreResult<std::borrow::Cow<'_, str>> {
     }
 }
 
-/// A record's `doc`, packed: most items then fit in one write unit.
+/// A record's `doc`, packed (most items then fit in one write unit), or as JSON text when
+/// `PAYORDERS_RECORD_FORMAT=json` (see `store::packed::FORMAT_VAR`).
 fn to_doc<T: serde::Serialize>(v: &T) -> AttributeValue {
     let json = serde_json::to_vec(v).expect("domain records always serialize");
-    AttributeValue::B(super::packed::pack(&json).into())
+    if writes_packed() {
+        AttributeValue::B(super::packed::pack(&json).into())
+    } else {
+        AttributeValue::S(String::from_utf8(json).expect("serde_json writes UTF-8"))
+    }
+}
+
+/// The process's record format, read once. A value other than the two was refused when the
+/// function loaded its configuration; here it falls back to the default.
+fn writes_packed() -> bool {
+    static PACKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PACKED.get_or_init(|| {
+        let setting = std::env::var(super::packed::FORMAT_VAR).ok();
+        super::packed::writes_packed(setting.as_deref()).unwrap_or(true)
+    })
 }
 
 fn base_item(pk: String, sk: &str) -> Item {
