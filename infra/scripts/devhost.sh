@@ -7,8 +7,10 @@
 #                       local chain, a node for each other EVM testnet (services.sh
 #                       testnets-start): every test chain an order can name is readable, so a
 #                       CHAIN_UNAVAILABLE (503) there is a fault, not a missing node.
-#   devhost_stop DIR    stop it, its chain and the testnet nodes (DIR/dev.pid; a no-op when
-#                       none runs; safe from another shell than the one that started it)
+#   devhost_stop DIR [OTHER...]
+#                       stop it, its chain and the testnet nodes, and the services started
+#                       into each OTHER dir, all at once (DIR/dev.pid; a no-op when none
+#                       runs; safe from another shell than the one that started it)
 #
 # Reuses the payorders binary cargo built when there is one: building it again alone would
 # unify features differently and recompile half the graph.
@@ -45,6 +47,8 @@ devhost_start() {
 
 devhost_stop() {
   local dir=$1
-  # TERM to dev.sh (which stops the host and its chain) and the testnet nodes, at once.
-  infra/scripts/services.sh stop "$dir" "$dir/testnets"
+  shift
+  # TERM to dev.sh (which stops the host and its chain), the testnet nodes and whatever else
+  # the caller names (DIRs of services.sh start), all at once.
+  infra/scripts/services.sh stop "$dir" "$dir/testnets" "$@"
 }

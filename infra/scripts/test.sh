@@ -26,7 +26,7 @@ stop_all() {
     wait "$host_side" 2>/dev/null || true
   fi
   # The local host, its chains and the test services, all at once.
-  infra/scripts/services.sh stop "$svc/dev" "$svc/dev/testnets" "$svc" || true
+  devhost_stop "$svc/dev" "$svc" || true
   rm -rf "$svc"
 }
 trap stop_all EXIT

@@ -9,7 +9,6 @@ use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayRequestAuthorizer, ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest,
     ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
 };
-use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use lambda_http::lambda_runtime::streaming::Body as StreamBody;
 use lambda_http::request::LambdaRequest;
@@ -251,9 +250,6 @@ impl Host {
         event.raw_path = Some(req.path);
         event.raw_query_string = Some(req.raw_query);
         event.headers = headers;
-        event.query_string_parameters = query_map(&query_joined(
-            event.raw_query_string.as_deref().unwrap_or_default(),
-        ));
         event.path_parameters = params.into_iter().collect();
         event.request_context = context;
         event.stage_variables = [("public_base_url".to_owned(), own)].into();
@@ -390,7 +386,8 @@ fn gateway_headers(h: &HeaderMap) -> HeaderMap {
 }
 
 /// Query parameters as API Gateway passes them to the authorizer: decoded, repeated values
-/// joined by commas.
+/// joined by commas. (The function's event needs none: lambda_http reads the parameters
+/// from the raw query string when there is one.)
 fn query_joined(raw: &str) -> HashMap<String, String> {
     let mut out: HashMap<String, String> = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
@@ -405,16 +402,6 @@ fn query_joined(raw: &str) -> HashMap<String, String> {
         }
     }
     out
-}
-
-/// The same parameters as lambda_http reads them from a function's event: each joined value
-/// split at its commas again.
-fn query_map(joined: &HashMap<String, String>) -> QueryMap {
-    joined
-        .iter()
-        .map(|(k, v)| (k.clone(), v.split(',').map(str::to_owned).collect()))
-        .collect::<HashMap<String, Vec<String>>>()
-        .into()
 }
 
 #[cfg(test)]
@@ -444,10 +431,6 @@ mod tests {
         let q = query_joined("a=1&b=x%20y&a=2");
         assert_eq!(q["a"], "1,2");
         assert_eq!(q["b"], "x y");
-        // The function's event splits joined values again, as lambda_http reads API Gateway's.
-        let m = query_map(&query_joined("a=1&a=2&c=x%2Cy"));
-        assert_eq!(m.all("a"), Some(vec!["1", "2"]));
-        assert_eq!(m.all("c"), Some(vec!["x", "y"]));
         let mut h = HeaderMap::new();
         h.append("x-a", "1".parse().unwrap());
         h.append("x-a", "2".parse().unwrap());

@@ -66,6 +66,12 @@ pub fn pack(json: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The JSON text of a packed record: what both its readers (the store, the stream
+/// consumers) parse.
+pub fn unpack_text(packed: &[u8]) -> Result<String, String> {
+    String::from_utf8(unpack(packed)?).map_err(|e| format!("packed record: {e}"))
+}
+
 /// The JSON of a packed record.
 pub fn unpack(packed: &[u8]) -> Result<Vec<u8>, String> {
     let (format, body) = packed

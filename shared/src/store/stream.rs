@@ -28,8 +28,7 @@ pub fn stream_event(
             STANDARD
                 .decode(packed)
                 .map_err(|e| format!("event record's doc: {e}"))
-                .and_then(|bytes| super::packed::unpack(&bytes))
-                .and_then(|json| String::from_utf8(json).map_err(|e| e.to_string()))
+                .and_then(|bytes| super::packed::unpack_text(&bytes))
                 .and_then(|json| serde_json::from_str(&json).map_err(|e| e.to_string()))
         } else if let Some(text) = doc.and_then(|d| d.get("S")).and_then(|d| d.as_str()) {
             serde_json::from_str(text).map_err(|e| e.to_string())

@@ -23,6 +23,26 @@ fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
         .sum()
 }
 
+/// The item under `pk`/`sk` as DynamoDB holds it (read strongly consistent).
+async fn stored_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+    sk: &str,
+) -> HashMap<String, AttributeValue> {
+    client
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap_or_else(|| panic!("no item {pk} / {sk}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_and_its_event_are_packed_and_each_fit_one_write_unit() {
     let store = support::dynamo_store().await;
@@ -47,17 +67,7 @@ async fn an_order_and_its_event_are_packed_and_each_fit_one_write_unit() {
             serde_json::to_vec(new.event()).unwrap().len(),
         ),
     ] {
-        let item = client
-            .get_item()
-            .table_name(store.table())
-            .key("pk", AttributeValue::S(pk.clone()))
-            .key("sk", AttributeValue::S(sk.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap();
+        let item = stored_item(&client, store.table(), &pk, sk).await;
         let Some(AttributeValue::B(packed)) = item.get("doc") else {
             panic!("{pk}: doc is not packed: {:?}", item.get("doc"));
         };
@@ -85,17 +95,7 @@ async fn records_stored_as_json_text_before_still_read_and_update() {
         .await
         .unwrap();
     // The item as it was written before records were packed: its doc as JSON text.
-    let mut item = client
-        .get_item()
-        .table_name(store.table())
-        .key("pk", AttributeValue::S(format!("ORDER#{}", o.id)))
-        .key("sk", AttributeValue::S("ORDER".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let mut item = stored_item(&client, store.table(), &format!("ORDER#{}", o.id), "ORDER").await;
     item.insert(
         "doc".into(),
         AttributeValue::S(serde_json::to_string(&o).unwrap()),

@@ -443,12 +443,9 @@ fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> StoreResult<T> {
 /// add about 120 KB to every function.
 fn doc_text(item: &Item) -> StoreResult<std::borrow::Cow<'_, str>> {
     match item.get("doc") {
-        Some(AttributeValue::B(packed)) => {
-            let json = super::packed::unpack(packed.as_ref()).map_err(StoreError::Corrupt)?;
-            String::from_utf8(json)
-                .map(std::borrow::Cow::Owned)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
-        }
+        Some(AttributeValue::B(packed)) => super::packed::unpack_text(packed.as_ref())
+            .map(std::borrow::Cow::Owned)
+            .map_err(StoreError::Corrupt),
         Some(AttributeValue::S(text)) => Ok(std::borrow::Cow::Borrowed(text)),
         _ => Err(StoreError::Corrupt("missing attribute doc".into())),
     }
