@@ -8,6 +8,8 @@
 # The results go to stdout and, with UPDATE_DOCS=1, to docs/performance.md.
 # RUNS (30) sets the repetitions.
 set -euo pipefail
+# Python keeps the bytecode of what the venvs' tools import (see test.sh).
+unset PYTHONDONTWRITEBYTECODE
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"

@@ -27,9 +27,9 @@ devhost_start() {
   export PAYORDERS_LOCAL_DIR=$dir
   local build=cargo
   [ -x "${CARGO_TARGET_DIR:-target}/debug/payorders" ] && build=true
-  # Event streams end after 3 s (30 s by default): the fuzz stage's stream requests end
-  # quickly, and the browser test's page reconnects with Last-Event-ID several times.
-  PAYORDERS_SSE_LIFETIME_SECS=${PAYORDERS_SSE_LIFETIME_SECS:-3} \
+  # Event streams end after 1 s (30 s by default): the fuzz stage's stream requests end
+  # quickly, and the browser test's page reconnects with Last-Event-ID many times.
+  PAYORDERS_SSE_LIFETIME_SECS=${PAYORDERS_SSE_LIFETIME_SECS:-1} \
     PORT=$devhost_port CHAIN=1 CHAIN_PORT= CARGO=$build infra/scripts/dev.sh >"$dir/dev.log" 2>&1 &
   echo $! >"$dir/dev.pid"
   local pid=$!

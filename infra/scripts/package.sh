@@ -5,6 +5,8 @@
 # function's bootstrap and zip size, and the build's time. The SAM CLI, cargo-lambda and zig
 # come from PyPI into .venv-sam on first use (their pins would fight the test tools' in .venv).
 set -euo pipefail
+# Python keeps the bytecode of what the venvs' tools import (see test.sh).
+unset PYTHONDONTWRITEBYTECODE
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"

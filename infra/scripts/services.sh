@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts the services the tests need, on free loopback ports.
 #
-#   infra/scripts/services.sh install        create .venv (moto, cfn-lint, standardwebhooks) and
+#   infra/scripts/services.sh install        create .venv (moto, standardwebhooks) and
 #                                            node_modules (anvil, cast) if missing
 #   infra/scripts/services.sh start DIR      start moto and anvil; write DIR/env with the endpoints
 #   infra/scripts/services.sh stop DIR...    stop everything started into each DIR, at once
@@ -36,7 +36,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 # `make dev` takes CHAIN=0|1; cast would read it as its --chain option.
 unset CHAIN
 venv="$root/.venv"
-py_packages=("moto[server]==5.*" "cfn-lint==1.*" "standardwebhooks==1.*")
+py_packages=("moto[server]==5.*" "standardwebhooks==1.*")
 
 die() { echo "services: $*" >&2; exit 1; }
 
@@ -59,14 +59,29 @@ make_venv() {
   fi
 }
 
+# pip_install VENV PACKAGE...: installs through uv (from PyPI, into .venv once), which
+# resolves and unpacks in parallel and writes no bytecode up front: on a fresh clone, pip
+# spent ~100 s of CPU here (mostly resolving, and compiling every module to .pyc), taken
+# from the cargo build that runs beside it; uv spends a few seconds. Python compiles what a
+# tool imports on first use.
+pip_install() {
+  local target=$1; shift
+  make_venv
+  if [ ! -x "$venv/bin/uv" ]; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-compile "uv==0.*" \
+      || die "pip install uv failed"
+  fi
+  "$venv/bin/uv" pip install --quiet --python "$target/bin/python" "$@" \
+    || die "installing $* into $target failed"
+}
+
 # Installs `packages` into the venv unless python can already import `modules`.
 pip_ensure() {
   local modules=$1; shift
   make_venv
   if ! "$venv/bin/python" -c "import $modules" 2>/dev/null; then
     echo "services: installing $* into $venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "$@" \
-      || die "pip install $* failed"
+    pip_install "$venv" "$@"
   fi
 }
 
@@ -93,7 +108,7 @@ install_browser() {
 }
 
 install() {
-  pip_ensure "moto.server, cfnlint, standardwebhooks" "${py_packages[@]}"
+  pip_ensure "moto.server, standardwebhooks" "${py_packages[@]}"
 }
 
 # The API fuzzer of make test and make fuzz, pinned (its CLI and checks change between minors).
@@ -102,8 +117,7 @@ install_fuzz() {
   make_venv
   if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$schemathesis_pin" ]; then
     echo "services: installing schemathesis==$schemathesis_pin into $venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$schemathesis_pin" \
-      || die "pip install schemathesis==$schemathesis_pin failed"
+    pip_install "$venv" "schemathesis==$schemathesis_pin"
   fi
   install_node
 }
@@ -117,9 +131,7 @@ install_package() {
   fi
   echo "services: installing aws-sam-cli, cargo-lambda and ziglang into $sam_venv"
   python3 -m venv "$sam_venv" || die "python3 -m venv failed (apt-get install python3-venv)"
-  "$sam_venv/bin/pip" install --quiet --disable-pip-version-check \
-    "aws-sam-cli==1.*" "cargo-lambda==1.*" "ziglang==0.*" \
-    || die "pip install aws-sam-cli cargo-lambda ziglang failed"
+  pip_install "$sam_venv" "aws-sam-cli==1.*" "cargo-lambda==1.*" "ziglang==0.*"
 }
 
 free_port() {
