@@ -37,10 +37,11 @@ stop_all() {
 trap stop_all EXIT
 
 # Every tool the stages use (Python packages, npm packages, Debian's chromium) installs while
-# cargo compiles: on a fresh clone both take minutes, and neither needs the other.
+# cargo compiles, and the test services (moto, anvil) start: on a fresh clone both take
+# minutes, and neither needs the other.
 ( infra/scripts/services.sh install && infra/scripts/services.sh install-fuzz \
-    && infra/scripts/services.sh install-browser && infra/scripts/services.sh install-package ) \
-  >"$svc/install.log" 2>&1 &
+    && infra/scripts/services.sh install-browser && infra/scripts/services.sh install-package \
+    && infra/scripts/services.sh start "$svc" ) >"$svc/install.log" 2>&1 &
 installs=$!
 
 # The test build writes no incremental caches: they cost a fresh clone time (CI builds every
@@ -61,11 +62,10 @@ for line in sys.stdin:
 
 if ! wait "$installs"; then
   cat "$svc/install.log" >&2
-  echo "test: installing the test tools failed" >&2
+  echo "test: installing the test tools or starting the test services failed" >&2
   exit 1
 fi
 cat "$svc/install.log"
-infra/scripts/services.sh start "$svc"
 # shellcheck disable=SC1091
 . "$svc/env"
 
@@ -75,6 +75,14 @@ host_stages() {
   # Global, not local: the EXIT trap runs after the function's locals are gone.
   host_started=$SECONDS
   stage() { echo "test: [$((SECONDS - host_started)) s] $*"; }
+  # logged LOG COMMAND...: runs it with its output and, last, its time in LOG.
+  logged() {
+    local log=$1 started=$SECONDS status=0
+    shift
+    "$@" >"$log" 2>&1 || status=$?
+    echo "(done in $((SECONDS - started)) s, exit $status)" >>"$log"
+    return "$status"
+  }
   trap 'echo "test: the other side took $((SECONDS - host_started)) s"' EXIT
   # The SAM CLI's check of the template, no build: its transform, then cfn-lint's rules on
   # the result (a rule it matches fails the check). Meanwhile: the host's start and the demo
@@ -86,34 +94,40 @@ host_stages() {
   local client=$!
   stage "a fresh local host (its chains and store)"
   devhost_start "$svc/dev"
-  stage "the local host answers; make demo"
+  # Three checks against the same host at once, each shown whole when all are done:
+  #   - make demo: a paid order on the local chain and its webhook (the demo organization);
+  #   - the checkout page in headless Chromium (bounded; the screenshot goes to
+  #     docs/checkout.png only with UPDATE_DOCS=1, as other generated docs do), the demo
+  #     organization too, paid through the sandbox;
+  #   - schemathesis, in an organization of its own (whatever it changes stays there).
+  # The demo and the page mostly wait on the chain and their event streams, schemathesis on
+  # the CPU; each follows only its own orders.
+  stage "the local host answers; make demo, the checkout page in a browser and schemathesis"
   export PAYORDERS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/payorders"
-  if ! DEMO_TIMEOUT=30 timeout 90 .venv/bin/python infra/scripts/demo.py; then
-    echo "test: make demo failed; the local host's log:" >&2
-    cat "$svc/dev/dev.log" >&2
-    return 1
-  fi
-  # The checkout page in headless Chromium against the same host (bounded); the screenshot
-  # goes to docs/checkout.png only with UPDATE_DOCS=1, as other generated docs do. It runs
-  # beside schemathesis, which works in an organization of its own: the page mostly waits
-  # on the chain and its event stream, schemathesis on the CPU.
-  stage "the checkout page in a browser, and schemathesis, against the same host"
-  SCREENSHOT="${UPDATE_DOCS:+$root/docs/checkout.png}" infra/scripts/browser_test.sh \
-    >"$svc/browser.log" 2>&1 &
+  DEMO_TIMEOUT=30 logged "$svc/demo.log" timeout 90 .venv/bin/python infra/scripts/demo.py &
+  local demo=$!
+  SCREENSHOT="${UPDATE_DOCS:+$root/docs/checkout.png}" \
+    logged "$svc/browser.log" infra/scripts/browser_test.sh &
   local browser=$!
-  local fuzz_status=0
-  infra/scripts/fuzz.sh quick "$svc/dev" >"$svc/fuzz.log" 2>&1 || fuzz_status=$?
-  local browser_status=0
+  local fuzz_status=0 demo_status=0 browser_status=0
+  logged "$svc/fuzz.log" infra/scripts/fuzz.sh quick "$svc/dev" || fuzz_status=$?
+  wait "$demo" || demo_status=$?
   wait "$browser" || browser_status=$?
+  echo "make demo:"
+  cat "$svc/demo.log"
+  echo "the checkout page:"
   cat "$svc/browser.log"
-  if [ "$browser_status" != 0 ]; then
-    echo "test: the browser test failed; the local host's log:" >&2
+  echo "schemathesis:"
+  cat "$svc/fuzz.log"
+  local failed=
+  [ "$demo_status" = 0 ] || { echo "test: make demo failed" >&2; failed=1; }
+  [ "$browser_status" = 0 ] || { echo "test: the browser test failed" >&2; failed=1; }
+  [ "$fuzz_status" = 0 ] || { echo "test: schemathesis failed" >&2; failed=1; }
+  if [ -n "$failed" ]; then
+    echo "test: the local host's log:" >&2
     cat "$svc/dev/dev.log" >&2
     return 1
   fi
-  stage "the browser test and schemathesis are done"
-  cat "$svc/fuzz.log"
-  [ "$fuzz_status" = 0 ] || return 1
   stage "a client generated from docs/openapi.json compiles"
   if ! wait "$client"; then
     cat "$svc/client.log" >&2
@@ -134,11 +148,13 @@ host_side=$!
 
 # The test binaries run at once, each from its package's directory as cargo test would run
 # them, 8 tests at a time in each: most tests wait on the chain, moto or a host, not the CPU.
+# At a lower priority than the other side: its schemathesis run is one Python thread that
+# needs the CPU, and is the longer path; the tests take whatever it leaves.
 cargo_status=0
 cargo_started=$SECONDS
 pids=()
 while IFS=$'\t' read -r dir exe; do
-  ( cd "$dir" && RUST_TEST_THREADS=${RUST_TEST_THREADS:-8} "$exe" >"$svc/$(basename "$exe").log" 2>&1 ) &
+  ( cd "$dir" && RUST_TEST_THREADS=${RUST_TEST_THREADS:-8} nice -n 4 "$exe" >"$svc/$(basename "$exe").log" 2>&1 ) &
   pids+=("$!:$exe")
 done <"$svc/test-binaries"
 passed=0 failed=0

@@ -14,13 +14,17 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{Content, RefOr, Required, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-/// The document as JSON, as `docs/openapi.json` holds it (pretty, newline-terminated).
-pub fn json() -> String {
-    let mut text = ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the document serializes");
-    text.push('\n');
-    text
+/// The document as JSON, as `docs/openapi.json` holds it (pretty, newline-terminated);
+/// built once per process (every host the API tests start serves it).
+pub fn json() -> &'static str {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut text = ApiDoc::openapi()
+            .to_pretty_json()
+            .expect("the document serializes");
+        text.push('\n');
+        text
+    })
 }
 
 /// A response object written by hand (its handler builds it with `json!`).

@@ -30,7 +30,6 @@ use payorders::store::dynamo::{DynamoStore, create_table};
 use payorders::testing::anvil;
 use payorders::*;
 use payorders_local::host::Host;
-use payorders_local::template::Template;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -716,9 +715,7 @@ impl Flow {
             router: None,
             chains: Arc::new(test_chains()),
         };
-        let host = Arc::new(
-            Host::new(services.clone(), &Template::load(&template_path()).unwrap()).unwrap(),
-        );
+        let host = Arc::new(Host::new(services.clone(), crate::support::template()).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let app_base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(payorders_local::server::serve(host, listener));

@@ -8,12 +8,12 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 
 fn document() -> Value {
-    serde_json::from_str(&openapi::json()).unwrap()
+    serde_json::from_str(openapi::json()).unwrap()
 }
 
 #[test]
 fn docs_openapi_json_is_generated_from_the_code() {
-    crate::support::generated_file("docs/openapi.json", &openapi::json(), "openapi");
+    crate::support::generated_file("docs/openapi.json", openapi::json(), "openapi");
 }
 
 #[test]

@@ -4,7 +4,6 @@
 use crate::support::*;
 use futures::StreamExt;
 use payorders::{DeliveryId, KeyId, OrderId, RefundId, WebhookEndpointId};
-use payorders_local::template::Template;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
 
@@ -32,7 +31,7 @@ fn route_paths(path: &str) -> Vec<String> {
 #[tokio::test]
 async fn malformed_requests_to_every_route_get_4xx() {
     let app = spawn_app().await;
-    let tpl = Template::load(&template_path()).unwrap();
+    let tpl = crate::support::template();
     let key = HeaderValue::from_str(&app.a.key).unwrap();
     let bodies: Vec<(&str, Vec<u8>)> = vec![
         ("truncated", b"{\"mode\":".to_vec()),
@@ -307,7 +306,7 @@ async fn cursors_outside_the_created_window_page_on_dynamodb() {
 #[tokio::test]
 async fn every_route_names_the_field_it_refuses() {
     let app = spawn_app().await;
-    let tpl = Template::load(&template_path()).unwrap();
+    let tpl = crate::support::template();
     let ids = [
         ("{delivery_id}", DeliveryId::generate().to_string()),
         ("{chain_id}", "84532".to_owned()),

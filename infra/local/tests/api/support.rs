@@ -39,6 +39,12 @@ pub fn template_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
 }
 
+/// `template.yaml`, read once for every host the tests start.
+pub fn template() -> &'static Template {
+    static TEMPLATE: std::sync::OnceLock<Template> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| Template::load(&template_path()).unwrap())
+}
+
 pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -193,7 +199,7 @@ pub async fn spawn_app_on_chains(
         },
     )
     .unwrap();
-    let host = Arc::new(Host::new(services, &Template::load(&template_path()).unwrap()).unwrap());
+    let host = Arc::new(Host::new(services, template()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(payorders_local::server::serve(host, listener));

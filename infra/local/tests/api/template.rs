@@ -3,12 +3,11 @@
 
 use crate::support::{repo_root, template_path};
 use payorders_local::host::{HTTP_FUNCTIONS, OTHER_FUNCTIONS};
-use payorders_local::template::Template;
 use std::collections::BTreeSet;
 
 #[test]
 fn template_functions_are_the_workspace_function_crates() {
-    let tpl = Template::load(&template_path()).unwrap();
+    let tpl = crate::support::template();
     let in_template: BTreeSet<String> = tpl.functions.iter().map(|f| f.binary.clone()).collect();
     let crates: BTreeSet<String> = std::fs::read_dir(repo_root().join("functions"))
         .unwrap()
@@ -43,7 +42,7 @@ fn template_functions_are_the_workspace_function_crates() {
 
 #[test]
 fn every_route_has_a_scope_and_an_http_function() {
-    let tpl = Template::load(&template_path()).unwrap();
+    let tpl = crate::support::template();
     let mut count = 0;
     for (f, r) in tpl.routes() {
         assert!(
@@ -66,7 +65,7 @@ fn every_route_has_a_scope_and_an_http_function() {
 #[test]
 fn only_the_health_customer_and_token_routes_are_public() {
     // Everything else needs a key: a new public route must be added here knowingly.
-    let tpl = Template::load(&template_path()).unwrap();
+    let tpl = crate::support::template();
     let public: BTreeSet<String> = tpl
         .routes()
         .filter(|(_, r)| r.public)
