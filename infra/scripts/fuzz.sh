@@ -5,7 +5,7 @@
 # code, content type, body schema). Fails on any failure, and when the run sent fewer requests
 # or reached fewer operations than its mode promises.
 #
-#   infra/scripts/fuzz.sh quick DIR   make test's stage (~15 s): against the host already
+#   infra/scripts/fuzz.sh quick DIR   make test's stage (~20-45 s): against the host already
 #                                     running with its store and demo.env in DIR
 #   infra/scripts/fuzz.sh long        make fuzz: its own host on free ports, then a campaign of
 #                                     at least FUZZ_REQUESTS requests (10000) within FUZZ_TIME

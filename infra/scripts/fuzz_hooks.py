@@ -27,8 +27,11 @@ import time
 import uuid
 import zlib
 
+import urllib.parse
+
 import requests
 import schemathesis
+import urllib3.util.connection
 
 # CPython 3.11's ast.parse can fail under threads ("SystemError: AST constructor recursion
 # depth mismatch", python/cpython#106905), and hypothesis parses its filters' source while
@@ -45,6 +48,18 @@ def _parse_one_at_a_time(*args, **kwargs):
 ast.parse = _parse_one_at_a_time
 
 API = os.environ["API"].rstrip("/")
+
+# Against a local host, every connection (the seeding and schemathesis's own, both through
+# urllib3) leaves from 127.0.0.2: the public routes' per-address budgets are then the
+# run's own, and the browser test, beside it on the same host from 127.0.0.1, keeps its.
+if urllib.parse.urlsplit(API).hostname == "127.0.0.1":
+    _create_connection = urllib3.util.connection.create_connection
+
+    def _from_the_runs_own_address(address, *args, **kwargs):
+        kwargs["source_address"] = ("127.0.0.2", 0)
+        return _create_connection(address, *args, **kwargs)
+
+    urllib3.util.connection.create_connection = _from_the_runs_own_address
 API_KEY = os.environ["PAYORDERS_API_KEY"]
 API_SECRET = os.environ["PAYORDERS_API_SECRET"]
 SANDBOX_USDC = {"chain_id": 84532, "address": "0x036CbD53842c5426634e7929541eC2318f3dCF7e"}

@@ -61,17 +61,24 @@ make_venv() {
 
 # pip_install VENV PACKAGE...: installs through uv (from PyPI, into .venv once), which
 # resolves and unpacks in parallel and writes no bytecode up front: on a fresh clone, pip
-# spent ~100 s of CPU here (mostly resolving, and compiling every module to .pyc), taken
-# from the cargo build that runs beside it; uv spends a few seconds. Python compiles what a
-# tool imports on first use.
+# spent 159 s of CPU on make test's tools (mostly resolving, and compiling every module to
+# .pyc), taken from the cargo build that runs beside it; uv spends about 27 s. Python
+# compiles what a tool imports on first use. uv reads no pip configuration: a package
+# index or wheel directory given to pip through the environment is passed on.
+uv_pin=0.13.9
 pip_install() {
   local target=$1; shift
   make_venv
-  if [ ! -x "$venv/bin/uv" ]; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-compile "uv==0.*" \
-      || die "pip install uv failed"
+  if [ "$("$venv/bin/uv" --version 2>/dev/null)" != "uv $uv_pin" ]; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-compile "uv==$uv_pin" \
+      || die "pip install uv==$uv_pin failed"
   fi
-  "$venv/bin/uv" pip install --quiet --python "$target/bin/python" "$@" \
+  local pass=() name
+  for name in INDEX_URL EXTRA_INDEX_URL FIND_LINKS; do
+    local pip_var="PIP_$name" uv_var="UV_$name"
+    if [ -n "${!pip_var:-}" ] && [ -z "${!uv_var:-}" ]; then pass+=("$uv_var=${!pip_var}"); fi
+  done
+  env "${pass[@]}" "$venv/bin/uv" pip install --quiet --python "$target/bin/python" "$@" \
     || die "installing $* into $target failed"
 }
 

@@ -343,6 +343,14 @@ async fn each_address_gets_60_views_and_100_qr_codes_a_minute() {
             Err(e) => panic!("{e}"),
         }
     };
+    // The budgets are the address's own: from 127.0.0.1 the order still shows.
+    app.http = payorders::net::http_client().build().unwrap();
+    assert_eq!(
+        anonymous(&app, "GET", &format!("/public/pay-orders/{id}"), None)
+            .await
+            .status,
+        200
+    );
     // The merchant API has no such limit.
     assert_eq!(
         app.get(&app.a, &format!("/pay-orders/{id}")).await.status,
