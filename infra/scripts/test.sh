@@ -2,8 +2,8 @@
 # `make test`: install and start the test services on free ports, build every test, then run
 # two sides at once and fail if either fails:
 #   - every cargo test, against the test services;
-#   - the other stages: `sam validate --lint` of template.yaml (the SAM transform, then
-#     cfn-lint's rules), then against a `make dev` (host + chain, a fresh store) on free ports
+#   - the other stages: `sam validate --lint` of template.yaml (cfn-lint's rules, the SAM
+#     transform included), then against a `make dev` (host + chain, a fresh store) on free ports
 #     make demo, the checkout page in headless Chromium
 #     (browser_test.sh), the schemathesis stage (fuzz.sh quick), and the
 #     generated client (client_check.sh).
@@ -84,8 +84,8 @@ host_stages() {
     return "$status"
   }
   trap 'echo "test: the other side took $((SECONDS - host_started)) s"' EXIT
-  # The SAM CLI's check of the template, no build: its transform, then cfn-lint's rules on
-  # the result (a rule it matches fails the check). Meanwhile: the host's start and the demo
+  # The SAM CLI's check of the template, no build: cfn-lint's rules on it, the SAM transform
+  # included (a rule it matches fails the check). Meanwhile: the host's start and the demo
   # mostly wait on the chain.
   SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint --template template.yaml >"$svc/sam.log" 2>&1 &
   local sam=$!
@@ -110,40 +110,33 @@ host_stages() {
   SCREENSHOT="${UPDATE_DOCS:+$root/docs/checkout.png}" \
     logged "$svc/browser.log" infra/scripts/browser_test.sh &
   local browser=$!
-  local fuzz_status=0 demo_status=0 browser_status=0
-  logged "$svc/fuzz.log" infra/scripts/fuzz.sh quick "$svc/dev" || fuzz_status=$?
-  wait "$demo" || demo_status=$?
-  wait "$browser" || browser_status=$?
-  echo "make demo:"
-  cat "$svc/demo.log"
-  echo "the checkout page:"
-  cat "$svc/browser.log"
-  echo "schemathesis:"
-  cat "$svc/fuzz.log"
+  logged "$svc/fuzz.log" infra/scripts/fuzz.sh quick "$svc/dev" &
+  local fuzz=$!
+  # Each check's output, once it is done; any failure fails the side after all are shown.
   local failed=
-  [ "$demo_status" = 0 ] || { echo "test: make demo failed" >&2; failed=1; }
-  [ "$browser_status" = 0 ] || { echo "test: the browser test failed" >&2; failed=1; }
-  [ "$fuzz_status" = 0 ] || { echo "test: schemathesis failed" >&2; failed=1; }
+  report() {
+    local what=$1 pid=$2 log=$3
+    stage "$what"
+    if wait "$pid"; then
+      # The SAM CLI's banner and colours are noise.
+      tr -d '\033' <"$log" | sed 's/\[[0-9;]*m//g' \
+        | grep -v -e '^\s*$' -e 'Experimental features' -e 'aws.amazon.com/service-terms' || true
+    else
+      cat "$log" >&2
+      echo "test: $what: failed" >&2
+      failed=1
+    fi
+  }
+  report "make demo" "$demo" "$svc/demo.log"
+  report "the checkout page in a browser" "$browser" "$svc/browser.log"
+  report "schemathesis" "$fuzz" "$svc/fuzz.log"
   if [ -n "$failed" ]; then
     echo "test: the local host's log:" >&2
     cat "$svc/dev/dev.log" >&2
   fi
-  stage "a client generated from docs/openapi.json compiles"
-  if ! wait "$client"; then
-    cat "$svc/client.log" >&2
-    echo "test: the client generated from docs/openapi.json does not compile" >&2
-    failed=1
-  else
-    cat "$svc/client.log"
-  fi
-  stage "sam validate --lint template.yaml"
-  if ! wait "$sam"; then
-    cat "$svc/sam.log" >&2
-    echo "test: sam validate --lint found problems in template.yaml" >&2
-    return 1
-  fi
-  [ -z "$failed" ] || return 1
-  grep -v -e '^\s*$' -e 'Experimental features' -e 'aws.amazon.com/service-terms' "$svc/sam.log" | tr -d '\033' | sed 's/\[[0-9;]*m//g' || true
+  report "a client generated from docs/openapi.json compiles" "$client" "$svc/client.log"
+  report "sam validate --lint template.yaml" "$sam" "$svc/sam.log"
+  [ -z "$failed" ]
 }
 host_stages >"$svc/host-stages.log" 2>&1 &
 host_side=$!
