@@ -178,12 +178,15 @@ async fn create(
         };
         let (update, refund) =
             create_refund(&order, &ask, Timestamp::now()).map_err(refund_error)?;
+        // The answer is kept for the Idempotency-Key by the refund's own write: a retry
+        // after a crash replays this refund, never records a second one.
+        let resp = http::json(
+            201,
+            &view(update.order(), own_refund(update.order(), &refund)?),
+        );
+        let update = update.completing(http::completion(&resp));
         match svc.store.update_order(&update).await {
-            Ok(()) => {
-                let order = update.order();
-                let r = own_refund(order, &refund)?;
-                return Ok(http::json(201, &view(order, r)));
-            }
+            Ok(()) => return Ok(http::kept(resp)),
             // Another write (perhaps another refund) came first: decide again on what it left.
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(e) => return Err(e.into()),

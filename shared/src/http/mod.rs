@@ -24,7 +24,8 @@ pub use request::Params;
 use crate::auth::AuthContext;
 use crate::model::{OrderId, PayOrder, RequestId, Timestamp};
 use crate::store::{
-    IdempotencyBegin, IdempotencyScope, IdempotencyStore, OrderStore, StoredResponse,
+    IdempotencyBegin, IdempotencyCompletion, IdempotencyScope, IdempotencyStore, OrderStore,
+    StoredResponse,
 };
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
@@ -257,6 +258,11 @@ pub fn is_final_outcome(status: u16, code: Option<&str>) -> bool {
 /// and request answer the stored response; the same key with another request is a 422; a
 /// request still running is a 409. Final outcomes ([`is_final_outcome`]) are kept for
 /// 24 h; any other gives the key back so a retry runs.
+///
+/// A handler whose change is one store write keeps its answer in that same write:
+/// [`completion`] gives what to add to the write, and [`kept`] marks the answer, so that no
+/// crash can fall between the change and its kept answer (after which the key, its lock run
+/// out, would run the request a second time).
 pub async fn idempotent<F, Fut>(
     store: &dyn IdempotencyStore,
     ctx: &AuthContext,
@@ -268,7 +274,50 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
-    idempotent_with(store, ctx, req, request_id, f, |_, b| b, |_, b| Ok(b)).await
+    let keep = None::<fn(&IdempotencyScope, String) -> String>;
+    idempotent_with(store, ctx, req, request_id, f, keep, |_, b| Ok(b)).await
+}
+
+tokio::task_local! {
+    /// The idempotency key the running request holds, and its fingerprint ([`idempotent`]).
+    static HELD: (IdempotencyScope, String);
+}
+
+/// Marks an answer whose idempotency key was completed with its change ([`completion`]).
+#[derive(Debug, Clone, Copy)]
+struct KeptWithChange;
+
+/// Inside [`idempotent`], for a request holding an `Idempotency-Key`: the key completed
+/// with `resp`, for the handler's one write of its change to carry
+/// ([`crate::model::NewOrder::completing`], [`crate::model::OrderUpdate::completing`]).
+/// `None` without a key. Once that write succeeds, answer [`kept`]`(resp)`.
+pub fn completion(resp: &Response<Body>) -> Option<IdempotencyCompletion> {
+    HELD.try_with(|(scope, fingerprint)| IdempotencyCompletion {
+        scope: scope.clone(),
+        fingerprint: fingerprint.clone(),
+        response: StoredResponse {
+            status: resp.status().as_u16(),
+            body: body_text(resp),
+        },
+        at: Timestamp::now(),
+    })
+    .ok()
+}
+
+/// `resp`, whose [`completion`] was written with the change: [`idempotent`] does not write
+/// the key again.
+pub fn kept(mut resp: Response<Body>) -> Response<Body> {
+    resp.extensions_mut().insert(KeptWithChange);
+    resp
+}
+
+/// An answer's body as kept for replays.
+fn body_text(resp: &Response<Body>) -> String {
+    match resp.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    }
 }
 
 /// [`idempotent`] for answers that hold a secret shown once (a new API key and its
@@ -296,7 +345,7 @@ where
                 ApiError::internal()
             })
     };
-    idempotent_with(store, ctx, req, request_id, f, keep, reveal).await
+    idempotent_with(store, ctx, req, request_id, f, Some(keep), reveal).await
 }
 
 /// What a sealed kept response is bound to.
@@ -304,15 +353,16 @@ fn kept_response_context(scope: &IdempotencyScope) -> String {
     format!("idempotent-response:{}", scope.storage_key())
 }
 
-/// The idempotency flow; `keep` turns a final answer's body into what is stored, and
-/// `reveal` a stored body back into the answer.
+/// The idempotency flow; `keep` turns a final answer's body into what is stored (`None`: as
+/// it is, and then the handler may keep it with its change: [`completion`]), and `reveal` a
+/// stored body back into the answer.
 async fn idempotent_with<F, Fut>(
     store: &dyn IdempotencyStore,
     ctx: &AuthContext,
     req: &Request,
     request_id: &str,
     f: F,
-    keep: impl FnOnce(&IdempotencyScope, String) -> String,
+    keep: Option<impl FnOnce(&IdempotencyScope, String) -> String>,
     reveal: impl FnOnce(&IdempotencyScope, String) -> Result<String, ApiError>,
 ) -> Result<Response<Body>, ApiError>
 where
@@ -362,19 +412,24 @@ where
             "this Idempotency-Key was used with a different request",
         )),
         IdempotencyBegin::Started => {
-            let (resp, code) = match f().await {
+            let outcome = match keep {
+                // Sealed answers are kept here, never by the handler's write.
+                Some(_) => f().await,
+                None => HELD.scope((scope.clone(), fingerprint.clone()), f()).await,
+            };
+            let (resp, code) = match outcome {
                 Ok(r) => (r, None),
                 Err(e) => (error_response(&e, request_id), Some(e.code)),
             };
             let status = resp.status().as_u16();
-            if is_final_outcome(status, code) {
-                let body = match resp.body() {
-                    Body::Text(t) => t.clone(),
-                    Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-                    Body::Empty => String::new(),
-                    _ => String::new(),
+            if resp.extensions().get::<KeptWithChange>().is_some() {
+                // Completed by the change's own write.
+            } else if is_final_outcome(status, code) {
+                let body = body_text(&resp);
+                let body = match keep {
+                    Some(keep) => keep(&scope, body),
+                    None => body,
                 };
-                let body = keep(&scope, body);
                 store
                     .idempotency_complete(
                         &scope,

@@ -8,6 +8,7 @@ use super::{
     OrderRefund, OrderStatus, OrgId, OverpaymentAction, RawAmount, RefundStatus, Timestamp,
     TransitionError, TransitionFacts, check_transition,
 };
+use crate::store::IdempotencyCompletion;
 use serde::{Deserialize, Serialize};
 
 /// What the merchant receives (seed 002's `fulfillment`).
@@ -376,6 +377,7 @@ impl PayOrder {
             expected_version: self.version,
             events,
             tx_claims: Vec::new(),
+            idempotency: None,
         })
     }
 
@@ -399,6 +401,7 @@ impl PayOrder {
             expected_version: self.version,
             events: Vec::new(),
             tx_claims: Vec::new(),
+            idempotency: None,
         })
     }
 
@@ -495,9 +498,22 @@ pub struct OrderUpdate {
     /// The transition's event first, then any fact the change also announces.
     events: Vec<Event>,
     tx_claims: Vec<TxClaim>,
+    /// The request's idempotency key, completed in the same transaction.
+    idempotency: Option<IdempotencyCompletion>,
 }
 
 impl OrderUpdate {
+    /// Completes the request's idempotency key in the same transaction as this change (see
+    /// [`IdempotencyCompletion`]); `None` (no key) leaves the write as it was.
+    pub fn completing(mut self, completion: Option<IdempotencyCompletion>) -> Self {
+        self.idempotency = completion;
+        self
+    }
+
+    pub fn idempotency(&self) -> Option<&IdempotencyCompletion> {
+        self.idempotency.as_ref()
+    }
+
     /// Adds an event to a write that does not change the status (e.g. a top-up); a write
     /// that already has its transition's event keeps just that.
     pub fn with_event(self, event_type: EventType) -> Self {
@@ -551,6 +567,8 @@ impl OrderUpdate {
 pub struct NewOrder {
     order: PayOrder,
     event: Event,
+    /// The request's idempotency key, completed in the same transaction.
+    idempotency: Option<IdempotencyCompletion>,
 }
 
 impl NewOrder {
@@ -563,7 +581,22 @@ impl NewOrder {
             });
         }
         let event = Event::for_order(&order, EventType::OrderCreated, order.created_at);
-        Ok(Self { order, event })
+        Ok(Self {
+            order,
+            event,
+            idempotency: None,
+        })
+    }
+
+    /// Completes the request's idempotency key in the same transaction as the order (see
+    /// [`IdempotencyCompletion`]); `None` (no key) leaves the write as it was.
+    pub fn completing(mut self, completion: Option<IdempotencyCompletion>) -> Self {
+        self.idempotency = completion;
+        self
+    }
+
+    pub fn idempotency(&self) -> Option<&IdempotencyCompletion> {
+        self.idempotency.as_ref()
     }
 
     pub fn order(&self) -> &PayOrder {

@@ -174,6 +174,19 @@ pub struct StoredResponse {
     pub body: String,
 }
 
+/// An idempotency key completed by the same transaction as the change it answers
+/// ([`NewOrder::completing`](crate::model::NewOrder::completing),
+/// [`OrderUpdate::completing`](crate::model::OrderUpdate::completing)): a crash leaves the
+/// change and the kept answer both or neither, never a change whose key a retry would take
+/// again once its lock has run out (a second order, a second refund).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyCompletion {
+    pub scope: IdempotencyScope,
+    pub fingerprint: String,
+    pub response: StoredResponse,
+    pub at: crate::model::Timestamp,
+}
+
 /// What starting a request under an idempotency key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyBegin {

@@ -28,6 +28,17 @@ fn idempotency_item(scope: &IdempotencyScope, r: &IdempotencyRecord) -> Item {
     item
 }
 
+/// Inside a change's transaction: its request's idempotency key, completed (whatever was
+/// there, as [`IdempotencyStore::idempotency_complete`] writes it).
+pub(super) fn completion_put(table: &str, c: &IdempotencyCompletion) -> StoreResult<Put> {
+    let done = IdempotencyRecord::completed(&c.fingerprint, &c.response, c.at);
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(idempotency_item(&c.scope, &done)))
+        .build()
+        .map_err(StoreError::unavailable)
+}
+
 fn idempotency_record(item: &Item) -> StoreResult<IdempotencyRecord> {
     Ok(IdempotencyRecord {
         fingerprint: string_attr(item, "fingerprint")?,

@@ -83,6 +83,7 @@ impl OrderStore for DynamoStore {
             self.put(order_item(o), NEW)?,
             self.put(event_item(new.event()), NEW)?,
         ];
+        // The nonce's claim, when there is one, is the third put.
         if let Some(nonce) = &o.nonce {
             let pk = format!(
                 "NONCE#{}#{}#{}",
@@ -93,6 +94,9 @@ impl OrderStore for DynamoStore {
             let mut item = base_item(pk, "NONCE");
             item.insert("order_id".into(), s(o.id.as_str()));
             puts.push(self.put(item, NEW)?);
+        }
+        if let Some(c) = new.idempotency() {
+            puts.push(super::idempotency::completion_put(&self.table, c)?);
         }
         match self.transact(puts).await? {
             Ok(()) => Ok(()),
@@ -138,6 +142,10 @@ impl OrderStore for DynamoStore {
                 .map_err(StoreError::unavailable)?;
             puts.push(claim);
         }
+        // Last, so that a refused claim's index still names its claim.
+        if let Some(c) = u.idempotency() {
+            puts.push(super::idempotency::completion_put(&self.table, c)?);
+        }
         match self.transact(puts).await? {
             Ok(()) => Ok(()),
             Err(failed) => {
@@ -146,7 +154,8 @@ impl OrderStore for DynamoStore {
                         return Err(guard.conflict());
                     }
                 }
-                match failed.iter().find(|(i, _)| *i >= first_claim) {
+                let claims = first_claim..first_claim + u.tx_claims().len();
+                match failed.iter().find(|(i, _)| claims.contains(i)) {
                     Some((i, _)) => Err(StoreError::TxAlreadyClaimed {
                         claim: u.tx_claims()[i - first_claim].key(),
                     }),

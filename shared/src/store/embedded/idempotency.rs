@@ -35,6 +35,12 @@ fn read_record(tx: &Connection, key: &str) -> StoreResult<Option<IdempotencyReco
     .transpose()
 }
 
+/// Inside a change's transaction: its request's idempotency key, completed.
+pub(super) fn write_completion(tx: &Connection, c: &IdempotencyCompletion) -> StoreResult<()> {
+    let done = IdempotencyRecord::completed(&c.fingerprint, &c.response, c.at);
+    write_record(tx, &c.scope.storage_key(), &done)
+}
+
 fn write_record(tx: &Connection, key: &str, r: &IdempotencyRecord) -> StoreResult<()> {
     exec(
         tx,

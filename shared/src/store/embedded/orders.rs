@@ -68,7 +68,11 @@ impl OrderStore for EmbeddedStore {
                  chain_id, currency_id, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 rusqlite::params_from_iter(order_columns(o)),
             )?;
-            insert_event(tx, new.event())
+            insert_event(tx, new.event())?;
+            match new.idempotency() {
+                Some(c) => super::idempotency::write_completion(tx, c),
+                None => Ok(()),
+            }
         })
         .await
     }
@@ -115,7 +119,10 @@ impl OrderStore for EmbeddedStore {
                     return Err(StoreError::TxAlreadyClaimed { claim: c.key() });
                 }
             }
-            Ok(())
+            match u.idempotency() {
+                Some(c) => super::idempotency::write_completion(tx, c),
+                None => Ok(()),
+            }
         })
         .await
     }

@@ -37,6 +37,7 @@ all_adapters!(
     concurrent_conflicting_updates,
     same_tx_claimed_by_two_orders,
     idempotency_life_cycle,
+    idempotency_kept_by_the_change_or_not_at_all,
     duplicate_nonce,
     event_exists_iff_transition_written,
     list_events_by_type_and_page,
@@ -849,6 +850,132 @@ async fn idempotency_life_cycle(store: &dyn Store) {
     assert_eq!(
         store.idempotency_begin(&other, "fp-z", now).await.unwrap(),
         Started
+    );
+}
+
+/// A change that carries its request's idempotency completion writes both or neither: a
+/// refused write leaves the key in flight (a retry runs the request), a written one leaves
+/// it answering the change (a retry replays it, even once the lock has run out).
+async fn idempotency_kept_by_the_change_or_not_at_all(store: &dyn Store) {
+    use IdempotencyBegin::*;
+    let org = OrgId::generate();
+    let now = t0();
+    let later = now.plus_seconds(IDEMPOTENCY_LOCK_SECS + 1);
+    let completion = |key: &str, fp: &str, body: &str| IdempotencyCompletion {
+        scope: IdempotencyScope {
+            organization_id: org.clone(),
+            mode: KeyMode::Test,
+            key: key.into(),
+        },
+        fingerprint: fp.into(),
+        response: StoredResponse {
+            status: 201,
+            body: body.into(),
+        },
+        at: now,
+    };
+
+    // A create: taken, then written with its order.
+    let c = completion("create-1", "fp-create", r#"{"id":"first"}"#);
+    assert_eq!(
+        store
+            .idempotency_begin(&c.scope, "fp-create", now)
+            .await
+            .unwrap(),
+        Started
+    );
+    let mut first = order(&org, false, now);
+    first.nonce = Some("1640995200999999".into());
+    let new = NewOrder::new(first.clone())
+        .unwrap()
+        .completing(Some(c.clone()));
+    store.create_order(&new).await.unwrap();
+    assert_eq!(
+        store
+            .idempotency_begin(&c.scope, "fp-create", later)
+            .await
+            .unwrap(),
+        Replay(c.response.clone())
+    );
+
+    // A create refused (its nonce is taken): no order, and its key stays in flight, so that
+    // once the lock runs out a retry runs again.
+    let refused = completion("create-2", "fp-refused", r#"{"id":"second"}"#);
+    assert_eq!(
+        store
+            .idempotency_begin(&refused.scope, "fp-refused", now)
+            .await
+            .unwrap(),
+        Started
+    );
+    let mut second = order(&org, false, now.plus_seconds(1));
+    second.nonce = first.nonce.clone();
+    let new = NewOrder::new(second.clone())
+        .unwrap()
+        .completing(Some(refused.clone()));
+    assert!(matches!(
+        store.create_order(&new).await,
+        Err(StoreError::DuplicateNonce)
+    ));
+    assert_eq!(store.get_order(&second.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .idempotency_begin(&refused.scope, "fp-refused", now)
+            .await
+            .unwrap(),
+        InFlight
+    );
+    assert_eq!(
+        store
+            .idempotency_begin(&refused.scope, "fp-refused", later)
+            .await
+            .unwrap(),
+        Started
+    );
+
+    // An update: the one that loses on its version keeps nothing, the winner keeps both.
+    let a = first
+        .transition(now.plus_seconds(2), OrderStatus::Cancelled, |_| {})
+        .unwrap();
+    let b = first
+        .transition(now.plus_seconds(2), OrderStatus::AwaitingPayment, |_| {})
+        .unwrap();
+    let ca = completion("cancel-1", "fp-cancel", r#"{"status":"CANCELLED"}"#);
+    let cb = completion("pay-1", "fp-pay", r#"{"status":"AWAITING_PAYMENT"}"#);
+    for c in [&ca, &cb] {
+        assert_eq!(
+            store
+                .idempotency_begin(&c.scope, &c.fingerprint, now)
+                .await
+                .unwrap(),
+            Started
+        );
+    }
+    store
+        .update_order(&a.completing(Some(ca.clone())))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.update_order(&b.completing(Some(cb.clone()))).await,
+        Err(StoreError::VersionConflict { expected: 1 })
+    ));
+    assert_eq!(
+        store
+            .idempotency_begin(&ca.scope, "fp-cancel", later)
+            .await
+            .unwrap(),
+        Replay(ca.response.clone())
+    );
+    assert_eq!(
+        store
+            .idempotency_begin(&cb.scope, "fp-pay", now)
+            .await
+            .unwrap(),
+        InFlight
+    );
+    assert_eq!(
+        store.get_order(&first.id).await.unwrap().unwrap().status,
+        OrderStatus::Cancelled
     );
 }
 
