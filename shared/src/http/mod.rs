@@ -422,7 +422,8 @@ where
                 Err(e) => (error_response(&e, request_id), Some(e.code)),
             };
             let status = resp.status().as_u16();
-            if resp.extensions().get::<KeptWithChange>().is_some() {
+            // Only a plain key can be kept by the change (a sealed answer never is).
+            if keep.is_none() && resp.extensions().get::<KeptWithChange>().is_some() {
                 // Completed by the change's own write.
             } else if is_final_outcome(status, code) {
                 let body = body_text(&resp);

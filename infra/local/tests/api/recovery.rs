@@ -175,6 +175,16 @@ async fn a_host_killed_mid_confirmation_resumes_its_orders_after_a_restart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `kill -9` once `enough` requests were sent (while the senders are still sending), or
+/// after 20 s.
+async fn kill_after(host: HostProcess, enough: &dyn Fn() -> bool) {
+    let started = Instant::now();
+    while !enough() && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    host.kill();
+}
+
 /// A fresh directory for one host's data.
 fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -216,7 +226,8 @@ async fn a_host_killed_amid_concurrent_creates_keeps_each_key_with_its_order() {
             recipient.clone(),
         );
         senders.push(tokio::spawn(async move {
-            for n in 0.. {
+            // At most 800 creates in all, within the key's hourly create limit (1,000).
+            for n in 0..50 {
                 let body = serde_json::to_vec(&json!({
                     "mode": "DEPOSIT", "amount": format!("{}.{n:06}", worker + 1),
                     "currency": {"chain_id": 31337, "address": anvil::TOKEN},
@@ -250,8 +261,7 @@ async fn a_host_killed_amid_concurrent_creates_keeps_each_key_with_its_order() {
         }));
     }
     // Let the creates run into one another, then pull the plug mid-flight.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    host.kill();
+    kill_after(host, &|| sent.lock().unwrap().len() >= 200).await;
     for s in senders {
         s.await.unwrap();
     }
@@ -418,7 +428,7 @@ async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
         );
         senders.push(tokio::spawn(async move {
             let path = format!("/pay-orders/{id}/refunds");
-            for n in 0.. {
+            for n in 0..40 {
                 let body = serde_json::to_vec(&json!({
                     "amount": "0.000001",
                     "address": anvil::fresh_address().to_string(),
@@ -455,8 +465,7 @@ async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    host.kill();
+    kill_after(host, &|| sent.lock().unwrap().len() >= 60).await;
     for s in senders {
         s.await.unwrap();
     }

@@ -75,6 +75,11 @@ impl IdempotencyStore for DynamoStore {
         match put {
             Ok(_) => return Ok(IdempotencyBegin::Started),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+            // A transaction is writing the key at this moment: a change completing it
+            // (`NewOrder::completing`), so its request is still running.
+            Err(SdkError::ServiceError(e)) if e.err().is_transaction_conflict_exception() => {
+                return Ok(IdempotencyBegin::InFlight);
+            }
             Err(e) => return Err(fault(e)),
         }
         let existing = self
