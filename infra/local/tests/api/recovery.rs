@@ -1,12 +1,22 @@
 //! The local host as a real process, killed with `kill -9` in the middle of a payment's
 //! confirmation and started again on the same data: the in-process queue is gone, yet the
-//! order reaches COMPLETED: the upkeep re-queues every in-flight order at start.
+//! order reaches COMPLETED: the upkeep re-queues every in-flight order at start. And killed
+//! amid concurrent creates and refunds: each idempotency key is kept with its change.
 
 use crate::support::*;
 use alloy::primitives::U256;
+use payorders::auth::sign;
+use payorders::store::embedded::EmbeddedStore;
+use payorders::store::{
+    Cursor, IdempotencyBegin, IdempotencyScope, IdempotencyStore, ListWindow, OrderFilter,
+    OrderStore,
+};
 use payorders::testing::anvil;
+use payorders::{KeyMode, OrderId, OrgId, Timestamp};
 use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `payorders serve` on a free port over `dir`, reading chain 31337 at `rpc`.
@@ -175,16 +185,6 @@ async fn a_host_killed_mid_confirmation_resumes_its_orders_after_a_restart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `kill -9` once `enough` requests were sent (while the senders are still sending), or
-/// after 20 s.
-async fn kill_after(host: HostProcess, enough: &dyn Fn() -> bool) {
-    let started = Instant::now();
-    while !enough() && started.elapsed() < Duration::from_secs(20) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    host.kill();
-}
-
 /// A fresh directory for one host's data.
 fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -195,36 +195,154 @@ fn tempfile_dir() -> std::path::PathBuf {
     dir
 }
 
+/// One POST of a kill test, recorded before it is sent, with the id it was answered.
+struct Attempt {
+    path: String,
+    key: String,
+    body: Vec<u8>,
+    answer: Option<String>,
+}
+
+/// Every attempt of a kill test's senders, in the order they were sent.
+type Journal = Arc<Mutex<Vec<Attempt>>>;
+
+/// What a sender needs of the host: it keeps sending after the host is gone.
+#[derive(Clone)]
+struct Caller {
+    client: reqwest::Client,
+    base: String,
+    key: String,
+    secret: String,
+}
+
+impl HostProcess {
+    fn caller(&self) -> Caller {
+        Caller {
+            client: self.client.clone(),
+            base: self.base.clone(),
+            key: self.key.clone(),
+            secret: self.secret.clone(),
+        }
+    }
+}
+
+impl Caller {
+    /// POSTs `body` to `path` under `Idempotency-Key: key` (with `signature`, if any),
+    /// journaled first; the answer must be a 201. `false` once the host is gone.
+    async fn post_keyed(
+        &self,
+        journal: &Journal,
+        path: &str,
+        key: String,
+        body: Vec<u8>,
+        signature: Option<String>,
+    ) -> bool {
+        let slot = {
+            let mut j = journal.lock().unwrap();
+            j.push(Attempt {
+                path: path.to_owned(),
+                key: key.clone(),
+                body: body.clone(),
+                answer: None,
+            });
+            j.len() - 1
+        };
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("X-API-KEY", &self.key)
+            .header("Idempotency-Key", key)
+            .header("Content-Type", "application/json")
+            .body(body);
+        if let Some(sig) = signature {
+            req = req.header("Authorization-Signature", sig);
+        }
+        let Ok(resp) = req.send().await else {
+            return false;
+        };
+        let status = resp.status();
+        let Ok(answer) = resp.json::<Value>().await else {
+            return false;
+        };
+        assert_eq!(status, 201, "{answer}");
+        journal.lock().unwrap()[slot].answer = answer["id"].as_str().map(str::to_owned);
+        true
+    }
+}
+
+/// `kill -9` once `enough` requests were journaled (while the senders are still sending),
+/// or after 20 s; then waits for the senders and gives back the journal, with at least
+/// `min_answered` attempts answered before the kill.
+async fn kill_amid(
+    host: HostProcess,
+    senders: Vec<tokio::task::JoinHandle<()>>,
+    journal: &Journal,
+    enough: usize,
+    min_answered: usize,
+) -> Vec<Attempt> {
+    let started = Instant::now();
+    while journal.lock().unwrap().len() < enough && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    host.kill();
+    for s in senders {
+        s.await.unwrap();
+    }
+    let sent = std::mem::take(&mut *journal.lock().unwrap());
+    let answered = sent.iter().filter(|a| a.answer.is_some()).count();
+    assert!(
+        answered >= min_answered,
+        "only {answered} requests answered before the kill"
+    );
+    sent
+}
+
+/// What `a`'s key answers in `store` now: `Ok(id)`, the id its kept answer names, or what
+/// it found instead (in flight, or free).
+async fn kept_id(
+    store: &EmbeddedStore,
+    org: &OrgId,
+    a: &Attempt,
+) -> Result<String, IdempotencyBegin> {
+    let scope = IdempotencyScope {
+        organization_id: org.clone(),
+        mode: KeyMode::Test,
+        key: a.key.clone(),
+    };
+    let fingerprint = payorders::http::request_fingerprint("POST", &a.path, &a.body);
+    match store
+        .idempotency_begin(&scope, &fingerprint, Timestamp::now())
+        .await
+        .unwrap()
+    {
+        IdempotencyBegin::Replay(kept) => {
+            let kept: Value = serde_json::from_str(&kept.body).unwrap();
+            Ok(kept["id"].as_str().unwrap().to_owned())
+        }
+        other => Err(other),
+    }
+}
+
+/// The store as the next start finds it.
+fn store_after_kill(dir: &Path) -> EmbeddedStore {
+    EmbeddedStore::open(&dir.join("payorders.db")).unwrap()
+}
+
 /// `kill -9` while many creates are in flight, each under its own `Idempotency-Key`: every
 /// create the host answered is on disk, and each key was kept together with its order or
 /// not at all. A key still in flight (or free) with an order behind it is the crash falling
 /// between the two writes: once its lock ran out, a retry would create a second order.
 #[tokio::test]
 async fn a_host_killed_amid_concurrent_creates_keeps_each_key_with_its_order() {
-    use payorders::store::{
-        Cursor, IdempotencyBegin, IdempotencyScope, IdempotencyStore, ListWindow, OrderFilter,
-        OrderStore,
-    };
-    use payorders::{KeyMode, Timestamp};
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
-
     let chain = PrivateAnvil::start().await;
     let dir = tempfile_dir();
     let host = HostProcess::start(&dir, &chain.url).await;
     let recipient = anvil::fresh_address().to_string();
 
-    // (key, body, the order id it answered); a key is recorded before it is sent.
-    type Sent = Arc<Mutex<Vec<(String, Vec<u8>, Option<String>)>>>;
-    let sent: Sent = Arc::default();
+    let journal = Journal::default();
     let mut senders = Vec::new();
     for worker in 0..16 {
-        let (sent, client) = (sent.clone(), host.client.clone());
-        let (url, key, recipient) = (
-            format!("{}/pay-orders", host.base),
-            host.key.clone(),
-            recipient.clone(),
-        );
+        let (journal, caller, recipient) = (journal.clone(), host.caller(), recipient.clone());
         senders.push(tokio::spawn(async move {
             // At most 800 creates in all, within the key's hourly create limit (1,000).
             for n in 0..50 {
@@ -234,53 +352,27 @@ async fn a_host_killed_amid_concurrent_creates_keeps_each_key_with_its_order() {
                     "recipient": recipient,
                 }))
                 .unwrap();
-                let idem = format!("crash-{worker}-{n}");
-                let slot = {
-                    let mut s = sent.lock().unwrap();
-                    s.push((idem.clone(), body.clone(), None));
-                    s.len() - 1
-                };
-                let Ok(resp) = client
-                    .post(&url)
-                    .header("X-API-KEY", &key)
-                    .header("Idempotency-Key", &idem)
-                    .header("Content-Type", "application/json")
-                    .body(body)
-                    .send()
+                let key = format!("crash-{worker}-{n}");
+                if !caller
+                    .post_keyed(&journal, "/pay-orders", key, body, None)
                     .await
-                else {
+                {
                     return;
-                };
-                let status = resp.status();
-                let Ok(answer) = resp.json::<Value>().await else {
-                    return;
-                };
-                assert_eq!(status, 201, "{answer}");
-                sent.lock().unwrap()[slot].2 = answer["id"].as_str().map(str::to_owned);
+                }
             }
         }));
     }
     // Let the creates run into one another, then pull the plug mid-flight.
-    kill_after(host, &|| sent.lock().unwrap().len() >= 200).await;
-    for s in senders {
-        s.await.unwrap();
-    }
-    let sent = std::mem::take(&mut *sent.lock().unwrap());
-    let answered: Vec<&String> = sent.iter().filter_map(|s| s.2.as_ref()).collect();
-    assert!(
-        answered.len() >= 20,
-        "only {} creates answered before the kill",
-        answered.len()
-    );
+    let sent = kill_amid(host, senders, &journal, 200, 20).await;
 
-    // The store as the next start finds it.
-    let store = payorders::store::embedded::EmbeddedStore::open(&dir.join("payorders.db")).unwrap();
-    let first = store
-        .get_order(&answered[0].parse().unwrap())
+    let store = store_after_kill(&dir);
+    let first = sent.iter().find_map(|a| a.answer.as_ref()).unwrap();
+    let org = store
+        .get_order(&first.parse().unwrap())
         .await
         .unwrap()
-        .unwrap();
-    let org = first.organization_id.clone();
+        .unwrap()
+        .organization_id;
     let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
     let mut window = ListWindow {
         limit: 100,
@@ -305,37 +397,27 @@ async fn a_host_killed_amid_concurrent_creates_keeps_each_key_with_its_order() {
     }
 
     let (mut replayed, mut unkept) = (0, 0);
-    for (key, body, answer) in &sent {
+    for a in &sent {
+        let key = &a.key;
         let orders = by_key.remove(key).unwrap_or_default();
         assert!(orders.len() <= 1, "{key} made {orders:?}");
-        if let Some(id) = answer {
+        if let Some(id) = &a.answer {
             assert_eq!(
                 orders,
                 std::slice::from_ref(id),
                 "{key} was answered {id}, and is not on disk"
             );
         }
-        let scope = IdempotencyScope {
-            organization_id: org.clone(),
-            mode: KeyMode::Test,
-            key: key.clone(),
-        };
-        let fingerprint = payorders::http::request_fingerprint("POST", "/pay-orders", body);
-        match store
-            .idempotency_begin(&scope, &fingerprint, Timestamp::now())
-            .await
-            .unwrap()
-        {
-            IdempotencyBegin::Replay(kept) => {
-                let kept: Value = serde_json::from_str(&kept.body).unwrap();
+        match kept_id(&store, &org, a).await {
+            Ok(kept) => {
                 assert_eq!(
                     orders,
-                    [kept["id"].as_str().unwrap().to_owned()],
+                    [kept],
                     "{key} replays an order that is not the one it made"
                 );
                 replayed += 1;
             }
-            other => {
+            Err(other) => {
                 assert!(
                     orders.is_empty(),
                     "{key} made {orders:?} but its key is {other:?}: a retry would make another"
@@ -348,10 +430,10 @@ async fn a_host_killed_amid_concurrent_creates_keeps_each_key_with_its_order() {
         by_key.is_empty(),
         "orders under keys never sent: {by_key:?}"
     );
+    let answered = sent.iter().filter(|a| a.answer.is_some()).count();
     eprintln!(
-        "{} creates sent, {} answered, {replayed} kept, {unkept} not made",
-        sent.len(),
-        answered.len()
+        "{} creates sent, {answered} answered, {replayed} kept, {unkept} not made",
+        sent.len()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -362,12 +444,6 @@ async fn a_host_killed_amid_concurrent_creates_keeps_each_key_with_its_order() {
 /// waiting to happen: once the key's lock ran out, the merchant's retry would record it again.
 #[tokio::test]
 async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
-    use payorders::auth::sign;
-    use payorders::store::{IdempotencyBegin, IdempotencyScope, IdempotencyStore, OrderStore};
-    use payorders::{KeyMode, OrderId, Timestamp};
-    use std::collections::BTreeSet;
-    use std::sync::{Arc, Mutex};
-
     let chain = PrivateAnvil::start().await;
     anvil::ensure_token(&chain.url).await;
     let dir = tempfile_dir();
@@ -414,20 +490,12 @@ async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
         }
     }
 
-    // (order, key, body, the refund id it answered); recorded before it is sent.
-    type Sent = Arc<Mutex<Vec<(String, String, Vec<u8>, Option<String>)>>>;
-    let sent: Sent = Arc::default();
+    let journal = Journal::default();
     let mut senders = Vec::new();
     for (worker, id) in orders.iter().enumerate() {
-        let (sent, client) = (sent.clone(), host.client.clone());
-        let (base, key, secret, id) = (
-            host.base.clone(),
-            host.key.clone(),
-            host.secret.clone(),
-            id.clone(),
-        );
+        let (journal, caller) = (journal.clone(), host.caller());
+        let path = format!("/pay-orders/{id}/refunds");
         senders.push(tokio::spawn(async move {
-            let path = format!("/pay-orders/{id}/refunds");
             for n in 0..40 {
                 let body = serde_json::to_vec(&json!({
                     "amount": "0.000001",
@@ -435,48 +503,30 @@ async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
                     "reason": format!("crash test {n}"),
                 }))
                 .unwrap();
-                let idem = format!("refund-{worker}-{n}");
                 let nonce = format!("n{worker}x{n}");
                 let ts = Timestamp::now().unix();
-                let sig = sign::v2_header(&key, &secret, "POST", &path, ts, &nonce, &body);
-                let slot = {
-                    let mut s = sent.lock().unwrap();
-                    s.push((id.clone(), idem.clone(), body.clone(), None));
-                    s.len() - 1
-                };
-                let Ok(resp) = client
-                    .post(format!("{base}{path}"))
-                    .header("X-API-KEY", &key)
-                    .header("Authorization-Signature", sig)
-                    .header("Idempotency-Key", &idem)
-                    .header("Content-Type", "application/json")
-                    .body(body)
-                    .send()
+                let sig = sign::v2_header(
+                    &caller.key,
+                    &caller.secret,
+                    "POST",
+                    &path,
+                    ts,
+                    &nonce,
+                    &body,
+                );
+                let key = format!("refund-{worker}-{n}");
+                if !caller
+                    .post_keyed(&journal, &path, key, body, Some(sig))
                     .await
-                else {
+                {
                     return;
-                };
-                let status = resp.status();
-                let Ok(answer) = resp.json::<Value>().await else {
-                    return;
-                };
-                assert_eq!(status, 201, "{answer}");
-                sent.lock().unwrap()[slot].3 = answer["id"].as_str().map(str::to_owned);
+                }
             }
         }));
     }
-    kill_after(host, &|| sent.lock().unwrap().len() >= 60).await;
-    for s in senders {
-        s.await.unwrap();
-    }
-    let sent = std::mem::take(&mut *sent.lock().unwrap());
-    let answered = sent.iter().filter(|s| s.3.is_some()).count();
-    assert!(
-        answered >= 12,
-        "only {answered} refunds answered before the kill"
-    );
+    let sent = kill_amid(host, senders, &journal, 60, 12).await;
 
-    let store = payorders::store::embedded::EmbeddedStore::open(&dir.join("payorders.db")).unwrap();
+    let store = store_after_kill(&dir);
     let (mut kept_total, mut refunds_total) = (0, 0);
     for id in &orders {
         let order = store
@@ -485,28 +535,18 @@ async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
             .unwrap()
             .unwrap();
         let on_disk: BTreeSet<String> = order.refunds.iter().map(|r| r.id.to_string()).collect();
+        let path = format!("/pay-orders/{id}/refunds");
         let mut kept = BTreeSet::new();
-        for (_, key, body, answer) in sent.iter().filter(|s| &s.0 == id) {
-            let scope = IdempotencyScope {
-                organization_id: order.organization_id.clone(),
-                mode: KeyMode::Test,
-                key: key.clone(),
-            };
-            let path = format!("/pay-orders/{id}/refunds");
-            let fingerprint = payorders::http::request_fingerprint("POST", &path, body);
-            let begin = store
-                .idempotency_begin(&scope, &fingerprint, Timestamp::now())
-                .await;
-            if let IdempotencyBegin::Replay(k) = begin.unwrap() {
-                let k: Value = serde_json::from_str(&k.body).unwrap();
-                let refund = k["id"].as_str().unwrap().to_owned();
+        for a in sent.iter().filter(|a| a.path == path) {
+            let key = &a.key;
+            if let Ok(refund) = kept_id(&store, &order.organization_id, a).await {
                 assert!(
                     on_disk.contains(&refund),
                     "{key} replays {refund}, not on disk"
                 );
                 assert!(kept.insert(refund.clone()), "two keys replay {refund}");
             }
-            if let Some(refund) = answer {
+            if let Some(refund) = &a.answer {
                 assert!(
                     on_disk.contains(refund),
                     "{key} was answered {refund}, not on disk"
@@ -520,6 +560,7 @@ async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
         kept_total += kept.len();
         refunds_total += on_disk.len();
     }
+    let answered = sent.iter().filter(|a| a.answer.is_some()).count();
     eprintln!(
         "{} refunds sent, {answered} answered, {refunds_total} on disk, {kept_total} kept",
         sent.len()

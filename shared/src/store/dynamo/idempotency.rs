@@ -29,13 +29,18 @@ fn idempotency_item(scope: &IdempotencyScope, r: &IdempotencyRecord) -> Item {
 }
 
 /// Inside a change's transaction: its request's idempotency key, completed (whatever was
-/// there, as [`IdempotencyStore::idempotency_complete`] writes it).
-pub(super) fn completion_put(table: &str, c: &IdempotencyCompletion) -> StoreResult<Put> {
+/// there, as [`IdempotencyStore::idempotency_complete`] writes it); nothing without one.
+pub(super) fn completion_put(
+    table: &str,
+    c: Option<&IdempotencyCompletion>,
+) -> StoreResult<Option<Put>> {
+    let Some(c) = c else { return Ok(None) };
     let done = IdempotencyRecord::completed(&c.fingerprint, &c.response, c.at);
     Put::builder()
         .table_name(table)
         .set_item(Some(idempotency_item(&c.scope, &done)))
         .build()
+        .map(Some)
         .map_err(StoreError::unavailable)
 }
 

@@ -95,9 +95,10 @@ impl OrderStore for DynamoStore {
             item.insert("order_id".into(), s(o.id.as_str()));
             puts.push(self.put(item, NEW)?);
         }
-        if let Some(c) = new.idempotency() {
-            puts.push(super::idempotency::completion_put(&self.table, c)?);
-        }
+        puts.extend(super::idempotency::completion_put(
+            &self.table,
+            new.idempotency(),
+        )?);
         match self.transact(puts).await? {
             Ok(()) => Ok(()),
             Err(failed) => {
@@ -143,9 +144,10 @@ impl OrderStore for DynamoStore {
             puts.push(claim);
         }
         // Last, so that a refused claim's index still names its claim.
-        if let Some(c) = u.idempotency() {
-            puts.push(super::idempotency::completion_put(&self.table, c)?);
-        }
+        puts.extend(super::idempotency::completion_put(
+            &self.table,
+            u.idempotency(),
+        )?);
         match self.transact(puts).await? {
             Ok(()) => Ok(()),
             Err(failed) => {

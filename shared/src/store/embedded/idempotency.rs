@@ -35,8 +35,13 @@ fn read_record(tx: &Connection, key: &str) -> StoreResult<Option<IdempotencyReco
     .transpose()
 }
 
-/// Inside a change's transaction: its request's idempotency key, completed.
-pub(super) fn write_completion(tx: &Connection, c: &IdempotencyCompletion) -> StoreResult<()> {
+/// Inside a change's transaction: its request's idempotency key, completed (nothing
+/// without one).
+pub(super) fn write_completion(
+    tx: &Connection,
+    c: Option<&IdempotencyCompletion>,
+) -> StoreResult<()> {
+    let Some(c) = c else { return Ok(()) };
     let done = IdempotencyRecord::completed(&c.fingerprint, &c.response, c.at);
     write_record(tx, &c.scope.storage_key(), &done)
 }

@@ -69,10 +69,7 @@ impl OrderStore for EmbeddedStore {
                 rusqlite::params_from_iter(order_columns(o)),
             )?;
             insert_event(tx, new.event())?;
-            match new.idempotency() {
-                Some(c) => super::idempotency::write_completion(tx, c),
-                None => Ok(()),
-            }
+            super::idempotency::write_completion(tx, new.idempotency())
         })
         .await
     }
@@ -119,10 +116,7 @@ impl OrderStore for EmbeddedStore {
                     return Err(StoreError::TxAlreadyClaimed { claim: c.key() });
                 }
             }
-            match u.idempotency() {
-                Some(c) => super::idempotency::write_completion(tx, c),
-                None => Ok(()),
-            }
+            super::idempotency::write_completion(tx, u.idempotency())
         })
         .await
     }

@@ -874,40 +874,29 @@ async fn idempotency_kept_by_the_change_or_not_at_all(store: &dyn Store) {
         },
         at: now,
     };
+    // What the key answers a retry of its own request at `at`.
+    let begin = async |c: &IdempotencyCompletion, at| {
+        store
+            .idempotency_begin(&c.scope, &c.fingerprint, at)
+            .await
+            .unwrap()
+    };
 
     // A create: taken, then written with its order.
     let c = completion("create-1", "fp-create", r#"{"id":"first"}"#);
-    assert_eq!(
-        store
-            .idempotency_begin(&c.scope, "fp-create", now)
-            .await
-            .unwrap(),
-        Started
-    );
+    assert_eq!(begin(&c, now).await, Started);
     let mut first = order(&org, false, now);
     first.nonce = Some("1640995200999999".into());
     let new = NewOrder::new(first.clone())
         .unwrap()
         .completing(Some(c.clone()));
     store.create_order(&new).await.unwrap();
-    assert_eq!(
-        store
-            .idempotency_begin(&c.scope, "fp-create", later)
-            .await
-            .unwrap(),
-        Replay(c.response.clone())
-    );
+    assert_eq!(begin(&c, later).await, Replay(c.response.clone()));
 
     // A create refused (its nonce is taken): no order, and its key stays in flight, so that
     // once the lock runs out a retry runs again.
     let refused = completion("create-2", "fp-refused", r#"{"id":"second"}"#);
-    assert_eq!(
-        store
-            .idempotency_begin(&refused.scope, "fp-refused", now)
-            .await
-            .unwrap(),
-        Started
-    );
+    assert_eq!(begin(&refused, now).await, Started);
     let mut second = order(&org, false, now.plus_seconds(1));
     second.nonce = first.nonce.clone();
     let new = NewOrder::new(second.clone())
@@ -918,20 +907,8 @@ async fn idempotency_kept_by_the_change_or_not_at_all(store: &dyn Store) {
         Err(StoreError::DuplicateNonce)
     ));
     assert_eq!(store.get_order(&second.id).await.unwrap(), None);
-    assert_eq!(
-        store
-            .idempotency_begin(&refused.scope, "fp-refused", now)
-            .await
-            .unwrap(),
-        InFlight
-    );
-    assert_eq!(
-        store
-            .idempotency_begin(&refused.scope, "fp-refused", later)
-            .await
-            .unwrap(),
-        Started
-    );
+    assert_eq!(begin(&refused, now).await, InFlight);
+    assert_eq!(begin(&refused, later).await, Started);
 
     // An update: the one that loses on its version keeps nothing, the winner keeps both.
     let a = first
@@ -943,13 +920,7 @@ async fn idempotency_kept_by_the_change_or_not_at_all(store: &dyn Store) {
     let ca = completion("cancel-1", "fp-cancel", r#"{"status":"CANCELLED"}"#);
     let cb = completion("pay-1", "fp-pay", r#"{"status":"AWAITING_PAYMENT"}"#);
     for c in [&ca, &cb] {
-        assert_eq!(
-            store
-                .idempotency_begin(&c.scope, &c.fingerprint, now)
-                .await
-                .unwrap(),
-            Started
-        );
+        assert_eq!(begin(c, now).await, Started);
     }
     store
         .update_order(&a.completing(Some(ca.clone())))
@@ -959,20 +930,8 @@ async fn idempotency_kept_by_the_change_or_not_at_all(store: &dyn Store) {
         store.update_order(&b.completing(Some(cb.clone()))).await,
         Err(StoreError::VersionConflict { expected: 1 })
     ));
-    assert_eq!(
-        store
-            .idempotency_begin(&ca.scope, "fp-cancel", later)
-            .await
-            .unwrap(),
-        Replay(ca.response.clone())
-    );
-    assert_eq!(
-        store
-            .idempotency_begin(&cb.scope, "fp-pay", now)
-            .await
-            .unwrap(),
-        InFlight
-    );
+    assert_eq!(begin(&ca, later).await, Replay(ca.response.clone()));
+    assert_eq!(begin(&cb, now).await, InFlight);
     assert_eq!(
         store.get_order(&first.id).await.unwrap().unwrap().status,
         OrderStatus::Cancelled
