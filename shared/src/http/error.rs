@@ -229,6 +229,10 @@ impl From<StoreError> for ApiError {
             StoreError::DuplicateNonce => {
                 Self::conflict("DUPLICATE_NONCE", "this nonce was already used").with_param("nonce")
             }
+            StoreError::IdempotencyKeyTakenOver => Self::conflict(
+                "IDEMPOTENCY_IN_FLIGHT",
+                "a later request with this Idempotency-Key took it over; its answer stands",
+            ),
             StoreError::TxAlreadyClaimed { .. } => {
                 Self::unprocessable("TX_ALREADY_USED", "this transaction already paid an order")
                     .with_param("tx_hash")

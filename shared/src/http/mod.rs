@@ -24,8 +24,8 @@ pub use request::Params;
 use crate::auth::AuthContext;
 use crate::model::{OrderId, PayOrder, RequestId, Timestamp};
 use crate::store::{
-    IdempotencyBegin, IdempotencyCompletion, IdempotencyScope, IdempotencyStore, OrderStore,
-    StoredResponse,
+    IdempotencyBegin, IdempotencyCompletion, IdempotencyHold, IdempotencyScope, IdempotencyStore,
+    OrderStore, StoredResponse,
 };
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
@@ -279,8 +279,8 @@ where
 }
 
 tokio::task_local! {
-    /// The idempotency key the running request holds, and its fingerprint ([`idempotent`]).
-    static HELD: (IdempotencyScope, String);
+    /// The idempotency key the running request holds ([`idempotent`]).
+    static HELD: IdempotencyHold;
 }
 
 /// Marks an answer whose idempotency key was completed with its change ([`completion`]).
@@ -292,9 +292,8 @@ struct KeptWithChange;
 /// ([`crate::model::NewOrder::completing`], [`crate::model::OrderUpdate::completing`]).
 /// `None` without a key. Once that write succeeds, answer [`kept`]`(resp)`.
 pub fn completion(resp: &Response<Body>) -> Option<IdempotencyCompletion> {
-    HELD.try_with(|(scope, fingerprint)| IdempotencyCompletion {
-        scope: scope.clone(),
-        fingerprint: fingerprint.clone(),
+    HELD.try_with(|hold| IdempotencyCompletion {
+        hold: hold.clone(),
         response: StoredResponse {
             status: resp.status().as_u16(),
             body: body_text(resp),
@@ -411,11 +410,11 @@ where
             "IDEMPOTENCY_MISMATCH",
             "this Idempotency-Key was used with a different request",
         )),
-        IdempotencyBegin::Started => {
+        IdempotencyBegin::Started(hold) => {
             let outcome = match keep {
                 // Sealed answers are kept here, never by the handler's write.
                 Some(_) => f().await,
-                None => HELD.scope((scope.clone(), fingerprint.clone()), f()).await,
+                None => HELD.scope(hold.clone(), f()).await,
             };
             let (resp, code) = match outcome {
                 Ok(r) => (r, None),
@@ -431,15 +430,17 @@ where
                     Some(keep) => keep(&scope, body),
                     None => body,
                 };
-                store
-                    .idempotency_complete(
-                        &scope,
-                        &fingerprint,
-                        &StoredResponse { status, body },
-                        Timestamp::now(),
-                    )
+                let kept = store
+                    .idempotency_complete(&hold, &StoredResponse { status, body }, Timestamp::now())
                     .await?;
-            } else if let Err(e) = store.idempotency_release(&scope, &fingerprint).await {
+                if !kept {
+                    // This request outlived its lock and a retry took the key over: the
+                    // retry's answer is the one kept.
+                    tracing::warn!(
+                        "an idempotency key was taken over before its request completed"
+                    );
+                }
+            } else if let Err(e) = store.idempotency_release(&hold).await {
                 tracing::warn!(error = %e, "could not release an idempotency key");
             }
             Ok(resp)

@@ -1,13 +1,13 @@
 //! The idempotency rule, once for both adapters: when a key is free to take, what a key
 //! already held answers (in flight, replay, mismatch), what completing it keeps, and whose
 //! release frees it. The adapters only read and write [`IdempotencyRecord`]s (the DynamoDB
-//! adapter states [`IdempotencyRecord::is_free`] and [`IdempotencyRecord::releasable_by`]
+//! adapter states [`IdempotencyRecord::is_free`] and [`IdempotencyRecord::is_held_by`]
 //! as the conditions of its writes, since it cannot read and write in one step).
 
 use super::keys::parse_doc;
 use super::{
-    IDEMPOTENCY_LOCK_SECS, IDEMPOTENCY_TTL_SECS, IdempotencyBegin, StoreError, StoreResult,
-    StoredResponse,
+    IDEMPOTENCY_LOCK_SECS, IDEMPOTENCY_TTL_SECS, IdempotencyBegin, IdempotencyHold,
+    IdempotencyScope, StoreError, StoreResult, StoredResponse,
 };
 use crate::model::Timestamp;
 
@@ -100,11 +100,30 @@ impl IdempotencyRecord {
         }
     }
 
-    /// Whether a release by the request with `fingerprint` removes this record: only its
-    /// own, and only while in flight (a completed response stays for replays).
-    pub fn releasable_by(&self, fingerprint: &str) -> bool {
-        self.fingerprint == fingerprint && self.state == IdempotencyState::InFlight
+    /// Whether `hold` still holds the key this record is: in flight, for its request, under
+    /// the lock it took. Completing and releasing the key take effect only then; a request
+    /// that outlived its lock finds a successor's record (a later lock) and leaves it.
+    pub fn is_held_by(&self, hold: &IdempotencyHold) -> bool {
+        self.state == IdempotencyState::InFlight
+            && self.fingerprint == hold.fingerprint
+            && self.locked_until == hold.locked_until
     }
+}
+
+/// Taking `scope`'s key for the request with `fingerprint` at `now`: the record to write
+/// and the hold the request keeps.
+pub fn take(
+    scope: &IdempotencyScope,
+    fingerprint: &str,
+    now: Timestamp,
+) -> (IdempotencyRecord, IdempotencyHold) {
+    let record = IdempotencyRecord::in_flight(fingerprint, now);
+    let hold = IdempotencyHold {
+        scope: scope.clone(),
+        fingerprint: fingerprint.to_owned(),
+        locked_until: record.locked_until,
+    };
+    (record, hold)
 }
 
 /// What starting a request finds over `existing`: `None` when the key is free, and the
@@ -192,13 +211,32 @@ mod tests {
         );
     }
 
+    fn scope() -> IdempotencyScope {
+        IdempotencyScope {
+            organization_id: crate::model::OrgId::generate(),
+            mode: crate::model::KeyMode::Test,
+            key: "k".into(),
+        }
+    }
+
     #[test]
-    fn only_the_holder_releases_and_only_in_flight() {
-        let held = IdempotencyRecord::in_flight("fp", t0());
-        assert!(held.releasable_by("fp"));
-        assert!(!held.releasable_by("other"));
+    fn only_the_holder_s_own_lock_completes_or_releases() {
+        let (held, hold) = take(&scope(), "fp", t0());
+        assert_eq!(held, IdempotencyRecord::in_flight("fp", t0()));
+        assert_eq!(hold.locked_until, held.locked_until);
+        assert!(held.is_held_by(&hold));
+        // Another request's key, or a completed one, is not this hold's.
+        let (_, other) = take(&scope(), "other", t0());
+        assert!(!held.is_held_by(&other));
         let done = IdempotencyRecord::completed("fp", &response(), t0());
-        assert!(!done.releasable_by("fp"));
+        assert!(!done.is_held_by(&hold));
+        // The same request retried after the lock ran out took the key over: the first
+        // attempt's hold no longer counts, though its fingerprint is the same.
+        let late = t0().plus_seconds(IDEMPOTENCY_LOCK_SECS + 1);
+        assert_eq!(begin_over(Some(&held), "fp", late).unwrap(), None);
+        let (successor, retry) = take(&scope(), "fp", late);
+        assert!(successor.is_held_by(&retry));
+        assert!(!successor.is_held_by(&hold));
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub enum StoreError {
     DuplicateNonce,
     #[error("transaction {claim} already paid an order")]
     TxAlreadyClaimed { claim: String },
+    /// The idempotency key a change was to complete is no longer held by its request: the
+    /// request outlived its lock and a retry took the key over. Nothing was written.
+    #[error("the idempotency key was taken over by a later request")]
+    IdempotencyKeyTakenOver,
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
     #[error("store unavailable: {0}")]
@@ -174,15 +178,29 @@ pub struct StoredResponse {
     pub body: String,
 }
 
+/// An idempotency key held by the running request ([`IdempotencyBegin::Started`]): whose
+/// key, for which request, and until when its lock runs. The lock tells this request from
+/// a later one with the same fingerprint (the client's retry) that took the key over once
+/// this lock ran out: completing or releasing the key takes effect only while this hold is
+/// the record's, so a request that outlived its lock never overwrites or frees its
+/// successor's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyHold {
+    pub scope: IdempotencyScope,
+    pub fingerprint: String,
+    /// The taken record's `locked_until` (epoch seconds).
+    pub locked_until: i64,
+}
+
 /// An idempotency key completed by the same transaction as the change it answers
 /// ([`NewOrder::completing`](crate::model::NewOrder::completing),
 /// [`OrderUpdate::completing`](crate::model::OrderUpdate::completing)): a crash leaves the
 /// change and the kept answer both or neither, never a change whose key a retry would take
-/// again once its lock has run out (a second order, a second refund).
+/// again once its lock has run out (a second order, a second refund). If the key is no
+/// longer this hold's, the whole change is refused ([`StoreError::IdempotencyKeyTakenOver`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyCompletion {
-    pub scope: IdempotencyScope,
-    pub fingerprint: String,
+    pub hold: IdempotencyHold,
     pub response: StoredResponse,
     pub at: crate::model::Timestamp,
 }
@@ -191,7 +209,7 @@ pub struct IdempotencyCompletion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyBegin {
     /// No live record: this request now holds the key and must complete or release it.
-    Started,
+    Started(IdempotencyHold),
     /// The same request finished before: answer with its response.
     Replay(StoredResponse),
     /// The same request is still running elsewhere.
@@ -327,19 +345,16 @@ pub trait IdempotencyStore: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<IdempotencyBegin>;
     /// Records the response of the request holding the key; kept for 24 h from `now`.
+    /// `false` (nothing written) if the key is no longer `hold`'s.
     async fn idempotency_complete(
         &self,
-        scope: &IdempotencyScope,
-        fingerprint: &str,
+        hold: &IdempotencyHold,
         response: &StoredResponse,
         now: Timestamp,
-    ) -> StoreResult<()>;
-    /// Gives the key up (the request failed in a way a retry may fix).
-    async fn idempotency_release(
-        &self,
-        scope: &IdempotencyScope,
-        fingerprint: &str,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
+    /// Gives the key up (the request failed in a way a retry may fix); only while it is
+    /// still `hold`'s.
+    async fn idempotency_release(&self, hold: &IdempotencyHold) -> StoreResult<()>;
 }
 
 #[async_trait]

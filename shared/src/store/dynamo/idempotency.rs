@@ -8,8 +8,8 @@ use crate::store::idempotency::{self, IdempotencyRecord, IdempotencyState};
 /// [`IdempotencyRecord::is_free`], or no record at all.
 const FREE: &str =
     "attribute_not_exists(pk) OR expires_at < :now OR (#st = :inflight AND locked_until < :now)";
-/// [`IdempotencyRecord::releasable_by`] the fingerprint `:f`.
-const RELEASABLE: &str = "fingerprint = :f AND #st = :inflight";
+/// [`IdempotencyRecord::is_held_by`] the hold with fingerprint `:f` and lock `:held`.
+const HELD: &str = "fingerprint = :f AND #st = :inflight AND locked_until = :held";
 
 fn idempotency_pk(scope: &IdempotencyScope) -> String {
     format!("IDEMP#{}", scope.storage_key())
@@ -28,20 +28,39 @@ fn idempotency_item(scope: &IdempotencyScope, r: &IdempotencyRecord) -> Item {
     item
 }
 
-/// Inside a change's transaction: its request's idempotency key, completed (whatever was
-/// there, as [`IdempotencyStore::idempotency_complete`] writes it); nothing without one.
+/// Inside a change's transaction: its request's idempotency key, completed, on the
+/// condition that the request still holds it (the transaction is refused otherwise); nothing
+/// without one.
 pub(super) fn completion_put(
     table: &str,
     c: Option<&IdempotencyCompletion>,
 ) -> StoreResult<Option<Put>> {
     let Some(c) = c else { return Ok(None) };
-    let done = IdempotencyRecord::completed(&c.fingerprint, &c.response, c.at);
+    let done = IdempotencyRecord::completed(&c.hold.fingerprint, &c.response, c.at);
+    let (names, values) = held_by(&c.hold);
     Put::builder()
         .table_name(table)
-        .set_item(Some(idempotency_item(&c.scope, &done)))
+        .set_item(Some(idempotency_item(&c.hold.scope, &done)))
+        .condition_expression(HELD)
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values))
         .build()
         .map(Some)
         .map_err(StoreError::unavailable)
+}
+
+/// The names and values of [`HELD`] for `hold`.
+fn held_by(hold: &IdempotencyHold) -> (HashMap<String, String>, Item) {
+    let names = HashMap::from([("#st".to_owned(), "state".to_owned())]);
+    let values = Item::from([
+        (":f".to_owned(), s(&hold.fingerprint)),
+        (
+            ":inflight".to_owned(),
+            s(IdempotencyState::InFlight.as_str()),
+        ),
+        (":held".to_owned(), n(hold.locked_until)),
+    ]);
+    (names, values)
 }
 
 fn idempotency_record(item: &Item) -> StoreResult<IdempotencyRecord> {
@@ -65,7 +84,7 @@ impl IdempotencyStore for DynamoStore {
         fingerprint: &str,
         now: Timestamp,
     ) -> StoreResult<IdempotencyBegin> {
-        let take = IdempotencyRecord::in_flight(fingerprint, now);
+        let (take, hold) = idempotency::take(scope, fingerprint, now);
         let put = self
             .client
             .put_item()
@@ -78,7 +97,7 @@ impl IdempotencyStore for DynamoStore {
             .send()
             .await;
         match put {
-            Ok(_) => return Ok(IdempotencyBegin::Started),
+            Ok(_) => return Ok(IdempotencyBegin::Started(hold)),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
             // A transaction is writing the key at this moment: a change completing it
             // (`NewOrder::completing`), so its request is still running.
@@ -97,39 +116,56 @@ impl IdempotencyStore for DynamoStore {
 
     async fn idempotency_complete(
         &self,
-        scope: &IdempotencyScope,
-        fingerprint: &str,
+        hold: &IdempotencyHold,
         response: &StoredResponse,
         now: Timestamp,
-    ) -> StoreResult<()> {
-        let done = IdempotencyRecord::completed(fingerprint, response, now);
-        self.put_item(idempotency_item(scope, &done)).await
+    ) -> StoreResult<bool> {
+        let done = IdempotencyRecord::completed(&hold.fingerprint, response, now);
+        let (names, values) = held_by(hold);
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(idempotency_item(&hold.scope, &done)))
+            .condition_expression(HELD)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        held_or_not(res)
     }
 
-    async fn idempotency_release(
-        &self,
-        scope: &IdempotencyScope,
-        fingerprint: &str,
-    ) -> StoreResult<()> {
+    async fn idempotency_release(&self, hold: &IdempotencyHold) -> StoreResult<()> {
+        let (names, values) = held_by(hold);
         let res = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(idempotency_pk(scope)))
+            .key("pk", s(idempotency_pk(&hold.scope)))
             .key("sk", s("IDEMP"))
-            .condition_expression(RELEASABLE)
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":f", s(fingerprint))
-            .expression_attribute_values(":inflight", s(IdempotencyState::InFlight.as_str()))
+            .condition_expression(HELD)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            // Not this request's, or completed meanwhile: it stays.
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(())
-            }
-            Err(e) => Err(fault(e)),
+        // Not this request's any more, or completed meanwhile: it stays.
+        held_or_not(res).map(drop)
+    }
+}
+
+/// Whether a write conditioned on [`HELD`] was made (`false`: the key is not the hold's).
+fn held_or_not<T, E, R>(res: Result<T, SdkError<E, R>>) -> StoreResult<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match res {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e))
+            if e.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
         }
+        Err(e) => Err(fault(e)),
     }
 }

@@ -95,6 +95,7 @@ impl OrderStore for DynamoStore {
             item.insert("order_id".into(), s(o.id.as_str()));
             puts.push(self.put(item, NEW)?);
         }
+        let completion = puts.len();
         puts.extend(super::idempotency::completion_put(
             &self.table,
             new.idempotency(),
@@ -102,10 +103,14 @@ impl OrderStore for DynamoStore {
         match self.transact(puts).await? {
             Ok(()) => Ok(()),
             Err(failed) => {
-                if failed
-                    .iter()
-                    .any(|(i, c)| *i == 2 && failed_code_is_condition(c))
-                {
+                let refused = |at: usize| {
+                    failed
+                        .iter()
+                        .any(|(i, c)| *i == at && failed_code_is_condition(c))
+                };
+                if new.idempotency().is_some() && refused(completion) {
+                    Err(StoreError::IdempotencyKeyTakenOver)
+                } else if o.nonce.is_some() && refused(2) {
                     Err(StoreError::DuplicateNonce)
                 } else if failed.iter().any(|(_, c)| failed_code_is_condition(c)) {
                     Err(StoreError::AlreadyExists)
@@ -144,6 +149,7 @@ impl OrderStore for DynamoStore {
             puts.push(claim);
         }
         // Last, so that a refused claim's index still names its claim.
+        let completion = puts.len();
         puts.extend(super::idempotency::completion_put(
             &self.table,
             u.idempotency(),
@@ -155,6 +161,13 @@ impl OrderStore for DynamoStore {
                     if *i == 0 || code == "TransactionConflict" {
                         return Err(guard.conflict());
                     }
+                }
+                if u.idempotency().is_some()
+                    && failed
+                        .iter()
+                        .any(|(i, c)| *i == completion && failed_code_is_condition(c))
+                {
+                    return Err(StoreError::IdempotencyKeyTakenOver);
                 }
                 let claims = first_claim..first_claim + u.tx_claims().len();
                 match failed.iter().find(|(i, _)| claims.contains(i)) {

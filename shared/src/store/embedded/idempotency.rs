@@ -36,14 +36,32 @@ fn read_record(tx: &Connection, key: &str) -> StoreResult<Option<IdempotencyReco
 }
 
 /// Inside a change's transaction: its request's idempotency key, completed (nothing
-/// without one).
+/// without one); refused, and with it the change, if the key is no longer the request's.
 pub(super) fn write_completion(
     tx: &Connection,
     c: Option<&IdempotencyCompletion>,
 ) -> StoreResult<()> {
     let Some(c) = c else { return Ok(()) };
-    let done = IdempotencyRecord::completed(&c.fingerprint, &c.response, c.at);
-    write_record(tx, &c.scope.storage_key(), &done)
+    if !complete(tx, &c.hold, &c.response, c.at)? {
+        return Err(StoreError::IdempotencyKeyTakenOver);
+    }
+    Ok(())
+}
+
+/// Completes `hold`'s key with `response`, if it still holds it.
+fn complete(
+    tx: &Connection,
+    hold: &IdempotencyHold,
+    response: &StoredResponse,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let key = hold.scope.storage_key();
+    if !read_record(tx, &key)?.is_some_and(|r| r.is_held_by(hold)) {
+        return Ok(false);
+    }
+    let done = IdempotencyRecord::completed(&hold.fingerprint, response, now);
+    write_record(tx, &key, &done)?;
+    Ok(true)
 }
 
 fn write_record(tx: &Connection, key: &str, r: &IdempotencyRecord) -> StoreResult<()> {
@@ -73,38 +91,34 @@ impl IdempotencyStore for EmbeddedStore {
         fingerprint: &str,
         now: Timestamp,
     ) -> StoreResult<IdempotencyBegin> {
-        let (key, fp) = (scope.storage_key(), fingerprint.to_owned());
+        let (scope, key, fp) = (scope.clone(), scope.storage_key(), fingerprint.to_owned());
         self.tx(move |tx| {
             let existing = read_record(tx, &key)?;
             if let Some(answer) = idempotency::begin_over(existing.as_ref(), &fp, now)? {
                 return Ok(answer);
             }
-            write_record(tx, &key, &IdempotencyRecord::in_flight(&fp, now))?;
-            Ok(IdempotencyBegin::Started)
+            let (record, hold) = idempotency::take(&scope, &fp, now);
+            write_record(tx, &key, &record)?;
+            Ok(IdempotencyBegin::Started(hold))
         })
         .await
     }
 
     async fn idempotency_complete(
         &self,
-        scope: &IdempotencyScope,
-        fingerprint: &str,
+        hold: &IdempotencyHold,
         response: &StoredResponse,
         now: Timestamp,
-    ) -> StoreResult<()> {
-        let key = scope.storage_key();
-        let done = IdempotencyRecord::completed(fingerprint, response, now);
-        self.tx(move |tx| write_record(tx, &key, &done)).await
+    ) -> StoreResult<bool> {
+        let (hold, response) = (hold.clone(), response.clone());
+        self.tx(move |tx| complete(tx, &hold, &response, now)).await
     }
 
-    async fn idempotency_release(
-        &self,
-        scope: &IdempotencyScope,
-        fingerprint: &str,
-    ) -> StoreResult<()> {
-        let (key, fp) = (scope.storage_key(), fingerprint.to_owned());
+    async fn idempotency_release(&self, hold: &IdempotencyHold) -> StoreResult<()> {
+        let hold = hold.clone();
         self.tx(move |tx| {
-            if read_record(tx, &key)?.is_some_and(|r| r.releasable_by(&fp)) {
+            let key = hold.scope.storage_key();
+            if read_record(tx, &key)?.is_some_and(|r| r.is_held_by(&hold)) {
                 exec(tx, "DELETE FROM idempotency WHERE key = ?1", [&key]).map_err(sql)?;
             }
             Ok(())

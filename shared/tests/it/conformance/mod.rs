@@ -38,6 +38,7 @@ all_adapters!(
     same_tx_claimed_by_two_orders,
     idempotency_life_cycle,
     idempotency_kept_by_the_change_or_not_at_all,
+    idempotency_taken_over_keeps_nothing,
     duplicate_nonce,
     event_exists_iff_transition_written,
     list_events_by_type_and_page,
@@ -740,6 +741,14 @@ async fn same_tx_claimed_by_two_orders(store: &dyn Store) {
     );
 }
 
+/// The hold a request got for a key it took; any other answer fails the test.
+fn started(b: IdempotencyBegin) -> IdempotencyHold {
+    match b {
+        IdempotencyBegin::Started(hold) => hold,
+        other => panic!("expected the key to be taken, got {other:?}"),
+    }
+}
+
 async fn idempotency_life_cycle(store: &dyn Store) {
     let scope = IdempotencyScope {
         organization_id: OrgId::generate(),
@@ -752,105 +761,96 @@ async fn idempotency_life_cycle(store: &dyn Store) {
         body: r#"{"id":"po_x"}"#.into(),
     };
     use IdempotencyBegin::*;
+    let begin = async |fp: &str, at| store.idempotency_begin(&scope, fp, at).await.unwrap();
 
-    assert_eq!(
-        store.idempotency_begin(&scope, "fp-a", now).await.unwrap(),
-        Started
-    );
-    assert_eq!(
-        store.idempotency_begin(&scope, "fp-a", now).await.unwrap(),
-        InFlight
-    );
-    assert_eq!(
-        store.idempotency_begin(&scope, "fp-b", now).await.unwrap(),
-        Mismatch
-    );
+    let first = started(begin("fp-a", now).await);
+    assert_eq!(first.locked_until, now.unix() + IDEMPOTENCY_LOCK_SECS);
+    assert_eq!(begin("fp-a", now).await, InFlight);
+    assert_eq!(begin("fp-b", now).await, Mismatch);
 
     // Released (a retryable failure): the next attempt starts afresh.
-    store.idempotency_release(&scope, "fp-a").await.unwrap();
-    assert_eq!(
-        store.idempotency_begin(&scope, "fp-a", now).await.unwrap(),
-        Started
-    );
+    store.idempotency_release(&first).await.unwrap();
+    let hold = started(begin("fp-a", now).await);
 
-    store
-        .idempotency_complete(&scope, "fp-a", &resp, now)
-        .await
-        .unwrap();
+    assert!(store.idempotency_complete(&hold, &resp, now).await.unwrap());
     assert_eq!(
-        store
-            .idempotency_begin(&scope, "fp-a", now.plus_seconds(10))
-            .await
-            .unwrap(),
+        begin("fp-a", now.plus_seconds(10)).await,
         Replay(resp.clone())
     );
-    assert_eq!(
-        store
-            .idempotency_begin(&scope, "fp-b", now.plus_seconds(10))
+    assert_eq!(begin("fp-b", now.plus_seconds(10)).await, Mismatch);
+    // Releasing or completing again a completed record does nothing.
+    store.idempotency_release(&hold).await.unwrap();
+    let other = StoredResponse {
+        status: 200,
+        body: "{}".into(),
+    };
+    assert!(
+        !store
+            .idempotency_complete(&hold, &other, now)
             .await
-            .unwrap(),
-        Mismatch
+            .unwrap()
     );
-    // Releasing a completed record does nothing.
-    store.idempotency_release(&scope, "fp-a").await.unwrap();
     assert_eq!(
-        store
-            .idempotency_begin(&scope, "fp-a", now.plus_seconds(20))
-            .await
-            .unwrap(),
+        begin("fp-a", now.plus_seconds(20)).await,
         Replay(resp.clone())
     );
     // Still kept just before 24 h; gone after, whatever TTL did or did not delete.
     assert_eq!(
-        store
-            .idempotency_begin(&scope, "fp-a", now.plus_seconds(IDEMPOTENCY_TTL_SECS - 1))
-            .await
-            .unwrap(),
+        begin("fp-a", now.plus_seconds(IDEMPOTENCY_TTL_SECS - 1)).await,
         Replay(resp.clone())
     );
     let later = now.plus_seconds(IDEMPOTENCY_TTL_SECS + 5);
-    assert_eq!(
-        store
-            .idempotency_begin(&scope, "fp-b", later)
-            .await
-            .unwrap(),
-        Started
-    );
+    started(begin("fp-b", later).await);
 
     // An in-flight lock left by a crashed request can be taken over once it lapses.
-    assert_eq!(
-        store
-            .idempotency_begin(&scope, "fp-b", later)
-            .await
-            .unwrap(),
-        InFlight
-    );
+    assert_eq!(begin("fp-b", later).await, InFlight);
     let lapsed = later.plus_seconds(IDEMPOTENCY_LOCK_SECS + 1);
-    assert_eq!(
-        store
-            .idempotency_begin(&scope, "fp-b", lapsed)
-            .await
-            .unwrap(),
-        Started
-    );
+    started(begin("fp-b", lapsed).await);
 
     // Keys are scoped per organization and mode.
     let live = IdempotencyScope {
         mode: KeyMode::Live,
         ..scope.clone()
     };
-    assert_eq!(
-        store.idempotency_begin(&live, "fp-z", now).await.unwrap(),
-        Started
-    );
+    started(store.idempotency_begin(&live, "fp-z", now).await.unwrap());
     let other = IdempotencyScope {
         organization_id: OrgId::generate(),
         ..scope.clone()
     };
-    assert_eq!(
-        store.idempotency_begin(&other, "fp-z", now).await.unwrap(),
-        Started
-    );
+    started(store.idempotency_begin(&other, "fp-z", now).await.unwrap());
+}
+
+/// The key a request took, and the answer it is to keep, for the conformance tests of
+/// changes that complete their key.
+async fn take_key(
+    store: &dyn Store,
+    org: &OrgId,
+    key: &str,
+    fp: &str,
+    body: &str,
+    at: Timestamp,
+) -> IdempotencyCompletion {
+    let scope = IdempotencyScope {
+        organization_id: org.clone(),
+        mode: KeyMode::Test,
+        key: key.into(),
+    };
+    IdempotencyCompletion {
+        hold: started(store.idempotency_begin(&scope, fp, at).await.unwrap()),
+        response: StoredResponse {
+            status: 201,
+            body: body.into(),
+        },
+        at,
+    }
+}
+
+/// What the key of `c` answers a retry of its own request at `at`.
+async fn retry(store: &dyn Store, c: &IdempotencyCompletion, at: Timestamp) -> IdempotencyBegin {
+    store
+        .idempotency_begin(&c.hold.scope, &c.hold.fingerprint, at)
+        .await
+        .unwrap()
 }
 
 /// A change that carries its request's idempotency completion writes both or neither: a
@@ -861,42 +861,28 @@ async fn idempotency_kept_by_the_change_or_not_at_all(store: &dyn Store) {
     let org = OrgId::generate();
     let now = t0();
     let later = now.plus_seconds(IDEMPOTENCY_LOCK_SECS + 1);
-    let completion = |key: &str, fp: &str, body: &str| IdempotencyCompletion {
-        scope: IdempotencyScope {
-            organization_id: org.clone(),
-            mode: KeyMode::Test,
-            key: key.into(),
-        },
-        fingerprint: fp.into(),
-        response: StoredResponse {
-            status: 201,
-            body: body.into(),
-        },
-        at: now,
-    };
-    // What the key answers a retry of its own request at `at`.
-    let begin = async |c: &IdempotencyCompletion, at| {
-        store
-            .idempotency_begin(&c.scope, &c.fingerprint, at)
-            .await
-            .unwrap()
-    };
 
     // A create: taken, then written with its order.
-    let c = completion("create-1", "fp-create", r#"{"id":"first"}"#);
-    assert_eq!(begin(&c, now).await, Started);
+    let c = take_key(
+        store,
+        &org,
+        "create-1",
+        "fp-create",
+        r#"{"id":"first"}"#,
+        now,
+    )
+    .await;
     let mut first = order(&org, false, now);
     first.nonce = Some("1640995200999999".into());
     let new = NewOrder::new(first.clone())
         .unwrap()
         .completing(Some(c.clone()));
     store.create_order(&new).await.unwrap();
-    assert_eq!(begin(&c, later).await, Replay(c.response.clone()));
+    assert_eq!(retry(store, &c, later).await, Replay(c.response.clone()));
 
     // A create refused (its nonce is taken): no order, and its key stays in flight, so that
     // once the lock runs out a retry runs again.
-    let refused = completion("create-2", "fp-refused", r#"{"id":"second"}"#);
-    assert_eq!(begin(&refused, now).await, Started);
+    let refused = take_key(store, &org, "create-2", "fp-refused", r#"{"id":"2"}"#, now).await;
     let mut second = order(&org, false, now.plus_seconds(1));
     second.nonce = first.nonce.clone();
     let new = NewOrder::new(second.clone())
@@ -907,8 +893,8 @@ async fn idempotency_kept_by_the_change_or_not_at_all(store: &dyn Store) {
         Err(StoreError::DuplicateNonce)
     ));
     assert_eq!(store.get_order(&second.id).await.unwrap(), None);
-    assert_eq!(begin(&refused, now).await, InFlight);
-    assert_eq!(begin(&refused, later).await, Started);
+    assert_eq!(retry(store, &refused, now).await, InFlight);
+    started(retry(store, &refused, later).await);
 
     // An update: the one that loses on its version keeps nothing, the winner keeps both.
     let a = first
@@ -917,11 +903,16 @@ async fn idempotency_kept_by_the_change_or_not_at_all(store: &dyn Store) {
     let b = first
         .transition(now.plus_seconds(2), OrderStatus::AwaitingPayment, |_| {})
         .unwrap();
-    let ca = completion("cancel-1", "fp-cancel", r#"{"status":"CANCELLED"}"#);
-    let cb = completion("pay-1", "fp-pay", r#"{"status":"AWAITING_PAYMENT"}"#);
-    for c in [&ca, &cb] {
-        assert_eq!(begin(c, now).await, Started);
-    }
+    let ca = take_key(
+        store,
+        &org,
+        "cancel-1",
+        "fp-cancel",
+        r#"{"s":"CANCELLED"}"#,
+        now,
+    )
+    .await;
+    let cb = take_key(store, &org, "pay-1", "fp-pay", r#"{"s":"AWAITING"}"#, now).await;
     store
         .update_order(&a.completing(Some(ca.clone())))
         .await
@@ -930,11 +921,155 @@ async fn idempotency_kept_by_the_change_or_not_at_all(store: &dyn Store) {
         store.update_order(&b.completing(Some(cb.clone()))).await,
         Err(StoreError::VersionConflict { expected: 1 })
     ));
-    assert_eq!(begin(&ca, later).await, Replay(ca.response.clone()));
-    assert_eq!(begin(&cb, now).await, InFlight);
+    assert_eq!(retry(store, &ca, later).await, Replay(ca.response.clone()));
+    assert_eq!(retry(store, &cb, now).await, InFlight);
     assert_eq!(
         store.get_order(&first.id).await.unwrap().unwrap().status,
         OrderStatus::Cancelled
+    );
+}
+
+/// A request that outlived its key's lock, whose retry took the key over, keeps nothing:
+/// its change is refused whole (no second order, no second payment recorded), and neither
+/// its completion nor its release touches the retry's key. The retry's own change goes on.
+async fn idempotency_taken_over_keeps_nothing(store: &dyn Store) {
+    use IdempotencyBegin::*;
+    let org = OrgId::generate();
+    let now = t0();
+    let late = now.plus_seconds(IDEMPOTENCY_LOCK_SECS + 1);
+    let body = r#"{"id":"po"}"#;
+
+    // A create stalled past its lock; its retry (the same request) takes the key over.
+    let stalled = take_key(store, &org, "create", "fp-create", body, now).await;
+    let retried = take_key(store, &org, "create", "fp-create", body, late).await;
+    assert_ne!(stalled.hold, retried.hold);
+    let mine = order(&org, false, now);
+    let new = NewOrder::new(mine.clone())
+        .unwrap()
+        .completing(Some(stalled.clone()));
+    assert!(matches!(
+        store.create_order(&new).await,
+        Err(StoreError::IdempotencyKeyTakenOver)
+    ));
+    assert_eq!(store.get_order(&mine.id).await.unwrap(), None);
+    assert_eq!(store.get_event(&new.event().id).await.unwrap(), None);
+    // Its answer is not kept and its release frees nothing: the retry still holds the key.
+    let answer = StoredResponse {
+        status: 201,
+        body: "{}".into(),
+    };
+    assert!(
+        !store
+            .idempotency_complete(&stalled.hold, &answer, late)
+            .await
+            .unwrap()
+    );
+    store.idempotency_release(&stalled.hold).await.unwrap();
+    assert_eq!(retry(store, &retried, late).await, InFlight);
+    // The retry's order is written with its key.
+    let theirs = order(&org, false, late);
+    let new = NewOrder::new(theirs.clone())
+        .unwrap()
+        .completing(Some(retried.clone()));
+    store.create_order(&new).await.unwrap();
+    assert_eq!(
+        retry(store, &retried, late).await,
+        Replay(retried.response.clone())
+    );
+    // The stalled request, finishing after its retry completed, changes nothing either.
+    store.idempotency_release(&stalled.hold).await.unwrap();
+    assert!(
+        !store
+            .idempotency_complete(&stalled.hold, &answer, late)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        retry(store, &retried, late).await,
+        Replay(retried.response.clone())
+    );
+
+    // An update that claims a transfer (a payment recorded) under a key taken over: neither
+    // the order, its event nor the claim is written; under its own key it is.
+    let awaiting = async |at: Timestamp| {
+        let o = create(store, order(&org, false, at)).await;
+        let u = o
+            .transition(at, OrderStatus::AwaitingPayment, |_| {})
+            .unwrap();
+        store.update_order(&u).await.unwrap();
+        u.order().clone()
+    };
+    let stored = awaiting(now.plus_seconds(5)).await;
+    let claim = TxClaim::for_order(
+        &stored,
+        ChainId::new(8453).unwrap(),
+        &format!("0x{:064x}", 0xfeed),
+        0,
+    );
+    let pay = stored
+        .transition(
+            now.plus_seconds(6),
+            OrderStatus::AwaitingConfirmation,
+            |_| {},
+        )
+        .unwrap()
+        .with_tx_claim(claim.clone());
+    let stalled = take_key(store, &org, "pay", "fp-pay", body, now).await;
+    let retried = take_key(store, &org, "pay", "fp-pay", body, late).await;
+    assert!(matches!(
+        store
+            .update_order(&pay.clone().completing(Some(stalled.clone())))
+            .await,
+        Err(StoreError::IdempotencyKeyTakenOver)
+    ));
+    assert_eq!(store.get_tx_claim(&claim.key()).await.unwrap(), None);
+    assert_eq!(
+        store.get_order(&stored.id).await.unwrap().unwrap().version,
+        stored.version
+    );
+    assert_eq!(
+        store.get_event(&pay.event().unwrap().id).await.unwrap(),
+        None
+    );
+    assert_eq!(retry(store, &retried, late).await, InFlight);
+    store
+        .update_order(&pay.clone().completing(Some(retried.clone())))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_tx_claim(&claim.key()).await.unwrap(),
+        Some(stored.id.clone())
+    );
+    assert_eq!(
+        retry(store, &retried, late).await,
+        Replay(retried.response.clone())
+    );
+
+    // A transfer claimed by another order refuses the change and leaves its key in flight
+    // (the claim's refusal is reported as such, not as the key's).
+    let other = awaiting(now.plus_seconds(7)).await;
+    let steal = other
+        .transition(
+            now.plus_seconds(8),
+            OrderStatus::AwaitingConfirmation,
+            |_| {},
+        )
+        .unwrap()
+        .with_tx_claim(TxClaim::for_order(
+            &other,
+            claim.chain_id,
+            &claim.tx_hash,
+            0,
+        ));
+    let c = take_key(store, &org, "steal", "fp-steal", body, now).await;
+    match store.update_order(&steal.completing(Some(c.clone()))).await {
+        Err(StoreError::TxAlreadyClaimed { .. }) => {}
+        other => panic!("expected TxAlreadyClaimed, got {other:?}"),
+    }
+    assert_eq!(retry(store, &c, now).await, InFlight);
+    assert_eq!(
+        store.get_tx_claim(&claim.key()).await.unwrap(),
+        Some(stored.id.clone())
     );
 }
 
