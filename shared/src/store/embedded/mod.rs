@@ -145,6 +145,36 @@ struct Readers {
 /// How many read-only connections a file store keeps.
 const READERS: usize = 4;
 
+/// The writer's page cache (KiB).
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
+/// How often the checkpointer copies what the log holds into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Starts the thread that copies the write-ahead log into the database file every
+/// [`CHECKPOINT_EVERY`] (a passive checkpoint, which never blocks the writer or a reader),
+/// instead of SQLite's automatic checkpoint at one of the writer's commits. It stops once the store is dropped (`alive` is gone).
+fn checkpointer(path: &Path, alive: std::sync::Weak<Readers>) -> StoreResult<()> {
+    let conn = Connection::open(path).map_err(StoreError::unavailable)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(StoreError::unavailable)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(StoreError::unavailable)?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while alive.strong_count() > 0 {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "a checkpoint of the store failed");
+                }
+            }
+        })
+        .map_err(StoreError::unavailable)?;
+    Ok(())
+}
+
 /// Prepared statements kept per connection: every statement of the hot paths.
 const STATEMENT_CACHE: usize = 64;
 
@@ -183,6 +213,12 @@ impl EmbeddedStore {
             .map_err(StoreError::unavailable)?;
         conn.execute_batch(SCHEMA)
             .map_err(StoreError::unavailable)?;
+        // The writer keeps the pages it writes in memory (nobody else changes them), and
+        // leaves copying the log into the database to the checkpointer thread.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+            .map_err(StoreError::unavailable)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(StoreError::unavailable)?;
         let mut conns = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
@@ -196,12 +232,14 @@ impl EmbeddedStore {
             tune(&r)?;
             conns.push(Mutex::new(r));
         }
+        let readers = Arc::new(Readers {
+            conns,
+            next: Default::default(),
+        });
+        checkpointer(path, Arc::downgrade(&readers))?;
         Ok(Self {
             writer: writer::Writer::start(conn)?,
-            readers: Some(Arc::new(Readers {
-                conns,
-                next: Default::default(),
-            })),
+            readers: Some(readers),
         })
     }
 
@@ -472,5 +510,55 @@ mod tests {
             reprepared, 0,
             "a new binding made SQLite prepare the list again"
         );
+    }
+
+    /// What the writer commits reaches the database file itself without another write
+    /// (the checkpointer copies the log), while the writer's own automatic checkpoint is off.
+    #[tokio::test]
+    async fn the_log_is_copied_into_the_database_off_the_writer() {
+        let path = std::env::temp_dir().join(format!(
+            "payorders-checkpoint-{}.db",
+            OrderId::generate().as_str()
+        ));
+        let store = EmbeddedStore::open(&path).unwrap();
+        let auto: i64 = store
+            .tx(|tx| row(tx, "PRAGMA wal_autocheckpoint", [], |r| r.get(0)).map_err(sql))
+            .await
+            .unwrap();
+        assert_eq!(auto, 0, "the writer leaves checkpoints to the checkpointer");
+        // A durable write: the writer syncs the log and never checkpoints after it.
+        store
+            .tx(|tx| {
+                exec(
+                    tx,
+                    "INSERT INTO nonces (key, order_id) VALUES ('n1', 'po_1')",
+                    [],
+                )
+                .map_err(sql)
+            })
+            .await
+            .unwrap();
+        // The database file alone (the log ignored), as a checkpoint leaves it.
+        let in_file = || {
+            let uri = format!("file:{}?immutable=1", path.display());
+            let flags =
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+            let conn = Connection::open_with_flags(&uri, flags).unwrap();
+            conn.query_row("SELECT count(*) FROM nonces", [], |r| r.get::<_, i64>(0))
+                .unwrap_or(0)
+        };
+        let mut copied = false;
+        for _ in 0..100 {
+            if in_file() == 1 {
+                copied = true;
+                break;
+            }
+            tokio::time::sleep(CHECKPOINT_EVERY / 4).await;
+        }
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        assert!(copied, "the write never reached the database file");
     }
 }
