@@ -309,9 +309,15 @@ async fn create(
         ApiError::internal()
     })?;
     issued.record.name = body.name.0;
-    svc.store.create_api_key(&issued.record).await?;
+    // The answer (sealed) is kept for the Idempotency-Key by the key's own write: a retry
+    // after a crash replays this key, never creates a second one.
+    let resp = http::json(201, &with_secrets(&issued, now));
+    let completion = http::completion(&resp);
+    svc.store
+        .create_api_key(&issued.record, completion.as_ref())
+        .await?;
     tracing::info!(key_id = %issued.record.id, by = %ctx.key_id, "API key created");
-    Ok(http::json(201, &with_secrets(&issued, now)))
+    Ok(http::kept(resp))
 }
 
 async fn revoke(
@@ -356,7 +362,7 @@ async fn roll(
         .map_or(auth::ROLL_GRACE_DEFAULT_SECS, |g| g.0);
     let (issued, until) = auth::roll_api_key(&old, grace, master(svc)?, now);
     // The new key first: if the expiry write fails, the caller retries with both working.
-    svc.store.create_api_key(&issued.record).await?;
+    svc.store.create_api_key(&issued.record, None).await?;
     let old = match svc.store.expire_api_key(id, until).await {
         Ok(k) => k,
         Err(StoreError::NotFound) => {

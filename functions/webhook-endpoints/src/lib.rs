@@ -405,8 +405,14 @@ async fn create(
         updated_at: now,
         version: 1,
     };
-    svc.store.create_endpoint(&endpoint).await?;
-    Ok(http::json(201, &with_secret(&endpoint, &secret)))
+    // The answer (sealed) is kept for the Idempotency-Key by the endpoint's own write: a
+    // retry after a crash replays this endpoint, never creates a second one.
+    let resp = http::json(201, &with_secret(&endpoint, &secret));
+    let completion = http::completion(&resp);
+    svc.store
+        .create_endpoint(&endpoint, completion.as_ref())
+        .await?;
+    Ok(http::kept(resp))
 }
 
 /// Applies `change` to the stored endpoint, re-reading on a concurrent write.

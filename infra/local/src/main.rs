@@ -299,7 +299,7 @@ async fn run() -> anyhow::Result<()> {
             )
             .map_err(anyhow::Error::msg)?;
             issued.record.name = name.trim().to_owned();
-            store.create_api_key(&issued.record).await?;
+            store.create_api_key(&issued.record, None).await?;
             operator_audit(
                 &*store,
                 &org_id,

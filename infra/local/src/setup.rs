@@ -216,7 +216,7 @@ pub async fn create_org(
     let issued = auth::issue_api_key(&org.id, KeyMode::Test, vec![Scope::All], master, now, fixed)
         .map_err(anyhow::Error::msg)?;
     store.create_organization(&org).await?;
-    store.create_api_key(&issued.record).await?;
+    store.create_api_key(&issued.record, None).await?;
     // Test mode settles on test networks (native coin and one token each).
     for &(chain, address, token) in DEMO_WALLETS {
         let chain_id = ChainId::new(chain).expect("valid chain id");

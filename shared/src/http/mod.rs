@@ -274,13 +274,25 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
-    let keep = None::<fn(&IdempotencyScope, String) -> String>;
-    idempotent_with(store, ctx, req, request_id, f, keep, |_, b| Ok(b)).await
+    idempotent_with(store, ctx, req, request_id, f, None, |_, b| Ok(b)).await
 }
 
+/// How an answer holding a secret is kept for replays ([`idempotent_sealed`]).
+type Seal = std::sync::Arc<dyn Fn(&IdempotencyScope, String) -> String + Send + Sync>;
+
 tokio::task_local! {
-    /// The idempotency key the running request holds ([`idempotent`]).
-    static HELD: IdempotencyHold;
+    /// The idempotency key the running request holds ([`idempotent`]), and how its answer
+    /// is kept when it holds a secret.
+    static HELD: (IdempotencyHold, Option<Seal>);
+}
+
+/// An answer's body as kept for replays: as it is, or sealed.
+fn kept_body(resp: &Response<Body>, scope: &IdempotencyScope, seal: Option<&Seal>) -> String {
+    let body = body_text(resp);
+    match seal {
+        Some(seal) => seal(scope, body),
+        None => body,
+    }
 }
 
 /// Marks an answer whose idempotency key was completed with its change ([`completion`]).
@@ -292,11 +304,11 @@ struct KeptWithChange;
 /// ([`crate::model::NewOrder::completing`], [`crate::model::OrderUpdate::completing`]).
 /// `None` without a key. Once that write succeeds, answer [`kept`]`(resp)`.
 pub fn completion(resp: &Response<Body>) -> Option<IdempotencyCompletion> {
-    HELD.try_with(|hold| IdempotencyCompletion {
+    HELD.try_with(|(hold, seal)| IdempotencyCompletion {
         hold: hold.clone(),
         response: StoredResponse {
             status: resp.status().as_u16(),
-            body: body_text(resp),
+            body: kept_body(resp, &hold.scope, seal.as_ref()),
         },
         at: Timestamp::now(),
     })
@@ -334,8 +346,10 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
-    let keep =
-        |scope: &IdempotencyScope, body: String| master.seal(&kept_response_context(scope), &body);
+    let master_key = master.clone();
+    let seal: Seal = std::sync::Arc::new(move |scope: &IdempotencyScope, body: String| {
+        master_key.seal(&kept_response_context(scope), &body)
+    });
     let reveal = |scope: &IdempotencyScope, kept: String| {
         master
             .open(&kept_response_context(scope), &kept)
@@ -344,7 +358,7 @@ where
                 ApiError::internal()
             })
     };
-    idempotent_with(store, ctx, req, request_id, f, Some(keep), reveal).await
+    idempotent_with(store, ctx, req, request_id, f, Some(seal), reveal).await
 }
 
 /// What a sealed kept response is bound to.
@@ -352,16 +366,16 @@ fn kept_response_context(scope: &IdempotencyScope) -> String {
     format!("idempotent-response:{}", scope.storage_key())
 }
 
-/// The idempotency flow; `keep` turns a final answer's body into what is stored (`None`: as
-/// it is, and then the handler may keep it with its change: [`completion`]), and `reveal` a
-/// stored body back into the answer.
+/// The idempotency flow; `seal` turns a final answer's body into what is stored (`None`: as
+/// it is), and `reveal` a stored body back into the answer. The handler may keep its answer
+/// with its change ([`completion`], [`kept`]).
 async fn idempotent_with<F, Fut>(
     store: &dyn IdempotencyStore,
     ctx: &AuthContext,
     req: &Request,
     request_id: &str,
     f: F,
-    keep: Option<impl FnOnce(&IdempotencyScope, String) -> String>,
+    seal: Option<Seal>,
     reveal: impl FnOnce(&IdempotencyScope, String) -> Result<String, ApiError>,
 ) -> Result<Response<Body>, ApiError>
 where
@@ -411,25 +425,16 @@ where
             "this Idempotency-Key was used with a different request",
         )),
         IdempotencyBegin::Started(hold) => {
-            let outcome = match keep {
-                // Sealed answers are kept here, never by the handler's write.
-                Some(_) => f().await,
-                None => HELD.scope(hold.clone(), f()).await,
-            };
+            let outcome = HELD.scope((hold.clone(), seal.clone()), f()).await;
             let (resp, code) = match outcome {
                 Ok(r) => (r, None),
                 Err(e) => (error_response(&e, request_id), Some(e.code)),
             };
             let status = resp.status().as_u16();
-            // Only a plain key can be kept by the change (a sealed answer never is).
-            if keep.is_none() && resp.extensions().get::<KeptWithChange>().is_some() {
+            if resp.extensions().get::<KeptWithChange>().is_some() {
                 // Completed by the change's own write.
             } else if is_final_outcome(status, code) {
-                let body = body_text(&resp);
-                let body = match keep {
-                    Some(keep) => keep(&scope, body),
-                    None => body,
-                };
+                let body = kept_body(&resp, &scope, seal.as_ref());
                 let kept = store
                     .idempotency_complete(&hold, &StoredResponse { status, body }, Timestamp::now())
                     .await?;

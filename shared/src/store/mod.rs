@@ -255,8 +255,14 @@ pub trait RateLimitStore: Send + Sync {
 
 #[async_trait]
 pub trait KeyStore: Send + Sync {
-    /// Stores a new key record; `AlreadyExists` if the id or hash is taken.
-    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    /// Stores a new key record; `AlreadyExists` if the id or hash is taken. With
+    /// `completing`, the request's idempotency key is completed in the same write (see
+    /// [`IdempotencyCompletion`]).
+    async fn create_api_key(
+        &self,
+        key: &ApiKey,
+        completing: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<()>;
     async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
     async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>>;
     /// A key of `org` in `mode` by id, in one read where the adapter can (what every
@@ -389,8 +395,13 @@ pub trait AnalyticsStore: Send + Sync {
 
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
-    /// `AlreadyExists` if the id is taken.
-    async fn create_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()>;
+    /// `AlreadyExists` if the id is taken. With `completing`, the request's idempotency key
+    /// is completed in the same write (see [`IdempotencyCompletion`]).
+    async fn create_endpoint(
+        &self,
+        e: &WebhookEndpoint,
+        completing: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<()>;
     async fn get_endpoint(
         &self,
         org: &OrgId,

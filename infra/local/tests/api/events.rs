@@ -65,7 +65,7 @@ async fn seeded() -> Services {
         Some((KEY_TEXT.into(), "ss_sample_events_secret_0000000000".into())),
     )
     .unwrap();
-    store.create_api_key(&issued.record).await.unwrap();
+    store.create_api_key(&issued.record, None).await.unwrap();
     for id in [GET_ID, CANCEL_ID] {
         let mut order = payorders::testing::order(&org.id, false, now);
         order.id = OrderId::parse(id).unwrap();
@@ -198,7 +198,7 @@ async fn seed_endpoint(svc: &Services, url: &str) -> WebhookEndpoint {
         svc.master.as_ref().unwrap(),
         Timestamp::now(),
     );
-    svc.store.create_endpoint(&e).await.unwrap();
+    svc.store.create_endpoint(&e, None).await.unwrap();
     e
 }
 

@@ -232,7 +232,7 @@ pub async fn issue(
     scopes: Vec<Scope>,
 ) -> Caller {
     let k = auth::issue_api_key(org, mode, scopes, master, Timestamp::now(), None).unwrap();
-    store.create_api_key(&k.record).await.unwrap();
+    store.create_api_key(&k.record, None).await.unwrap();
     caller(org, k)
 }
 

@@ -508,7 +508,7 @@ async fn ssrf_refusals_at_create_and_at_delivery() {
     );
     let (sneaky, _) =
         payorders::testing::endpoint(&app.a.org_id, true, &url, &app.master, Timestamp::now());
-    app.store.create_endpoint(&sneaky).await.unwrap();
+    app.store.create_endpoint(&sneaky, None).await.unwrap();
     app.create_deposit(&app.a_live, &json!({})).await;
     let d = eventually(async || {
         let list = app
@@ -728,8 +728,12 @@ fn take(flag: &AtomicU32) -> bool {
 
 #[async_trait::async_trait]
 impl WebhookStore for FlakyStore {
-    async fn create_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()> {
-        self.inner.create_endpoint(e).await
+    async fn create_endpoint(
+        &self,
+        e: &WebhookEndpoint,
+        c: Option<&payorders::store::IdempotencyCompletion>,
+    ) -> StoreResult<()> {
+        self.inner.create_endpoint(e, c).await
     }
     async fn get_endpoint(
         &self,
@@ -798,7 +802,7 @@ async fn dispatch_survives_each_step_failing_once() {
             &master,
             now,
         );
-        store.create_endpoint(&e).await.unwrap();
+        store.create_endpoint(&e, None).await.unwrap();
         endpoint_ids.push(e.id);
     }
     let new = NewOrder::new(payorders::testing::order(&org.id, false, now)).unwrap();
@@ -918,7 +922,7 @@ async fn pending_deliveries(
     let mut deliveries = Vec::new();
     for url in urls {
         let (ep, _) = payorders::testing::endpoint(&org.id, false, url, &master, now);
-        store.create_endpoint(&ep).await.unwrap();
+        store.create_endpoint(&ep, None).await.unwrap();
         let d = Delivery {
             id: Delivery::id_for(&event.id, Some(&ep.id)),
             organization_id: org.id.clone(),

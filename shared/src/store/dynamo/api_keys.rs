@@ -68,20 +68,19 @@ impl DynamoStore {
 
 #[async_trait]
 impl KeyStore for DynamoStore {
-    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+    async fn create_api_key(
+        &self,
+        key: &ApiKey,
+        completing: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<()> {
         let mut pointer = base_item(format!("KEY#{}", key.id), "KEY");
         pointer.insert("key_hash".into(), s(&key.key_hash));
-        match self
-            .transact(vec![
-                self.put(record_item(key), NEW)?,
-                self.put(pointer, NEW)?,
-                self.put(listing_item(key), NEW)?,
-            ])
-            .await?
-        {
-            Ok(()) => Ok(()),
-            Err(_) => Err(StoreError::AlreadyExists),
-        }
+        let puts = vec![
+            self.put(record_item(key), NEW)?,
+            self.put(pointer, NEW)?,
+            self.put(listing_item(key), NEW)?,
+        ];
+        self.create_completing(puts, completing).await
     }
 
     async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {

@@ -49,6 +49,32 @@ pub(super) fn completion_put(
         .map_err(StoreError::unavailable)
 }
 
+impl DynamoStore {
+    /// Writes new records (`puts`, each conditioned on being new) and, with `completing`,
+    /// the request's idempotency key, in one transaction: `IdempotencyKeyTakenOver` if the
+    /// key is no longer the request's, else `AlreadyExists` if it was refused.
+    pub(super) async fn create_completing(
+        &self,
+        mut puts: Vec<Put>,
+        completing: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<()> {
+        let at = puts.len();
+        puts.extend(completion_put(&self.table, completing)?);
+        match self.transact(puts).await? {
+            Ok(()) => Ok(()),
+            Err(failed)
+                if completing.is_some()
+                    && failed
+                        .iter()
+                        .any(|(i, c)| *i == at && failed_code_is_condition(c)) =>
+            {
+                Err(StoreError::IdempotencyKeyTakenOver)
+            }
+            Err(_) => Err(StoreError::AlreadyExists),
+        }
+    }
+}
+
 /// The names and values of [`HELD`] for `hold`.
 fn held_by(hold: &IdempotencyHold) -> (HashMap<String, String>, Item) {
     let names = HashMap::from([("#st".to_owned(), "state".to_owned())]);

@@ -27,14 +27,13 @@ fn delivery_item(d: &Delivery) -> Item {
 
 #[async_trait]
 impl WebhookStore for DynamoStore {
-    async fn create_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()> {
-        match self
-            .transact(vec![self.put(endpoint_item(e), NEW)?])
-            .await?
-        {
-            Ok(()) => Ok(()),
-            Err(_) => Err(StoreError::AlreadyExists),
-        }
+    async fn create_endpoint(
+        &self,
+        e: &WebhookEndpoint,
+        completing: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<()> {
+        let puts = vec![self.put(endpoint_item(e), NEW)?];
+        self.create_completing(puts, completing).await
     }
 
     async fn get_endpoint(

@@ -5,14 +5,20 @@ use rusqlite::params;
 
 #[async_trait]
 impl KeyStore for EmbeddedStore {
-    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+    async fn create_api_key(
+        &self,
+        key: &ApiKey,
+        completing: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<()> {
         let (id, hash, doc) = (key.id.to_string(), key.key_hash.clone(), to_doc(key));
+        let completing = completing.cloned();
         self.tx(move |tx| {
             insert_new(
                 tx,
                 "INSERT INTO api_keys (id, key_hash, doc) VALUES (?1, ?2, ?3)",
                 params![id, hash, doc],
-            )
+            )?;
+            super::idempotency::write_completion(tx, completing.as_ref())
         })
         .await
     }

@@ -7,8 +7,12 @@ use rusqlite::params;
 
 #[async_trait]
 impl WebhookStore for EmbeddedStore {
-    async fn create_endpoint(&self, e: &WebhookEndpoint) -> StoreResult<()> {
-        let e = e.clone();
+    async fn create_endpoint(
+        &self,
+        e: &WebhookEndpoint,
+        completing: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<()> {
+        let (e, completing) = (e.clone(), completing.cloned());
         self.tx(move |tx| {
             insert_new(tx, "INSERT INTO webhook_endpoints (id, org_id, mode, sort_key, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![
                     e.id.as_str(),
@@ -17,7 +21,8 @@ impl WebhookStore for EmbeddedStore {
                     sort_key(e.created_at, e.id.as_str()),
                     e.version as i64,
                     to_doc(&e)
-                ])
+                ])?;
+            super::idempotency::write_completion(tx, completing.as_ref())
         })
         .await
     }

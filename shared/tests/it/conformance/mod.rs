@@ -39,6 +39,7 @@ all_adapters!(
     idempotency_life_cycle,
     idempotency_kept_by_the_change_or_not_at_all,
     idempotency_taken_over_keeps_nothing,
+    endpoints_and_keys_keep_their_idempotency_key,
     duplicate_nonce,
     event_exists_iff_transition_written,
     list_events_by_type_and_page,
@@ -105,7 +106,7 @@ async fn organizations_and_api_keys(store: &dyn Store) {
         revoked_at: None,
         expires_at: None,
     };
-    store.create_api_key(&key).await.unwrap();
+    store.create_api_key(&key, None).await.unwrap();
     assert_eq!(
         store.get_api_key_by_hash(&material.hash).await.unwrap(),
         Some(key.clone())
@@ -117,7 +118,7 @@ async fn organizations_and_api_keys(store: &dyn Store) {
         ..key.clone()
     };
     assert!(matches!(
-        store.create_api_key(&dup).await,
+        store.create_api_key(&dup, None).await,
         Err(StoreError::AlreadyExists)
     ));
     assert_eq!(store.get_api_key(&dup.id).await.unwrap(), None);
@@ -170,7 +171,7 @@ async fn api_keys_listed_revoked_and_expired(store: &dyn Store) {
     let live = api_key(&org, KeyMode::Live, t0().plus_seconds(5));
     let foreign = api_key(&other, KeyMode::Test, t0());
     for k in [&older, &newer, &live, &foreign] {
-        store.create_api_key(k).await.unwrap();
+        store.create_api_key(k, None).await.unwrap();
     }
     let ids = |keys: Vec<ApiKey>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
     assert_eq!(
@@ -1073,6 +1074,70 @@ async fn idempotency_taken_over_keeps_nothing(store: &dyn Store) {
     );
 }
 
+/// Creating a webhook endpoint or an API key completes the request's idempotency key in
+/// the same write: kept together (a retry after a crash replays the answer, never makes a
+/// second endpoint or key), refused together (a record already there, or a key a retry
+/// took over: nothing written, the key as it was).
+async fn endpoints_and_keys_keep_their_idempotency_key(store: &dyn Store) {
+    use IdempotencyBegin::*;
+    let org = OrgId::generate();
+    let now = t0();
+    let later = now.plus_seconds(IDEMPOTENCY_LOCK_SECS + 1);
+
+    // An endpoint, written with its key: replayed once the lock has run out.
+    let e = endpoint(&org, false, now);
+    let c = take_key(store, &org, "ep-1", "fp-ep", r#"{"id":"we"}"#, now).await;
+    store.create_endpoint(&e, Some(&c)).await.unwrap();
+    assert_eq!(
+        store.get_endpoint(&org, &e.id).await.unwrap(),
+        Some(e.clone())
+    );
+    assert_eq!(retry(store, &c, later).await, Replay(c.response.clone()));
+    // The same endpoint again under another key: refused, that key still in flight.
+    let again = take_key(store, &org, "ep-2", "fp-ep2", "{}", now).await;
+    assert!(matches!(
+        store.create_endpoint(&e, Some(&again)).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(retry(store, &again, now).await, InFlight);
+    // A request that outlived its lock: no endpoint, and its retry still holds the key.
+    let stalled = take_key(store, &org, "ep-3", "fp-ep3", "{}", now).await;
+    let retried = take_key(store, &org, "ep-3", "fp-ep3", "{}", later).await;
+    let late = endpoint(&org, false, now.plus_seconds(1));
+    assert!(matches!(
+        store.create_endpoint(&late, Some(&stalled)).await,
+        Err(StoreError::IdempotencyKeyTakenOver)
+    ));
+    assert_eq!(store.get_endpoint(&org, &late.id).await.unwrap(), None);
+    assert_eq!(retry(store, &retried, later).await, InFlight);
+
+    // An API key, the same three ways.
+    let k = api_key(&org, KeyMode::Test, now);
+    let c = take_key(store, &org, "key-1", "fp-key", r#"{"id":"key"}"#, now).await;
+    store.create_api_key(&k, Some(&c)).await.unwrap();
+    assert_eq!(store.get_api_key(&k.id).await.unwrap(), Some(k.clone()));
+    assert_eq!(retry(store, &c, later).await, Replay(c.response.clone()));
+    let again = take_key(store, &org, "key-2", "fp-key2", "{}", now).await;
+    assert!(matches!(
+        store.create_api_key(&k, Some(&again)).await,
+        Err(StoreError::AlreadyExists)
+    ));
+    assert_eq!(retry(store, &again, now).await, InFlight);
+    let stalled = take_key(store, &org, "key-3", "fp-key3", "{}", now).await;
+    let retried = take_key(store, &org, "key-3", "fp-key3", "{}", later).await;
+    let late = api_key(&org, KeyMode::Test, now.plus_seconds(1));
+    assert!(matches!(
+        store.create_api_key(&late, Some(&stalled)).await,
+        Err(StoreError::IdempotencyKeyTakenOver)
+    ));
+    assert_eq!(store.get_api_key(&late.id).await.unwrap(), None);
+    assert_eq!(
+        store.get_api_key_by_hash(&late.key_hash).await.unwrap(),
+        None
+    );
+    assert_eq!(retry(store, &retried, later).await, InFlight);
+}
+
 async fn duplicate_nonce(store: &dyn Store) {
     let org = OrgId::generate();
     let mut first = order(&org, false, t0());
@@ -1368,10 +1433,10 @@ async fn webhook_endpoints_crud_and_versions(store: &dyn Store) {
     let b = endpoint(&org, false, t0().plus_seconds(1));
     let live = endpoint(&org, true, t0());
     for e in [&a, &b, &live] {
-        store.create_endpoint(e).await.unwrap();
+        store.create_endpoint(e, None).await.unwrap();
     }
     assert!(matches!(
-        store.create_endpoint(&a).await,
+        store.create_endpoint(&a, None).await,
         Err(StoreError::AlreadyExists)
     ));
     assert_eq!(
