@@ -52,7 +52,7 @@ pub(super) fn completion_put(
 impl DynamoStore {
     /// Writes new records (`puts`, each conditioned on being new) and, with `completing`,
     /// the request's idempotency key, in one transaction: `IdempotencyKeyTakenOver` if the
-    /// key is no longer the request's, else `AlreadyExists` if it was refused.
+    /// key is no longer the request's, `AlreadyExists` if a record was there.
     pub(super) async fn create_completing(
         &self,
         mut puts: Vec<Put>,
@@ -70,7 +70,11 @@ impl DynamoStore {
             {
                 Err(StoreError::IdempotencyKeyTakenOver)
             }
-            Err(_) => Err(StoreError::AlreadyExists),
+            Err(failed) if failed.iter().any(|(_, c)| failed_code_is_condition(c)) => {
+                Err(StoreError::AlreadyExists)
+            }
+            // A conflict with another write of the same items, a throttled item: retryable.
+            Err(failed) => Err(cancelled(&failed)),
         }
     }
 }

@@ -13,6 +13,17 @@ impl ClaimStore for EmbeddedStore {
     ) -> StoreResult<bool> {
         let key = key.to_owned();
         self.tx_lazy(move |tx| {
+            // Expired claims are dropped as they are met (DynamoDB's TTL does it there), so
+            // the table holds only the live ones: every signed request leaves one. Claims
+            // expire in about the order they were made (a signature's time plus a fixed
+            // window), so the oldest few rows are the ones to look at: no index to keep up.
+            exec(
+                tx,
+                "DELETE FROM claims WHERE rowid IN \
+                     (SELECT rowid FROM claims ORDER BY rowid LIMIT 4) AND expires_at < ?1",
+                params![now.unix()],
+            )
+            .map_err(sql)?;
             let changed = exec(
                 tx,
                 "INSERT INTO claims (key, expires_at) VALUES (?1, ?2) \

@@ -145,36 +145,6 @@ struct Readers {
 /// How many read-only connections a file store keeps.
 const READERS: usize = 4;
 
-/// The writer's page cache (KiB).
-const WRITER_CACHE_KIB: i64 = 64 * 1024;
-
-/// How often the checkpointer copies what the log holds into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Starts the thread that copies the write-ahead log into the database file every
-/// [`CHECKPOINT_EVERY`] (a passive checkpoint, which never blocks the writer or a reader),
-/// instead of SQLite's automatic checkpoint at one of the writer's commits. It stops once the store is dropped (`alive` is gone).
-fn checkpointer(path: &Path, alive: std::sync::Weak<Readers>) -> StoreResult<()> {
-    let conn = Connection::open(path).map_err(StoreError::unavailable)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(StoreError::unavailable)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 0)
-        .map_err(StoreError::unavailable)?;
-    std::thread::Builder::new()
-        .name("sqlite-checkpoint".into())
-        .spawn(move || {
-            while alive.strong_count() > 0 {
-                std::thread::sleep(CHECKPOINT_EVERY);
-                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                if let Err(e) = done {
-                    tracing::warn!(error = %e, "a checkpoint of the store failed");
-                }
-            }
-        })
-        .map_err(StoreError::unavailable)?;
-    Ok(())
-}
-
 /// Prepared statements kept per connection: every statement of the hot paths.
 const STATEMENT_CACHE: usize = 64;
 
@@ -213,12 +183,6 @@ impl EmbeddedStore {
             .map_err(StoreError::unavailable)?;
         conn.execute_batch(SCHEMA)
             .map_err(StoreError::unavailable)?;
-        // The writer keeps the pages it writes in memory (nobody else changes them), and
-        // leaves copying the log into the database to the checkpointer thread.
-        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
-            .map_err(StoreError::unavailable)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(StoreError::unavailable)?;
         let mut conns = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
@@ -236,7 +200,6 @@ impl EmbeddedStore {
             conns,
             next: Default::default(),
         });
-        checkpointer(path, Arc::downgrade(&readers))?;
         Ok(Self {
             writer: writer::Writer::start(conn)?,
             readers: Some(readers),
@@ -512,53 +475,42 @@ mod tests {
         );
     }
 
-    /// What the writer commits reaches the database file itself without another write
-    /// (the checkpointer copies the log), while the writer's own automatic checkpoint is off.
+    /// Expired single-use claims are dropped as new ones are made (every signed request
+    /// makes one), and an expired claim can be made again.
     #[tokio::test]
-    async fn the_log_is_copied_into_the_database_off_the_writer() {
-        let path = std::env::temp_dir().join(format!(
-            "payorders-checkpoint-{}.db",
-            OrderId::generate().as_str()
-        ));
-        let store = EmbeddedStore::open(&path).unwrap();
-        let auto: i64 = store
-            .tx(|tx| row(tx, "PRAGMA wal_autocheckpoint", [], |r| r.get(0)).map_err(sql))
-            .await
-            .unwrap();
-        assert_eq!(auto, 0, "the writer leaves checkpoints to the checkpointer");
-        // A durable write: the writer syncs the log and never checkpoints after it.
-        store
-            .tx(|tx| {
-                exec(
-                    tx,
-                    "INSERT INTO nonces (key, order_id) VALUES ('n1', 'po_1')",
-                    [],
-                )
-                .map_err(sql)
-            })
-            .await
-            .unwrap();
-        // The database file alone (the log ignored), as a checkpoint leaves it.
-        let in_file = || {
-            let uri = format!("file:{}?immutable=1", path.display());
-            let flags =
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-            let conn = Connection::open_with_flags(&uri, flags).unwrap();
-            conn.query_row("SELECT count(*) FROM nonces", [], |r| r.get::<_, i64>(0))
-                .unwrap_or(0)
+    async fn expired_claims_are_dropped() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        let t0 = Timestamp::parse("2026-06-01T12:00:00Z").unwrap();
+        let claim = async |k: &str, at: Timestamp| {
+            store.claim_once(k, at, at.plus_seconds(10)).await.unwrap()
         };
-        let mut copied = false;
-        for _ in 0..100 {
-            if in_file() == 1 {
-                copied = true;
-                break;
-            }
-            tokio::time::sleep(CHECKPOINT_EVERY / 4).await;
+        let live = async || -> Vec<String> {
+            store
+                .tx(|tx| {
+                    let mut st = tx
+                        .prepare("SELECT key FROM claims ORDER BY key")
+                        .map_err(sql)?;
+                    let keys = st.query_map([], |r| r.get(0)).map_err(sql)?;
+                    keys.collect::<Result<_, _>>().map_err(sql)
+                })
+                .await
+                .unwrap()
+        };
+        let old: Vec<String> = (0..10).map(|i| format!("old-{i:02}")).collect();
+        for k in &old {
+            assert!(claim(k, t0).await);
         }
-        drop(store);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        assert!(!claim("old-00", t0).await, "a live claim is not made twice");
+        // A claim made before they expire drops none of them.
+        assert!(claim("mid", t0.plus_seconds(5)).await);
+        assert_eq!(live().await.len(), 11);
+        // Once they have expired, the next claims drop them, a few at a time.
+        let later = t0.plus_seconds(11);
+        for k in ["new-1", "new-2", "new-3"] {
+            assert!(claim(k, later).await);
         }
-        assert!(copied, "the write never reached the database file");
+        assert_eq!(live().await, ["mid", "new-1", "new-2", "new-3"]);
+        // An expired claim can be made again.
+        assert!(claim("old-00", later).await);
     }
 }
