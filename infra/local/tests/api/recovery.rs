@@ -104,6 +104,26 @@ impl HostProcess {
         body
     }
 
+    /// A DEPOSIT order of 10 test tokens created from `order` (its fields), with its
+    /// payment details asked for in that token: its id.
+    async fn deposit_to_pay(&self, order: Value) -> String {
+        let mut body = json!({"mode": "DEPOSIT", "amount": "10", "currency": token()});
+        body.as_object_mut()
+            .unwrap()
+            .extend(order.as_object().unwrap().clone());
+        let created = self
+            .call(reqwest::Method::POST, "/pay-orders", Some(body))
+            .await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        self.call(
+            reqwest::Method::POST,
+            &format!("/pay-orders/{id}/payment-details"),
+            Some(json!({"source_currency": token()})),
+        )
+        .await;
+        id
+    }
+
     async fn order(&self, id: &str) -> Value {
         self.call(reqwest::Method::GET, &format!("/pay-orders/{id}"), None)
             .await
@@ -133,24 +153,9 @@ async fn a_host_killed_mid_confirmation_resumes_its_orders_after_a_restart() {
 
     // An order needing 3 confirmations, paid by a real transfer: AWAITING_CONFIRMATION.
     let recipient = anvil::fresh_address();
-    let currency = json!({"chain_id": 31337, "address": anvil::TOKEN});
-    let created = host
-        .call(
-            reqwest::Method::POST,
-            "/pay-orders",
-            Some(
-                json!({"mode": "DEPOSIT", "amount": "10", "currency": currency,
-                "recipient": recipient.to_string(), "confirmations": 3}),
-            ),
-        )
+    let id = host
+        .deposit_to_pay(json!({"recipient": recipient.to_string(), "confirmations": 3}))
         .await;
-    let id = created["id"].as_str().unwrap().to_owned();
-    host.call(
-        reqwest::Method::POST,
-        &format!("/pay-orders/{id}/payment-details"),
-        Some(json!({"source_currency": currency})),
-    )
-    .await;
     let hash = anvil::send_token(&chain.url, recipient, U256::from(10_000_000u64), None).await;
     let paid = host
         .call(
@@ -186,6 +191,11 @@ async fn a_host_killed_mid_confirmation_resumes_its_orders_after_a_restart() {
 }
 
 /// A fresh directory for one host's data.
+/// The test token on the local chain, as an order's `currency`.
+fn token() -> Value {
+    json!({"chain_id": 31337, "address": anvil::TOKEN})
+}
+
 fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "payorders-recovery-{}",
@@ -348,7 +358,7 @@ async fn a_host_killed_amid_concurrent_creates_keeps_each_key_with_its_order() {
             for n in 0..50 {
                 let body = serde_json::to_vec(&json!({
                     "mode": "DEPOSIT", "amount": format!("{}.{n:06}", worker + 1),
-                    "currency": {"chain_id": 31337, "address": anvil::TOKEN},
+                    "currency": token(),
                     "recipient": recipient,
                 }))
                 .unwrap();
@@ -451,26 +461,10 @@ async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
 
     // Orders paid on the sandbox (test mode), one per sender so that refunds do not queue
     // behind one another's version.
-    let currency = json!({"chain_id": 31337, "address": anvil::TOKEN});
     let mut orders = Vec::new();
     for _ in 0..6 {
-        let o = host
-            .call(
-                reqwest::Method::POST,
-                "/pay-orders",
-                Some(
-                    json!({"mode": "DEPOSIT", "amount": "10", "currency": currency,
-                    "recipient": anvil::fresh_address().to_string()}),
-                ),
-            )
-            .await;
-        let id = o["id"].as_str().unwrap().to_owned();
-        host.call(
-            reqwest::Method::POST,
-            &format!("/pay-orders/{id}/payment-details"),
-            Some(json!({"source_currency": currency})),
-        )
-        .await;
+        let recipient = anvil::fresh_address().to_string();
+        let id = host.deposit_to_pay(json!({"recipient": recipient})).await;
         host.call(
             reqwest::Method::POST,
             &format!("/pay-orders/{id}/simulate-payment"),

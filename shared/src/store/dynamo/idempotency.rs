@@ -28,25 +28,45 @@ fn idempotency_item(scope: &IdempotencyScope, r: &IdempotencyRecord) -> Item {
     item
 }
 
-/// Inside a change's transaction: its request's idempotency key, completed, on the
-/// condition that the request still holds it (the transaction is refused otherwise); nothing
-/// without one.
-pub(super) fn completion_put(
+/// `hold`'s key completed with `response`, on the condition that the request still holds
+/// it ([`HELD`]).
+fn completed_put(
     table: &str,
-    c: Option<&IdempotencyCompletion>,
-) -> StoreResult<Option<Put>> {
-    let Some(c) = c else { return Ok(None) };
-    let done = IdempotencyRecord::completed(&c.hold.fingerprint, &c.response, c.at);
-    let (names, values) = held_by(&c.hold);
+    hold: &IdempotencyHold,
+    response: &StoredResponse,
+    at: Timestamp,
+) -> StoreResult<Put> {
+    let done = IdempotencyRecord::completed(&hold.fingerprint, response, at);
+    let (names, values) = held_by(hold);
     Put::builder()
         .table_name(table)
-        .set_item(Some(idempotency_item(&c.hold.scope, &done)))
+        .set_item(Some(idempotency_item(&hold.scope, &done)))
         .condition_expression(HELD)
         .set_expression_attribute_names(Some(names))
         .set_expression_attribute_values(Some(values))
         .build()
-        .map(Some)
         .map_err(StoreError::unavailable)
+}
+
+/// Inside a change's transaction: its request's idempotency key, completed on the condition
+/// that the request still holds it (the transaction is refused otherwise); nothing without
+/// one.
+pub(super) fn completion_put(
+    table: &str,
+    c: Option<&IdempotencyCompletion>,
+) -> StoreResult<Option<Put>> {
+    c.map(|c| completed_put(table, &c.hold, &c.response, c.at))
+        .transpose()
+}
+
+/// Whether a cancelled transaction was refused because the completion put at `at` (when
+/// there is one) found the key no longer its request's.
+pub(super) fn taken_over(
+    failed: &[(usize, String)],
+    at: usize,
+    c: Option<&IdempotencyCompletion>,
+) -> bool {
+    c.is_some() && refused_at(failed, at)
 }
 
 impl DynamoStore {
@@ -62,12 +82,7 @@ impl DynamoStore {
         puts.extend(completion_put(&self.table, completing)?);
         match self.transact(puts).await? {
             Ok(()) => Ok(()),
-            Err(failed)
-                if completing.is_some()
-                    && failed
-                        .iter()
-                        .any(|(i, c)| *i == at && failed_code_is_condition(c)) =>
-            {
+            Err(failed) if taken_over(&failed, at, completing) => {
                 Err(StoreError::IdempotencyKeyTakenOver)
             }
             Err(failed) if failed.iter().any(|(_, c)| failed_code_is_condition(c)) => {
@@ -150,19 +165,9 @@ impl IdempotencyStore for DynamoStore {
         response: &StoredResponse,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let done = IdempotencyRecord::completed(&hold.fingerprint, response, now);
-        let (names, values) = held_by(hold);
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(idempotency_item(&hold.scope, &done)))
-            .condition_expression(HELD)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        held_or_not(res)
+        // One put: a conditional PutItem, whose refusal means the key is not the hold's.
+        let put = completed_put(&self.table, hold, response, now)?;
+        Ok(self.transact(vec![put]).await?.is_ok())
     }
 
     async fn idempotency_release(&self, hold: &IdempotencyHold) -> StoreResult<()> {
@@ -178,24 +183,13 @@ impl IdempotencyStore for DynamoStore {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        // Not this request's any more, or completed meanwhile: it stays.
-        held_or_not(res).map(drop)
-    }
-}
-
-/// Whether a write conditioned on [`HELD`] was made (`false`: the key is not the hold's).
-fn held_or_not<T, E, R>(res: Result<T, SdkError<E, R>>) -> StoreResult<bool>
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    match res {
-        Ok(_) => Ok(true),
-        Err(SdkError::ServiceError(e))
-            if e.err().code() == Some("ConditionalCheckFailedException") =>
-        {
-            Ok(false)
+        match res {
+            Ok(_) => Ok(()),
+            // Not this request's any more, or completed meanwhile: it stays.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(fault(e)),
         }
-        Err(e) => Err(fault(e)),
     }
 }

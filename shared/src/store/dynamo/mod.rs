@@ -487,6 +487,13 @@ fn failed_code_is_condition(code: &str) -> bool {
     code == "ConditionalCheckFailed"
 }
 
+/// Whether the write at index `at` of a cancelled transaction was refused by its condition.
+fn refused_at(failed: &[(usize, String)], at: usize) -> bool {
+    failed
+        .iter()
+        .any(|(i, c)| *i == at && failed_code_is_condition(c))
+}
+
 /// What [`Guard::check`] requires, as the condition of a DynamoDB write: the record's
 /// `attr` still holds the expected value, or (nothing expected) there is no record.
 struct GuardCondition {

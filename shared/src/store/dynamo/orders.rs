@@ -103,14 +103,9 @@ impl OrderStore for DynamoStore {
         match self.transact(puts).await? {
             Ok(()) => Ok(()),
             Err(failed) => {
-                let refused = |at: usize| {
-                    failed
-                        .iter()
-                        .any(|(i, c)| *i == at && failed_code_is_condition(c))
-                };
-                if new.idempotency().is_some() && refused(completion) {
+                if super::idempotency::taken_over(&failed, completion, new.idempotency()) {
                     Err(StoreError::IdempotencyKeyTakenOver)
-                } else if o.nonce.is_some() && refused(2) {
+                } else if o.nonce.is_some() && refused_at(&failed, 2) {
                     Err(StoreError::DuplicateNonce)
                 } else if failed.iter().any(|(_, c)| failed_code_is_condition(c)) {
                     Err(StoreError::AlreadyExists)
@@ -162,11 +157,7 @@ impl OrderStore for DynamoStore {
                         return Err(guard.conflict());
                     }
                 }
-                if u.idempotency().is_some()
-                    && failed
-                        .iter()
-                        .any(|(i, c)| *i == completion && failed_code_is_condition(c))
-                {
+                if super::idempotency::taken_over(&failed, completion, u.idempotency()) {
                     return Err(StoreError::IdempotencyKeyTakenOver);
                 }
                 let claims = first_claim..first_claim + u.tx_claims().len();

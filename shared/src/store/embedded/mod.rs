@@ -196,13 +196,12 @@ impl EmbeddedStore {
             tune(&r)?;
             conns.push(Mutex::new(r));
         }
-        let readers = Arc::new(Readers {
-            conns,
-            next: Default::default(),
-        });
         Ok(Self {
             writer: writer::Writer::start(conn)?,
-            readers: Some(readers),
+            readers: Some(Arc::new(Readers {
+                conns,
+                next: Default::default(),
+            })),
         })
     }
 

@@ -1083,59 +1083,80 @@ async fn endpoints_and_keys_keep_their_idempotency_key(store: &dyn Store) {
     let org = OrgId::generate();
     let now = t0();
     let later = now.plus_seconds(IDEMPOTENCY_LOCK_SECS + 1);
+    let made = |at| {
+        [
+            Created::Endpoint(endpoint(&org, false, at)),
+            Created::Key(api_key(&org, KeyMode::Test, at)),
+        ]
+    };
+    for (first, late) in made(now).into_iter().zip(made(now.plus_seconds(1))) {
+        let name = first.name();
+        let key = |n: u8| format!("{name}-{n}");
+        // Written with its key: replayed once the lock has run out.
+        let c = take_key(store, &org, &key(1), &key(1), r#"{"id":"1"}"#, now).await;
+        first.create(store, Some(&c)).await.unwrap();
+        assert!(first.stored(store).await, "{name}");
+        assert_eq!(retry(store, &c, later).await, Replay(c.response.clone()));
+        // The same record again under another key: refused, that key still in flight.
+        let again = take_key(store, &org, &key(2), &key(2), "{}", now).await;
+        assert!(matches!(
+            first.create(store, Some(&again)).await,
+            Err(StoreError::AlreadyExists)
+        ));
+        assert_eq!(retry(store, &again, now).await, InFlight);
+        // A request that outlived its lock: nothing written, and its retry still holds
+        // the key.
+        let stalled = take_key(store, &org, &key(3), &key(3), "{}", now).await;
+        let retried = take_key(store, &org, &key(3), &key(3), "{}", later).await;
+        assert!(matches!(
+            late.create(store, Some(&stalled)).await,
+            Err(StoreError::IdempotencyKeyTakenOver)
+        ));
+        assert!(!late.stored(store).await, "{name}");
+        assert_eq!(retry(store, &retried, later).await, InFlight);
+    }
+}
 
-    // An endpoint, written with its key: replayed once the lock has run out.
-    let e = endpoint(&org, false, now);
-    let c = take_key(store, &org, "ep-1", "fp-ep", r#"{"id":"we"}"#, now).await;
-    store.create_endpoint(&e, Some(&c)).await.unwrap();
-    assert_eq!(
-        store.get_endpoint(&org, &e.id).await.unwrap(),
-        Some(e.clone())
-    );
-    assert_eq!(retry(store, &c, later).await, Replay(c.response.clone()));
-    // The same endpoint again under another key: refused, that key still in flight.
-    let again = take_key(store, &org, "ep-2", "fp-ep2", "{}", now).await;
-    assert!(matches!(
-        store.create_endpoint(&e, Some(&again)).await,
-        Err(StoreError::AlreadyExists)
-    ));
-    assert_eq!(retry(store, &again, now).await, InFlight);
-    // A request that outlived its lock: no endpoint, and its retry still holds the key.
-    let stalled = take_key(store, &org, "ep-3", "fp-ep3", "{}", now).await;
-    let retried = take_key(store, &org, "ep-3", "fp-ep3", "{}", later).await;
-    let late = endpoint(&org, false, now.plus_seconds(1));
-    assert!(matches!(
-        store.create_endpoint(&late, Some(&stalled)).await,
-        Err(StoreError::IdempotencyKeyTakenOver)
-    ));
-    assert_eq!(store.get_endpoint(&org, &late.id).await.unwrap(), None);
-    assert_eq!(retry(store, &retried, later).await, InFlight);
+/// A record whose creation can complete an idempotency key.
+enum Created {
+    Endpoint(WebhookEndpoint),
+    Key(ApiKey),
+}
 
-    // An API key, the same three ways.
-    let k = api_key(&org, KeyMode::Test, now);
-    let c = take_key(store, &org, "key-1", "fp-key", r#"{"id":"key"}"#, now).await;
-    store.create_api_key(&k, Some(&c)).await.unwrap();
-    assert_eq!(store.get_api_key(&k.id).await.unwrap(), Some(k.clone()));
-    assert_eq!(retry(store, &c, later).await, Replay(c.response.clone()));
-    let again = take_key(store, &org, "key-2", "fp-key2", "{}", now).await;
-    assert!(matches!(
-        store.create_api_key(&k, Some(&again)).await,
-        Err(StoreError::AlreadyExists)
-    ));
-    assert_eq!(retry(store, &again, now).await, InFlight);
-    let stalled = take_key(store, &org, "key-3", "fp-key3", "{}", now).await;
-    let retried = take_key(store, &org, "key-3", "fp-key3", "{}", later).await;
-    let late = api_key(&org, KeyMode::Test, now.plus_seconds(1));
-    assert!(matches!(
-        store.create_api_key(&late, Some(&stalled)).await,
-        Err(StoreError::IdempotencyKeyTakenOver)
-    ));
-    assert_eq!(store.get_api_key(&late.id).await.unwrap(), None);
-    assert_eq!(
-        store.get_api_key_by_hash(&late.key_hash).await.unwrap(),
-        None
-    );
-    assert_eq!(retry(store, &retried, later).await, InFlight);
+impl Created {
+    fn name(&self) -> &'static str {
+        match self {
+            Created::Endpoint(_) => "endpoint",
+            Created::Key(_) => "key",
+        }
+    }
+
+    async fn create(
+        &self,
+        store: &dyn Store,
+        c: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<()> {
+        match self {
+            Created::Endpoint(e) => store.create_endpoint(e, c).await,
+            Created::Key(k) => store.create_api_key(k, c).await,
+        }
+    }
+
+    /// Whether the store holds it, whole (an API key by id and by hash).
+    async fn stored(&self, store: &dyn Store) -> bool {
+        match self {
+            Created::Endpoint(e) => {
+                let got = store.get_endpoint(&e.organization_id, &e.id).await.unwrap();
+                got.is_some_and(|got| got == *e)
+            }
+            Created::Key(k) => {
+                let by_id = store.get_api_key(&k.id).await.unwrap();
+                let by_hash = store.get_api_key_by_hash(&k.key_hash).await.unwrap();
+                assert_eq!(by_id, by_hash, "a key is stored whole or not at all");
+                by_id.is_some_and(|got| got == *k)
+            }
+        }
+    }
 }
 
 async fn duplicate_nonce(store: &dyn Store) {
