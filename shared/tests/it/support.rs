@@ -1,6 +1,7 @@
 //! Test harness: fresh, isolated stores per test and sample data builders.
 
 use payorders::registry::{CurrencyRef, registry};
+use payorders::store::Store;
 use payorders::store::dynamo::{DynamoStore, create_table};
 use payorders::store::embedded::EmbeddedStore;
 use payorders::*;
@@ -43,10 +44,38 @@ pub async fn dynamo_store() -> DynamoStore {
     DynamoStore::new(client, table)
 }
 
-/// An embedded store in a fresh SQLite file (WAL mode, as `make dev` uses).
-pub async fn embedded_store() -> EmbeddedStore {
-    let path = std::env::temp_dir().join(format!("{}.db", unique("payorders-conformance")));
-    EmbeddedStore::open(&path).expect("open a SQLite file")
+/// An embedded store in a fresh SQLite file (WAL mode, as `make dev` uses), in a temporary
+/// directory removed with it.
+pub async fn embedded_store() -> TempStore {
+    let dir = tempfile::Builder::new()
+        .prefix("payorders-conformance-")
+        .tempdir()
+        .expect("a temporary directory");
+    let store = EmbeddedStore::open(&dir.path().join("store.db")).expect("open a SQLite file");
+    TempStore { store, _dir: dir }
+}
+
+/// An embedded store and the directory of its file (removed after the store is dropped).
+pub struct TempStore {
+    store: EmbeddedStore,
+    _dir: tempfile::TempDir,
+}
+
+/// A store adapter as the conformance suite takes it.
+pub trait Adapter {
+    fn store(&self) -> &dyn Store;
+}
+
+impl Adapter for TempStore {
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+}
+
+impl Adapter for DynamoStore {
+    fn store(&self) -> &dyn Store {
+        self
+    }
 }
 
 pub fn base_usdc() -> registry::Currency {

@@ -7,7 +7,6 @@ use payorders::queue::{Outcome, Queue, QueueError};
 use payorders::store::{ListWindow, Page, StoreError, StoreResult, Versioned, WebhookStore};
 use payorders::*;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -15,7 +14,8 @@ use std::time::Duration;
 /// The Python receiver, killed when dropped.
 pub struct Receiver {
     child: std::process::Child,
-    dir: PathBuf,
+    /// Its configuration and log, removed with it.
+    dir: tempfile::TempDir,
     pub url: String,
 }
 
@@ -35,19 +35,21 @@ impl Receiver {
              that `make test` installs into .venv",
             python.display()
         );
-        let dir = std::env::temp_dir().join(format!("whrecv-{}", OrderId::generate().as_str()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("payorders-receiver-")
+            .tempdir()
+            .unwrap();
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
         let child = std::process::Command::new(python)
             .arg(repo_root().join("infra/scripts/webhook_receiver.py"))
-            .arg(dir.join("config.json"))
-            .arg(dir.join("log.jsonl"))
-            .arg(dir.join("port"))
+            .arg(dir.path().join("config.json"))
+            .arg(dir.path().join("log.jsonl"))
+            .arg(dir.path().join("port"))
             .spawn()
             .expect("start the webhook receiver");
         let mut port = None;
         for _ in 0..200 {
-            if let Ok(p) = std::fs::read_to_string(dir.join("port")) {
+            if let Ok(p) = std::fs::read_to_string(dir.path().join("port")) {
                 port = Some(p.trim().to_owned());
                 break;
             }
@@ -62,11 +64,11 @@ impl Receiver {
     }
 
     pub fn configure(&self, config: &Value) {
-        std::fs::write(self.dir.join("config.json"), config.to_string()).unwrap();
+        std::fs::write(self.dir.path().join("config.json"), config.to_string()).unwrap();
     }
 
     pub fn log(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.join("log.jsonl"))
+        std::fs::read_to_string(self.dir.path().join("log.jsonl"))
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())

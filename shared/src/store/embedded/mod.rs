@@ -128,6 +128,8 @@ CREATE TABLE IF NOT EXISTS wallets (
 pub struct EmbeddedStore {
     writer: writer::Writer,
     readers: Option<Arc<Readers>>,
+    /// Rate counters, counted in memory (see [`rate_limits`]).
+    hits: Arc<rate_limits::Hits>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -202,6 +204,7 @@ impl EmbeddedStore {
                 conns,
                 next: Default::default(),
             })),
+            hits: Default::default(),
         })
     }
 
@@ -213,6 +216,7 @@ impl EmbeddedStore {
         Ok(Self {
             writer: writer::Writer::start(conn)?,
             readers: None,
+            hits: Default::default(),
         })
     }
 
@@ -446,11 +450,8 @@ mod tests {
     /// the wallet list of two organizations in turn, as creates read it.
     #[tokio::test]
     async fn hot_reads_are_prepared_once() {
-        let path = std::env::temp_dir().join(format!(
-            "payorders-prepared-{}.db",
-            OrderId::generate().as_str()
-        ));
-        let store = EmbeddedStore::open(&path).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("store.db")).unwrap();
         let orgs = [OrgId::generate(), OrgId::generate()];
         for i in 0..8 {
             store
@@ -466,7 +467,6 @@ mod tests {
             reprepared += stmt.get_status(rusqlite::StatementStatus::RePrepare);
         }
         drop(store);
-        let _ = std::fs::remove_file(&path);
         assert_eq!(runs, 8, "every list ran on a reader's cached statement");
         assert_eq!(
             reprepared, 0,

@@ -8,8 +8,8 @@
 //! while a group commits wait for the next group, so under load one sync serves many
 //! requests and alone a write costs what it did before.
 //!
-//! Three writes are *lazy*: rate-limit counters, single-use claims (signature nonces,
-//! replays) and audit entries. They are committed in a group of their own without waiting
+//! Three writes are *lazy*: rate-limit counters (written in batches, see
+//! [`super::rate_limits`]), single-use claims (signature nonces, replays) and audit entries. They are committed in a group of their own without waiting
 //! for the sync (`synchronous = NORMAL` for that commit: atomic, kept through a crash of
 //! the process, possibly lost with the machine's power) and answered at once. They are on
 //! disk with the next durable commit, which the log orders after them, or at the latest
@@ -312,12 +312,13 @@ mod tests {
         out
     }
 
-    fn temp_store() -> (EmbeddedStore, std::path::PathBuf) {
-        let path = std::env::temp_dir().join(format!(
-            "payorders-writer-{}.db",
-            OrderId::generate().as_str()
-        ));
-        (EmbeddedStore::open(&path).unwrap(), path)
+    /// A file store in a temporary directory, removed when the directory is dropped.
+    fn temp_store() -> (EmbeddedStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (
+            EmbeddedStore::open(&dir.path().join("store.db")).unwrap(),
+            dir,
+        )
     }
 
     fn claim(store: &EmbeddedStore, key: &'static str) -> Write<()> {
@@ -351,7 +352,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_write_is_undone_alone_and_answered_alone() {
-        let (store, path) = temp_store();
+        let (store, dir) = temp_store();
         let s = store.clone();
         let writes: Vec<Write<()>> = vec![
             claim(&store, "a"),
@@ -402,13 +403,13 @@ mod tests {
 
         // What was answered is on disk: a store opened afresh on the file reads it.
         drop(store);
-        let again = EmbeddedStore::open(&path).unwrap();
+        let again = EmbeddedStore::open(&dir.path().join("store.db")).unwrap();
         assert_eq!(claimed(&again).await, ["a", "d"]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conflicting_writes_in_one_group_resolve_as_separate_transactions() {
-        let (store, _path) = temp_store();
+        let (store, _dir) = temp_store();
         let org = OrgId::generate();
         let t0 = Timestamp::parse("2026-06-01T12:00:00Z").unwrap();
         let o = crate::testing::order(&org, false, t0);
@@ -466,7 +467,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_counters_lose_no_hit() {
-        let (store, _path) = temp_store();
+        let (store, _dir) = temp_store();
         let ends = Timestamp::now().plus_seconds(3600);
         let hits = futures::future::join_all((0..40).map(|_| store.count_hit("k", ends))).await;
         let mut hits: Vec<u64> = hits.into_iter().map(Result::unwrap).collect();
@@ -477,29 +478,32 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn lazy_and_durable_writes_queued_together_commit_as_two_groups() {
-        let (store, path) = temp_store();
+        let (store, dir) = temp_store();
         let ends = Timestamp::now().plus_seconds(3600);
         let now = Timestamp::now();
         let writes: Vec<Write<()>> = vec![
             claim(&store, "durable"),
-            {
-                let s = store.clone();
-                Box::pin(async move { s.count_hit("k", ends).await.map(drop) })
-            },
-            {
-                let s = store.clone();
-                Box::pin(async move {
-                    assert!(s.claim_once("lazy", now, ends).await?);
-                    Ok(())
-                })
-            },
+            lazy_claim(&store, "lazy", now, ends),
+            lazy_claim(&store, "lazy too", now, ends),
         ];
         let out = queued_in(&store, writes, 2).await;
         assert!(out.iter().all(Result::is_ok), "{out:?}");
         // Both groups committed, the lazy one first: a store opened afresh reads them.
         drop(store);
-        let again = EmbeddedStore::open(&path).unwrap();
-        assert_eq!(claimed(&again).await, ["durable", "lazy"]);
-        assert_eq!(again.hits("k").await.unwrap(), 1);
+        let again = EmbeddedStore::open(&dir.path().join("store.db")).unwrap();
+        assert_eq!(claimed(&again).await, ["durable", "lazy", "lazy too"]);
+    }
+
+    fn lazy_claim(
+        store: &EmbeddedStore,
+        key: &'static str,
+        now: Timestamp,
+        ends: Timestamp,
+    ) -> Write<()> {
+        let s = store.clone();
+        Box::pin(async move {
+            assert!(s.claim_once(key, now, ends).await?);
+            Ok(())
+        })
     }
 }

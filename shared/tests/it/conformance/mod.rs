@@ -13,7 +13,7 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
                     let store = $make().await;
-                    super::$test(&store).await;
+                    super::$test(crate::support::Adapter::store(&store)).await;
                 }
             )+
         }
