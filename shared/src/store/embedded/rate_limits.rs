@@ -1,27 +1,43 @@
 //! Request counters per caller and window, and each organization's own limits.
 //!
-//! A counter is counted in this process's memory and written to the database in batches
-//! (at most once a second, by the hit that finds the last batch a second old), added to
-//! what the row holds: a request no longer waits for a write, and the reads beside it keep
-//! their pages (a commit makes every read-only connection drop its page cache). A counter
-//! this process has not seen starts from its row. What a crash can take is the hits of the
-//! last second; counting is a safeguard that lets a request through when it cannot count
-//! anyway. Finished windows are dropped from memory and from the table at each batch.
+//! A counter is counted in this process's memory and written to the database in batches,
+//! added to what the row holds: the first hit not yet written schedules a batch a second
+//! later (`Hits::delay`), which writes every counter's unwritten hits at once. A request
+//! waits for no write, and the reads beside it keep their pages (a commit makes every
+//! read-only connection drop its page cache). A counter this process has not seen starts
+//! from its row, so a restarted host goes on from the last batch. What a crash or a stop
+//! can take is the hits counted since the last batch (at most about a second's); counting
+//! is a safeguard that lets a request through when it cannot count anyway. Finished
+//! windows are dropped from memory and from the table at each batch.
 
 use super::*;
 use rusqlite::params;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// How often the counters are written, in milliseconds.
-const BATCH_MS: i64 = 1_000;
+/// How long after the first unwritten hit its batch is written, in milliseconds.
+const BATCH_DELAY_MS: u64 = 1_000;
+
+/// How many times a batch is tried before its hits wait for the next one.
+const BATCH_ATTEMPTS: usize = 3;
 
 /// The counters of one store (shared by its clones).
-#[derive(Default)]
 pub(super) struct Hits {
     counters: Mutex<HashMap<String, Counter>>,
-    /// When the last batch was taken, in epoch milliseconds.
-    written_at: AtomicI64,
+    /// Whether a batch is scheduled.
+    scheduled: AtomicBool,
+    /// [`BATCH_DELAY_MS`] (tests change it).
+    delay_ms: AtomicU64,
+}
+
+impl Default for Hits {
+    fn default() -> Self {
+        Self {
+            counters: Default::default(),
+            scheduled: AtomicBool::new(false),
+            delay_ms: AtomicU64::new(BATCH_DELAY_MS),
+        }
+    }
 }
 
 struct Counter {
@@ -30,6 +46,9 @@ struct Counter {
     unwritten: u64,
     expires_at: i64,
 }
+
+/// Hits to add to the table: key, hits, expiry.
+type Batch = Vec<(String, u64, i64)>;
 
 impl Hits {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Counter>> {
@@ -65,59 +84,85 @@ impl Hits {
         Some(counter.hits)
     }
 
-    /// The hits to write, when the last batch is at least [`BATCH_MS`] old (or `force`);
-    /// finished counters are dropped.
-    fn batch(&self, now_ms: i64, force: bool) -> Option<Vec<(String, u64, i64)>> {
-        let last = self.written_at.load(Ordering::Relaxed);
-        if !force
-            && (now_ms - last < BATCH_MS
-                || self
-                    .written_at
-                    .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err())
-        {
-            return None;
-        }
-        let now = now_ms.div_euclid(1000);
+    /// Takes every counter's unwritten hits, after dropping the finished counters.
+    fn take(&self, now: i64) -> Batch {
         let mut counters = self.lock();
         counters.retain(|_, c| c.expires_at >= now);
-        Some(
-            counters
-                .iter_mut()
-                .filter(|(_, c)| c.unwritten > 0)
-                .map(|(k, c)| (k.clone(), std::mem::take(&mut c.unwritten), c.expires_at))
-                .collect(),
-        )
+        counters
+            .iter_mut()
+            .filter(|(_, c)| c.unwritten > 0)
+            .map(|(k, c)| (k.clone(), std::mem::take(&mut c.unwritten), c.expires_at))
+            .collect()
+    }
+
+    /// Gives back the hits of a batch that was not written, to the counters still held.
+    fn give_back(&self, batch: Batch) {
+        let mut counters = self.lock();
+        for (key, hits, _) in batch {
+            if let Some(c) = counters.get_mut(&key) {
+                c.unwritten += hits;
+            }
+        }
     }
 }
 
 impl EmbeddedStore {
-    /// Writes the counters' unwritten hits when a batch is due (or `force`).
-    pub(super) async fn write_hits(&self, force: bool) -> StoreResult<()> {
-        let now_ms = Timestamp::now().unix_micros().div_euclid(1000);
-        let Some(batch) = self.hits.batch(now_ms, force) else {
-            return Ok(());
-        };
-        let now = now_ms.div_euclid(1000);
-        self.tx_lazy(move |tx| {
-            exec(
-                tx,
-                "DELETE FROM rate_hits WHERE expires_at < ?1",
-                params![now],
-            )
-            .map_err(sql)?;
-            for (key, hits, expires_at) in &batch {
+    /// Schedules a batch unless one is: it writes the hits counted until it runs.
+    fn schedule_hits(&self) {
+        if self.hits.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let delay = store.hits.delay_ms.load(Ordering::Relaxed);
+            for _ in 0..BATCH_ATTEMPTS {
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                // Cleared before the batch is taken: a hit counted after this schedules
+                // the next one.
+                store.hits.scheduled.store(false, Ordering::Release);
+                match store.write_hits().await {
+                    Ok(()) => return,
+                    // Given back: tried again, or written with the next batch.
+                    Err(e) => tracing::warn!(error = %e, "rate counters not written"),
+                }
+                if store.hits.scheduled.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+            }
+            store.hits.scheduled.store(false, Ordering::Release);
+        });
+    }
+
+    /// Writes every counter's unwritten hits now (a scheduled batch, or a test), and drops
+    /// the finished windows' rows.
+    pub(super) async fn write_hits(&self) -> StoreResult<()> {
+        let now = Timestamp::now().unix();
+        let batch = self.hits.take(now);
+        let rows = batch.clone();
+        let written = self
+            .tx_lazy(move |tx| {
                 exec(
                     tx,
-                    "INSERT INTO rate_hits (key, hits, expires_at) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (key) DO UPDATE SET hits = hits + excluded.hits",
-                    params![key, *hits as i64, expires_at],
+                    "DELETE FROM rate_hits WHERE expires_at < ?1",
+                    params![now],
                 )
                 .map_err(sql)?;
-            }
-            Ok(())
-        })
-        .await
+                for (key, hits, expires_at) in &rows {
+                    exec(
+                        tx,
+                        "INSERT INTO rate_hits (key, hits, expires_at) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (key) DO UPDATE SET hits = hits + excluded.hits",
+                        params![key, *hits as i64, expires_at],
+                    )
+                    .map_err(sql)?;
+                }
+                Ok(())
+            })
+            .await;
+        if written.is_err() {
+            self.hits.give_back(batch);
+        }
+        written
     }
 
     /// The count a live counter's row holds (0 for none).
@@ -152,10 +197,7 @@ impl RateLimitStore for EmbeddedStore {
                     .expect("a counter started from its row")
             }
         };
-        if let Err(e) = self.write_hits(false).await {
-            // The counts in memory stand; the table misses this batch's hits.
-            tracing::warn!(error = %e, "rate counters not written");
-        }
+        self.schedule_hits();
         Ok(hits)
     }
 
@@ -203,29 +245,32 @@ mod tests {
             .unwrap()
     }
 
+    fn file_store(dir: &tempfile::TempDir, delay_ms: u64) -> EmbeddedStore {
+        let store = EmbeddedStore::open(&dir.path().join("store.db")).unwrap();
+        store.hits.delay_ms.store(delay_ms, Ordering::Relaxed);
+        store
+    }
+
     /// Hits are counted in memory and written in batches, added to the row; another store on
     /// the same file (the host restarted) goes on from the row.
     #[tokio::test]
     async fn counters_are_written_in_batches_and_resumed_from_the_table() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.db");
-        let store = EmbeddedStore::open(&path).unwrap();
-        // No batch falls due by itself in this test: each is forced.
-        store.hits.written_at.store(i64::MAX, Ordering::Relaxed);
+        // No scheduled batch runs within this test: each is written by hand.
+        let store = file_store(&dir, 3_600_000);
         let ends = Timestamp::now().plus_seconds(3600);
         for want in 1..=3 {
             assert_eq!(store.count_hit("k", ends).await.unwrap(), want);
         }
         assert_eq!(store.hits("k").await.unwrap(), 3);
-        assert_eq!(stored(&store, "k").await, 0, "no batch was due");
-        store.write_hits(true).await.unwrap();
+        assert_eq!(stored(&store, "k").await, 0, "no batch was written");
+        store.write_hits().await.unwrap();
         assert_eq!(stored(&store, "k").await, 3);
         // Written once: a second batch adds nothing.
-        store.write_hits(true).await.unwrap();
+        store.write_hits().await.unwrap();
         assert_eq!(stored(&store, "k").await, 3);
 
-        let restarted = EmbeddedStore::open(&path).unwrap();
-        restarted.hits.written_at.store(i64::MAX, Ordering::Relaxed);
+        let restarted = file_store(&dir, 3_600_000);
         assert_eq!(restarted.hits("k").await.unwrap(), 3);
         assert_eq!(restarted.count_hit("k", ends).await.unwrap(), 4);
         assert_eq!(
@@ -233,8 +278,8 @@ mod tests {
             4,
             "each counts its own"
         );
-        restarted.write_hits(true).await.unwrap();
-        store.write_hits(true).await.unwrap();
+        restarted.write_hits().await.unwrap();
+        store.write_hits().await.unwrap();
         assert_eq!(
             stored(&store, "k").await,
             5,
@@ -242,42 +287,88 @@ mod tests {
         );
 
         // A finished window is dropped from memory and from the table at the next batch.
-        let past = Timestamp::now().plus_seconds(-5);
-        assert_eq!(store.count_hit("old", past).await.unwrap(), 1);
-        assert_eq!(store.hits("old").await.unwrap(), 0);
-        store.write_hits(true).await.unwrap();
-        assert!(store.hits.lock().get("old").is_none());
-        let rows: i64 = store
-            .read(|tx| {
-                row(
+        let past = Timestamp::now().plus_seconds(-5).unix();
+        store
+            .tx(move |tx| {
+                exec(
                     tx,
-                    "SELECT count(*) FROM rate_hits WHERE key = 'old'",
-                    [],
-                    |r| r.get(0),
+                    "INSERT INTO rate_hits (key, hits, expires_at) VALUES ('finished', 7, ?1)",
+                    params![past],
                 )
                 .map_err(sql)
+                .map(drop)
             })
             .await
             .unwrap();
-        assert_eq!(rows, 0);
+        assert_eq!(
+            store
+                .count_hit("old", Timestamp::from_unix(past).unwrap())
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.hits("old").await.unwrap(), 0);
+        store.write_hits().await.unwrap();
+        assert!(store.hits.lock().get("old").is_none());
+        let rows: Vec<String> = store
+            .read(|tx| keys_of(tx, "SELECT key FROM rate_hits ORDER BY key"))
+            .await
+            .unwrap();
+        assert_eq!(rows, ["k"]);
     }
 
-    /// A batch falls due a second after the last one, taken by one hit of those that find it
-    /// due.
+    /// The first unwritten hit schedules a batch that writes, by itself, every hit counted
+    /// until it runs; a hit after it schedules the next.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_scheduled_batch_writes_the_hits_without_more_traffic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir, 50);
+        let ends = Timestamp::now().plus_seconds(3600);
+        for _ in 0..5 {
+            store.count_hit("k", ends).await.unwrap();
+        }
+        until_stored(&store, "k", 5).await;
+        store.count_hit("k", ends).await.unwrap();
+        until_stored(&store, "k", 6).await;
+    }
+
+    /// A batch that was not written gives its hits back: the next one writes them.
     #[tokio::test]
-    async fn a_batch_is_written_once_a_second() {
-        let hits = Hits::default();
-        let now = Timestamp::now().unix();
-        let now_ms = now * 1000;
-        hits.count("k", now + 60, now, Some(0)).unwrap();
-        assert_eq!(
-            hits.batch(now_ms, false).unwrap(),
-            [("k".to_owned(), 1, now + 60)]
+    async fn a_failed_batch_gives_its_hits_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = file_store(&dir, 3_600_000);
+        let ends = Timestamp::now().plus_seconds(3600);
+        store.count_hit("k", ends).await.unwrap();
+        store.count_hit("k", ends).await.unwrap();
+        let schema =
+            |sql_text: &'static str| store.tx(move |tx| tx.execute_batch(sql_text).map_err(sql));
+        schema("DROP TABLE rate_hits").await.unwrap();
+        assert!(store.write_hits().await.is_err());
+        schema(SCHEMA).await.unwrap();
+        store.count_hit("k", ends).await.unwrap();
+        store.write_hits().await.unwrap();
+        assert_eq!(stored(&store, "k").await, 3);
+    }
+
+    /// Waits (up to 10 s) for the row of `key` to hold `want`.
+    async fn until_stored(store: &EmbeddedStore, key: &str, want: u64) {
+        for _ in 0..200 {
+            if stored(store, key).await == want {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the row of {key} never held {want}: {}",
+            stored(store, key).await
         );
-        hits.count("k", now + 60, now, None).unwrap();
-        assert_eq!(hits.batch(now_ms + 999, false), None);
-        assert_eq!(hits.batch(now_ms + 1_000, false).unwrap().len(), 1);
-        assert_eq!(hits.batch(now_ms + 1_001, false), None, "taken by one hit");
-        assert_eq!(hits.batch(now_ms + 2_000, false).unwrap(), []);
+    }
+
+    fn keys_of(tx: &Connection, sql_text: &str) -> StoreResult<Vec<String>> {
+        let mut stmt = tx.prepare(sql_text).map_err(sql)?;
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .map_err(sql)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql)
     }
 }

@@ -8,12 +8,12 @@
 //! while a group commits wait for the next group, so under load one sync serves many
 //! requests and alone a write costs what it did before.
 //!
-//! Three writes are *lazy*: rate-limit counters (written in batches, see
-//! [`super::rate_limits`]), single-use claims (signature nonces, replays) and audit entries. They are committed in a group of their own without waiting
-//! for the sync (`synchronous = NORMAL` for that commit: atomic, kept through a crash of
-//! the process, possibly lost with the machine's power) and answered at once. They are on
-//! disk with the next durable commit, which the log orders after them, or at the latest
-//! when the writer falls idle ([`LAZY_SYNC`]). What a request changed (an order, a payment,
+//! Three writes are *lazy*: rate-limit counters (in batches, see [`super::rate_limits`]),
+//! single-use claims (signature nonces, replays) and audit entries. They are committed in
+//! a group of their own without waiting for the sync (`synchronous = NORMAL` for that
+//! commit: atomic, kept through a crash of the process, possibly lost with the machine's
+//! power) and answered at once. They are on disk with the next durable commit, which the
+//! log orders after them, or at the latest when the writer falls idle ([`LAZY_SYNC`]). What a request changed (an order, a payment,
 //! a key) is durable before its answer is sent; a lazy write that came before it in the log
 //! is synced by the same commit. What a power cut can take is the last [`LAZY_SYNC`] of
 //! lazy writes: a counter's last hits (counting is already a safeguard that lets a request
