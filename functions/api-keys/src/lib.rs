@@ -348,33 +348,49 @@ async fn roll(
     id: &KeyId,
 ) -> Result<Response<Body>, ApiError> {
     let body: RollKey = http::request::signed_json(&*svc.store, ctx, req, true).await?;
-    let old = load(svc, ctx, id).await?;
-    let now = Timestamp::now();
-    if !old.is_active(now) {
-        return Err(ApiError::conflict(
-            "API_KEY_INACTIVE",
-            "only an active key can be rolled; create a new key instead",
-        )
-        .with_param("id"));
-    }
     let grace = body
         .expires_in
         .map_or(auth::ROLL_GRACE_DEFAULT_SECS, |g| g.0);
-    let (issued, until) = auth::roll_api_key(&old, grace, master(svc)?, now);
-    // The new key first: if the expiry write fails, the caller retries with both working.
-    svc.store.create_api_key(&issued.record, None).await?;
-    let old = match svc.store.expire_api_key(id, until).await {
-        Ok(k) => k,
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::not_found("API key").with_param("id"));
+    // A revocation or another roll between the read and the write: read the key again.
+    for _ in 0..ROLL_ATTEMPTS {
+        let old = load(svc, ctx, id).await?;
+        let now = Timestamp::now();
+        if !old.is_active(now) {
+            return Err(ApiError::conflict(
+                "API_KEY_INACTIVE",
+                "only an active key can be rolled; create a new key instead",
+            )
+            .with_param("id"));
         }
-        Err(e) => return Err(e.into()),
-    };
-    tracing::info!(key_id = %id, new_key_id = %issued.record.id, by = %ctx.key_id, "API key rolled");
-    let mut v = with_secrets(&issued, now);
-    v["rolled_from"] = json!({"id": old.id, "expires_at": old.expires_at});
-    Ok(http::json(201, &v))
+        let (issued, until) = auth::roll_api_key(&old, grace, master(svc)?, now);
+        let mut v = with_secrets(&issued, now);
+        v["rolled_from"] = json!({"id": old.id, "expires_at": until});
+        // The new key, the old key's expiry and the answer kept (sealed) for the
+        // Idempotency-Key in one write: a retry after a crash replays this roll, never makes
+        // a second new key.
+        let resp = http::json(201, &v);
+        let completion = http::completion(&resp);
+        match svc
+            .store
+            .roll_api_key(&old, &issued.record, until, completion.as_ref())
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(key_id = %id, new_key_id = %issued.record.id, by = %ctx.key_id, "API key rolled");
+                return Ok(http::kept(resp));
+            }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::not_found("API key").with_param("id"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::VersionConflict { expected: 0 }.into())
 }
+
+/// How many times a roll reads the key again when it changed under it.
+const ROLL_ATTEMPTS: usize = 3;
 
 async fn issue_token(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {
     let body: TokenRequest = http::request::json(req, false)?;

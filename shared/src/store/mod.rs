@@ -275,9 +275,19 @@ pub trait KeyStore: Send + Sync {
     ) -> StoreResult<Option<ApiKey>>;
     /// Marks a key revoked (keeping the first revocation time); `NotFound` if unknown.
     async fn revoke_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey>;
-    /// Sets when a key stops working (a roll), keeping an earlier expiry; `NotFound` if
-    /// unknown.
-    async fn expire_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey>;
+    /// Rolls `old` (the key as the caller read it) to `new`, in one write: `new` stored,
+    /// `old` set to stop working at `until` (keeping an earlier expiry), and with
+    /// `completing` the request's idempotency key completed. Answers `old` as left.
+    /// Nothing is written when the stored key is no longer `old` (revoked or rolled
+    /// meanwhile: `VersionConflict`), is unknown (`NotFound`), when `new`'s id or hash is
+    /// taken (`AlreadyExists`) or when the idempotency key was taken over.
+    async fn roll_api_key(
+        &self,
+        old: &ApiKey,
+        new: &ApiKey,
+        until: Timestamp,
+        completing: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<ApiKey>;
     /// An organization's keys in one mode, revoked and expired ones too, newest first.
     async fn list_api_keys(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<ApiKey>>;
 }

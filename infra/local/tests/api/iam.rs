@@ -44,7 +44,7 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("get_api_key", &[("GetItem", Table)]),
     ("get_org_api_key", &[("GetItem", Table)]),
     ("revoke_api_key", &[("GetItem", Table), ("PutItem", Table)]),
-    ("expire_api_key", &[("GetItem", Table), ("PutItem", Table)]),
+    ("roll_api_key", &[("GetItem", Table), ("PutItem", Table)]),
     ("list_api_keys", &[("Query", Table)]),
     ("create_order", &[("PutItem", Table)]),
     ("get_order", &[("GetItem", Table)]),

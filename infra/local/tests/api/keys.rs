@@ -576,19 +576,50 @@ async fn an_idempotent_creation_replays_the_key_but_keeps_it_sealed() {
     assert_eq!(again.status, 201, "{}", again.text);
     assert_eq!(again.headers["idempotent-replayed"], "true");
     assert_eq!(again.body, first.body, "the same key, not a second one");
+    assert_eq!(keys_named(&app, "idempotent").await, 1);
+    kept_sealed(&app, "create-key-1", "/api-keys", &body, &first.body).await;
+}
+
+/// How many of the first caller's keys bear `name`.
+async fn keys_named(app: &TestApp, name: &str) -> usize {
     let listed = app.get(&app.a, "/api-keys").await;
-    let named = listed.body["data"]
+    listed.body["data"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|k| k["name"] == "idempotent")
-        .count();
-    assert_eq!(named, 1);
+        .filter(|k| k["name"] == name)
+        .count()
+}
 
-    // What the store keeps under the key holds neither the key text nor the secret.
-    let kept = kept_idempotent_body(&app, &app.a, "create-key-1", "/api-keys", &body).await;
-    let key = first.body["key"].as_str().unwrap();
-    let secret = first.body["secret"].as_str().unwrap();
-    assert!(!kept.contains(key) && !kept.contains(secret));
+/// What the store keeps under the Idempotency-Key `key` holds neither the answered key's
+/// text nor its secret: it is sealed.
+async fn kept_sealed(app: &TestApp, key: &str, path: &str, body: &Value, answer: &Value) {
+    let kept = kept_idempotent_body(app, &app.a, key, path, body).await;
+    let text = answer["key"].as_str().unwrap();
+    let secret = answer["secret"].as_str().unwrap();
+    assert!(!kept.contains(text) && !kept.contains(secret));
     assert!(kept.starts_with("v1."), "sealed: {kept}");
+}
+
+#[tokio::test]
+async fn an_idempotent_roll_makes_one_new_key_and_keeps_it_sealed() {
+    let app = spawn_app().await;
+    let (old, _) = create_key(&app, &app.a, "rolled once", &["orders:read"]).await;
+    let path = format!("/api-keys/{}/roll", old.key_id);
+    let body = json!({"expires_in": 60});
+    let idem = [("idempotency-key", "roll-key-1")];
+    let first = app.signed_post(&app.a, &path, &body, &idem).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let again = app.signed_post(&app.a, &path, &body, &idem).await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, first.body, "the same new key, not a second one");
+    assert_eq!(
+        keys_named(&app, "rolled once").await,
+        2,
+        "the old key and one new key"
+    );
+    let new = from_answer(&app.a, &first.body);
+    assert_eq!(app.get(&new, "/pay-orders").await.status, 200);
+    kept_sealed(&app, "roll-key-1", &path, &body, &first.body).await;
 }

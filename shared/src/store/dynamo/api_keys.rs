@@ -3,6 +3,7 @@
 //! A change writes the record and the copy in one transaction, guarded on the record's
 //! document as read, so a revocation and a roll never overwrite each other.
 
+use super::idempotency::{completion_put, taken_over};
 use super::*;
 
 fn record_item(key: &ApiKey) -> Item {
@@ -21,41 +22,58 @@ fn listing_item(key: &ApiKey) -> Item {
 }
 
 impl DynamoStore {
+    /// The put of `key`'s record, on the condition that the record is still `stored` (as
+    /// read).
+    fn guarded_key_put(&self, key: &ApiKey, stored: &Item) -> StoreResult<Put> {
+        let old_doc = stored
+            .get("doc")
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt("an API key record without its document".into()))?;
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record_item(key)))
+            .condition_expression("#doc = :old")
+            .expression_attribute_names("#doc", "doc")
+            .expression_attribute_values(":old", old_doc)
+            .build()
+            .map_err(StoreError::unavailable)
+    }
+
+    /// The put of `key`'s listing copy, whatever is there.
+    fn listing_put(&self, key: &ApiKey) -> StoreResult<Put> {
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(listing_item(key)))
+            .build()
+            .map_err(StoreError::unavailable)
+    }
+
+    /// A key's record by id (through its pointer), as stored and as read.
+    async fn stored_key(&self, id: &KeyId) -> StoreResult<Option<(Item, ApiKey)>> {
+        let Some(pointer) = self.get_doc(&format!("KEY#{id}"), "KEY").await? else {
+            return Ok(None);
+        };
+        let pk = format!("APIKEY#{}", string_attr(&pointer, "key_hash")?);
+        let Some(stored) = self.get_doc(&pk, "APIKEY").await? else {
+            return Ok(None);
+        };
+        let key = doc(&stored)?;
+        Ok(Some((stored, key)))
+    }
+
     /// Reads, changes and writes a key; `NotFound` if unknown.
     async fn change_key(&self, id: &KeyId, change: impl Fn(&mut ApiKey)) -> StoreResult<ApiKey> {
         for _ in 0..5 {
-            let Some(pointer) = self.get_doc(&format!("KEY#{id}"), "KEY").await? else {
-                return Err(StoreError::NotFound);
-            };
-            let pk = format!("APIKEY#{}", string_attr(&pointer, "key_hash")?);
-            let stored = self
-                .get_doc(&pk, "APIKEY")
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            let mut key: ApiKey = doc(&stored)?;
+            let (stored, mut key) = self.stored_key(id).await?.ok_or(StoreError::NotFound)?;
             let before = key.clone();
             change(&mut key);
             if key == before {
                 return Ok(key);
             }
-            let old_doc = stored.get("doc").cloned().ok_or_else(|| {
-                StoreError::Corrupt("an API key record without its document".into())
-            })?;
-            let guarded = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(record_item(&key)))
-                .condition_expression("#doc = :old")
-                .expression_attribute_names("#doc", "doc")
-                .expression_attribute_values(":old", old_doc)
-                .build()
-                .map_err(StoreError::unavailable)?;
+            let guarded = self.guarded_key_put(&key, &stored)?;
             // The listing copy follows the record (and is written for keys made before it
             // existed).
-            let copy = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(listing_item(&key)))
-                .build()
-                .map_err(StoreError::unavailable)?;
+            let copy = self.listing_put(&key)?;
             match self.transact(vec![guarded, copy]).await? {
                 Ok(()) => return Ok(key),
                 Err(failed) if failed.iter().all(|(_, c)| failed_code_is_condition(c)) => continue,
@@ -91,11 +109,7 @@ impl KeyStore for DynamoStore {
     }
 
     async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>> {
-        let Some(pointer) = self.get_doc(&format!("KEY#{id}"), "KEY").await? else {
-            return Ok(None);
-        };
-        self.get_api_key_by_hash(&string_attr(&pointer, "key_hash")?)
-            .await
+        Ok(self.stored_key(id).await?.map(|(_, key)| key))
     }
 
     async fn get_org_api_key(
@@ -124,11 +138,48 @@ impl KeyStore for DynamoStore {
         .await
     }
 
-    async fn expire_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey> {
-        self.change_key(id, |key| {
-            key.expires_at = earlier_expiry(key, at);
-        })
-        .await
+    async fn roll_api_key(
+        &self,
+        old: &ApiKey,
+        new: &ApiKey,
+        until: Timestamp,
+        completing: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<ApiKey> {
+        let (stored, mut rolled) = self
+            .stored_key(&old.id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if rolled != *old {
+            return Err(StoreError::VersionConflict { expected: 0 });
+        }
+        rolled.expires_at = earlier_expiry(&rolled, until);
+        let mut puts = vec![
+            self.guarded_key_put(&rolled, &stored)?,
+            self.listing_put(&rolled)?,
+        ];
+        let mut new_pointer = base_item(format!("KEY#{}", new.id), "KEY");
+        new_pointer.insert("key_hash".into(), s(&new.key_hash));
+        puts.extend([
+            self.put(record_item(new), NEW)?,
+            self.put(new_pointer, NEW)?,
+            self.put(listing_item(new), NEW)?,
+        ]);
+        let at = puts.len();
+        puts.extend(completion_put(&self.table, completing)?);
+        match self.transact(puts).await? {
+            Ok(()) => Ok(rolled),
+            Err(failed) if taken_over(&failed, at, completing) => {
+                Err(StoreError::IdempotencyKeyTakenOver)
+            }
+            // The old key changed since it was read (a revocation, another roll).
+            Err(failed) if refused_at(&failed, 0) => {
+                Err(StoreError::VersionConflict { expected: 0 })
+            }
+            Err(failed) if failed.iter().any(|(_, c)| failed_code_is_condition(c)) => {
+                Err(StoreError::AlreadyExists)
+            }
+            Err(failed) => Err(cancelled(&failed)),
+        }
     }
 
     async fn list_api_keys(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<ApiKey>> {

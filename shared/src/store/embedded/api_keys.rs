@@ -55,9 +55,37 @@ impl KeyStore for EmbeddedStore {
         .await
     }
 
-    async fn expire_api_key(&self, id: &KeyId, at: Timestamp) -> StoreResult<ApiKey> {
-        self.change_key(id, move |key| {
-            key.expires_at = earlier_expiry(key, at);
+    async fn roll_api_key(
+        &self,
+        old: &ApiKey,
+        new: &ApiKey,
+        until: Timestamp,
+        completing: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<ApiKey> {
+        let (old, completing) = (old.clone(), completing.cloned());
+        let (new_id, new_hash, new_doc) = (new.id.to_string(), new.key_hash.clone(), to_doc(new));
+        self.tx(move |tx| {
+            let id = old.id.to_string();
+            let stored: ApiKey = one_doc(tx, "SELECT doc FROM api_keys WHERE id = ?1", &id)?
+                .ok_or(StoreError::NotFound)?;
+            if stored != old {
+                return Err(StoreError::VersionConflict { expected: 0 });
+            }
+            let mut rolled = stored;
+            rolled.expires_at = earlier_expiry(&rolled, until);
+            insert_new(
+                tx,
+                "INSERT INTO api_keys (id, key_hash, doc) VALUES (?1, ?2, ?3)",
+                params![new_id, new_hash, new_doc],
+            )?;
+            exec(
+                tx,
+                "UPDATE api_keys SET doc = ?2 WHERE id = ?1",
+                params![id, to_doc(&rolled)],
+            )
+            .map_err(sql)?;
+            super::idempotency::write_completion(tx, completing.as_ref())?;
+            Ok(rolled)
         })
         .await
     }

@@ -191,50 +191,91 @@ async fn api_keys_listed_revoked_and_expired(store: &dyn Store) {
             .is_empty()
     );
 
-    // A roll's expiry: set once, only ever brought forward, seen by id, hash and list.
+    // A roll: the new key and the old key's expiry in one write, the expiry only ever
+    // brought forward, seen by id, hash and list.
     let at = t0().plus_seconds(3600);
-    let expiring = store.expire_api_key(&older.id, at).await.unwrap();
+    let successor = || api_key(&org, KeyMode::Test, t0().plus_seconds(15));
+    let first = successor();
+    let expiring = store.roll_api_key(&older, &first, at, None).await.unwrap();
     assert_eq!(expiring.expires_at, Some(at));
     assert_eq!(
-        store
-            .expire_api_key(&older.id, at.plus_seconds(60))
-            .await
-            .unwrap()
-            .expires_at,
+        store.get_api_key_by_hash(&first.key_hash).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.get_api_key(&first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    let later = store
+        .roll_api_key(&expiring, &successor(), at.plus_seconds(60), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        later.expires_at,
         Some(at),
         "a later expiry does not extend the key"
     );
     let sooner = at.plus_seconds(-1800);
-    assert_eq!(
-        store
-            .expire_api_key(&older.id, sooner)
-            .await
-            .unwrap()
-            .expires_at,
-        Some(sooner)
-    );
+    let rolled = store
+        .roll_api_key(&later, &successor(), sooner, None)
+        .await
+        .unwrap();
+    assert_eq!(rolled.expires_at, Some(sooner));
     let by_hash = store
         .get_api_key_by_hash(&older.key_hash)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(by_hash.expires_at, Some(sooner));
+    assert_eq!(by_hash, rolled);
     assert_eq!(by_hash.state(sooner.plus_seconds(-1)), KeyState::Active);
     assert_eq!(by_hash.state(sooner), KeyState::Expired);
 
-    // Revoking a rolled key keeps both facts; neither change undoes the other.
+    // A roll of the key as it was before it changed writes nothing: not the new key, not
+    // the expiry.
+    let stale = successor();
+    assert!(matches!(
+        store.roll_api_key(&older, &stale, t0(), None).await,
+        Err(StoreError::VersionConflict { .. })
+    ));
+    assert_eq!(store.get_api_key(&stale.id).await.unwrap(), None);
+    assert_eq!(
+        store.get_api_key_by_hash(&stale.key_hash).await.unwrap(),
+        None
+    );
+    // Nor does a roll to a key that exists (its id or its hash).
+    for taken in [
+        first.clone(),
+        ApiKey {
+            id: KeyId::generate(),
+            ..first.clone()
+        },
+    ] {
+        assert!(matches!(
+            store.roll_api_key(&rolled, &taken, t0(), None).await,
+            Err(StoreError::AlreadyExists)
+        ));
+    }
+    assert_eq!(
+        store.get_api_key(&older.id).await.unwrap(),
+        Some(rolled.clone())
+    );
+
+    // A revocation and a roll never undo each other: a roll of the key as read before the
+    // revocation is refused, the revocation keeps the expiry.
     store
         .revoke_api_key(&older.id, t0().plus_seconds(20))
         .await
         .unwrap();
-    store
-        .expire_api_key(&older.id, t0().plus_seconds(30))
-        .await
-        .unwrap();
+    assert!(matches!(
+        store
+            .roll_api_key(&rolled, &successor(), t0().plus_seconds(30), None)
+            .await,
+        Err(StoreError::VersionConflict { .. })
+    ));
     let listed = store.list_api_keys(&org, KeyMode::Test).await.unwrap();
     let listed_older = listed.iter().find(|k| k.id == older.id).unwrap();
     assert_eq!(listed_older.revoked_at, Some(t0().plus_seconds(20)));
-    assert_eq!(listed_older.expires_at, Some(t0().plus_seconds(30)));
+    assert_eq!(listed_older.expires_at, Some(sooner));
     assert_eq!(
         store.get_api_key(&older.id).await.unwrap().as_ref(),
         Some(listed_older)
@@ -245,8 +286,10 @@ async fn api_keys_listed_revoked_and_expired(store: &dyn Store) {
         &newer,
         "the other key is untouched"
     );
+    assert!(listed.contains(&first), "the new key is listed");
+    let unknown = api_key(&org, KeyMode::Test, t0());
     assert!(matches!(
-        store.expire_api_key(&KeyId::generate(), t0()).await,
+        store.roll_api_key(&unknown, &successor(), t0(), None).await,
         Err(StoreError::NotFound)
     ));
 
@@ -1074,9 +1117,9 @@ async fn idempotency_taken_over_keeps_nothing(store: &dyn Store) {
     );
 }
 
-/// Creating a webhook endpoint or an API key completes the request's idempotency key in
-/// the same write: kept together (a retry after a crash replays the answer, never makes a
-/// second endpoint or key), refused together (a record already there, or a key a retry
+/// Creating a webhook endpoint or an API key, or rolling a key, completes the request's
+/// idempotency key in the same write: kept together (a retry after a crash replays the
+/// answer, never makes a second endpoint or key), refused together (a record already there, or a key a retry
 /// took over: nothing written, the key as it was).
 async fn endpoints_and_keys_keep_their_idempotency_key(store: &dyn Store) {
     use IdempotencyBegin::*;
@@ -1087,6 +1130,11 @@ async fn endpoints_and_keys_keep_their_idempotency_key(store: &dyn Store) {
         [
             Created::Endpoint(endpoint(&org, false, at)),
             Created::Key(api_key(&org, KeyMode::Test, at)),
+            Created::Roll {
+                from: Box::new(api_key(&org, KeyMode::Test, at)),
+                to: Box::new(api_key(&org, KeyMode::Test, at)),
+                until: at.plus_seconds(3600),
+            },
         ]
     };
     for (first, late) in made(now).into_iter().zip(made(now.plus_seconds(1))) {
@@ -1121,6 +1169,12 @@ async fn endpoints_and_keys_keep_their_idempotency_key(store: &dyn Store) {
 enum Created {
     Endpoint(WebhookEndpoint),
     Key(ApiKey),
+    /// `from` rolled to `to`: the new key and `from`'s expiry.
+    Roll {
+        from: Box<ApiKey>,
+        to: Box<ApiKey>,
+        until: Timestamp,
+    },
 }
 
 impl Created {
@@ -1128,6 +1182,7 @@ impl Created {
         match self {
             Created::Endpoint(_) => "endpoint",
             Created::Key(_) => "key",
+            Created::Roll { .. } => "roll",
         }
     }
 
@@ -1139,10 +1194,22 @@ impl Created {
         match self {
             Created::Endpoint(e) => store.create_endpoint(e, c).await,
             Created::Key(k) => store.create_api_key(k, c).await,
+            Created::Roll { from, to, until } => {
+                // The key rolled, as it is now (made on first use).
+                let old = match store.get_api_key(&from.id).await? {
+                    Some(old) => old,
+                    None => {
+                        store.create_api_key(from, None).await?;
+                        (**from).clone()
+                    }
+                };
+                store.roll_api_key(&old, to, *until, c).await.map(drop)
+            }
         }
     }
 
-    /// Whether the store holds it, whole (an API key by id and by hash).
+    /// Whether the store holds it, whole (an API key by id and by hash; a roll's new key
+    /// and the old key's expiry, or neither).
     async fn stored(&self, store: &dyn Store) -> bool {
         match self {
             Created::Endpoint(e) => {
@@ -1154,6 +1221,16 @@ impl Created {
                 let by_hash = store.get_api_key_by_hash(&k.key_hash).await.unwrap();
                 assert_eq!(by_id, by_hash, "a key is stored whole or not at all");
                 by_id.is_some_and(|got| got == *k)
+            }
+            Created::Roll { from, to, until } => {
+                let new = Box::pin(Created::Key((**to).clone()).stored(store)).await;
+                let old = store.get_api_key(&from.id).await.unwrap().unwrap();
+                assert_eq!(
+                    new,
+                    old.expires_at == Some(*until),
+                    "a roll is written whole or not at all"
+                );
+                new
             }
         }
     }
