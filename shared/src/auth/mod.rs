@@ -573,7 +573,7 @@ pub const ROLL_GRACE_DEFAULT_SECS: i64 = 24 * 3600;
 
 /// Rolls `old`: a new key and secret with the same organization, mode, name and scopes,
 /// and the moment the old key stops working (`now + grace_secs`, or its own earlier
-/// expiry). The caller stores the new key first, then the old key's expiry.
+/// expiry). The caller stores both in one write (`KeyStore::roll_api_key`).
 pub fn roll_api_key(
     old: &ApiKey,
     grace_secs: i64,

@@ -171,8 +171,15 @@ impl KeyStore for DynamoStore {
             Err(failed) if taken_over(&failed, at, completing) => {
                 Err(StoreError::IdempotencyKeyTakenOver)
             }
-            // The old key changed since it was read (a revocation, another roll).
-            Err(failed) if refused_at(&failed, 0) => {
+            // The old key changed since it was read (a revocation, another roll), or is
+            // changing now (a transaction conflict on its record or listing copy): the
+            // caller reads it again.
+            Err(failed)
+                if refused_at(&failed, 0)
+                    || failed
+                        .iter()
+                        .any(|(i, c)| *i <= 1 && c == "TransactionConflict") =>
+            {
                 Err(StoreError::VersionConflict { expected: 0 })
             }
             Err(failed) if failed.iter().any(|(_, c)| failed_code_is_condition(c)) => {
