@@ -11,3 +11,4 @@ mod packed;
 mod pricing;
 mod routing;
 mod support;
+mod tls;
