@@ -895,10 +895,10 @@ response (`Idempotent-Replayed: true`).",
     }
 }
 
-/// `POST /auth/token`'s refusals: its body (400, 413, 415), its key (401) and the scopes
-/// it asks for (403).
+/// `POST /auth/token`'s refusals: its body (400, 413, 415), its key (401), the scopes it
+/// asks for (403), and its per-address limit (429 with `Retry-After`).
 fn answers_for_token(op: &mut Operation) {
-    for status in ["400", "401", "403", "413", "415"] {
+    for status in ["400", "401", "403", "413", "415", "429"] {
         op.responses
             .responses
             .entry(status.to_owned())
