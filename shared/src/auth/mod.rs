@@ -590,8 +590,7 @@ pub fn roll_api_key(
     )
     .expect("random keys are always valid");
     issued.record.name = old.name.clone();
-    let until = now.plus_seconds(grace_secs.clamp(0, ROLL_GRACE_MAX_SECS));
-    let until = old.expires_at.map_or(until, |e| e.min(until));
+    let until = old.expiry_when_rolled(now.plus_seconds(grace_secs.clamp(0, ROLL_GRACE_MAX_SECS)));
     (issued, until)
 }
 

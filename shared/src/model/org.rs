@@ -295,6 +295,12 @@ impl ApiKey {
         self.state(now) == KeyState::Active
     }
 
+    /// When the key stops working once rolled to stop at `at`: `at`, or its own earlier
+    /// expiry (a roll never extends a key).
+    pub fn expiry_when_rolled(&self, at: Timestamp) -> Timestamp {
+        self.expires_at.map_or(at, |e| e.min(at))
+    }
+
     pub fn allows(&self, scope: Scope) -> bool {
         scopes_allow(&self.scopes, scope)
     }

@@ -297,11 +297,6 @@ pub(crate) fn sort_keys_newest_first(keys: &mut [ApiKey]) {
     keys.sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));
 }
 
-/// The expiry a roll leaves on a key: `at`, or the key's own earlier one.
-pub(crate) fn earlier_expiry(key: &ApiKey, at: Timestamp) -> Option<Timestamp> {
-    Some(key.expires_at.map_or(at, |e| e.min(at)))
-}
-
 #[async_trait]
 pub trait OrderStore: Send + Sync {
     /// Writes a new order, its `order.created` event and its nonce claim atomically;

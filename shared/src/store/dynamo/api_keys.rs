@@ -3,7 +3,6 @@
 //! A change writes the record and the copy in one transaction, guarded on the record's
 //! document as read, so a revocation and a roll never overwrite each other.
 
-use super::idempotency::{completion_put, taken_over};
 use super::*;
 
 fn record_item(key: &ApiKey) -> Item {
@@ -37,6 +36,18 @@ impl DynamoStore {
             .expression_attribute_values(":old", old_doc)
             .build()
             .map_err(StoreError::unavailable)
+    }
+
+    /// The puts of a new key: its record, the pointer to it by id, and its listing copy,
+    /// each on the condition that it is new.
+    fn new_key_puts(&self, key: &ApiKey) -> StoreResult<[Put; 3]> {
+        let mut pointer = base_item(format!("KEY#{}", key.id), "KEY");
+        pointer.insert("key_hash".into(), s(&key.key_hash));
+        Ok([
+            self.put(record_item(key), NEW)?,
+            self.put(pointer, NEW)?,
+            self.put(listing_item(key), NEW)?,
+        ])
     }
 
     /// The put of `key`'s listing copy, whatever is there.
@@ -91,13 +102,7 @@ impl KeyStore for DynamoStore {
         key: &ApiKey,
         completing: Option<&IdempotencyCompletion>,
     ) -> StoreResult<()> {
-        let mut pointer = base_item(format!("KEY#{}", key.id), "KEY");
-        pointer.insert("key_hash".into(), s(&key.key_hash));
-        let puts = vec![
-            self.put(record_item(key), NEW)?,
-            self.put(pointer, NEW)?,
-            self.put(listing_item(key), NEW)?,
-        ];
+        let puts = self.new_key_puts(key)?.into();
         self.create_completing(puts, completing).await
     }
 
@@ -152,41 +157,14 @@ impl KeyStore for DynamoStore {
         if rolled != *old {
             return Err(StoreError::VersionConflict { expected: 0 });
         }
-        rolled.expires_at = earlier_expiry(&rolled, until);
+        rolled.expires_at = Some(rolled.expiry_when_rolled(until));
         let mut puts = vec![
             self.guarded_key_put(&rolled, &stored)?,
             self.listing_put(&rolled)?,
         ];
-        let mut new_pointer = base_item(format!("KEY#{}", new.id), "KEY");
-        new_pointer.insert("key_hash".into(), s(&new.key_hash));
-        puts.extend([
-            self.put(record_item(new), NEW)?,
-            self.put(new_pointer, NEW)?,
-            self.put(listing_item(new), NEW)?,
-        ]);
-        let at = puts.len();
-        puts.extend(completion_put(&self.table, completing)?);
-        match self.transact(puts).await? {
-            Ok(()) => Ok(rolled),
-            Err(failed) if taken_over(&failed, at, completing) => {
-                Err(StoreError::IdempotencyKeyTakenOver)
-            }
-            // The old key changed since it was read (a revocation, another roll), or is
-            // changing now (a transaction conflict on its record or listing copy): the
-            // caller reads it again.
-            Err(failed)
-                if refused_at(&failed, 0)
-                    || failed
-                        .iter()
-                        .any(|(i, c)| *i <= 1 && c == "TransactionConflict") =>
-            {
-                Err(StoreError::VersionConflict { expected: 0 })
-            }
-            Err(failed) if failed.iter().any(|(_, c)| failed_code_is_condition(c)) => {
-                Err(StoreError::AlreadyExists)
-            }
-            Err(failed) => Err(cancelled(&failed)),
-        }
+        puts.extend(self.new_key_puts(new)?);
+        self.write_completing(puts, 2, completing).await?;
+        Ok(rolled)
     }
 
     async fn list_api_keys(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<ApiKey>> {

@@ -75,7 +75,19 @@ impl DynamoStore {
     /// key is no longer the request's, `AlreadyExists` if a record was there.
     pub(super) async fn create_completing(
         &self,
+        puts: Vec<Put>,
+        completing: Option<&IdempotencyCompletion>,
+    ) -> StoreResult<()> {
+        self.write_completing(puts, 0, completing).await
+    }
+
+    /// As [`Self::create_completing`], the first `guarded` puts being changes guarded on
+    /// their records as read: refused by that guard, or in a transaction conflict with
+    /// another write of those records, the write is a `VersionConflict` (read them again).
+    pub(super) async fn write_completing(
+        &self,
         mut puts: Vec<Put>,
+        guarded: usize,
         completing: Option<&IdempotencyCompletion>,
     ) -> StoreResult<()> {
         let at = puts.len();
@@ -84,6 +96,13 @@ impl DynamoStore {
             Ok(()) => Ok(()),
             Err(failed) if taken_over(&failed, at, completing) => {
                 Err(StoreError::IdempotencyKeyTakenOver)
+            }
+            Err(failed)
+                if failed.iter().any(|(i, c)| {
+                    *i < guarded && (failed_code_is_condition(c) || c == "TransactionConflict")
+                }) =>
+            {
+                Err(StoreError::VersionConflict { expected: 0 })
             }
             Err(failed) if failed.iter().any(|(_, c)| failed_code_is_condition(c)) => {
                 Err(StoreError::AlreadyExists)

@@ -10,14 +10,9 @@ impl KeyStore for EmbeddedStore {
         key: &ApiKey,
         completing: Option<&IdempotencyCompletion>,
     ) -> StoreResult<()> {
-        let (id, hash, doc) = (key.id.to_string(), key.key_hash.clone(), to_doc(key));
-        let completing = completing.cloned();
+        let (key, completing) = (key.clone(), completing.cloned());
         self.tx(move |tx| {
-            insert_new(
-                tx,
-                "INSERT INTO api_keys (id, key_hash, doc) VALUES (?1, ?2, ?3)",
-                params![id, hash, doc],
-            )?;
+            insert_key(tx, &key)?;
             super::idempotency::write_completion(tx, completing.as_ref())
         })
         .await
@@ -30,9 +25,8 @@ impl KeyStore for EmbeddedStore {
     }
 
     async fn get_api_key(&self, id: &KeyId) -> StoreResult<Option<ApiKey>> {
-        let id = id.to_string();
-        self.point(move |tx| one_doc(tx, "SELECT doc FROM api_keys WHERE id = ?1", &id))
-            .await
+        let id = id.clone();
+        self.point(move |tx| read_key(tx, &id)).await
     }
 
     async fn get_org_api_key(
@@ -62,28 +56,15 @@ impl KeyStore for EmbeddedStore {
         until: Timestamp,
         completing: Option<&IdempotencyCompletion>,
     ) -> StoreResult<ApiKey> {
-        let (old, completing) = (old.clone(), completing.cloned());
-        let (new_id, new_hash, new_doc) = (new.id.to_string(), new.key_hash.clone(), to_doc(new));
+        let (old, new, completing) = (old.clone(), new.clone(), completing.cloned());
         self.tx(move |tx| {
-            let id = old.id.to_string();
-            let stored: ApiKey = one_doc(tx, "SELECT doc FROM api_keys WHERE id = ?1", &id)?
-                .ok_or(StoreError::NotFound)?;
-            if stored != old {
+            let mut rolled = read_key(tx, &old.id)?.ok_or(StoreError::NotFound)?;
+            if rolled != old {
                 return Err(StoreError::VersionConflict { expected: 0 });
             }
-            let mut rolled = stored;
-            rolled.expires_at = earlier_expiry(&rolled, until);
-            insert_new(
-                tx,
-                "INSERT INTO api_keys (id, key_hash, doc) VALUES (?1, ?2, ?3)",
-                params![new_id, new_hash, new_doc],
-            )?;
-            exec(
-                tx,
-                "UPDATE api_keys SET doc = ?2 WHERE id = ?1",
-                params![id, to_doc(&rolled)],
-            )
-            .map_err(sql)?;
+            rolled.expires_at = Some(rolled.expiry_when_rolled(until));
+            insert_key(tx, &new)?;
+            write_key(tx, &rolled)?;
             super::idempotency::write_completion(tx, completing.as_ref())?;
             Ok(rolled)
         })
@@ -114,22 +95,41 @@ impl EmbeddedStore {
         id: &KeyId,
         change: impl FnOnce(&mut ApiKey) + Send + 'static,
     ) -> StoreResult<ApiKey> {
-        let id = id.to_string();
+        let id = id.clone();
         self.tx(move |tx| {
-            let mut key: ApiKey = one_doc(tx, "SELECT doc FROM api_keys WHERE id = ?1", &id)?
-                .ok_or(StoreError::NotFound)?;
+            let mut key = read_key(tx, &id)?.ok_or(StoreError::NotFound)?;
             let before = key.clone();
             change(&mut key);
             if key != before {
-                exec(
-                    tx,
-                    "UPDATE api_keys SET doc = ?2 WHERE id = ?1",
-                    params![id, to_doc(&key)],
-                )
-                .map_err(sql)?;
+                write_key(tx, &key)?;
             }
             Ok(key)
         })
         .await
     }
+}
+
+/// A key by id.
+fn read_key(tx: &Connection, id: &KeyId) -> StoreResult<Option<ApiKey>> {
+    one_doc(tx, "SELECT doc FROM api_keys WHERE id = ?1", id.as_str())
+}
+
+/// Stores a new key; `AlreadyExists` if its id or hash is taken.
+fn insert_key(tx: &Connection, key: &ApiKey) -> StoreResult<()> {
+    insert_new(
+        tx,
+        "INSERT INTO api_keys (id, key_hash, doc) VALUES (?1, ?2, ?3)",
+        params![key.id.as_str(), key.key_hash, to_doc(key)],
+    )
+}
+
+/// Writes a known key's changes.
+fn write_key(tx: &Connection, key: &ApiKey) -> StoreResult<()> {
+    exec(
+        tx,
+        "UPDATE api_keys SET doc = ?2 WHERE id = ?1",
+        params![key.id.as_str(), to_doc(key)],
+    )
+    .map_err(sql)
+    .map(drop)
 }

@@ -362,6 +362,16 @@ fn one_doc<T: serde::de::DeserializeOwned>(
 }
 
 /// Inserts a row that must be new: a unique violation is `AlreadyExists`.
+/// The first column of the rows `sql_text` selects, as text (tests look into tables).
+#[cfg(test)]
+fn texts(tx: &Connection, sql_text: &str) -> StoreResult<Vec<String>> {
+    let mut stmt = tx.prepare(sql_text).map_err(sql)?;
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .map_err(sql)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql)
+}
+
 fn insert_new(tx: &Connection, sql_text: &str, args: impl rusqlite::Params) -> StoreResult<()> {
     match tx
         .prepare_cached(sql_text)
@@ -485,13 +495,7 @@ mod tests {
         };
         let live = async || -> Vec<String> {
             store
-                .tx(|tx| {
-                    let mut st = tx
-                        .prepare("SELECT key FROM claims ORDER BY key")
-                        .map_err(sql)?;
-                    let keys = st.query_map([], |r| r.get(0)).map_err(sql)?;
-                    keys.collect::<Result<_, _>>().map_err(sql)
-                })
+                .tx(|tx| texts(tx, "SELECT key FROM claims ORDER BY key"))
                 .await
                 .unwrap()
         };

@@ -2,7 +2,7 @@
 //!
 //! A counter is counted in this process's memory and written to the database in batches,
 //! added to what the row holds: the first hit not yet written schedules a batch a second
-//! later (`Hits::delay`), which writes every counter's unwritten hits at once. A request
+//! later ([`BATCH_DELAY_MS`]), which writes every counter's unwritten hits at once. A request
 //! waits for no write, and the reads beside it keep their pages (a commit makes every
 //! read-only connection drop its page cache). A counter this process has not seen starts
 //! from its row, so a restarted host goes on from the last batch. What a crash or a stop
@@ -17,9 +17,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// How long after the first unwritten hit its batch is written, in milliseconds.
 const BATCH_DELAY_MS: u64 = 1_000;
-
-/// How many times a batch is tried before its hits wait for the next one.
-const BATCH_ATTEMPTS: usize = 3;
 
 /// The counters of one store (shared by its clones).
 pub(super) struct Hits {
@@ -115,21 +112,14 @@ impl EmbeddedStore {
         let store = self.clone();
         tokio::spawn(async move {
             let delay = store.hits.delay_ms.load(Ordering::Relaxed);
-            for _ in 0..BATCH_ATTEMPTS {
-                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-                // Cleared before the batch is taken: a hit counted after this schedules
-                // the next one.
-                store.hits.scheduled.store(false, Ordering::Release);
-                match store.write_hits().await {
-                    Ok(()) => return,
-                    // Given back: tried again, or written with the next batch.
-                    Err(e) => tracing::warn!(error = %e, "rate counters not written"),
-                }
-                if store.hits.scheduled.swap(true, Ordering::AcqRel) {
-                    return;
-                }
-            }
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            // Cleared before the batch is taken: a hit counted after this schedules the next.
             store.hits.scheduled.store(false, Ordering::Release);
+            if let Err(e) = store.write_hits().await {
+                // Its hits were given back: the next batch, due a second from now, has them.
+                tracing::warn!(error = %e, "rate counters not written");
+                store.schedule_hits();
+            }
         });
     }
 
@@ -311,7 +301,7 @@ mod tests {
         store.write_hits().await.unwrap();
         assert!(store.hits.lock().get("old").is_none());
         let rows: Vec<String> = store
-            .read(|tx| keys_of(tx, "SELECT key FROM rate_hits ORDER BY key"))
+            .read(|tx| texts(tx, "SELECT key FROM rate_hits ORDER BY key"))
             .await
             .unwrap();
         assert_eq!(rows, ["k"]);
@@ -362,13 +352,5 @@ mod tests {
             "the row of {key} never held {want}: {}",
             stored(store, key).await
         );
-    }
-
-    fn keys_of(tx: &Connection, sql_text: &str) -> StoreResult<Vec<String>> {
-        let mut stmt = tx.prepare(sql_text).map_err(sql)?;
-        stmt.query_map([], |r| r.get::<_, String>(0))
-            .map_err(sql)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql)
     }
 }

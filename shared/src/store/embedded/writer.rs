@@ -13,9 +13,9 @@
 //! a group of their own without waiting for the sync (`synchronous = NORMAL` for that
 //! commit: atomic, kept through a crash of the process, possibly lost with the machine's
 //! power) and answered at once. They are on disk with the next durable commit, which the
-//! log orders after them, or at the latest when the writer falls idle ([`LAZY_SYNC`]). What a request changed (an order, a payment,
-//! a key) is durable before its answer is sent; a lazy write that came before it in the log
-//! is synced by the same commit. What a power cut can take is the last [`LAZY_SYNC`] of
+//! log orders after them, or at the latest when the writer falls idle ([`LAZY_SYNC`]).
+//! What a request changed (an order, a payment, a key) is durable before its answer is
+//! sent; a lazy write that came before it in the log is synced by the same commit. What a power cut can take is the last [`LAZY_SYNC`] of
 //! lazy writes: a counter's last hits (counting is already a safeguard that lets a request
 //! through when the store cannot count), claims of requests that left nothing durable
 //! behind (whose replay therefore finds nothing of them either), and the audit entries of
@@ -337,15 +337,7 @@ mod tests {
 
     async fn claimed(store: &EmbeddedStore) -> Vec<String> {
         store
-            .read(|tx| {
-                let mut stmt = tx
-                    .prepare("SELECT key FROM claims ORDER BY key")
-                    .map_err(sql)?;
-                stmt.query_map([], |r| r.get::<_, String>(0))
-                    .map_err(sql)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(sql)
-            })
+            .read(|tx| texts(tx, "SELECT key FROM claims ORDER BY key"))
             .await
             .unwrap()
     }
