@@ -100,23 +100,18 @@ pub fn start(
     Ok(())
 }
 
-/// The stream: every event in order, each dispatched before the cursor moves past it.
+/// The stream: every event in order, dispatched before the cursor moves past it.
 async fn poll_outbox(store: EmbeddedStore, deps: dispatch_events::Deps, every: Duration) {
     loop {
-        if let Err(e) = poll_once(&store, &deps).await {
+        let deps = &deps;
+        let pass = read_outbox(&store, CURSOR, |event| async move {
+            dispatch_events::dispatch(deps, &event).await
+        });
+        if let Err(e) = pass.await {
             tracing::warn!(error = %e, "outbox poll failed; retrying");
         }
         tokio::time::sleep(every).await;
     }
-}
-
-async fn poll_once(store: &EmbeddedStore, deps: &dispatch_events::Deps) -> anyhow::Result<()> {
-    let cursor = store.stream_cursor(CURSOR).await?;
-    for (seq, event) in store.events_after(cursor, 100).await? {
-        dispatch_events::dispatch(deps, &event).await?;
-        store.set_stream_cursor(CURSOR, seq).await?;
-    }
-    Ok(())
 }
 
 /// The stream's second consumer: every event in order, counted before its cursor moves.
@@ -126,23 +121,48 @@ async fn poll_outbox_for_analytics(
     every: Duration,
 ) {
     loop {
-        if let Err(e) = poll_analytics_once(&store, &deps).await {
+        let deps = &deps;
+        let pass = read_outbox(&store, ANALYTICS_CURSOR, |event| async move {
+            aggregate_analytics::aggregate(deps, &event).await
+        });
+        if let Err(e) = pass.await {
             tracing::warn!(error = %e, "analytics poll failed; retrying");
         }
         tokio::time::sleep(every).await;
     }
 }
 
-async fn poll_analytics_once(
+/// One pass of a stream consumer: the events after its cursor (at most a batch of 100),
+/// each handled in order, then the cursor moved past the last one handled, once per batch
+/// as Lambda checkpoints a stream batch (one durable write per batch instead of one per
+/// event). A failure ends the batch there: the cursor still moves past what was handled and
+/// the next pass starts at the failed event. A crash before the cursor moves hands the
+/// batch over again, which both consumers take: a delivery's id is one per event and
+/// endpoint, and an analytics contribution is counted once by its marker.
+async fn read_outbox<F, Fut, T, E>(
     store: &EmbeddedStore,
-    deps: &aggregate_analytics::Deps,
-) -> anyhow::Result<()> {
-    let cursor = store.stream_cursor(ANALYTICS_CURSOR).await?;
-    for (seq, event) in store.events_after(cursor, 100).await? {
-        aggregate_analytics::aggregate(deps, &event).await?;
-        store.set_stream_cursor(ANALYTICS_CURSOR, seq).await?;
+    cursor: &str,
+    handle: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(payorders::Event) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: Into<anyhow::Error>,
+{
+    let from = store.stream_cursor(cursor).await?;
+    let mut handled = from;
+    let mut failed = None;
+    for (seq, event) in store.events_after(from, 100).await? {
+        if let Err(e) = handle(event).await {
+            failed = Some(e.into());
+            break;
+        }
+        handled = seq;
     }
-    Ok(())
+    if handled != from {
+        store.set_stream_cursor(cursor, handled).await?;
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 /// The schedule: one deposit scan of every chain, then a pause. While a chain fails (its
@@ -223,5 +243,79 @@ where
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use payorders::store::OrderStore;
+    use payorders::{NewOrder, OrgId, Timestamp, testing};
+    use std::sync::Mutex;
+
+    /// Runs one pass of a consumer that records each event it is handed and fails on the
+    /// `fail_at`-th of the pass (1-based); the ids it was handed, in order.
+    async fn pass(store: &EmbeddedStore, fail_at: Option<usize>) -> (Vec<String>, bool) {
+        let seen = Mutex::new(Vec::new());
+        let outcome = read_outbox(store, "test-consumer", |event| {
+            let mut seen = seen.lock().unwrap();
+            seen.push(event.id.to_string());
+            let fail = fail_at == Some(seen.len());
+            async move {
+                if fail {
+                    Err(anyhow::anyhow!("the consumer's dependency is down"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        (seen.into_inner().unwrap(), outcome.is_ok())
+    }
+
+    #[tokio::test]
+    async fn a_pass_moves_the_cursor_past_what_it_handled_and_the_next_resumes_at_a_failure() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        let org = OrgId::generate();
+        for _ in 0..3 {
+            let order = testing::order(&org, false, Timestamp::now());
+            store
+                .create_order(&NewOrder::new(order).unwrap())
+                .await
+                .unwrap();
+        }
+        let all: Vec<String> = store
+            .events_after(0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.id.to_string())
+            .collect();
+        assert_eq!(all.len(), 3);
+
+        // The third event fails: the first two are not handed over again.
+        let (seen, ok) = pass(&store, Some(3)).await;
+        assert!(!ok, "a failed event fails the pass");
+        assert_eq!(seen, all);
+        let (seen, ok) = pass(&store, None).await;
+        assert!(ok);
+        assert_eq!(seen, all[2..], "the next pass starts at the failed event");
+        let (seen, ok) = pass(&store, None).await;
+        assert!(
+            ok && seen.is_empty(),
+            "nothing is handed over twice once the cursor moved"
+        );
+
+        // A failure on the first event of a pass leaves the cursor where it was.
+        let order = testing::order(&org, false, Timestamp::now());
+        store
+            .create_order(&NewOrder::new(order).unwrap())
+            .await
+            .unwrap();
+        let (first, ok) = pass(&store, Some(1)).await;
+        assert!(!ok && first.len() == 1);
+        let (again, ok) = pass(&store, None).await;
+        assert!(ok);
+        assert_eq!(again, first);
     }
 }

@@ -1,20 +1,39 @@
 //! Prefixed, unguessable identifiers (`po_…`, `org_…`, `evt_…`, `key_…`).
 //!
-//! Each id is a prefix plus 128 random bits in base58, so ids cannot be enumerated and the
-//! public order view can be addressed by id alone.
+//! Each id is a prefix plus 16 bytes in base58: the time it was made in milliseconds (48
+//! bits, as UUIDv7 and ULID begin) and 80 random bits. The random part keeps ids from being
+//! enumerated or guessed, so the public order view can be addressed by id alone; the time
+//! in front makes ids made later sort after earlier ones, so the local store's indexes on
+//! ids grow at their end instead of rewriting a page anywhere in them for every new record.
+//! Any 16 bytes parse: ids made before the time was put in front stay valid.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// Why a string is not a valid id of the expected kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {kind} id: expected `{prefix}_` followed by 128 random bits in base58")]
+#[error("invalid {kind} id: expected `{prefix}_` followed by 16 bytes in base58")]
 pub struct InvalidId {
     pub kind: &'static str,
     pub prefix: &'static str,
 }
 
-const RANDOM_BYTES: usize = 16;
+const ID_BYTES: usize = 16;
+/// The leading bytes of a generated id that hold its time (milliseconds since 1970).
+const TIME_BYTES: usize = 6;
+
+/// A generated id's 16 bytes: the current time in milliseconds (big-endian, 48 bits), then
+/// 80 random bits. From 2004 to 2248 the first byte is non-zero and the base58 text always
+/// 21 characters long, and the base58 alphabet is in ASCII order, so ids sort as text in
+/// the order they were made (within a millisecond, at random).
+fn time_ordered_body(now: std::time::SystemTime) -> [u8; ID_BYTES] {
+    let ms = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut body = random_bytes::<ID_BYTES>();
+    body[..TIME_BYTES].copy_from_slice(&ms.to_be_bytes()[8 - TIME_BYTES..]);
+    body
+}
 
 /// Fresh random bytes from the operating system's CSPRNG.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -32,18 +51,18 @@ macro_rules! prefixed_id {
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
-            /// A new random id.
+            /// A new id: the time now and 80 random bits (see the module's docs).
             pub fn generate() -> Self {
-                let body = bs58::encode(random_bytes::<RANDOM_BYTES>()).into_string();
-                Self(format!("{}_{}", $prefix, body))
+                let body = time_ordered_body(std::time::SystemTime::now());
+                Self(format!("{}_{}", $prefix, bs58::encode(body).into_string()))
             }
 
             /// The id whose 128 bits are the first 16 bytes of `digest`: deterministic ids
             /// for records that must be created at most once (e.g. one delivery per event
             /// and endpoint).
             pub fn from_digest(digest: &[u8]) -> Self {
-                let mut body = [0u8; RANDOM_BYTES];
-                body.copy_from_slice(&digest[..RANDOM_BYTES]);
+                let mut body = [0u8; ID_BYTES];
+                body.copy_from_slice(&digest[..ID_BYTES]);
                 Self(format!("{}_{}", $prefix, bs58::encode(body).into_string()))
             }
 
@@ -54,9 +73,9 @@ macro_rules! prefixed_id {
                     .strip_prefix($prefix)
                     .and_then(|rest| rest.strip_prefix('_'))
                     .ok_or(err.clone())?;
-                let mut out = [0u8; RANDOM_BYTES];
+                let mut out = [0u8; ID_BYTES];
                 match bs58::decode(body).onto(&mut out) {
-                    Ok(RANDOM_BYTES) => Ok(Self(s.to_owned())),
+                    Ok(ID_BYTES) => Ok(Self(s.to_owned())),
                     _ => Err(err),
                 }
             }
@@ -159,6 +178,45 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.as_str().starts_with("po_"));
         assert_eq!(OrderId::parse(a.as_str()).unwrap(), a);
+    }
+
+    #[test]
+    fn generated_ids_sort_in_the_order_they_were_made() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let mut made = Vec::new();
+        for _ in 0..3 {
+            made.push(OrderId::generate());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let mut sorted = made.clone();
+        sorted.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(sorted, made, "as text, later ids sort after earlier ones");
+        // The same holds across the years: the text's length does not change.
+        let at = |secs: u64| {
+            let body = time_ordered_body(UNIX_EPOCH + Duration::from_secs(secs));
+            bs58::encode(body).into_string()
+        };
+        let (y2004, y2026, y2200) = (at(1_100_000_000), at(1_796_000_000), at(7_258_000_000));
+        assert!(y2004.len() == 21 && y2026.len() == 21 && y2200.len() == 21);
+        assert!(y2004 < y2026 && y2026 < y2200);
+        // The time is in front, the rest is random: two ids of one millisecond differ.
+        let now = UNIX_EPOCH + Duration::from_millis(1_796_000_000_123);
+        let (a, b) = (time_ordered_body(now), time_ordered_body(now));
+        assert_eq!(a[..TIME_BYTES], 1_796_000_000_123u64.to_be_bytes()[2..]);
+        assert_eq!(a[..TIME_BYTES], b[..TIME_BYTES]);
+        assert_ne!(
+            a[TIME_BYTES..],
+            b[TIME_BYTES..],
+            "80 random bits follow the time"
+        );
+    }
+
+    #[test]
+    fn ids_made_before_the_time_was_put_in_front_still_parse() {
+        let old = format!("po_{}", bs58::encode([0u8; 16]).into_string());
+        assert!(OrderId::parse(&old).is_ok());
+        let old = format!("po_{}", bs58::encode([0xffu8; 16]).into_string());
+        assert!(OrderId::parse(&old).is_ok());
     }
 
     #[test]
