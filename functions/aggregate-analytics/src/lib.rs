@@ -42,6 +42,30 @@ pub async fn aggregate(deps: &Deps, event: &Event) -> Result<usize, StoreError> 
     Ok(applied)
 }
 
+/// Adds what a batch of events contributes, with one call to the store (the local host's
+/// outbox consumer: one commit per batch); how many contributions it applied. Events whose
+/// contributions cannot be read are skipped, as [`aggregate`] skips them. Offering the
+/// batch again after an error counts each contribution once.
+pub async fn aggregate_all(deps: &Deps, events: &[Event]) -> Result<usize, StoreError> {
+    let mut contributions = Vec::new();
+    for event in events {
+        match analytics::contributions(event) {
+            Ok(c) => contributions.extend(c),
+            Err(e) => {
+                tracing::error!(error = %e, event_id = %event.id, "event skipped by analytics")
+            }
+        }
+    }
+    let applied = deps.store.add_analytics_all(&contributions).await?;
+    tracing::info!(
+        events = events.len(),
+        applied,
+        offered = contributions.len(),
+        "aggregated a batch"
+    );
+    Ok(applied)
+}
+
 /// The stream handler: records in order; on the first failure, report it (and everything
 /// after it) so Lambda retries from there and no event is skipped.
 pub async fn handler(

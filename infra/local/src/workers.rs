@@ -104,17 +104,26 @@ pub fn start(
 async fn poll_outbox(store: EmbeddedStore, deps: dispatch_events::Deps, every: Duration) {
     loop {
         let deps = &deps;
-        let pass = read_outbox(&store, CURSOR, |event| async move {
-            dispatch_events::dispatch(deps, &event).await
+        let pass = read_outbox(&store, CURSOR, |events| async move {
+            for (handled, event) in events.iter().enumerate() {
+                if let Err(e) = dispatch_events::dispatch(deps, event).await {
+                    return (handled, Err(e.into()));
+                }
+            }
+            (events.len(), Ok(()))
         });
-        if let Err(e) = pass.await {
-            tracing::warn!(error = %e, "outbox poll failed; retrying");
+        match pass.await {
+            // A full batch: more may be waiting, so read on at once.
+            Ok(More::Yes) => continue,
+            Ok(More::No) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox poll failed; retrying"),
         }
         tokio::time::sleep(every).await;
     }
 }
 
-/// The stream's second consumer: every event in order, counted before its cursor moves.
+/// The stream's second consumer: every event counted before its cursor moves, a batch at
+/// a time (one write for the batch's contributions).
 async fn poll_outbox_for_analytics(
     store: EmbeddedStore,
     deps: aggregate_analytics::Deps,
@@ -122,47 +131,64 @@ async fn poll_outbox_for_analytics(
 ) {
     loop {
         let deps = &deps;
-        let pass = read_outbox(&store, ANALYTICS_CURSOR, |event| async move {
-            aggregate_analytics::aggregate(deps, &event).await
+        let pass = read_outbox(&store, ANALYTICS_CURSOR, |events| async move {
+            match aggregate_analytics::aggregate_all(deps, &events).await {
+                Ok(_) => (events.len(), Ok(())),
+                Err(e) => (0, Err(e.into())),
+            }
         });
-        if let Err(e) = pass.await {
-            tracing::warn!(error = %e, "analytics poll failed; retrying");
+        match pass.await {
+            // A full batch: more may be waiting, so read on at once.
+            Ok(More::Yes) => continue,
+            Ok(More::No) => {}
+            Err(e) => tracing::warn!(error = %e, "analytics poll failed; retrying"),
         }
         tokio::time::sleep(every).await;
     }
 }
 
-/// One pass of a stream consumer: the events after its cursor (at most a batch of 100),
-/// each handled in order, then the cursor moved past the last one handled, once per batch
-/// as Lambda checkpoints a stream batch (one durable write per batch instead of one per
-/// event). A failure ends the batch there: the cursor still moves past what was handled and
-/// the next pass starts at the failed event. A crash before the cursor moves hands the
-/// batch over again, which both consumers take: a delivery's id is one per event and
-/// endpoint, and an analytics contribution is counted once by its marker.
-async fn read_outbox<F, Fut, T, E>(
-    store: &EmbeddedStore,
-    cursor: &str,
-    handle: F,
-) -> anyhow::Result<()>
+/// The most events a consumer's pass reads (a stream batch).
+const BATCH: u32 = 100;
+
+/// Whether a pass read a full batch, so more events may be waiting.
+#[derive(Debug, PartialEq)]
+enum More {
+    Yes,
+    No,
+}
+
+/// One pass of a stream consumer: the events after its cursor (a batch of at most 100),
+/// handed over in order, then the cursor moved past those handled, once per batch as Lambda
+/// checkpoints a stream batch (one durable write per batch instead of one per event).
+/// `handle` answers how many of the batch's first events it handled, and its error if it
+/// stopped before the end: the cursor still moves past what was handled, and the next pass
+/// starts at the first event not handled. A crash before the cursor moves hands the batch
+/// over again, which both consumers take: a delivery's id is one per event and endpoint,
+/// and an analytics contribution is counted once by its marker.
+///
+/// A full batch handled whole answers [`More::Yes`]: its caller reads on at once instead of
+/// waiting for the next poll, so the consumers keep up with any rate of events (a pause
+/// after every batch capped each at 400 events a second, and under load webhooks fell
+/// further and further behind).
+async fn read_outbox<F, Fut>(store: &EmbeddedStore, cursor: &str, handle: F) -> anyhow::Result<More>
 where
-    F: Fn(payorders::Event) -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-    E: Into<anyhow::Error>,
+    F: FnOnce(Vec<payorders::Event>) -> Fut,
+    Fut: std::future::Future<Output = (usize, anyhow::Result<()>)>,
 {
     let from = store.stream_cursor(cursor).await?;
-    let mut handled = from;
-    let mut failed = None;
-    for (seq, event) in store.events_after(from, 100).await? {
-        if let Err(e) = handle(event).await {
-            failed = Some(e.into());
-            break;
-        }
-        handled = seq;
+    let (seqs, events): (Vec<i64>, Vec<payorders::Event>) =
+        store.events_after(from, BATCH).await?.into_iter().unzip();
+    let read = events.len();
+    let (handled, outcome) = handle(events).await;
+    if let Some(&last) = handled.checked_sub(1).and_then(|i| seqs.get(i)) {
+        store.set_stream_cursor(cursor, last).await?;
     }
-    if handled != from {
-        store.set_stream_cursor(cursor, handled).await?;
-    }
-    failed.map_or(Ok(()), Err)
+    outcome?;
+    Ok(if read == BATCH as usize && handled == read {
+        More::Yes
+    } else {
+        More::No
+    })
 }
 
 /// The schedule: one deposit scan of every chain, then a pause. While a chain fails (its
@@ -254,23 +280,52 @@ mod tests {
     use std::sync::Mutex;
 
     /// Runs one pass of a consumer that records each event it is handed and fails on the
-    /// `fail_at`-th of the pass (1-based); the ids it was handed, in order.
+    /// `fail_at`-th of the pass (1-based); the ids it was handed, in order, and whether the
+    /// pass succeeded.
     async fn pass(store: &EmbeddedStore, fail_at: Option<usize>) -> (Vec<String>, bool) {
         let seen = Mutex::new(Vec::new());
-        let outcome = read_outbox(store, "test-consumer", |event| {
-            let mut seen = seen.lock().unwrap();
-            seen.push(event.id.to_string());
-            let fail = fail_at == Some(seen.len());
-            async move {
-                if fail {
-                    Err(anyhow::anyhow!("the consumer's dependency is down"))
-                } else {
-                    Ok(())
+        let record = &seen;
+        let outcome = read_outbox(store, "test-consumer", |events| async move {
+            for (handled, event) in events.iter().enumerate() {
+                record.lock().unwrap().push(event.id.to_string());
+                if fail_at == Some(handled + 1) {
+                    return (
+                        handled,
+                        Err(anyhow::anyhow!("the consumer's dependency is down")),
+                    );
                 }
             }
+            (events.len(), Ok(()))
         })
         .await;
         (seen.into_inner().unwrap(), outcome.is_ok())
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_asks_to_read_on_at_once() {
+        let store = EmbeddedStore::in_memory().unwrap();
+        let org = OrgId::generate();
+        for _ in 0..BATCH + 1 {
+            let order = testing::order(&org, false, Timestamp::now());
+            store
+                .create_order(&NewOrder::new(order).unwrap())
+                .await
+                .unwrap();
+        }
+        let count = |store| async move {
+            let seen = Mutex::new(0);
+            let record = &seen;
+            let more = read_outbox(store, "test-consumer", |events| async move {
+                *record.lock().unwrap() = events.len();
+                (events.len(), Ok(()))
+            })
+            .await
+            .unwrap();
+            (seen.into_inner().unwrap(), more)
+        };
+        assert_eq!(count(&store).await, (BATCH as usize, More::Yes));
+        assert_eq!(count(&store).await, (1, More::No));
+        assert_eq!(count(&store).await, (0, More::No));
     }
 
     #[tokio::test]

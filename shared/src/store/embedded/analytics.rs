@@ -9,28 +9,18 @@ use rusqlite::params;
 impl AnalyticsStore for EmbeddedStore {
     async fn add_analytics(&self, c: &Contribution) -> StoreResult<bool> {
         let c = c.clone();
+        self.tx(move |tx| apply(tx, &c)).await
+    }
+
+    /// One transaction for all of them: a stream consumer's batch is one durable commit.
+    async fn add_analytics_all(&self, cs: &[Contribution]) -> StoreResult<usize> {
+        let cs = cs.to_vec();
         self.tx(move |tx| {
-            let fresh = exec(
-                tx,
-                    "INSERT INTO analytics_markers (marker) VALUES (?1) ON CONFLICT DO NOTHING",
-                    params![c.marker],
-                )
-                .map_err(sql)?;
-            if fresh == 0 || c.counters.is_empty() {
-                return Ok(false);
+            let mut applied = 0;
+            for c in &cs {
+                applied += usize::from(apply(tx, c)?);
             }
-            let (org, mode) = (c.organization_id.to_string(), c.mode.to_string());
-            for (name, v) in &c.counters {
-                exec(
-                tx,
-                    "INSERT INTO analytics (org_id, mode, hour, name, value) \
-                     VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (org_id, mode, hour, name) DO UPDATE SET value = value + excluded.value",
-                    params![org, mode, c.hour, name, v],
-                )
-                .map_err(sql)?;
-            }
-            Ok(true)
+            Ok(applied)
         })
         .await
     }
@@ -77,4 +67,29 @@ impl AnalyticsStore for EmbeddedStore {
         })
         .await
     }
+}
+
+/// Adds one contribution inside `tx` unless its marker is there; true if it did.
+fn apply(tx: &rusqlite::Connection, c: &Contribution) -> StoreResult<bool> {
+    let fresh = exec(
+        tx,
+        "INSERT INTO analytics_markers (marker) VALUES (?1) ON CONFLICT DO NOTHING",
+        params![c.marker],
+    )
+    .map_err(sql)?;
+    if fresh == 0 || c.counters.is_empty() {
+        return Ok(false);
+    }
+    let (org, mode) = (c.organization_id.to_string(), c.mode.to_string());
+    for (name, v) in &c.counters {
+        exec(
+            tx,
+            "INSERT INTO analytics (org_id, mode, hour, name, value) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (org_id, mode, hour, name) DO UPDATE SET value = value + excluded.value",
+            params![org, mode, c.hour, name, v],
+        )
+        .map_err(sql)?;
+    }
+    Ok(true)
 }

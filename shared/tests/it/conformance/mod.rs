@@ -57,6 +57,7 @@ all_adapters!(
     rate_limits_per_organization,
     audit_entries_are_written_once_and_listed,
     analytics_counted_once_without_lost_updates,
+    analytics_added_as_a_batch_count_each_once,
     refunds_ride_on_the_order_write,
 );
 
@@ -2307,6 +2308,49 @@ fn contribution(
         hour,
         counters: counters.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
     }
+}
+
+/// A stream consumer's batch of contributions: each counted once, whether it was applied
+/// before, comes twice in the batch, or the whole batch is offered again (a redelivery).
+async fn analytics_added_as_a_batch_count_each_once(store: &dyn Store) {
+    let org = OrgId::generate();
+    let h = payorders::analytics::hour_of(t0());
+    let c = |fact: &str, order: &OrderId, n: i64| {
+        contribution(
+            &format!("{order}#{fact}"),
+            &org,
+            KeyMode::Test,
+            h,
+            &[(fact, n)],
+        )
+    };
+    let (a, b) = (OrderId::generate(), OrderId::generate());
+    let before = c("created", &a, 1);
+    assert!(store.add_analytics(&before).await.unwrap());
+    let batch = vec![
+        before.clone(),
+        c("created", &b, 1),
+        c("paid", &a, 1),
+        c("paid", &a, 1),
+        c("expired", &b, 1),
+    ];
+    assert_eq!(store.add_analytics_all(&batch).await.unwrap(), 3);
+    assert_eq!(
+        store.add_analytics_all(&batch).await.unwrap(),
+        0,
+        "offered again"
+    );
+    assert_eq!(store.add_analytics_all(&[]).await.unwrap(), 0);
+    let got = store
+        .read_analytics(&org, KeyMode::Test, h, h)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let counters = &got[0].counters;
+    assert_eq!(
+        (counters["created"], counters["paid"], counters["expired"]),
+        (2, 1, 1)
+    );
 }
 
 async fn analytics_counted_once_without_lost_updates(store: &dyn Store) {
