@@ -13,6 +13,8 @@ use payorders::queue::Queue;
 use payorders::store::{StoreError, WebhookStore};
 use payorders::webhooks::{self, DeliveryMessage};
 use payorders::*;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 pub struct Deps {
@@ -28,18 +30,48 @@ pub enum DispatchError {
     Queue(#[from] payorders::queue::QueueError),
 }
 
+/// The enabled and disabled endpoints of each organization and mode, read once for a
+/// batch of events (one stream batch, or one pass of the local host's outbox) instead of
+/// once per event. An endpoint added, changed or disabled while a batch is dispatched
+/// counts from the next batch.
+#[derive(Default)]
+pub struct BatchEndpoints(HashMap<(OrgId, KeyMode), Vec<WebhookEndpoint>>);
+
+impl BatchEndpoints {
+    async fn of(
+        &mut self,
+        store: &dyn WebhookStore,
+        org: &OrgId,
+        mode: KeyMode,
+    ) -> Result<&[WebhookEndpoint], StoreError> {
+        let endpoints = match self.0.entry((org.clone(), mode)) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => new.insert(store.list_endpoints(org, mode).await?),
+        };
+        Ok(endpoints)
+    }
+}
+
 /// Creates (at most once) and queues the deliveries of one event; returns how many
 /// destinations it has.
-#[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type))]
 pub async fn dispatch(deps: &Deps, event: &Event) -> Result<usize, DispatchError> {
+    dispatch_in(deps, event, &mut BatchEndpoints::default()).await
+}
+
+/// [`dispatch`], for one event of a batch whose endpoints `batch` keeps.
+#[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type))]
+pub async fn dispatch_in(
+    deps: &Deps,
+    event: &Event,
+    batch: &mut BatchEndpoints,
+) -> Result<usize, DispatchError> {
     let mode = KeyMode::of(event.livemode);
-    let mut targets: Vec<(Option<WebhookEndpointId>, String)> = deps
-        .store
-        .list_endpoints(&event.organization_id, mode)
+    let mut targets: Vec<(Option<WebhookEndpointId>, String)> = batch
+        .of(&*deps.store, &event.organization_id, mode)
         .await?
-        .into_iter()
+        .iter()
         .filter(|e| e.enabled && e.subscribes(event.event_type))
-        .map(|e| (Some(e.id), e.url))
+        .map(|e| (Some(e.id.clone()), e.url.clone()))
         .collect();
     if let Some(url) = event
         .data
@@ -86,6 +118,7 @@ pub async fn handler(
     event: LambdaEvent<StreamEvent>,
 ) -> Result<DynamoDbEventResponse, lambda_http::Error> {
     let mut response = DynamoDbEventResponse::default();
+    let mut endpoints = BatchEndpoints::default();
     for record in &event.payload.records {
         let result = match event_of(record) {
             None => Ok(()),
@@ -94,7 +127,7 @@ pub async fn handler(
                 tracing::error!(error = %e, event_id = %record.event_id, "unreadable event record");
                 Ok(())
             }
-            Some(Ok(ev)) => dispatch(deps, &ev).await.map(|_| ()),
+            Some(Ok(ev)) => dispatch_in(deps, &ev, &mut endpoints).await.map(|_| ()),
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "dispatch failed; the batch will be retried from this record");

@@ -105,8 +105,9 @@ async fn poll_outbox(store: EmbeddedStore, deps: dispatch_events::Deps, every: D
     loop {
         let deps = &deps;
         let pass = read_outbox(&store, CURSOR, |events| async move {
+            let mut endpoints = dispatch_events::BatchEndpoints::default();
             for (handled, event) in events.iter().enumerate() {
-                if let Err(e) = dispatch_events::dispatch(deps, event).await {
+                if let Err(e) = dispatch_events::dispatch_in(deps, event, &mut endpoints).await {
                     return (handled, Err(e.into()));
                 }
             }

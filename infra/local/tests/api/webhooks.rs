@@ -717,6 +717,8 @@ struct FlakyStore {
     inner: Arc<dyn payorders::store::Store>,
     fail_list: AtomicU32,
     fail_create: AtomicU32,
+    /// How many times the endpoints were listed.
+    listed: AtomicU32,
 }
 
 fn injected() -> StoreError {
@@ -756,6 +758,7 @@ impl WebhookStore for FlakyStore {
         self.inner.delete_endpoint(o, id).await
     }
     async fn list_endpoints(&self, o: &OrgId, m: KeyMode) -> StoreResult<Vec<WebhookEndpoint>> {
+        self.listed.fetch_add(1, Ordering::SeqCst);
         if take(&self.fail_list) {
             return Err(injected());
         }
@@ -780,6 +783,62 @@ impl WebhookStore for FlakyStore {
     ) -> StoreResult<Page<Delivery>> {
         self.inner.list_deliveries(e, w).await
     }
+}
+
+/// A batch of events (a stream batch, an outbox pass) reads each organization's endpoints
+/// once per mode, and every event still gets its deliveries.
+#[tokio::test]
+async fn a_batch_lists_each_organizations_endpoints_once() {
+    let store: Arc<dyn payorders::store::Store> =
+        Arc::new(payorders::store::embedded::EmbeddedStore::in_memory().unwrap());
+    let master =
+        payorders::auth::MasterKey::from_text(&payorders::auth::MasterKey::generate_text())
+            .unwrap();
+    let now = Timestamp::now();
+    let mut events = Vec::new();
+    for name in ["First", "Second"] {
+        let (org, _) = payorders_local::setup::create_org(&*store, &master, name, None)
+            .await
+            .unwrap();
+        let url = format!("https://{}.example/hooks", name.to_lowercase());
+        let (e, _) = payorders::testing::endpoint(&org.id, false, &url, &master, now);
+        store.create_endpoint(&e, None).await.unwrap();
+        for livemode in [false, false, true] {
+            let new = NewOrder::new(payorders::testing::order(&org.id, livemode, now)).unwrap();
+            store.create_order(&new).await.unwrap();
+            events.push(new.event().clone());
+        }
+    }
+    let counting = Arc::new(FlakyStore {
+        inner: store.clone(),
+        fail_list: AtomicU32::new(0),
+        fail_create: AtomicU32::new(0),
+        listed: AtomicU32::new(0),
+    });
+    let queue = Arc::new(FlakyQueue {
+        fail: AtomicU32::new(0),
+        sent: Default::default(),
+    });
+    let deps = dispatch_events::Deps {
+        store: counting.clone(),
+        queue: queue.clone(),
+    };
+    let mut batch = dispatch_events::BatchEndpoints::default();
+    let mut destinations = Vec::new();
+    for event in &events {
+        destinations.push(
+            dispatch_events::dispatch_in(&deps, event, &mut batch)
+                .await
+                .unwrap(),
+        );
+    }
+    // Two organizations, two modes each; the test-mode endpoints get the test events only.
+    assert_eq!(counting.listed.load(Ordering::SeqCst), 4);
+    assert_eq!(destinations, [1, 1, 0, 1, 1, 0]);
+    assert_eq!(queue.sent.lock().unwrap().len(), 4);
+    // Alone, each event reads them again.
+    dispatch_events::dispatch(&deps, &events[0]).await.unwrap();
+    assert_eq!(counting.listed.load(Ordering::SeqCst), 5);
 }
 
 #[tokio::test]
@@ -817,6 +876,7 @@ async fn dispatch_survives_each_step_failing_once() {
         inner: store.clone(),
         fail_list: AtomicU32::new(1),
         fail_create: AtomicU32::new(1),
+        listed: AtomicU32::new(0),
     });
     let queue = Arc::new(FlakyQueue {
         fail: AtomicU32::new(1),
