@@ -388,16 +388,10 @@ pub trait AnalyticsStore: Send + Sync {
     /// however often it is offered. True if this call applied it.
     async fn add_analytics(&self, c: &Contribution) -> StoreResult<bool>;
     /// Adds each contribution as [`Self::add_analytics`] does, in order (one offered twice
-    /// counts once); how many this call applied. A store may write them together (the
-    /// embedded store: one transaction, so a stream consumer's batch is one commit). After
+    /// counts once); how many this call applied. The embedded store writes them in one
+    /// transaction (a stream consumer's batch is one commit), DynamoDB one by one. After
     /// an error some may have been applied: offering them all again counts each once.
-    async fn add_analytics_all(&self, cs: &[Contribution]) -> StoreResult<usize> {
-        let mut applied = 0;
-        for c in cs {
-            applied += usize::from(self.add_analytics(c).await?);
-        }
-        Ok(applied)
-    }
+    async fn add_analytics_all(&self, cs: &[Contribution]) -> StoreResult<usize>;
     /// The hours from `first_hour` to `last_hour` (inclusive) that have counters, oldest
     /// first.
     async fn read_analytics(

@@ -130,6 +130,14 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
             ("UpdateItem", Table),
         ],
     ),
+    (
+        "add_analytics_all",
+        &[
+            ("GetItem", Table),
+            ("PutItem", Table),
+            ("UpdateItem", Table),
+        ],
+    ),
     ("read_analytics", &[("Query", Table)]),
 ];
 
