@@ -361,7 +361,6 @@ fn one_doc<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
-/// Inserts a row that must be new: a unique violation is `AlreadyExists`.
 /// The first column of the rows `sql_text` selects, as text (tests look into tables).
 #[cfg(test)]
 fn texts(tx: &Connection, sql_text: &str) -> StoreResult<Vec<String>> {
@@ -372,6 +371,7 @@ fn texts(tx: &Connection, sql_text: &str) -> StoreResult<Vec<String>> {
         .map_err(sql)
 }
 
+/// Inserts a row that must be new: a unique violation is `AlreadyExists`.
 fn insert_new(tx: &Connection, sql_text: &str, args: impl rusqlite::Params) -> StoreResult<()> {
     match tx
         .prepare_cached(sql_text)
