@@ -24,28 +24,13 @@ pub struct Deps {
 /// (0 for an event seen before).
 #[tracing::instrument(skip_all, fields(event_id = %event.id, event_type = %event.event_type))]
 pub async fn aggregate(deps: &Deps, event: &Event) -> Result<usize, StoreError> {
-    let contributions = match analytics::contributions(event) {
-        Ok(c) => c,
-        Err(e) => {
-            // Will not improve with retries; log and move on.
-            tracing::error!(error = %e, "event skipped by analytics");
-            return Ok(0);
-        }
-    };
-    let mut applied = 0;
-    for c in &contributions {
-        if deps.store.add_analytics(c).await? {
-            applied += 1;
-        }
-    }
-    tracing::info!(applied, offered = contributions.len(), "aggregated");
-    Ok(applied)
+    aggregate_all(deps, std::slice::from_ref(event)).await
 }
 
 /// Adds what a batch of events contributes, with one call to the store (the local host's
-/// outbox consumer: one commit per batch); how many contributions it applied. Events whose
-/// contributions cannot be read are skipped, as [`aggregate`] skips them. Offering the
-/// batch again after an error counts each contribution once.
+/// outbox consumer: one commit per batch); how many contributions it applied. An event
+/// whose contributions cannot be read is logged and skipped: that will not improve with
+/// retries. Offering the batch again after an error counts each contribution once.
 pub async fn aggregate_all(deps: &Deps, events: &[Event]) -> Result<usize, StoreError> {
     let mut contributions = Vec::new();
     for event in events {
@@ -61,7 +46,7 @@ pub async fn aggregate_all(deps: &Deps, events: &[Event]) -> Result<usize, Store
         events = events.len(),
         applied,
         offered = contributions.len(),
-        "aggregated a batch"
+        "aggregated"
     );
     Ok(applied)
 }

@@ -102,25 +102,17 @@ pub fn start(
 
 /// The stream: every event in order, dispatched before the cursor moves past it.
 async fn poll_outbox(store: EmbeddedStore, deps: dispatch_events::Deps, every: Duration) {
-    loop {
-        let deps = &deps;
-        let pass = read_outbox(&store, CURSOR, |events| async move {
-            let mut endpoints = dispatch_events::BatchEndpoints::default();
-            for (handled, event) in events.iter().enumerate() {
-                if let Err(e) = dispatch_events::dispatch_in(deps, event, &mut endpoints).await {
-                    return (handled, Err(e.into()));
-                }
+    let deps = &deps;
+    consume_outbox(&store, CURSOR, every, move |events| async move {
+        let mut endpoints = dispatch_events::BatchEndpoints::default();
+        for (handled, event) in events.iter().enumerate() {
+            if let Err(e) = dispatch_events::dispatch_in(deps, event, &mut endpoints).await {
+                return (handled, Err(e.into()));
             }
-            (events.len(), Ok(()))
-        });
-        match pass.await {
-            // A full batch: more may be waiting, so read on at once.
-            Ok(More::Yes) => continue,
-            Ok(More::No) => {}
-            Err(e) => tracing::warn!(error = %e, "outbox poll failed; retrying"),
         }
-        tokio::time::sleep(every).await;
-    }
+        (events.len(), Ok(()))
+    })
+    .await
 }
 
 /// The stream's second consumer: every event counted before its cursor moves, a batch at
@@ -130,19 +122,29 @@ async fn poll_outbox_for_analytics(
     deps: aggregate_analytics::Deps,
     every: Duration,
 ) {
+    let deps = &deps;
+    consume_outbox(&store, ANALYTICS_CURSOR, every, move |events| async move {
+        match aggregate_analytics::aggregate_all(deps, &events).await {
+            Ok(_) => (events.len(), Ok(())),
+            Err(e) => (0, Err(e.into())),
+        }
+    })
+    .await
+}
+
+/// A stream consumer's loop: passes of [`read_outbox`] one after the other while they read
+/// full batches, then one every `every`; a failed pass is logged and tried again then.
+async fn consume_outbox<F, Fut>(store: &EmbeddedStore, cursor: &str, every: Duration, handle: F)
+where
+    F: Fn(Vec<payorders::Event>) -> Fut,
+    Fut: std::future::Future<Output = (usize, anyhow::Result<()>)>,
+{
     loop {
-        let deps = &deps;
-        let pass = read_outbox(&store, ANALYTICS_CURSOR, |events| async move {
-            match aggregate_analytics::aggregate_all(deps, &events).await {
-                Ok(_) => (events.len(), Ok(())),
-                Err(e) => (0, Err(e.into())),
-            }
-        });
-        match pass.await {
+        match read_outbox(store, cursor, &handle).await {
             // A full batch: more may be waiting, so read on at once.
             Ok(More::Yes) => continue,
             Ok(More::No) => {}
-            Err(e) => tracing::warn!(error = %e, "analytics poll failed; retrying"),
+            Err(e) => tracing::warn!(error = %e, consumer = cursor, "outbox pass failed; retrying"),
         }
         tokio::time::sleep(every).await;
     }
@@ -280,6 +282,17 @@ mod tests {
     use payorders::{NewOrder, OrgId, Timestamp, testing};
     use std::sync::Mutex;
 
+    /// Creates `n` orders of `org`, each with its `order.created` event in the outbox.
+    async fn create_orders(store: &EmbeddedStore, org: &OrgId, n: usize) {
+        for _ in 0..n {
+            let order = testing::order(org, false, Timestamp::now());
+            store
+                .create_order(&NewOrder::new(order).unwrap())
+                .await
+                .unwrap();
+        }
+    }
+
     /// Runs one pass of a consumer that records each event it is handed and fails on the
     /// `fail_at`-th of the pass (1-based); the ids it was handed, in order, and whether the
     /// pass succeeded.
@@ -306,13 +319,7 @@ mod tests {
     async fn a_full_batch_asks_to_read_on_at_once() {
         let store = EmbeddedStore::in_memory().unwrap();
         let org = OrgId::generate();
-        for _ in 0..BATCH + 1 {
-            let order = testing::order(&org, false, Timestamp::now());
-            store
-                .create_order(&NewOrder::new(order).unwrap())
-                .await
-                .unwrap();
-        }
+        create_orders(&store, &org, BATCH as usize + 1).await;
         let count = |store| async move {
             let seen = Mutex::new(0);
             let record = &seen;
@@ -333,13 +340,7 @@ mod tests {
     async fn a_pass_moves_the_cursor_past_what_it_handled_and_the_next_resumes_at_a_failure() {
         let store = EmbeddedStore::in_memory().unwrap();
         let org = OrgId::generate();
-        for _ in 0..3 {
-            let order = testing::order(&org, false, Timestamp::now());
-            store
-                .create_order(&NewOrder::new(order).unwrap())
-                .await
-                .unwrap();
-        }
+        create_orders(&store, &org, 3).await;
         let all: Vec<String> = store
             .events_after(0, 100)
             .await
@@ -363,11 +364,7 @@ mod tests {
         );
 
         // A failure on the first event of a pass leaves the cursor where it was.
-        let order = testing::order(&org, false, Timestamp::now());
-        store
-            .create_order(&NewOrder::new(order).unwrap())
-            .await
-            .unwrap();
+        create_orders(&store, &org, 1).await;
         let (first, ok) = pass(&store, Some(1)).await;
         assert!(!ok && first.len() == 1);
         let (again, ok) = pass(&store, None).await;

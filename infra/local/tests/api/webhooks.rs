@@ -785,15 +785,41 @@ impl WebhookStore for FlakyStore {
     }
 }
 
+/// An in-memory store with no outbox poller running (a test's dispatcher is the only one),
+/// and a master key.
+fn quiet_store() -> (Arc<dyn payorders::store::Store>, payorders::auth::MasterKey) {
+    let store = Arc::new(payorders::store::embedded::EmbeddedStore::in_memory().unwrap());
+    (store, payorders::testing::master_key())
+}
+
+/// Dispatch's dependencies over `store`, each step (listing the endpoints, creating a
+/// delivery, queueing it) failing `failures` times before it works.
+fn flaky_dispatch(
+    store: &Arc<dyn payorders::store::Store>,
+    failures: u32,
+) -> (Arc<FlakyStore>, Arc<FlakyQueue>, dispatch_events::Deps) {
+    let flaky = Arc::new(FlakyStore {
+        inner: store.clone(),
+        fail_list: AtomicU32::new(failures),
+        fail_create: AtomicU32::new(failures),
+        listed: AtomicU32::new(0),
+    });
+    let queue = Arc::new(FlakyQueue {
+        fail: AtomicU32::new(failures),
+        sent: Default::default(),
+    });
+    let deps = dispatch_events::Deps {
+        store: flaky.clone(),
+        queue: queue.clone(),
+    };
+    (flaky, queue, deps)
+}
+
 /// A batch of events (a stream batch, an outbox pass) reads each organization's endpoints
 /// once per mode, and every event still gets its deliveries.
 #[tokio::test]
 async fn a_batch_lists_each_organizations_endpoints_once() {
-    let store: Arc<dyn payorders::store::Store> =
-        Arc::new(payorders::store::embedded::EmbeddedStore::in_memory().unwrap());
-    let master =
-        payorders::auth::MasterKey::from_text(&payorders::auth::MasterKey::generate_text())
-            .unwrap();
+    let (store, master) = quiet_store();
     let now = Timestamp::now();
     let mut events = Vec::new();
     for name in ["First", "Second"] {
@@ -809,20 +835,7 @@ async fn a_batch_lists_each_organizations_endpoints_once() {
             events.push(new.event().clone());
         }
     }
-    let counting = Arc::new(FlakyStore {
-        inner: store.clone(),
-        fail_list: AtomicU32::new(0),
-        fail_create: AtomicU32::new(0),
-        listed: AtomicU32::new(0),
-    });
-    let queue = Arc::new(FlakyQueue {
-        fail: AtomicU32::new(0),
-        sent: Default::default(),
-    });
-    let deps = dispatch_events::Deps {
-        store: counting.clone(),
-        queue: queue.clone(),
-    };
+    let (counting, queue, deps) = flaky_dispatch(&store, 0);
     let mut batch = dispatch_events::BatchEndpoints::default();
     let mut destinations = Vec::new();
     for event in &events {
@@ -843,12 +856,7 @@ async fn a_batch_lists_each_organizations_endpoints_once() {
 
 #[tokio::test]
 async fn dispatch_survives_each_step_failing_once() {
-    // A store with no outbox poller running: this test's dispatcher is the only one.
-    let store: Arc<dyn payorders::store::Store> =
-        Arc::new(payorders::store::embedded::EmbeddedStore::in_memory().unwrap());
-    let master =
-        payorders::auth::MasterKey::from_text(&payorders::auth::MasterKey::generate_text())
-            .unwrap();
+    let (store, master) = quiet_store();
     let (org, _) = payorders_local::setup::create_org(&*store, &master, "Flaky", None)
         .await
         .unwrap();
@@ -872,20 +880,7 @@ async fn dispatch_survives_each_step_failing_once() {
 
     // (1) reading the endpoints fails, (2) creating a delivery fails, (3) queueing fails:
     // each once, each retried as the stream retries a failed record.
-    let flaky = Arc::new(FlakyStore {
-        inner: store.clone(),
-        fail_list: AtomicU32::new(1),
-        fail_create: AtomicU32::new(1),
-        listed: AtomicU32::new(0),
-    });
-    let queue = Arc::new(FlakyQueue {
-        fail: AtomicU32::new(1),
-        sent: Default::default(),
-    });
-    let deps = dispatch_events::Deps {
-        store: flaky.clone(),
-        queue: queue.clone(),
-    };
+    let (_, queue, deps) = flaky_dispatch(&store, 1);
     let mut failures = 0;
     loop {
         match dispatch_events::dispatch(&deps, &event).await {
