@@ -37,8 +37,13 @@ lambda_bin=$target/lambda
 host_bin=$target/debug/payorders
 bins=$svc/bin
 mkdir -p "$bins"
-for f in hello-lambda $functions; do
-  ln -s "$lambda_bin/$f/bootstrap" "$bins/$f"
+ln -s "$lambda_bin/hello-lambda/bootstrap" "$bins/hello-lambda"
+# Each function as Lambda runs it: its bundle's binary (Metadata Binary) under the function's
+# name, which coldstart.py passes as _HANDLER (the function's Handler).
+awk '$1 == "Binary:" { b = $2 } $1 == "Handler:" { print $2, b }' template.yaml |
+  while read -r f b; do ln -s "$lambda_bin/$b/bootstrap" "$bins/$f"; done
+for f in $functions; do
+  [ -e "$bins/$f" ] || { echo "bench: no bundle binary for $f" >&2; exit 1; }
 done
 
 infra/scripts/services.sh start "$svc" >/dev/null

@@ -11,8 +11,10 @@ loads). Prints a Markdown table; with --json FILE also writes the figures.
 
 Usage: coldstart.py [--runs N] [--events DIR] [--json FILE] [--template FILE] BASELINE BINARY...
 The environment names the services (AWS_ENDPOINT_URL, PAYORDERS_TABLE, queue URLs, RPC URLs).
-With --template, each function gets only the queue URLs (PAYORDERS_*_QUEUE_URL) its resource
-in the SAM template sets, as in AWS (a function built without SQS refuses a queue URL).
+Each BINARY is named for its function (a link to its bundle's binary) and runs with that name
+as _HANDLER, as Lambda passes the function's Handler. With --template, each function gets only
+the queue URLs (PAYORDERS_*_QUEUE_URL) its resource in the SAM template sets, as in AWS (a
+function built without SQS refuses a queue URL).
 """
 import argparse
 import http.server
@@ -106,15 +108,18 @@ env = dict(
 )
 
 
-def template_queues(path):
-    """{binary name: the PAYORDERS_*_QUEUE_URL variables its function sets}."""
+def template_functions(path):
+    """{function (its Handler): (its bundle's binary, the PAYORDERS_*_QUEUE_URL variables it sets)}."""
     import re
-    out, binary, names = {}, None, set()
+    out, function, binary, names = {}, None, None, set()
     for line in open(path).read().splitlines() + ["  End:"]:
         if re.match(r"^  [A-Za-z0-9]+:\s*$", line):  # a new resource
-            if binary:
-                out[binary] = names
-            binary, names = None, set()
+            if function:
+                out[function] = (binary, names)
+            function, binary, names = None, None, set()
+        m = re.match(r"^\s+Handler:\s*(\S+)", line)
+        if m:
+            function = m.group(1)
         m = re.match(r"^\s+Binary:\s*(\S+)", line)
         if m:
             binary = m.group(1)
@@ -124,14 +129,17 @@ def template_queues(path):
     return out
 
 
-queues = template_queues(args.template) if args.template else None
+functions = template_functions(args.template) if args.template else None
 
 
 def env_of(binary):
+    """The environment of `binary` (named for its function): its queues only, and the
+    function's name as its Handler, which a bundle reads to know which function it is."""
     name = os.path.basename(binary)
-    if queues is None or name not in queues:
-        return env
-    return {k: v for k, v in env.items() if not k.endswith("_QUEUE_URL") or k in queues[name]}
+    out = dict(env, _HANDLER=name)
+    if functions is None or name not in functions:
+        return out
+    return {k: v for k, v in out.items() if not k.endswith("_QUEUE_URL") or k in functions[name][1]}
 
 
 def run_once(binary, event, until):

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Groups the functions so that one `cargo lambda build -p A -p B …` per group builds every
-crate exactly as building each function alone does (as `sam build` will, one at a time).
+"""Groups the bundles (`bundles/*`: one Lambda binary each, for the functions of template.yaml
+that name it) so that one `cargo lambda build -p A -p B …` per group builds every crate
+exactly as building each bundle alone does (as `sam build` will, one at a time).
 
 Cargo unifies features across the packages of one build, so a group is only safe when that
 unification changes nothing: for every member, each crate of its dependency tree resolves
 to the same features in the group as alone. `cargo tree` (which resolves as a build does,
-without compiling) checks it. A function joins the first group it can join without changing
+without compiling) checks it. A bundle joins the first group it can join without changing
 anything, else starts its own; fewer groups means more links running side by side.
 
 Usage: package_groups.py TRIPLE; prints one group per line (space-separated names).
@@ -49,7 +50,7 @@ def agree(a, b):
     return all(fb.get(p, f) == f for p, f in fa.items())
 
 
-names = sorted(os.listdir("functions"))
+names = sorted(os.listdir("bundles"))
 with concurrent.futures.ThreadPoolExecutor(4) as pool:
     alone = dict(zip(names, pool.map(lambda n: resolved([n]), names)))
 

@@ -282,6 +282,44 @@ pub fn init_tracing() {
         .init();
 }
 
+/// Which of a bundle's functions this sandbox runs: the one its `Handler` setting names
+/// (Lambda passes it as `_HANDLER`). A bundle is one binary that several functions of
+/// template.yaml deploy (`bundles/`), since each fat-LTO link of the whole stack costs about
+/// a minute of CPU: 11 links for the 31 functions instead of 31. Anything else is an error
+/// that names what the binary serves; the sandbox then fails its init, before any event.
+pub fn bundled_function<'a>(handler: Option<&str>, served: &[&'a str]) -> Result<&'a str, String> {
+    match handler {
+        Some(h) => served.iter().copied().find(|s| *s == h).ok_or_else(|| {
+            format!(
+                "this binary serves {}, not the Handler {h:?}",
+                served.join(", ")
+            )
+        }),
+        None => Err(format!(
+            "this binary serves {}: set the function's Handler (_HANDLER) to one of them",
+            served.join(", ")
+        )),
+    }
+}
+
+/// The `main` of a bundle (`bundles/<name>/src/main.rs`): each `"function" => crate` pair is a
+/// function of template.yaml and its crate under `functions/`, whose `serve_lambda` runs when
+/// the function's `Handler` names it ([`bundled_function`]).
+#[macro_export]
+macro_rules! bundle_main {
+    ($($function:literal => $krate:ident),+ $(,)?) => {
+        #[tokio::main]
+        async fn main() -> Result<(), lambda_http::Error> {
+            $crate::runtime::init_tracing();
+            let handler = std::env::var("_HANDLER").ok();
+            match $crate::runtime::bundled_function(handler.as_deref(), &[$($function),+])? {
+                $($function => $krate::serve_lambda().await,)+
+                _ => unreachable!("bundled_function answers one of the names it was given"),
+            }
+        }
+    };
+}
+
 /// Serves an HTTP API route (payload 2.0) in Lambda: what `lambda_http::run` does, without
 /// its response conversion. That conversion reads each answer's body back as text in the
 /// charset its `Content-Type` names (encoding_rs, with every legacy encoding's tables:
@@ -351,6 +389,35 @@ fn gateway_response(
         _ => (false, None),
     };
     out
+}
+
+#[cfg(test)]
+mod bundle_tests {
+    use super::bundled_function;
+
+    #[test]
+    fn a_bundle_runs_the_function_its_handler_names_and_refuses_any_other() {
+        let served = ["get-order", "list-orders"];
+        assert_eq!(
+            bundled_function(Some("list-orders"), &served),
+            Ok("list-orders")
+        );
+        assert_eq!(
+            bundled_function(Some("get-order"), &served),
+            Ok("get-order")
+        );
+        // The runtimes' default Handler, a function of another bundle, a prefix, nothing.
+        for wrong in [
+            Some("bootstrap"),
+            Some("create-order"),
+            Some("get"),
+            Some(""),
+            None,
+        ] {
+            let err = bundled_function(wrong, &served).unwrap_err();
+            assert!(err.contains("get-order, list-orders"), "{wrong:?}: {err}");
+        }
+    }
 }
 
 #[cfg(all(test, feature = "aws"))]

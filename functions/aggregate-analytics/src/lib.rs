@@ -78,3 +78,18 @@ pub async fn handler(
     }
     Ok(response)
 }
+
+/// The Lambda function: takes events from the Runtime API until the sandbox ends. Its own
+/// binary runs it, and so does the bundle that packages it (`bundles/`), when the function's
+/// `Handler` names it.
+#[cfg(feature = "aws")]
+pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
+    let deps = &payorders::runtime::OnFirstUse::new(|| async {
+        let s = payorders::runtime::Services::from_env().await?;
+        Ok::<_, payorders::runtime::BoxError>(Deps { store: s.store })
+    });
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |ev| async move {
+        handler(deps.get().await?, ev).await
+    }))
+    .await
+}

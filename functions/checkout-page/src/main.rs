@@ -1,9 +1,5 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     payorders::runtime::init_tracing();
-    let services = &payorders::runtime::OnFirstUse::services();
-    payorders::runtime::serve_http(move |req| async move {
-        checkout_page::handler(services.get().await?, req).await
-    })
-    .await
+    checkout_page::serve_lambda().await
 }

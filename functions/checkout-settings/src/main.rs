@@ -1,9 +1,5 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     payorders::runtime::init_tracing();
-    let services = &payorders::runtime::OnFirstUse::services();
-    payorders::runtime::serve_http(move |req| async move {
-        checkout_settings::handler(services.get().await?, req).await
-    })
-    .await
+    checkout_settings::serve_lambda().await
 }

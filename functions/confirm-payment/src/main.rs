@@ -1,15 +1,5 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     payorders::runtime::init_tracing();
-    let deps = &payorders::runtime::OnFirstUse::new(|| async {
-        let services = payorders::runtime::Services::from_env().await?;
-        Ok::<_, payorders::runtime::BoxError>(confirm_payment::Deps {
-            settler: services.settler()?,
-            router: services.router.clone(),
-        })
-    });
-    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |ev| async move {
-        confirm_payment::handler(deps.get().await?, ev).await
-    }))
-    .await
+    confirm_payment::serve_lambda().await
 }

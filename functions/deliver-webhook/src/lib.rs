@@ -219,3 +219,16 @@ impl Deps {
         Ok((Self::new(s.store.clone(), s.master()?.clone()), queue))
     }
 }
+
+/// The Lambda function: takes events from the Runtime API until the sandbox ends. Its own
+/// binary runs it, and so does the bundle that packages it (`bundles/`), when the function's
+/// `Handler` names it.
+#[cfg(feature = "aws")]
+pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
+    let deps = &payorders::runtime::OnFirstUse::new(Deps::from_env);
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |ev| async move {
+        let (deps, queue) = deps.get().await?;
+        handler(deps, queue, ev).await
+    }))
+    .await
+}

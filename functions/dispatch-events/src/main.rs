@@ -1,15 +1,5 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     payorders::runtime::init_tracing();
-    let deps = &payorders::runtime::OnFirstUse::new(|| async {
-        let s = payorders::runtime::Services::from_env().await?;
-        Ok::<_, payorders::runtime::BoxError>(dispatch_events::Deps {
-            queue: s.webhooks()?.clone(),
-            store: s.store,
-        })
-    });
-    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |ev| async move {
-        dispatch_events::handler(deps.get().await?, ev).await
-    }))
-    .await
+    dispatch_events::serve_lambda().await
 }

@@ -24,3 +24,15 @@ pub async fn handler(
     }
     Ok(json!(report))
 }
+
+/// The Lambda function: takes events from the Runtime API until the sandbox ends. Its own
+/// binary runs it, and so does the bundle that packages it (`bundles/`), when the function's
+/// `Handler` names it.
+#[cfg(feature = "aws")]
+pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
+    let settler = &payorders::runtime::OnFirstUse::settler();
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |ev| async move {
+        handler(settler.get().await?, ev).await
+    }))
+    .await
+}

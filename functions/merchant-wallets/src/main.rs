@@ -1,9 +1,5 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     payorders::runtime::init_tracing();
-    let services = &payorders::runtime::OnFirstUse::services();
-    payorders::runtime::serve_http(move |req| async move {
-        merchant_wallets::handler(services.get().await?, req).await
-    })
-    .await
+    merchant_wallets::serve_lambda().await
 }

@@ -80,3 +80,17 @@ impl sse::Sink for Stream {
         self.0.send_data(Bytes::from(chunk)).await.is_ok()
     }
 }
+
+/// The Lambda function: takes events from the Runtime API until the sandbox ends. Its own
+/// binary runs it, and so does the bundle that packages it (`bundles/`), when the function's
+/// `Handler` names it.
+#[cfg(feature = "aws")]
+pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
+    let services = &payorders::runtime::OnFirstUse::services();
+    let follow = payorders::checkout::sse::Follow::from_env();
+    // Served by a Lambda Function URL with RESPONSE_STREAM: the body is written as it goes.
+    lambda_http::run_with_streaming_response(lambda_http::service_fn(move |req| async move {
+        handler(services.get().await?, follow, req).await
+    }))
+    .await
+}

@@ -31,3 +31,15 @@ async fn choose_and_show(svc: &Services, req: &Request) -> Result<Response<Body>
     let v = view::public_view(&order, &merchant, &[], &http::links(req), Timestamp::now());
     Ok(http::json(200, &v))
 }
+
+/// The Lambda function: takes events from the Runtime API until the sandbox ends. Its own
+/// binary runs it, and so does the bundle that packages it (`bundles/`), when the function's
+/// `Handler` names it.
+#[cfg(feature = "aws")]
+pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
+    let services = &payorders::runtime::OnFirstUse::services();
+    payorders::runtime::serve_http(
+        move |req| async move { handler(services.get().await?, req).await },
+    )
+    .await
+}

@@ -55,3 +55,16 @@ async fn submit(
     let v = view::public_view(&paid, &merchant, &[], &http::links(req), Timestamp::now());
     Ok(http::json(200, &v))
 }
+
+/// The Lambda function: takes events from the Runtime API until the sandbox ends. Its own
+/// binary runs it, and so does the bundle that packages it (`bundles/`), when the function's
+/// `Handler` names it.
+#[cfg(feature = "aws")]
+pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
+    let deps = &payorders::runtime::OnFirstUse::services_and_settler();
+    payorders::runtime::serve_http(move |req| async move {
+        let (services, settler) = deps.get().await?;
+        handler(services, settler, req).await
+    })
+    .await
+}

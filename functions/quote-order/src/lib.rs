@@ -315,3 +315,15 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
         }),
     ))
 }
+
+/// The Lambda function: takes events from the Runtime API until the sandbox ends. Its own
+/// binary runs it, and so does the bundle that packages it (`bundles/`), when the function's
+/// `Handler` names it.
+#[cfg(feature = "aws")]
+pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
+    let services = &payorders::runtime::OnFirstUse::services();
+    payorders::runtime::serve_http(
+        move |req| async move { handler(services.get().await?, req).await },
+    )
+    .await
+}

@@ -1,9 +1,5 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     payorders::runtime::init_tracing();
-    let services = &payorders::runtime::OnFirstUse::services();
-    payorders::runtime::serve_http(move |req| async move {
-        quote_order::handler(services.get().await?, req).await
-    })
-    .await
+    quote_order::serve_lambda().await
 }

@@ -19,7 +19,7 @@ use payorders::runtime::Services;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
-/// Functions the local host can run, by binary name. A template function missing here is a
+/// Functions the local host can run, by name (their `Handler`). A template function missing here is a
 /// start-up error; a test checks both lists match.
 pub const HTTP_FUNCTIONS: &[&str] = &[
     "create-order",
@@ -64,7 +64,7 @@ struct Route {
     method: String,
     path: String,
     segments: Vec<String>,
-    binary: String,
+    function: String,
     /// No authorizer runs for it (`Auth: { Authorizer: NONE }` in the template).
     public: bool,
     /// Its answer is streamed (a Function URL with response streaming in AWS).
@@ -128,23 +128,23 @@ impl Host {
         let authorizer = authorizer::Deps::from_services(services.clone())?;
         let mut routes = Vec::new();
         for f in &template.functions {
-            let known = HTTP_FUNCTIONS.contains(&f.binary.as_str())
-                || OTHER_FUNCTIONS.contains(&f.binary.as_str());
+            let known = HTTP_FUNCTIONS.contains(&f.function.as_str())
+                || OTHER_FUNCTIONS.contains(&f.function.as_str());
             if !known {
                 bail!(
-                    "template.yaml has function {} (binary {}) that the local host cannot run",
+                    "template.yaml has function {} (Handler {}) that the local host cannot run",
                     f.logical_id,
-                    f.binary
+                    f.function
                 );
             }
         }
         for (f, r) in template.routes() {
-            if !HTTP_FUNCTIONS.contains(&f.binary.as_str()) {
+            if !HTTP_FUNCTIONS.contains(&f.function.as_str()) {
                 bail!(
                     "template.yaml routes {} {} to {}, which is not an HTTP function",
                     r.method,
                     r.path,
-                    f.binary
+                    f.function
                 );
             }
             routes.push(Route {
@@ -156,7 +156,7 @@ impl Host {
                     .split('/')
                     .map(str::to_owned)
                     .collect(),
-                binary: f.binary.clone(),
+                function: f.function.clone(),
                 public: r.public,
                 stream: r.stream,
             });
@@ -270,7 +270,7 @@ impl Host {
         }
         let lambda_req = lambda_http::Request::from(LambdaRequest::ApiGatewayV2(event));
         if route.stream {
-            let result = match route.binary.as_str() {
+            let result = match route.function.as_str() {
                 "public-events" => {
                     public_events::handler(&self.services, self.follow, lambda_req).await
                 }
@@ -278,10 +278,10 @@ impl Host {
             };
             return match result {
                 Ok(r) => Answer::Stream(r),
-                Err(e) => Answer::Whole(invocation_failed(&route.binary, &*e)),
+                Err(e) => Answer::Whole(invocation_failed(&route.function, &*e)),
             };
         }
-        let result = match route.binary.as_str() {
+        let result = match route.function.as_str() {
             "create-order" => create_order::handler(&self.services, lambda_req).await,
             "get-order" => get_order::handler(&self.services, lambda_req).await,
             "list-orders" => list_orders::handler(&self.services, lambda_req).await,
@@ -315,7 +315,7 @@ impl Host {
             "checkout-settings" => checkout_settings::handler(&self.services, lambda_req).await,
             other => unreachable!("route to {other} was refused at start-up"),
         };
-        Answer::Whole(result.unwrap_or_else(|e| invocation_failed(&route.binary, &*e)))
+        Answer::Whole(result.unwrap_or_else(|e| invocation_failed(&route.function, &*e)))
     }
 }
 
@@ -414,7 +414,7 @@ mod tests {
             method: "GET".into(),
             path: "/pay-orders/{id}".into(),
             segments: vec!["pay-orders".into(), "{id}".into()],
-            binary: "get-order".into(),
+            function: "get-order".into(),
             public: false,
             stream: false,
         };

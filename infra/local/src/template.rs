@@ -1,5 +1,5 @@
-//! Reads `template.yaml`: every function (by its cargo-lambda binary name) and the HTTP
-//! routes that reach it. The local host serves exactly these.
+//! Reads `template.yaml`: every function (by its `Handler`, the name of its crate under
+//! `functions/`) and the HTTP routes that reach it. The local host serves exactly these.
 
 use anyhow::{Context, bail};
 use serde_norway::Value;
@@ -8,8 +8,11 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Function {
     pub logical_id: String,
-    /// `Metadata.BuildProperties.Binary`: the crate under `functions/`.
-    pub binary: String,
+    /// `Handler`: the function's crate under `functions/`.
+    pub function: String,
+    /// `Metadata.BuildProperties.Binary`: the bundle (`bundles/<name>`, its `CodeUri`) whose
+    /// binary runs it, as it runs the other functions that name it.
+    pub bundle: String,
     pub routes: Vec<RouteDef>,
 }
 
@@ -56,10 +59,13 @@ impl Template {
                 continue;
             }
             let logical_id = id.as_str().unwrap_or_default().to_owned();
-            let binary = get(res, "Metadata")
+            let bundle = get(res, "Metadata")
                 .and_then(|m| get(m, "BuildProperties"))
                 .and_then(|b| text(b, "Binary"))
                 .with_context(|| format!("{logical_id} has no Metadata.BuildProperties.Binary"))?;
+            let function = get(res, "Properties")
+                .and_then(|p| text(p, "Handler"))
+                .with_context(|| format!("{logical_id} has no Handler"))?;
             let mut routes = Vec::new();
             let events = get(res, "Properties")
                 .and_then(|p| get(p, "Events"))
@@ -104,7 +110,8 @@ impl Template {
             }
             functions.push(Function {
                 logical_id,
-                binary,
+                function,
+                bundle,
                 routes,
             });
         }

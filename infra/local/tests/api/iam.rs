@@ -510,7 +510,8 @@ fn strings(v: &Value) -> Vec<String> {
 
 struct Function {
     logical_id: String,
-    binary: String,
+    /// Its `Handler`: the crate under `functions/`.
+    function: String,
     env: BTreeMap<String, String>,
     /// Allowed (action, resource) pairs.
     allowed: Vec<(Vec<String>, Vec<String>)>,
@@ -525,13 +526,11 @@ fn template_functions() -> Vec<Function> {
             continue;
         }
         let logical_id = id.as_str().unwrap().to_owned();
-        let binary = get(res, "Metadata")
-            .and_then(|m| get(m, "BuildProperties"))
-            .and_then(|b| get(b, "Binary"))
+        let props = get(res, "Properties").unwrap();
+        let function = get(props, "Handler")
             .and_then(Value::as_str)
             .unwrap()
             .to_owned();
-        let props = get(res, "Properties").unwrap();
         let env = get(props, "Environment")
             .and_then(|e| get(e, "Variables"))
             .and_then(Value::as_mapping)
@@ -564,7 +563,7 @@ fn template_functions() -> Vec<Function> {
         }
         out.push(Function {
             logical_id,
-            binary,
+            function,
             env,
             allowed,
         });
@@ -691,8 +690,8 @@ fn each_function_policy_allows_what_its_code_does() {
     let mut wrong_features = Vec::new();
     let mut found = Vec::new();
     for f in template_functions() {
-        let ident = f.binary.replace('-', "_");
-        assert!(units.contains_key(&ident), "no crate for {}", f.binary);
+        let ident = f.function.replace('-', "_");
+        assert!(units.contains_key(&ident), "no crate for {}", f.function);
         let uses = uses_of(&ident, &units, &store);
         found.extend(
             uses.found_in
@@ -753,7 +752,7 @@ fn each_function_policy_allows_what_its_code_does() {
                 wrong_features.push(format!(
                     "{} ({}): payorders/{feature} is {} its `aws` feature, while it {} it",
                     f.logical_id,
-                    f.binary,
+                    f.function,
                     if used { "missing from" } else { "in" },
                     if used { "uses" } else { "never uses" },
                 ));

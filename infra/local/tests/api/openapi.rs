@@ -35,7 +35,7 @@ fn every_route_of_the_template_is_in_the_document_and_no_other() {
             "{} {} ({}) is missing from the OpenAPI document: declare it in infra/local/src/openapi.rs",
             r.method,
             r.path,
-            f.binary
+            f.function
         );
         // Public routes (no authorizer) are the ones the document says need no key.
         let public = op["security"].as_array().is_some_and(Vec::is_empty);

@@ -59,7 +59,7 @@ async fn malformed_requests_to_every_route_get_4xx() {
         method: String,
         path: String,
         label: String,
-        binary: String,
+        function: String,
         headers: HeaderMap,
         body: Option<Vec<u8>>,
         /// A body or header case must be a 4xx in our shape; a garbage query only not a 5xx.
@@ -77,7 +77,7 @@ async fn malformed_requests_to_every_route_get_4xx() {
                     method: route.method.clone(),
                     path: path.clone(),
                     label,
-                    binary: f.binary.clone(),
+                    function: f.function.clone(),
                     headers,
                     body,
                     strict,
@@ -153,7 +153,7 @@ async fn malformed_requests_to_every_route_get_4xx() {
                     method: route.method.clone(),
                     path: format!("{path}?{q}"),
                     label: format!("query {q}"),
-                    binary: f.binary.clone(),
+                    function: f.function.clone(),
                     headers: h,
                     body: None,
                     strict: false,
@@ -181,7 +181,7 @@ async fn malformed_requests_to_every_route_get_4xx() {
         assert!(
             (400..500).contains(&r.status),
             "{method} {path} [{label}] ({}) -> {} {}",
-            c.binary,
+            c.function,
             r.status,
             r.text
         );

@@ -1,14 +1,14 @@
-//! template.yaml, the workspace's function crates, the local host and the sample events
-//! all name the same set of functions.
+//! template.yaml, the workspace's function crates, the bundles that package them, the local
+//! host and the sample events all name the same set of functions.
 
 use crate::support::{repo_root, template_path};
 use payorders_local::host::{HTTP_FUNCTIONS, OTHER_FUNCTIONS};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[test]
 fn template_functions_are_the_workspace_function_crates() {
     let tpl = crate::support::template();
-    let in_template: BTreeSet<String> = tpl.functions.iter().map(|f| f.binary.clone()).collect();
+    let in_template: BTreeSet<String> = tpl.functions.iter().map(|f| f.function.clone()).collect();
     let crates: BTreeSet<String> = std::fs::read_dir(repo_root().join("functions"))
         .unwrap()
         .filter_map(|e| {
@@ -40,15 +40,120 @@ fn template_functions_are_the_workspace_function_crates() {
     }
 }
 
+/// The domain crate's features a function's Lambda binary turns on, from its manifest: its
+/// `aws` feature's `payorders/…` and the dependency's own `features`. (They decide what
+/// `Services` builds: queues, price clients, chain readers.)
+fn lambda_features(function: &str) -> BTreeSet<String> {
+    let manifest = std::fs::read_to_string(
+        repo_root()
+            .join("functions")
+            .join(function)
+            .join("Cargo.toml"),
+    )
+    .unwrap();
+    let list = |l: &str| -> Vec<String> {
+        l.split(['[', ']', ','])
+            .map(|f| f.trim().trim_matches('"').to_owned())
+            .filter(|f| !f.is_empty())
+            .collect()
+    };
+    let mut out = BTreeSet::new();
+    for line in manifest.lines() {
+        if let Some(rest) = line.strip_prefix("aws = ") {
+            out.extend(
+                list(rest)
+                    .into_iter()
+                    .filter(|f| f.starts_with("payorders/")),
+            );
+        } else if line.starts_with("payorders = ")
+            && let Some((_, features)) = line.split_once("features = ")
+        {
+            out.extend(list(features).into_iter().map(|f| format!("payorders/{f}")));
+        }
+    }
+    assert!(out.contains("payorders/aws"), "{function}: {out:?}");
+    out
+}
+
+/// Several functions deploy one binary (a bundle: `bundles/<name>`, one fat-LTO link for
+/// them all). Each function's `CodeUri` is its bundle, whose `main` serves it under its
+/// `Handler` and whose manifest takes its crate; a bundle serves exactly the functions that
+/// name it; and the functions of a bundle link the same features, so none gains a client,
+/// a chain reader or a queue it does not use (what `iam.rs` checks per function holds for
+/// the binary too).
+#[test]
+fn every_function_is_packaged_by_one_bundle_that_serves_it_alone_with_its_features() {
+    let tpl = crate::support::template();
+    let raw = std::fs::read_to_string(template_path()).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&raw).unwrap();
+    let mut by_template: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in &tpl.functions {
+        assert_eq!(
+            doc["Resources"][&f.logical_id]["Properties"]["CodeUri"].as_str(),
+            Some(format!("bundles/{}", f.bundle).as_str()),
+            "{}: CodeUri is its bundle's directory",
+            f.logical_id
+        );
+        by_template
+            .entry(f.bundle.clone())
+            .or_default()
+            .insert(f.function.clone());
+    }
+    let dirs: BTreeSet<String> = std::fs::read_dir(repo_root().join("bundles"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        dirs,
+        by_template.keys().cloned().collect(),
+        "bundles/* vs the template's Binary names"
+    );
+    for (bundle, functions) in &by_template {
+        let dir = repo_root().join("bundles").join(bundle);
+        let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
+        let served: BTreeSet<String> = main
+            .lines()
+            .filter_map(|l| {
+                let (name, krate) = l.trim().trim_end_matches(',').split_once(" => ")?;
+                let name = name.trim_matches('"');
+                assert_eq!(krate, name.replace('-', "_"), "bundles/{bundle}: {l}");
+                Some(name.to_owned())
+            })
+            .collect();
+        assert_eq!(&served, functions, "bundles/{bundle}/src/main.rs serves");
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let taken: BTreeSet<String> = manifest
+            .lines()
+            .filter_map(|l| {
+                let (name, rest) = l.split_once(" = ")?;
+                rest.contains("path = \"../../functions/")
+                    .then(|| name.to_owned())
+            })
+            .collect();
+        assert_eq!(&taken, functions, "bundles/{bundle}/Cargo.toml takes");
+        assert!(
+            manifest.contains(&format!("[[bin]]\nname = \"{bundle}\"")),
+            "bundles/{bundle} builds the binary {bundle}"
+        );
+        let features: BTreeMap<&String, BTreeSet<String>> =
+            functions.iter().map(|f| (f, lambda_features(f))).collect();
+        let first = features.values().next().unwrap();
+        assert!(
+            features.values().all(|f| f == first),
+            "bundles/{bundle}: its functions link different features: {features:#?}"
+        );
+    }
+}
+
 #[test]
 fn every_route_has_a_scope_and_an_http_function() {
     let tpl = crate::support::template();
     let mut count = 0;
     for (f, r) in tpl.routes() {
         assert!(
-            HTTP_FUNCTIONS.contains(&f.binary.as_str()),
+            HTTP_FUNCTIONS.contains(&f.function.as_str()),
             "{} is routed but not an HTTP function",
-            f.binary
+            f.function
         );
         // A public route (`Auth: { Authorizer: NONE }`) reaches no authorizer, so no scope.
         assert!(
@@ -69,7 +174,7 @@ fn only_the_health_customer_and_token_routes_are_public() {
     let public: BTreeSet<String> = tpl
         .routes()
         .filter(|(_, r)| r.public)
-        .map(|(f, r)| format!("{} {} {}", f.binary, r.method, r.path))
+        .map(|(f, r)| format!("{} {} {}", f.function, r.method, r.path))
         .collect();
     let expected: BTreeSet<String> = [
         "health GET /health",
@@ -147,14 +252,14 @@ fn no_function_crate_depends_on_another() {
 fn the_deposit_scan_and_the_upkeep_run_every_minute() {
     let raw = std::fs::read_to_string(template_path()).unwrap();
     let doc: serde_norway::Value = serde_norway::from_str(&raw).unwrap();
-    for (logical_id, binary) in [
+    for (logical_id, function) in [
         ("ExpireOrdersFunction", "expire-orders"),
         ("ScanDepositsFunction", "scan-deposits"),
     ] {
         let f = &doc["Resources"][logical_id];
         assert_eq!(
-            f["Metadata"]["BuildProperties"]["Binary"].as_str(),
-            Some(binary),
+            f["Properties"]["Handler"].as_str(),
+            Some(function),
             "{logical_id}"
         );
         let events = f["Properties"]["Events"]
