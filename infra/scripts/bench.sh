@@ -22,8 +22,8 @@ svc=$(mktemp -d "${TMPDIR:-/tmp}/payorders-bench.XXXXXX")
 trap 'infra/scripts/services.sh stop "$svc" >/dev/null 2>&1 || true; rm -rf "$svc"' EXIT
 out=$svc/results.md
 
-# The functions as Lambda runs them: `make package` (sam build, cargo-lambda, each function
-# with only its own features), which prints the sizes and its build time. The baseline is
+# The functions as Lambda runs them: `make package` (sam build, cargo-lambda, each bundle
+# with only its functions' features), which prints the sizes and its build time. The baseline is
 # built the same way; the operator CLI (for `tables create` against moto) is a debug build.
 echo "bench: make package, the hello-world baseline and the operator CLI"
 build_started=$SECONDS
@@ -40,7 +40,10 @@ mkdir -p "$bins"
 ln -s "$lambda_bin/hello-lambda/bootstrap" "$bins/hello-lambda"
 # Each function as Lambda runs it: its bundle's binary (Metadata Binary) under the function's
 # name, which coldstart.py passes as _HANDLER (the function's Handler).
-awk '$1 == "Binary:" { b = $2 } $1 == "Handler:" { print $2, b }' template.yaml |
+awk '/^  [A-Za-z0-9]+:[[:space:]]*$/ { b = "" }  # a new resource
+  $1 == "Binary:" { b = $2 }
+  $1 == "Handler:" { if (b == "") { print "bench: no Binary for " $2 > "/dev/stderr"; exit 1 }
+                     print $2, b }' template.yaml |
   while read -r f b; do ln -s "$lambda_bin/$b/bootstrap" "$bins/$f"; done
 for f in $functions; do
   [ -e "$bins/$f" ] || { echo "bench: no bundle binary for $f" >&2; exit 1; }
@@ -75,7 +78,7 @@ export PAYORDERS_CONFIRMATIONS_QUEUE_URL PAYORDERS_WEBHOOKS_QUEUE_URL
   echo
   echo "## Packaging"
   echo
-  echo "\`make package\` (sam build, cargo-lambda, the release profile) of every function: ${package_secs} s;"
+  echo "\`make package\` (sam build, cargo-lambda, the release profile) of every function (their bundles): ${package_secs} s;"
   echo "with the baseline and the operator CLI: ${build_secs} s (from an empty target/ on a fresh clone; incremental when it was warm)."
   echo
   echo "## Throughput of the local host"

@@ -27,7 +27,7 @@ started=$SECONDS
 sam validate --lint --template template.yaml
 # Each function's CodeUri is its bundle (bundles/<name>: one binary for several functions of
 # the same features, each run under its own Handler), since each fat-LTO link of the whole
-# stack takes about a minute of CPU: 11 links instead of 31. sam build runs `cargo lambda
+# stack takes about a minute of CPU: 12 links instead of 31. sam build runs `cargo lambda
 # build --release` in each bundle's directory, one at a time: each gets only its own
 # features, and all share target/. One at a time, the links would run one after the other;
 # so first, bundles that resolve their dependencies alike (package_groups.py asks cargo:

@@ -285,7 +285,7 @@ pub fn init_tracing() {
 /// Which of a bundle's functions this sandbox runs: the one its `Handler` setting names
 /// (Lambda passes it as `_HANDLER`). A bundle is one binary that several functions of
 /// template.yaml deploy (`bundles/`), since each fat-LTO link of the whole stack costs about
-/// a minute of CPU: 11 links for the 31 functions instead of 31. Anything else is an error
+/// a minute of CPU: 12 links for the 31 functions instead of 31. Anything else is an error
 /// that names what the binary serves; the sandbox then fails its init, before any event.
 pub fn bundled_function<'a>(handler: Option<&str>, served: &[&'a str]) -> Result<&'a str, String> {
     match handler {

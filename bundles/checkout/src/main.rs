@@ -1,4 +1,5 @@
-//! The Lambda binary of the customer's side: the checkout page and the public order routes that read.
+//! The Lambda binary of the customer's side: the checkout page and the public order routes
+//! that read.
 
 payorders::bundle_main! {
     "checkout-page" => checkout_page,

@@ -1,0 +1,5 @@
+//! The Lambda binary of refunds.
+
+payorders::bundle_main! {
+    "refunds" => refunds,
+}
