@@ -46,10 +46,22 @@ sam build --template template.yaml --beta-features --no-cached --parameter-overr
 secs=$((SECONDS - started))
 
 echo
-echo "package: $arch, built in $secs s; each function's bootstrap (stripped) and its zip:"
+echo "package: $arch, built in $secs s; each code package sam build made: its bootstrap (stripped), its zip, the functions it serves:"
 python3 - <<'EOF'
-import hashlib, io, os, zipfile
+import hashlib, io, os, re, zipfile
 root = ".aws-sam/build"
+# Which functions (their Handler) each code package serves: sam build writes one package per
+# bundle (several functions share it) and points each function's CodeUri at it.
+serves, uri = {}, None
+for line in open(os.path.join(root, "template.yaml")).read().splitlines():
+    if re.match(r"^  [A-Za-z0-9]+:\s*$", line):
+        uri = None
+    m = re.match(r"^\s+CodeUri:\s*(\S+)", line)
+    if m:
+        uri = m.group(1)
+    m = re.match(r"^\s+Handler:\s*(\S+)", line)
+    if m and uri:
+        serves.setdefault(uri, []).append(m.group(1))
 rows = []
 binaries = set()
 for name in sorted(os.listdir(root)):
@@ -62,11 +74,12 @@ for name in sorted(os.listdir(root)):
     rows.append((name, os.path.getsize(path), len(buf.getvalue())))
     binaries.add(hashlib.sha256(open(path, "rb").read()).hexdigest())
 for name, raw, zipped in rows:
-    print(f"  {name:<32} {raw / 1048576:6.2f} MB   zip {zipped / 1048576:5.2f} MB")
+    print(f"  {name:<34} {raw / 1048576:6.2f} MB   zip {zipped / 1048576:5.2f} MB   {', '.join(serves.get(name, ['?']))}")
 if not rows:
     raise SystemExit("package: sam build produced no bootstrap")
+functions = sum(len(v) for v in serves.values())
 big = max(rows, key=lambda r: r[1])
-print(f"  {len(rows)} functions in {len(binaries)} binaries; largest {big[0]} {big[1] / 1048576:.2f} MB")
+print(f"  {functions} functions in {len(rows)} code packages of {len(binaries)} distinct binaries; largest {big[0]} {big[1] / 1048576:.2f} MB")
 # The size budget (docs/performance.md): every function's bootstrap at most 6 MB (MiB).
 over = [r for r in rows if r[1] > 6 * 1048576]
 if over:
