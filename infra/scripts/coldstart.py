@@ -108,28 +108,25 @@ env = dict(
 )
 
 
-def template_functions(path):
-    """{function (its Handler): (its bundle's binary, the PAYORDERS_*_QUEUE_URL variables it sets)}."""
+def template_queues(path):
+    """{function (its Handler): the PAYORDERS_*_QUEUE_URL variables its resource sets}."""
     import re
-    out, function, binary, names = {}, None, None, set()
+    out, function, names = {}, None, set()
     for line in open(path).read().splitlines() + ["  End:"]:
         if re.match(r"^  [A-Za-z0-9]+:\s*$", line):  # a new resource
             if function:
-                out[function] = (binary, names)
-            function, binary, names = None, None, set()
+                out[function] = names
+            function, names = None, set()
         m = re.match(r"^\s+Handler:\s*(\S+)", line)
         if m:
             function = m.group(1)
-        m = re.match(r"^\s+Binary:\s*(\S+)", line)
-        if m:
-            binary = m.group(1)
         m = re.match(r"^\s+(PAYORDERS_\w+_QUEUE_URL):", line)
         if m:
             names.add(m.group(1))
     return out
 
 
-functions = template_functions(args.template) if args.template else None
+queues = template_queues(args.template) if args.template else None
 
 
 def env_of(binary):
@@ -137,9 +134,9 @@ def env_of(binary):
     function's name as its Handler, which a bundle reads to know which function it is."""
     name = os.path.basename(binary)
     out = dict(env, _HANDLER=name)
-    if functions is None or name not in functions:
+    if queues is None or name not in queues:
         return out
-    return {k: v for k, v in out.items() if not k.endswith("_QUEUE_URL") or k in functions[name][1]}
+    return {k: v for k, v in out.items() if not k.endswith("_QUEUE_URL") or k in queues[name]}
 
 
 def run_once(binary, event, until):

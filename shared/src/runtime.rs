@@ -338,6 +338,38 @@ where
     .await
 }
 
+/// The Lambda loop of an HTTP route whose handler takes the [`Services`], built on the first
+/// event ([`OnFirstUse::services`]): most functions' `serve_lambda`. The services live as
+/// long as the sandbox, as the loop does; being `'static`, a handler can borrow them.
+#[cfg(feature = "aws")]
+pub async fn serve_http_with_services<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(&'static Services, lambda_http::Request) -> Fut,
+    Fut: Future<Output = Result<lambda_http::Response<lambda_http::Body>, lambda_http::Error>>,
+{
+    let services: &'static OnFirstUse<Services> = Box::leak(Box::new(OnFirstUse::services()));
+    let handler = &handler;
+    serve_http(move |req| async move { handler(services.get().await?, req).await }).await
+}
+
+/// [`serve_http_with_services`] for the routes that record payments: the handler takes the
+/// payment pipeline too ([`OnFirstUse::services_and_settler`]).
+#[cfg(all(feature = "sqs", feature = "chains"))]
+pub async fn serve_http_with_settler<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(&'static Services, &'static crate::payments::Settler, lambda_http::Request) -> Fut,
+    Fut: Future<Output = Result<lambda_http::Response<lambda_http::Body>, lambda_http::Error>>,
+{
+    let deps: &'static OnFirstUse<(Services, crate::payments::Settler)> =
+        Box::leak(Box::new(OnFirstUse::services_and_settler()));
+    let handler = &handler;
+    serve_http(move |req| async move {
+        let (services, settler) = deps.get().await?;
+        handler(services, settler, req).await
+    })
+    .await
+}
+
 /// One invocation of an HTTP route: the event as lambda_http reads it (with the invocation's
 /// context and X-Ray trace header), and the handler's answer as API Gateway takes it.
 #[cfg(feature = "aws")]

@@ -441,9 +441,5 @@ async fn issue_token(svc: &Services, req: &Request) -> Result<Response<Body>, Ap
 /// `Handler` names it.
 #[cfg(feature = "aws")]
 pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
-    let services = &payorders::runtime::OnFirstUse::services();
-    payorders::runtime::serve_http(
-        move |req| async move { handler(services.get().await?, req).await },
-    )
-    .await
+    payorders::runtime::serve_http_with_services(handler).await
 }

@@ -91,9 +91,5 @@ async fn cancel(svc: &Services, req: &Request, rid: String) -> Result<Response<B
 /// `Handler` names it.
 #[cfg(feature = "aws")]
 pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
-    let services = &payorders::runtime::OnFirstUse::services();
-    payorders::runtime::serve_http(
-        move |req| async move { handler(services.get().await?, req).await },
-    )
-    .await
+    payorders::runtime::serve_http_with_services(handler).await
 }

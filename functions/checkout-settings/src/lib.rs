@@ -150,9 +150,5 @@ fn theme_color(v: String) -> Result<String, ApiError> {
 /// `Handler` names it.
 #[cfg(feature = "aws")]
 pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
-    let services = &payorders::runtime::OnFirstUse::services();
-    payorders::runtime::serve_http(
-        move |req| async move { handler(services.get().await?, req).await },
-    )
-    .await
+    payorders::runtime::serve_http_with_services(handler).await
 }

@@ -61,10 +61,5 @@ async fn submit(
 /// `Handler` names it.
 #[cfg(feature = "aws")]
 pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
-    let deps = &payorders::runtime::OnFirstUse::services_and_settler();
-    payorders::runtime::serve_http(move |req| async move {
-        let (services, settler) = deps.get().await?;
-        handler(services, settler, req).await
-    })
-    .await
+    payorders::runtime::serve_http_with_settler(handler).await
 }

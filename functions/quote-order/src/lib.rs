@@ -321,9 +321,5 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
 /// `Handler` names it.
 #[cfg(feature = "aws")]
 pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
-    let services = &payorders::runtime::OnFirstUse::services();
-    payorders::runtime::serve_http(
-        move |req| async move { handler(services.get().await?, req).await },
-    )
-    .await
+    payorders::runtime::serve_http_with_services(handler).await
 }

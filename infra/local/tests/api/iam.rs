@@ -352,7 +352,7 @@ struct Unit {
     fns: BTreeMap<String, Vec<String>>,
     /// Function crates this one depends on, by crate ident (`get_order`).
     deps: Vec<String>,
-    /// The domain crate's features its Lambda binary turns on (its `aws = [...]` feature).
+    /// The domain crate's features its Lambda binary turns on (`support::domain_features`).
     binary_features: BTreeSet<String>,
 }
 
@@ -384,22 +384,7 @@ fn load_unit(dir: &Path, skip: &[&str]) -> Unit {
                 .then(|| name.trim().replace('-', "_"))
         })
         .collect();
-    let binary_features = manifest
-        .lines()
-        .find_map(|l| l.strip_prefix("aws = ["))
-        .map(|l| {
-            l.split(',')
-                .filter_map(|f| {
-                    f.trim()
-                        .trim_end_matches(']')
-                        .trim()
-                        .trim_matches('"')
-                        .strip_prefix("payorders/")
-                })
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let binary_features = crate::support::domain_features(&manifest);
     Unit {
         fns,
         deps,

@@ -35,6 +35,33 @@ pub fn test_chains() -> payorders::chains::Chains {
 /// Webhook retry delays in tests: 5 s -> 1 s (the minimum), 5 min -> 2 s, 30 min -> 9 s.
 pub const RETRY_SCALE: f64 = 0.005;
 
+/// The domain crate's features a function's Lambda binary turns on, from its manifest: its
+/// `aws` feature's `payorders/…` and the `payorders` dependency's own `features` (they decide
+/// what `Services` builds: queues, price clients, chain readers), without the prefix.
+pub fn domain_features(manifest: &str) -> std::collections::BTreeSet<String> {
+    let list = |l: &str| -> Vec<String> {
+        l.split(['[', ']', ','])
+            .map(|f| f.trim().trim_matches('"').to_owned())
+            .filter(|f| !f.is_empty())
+            .collect()
+    };
+    let mut out = std::collections::BTreeSet::new();
+    for line in manifest.lines() {
+        if let Some(rest) = line.strip_prefix("aws = ") {
+            out.extend(
+                list(rest)
+                    .into_iter()
+                    .filter_map(|f| f.strip_prefix("payorders/").map(str::to_owned)),
+            );
+        } else if line.starts_with("payorders = ")
+            && let Some((_, features)) = line.split_once("features = ")
+        {
+            out.extend(list(features));
+        }
+    }
+    out
+}
+
 pub fn template_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
 }

@@ -40,41 +40,6 @@ fn template_functions_are_the_workspace_function_crates() {
     }
 }
 
-/// The domain crate's features a function's Lambda binary turns on, from its manifest: its
-/// `aws` feature's `payorders/…` and the dependency's own `features`. (They decide what
-/// `Services` builds: queues, price clients, chain readers.)
-fn lambda_features(function: &str) -> BTreeSet<String> {
-    let manifest = std::fs::read_to_string(
-        repo_root()
-            .join("functions")
-            .join(function)
-            .join("Cargo.toml"),
-    )
-    .unwrap();
-    let list = |l: &str| -> Vec<String> {
-        l.split(['[', ']', ','])
-            .map(|f| f.trim().trim_matches('"').to_owned())
-            .filter(|f| !f.is_empty())
-            .collect()
-    };
-    let mut out = BTreeSet::new();
-    for line in manifest.lines() {
-        if let Some(rest) = line.strip_prefix("aws = ") {
-            out.extend(
-                list(rest)
-                    .into_iter()
-                    .filter(|f| f.starts_with("payorders/")),
-            );
-        } else if line.starts_with("payorders = ")
-            && let Some((_, features)) = line.split_once("features = ")
-        {
-            out.extend(list(features).into_iter().map(|f| format!("payorders/{f}")));
-        }
-    }
-    assert!(out.contains("payorders/aws"), "{function}: {out:?}");
-    out
-}
-
 /// Several functions deploy one binary (a bundle: `bundles/<name>`, one fat-LTO link for
 /// them all). Each function's `CodeUri` is its bundle, whose `main` serves it under its
 /// `Handler` and whose manifest takes its crate; a bundle serves exactly the functions that
@@ -135,8 +100,16 @@ fn every_function_is_packaged_by_one_bundle_that_serves_it_alone_with_its_featur
             manifest.contains(&format!("[[bin]]\nname = \"{bundle}\"")),
             "bundles/{bundle} builds the binary {bundle}"
         );
-        let features: BTreeMap<&String, BTreeSet<String>> =
-            functions.iter().map(|f| (f, lambda_features(f))).collect();
+        let features: BTreeMap<&String, BTreeSet<String>> = functions
+            .iter()
+            .map(|f| {
+                let dir = repo_root().join("functions").join(f);
+                let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+                let features = crate::support::domain_features(&manifest);
+                assert!(features.contains("aws"), "{f}: {features:?}");
+                (f, features)
+            })
+            .collect();
         let first = features.values().next().unwrap();
         assert!(
             features.values().all(|f| f == first),
