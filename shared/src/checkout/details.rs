@@ -17,7 +17,7 @@
 use crate::http::{ApiError, Params};
 use crate::registry::{self, Currency, CurrencyRef, registry};
 use crate::runtime::Services;
-use crate::store::{StoreError, allocate_wallet_index};
+use crate::store::{StoreError, allocate_index_of};
 use crate::wallets;
 use crate::*;
 use rust_decimal::Decimal;
@@ -155,6 +155,9 @@ struct Plan {
     /// Pay this fixed address (a DEPOSIT's recipient, a SALE's explicit recipient), or the
     /// merchant wallet on the output's chain.
     address: Option<String>,
+    /// The merchant wallet that accepted the output, when planning read it (so handing out
+    /// its address does not read it again).
+    wallet: Option<MerchantWallet>,
 }
 
 async fn plan_output(
@@ -166,12 +169,13 @@ async fn plan_output(
     // Pay this fixed address (a DEPOSIT's recipient, a SALE's explicit recipient), or the
     // merchant wallet on the output's chain.
     let explicit = order.fulfillment.recipient.clone();
-    let output = match (&order.fulfillment.asset, &order.fulfillment.amount) {
+    let (output, wallet) = match (&order.fulfillment.asset, &order.fulfillment.amount) {
         // The order names what is received, and how much.
         (Some(asset), Some(amount)) => {
-            if explicit.is_none() {
-                wallet_for(svc, ctx, asset).await?;
-            }
+            let wallet = match explicit {
+                None => Some(wallet_for(svc, ctx, asset).await?),
+                Some(_) => None,
+            };
             // Its USD rate now is locked beside it when a price source knows it: what the
             // order is worth in analytics. Only reported, so a missing price is no error.
             let rate_usd = match &svc.prices {
@@ -183,21 +187,20 @@ async fn plan_output(
                 amount: amount.clone(),
                 rate_usd,
                 address: explicit,
+                wallet,
             });
         }
         // A SALE priced in fiat that names the currency it receives.
-        (Some(asset), None) => {
-            if explicit.is_none() {
-                wallet_for(svc, ctx, asset).await?;
-            }
-            asset.clone()
-        }
+        (Some(asset), None) => match explicit {
+            None => (asset.clone(), Some(wallet_for(svc, ctx, asset).await?)),
+            Some(_) => (asset.clone(), None),
+        },
         // A SALE priced in fiat: received in the payer's currency if a wallet takes it, else
         // in the first wallet currency an exchange can reach.
         (None, _) => match wallet_for(svc, ctx, source).await {
-            Ok(_) => source.clone(),
+            Ok(w) => (source.clone(), Some(w)),
             Err(e) if e.code == "WALLET_NOT_CONFIGURED" => {
-                routable_settlement(svc, ctx, source).await?
+                (routable_settlement(svc, ctx, source).await?, None)
             }
             Err(e) => return Err(e),
         },
@@ -227,6 +230,7 @@ async fn plan_output(
         amount,
         rate_usd: Some(price),
         address: explicit,
+        wallet,
     })
 }
 
@@ -306,7 +310,7 @@ async fn make_payment(
     };
     let (destination, derivation_index) = match &plan.address {
         Some(a) => (a.clone(), None),
-        None => receiving_address(svc, ctx, plan.output.chain_id).await?,
+        None => receiving_address(svc, ctx, plan.output.chain_id, plan.wallet).await?,
     };
     let (route, input_amount, deposit, exchange_id) = match quote {
         None => ("direct", plan.amount.clone(), destination.clone(), None),
@@ -391,24 +395,27 @@ async fn wallet_for(
 }
 
 /// The merchant wallet's receiving address on `chain`, and the xpub index it was derived
-/// at, if it was.
+/// at, if it was. `known` is the wallet planning read, if it did (the one on `chain`).
 async fn receiving_address(
     svc: &Services,
     ctx: &Owner,
     chain: ChainId,
+    known: Option<MerchantWallet>,
 ) -> Result<(String, Option<u32>), ApiError> {
-    let wallet = svc
-        .store
-        .get_wallet(&ctx.org_id, ctx.mode, chain)
-        .await?
-        .ok_or_else(ApiError::internal)?;
+    let wallet = match known.filter(|w| w.chain_id == chain) {
+        Some(w) => w,
+        None => svc
+            .store
+            .get_wallet(&ctx.org_id, ctx.mode, chain)
+            .await?
+            .ok_or_else(ApiError::internal)?,
+    };
     match (&wallet.address, &wallet.xpub) {
         (Some(a), _) => Ok((a.clone(), None)),
         (None, Some(xpub)) => {
             // Each order gets the next index; an index is never handed out twice.
-            let (_, index) =
-                allocate_wallet_index(&*svc.store, &ctx.org_id, ctx.mode, chain).await?;
             let key = wallets::parse_xpub(xpub).map_err(|_| ApiError::internal())?;
+            let (_, index) = allocate_index_of(&*svc.store, wallet.clone()).await?;
             let addr =
                 wallets::derive_evm_address(&key, index).map_err(|_| ApiError::internal())?;
             Ok((addr.to_string(), Some(index)))

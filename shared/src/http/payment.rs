@@ -50,9 +50,13 @@ pub async fn pay(
         return Err(payment_error(PaymentError::WrongChain(order_chain)).with_param("chain_id"));
     }
     let hash = crate::payments::parse_hash(payment, hash).map_err(payment_error)?;
-    let recorded =
-        crate::payments::record_payment(settler, &order.id, &hash, crate::model::Timestamp::now())
-            .await
-            .map_err(payment_error)?;
+    let recorded = crate::payments::record_payment_on(
+        settler,
+        order.clone(),
+        &hash,
+        crate::model::Timestamp::now(),
+    )
+    .await
+    .map_err(payment_error)?;
     Ok(recorded.order)
 }

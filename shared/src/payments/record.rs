@@ -158,13 +158,40 @@ pub async fn record_payment(
     hash: &TxHash,
     now: Timestamp,
 ) -> Result<Recorded, PaymentError> {
+    record_from(s, None, order_id, hash, now).await
+}
+
+/// [`record_payment`] on an order the caller has just read (a route that loaded it to check
+/// its owner): the first attempt starts from that copy instead of reading it again. The
+/// write is conditional on the version read, so a copy that went stale meanwhile only costs
+/// a retry from a fresh read, as a concurrent change does.
+pub async fn record_payment_on(
+    s: &Settler,
+    order: PayOrder,
+    hash: &TxHash,
+    now: Timestamp,
+) -> Result<Recorded, PaymentError> {
+    let id = order.id.clone();
+    record_from(s, Some(order), &id, hash, now).await
+}
+
+async fn record_from(
+    s: &Settler,
+    mut known: Option<PayOrder>,
+    order_id: &OrderId,
+    hash: &TxHash,
+    now: Timestamp,
+) -> Result<Recorded, PaymentError> {
     let key = hash.to_string();
     for _ in 0..ATTEMPTS {
-        let order = s
-            .store
-            .get_order(order_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let order = match known.take() {
+            Some(order) => order,
+            None => s
+                .store
+                .get_order(order_id)
+                .await?
+                .ok_or(StoreError::NotFound)?,
+        };
         let Some(payment) = order.payment.clone() else {
             return Err(PaymentError::NoPaymentDetails);
         };

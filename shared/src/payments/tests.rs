@@ -373,6 +373,65 @@ async fn the_same_transfer_submitted_twice_at_once_pays_once() {
 }
 
 #[tokio::test]
+async fn a_payment_recorded_from_a_stale_copy_keeps_what_changed_since() {
+    // The payments route reads the order (to check its owner) and records from that copy.
+    // Another transfer recorded meanwhile must survive: the write is conditional on the
+    // copy's version, so it is retried from a fresh read instead of overwriting it.
+    let r = rig();
+    let org = OrgId::generate();
+    let order = r.waiting(&org, SHOP, 25_000_000).await;
+    let stale = r.get(&order.id).await;
+    let first = r.chain.mine(11, 5, &[(USDC, SHOP, 10_000_000)]);
+    let second = r.chain.mine(12, 4, &[(USDC, SHOP, 15_000_000)]);
+    r.pay(&order.id, &first).await.unwrap();
+    assert_eq!(r.get(&order.id).await.status, OrderStatus::PartialPayment);
+
+    let recorded = record_payment_on(&r.s, stale, &second, Timestamp::now())
+        .await
+        .unwrap();
+    assert!(recorded.new);
+    let after = r.get(&order.id).await;
+    assert_eq!(after, recorded.order);
+    assert_eq!(after.status, OrderStatus::AwaitingConfirmation);
+    let hashes: Vec<_> = after.transfers.iter().map(|t| t.tx_hash.clone()).collect();
+    assert_eq!(hashes, [first.to_string(), second.to_string()]);
+    assert_eq!(
+        after
+            .payment
+            .as_ref()
+            .unwrap()
+            .received
+            .as_ref()
+            .unwrap()
+            .raw,
+        RawAmount::from_u128(25_000_000)
+    );
+}
+
+#[tokio::test]
+async fn a_payment_recorded_from_a_copy_read_before_a_cancel_pays_nothing() {
+    let r = rig();
+    let org = OrgId::generate();
+    let order = r.waiting(&org, SHOP, 25_000_000).await;
+    let stale = r.get(&order.id).await;
+    let cancel = stale
+        .transition(Timestamp::now(), OrderStatus::Cancelled, |_| {})
+        .unwrap();
+    r.s.store.update_order(&cancel).await.unwrap();
+    let paid = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+
+    let answer = record_payment_on(&r.s, stale, &paid, Timestamp::now()).await;
+    assert_eq!(code(answer), "ORDER_NOT_PAYABLE");
+    let after = r.get(&order.id).await;
+    assert_eq!(after.status, OrderStatus::Cancelled);
+    assert!(after.transfers.is_empty());
+    assert!(r.sent.0.lock().unwrap().is_empty(), "no check was queued");
+    // Nor was the transfer claimed: another order of the merchant's can still take it.
+    let other = r.waiting(&org, SHOP, 25_000_000).await;
+    assert_eq!(code(r.pay(&other.id, &paid).await), "OK");
+}
+
+#[tokio::test]
 async fn a_reorg_is_confirmed_on_chain_and_never_credits_twice() {
     let r = rig();
     let org = OrgId::generate();

@@ -498,6 +498,15 @@ pub async fn allocate_wallet_index(
         .get_wallet(org, mode, chain)
         .await?
         .ok_or(StoreError::NotFound)?;
+    allocate_index_of(store, w).await
+}
+
+/// [`allocate_wallet_index`] of a wallet the caller has just read (no second read: a stale
+/// copy only costs the display count's versioned write a retry).
+pub async fn allocate_index_of(
+    store: &dyn WalletStore,
+    w: MerchantWallet,
+) -> StoreResult<(MerchantWallet, u32)> {
     let xpub = w
         .xpub
         .as_deref()
@@ -505,6 +514,11 @@ pub async fn allocate_wallet_index(
     let index = store.next_xpub_index(xpub).await?;
     // Count it on the wallet for display (`addresses_derived`); the counter above is what
     // keeps addresses unique, this count only reports them.
+    let (org, mode, chain) = (
+        w.organization_id.clone(),
+        KeyMode::of(w.livemode),
+        w.chain_id,
+    );
     let mut w = w;
     loop {
         let mut next = w.next_version();
@@ -513,7 +527,7 @@ pub async fn allocate_wallet_index(
         match store.update_wallet(&next, w.version).await {
             Ok(()) => return Ok((next, index)),
             Err(StoreError::VersionConflict { .. }) => {
-                match store.get_wallet(org, mode, chain).await? {
+                match store.get_wallet(&org, mode, chain).await? {
                     Some(again) => w = again,
                     None => return Ok((w, index)),
                 }

@@ -30,10 +30,12 @@ impl AnalyticsStore for DynamoStore {
 
     async fn add_analytics(&self, c: &Contribution) -> StoreResult<bool> {
         // Every event of an order offers its value again: a marker already there is found
-        // with a read (1 read unit) instead of a refused transaction (2 write units per
-        // item). The transaction's condition still decides a race.
+        // with a read (half a read unit: eventually consistent is enough, as a marker is
+        // never removed before its TTL) instead of a refused transaction (2 write units per
+        // item). A marker the read misses is still refused by the transaction's condition,
+        // which decides a race too.
         if self
-            .get_doc(&format!("AGG#{}", c.marker), "AGG")
+            .read_doc(&format!("AGG#{}", c.marker), "AGG", false)
             .await?
             .is_some()
         {

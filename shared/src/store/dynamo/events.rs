@@ -25,7 +25,7 @@ pub(super) fn event_item(e: &Event) -> Item {
 #[async_trait]
 impl EventStore for DynamoStore {
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
-        self.get_doc(&format!("EVENT#{id}"), "EVENT")
+        self.get_immutable_doc(&format!("EVENT#{id}"), "EVENT")
             .await?
             .map(|i| doc(&i))
             .transpose()

@@ -89,14 +89,29 @@ impl DynamoStore {
         &self.table
     }
 
+    /// A strongly consistent read: what the last acknowledged write left.
     async fn get_doc(&self, pk: &str, sk: &str) -> StoreResult<Option<Item>> {
+        self.read_doc(pk, sk, true).await
+    }
+
+    /// A read of an item that is never changed once written (an event): eventually
+    /// consistent, at half the read units, and strongly consistent only when that finds
+    /// nothing (a replica not yet holding a write just made), so a missing answer is sure.
+    async fn get_immutable_doc(&self, pk: &str, sk: &str) -> StoreResult<Option<Item>> {
+        match self.read_doc(pk, sk, false).await? {
+            Some(item) => Ok(Some(item)),
+            None => self.read_doc(pk, sk, true).await,
+        }
+    }
+
+    async fn read_doc(&self, pk: &str, sk: &str, consistent: bool) -> StoreResult<Option<Item>> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("pk", s(pk))
             .key("sk", s(sk))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(fault)?;
