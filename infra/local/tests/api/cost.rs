@@ -1194,17 +1194,20 @@ fn report(m: &Measured, indexes: &[String]) -> (String, f64) {
     }
     writeln!(
         out,
-        "\n(An API route's row includes its authorizer and rate-limit calls.)\n\n| item (pk prefix) | WRU | RRU (GetItem) |\n|---|---:|---:|"
+        "\n(An API route's row includes its authorizer and rate-limit calls.)\n\n| item (pk prefix) | WRU | RRU (GetItem) | $ per 1,000,000 orders |\n|---|---:|---:|---:|"
     )
     .unwrap();
     let kinds: std::collections::BTreeSet<&String> =
         t.wru_by_kind.keys().chain(t.rru_by_kind.keys()).collect();
     for k in kinds {
+        let wru = t.wru_by_kind.get(k).copied().unwrap_or(0.0);
+        let rru = t.rru_by_kind.get(k).copied().unwrap_or(0.0);
         writeln!(
             out,
-            "| {k} | {} | {} |",
-            fmt_units(t.wru_by_kind.get(k).copied().unwrap_or(0.0)),
-            fmt_units(t.rru_by_kind.get(k).copied().unwrap_or(0.0))
+            "| {k} | {} | {} | {:.2} |",
+            fmt_units(wru),
+            fmt_units(rru),
+            (wru * USD_PER_WRU + rru * USD_PER_RRU) * 1e6
         )
         .unwrap();
     }
