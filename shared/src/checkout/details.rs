@@ -17,7 +17,7 @@
 use crate::http::{ApiError, Params};
 use crate::registry::{self, Currency, CurrencyRef, registry};
 use crate::runtime::Services;
-use crate::store::{StoreError, allocate_index_of};
+use crate::store::{StoreError, allocate_wallet_index};
 use crate::wallets;
 use crate::*;
 use rust_decimal::Decimal;
@@ -395,7 +395,11 @@ async fn wallet_for(
 }
 
 /// The merchant wallet's receiving address on `chain`, and the xpub index it was derived
-/// at, if it was. `known` is the wallet planning read, if it did (the one on `chain`).
+/// at, if it was. `known` is the wallet planning read, if it did: a fixed address is taken
+/// from it, not read again. An xpub wallet is read again by the allocation, whose count
+/// write must not be made over a copy read before planning's outside calls (a wallet
+/// deleted and created again meanwhile starts at the same version), and the address is
+/// derived from that fresh copy's xpub, the one whose counter gave the index.
 async fn receiving_address(
     svc: &Services,
     ctx: &Owner,
@@ -412,10 +416,12 @@ async fn receiving_address(
     };
     match (&wallet.address, &wallet.xpub) {
         (Some(a), _) => Ok((a.clone(), None)),
-        (None, Some(xpub)) => {
+        (None, Some(_)) => {
             // Each order gets the next index; an index is never handed out twice.
+            let (fresh, index) =
+                allocate_wallet_index(&*svc.store, &ctx.org_id, ctx.mode, chain).await?;
+            let xpub = fresh.xpub.as_deref().ok_or_else(ApiError::internal)?;
             let key = wallets::parse_xpub(xpub).map_err(|_| ApiError::internal())?;
-            let (_, index) = allocate_index_of(&*svc.store, wallet.clone()).await?;
             let addr =
                 wallets::derive_evm_address(&key, index).map_err(|_| ApiError::internal())?;
             Ok((addr.to_string(), Some(index)))

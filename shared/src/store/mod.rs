@@ -498,15 +498,6 @@ pub async fn allocate_wallet_index(
         .get_wallet(org, mode, chain)
         .await?
         .ok_or(StoreError::NotFound)?;
-    allocate_index_of(store, w).await
-}
-
-/// [`allocate_wallet_index`] of a wallet the caller has just read (no second read: a stale
-/// copy only costs the display count's versioned write a retry).
-pub async fn allocate_index_of(
-    store: &dyn WalletStore,
-    w: MerchantWallet,
-) -> StoreResult<(MerchantWallet, u32)> {
     let xpub = w
         .xpub
         .as_deref()
@@ -514,11 +505,6 @@ pub async fn allocate_index_of(
     let index = store.next_xpub_index(xpub).await?;
     // Count it on the wallet for display (`addresses_derived`); the counter above is what
     // keeps addresses unique, this count only reports them.
-    let (org, mode, chain) = (
-        w.organization_id.clone(),
-        KeyMode::of(w.livemode),
-        w.chain_id,
-    );
     let mut w = w;
     loop {
         let mut next = w.next_version();
@@ -527,7 +513,7 @@ pub async fn allocate_index_of(
         match store.update_wallet(&next, w.version).await {
             Ok(()) => return Ok((next, index)),
             Err(StoreError::VersionConflict { .. }) => {
-                match store.get_wallet(&org, mode, chain).await? {
+                match store.get_wallet(org, mode, chain).await? {
                     Some(again) => w = again,
                     None => return Ok((w, index)),
                 }

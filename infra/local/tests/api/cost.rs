@@ -1328,8 +1328,8 @@ async fn one_paid_sale_costs_what_the_budget_allows() {
     assert!(t.wru() <= 78.0, "write units over budget\n{text}");
     assert!(t.rru() <= 34.0, "read units over budget\n{text}");
     assert!(per_million <= 67.0, "cost over budget\n{text}");
-    // No invocation reads an item twice (payment details read the merchant wallet once,
-    // a submitted payment reads the order once).
+    // No invocation reads an item twice: payment details read the merchant wallet (a fixed
+    // address here) once, a submitted payment reads the order once.
     assert!(
         m.repeated_reads.is_empty(),
         "items read twice in one invocation: {:?}",
