@@ -514,8 +514,12 @@ pub async fn allocate_wallet_index(
             Ok(()) => return Ok((next, index)),
             Err(StoreError::VersionConflict { .. }) => {
                 match store.get_wallet(org, mode, chain).await? {
-                    Some(again) => w = again,
-                    None => return Ok((w, index)),
+                    // The index came from this xpub's counter: only a wallet of the same
+                    // xpub counts it, and the caller derives the address from the xpub of
+                    // the wallet returned.
+                    Some(again) if again.xpub == w.xpub => w = again,
+                    // Deleted or replaced meanwhile: nothing left to count it on.
+                    _ => return Ok((w, index)),
                 }
             }
             Err(e) => return Err(e),
@@ -552,4 +556,113 @@ impl<T> Store for T where
         + AuditStore
         + AnalyticsStore
 {
+}
+
+#[cfg(test)]
+mod allocation_tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    const OLD: &str = "xpub661MyMwAqRbcFW31YEwpkMuc5THy2PSt5bDMsktWQcFF8syAmRUapSCGu8ED9W6oDMSgv6Zz8idoc4a6mr8BDzTJY47LJhkJ8UB7WEGuduB";
+    const NEW: &str = "xpub661MyMwAqRbcGczjuMoRm6dXaLDEhW1u34gKenbeYqAix21mdUKJyuyu5F1rzYGVxyL6tmgBUAEPrEz92mBXjByMRiJdba9wpnN37RLLAXa";
+
+    fn wallet(org: &OrgId, xpub: &str, created_at: Timestamp) -> MerchantWallet {
+        let chain = ChainId::new(8453).unwrap();
+        MerchantWallet {
+            organization_id: org.clone(),
+            livemode: false,
+            chain_id: chain,
+            address: None,
+            xpub: Some(xpub.to_owned()),
+            currencies: vec![format!("{chain}:native")],
+            next_index: 0,
+            created_at,
+            updated_at: created_at,
+            version: 1,
+        }
+    }
+
+    /// A store whose merchant replaces the wallet (deletes it and creates another with a
+    /// new xpub) while an index is being allocated: between the allocation's read of the
+    /// wallet and its count write.
+    struct Replacing {
+        inner: EmbeddedStore,
+        replacement: std::sync::Mutex<Option<MerchantWallet>>,
+    }
+
+    #[async_trait]
+    impl WalletStore for Replacing {
+        async fn create_wallet(&self, w: &MerchantWallet) -> StoreResult<()> {
+            self.inner.create_wallet(w).await
+        }
+        async fn get_wallet(
+            &self,
+            org: &OrgId,
+            mode: KeyMode,
+            chain: ChainId,
+        ) -> StoreResult<Option<MerchantWallet>> {
+            self.inner.get_wallet(org, mode, chain).await
+        }
+        async fn list_wallets(
+            &self,
+            org: &OrgId,
+            mode: KeyMode,
+        ) -> StoreResult<Vec<MerchantWallet>> {
+            self.inner.list_wallets(org, mode).await
+        }
+        async fn update_wallet(&self, w: &MerchantWallet, v: u64) -> StoreResult<()> {
+            self.inner.update_wallet(w, v).await
+        }
+        async fn delete_wallet(&self, o: &OrgId, m: KeyMode, c: ChainId) -> StoreResult<bool> {
+            self.inner.delete_wallet(o, m, c).await
+        }
+        async fn next_xpub_index(&self, xpub: &str) -> StoreResult<u32> {
+            let index = self.inner.next_xpub_index(xpub).await?;
+            let replacement = self.replacement.lock().unwrap().take();
+            if let Some(w) = replacement {
+                let mode = KeyMode::of(w.livemode);
+                self.inner
+                    .delete_wallet(&w.organization_id, mode, w.chain_id)
+                    .await?;
+                self.inner.create_wallet(&w).await?;
+            }
+            Ok(index)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_index_is_counted_only_on_a_wallet_of_the_xpub_that_gave_it() {
+        let org = OrgId::generate();
+        let chain = ChainId::new(8453).unwrap();
+        let store = Replacing {
+            inner: EmbeddedStore::in_memory().unwrap(),
+            replacement: Default::default(),
+        };
+        let old = wallet(&org, OLD, Timestamp::now().plus_seconds(-120));
+        store.create_wallet(&old).await.unwrap();
+        // Two indexes of the old xpub are handed out before the replacement.
+        for expected in 0..2 {
+            let (w, i) = allocate_wallet_index(&store, &org, KeyMode::Test, chain)
+                .await
+                .unwrap();
+            assert_eq!((w.xpub.as_deref(), i), (Some(OLD), expected));
+        }
+        let new = wallet(&org, NEW, Timestamp::now());
+        *store.replacement.lock().unwrap() = Some(new.clone());
+
+        let (w, index) = allocate_wallet_index(&store, &org, KeyMode::Test, chain)
+            .await
+            .unwrap();
+        // The index is the old xpub's third, and the wallet returned (whose xpub the
+        // address is derived from) is the old one it belongs to.
+        assert_eq!((w.xpub.as_deref(), index), (Some(OLD), 2));
+        // The new wallet is as its merchant made it: not written over, nothing counted.
+        let stored = store.get_wallet(&org, KeyMode::Test, chain).await.unwrap();
+        assert_eq!(stored, Some(new));
+        // Its own xpub starts at index 0.
+        let (w, index) = allocate_wallet_index(&store, &org, KeyMode::Test, chain)
+            .await
+            .unwrap();
+        assert_eq!((w.xpub.as_deref(), index, w.next_index), (Some(NEW), 0, 1));
+    }
 }

@@ -59,12 +59,26 @@ impl WalletStore for EmbeddedStore {
                 keys::mode_of(w.livemode).as_str(),
                 w.chain_id.get() as i64,
             );
+            let guard = Guard::version(expected_version);
             check_guard(
                 tx,
-                Guard::version(expected_version),
+                guard,
                 "SELECT version FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
                 params![org, mode, chain],
             )?;
+            // Of the same wallet: one deleted and created again starts at version 1 again,
+            // so its creation time tells it from the one the copy was read from.
+            let stored: MerchantWallet = row(
+                tx,
+                "SELECT doc FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
+                params![org, mode, chain],
+                |r| r.get::<_, String>(0),
+            )
+            .map_err(sql)
+            .and_then(|d| parse_doc(&d))?;
+            if stored.created_at.unix() != w.created_at.unix() {
+                return Err(guard.conflict());
+            }
             exec(
                 tx,
                 "UPDATE wallets SET version = ?4, doc = ?5 \

@@ -48,6 +48,7 @@ all_adapters!(
     webhook_endpoints_crud_and_versions,
     deliveries_created_once_and_listed,
     wallets_one_per_chain_and_indexes_never_reused,
+    a_wallet_created_again_is_not_written_over_with_the_old_one,
     watched_orders_and_scan_cursors,
     stalled_orders_oldest_first,
     xpub_indexes_never_reused,
@@ -1776,6 +1777,69 @@ async fn wallets_one_per_chain_and_indexes_never_reused(store: &dyn Store) {
         allocate_wallet_index(store, &org, KeyMode::Test, base).await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// A wallet deleted and created again starts at version 1 again: a write over a copy of
+/// the old one (its display count, a merchant's update) must not land on the new one, and
+/// an index allocated from the old xpub is never counted on the new wallet.
+async fn a_wallet_created_again_is_not_written_over_with_the_old_one(store: &dyn Store) {
+    let org = OrgId::generate();
+    let base = ChainId::new(8453).unwrap();
+    let wallet = |xpub: &str, created_at: Timestamp| MerchantWallet {
+        organization_id: org.clone(),
+        livemode: false,
+        chain_id: base,
+        address: None,
+        xpub: Some(xpub.to_owned()),
+        currencies: vec![format!("{base}:native")],
+        next_index: 0,
+        created_at,
+        updated_at: created_at,
+        version: 1,
+    };
+    let old = wallet(
+        "xpub661MyMwAqRbcFW31YEwpkMuc5THy2PSt5bDMsktWQcFF8syAmRUapSCGu8ED9W6oDMSgv6Zz8idoc4a6mr8BDzTJY47LJhkJ8UB7WEGuduB",
+        t0(),
+    );
+    store.create_wallet(&old).await.unwrap();
+    let copy = store
+        .get_wallet(&org, KeyMode::Test, base)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .delete_wallet(&org, KeyMode::Test, base)
+            .await
+            .unwrap()
+    );
+    let new = wallet(
+        "xpub661MyMwAqRbcGczjuMoRm6dXaLDEhW1u34gKenbeYqAix21mdUKJyuyu5F1rzYGVxyL6tmgBUAEPrEz92mBXjByMRiJdba9wpnN37RLLAXa",
+        t0().plus_seconds(60),
+    );
+    store.create_wallet(&new).await.unwrap();
+
+    let mut counted = copy.next_version();
+    counted.next_index += 1;
+    assert!(
+        matches!(
+            store.update_wallet(&counted, copy.version).await,
+            Err(StoreError::VersionConflict { .. })
+        ),
+        "the old wallet's copy is refused though the version matches"
+    );
+    assert_eq!(
+        store.get_wallet(&org, KeyMode::Test, base).await.unwrap(),
+        Some(new.clone())
+    );
+    // A write over a copy of the new wallet still goes through.
+    let mut renamed = new.next_version();
+    renamed.next_index = 3;
+    store.update_wallet(&renamed, new.version).await.unwrap();
+    assert_eq!(
+        store.get_wallet(&org, KeyMode::Test, base).await.unwrap(),
+        Some(renamed)
+    );
 }
 
 /// Orders are watched for deposits exactly while they await a payment on that chain; the
