@@ -320,6 +320,26 @@ macro_rules! bundle_main {
     };
 }
 
+/// The Lambda loop of a scheduled function whose handler takes the payment pipeline, built
+/// on the first event ([`OnFirstUse::settler`]): the deposit scan and the order upkeep.
+#[cfg(all(feature = "aws", feature = "sqs", feature = "chains"))]
+pub async fn serve_schedule_with_settler<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(
+        &'static crate::payments::Settler,
+        lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>,
+    ) -> Fut,
+    Fut: Future<Output = Result<serde_json::Value, lambda_http::Error>>,
+{
+    let settler: &'static OnFirstUse<crate::payments::Settler> =
+        Box::leak(Box::new(OnFirstUse::settler()));
+    let handler = &handler;
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |ev| async move {
+        handler(settler.get().await?, ev).await
+    }))
+    .await
+}
+
 /// Serves an HTTP API route (payload 2.0) in Lambda: what `lambda_http::run` does, without
 /// its response conversion. That conversion reads each answer's body back as text in the
 /// charset its `Content-Type` names (encoding_rs, with every legacy encoding's tables:

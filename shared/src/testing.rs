@@ -148,6 +148,34 @@ pub fn payment(currency_id: &str, amount: u128, deposit: &str) -> Payment {
     }
 }
 
+/// Two valid BIP-32 extended public keys, for wallets that derive their addresses.
+pub const XPUBS: [&str; 2] = [
+    "xpub661MyMwAqRbcFW31YEwpkMuc5THy2PSt5bDMsktWQcFF8syAmRUapSCGu8ED9W6oDMSgv6Zz8idoc4a6mr8BDzTJY47LJhkJ8UB7WEGuduB",
+    "xpub661MyMwAqRbcGczjuMoRm6dXaLDEhW1u34gKenbeYqAix21mdUKJyuyu5F1rzYGVxyL6tmgBUAEPrEz92mBXjByMRiJdba9wpnN37RLLAXa",
+];
+
+/// A test-mode merchant wallet on `chain` deriving its addresses from `xpub`, accepting the
+/// chain's native coin, at version 1, made at `created_at`.
+pub fn xpub_wallet(
+    org: &OrgId,
+    chain: ChainId,
+    xpub: &str,
+    created_at: Timestamp,
+) -> MerchantWallet {
+    MerchantWallet {
+        organization_id: org.clone(),
+        livemode: false,
+        chain_id: chain,
+        address: None,
+        xpub: Some(xpub.to_owned()),
+        currencies: vec![format!("{chain}:native")],
+        next_index: 0,
+        created_at,
+        updated_at: created_at,
+        version: 1,
+    }
+}
+
 /// A master key for tests.
 pub fn master_key() -> MasterKey {
     MasterKey::from_text(&MasterKey::generate_text()).expect("generated keys are long enough")

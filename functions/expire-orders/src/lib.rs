@@ -30,9 +30,5 @@ pub async fn handler(
 /// `Handler` names it.
 #[cfg(feature = "aws")]
 pub async fn serve_lambda() -> Result<(), lambda_http::Error> {
-    let settler = &payorders::runtime::OnFirstUse::settler();
-    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |ev| async move {
-        handler(settler.get().await?, ev).await
-    }))
-    .await
+    payorders::runtime::serve_schedule_with_settler(handler).await
 }

@@ -50,7 +50,7 @@ async fn submit(
     let params = req.path_parameters();
     let body: PublicSubmitPayment = http::request::json(req, false)?;
     let order = view::load_public_order(svc, params.first("id").unwrap_or_default()).await?;
-    let paid = http::pay(settler, &order, &body.tx_hash, None).await?;
+    let paid = http::pay(settler, order, &body.tx_hash, None).await?;
     let merchant = view::Merchant::for_org(svc, &paid.organization_id).await?;
     let v = view::public_view(&paid, &merchant, &[], &http::links(req), Timestamp::now());
     Ok(http::json(200, &v))

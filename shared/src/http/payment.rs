@@ -37,7 +37,7 @@ pub fn payment_error(e: PaymentError) -> ApiError {
 /// order as recorded.
 pub async fn pay(
     settler: &crate::payments::Settler,
-    order: &crate::model::PayOrder,
+    order: crate::model::PayOrder,
     hash: &str,
     chain: Option<crate::model::ChainId>,
 ) -> Result<crate::model::PayOrder, ApiError> {
@@ -50,13 +50,9 @@ pub async fn pay(
         return Err(payment_error(PaymentError::WrongChain(order_chain)).with_param("chain_id"));
     }
     let hash = crate::payments::parse_hash(payment, hash).map_err(payment_error)?;
-    let recorded = crate::payments::record_payment_on(
-        settler,
-        order.clone(),
-        &hash,
-        crate::model::Timestamp::now(),
-    )
-    .await
-    .map_err(payment_error)?;
+    let recorded =
+        crate::payments::record_payment_on(settler, order, &hash, crate::model::Timestamp::now())
+            .await
+            .map_err(payment_error)?;
     Ok(recorded.order)
 }

@@ -283,6 +283,11 @@ fn code(r: Result<Recorded, PaymentError>) -> &'static str {
     }
 }
 
+/// What the order's payment has received so far.
+fn received(o: &PayOrder) -> RawAmount {
+    o.payment.as_ref().unwrap().received.as_ref().unwrap().raw
+}
+
 #[tokio::test]
 async fn a_transfer_older_than_the_payment_details_pays_nothing() {
     let r = rig();
@@ -395,17 +400,7 @@ async fn a_payment_recorded_from_a_stale_copy_keeps_what_changed_since() {
     assert_eq!(after.status, OrderStatus::AwaitingConfirmation);
     let hashes: Vec<_> = after.transfers.iter().map(|t| t.tx_hash.clone()).collect();
     assert_eq!(hashes, [first.to_string(), second.to_string()]);
-    assert_eq!(
-        after
-            .payment
-            .as_ref()
-            .unwrap()
-            .received
-            .as_ref()
-            .unwrap()
-            .raw,
-        RawAmount::from_u128(25_000_000)
-    );
+    assert_eq!(received(&after), RawAmount::from_u128(25_000_000));
 }
 
 #[tokio::test]
@@ -461,17 +456,7 @@ async fn a_reorg_is_confirmed_on_chain_and_never_credits_twice() {
     assert_eq!(again.status, OrderStatus::AwaitingConfirmation);
     assert_eq!(again.transfers.len(), 1);
     assert_eq!(again.transfers[0].block_number, 13);
-    assert_eq!(
-        again
-            .payment
-            .as_ref()
-            .unwrap()
-            .received
-            .as_ref()
-            .unwrap()
-            .raw,
-        RawAmount::from_u128(25_000_000)
-    );
+    assert_eq!(received(&again), RawAmount::from_u128(25_000_000));
     // And it cannot pay another order of the organization after the reorg either.
     let b = r.waiting(&org, SHOP, 25_000_000).await;
     assert_eq!(code(r.pay(&b.id, &tx).await), "TX_ALREADY_USED");
@@ -578,10 +563,7 @@ async fn orders_expire_and_late_payments_are_recorded_inside_the_window() {
     let p = r.get(&partial.id).await;
     assert_eq!(p.status, OrderStatus::Expired);
     // What it received stays visible.
-    assert_eq!(
-        p.payment.as_ref().unwrap().received.as_ref().unwrap().raw,
-        RawAmount::from_u128(10_000_000)
-    );
+    assert_eq!(received(&p), RawAmount::from_u128(10_000_000));
     assert_eq!(p.transfers.len(), 1);
     let events = r.events(&org).await;
     assert!(
@@ -837,10 +819,7 @@ async fn a_late_payment_is_followed_to_final_or_reorged_away() {
     let b = r.get(&b.id).await;
     assert_eq!(b.status, OrderStatus::Expired);
     assert_eq!(b.transfers[0].status, TransferStatus::Reorged);
-    assert_eq!(
-        b.payment.as_ref().unwrap().received.as_ref().unwrap().raw,
-        RawAmount::ZERO
-    );
+    assert_eq!(received(&b), RawAmount::ZERO);
     // a's is final: confirmed, and the order stays EXPIRED (the merchant decides).
     r.chain.set_head(40);
     assert_eq!(r.check(&a.id).await, Progress::Settled);

@@ -563,24 +563,9 @@ mod allocation_tests {
     use super::*;
     use crate::store::embedded::EmbeddedStore;
 
-    const OLD: &str = "xpub661MyMwAqRbcFW31YEwpkMuc5THy2PSt5bDMsktWQcFF8syAmRUapSCGu8ED9W6oDMSgv6Zz8idoc4a6mr8BDzTJY47LJhkJ8UB7WEGuduB";
-    const NEW: &str = "xpub661MyMwAqRbcGczjuMoRm6dXaLDEhW1u34gKenbeYqAix21mdUKJyuyu5F1rzYGVxyL6tmgBUAEPrEz92mBXjByMRiJdba9wpnN37RLLAXa";
+    use crate::testing::{XPUBS, xpub_wallet};
 
-    fn wallet(org: &OrgId, xpub: &str, created_at: Timestamp) -> MerchantWallet {
-        let chain = ChainId::new(8453).unwrap();
-        MerchantWallet {
-            organization_id: org.clone(),
-            livemode: false,
-            chain_id: chain,
-            address: None,
-            xpub: Some(xpub.to_owned()),
-            currencies: vec![format!("{chain}:native")],
-            next_index: 0,
-            created_at,
-            updated_at: created_at,
-            version: 1,
-        }
-    }
+    const BASE: u64 = 8453;
 
     /// A store whose merchant replaces the wallet (deletes it and creates another with a
     /// new xpub) while an index is being allocated: between the allocation's read of the
@@ -633,21 +618,22 @@ mod allocation_tests {
     #[tokio::test]
     async fn an_index_is_counted_only_on_a_wallet_of_the_xpub_that_gave_it() {
         let org = OrgId::generate();
-        let chain = ChainId::new(8453).unwrap();
+        let chain = ChainId::new(BASE).unwrap();
+        let [old_xpub, new_xpub] = XPUBS;
         let store = Replacing {
             inner: EmbeddedStore::in_memory().unwrap(),
             replacement: Default::default(),
         };
-        let old = wallet(&org, OLD, Timestamp::now().plus_seconds(-120));
+        let old = xpub_wallet(&org, chain, old_xpub, Timestamp::now().plus_seconds(-120));
         store.create_wallet(&old).await.unwrap();
         // Two indexes of the old xpub are handed out before the replacement.
         for expected in 0..2 {
             let (w, i) = allocate_wallet_index(&store, &org, KeyMode::Test, chain)
                 .await
                 .unwrap();
-            assert_eq!((w.xpub.as_deref(), i), (Some(OLD), expected));
+            assert_eq!((w.xpub.as_deref(), i), (Some(old_xpub), expected));
         }
-        let new = wallet(&org, NEW, Timestamp::now());
+        let new = xpub_wallet(&org, chain, new_xpub, Timestamp::now());
         *store.replacement.lock().unwrap() = Some(new.clone());
 
         let (w, index) = allocate_wallet_index(&store, &org, KeyMode::Test, chain)
@@ -655,7 +641,7 @@ mod allocation_tests {
             .unwrap();
         // The index is the old xpub's third, and the wallet returned (whose xpub the
         // address is derived from) is the old one it belongs to.
-        assert_eq!((w.xpub.as_deref(), index), (Some(OLD), 2));
+        assert_eq!((w.xpub.as_deref(), index), (Some(old_xpub), 2));
         // The new wallet is as its merchant made it: not written over, nothing counted.
         let stored = store.get_wallet(&org, KeyMode::Test, chain).await.unwrap();
         assert_eq!(stored, Some(new));
@@ -663,6 +649,9 @@ mod allocation_tests {
         let (w, index) = allocate_wallet_index(&store, &org, KeyMode::Test, chain)
             .await
             .unwrap();
-        assert_eq!((w.xpub.as_deref(), index, w.next_index), (Some(NEW), 0, 1));
+        assert_eq!(
+            (w.xpub.as_deref(), index, w.next_index),
+            (Some(new_xpub), 0, 1)
+        );
     }
 }

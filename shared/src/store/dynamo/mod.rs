@@ -549,15 +549,39 @@ impl DynamoStore {
     /// Writes one record under `guard` on its attribute `attr`; a refused condition is the
     /// guard's conflict.
     async fn put_guarded(&self, item: Item, attr: &str, guard: Guard) -> StoreResult<()> {
+        self.put_guarded_same(item, attr, guard, None).await
+    }
+
+    /// [`Self::put_guarded`], and only over the same record: where the stored one has the
+    /// attribute `same.0`, it must hold `same.1` (records written before that attribute
+    /// existed pass on the guard alone).
+    async fn put_guarded_same(
+        &self,
+        item: Item,
+        attr: &str,
+        guard: Guard,
+        same: Option<(&str, AttributeValue)>,
+    ) -> StoreResult<()> {
         let c = guard_condition(attr, guard);
+        let (mut expression, mut names, mut values) = (
+            c.expression.to_owned(),
+            c.names.unwrap_or_default(),
+            c.values.unwrap_or_default(),
+        );
+        if let Some((name, value)) = same {
+            expression =
+                format!("({expression}) AND (attribute_not_exists(#same) OR #same = :same)");
+            names.insert("#same".to_owned(), name.to_owned());
+            values.insert(":same".to_owned(), value);
+        }
         let res = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(c.expression)
-            .set_expression_attribute_names(c.names)
-            .set_expression_attribute_values(c.values)
+            .condition_expression(expression)
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
             .send()
             .await;
         match res {

@@ -58,27 +58,14 @@ impl WalletStore for DynamoStore {
 
     async fn update_wallet(&self, w: &MerchantWallet, expected_version: u64) -> StoreResult<()> {
         // The version read, of the same wallet: one deleted and created again starts at
-        // version 1 again, so its creation time tells it from the one the copy was read
-        // from (records written before `created` was stored pass on the version alone).
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(wallet_item(w)))
-            .condition_expression("#v = :v AND (attribute_not_exists(#c) OR #c = :c)")
-            .expression_attribute_names("#v", "version")
-            .expression_attribute_names("#c", "created")
-            .expression_attribute_values(":v", n(expected_version))
-            .expression_attribute_values(":c", n(w.created_at.unix()))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Err(Guard::version(expected_version).conflict())
-            }
-            Err(e) => Err(fault(e)),
-        }
+        // version 1 again, so its creation time tells it from the one the copy was read from.
+        self.put_guarded_same(
+            wallet_item(w),
+            "version",
+            Guard::version(expected_version),
+            Some(("created", n(w.created_at.unix()))),
+        )
+        .await
     }
 
     async fn delete_wallet(&self, org: &OrgId, mode: KeyMode, chain: ChainId) -> StoreResult<bool> {

@@ -60,24 +60,22 @@ impl WalletStore for EmbeddedStore {
                 w.chain_id.get() as i64,
             );
             let guard = Guard::version(expected_version);
-            check_guard(
+            let stored = row(
                 tx,
-                guard,
-                "SELECT version FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
+                "SELECT version, doc FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
                 params![org, mode, chain],
-            )?;
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(sql)?;
+            guard.check(stored.as_ref().map(|(v, _)| *v as u64))?;
             // Of the same wallet: one deleted and created again starts at version 1 again,
             // so its creation time tells it from the one the copy was read from.
-            let stored: MerchantWallet = row(
-                tx,
-                "SELECT doc FROM wallets WHERE org_id = ?1 AND mode = ?2 AND chain_id = ?3",
-                params![org, mode, chain],
-                |r| r.get::<_, String>(0),
-            )
-            .map_err(sql)
-            .and_then(|d| parse_doc(&d))?;
-            if stored.created_at.unix() != w.created_at.unix() {
-                return Err(guard.conflict());
+            if let Some((_, doc)) = stored {
+                let stored: MerchantWallet = parse_doc(&doc)?;
+                if stored.created_at.unix() != w.created_at.unix() {
+                    return Err(guard.conflict());
+                }
             }
             exec(
                 tx,

@@ -1783,24 +1783,10 @@ async fn wallets_one_per_chain_and_indexes_never_reused(store: &dyn Store) {
 /// the old one (its display count, a merchant's update) must not land on the new one, and
 /// an index allocated from the old xpub is never counted on the new wallet.
 async fn a_wallet_created_again_is_not_written_over_with_the_old_one(store: &dyn Store) {
+    use payorders::testing::{XPUBS, xpub_wallet};
     let org = OrgId::generate();
     let base = ChainId::new(8453).unwrap();
-    let wallet = |xpub: &str, created_at: Timestamp| MerchantWallet {
-        organization_id: org.clone(),
-        livemode: false,
-        chain_id: base,
-        address: None,
-        xpub: Some(xpub.to_owned()),
-        currencies: vec![format!("{base}:native")],
-        next_index: 0,
-        created_at,
-        updated_at: created_at,
-        version: 1,
-    };
-    let old = wallet(
-        "xpub661MyMwAqRbcFW31YEwpkMuc5THy2PSt5bDMsktWQcFF8syAmRUapSCGu8ED9W6oDMSgv6Zz8idoc4a6mr8BDzTJY47LJhkJ8UB7WEGuduB",
-        t0(),
-    );
+    let old = xpub_wallet(&org, base, XPUBS[0], t0());
     store.create_wallet(&old).await.unwrap();
     let copy = store
         .get_wallet(&org, KeyMode::Test, base)
@@ -1813,10 +1799,7 @@ async fn a_wallet_created_again_is_not_written_over_with_the_old_one(store: &dyn
             .await
             .unwrap()
     );
-    let new = wallet(
-        "xpub661MyMwAqRbcGczjuMoRm6dXaLDEhW1u34gKenbeYqAix21mdUKJyuyu5F1rzYGVxyL6tmgBUAEPrEz92mBXjByMRiJdba9wpnN37RLLAXa",
-        t0().plus_seconds(60),
-    );
+    let new = xpub_wallet(&org, base, XPUBS[1], t0().plus_seconds(60));
     store.create_wallet(&new).await.unwrap();
 
     let mut counted = copy.next_version();
