@@ -404,6 +404,34 @@ async fn a_payment_recorded_from_a_stale_copy_keeps_what_changed_since() {
 }
 
 #[tokio::test]
+async fn the_same_transfer_submitted_twice_at_once_from_route_copies_pays_once() {
+    // Two payments routes, each with the copy it read to check the owner, at once.
+    let r = rig();
+    let org = OrgId::generate();
+    let order = r.waiting(&org, SHOP, 25_000_000).await;
+    let other = r.waiting(&org, SHOP, 25_000_000).await;
+    let copy = r.get(&order.id).await;
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    let now = Timestamp::now();
+    let (x, y) = tokio::join!(
+        record_payment_on(&r.s, copy.clone(), &tx, now),
+        record_payment_on(&r.s, copy, &tx, now)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(u8::from(x.new) + u8::from(y.new), 1, "recorded once");
+    let after = r.get(&order.id).await;
+    assert_eq!(after.transfers.len(), 1);
+    assert_eq!(received(&after), RawAmount::from_u128(25_000_000));
+    // Another order of the organization, from its own copy, cannot take it afterwards.
+    let other = r.get(&other.id).await;
+    assert_eq!(
+        code(record_payment_on(&r.s, other.clone(), &tx, Timestamp::now()).await),
+        "TX_ALREADY_USED"
+    );
+    assert!(r.get(&other.id).await.transfers.is_empty());
+}
+
+#[tokio::test]
 async fn a_payment_recorded_from_a_copy_read_before_a_cancel_pays_nothing() {
     let r = rig();
     let org = OrgId::generate();
