@@ -27,6 +27,10 @@
 #   infra/scripts/services.sh install-package
 #                                            make package: aws-sam-cli, cargo-lambda and zig
 #                                            into .venv-sam
+#   infra/scripts/services.sh install-original
+#                                            make bench: the original stack's stand-in
+#                                            (infra/bench/original): FastAPI, uvicorn and
+#                                            SQLAlchemy into .venv-original, PostgreSQL (Debian)
 #
 # Any service that cannot start is a hard failure with its log printed: tests never run
 # against a missing service.
@@ -139,6 +143,26 @@ install_package() {
   echo "services: installing aws-sam-cli, cargo-lambda and ziglang into $sam_venv"
   python3 -m venv "$sam_venv" || die "python3 -m venv failed (apt-get install python3-venv)"
   pip_install "$sam_venv" "aws-sam-cli==1.*" "cargo-lambda==1.*" "ziglang==0.*"
+}
+
+# The stand-in for the stack PayOrders replaces, which bench_throughput.sh loads beside the
+# local host: the libraries its README names (FastAPI, whose documented install brings
+# uvicorn[standard]; SQLAlchemy 2 with psycopg2), and Debian's PostgreSQL server.
+install_original() {
+  local ovenv="$root/.venv-original"
+  if ! "$ovenv/bin/python" -c "import fastapi, uvicorn, sqlalchemy, psycopg2" 2>/dev/null; then
+    echo "services: installing FastAPI, uvicorn, SQLAlchemy and psycopg2 into $ovenv"
+    python3 -m venv "$ovenv" || die "python3 -m venv failed (apt-get install python3-venv)"
+    pip_install "$ovenv" "fastapi==0.*" "uvicorn[standard]==0.*" "sqlalchemy==2.*" "psycopg2-binary==2.*"
+  fi
+  if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    command -v apt-get >/dev/null || die "install PostgreSQL's server (initdb, pg_ctl) for the bench's original stack"
+    echo "services: installing postgresql (apt-get)"
+    local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get install -y -qq postgresql >/dev/null 2>&1 \
+      || { $sudo apt-get update -qq && $sudo apt-get install -y -qq postgresql >/dev/null; } \
+      || die "apt-get install postgresql failed"
+  fi
 }
 
 free_port() {
@@ -284,10 +308,11 @@ case "${1:-}" in
   install-fuzz) install_fuzz ;;
   install-package) install_package ;;
   install-browser) install_browser ;;
+  install-original) install_original ;;
   testnets-start) testnets_start "${2:?usage: services.sh testnets-start DIR}" ;;
   chain-start) chain_start "${2:?usage: services.sh chain-start DIR [PORT]}" "${3:-}" ;;
   chain) chain "${2:?usage: services.sh chain PORT}" ;;
   start) start "${2:?usage: services.sh start DIR}" ;;
   stop) shift; stop "${@:?usage: services.sh stop DIR...}" ;;
-  *) die "usage: services.sh install|install-demo|install-node|install-fuzz|install-browser|start DIR|stop DIR...|chain PORT|chain-start DIR [PORT]|testnets-start DIR" ;;
+  *) die "usage: services.sh install|install-demo|install-node|install-fuzz|install-browser|install-original|start DIR|stop DIR...|chain PORT|chain-start DIR [PORT]|testnets-start DIR" ;;
 esac

@@ -2,11 +2,14 @@
 SALE body under its own v2 signature (a fresh nonce; the timestamp of generation, so a file
 must be used within the 300 s signature window).
 
-    python3 requests.py COUNT OUT    (PAYORDERS_API_KEY, PAYORDERS_API_SECRET from demo.env)
+    python3 requests.py COUNT OUT            (PAYORDERS_API_KEY, PAYORDERS_API_SECRET from demo.env)
+    python3 requests.py COUNT OUT original   the same bodies for the original stack's stand-in
 
-A line is `<Authorization-Signature value>\\t<JSON body>`; neither holds a tab or a newline.
-The scheme is shared/src/auth/signature.rs's (v2): HMAC-SHA256 of
-"v2\\n" METHOD "\\n" path "\\n" timestamp "\\n" nonce "\\n" hex(SHA-256(body)).
+A line is `<signature header value>\\t<JSON body>`; neither holds a tab or a newline.
+Ours is shared/src/auth/signature.rs's v2 (the `Authorization-Signature` header): HMAC-SHA256
+of "v2\\n" METHOD "\\n" path "\\n" timestamp "\\n" nonce "\\n" hex(SHA-256(body)). The
+original's (its `Authorization` header) is hex SHA-512 of key + secret + timestamp, the same
+for every request of the file (it signs neither the body nor a nonce).
 """
 
 import hashlib
@@ -20,6 +23,7 @@ import uuid
 
 def main():
     count, out = int(sys.argv[1]), sys.argv[2]
+    original = sys.argv[3:4] == ["original"]
     key, secret = os.environ["PAYORDERS_API_KEY"], os.environ["PAYORDERS_API_SECRET"]
     run = uuid.uuid4().hex[:12]
     ts = int(time.time())
@@ -35,6 +39,10 @@ def main():
                 },
                 separators=(",", ":"),
             ).encode()
+            if original:
+                digest = hashlib.sha512(f"{key}{secret}{ts}".encode()).hexdigest()
+                f.write(f"APIKey={key},signature={digest},timestamp={ts}\t{body.decode()}\n")
+                continue
             body_sha = hashlib.sha256(body).hexdigest()
             nonce = f"{run}{i:x}"
             m = mac.copy()

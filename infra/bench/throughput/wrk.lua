@@ -1,7 +1,10 @@
 -- wrk script of bench_throughput.sh.
---   wrk ... -s wrk.lua URL -- create FILE KEY   signed creates read from FILE (requests.py),
+--   wrk ... -s wrk.lua URL -- create FILE KEY [HEADER PATH]
+--                                               signed creates read from FILE (requests.py),
 --                                               each sent once: thread t of n takes lines
---                                               t, t+n, t+2n, ...
+--                                               t, t+n, t+2n, ...; the signature goes in
+--                                               HEADER (Authorization-Signature), the POST
+--                                               to PATH (/pay-orders)
 --   wrk ... -s wrk.lua URL -- get PATH KEY      GET PATH with the API key, again and again
 -- and at the end one line: RESULT requests seconds rps p50_ms p99_ms non2xx socket_errors
 -- (non2xx also counts creates sent after FILE ran out: they would repeat a nonce).
@@ -17,6 +20,7 @@ end
 
 function init(args)
   mode, arg, key = args[1], args[2], args[3]
+  local sig_header, path = args[4] or "Authorization-Signature", args[5] or "/pay-orders"
   nthreads = tonumber(os.getenv("WRK_THREADS") or "1")
   if mode == "create" then
     reqs = {}
@@ -24,9 +28,9 @@ function init(args)
     for line in io.lines(arg) do
       if n % nthreads == id then
         local sig, body = line:match("^([^\t]*)\t(.*)$")
-        reqs[#reqs + 1] = wrk.format("POST", "/pay-orders", {
+        reqs[#reqs + 1] = wrk.format("POST", path, {
           ["X-API-Key"] = key,
-          ["Authorization-Signature"] = sig,
+          [sig_header] = sig,
           ["Content-Type"] = "application/json",
         }, body)
       end
