@@ -89,7 +89,7 @@ export PAYORDERS_CONFIRMATIONS_QUEUE_URL PAYORDERS_WEBHOOKS_QUEUE_URL
 
 # What one paid order costs in AWS: DynamoDB units, SQS, Lambda and API Gateway requests of a
 # SALE from create to its delivered webhook, through the real adapters against moto.
-infra/scripts/bench_cost.sh | tee -a "$out"
+{ echo; infra/scripts/bench_cost.sh; } | tee -a "$out"
 
 if [ -n "${UPDATE_DOCS:-}" ]; then
   python3 - "$out" <<'EOF'
