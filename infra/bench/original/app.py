@@ -13,8 +13,10 @@ make it faster or slower:
   key's organization.
 
 Synchronous SQLAlchemy sessions (one per request, FastAPI's `def` routes in its thread
-pool), tables created at startup with `create_all`, CORS open and GZip (≥ 1 KiB) as the
-README lists. PostgreSQL keeps its durable defaults (fsync, synchronous_commit on).
+pool) on the engine's default pool, tables created at startup with `create_all`, CORS open
+and GZip (≥ 1 KiB) as the README lists. PostgreSQL keeps its durable defaults (fsync,
+synchronous_commit on). bench_throughput.sh runs uvicorn with its access log off, as the
+local host keeps none.
 
     DATABASE_URL=postgresql+psycopg2://… uvicorn app:app --port N   (from this directory)
     python3 app.py seed KEY SECRET      creates the tables and one organization
@@ -38,7 +40,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import JSON, DateTime, ForeignKey, Numeric, String, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)
+engine = create_engine(os.environ["DATABASE_URL"])
 SessionLocal = sessionmaker(bind=engine, autoflush=False, expire_on_commit=True)
 
 
