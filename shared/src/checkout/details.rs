@@ -170,31 +170,32 @@ async fn plan_output(
     // merchant wallet on the output's chain.
     let explicit = order.fulfillment.recipient.clone();
     let (output, wallet) = match (&order.fulfillment.asset, &order.fulfillment.amount) {
-        // The order names what is received, and how much.
-        (Some(asset), Some(amount)) => {
+        // The order names the currency it receives: the merchant's wallet must take it,
+        // unless a fixed address is paid.
+        (Some(asset), amount) => {
             let wallet = match explicit {
                 None => Some(wallet_for(svc, ctx, asset).await?),
                 Some(_) => None,
             };
-            // Its USD rate now is locked beside it when a price source knows it: what the
-            // order is worth in analytics. Only reported, so a missing price is no error.
-            let rate_usd = match &svc.prices {
-                Some(p) => p.usd_price(asset).await.ok(),
-                None => None,
-            };
-            return Ok(Plan {
-                output: asset.clone(),
-                amount: amount.clone(),
-                rate_usd,
-                address: explicit,
-                wallet,
-            });
+            // And how much: its USD rate now is locked beside it when a price source knows
+            // it, what the order is worth in analytics. Only reported, so a missing price is
+            // no error.
+            if let Some(amount) = amount {
+                let rate_usd = match &svc.prices {
+                    Some(p) => p.usd_price(asset).await.ok(),
+                    None => None,
+                };
+                return Ok(Plan {
+                    output: asset.clone(),
+                    amount: amount.clone(),
+                    rate_usd,
+                    address: explicit,
+                    wallet,
+                });
+            }
+            // Else a SALE priced in fiat, converted below.
+            (asset.clone(), wallet)
         }
-        // A SALE priced in fiat that names the currency it receives.
-        (Some(asset), None) => match explicit {
-            None => (asset.clone(), Some(wallet_for(svc, ctx, asset).await?)),
-            Some(_) => (asset.clone(), None),
-        },
         // A SALE priced in fiat: received in the payer's currency if a wallet takes it, else
         // in the first wallet currency an exchange can reach.
         (None, _) => match wallet_for(svc, ctx, source).await {

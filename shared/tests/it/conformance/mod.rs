@@ -1780,8 +1780,9 @@ async fn wallets_one_per_chain_and_indexes_never_reused(store: &dyn Store) {
 }
 
 /// A wallet deleted and created again starts at version 1 again: a write over a copy of
-/// the old one (its display count, a merchant's update) must not land on the new one, and
-/// an index allocated from the old xpub is never counted on the new wallet.
+/// the old one (its display count, a merchant's update) must not land on the new one. (That
+/// an index of the old xpub is not counted on the new wallet is
+/// `store::allocation_tests`'.)
 async fn a_wallet_created_again_is_not_written_over_with_the_old_one(store: &dyn Store) {
     use payorders::testing::{XPUBS, xpub_wallet};
     let org = OrgId::generate();
@@ -1816,12 +1817,15 @@ async fn a_wallet_created_again_is_not_written_over_with_the_old_one(store: &dyn
         Some(new.clone())
     );
     // A write over a copy of the new wallet still goes through.
-    let mut renamed = new.next_version();
-    renamed.next_index = 3;
-    store.update_wallet(&renamed, new.version).await.unwrap();
+    let mut counted_on_new = new.next_version();
+    counted_on_new.next_index = 3;
+    store
+        .update_wallet(&counted_on_new, new.version)
+        .await
+        .unwrap();
     assert_eq!(
         store.get_wallet(&org, KeyMode::Test, base).await.unwrap(),
-        Some(renamed)
+        Some(counted_on_new)
     );
 }
 
