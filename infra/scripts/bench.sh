@@ -40,11 +40,8 @@ mkdir -p "$bins"
 ln -s "$lambda_bin/hello-lambda/bootstrap" "$bins/hello-lambda"
 # Each function as Lambda runs it: its bundle's binary (Metadata Binary) under the function's
 # name, which coldstart.py passes as _HANDLER (the function's Handler).
-awk '/^  [A-Za-z0-9]+:[[:space:]]*$/ { b = "" }  # a new resource
-  $1 == "Binary:" { b = $2 }
-  $1 == "Handler:" { if (b == "") { print "bench: no Binary for " $2 > "/dev/stderr"; exit 1 }
-                     print $2, b }' template.yaml |
-  while read -r f b; do ln -s "$lambda_bin/$b/bootstrap" "$bins/$f"; done
+python3 infra/scripts/template_functions.py template.yaml binaries >"$svc/binaries.txt"
+while read -r f b; do ln -s "$lambda_bin/$b/bootstrap" "$bins/$f"; done <"$svc/binaries.txt"
 for f in $functions; do
   [ -e "$bins/$f" ] || { echo "bench: no bundle binary for $f" >&2; exit 1; }
 done

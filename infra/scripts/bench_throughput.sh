@@ -33,11 +33,7 @@ threads=${THREADS:-2}
 target=${CARGO_TARGET_DIR:-$root/target}
 here=infra/bench/throughput
 
-if ! command -v wrk >/dev/null; then
-  echo "bench: installing wrk (Debian)" >&2
-  { apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; } >/dev/null ||
-    { echo "bench: wrk is missing: apt-get install wrk" >&2; exit 1; }
-fi
+infra/scripts/services.sh install-wrk >&2
 
 bin=${BENCH_BIN:-}
 if [ -z "$bin" ]; then
@@ -48,7 +44,7 @@ if [ -z "$bin" ]; then
 fi
 
 original=${ORIGINAL:-1}
-[ "$original" = 1 ] && infra/scripts/services.sh install-original >&2
+if [ "$original" = 1 ]; then infra/scripts/services.sh install-original >&2; fi
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/payorders-tput.XXXXXX")
 host_pid=
@@ -148,6 +144,24 @@ orig_create_run() { # SECONDS
   PAYORDERS_API_KEY=$orig_key PAYORDERS_API_SECRET=$orig_secret python3 "$here/requests.py" "$n" "$dir/creates-orig.txt" original
   wrk_run "$orig_url" "$1" create "$dir/creates-orig.txt" "$orig_key" Authorization /pay-orders/
 }
+get_run() { wrk_run "$url" "$1" get "/pay-orders/$order_id" "$PAYORDERS_API_KEY"; }
+orig_get_run() { wrk_run "$orig_url" "$1" get "/pay-orders/$orig_order_id" "$orig_key"; }
+
+# measure KIND RUNNER ORIGINAL_RUNNER: RUNS runs of DURATION s, each of ours followed by the
+# same against the stand-in, their result lines kept as KIND and KIND-original.
+measure() {
+  local kind=$1 ours=$2 theirs=$3 i line
+  for i in $(seq 1 "$runs"); do
+    line=$("$ours" "$duration")
+    echo "  $kind run $i: $line" >&2
+    echo "$kind $line" >>"$results"
+    if [ "$original" = 1 ]; then
+      line=$("$theirs" "$duration")
+      echo "  original $kind run $i: $line" >&2
+      echo "$kind-original $line" >>"$results"
+    fi
+  done
+}
 
 results=$dir/results.txt
 : >"$results"
@@ -156,30 +170,12 @@ echo "bench: creates: warm-up ${warmup} s, then ${runs} × ${duration} s, ${conn
 read -r _ _ rate _ <<<"$(create_run "$warmup")"
 create_rate=$(printf '%.0f' "$rate")
 [ "$create_rate" -lt 500 ] && create_rate=500
-[ "$original" = 1 ] && orig_create_run "$warmup" >/dev/null
-for i in $(seq 1 "$runs"); do
-  line=$(create_run "$duration")
-  echo "  create run $i: $line" >&2
-  echo "create $line" >>"$results"
-  if [ "$original" = 1 ]; then
-    line=$(orig_create_run "$duration")
-    echo "  original create run $i: $line" >&2
-    echo "create-original $line" >>"$results"
-  fi
-done
+if [ "$original" = 1 ]; then orig_create_run "$warmup" >/dev/null; fi
+measure create create_run orig_create_run
 echo "bench: gets of $order_id: warm-up ${warmup} s, then ${runs} × ${duration} s" >&2
-wrk_run "$url" "$warmup" get "/pay-orders/$order_id" "$PAYORDERS_API_KEY" >/dev/null
-[ "$original" = 1 ] && wrk_run "$orig_url" "$warmup" get "/pay-orders/$orig_order_id" "$orig_key" >/dev/null
-for i in $(seq 1 "$runs"); do
-  line=$(wrk_run "$url" "$duration" get "/pay-orders/$order_id" "$PAYORDERS_API_KEY")
-  echo "  get run $i: $line" >&2
-  echo "get $line" >>"$results"
-  if [ "$original" = 1 ]; then
-    line=$(wrk_run "$orig_url" "$duration" get "/pay-orders/$orig_order_id" "$orig_key")
-    echo "  original get run $i: $line" >&2
-    echo "get-original $line" >>"$results"
-  fi
-done
+get_run "$warmup" >/dev/null
+if [ "$original" = 1 ]; then orig_get_run "$warmup" >/dev/null; fi
+measure get get_run orig_get_run
 
 python3 - "$results" "$conns" "$runs" "$duration" "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)" <<'EOF'
 import statistics, sys

@@ -110,20 +110,10 @@ env = dict(
 
 def template_queues(path):
     """{function (its Handler): the PAYORDERS_*_QUEUE_URL variables its resource sets}."""
-    import re
-    out, function, names = {}, None, set()
-    for line in open(path).read().splitlines() + ["  End:"]:
-        if re.match(r"^  [A-Za-z0-9]+:\s*$", line):  # a new resource
-            if function:
-                out[function] = names
-            function, names = None, set()
-        m = re.match(r"^\s+Handler:\s*(\S+)", line)
-        if m:
-            function = m.group(1)
-        m = re.match(r"^\s+(PAYORDERS_\w+_QUEUE_URL):", line)
-        if m:
-            names.add(m.group(1))
-    return out
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import template_functions
+
+    return {f["handler"]: f["queues"] for f in template_functions.functions(path)}
 
 
 queues = template_queues(args.template) if args.template else None

@@ -48,20 +48,16 @@ secs=$((SECONDS - started))
 echo
 echo "package: $arch, built in $secs s; each code package sam build made: its bootstrap (stripped), its zip, the functions it serves:"
 python3 - <<'EOF'
-import hashlib, io, os, re, zipfile
+import hashlib, io, os, sys, zipfile
+sys.path.insert(0, "infra/scripts")
+import template_functions
 root = ".aws-sam/build"
 # Which functions (their Handler) each code package serves: sam build writes one package per
 # bundle (several functions share it) and points each function's CodeUri at it.
-serves, uri = {}, None
-for line in open(os.path.join(root, "template.yaml")).read().splitlines():
-    if re.match(r"^  [A-Za-z0-9]+:\s*$", line):
-        uri = None
-    m = re.match(r"^\s+CodeUri:\s*(\S+)", line)
-    if m:
-        uri = m.group(1)
-    m = re.match(r"^\s+Handler:\s*(\S+)", line)
-    if m and uri:
-        serves.setdefault(uri, []).append(m.group(1))
+serves = {}
+for f in template_functions.functions(os.path.join(root, "template.yaml")):
+    if f["code_uri"]:
+        serves.setdefault(f["code_uri"], []).append(f["handler"])
 rows = []
 binaries = set()
 for name in sorted(os.listdir(root)):

@@ -31,6 +31,7 @@
 #                                            make bench: the original stack's stand-in
 #                                            (infra/bench/original): FastAPI, uvicorn and
 #                                            SQLAlchemy into .venv-original, PostgreSQL (Debian)
+#   infra/scripts/services.sh install-wrk    make bench: wrk (Debian)
 #
 # Any service that cannot start is a hard failure with its log printed: tests never run
 # against a missing service.
@@ -56,11 +57,25 @@ install_node() {
   fi
 }
 
+# make_venv [DIR]: a Python venv in DIR (.venv by default) unless there is one.
 make_venv() {
-  if [ ! -x "$venv/bin/python" ]; then
-    echo "services: creating $venv"
-    python3 -m venv "$venv" || die "python3 -m venv failed (install python3-venv)"
+  local dir=${1:-$venv}
+  if [ ! -x "$dir/bin/python" ]; then
+    echo "services: creating $dir"
+    python3 -m venv "$dir" || die "python3 -m venv failed (apt-get install python3-venv)"
   fi
+}
+
+# apt_install WHAT PACKAGE...: installs Debian's PACKAGEs (the caller's missing ones) for WHAT,
+# updating the package lists only when the first try fails.
+apt_install() {
+  local what=$1; shift
+  command -v apt-get >/dev/null || die "install $* (Debian packages) for $what"
+  echo "services: installing $* (apt-get)"
+  local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get install -y -qq "$@" >/dev/null 2>&1 \
+    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null; } \
+    || die "apt-get install $* failed"
 }
 
 # pip_install VENV PACKAGE...: installs through uv (from PyPI, into .venv once), which
@@ -108,14 +123,7 @@ install_browser() {
   local missing=()
   command -v chromium >/dev/null || missing+=(chromium)
   command -v zbarimg >/dev/null || missing+=(zbar-tools)
-  if [ ${#missing[@]} -gt 0 ]; then
-    command -v apt-get >/dev/null || die "install ${missing[*]} (Debian packages) for the browser test"
-    echo "services: installing ${missing[*]} (apt-get)"
-    local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
-      || { $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; } \
-      || die "apt-get install ${missing[*]} failed"
-  fi
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "the browser test" "${missing[@]}"; fi
 }
 
 install() {
@@ -141,7 +149,7 @@ install_package() {
     return 0
   fi
   echo "services: installing aws-sam-cli, cargo-lambda and ziglang into $sam_venv"
-  python3 -m venv "$sam_venv" || die "python3 -m venv failed (apt-get install python3-venv)"
+  make_venv "$sam_venv"
   pip_install "$sam_venv" "aws-sam-cli==1.*" "cargo-lambda==1.*" "ziglang==0.*"
 }
 
@@ -152,17 +160,17 @@ install_original() {
   local ovenv="$root/.venv-original"
   if ! "$ovenv/bin/python" -c "import fastapi, uvicorn, sqlalchemy, psycopg2" 2>/dev/null; then
     echo "services: installing FastAPI, uvicorn, SQLAlchemy and psycopg2 into $ovenv"
-    python3 -m venv "$ovenv" || die "python3 -m venv failed (apt-get install python3-venv)"
+    make_venv "$ovenv"
     pip_install "$ovenv" "fastapi==0.*" "uvicorn[standard]==0.*" "sqlalchemy==2.*" "psycopg2-binary==2.*"
   fi
   if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
-    command -v apt-get >/dev/null || die "install PostgreSQL's server (initdb, pg_ctl) for the bench's original stack"
-    echo "services: installing postgresql (apt-get)"
-    local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get install -y -qq postgresql >/dev/null 2>&1 \
-      || { $sudo apt-get update -qq && $sudo apt-get install -y -qq postgresql >/dev/null; } \
-      || die "apt-get install postgresql failed"
+    apt_install "the bench's original stack (initdb, pg_ctl)" postgresql
   fi
+}
+
+# The bench's load generator.
+install_wrk() {
+  command -v wrk >/dev/null || apt_install "the throughput bench" wrk
 }
 
 free_port() {
@@ -309,10 +317,11 @@ case "${1:-}" in
   install-package) install_package ;;
   install-browser) install_browser ;;
   install-original) install_original ;;
+  install-wrk) install_wrk ;;
   testnets-start) testnets_start "${2:?usage: services.sh testnets-start DIR}" ;;
   chain-start) chain_start "${2:?usage: services.sh chain-start DIR [PORT]}" "${3:-}" ;;
   chain) chain "${2:?usage: services.sh chain PORT}" ;;
   start) start "${2:?usage: services.sh start DIR}" ;;
   stop) shift; stop "${@:?usage: services.sh stop DIR...}" ;;
-  *) die "usage: services.sh install|install-demo|install-node|install-fuzz|install-browser|install-original|start DIR|stop DIR...|chain PORT|chain-start DIR [PORT]|testnets-start DIR" ;;
+  *) die "usage: services.sh install|install-demo|install-node|install-fuzz|install-browser|install-original|install-wrk|start DIR|stop DIR...|chain PORT|chain-start DIR [PORT]|testnets-start DIR" ;;
 esac
