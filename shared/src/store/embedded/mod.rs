@@ -15,6 +15,7 @@ mod idempotency;
 mod orders;
 mod orgs;
 mod rate_limits;
+mod readers;
 mod wallets;
 mod webhooks;
 mod writer;
@@ -123,11 +124,12 @@ CREATE TABLE IF NOT EXISTS wallets (
 ///
 /// Writes go to one writer thread that owns the write connection and commits them in
 /// groups (see [`writer`]); reads of a file store go to a few read-only connections beside
-/// it (WAL lets them read while the writer writes), and in memory to the writer as well.
+/// it (WAL lets them read while the writer writes; see [`readers`]), and in memory to the
+/// writer as well.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     writer: writer::Writer,
-    readers: Option<Arc<Readers>>,
+    readers: Option<Arc<readers::Readers>>,
     /// Rate counters, counted in memory (see [`rate_limits`]).
     hits: Arc<rate_limits::Hits>,
 }
@@ -137,15 +139,6 @@ impl std::fmt::Debug for EmbeddedStore {
         f.write_str("EmbeddedStore")
     }
 }
-
-/// Read-only connections to a file store, each used by one call at a time.
-struct Readers {
-    conns: Vec<Mutex<Connection>>,
-    next: std::sync::atomic::AtomicUsize,
-}
-
-/// How many read-only connections a file store keeps.
-const READERS: usize = 4;
 
 /// Prepared statements kept per connection: every statement of the hot paths.
 const STATEMENT_CACHE: usize = 64;
@@ -185,27 +178,17 @@ impl EmbeddedStore {
             .map_err(StoreError::unavailable)?;
         conn.execute_batch(SCHEMA)
             .map_err(StoreError::unavailable)?;
-        let mut conns = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
-            let r = Connection::open_with_flags(
-                path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(StoreError::unavailable)?;
-            r.busy_timeout(std::time::Duration::from_secs(5))
-                .map_err(StoreError::unavailable)?;
-            tune(&r)?;
-            conns.push(Mutex::new(r));
-        }
         Ok(Self {
             writer: writer::Writer::start(conn)?,
-            readers: Some(Arc::new(Readers {
-                conns,
-                next: Default::default(),
-            })),
+            readers: Some(readers::Readers::open(path)?),
             hits: Default::default(),
         })
+    }
+
+    /// The read-only connections of a file store (tests).
+    #[cfg(test)]
+    fn readers(&self) -> &readers::Readers {
+        self.readers.as_deref().expect("a file store")
     }
 
     /// A private in-memory database (tests, one-off tools): reads go to the writer too.
@@ -251,15 +234,16 @@ impl EmbeddedStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         if let Some(readers) = &self.readers
-            && let Some(conn) = readers.conns.iter().find_map(|c| c.try_lock().ok())
+            && let Some(mut reader) = readers.free()
         {
-            return in_read(&conn, f);
+            return reader.run(f);
         }
         self.read(f).await
     }
 
-    /// Runs a read-only `f` in one (deferred) transaction on a read-only connection: a
-    /// snapshot of what was committed when it began, so only for reads that are not
+    /// Runs a read-only `f` in one transaction on a read-only connection: a snapshot with
+    /// everything committed before the call (one an earlier read kept, when nothing has been
+    /// committed since: see [`readers`]), so only for reads that are not
     /// followed by a write they guard (those belong inside the write's [`Self::tx`]).
     /// An in-memory store reads on the writer.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
@@ -270,23 +254,9 @@ impl EmbeddedStore {
         let Some(readers) = self.readers.clone() else {
             return self.tx(f).await;
         };
-        tokio::task::spawn_blocking(move || {
-            let n = readers.conns.len();
-            let start = readers
-                .next
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            // A free connection if there is one, else wait for the next in turn.
-            let guard = (0..n)
-                .find_map(|i| readers.conns[(start + i) % n].try_lock().ok())
-                .unwrap_or_else(|| {
-                    readers.conns[start % n]
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                });
-            in_read(&guard, f)
-        })
-        .await
-        .map_err(StoreError::unavailable)?
+        tokio::task::spawn_blocking(move || readers.any().run(f))
+            .await
+            .map_err(StoreError::unavailable)?
     }
 }
 
@@ -470,9 +440,8 @@ mod tests {
                 .unwrap();
         }
         let (mut runs, mut reprepared) = (0, 0);
-        for conn in &store.readers.as_ref().unwrap().conns {
-            let conn = conn.lock().unwrap();
-            let stmt = conn.prepare_cached(wallets::LIST_WALLETS).unwrap();
+        for reader in store.readers.as_ref().unwrap().each() {
+            let stmt = reader.conn.prepare_cached(wallets::LIST_WALLETS).unwrap();
             runs += stmt.get_status(rusqlite::StatementStatus::Run);
             reprepared += stmt.get_status(rusqlite::StatementStatus::RePrepare);
         }

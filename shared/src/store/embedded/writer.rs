@@ -13,10 +13,12 @@
 //! a group of their own without waiting for the sync (`synchronous = NORMAL` for that
 //! commit: atomic, kept through a crash of the process, possibly lost with the machine's
 //! power) and answered at once. They are on disk with the next durable commit, which the
-//! log orders after them, or at the latest when the writer falls idle ([`LAZY_SYNC`]).
-//! What a request changed (an order, a payment, a key) is durable before its answer is
-//! sent; a lazy write that came before it in the log is synced by the same commit. What a power cut can take is the last [`LAZY_SYNC`] of
-//! lazy writes: a counter's last hits (counting is already a safeguard that lets a request
+//! log orders after them, or at the latest when the writer falls idle ([`LAZY_SYNC`]): an
+//! idle writer copies the log into the database (a checkpoint, which syncs the log first),
+//! and tries again a few times while a reader's snapshot holds part of it back. What a
+//! request changed (an order, a payment, a key) is durable before its answer is sent; a
+//! lazy write that came before it in the log is synced by the same commit. What a power
+//! cut can take is the last [`LAZY_SYNC`] of lazy writes: a counter's last hits (counting is already a safeguard that lets a request
 //! through when the store cannot count), claims of requests that left nothing durable
 //! behind (whose replay therefore finds nothing of them either), and the audit entries of
 //! changes that are themselves on disk (an entry is written after its answer is made, and a
@@ -37,8 +39,13 @@ use tokio::sync::oneshot;
 /// The most writes one transaction takes; more wait for the next.
 const MAX_GROUP: usize = 256;
 
-/// How long lazy commits may wait for a sync while the writer has nothing else to do.
+/// How long lazy commits may wait for a sync while the writer has nothing else to do: after
+/// this long without a write, the writer copies the log into the database.
 const LAZY_SYNC: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How many times an idle writer tries to copy the whole log (a reader's snapshot can hold
+/// part of it back) before it waits for the next commit.
+const CHECKPOINT_TRIES: u32 = 5;
 
 /// One queued write: run in the group's transaction, then answered with the commit's outcome.
 trait Job: Send {
@@ -160,19 +167,18 @@ impl Writer {
 fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, committed: impl Fn()) {
     let mut lazy: Vec<Box<dyn Job>> = Vec::new();
     let mut durable: Vec<Box<dyn Job>> = Vec::new();
-    // Lazy commits not yet known to be on disk.
-    let mut unsynced = false;
+    // Tries left to copy the log into the database once the writer falls idle: set by
+    // every commit, so that lazy commits are synced and the readers' snapshots can be kept
+    // (see `super::readers`).
+    let mut to_copy = 0;
     loop {
-        // Blocks for the first write of a group (syncing lazy commits if none comes soon),
-        // then takes whatever else is already waiting.
-        let first = if unsynced {
+        // Blocks for the first write of a group (copying the log if none comes soon), then
+        // takes whatever else is already waiting.
+        let first = if to_copy > 0 {
             match jobs.recv_timeout(LAZY_SYNC) {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    // A passive checkpoint syncs the log before it copies from it.
-                    unsynced = conn
-                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                        .is_err();
+                    to_copy = if checkpoint(&conn) { 0 } else { to_copy - 1 };
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -203,13 +209,23 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, committed: i
             let failed = run_group(&conn, group, sync).err();
             if failed.is_none() {
                 committed();
-                unsynced = !sync;
+                to_copy = CHECKPOINT_TRIES;
             }
             for job in group.drain(..) {
                 job.answer(failed.as_deref());
             }
         }
     }
+}
+
+/// Copies the log into the database as far as no reader holds it back (a passive
+/// checkpoint, which syncs the log before it copies from it, and the database after);
+/// `true` when every frame was copied.
+fn checkpoint(conn: &Connection) -> bool {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok(r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
+    })
+    .unwrap_or(false)
 }
 
 /// Runs a group in one transaction and commits it; `Err` when nothing of it was committed.
