@@ -17,12 +17,15 @@
 //! that finished before it began, exactly as a new transaction would; a write's own later
 //! reads see it (the writer answers after its commit has rewritten the header).
 //!
-//! A snapshot is kept only when the log was fully copied into the database when it began
-//! (SQLite then reads the database file under the log's read lock 0). A kept snapshot of a
-//! log with frames still to copy would keep the log from starting over, so it would grow
-//! with every write. Read lock 0 does not, but it holds back the checkpoint that copies
-//! later commits' frames, so a thread ends idle kept snapshots within [`SWEEP`] of a
-//! commit, and a connection in use ends its own at its next read.
+//! A snapshot is kept only when the header showed the log fully copied into the database
+//! (SQLite then reads the database file under the log's read lock 0): the writer copies it
+//! when it falls idle after lazy commits, which every API request makes, and SQLite when
+//! the log reaches 1,000 pages. A kept snapshot of a log with frames still to copy would
+//! keep the log from starting over, so it would grow with every write (a commit between
+//! the note and the snapshot's start can still make one: the next commit ends it). Read
+//! lock 0 does not, but it holds back the checkpoint that copies later commits' frames, so
+//! a thread ends idle kept snapshots within [`SWEEP`] of a commit (and any transaction a
+//! panicking read left open), and a connection in use ends its own at its next read.
 
 use super::{StoreError, StoreResult, exec, in_read, row, sql, tune};
 use rusqlite::{Connection, ffi};
@@ -68,14 +71,15 @@ impl Readers {
             conn.busy_timeout(std::time::Duration::from_secs(5))
                 .map_err(StoreError::unavailable)?;
             tune(&conn)?;
-            // A first read opens the connection's log and maps its shared memory.
-            in_read(&conn, |c| {
-                row(c, "SELECT count(*) FROM sqlite_schema", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .map_err(sql)
+            // A first read opens the connection's log and maps its shared memory; a database
+            // not in WAL mode (a file system without shared memory) keeps no snapshot.
+            let mode = in_read(&conn, |c| {
+                row(c, "PRAGMA journal_mode", [], |r| r.get::<_, String>(0)).map_err(sql)
             })?;
-            let wal = WalIndex::map(&conn);
+            let wal = mode
+                .eq_ignore_ascii_case("wal")
+                .then(|| WalIndex::map(&conn))
+                .flatten();
             conns.push(Mutex::new(Reader {
                 conn,
                 wal,
@@ -113,12 +117,13 @@ impl Readers {
             })
     }
 
-    /// Ends the kept snapshots of idle connections that a commit has made old.
+    /// Ends the kept snapshots of idle connections that a commit has made old, and the
+    /// transactions panicking reads left open.
     pub(super) fn sweep(&self) {
         for conn in &self.conns {
             if let Some(mut reader) = take(conn)
-                && reader.kept.is_some()
-                && reader.header().map(|(h, _)| h) != reader.kept
+                && !reader.conn.is_autocommit()
+                && (reader.kept.is_none() || reader.header().map(|(h, _)| h) != reader.kept)
             {
                 reader.end();
             }
@@ -128,7 +133,9 @@ impl Readers {
     /// Every connection, each once free (tests look at their statements).
     #[cfg(test)]
     pub(super) fn each(&self) -> impl Iterator<Item = MutexGuard<'_, Reader>> {
-        self.conns.iter().map(|c| c.lock().unwrap())
+        self.conns
+            .iter()
+            .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -360,9 +367,14 @@ mod tests {
         store.readers().each().map(|r| r.keeps()).collect()
     }
 
-    /// Reads `chain` until the first connection keeps its snapshot: once the writer, idle
-    /// after its last commit, has copied the log into the database.
-    async fn read_until_kept(store: &EmbeddedStore, chain: i64) -> Option<i64> {
+    /// Reads `chain` until the first connection keeps its snapshot, copying the log into
+    /// the database from `outside` in between (as the writer does once idle after lazy
+    /// commits): a read after a commit begins a new snapshot, which lets the copy through.
+    async fn read_until_kept(
+        store: &EmbeddedStore,
+        outside: &Connection,
+        chain: i64,
+    ) -> Option<i64> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let value = get(store, chain).await;
@@ -370,7 +382,7 @@ mod tests {
                 return value;
             }
             assert!(std::time::Instant::now() < deadline, "no snapshot was kept");
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            checkpoint(outside);
         }
     }
 
@@ -387,7 +399,7 @@ mod tests {
             "mapped at open"
         );
         put(&store, 1, 10).await;
-        assert_eq!(read_until_kept(&store, 1).await, Some(10));
+        assert_eq!(read_until_kept(&store, &outside, 1).await, Some(10));
         assert_eq!(keeping(&store), [true, false, false, false]);
         let before = begins(&store);
         for _ in 0..5 {
@@ -406,7 +418,7 @@ mod tests {
         assert_eq!(begins(&store)[0], before[0] + 1);
 
         // Another process's writes, each seen by the next read.
-        assert_eq!(read_until_kept(&store, 1).await, Some(11));
+        assert_eq!(read_until_kept(&store, &outside, 1).await, Some(11));
         outside
             .execute("UPDATE scan_cursors SET block = 12 WHERE chain_id = 1", [])
             .unwrap();
@@ -428,7 +440,7 @@ mod tests {
         let store = open(&dir);
         let outside = other(&dir);
         put(&store, 1, 10).await;
-        assert_eq!(read_until_kept(&store, 1).await, Some(10));
+        assert_eq!(read_until_kept(&store, &outside, 1).await, Some(10));
 
         // Nothing committed: the sweep leaves the snapshot kept.
         store.readers().sweep();
@@ -445,7 +457,7 @@ mod tests {
         assert_eq!(copied, log);
 
         // The thread sweeps by itself.
-        assert_eq!(read_until_kept(&store, 1).await, Some(11));
+        assert_eq!(read_until_kept(&store, &outside, 1).await, Some(11));
         store.readers().sweeping.store(true, Ordering::Relaxed);
         outside
             .execute("UPDATE scan_cursors SET block = 12 WHERE chain_id = 1", [])
@@ -456,6 +468,58 @@ mod tests {
             std::thread::sleep(SWEEP);
         }
     }
+
+    /// After lazy commits the idle writer copies the log into the database (which syncs
+    /// them), and when a reader's snapshot holds part of it back, tries again until all of
+    /// it is copied.
+    #[tokio::test]
+    async fn an_idle_writer_copies_the_log_once_a_reader_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let outside = other(&dir);
+        let copied = || {
+            store
+                .readers()
+                .each()
+                .next()
+                .unwrap()
+                .header()
+                .map(|(_, c)| c)
+        };
+        // Another process reads through a snapshot of the log as it is now.
+        outside.execute_batch("BEGIN").unwrap();
+        outside
+            .query_row("SELECT count(*) FROM scan_cursors", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap();
+        store
+            .tx_lazy(|tx| {
+                exec(
+                    tx,
+                    "INSERT INTO scan_cursors (chain_id, block) VALUES (1, 1)",
+                    [],
+                )
+                .map_err(sql)
+            })
+            .await
+            .unwrap();
+        // The writer's tries meanwhile cannot copy the new frames.
+        tokio::time::sleep(LAZY_WAIT).await;
+        assert_eq!(copied(), Some(false));
+        outside.execute_batch("COMMIT").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while copied() != Some(true) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log was not copied"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Several of the writer's idle tries (20 ms apart).
+    const LAZY_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
     /// Under writes with reads between them (each read beginning a new snapshot), the log
     /// still starts over once copied: it stays near SQLite's checkpoint size (1,000 pages)
@@ -507,28 +571,48 @@ mod tests {
         assert!(wal < 8 << 20, "the log grew to {wal} bytes");
     }
 
-    /// A read that panics in a kept snapshot leaves its connection usable, and it still
-    /// sees later commits.
+    /// A read that panics leaves its connection usable, and no transaction open for long:
+    /// in a kept snapshot, the connection still sees later commits; in a new one, the
+    /// sweep ends the transaction it left.
     #[tokio::test]
     async fn a_panicking_read_leaves_its_connection_usable() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir);
         let outside = other(&dir);
         put(&store, 1, 10).await;
-        assert_eq!(read_until_kept(&store, 1).await, Some(10));
+        assert_eq!(read_until_kept(&store, &outside, 1).await, Some(10));
         let readers = store.readers();
-        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            readers
-                .free()
-                .unwrap()
-                .run(|_| -> StoreResult<()> { panic!("a bad read") })
-        }));
-        assert!(panicked.is_err());
+        let panic_in_read = || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                readers.free().unwrap().run(|tx| -> StoreResult<()> {
+                    row(tx, "SELECT count(*) FROM scan_cursors", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .map_err(sql)?;
+                    panic!("a bad read")
+                })
+            }))
+            .is_err()
+        };
+        assert!(panic_in_read());
         assert!(readers.conns[0].is_poisoned());
         assert_eq!(get(&store, 1).await, Some(10));
         outside
             .execute("UPDATE scan_cursors SET block = 11 WHERE chain_id = 1", [])
             .unwrap();
         assert_eq!(get(&store, 1).await, Some(11));
+
+        // After a commit the read begins a new snapshot (the log is not copied: not kept),
+        // and panics inside it.
+        put(&store, 1, 12).await;
+        assert!(panic_in_read());
+        let open = |r: &Reader| !r.conn.is_autocommit();
+        assert!(
+            readers.each().any(|r| open(&r) && !r.keeps()),
+            "a transaction was left"
+        );
+        readers.sweep();
+        assert!(readers.each().all(|r| !open(&r)));
+        assert_eq!(get(&store, 1).await, Some(12));
     }
 }

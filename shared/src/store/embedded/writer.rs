@@ -15,7 +15,8 @@
 //! power) and answered at once. They are on disk with the next durable commit, which the
 //! log orders after them, or at the latest when the writer falls idle ([`LAZY_SYNC`]): an
 //! idle writer copies the log into the database (a checkpoint, which syncs the log first),
-//! and tries again a few times while a reader's snapshot holds part of it back. What a
+//! and tries again every [`LAZY_SYNC`] until all of it is copied (a reader's snapshot can
+//! hold part of it back, and a checkpoint that copies nothing syncs nothing). What a
 //! request changed (an order, a payment, a key) is durable before its answer is sent; a
 //! lazy write that came before it in the log is synced by the same commit. What a power
 //! cut can take is the last [`LAZY_SYNC`] of lazy writes: a counter's last hits (counting is already a safeguard that lets a request
@@ -42,10 +43,6 @@ const MAX_GROUP: usize = 256;
 /// How long lazy commits may wait for a sync while the writer has nothing else to do: after
 /// this long without a write, the writer copies the log into the database.
 const LAZY_SYNC: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// How many times an idle writer tries to copy the whole log (a reader's snapshot can hold
-/// part of it back) before it waits for the next commit.
-const CHECKPOINT_TRIES: u32 = 5;
 
 /// One queued write: run in the group's transaction, then answered with the commit's outcome.
 trait Job: Send {
@@ -167,18 +164,16 @@ impl Writer {
 fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, committed: impl Fn()) {
     let mut lazy: Vec<Box<dyn Job>> = Vec::new();
     let mut durable: Vec<Box<dyn Job>> = Vec::new();
-    // Tries left to copy the log into the database once the writer falls idle: set by
-    // every commit, so that lazy commits are synced and the readers' snapshots can be kept
-    // (see `super::readers`).
-    let mut to_copy = 0;
+    // Lazy commits not yet known to be on disk.
+    let mut unsynced = false;
     loop {
-        // Blocks for the first write of a group (copying the log if none comes soon), then
-        // takes whatever else is already waiting.
-        let first = if to_copy > 0 {
+        // Blocks for the first write of a group (syncing lazy commits if none comes soon),
+        // then takes whatever else is already waiting.
+        let first = if unsynced {
             match jobs.recv_timeout(LAZY_SYNC) {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    to_copy = if checkpoint(&conn) { 0 } else { to_copy - 1 };
+                    unsynced = !checkpoint(&conn);
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -209,7 +204,8 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, committed: i
             let failed = run_group(&conn, group, sync).err();
             if failed.is_none() {
                 committed();
-                to_copy = CHECKPOINT_TRIES;
+                // A durable commit syncs the lazy ones before it in the log.
+                unsynced = !sync;
             }
             for job in group.drain(..) {
                 job.answer(failed.as_deref());
@@ -220,10 +216,17 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, committed: i
 
 /// Copies the log into the database as far as no reader holds it back (a passive
 /// checkpoint, which syncs the log before it copies from it, and the database after);
-/// `true` when every frame was copied.
+/// `true` when every frame is copied, so the log is on disk. Copying nothing (another
+/// checkpoint running, or a reader holding back the first frame not yet copied) syncs
+/// nothing. It also lets the readers keep their snapshots (see `super::readers`).
 fn checkpoint(conn: &Connection) -> bool {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok(r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
+        let (busy, log, copied) = (
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        );
+        Ok(busy == 0 && log >= 0 && log == copied)
     })
     .unwrap_or(false)
 }
