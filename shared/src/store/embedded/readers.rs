@@ -22,7 +22,8 @@
 //! when it falls idle after lazy commits, which every API request makes, and SQLite when
 //! the log reaches 1,000 pages. A kept snapshot of a log with frames still to copy would
 //! keep the log from starting over, so it would grow with every write (a commit between
-//! the note and the snapshot's start can still make one: the next commit ends it). Read
+//! the note and the snapshot's start can still make one, which that commit, having changed
+//! the header, has the sweep or the connection's next read end within [`SWEEP`]). Read
 //! lock 0 does not, but it holds back the checkpoint that copies later commits' frames, so
 //! a thread ends idle kept snapshots within [`SWEEP`] of a commit (and any transaction a
 //! panicking read left open), and a connection in use ends its own at its next read.
@@ -518,8 +519,8 @@ mod tests {
         }
     }
 
-    /// Several of the writer's idle tries (20 ms apart).
-    const LAZY_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+    /// Many of the writer's idle tries (20 ms apart).
+    const LAZY_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 
     /// Under writes with reads between them (each read beginning a new snapshot), the log
     /// still starts over once copied: it stays near SQLite's checkpoint size (1,000 pages)
