@@ -30,6 +30,7 @@ macro_rules! all_adapters {
 all_adapters!(
     organizations_and_api_keys,
     api_keys_listed_revoked_and_expired,
+    a_revocation_and_a_roll_at_once,
     create_and_get_order,
     list_with_every_filter,
     pagination_across_pages,
@@ -307,6 +308,62 @@ async fn api_keys_listed_revoked_and_expired(store: &dyn Store) {
     for (o, m) in [(&org, KeyMode::Live), (&other, KeyMode::Test)] {
         assert_eq!(store.get_org_api_key(o, m, &older.id).await.unwrap(), None);
     }
+}
+
+/// A revocation and a roll of the same key at once (each reads the key, then writes it on
+/// the condition that it is still as read): the revocation always holds, and the roll
+/// either holds beside it (its expiry and its new key kept) or is refused as a conflict
+/// with nothing of it written: never a revocation undone, never half a roll.
+async fn a_revocation_and_a_roll_at_once(store: &dyn Store) {
+    let org = OrgId::generate();
+    let (mut rolled, mut refused) = (0, 0);
+    for round in 0..8 {
+        let key = api_key(&org, KeyMode::Test, t0().plus_seconds(round));
+        store.create_api_key(&key, None).await.unwrap();
+        let new = api_key(&org, KeyMode::Test, t0().plus_seconds(100 + round));
+        let (revoked_at, until) = (t0().plus_seconds(200), t0().plus_seconds(3600));
+        let (revoke, roll) = tokio::join!(
+            store.revoke_api_key(&key.id, revoked_at),
+            store.roll_api_key(&key, &new, until, None),
+        );
+        let revoked = revoke.unwrap();
+        assert_eq!(revoked.revoked_at, Some(revoked_at));
+        let stored = store.get_api_key(&key.id).await.unwrap().unwrap();
+        assert_eq!(stored.revoked_at, Some(revoked_at), "the revocation holds");
+        assert_eq!(
+            store
+                .get_api_key_by_hash(&key.key_hash)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&stored)
+        );
+        let listed = store.list_api_keys(&org, KeyMode::Test).await.unwrap();
+        assert!(
+            listed.contains(&stored),
+            "the listing copy follows the record"
+        );
+        match roll {
+            Ok(_) => {
+                rolled += 1;
+                assert_eq!(stored.expires_at, Some(until), "the roll's expiry holds");
+                assert_eq!(store.get_api_key(&new.id).await.unwrap(), Some(new.clone()));
+                assert!(listed.contains(&new));
+            }
+            Err(StoreError::VersionConflict { .. }) => {
+                refused += 1;
+                assert_eq!(stored.expires_at, None, "a refused roll leaves no expiry");
+                assert_eq!(store.get_api_key(&new.id).await.unwrap(), None);
+                assert_eq!(
+                    store.get_api_key_by_hash(&new.key_hash).await.unwrap(),
+                    None
+                );
+                assert!(!listed.iter().any(|k| k.id == new.id));
+            }
+            Err(e) => panic!("a roll beside a revocation failed with {e:?}"),
+        }
+    }
+    assert_eq!(rolled + refused, 8);
 }
 
 async fn create_and_get_order(store: &dyn Store) {
