@@ -243,9 +243,9 @@ impl EmbeddedStore {
 
     /// Runs a read-only `f` in one transaction on a read-only connection: a snapshot with
     /// everything committed before the call (one an earlier read kept, when nothing has been
-    /// committed since: see [`readers`]), so only for reads that are not
-    /// followed by a write they guard (those belong inside the write's [`Self::tx`]).
-    /// An in-memory store reads on the writer.
+    /// committed since: see [`readers`]), so only for reads that are not followed by a write
+    /// they guard (those belong inside the write's [`Self::tx`]). An in-memory store reads
+    /// on the writer.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -258,12 +258,6 @@ impl EmbeddedStore {
             .await
             .map_err(StoreError::unavailable)?
     }
-}
-
-/// Runs `f` in one read transaction of `conn` (a snapshot of what was committed when its
-/// first read began).
-fn in_read<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-    in_transaction(conn, "BEGIN", || f(conn), |_, e| sql(e))
 }
 
 /// Runs `body` between `begin` and `COMMIT` on `conn`, both from the statement cache

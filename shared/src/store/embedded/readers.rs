@@ -28,7 +28,7 @@
 //! a thread ends idle kept snapshots within [`SWEEP`] of a commit (and any transaction a
 //! panicking read left open), and a connection in use ends its own at its next read.
 
-use super::{StoreError, StoreResult, exec, in_read, row, sql, tune};
+use super::{StoreError, StoreResult, exec, row, sql, tune};
 use rusqlite::{Connection, ffi};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -72,20 +72,20 @@ impl Readers {
             conn.busy_timeout(std::time::Duration::from_secs(5))
                 .map_err(StoreError::unavailable)?;
             tune(&conn)?;
+            let mut reader = Reader {
+                conn,
+                wal: None,
+                kept: None,
+            };
             // A first read opens the connection's log and maps its shared memory; a database
             // not in WAL mode (a file system without shared memory) keeps no snapshot.
-            let mode = in_read(&conn, |c| {
+            let mode = reader.run(|c| {
                 row(c, "PRAGMA journal_mode", [], |r| r.get::<_, String>(0)).map_err(sql)
             })?;
-            let wal = mode
-                .eq_ignore_ascii_case("wal")
-                .then(|| WalIndex::map(&conn))
-                .flatten();
-            conns.push(Mutex::new(Reader {
-                conn,
-                wal,
-                kept: None,
-            }));
+            if mode.eq_ignore_ascii_case("wal") {
+                reader.wal = WalIndex::map(&reader.conn);
+            }
+            conns.push(Mutex::new(reader));
         }
         let readers = Arc::new(Self {
             conns,
@@ -169,31 +169,21 @@ impl Reader {
         f: impl FnOnce(&Connection) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let now = self.header();
-        if self.kept.is_some() {
-            if now.map(|(h, _)| h) == self.kept && !self.conn.is_autocommit() {
-                let out = f(&self.conn);
-                if out.is_err() {
-                    self.end();
-                }
-                return out;
-            }
+        let reuse =
+            self.kept.is_some() && now.map(|(h, _)| h) == self.kept && !self.conn.is_autocommit();
+        if !reuse {
+            // A kept snapshot a commit has made old, or a transaction a panicking read left.
             self.end();
+            // The header was noted before the snapshot begins (at the first read), so the
+            // snapshot has at least every commit the header shows.
+            exec(&self.conn, "BEGIN", []).map_err(sql)?;
         }
-        if !self.conn.is_autocommit() {
-            // A transaction that a panicking read left open.
-            self.end();
-        }
-        let Some((header, true)) = now else {
-            return in_read(&self.conn, f);
-        };
-        // The header was noted before the snapshot begins (at the first read), so the
-        // snapshot has at least every commit the header shows.
-        exec(&self.conn, "BEGIN", []).map_err(sql)?;
         let out = f(&self.conn);
-        if out.is_ok() && !self.conn.is_autocommit() {
-            self.kept = Some(header);
-        } else {
-            self.end();
+        match now {
+            Some((header, true)) if out.is_ok() && !self.conn.is_autocommit() => {
+                self.kept = Some(header)
+            }
+            _ => self.end(),
         }
         out
     }
@@ -320,20 +310,23 @@ mod tests {
         .unwrap()
     }
 
+    const SET_CURSOR: &str = "INSERT INTO scan_cursors (chain_id, block) VALUES (?1, ?2) \
+         ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block";
+
+    /// A write through the store's writer.
     async fn put(store: &EmbeddedStore, chain: i64, block: i64) {
         store
             .tx(move |tx| {
-                exec(
-                    tx,
-                    "INSERT INTO scan_cursors (chain_id, block) VALUES (?1, ?2) \
-                     ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block",
-                    params![chain, block],
-                )
-                .map_err(sql)?;
+                exec(tx, SET_CURSOR, params![chain, block]).map_err(sql)?;
                 Ok(())
             })
             .await
             .unwrap()
+    }
+
+    /// A write through another connection (another process).
+    fn put_outside(outside: &Connection, chain: i64, block: i64) {
+        outside.execute(SET_CURSOR, params![chain, block]).unwrap();
     }
 
     async fn get(store: &EmbeddedStore, chain: i64) -> Option<i64> {
@@ -420,16 +413,9 @@ mod tests {
 
         // Another process's writes, each seen by the next read.
         assert_eq!(read_until_kept(&store, &outside, 1).await, Some(11));
-        outside
-            .execute("UPDATE scan_cursors SET block = 12 WHERE chain_id = 1", [])
-            .unwrap();
+        put_outside(&outside, 1, 12);
         assert_eq!(get(&store, 1).await, Some(12));
-        outside
-            .execute(
-                "INSERT INTO scan_cursors (chain_id, block) VALUES (2, 1)",
-                [],
-            )
-            .unwrap();
+        put_outside(&outside, 2, 1);
         assert_eq!(get(&store, 2).await, Some(1));
     }
 
@@ -447,9 +433,7 @@ mod tests {
         store.readers().sweep();
         assert!(keeping(&store)[0]);
 
-        outside
-            .execute("UPDATE scan_cursors SET block = 11 WHERE chain_id = 1", [])
-            .unwrap();
+        put_outside(&outside, 1, 11);
         let (log, copied) = checkpoint(&outside);
         assert!(copied < log, "the kept snapshot held the checkpoint back");
         store.readers().sweep();
@@ -460,9 +444,7 @@ mod tests {
         // The thread sweeps by itself.
         assert_eq!(read_until_kept(&store, &outside, 1).await, Some(11));
         store.readers().sweeping.store(true, Ordering::Relaxed);
-        outside
-            .execute("UPDATE scan_cursors SET block = 12 WHERE chain_id = 1", [])
-            .unwrap();
+        put_outside(&outside, 1, 12);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while keeping(&store)[0] {
             assert!(std::time::Instant::now() < deadline, "no sweep ended it");
@@ -598,9 +580,7 @@ mod tests {
         assert!(panic_in_read());
         assert!(readers.conns[0].is_poisoned());
         assert_eq!(get(&store, 1).await, Some(10));
-        outside
-            .execute("UPDATE scan_cursors SET block = 11 WHERE chain_id = 1", [])
-            .unwrap();
+        put_outside(&outside, 1, 11);
         assert_eq!(get(&store, 1).await, Some(11));
 
         // After a commit the read begins a new snapshot (the log is not copied: not kept),
