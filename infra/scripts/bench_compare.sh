@@ -44,7 +44,7 @@ unset PAYORDERS_DEMO_API_KEY PAYORDERS_DEMO_API_SECRET
 start() {
   local name=$1 bin=$2 dir=$work/$1 port
   mkdir -p "$dir"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  port=$(infra/scripts/services.sh free-port)
   PAYORDERS_LOCAL_DIR=$dir "$bin" serve --port "$port" >"$dir/host.log" 2>&1 &
   pids+=($!)
   echo $! >"$dir/pid"

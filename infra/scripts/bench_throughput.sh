@@ -63,7 +63,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+free_port() { infra/scripts/services.sh free-port; }
 port=$(free_port)
 export PAYORDERS_LOCAL_DIR=$dir
 unset PAYORDERS_DEMO_API_KEY PAYORDERS_DEMO_API_SECRET

@@ -23,7 +23,7 @@ devhost_start() {
   infra/scripts/services.sh testnets-start "$dir/testnets" >/dev/null || return 1
   # shellcheck disable=SC1091
   . "$dir/testnets/env"
-  devhost_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  devhost_port=$(infra/scripts/services.sh free-port)
   export PAYORDERS_LOCAL_DIR=$dir
   local build=cargo
   [ -x "${CARGO_TARGET_DIR:-target}/debug/payorders" ] && build=true

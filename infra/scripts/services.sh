@@ -32,6 +32,7 @@
 #                                            (infra/bench/original): FastAPI, uvicorn and
 #                                            SQLAlchemy into .venv-original, PostgreSQL (Debian)
 #   infra/scripts/services.sh install-wrk    make bench: wrk (Debian)
+#   infra/scripts/services.sh free-port      a free TCP port on 127.0.0.1, for a script's own server
 #
 # Any service that cannot start is a hard failure with its log printed: tests never run
 # against a missing service.
@@ -318,10 +319,11 @@ case "${1:-}" in
   install-browser) install_browser ;;
   install-original) install_original ;;
   install-wrk) install_wrk ;;
+  free-port) free_port ;;
   testnets-start) testnets_start "${2:?usage: services.sh testnets-start DIR}" ;;
   chain-start) chain_start "${2:?usage: services.sh chain-start DIR [PORT]}" "${3:-}" ;;
   chain) chain "${2:?usage: services.sh chain PORT}" ;;
   start) start "${2:?usage: services.sh start DIR}" ;;
   stop) shift; stop "${@:?usage: services.sh stop DIR...}" ;;
-  *) die "usage: services.sh install|install-demo|install-node|install-fuzz|install-browser|install-original|install-wrk|start DIR|stop DIR...|chain PORT|chain-start DIR [PORT]|testnets-start DIR" ;;
+  *) die "usage: services.sh install|install-demo|install-node|install-fuzz|install-browser|install-original|install-wrk|free-port|start DIR|stop DIR...|chain PORT|chain-start DIR [PORT]|testnets-start DIR" ;;
 esac

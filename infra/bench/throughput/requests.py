@@ -28,6 +28,9 @@ def main():
     run = uuid.uuid4().hex[:12]
     ts = int(time.time())
     mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+    # The original's signature covers neither body nor nonce: one for the whole file.
+    digest = hashlib.sha512(f"{key}{secret}{ts}".encode()).hexdigest()
+    original_header = f"APIKey={key},signature={digest},timestamp={ts}"
     with open(out, "w") as f:
         for i in range(count):
             body = json.dumps(
@@ -40,17 +43,16 @@ def main():
                 separators=(",", ":"),
             ).encode()
             if original:
-                digest = hashlib.sha512(f"{key}{secret}{ts}".encode()).hexdigest()
-                f.write(f"APIKey={key},signature={digest},timestamp={ts}\t{body.decode()}\n")
-                continue
-            body_sha = hashlib.sha256(body).hexdigest()
-            nonce = f"{run}{i:x}"
-            m = mac.copy()
-            m.update(f"v2\nPOST\n/pay-orders\n{ts}\n{nonce}\n{body_sha}".encode())
-            header = (
-                f"v=2,APIKey={key},timestamp={ts},nonce={nonce},"
-                f"body_sha256={body_sha},signature={m.hexdigest()}"
-            )
+                header = original_header
+            else:
+                body_sha = hashlib.sha256(body).hexdigest()
+                nonce = f"{run}{i:x}"
+                m = mac.copy()
+                m.update(f"v2\nPOST\n/pay-orders\n{ts}\n{nonce}\n{body_sha}".encode())
+                header = (
+                    f"v=2,APIKey={key},timestamp={ts},nonce={nonce},"
+                    f"body_sha256={body_sha},signature={m.hexdigest()}"
+                )
             f.write(f"{header}\t{body.decode()}\n")
 
 
