@@ -64,7 +64,7 @@ pub async fn process(deps: &Deps, body: &str) -> Result<Outcome, DeliverError> {
         &deps.master,
         deps.retry_scale,
         &sender,
-        &message.delivery_id,
+        &message,
     )
     .await?;
     Ok(outcome)

@@ -1,17 +1,19 @@
 //! DynamoDB stream → webhook deliveries. For each new event record: one delivery per
-//! enabled endpoint subscribed to its type (or `*`), plus the order's own `webhook_url`.
+//! enabled endpoint subscribed to its type (or `*`), plus the order's own `webhook_url`,
+//! each queued as a first-attempt message ([`FirstAttempt`]). Dispatch writes nothing:
+//! `deliver-webhook` creates the delivery's record as it leases the first attempt.
 //!
 //! Safe under retries and crashes at any step: a delivery's id is derived from (event,
-//! destination), so a retried dispatch finds the delivery it made before instead of making
-//! a second one, and re-queues it only while no attempt has started (a duplicate message is
-//! harmless: `deliver-webhook` leases each attempt).
+//! destination), so a retried dispatch queues the same deliveries again, never new ones,
+//! and a duplicate message is harmless: `deliver-webhook` creates a delivery only where
+//! there is none, and leases each attempt with a conditional write.
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_http::LambdaEvent;
 use payorders::queue::Queue;
 use payorders::store::{StoreError, WebhookStore};
-use payorders::webhooks::{self, DeliveryMessage};
+use payorders::webhooks::{DeliveryMessage, FirstAttempt};
 use payorders::*;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -52,8 +54,7 @@ impl BatchEndpoints {
     }
 }
 
-/// Creates (at most once) and queues the deliveries of one event; returns how many
-/// destinations it has.
+/// Queues the deliveries of one event; returns how many destinations it has.
 pub async fn dispatch(deps: &Deps, event: &Event) -> Result<usize, DispatchError> {
     dispatch_in(deps, event, &mut BatchEndpoints::default()).await
 }
@@ -84,19 +85,14 @@ pub async fn dispatch_in(
     }
     let now = Timestamp::now();
     for (endpoint_id, url) in &targets {
-        let delivery =
-            webhooks::delivery::pending_delivery(event, endpoint_id.clone(), url.clone(), now);
-        let created = deps.store.create_delivery(&delivery).await?;
-        if !created {
-            // Made by an earlier try of this dispatch: queue it again only if nothing has
-            // happened to it yet (its message may have been lost with that try).
-            let existing = deps.store.get_delivery(&delivery.id).await?;
-            if !existing.is_some_and(|d| webhooks::delivery::awaits_first_attempt(&d)) {
-                continue;
-            }
-        }
+        let first = FirstAttempt {
+            event_id: event.id.clone(),
+            endpoint_id: endpoint_id.clone(),
+            url: url.clone(),
+            dispatched_at: now,
+        };
         deps.queue
-            .send(&DeliveryMessage::new(&delivery.id).body(), 0)
+            .send(&DeliveryMessage::First(first).body(), 0)
             .await?;
     }
     tracing::info!(destinations = targets.len(), "dispatched");

@@ -4,14 +4,18 @@
 //! or failed, and the outcome moves the endpoint's health (a failing streak; disabled after
 //! a 410 or 3 days of failures, with `webhook_endpoint.disabled`).
 //!
+//! Dispatch does not write deliveries: its message ([`DeliveryMessage::First`]) says what
+//! to deliver, and the first attempt's lease creates the record, conditional on there being
+//! none. So one delivery that succeeds at once is written twice (the lease, the outcome).
+//!
 //! The transitions are pure functions; [`attempt_delivery`] runs one queue message through
 //! them against the store. Sending the request is the caller's ([`WebhookSender`]):
 //! `deliver-webhook` posts it over HTTP.
 
-use super::UrlRefusal;
+use super::{DeliveryMessage, FirstAttempt, UrlRefusal};
 use crate::auth::MasterKey;
 use crate::model::{
-    Delivery, DeliveryAttempt, DeliveryId, DeliveryStatus, Event, EventType, KeyMode, Timestamp,
+    Delivery, DeliveryAttempt, DeliveryStatus, Event, EventType, KeyMode, Timestamp,
     WebhookEndpoint, WebhookEndpointId,
 };
 use crate::queue::Outcome;
@@ -52,10 +56,19 @@ pub fn pending_delivery(
     }
 }
 
-/// Whether nothing has happened to a delivery yet: pending and never attempted. Only such a
-/// delivery is queued again by a retried dispatch (its message may have been lost).
-pub fn awaits_first_attempt(d: &Delivery) -> bool {
-    d.status == DeliveryStatus::Pending && d.attempts.is_empty()
+/// The first attempt of a delivery dispatch decided on ([`FirstAttempt`]), leased as it is
+/// created: pending, version 1, created when dispatched, not due again before the lease
+/// ends. Written only where no record of it exists.
+pub fn first_lease(event: &Event, first: &FirstAttempt, now: Timestamp) -> Delivery {
+    let mut d = pending_delivery(
+        event,
+        first.endpoint_id.clone(),
+        first.url.clone(),
+        first.dispatched_at,
+    );
+    d.next_attempt_at = Some(now.plus_seconds(LEASE_SECS));
+    d.updated_at = now;
+    d
 }
 
 /// A delivery sent again on request: pending, due at once, its attempts kept.
@@ -310,31 +323,22 @@ enum Destination {
     Drop(String),
 }
 
-/// Runs one attempt of a delivery, if one is due: lease, send, record the attempt and
-/// the endpoint's health. Returns what the queue does with the message.
-#[tracing::instrument(skip_all, fields(delivery_id = %id))]
+/// Runs one attempt of the delivery a queue message is for, if one is due: lease, send,
+/// record the attempt and the endpoint's health. Returns what the queue does with the
+/// message.
+#[tracing::instrument(skip_all, fields(delivery_id = %message.delivery_id()))]
 pub async fn attempt_delivery(
     store: &dyn Store,
     master: &MasterKey,
     retry_scale: f64,
     sender: &dyn WebhookSender,
-    id: &DeliveryId,
+    message: &DeliveryMessage,
 ) -> StoreResult<Outcome> {
-    let Some(delivery) = store.get_delivery(id).await? else {
-        tracing::warn!(delivery_id = %id, "no such delivery");
-        return Ok(Outcome::Done);
-    };
     let now = Timestamp::now();
-    let leased = match lease_attempt(&delivery, now) {
-        Lease::Finished => return Ok(Outcome::Done),
-        Lease::NotDue(secs) => return Ok(Outcome::RetryAfter(secs)),
-        Lease::Take(leased) => leased,
+    let (leased, event) = match take_lease(store, message, now).await? {
+        Ok(taken) => taken,
+        Err(outcome) => return Ok(outcome),
     };
-    match store.update_delivery(&leased, delivery.version).await {
-        Ok(()) => {}
-        Err(StoreError::VersionConflict { .. }) => return Ok(Outcome::Done),
-        Err(e) => return Err(e),
-    }
 
     let (endpoint, secrets) = match delivery_destination(store, master, &leased, now).await? {
         Destination::Send { endpoint, secrets } if !secrets.is_empty() => (endpoint, secrets),
@@ -343,7 +347,11 @@ pub async fn attempt_delivery(
         }
         Destination::Drop(why) => return finish_failed(store, &leased, now, why).await,
     };
-    let Some(event) = store.get_event(&leased.event_id).await? else {
+    let event = match event {
+        Some(event) => Some(event),
+        None => store.get_event(&leased.event_id).await?,
+    };
+    let Some(event) = event else {
         let why = "the event no longer exists".to_owned();
         return finish_failed(store, &leased, now, why).await;
     };
@@ -408,6 +416,49 @@ pub async fn attempt_delivery(
         record_endpoint_health(store, &ep, after.health, now).await?;
     }
     Ok(after.outcome)
+}
+
+/// The delivery `message` is for, leased for this attempt (with its event, when that was
+/// read to create it), or what the queue does with the message instead. A stored delivery
+/// is leased over the version read; a first attempt with no record yet creates it leased
+/// ([`first_lease`]). Either write is conditional, so of two copies of a message (SQS
+/// delivers at least once; a retried dispatch sends again) only one attempts.
+async fn take_lease(
+    store: &dyn Store,
+    message: &DeliveryMessage,
+    now: Timestamp,
+) -> StoreResult<Result<(Delivery, Option<Event>), Outcome>> {
+    let id = message.delivery_id();
+    if let Some(delivery) = store.get_delivery(&id).await? {
+        let leased = match lease_attempt(&delivery, now) {
+            Lease::Finished => return Ok(Err(Outcome::Done)),
+            Lease::NotDue(secs) => return Ok(Err(Outcome::RetryAfter(secs))),
+            Lease::Take(leased) => leased,
+        };
+        return match store.update_delivery(&leased, delivery.version).await {
+            Ok(()) => Ok(Ok((leased, None))),
+            // Another worker took this attempt: its message carries the delivery on.
+            Err(StoreError::VersionConflict { .. }) => Ok(Err(Outcome::Done)),
+            Err(e) => Err(e),
+        };
+    }
+    let DeliveryMessage::First(first) = message else {
+        tracing::warn!(delivery_id = %id, "no such delivery");
+        return Ok(Err(Outcome::Done));
+    };
+    let Some(event) = store.get_event(&first.event_id).await? else {
+        // Dispatch reads events from the store's own stream, so only an event removed since
+        // leaves nothing to deliver (and no organization to record a failure under).
+        tracing::warn!(delivery_id = %id, event_id = %first.event_id, "the event to deliver no longer exists");
+        return Ok(Err(Outcome::Done));
+    };
+    let leased = first_lease(&event, first, now);
+    if store.create_delivery(&leased).await? {
+        Ok(Ok((leased, Some(event))))
+    } else {
+        // Created by another copy of the message just now: that one attempts.
+        Ok(Err(Outcome::Done))
+    }
 }
 
 async fn delivery_destination(
@@ -550,13 +601,46 @@ mod tests {
             (DeliveryStatus::Pending, 1, 0)
         );
         assert_eq!(d.next_attempt_at, None);
-        assert!(awaits_first_attempt(&d));
         let order_url = pending_delivery(&event, None, "https://shop.example/h".into(), t0());
         assert_ne!(order_url.id, d.id);
+    }
 
-        let l = leased(&d, t0());
-        let tried = after_attempt(&l, attempted(answered(500, None), t0()), AS_SCHEDULED);
-        assert!(!awaits_first_attempt(&tried.delivery));
+    #[test]
+    fn a_first_lease_is_the_dispatched_delivery_leased_at_version_one() {
+        let ep = endpoint();
+        let (d, event) = delivery(&ep);
+        let first = FirstAttempt {
+            event_id: event.id.clone(),
+            endpoint_id: Some(ep.id.clone()),
+            url: ep.url.clone(),
+            dispatched_at: t0(),
+        };
+        let now = t0().plus_seconds(2);
+        let l = first_lease(&event, &first, now);
+        assert_eq!(l.id, first.delivery_id());
+        assert_eq!(l.id, d.id);
+        assert_eq!(
+            (l.status, l.version, l.attempts.len()),
+            (DeliveryStatus::Pending, 1, 0)
+        );
+        assert_eq!((l.created_at, l.updated_at), (t0(), now));
+        assert_eq!(l.next_attempt_at, Some(now.plus_seconds(LEASE_SECS)));
+        assert_eq!(
+            (&l.organization_id, l.livemode, l.event_type),
+            (&event.organization_id, event.livemode, event.event_type)
+        );
+        // Another copy of the message, while the lease holds, is told to come back.
+        assert_eq!(lease_attempt(&l, now), Lease::NotDue(LEASE_SECS as u64));
+        // The attempt's outcome is written over version 1.
+        let a = after_attempt(&l, attempted(answered(204, None), now), AS_SCHEDULED);
+        assert_eq!(a.delivery.version, 2);
+        assert_eq!(a.delivery.attempts.len(), 1);
+        // The order's own URL is another delivery of the same event.
+        let order_url = FirstAttempt {
+            endpoint_id: None,
+            ..first
+        };
+        assert_ne!(first_lease(&event, &order_url, now).id, l.id);
     }
 
     #[test]
@@ -731,7 +815,6 @@ mod tests {
         assert_eq!(again.next_attempt_at, None);
         assert_eq!(again.version, failed.version + 1);
         assert_eq!(again.attempts, failed.attempts);
-        assert!(!awaits_first_attempt(&again));
     }
 
     #[test]

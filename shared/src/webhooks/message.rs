@@ -1,15 +1,43 @@
-//! The delivery queue's message, one type for its producers (`dispatch-events`, a
+//! The delivery queue's message, one type for its producers (`dispatch-events`, a ping or a
 //! redelivery by `webhook-endpoints`) and its consumer (`deliver-webhook`).
 
-use crate::model::DeliveryId;
+use crate::model::{Delivery, DeliveryId, EventId, Timestamp, WebhookEndpointId};
 use serde::{Deserialize, Serialize};
 
-/// "Attempt this delivery": `{"v": 1, "delivery_id": "msg_…"}`. Versioned, so a consumer
-/// refuses a shape it does not know instead of misreading it; a message without `v` was
-/// queued before the field existed and is version 1 (retries stay queued for days).
+/// What a message asks of `deliver-webhook`. Versioned, so a consumer refuses a shape it
+/// does not know instead of misreading it; a message without `v` was queued before the
+/// field existed and is version 1 (retries stay queued for days).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryMessage {
-    pub delivery_id: DeliveryId,
+pub enum DeliveryMessage {
+    /// `{"v": 1, "delivery_id": "msg_…"}`: attempt this delivery, which is stored (a ping, a
+    /// redelivery on request, and messages queued before version 2).
+    Attempt(DeliveryId),
+    /// `{"v": 2, "event_id": "evt_…", "endpoint_id": "we_…", "url": "https://…",
+    /// "dispatched_at": "…"}` (`endpoint_id` left out for the order's own `webhook_url`):
+    /// the first attempt of a delivery dispatch decided on without writing it. The attempt's
+    /// lease creates the record, so a delivery is written twice (lease, outcome) instead of
+    /// three times.
+    First(FirstAttempt),
+}
+
+/// A delivery as dispatch decided on it: one event to one destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstAttempt {
+    pub event_id: EventId,
+    /// `None`: the order's own `webhook_url`.
+    pub endpoint_id: Option<WebhookEndpointId>,
+    pub url: String,
+    /// When dispatch decided on it: the delivery's `created_at`, from which its 3 days of
+    /// retries count.
+    pub dispatched_at: Timestamp,
+}
+
+impl FirstAttempt {
+    /// The id of the delivery it makes ([`Delivery::id_for`]): the same for every copy of
+    /// the message and every retried dispatch.
+    pub fn delivery_id(&self) -> DeliveryId {
+        Delivery::id_for(&self.event_id, self.endpoint_id.as_ref())
+    }
 }
 
 /// Why a body is not a delivery message this code reads (a poison message).
@@ -21,48 +49,90 @@ pub enum MessageError {
     UnknownVersion(u32),
 }
 
-/// The wire form: unknown fields are refused.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Wire {
+/// The version alone, read first: each version's shape then refuses unknown fields.
+#[derive(Deserialize)]
+struct Version {
     #[serde(default = "first_version")]
     v: u32,
-    delivery_id: DeliveryId,
 }
 
 fn first_version() -> u32 {
     1
 }
 
-impl DeliveryMessage {
-    /// The version this code writes and reads.
-    pub const VERSION: u32 = 1;
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireAttempt {
+    #[serde(default = "first_version")]
+    v: u32,
+    delivery_id: DeliveryId,
+}
 
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireFirst {
+    v: u32,
+    event_id: EventId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint_id: Option<WebhookEndpointId>,
+    url: String,
+    dispatched_at: Timestamp,
+}
+
+impl DeliveryMessage {
+    /// The newest version this code writes and reads.
+    pub const VERSION: u32 = 2;
+
+    /// Attempt the stored delivery `delivery_id`.
     pub fn new(delivery_id: &DeliveryId) -> Self {
-        Self {
-            delivery_id: delivery_id.clone(),
+        Self::Attempt(delivery_id.clone())
+    }
+
+    /// The delivery the message is about.
+    pub fn delivery_id(&self) -> DeliveryId {
+        match self {
+            Self::Attempt(id) => id.clone(),
+            Self::First(first) => first.delivery_id(),
         }
     }
 
     /// The message body to send.
     pub fn body(&self) -> String {
-        let wire = Wire {
-            v: Self::VERSION,
-            delivery_id: self.delivery_id.clone(),
+        let written = match self {
+            Self::Attempt(id) => serde_json::to_string(&WireAttempt {
+                v: 1,
+                delivery_id: id.clone(),
+            }),
+            Self::First(f) => serde_json::to_string(&WireFirst {
+                v: 2,
+                event_id: f.event_id.clone(),
+                endpoint_id: f.endpoint_id.clone(),
+                url: f.url.clone(),
+                dispatched_at: f.dispatched_at,
+            }),
         };
-        serde_json::to_string(&wire).expect("a delivery message always serializes")
+        written.expect("a delivery message always serializes")
     }
 
     /// Reads a received body; anything but a delivery message of a known version is an
     /// error (poison).
     pub fn parse(body: &str) -> Result<Self, MessageError> {
-        let wire: Wire = serde_json::from_str(body)?;
-        if wire.v != Self::VERSION {
-            return Err(MessageError::UnknownVersion(wire.v));
+        match serde_json::from_str::<Version>(body)?.v {
+            1 => {
+                let wire: WireAttempt = serde_json::from_str(body)?;
+                Ok(Self::Attempt(wire.delivery_id))
+            }
+            2 => {
+                let wire: WireFirst = serde_json::from_str(body)?;
+                Ok(Self::First(FirstAttempt {
+                    event_id: wire.event_id,
+                    endpoint_id: wire.endpoint_id,
+                    url: wire.url,
+                    dispatched_at: wire.dispatched_at,
+                }))
+            }
+            other => Err(MessageError::UnknownVersion(other)),
         }
-        Ok(Self {
-            delivery_id: wire.delivery_id,
-        })
     }
 }
 
@@ -70,19 +140,31 @@ impl DeliveryMessage {
 mod tests {
     use super::*;
 
+    fn first(endpoint: bool) -> FirstAttempt {
+        FirstAttempt {
+            event_id: EventId::generate(),
+            endpoint_id: endpoint.then(WebhookEndpointId::generate),
+            url: "https://shop.example/hooks".into(),
+            dispatched_at: Timestamp::parse("2026-06-01T12:00:00.123456Z").unwrap(),
+        }
+    }
+
     #[test]
     fn delivery_messages_round_trip_and_refuse_anything_else() {
         let id = DeliveryId::generate();
         let m = DeliveryMessage::new(&id);
         assert_eq!(DeliveryMessage::parse(&m.body()).unwrap(), m);
         assert_eq!(m.body(), format!("{{\"v\":1,\"delivery_id\":\"{id}\"}}"));
+        assert_eq!(m.delivery_id(), id);
         for poison in [
             "",
             "{}",
             "[]",
+            "5",
             r#"{"delivery_id": 5}"#,
             r#"{"delivery_id": "x"}"#,
             r#"{"v": "1", "delivery_id": "msg_x"}"#,
+            r#"{"v": -1, "delivery_id": "msg_x"}"#,
         ] {
             assert!(
                 matches!(
@@ -100,6 +182,60 @@ mod tests {
     }
 
     #[test]
+    fn a_first_attempt_round_trips_and_names_the_delivery_dispatch_would_have_made() {
+        for endpoint in [true, false] {
+            let f = first(endpoint);
+            let m = DeliveryMessage::First(f.clone());
+            let body = m.body();
+            assert_eq!(DeliveryMessage::parse(&body).unwrap(), m, "{body}");
+            assert_eq!(body.contains("endpoint_id"), endpoint, "{body}");
+            assert!(body.starts_with(r#"{"v":2,"event_id":"evt_"#), "{body}");
+            assert_eq!(
+                m.delivery_id(),
+                Delivery::id_for(&f.event_id, f.endpoint_id.as_ref())
+            );
+        }
+        // Two destinations of one event are two deliveries.
+        let mut other = first(true);
+        let f = FirstAttempt {
+            event_id: other.event_id.clone(),
+            ..first(false)
+        };
+        assert_ne!(f.delivery_id(), other.delivery_id());
+        other.endpoint_id = None;
+        assert_eq!(f.delivery_id(), other.delivery_id());
+    }
+
+    #[test]
+    fn a_first_attempt_missing_a_field_or_carrying_another_is_refused() {
+        let body = DeliveryMessage::First(first(true)).body();
+        let whole: serde_json::Value = serde_json::from_str(&body).unwrap();
+        for field in ["event_id", "url", "dispatched_at"] {
+            let mut v = whole.clone();
+            v.as_object_mut().unwrap().remove(field);
+            assert!(
+                matches!(
+                    DeliveryMessage::parse(&v.to_string()),
+                    Err(MessageError::Malformed(_))
+                ),
+                "without {field}"
+            );
+        }
+        let mut v = whole.clone();
+        v["delivery_id"] = DeliveryId::generate().to_string().into();
+        assert!(matches!(
+            DeliveryMessage::parse(&v.to_string()),
+            Err(MessageError::Malformed(_))
+        ));
+        let mut v = whole;
+        v["dispatched_at"] = "yesterday".into();
+        assert!(matches!(
+            DeliveryMessage::parse(&v.to_string()),
+            Err(MessageError::Malformed(_))
+        ));
+    }
+
+    #[test]
     fn messages_queued_before_versions_are_read_and_unknown_versions_refused() {
         let id = DeliveryId::generate();
         let legacy = format!(r#"{{"delivery_id":"{id}"}}"#);
@@ -107,10 +243,10 @@ mod tests {
             DeliveryMessage::parse(&legacy).unwrap(),
             DeliveryMessage::new(&id)
         );
-        let next = format!(r#"{{"v":2,"delivery_id":"{id}"}}"#);
+        let next = format!(r#"{{"v":3,"delivery_id":"{id}"}}"#);
         assert!(matches!(
             DeliveryMessage::parse(&next),
-            Err(MessageError::UnknownVersion(2))
+            Err(MessageError::UnknownVersion(3))
         ));
     }
 }

@@ -6,7 +6,7 @@ pub mod delivery;
 mod message;
 mod ssrf;
 
-pub use message::{DeliveryMessage, MessageError};
+pub use message::{DeliveryMessage, FirstAttempt, MessageError};
 pub use ssrf::{UrlRefusal, check_url, keep_allowed, resolve_destination};
 
 use crate::model::random_bytes;

@@ -216,13 +216,18 @@ async fn dispatch_events_event() {
         .await
         .unwrap();
     assert!(out.batch_item_failures.is_empty());
-    let id = Delivery::id_for(&EventId::parse(EVENT_ID).unwrap(), Some(&ep.id));
-    let d = svc.store.get_delivery(&id).await.unwrap().unwrap();
-    assert_eq!(d.event_type, EventType::OrderCreated);
-    assert_eq!(
-        rx.recv().await.unwrap(),
-        payorders::webhooks::DeliveryMessage::new(&id).body()
-    );
+    // One first attempt, to the endpoint; the delivery is written when it is leased.
+    let message = payorders::webhooks::DeliveryMessage::parse(&rx.recv().await.unwrap()).unwrap();
+    let payorders::webhooks::DeliveryMessage::First(first) = message else {
+        panic!("not a first attempt: {message:?}");
+    };
+    assert_eq!(first.event_id, EventId::parse(EVENT_ID).unwrap());
+    assert_eq!(first.endpoint_id.as_ref(), Some(&ep.id));
+    assert_eq!(first.url, ep.url);
+    let id = Delivery::id_for(&first.event_id, Some(&ep.id));
+    assert_eq!(first.delivery_id(), id);
+    assert!(svc.store.get_delivery(&id).await.unwrap().is_none());
+    assert!(rx.try_recv().is_err(), "one destination, one message");
 }
 
 #[tokio::test]
