@@ -13,7 +13,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use lambda_http::LambdaEvent;
 use payorders::queue::Queue;
 use payorders::store::{StoreError, WebhookStore};
-use payorders::webhooks::{DeliveryMessage, FirstAttempt};
+use payorders::webhooks::{self, DeliveryMessage, FirstAttempt};
 use payorders::*;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -67,28 +67,21 @@ pub async fn dispatch_in(
     batch: &mut BatchEndpoints,
 ) -> Result<usize, DispatchError> {
     let mode = KeyMode::of(event.livemode);
-    let mut targets: Vec<(Option<WebhookEndpointId>, String)> = batch
+    let mut targets: Vec<Option<WebhookEndpointId>> = batch
         .of(&*deps.store, &event.organization_id, mode)
         .await?
         .iter()
         .filter(|e| e.enabled && e.subscribes(event.event_type))
-        .map(|e| (Some(e.id.clone()), e.url.clone()))
+        .map(|e| Some(e.id.clone()))
         .collect();
-    if let Some(url) = event
-        .data
-        .object
-        .get("webhook_url")
-        .and_then(|v| v.as_str())
-        && event.order_id.is_some()
-    {
-        targets.push((None, url.to_owned()));
+    if webhooks::order_webhook_url(event).is_some() {
+        targets.push(None);
     }
     let now = Timestamp::now();
-    for (endpoint_id, url) in &targets {
+    for endpoint_id in &targets {
         let first = FirstAttempt {
             event_id: event.id.clone(),
             endpoint_id: endpoint_id.clone(),
-            url: url.clone(),
             dispatched_at: now,
         };
         deps.queue

@@ -56,16 +56,12 @@ pub fn pending_delivery(
     }
 }
 
-/// The first attempt of a delivery dispatch decided on ([`FirstAttempt`]), leased as it is
-/// created: pending, version 1, created when dispatched, not due again before the lease
-/// ends. Written only where no record of it exists.
-pub fn first_lease(event: &Event, first: &FirstAttempt, now: Timestamp) -> Delivery {
-    let mut d = pending_delivery(
-        event,
-        first.endpoint_id.clone(),
-        first.url.clone(),
-        first.dispatched_at,
-    );
+/// The first attempt of a delivery dispatch decided on ([`FirstAttempt`]), to `url` (its
+/// destination's, as the store has it), leased as it is created: pending, version 1,
+/// created when dispatched, not due again before the lease ends. Written only where no
+/// record of it exists.
+pub fn first_lease(event: &Event, first: &FirstAttempt, url: String, now: Timestamp) -> Delivery {
+    let mut d = pending_delivery(event, first.endpoint_id.clone(), url, first.dispatched_at);
     d.next_attempt_at = Some(now.plus_seconds(LEASE_SECS));
     d.updated_at = now;
     d
@@ -81,6 +77,26 @@ pub fn redelivery(d: &Delivery, now: Timestamp) -> Delivery {
 }
 
 // ------------------------------------------------------------------ one attempt
+
+/// After a lease's conditional write was refused, with the delivery as now stored: `None`
+/// when the stored record is the lease itself (the write went through and only its answer
+/// was lost), so the attempt is ours; else what the message does: done when the delivery
+/// is finished, back when the other worker's lease ends (or at once, in a second, when it
+/// has ended or the record is gone).
+pub fn after_lost_lease(
+    leased: &Delivery,
+    stored: Option<&Delivery>,
+    now: Timestamp,
+) -> Option<Outcome> {
+    if stored == Some(leased) {
+        return None;
+    }
+    Some(match stored.map(|d| lease_attempt(d, now)) {
+        Some(Lease::Finished) => Outcome::Done,
+        Some(Lease::NotDue(secs)) => Outcome::RetryAfter(secs),
+        Some(Lease::Take(_)) | None => Outcome::RetryAfter(1),
+    })
+}
 
 /// What a queue message finds its delivery ready for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,12 +351,17 @@ pub async fn attempt_delivery(
     message: &DeliveryMessage,
 ) -> StoreResult<Outcome> {
     let now = Timestamp::now();
-    let (leased, event) = match take_lease(store, message, now).await? {
+    let Leased {
+        delivery: leased,
+        event,
+        endpoint,
+    } = match take_lease(store, message, now).await? {
         Ok(taken) => taken,
         Err(outcome) => return Ok(outcome),
     };
 
-    let (endpoint, secrets) = match delivery_destination(store, master, &leased, now).await? {
+    let destination = delivery_destination(store, master, &leased, endpoint, now).await?;
+    let (endpoint, secrets) = match destination {
         Destination::Send { endpoint, secrets } if !secrets.is_empty() => (endpoint, secrets),
         Destination::Send { .. } => {
             return finish_failed(store, &leased, now, "no signing secret opens".into()).await;
@@ -418,16 +439,25 @@ pub async fn attempt_delivery(
     Ok(after.outcome)
 }
 
-/// The delivery `message` is for, leased for this attempt (with its event, when that was
-/// read to create it), or what the queue does with the message instead. A stored delivery
-/// is leased over the version read; a first attempt with no record yet creates it leased
-/// ([`first_lease`]). Either write is conditional, so of two copies of a message (SQS
-/// delivers at least once; a retried dispatch sends again) only one attempts.
+/// A delivery leased for this attempt, with what was read to create it.
+struct Leased {
+    delivery: Delivery,
+    event: Option<Event>,
+    endpoint: Option<WebhookEndpoint>,
+}
+
+/// The delivery `message` is for, leased for this attempt, or what the queue does with the
+/// message instead. A stored delivery is leased over the version read; a first attempt with
+/// no record yet creates it leased ([`first_lease`]), to its destination as the store has
+/// it: the message's endpoint looked up in its event's organization (so no message can send
+/// one organization's event to another's endpoint), or the order's own `webhook_url` in the
+/// event. Either write is conditional, so of two copies of a message (SQS delivers at least
+/// once; a retried dispatch sends again) only one attempts.
 async fn take_lease(
     store: &dyn Store,
     message: &DeliveryMessage,
     now: Timestamp,
-) -> StoreResult<Result<(Delivery, Option<Event>), Outcome>> {
+) -> StoreResult<Result<Leased, Outcome>> {
     let id = message.delivery_id();
     if let Some(delivery) = store.get_delivery(&id).await? {
         let leased = match lease_attempt(&delivery, now) {
@@ -435,12 +465,12 @@ async fn take_lease(
             Lease::NotDue(secs) => return Ok(Err(Outcome::RetryAfter(secs))),
             Lease::Take(leased) => leased,
         };
-        return match store.update_delivery(&leased, delivery.version).await {
-            Ok(()) => Ok(Ok((leased, None))),
-            // Another worker took this attempt: its message carries the delivery on.
-            Err(StoreError::VersionConflict { .. }) => Ok(Err(Outcome::Done)),
-            Err(e) => Err(e),
+        let won = match store.update_delivery(&leased, delivery.version).await {
+            Ok(()) => true,
+            Err(StoreError::VersionConflict { .. }) => false,
+            Err(e) => return Err(e),
         };
+        return settle(store, leased, won, None, None, now).await;
     }
     let DeliveryMessage::First(first) = message else {
         tracing::warn!(delivery_id = %id, "no such delivery");
@@ -452,25 +482,73 @@ async fn take_lease(
         tracing::warn!(delivery_id = %id, event_id = %first.event_id, "the event to deliver no longer exists");
         return Ok(Err(Outcome::Done));
     };
-    let leased = first_lease(&event, first, now);
-    if store.create_delivery(&leased).await? {
-        Ok(Ok((leased, Some(event))))
-    } else {
-        // Created by another copy of the message just now: that one attempts.
-        Ok(Err(Outcome::Done))
-    }
+    let (url, endpoint) = match &first.endpoint_id {
+        Some(eid) => match store.get_endpoint(&event.organization_id, eid).await? {
+            Some(ep) => (ep.url.clone(), Some(ep)),
+            None => {
+                // Deleted since dispatch (its delivery log went with it), or not this
+                // organization's.
+                tracing::warn!(delivery_id = %id, endpoint_id = %eid, "no such endpoint in the event's organization");
+                return Ok(Err(Outcome::Done));
+            }
+        },
+        None => match super::order_webhook_url(&event) {
+            Some(url) => (url.to_owned(), None),
+            None => {
+                tracing::warn!(delivery_id = %id, event_id = %event.id, "the event has no order webhook_url");
+                return Ok(Err(Outcome::Done));
+            }
+        },
+    };
+    let leased = first_lease(&event, first, url, now);
+    let won = store.create_delivery(&leased).await?;
+    settle(store, leased, won, Some(event), endpoint, now).await
 }
 
+/// After a lease's conditional write: `won`, the attempt is ours. Lost, it is ours still if
+/// the stored record is the lease itself (the write went through and only its answer was
+/// lost, then a retry of it found it done); otherwise another worker holds it, and this
+/// message comes back when that lease ends, to find the delivery finished or take over
+/// from a worker that died (a copy of an SQS message is the same message: deleting it here
+/// would end it for the worker that holds the lease too).
+async fn settle(
+    store: &dyn Store,
+    leased: Delivery,
+    won: bool,
+    event: Option<Event>,
+    endpoint: Option<WebhookEndpoint>,
+    now: Timestamp,
+) -> StoreResult<Result<Leased, Outcome>> {
+    if !won {
+        let stored = store.get_delivery(&leased.id).await?;
+        if let Some(outcome) = after_lost_lease(&leased, stored.as_ref(), now) {
+            return Ok(Err(outcome));
+        }
+    }
+    Ok(Ok(Leased {
+        delivery: leased,
+        event,
+        endpoint,
+    }))
+}
+
+/// Who `d` goes to, with the secrets that sign it; `known` is its endpoint when it was read
+/// for this attempt already.
 async fn delivery_destination(
     store: &dyn Store,
     master: &MasterKey,
     d: &Delivery,
+    known: Option<WebhookEndpoint>,
     now: Timestamp,
 ) -> StoreResult<Destination> {
     let open = |context: &str, sealed: &str| master.open(context, sealed).ok();
     match &d.endpoint_id {
         Some(eid) => {
-            let Some(ep) = store.get_endpoint(&d.organization_id, eid).await? else {
+            let ep = match known {
+                Some(ep) => Some(ep),
+                None => store.get_endpoint(&d.organization_id, eid).await?,
+            };
+            let Some(ep) = ep else {
                 return Ok(Destination::Drop("the endpoint was deleted".into()));
             };
             if !ep.enabled {
@@ -612,11 +690,10 @@ mod tests {
         let first = FirstAttempt {
             event_id: event.id.clone(),
             endpoint_id: Some(ep.id.clone()),
-            url: ep.url.clone(),
             dispatched_at: t0(),
         };
         let now = t0().plus_seconds(2);
-        let l = first_lease(&event, &first, now);
+        let l = first_lease(&event, &first, ep.url.clone(), now);
         assert_eq!(l.id, first.delivery_id());
         assert_eq!(l.id, d.id);
         assert_eq!(
@@ -640,7 +717,38 @@ mod tests {
             endpoint_id: None,
             ..first
         };
-        assert_ne!(first_lease(&event, &order_url, now).id, l.id);
+        assert_ne!(first_lease(&event, &order_url, ep.url, now).id, l.id);
+    }
+
+    #[test]
+    fn a_refused_lease_is_ours_only_if_the_stored_record_is_that_lease() {
+        let (d, _) = delivery(&endpoint());
+        let now = t0().plus_seconds(3);
+        let mine = leased(&d, now);
+        // The write went through; its answer was lost and the retried write refused.
+        assert_eq!(after_lost_lease(&mine, Some(&mine), now), None);
+        // Another worker's lease, taken a moment later: back when it ends.
+        let theirs = leased(&d, now.plus_seconds(1));
+        assert_eq!(
+            after_lost_lease(&mine, Some(&theirs), now),
+            Some(Outcome::RetryAfter(LEASE_SECS as u64 + 1))
+        );
+        // Finished by the other worker: nothing left to do.
+        let done = after_attempt(&theirs, attempted(answered(200, None), now), AS_SCHEDULED);
+        assert_eq!(
+            after_lost_lease(&mine, Some(&done.delivery), now),
+            Some(Outcome::Done)
+        );
+        // Its lease ran out, or the record is gone: come back at once.
+        let later = now.plus_seconds(LEASE_SECS + 5);
+        assert_eq!(
+            after_lost_lease(&mine, Some(&theirs), later),
+            Some(Outcome::RetryAfter(1))
+        );
+        assert_eq!(
+            after_lost_lease(&mine, None, now),
+            Some(Outcome::RetryAfter(1))
+        );
     }
 
     #[test]

@@ -12,11 +12,12 @@ pub enum DeliveryMessage {
     /// `{"v": 1, "delivery_id": "msg_…"}`: attempt this delivery, which is stored (a ping, a
     /// redelivery on request, and messages queued before version 2).
     Attempt(DeliveryId),
-    /// `{"v": 2, "event_id": "evt_…", "endpoint_id": "we_…", "url": "https://…",
-    /// "dispatched_at": "…"}` (`endpoint_id` left out for the order's own `webhook_url`):
-    /// the first attempt of a delivery dispatch decided on without writing it. The attempt's
-    /// lease creates the record, so a delivery is written twice (lease, outcome) instead of
-    /// three times.
+    /// `{"v": 2, "event_id": "evt_…", "endpoint_id": "we_…", "dispatched_at": "…"}`
+    /// (`endpoint_id` left out for the order's own `webhook_url`): the first attempt of a
+    /// delivery dispatch decided on without writing it. The attempt's lease creates the
+    /// record, so a delivery is written twice (lease, outcome) instead of three times. The
+    /// message names the destination; where it is (the endpoint's URL in the event's
+    /// organization, the order's `webhook_url` in the event) is read from the store.
     First(FirstAttempt),
 }
 
@@ -26,7 +27,6 @@ pub struct FirstAttempt {
     pub event_id: EventId,
     /// `None`: the order's own `webhook_url`.
     pub endpoint_id: Option<WebhookEndpointId>,
-    pub url: String,
     /// When dispatch decided on it: the delivery's `created_at`, from which its 3 days of
     /// retries count.
     pub dispatched_at: Timestamp,
@@ -75,7 +75,6 @@ struct WireFirst {
     event_id: EventId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     endpoint_id: Option<WebhookEndpointId>,
-    url: String,
     dispatched_at: Timestamp,
 }
 
@@ -107,7 +106,6 @@ impl DeliveryMessage {
                 v: 2,
                 event_id: f.event_id.clone(),
                 endpoint_id: f.endpoint_id.clone(),
-                url: f.url.clone(),
                 dispatched_at: f.dispatched_at,
             }),
         };
@@ -127,7 +125,6 @@ impl DeliveryMessage {
                 Ok(Self::First(FirstAttempt {
                     event_id: wire.event_id,
                     endpoint_id: wire.endpoint_id,
-                    url: wire.url,
                     dispatched_at: wire.dispatched_at,
                 }))
             }
@@ -144,7 +141,6 @@ mod tests {
         FirstAttempt {
             event_id: EventId::generate(),
             endpoint_id: endpoint.then(WebhookEndpointId::generate),
-            url: "https://shop.example/hooks".into(),
             dispatched_at: Timestamp::parse("2026-06-01T12:00:00.123456Z").unwrap(),
         }
     }
@@ -210,7 +206,7 @@ mod tests {
     fn a_first_attempt_missing_a_field_or_carrying_another_is_refused() {
         let body = DeliveryMessage::First(first(true)).body();
         let whole: serde_json::Value = serde_json::from_str(&body).unwrap();
-        for field in ["event_id", "url", "dispatched_at"] {
+        for field in ["event_id", "dispatched_at"] {
             let mut v = whole.clone();
             v.as_object_mut().unwrap().remove(field);
             assert!(
@@ -221,12 +217,20 @@ mod tests {
                 "without {field}"
             );
         }
-        let mut v = whole.clone();
-        v["delivery_id"] = DeliveryId::generate().to_string().into();
-        assert!(matches!(
-            DeliveryMessage::parse(&v.to_string()),
-            Err(MessageError::Malformed(_))
-        ));
+        for (field, value) in [
+            ("delivery_id", DeliveryId::generate().to_string()),
+            ("url", "https://attacker.example/".to_owned()),
+        ] {
+            let mut v = whole.clone();
+            v[field] = value.into();
+            assert!(
+                matches!(
+                    DeliveryMessage::parse(&v.to_string()),
+                    Err(MessageError::Malformed(_))
+                ),
+                "with {field}"
+            );
+        }
         let mut v = whole;
         v["dispatched_at"] = "yesterday".into();
         assert!(matches!(

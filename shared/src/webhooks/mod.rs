@@ -17,6 +17,12 @@ use sha2::Sha256;
 
 const SECRET_PREFIX: &str = "whsec_";
 
+/// Where an order event also goes: the order's own `webhook_url`, when it has one.
+pub fn order_webhook_url(event: &crate::model::Event) -> Option<&str> {
+    event.order_id.as_ref()?;
+    event.data.object.get("webhook_url")?.as_str()
+}
+
 /// The sealing context of an endpoint's signing secret.
 pub fn endpoint_secret_context(id: &crate::model::WebhookEndpointId) -> String {
     format!("webhook-secret:{id}")
