@@ -71,7 +71,7 @@ async fn cancel(svc: &Services, req: &Request, rid: String) -> Result<Response<B
                 Ok(()) => {
                     return Ok(http::json(
                         200,
-                        &render::order(update.order(), &http::links(req)),
+                        &render::order_view(update.order(), &http::links(req)),
                     ));
                 }
                 Err(StoreError::VersionConflict { .. }) => continue,

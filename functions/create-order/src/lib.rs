@@ -45,7 +45,7 @@ async fn create(svc: &Services, req: &Request, rid: String) -> Result<Response<B
         }
         let new = NewOrder::new(order).map_err(|_| ApiError::internal())?;
         // The answer is kept for the Idempotency-Key by the order's own write.
-        let resp = http::json(201, &render::order(new.order(), &http::links(req)));
+        let resp = http::json(201, &render::order_view(new.order(), &http::links(req)));
         let new = new.completing(http::completion(&resp));
         svc.store.create_order(&new).await?;
         tracing::info!(order_id = %new.order().id, mode = %new.order().mode, "order created");

@@ -41,7 +41,7 @@ async fn get(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> 
     let id = http::path_id(req, "id", "pay order", OrderId::parse)?;
     let q: GetOrderQuery = http::request::query(req)?;
     let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
-    let mut view = render::order(&order, &http::links(req));
+    let mut view = render::order_view(&order, &http::links(req));
     if let Some(Include::AuditLog) = q.include {
         let w = ListWindow {
             limit: 100,
@@ -57,7 +57,7 @@ async fn get(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> 
             .iter()
             .map(|e: &AuditEntry| e.api_view(None))
             .collect();
-        view["audit_log"] = serde_json::json!(entries);
+        view.push("audit_log", serde_json::json!(entries));
     }
     Ok(http::json(200, &view))
 }

@@ -22,7 +22,10 @@ async fn details(svc: &Services, req: &Request, rid: String) -> Result<Response<
             http::request::signed_json(&*svc.store, &ctx, req, false).await?;
         let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
         let order = payorders::checkout::details::choose(svc, &order, body).await?;
-        Ok(http::json(200, &render::order(&order, &http::links(req))))
+        Ok(http::json(
+            200,
+            &render::order_view(&order, &http::links(req)),
+        ))
     })
     .await
 }

@@ -80,7 +80,10 @@ async fn simulate(
         let hash = sandbox::new_transaction(payment.family(), amount, Timestamp::now())
             .map_err(|e| ApiError::invalid("INVALID_AMOUNT", "amount", e.to_string()))?;
         let paid = http::pay(settler, order, &hash.to_string(), None).await?;
-        Ok(http::json(200, &render::order(&paid, &http::links(req))))
+        Ok(http::json(
+            200,
+            &render::order_view(&paid, &http::links(req)),
+        ))
     })
     .await
 }

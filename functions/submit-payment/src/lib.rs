@@ -70,14 +70,20 @@ async fn submit(
         let hash = required(q.tx_hash)?;
         let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
         let paid = http::pay(settler, order, &hash, None).await?;
-        return Ok(http::json(200, &render::order(&paid, &http::links(req))));
+        return Ok(http::json(
+            200,
+            &render::order_view(&paid, &http::links(req)),
+        ));
     }
     http::idempotent(&*svc.store, &ctx, req, &rid, || async {
         let body: SubmitPayment = http::request::signed_json(&*svc.store, &ctx, req, false).await?;
         let hash = required(body.tx_hash)?;
         let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
         let paid = http::pay(settler, order, &hash, body.chain_id).await?;
-        Ok(http::json(200, &render::order(&paid, &http::links(req))))
+        Ok(http::json(
+            200,
+            &render::order_view(&paid, &http::links(req)),
+        ))
     })
     .await
 }

@@ -29,7 +29,6 @@ use crate::store::{
 };
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 
@@ -78,8 +77,9 @@ pub fn error_response(e: &ApiError, request_id: &str) -> Response<Body> {
 }
 
 /// A JSON response.
-pub fn json(status: u16, value: &Value) -> Response<Body> {
-    let mut resp = Response::new(Body::Text(value.to_string()));
+pub fn json<T: serde::Serialize + ?Sized>(status: u16, value: &T) -> Response<Body> {
+    let text = serde_json::to_string(value).expect("a response serializes");
+    let mut resp = Response::new(Body::Text(text));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,7 +1,7 @@
 //! How objects look on the wire: bare objects with an `object` field, lists in one shape.
 
 use crate::checkout::Links;
-use crate::model::{Event, PayOrder};
+use crate::model::{Event, OrderView, PayOrder};
 use crate::store::Page;
 use serde_json::{Value, json};
 
@@ -9,14 +9,17 @@ use serde_json::{Value, json};
 /// checkout page to send the customer to), `payment_url` (the same, under the name other
 /// APIs use) and `qr_code_url` (the payment URI as a QR code, once a currency is chosen).
 pub fn order(o: &PayOrder, links: &Links) -> Value {
-    let mut v = o.api_view();
-    if let Value::Object(m) = &mut v {
-        let hosted = links.hosted(&o.id);
-        m.insert("hosted_url".into(), json!(hosted));
-        m.insert("payment_url".into(), json!(hosted));
-        m.insert("qr_code_url".into(), json!(links.qr(&o.id)));
-    }
-    v
+    serde_json::to_value(order_view(o, links)).expect("orders serialize")
+}
+
+/// [`order`], to serialize straight into a response ([`crate::http::json`]).
+pub fn order_view<'a>(o: &'a PayOrder, links: &Links) -> OrderView<'a> {
+    let hosted = links.hosted(&o.id);
+    o.view(vec![
+        ("hosted_url", json!(hosted)),
+        ("payment_url", json!(hosted)),
+        ("qr_code_url", json!(links.qr(&o.id))),
+    ])
 }
 
 /// An event as the API returns it: `id` and `object` first.

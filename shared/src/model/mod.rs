@@ -53,6 +53,7 @@ mod refund;
 mod settings;
 mod status;
 mod time;
+mod view;
 mod wallet;
 mod webhook;
 

@@ -255,23 +255,13 @@ impl PayOrder {
     /// The order as the API shows it (responses, event payloads): `id` and `object` first,
     /// internal bookkeeping left out.
     pub fn api_view(&self) -> serde_json::Value {
-        let serde_json::Value::Object(fields) =
-            serde_json::to_value(self).expect("orders serialize")
-        else {
-            unreachable!("a struct serializes to an object")
-        };
-        let mut out = serde_json::Map::new();
-        out.insert("id".into(), serde_json::json!(self.id));
-        out.insert("object".into(), serde_json::json!("pay_order"));
-        for (k, v) in fields {
-            if k != "id" && k != "idempotency_key" && k != "check_round" {
-                out.insert(k, v);
-            }
-        }
-        if let Some(refunded) = self.amount_refunded() {
-            out.insert("amount_refunded".into(), serde_json::json!(refunded));
-        }
-        serde_json::Value::Object(out)
+        serde_json::to_value(self.view(Vec::new())).expect("orders serialize")
+    }
+
+    /// The order as the API shows it, with `extra` entries after its own, serialized
+    /// straight to the output ([`OrderView`]).
+    pub fn view(&self, extra: Vec<(&'static str, serde_json::Value)>) -> OrderView<'_> {
+        OrderView { order: self, extra }
     }
 
     /// What the succeeded refunds add up to, once the order has a payment currency.
@@ -608,10 +598,88 @@ impl NewOrder {
     }
 }
 
+/// An order as the API shows it: `id` and `object` first, then its fields but the ones kept
+/// for the store (`idempotency_key`, `check_round`), then `amount_refunded` once it has a
+/// payment currency, then the `extra` entries the caller adds (links, an audit trail; none
+/// may be named like a field). Written field by field to the output, never through a
+/// `serde_json::Value`.
+pub struct OrderView<'a> {
+    order: &'a PayOrder,
+    extra: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl OrderView<'_> {
+    /// Adds an entry after the others.
+    pub fn push(&mut self, key: &'static str, value: serde_json::Value) {
+        self.extra.push((key, value));
+    }
+}
+
+impl Serialize for OrderView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &self.order.id)?;
+        map.serialize_entry("object", "pay_order")?;
+        super::view::struct_fields(
+            &mut map,
+            self.order,
+            &["id", "idempotency_key", "check_round"],
+        )?;
+        if let Some(refunded) = self.order.amount_refunded() {
+            map.serialize_entry("amount_refunded", &refunded)?;
+        }
+        for (key, value) in &self.extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::order as sample_order;
+
+    #[test]
+    fn the_api_view_puts_id_and_object_first_and_leaves_out_bookkeeping() {
+        let mut o = sample_order(&OrgId::generate(), false, Timestamp::now());
+        o.idempotency_key = Some("retry-1".into());
+        o.check_round = 3;
+        let stored = serde_json::to_value(&o).unwrap();
+        let extra = || vec![("hosted_url", serde_json::json!("https://pay.example/x"))];
+        let text = serde_json::to_string(&o.view(extra())).unwrap();
+        // Written straight out, it reads back as the same object the value path builds.
+        let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, serde_json::to_value(o.view(extra())).unwrap());
+        let keys: Vec<&str> = read
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut want = vec!["id", "object"];
+        want.extend(
+            stored
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str())
+                .filter(|k| !["id", "idempotency_key", "check_round"].contains(k)),
+        );
+        want.push("hosted_url");
+        assert_eq!(keys, want);
+        assert_eq!(read["object"], "pay_order");
+        assert_eq!(read["id"], stored["id"]);
+        assert!(
+            !text.contains("retry-1") && !text.contains("check_round"),
+            "{text}"
+        );
+        // No payment currency yet: no refunded amount; the plain view has no extras.
+        assert!(read.get("amount_refunded").is_none());
+        let plain = o.api_view();
+        assert_eq!(plain.as_object().unwrap().len(), keys.len() - 1);
+    }
 
     #[test]
     fn transition_checks_the_table_and_attaches_the_event() {
