@@ -647,11 +647,18 @@ mod tests {
         o.idempotency_key = Some("retry-1".into());
         o.check_round = 3;
         let stored = serde_json::to_value(&o).unwrap();
-        let extra = || vec![("hosted_url", serde_json::json!("https://pay.example/x"))];
+        // The entries the HTTP layer adds (links; get-order's audit trail).
+        let extra = || {
+            ["hosted_url", "payment_url", "qr_code_url", "audit_log"]
+                .map(|k| (k, serde_json::json!(k)))
+                .to_vec()
+        };
         let text = serde_json::to_string(&o.view(extra())).unwrap();
-        // Written straight out, it reads back as the same object the value path builds.
+        // Written straight out, it is the text the value path writes: the same keys in the
+        // same order, none twice (a map keeps one of two equal keys, so it would differ).
+        let through_value = serde_json::to_value(o.view(extra())).unwrap();
+        assert_eq!(text, through_value.to_string());
         let read: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(read, serde_json::to_value(o.view(extra())).unwrap());
         let keys: Vec<&str> = read
             .as_object()
             .unwrap()
@@ -667,7 +674,7 @@ mod tests {
                 .map(|k| k.as_str())
                 .filter(|k| !["id", "idempotency_key", "check_round"].contains(k)),
         );
-        want.push("hosted_url");
+        want.extend(["hosted_url", "payment_url", "qr_code_url", "audit_log"]);
         assert_eq!(keys, want);
         assert_eq!(read["object"], "pay_order");
         assert_eq!(read["id"], stored["id"]);
@@ -678,7 +685,7 @@ mod tests {
         // No payment currency yet: no refunded amount; the plain view has no extras.
         assert!(read.get("amount_refunded").is_none());
         let plain = o.api_view();
-        assert_eq!(plain.as_object().unwrap().len(), keys.len() - 1);
+        assert_eq!(plain.as_object().unwrap().len(), keys.len() - 4);
     }
 
     #[test]
