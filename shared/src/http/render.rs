@@ -24,14 +24,18 @@ pub fn order_view<'a>(o: &'a PayOrder, links: &Links) -> OrderView<'a> {
 
 /// An event as the API returns it: `id` and `object` first.
 pub fn event(e: &Event) -> Value {
-    let Value::Object(fields) = serde_json::to_value(e).expect("events serialize") else {
-        unreachable!("a struct serializes to an object")
-    };
-    let mut out = serde_json::Map::new();
-    out.insert("id".into(), json!(e.id));
-    out.insert("object".into(), json!("event"));
-    out.extend(fields.into_iter().filter(|(k, _)| k != "id"));
-    Value::Object(out)
+    serde_json::to_value(EventView(e)).expect("events serialize")
+}
+
+struct EventView<'a>(&'a Event);
+
+impl serde::Serialize for EventView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        crate::model::view::record_fields(&mut map, &self.0.id, "event", self.0, &["id"])?;
+        map.end()
+    }
 }
 
 /// `{"object":"list","data":[…],"has_more":…,"next_cursor":…}`.

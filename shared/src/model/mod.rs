@@ -53,7 +53,7 @@ mod refund;
 mod settings;
 mod status;
 mod time;
-mod view;
+pub(crate) mod view;
 mod wallet;
 mod webhook;
 

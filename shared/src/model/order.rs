@@ -619,10 +619,10 @@ impl Serialize for OrderView<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("id", &self.order.id)?;
-        map.serialize_entry("object", "pay_order")?;
-        super::view::struct_fields(
+        super::view::record_fields(
             &mut map,
+            &self.order.id,
+            "pay_order",
             self.order,
             &["id", "idempotency_key", "check_round"],
         )?;

@@ -5,6 +5,20 @@
 use serde::Serialize;
 use serde::ser::{Error, Impossible, SerializeMap, SerializeStruct, Serializer};
 
+/// Writes the head every API view of a record starts with: `id` and `object`, then the
+/// record's own fields but those named in `skip` (which names `id` too).
+pub(crate) fn record_fields<M: SerializeMap, I: Serialize + ?Sized, T: Serialize + ?Sized>(
+    map: &mut M,
+    id: &I,
+    object: &'static str,
+    record: &T,
+    skip: &'static [&'static str],
+) -> Result<(), M::Error> {
+    map.serialize_entry("id", id)?;
+    map.serialize_entry("object", object)?;
+    struct_fields(map, record, skip)
+}
+
 /// Writes the fields of `value`, a struct, as entries of `map`, in their order, leaving out
 /// the fields named in `skip`. Anything but a struct is an error.
 pub(crate) fn struct_fields<M: SerializeMap, T: Serialize + ?Sized>(

@@ -459,68 +459,62 @@ async fn take_lease(
     now: Timestamp,
 ) -> StoreResult<Result<Leased, Outcome>> {
     let id = message.delivery_id();
-    if let Some(delivery) = store.get_delivery(&id).await? {
-        let leased = match lease_attempt(&delivery, now) {
-            Lease::Finished => return Ok(Err(Outcome::Done)),
-            Lease::NotDue(secs) => return Ok(Err(Outcome::RetryAfter(secs))),
-            Lease::Take(leased) => leased,
-        };
-        let won = match store.update_delivery(&leased, delivery.version).await {
-            Ok(()) => true,
-            Err(StoreError::VersionConflict { .. }) => false,
-            Err(e) => return Err(e),
-        };
-        return settle(store, leased, won, None, None, now).await;
-    }
-    let DeliveryMessage::First(first) = message else {
-        tracing::warn!(delivery_id = %id, "no such delivery");
-        return Ok(Err(Outcome::Done));
-    };
-    let Some(event) = store.get_event(&first.event_id).await? else {
-        // Dispatch reads events from the store's own stream, so only an event removed since
-        // leaves nothing to deliver (and no organization to record a failure under).
-        tracing::warn!(delivery_id = %id, event_id = %first.event_id, "the event to deliver no longer exists");
-        return Ok(Err(Outcome::Done));
-    };
-    let (url, endpoint) = match &first.endpoint_id {
-        Some(eid) => match store.get_endpoint(&event.organization_id, eid).await? {
-            Some(ep) => (ep.url.clone(), Some(ep)),
-            None => {
-                // Deleted since dispatch (its delivery log went with it), or not this
-                // organization's.
-                tracing::warn!(delivery_id = %id, endpoint_id = %eid, "no such endpoint in the event's organization");
+    let (leased, won, event, endpoint) = match (store.get_delivery(&id).await?, message) {
+        (Some(delivery), _) => {
+            let leased = match lease_attempt(&delivery, now) {
+                Lease::Finished => return Ok(Err(Outcome::Done)),
+                Lease::NotDue(secs) => return Ok(Err(Outcome::RetryAfter(secs))),
+                Lease::Take(leased) => leased,
+            };
+            let won = match store.update_delivery(&leased, delivery.version).await {
+                Ok(()) => true,
+                Err(StoreError::VersionConflict { .. }) => false,
+                Err(e) => return Err(e),
+            };
+            (leased, won, None, None)
+        }
+        (None, DeliveryMessage::Attempt(_)) => {
+            tracing::warn!(delivery_id = %id, "no such delivery");
+            return Ok(Err(Outcome::Done));
+        }
+        (None, DeliveryMessage::First(first)) => {
+            let Some(event) = store.get_event(&first.event_id).await? else {
+                // Dispatch reads events from the store's own stream, so only an event
+                // removed since leaves nothing to deliver (and no organization to record a
+                // failure under).
+                tracing::warn!(delivery_id = %id, event_id = %first.event_id, "the event to deliver no longer exists");
                 return Ok(Err(Outcome::Done));
-            }
-        },
-        None => match super::order_webhook_url(&event) {
-            Some(url) => (url.to_owned(), None),
-            None => {
-                tracing::warn!(delivery_id = %id, event_id = %event.id, "the event has no order webhook_url");
-                return Ok(Err(Outcome::Done));
-            }
-        },
+            };
+            let (url, endpoint) = match &first.endpoint_id {
+                Some(eid) => match store.get_endpoint(&event.organization_id, eid).await? {
+                    Some(ep) => (ep.url.clone(), Some(ep)),
+                    None => {
+                        // Deleted since dispatch (its delivery log went with it), or not
+                        // this organization's.
+                        tracing::warn!(delivery_id = %id, endpoint_id = %eid, "no such endpoint in the event's organization");
+                        return Ok(Err(Outcome::Done));
+                    }
+                },
+                None => match super::order_webhook_url(&event) {
+                    Some(url) => (url.to_owned(), None),
+                    None => {
+                        tracing::warn!(delivery_id = %id, event_id = %event.id, "the event has no order webhook_url");
+                        return Ok(Err(Outcome::Done));
+                    }
+                },
+            };
+            let leased = first_lease(&event, first, url, now);
+            let won = store.create_delivery(&leased).await?;
+            (leased, won, Some(event), endpoint)
+        }
     };
-    let leased = first_lease(&event, first, url, now);
-    let won = store.create_delivery(&leased).await?;
-    settle(store, leased, won, Some(event), endpoint, now).await
-}
-
-/// After a lease's conditional write: `won`, the attempt is ours. Lost, it is ours still if
-/// the stored record is the lease itself (the write went through and only its answer was
-/// lost, then a retry of it found it done); otherwise another worker holds it, and this
-/// message comes back when that lease ends, to find the delivery finished or take over
-/// from a worker that died (a copy of an SQS message is the same message: deleting it here
-/// would end it for the worker that holds the lease too).
-async fn settle(
-    store: &dyn Store,
-    leased: Delivery,
-    won: bool,
-    event: Option<Event>,
-    endpoint: Option<WebhookEndpoint>,
-    now: Timestamp,
-) -> StoreResult<Result<Leased, Outcome>> {
+    // Refused, the attempt is ours still if the stored record is the lease itself (the
+    // write went through and only its answer was lost); else another worker holds it, and
+    // this message comes back when that lease ends, to find the delivery finished or take
+    // over from a worker that died (a copy of an SQS message is the same message: deleting
+    // it here would end it for the worker that holds the lease too).
     if !won {
-        let stored = store.get_delivery(&leased.id).await?;
+        let stored = store.get_delivery(&id).await?;
         if let Some(outcome) = after_lost_lease(&leased, stored.as_ref(), now) {
             return Ok(Err(outcome));
         }

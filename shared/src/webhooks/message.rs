@@ -79,9 +79,6 @@ struct WireFirst {
 }
 
 impl DeliveryMessage {
-    /// The newest version this code writes and reads.
-    pub const VERSION: u32 = 2;
-
     /// Attempt the stored delivery `delivery_id`.
     pub fn new(delivery_id: &DeliveryId) -> Self {
         Self::Attempt(delivery_id.clone())

@@ -124,7 +124,7 @@ impl Readers {
         for conn in &self.conns {
             if let Some(mut reader) = take(conn)
                 && !reader.conn.is_autocommit()
-                && (reader.kept.is_none() || reader.header().map(|(h, _)| h) != reader.kept)
+                && !reader.holds(reader.header())
             {
                 reader.end();
             }
@@ -169,9 +169,7 @@ impl Reader {
         f: impl FnOnce(&Connection) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let now = self.header();
-        let reuse =
-            self.kept.is_some() && now.map(|(h, _)| h) == self.kept && !self.conn.is_autocommit();
-        if !reuse {
+        if !self.holds(now) {
             // A kept snapshot a commit has made old, or a transaction a panicking read left.
             self.end();
             // The header was noted before the snapshot begins (at the first read), so the
@@ -186,6 +184,12 @@ impl Reader {
             _ => self.end(),
         }
         out
+    }
+
+    /// Whether the connection's kept snapshot still has everything committed, the header
+    /// being `now`: the transaction is open and nothing was committed since its note.
+    fn holds(&self, now: Option<(Header, bool)>) -> bool {
+        self.kept.is_some() && now.map(|(h, _)| h) == self.kept && !self.conn.is_autocommit()
     }
 
     /// Ends the kept transaction (a read transaction: nothing of it to keep or undo).
@@ -380,6 +384,17 @@ mod tests {
         }
     }
 
+    /// A file store whose first connection keeps a snapshot with chain 1 at block 10, and
+    /// another connection to its file.
+    async fn kept_at_ten() -> (tempfile::TempDir, EmbeddedStore, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        let outside = other(&dir);
+        put(&store, 1, 10).await;
+        assert_eq!(read_until_kept(&store, &outside, 1).await, Some(10));
+        (dir, store, outside)
+    }
+
     /// Reads reuse a kept snapshot while nothing is committed, and see a commit as soon as
     /// it is made: by this store's writer (a request's own write) or by another connection
     /// to the file (another process).
@@ -423,11 +438,7 @@ mod tests {
     /// ends it, and the sweeping thread does so on its own.
     #[tokio::test]
     async fn idle_kept_snapshots_are_ended_after_a_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let outside = other(&dir);
-        put(&store, 1, 10).await;
-        assert_eq!(read_until_kept(&store, &outside, 1).await, Some(10));
+        let (_dir, store, outside) = kept_at_ten().await;
 
         // Nothing committed: the sweep leaves the snapshot kept.
         store.readers().sweep();
@@ -559,11 +570,7 @@ mod tests {
     /// sweep ends the transaction it left.
     #[tokio::test]
     async fn a_panicking_read_leaves_its_connection_usable() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir);
-        let outside = other(&dir);
-        put(&store, 1, 10).await;
-        assert_eq!(read_until_kept(&store, &outside, 1).await, Some(10));
+        let (_dir, store, outside) = kept_at_ten().await;
         let readers = store.readers();
         let panic_in_read = || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
