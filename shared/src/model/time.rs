@@ -84,6 +84,13 @@ impl Timestamp {
         (later.0 - self.0).whole_seconds()
     }
 
+    /// Whole seconds from `self` until `later`, rounded up: at most 0 only once `later` has
+    /// come. For waits, which must not end early (a lease, a `Retry-After`).
+    pub fn seconds_until_ceil(&self, later: Timestamp) -> i64 {
+        let d = later.0 - self.0;
+        d.whole_seconds() + i64::from(d.subsec_nanoseconds() > 0)
+    }
+
     /// The fixed-width, lexicographically sortable text form.
     pub fn to_key(&self) -> String {
         let t = self.0;
@@ -137,6 +144,19 @@ mod tests {
         let b = a.plus_seconds(1);
         assert!(a.to_key() < b.to_key());
         assert_eq!(a.seconds_until(b), 1);
+    }
+
+    #[test]
+    fn a_wait_rounds_up_and_ends_only_when_its_time_has_come() {
+        let due = Timestamp::parse("2026-01-02T03:04:05Z").unwrap();
+        let at = |s: &str| Timestamp::parse(s).unwrap();
+        assert_eq!(at("2026-01-02T03:04:04.5Z").seconds_until(due), 0);
+        assert_eq!(at("2026-01-02T03:04:04.5Z").seconds_until_ceil(due), 1);
+        assert_eq!(at("2026-01-02T03:04:03.999999Z").seconds_until_ceil(due), 2);
+        assert_eq!(at("2026-01-02T03:04:04Z").seconds_until_ceil(due), 1);
+        assert_eq!(due.seconds_until_ceil(due), 0);
+        assert!(at("2026-01-02T03:04:05.5Z").seconds_until_ceil(due) <= 0);
+        assert!(Timestamp::MIN.seconds_until_ceil(Timestamp::MAX) > 0);
     }
 
     #[test]

@@ -115,7 +115,9 @@ pub fn lease_attempt(d: &Delivery, now: Timestamp) -> Lease {
         return Lease::Finished;
     }
     if let Some(at) = d.next_attempt_at {
-        let wait = now.seconds_until(at);
+        // Rounded up: a message back a moment early is told to wait, never let through a
+        // fraction of a second before another worker's lease or a `Retry-After` ends.
+        let wait = now.seconds_until_ceil(at);
         if wait > 0 {
             return Lease::NotDue(wait as u64);
         }
@@ -759,6 +761,10 @@ mod tests {
         assert_eq!(lease_attempt(&l, now), Lease::NotDue(LEASE_SECS as u64));
         let due = now.plus_seconds(LEASE_SECS);
         assert!(matches!(lease_attempt(&l, due), Lease::Take(_)));
+        // A moment before it ends, the lease still holds: the wait rounds up, not down.
+        let early = Timestamp::from_unix(due.unix() - 1).unwrap().to_key();
+        let early = Timestamp::parse(&early.replace(".000000Z", ".700000Z")).unwrap();
+        assert_eq!(lease_attempt(&l, early), Lease::NotDue(1));
 
         for status in [DeliveryStatus::Delivered, DeliveryStatus::Failed] {
             let done = Delivery {
