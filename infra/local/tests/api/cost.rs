@@ -654,17 +654,6 @@ struct Flow {
     steps: Vec<(&'static str, Tally)>,
 }
 
-async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
-    payorders::config::aws_sdk_loader()
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "t", "t", None, None, "t",
-        ))
-        .load()
-        .await
-}
-
 impl Flow {
     /// The calls since the last step are `function`'s.
     fn settle(&mut self, function: &'static str) {
@@ -681,12 +670,10 @@ impl Flow {
     }
 
     async fn start() -> (Self, Caller) {
-        let moto = std::env::var("PAYORDERS_TEST_AWS_ENDPOINT").expect(
-            "PAYORDERS_TEST_AWS_ENDPOINT is not set: the cost measurement runs against moto",
-        );
+        let moto = moto();
         let (proxy, proxy_url) = Proxy::start(moto.clone()).await;
-        let direct = sdk(&moto).await;
-        let counted = sdk(&proxy_url).await;
+        let direct = sdk_at(&moto).await;
+        let counted = sdk_at(&proxy_url).await;
         let suffix = OrderId::generate()
             .as_str()
             .trim_start_matches("po_")

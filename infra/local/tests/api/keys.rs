@@ -623,3 +623,166 @@ async fn an_idempotent_roll_makes_one_new_key_and_keeps_it_sealed() {
     assert_eq!(app.get(&new, "/pay-orders").await.status, 200);
     kept_sealed(&app, "roll-key-1", &path, &body, &first.body).await;
 }
+
+/// In front of moto: answers the next `conflicts` TransactWriteItems calls as DynamoDB does
+/// when another transaction is writing the same item (`TransactionConflict`), and forwards
+/// every other call.
+struct ConflictingProxy {
+    moto: String,
+    http: reqwest::Client,
+    conflicts: std::sync::atomic::AtomicUsize,
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+async fn conflicting_proxy(moto: String) -> (std::sync::Arc<ConflictingProxy>, String) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let p = std::sync::Arc::new(ConflictingProxy {
+        moto,
+        http: payorders::net::http_client().build().unwrap(),
+        conflicts: 0.into(),
+        refused: 0.into(),
+    });
+    let forward = async |axum::extract::State(p): axum::extract::State<
+        std::sync::Arc<ConflictingProxy>,
+    >,
+                         req: axum::extract::Request| {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let transaction = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            == Some("DynamoDB_20120810.TransactWriteItems");
+        if transaction
+            && p.conflicts
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            p.refused.fetch_add(1, SeqCst);
+            let items = serde_json::from_slice::<Value>(&body).unwrap()["TransactItems"]
+                .as_array()
+                .unwrap()
+                .len();
+            let mut reasons = vec![json!({"Code": "None"}); items];
+            reasons[0] = json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"});
+            let answer = json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
+                "CancellationReasons": reasons,
+            });
+            return axum::response::Response::builder()
+                .status(400)
+                .header("content-type", "application/x-amz-json-1.0")
+                .body(axum::body::Body::from(answer.to_string()))
+                .unwrap();
+        }
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        let out = p
+            .http
+            .request(parts.method, format!("{}{}", p.moto, path))
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let mut answer = axum::response::Response::builder().status(out.status().as_u16());
+        for (k, v) in out.headers() {
+            answer = answer.header(k, v);
+        }
+        answer
+            .body(axum::body::Body::from(out.bytes().await.unwrap()))
+            .unwrap()
+    };
+    let app = axum::Router::new().fallback(forward).with_state(p.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (p, url)
+}
+
+/// A revocation on DynamoDB that meets another transaction on the key's items (a roll, a
+/// second revocation) reads the key again and revokes it, instead of failing the operator's
+/// request; one that keeps meeting them gives up after a few tries with an error.
+#[tokio::test]
+async fn a_revocation_that_meets_another_transaction_on_dynamodb_is_tried_again() {
+    use payorders::store::dynamo::{DynamoStore, create_table};
+    use payorders::store::{KeyStore, StoreError};
+    use std::sync::atomic::Ordering::SeqCst;
+    let moto = moto();
+    let table = format!(
+        "keys-conflict-{}",
+        KeyId::generate().as_str().to_lowercase()
+    );
+    let direct_client = aws_sdk_dynamodb::Client::new(&sdk_at(&moto).await);
+    create_table(&direct_client, &table).await.unwrap();
+    let direct = DynamoStore::new(direct_client, table.clone());
+    let (proxy, url) = conflicting_proxy(moto).await;
+    let through = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk_at(&url).await), table);
+
+    let t0 = Timestamp::parse("2026-06-01T12:00:00Z").unwrap();
+    let new_key = || {
+        let material = payorders::auth::generate_api_key(KeyMode::Test);
+        ApiKey {
+            id: KeyId::generate(),
+            organization_id: OrgId::generate(),
+            mode: KeyMode::Test,
+            name: "checkout server".into(),
+            key_hash: material.hash,
+            prefix: material.prefix,
+            last4: material.last4,
+            secret_sealed: "v1.sealed-secret".into(),
+            scopes: vec![Scope::OrdersRead],
+            created_at: t0,
+            revoked_at: None,
+            expires_at: None,
+        }
+    };
+
+    let key = new_key();
+    direct.create_api_key(&key, None).await.unwrap();
+    proxy.conflicts.store(1, SeqCst);
+    let revoked = through
+        .revoke_api_key(&key.id, t0.plus_seconds(60))
+        .await
+        .expect("a conflict is tried again");
+    assert_eq!(
+        proxy.refused.load(SeqCst),
+        1,
+        "the first try met the conflict"
+    );
+    assert_eq!(revoked.revoked_at, Some(t0.plus_seconds(60)));
+    let stored = direct.get_api_key(&key.id).await.unwrap().unwrap();
+    assert_eq!(stored.revoked_at, Some(t0.plus_seconds(60)));
+    let by_hash = direct
+        .get_api_key_by_hash(&key.key_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!by_hash.is_active(t0.plus_seconds(61)));
+
+    // Conflicts that do not end: an error after a bounded number of tries, nothing written.
+    let other = new_key();
+    direct.create_api_key(&other, None).await.unwrap();
+    proxy.refused.store(0, SeqCst);
+    proxy.conflicts.store(usize::MAX, SeqCst);
+    let r = through.revoke_api_key(&other.id, t0.plus_seconds(60)).await;
+    assert!(
+        matches!(r, Err(StoreError::VersionConflict { .. })),
+        "{r:?}"
+    );
+    assert_eq!(proxy.refused.load(SeqCst), 5);
+    proxy.conflicts.store(0, SeqCst);
+    assert_eq!(
+        direct
+            .get_api_key(&other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+}

@@ -1,6 +1,7 @@
 //! The operator CLI (`payorders`): on DynamoDB it seals secrets with the deployed
 //! functions' master key from Secrets Manager, never with a key of its own.
 
+use crate::support::{moto, sdk_at};
 use payorders::auth::{self, MasterKey};
 use payorders::store::dynamo::DynamoStore;
 use payorders::store::{KeyStore, RateLimitStore};
@@ -8,21 +9,8 @@ use payorders::*;
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn moto() -> String {
-    std::env::var("PAYORDERS_TEST_AWS_ENDPOINT").expect(
-        "PAYORDERS_TEST_AWS_ENDPOINT is not set: the operator tests run against moto; use `make test`",
-    )
-}
-
 async fn sdk() -> aws_config::SdkConfig {
-    payorders::config::aws_sdk_loader()
-        .endpoint_url(moto())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "t", "t", None, None, "t",
-        ))
-        .load()
-        .await
+    sdk_at(&moto()).await
 }
 
 /// Runs `payorders --dir DIR ARGS…` against moto, with only `env` of our own variables set.

@@ -164,18 +164,7 @@ pub async fn spawn_app_on_chains(
             Arc::new(e)
         }
         Backend::Dynamo => {
-            let endpoint = std::env::var("PAYORDERS_TEST_AWS_ENDPOINT").expect(
-                "PAYORDERS_TEST_AWS_ENDPOINT is not set: DynamoDB tests run against moto; use `make test`",
-            );
-            let sdk = payorders::config::aws_sdk_loader()
-                .endpoint_url(endpoint)
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                    "t", "t", None, None, "t",
-                ))
-                .load()
-                .await;
-            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            let client = aws_sdk_dynamodb::Client::new(&sdk_at(&moto()).await);
             let table = format!(
                 "api-{}",
                 OrderId::generate().as_str().trim_start_matches("po_")
@@ -532,4 +521,24 @@ pub async fn kept_idempotent_body(
         panic!("expected the kept response, got {kept:?}");
     };
     kept.body
+}
+
+/// moto's address, which `make test` starts and exports.
+pub fn moto() -> String {
+    std::env::var("PAYORDERS_TEST_AWS_ENDPOINT").expect(
+        "PAYORDERS_TEST_AWS_ENDPOINT is not set: the DynamoDB, SQS and Secrets Manager tests run against moto; use `make test`",
+    )
+}
+
+/// An AWS SDK configuration for `endpoint` (moto, or a proxy in front of it), with test
+/// credentials.
+pub async fn sdk_at(endpoint: &str) -> aws_config::SdkConfig {
+    payorders::config::aws_sdk_loader()
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "t", "t", None, None, "t",
+        ))
+        .load()
+        .await
 }

@@ -74,7 +74,7 @@ impl DynamoStore {
 
     /// Reads, changes and writes a key; `NotFound` if unknown.
     async fn change_key(&self, id: &KeyId, change: impl Fn(&mut ApiKey)) -> StoreResult<ApiKey> {
-        for _ in 0..5 {
+        for attempt in 1..=5 {
             let (stored, mut key) = self.stored_key(id).await?.ok_or(StoreError::NotFound)?;
             let before = key.clone();
             change(&mut key);
@@ -87,7 +87,14 @@ impl DynamoStore {
             let copy = self.listing_put(&key)?;
             match self.transact(vec![guarded, copy]).await? {
                 Ok(()) => return Ok(key),
-                Err(failed) if failed.iter().all(|(_, c)| failed_code_is_condition(c)) => continue,
+                // Changed since it was read, or by a transaction still in progress: read it
+                // again and apply the change to what is there.
+                Err(failed) if failed.iter().all(|(_, c)| condition_or_conflict(c)) => {
+                    if failed.iter().any(|(_, c)| !failed_code_is_condition(c)) {
+                        // The other transaction is still writing: give it a moment.
+                        tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                    }
+                }
                 Err(failed) => return Err(cancelled(&failed)),
             }
         }

@@ -98,9 +98,9 @@ impl DynamoStore {
                 Err(StoreError::IdempotencyKeyTakenOver)
             }
             Err(failed)
-                if failed.iter().any(|(i, c)| {
-                    *i < guarded && (failed_code_is_condition(c) || c == "TransactionConflict")
-                }) =>
+                if failed
+                    .iter()
+                    .any(|(i, c)| *i < guarded && condition_or_conflict(c)) =>
             {
                 Err(StoreError::VersionConflict { expected: 0 })
             }

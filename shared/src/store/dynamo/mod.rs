@@ -502,6 +502,13 @@ fn failed_code_is_condition(code: &str) -> bool {
     code == "ConditionalCheckFailed"
 }
 
+/// A transaction's item refused by its condition, or by another transaction writing the
+/// same item at the same time (`TransactionConflict`): either way, worth reading again and
+/// retrying.
+fn condition_or_conflict(code: &str) -> bool {
+    failed_code_is_condition(code) || code == "TransactionConflict"
+}
+
 /// Whether the write at index `at` of a cancelled transaction was refused by its condition.
 fn refused_at(failed: &[(usize, String)], at: usize) -> bool {
     failed
