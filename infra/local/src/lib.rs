@@ -7,6 +7,7 @@ pub mod host;
 pub mod listen;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod queue;
 pub mod server;
 pub mod setup;
 pub mod template;

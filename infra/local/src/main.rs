@@ -468,8 +468,11 @@ async fn serve(
         }
         tokio::spawn(epochs.watch(std::time::Duration::from_secs(2)));
     }
-    let (queue, webhooks_rx) = payorders::queue::LocalQueue::new();
-    let (confirmations, confirmations_rx) = payorders::queue::LocalQueue::new();
+    // SQS's stand-ins, kept in the host's own store (in memory with --store dynamodb).
+    let (queue, webhooks_rx) =
+        payorders_local::queue::HostQueue::open("webhooks", opened.embedded.clone()).await?;
+    let (confirmations, confirmations_rx) =
+        payorders_local::queue::HostQueue::open("confirmations", opened.embedded.clone()).await?;
     let services = Services {
         store,
         master: Some(master),

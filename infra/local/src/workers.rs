@@ -1,11 +1,12 @@
 //! The async steps under the local host, with the same code as in AWS: a poller over the
 //! embedded store's outbox stands in for the DynamoDB stream (→ dispatch-events, and with a
 //! cursor of its own → aggregate-analytics), a timer
-//! for each EventBridge schedule (→ scan-deposits, → expire-orders), and an
-//! in-process queue stands in for each SQS queue (→ deliver-webhook, → confirm-payment;
-//! delays and retries as timers).
+//! for each EventBridge schedule (→ scan-deposits, → expire-orders), and a queue kept in
+//! the store ([`crate::queue`]) stands in for each SQS queue (→ deliver-webhook,
+//! → confirm-payment; delays and retries as timers, kept through a restart).
 
-use payorders::queue::{LocalReceiver, Outcome};
+use crate::queue::Receiver;
+use payorders::queue::Outcome;
 use payorders::runtime::{CheckDelays, Services};
 use payorders::store::embedded::EmbeddedStore;
 use std::sync::Arc;
@@ -32,10 +33,10 @@ pub struct Config {
     pub upkeep_every: Duration,
 }
 
-/// The consuming ends of the in-process queues.
+/// The consuming ends of the host's queues.
 pub struct Receivers {
-    pub webhooks: LocalReceiver,
-    pub confirmations: LocalReceiver,
+    pub webhooks: Receiver,
+    pub confirmations: Receiver,
 }
 
 /// Starts the workers; they run until the process ends.
@@ -209,9 +210,11 @@ async fn scan_on_schedule(settler: payorders::payments::Settler, every: Duration
     }
 }
 
-/// The upkeep schedule (expire-orders). The in-process queues do not survive a restart, so
-/// the first run re-queues the check of every order waiting on one, whatever its age: a
-/// host killed mid-confirmation resumes its orders as soon as it is back.
+/// The upkeep schedule (expire-orders). The first run re-queues the check of every order
+/// waiting on one, whatever its age: a host killed mid-confirmation resumes its orders as
+/// soon as it is back, also with `--store dynamodb`, whose queues live in memory. Each
+/// starts a new check series, so checks the store's queue kept from before are dropped as
+/// stale when they come, never doubled.
 async fn upkeep_on_schedule(settler: payorders::payments::Settler, every: Duration) {
     let now = payorders::Timestamp::now();
     match payorders::payments::requeue_stalled(&settler, now, now, u32::MAX).await {
@@ -242,35 +245,40 @@ enum Step {
     Fault(String),
 }
 
-/// A queue: each message processed until done, retries after their delay, as SQS would.
-async fn consume<F, Fut>(mut rx: LocalReceiver, process: F)
+/// A queue: each message processed until done, retries after their delay, as SQS would; a
+/// message is forgotten once done or given up on, and a retry's time is kept with it.
+async fn consume<F, Fut>(mut rx: Receiver, process: F)
 where
     F: Fn(String) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Step> + Send + 'static,
 {
     let process = Arc::new(process);
-    while let Some(body) = rx.recv().await {
+    while let Some(message) = rx.recv().await {
         let process = process.clone();
         tokio::spawn(async move {
             let mut faults = 0u32;
             loop {
-                match process(body.clone()).await {
-                    Step::Done => return,
-                    Step::RetryAfter(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
+                match process(message.body.clone()).await {
+                    Step::Done => break,
+                    Step::RetryAfter(secs) => {
+                        message.retry_in(secs).await;
+                        tokio::time::sleep(Duration::from_secs(secs)).await;
+                    }
                     Step::Poison(m) => {
                         tracing::error!(message = %m, "dropping a malformed message (SQS would dead-letter it)");
-                        return;
+                        break;
                     }
                     Step::Fault(e) => {
                         faults += 1;
                         if faults > 10 {
                             tracing::error!(error = %e, "giving up on a message after 10 faults (SQS would dead-letter it)");
-                            return;
+                            break;
                         }
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
             }
+            message.finished().await;
         });
     }
 }

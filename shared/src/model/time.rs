@@ -60,6 +60,13 @@ impl Timestamp {
             .and_then(Self::from_datetime)
     }
 
+    /// The inverse of [`Self::unix_micros`].
+    pub fn from_unix_micros(micros: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+            .ok()
+            .and_then(Self::from_datetime)
+    }
+
     pub fn unix(&self) -> i64 {
         self.0.unix_timestamp()
     }
@@ -157,6 +164,8 @@ mod tests {
         assert_eq!(due.seconds_until_ceil(due), 0);
         assert!(at("2026-01-02T03:04:05.5Z").seconds_until_ceil(due) <= 0);
         assert!(Timestamp::MIN.seconds_until_ceil(Timestamp::MAX) > 0);
+        let t = at("2026-01-02T03:04:04.123456Z");
+        assert_eq!(Timestamp::from_unix_micros(t.unix_micros()), Some(t));
     }
 
     #[test]

@@ -31,6 +31,11 @@ struct HostProcess {
 
 impl HostProcess {
     async fn start(dir: &Path, rpc: &str) -> Self {
+        Self::start_with(dir, rpc, &[]).await
+    }
+
+    /// As [`Self::start`], with `env` set for the host too.
+    async fn start_with(dir: &Path, rpc: &str, env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -44,6 +49,7 @@ impl HostProcess {
             .env("PAYORDERS_STORE", "embedded")
             .env_remove("PAYORDERS_DEMO_API_KEY")
             .env_remove("PAYORDERS_DEMO_API_SECRET")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -187,6 +193,91 @@ async fn a_host_killed_mid_confirmation_resumes_its_orders_after_a_restart() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(done["transfers"][0]["status"], "confirmed", "{done}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kill -9` while a webhook waits for its retry: the restarted host sends the retry when it
+/// is due, as the same delivery (the same `webhook-id`), because the host's queue is kept in
+/// its store as SQS keeps its messages. (An in-memory queue lost it: the delivery stayed
+/// pending with nothing left to attempt it.)
+#[tokio::test]
+async fn a_host_killed_while_a_webhook_waits_for_its_retry_sends_it_after_a_restart() {
+    let dir = tempfile_dir();
+    // The first retry in 5 s x 0.4 (±20 %): time enough to kill the host before it.
+    let env = [("PAYORDERS_DEV_RETRY_SCALE", "0.4")];
+    let host = HostProcess::start_with(&dir, &anvil_url(), &env).await;
+    let rx = crate::webhooks::Receiver::start(&json!({"fail_first": 1, "status": 500}));
+    let ep = host
+        .call(
+            reqwest::Method::POST,
+            "/webhook-endpoints",
+            Some(json!({"url": format!("{}/hooks", rx.url), "events": ["order.created"]})),
+        )
+        .await;
+    rx.configure(&json!({
+        "secrets": {"endpoint": ep["secret"]},
+        "fail_first": 1,
+        "status": 500,
+    }));
+    let eid = ep["id"].as_str().unwrap().to_owned();
+    let order = host
+        .call(
+            reqwest::Method::POST,
+            "/pay-orders",
+            Some(json!({
+                "mode": "DEPOSIT",
+                "amount": "10",
+                "currency": token(),
+                "recipient": anvil::fresh_address().to_string(),
+            })),
+        )
+        .await;
+    let first = rx
+        .wait_for("the first attempt", |v| v["answered"] == 500)
+        .await;
+    assert_eq!(
+        first["body"]["data"]["object"]["id"], order["id"],
+        "{first}"
+    );
+    // The endpoint's one delivery, once `pred` holds of it.
+    let delivery = async |host: &HostProcess, pred: fn(&Value) -> bool| {
+        let path = format!("/webhook-endpoints/{eid}/deliveries");
+        eventually(async || {
+            let log = host.call(reqwest::Method::GET, &path, None).await;
+            let [d] = log["data"].as_array().unwrap().as_slice() else {
+                panic!("one delivery: {log}");
+            };
+            pred(d).then(|| d.clone())
+        })
+        .await
+    };
+    // Killed once the failed attempt and its retry time are stored.
+    let d = delivery(&host, |d| d["attempts"].as_array().unwrap().len() == 1).await;
+    assert_eq!(d["status"], "pending", "{d}");
+    host.kill();
+    assert_eq!(
+        rx.log().len(),
+        1,
+        "the retry came before the kill: {:?}",
+        rx.log()
+    );
+
+    let host = HostProcess::start_with(&dir, &anvil_url(), &env).await;
+    let retry = rx.wait_for("the retry", |v| v["answered"] == 200).await;
+    assert_eq!(
+        retry["webhook_id"], first["webhook_id"],
+        "the same delivery"
+    );
+    assert_eq!(retry["verified"]["endpoint"], true, "{retry}");
+    let d = delivery(&host, |d| d["status"] == "delivered").await;
+    assert_eq!(attempt_codes(&d), [500, 200], "{d}");
+    assert_eq!(
+        rx.log().len(),
+        2,
+        "sent once more, not twice: {:?}",
+        rx.log()
+    );
+    drop(host);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

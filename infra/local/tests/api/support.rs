@@ -187,8 +187,14 @@ pub async fn spawn_app_on_chains(
             .unwrap();
         caller(&org.id, k)
     };
-    let (queue, webhooks_rx) = payorders::queue::LocalQueue::new();
-    let (confirmations, confirmations_rx) = payorders::queue::LocalQueue::new();
+    let (queue, webhooks_rx) =
+        payorders_local::queue::HostQueue::open("webhooks", embedded_handle.clone())
+            .await
+            .unwrap();
+    let (confirmations, confirmations_rx) =
+        payorders_local::queue::HostQueue::open("confirmations", embedded_handle.clone())
+            .await
+            .unwrap();
     let services = Services {
         store: store.clone(),
         master: Some(master.clone()),
@@ -541,4 +547,14 @@ pub async fn sdk_at(endpoint: &str) -> aws_config::SdkConfig {
         ))
         .load()
         .await
+}
+
+/// The HTTP status of each attempt of a delivery as the API shows it.
+pub fn attempt_codes(delivery: &Value) -> Vec<u64> {
+    delivery["attempts"]
+        .as_array()
+        .expect("a delivery's attempts")
+        .iter()
+        .map(|a| a["status_code"].as_u64().expect("an answered attempt"))
+        .collect()
 }

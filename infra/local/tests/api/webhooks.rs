@@ -251,13 +251,7 @@ async fn failure_then_retry_with_the_same_webhook_id() {
     })
     .await;
     assert_eq!(d["status"], "delivered");
-    let codes: Vec<_> = d["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["status_code"].clone())
-        .collect();
-    assert_eq!(codes, [json!(503), json!(503), json!(200)]);
+    assert_eq!(attempt_codes(&d), [503, 503, 200]);
     assert_eq!(d["attempts"][0]["response_body"], "not now");
     // A success clears the endpoint's failing streak.
     let e = app

@@ -14,6 +14,7 @@ mod events;
 mod idempotency;
 mod orders;
 mod orgs;
+mod queue;
 mod rate_limits;
 mod readers;
 mod wallets;
@@ -26,6 +27,8 @@ use super::*;
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+pub use queue::QueuedMessage;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS organizations (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
@@ -99,6 +102,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_endpoint ON deliveries (partition_key, sort_key);
 CREATE TABLE IF NOT EXISTS stream_cursor (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS queue_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    body TEXT NOT NULL,
+    visible_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS scan_cursors (chain_id INTEGER PRIMARY KEY, block INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS analytics (
     org_id TEXT NOT NULL,
