@@ -4,7 +4,9 @@
 //! and forgotten once its consumer is done with it; a retry moves when it is due. So, as
 //! with SQS, a message outlives the process: a host that stops or is killed hands its
 //! consumers, at its next start, every message still queued or waiting for a retry, each
-//! when due. Without it (`--store dynamodb`) messages live in memory and a restart loses
+//! when due. (The store's writes for this are lazy, synced by the next durable commit: see
+//! `payorders::store::embedded`'s queue module for why a power cut loses nothing of them
+//! that matters.) Without it (`--store dynamodb`) messages live in memory and a restart loses
 //! them. Either way a message may be processed twice (a restart between its processing and
 //! its removal), as SQS may deliver one twice; every consumer allows it.
 

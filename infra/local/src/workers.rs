@@ -213,8 +213,8 @@ async fn scan_on_schedule(settler: payorders::payments::Settler, every: Duration
 /// The upkeep schedule (expire-orders). The first run re-queues the check of every order
 /// waiting on one, whatever its age: a host killed mid-confirmation resumes its orders as
 /// soon as it is back, also with `--store dynamodb`, whose queues live in memory. Each
-/// starts a new check series, so checks the store's queue kept from before are dropped as
-/// stale when they come, never doubled.
+/// starts a new check series, so a check the store's queue kept from before is dropped as
+/// stale when it comes (or, handed over before the upkeep ran, makes one extra check).
 async fn upkeep_on_schedule(settler: payorders::payments::Settler, every: Duration) {
     let now = payorders::Timestamp::now();
     match payorders::payments::requeue_stalled(&settler, now, now, u32::MAX).await {
@@ -246,7 +246,9 @@ enum Step {
 }
 
 /// A queue: each message processed until done, retries after their delay, as SQS would; a
-/// message is forgotten once done or given up on, and a retry's time is kept with it.
+/// message is forgotten once done (or dropped as malformed), and a retry's time is kept
+/// with it. One that keeps failing (or panics its consumer) is given up on for this run and
+/// kept, as SQS would dead-letter it: the next start tries it again.
 async fn consume<F, Fut>(mut rx: Receiver, process: F)
 where
     F: Fn(String) -> Fut + Send + Sync + 'static,
@@ -258,7 +260,11 @@ where
         tokio::spawn(async move {
             let mut faults = 0u32;
             loop {
-                match process(message.body.clone()).await {
+                // In a task of its own, so that a panic is a fault of this message.
+                let step = tokio::spawn(process(message.body.clone()))
+                    .await
+                    .unwrap_or_else(|e| Step::Fault(format!("the consumer panicked: {e}")));
+                match step {
                     Step::Done => break,
                     Step::RetryAfter(secs) => {
                         message.retry_in(secs).await;
@@ -271,8 +277,8 @@ where
                     Step::Fault(e) => {
                         faults += 1;
                         if faults > 10 {
-                            tracing::error!(error = %e, "giving up on a message after 10 faults (SQS would dead-letter it)");
-                            break;
+                            tracing::error!(error = %e, "giving up on a message after 10 faults until the next start (SQS would dead-letter it)");
+                            return;
                         }
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }

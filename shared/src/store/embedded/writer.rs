@@ -8,8 +8,9 @@
 //! while a group commits wait for the next group, so under load one sync serves many
 //! requests and alone a write costs what it did before.
 //!
-//! Three writes are *lazy*: rate-limit counters (in batches, see [`super::rate_limits`]),
-//! single-use claims (signature nonces, replays) and audit entries. They are committed in
+//! Four writes are *lazy*: rate-limit counters (in batches, see [`super::rate_limits`]),
+//! single-use claims (signature nonces, replays), audit entries and the local host's queue
+//! messages (see [`super::queue`]). They are committed in
 //! a group of their own without waiting for the sync (`synchronous = NORMAL` for that
 //! commit: atomic, kept through a crash of the process, possibly lost with the machine's
 //! power) and answered at once. They are on disk with the next durable commit, which the
@@ -27,7 +28,9 @@
 //! requests that left nothing durable behind (whose replay therefore finds nothing of them
 //! either), and the audit entries of changes that are themselves on disk (an entry is
 //! written after its answer is made, and a failure to write one is logged, not answered,
-//! on every store).
+//! on every store), and queue messages: a webhook's first attempt, whose outbox cursor is
+//! moved by a durable commit after it (which syncs it too), and a confirmation check, whose
+//! order the upkeep finds waiting and queues again.
 //!
 //! Within a group the writes run in order and each sees the ones before it, exactly as if
 //! each had been its own transaction: a read-then-write guard inside a write closure holds
