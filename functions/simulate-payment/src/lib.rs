@@ -79,11 +79,13 @@ async fn simulate(
         };
         let hash = sandbox::new_transaction(payment.family(), amount, Timestamp::now())
             .map_err(|e| ApiError::invalid("INVALID_AMOUNT", "amount", e.to_string()))?;
-        let paid = http::pay(settler, order, &hash.to_string(), None).await?;
-        Ok(http::json(
-            200,
-            &render::order_view(&paid, &http::links(req)),
-        ))
+        // Each simulated transaction is new, so its answer is kept for the Idempotency-Key
+        // by the payment's own write: a retry after a crash replays it, never pays twice.
+        let links = http::links(req);
+        http::pay_answering(settler, order, &hash.to_string(), None, |paid| {
+            http::json(200, &render::order_view(paid, &links))
+        })
+        .await
     })
     .await
 }

@@ -79,11 +79,12 @@ async fn submit(
         let body: SubmitPayment = http::request::signed_json(&*svc.store, &ctx, req, false).await?;
         let hash = required(body.tx_hash)?;
         let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
-        let paid = http::pay(settler, order, &hash, body.chain_id).await?;
-        Ok(http::json(
-            200,
-            &render::order_view(&paid, &http::links(req)),
-        ))
+        // The answer is kept for the Idempotency-Key by the payment's own write.
+        let links = http::links(req);
+        http::pay_answering(settler, order, &hash, body.chain_id, |paid| {
+            http::json(200, &render::order_view(paid, &links))
+        })
+        .await
     })
     .await
 }

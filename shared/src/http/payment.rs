@@ -32,15 +32,49 @@ pub fn payment_error(e: PaymentError) -> ApiError {
     }
 }
 
-/// Verifies `hash` on `order`'s chain and records it (the one path for a submitted and a
-/// simulated payment); `chain`, if the caller named one, must be the order's. Answers the
-/// order as recorded.
-pub async fn pay(
+/// [`pay`] for a route under [`super::idempotent`]: answers `respond(order)` for the order as
+/// recorded, and a new payment keeps that answer for the request's `Idempotency-Key` in its
+/// own write ([`crate::payments::record_payment_keeping`]), so a retry after a crash replays
+/// it instead of paying again.
+pub async fn pay_answering(
     settler: &crate::payments::Settler,
     order: crate::model::PayOrder,
     hash: &str,
     chain: Option<crate::model::ChainId>,
-) -> Result<crate::model::PayOrder, ApiError> {
+    respond: impl Fn(&crate::model::PayOrder) -> lambda_http::Response<super::Body> + Sync,
+) -> Result<lambda_http::Response<super::Body>, ApiError> {
+    // The answer made for the write that went through (the last one made).
+    let made = std::sync::Mutex::new(None);
+    let keep = |o: &crate::model::PayOrder| {
+        let resp = respond(o);
+        let completion = super::completion(&resp);
+        *made.lock().unwrap_or_else(|e| e.into_inner()) = Some(resp);
+        completion
+    };
+    let (hash, order) = checked(order, hash, chain)?;
+    let recorded = crate::payments::record_payment_keeping(
+        settler,
+        order,
+        &hash,
+        crate::model::Timestamp::now(),
+        &keep,
+    )
+    .await
+    .map_err(payment_error)?;
+    let made = made.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(match made {
+        Some(resp) if recorded.new => super::kept(resp),
+        _ => respond(&recorded.order),
+    })
+}
+
+/// The hash parsed for `order`'s payment, if `chain` (when the caller named one) is the
+/// order's.
+fn checked(
+    order: crate::model::PayOrder,
+    hash: &str,
+    chain: Option<crate::model::ChainId>,
+) -> Result<(crate::model::TxHash, crate::model::PayOrder), ApiError> {
     let payment = order
         .payment
         .as_ref()
@@ -50,6 +84,19 @@ pub async fn pay(
         return Err(payment_error(PaymentError::WrongChain(order_chain)).with_param("chain_id"));
     }
     let hash = crate::payments::parse_hash(payment, hash).map_err(payment_error)?;
+    Ok((hash, order))
+}
+
+/// Verifies `hash` on `order`'s chain and records it (the one path for a submitted and a
+/// simulated payment); `chain`, if the caller named one, must be the order's. Answers the
+/// order as recorded.
+pub async fn pay(
+    settler: &crate::payments::Settler,
+    order: crate::model::PayOrder,
+    hash: &str,
+    chain: Option<crate::model::ChainId>,
+) -> Result<crate::model::PayOrder, ApiError> {
+    let (hash, order) = checked(order, hash, chain)?;
     let recorded =
         crate::payments::record_payment_on(settler, order, &hash, crate::model::Timestamp::now())
             .await

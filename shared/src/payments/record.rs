@@ -10,7 +10,7 @@ use crate::model::{
     ReceivedTransfer, Timestamp, TransferStatus, TxClaim, TxHash,
 };
 use crate::queue::QueueError;
-use crate::store::StoreError;
+use crate::store::{IdempotencyCompletion, StoreError};
 
 /// Why a payment was not recorded. Each has a code the API shows.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +158,7 @@ pub async fn record_payment(
     hash: &TxHash,
     now: Timestamp,
 ) -> Result<Recorded, PaymentError> {
-    record_from(s, None, order_id, hash, now).await
+    record_from(s, None, order_id, hash, now, None).await
 }
 
 /// [`record_payment`] on an order the caller has just read (a route that loaded it to check
@@ -172,7 +172,27 @@ pub async fn record_payment_on(
     now: Timestamp,
 ) -> Result<Recorded, PaymentError> {
     let id = order.id.clone();
-    record_from(s, Some(order), &id, hash, now).await
+    record_from(s, Some(order), &id, hash, now, None).await
+}
+
+/// The idempotency completion a payment's write carries, for the order as it is about to be
+/// recorded (see [`record_payment_keeping`]).
+pub type KeepAnswer<'a> = &'a (dyn Fn(&PayOrder) -> Option<IdempotencyCompletion> + Sync);
+
+/// [`record_payment_on`] for a request under an `Idempotency-Key`: `keep` gives the answer
+/// to keep for the key, and the payment's own write keeps it, so no crash falls between the
+/// payment and its kept answer (after which the key, its lock run out, would run the
+/// request again: harmless for a submitted hash, which is recorded once, but a second
+/// payment for a simulated one, whose hash is new each time).
+pub async fn record_payment_keeping(
+    s: &Settler,
+    order: PayOrder,
+    hash: &TxHash,
+    now: Timestamp,
+    keep: KeepAnswer<'_>,
+) -> Result<Recorded, PaymentError> {
+    let id = order.id.clone();
+    record_from(s, Some(order), &id, hash, now, Some(keep)).await
 }
 
 async fn record_from(
@@ -181,6 +201,7 @@ async fn record_from(
     order_id: &OrderId,
     hash: &TxHash,
     now: Timestamp,
+    keep: Option<KeepAnswer<'_>>,
 ) -> Result<Recorded, PaymentError> {
     let key = hash.to_string();
     for _ in 0..ATTEMPTS {
@@ -256,6 +277,13 @@ async fn record_from(
                 .and_then(Timestamp::from_unix),
         };
         let update = apply_transfer(&order, transfer, claims, now)?;
+        let update = match keep {
+            Some(keep) => {
+                let completion = keep(update.order());
+                update.completing(completion)
+            }
+            None => update,
+        };
         match s.store.update_order(&update).await {
             Ok(()) => {
                 let order = update.order().clone();

@@ -856,3 +856,83 @@ async fn a_late_payment_is_followed_to_final_or_reorged_away() {
     assert_eq!(a.transfers[0].status, TransferStatus::Confirmed);
     assert!(!a.awaits_check());
 }
+
+#[tokio::test]
+async fn a_payment_under_an_idempotency_key_keeps_its_answer_in_its_own_write() {
+    use crate::store::{IdempotencyBegin, IdempotencyCompletion, IdempotencyScope, StoredResponse};
+    let r = rig();
+    let org = OrgId::generate();
+    let order = r.waiting(&org, SHOP, 25_000_000).await;
+    let scope = IdempotencyScope {
+        organization_id: org.clone(),
+        mode: KeyMode::Test,
+        key: "pay-1".into(),
+    };
+    let begin =
+        r.s.store
+            .idempotency_begin(&scope, "fp", Timestamp::now())
+            .await;
+    let Ok(IdempotencyBegin::Started(hold)) = begin else {
+        panic!("the key is free: {begin:?}")
+    };
+    // The answer is made from the order as it is about to be recorded.
+    let keep = |o: &PayOrder| {
+        Some(IdempotencyCompletion {
+            hold: hold.clone(),
+            response: StoredResponse {
+                status: 200,
+                body: format!("{} transfers", o.transfers.len()),
+            },
+            at: Timestamp::now(),
+        })
+    };
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 10_000_000)]);
+    let copy = r.get(&order.id).await;
+    let recorded = record_payment_keeping(&r.s, copy, &tx, Timestamp::now(), &keep)
+        .await
+        .unwrap();
+    assert!(recorded.new);
+    // Nothing else wrote the key: the payment's write completed it, so a crash right after
+    // leaves the payment and its answer both. The same request replays; it does not pay.
+    assert_eq!(
+        r.s.store
+            .idempotency_begin(&scope, "fp", Timestamp::now())
+            .await
+            .unwrap(),
+        IdempotencyBegin::Replay(StoredResponse {
+            status: 200,
+            body: "1 transfers".into()
+        })
+    );
+    // A transfer already recorded writes nothing, the key's answer included.
+    let fresh = r.get(&order.id).await;
+    let again = record_payment_keeping(&r.s, fresh, &tx, Timestamp::now(), &|_| {
+        panic!("nothing to keep: the payment is not written again")
+    })
+    .await
+    .unwrap();
+    assert!(!again.new);
+    assert_eq!(r.get(&order.id).await.transfers.len(), 1);
+
+    // A key no longer the request's (taken over after its lock ran out) refuses the
+    // payment with it: nothing is recorded under an answer another request keeps.
+    let stale_hold = crate::store::IdempotencyHold {
+        locked_until: hold.locked_until - 1,
+        ..hold.clone()
+    };
+    let other = r.waiting(&org, SHOP, 25_000_000).await;
+    let tx2 = r.chain.mine(12, 5, &[(USDC, SHOP, 10_000_000)]);
+    let stale = |_: &PayOrder| {
+        Some(IdempotencyCompletion {
+            hold: stale_hold.clone(),
+            response: StoredResponse {
+                status: 200,
+                body: "stale".into(),
+            },
+            at: Timestamp::now(),
+        })
+    };
+    let refused = record_payment_keeping(&r.s, other.clone(), &tx2, Timestamp::now(), &stale).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(r.get(&other.id).await.transfers.is_empty());
+}

@@ -440,6 +440,18 @@ async fn simulated_payments_in_test_mode_only() {
     assert_eq!(r.body["payment"]["remaining"]["ui"], "7.5");
     assert_eq!(r.body["transfers"][0]["sandbox"], true);
 
+    // Under an Idempotency-Key the answer is kept by the payment's own write: the same
+    // request again replays it and pays nothing more.
+    let keyed = [("Idempotency-Key", "simulate-1")];
+    let one = Some(json!({"amount": "1"}));
+    let first = app.call(&app.a, "POST", &path, one.as_ref(), &keyed).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["payment"]["remaining"]["ui"], "6.5");
+    let again = app.call(&app.a, "POST", &path, one.as_ref(), &keyed).await;
+    assert_eq!((again.status, &again.text), (200, &first.text));
+    let order = app.get(&app.a, &format!("/pay-orders/{id}")).await;
+    assert_eq!(order.body["transfers"].as_array().unwrap().len(), 2);
+
     for (body, code) in [
         (json!({"amount": "abc"}), "INVALID_AMOUNT"),
         (json!({"amount": "0"}), "INVALID_AMOUNT"),
@@ -457,7 +469,7 @@ async fn simulated_payments_in_test_mode_only() {
     assert_eq!(r.body["status"], "AWAITING_CONFIRMATION", "{}", r.text);
     assert_eq!(r.body["payment"]["received"]["ui"], "10.0");
     let done = wait_status(&app, &id, "COMPLETED").await;
-    assert_eq!(done["transfers"].as_array().unwrap().len(), 2);
+    assert_eq!(done["transfers"].as_array().unwrap().len(), 3);
 
     // Live keys cannot simulate; a sandbox hash never pays a live order either.
     let live = app
