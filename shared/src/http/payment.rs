@@ -43,14 +43,7 @@ pub async fn pay_answering(
     chain: Option<crate::model::ChainId>,
     respond: impl Fn(&crate::model::PayOrder) -> lambda_http::Response<super::Body> + Sync,
 ) -> Result<lambda_http::Response<super::Body>, ApiError> {
-    // The answer made for the write that went through (the last one made).
-    let made = std::sync::Mutex::new(None);
-    let keep = |o: &crate::model::PayOrder| {
-        let resp = respond(o);
-        let completion = super::completion(&resp);
-        *made.lock().unwrap_or_else(|e| e.into_inner()) = Some(resp);
-        completion
-    };
+    let keep = |o: &crate::model::PayOrder| super::completion(&respond(o));
     let (hash, order) = checked(order, hash, chain)?;
     let recorded = crate::payments::record_payment_keeping(
         settler,
@@ -61,10 +54,12 @@ pub async fn pay_answering(
     )
     .await
     .map_err(payment_error)?;
-    let made = made.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok(match made {
-        Some(resp) if recorded.new => super::kept(resp),
-        _ => respond(&recorded.order),
+    // A new payment's order is the one its kept answer was made from.
+    let resp = respond(&recorded.order);
+    Ok(if recorded.new {
+        super::kept(resp)
+    } else {
+        resp
     })
 }
 
@@ -87,9 +82,9 @@ fn checked(
     Ok((hash, order))
 }
 
-/// Verifies `hash` on `order`'s chain and records it (the one path for a submitted and a
-/// simulated payment); `chain`, if the caller named one, must be the order's. Answers the
-/// order as recorded.
+/// Verifies `hash` on `order`'s chain and records it, for a route that keeps no answer (the
+/// checkout page's submit, the `process` GET); `chain`, if the caller named one, must be the
+/// order's. Answers the order as recorded.
 pub async fn pay(
     settler: &crate::payments::Settler,
     order: crate::model::PayOrder,

@@ -277,13 +277,8 @@ async fn record_from(
                 .and_then(Timestamp::from_unix),
         };
         let update = apply_transfer(&order, transfer, claims, now)?;
-        let update = match keep {
-            Some(keep) => {
-                let completion = keep(update.order());
-                update.completing(completion)
-            }
-            None => update,
-        };
+        let completion = keep.and_then(|keep| keep(update.order()));
+        let update = update.completing(completion);
         match s.store.update_order(&update).await {
             Ok(()) => {
                 let order = update.order().clone();

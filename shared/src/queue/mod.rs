@@ -1,11 +1,9 @@
-//! The queue port: what the async steps send to each other (SQS in AWS, an in-process
-//! queue under the local host).
+//! The queue port: what the async steps send to each other (SQS in AWS; under the local
+//! host, `payorders_local::queue`, kept in the host's store).
 
-mod local;
 #[cfg(feature = "sqs")]
 mod sqs;
 
-pub use local::{LocalQueue, LocalReceiver};
 #[cfg(feature = "sqs")]
 pub use sqs::SqsQueue;
 

@@ -1,7 +1,7 @@
 //! Every `events/<function>.json` runs through its function's handler, so
 //! `sam local invoke <Fn> -e events/<fn>.json` is known to work against a seeded store.
 
-use crate::support::repo_root;
+use crate::support::{in_memory_queue, repo_root};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_http::{Body, Context, LambdaEvent};
 use payorders::auth::{self, MasterKey};
@@ -206,7 +206,7 @@ async fn seed_endpoint(svc: &Services, url: &str) -> WebhookEndpoint {
 async fn dispatch_events_event() {
     let svc = seeded().await;
     let ep = seed_endpoint(&svc, "https://merchant.example/hooks").await;
-    let (queue, mut rx) = payorders::queue::LocalQueue::new();
+    let (queue, mut rx) = in_memory_queue().await;
     let deps = dispatch_events::Deps {
         store: svc.store.clone(),
         queue: Arc::new(queue),
@@ -217,7 +217,8 @@ async fn dispatch_events_event() {
         .unwrap();
     assert!(out.batch_item_failures.is_empty());
     // One first attempt, to the endpoint; the delivery is written when it is leased.
-    let message = payorders::webhooks::DeliveryMessage::parse(&rx.recv().await.unwrap()).unwrap();
+    let message =
+        payorders::webhooks::DeliveryMessage::parse(&rx.recv().await.unwrap().body).unwrap();
     let payorders::webhooks::DeliveryMessage::First(first) = message else {
         panic!("not a first attempt: {message:?}");
     };
@@ -405,9 +406,9 @@ async fn quote_order_event() {
 
 /// The seeded services with a confirmations queue, the sample order given its payment
 /// details (25 USDC on Base Sepolia) by the payment-details event.
-async fn awaiting_payment() -> (Services, payorders::queue::LocalReceiver) {
+async fn awaiting_payment() -> (Services, payorders_local::queue::Receiver) {
     let mut svc = seeded().await;
-    let (queue, rx) = payorders::queue::LocalQueue::new();
+    let (queue, rx) = in_memory_queue().await;
     svc.confirmations = Some(Arc::new(queue));
     let resp = payment_details::handler(&svc, http_event("payment-details"))
         .await
@@ -420,7 +421,7 @@ async fn awaiting_payment() -> (Services, payorders::queue::LocalReceiver) {
 
 /// [`awaiting_payment`], with payment details chosen before the sample transfer was mined
 /// (a transfer older than them would pay nothing).
-async fn awaiting_the_sample_transfer() -> (Services, payorders::queue::LocalReceiver) {
+async fn awaiting_the_sample_transfer() -> (Services, payorders_local::queue::Receiver) {
     let (svc, rx) = awaiting_payment().await;
     let id = OrderId::parse(CANCEL_ID).unwrap();
     let o = svc.store.get_order(&id).await.unwrap().unwrap();

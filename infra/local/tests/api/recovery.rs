@@ -1,7 +1,8 @@
 //! The local host as a real process, killed with `kill -9` in the middle of a payment's
-//! confirmation and started again on the same data: the in-process queue is gone, yet the
-//! order reaches COMPLETED: the upkeep re-queues every in-flight order at start. And killed
-//! amid concurrent creates and refunds: each idempotency key is kept with its change.
+//! confirmation and started again on the same data: the order reaches COMPLETED (the upkeep
+//! re-queues every in-flight order at start). Killed while a webhook waits for its retry:
+//! the retry is sent after the restart (the queue keeps its messages in the store). And
+//! killed amid concurrent creates and refunds: each idempotency key is kept with its change.
 
 use crate::support::*;
 use alloy::primitives::U256;

@@ -550,6 +550,7 @@ async fn the_scan_starts_again_when_the_chain_is_behind_its_cursor() {
 /// Exchange tracking after confirmation, against a router that answers a scripted list of
 /// statuses (the ChangeNOW adapter itself is tested against its documented responses).
 mod exchange {
+    use crate::support::in_memory_queue;
     use payorders::chains::sandbox;
     use payorders::payments::{self, Progress, Settler};
     use payorders::routing::{Exchange, ExchangeStatus, RouteError, RouteQuote, Router};
@@ -609,7 +610,7 @@ mod exchange {
             })
             .unwrap();
         store.update_order(&u).await.unwrap();
-        let (queue, _rx) = payorders::queue::LocalQueue::new();
+        let (queue, _rx) = in_memory_queue().await;
         let settler = Settler {
             store,
             chains: Default::default(),

@@ -558,3 +558,13 @@ pub fn attempt_codes(delivery: &Value) -> Vec<u64> {
         .map(|a| a["status_code"].as_u64().expect("an answered attempt"))
         .collect()
 }
+
+/// A queue of the local host's kind that keeps nothing: its messages live in memory.
+pub async fn in_memory_queue() -> (
+    payorders_local::queue::HostQueue,
+    payorders_local::queue::Receiver,
+) {
+    payorders_local::queue::HostQueue::open("test", None)
+        .await
+        .expect("an in-memory queue opens")
+}
