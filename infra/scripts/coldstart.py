@@ -1,8 +1,11 @@
 """Cold starts of Lambda binaries against a local fake of the Lambda Runtime API.
 
-For each binary, in rounds (so that a noisy moment of the machine hits every binary alike):
+For each binary, in rounds (so that a noisy moment of the machine hits every binary alike;
+each round in its own shuffled order, so that no binary always follows the same one):
   init         exec -> the function's first poll of the Runtime API (what a cold start costs
-               before the first event can be handed over)
+               before the first event can be handed over), timed on a bare socket the main
+               thread waits on: the poll's bytes are stamped as they arrive, with no HTTP
+               server thread or polling interval between them and the clock
   first event  exec -> the function's answer to its sample event (events/<name>.json), with
                its adapters pointed at the test services (moto, the local chain) of DIR/env
 Median of RUNS of each, the ratio of each init to the baseline's (the first binary, a
@@ -21,6 +24,9 @@ import http.server
 import io
 import json
 import os
+import random
+import selectors
+import socket
 import statistics
 import subprocess
 import sys
@@ -156,6 +162,56 @@ def run_once(binary, event, until):
         time.sleep(0.05)
 
 
+# Inits are timed on a socket of their own: the main thread waits on it (select, no timer
+# tick) and stamps the first poll when its request has arrived. Nothing answers it: the
+# process is killed once timed.
+init_sock = socket.socket()
+init_sock.bind(("127.0.0.1", 0))
+init_sock.listen(16)
+init_sock.setblocking(False)
+init_api = f"127.0.0.1:{init_sock.getsockname()[1]}"
+
+
+def init_once(binary):
+    """Milliseconds from exec to the moment the function's first poll has arrived."""
+    sel = selectors.DefaultSelector()
+    sel.register(init_sock, selectors.EVENT_READ)
+    conn = None
+    got = b""
+    run_env = dict(env_of(binary), AWS_LAMBDA_RUNTIME_API=init_api)
+    t0 = time.perf_counter()
+    p = subprocess.Popen([binary], env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while time.perf_counter() - t0 < 20:
+            if not sel.select(timeout=0.05):
+                if p.poll() is not None:
+                    break
+                continue
+            if conn is None:
+                conn, _ = init_sock.accept()
+                conn.setblocking(False)
+                sel.unregister(init_sock)
+                sel.register(conn, selectors.EVENT_READ)
+                continue
+            chunk = conn.recv(65536)
+            got += chunk
+            if b"\r\n\r\n" in got:
+                at = time.perf_counter()
+                if not got.startswith(b"GET ") or b"/runtime/invocation/next" not in got.split(b"\r\n")[0]:
+                    sys.exit(f"{os.path.basename(binary)} sent {got[:200]!r} as its first request")
+                return (at - t0) * 1000
+            if not chunk:
+                break
+        err = p.stderr.read().decode(errors="replace")[-2000:] if p.poll() is not None else "(still running)"
+        sys.exit(f"{os.path.basename(binary)} never reached its first poll: {err}")
+    finally:
+        p.kill()
+        p.wait()
+        if conn is not None:
+            conn.close()
+        sel.close()
+
+
 def sizes(binary):
     raw = os.path.getsize(binary)
     buf = io.BytesIO()
@@ -173,11 +229,12 @@ events[args.baseline] = {"hello": "world"}
 inits = {b: [] for b in binaries}
 firsts = {b: [] for b in binaries}
 kinds = {}
+shuffle = random.Random(14)
 for _ in range(args.runs):
-    for b in binaries:
-        inits[b].append(run_once(b, None, "poll")[0] * 1000)
+    for b in shuffle.sample(binaries, len(binaries)):
+        inits[b].append(init_once(b))
 for _ in range(max(3, args.runs // 3)):
-    for b in binaries:
+    for b in shuffle.sample(binaries, len(binaries)):
         if events[b] is not None:
             t, kinds[b] = run_once(b, events[b], "answer")
             firsts[b].append(t * 1000)
