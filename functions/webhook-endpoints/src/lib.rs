@@ -12,7 +12,7 @@ use payorders::http::request::NoFields;
 use payorders::http::{self, ApiError, Body, Params, Request, Response};
 use payorders::runtime::Services;
 use payorders::store::{StoreError, Versioned};
-use payorders::webhooks::{self, DeliveryMessage, UrlRefusal};
+use payorders::webhooks::{self, DeliveryMessage, FirstAttempt, UrlRefusal};
 use payorders::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -537,7 +537,10 @@ async fn rotate(
 
 /// `POST /webhook-endpoints/{id}/test`: a signed `ping` event to this endpoint alone,
 /// through the same queue, signing and retries as any delivery. Answers the delivery
-/// (pending); its attempts show in the endpoint's delivery log.
+/// (pending); it shows in the endpoint's delivery log from its first attempt on, which
+/// creates it as it does a dispatched delivery's: nothing is written after the message is
+/// sent, so a crash or a queue failure in between leaves the event alone, not a delivery
+/// pending with no message to attempt it.
 async fn ping(
     svc: &Services,
     ctx: &auth::AuthContext,
@@ -573,13 +576,17 @@ async fn ping(
             }
             Err(e) => return Err(e.into()),
         }
-        let delivery =
-            webhooks::delivery::pending_delivery(&event, Some(ep.id.clone()), ep.url, now);
-        svc.store.create_delivery(&delivery).await?;
+        let first = FirstAttempt {
+            event_id: event.id.clone(),
+            endpoint_id: Some(ep.id.clone()),
+            dispatched_at: now,
+        };
         queue
-            .send(&DeliveryMessage::new(&delivery.id).body(), 0)
+            .send(&DeliveryMessage::First(first).body(), 0)
             .await
             .map_err(|e| ApiError::unavailable("QUEUE_UNAVAILABLE", e.to_string()))?;
+        let delivery =
+            webhooks::delivery::pending_delivery(&event, Some(ep.id.clone()), ep.url, now);
         return Ok(http::json(202, &delivery.api_view()));
     }
     Err(ApiError::conflict(
@@ -597,6 +604,10 @@ fn webhooks_queue(
     })
 }
 
+/// `POST /webhook-endpoints/{id}/deliveries/{msg_id}/redeliver`: queues the delivery to be
+/// sent again and answers it as it will be (pending). The attempt's lease makes it pending
+/// ([`DeliveryMessage::Again`]): nothing is written here, so a crash or a queue failure
+/// leaves the delivery as it was, never pending with no message to attempt it.
 async fn redeliver(
     svc: &Services,
     ctx: &auth::AuthContext,
@@ -613,30 +624,18 @@ async fn redeliver(
         ));
     }
     let queue = webhooks_queue(svc)?;
-    for _ in 0..3 {
-        let d = svc
-            .store
-            .get_delivery(id)
-            .await?
-            .filter(|d| d.endpoint_id.as_ref() == Some(endpoint) && d.organization_id == ctx.org_id)
-            .ok_or_else(|| ApiError::not_found("delivery").with_param("delivery_id"))?;
-        let next = webhooks::delivery::redelivery(&d, Timestamp::now());
-        match svc.store.update_delivery(&next, d.version).await {
-            Ok(()) => {
-                queue
-                    .send(&DeliveryMessage::new(&next.id).body(), 0)
-                    .await
-                    .map_err(|e| ApiError::unavailable("QUEUE_UNAVAILABLE", e.to_string()))?;
-                return Ok(http::json(202, &next.api_view()));
-            }
-            Err(StoreError::VersionConflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::conflict(
-        "CONCURRENT_UPDATE",
-        "the delivery kept changing; retry",
-    ))
+    let d = svc
+        .store
+        .get_delivery(id)
+        .await?
+        .filter(|d| d.endpoint_id.as_ref() == Some(endpoint) && d.organization_id == ctx.org_id)
+        .ok_or_else(|| ApiError::not_found("delivery").with_param("delivery_id"))?;
+    queue
+        .send(&DeliveryMessage::again(&d).body(), 0)
+        .await
+        .map_err(|e| ApiError::unavailable("QUEUE_UNAVAILABLE", e.to_string()))?;
+    let next = webhooks::delivery::redelivery(&d, Timestamp::now());
+    Ok(http::json(202, &next.api_view()))
 }
 
 async fn order_webhook_secret(

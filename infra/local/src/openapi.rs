@@ -1143,7 +1143,7 @@ pub fn rotate_webhook_secret() {}
 /// Send the endpoint a signed `ping` event
 #[utoipa::path(post, path = "/webhook-endpoints/{id}/test", tag = "webhooks",
     params(("id" = String, Path, description = ENDPOINT_ID)),
-    responses((status = 202, description = "The ping's delivery, queued; its attempts show in the delivery log", body = WebhookDeliveryView)))]
+    responses((status = 202, description = "The ping's delivery, queued (pending); it shows in the delivery log from its first attempt on, a moment later", body = WebhookDeliveryView)))]
 pub fn test_webhook_endpoint() {}
 
 /// An endpoint's delivery log, newest first
@@ -1156,7 +1156,7 @@ pub fn list_deliveries() {}
 #[utoipa::path(post, path = "/webhook-endpoints/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
     params(("id" = String, Path, description = ENDPOINT_ID),
         ("delivery_id" = String, Path, description = "delivery id (`msg_…`)")),
-    responses((status = 202, description = "Queued again", body = WebhookDeliveryView)))]
+    responses((status = 202, description = "Queued again: the delivery as it will be (pending); the log shows it pending from its attempt on, a moment later", body = WebhookDeliveryView)))]
 pub fn redeliver() {}
 
 /// The secret signing deliveries to orders' own `webhook_url`

@@ -7,6 +7,9 @@
 //! Dispatch does not write deliveries: its message ([`DeliveryMessage::First`]) says what
 //! to deliver, and the first attempt's lease creates the record, conditional on there being
 //! none. So one delivery that succeeds at once is written twice (the lease, the outcome).
+//! A test ping goes the same way, and a redelivery on request ([`DeliveryMessage::Again`])
+//! is made pending by the lease of its attempt: no producer writes a delivery before it
+//! sends its message, so none can be left pending with no message to attempt it.
 //!
 //! The transitions are pure functions; [`attempt_delivery`] runs one queue message through
 //! them against the store. Sending the request is the caller's ([`WebhookSender`]):
@@ -67,13 +70,22 @@ pub fn first_lease(event: &Event, first: &FirstAttempt, url: String, now: Timest
     d
 }
 
-/// A delivery sent again on request: pending, due at once, its attempts kept.
+/// A delivery sent again on request: pending, due at once, its attempts kept (what the
+/// request answers; its message's lease writes [`redelivery_lease`]).
 pub fn redelivery(d: &Delivery, now: Timestamp) -> Delivery {
     let mut next = d.next_version();
     next.status = DeliveryStatus::Pending;
     next.next_attempt_at = None;
     next.updated_at = now;
     next
+}
+
+/// A delivery sent again on request, leased for that attempt in the same write: pending,
+/// its attempts kept, the next version, not due again before the lease ends.
+pub fn redelivery_lease(d: &Delivery, now: Timestamp) -> Delivery {
+    let mut lease = redelivery(d, now);
+    lease.next_attempt_at = Some(now.plus_seconds(LEASE_SECS));
+    lease
 }
 
 // ------------------------------------------------------------------ one attempt
@@ -449,7 +461,10 @@ struct Leased {
 }
 
 /// The delivery `message` is for, leased for this attempt, or what the queue does with the
-/// message instead. A stored delivery is leased over the version read; a first attempt with
+/// message instead. A stored delivery is leased over the version read: made pending again
+/// for a redelivery asked of that very version ([`redelivery_lease`]), else as it stands
+/// (so a copy of a redelivery, or one overtaken by another attempt, sends nothing more than
+/// the delivery's own state calls for); a first attempt with
 /// no record yet creates it leased ([`first_lease`]), to its destination as the store has
 /// it: the message's endpoint looked up in its event's organization (so no message can send
 /// one organization's event to another's endpoint), or the order's own `webhook_url` in the
@@ -462,11 +477,19 @@ async fn take_lease(
 ) -> StoreResult<Result<Leased, Outcome>> {
     let id = message.delivery_id();
     let (leased, won, event, endpoint) = match (store.get_delivery(&id).await?, message) {
-        (Some(delivery), _) => {
-            let leased = match lease_attempt(&delivery, now) {
-                Lease::Finished => return Ok(Err(Outcome::Done)),
-                Lease::NotDue(secs) => return Ok(Err(Outcome::RetryAfter(secs))),
-                Lease::Take(leased) => leased,
+        (Some(delivery), message) => {
+            let asked_again = matches!(
+                message,
+                DeliveryMessage::Again { version, .. } if *version == delivery.version
+            );
+            let leased = if asked_again {
+                redelivery_lease(&delivery, now)
+            } else {
+                match lease_attempt(&delivery, now) {
+                    Lease::Finished => return Ok(Err(Outcome::Done)),
+                    Lease::NotDue(secs) => return Ok(Err(Outcome::RetryAfter(secs))),
+                    Lease::Take(leased) => leased,
+                }
             };
             let won = match store.update_delivery(&leased, delivery.version).await {
                 Ok(()) => true,
@@ -475,7 +498,7 @@ async fn take_lease(
             };
             (leased, won, None, None)
         }
-        (None, DeliveryMessage::Attempt(_)) => {
+        (None, DeliveryMessage::Attempt(_) | DeliveryMessage::Again { .. }) => {
             tracing::warn!(delivery_id = %id, "no such delivery");
             return Ok(Err(Outcome::Done));
         }
@@ -923,6 +946,24 @@ mod tests {
         assert_eq!(again.next_attempt_at, None);
         assert_eq!(again.version, failed.version + 1);
         assert_eq!(again.attempts, failed.attempts);
+        // Its message's lease is the same change, leased: one write, one version further.
+        let now = t0().plus_seconds(61);
+        let lease = redelivery_lease(&failed, now);
+        assert_eq!(
+            (lease.status, lease.version, &lease.attempts),
+            (
+                DeliveryStatus::Pending,
+                failed.version + 1,
+                &failed.attempts
+            )
+        );
+        assert_eq!(lease.next_attempt_at, Some(now.plus_seconds(LEASE_SECS)));
+        assert_eq!(lease.updated_at, now);
+        // A copy of the message meets the lease and waits for it; after the attempt,
+        // the delivery is finished again and the copy has nothing to do.
+        assert_eq!(lease_attempt(&lease, now), Lease::NotDue(LEASE_SECS as u64));
+        let done = after_attempt(&lease, attempted(answered(200, None), now), AS_SCHEDULED);
+        assert_eq!(lease_attempt(&done.delivery, now), Lease::Finished);
     }
 
     #[test]

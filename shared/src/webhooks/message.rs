@@ -1,5 +1,10 @@
 //! The delivery queue's message, one type for its producers (`dispatch-events`, a ping or a
 //! redelivery by `webhook-endpoints`) and its consumer (`deliver-webhook`).
+//!
+//! A producer writes no delivery record after it sends: the consumer makes each change the
+//! message asks for, in the same conditional write that leases the attempt. So a producer
+//! killed (or a queue refusing) between its last write and its send leaves no delivery
+//! pending with no message to attempt it.
 
 use crate::model::{Delivery, DeliveryId, EventId, Timestamp, WebhookEndpointId};
 use serde::{Deserialize, Serialize};
@@ -9,8 +14,9 @@ use serde::{Deserialize, Serialize};
 /// field existed and is version 1 (retries stay queued for days).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryMessage {
-    /// `{"v": 1, "delivery_id": "msg_…"}`: attempt this delivery, which is stored (a ping, a
-    /// redelivery on request, and messages queued before version 2).
+    /// `{"v": 1, "delivery_id": "msg_…"}`: attempt this delivery, which is stored. Only
+    /// messages queued before version 2 (a ping or a redelivery then wrote its delivery
+    /// first); nothing sends it any more, and the consumer still reads it.
     Attempt(DeliveryId),
     /// `{"v": 2, "event_id": "evt_…", "endpoint_id": "we_…", "dispatched_at": "…"}`
     /// (`endpoint_id` left out for the order's own `webhook_url`): the first attempt of a
@@ -19,6 +25,16 @@ pub enum DeliveryMessage {
     /// message names the destination; where it is (the endpoint's URL in the event's
     /// organization, the order's `webhook_url` in the event) is read from the store.
     First(FirstAttempt),
+    /// `{"v": 3, "delivery_id": "msg_…", "version": 4}`: send this stored delivery again
+    /// (`POST …/deliveries/{id}/redeliver`), as the request saw it at `version`. The
+    /// attempt's lease makes it pending again where it is still at that version; a delivery
+    /// changed since (another copy of the message already sent it again, or a scheduled
+    /// attempt ran in between) is attempted only as it now stands, so one request sends at
+    /// most once more.
+    Again {
+        delivery_id: DeliveryId,
+        version: u64,
+    },
 }
 
 /// A delivery as dispatch decided on it: one event to one destination.
@@ -70,6 +86,14 @@ struct WireAttempt {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct WireAgain {
+    v: u32,
+    delivery_id: DeliveryId,
+    version: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct WireFirst {
     v: u32,
     event_id: EventId,
@@ -79,15 +103,27 @@ struct WireFirst {
 }
 
 impl DeliveryMessage {
-    /// Attempt the stored delivery `delivery_id`.
+    /// Attempt the stored delivery `delivery_id` (version 1: what producers sent before
+    /// version 2; kept for the consumer's tests).
     pub fn new(delivery_id: &DeliveryId) -> Self {
         Self::Attempt(delivery_id.clone())
+    }
+
+    /// Send `d` again, as it stands now.
+    pub fn again(d: &Delivery) -> Self {
+        Self::Again {
+            delivery_id: d.id.clone(),
+            version: d.version,
+        }
     }
 
     /// The delivery the message is about.
     pub fn delivery_id(&self) -> DeliveryId {
         match self {
-            Self::Attempt(id) => id.clone(),
+            Self::Attempt(id)
+            | Self::Again {
+                delivery_id: id, ..
+            } => id.clone(),
             Self::First(first) => first.delivery_id(),
         }
     }
@@ -104,6 +140,14 @@ impl DeliveryMessage {
                 event_id: f.event_id.clone(),
                 endpoint_id: f.endpoint_id.clone(),
                 dispatched_at: f.dispatched_at,
+            }),
+            Self::Again {
+                delivery_id,
+                version,
+            } => serde_json::to_string(&WireAgain {
+                v: 3,
+                delivery_id: delivery_id.clone(),
+                version: *version,
             }),
         };
         written.expect("a delivery message always serializes")
@@ -124,6 +168,13 @@ impl DeliveryMessage {
                     endpoint_id: wire.endpoint_id,
                     dispatched_at: wire.dispatched_at,
                 }))
+            }
+            3 => {
+                let wire: WireAgain = serde_json::from_str(body)?;
+                Ok(Self::Again {
+                    delivery_id: wire.delivery_id,
+                    version: wire.version,
+                })
             }
             other => Err(MessageError::UnknownVersion(other)),
         }
@@ -200,6 +251,36 @@ mod tests {
     }
 
     #[test]
+    fn a_redelivery_names_the_delivery_and_the_version_it_was_asked_of() {
+        let id = DeliveryId::generate();
+        let m = DeliveryMessage::Again {
+            delivery_id: id.clone(),
+            version: 7,
+        };
+        let body = m.body();
+        assert_eq!(
+            body,
+            format!(r#"{{"v":3,"delivery_id":"{id}","version":7}}"#)
+        );
+        assert_eq!(DeliveryMessage::parse(&body).unwrap(), m);
+        assert_eq!(m.delivery_id(), id);
+        for poison in [
+            format!(r#"{{"v":3,"delivery_id":"{id}"}}"#),
+            r#"{"v":3,"version":7}"#.to_owned(),
+            format!(r#"{{"v":3,"delivery_id":"{id}","version":-1}}"#),
+            format!(r#"{{"v":3,"delivery_id":"{id}","version":7,"url":"https://x"}}"#),
+        ] {
+            assert!(
+                matches!(
+                    DeliveryMessage::parse(&poison),
+                    Err(MessageError::Malformed(_))
+                ),
+                "{poison}"
+            );
+        }
+    }
+
+    #[test]
     fn a_first_attempt_missing_a_field_or_carrying_another_is_refused() {
         let body = DeliveryMessage::First(first(true)).body();
         let whole: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -244,10 +325,10 @@ mod tests {
             DeliveryMessage::parse(&legacy).unwrap(),
             DeliveryMessage::new(&id)
         );
-        let next = format!(r#"{{"v":3,"delivery_id":"{id}"}}"#);
+        let next = format!(r#"{{"v":4,"delivery_id":"{id}"}}"#);
         assert!(matches!(
             DeliveryMessage::parse(&next),
-            Err(MessageError::UnknownVersion(3))
+            Err(MessageError::UnknownVersion(4))
         ));
     }
 }

@@ -95,6 +95,27 @@ pub struct TestApp {
     pub a_live: Caller,
     /// Organization B, test mode, every scope.
     pub b: Caller,
+    /// While set, the webhooks queue refuses every message (SQS down, or a process killed
+    /// before it sends): what a route wrote before its send is all that is left of it.
+    pub webhooks_down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A queue that refuses to send while `down` is set, and otherwise hands on to `inner`.
+struct Switched<Q> {
+    inner: Q,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl<Q: payorders::queue::Queue> payorders::queue::Queue for Switched<Q> {
+    async fn send(&self, body: &str, delay_secs: u32) -> Result<(), payorders::queue::QueueError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(payorders::queue::QueueError(
+                "switched off by the test".into(),
+            ));
+        }
+        self.inner.send(body, delay_secs).await
+    }
 }
 
 pub enum Backend {
@@ -195,10 +216,14 @@ pub async fn spawn_app_on_chains(
         payorders_local::queue::HostQueue::open("confirmations", embedded_handle.clone())
             .await
             .unwrap();
+    let webhooks_down = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let services = Services {
         store: store.clone(),
         master: Some(master.clone()),
-        webhooks: Some(Arc::new(queue)),
+        webhooks: Some(Arc::new(Switched {
+            inner: queue,
+            down: webhooks_down.clone(),
+        })),
         confirmations: Some(Arc::new(confirmations)),
         check_delays: payorders_local::workers::DEV_CHECK_DELAYS,
         prices: Some(Arc::new(prices)),
@@ -233,6 +258,7 @@ pub async fn spawn_app_on_chains(
         a,
         a_live,
         b,
+        webhooks_down,
     }
 }
 

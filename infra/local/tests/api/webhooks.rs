@@ -1394,6 +1394,120 @@ async fn test_ping_reaches_only_its_endpoint_signed() {
     .assert_error(400, "UNKNOWN_PARAMETER");
 }
 
+/// The endpoint's delivery log as the API lists it: (id, status, number of attempts).
+async fn delivery_log(app: &TestApp, eid: &str) -> Vec<(String, String, usize)> {
+    let log = app
+        .get(&app.a, &format!("/webhook-endpoints/{eid}/deliveries"))
+        .await;
+    assert_eq!(log.status, 200, "{}", log.text);
+    log.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap().to_owned(),
+                d["status"].as_str().unwrap().to_owned(),
+                d["attempts"].as_array().unwrap().len(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_ping_or_redelivery_not_queued_leaves_nothing_pending_and_copies_send_once() {
+    let app = spawn_app().await;
+    let rx = Receiver::start(&json!({}));
+    let ep = create_endpoint(&app, &app.a, &format!("{}/hooks", rx.url), json!(["*"])).await;
+    rx.configure(&json!({"secrets": {"endpoint": ep["secret"]}}));
+    let eid = ep["id"].as_str().unwrap();
+    let pings = || rx.log().into_iter().filter(is_type("ping")).count();
+
+    let r = app
+        .post(&app.a, &format!("/webhook-endpoints/{eid}/test"), None)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let did = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["status"], "pending");
+    finished_delivery(&app, eid, &did).await;
+    let delivered = vec![(did.clone(), "delivered".to_owned(), 1)];
+    assert_eq!(delivery_log(&app, eid).await, delivered);
+
+    // The queue refuses (or the process dies before it sends): both requests fail in our
+    // error shape, and neither leaves a delivery pending with no message to attempt it.
+    // Before, the ping's delivery was written first and stayed pending for good, and the
+    // redelivery made this one pending for good.
+    app.webhooks_down.store(true, Ordering::SeqCst);
+    app.post(&app.a, &format!("/webhook-endpoints/{eid}/test"), None)
+        .await
+        .assert_error(503, "QUEUE_UNAVAILABLE");
+    let redeliver = format!("/webhook-endpoints/{eid}/deliveries/{did}/redeliver");
+    app.post(&app.a, &redeliver, None)
+        .await
+        .assert_error(503, "QUEUE_UNAVAILABLE");
+    app.webhooks_down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(delivery_log(&app, eid).await, delivered);
+    assert_eq!(pings(), 1, "nothing more was sent");
+
+    // Queued, the redelivery sends the same webhook-id again and keeps the first attempt.
+    let r = app.post(&app.a, &redeliver, None).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(
+        (&r.body["id"], &r.body["status"]),
+        (&json!(did), &json!("pending"))
+    );
+    assert_eq!(r.body["attempts"].as_array().unwrap().len(), 1);
+    let twice = eventually(async || {
+        let log = delivery_log(&app, eid).await;
+        (log[0].2 == 2 && log[0].1 == "delivered").then_some(log)
+    })
+    .await;
+    assert_eq!(twice, [(did.clone(), "delivered".to_owned(), 2)]);
+    let sent: Vec<Value> = rx.log().into_iter().filter(is_type("ping")).collect();
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|v| v["webhook_id"] == did.as_str()));
+    assert!(sent.iter().all(|v| v["verified"]["endpoint"] == true));
+
+    // Copies of one redelivery message (SQS delivers at least once), at once: one more
+    // attempt. A copy that comes once it is done, or a message for a version the delivery
+    // has moved past, sends nothing.
+    let id = payorders::model::DeliveryId::parse(&did).unwrap();
+    let stored = app.store.get_delivery(&id).await.unwrap().unwrap();
+    let deps = deliver_webhook::Deps {
+        allow_loopback: true,
+        ..deliver_webhook::Deps::new(app.store.clone(), app.master.clone())
+    };
+    let body = DeliveryMessage::again(&stored).body();
+    let outcomes =
+        futures::future::join_all((0..3).map(|_| deliver_webhook::process(&deps, &body))).await;
+    for o in outcomes {
+        o.unwrap();
+    }
+    assert_eq!(pings(), 3, "one more attempt for three copies");
+    let after = app.store.get_delivery(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.status, after.attempts.len()),
+        (DeliveryStatus::Delivered, 3)
+    );
+    let older = DeliveryMessage::Again {
+        delivery_id: id.clone(),
+        version: 1,
+    };
+    for late in [body, older.body()] {
+        let o = deliver_webhook::process(&deps, &late).await.unwrap();
+        assert_eq!(o, Outcome::Done);
+    }
+    assert_eq!(pings(), 3);
+    assert_eq!(app.store.get_delivery(&id).await.unwrap().unwrap(), after);
+
+    // Another organization cannot redeliver it.
+    app.post(&app.b, &redeliver, None)
+        .await
+        .assert_error(404, "RESOURCE_NOT_FOUND");
+    assert_eq!(pings(), 3);
+}
+
 #[tokio::test]
 async fn endpoint_timeout_max_retries_and_allowed_ips() {
     let app = spawn_app().await;
