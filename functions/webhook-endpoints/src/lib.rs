@@ -538,9 +538,9 @@ async fn rotate(
 /// `POST /webhook-endpoints/{id}/test`: a signed `ping` event to this endpoint alone,
 /// through the same queue, signing and retries as any delivery. Answers the delivery
 /// (pending); it shows in the endpoint's delivery log from its first attempt on, which
-/// creates it as it does a dispatched delivery's: nothing is written after the message is
-/// sent, so a crash or a queue failure in between leaves the event alone, not a delivery
-/// pending with no message to attempt it.
+/// creates it as it does a dispatched delivery's. The route writes the event and no
+/// delivery, so a crash or a queue failure before the send leaves the event alone, not a
+/// delivery pending with no message to attempt it.
 async fn ping(
     svc: &Services,
     ctx: &auth::AuthContext,
@@ -606,8 +606,10 @@ fn webhooks_queue(
 
 /// `POST /webhook-endpoints/{id}/deliveries/{msg_id}/redeliver`: queues the delivery to be
 /// sent again and answers it as it will be (pending). The attempt's lease makes it pending
-/// ([`DeliveryMessage::Again`]): nothing is written here, so a crash or a queue failure
-/// leaves the delivery as it was, never pending with no message to attempt it.
+/// ([`DeliveryMessage::Again`]): the route writes nothing, so a crash or a queue failure
+/// leaves the delivery as it was, never pending with no message to attempt it. A delivery
+/// whose attempt is under way is refused (`409 CONCURRENT_UPDATE`): sending it again then
+/// would send the same `webhook-id` twice at once and lose the running attempt's record.
 async fn redeliver(
     svc: &Services,
     ctx: &auth::AuthContext,
@@ -630,12 +632,21 @@ async fn redeliver(
         .await?
         .filter(|d| d.endpoint_id.as_ref() == Some(endpoint) && d.organization_id == ctx.org_id)
         .ok_or_else(|| ApiError::not_found("delivery").with_param("delivery_id"))?;
+    let now = Timestamp::now();
+    if let Some(secs) = webhooks::delivery::attempt_under_way(&d, now) {
+        return Err(ApiError::conflict(
+            "CONCURRENT_UPDATE",
+            format!("an attempt of this delivery is under way; retry in {secs} s"),
+        ));
+    }
     queue
         .send(&DeliveryMessage::again(&d).body(), 0)
         .await
         .map_err(|e| ApiError::unavailable("QUEUE_UNAVAILABLE", e.to_string()))?;
-    let next = webhooks::delivery::redelivery(&d, Timestamp::now());
-    Ok(http::json(202, &next.api_view()))
+    Ok(http::json(
+        202,
+        &webhooks::delivery::redelivery(&d, now).api_view(),
+    ))
 }
 
 async fn order_webhook_secret(

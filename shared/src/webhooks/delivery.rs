@@ -88,6 +88,18 @@ pub fn redelivery_lease(d: &Delivery, now: Timestamp) -> Delivery {
     lease
 }
 
+/// Seconds until the lease of an attempt under way ends, if `d` is leased at `now`: pending,
+/// due again exactly [`LEASE_SECS`] after it was last written. Only a lease writes that (an
+/// attempt's outcome counts its retry from the attempt's start and is written at its end),
+/// so a delivery waiting for a scheduled retry is not taken for one being attempted.
+pub fn attempt_under_way(d: &Delivery, now: Timestamp) -> Option<u64> {
+    let ends = d.next_attempt_at?;
+    let leased =
+        d.status == DeliveryStatus::Pending && ends == d.updated_at.plus_seconds(LEASE_SECS);
+    let left = now.seconds_until_ceil(ends);
+    (leased && left > 0).then_some(left as u64)
+}
+
 // ------------------------------------------------------------------ one attempt
 
 /// After a lease's conditional write was refused, with the delivery as now stored: `None`
@@ -478,10 +490,12 @@ async fn take_lease(
     let id = message.delivery_id();
     let (leased, won, event, endpoint) = match (store.get_delivery(&id).await?, message) {
         (Some(delivery), message) => {
+            // Never over an attempt under way (its sender would not know, and two requests
+            // with one webhook-id would go at once): the message waits for it like any copy.
             let asked_again = matches!(
                 message,
                 DeliveryMessage::Again { version, .. } if *version == delivery.version
-            );
+            ) && attempt_under_way(&delivery, now).is_none();
             let leased = if asked_again {
                 redelivery_lease(&delivery, now)
             } else {
@@ -964,6 +978,24 @@ mod tests {
         assert_eq!(lease_attempt(&lease, now), Lease::NotDue(LEASE_SECS as u64));
         let done = after_attempt(&lease, attempted(answered(200, None), now), AS_SCHEDULED);
         assert_eq!(lease_attempt(&done.delivery, now), Lease::Finished);
+        // Only a lease in force is an attempt under way: not a delivery finished, nor one
+        // waiting for a scheduled retry, nor a lease that ran out (its worker died).
+        assert_eq!(attempt_under_way(&lease, now), Some(LEASE_SECS as u64));
+        assert_eq!(
+            attempt_under_way(&lease, now.plus_seconds(LEASE_SECS)),
+            None
+        );
+        assert_eq!(attempt_under_way(&done.delivery, now), None);
+        assert_eq!(attempt_under_way(&failed, now), None);
+        let ended = now.plus_seconds(2);
+        let refused = Attempted {
+            ended,
+            ..attempted(answered(503, Some(LEASE_SECS as u64)), now)
+        };
+        let retrying = after_attempt(&lease, refused, AS_SCHEDULED).delivery;
+        assert_eq!(retrying.status, DeliveryStatus::Pending);
+        assert!(retrying.next_attempt_at.unwrap() > ended);
+        assert_eq!(attempt_under_way(&retrying, ended), None);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The delivery queue's message, one type for its producers (`dispatch-events`, a ping or a
 //! redelivery by `webhook-endpoints`) and its consumer (`deliver-webhook`).
 //!
-//! A producer writes no delivery record after it sends: the consumer makes each change the
-//! message asks for, in the same conditional write that leases the attempt. So a producer
-//! killed (or a queue refusing) between its last write and its send leaves no delivery
-//! pending with no message to attempt it.
+//! No producer writes a delivery record: the consumer makes each change the message asks
+//! for, in the same conditional write that leases the attempt. So a producer killed (or a
+//! queue refusing) before its send leaves no delivery pending with no message to attempt
+//! it.
 
 use crate::model::{Delivery, DeliveryId, EventId, Timestamp, WebhookEndpointId};
 use serde::{Deserialize, Serialize};

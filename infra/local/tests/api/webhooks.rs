@@ -1501,11 +1501,34 @@ async fn a_ping_or_redelivery_not_queued_leaves_nothing_pending_and_copies_send_
     assert_eq!(pings(), 3);
     assert_eq!(app.store.get_delivery(&id).await.unwrap().unwrap(), after);
 
+    // While an attempt is under way (a slow endpoint), a redelivery is refused: it would
+    // send the same webhook-id twice at once and lose the running attempt's record. A
+    // message asked of that version waits for the attempt, as a copy does.
+    rx.configure(&json!({"secrets": {"endpoint": ep["secret"]}, "delay": 2}));
+    let r = app.post(&app.a, &redeliver, None).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    rx.wait_for("the slow attempt", |v| v["n"] == 4).await;
+    let under_way = app.store.get_delivery(&id).await.unwrap().unwrap();
+    assert_eq!(under_way.status, DeliveryStatus::Pending);
+    let busy = app.post(&app.a, &redeliver, None).await;
+    busy.assert_error(409, "CONCURRENT_UPDATE");
+    let o = deliver_webhook::process(&deps, &DeliveryMessage::again(&under_way).body())
+        .await
+        .unwrap();
+    assert!(matches!(o, Outcome::RetryAfter(_)), "{o:?}");
+    let four = eventually(async || {
+        let log = delivery_log(&app, eid).await;
+        (log[0].2 == 4 && log[0].1 == "delivered").then_some(log)
+    })
+    .await;
+    assert_eq!(four, [(did.clone(), "delivered".to_owned(), 4)]);
+    assert_eq!(pings(), 4, "the attempt under way was the only one");
+
     // Another organization cannot redeliver it.
     app.post(&app.b, &redeliver, None)
         .await
         .assert_error(404, "RESOURCE_NOT_FOUND");
-    assert_eq!(pings(), 3);
+    assert_eq!(pings(), 4);
 }
 
 #[tokio::test]
