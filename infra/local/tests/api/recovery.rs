@@ -2,7 +2,8 @@
 //! confirmation and started again on the same data: the order reaches COMPLETED (the upkeep
 //! re-queues every in-flight order at start). Killed while a webhook waits for its retry:
 //! the retry is sent after the restart (the queue keeps its messages in the store). And
-//! killed amid concurrent creates and refunds: each idempotency key is kept with its change.
+//! killed amid concurrent creates, refunds and simulated payments: each idempotency key is
+//! kept with its change.
 
 use crate::support::*;
 use alloy::primitives::U256;
@@ -129,6 +130,17 @@ impl HostProcess {
         )
         .await;
         id
+    }
+
+    /// `n` DEPOSIT orders of 10 test tokens, each to a fresh recipient, waiting for their
+    /// payment ([`Self::deposit_to_pay`]): their ids.
+    async fn orders_to_pay(&self, n: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            let recipient = anvil::fresh_address().to_string();
+            ids.push(self.deposit_to_pay(json!({"recipient": recipient})).await);
+        }
+        ids
     }
 
     async fn order(&self, id: &str) -> Value {
@@ -330,7 +342,7 @@ impl HostProcess {
 
 impl Caller {
     /// POSTs `body` to `path` under `Idempotency-Key: key` (with `signature`, if any),
-    /// journaled first; the answer must be a 201. `false` once the host is gone.
+    /// journaled first; the answer must be `want`. `false` once the host is gone.
     async fn post_keyed(
         &self,
         journal: &Journal,
@@ -338,6 +350,7 @@ impl Caller {
         key: String,
         body: Vec<u8>,
         signature: Option<String>,
+        want: u16,
     ) -> bool {
         let slot = {
             let mut j = journal.lock().unwrap();
@@ -366,7 +379,7 @@ impl Caller {
         let Ok(answer) = resp.json::<Value>().await else {
             return false;
         };
-        assert_eq!(status, 201, "{answer}");
+        assert_eq!(status, want, "{answer}");
         journal.lock().unwrap()[slot].answer = answer["id"].as_str().map(str::to_owned);
         true
     }
@@ -456,7 +469,7 @@ async fn a_host_killed_amid_concurrent_creates_keeps_each_key_with_its_order() {
                 .unwrap();
                 let key = format!("crash-{worker}-{n}");
                 if !caller
-                    .post_keyed(&journal, "/pay-orders", key, body, None)
+                    .post_keyed(&journal, "/pay-orders", key, body, None, 201)
                     .await
                 {
                     return;
@@ -553,17 +566,14 @@ async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
 
     // Orders paid on the sandbox (test mode), one per sender so that refunds do not queue
     // behind one another's version.
-    let mut orders = Vec::new();
-    for _ in 0..6 {
-        let recipient = anvil::fresh_address().to_string();
-        let id = host.deposit_to_pay(json!({"recipient": recipient})).await;
+    let orders = host.orders_to_pay(6).await;
+    for id in &orders {
         host.call(
             reqwest::Method::POST,
             &format!("/pay-orders/{id}/simulate-payment"),
             None,
         )
         .await;
-        orders.push(id);
     }
     for id in &orders {
         let started = Instant::now();
@@ -602,7 +612,7 @@ async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
                 );
                 let key = format!("refund-{worker}-{n}");
                 if !caller
-                    .post_keyed(&journal, &path, key, body, Some(sig))
+                    .post_keyed(&journal, &path, key, body, Some(sig), 201)
                     .await
                 {
                     return;
@@ -649,6 +659,101 @@ async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
     let answered = sent.iter().filter(|a| a.answer.is_some()).count();
     eprintln!(
         "{} refunds sent, {answered} answered, {refunds_total} on disk, {kept_total} kept",
+        sent.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kill -9` while sandbox payments are simulated, each under its own `Idempotency-Key`:
+/// an order paid on disk is kept by its key, and a key kept answers an order paid on disk.
+/// A simulation makes a new sandbox transfer each time, so a payment whose key is not kept
+/// is a second payment waiting to happen: once the key's lock ran out, the merchant's retry
+/// would pay the order again. (The payment and its key's answer are one write.)
+#[tokio::test]
+async fn a_host_killed_amid_simulated_payments_keeps_each_payment_with_its_key() {
+    let chain = PrivateAnvil::start().await;
+    anvil::ensure_token(&chain.url).await;
+    let dir = tempfile_dir();
+    let host = HostProcess::start(&dir, &chain.url).await;
+
+    // Orders waiting for their payment, twenty for each of eight senders.
+    let orders = host.orders_to_pay(160).await;
+    let journal = Journal::default();
+    let mut senders = Vec::new();
+    for (worker, mine) in orders.chunks(20).enumerate() {
+        let (journal, caller, mine) = (journal.clone(), host.caller(), mine.to_vec());
+        senders.push(tokio::spawn(async move {
+            for (n, id) in mine.iter().enumerate() {
+                let path = format!("/pay-orders/{id}/simulate-payment");
+                let key = format!("simulate-{worker}-{n}");
+                if !caller
+                    .post_keyed(&journal, &path, key, b"{}".to_vec(), None, 200)
+                    .await
+                {
+                    return;
+                }
+            }
+        }));
+    }
+    let sent = kill_amid(host, senders, &journal, 40, 8).await;
+
+    let store = store_after_kill(&dir);
+    let (mut paid, mut kept) = (0, 0);
+    let mut asked = BTreeSet::new();
+    for a in &sent {
+        let id = a
+            .path
+            .trim_start_matches("/pay-orders/")
+            .trim_end_matches("/simulate-payment")
+            .to_owned();
+        asked.insert(id.clone());
+        let key = &a.key;
+        let order = store
+            .get_order(&id.parse::<OrderId>().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            order.transfers.len() <= 1,
+            "{key} paid {id} {} times",
+            order.transfers.len()
+        );
+        let on_disk = !order.transfers.is_empty();
+        if a.answer.is_some() {
+            assert!(
+                on_disk,
+                "{key} was answered, and {id}'s payment is not on disk"
+            );
+            assert_eq!(a.answer.as_deref(), Some(id.as_str()));
+        }
+        match kept_id(&store, &order.organization_id, a).await {
+            Ok(replays) => {
+                assert!(
+                    on_disk,
+                    "{key} replays {replays}, whose payment is not on disk"
+                );
+                assert_eq!(replays, id, "{key} replays another order");
+                kept += 1;
+            }
+            Err(other) => assert!(
+                !on_disk,
+                "{id} is paid but its key {key} is {other:?}: a retry would pay it again"
+            ),
+        }
+        paid += usize::from(on_disk);
+    }
+    // An order no sender reached was not paid.
+    for id in orders.iter().filter(|id| !asked.contains(*id)) {
+        let order = store
+            .get_order(&id.parse::<OrderId>().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(order.transfers.is_empty(), "{id} was paid unasked");
+    }
+    let answered = sent.iter().filter(|a| a.answer.is_some()).count();
+    eprintln!(
+        "{} simulations sent, {answered} answered, {paid} paid on disk, {kept} kept",
         sent.len()
     );
     let _ = std::fs::remove_dir_all(&dir);
