@@ -2,8 +2,8 @@
 //! confirmation and started again on the same data: the order reaches COMPLETED (the upkeep
 //! re-queues every in-flight order at start). Killed while a webhook waits for its retry:
 //! the retry is sent after the restart (the queue keeps its messages in the store). And
-//! killed amid concurrent creates, refunds and simulated payments: each idempotency key is
-//! kept with its change.
+//! killed amid concurrent creates, refunds and payments (simulated and submitted): each
+//! idempotency key is kept with its change.
 
 use crate::support::*;
 use alloy::primitives::U256;
@@ -21,6 +21,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// An order waiting for its payment: 10 test tokens to `recipient`.
+struct ToPay {
+    id: String,
+    recipient: alloy::primitives::Address,
+}
+
 /// `payorders serve` on a free port over `dir`, reading chain 31337 at `rpc`.
 struct HostProcess {
     child: std::process::Child,
@@ -32,6 +38,15 @@ struct HostProcess {
 }
 
 impl HostProcess {
+    /// A host over a fresh directory, reading a chain of its own with the test token on it.
+    async fn on_own_chain() -> (PrivateAnvil, std::path::PathBuf, Self) {
+        let chain = PrivateAnvil::start().await;
+        anvil::ensure_token(&chain.url).await;
+        let dir = tempfile_dir();
+        let host = Self::start(&dir, &chain.url).await;
+        (chain, dir, host)
+    }
+
     async fn start(dir: &Path, rpc: &str) -> Self {
         Self::start_with(dir, rpc, &[]).await
     }
@@ -133,14 +148,17 @@ impl HostProcess {
     }
 
     /// `n` DEPOSIT orders of 10 test tokens, each to a fresh recipient, waiting for their
-    /// payment ([`Self::deposit_to_pay`]): their ids.
-    async fn orders_to_pay(&self, n: usize) -> Vec<String> {
-        let mut ids = Vec::with_capacity(n);
+    /// payment ([`Self::deposit_to_pay`]).
+    async fn orders_to_pay(&self, n: usize) -> Vec<ToPay> {
+        let mut orders = Vec::with_capacity(n);
         for _ in 0..n {
-            let recipient = anvil::fresh_address().to_string();
-            ids.push(self.deposit_to_pay(json!({"recipient": recipient})).await);
+            let recipient = anvil::fresh_address();
+            let id = self
+                .deposit_to_pay(json!({"recipient": recipient.to_string()}))
+                .await;
+            orders.push(ToPay { id, recipient });
         }
-        ids
+        orders
     }
 
     async fn order(&self, id: &str) -> Value {
@@ -165,10 +183,7 @@ impl Drop for HostProcess {
 #[tokio::test]
 async fn a_host_killed_mid_confirmation_resumes_its_orders_after_a_restart() {
     // Its own chain: blocks are mined only when this test says so.
-    let chain = PrivateAnvil::start().await;
-    anvil::ensure_token(&chain.url).await;
-    let dir = tempfile_dir();
-    let host = HostProcess::start(&dir, &chain.url).await;
+    let (chain, dir, host) = HostProcess::on_own_chain().await;
 
     // An order needing 3 confirmations, paid by a real transfer: AWAITING_CONFIRMATION.
     let recipient = anvil::fresh_address();
@@ -559,14 +574,16 @@ async fn a_host_killed_amid_concurrent_creates_keeps_each_key_with_its_order() {
 /// waiting to happen: once the key's lock ran out, the merchant's retry would record it again.
 #[tokio::test]
 async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
-    let chain = PrivateAnvil::start().await;
-    anvil::ensure_token(&chain.url).await;
-    let dir = tempfile_dir();
-    let host = HostProcess::start(&dir, &chain.url).await;
+    let (_chain, dir, host) = HostProcess::on_own_chain().await;
 
     // Orders paid on the sandbox (test mode), one per sender so that refunds do not queue
     // behind one another's version.
-    let orders = host.orders_to_pay(6).await;
+    let orders: Vec<String> = host
+        .orders_to_pay(6)
+        .await
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
     for id in &orders {
         host.call(
             reqwest::Method::POST,
@@ -665,29 +682,61 @@ async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
 }
 
 /// `kill -9` while sandbox payments are simulated, each under its own `Idempotency-Key`:
-/// an order paid on disk is kept by its key, and a key kept answers an order paid on disk.
-/// A simulation makes a new sandbox transfer each time, so a payment whose key is not kept
-/// is a second payment waiting to happen: once the key's lock ran out, the merchant's retry
-/// would pay the order again. (The payment and its key's answer are one write.)
+/// see [`payments_killed_amid`]. A simulation makes a new sandbox transfer each time, so a
+/// payment whose key is not kept would be paid again by a retry.
 #[tokio::test]
 async fn a_host_killed_amid_simulated_payments_keeps_each_payment_with_its_key() {
-    let chain = PrivateAnvil::start().await;
-    anvil::ensure_token(&chain.url).await;
-    let dir = tempfile_dir();
-    let host = HostProcess::start(&dir, &chain.url).await;
-
-    // Orders waiting for their payment, twenty for each of eight senders.
+    let (_chain, dir, host) = HostProcess::on_own_chain().await;
     let orders = host.orders_to_pay(160).await;
+    let asks = orders
+        .iter()
+        .map(|o| (format!("/pay-orders/{}/simulate-payment", o.id), json!({})))
+        .collect();
+    payments_killed_amid(host, &dir, asks, "simulate").await;
+}
+
+/// `kill -9` while payments are submitted, each a real transfer on the local chain under
+/// its own `Idempotency-Key`: see [`payments_killed_amid`]. The transfer is recorded once
+/// whatever happens (its hash is claimed), but a payment whose key is not kept leaves the
+/// key in flight: the merchant's retry is refused until the lock runs out, and then runs
+/// again instead of replaying the answer it was owed.
+#[tokio::test]
+async fn a_host_killed_amid_submitted_payments_keeps_each_payment_with_its_key() {
+    let (chain, dir, host) = HostProcess::on_own_chain().await;
+    let orders = host.orders_to_pay(120).await;
+    let mut asks = Vec::new();
+    for o in &orders {
+        let hash =
+            anvil::send_token(&chain.url, o.recipient, U256::from(10_000_000u64), None).await;
+        asks.push((
+            format!("/pay-orders/{}/payments", o.id),
+            json!({"tx_hash": format!("{hash:#x}")}),
+        ));
+    }
+    payments_killed_amid(host, &dir, asks, "submit").await;
+}
+
+/// Sends each `(path, body)` (one payment of one order, `/pay-orders/{id}/…`) once, under
+/// its own `Idempotency-Key`, from eight senders at once; `kill -9` once 40 were sent; then,
+/// on the store as the next start finds it: every order paid on disk is kept by its key and
+/// every kept key answers an order paid on disk (the payment and its key's answer are one
+/// write), every answered request is on disk, and no order is paid twice or unasked.
+async fn payments_killed_amid(
+    host: HostProcess,
+    dir: &Path,
+    asks: Vec<(String, Value)>,
+    what: &'static str,
+) {
     let journal = Journal::default();
     let mut senders = Vec::new();
-    for (worker, mine) in orders.chunks(20).enumerate() {
+    for (worker, mine) in asks.chunks(asks.len().div_ceil(8)).enumerate() {
         let (journal, caller, mine) = (journal.clone(), host.caller(), mine.to_vec());
         senders.push(tokio::spawn(async move {
-            for (n, id) in mine.iter().enumerate() {
-                let path = format!("/pay-orders/{id}/simulate-payment");
-                let key = format!("simulate-{worker}-{n}");
+            for (n, (path, body)) in mine.iter().enumerate() {
+                let key = format!("{what}-{worker}-{n}");
+                let body = serde_json::to_vec(body).unwrap();
                 if !caller
-                    .post_keyed(&journal, &path, key, b"{}".to_vec(), None, 200)
+                    .post_keyed(&journal, path, key, body, None, 200)
                     .await
                 {
                     return;
@@ -697,15 +746,15 @@ async fn a_host_killed_amid_simulated_payments_keeps_each_payment_with_its_key()
     }
     let sent = kill_amid(host, senders, &journal, 40, 8).await;
 
-    let store = store_after_kill(&dir);
+    let store = store_after_kill(dir);
+    let order_of = |path: &str| {
+        let id = path.trim_start_matches("/pay-orders/");
+        id[..id.find('/').unwrap()].to_owned()
+    };
     let (mut paid, mut kept) = (0, 0);
     let mut asked = BTreeSet::new();
     for a in &sent {
-        let id = a
-            .path
-            .trim_start_matches("/pay-orders/")
-            .trim_end_matches("/simulate-payment")
-            .to_owned();
+        let id = order_of(&a.path);
         asked.insert(id.clone());
         let key = &a.key;
         let order = store
@@ -713,12 +762,9 @@ async fn a_host_killed_amid_simulated_payments_keeps_each_payment_with_its_key()
             .await
             .unwrap()
             .unwrap();
-        assert!(
-            order.transfers.len() <= 1,
-            "{key} paid {id} {} times",
-            order.transfers.len()
-        );
-        let on_disk = !order.transfers.is_empty();
+        let transfers = order.transfers.len();
+        assert!(transfers <= 1, "{key} paid {id} {transfers} times");
+        let on_disk = transfers == 1;
         if a.answer.is_some() {
             assert!(
                 on_disk,
@@ -737,13 +783,17 @@ async fn a_host_killed_amid_simulated_payments_keeps_each_payment_with_its_key()
             }
             Err(other) => assert!(
                 !on_disk,
-                "{id} is paid but its key {key} is {other:?}: a retry would pay it again"
+                "{id} is paid but its key {key} is {other:?}: a retry would not answer its payment"
             ),
         }
         paid += usize::from(on_disk);
     }
     // An order no sender reached was not paid.
-    for id in orders.iter().filter(|id| !asked.contains(*id)) {
+    for (path, _) in &asks {
+        let id = order_of(path);
+        if asked.contains(&id) {
+            continue;
+        }
         let order = store
             .get_order(&id.parse::<OrderId>().unwrap())
             .await
@@ -753,8 +803,8 @@ async fn a_host_killed_amid_simulated_payments_keeps_each_payment_with_its_key()
     }
     let answered = sent.iter().filter(|a| a.answer.is_some()).count();
     eprintln!(
-        "{} simulations sent, {answered} answered, {paid} paid on disk, {kept} kept",
+        "{what}: {} payments sent, {answered} answered, {paid} paid on disk, {kept} kept",
         sent.len()
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir);
 }
