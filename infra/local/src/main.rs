@@ -488,6 +488,14 @@ async fn serve(
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(1.0 / 60.0);
+    // How often the deposit scan runs (it also runs once at start).
+    let scan_every = std::env::var("PAYORDERS_DEV_SCAN_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(std::time::Duration::from_secs(2), |s| {
+            std::time::Duration::from_secs_f64(s.min(86_400.0))
+        });
     payorders_local::workers::start(
         &services,
         opened.embedded,
@@ -498,7 +506,7 @@ async fn serve(
         payorders_local::workers::Config {
             retry_scale,
             poll: std::time::Duration::from_millis(250),
-            scan_every: std::time::Duration::from_secs(2),
+            scan_every,
             upkeep_every: std::time::Duration::from_secs(5),
         },
     )?;

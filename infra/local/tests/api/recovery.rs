@@ -699,10 +699,16 @@ async fn a_host_killed_amid_simulated_payments_keeps_each_payment_with_its_key()
 /// its own `Idempotency-Key`: see [`payments_killed_amid`]. The transfer is recorded once
 /// whatever happens (its hash is claimed), but a payment whose key is not kept leaves the
 /// key in flight: the merchant's retry is refused until the lock runs out, and then runs
-/// again instead of replaying the answer it was owed.
+/// again instead of replaying the answer it was owed. The host's deposit scan, which would
+/// record the same transfers on its own (and so pay orders no request paid), runs only at
+/// its start, before there are any.
 #[tokio::test]
 async fn a_host_killed_amid_submitted_payments_keeps_each_payment_with_its_key() {
-    let (chain, dir, host) = HostProcess::on_own_chain().await;
+    let chain = PrivateAnvil::start().await;
+    anvil::ensure_token(&chain.url).await;
+    let dir = tempfile_dir();
+    let host =
+        HostProcess::start_with(&dir, &chain.url, &[("PAYORDERS_DEV_SCAN_SECS", "3600")]).await;
     let orders = host.orders_to_pay(120).await;
     let mut asks = Vec::new();
     for o in &orders {
