@@ -48,8 +48,9 @@ lock = threading.Lock()
 
 
 class Runtime(http.server.BaseHTTPRequestHandler):
-    """The Runtime API: the first poll is timed; with an event, it is handed over and the
-    answer (a response or an error) is timed; further polls are held."""
+    """The Runtime API for first events: the first poll is handed the event, and the answer
+    (a response or an error) is timed; further polls are held. (Inits are timed on their own
+    socket: see `init_once`.)"""
 
     protocol_version = "HTTP/1.1"
 
@@ -135,24 +136,23 @@ def env_of(binary):
     return {k: v for k, v in out.items() if not k.endswith("_QUEUE_URL") or k in queues[name]}
 
 
-def run_once(binary, event, until):
-    """Seconds from exec to the first poll ("poll") or to the answer ("answer")."""
+def first_event(binary, event):
+    """Seconds from exec to the function's answer to `event`, and the answer's kind."""
     with lock:
         state.clear()
-        if event is not None:
-            state["event"] = event
+        state["event"] = event
     t0 = time.perf_counter()
     p = subprocess.Popen([binary], env=env_of(binary), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         while time.perf_counter() - t0 < 20:
             with lock:
-                if until in state:
-                    return state[until] - t0, state.get("answer_kind")
+                if "answer" in state:
+                    return state["answer"] - t0, state["answer_kind"]
             if p.poll() is not None:
                 break
             time.sleep(0.0002)
         err = p.stderr.read().decode(errors="replace")[-2000:] if p.poll() is not None else "(still running)"
-        sys.exit(f"{os.path.basename(binary)} never reached its {until}: {err}")
+        sys.exit(f"{os.path.basename(binary)} never answered its event: {err}")
     finally:
         p.kill()
         p.wait()
@@ -236,7 +236,7 @@ for _ in range(args.runs):
 for _ in range(max(3, args.runs // 3)):
     for b in shuffle.sample(binaries, len(binaries)):
         if events[b] is not None:
-            t, kinds[b] = run_once(b, events[b], "answer")
+            t, kinds[b] = first_event(b, events[b])
             firsts[b].append(t * 1000)
 
 base = statistics.median(inits[args.baseline])

@@ -79,11 +79,7 @@ pub async fn dispatch_in(
     }
     let now = Timestamp::now();
     for endpoint_id in &targets {
-        let first = FirstAttempt {
-            event_id: event.id.clone(),
-            endpoint_id: endpoint_id.clone(),
-            dispatched_at: now,
-        };
+        let first = FirstAttempt::new(event, endpoint_id.clone(), now);
         deps.queue
             .send(&DeliveryMessage::First(first).body(), 0)
             .await?;

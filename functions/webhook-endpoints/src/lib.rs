@@ -576,15 +576,8 @@ async fn ping(
             }
             Err(e) => return Err(e.into()),
         }
-        let first = FirstAttempt {
-            event_id: event.id.clone(),
-            endpoint_id: Some(ep.id.clone()),
-            dispatched_at: now,
-        };
-        queue
-            .send(&DeliveryMessage::First(first).body(), 0)
-            .await
-            .map_err(|e| ApiError::unavailable("QUEUE_UNAVAILABLE", e.to_string()))?;
+        let first = FirstAttempt::new(&event, Some(ep.id.clone()), now);
+        queue_delivery(queue, &DeliveryMessage::First(first)).await?;
         let delivery =
             webhooks::delivery::pending_delivery(&event, Some(ep.id.clone()), ep.url, now);
         return Ok(http::json(202, &delivery.api_view()));
@@ -602,6 +595,17 @@ fn webhooks_queue(
         tracing::error!("webhook-endpoints runs without a webhooks queue");
         ApiError::internal()
     })
+}
+
+/// Sends `message` to the webhooks queue; a queue that refuses it is `503 QUEUE_UNAVAILABLE`.
+async fn queue_delivery(
+    queue: &std::sync::Arc<dyn payorders::queue::Queue>,
+    message: &DeliveryMessage,
+) -> Result<(), ApiError> {
+    queue
+        .send(&message.body(), 0)
+        .await
+        .map_err(|e| ApiError::unavailable("QUEUE_UNAVAILABLE", e.to_string()))
 }
 
 /// `POST /webhook-endpoints/{id}/deliveries/{msg_id}/redeliver`: queues the delivery to be
@@ -639,10 +643,7 @@ async fn redeliver(
             format!("an attempt of this delivery is under way; retry in {secs} s"),
         ));
     }
-    queue
-        .send(&DeliveryMessage::again(&d).body(), 0)
-        .await
-        .map_err(|e| ApiError::unavailable("QUEUE_UNAVAILABLE", e.to_string()))?;
+    queue_delivery(queue, &DeliveryMessage::again(&d)).await?;
     Ok(http::json(
         202,
         &webhooks::delivery::redelivery(&d, now).api_view(),

@@ -424,6 +424,12 @@ fn dev_prices() -> anyhow::Result<payorders::pricing::fixed::FixedPrices> {
     }
 }
 
+/// A local-host setting given as a number in the environment (`PAYORDERS_DEV_…`), if it
+/// reads as one.
+fn dev_number(name: &str) -> Option<f64> {
+    std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok())
+}
+
 async fn serve(
     args: &StoreArgs,
     host: &str,
@@ -484,14 +490,9 @@ async fn serve(
         chains: Arc::new(dev_chains()?),
     };
     // Webhook retries run on the real schedule scaled down (5 s -> 1 s, 5 min -> 5 s, ...).
-    let retry_scale = std::env::var("PAYORDERS_DEV_RETRY_SCALE")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(1.0 / 60.0);
+    let retry_scale = dev_number("PAYORDERS_DEV_RETRY_SCALE").unwrap_or(1.0 / 60.0);
     // How often the deposit scan runs (it also runs once at start).
-    let scan_every = std::env::var("PAYORDERS_DEV_SCAN_SECS")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
+    let scan_every = dev_number("PAYORDERS_DEV_SCAN_SECS")
         .filter(|s| s.is_finite() && *s > 0.0)
         .map_or(std::time::Duration::from_secs(2), |s| {
             std::time::Duration::from_secs_f64(s.min(86_400.0))

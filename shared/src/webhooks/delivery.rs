@@ -64,7 +64,14 @@ pub fn pending_delivery(
 /// created when dispatched, not due again before the lease ends. Written only where no
 /// record of it exists.
 pub fn first_lease(event: &Event, first: &FirstAttempt, url: String, now: Timestamp) -> Delivery {
-    let mut d = pending_delivery(event, first.endpoint_id.clone(), url, first.dispatched_at);
+    let d = pending_delivery(event, first.endpoint_id.clone(), url, first.dispatched_at);
+    under_lease(d, now)
+}
+
+/// `d` leased for an attempt starting `now`: written `now`, not due again before the lease
+/// ends. The one shape of a lease ([`first_lease`], [`lease_attempt`],
+/// [`redelivery_lease`]), which [`attempt_under_way`] recognises.
+fn under_lease(mut d: Delivery, now: Timestamp) -> Delivery {
     d.next_attempt_at = Some(now.plus_seconds(LEASE_SECS));
     d.updated_at = now;
     d
@@ -83,15 +90,14 @@ pub fn redelivery(d: &Delivery, now: Timestamp) -> Delivery {
 /// A delivery sent again on request, leased for that attempt in the same write: pending,
 /// its attempts kept, the next version, not due again before the lease ends.
 pub fn redelivery_lease(d: &Delivery, now: Timestamp) -> Delivery {
-    let mut lease = redelivery(d, now);
-    lease.next_attempt_at = Some(now.plus_seconds(LEASE_SECS));
-    lease
+    under_lease(redelivery(d, now), now)
 }
 
 /// Seconds until the lease of an attempt under way ends, if `d` is leased at `now`: pending,
-/// due again exactly [`LEASE_SECS`] after it was last written. Only a lease writes that (an
-/// attempt's outcome counts its retry from the attempt's start and is written at its end),
-/// so a delivery waiting for a scheduled retry is not taken for one being attempted.
+/// due again exactly [`LEASE_SECS`] after it was last written ([`under_lease`]). Only a
+/// lease writes that (an attempt's outcome counts its retry from the attempt's start and is
+/// written at its end), so a delivery waiting for a scheduled retry is not taken for one
+/// being attempted.
 pub fn attempt_under_way(d: &Delivery, now: Timestamp) -> Option<u64> {
     let ends = d.next_attempt_at?;
     let leased =
@@ -146,10 +152,7 @@ pub fn lease_attempt(d: &Delivery, now: Timestamp) -> Lease {
             return Lease::NotDue(wait as u64);
         }
     }
-    let mut lease = d.next_version();
-    lease.next_attempt_at = Some(now.plus_seconds(LEASE_SECS));
-    lease.updated_at = now;
-    Lease::Take(lease)
+    Lease::Take(under_lease(d.next_version(), now))
 }
 
 /// What the endpoint answered, as the sender saw it.
@@ -799,8 +802,7 @@ mod tests {
         let due = now.plus_seconds(LEASE_SECS);
         assert!(matches!(lease_attempt(&l, due), Lease::Take(_)));
         // A moment before it ends, the lease still holds: the wait rounds up, not down.
-        let early = Timestamp::from_unix(due.unix() - 1).unwrap().to_key();
-        let early = Timestamp::parse(&early.replace(".000000Z", ".700000Z")).unwrap();
+        let early = Timestamp::from_unix_micros(due.unix_micros() - 300_000).unwrap();
         assert_eq!(lease_attempt(&l, early), Lease::NotDue(1));
 
         for status in [DeliveryStatus::Delivered, DeliveryStatus::Failed] {

@@ -6,7 +6,7 @@
 //! queue refusing) before its send leaves no delivery pending with no message to attempt
 //! it.
 
-use crate::model::{Delivery, DeliveryId, EventId, Timestamp, WebhookEndpointId};
+use crate::model::{Delivery, DeliveryId, Event, EventId, Timestamp, WebhookEndpointId};
 use serde::{Deserialize, Serialize};
 
 /// What a message asks of `deliver-webhook`. Versioned, so a consumer refuses a shape it
@@ -49,6 +49,20 @@ pub struct FirstAttempt {
 }
 
 impl FirstAttempt {
+    /// The first attempt of `event` to one destination (`None`: the order's own
+    /// `webhook_url`), decided on at `dispatched_at`.
+    pub fn new(
+        event: &Event,
+        endpoint_id: Option<WebhookEndpointId>,
+        dispatched_at: Timestamp,
+    ) -> Self {
+        Self {
+            event_id: event.id.clone(),
+            endpoint_id,
+            dispatched_at,
+        }
+    }
+
     /// The id of the delivery it makes ([`Delivery::id_for`]): the same for every copy of
     /// the message and every retried dispatch.
     pub fn delivery_id(&self) -> DeliveryId {

@@ -172,10 +172,7 @@ impl Proxy {
             indexes: Mutex::new(Vec::new()),
             writes: tokio::sync::Mutex::new(()),
         });
-        let app = axum::Router::new().fallback(forward).with_state(p.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = serve_router(axum::Router::new().fallback(forward).with_state(p.clone())).await;
         (p, url)
     }
 
@@ -320,26 +317,10 @@ async fn forward(
     for (table, key, _, _) in &touched {
         old.push(p.image(table, key).await);
     }
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
-    let mut out = p
-        .http
-        .request(parts.method.clone(), format!("{}{}", p.moto, path));
-    for (name, value) in &parts.headers {
-        if name != "host" && name != "content-length" {
-            out = out.header(name, value);
-        }
-    }
-    let answer = out.body(body.clone()).send().await.unwrap();
-    let status = answer.status();
-    let headers = answer.headers().clone();
-    let bytes = answer.bytes().await.unwrap();
+    let passed = pass_on(&p.http, &p.moto, &parts, body.clone()).await;
     if counting {
-        let response: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let ok = status.is_success();
+        let response: Value = serde_json::from_slice(&passed.body).unwrap_or(Value::Null);
+        let ok = passed.status.is_success();
         if let Some(op) = dynamo_op {
             let mut new = Vec::new();
             for (table, key, kind, item) in &touched {
@@ -443,13 +424,7 @@ async fn forward(
             *p.tally.lock().unwrap().sqs.entry(action).or_default() += 1;
         }
     }
-    let mut resp = axum::response::Response::builder().status(status.as_u16());
-    for (name, value) in &headers {
-        if name != "content-length" && name != "transfer-encoding" {
-            resp = resp.header(name.as_str(), value.as_bytes());
-        }
-    }
-    resp.body(axum::body::Body::from(bytes)).unwrap()
+    passed.answer()
 }
 
 /// What kind of item a key is: its `pk` up to the first `#`.

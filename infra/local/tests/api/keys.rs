@@ -676,31 +676,9 @@ async fn conflicting_proxy(moto: String) -> (std::sync::Arc<ConflictingProxy>, S
                 .body(axum::body::Body::from(answer.to_string()))
                 .unwrap();
         }
-        let path = parts
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or("/");
-        let out = p
-            .http
-            .request(parts.method, format!("{}{}", p.moto, path))
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let mut answer = axum::response::Response::builder().status(out.status().as_u16());
-        for (k, v) in out.headers() {
-            answer = answer.header(k, v);
-        }
-        answer
-            .body(axum::body::Body::from(out.bytes().await.unwrap()))
-            .unwrap()
+        pass_on(&p.http, &p.moto, &parts, body).await.answer()
     };
-    let app = axum::Router::new().fallback(forward).with_state(p.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve_router(axum::Router::new().fallback(forward).with_state(p.clone())).await;
     (p, url)
 }
 

@@ -594,3 +594,58 @@ pub async fn in_memory_queue() -> (
         .await
         .expect("an in-memory queue opens")
 }
+
+/// Serves `app` on a free loopback port; its base URL.
+pub async fn serve_router(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+/// What a test proxy got back from passing a request on.
+pub struct PassedOn {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: axum::body::Bytes,
+}
+
+/// Passes a request a test proxy received (`parts`, `body`) on to `base` (moto), as it came
+/// but for the host and length, which the new request sets.
+pub async fn pass_on(
+    http: &reqwest::Client,
+    base: &str,
+    parts: &axum::http::request::Parts,
+    body: axum::body::Bytes,
+) -> PassedOn {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let mut out = http.request(parts.method.clone(), format!("{base}{path}"));
+    for (name, value) in &parts.headers {
+        if name != "host" && name != "content-length" {
+            out = out.header(name, value);
+        }
+    }
+    let answer = out.body(body).send().await.unwrap();
+    PassedOn {
+        status: answer.status(),
+        headers: answer.headers().clone(),
+        body: answer.bytes().await.unwrap(),
+    }
+}
+
+impl PassedOn {
+    /// The proxy's own answer: what it got back, as it got it.
+    pub fn answer(self) -> axum::response::Response {
+        let mut resp = axum::response::Response::builder().status(self.status.as_u16());
+        for (name, value) in &self.headers {
+            if name != "content-length" && name != "transfer-encoding" {
+                resp = resp.header(name.as_str(), value.as_bytes());
+            }
+        }
+        resp.body(axum::body::Body::from(self.body)).unwrap()
+    }
+}

@@ -974,7 +974,7 @@ async fn a_first_attempt_is_made_once_through_copies_retries_and_crashes() {
         status: std::sync::atomic::AtomicU16::new(500),
         ids: Default::default(),
     });
-    let base = serve_receiver(axum::Router::new().fallback(seen).with_state(rx.clone())).await;
+    let base = serve_router(axum::Router::new().fallback(seen).with_state(rx.clone())).await;
     let sent = || rx.ids.lock().unwrap().clone();
     let (store, master) = quiet_store();
     let (org, _) = payorders_local::setup::create_org(&*store, &master, "First", None)
@@ -1152,14 +1152,6 @@ async fn pending_deliveries(
     (store, master, deliveries)
 }
 
-/// Serves `app` on a free loopback port; returns its base URL.
-async fn serve_receiver(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
-}
-
 #[tokio::test]
 async fn an_endless_response_is_read_no_further_than_the_logged_kilobyte() {
     // 200, then a body that never ends.
@@ -1168,7 +1160,7 @@ async fn an_endless_response_is_read_no_further_than_the_logged_kilobyte() {
         let endless = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
         axum::body::Body::from_stream(endless)
     });
-    let base = serve_receiver(app).await;
+    let base = serve_router(app).await;
     let (store, master, ds) = pending_deliveries(&[format!("{base}/hooks")]).await;
     let deps = deliver_webhook::Deps {
         allow_loopback: true,
@@ -1230,7 +1222,7 @@ async fn a_batch_is_sent_concurrently_within_the_bound_and_reports_its_failures(
         release_at: deliver_webhook::CONCURRENCY,
         ..Default::default()
     });
-    let base = serve_receiver(axum::Router::new().fallback(gated).with_state(gate.clone())).await;
+    let base = serve_router(axum::Router::new().fallback(gated).with_state(gate.clone())).await;
     // A full SQS batch (10): eight deliveries that succeed, one the receiver refuses (kept
     // for a retry), and one unreadable message (kept for the DLQ).
     let mut urls: Vec<String> = (0..9).map(|i| format!("{base}/hooks/{i}")).collect();

@@ -224,8 +224,8 @@ impl EmbeddedStore {
     }
 
     /// As [`Self::tx`] for a lazy write (a rate counter, a single-use claim, an audit
-    /// entry, a queue message): answered at its commit, before the sync to disk that the next durable commit
-    /// brings (see [`writer`] for why these may).
+    /// entry, a queue message): answered at its commit, before the sync to disk that the
+    /// next durable commit brings (see [`writer`] for why these may).
     async fn tx_lazy<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,

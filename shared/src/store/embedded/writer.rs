@@ -10,10 +10,9 @@
 //!
 //! Four writes are *lazy*: rate-limit counters (in batches, see [`super::rate_limits`]),
 //! single-use claims (signature nonces, replays), audit entries and the local host's queue
-//! messages (see [`super::queue`]). They are committed in
-//! a group of their own without waiting for the sync (`synchronous = NORMAL` for that
-//! commit: atomic, kept through a crash of the process, possibly lost with the machine's
-//! power) and answered at once. They are on disk with the next durable commit, which the
+//! messages (see [`super::queue`]). They are committed in a group of their own without
+//! waiting for the sync (`synchronous = NORMAL` for that commit: atomic, kept through a
+//! crash of the process, possibly lost with the machine's power) and answered at once. They are on disk with the next durable commit, which the
 //! log orders after them, or at the latest when the writer falls idle ([`LAZY_SYNC`]): an
 //! idle writer copies the log into the database (a checkpoint, which syncs the log first),
 //! and tries again every [`LAZY_SYNC`] until all of it is copied (a reader's snapshot can
