@@ -3,9 +3,10 @@
 
 use super::refunds::refunds_update;
 use super::rules::{
-    ConfirmationCheck, check_confirmations, confirmation_delay, still_included, tally,
+    Assessment, ConfirmationCheck, check_confirmations, confirmation_delay, still_included, tally,
 };
-use super::{ATTEMPTS, Settler, verify::reader_for};
+use super::verify::{reader_for, verify_transaction};
+use super::{ATTEMPTS, Settler};
 use crate::chains::ChainError;
 use crate::model::{
     OrderId, OrderStatus, OrderUpdate, PayOrder, Timestamp, TransferStatus, TxHash,
@@ -79,6 +80,9 @@ pub async fn advance(
     round: Option<u32>,
     now: Timestamp,
 ) -> Result<Progress, AdvanceError> {
+    // A transaction mined again in another block is followed there, unless its transfers'
+    // claims turn out to be another order's (then it counts as reorged away).
+    let mut follow_moves = true;
     for _ in 0..ATTEMPTS {
         let Some(order) = s.store.get_order(order_id).await? else {
             tracing::warn!(order_id = %order_id, "confirmation check of an unknown order");
@@ -94,10 +98,12 @@ pub async fn advance(
             .any(|t| t.status == TransferStatus::Confirming);
         let update = match order.status {
             OrderStatus::AwaitingConfirmation | OrderStatus::OptimisticConfirmed => {
-                confirmations_update(s, &order, now).await?
+                confirmations_update(s, &order, now, follow_moves).await?
             }
             OrderStatus::ExecutingOrder => exchange_update(router, &order, now).await?,
-            OrderStatus::Expired if late_confirming => confirmations_update(s, &order, now).await?,
+            OrderStatus::Expired if late_confirming => {
+                confirmations_update(s, &order, now, follow_moves).await?
+            }
             // Payments settled; refund transfers still confirming.
             _ if order.awaits_check() => refunds_update(s, &order, now)
                 .await?
@@ -117,20 +123,30 @@ pub async fn advance(
                 });
             }
             Err(StoreError::VersionConflict { .. }) => continue,
+            Err(StoreError::TxAlreadyClaimed { .. }) if follow_moves => {
+                follow_moves = false;
+                continue;
+            }
             Err(e) => return Err(e.into()),
         }
     }
     Err(AdvanceError::Busy)
 }
 
-/// The confirmation counts of every counted transfer, and the write they call for:
-/// reorg → AWAITING_PAYMENT, all final → COMPLETED (or EXECUTING_ORDER on a routed
-/// payment), else new counts (if they moved). On an EXPIRED order (late transfers) only
-/// the counts and the totals change.
+/// The confirmation counts of every counted transfer, and the write they call for: a
+/// reorg that leaves the amount short → AWAITING_PAYMENT, all final (and the amount still
+/// covered) → COMPLETED (or EXECUTING_ORDER on a routed payment), else new counts (if they
+/// moved). On an EXPIRED order (late transfers) only the counts and the totals change.
+///
+/// A transfer whose block was replaced is reorged away, unless the same transaction was
+/// mined again on the new branch and still pays the order the same amount (`follow_moves`):
+/// then it is followed to its new block, its confirmations counted from there, and its
+/// claims written again for this order (the store accepts them for the same owner).
 async fn confirmations_update(
     s: &Settler,
     order: &PayOrder,
     now: Timestamp,
+    follow_moves: bool,
 ) -> Result<Option<(OrderUpdate, Progress)>, AdvanceError> {
     let payment = order
         .payment
@@ -139,6 +155,7 @@ async fn confirmations_update(
     let family = payment.family();
     let mut transfers = order.transfers.clone();
     let mut reorged = false;
+    let mut claims = Vec::new();
     let mut all_final = true;
     // The head of each chain read (the order's, and in test mode the sandbox), once.
     let mut heads: Vec<(bool, u64)> = Vec::new();
@@ -169,8 +186,30 @@ async fn confirmations_update(
         .await?
         {
             ConfirmationCheck::Reorged => {
-                t.status = TransferStatus::Reorged;
-                reorged = true;
+                let moved = match current {
+                    Some(_) if follow_moves => verify_transaction(&*reader, order, payment, &hash)
+                        .await
+                        .ok()
+                        .filter(|v| v.amount == t.amount.raw),
+                    _ => None,
+                };
+                match moved {
+                    Some(v) => {
+                        tracing::info!(order_id = %order.id, tx = %t.tx_hash, from = t.block_number, to = v.inclusion.block_number, "a reorg moved the transaction to another block; following it there");
+                        t.block_number = v.inclusion.block_number;
+                        t.block_hash = v.inclusion.block_hash.clone();
+                        t.mined_at = i64::try_from(v.inclusion.timestamp)
+                            .ok()
+                            .and_then(Timestamp::from_unix);
+                        t.confirmations = (head + 1).saturating_sub(v.inclusion.block_number);
+                        claims.extend(v.claims);
+                        all_final = false;
+                    }
+                    None => {
+                        t.status = TransferStatus::Reorged;
+                        reorged = true;
+                    }
+                }
             }
             ConfirmationCheck::Confirmed { confirmations } => {
                 t.confirmations = confirmations;
@@ -191,6 +230,13 @@ async fn confirmations_update(
         o.transfers = transfers.clone();
         tally(o);
     };
+    // What the transfers still counted add up to: a reorg of one transfer leaves an order
+    // that the others still pay waiting for their confirmations, not for a payment.
+    let covered = {
+        let mut after = order.clone();
+        set(&mut after);
+        !matches!(tally(&mut after), Assessment::Partial { .. })
+    };
     let write = if order.status == OrderStatus::Expired {
         // A late payment: its transfers are counted (or reorged away, and no longer
         // counted), the order stays EXPIRED.
@@ -198,8 +244,10 @@ async fn confirmations_update(
             return Ok(None);
         }
         order.edit(now, set)
-    } else if reorged {
+    } else if reorged && !covered {
         order.transition(now, OrderStatus::AwaitingPayment, set)
+    } else if reorged && !all_final {
+        order.edit(now, set)
     } else if all_final {
         let to = if payment.exchange_id.is_some() {
             OrderStatus::ExecutingOrder
@@ -213,6 +261,9 @@ async fn confirmations_update(
         return Ok(None);
     };
     let update = write.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let update = claims
+        .into_iter()
+        .fold(update, |u, claim| u.with_tx_claim(claim));
     Ok(Some((update, Progress::Waiting)))
 }
 

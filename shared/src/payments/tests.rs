@@ -471,12 +471,15 @@ async fn a_reorg_is_confirmed_on_chain_and_never_credits_twice() {
     assert_eq!(still.transfers[0].status, TransferStatus::Confirming);
     r.chain.hidden.lock().unwrap().clear();
 
-    // A real reorg: block 11 is replaced and the transaction is mined again in block 13.
+    // A real reorg: block 11 is replaced, and the transaction is mined again in block 13,
+    // which the node checked does not show yet: the transfer is reorged away.
     r.chain.reorg(11, &[&tx], 13);
+    r.chain.hidden.lock().unwrap().push(tx.to_string());
     assert_eq!(r.check(&a.id).await, Progress::Settled);
     let back = r.get(&a.id).await;
     assert_eq!(back.status, OrderStatus::AwaitingPayment);
     assert_eq!(back.transfers[0].status, TransferStatus::Reorged);
+    r.chain.hidden.lock().unwrap().clear();
 
     // Re-mined: recorded again on the same order (its claims written again), counted once.
     assert_eq!(code(r.pay(&a.id, &tx).await), "OK");
@@ -492,6 +495,102 @@ async fn a_reorg_is_confirmed_on_chain_and_never_credits_twice() {
     r.chain.set_head(40);
     assert_eq!(r.check(&a.id).await, Progress::Settled);
     assert_eq!(r.get(&a.id).await.status, OrderStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_transaction_mined_again_after_a_reorg_is_followed_to_its_new_block() {
+    let r = rig();
+    let org = OrgId::generate();
+    let a = r.waiting(&org, SHOP, 25_000_000).await;
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    r.pay(&a.id, &tx).await.unwrap();
+    // Block 11 is replaced and the same transaction is mined again in block 13: the check
+    // follows it there instead of sending a paid order back to wait for a payment (which
+    // nobody would make again, and the scan has passed block 13).
+    r.chain.reorg(11, &[&tx], 13);
+    assert_eq!(r.check(&a.id).await, Progress::Waiting);
+    let moved = r.get(&a.id).await;
+    assert_eq!(moved.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(moved.transfers.len(), 1);
+    assert_eq!(moved.transfers[0].status, TransferStatus::Confirming);
+    assert_eq!(moved.transfers[0].block_number, 13);
+    assert_eq!(moved.transfers[0].block_hash, block_hash(13, 1));
+    assert_eq!(received(&moved), RawAmount::from_u128(25_000_000));
+    // Still this order's: no other order of the organization can take it.
+    let b = r.waiting(&org, SHOP, 25_000_000).await;
+    assert_eq!(code(r.pay(&b.id, &tx).await), "TX_ALREADY_USED");
+    // Confirmations count from the new block: 3 are needed here, block 13 at head 14 has 2.
+    r.chain.set_head(14);
+    assert_eq!(r.check(&a.id).await, Progress::Waiting);
+    assert_eq!(r.get(&a.id).await.status, OrderStatus::AwaitingConfirmation);
+    r.chain.set_head(15);
+    assert_eq!(r.check(&a.id).await, Progress::Settled);
+    assert_eq!(r.get(&a.id).await.status, OrderStatus::Completed);
+
+    // Mined again, but on the new branch it pays less (its sender's state differed): that
+    // is not the payment that was recorded, so it is reorged away and the order waits.
+    let c = r.waiting(&org, SHOP, 25_000_000).await;
+    let short = r.chain.mine(41, 5, &[(USDC, SHOP, 25_000_000)]);
+    r.pay(&c.id, &short).await.unwrap();
+    r.chain.reorg(41, &[&short], 42);
+    r.chain
+        .txs
+        .lock()
+        .unwrap()
+        .get_mut(&short.to_string())
+        .unwrap()
+        .transfers[0]
+        .amount = RawAmount::from_u128(10_000_000);
+    assert_eq!(r.check(&c.id).await, Progress::Settled);
+    let back = r.get(&c.id).await;
+    assert_eq!(back.status, OrderStatus::AwaitingPayment);
+    assert_eq!(back.transfers[0].status, TransferStatus::Reorged);
+    assert_eq!(received(&back), RawAmount::ZERO);
+}
+
+#[tokio::test]
+async fn a_reorg_of_one_transfer_leaves_an_order_the_others_pay_waiting_for_them() {
+    let r = rig();
+    let org = OrgId::generate();
+    let a = r.waiting(&org, SHOP, 25_000_000).await;
+    // A part of the amount, then the whole of it, in later and earlier blocks.
+    let big = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    let dust = r.chain.mine(12, 5, &[(USDC, SHOP, 1_000_000)]);
+    r.pay(&a.id, &dust).await.unwrap();
+    assert_eq!(r.get(&a.id).await.status, OrderStatus::PartialPayment);
+    r.pay(&a.id, &big).await.unwrap();
+    assert_eq!(r.get(&a.id).await.status, OrderStatus::AwaitingConfirmation);
+    // Block 12 is reorged away with the dust; the 25 in block 11 still pay the order.
+    r.chain.reorg(12, &[], 12);
+    assert_eq!(r.check(&a.id).await, Progress::Waiting);
+    let after = r.get(&a.id).await;
+    assert_eq!(after.status, OrderStatus::AwaitingConfirmation);
+    let status = |h: &TxHash| {
+        let t = after.transfers.iter().find(|t| t.tx_hash == h.to_string());
+        t.unwrap().status
+    };
+    assert_eq!(status(&dust), TransferStatus::Reorged);
+    assert_eq!(status(&big), TransferStatus::Confirming);
+    assert_eq!(received(&after), RawAmount::from_u128(25_000_000));
+    // Its confirmations are still followed, to the end.
+    r.chain.set_head(40);
+    assert_eq!(r.check(&a.id).await, Progress::Settled);
+    let done = r.get(&a.id).await;
+    assert_eq!(done.status, OrderStatus::Completed);
+    assert_eq!(received(&done), RawAmount::from_u128(25_000_000));
+
+    // When what is left is short, the order waits for the rest of the payment again.
+    let b = r.waiting(&org, SHOP, 25_000_000).await;
+    let first = r.chain.mine(41, 5, &[(USDC, SHOP, 10_000_000)]);
+    let second = r.chain.mine(42, 5, &[(USDC, SHOP, 15_000_000)]);
+    r.pay(&b.id, &first).await.unwrap();
+    r.pay(&b.id, &second).await.unwrap();
+    assert_eq!(r.get(&b.id).await.status, OrderStatus::AwaitingConfirmation);
+    r.chain.reorg(42, &[], 42);
+    assert_eq!(r.check(&b.id).await, Progress::Settled);
+    let short = r.get(&b.id).await;
+    assert_eq!(short.status, OrderStatus::AwaitingPayment);
+    assert_eq!(received(&short), RawAmount::from_u128(10_000_000));
 }
 
 #[tokio::test]
