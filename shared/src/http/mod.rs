@@ -233,6 +233,7 @@ const FINAL_REFUSALS: &[ErrorCode] = &[
     ErrorCode::TxBeforeOrder,
     ErrorCode::WrongRecipient,
     ErrorCode::WrongToken,
+    ErrorCode::TooManyTransfers,
     ErrorCode::WrongChain,
     ErrorCode::TxAlreadyUsed,
     ErrorCode::TxBeforeRefund,
@@ -470,6 +471,7 @@ mod tests {
             (422, Some("TX_BEFORE_ORDER")),
             (422, Some("WRONG_RECIPIENT")),
             (422, Some("WRONG_TOKEN")),
+            (422, Some("TOO_MANY_TRANSFERS")),
             (422, Some("WRONG_CHAIN")),
         ];
         let released = [

@@ -22,6 +22,10 @@ pub enum PaymentMismatch {
     WrongRecipient,
     #[error("the transaction pays the deposit address in another currency")]
     WrongToken,
+    #[error(
+        "the transaction makes more than 32 transfers to the deposit address; one payment makes fewer"
+    )]
+    TooManyTransfers,
 }
 
 impl PaymentMismatch {
@@ -31,6 +35,7 @@ impl PaymentMismatch {
             PaymentMismatch::MinedBeforeOrder => "TX_BEFORE_ORDER",
             PaymentMismatch::WrongRecipient => "WRONG_RECIPIENT",
             PaymentMismatch::WrongToken => "WRONG_TOKEN",
+            PaymentMismatch::TooManyTransfers => "TOO_MANY_TRANSFERS",
         }
     }
 }
@@ -44,7 +49,16 @@ pub(crate) fn same(family: ChainFamily, a: &str, b: &str) -> bool {
     }
 }
 
-/// The transfers of `tx` that pay `payment`: to its deposit address, in its input currency.
+/// The most transfers to the deposit address that one transaction may pay with. Each is
+/// claimed in the write that records the payment, and a DynamoDB transaction takes at most
+/// 100 items: a transaction of many dust transfers (free to make with zero-value
+/// `transferFrom` calls) must be refused as a payment, not fail every write, and with it
+/// the deposit scan of its chain, for good.
+pub const MAX_PAYING_TRANSFERS: usize = 32;
+
+/// The transfers of `tx` that pay `payment`: to its deposit address, in its input currency,
+/// of more than nothing (a zero-value transfer, which anyone can emit to any address, pays
+/// nothing and claims nothing).
 pub fn paying_transfers<'a>(
     payment: &Payment,
     tx: &'a ChainTx,
@@ -63,9 +77,12 @@ pub fn paying_transfers<'a>(
     let to_us: Vec<&Transfer> = tx
         .transfers
         .iter()
-        .filter(|t| same(family, &t.to, deposit))
+        .filter(|t| !t.amount.is_zero() && same(family, &t.to, deposit))
         .collect();
     let paying: Vec<&Transfer> = to_us.iter().copied().filter(|t| right_token(t)).collect();
+    if paying.len() > MAX_PAYING_TRANSFERS {
+        return Err(PaymentMismatch::TooManyTransfers);
+    }
     match (paying.is_empty(), to_us.is_empty()) {
         (false, _) => Ok(paying),
         (true, false) => Err(PaymentMismatch::WrongToken),
@@ -329,6 +346,35 @@ pub(crate) mod tests {
             Err(PaymentMismatch::WrongToken)
         );
         assert_eq!(PaymentMismatch::WrongToken.code(), "WRONG_TOKEN");
+    }
+
+    #[test]
+    fn zero_value_transfers_pay_nothing_and_a_swarm_of_transfers_is_refused() {
+        let usdc = crate::testing::payment(&format!("8453:{}", USDC.to_lowercase()), 10, DEPOSIT);
+        // Zero-value logs to the deposit (anyone can emit them) are not paying transfers.
+        let zeros = |n: u64| -> Vec<Transfer> {
+            (0..n).map(|i| transfer(Some(USDC), DEPOSIT, 0, Some(i))).collect()
+        };
+        assert_eq!(
+            paying_transfers(&usdc, &tx(true, zeros(3))),
+            Err(PaymentMismatch::WrongRecipient)
+        );
+        let mut mixed = zeros(60);
+        mixed.push(transfer(Some(USDC), DEPOSIT, 10, Some(60)));
+        let t = tx(true, mixed);
+        let got = paying_transfers(&usdc, &t).unwrap();
+        assert_eq!(got.iter().map(|t| t.position).collect::<Vec<_>>(), [Some(60)]);
+        // Up to MAX_PAYING_TRANSFERS paying transfers are one payment; more are refused.
+        let dust = |n: u64| -> Vec<Transfer> {
+            (0..n).map(|i| transfer(Some(USDC), DEPOSIT, 1, Some(i))).collect()
+        };
+        let max = MAX_PAYING_TRANSFERS as u64;
+        assert_eq!(paying_transfers(&usdc, &tx(true, dust(max))).unwrap().len(), 32);
+        assert_eq!(
+            paying_transfers(&usdc, &tx(true, dust(max + 1))),
+            Err(PaymentMismatch::TooManyTransfers)
+        );
+        assert_eq!(PaymentMismatch::TooManyTransfers.code(), "TOO_MANY_TRANSFERS");
     }
 
     #[test]

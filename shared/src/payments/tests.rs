@@ -628,6 +628,42 @@ async fn the_scan_credits_every_watched_address_and_never_skips_a_failed_read() 
 }
 
 #[tokio::test]
+async fn a_swarm_of_dust_or_zero_transfers_neither_pays_nor_stops_the_scan() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    // Anyone can emit zero-value transfers to a deposit address shown on a checkout page
+    // (`transferFrom(anyone, deposit, 0)` needs no tokens), and tiny ones cost next to
+    // nothing: one transaction of 60 of each. Recording them would claim two items per
+    // transfer in one write, past what one DynamoDB transaction takes, so that write, and
+    // the scan of the chain with it, would fail on every run.
+    let zeros = [(USDC, SHOP, 0u128); 60];
+    let dust = [(USDC, SHOP, 1u128); 60];
+    let z = r.chain.mine(12, 5, &zeros);
+    let d = r.chain.mine(13, 5, &dust);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 0, "{report:?}");
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(13));
+    let untouched = r.get(&o.id).await;
+    assert_eq!(untouched.status, OrderStatus::AwaitingPayment);
+    assert!(untouched.transfers.is_empty());
+    // Submitted, each is refused with its reason, and nothing changes.
+    assert_eq!(code(r.pay(&o.id, &z).await), "WRONG_RECIPIENT");
+    assert_eq!(code(r.pay(&o.id, &d).await), "TOO_MANY_TRANSFERS");
+    assert!(r.get(&o.id).await.transfers.is_empty());
+    // The next real payment is found by the scan as usual.
+    let real = r.chain.mine(14, 5, &[(USDC, SHOP, 25_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 1, "{report:?}");
+    let paid = r.get(&o.id).await;
+    assert_eq!(paid.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(paid.transfers.len(), 1);
+    assert_eq!(paid.transfers[0].tx_hash, real.to_string());
+}
+
+#[tokio::test]
 async fn the_scan_keeps_its_cursor_while_an_order_keeps_changing() {
     let r = rig();
     let org = OrgId::generate();
