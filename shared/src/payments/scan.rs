@@ -80,7 +80,7 @@ pub async fn scan_chain(
     }
     let to = head.min(from + SCAN_MAX_BLOCKS - 1);
     report.blocks = Some((from, to));
-    let orders = s.store.list_watched_orders(chain, now).await?;
+    let mut orders = s.store.list_watched_orders(chain, now).await?;
     report.watched_orders = orders.len();
     if !orders.is_empty() {
         let mut watch = crate::chains::Watch::default();
@@ -106,16 +106,24 @@ pub async fn scan_chain(
             let mut candidates: Vec<&PayOrder> = orders
                 .iter()
                 .filter(|o| {
-                    o.payment
-                        .as_ref()
-                        .is_some_and(|p| same(p.family(), p.deposit_address(), &sighting.to))
+                    o.status.accepts_payment()
+                        && o.payment
+                            .as_ref()
+                            .is_some_and(|p| same(p.family(), p.deposit_address(), &sighting.to))
                 })
                 .collect();
             // Orders still waiting come before expired ones watched for late payments.
             candidates.sort_by_key(|o| (o.status == OrderStatus::Expired, o.created_at));
             if let Some(order) = pick(&*reader, &candidates, &sighting.tx_hash).await? {
                 match record_payment(s, &order, &sighting.tx_hash, now).await {
-                    Ok(r) => report.recorded += usize::from(r.new),
+                    Ok(r) => {
+                        report.recorded += usize::from(r.new);
+                        // The next transfers of this range are matched against the order
+                        // as it is now (paid, or with less still due), not as listed.
+                        if let Some(o) = orders.iter_mut().find(|o| o.id == r.order.id) {
+                            *o = r.order;
+                        }
+                    }
                     // Every failure is sorted here, with no catch-all: one taken wrongly
                     // for a refusal would let the cursor step past a payment never
                     // recorded. What is not final fails the scan, and the range is read

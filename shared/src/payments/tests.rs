@@ -628,6 +628,38 @@ async fn the_scan_credits_every_watched_address_and_never_skips_a_failed_read() 
 }
 
 #[tokio::test]
+async fn one_scan_credits_each_of_several_payments_to_a_shared_address() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    // Two orders of the same price on one merchant address, and a third topped up in two
+    // parts; all their transfers land in the range of one scan.
+    let a = r.waiting(&org, SHOP, 25_000_000).await;
+    let b = r.waiting(&org, SHOP, 25_000_000).await;
+    let c = r.waiting(&org, OTHER, 30_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    r.chain.mine(12, 5, &[(USDC, SHOP, 25_000_000)]);
+    r.chain.mine(12, 5, &[(USDC, SHOP, 25_000_000)]);
+    r.chain.mine(12, 5, &[(USDC, OTHER, 10_000_000)]);
+    r.chain.mine(13, 5, &[(USDC, OTHER, 20_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    // Each transfer is matched against the orders as the scan left them: the first order
+    // paid no longer takes the second payment, and the top-up matches what is still due.
+    assert_eq!(report.recorded, 4, "{report:?}");
+    for id in [&a.id, &b.id, &c.id] {
+        let o = r.get(id).await;
+        assert_eq!(o.status, OrderStatus::AwaitingConfirmation, "{id}");
+    }
+    assert_eq!(r.get(&a.id).await.transfers.len(), 1);
+    assert_eq!(r.get(&b.id).await.transfers.len(), 1);
+    assert_eq!(
+        received(&r.get(&c.id).await),
+        RawAmount::from_u128(30_000_000)
+    );
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(13));
+}
+
+#[tokio::test]
 async fn a_swarm_of_dust_or_zero_transfers_neither_pays_nor_stops_the_scan() {
     let r = rig();
     let org = OrgId::generate();
