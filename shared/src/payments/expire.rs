@@ -52,7 +52,8 @@ pub async fn expire_orders(
     Ok(expired)
 }
 
-async fn expire_one(
+/// Expires the order if it still may be (unpaid, past `expires_at`); whether it did.
+pub(crate) async fn expire_one(
     store: &dyn OrderStore,
     id: &OrderId,
     now: Timestamp,

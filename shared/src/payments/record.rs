@@ -1,6 +1,7 @@
 //! Recording a verified payment: the order update, its event and the claims of its
 //! transfers in one conditional write; then the first confirmation check is queued.
 
+use super::expire::expire_one;
 use super::rules::{Assessment, required_confirmations, tally};
 use super::verify::{VerifyError, reader_for, verify_transaction};
 use super::{ATTEMPTS, Settler, enqueue_check};
@@ -231,6 +232,21 @@ async fn record_from(
         }
         let reader = reader_for(&s.chains, &order, &payment, hash).map_err(VerifyError::from)?;
         let verified = verify_transaction(&*reader, &order, &payment, hash).await?;
+        let mined_at = i64::try_from(verified.inclusion.timestamp)
+            .ok()
+            .and_then(Timestamp::from_unix);
+        // A transfer mined after the order's expiry is late whether or not the upkeep
+        // (once a minute, a batch at a time) has expired the order yet: the order is
+        // expired first, as the upkeep would have, and the transfer recorded on it as a
+        // late payment. Otherwise when the upkeep last ran would decide whether a payer
+        // who waited past the price lock still gets it.
+        if order.status.is_expirable()
+            && order.expires_at <= now
+            && mined_at.is_none_or(|m| m > order.expires_at)
+        {
+            expire_one(&*s.store, order_id, now).await?;
+            continue;
+        }
         // A claim held by another order of this organization and mode is final; one held
         // by this order (a transaction that reorged and was mined again) is claimed again,
         // which the store accepts for the same owner.
@@ -272,9 +288,7 @@ async fn record_from(
             detected_at: now,
             confirmed_at: None,
             sandbox: sandbox::is_sandbox(hash) && !order.livemode,
-            mined_at: i64::try_from(verified.inclusion.timestamp)
-                .ok()
-                .and_then(Timestamp::from_unix),
+            mined_at,
         };
         let update = apply_transfer(&order, transfer, claims, now)?;
         let completion = keep.and_then(|keep| keep(update.order()));

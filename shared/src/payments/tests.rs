@@ -951,6 +951,49 @@ async fn a_payment_mined_in_time_but_seen_after_expiry_is_not_late() {
 }
 
 #[tokio::test]
+async fn a_transfer_mined_after_expiry_is_late_though_the_upkeep_has_not_run_yet() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.waiting_until(&org, SHOP, 25_000_000, 1).await;
+    // The upkeep has not reached the order (it runs once a minute, a batch at a time):
+    // the order still says AWAITING_PAYMENT when a transfer mined after its expiry comes.
+    let late = r.chain.mine(11, -10, &[(USDC, SHOP, 25_000_000)]);
+    let later = Timestamp::now().plus_seconds(15);
+    let rec = record_payment(&r.s, &o.id, &late, later).await.unwrap();
+    // Late, as it would be had the upkeep run first: the order is EXPIRED, the transfer
+    // recorded on it as a late payment (refundable), and no price lock is kept.
+    assert_eq!(rec.order.status, OrderStatus::Expired);
+    assert!(rec.order.paid_late);
+    assert_eq!(received(&rec.order), RawAmount::from_u128(25_000_000));
+    let types: Vec<EventType> = r.events(&org).await.iter().map(|e| e.event_type).collect();
+    assert!(types.contains(&EventType::OrderExpired), "{types:?}");
+    assert!(types.contains(&EventType::OrderPaymentLate), "{types:?}");
+    assert!(
+        !types.contains(&EventType::OrderPaymentDetected),
+        "{types:?}"
+    );
+    // The upkeep, when it comes, finds nothing more to do.
+    assert_eq!(expire_orders(&*r.s.store, later, 100).await.unwrap(), 0);
+
+    // A partly paid order topped up after its expiry: the same.
+    let p = r.waiting_until(&org, OTHER, 25_000_000, 1).await;
+    let part = r.chain.mine(12, 0, &[(USDC, OTHER, 10_000_000)]);
+    r.pay(&p.id, &part).await.unwrap();
+    assert_eq!(r.get(&p.id).await.status, OrderStatus::PartialPayment);
+    let rest = r.chain.mine(13, -10, &[(USDC, OTHER, 15_000_000)]);
+    let rec = record_payment(&r.s, &p.id, &rest, later).await.unwrap();
+    assert_eq!(rec.order.status, OrderStatus::Expired);
+    assert!(rec.order.paid_late);
+
+    // Mined before the expiry and seen after it, the upkeep not run: on time, as before.
+    let q = r.waiting_until(&org, SHOP, 7_000_000, 1).await;
+    let in_time = r.chain.mine(14, 0, &[(USDC, SHOP, 7_000_000)]);
+    let rec = record_payment(&r.s, &q.id, &in_time, later).await.unwrap();
+    assert_eq!(rec.order.status, OrderStatus::AwaitingConfirmation);
+    assert!(!rec.order.paid_late);
+}
+
+#[tokio::test]
 async fn a_partial_payment_mined_in_time_is_not_late_when_seen_after_expiry() {
     let r = rig();
     let org = OrgId::generate();
