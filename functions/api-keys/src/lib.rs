@@ -2,11 +2,13 @@
 //! `POST /auth/token`, which trades an API key for a short-lived access token.
 //!
 //! Keys are per mode: a test key sees and manages test keys only. A key hands out only the
-//! scopes it holds itself (`*` only when it holds `*`). The key text and its API secret are
-//! in the answer that creates (or rolls) a key, and never again. Creating, revoking and
-//! rolling need a signed request (the API secret, which an access token never stands in
-//! for). Under an `Idempotency-Key`, the kept answers of creating and rolling (which hold
-//! a key and its secret) are sealed with the master key.
+//! scopes it holds itself (`*` only when it holds `*`), and so rolls or revokes only keys
+//! whose scopes it holds (a roll hands out the old key's scopes). The key text and its API
+//! secret are in the answer that creates (or rolls) a key, and never again. Creating,
+//! revoking and rolling need a signed request (the API secret, which an access token never
+//! stands in for). Under an `Idempotency-Key`, the kept answers of creating and rolling
+//! (which hold a key and its secret) are sealed with the master key, and replayed only to
+//! the key that made the request.
 //!
 //! `/auth/token` is a public route (no authorizer): the API key is in its body, and is
 //! checked here exactly as the authorizer checks it.
@@ -88,6 +90,32 @@ async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Bo
         }
         _ => Err(ApiError::not_found("route")),
     }
+}
+
+/// A key hands out only the scopes it holds (`*` only when it holds `*`): it creates a key
+/// with such scopes only, and rolls (which hands out a new key with the old one's scopes)
+/// or revokes only a key whose scopes it could grant. Else `403 INSUFFICIENT_SCOPE`, naming
+/// `param`.
+fn may_grant_scopes(ctx: &AuthContext, scopes: &[Scope], param: &str) -> Result<(), ApiError> {
+    may_grant(&ctx.scopes, scopes).map_err(|s| {
+        ApiError::forbidden(
+            "INSUFFICIENT_SCOPE",
+            format!(
+                "this API key cannot grant {s}: a key grants only scopes it holds, and rolls \
+                 or revokes only keys whose scopes it holds"
+            ),
+        )
+        .with_param(param)
+    })
+}
+
+/// [`load`], for a change to the key (revoking, rolling): only a key whose scopes the
+/// caller could grant. A narrower key must not stop a wider one, nor roll it and be handed
+/// its new key and secret.
+async fn load_to_manage(svc: &Services, ctx: &AuthContext, id: &KeyId) -> Result<ApiKey, ApiError> {
+    let key = load(svc, ctx, id).await?;
+    may_grant_scopes(ctx, &key.scopes, "id")?;
+    Ok(key)
 }
 
 /// The caller's own key, of its own mode, or a 404 that does not say whether it exists.
@@ -288,13 +316,7 @@ async fn create(
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let body: CreateKey = http::request::signed_json(&*svc.store, ctx, req, false).await?;
-    if let Err(s) = may_grant(&ctx.scopes, &body.scopes.0) {
-        return Err(ApiError::forbidden(
-            "INSUFFICIENT_SCOPE",
-            format!("this API key cannot grant {s}: a key grants only scopes it holds"),
-        )
-        .with_param("scopes"));
-    }
+    may_grant_scopes(ctx, &body.scopes.0, "scopes")?;
     let now = Timestamp::now();
     let mut issued = auth::issue_api_key(
         &ctx.org_id,
@@ -328,7 +350,7 @@ async fn revoke(
 ) -> Result<Response<Body>, ApiError> {
     let _: http::request::NoFields =
         http::request::signed_json(&*svc.store, ctx, req, true).await?;
-    load(svc, ctx, id).await?;
+    load_to_manage(svc, ctx, id).await?;
     let now = Timestamp::now();
     let key = match svc.store.revoke_api_key(id, now).await {
         Ok(k) => k,
@@ -353,7 +375,7 @@ async fn roll(
         .map_or(auth::ROLL_GRACE_DEFAULT_SECS, |g| g.0);
     // A revocation or another roll between the read and the write: read the key again.
     for _ in 0..ROLL_ATTEMPTS {
-        let old = load(svc, ctx, id).await?;
+        let old = load_to_manage(svc, ctx, id).await?;
         let now = Timestamp::now();
         if !old.is_active(now) {
             return Err(ApiError::conflict(

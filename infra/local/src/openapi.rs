@@ -850,8 +850,8 @@ fn contract(path: &str, method: &str, op: &mut Operation) {
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
                 .description(Some(
-                    "1-255 printable ASCII: the same request within 24 h answers the stored \
-response (`Idempotent-Replayed: true`).",
+                    "1-255 printable ASCII: the same request from the same API key within 24 h \
+answers the stored response (`Idempotent-Replayed: true`).",
                 ))
                 .schema(Some(schema(
                     json!({ "type": "string", "minLength": 1, "maxLength": 255 }),

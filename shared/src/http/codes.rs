@@ -87,7 +87,7 @@ catalogue! {
     InvalidIdempotencyKey = "INVALID_IDEMPOTENCY_KEY", [400], InvalidRequest,
         "`Idempotency-Key` must be 1-255 printable ASCII characters without spaces.";
     IdempotencyMismatch = "IDEMPOTENCY_MISMATCH", [422], InvalidRequest,
-        "This `Idempotency-Key` was used in the last 24 h with a different request; use a new key.";
+        "This `Idempotency-Key` was used in the last 24 h with a different request, or by another API key; use a new key.";
 
     // ------------------------------------------------------------ order fields
     InvalidAmount = "INVALID_AMOUNT", [400], InvalidRequest,
@@ -247,7 +247,7 @@ catalogue! {
 
     // ------------------------------------------------------------ permission (403)
     InsufficientScope = "INSUFFICIENT_SCOPE", [403], Permission,
-        "The API key (or access token) lacks the scope this route needs, or a key asked to grant a scope it does not hold.";
+        "The API key (or access token) lacks the scope this route needs, or a key asked to grant a scope it does not hold (or to roll or revoke a key with one).";
     TestModeOnly = "TEST_MODE_ONLY", [403], Permission,
         "Simulated payments are for test-mode keys only.";
     UnknownRoute = "UNKNOWN_ROUTE", [403], Permission,

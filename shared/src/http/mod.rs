@@ -22,7 +22,7 @@ pub use payment::{pay, pay_answering, payment_error};
 pub use request::Params;
 
 use crate::auth::AuthContext;
-use crate::model::{OrderId, PayOrder, RequestId, Timestamp};
+use crate::model::{KeyId, OrderId, PayOrder, RequestId, Timestamp};
 use crate::store::{
     IdempotencyBegin, IdempotencyCompletion, IdempotencyHold, IdempotencyScope, IdempotencyStore,
     OrderStore, StoredResponse,
@@ -197,9 +197,16 @@ pub async fn load_own_order(
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
-/// What makes two requests "the same request" under one idempotency key.
-pub fn request_fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+/// What makes two requests "the same request" under one idempotency key: the API key that
+/// sends it (for an access token, the key it was issued from), the method, the path and the
+/// body. The key is part of it so that a kept answer (a created key and its secret, say) is
+/// replayed only to the key that made the request: another key of the organization and mode
+/// sending the same request under the same idempotency key meets `422
+/// IDEMPOTENCY_MISMATCH`, not the answer, which that key might not have been allowed to get.
+pub fn request_fingerprint(key_id: &KeyId, method: &str, path: &str, body: &[u8]) -> String {
     let mut h = Sha256::new();
+    h.update(key_id.as_str().as_bytes());
+    h.update(b"\n");
     h.update(method.as_bytes());
     h.update(b" ");
     h.update(path.as_bytes());
@@ -256,9 +263,10 @@ pub fn is_final_outcome(status: u16, code: Option<&str>) -> bool {
 }
 
 /// Runs a POST under its `Idempotency-Key`, if it has one (Stripe semantics): the same key
-/// and request answer the stored response; the same key with another request is a 422; a
-/// request still running is a 409. Final outcomes ([`is_final_outcome`]) are kept for
-/// 24 h; any other gives the key back so a retry runs.
+/// and request answer the stored response; the same key with another request, or the same
+/// request from another API key ([`request_fingerprint`]), is a 422; a request still
+/// running is a 409. Final outcomes ([`is_final_outcome`]) are kept for 24 h; any other
+/// gives the key back so a retry runs.
 ///
 /// A handler whose change is one store write keeps its answer in that same write:
 /// [`completion`] gives what to add to the write, and [`kept`] marks the answer, so that no
@@ -401,8 +409,12 @@ where
         mode: ctx.mode,
         key: key.to_owned(),
     };
-    let fingerprint =
-        request_fingerprint(req.method().as_str(), req.uri().path(), body_bytes(req)?);
+    let fingerprint = request_fingerprint(
+        &ctx.key_id,
+        req.method().as_str(),
+        req.uri().path(),
+        body_bytes(req)?,
+    );
     let now = Timestamp::now();
     match store.idempotency_begin(&scope, &fingerprint, now).await? {
         IdempotencyBegin::Replay(stored) => {
@@ -423,7 +435,7 @@ where
         )),
         IdempotencyBegin::Mismatch => Err(ApiError::unprocessable(
             "IDEMPOTENCY_MISMATCH",
-            "this Idempotency-Key was used with a different request",
+            "this Idempotency-Key was used with a different request, or by another API key",
         )),
         IdempotencyBegin::Started(hold) => {
             let outcome = HELD.scope((hold.clone(), seal.clone()), f()).await;

@@ -353,7 +353,9 @@ pub(crate) mod tests {
         let usdc = crate::testing::payment(&format!("8453:{}", USDC.to_lowercase()), 10, DEPOSIT);
         // Zero-value logs to the deposit (anyone can emit them) are not paying transfers.
         let zeros = |n: u64| -> Vec<Transfer> {
-            (0..n).map(|i| transfer(Some(USDC), DEPOSIT, 0, Some(i))).collect()
+            (0..n)
+                .map(|i| transfer(Some(USDC), DEPOSIT, 0, Some(i)))
+                .collect()
         };
         assert_eq!(
             paying_transfers(&usdc, &tx(true, zeros(3))),
@@ -363,18 +365,29 @@ pub(crate) mod tests {
         mixed.push(transfer(Some(USDC), DEPOSIT, 10, Some(60)));
         let t = tx(true, mixed);
         let got = paying_transfers(&usdc, &t).unwrap();
-        assert_eq!(got.iter().map(|t| t.position).collect::<Vec<_>>(), [Some(60)]);
+        assert_eq!(
+            got.iter().map(|t| t.position).collect::<Vec<_>>(),
+            [Some(60)]
+        );
         // Up to MAX_PAYING_TRANSFERS paying transfers are one payment; more are refused.
         let dust = |n: u64| -> Vec<Transfer> {
-            (0..n).map(|i| transfer(Some(USDC), DEPOSIT, 1, Some(i))).collect()
+            (0..n)
+                .map(|i| transfer(Some(USDC), DEPOSIT, 1, Some(i)))
+                .collect()
         };
         let max = MAX_PAYING_TRANSFERS as u64;
-        assert_eq!(paying_transfers(&usdc, &tx(true, dust(max))).unwrap().len(), 32);
+        assert_eq!(
+            paying_transfers(&usdc, &tx(true, dust(max))).unwrap().len(),
+            32
+        );
         assert_eq!(
             paying_transfers(&usdc, &tx(true, dust(max + 1))),
             Err(PaymentMismatch::TooManyTransfers)
         );
-        assert_eq!(PaymentMismatch::TooManyTransfers.code(), "TOO_MANY_TRANSFERS");
+        assert_eq!(
+            PaymentMismatch::TooManyTransfers.code(),
+            "TOO_MANY_TRANSFERS"
+        );
     }
 
     #[test]

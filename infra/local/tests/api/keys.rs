@@ -286,6 +286,94 @@ async fn a_key_grants_only_what_it_holds() {
         .assert_error(403, "INSUFFICIENT_SCOPE");
 }
 
+/// Rolling hands out a new key with the old key's scopes (and its secret), and revoking
+/// stops a key: a key does either only to keys whose scopes it could grant itself.
+#[tokio::test]
+async fn a_key_rolls_and_revokes_only_keys_whose_scopes_it_holds() {
+    let app = spawn_app().await;
+    let manager = issue(
+        &*app.store,
+        &app.master,
+        &app.a.org_id,
+        KeyMode::Test,
+        vec![Scope::OrdersRead, Scope::KeysManage],
+    )
+    .await;
+    // `app.a` is the organization's `*` key; `writer` holds a scope the manager lacks.
+    let (writer, _) = create_key(&app, &app.a, "writer", &["orders:read", "orders:create"]).await;
+    let before = app.get(&app.a, "/api-keys").await.body["data"].clone();
+    for target in [&app.a.key_id, &writer.key_id] {
+        for action in ["roll", "revoke"] {
+            let r = app
+                .signed_post(
+                    &manager,
+                    &format!("/api-keys/{target}/{action}"),
+                    &json!({}),
+                    &[],
+                )
+                .await;
+            r.assert_error(403, "INSUFFICIENT_SCOPE");
+            assert_eq!(r.body["error"]["param"], "id", "{}", r.text);
+            assert!(
+                !r.text.contains("sk_test_"),
+                "no key handed out: {}",
+                r.text
+            );
+        }
+    }
+    // Nothing changed: no new key, none revoked or expiring, and both keys still work (the
+    // `*` key with its secret too).
+    let after = app.get(&app.a, "/api-keys").await;
+    assert_eq!(after.body["data"], before, "{}", after.text);
+    for id in [&app.a.key_id, &writer.key_id] {
+        let shown = app.get(&app.a, &format!("/api-keys/{id}")).await;
+        assert_eq!(shown.body["status"], "active", "{}", shown.text);
+        assert!(shown.body["expires_at"].is_null(), "{}", shown.text);
+    }
+    assert_eq!(app.get(&app.a, "/webhook-endpoints").await.status, 200);
+    assert_eq!(app.get(&writer, "/pay-orders").await.status, 200);
+    create_key(&app, &app.a, "still signs", &["*"]).await;
+
+    // A key whose scopes the manager holds, it rolls and revokes.
+    let (reader, _) = create_key(&app, &manager, "reader", &["orders:read"]).await;
+    let r = app
+        .signed_post(
+            &manager,
+            &format!("/api-keys/{}/roll", reader.key_id),
+            &json!({"expires_in": 0}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["scopes"], json!(["orders:read"]));
+    let rolled = from_answer(&manager, &r.body);
+    assert_eq!(app.get(&rolled, "/pay-orders").await.status, 200);
+    let r = app
+        .signed_post(
+            &manager,
+            &format!("/api-keys/{}/revoke", rolled.key_id),
+            &json!({}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "revoked");
+    app.get(&rolled, "/pay-orders")
+        .await
+        .assert_error(401, "API_KEY_REVOKED");
+    // And itself (it holds its own scopes).
+    let r = app
+        .signed_post(
+            &manager,
+            &format!("/api-keys/{}/roll", manager.key_id),
+            &json!({}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["scopes"], json!(["orders:read", "keys:manage"]));
+}
+
 #[tokio::test]
 async fn keys_of_the_other_mode_and_organization_are_invisible() {
     let app = spawn_app().await;
@@ -578,6 +666,52 @@ async fn an_idempotent_creation_replays_the_key_but_keeps_it_sealed() {
     assert_eq!(again.body, first.body, "the same key, not a second one");
     assert_eq!(keys_named(&app, "idempotent").await, 1);
     kept_sealed(&app, "create-key-1", "/api-keys", &body, &first.body).await;
+}
+
+/// An Idempotency-Key's kept answer is replayed only to the key that made the request:
+/// another key of the organization and mode sending the same signed request under the
+/// same Idempotency-Key gets `422 IDEMPOTENCY_MISMATCH`, never the `*` key's answer (a key
+/// with its secret that it could not have created itself).
+#[tokio::test]
+async fn an_idempotent_answer_is_replayed_only_to_the_key_that_asked() {
+    let app = spawn_app().await;
+    let manager = issue(
+        &*app.store,
+        &app.master,
+        &app.a.org_id,
+        KeyMode::Test,
+        vec![Scope::KeysManage],
+    )
+    .await;
+    let body = json!({"name": "replayed to whom", "scopes": ["*"]});
+    let idem = [("idempotency-key", "create-key-by-star")];
+    let first = app.signed_post(&app.a, "/api-keys", &body, &idem).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let secret = first.body["secret"].as_str().unwrap();
+    let key = first.body["key"].as_str().unwrap();
+
+    // The same signed body and Idempotency-Key from the manager: refused, and nothing of
+    // the kept answer in the refusal.
+    let other = app.signed_post(&manager, "/api-keys", &body, &idem).await;
+    other.assert_error(422, "IDEMPOTENCY_MISMATCH");
+    assert!(!other.headers.contains_key("idempotent-replayed"));
+    assert!(
+        !other.text.contains(secret) && !other.text.contains(key),
+        "{}",
+        other.text
+    );
+    // Without the Idempotency-Key it is the grant rule that refuses it.
+    app.signed_post(&manager, "/api-keys", &body, &[])
+        .await
+        .assert_error(403, "INSUFFICIENT_SCOPE");
+
+    // The `*` key's own retry still replays its answer, and one key was made.
+    let again = app.signed_post(&app.a, "/api-keys", &body, &idem).await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, first.body);
+    assert_eq!(keys_named(&app, "replayed to whom").await, 1);
+    kept_sealed(&app, "create-key-by-star", "/api-keys", &body, &first.body).await;
 }
 
 /// How many of the first caller's keys bear `name`.

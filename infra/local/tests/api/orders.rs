@@ -222,7 +222,8 @@ async fn idempotent_replay_mismatch_and_in_flight() {
         key: "busy-1".into(),
     };
     let body = serde_json::to_vec(&deposit_body()).unwrap();
-    let fingerprint = payorders::http::request_fingerprint("POST", "/pay-orders", &body);
+    let fingerprint =
+        payorders::http::request_fingerprint(&app.a.key_id, "POST", "/pay-orders", &body);
     app.store
         .idempotency_begin(&scope, &fingerprint, Timestamp::now())
         .await

@@ -10,8 +10,8 @@ use alloy::primitives::U256;
 use payorders::auth::sign;
 use payorders::store::embedded::EmbeddedStore;
 use payorders::store::{
-    Cursor, IdempotencyBegin, IdempotencyScope, IdempotencyStore, ListWindow, OrderFilter,
-    OrderStore,
+    Cursor, IdempotencyBegin, IdempotencyScope, IdempotencyStore, KeyStore, ListWindow,
+    OrderFilter, OrderStore,
 };
 use payorders::testing::anvil;
 use payorders::{KeyMode, OrderId, OrgId, Timestamp};
@@ -439,7 +439,12 @@ async fn kept_id(
         mode: KeyMode::Test,
         key: a.key.clone(),
     };
-    let fingerprint = payorders::http::request_fingerprint("POST", &a.path, &a.body);
+    // Every attempt is the demo key's, the organization's only test key.
+    let keys = store.list_api_keys(org, KeyMode::Test).await.unwrap();
+    let [demo] = keys.as_slice() else {
+        panic!("expected the demo key alone, found {} keys", keys.len());
+    };
+    let fingerprint = payorders::http::request_fingerprint(&demo.id, "POST", &a.path, &a.body);
     match store
         .idempotency_begin(&scope, &fingerprint, Timestamp::now())
         .await

@@ -542,8 +542,12 @@ pub async fn kept_idempotent_body(
         mode: KeyMode::Test,
         key: key.into(),
     };
-    let fingerprint =
-        payorders::http::request_fingerprint("POST", path, &serde_json::to_vec(body).unwrap());
+    let fingerprint = payorders::http::request_fingerprint(
+        &who.key_id,
+        "POST",
+        path,
+        &serde_json::to_vec(body).unwrap(),
+    );
     let kept = app
         .store
         .idempotency_begin(&scope, &fingerprint, Timestamp::now())
