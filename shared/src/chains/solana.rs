@@ -237,7 +237,14 @@ impl TxReader for SolanaChain {
             .get("blockTime")
             .and_then(Value::as_u64)
             .ok_or_else(|| malformed("blockTime"))?;
-        let block_hash = self.block_hash(slot).await?.unwrap_or_default();
+        // A node that cannot show the block yet (behind, or another node behind a load
+        // balancer) fails the read, to be retried: an inclusion recorded without its block's
+        // hash would be taken for a reorg by the first confirmation check.
+        let Some(block_hash) = self.block_hash(slot).await? else {
+            return Err(ChainError::Rpc(format!(
+                "the node cannot show block {slot} of the transaction yet"
+            )));
+        };
         Ok(Some(ChainTx {
             inclusion: Some(Inclusion {
                 success,

@@ -507,6 +507,38 @@ fn solana_tx(err: serde_json::Value) -> serde_json::Value {
 }
 
 #[tokio::test]
+async fn a_solana_transaction_whose_block_the_node_cannot_show_is_a_failed_read() {
+    // A lagging node knows the transaction but answers `null` for its block: the read
+    // fails (and is retried) rather than giving an inclusion with an empty block hash,
+    // which the next confirmation check would take for a reorg.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(serde_json::json!({"method": "getBlock"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": null})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            serde_json::json!({"method": "getTransaction"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(solana_tx(serde_json::Value::Null)))
+        .mount(&server)
+        .await;
+    let sig =
+        "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW";
+    let read = SolanaChain::new(&server.uri())
+        .transaction(&TxHash::parse(ChainFamily::Solana, sig).unwrap())
+        .await;
+    assert!(
+        matches!(&read, Err(ChainError::Rpc(m)) if m.contains("block")),
+        "{read:?}"
+    );
+}
+
+#[tokio::test]
 async fn solana_transactions_from_json_parsed() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
