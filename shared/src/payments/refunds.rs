@@ -3,7 +3,7 @@
 //! chain and recording it with its claims, and following it to final in the confirmation
 //! checks, up to REFUNDED once everything received is refunded.
 
-use super::rules::{ConfirmationCheck, counted, same};
+use super::rules::{ConfirmationCheck, counted, same, tally};
 use super::verify::{NATIVE_VALUE_POSITION, reader_for};
 use super::{ATTEMPTS, PaymentError, Settler, VerifyError, enqueue_check, required_confirmations};
 use crate::chains::sandbox::{self, SandboxChain};
@@ -178,7 +178,13 @@ pub fn create_refund(
         succeeded_at: None,
     };
     let update = order
-        .edit(now, |o| o.refunds.push(refund))
+        .edit(now, |o| {
+            o.refunds.push(refund);
+            // An order still taking payments now has that much more due.
+            if o.status == OrderStatus::PartialPayment {
+                tally(o);
+            }
+        })
         .map_err(|_| RefundError::NotRefundable(order.status))?
         .with_event(EventType::RefundCreated);
     Ok((update, id))

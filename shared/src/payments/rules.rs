@@ -223,9 +223,14 @@ pub(crate) fn counted(transfers: &[ReceivedTransfer]) -> RawAmount {
         })
 }
 
-/// Sets `received`, `remaining` and the paid facts from the transfers that count.
+/// Sets `received`, `remaining` and the paid facts from the transfers that count. What the
+/// order's refunds give back (or hold, until sent) does not count toward the amount: a
+/// partial payment refunded and then topped up by the rest of the amount has not paid it,
+/// nor overpaid it once the rest and the refunded part came. `received` still says what
+/// arrived.
 pub(crate) fn tally(order: &mut PayOrder) -> Assessment {
     let received = counted(&order.transfers);
+    let kept = received.saturating_sub(super::refunds::committed(order));
     let tolerance = order.payment_tolerance;
     let payment = order
         .payment
@@ -233,7 +238,7 @@ pub(crate) fn tally(order: &mut PayOrder) -> Assessment {
         .expect("only orders with a payment are tallied");
     let decimals = payment.input.currency.decimals;
     let required = payment.input.amount.raw;
-    let verdict = assess(required, received, tolerance);
+    let verdict = assess(required, kept, tolerance);
     payment.received = Some(Amount::new(received, decimals));
     payment.remaining = match verdict {
         Assessment::Partial { remaining } => Some(Amount::new(remaining, decimals)),

@@ -215,6 +215,41 @@ async fn two_refunds_created_at_once_never_exceed_what_was_received() {
 }
 
 #[tokio::test]
+async fn a_refunded_partial_payment_no_longer_counts_toward_the_amount() {
+    let r = rig();
+    let org = OrgId::generate();
+    // 10 of 25 USDC paid; the customer asks for them back and the merchant refunds them.
+    let o = r.paid(&org, 10_000_000).await;
+    assert_eq!(o.status, OrderStatus::PartialPayment);
+    let rid = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
+    // All 25 are due again, and the order says so at once.
+    let due = r.get(&o.id).await;
+    let remaining = |o: &PayOrder| o.payment.as_ref().unwrap().remaining.as_ref().unwrap().raw;
+    assert_eq!(remaining(&due), raw(25_000_000));
+    let back = r
+        .chain
+        .mine_from(41, 5, SHOP, &[(USDC, CUSTOMER, 10_000_000)]);
+    assert_eq!(r.send_refund(&o.id, &rid, &back).await, "OK");
+    // The customer then sends the 15 that were "remaining" before the refund: that pays
+    // 15 of 25, not the order.
+    let rest = r.chain.mine(42, 5, &[(USDC, SHOP, 15_000_000)]);
+    let rec = r.pay(&o.id, &rest).await.unwrap();
+    assert_eq!(rec.order.status, OrderStatus::PartialPayment);
+    assert_eq!(remaining(&rec.order), raw(10_000_000));
+    // What arrived is still shown as arrived.
+    assert_eq!(received(&rec.order), raw(25_000_000));
+    // The last 10 complete it: 35 arrived, 10 went back, 25 kept.
+    let last = r.chain.mine(43, 5, &[(USDC, SHOP, 10_000_000)]);
+    let rec = r.pay(&o.id, &last).await.unwrap();
+    assert_eq!(rec.order.status, OrderStatus::AwaitingConfirmation);
+    assert!(rec.order.payment.as_ref().unwrap().remaining.is_none());
+    assert!(
+        !rec.order.paid_over,
+        "35 arrived against 25, but 10 went back"
+    );
+}
+
+#[tokio::test]
 async fn partial_then_full_refund_confirmed_to_refunded() {
     let r = rig();
     let org = OrgId::generate();
