@@ -78,11 +78,8 @@ pub fn frame(id: &str, event: &str, data: &serde_json::Value) -> String {
 fn settled(order: &PayOrder) -> bool {
     matches!(
         order.status,
-        OrderStatus::Completed
-            | OrderStatus::Cancelled
-            | OrderStatus::Failed
-            | OrderStatus::Refunded
-    ) || (order.status == OrderStatus::Expired && !order.awaits_check())
+        OrderStatus::Completed | OrderStatus::Failed | OrderStatus::Refunded
+    ) || (order.status.takes_late_payments_only() && !order.awaits_check())
 }
 
 /// Streams `order`'s changes into `out`, starting after the state `last_event_id` names.

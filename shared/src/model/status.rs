@@ -98,13 +98,23 @@ impl OrderStatus {
     }
 
     /// Statuses in which a transfer to the order is verified and recorded: waiting for a
-    /// payment, or EXPIRED (a late payment, inside the monitoring window). The one place
-    /// that decides which orders take money.
+    /// payment, or EXPIRED or CANCELLED (a late payment, inside the monitoring window: a
+    /// customer may pay from a checkout page opened before the merchant cancelled, and
+    /// that money must show on the order, to be refunded). The one place that decides
+    /// which orders take money.
     pub fn accepts_payment(&self) -> bool {
         matches!(
             self,
-            OrderStatus::AwaitingPayment | OrderStatus::PartialPayment | OrderStatus::Expired
+            OrderStatus::AwaitingPayment
+                | OrderStatus::PartialPayment
+                | OrderStatus::Expired
+                | OrderStatus::Cancelled
         )
+    }
+
+    /// Statuses that record transfers only as late payments (they stay as they are).
+    pub fn takes_late_payments_only(&self) -> bool {
+        matches!(self, OrderStatus::Expired | OrderStatus::Cancelled)
     }
 
     /// Statuses with a confirmation check outstanding (the sweeper re-queues stalled ones).

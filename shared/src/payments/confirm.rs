@@ -101,7 +101,7 @@ pub async fn advance(
                 confirmations_update(s, &order, now, follow_moves).await?
             }
             OrderStatus::ExecutingOrder => exchange_update(router, &order, now).await?,
-            OrderStatus::Expired if late_confirming => {
+            OrderStatus::Expired | OrderStatus::Cancelled if late_confirming => {
                 confirmations_update(s, &order, now, follow_moves).await?
             }
             // Payments settled; refund transfers still confirming.
@@ -237,9 +237,9 @@ async fn confirmations_update(
         set(&mut after);
         !matches!(tally(&mut after), Assessment::Partial { .. })
     };
-    let write = if order.status == OrderStatus::Expired {
+    let write = if order.status.takes_late_payments_only() {
         // A late payment: its transfers are counted (or reorged away, and no longer
-        // counted), the order stays EXPIRED.
+        // counted), the order stays EXPIRED (or CANCELLED).
         if transfers == order.transfers {
             return Ok(None);
         }

@@ -77,10 +77,12 @@ pub fn apply_transfer(
         return Err(PaymentError::NoPaymentDetails);
     }
     let expired = order.status == OrderStatus::Expired;
+    let cancelled = order.status == OrderStatus::Cancelled;
     // A payment is late only if it was mined late: this transfer's own block came after
     // `expires_at` (an unknown block time counts as late). When it was seen does not
-    // matter; the scan runs once a minute and a payer may submit later.
-    let late = expired && transfer.mined_at.is_none_or(|m| m > order.expires_at);
+    // matter; the scan runs once a minute and a payer may submit later. Any payment to a
+    // cancelled order is late: the merchant called the sale off.
+    let late = cancelled || (expired && transfer.mined_at.is_none_or(|m| m > order.expires_at));
     let mut next = order.clone();
     next.transfers.retain(|t| t.tx_hash != transfer.tx_hash);
     next.transfers.push(transfer);
@@ -101,7 +103,7 @@ pub fn apply_transfer(
         OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
     );
     // Late transfers are followed to final too (or reorged away), each in a new series.
-    if (!partial && (waiting || in_time)) || (expired && !in_time) {
+    if (!partial && (waiting || in_time)) || (expired && !in_time) || cancelled {
         // Confirmation checks start: a new series, so any older one left over is dropped.
         next.check_round = next.check_round.wrapping_add(1);
     }
@@ -115,8 +117,9 @@ pub fn apply_transfer(
         OrderStatus::Expired if partial && !late => order
             .edit(now, fill)
             .map(|u| u.with_event(EventType::OrderPartialPayment)),
-        // Mined late, or completing the amount only with transfers mined late.
-        OrderStatus::Expired => order
+        // Mined late, or completing the amount only with transfers mined late; or to a
+        // cancelled order, which stays cancelled.
+        OrderStatus::Expired | OrderStatus::Cancelled => order
             .edit(now, fill)
             .map(|u| u.with_event(EventType::OrderPaymentLate)),
         OrderStatus::PartialPayment if partial => order
@@ -427,11 +430,19 @@ pub(crate) mod tests {
         assert!(u.order().paid_late);
         assert_eq!(event(&u), Some(EventType::OrderPaymentLate));
 
-        for status in [
-            OrderStatus::Cancelled,
-            OrderStatus::Completed,
-            OrderStatus::Pending,
-        ] {
+        // To a cancelled order, whenever mined: late, and the order stays cancelled.
+        let u = apply_transfer(
+            &awaiting(OrderStatus::Cancelled),
+            transfer("0x1", 1_000),
+            vec![],
+            now,
+        )
+        .unwrap();
+        assert_eq!(u.order().status, OrderStatus::Cancelled);
+        assert!(u.order().paid_late);
+        assert_eq!(event(&u), Some(EventType::OrderPaymentLate));
+
+        for status in [OrderStatus::Completed, OrderStatus::Pending] {
             assert!(matches!(
                 apply_transfer(&awaiting(status), transfer("0x1", 1_000), vec![], now),
                 Err(PaymentError::NotPayable(s)) if s == status

@@ -112,8 +112,9 @@ pub async fn scan_chain(
                             .is_some_and(|p| same(p.family(), p.deposit_address(), &sighting.to))
                 })
                 .collect();
-            // Orders still waiting come before expired ones watched for late payments.
-            candidates.sort_by_key(|o| (o.status == OrderStatus::Expired, o.created_at));
+            // Orders still waiting come before expired or cancelled ones watched for late
+            // payments.
+            candidates.sort_by_key(|o| (o.status.takes_late_payments_only(), o.created_at));
             if let Some(order) = pick(&*reader, &candidates, &sighting.tx_hash).await? {
                 match record_payment(s, &order, &sighting.tx_hash, now).await {
                     Ok(r) => {

@@ -432,7 +432,7 @@ async fn the_same_transfer_submitted_twice_at_once_from_route_copies_pays_once()
 }
 
 #[tokio::test]
-async fn a_payment_recorded_from_a_copy_read_before_a_cancel_pays_nothing() {
+async fn a_payment_recorded_from_a_copy_read_before_a_cancel_is_late_and_refundable() {
     let r = rig();
     let org = OrgId::generate();
     let order = r.waiting(&org, SHOP, 25_000_000).await;
@@ -443,15 +443,77 @@ async fn a_payment_recorded_from_a_copy_read_before_a_cancel_pays_nothing() {
     r.s.store.update_order(&cancel).await.unwrap();
     let paid = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
 
-    let answer = record_payment_on(&r.s, stale, &paid, Timestamp::now()).await;
-    assert_eq!(code(answer), "ORDER_NOT_PAYABLE");
+    // Recorded from the copy read before the cancel: the write meets the cancel, and the
+    // retry records the transfer on the cancelled order as a late payment. The cancel
+    // stands; the money shows on the order, to be refunded.
+    let rec = record_payment_on(&r.s, stale, &paid, Timestamp::now())
+        .await
+        .unwrap();
+    assert!(rec.new);
     let after = r.get(&order.id).await;
     assert_eq!(after.status, OrderStatus::Cancelled);
-    assert!(after.transfers.is_empty());
-    assert!(r.sent.0.lock().unwrap().is_empty(), "no check was queued");
-    // Nor was the transfer claimed: another order of the merchant's can still take it.
+    assert!(after.paid_late);
+    assert_eq!(received(&after), RawAmount::from_u128(25_000_000));
+    assert_eq!(refundable(&after), RawAmount::from_u128(25_000_000));
+    // Its confirmations are followed like any late payment's.
+    assert!(
+        r.sent
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|m| m.order_id == order.id)
+    );
+    r.chain.set_head(40);
+    assert_eq!(r.check(&order.id).await, Progress::Settled);
+    let confirmed = r.get(&order.id).await;
+    assert_eq!(confirmed.status, OrderStatus::Cancelled);
+    assert_eq!(confirmed.transfers[0].status, TransferStatus::Confirmed);
+    // And the transfer is claimed: no other order of the merchant's takes it as well.
     let other = r.waiting(&org, SHOP, 25_000_000).await;
-    assert_eq!(code(r.pay(&other.id, &paid).await), "OK");
+    assert_eq!(code(r.pay(&other.id, &paid).await), "TX_ALREADY_USED");
+}
+
+#[tokio::test]
+async fn a_payment_mined_while_the_merchant_cancels_is_found_and_kept_on_the_order() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let a = r.waiting(&org, SHOP, 25_000_000).await;
+    let b = r.waiting(&org, OTHER, 9_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    // The customer pays from the checkout page; the merchant cancels before the scan
+    // (once a minute) has seen the transfer.
+    let tx = r.chain.mine(12, 5, &[(USDC, SHOP, 25_000_000)]);
+    let cancel = r
+        .get(&a.id)
+        .await
+        .transition(Timestamp::now(), OrderStatus::Cancelled, |_| {})
+        .unwrap();
+    r.s.store.update_order(&cancel).await.unwrap();
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 1, "{report:?}");
+    let kept = r.get(&a.id).await;
+    assert_eq!(kept.status, OrderStatus::Cancelled);
+    assert!(kept.paid_late);
+    assert_eq!(kept.transfers[0].tx_hash, tx.to_string());
+    let types: Vec<EventType> = r.events(&org).await.iter().map(|e| e.event_type).collect();
+    assert!(types.contains(&EventType::OrderPaymentLate), "{types:?}");
+
+    // On an address shared with an order still waiting for the same amount, the waiting
+    // order takes the transfer, not the cancelled one.
+    let c = r.waiting(&org, OTHER, 9_000_000).await;
+    let cancel = r
+        .get(&b.id)
+        .await
+        .transition(Timestamp::now(), OrderStatus::Cancelled, |_| {})
+        .unwrap();
+    r.s.store.update_order(&cancel).await.unwrap();
+    r.chain.mine(13, 5, &[(USDC, OTHER, 9_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 1, "{report:?}");
+    assert_eq!(r.get(&c.id).await.status, OrderStatus::AwaitingConfirmation);
+    assert!(r.get(&b.id).await.transfers.is_empty());
 }
 
 #[tokio::test]
