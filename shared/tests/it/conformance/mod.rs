@@ -61,6 +61,7 @@ all_adapters!(
     analytics_counted_once_without_lost_updates,
     analytics_added_as_a_batch_count_each_once,
     refunds_ride_on_the_order_write,
+    the_largest_payment_write_fits_one_transaction,
 );
 
 fn window(org: &OrgId, mode: KeyMode, limit: u32) -> ListWindow {
@@ -2671,4 +2672,68 @@ async fn refunds_ride_on_the_order_write(store: &dyn Store) {
         .map(|x| x.id)
         .collect();
     assert_eq!(stalled, std::slice::from_ref(&stored.id));
+}
+
+/// The largest write recording a payment makes: one transaction paying with the most
+/// transfers taken ([`payments::MAX_PAYING_TRANSFERS`], each claimed with its refund-side
+/// twin), overpaying (two events), under an `Idempotency-Key`. One DynamoDB transaction takes
+/// at most 100 items, and a payment that could not be written would keep failing, and the
+/// deposit scan of its chain with it; raising the limit past what fits fails here.
+async fn the_largest_payment_write_fits_one_transaction(store: &dyn Store) {
+    let org = OrgId::generate();
+    let now = t0();
+    let o = create(store, order(&org, false, now)).await;
+    let usdc = "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913";
+    let deposit = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+    let u = o
+        .transition(now, OrderStatus::AwaitingPayment, |o| {
+            o.payment = Some(payorders::testing::payment(usdc, 1_000, deposit));
+        })
+        .unwrap();
+    store.update_order(&u).await.unwrap();
+    let waiting = u.order().clone();
+    let chain = ChainId::new(8453).unwrap();
+    let hash = format!("0x{:064x}", 0xb16);
+    let mut claims = Vec::new();
+    for position in 0..payments::MAX_PAYING_TRANSFERS as u64 {
+        let claim = TxClaim::for_order(&waiting, chain, &hash, position);
+        claims.push(claim.other_purpose());
+        claims.push(claim);
+    }
+    let transfer = ReceivedTransfer {
+        tx_hash: hash.clone(),
+        amount: Amount::new(RawAmount::from_u128(5_000), 6),
+        status: TransferStatus::Confirming,
+        confirmations: 1,
+        required_confirmations: 3,
+        block_number: 7,
+        block_hash: "0x07".into(),
+        from_address: None,
+        detected_at: now,
+        confirmed_at: None,
+        sandbox: false,
+        mined_at: Some(now),
+    };
+    let key = take_key(store, &org, "pay-max", "fp-pay-max", r#"{"id":"p"}"#, now).await;
+    let update = payments::apply_transfer(&waiting, transfer, claims.clone(), now)
+        .unwrap()
+        .completing(Some(key.clone()));
+    assert!(
+        update.order().paid_over,
+        "overpaid: the write carries two events"
+    );
+    assert_eq!(update.tx_claims().len(), 2 * payments::MAX_PAYING_TRANSFERS);
+    store.update_order(&update).await.unwrap();
+    let paid = store.get_order(&waiting.id).await.unwrap().unwrap();
+    assert_eq!(paid.status, OrderStatus::AwaitingConfirmation);
+    for claim in [&claims[0], &claims[claims.len() - 1]] {
+        assert_eq!(
+            store.get_tx_claim(&claim.key()).await.unwrap(),
+            Some(waiting.id.clone())
+        );
+    }
+    assert_eq!(
+        retry(store, &key, now.plus_seconds(IDEMPOTENCY_LOCK_SECS + 1)).await,
+        IdempotencyBegin::Replay(key.response.clone())
+    );
 }
