@@ -1925,7 +1925,8 @@ async fn watched_orders_and_scan_cursors(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
-    // A partial payment stays watched; a cancelled order is not.
+    // A partial payment stays watched, and so does a cancelled order (a customer may pay
+    // from a page opened before the cancel: a late payment, to be refunded).
     let partial = awaiting[0]
         .transition(t0(), OrderStatus::PartialPayment, |_| {})
         .unwrap();
@@ -1936,10 +1937,35 @@ async fn watched_orders_and_scan_cursors(store: &dyn Store) {
     store.update_order(&cancelled).await.unwrap();
     assert_eq!(
         ids(store.list_watched_orders(base, t0()).await.unwrap()),
-        ids(vec![partial.order().clone(), awaiting[2].clone()])
+        ids(vec![
+            partial.order().clone(),
+            cancelled.order().clone(),
+            awaiting[2].clone()
+        ])
     );
+    // A cancelled order, too, leaves the watch list once its monitoring window ends.
+    let cancelled_end = cancelled.order().watch_until();
+    for (at, watched) in [
+        (cancelled_end.plus_seconds(-1), true),
+        (cancelled_end.plus_seconds(1), false),
+    ] {
+        let now_watched = store.list_watched_orders(base, at).await.unwrap();
+        assert_eq!(
+            now_watched.iter().any(|o| o.id == cancelled.order().id),
+            watched,
+            "{at}"
+        );
+    }
     // An expired order stays watched (late payments) until its monitoring window ends,
     // then leaves the watch list; so does a waiting order the expiry has not reached yet.
+    // (The cancelled order, seen above, is left out from here on.)
+    let cancelled_id = cancelled.order().id.clone();
+    let ids = |v: Vec<PayOrder>| {
+        v.into_iter()
+            .map(|o| o.id)
+            .filter(|id| id != &cancelled_id)
+            .collect::<HashSet<_>>()
+    };
     let expired = partial
         .order()
         .transition(t0(), OrderStatus::Expired, |_| {})
