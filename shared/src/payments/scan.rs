@@ -5,7 +5,7 @@ use super::rules::same;
 use super::verify::{VerifyError, verify_transaction};
 use super::{PaymentError, Settler, record_payment};
 use crate::chains::{ChainError, TxReader};
-use crate::model::{ChainId, OrderId, OrderStatus, PayOrder, Timestamp, TxHash};
+use crate::model::{ChainId, OrderId, PayOrder, Timestamp, TxHash};
 use crate::queue::QueueError;
 use crate::store::StoreError;
 use serde::Serialize;
