@@ -7,6 +7,7 @@ use payorders::auth;
 use payorders::http::{self, ApiError, Body, Params, Request, Response, render};
 use payorders::registry::{Currency, CurrencyRef, registry};
 use payorders::runtime::Services;
+use payorders::webhooks;
 use payorders::*;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -423,6 +424,10 @@ pub fn parse_order(
     fulfillment.custom_fee_bps = settings.custom_fee_bps;
 
     let metadata = parse_metadata(body.metadata, body.order_info)?;
+    let webhook_url = body
+        .webhook_url
+        .map(|u| order_webhook_url(u, ctx.livemode()))
+        .transpose()?;
     let expires_at = parse_expiry(
         body.expires_in,
         body.expires_at,
@@ -442,7 +447,7 @@ pub fn parse_order(
         fulfillment,
         payment: None,
         metadata,
-        webhook_url: body.webhook_url.map(|u| u.0),
+        webhook_url,
         redirect_url: body.redirect_url.map(|u| u.0),
         cancel_url: body.cancel_url.map(|u| u.0),
         nonce: body.nonce.map(|n| n.0),
@@ -462,6 +467,24 @@ pub fn parse_order(
         check_round: 0,
         version: 1,
     })
+}
+
+/// The order's own `webhook_url`, refused where its deliveries would refuse it: the form
+/// check every delivery makes ([`webhooks::check_url`]: https only in live mode), and in
+/// live mode a private, loopback or reserved address written as an IP
+/// ([`webhooks::check_literal_address`]). A host name is not resolved here (the order must
+/// not wait on, or fail with, the merchant's DNS); each delivery resolves and checks it.
+/// Test mode keeps http and any address, as before.
+fn order_webhook_url(url: HttpUrl, livemode: bool) -> Result<String, ApiError> {
+    let checked = webhooks::check_url(&url.0, livemode)
+        .map_err(|e| ApiError::invalid("INVALID_URL", "webhook_url", e.to_string()))?;
+    if livemode {
+        webhooks::check_literal_address(&checked, false).map_err(|e| {
+            ApiError::unprocessable("WEBHOOK_URL_FORBIDDEN", e.to_string())
+                .with_param("webhook_url")
+        })?;
+    }
+    Ok(url.0)
 }
 
 /// The currency an order names, resolved in the registry.

@@ -609,11 +609,12 @@ async fn queue_delivery(
 }
 
 /// `POST /webhook-endpoints/{id}/deliveries/{msg_id}/redeliver`: queues the delivery to be
-/// sent again and answers it as it will be (pending). The attempt's lease makes it pending
-/// ([`DeliveryMessage::Again`]): the route writes nothing, so a crash or a queue failure
-/// leaves the delivery as it was, never pending with no message to attempt it. A delivery
-/// whose attempt is under way is refused (`409 CONCURRENT_UPDATE`): sending it again then
-/// would send the same `webhook-id` twice at once and lose the running attempt's record.
+/// sent again and answers it as it will be (pending, to the endpoint's current URL). The
+/// attempt's lease makes it pending ([`DeliveryMessage::Again`]): the route writes nothing,
+/// so a crash or a queue failure leaves the delivery as it was, never pending with no
+/// message to attempt it. A delivery whose attempt is under way is refused
+/// (`409 CONCURRENT_UPDATE`): sending it again then would send the same `webhook-id` twice
+/// at once and lose the running attempt's record.
 async fn redeliver(
     svc: &Services,
     ctx: &auth::AuthContext,
@@ -644,10 +645,9 @@ async fn redeliver(
         ));
     }
     queue_delivery(queue, &DeliveryMessage::again(&d)).await?;
-    Ok(http::json(
-        202,
-        &webhooks::delivery::redelivery(&d, now).api_view(),
-    ))
+    // As it will be: pending, and to the endpoint's URL as it stands (its attempt goes there).
+    let again = webhooks::delivery::addressed(webhooks::delivery::redelivery(&d, now), Some(&ep));
+    Ok(http::json(202, &again.api_view()))
 }
 
 async fn order_webhook_secret(

@@ -77,6 +77,21 @@ fn under_lease(mut d: Delivery, now: Timestamp) -> Delivery {
     d
 }
 
+/// `d` addressed to where its next attempt goes. A delivery to an endpoint goes to the
+/// endpoint's URL as it stands at that attempt (`endpoint`, read for it): a merchant who
+/// moves an endpoint off a host moves its retries and redeliveries with it, and the record's
+/// `url` shows where the latest attempt went. A delivery to an order's own `webhook_url`
+/// (no endpoint) keeps the URL it was made with; so does one whose endpoint is gone, or is
+/// not `endpoint`.
+pub fn addressed(mut d: Delivery, endpoint: Option<&WebhookEndpoint>) -> Delivery {
+    if let Some(ep) = endpoint
+        && d.endpoint_id.as_ref() == Some(&ep.id)
+    {
+        d.url.clone_from(&ep.url);
+    }
+    d
+}
+
 /// A delivery sent again on request: pending, due at once, its attempts kept (what the
 /// request answers; its message's lease writes [`redelivery_lease`]).
 pub fn redelivery(d: &Delivery, now: Timestamp) -> Delivery {
@@ -410,6 +425,9 @@ pub async fn attempt_delivery(
         .as_ref()
         .map(|ep| ep.options.clone())
         .unwrap_or_default();
+    // The lease is addressed to the endpoint's URL as read for this attempt ([`addressed`]),
+    // the one whose secrets sign it and whose `allowed_ips` apply; the sender checks that
+    // URL against the SSRF rules before it connects.
     let request = WebhookRequest {
         url: leased.url.clone(),
         livemode: leased.livemode,
@@ -468,7 +486,9 @@ pub async fn attempt_delivery(
     Ok(after.outcome)
 }
 
-/// A delivery leased for this attempt, with what was read to create it.
+/// A delivery leased for this attempt, with what was read to create it: its event when
+/// the lease created the record, and its endpoint (read for every attempt of a delivery to
+/// one; `None` when it is gone, or the delivery goes to an order's own `webhook_url`).
 struct Leased {
     delivery: Delivery,
     event: Option<Event>,
@@ -479,12 +499,13 @@ struct Leased {
 /// message instead. A stored delivery is leased over the version read: made pending again
 /// for a redelivery asked of that very version ([`redelivery_lease`]), else as it stands
 /// (so a copy of a redelivery, or one overtaken by another attempt, sends nothing more than
-/// the delivery's own state calls for); a first attempt with
-/// no record yet creates it leased ([`first_lease`]), to its destination as the store has
-/// it: the message's endpoint looked up in its event's organization (so no message can send
-/// one organization's event to another's endpoint), or the order's own `webhook_url` in the
-/// event. Either write is conditional, so of two copies of a message (SQS delivers at least
-/// once; a retried dispatch sends again) only one attempts.
+/// the delivery's own state calls for), addressed to its endpoint's URL as it stands now
+/// ([`addressed`]; the endpoint is read for that, and signs the attempt); a first attempt
+/// with no record yet creates it leased ([`first_lease`]), to its destination as the store
+/// has it: the message's endpoint looked up in its event's organization (so no message can
+/// send one organization's event to another's endpoint), or the order's own `webhook_url`
+/// in the event. Either write is conditional, so of two copies of a message (SQS delivers
+/// at least once; a retried dispatch sends again) only one attempts.
 async fn take_lease(
     store: &dyn Store,
     message: &DeliveryMessage,
@@ -508,12 +529,19 @@ async fn take_lease(
                     Lease::Take(leased) => leased,
                 }
             };
+            // Its endpoint as it stands: the URL this attempt goes to (the merchant may have
+            // moved it since the last attempt), its secrets and options.
+            let endpoint = match &delivery.endpoint_id {
+                Some(eid) => store.get_endpoint(&delivery.organization_id, eid).await?,
+                None => None,
+            };
+            let leased = addressed(leased, endpoint.as_ref());
             let won = match store.update_delivery(&leased, delivery.version).await {
                 Ok(()) => true,
                 Err(StoreError::VersionConflict { .. }) => false,
                 Err(e) => return Err(e),
             };
-            (leased, won, None, None)
+            (leased, won, None, endpoint)
         }
         (None, DeliveryMessage::Attempt(_) | DeliveryMessage::Again { .. }) => {
             tracing::warn!(delivery_id = %id, "no such delivery");
@@ -568,23 +596,19 @@ async fn take_lease(
     }))
 }
 
-/// Who `d` goes to, with the secrets that sign it; `known` is its endpoint when it was read
-/// for this attempt already.
+/// Who `d` goes to, with the secrets that sign it; `endpoint` is its endpoint as read for
+/// this attempt ([`take_lease`]), `None` when it is gone.
 async fn delivery_destination(
     store: &dyn Store,
     master: &MasterKey,
     d: &Delivery,
-    known: Option<WebhookEndpoint>,
+    endpoint: Option<WebhookEndpoint>,
     now: Timestamp,
 ) -> StoreResult<Destination> {
     let open = |context: &str, sealed: &str| master.open(context, sealed).ok();
     match &d.endpoint_id {
         Some(eid) => {
-            let ep = match known {
-                Some(ep) => Some(ep),
-                None => store.get_endpoint(&d.organization_id, eid).await?,
-            };
-            let Some(ep) = ep else {
+            let Some(ep) = endpoint.filter(|ep| &ep.id == eid) else {
                 return Ok(Destination::Drop("the endpoint was deleted".into()));
             };
             if !ep.enabled {
@@ -998,6 +1022,45 @@ mod tests {
         assert_eq!(retrying.status, DeliveryStatus::Pending);
         assert!(retrying.next_attempt_at.unwrap() > ended);
         assert_eq!(attempt_under_way(&retrying, ended), None);
+    }
+
+    #[test]
+    fn an_endpoint_delivery_goes_to_the_endpoint_url_as_it_stands() {
+        let ep = endpoint();
+        let (d, event) = delivery(&ep);
+        let failed = fail_delivery(&leased(&d, t0()), t0(), t0(), "500".into());
+        // The merchant moved the endpoint: the next attempt, scheduled or asked for, goes
+        // to the new URL, and the record says so; nothing else about it changes.
+        let moved = WebhookEndpoint {
+            url: "https://new.example/hooks".into(),
+            ..ep.clone()
+        };
+        for next in [
+            redelivery_lease(&failed, t0().plus_seconds(60)),
+            leased(&d, t0().plus_seconds(60)),
+        ] {
+            let to = addressed(next.clone(), Some(&moved));
+            assert_eq!(to.url, "https://new.example/hooks");
+            assert_eq!(
+                Delivery {
+                    url: next.url.clone(),
+                    ..to
+                },
+                next
+            );
+        }
+        // Still where it was: unchanged.
+        assert_eq!(addressed(d.clone(), Some(&ep)), d);
+        // Gone, or another endpoint: the stored URL stays.
+        assert_eq!(addressed(d.clone(), None), d);
+        let other = WebhookEndpoint {
+            id: WebhookEndpointId::generate(),
+            ..moved.clone()
+        };
+        assert_eq!(addressed(d.clone(), Some(&other)), d);
+        // A delivery to an order's own webhook_url keeps its URL.
+        let own = pending_delivery(&event, None, "https://shop.example/h".into(), t0());
+        assert_eq!(addressed(own.clone(), Some(&moved)), own);
     }
 
     #[test]

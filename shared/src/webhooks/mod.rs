@@ -7,7 +7,7 @@ mod message;
 mod ssrf;
 
 pub use message::{DeliveryMessage, FirstAttempt, MessageError};
-pub use ssrf::{UrlRefusal, check_url, keep_allowed, resolve_destination};
+pub use ssrf::{UrlRefusal, check_literal_address, check_url, keep_allowed, resolve_destination};
 
 use crate::model::random_bytes;
 use base64::Engine;

@@ -4,7 +4,9 @@
 //! loopback (`http://localhost:…`) where the caller allows it: the local host does, the
 //! Lambda functions in AWS do not deliver there. Checked when an endpoint is saved and again
 //! before each delivery, which then connects to the address that was checked (no DNS
-//! rebinding).
+//! rebinding). An order's own `webhook_url` is checked for its form when the order is
+//! created, and in live mode for a private address written as an IP
+//! ([`check_literal_address`]); its host name is resolved only when delivered to.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use url::Url;
@@ -71,6 +73,23 @@ pub async fn resolve_destination(
         }
     }
     Ok(addrs)
+}
+
+/// Refuses a URL whose host is written as an IP address that [`resolve_destination`] would
+/// refuse, without resolving anything: the check for a URL that is only stored, where a DNS
+/// lookup is not worth its cost (an order's own `webhook_url`). A host name passes here; it
+/// is resolved and checked before each delivery.
+pub fn check_literal_address(url: &Url, allow_loopback: bool) -> Result<(), UrlRefusal> {
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+        _ => return Ok(()),
+    };
+    if is_forbidden(ip, allow_loopback) {
+        Err(UrlRefusal::Forbidden(ip))
+    } else {
+        Ok(())
+    }
 }
 
 /// The resolved addresses inside an endpoint's `allowed_ips` (all of them when it has
@@ -246,6 +265,39 @@ mod tests {
             Err(UrlRefusal::Credentials)
         );
         assert_eq!(check_url("not a url", true), Err(UrlRefusal::Malformed));
+    }
+
+    #[test]
+    fn literal_addresses_are_checked_without_resolving() {
+        let live = |u: &str| check_url(u, true).unwrap();
+        for u in [
+            "https://10.0.0.5/x",
+            "https://127.0.0.1/x",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::1]/x",
+            "https://[::ffff:192.168.1.1]/x",
+        ] {
+            assert!(
+                matches!(
+                    check_literal_address(&live(u), false),
+                    Err(UrlRefusal::Forbidden(_))
+                ),
+                "{u}"
+            );
+        }
+        // Public addresses and host names pass (a name is checked when delivered to).
+        for u in [
+            "https://93.184.216.34/x",
+            "https://localhost/x",
+            "https://example.com/x",
+        ] {
+            assert_eq!(check_literal_address(&live(u), false), Ok(()), "{u}");
+        }
+        // Loopback where the caller allows it, and nothing else more.
+        let local = check_url("http://127.0.0.1:8080/x", false).unwrap();
+        assert_eq!(check_literal_address(&local, true), Ok(()));
+        let private = check_url("http://10.0.0.5/x", false).unwrap();
+        assert!(check_literal_address(&private, true).is_err());
     }
 
     #[tokio::test]

@@ -1138,3 +1138,89 @@ async fn test_keys_use_test_networks_and_live_keys_mainnets() {
         .await;
     mismatch(&r, "chain_id", test_on_base);
 }
+
+/// A live order's own `webhook_url` must be one its deliveries will send to: https, or
+/// `400 INVALID_URL` as for a live endpoint (before, an `http://` URL was accepted and every
+/// delivery to it then failed as `destination refused`), and not a private, loopback or
+/// metadata address written as an IP (`422 WEBHOOK_URL_FORBIDDEN`). A refused order is not
+/// created. Test mode keeps http and such addresses, for a receiver on the developer's machine.
+#[tokio::test]
+async fn a_live_order_webhook_url_is_checked_as_its_deliveries_check_it() {
+    let app = spawn_app().await;
+    let live_sale = |webhook_url: &str| {
+        json!({
+            "mode": "SALE",
+            "amount": "10",
+            "currency": {"chain_id": 8453, "address": BASE_USDC},
+            "webhook_url": webhook_url,
+        })
+    };
+    let refused = [
+        ("http://example.com/x", 400, "INVALID_URL"),
+        ("https://10.0.0.5/x", 422, "WEBHOOK_URL_FORBIDDEN"),
+        ("https://127.0.0.1:8080/x", 422, "WEBHOOK_URL_FORBIDDEN"),
+        (
+            "https://169.254.169.254/latest/meta-data/",
+            422,
+            "WEBHOOK_URL_FORBIDDEN",
+        ),
+        ("https://[::1]/x", 422, "WEBHOOK_URL_FORBIDDEN"),
+    ];
+    for (url, status, code) in refused {
+        let deposit = app
+            .create_deposit(&app.a_live, &json!({"webhook_url": url}))
+            .await;
+        let sale = app
+            .signed_post(&app.a_live, "/pay-orders", &live_sale(url), &[])
+            .await;
+        for r in [deposit, sale] {
+            r.assert_error(status, code);
+            assert_eq!(r.body["error"]["param"], "webhook_url", "{url}: {}", r.text);
+        }
+    }
+    // The https refusal names the rule.
+    let r = app
+        .create_deposit(&app.a_live, &json!({"webhook_url": "http://example.com/x"}))
+        .await;
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("https"), "{message}");
+    // Nothing was created.
+    let list = app.get(&app.a_live, "/pay-orders").await;
+    assert_eq!(list.body["data"], json!([]), "{}", list.text);
+
+    // https to a public host is accepted (the host name is resolved when delivered to).
+    let deposit = app
+        .create_deposit(
+            &app.a_live,
+            &json!({"webhook_url": "https://example.com/x"}),
+        )
+        .await;
+    assert_eq!(deposit.status, 201, "{}", deposit.text);
+    let sale = app
+        .signed_post(
+            &app.a_live,
+            "/pay-orders",
+            &live_sale("https://example.com/x"),
+            &[],
+        )
+        .await;
+    assert_eq!(sale.status, 201, "{}", sale.text);
+    for r in [&deposit, &sale] {
+        assert_eq!(r.body["livemode"], true);
+        assert_eq!(r.body["webhook_url"], "https://example.com/x", "{}", r.text);
+    }
+
+    // Test mode is as it was: http, loopback and private addresses are accepted.
+    for url in [
+        "http://example.com/x",
+        "http://localhost:8080/x",
+        "http://127.0.0.1:8080/x",
+        "http://10.0.0.5/x",
+    ] {
+        let r = app
+            .create_deposit(&app.a, &json!({"webhook_url": url}))
+            .await;
+        assert_eq!(r.status, 201, "{url}: {}", r.text);
+        assert_eq!(r.body["webhook_url"], url);
+    }
+}

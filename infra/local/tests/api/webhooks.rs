@@ -281,6 +281,140 @@ async fn failure_then_retry_with_the_same_webhook_id() {
     .assert_error(404, "RESOURCE_NOT_FOUND");
 }
 
+/// The endpoint's only delivery as the API lists it, once `done` holds for it.
+async fn only_delivery(app: &TestApp, eid: &str, done: impl Fn(&Value) -> bool) -> Value {
+    eventually(async || {
+        let log = app
+            .get(&app.a, &format!("/webhook-endpoints/{eid}/deliveries"))
+            .await
+            .body;
+        let data = log["data"].as_array().unwrap();
+        (data.len() == 1 && done(&data[0])).then(|| data[0].clone())
+    })
+    .await
+}
+
+/// A merchant who moves an endpoint (`POST /webhook-endpoints/{id} {"url"}`), say off a
+/// retired or compromised host, moves its deliveries with it: the next scheduled retry and
+/// a redelivery go to the URL the endpoint has then, signed with its secret, never to the
+/// old host, and the delivery shows the URL its latest attempt went to. The URL used is the
+/// one the SSRF rules check. Before, every attempt after the first went to the first's URL.
+#[tokio::test]
+async fn retries_and_redeliveries_follow_the_endpoint_to_its_new_url() {
+    let app = spawn_app().await;
+    let old = Receiver::start(&json!({}));
+    let moved = Receiver::start(&json!({}));
+    let again = Receiver::start(&json!({}));
+    let old_url = format!("{}/hooks", old.url);
+    let ep = create_endpoint(&app, &app.a, &old_url, json!(["order.created"])).await;
+    let eid = ep["id"].as_str().unwrap().to_owned();
+    let secrets = json!({"endpoint": ep["secret"]});
+    // The old host fails, asking for a wait (Retry-After 1000 s: 5 s at the tests' retry
+    // scale) that leaves the merchant time to move the endpoint before the retry.
+    old.configure(
+        &json!({"secrets": secrets, "fail_first": 100, "status": 500, "retry_after": 1000}),
+    );
+    moved.configure(&json!({"secrets": secrets}));
+    again.configure(&json!({"secrets": secrets}));
+
+    app.create_deposit(&app.a, &json!({})).await;
+    let first = old
+        .wait_for("the first attempt", is_type("order.created"))
+        .await;
+    assert_eq!(first["verified"]["endpoint"], true, "{first}");
+    let d = only_delivery(&app, &eid, |d| d["attempts"].as_array().unwrap().len() == 1).await;
+    assert_eq!(
+        (&d["status"], &d["url"]),
+        (&json!("pending"), &json!(old_url))
+    );
+
+    // Moved: the scheduled retry goes to the new URL, the same message, verified there.
+    let moved_url = format!("{}/moved", moved.url);
+    let r = app
+        .post(
+            &app.a,
+            &format!("/webhook-endpoints/{eid}"),
+            Some(&json!({"url": moved_url})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let retried = moved
+        .wait_for("the retry at the new URL", is_type("order.created"))
+        .await;
+    assert_eq!(retried["path"], "/moved");
+    assert_eq!(retried["webhook_id"], first["webhook_id"]);
+    assert_eq!(retried["verified"]["endpoint"], true, "{retried}");
+    let d = only_delivery(&app, &eid, |d| d["status"] == "delivered").await;
+    assert_eq!(attempt_codes(&d), [500, 200]);
+    assert_eq!(
+        d["url"],
+        moved_url.as_str(),
+        "the URL of the latest attempt"
+    );
+    assert_eq!(old.log().len(), 1, "nothing more went to the old URL");
+
+    // Moved again: a redelivery goes to the endpoint's URL as it stands, and says so.
+    let again_url = format!("{}/again", again.url);
+    let r = app
+        .post(
+            &app.a,
+            &format!("/webhook-endpoints/{eid}"),
+            Some(&json!({"url": again_url})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let did = d["id"].as_str().unwrap();
+    let redeliver = format!("/webhook-endpoints/{eid}/deliveries/{did}/redeliver");
+    let r = app.post(&app.a, &redeliver, None).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(
+        (&r.body["status"], &r.body["url"]),
+        (&json!("pending"), &json!(again_url))
+    );
+    let redelivered = again
+        .wait_for("the redelivery at the new URL", is_type("order.created"))
+        .await;
+    assert_eq!(redelivered["path"], "/again");
+    assert_eq!(redelivered["webhook_id"], first["webhook_id"]);
+    assert_eq!(redelivered["verified"]["endpoint"], true, "{redelivered}");
+    let d = only_delivery(&app, &eid, |d| {
+        d["status"] == "delivered" && d["attempts"].as_array().unwrap().len() == 3
+    })
+    .await;
+    assert_eq!(attempt_codes(&d), [500, 200, 200]);
+    assert_eq!(d["url"], again_url.as_str());
+    assert_eq!(old.log().len(), 1);
+    assert_eq!(moved.log().len(), 1);
+
+    // The SSRF rules check the URL the attempt uses: an endpoint that now points at a
+    // private address (written straight to the store, as a host whose DNS changed would
+    // resolve) is not sent to, and no earlier URL is tried instead.
+    let id = WebhookEndpointId::parse(&eid).unwrap();
+    let stored = app
+        .store
+        .get_endpoint(&app.a.org_id, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut private = stored.next_version();
+    private.url = "http://10.0.0.5/hooks".into();
+    app.store
+        .update_endpoint(&private, stored.version, None)
+        .await
+        .unwrap();
+    let r = app.post(&app.a, &redeliver, None).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let d = only_delivery(&app, &eid, |d| d["status"] == "failed").await;
+    assert_eq!(d["url"], "http://10.0.0.5/hooks");
+    let error = d["attempts"][3]["error"].as_str().unwrap();
+    assert!(error.contains("destination refused"), "{d}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        (old.log().len(), moved.log().len(), again.log().len()),
+        (1, 1, 1)
+    );
+}
+
 /// The endpoint as the API shows it once it has been disabled.
 async fn disabled_endpoint(app: &TestApp, id: &str) -> Value {
     eventually(async || {
