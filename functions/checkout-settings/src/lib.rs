@@ -70,7 +70,8 @@ async fn settings(svc: &Services, req: &Request, rid: String) -> Result<Response
         return Ok(http::json(200, &view(&current.unwrap_or_default())));
     }
     http::idempotent(&*svc.store, &ctx, req, &rid, || async {
-        let body: CheckoutSettingsUpdate = http::request::json(req, false)?;
+        let body: CheckoutSettingsUpdate =
+            http::request::signed_json(&*svc.store, &ctx, req, false).await?;
         let mut next = svc
             .store
             .get_checkout_settings(&ctx.org_id)

@@ -512,7 +512,7 @@ async fn rotate(
     req: &Request,
     id: &WebhookEndpointId,
 ) -> Result<Response<Body>, ApiError> {
-    let _: NoFields = http::request::json(req, true)?;
+    let _: NoFields = http::request::signed_json(&*svc.store, ctx, req, true).await?;
     let master = master(svc)?;
     let secret = webhooks::generate_secret();
     let sealed = master.seal(&webhooks::endpoint_secret_context(id), &secret);
@@ -547,7 +547,7 @@ async fn ping(
     req: &Request,
     id: &WebhookEndpointId,
 ) -> Result<Response<Body>, ApiError> {
-    let _: NoFields = http::request::json(req, true)?;
+    let _: NoFields = http::request::signed_json(&*svc.store, ctx, req, true).await?;
     let queue = webhooks_queue(svc)?;
     for _ in 0..3 {
         let ep = load(svc, ctx, id).await?;
@@ -622,7 +622,7 @@ async fn redeliver(
     endpoint: &WebhookEndpointId,
     id: &DeliveryId,
 ) -> Result<Response<Body>, ApiError> {
-    let _: NoFields = http::request::json(req, true)?;
+    let _: NoFields = http::request::signed_json(&*svc.store, ctx, req, true).await?;
     let ep = load(svc, ctx, endpoint).await?;
     if !ep.enabled {
         return Err(ApiError::conflict(

@@ -53,11 +53,14 @@ impl AuthFailure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedRequest {
     pub scheme: Scheme,
-    /// Hex signature (v1/legacy replay claims are keyed on it with the body).
+    /// Hex signature (v1/legacy replay claims are keyed on it, the request and the body).
     pub signature: String,
     pub timestamp: i64,
     /// v2 only: the body hash the signature covers.
     pub body_sha256: Option<String>,
+    /// The request the signature came with, `METHOD /path` (path percent-decoded, no
+    /// query string): a legacy signature covers neither, so its replay claim names them.
+    pub request: String,
 }
 
 /// Who is calling, as established by the authorizer.
@@ -115,6 +118,7 @@ impl AuthContext {
             );
             m.insert("signature".into(), json!(s.signature));
             m.insert("sig_timestamp".into(), json!(s.timestamp.to_string()));
+            m.insert("sig_request".into(), json!(s.request));
             if let Some(b) = &s.body_sha256 {
                 m.insert("body_sha256".into(), json!(b));
             }
@@ -169,6 +173,9 @@ impl AuthContext {
                     .and_then(|t| t.parse().ok())
                     .ok_or_else(missing)?,
                 body_sha256: text("body_sha256").map(str::to_owned),
+                // Absent only from an authorizer older than this field (mid-deploy): its
+                // replay claims then name no request, refusing more, never less.
+                request: text("sig_request").unwrap_or_default().to_owned(),
             })
         } else {
             None
@@ -484,15 +491,8 @@ async fn verify_signature(
         ));
     }
     if let (Scheme::V2, Some(nonce)) = (sig.scheme, &sig.nonce) {
-        let fresh = claims
-            .claim_once(
-                &format!("v2nonce#{}#{nonce}", key.id),
-                now,
-                Timestamp::from_unix(sig.timestamp + 2 * SIGNATURE_WINDOW_SECS).unwrap_or(now),
-            )
-            .await
-            .map_err(store_fault)?;
-        if !fresh {
+        let claim = Claim::Nonce { nonce };
+        if !claim_once(claims, &key.id, &claim, sig.timestamp, now).await? {
             return Err(AuthFailure::unauthenticated(
                 "NONCE_REUSED",
                 "this signature nonce was already used",
@@ -504,12 +504,86 @@ async fn verify_signature(
         signature: hex::encode(&sig.signature),
         timestamp: sig.timestamp,
         body_sha256: sig.body_sha256.clone(),
+        request: request_line(req.method, req.path),
     })
+}
+
+/// `METHOD /path` as a replay claim names it: the path without stage or query string (no
+/// route that checks a body reads its query, so a query added to a replay must not make it
+/// new), percent-decoded (`po%5F…` reaches the same order as `po_…`).
+fn request_line(method: &str, path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| path.get(i + 1..i + 3))
+            .flatten()
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) => {
+                decoded.push(b);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    format!("{method} {}", String::from_utf8_lossy(&decoded))
+}
+
+/// What a signature may use once, inside its window.
+enum Claim<'a> {
+    /// A v2 nonce, whatever the request.
+    Nonce { nonce: &'a str },
+    /// A v1 or legacy signed request: this signature on this request with this body.
+    Request {
+        signed: &'a SignedRequest,
+        body_sha256: &'a str,
+    },
+}
+
+impl Claim<'_> {
+    /// The one place claim keys are spelled. A v1 signature binds the method and path
+    /// itself; a legacy one binds neither, so the key names them (hashed: a path has no
+    /// length limit, a store key has one).
+    fn key(&self, key_id: &KeyId) -> String {
+        match self {
+            Claim::Nonce { nonce } => format!("v2nonce#{key_id}#{nonce}"),
+            Claim::Request {
+                signed,
+                body_sha256,
+            } => format!(
+                "replay#{key_id}#{}#{}#{body_sha256}",
+                signed.signature,
+                hex::encode(Sha256::digest(signed.request.as_bytes()))
+            ),
+        }
+    }
+}
+
+/// Claims `claim` for the signature's window (twice the allowed skew past its timestamp):
+/// true the first time.
+async fn claim_once(
+    claims: &dyn ClaimStore,
+    key_id: &KeyId,
+    claim: &Claim<'_>,
+    timestamp: i64,
+    now: Timestamp,
+) -> Result<bool, AuthFailure> {
+    let until = Timestamp::from_unix(timestamp + 2 * SIGNATURE_WINDOW_SECS).unwrap_or(now);
+    claims
+        .claim_once(&claim.key(key_id), now, until)
+        .await
+        .map_err(store_fault)
 }
 
 /// The body-bound checks of a signed request, run by handlers that take a body: a v2
 /// signature's body hash must match; a v1/legacy signed request may not be replayed
-/// exactly (same signature, same body) inside the window.
+/// exactly (same signature, method, path and body) inside the window.
 pub async fn verify_body(
     claims: &dyn ClaimStore,
     ctx: &AuthContext,
@@ -535,14 +609,11 @@ pub async fn verify_body(
             Ok(())
         }
         Scheme::V1 | Scheme::Legacy => {
-            let claim = format!("replay#{}#{}#{body_hash}", ctx.key_id, signed.signature);
-            let until =
-                Timestamp::from_unix(signed.timestamp + 2 * SIGNATURE_WINDOW_SECS).unwrap_or(now);
-            let fresh = claims
-                .claim_once(&claim, now, until)
-                .await
-                .map_err(store_fault)?;
-            if fresh {
+            let claim = Claim::Request {
+                signed,
+                body_sha256: &body_hash,
+            };
+            if claim_once(claims, &ctx.key_id, &claim, signed.timestamp, now).await? {
                 Ok(())
             } else {
                 Err(AuthFailure::unauthenticated(
@@ -761,6 +832,48 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "embedded")]
+    #[tokio::test]
+    async fn a_legacy_replay_claim_names_the_method_and_path() {
+        let claims = crate::store::embedded::EmbeddedStore::in_memory().unwrap();
+        let now = Timestamp::now();
+        let key_id = KeyId::generate();
+        let verify = async |method: &str, path: &str| {
+            let ctx = AuthContext {
+                org_id: OrgId::generate(),
+                key_id: key_id.clone(),
+                mode: KeyMode::Test,
+                scopes: vec![Scope::All],
+                signed: Some(SignedRequest {
+                    scheme: Scheme::Legacy,
+                    signature: "ab".repeat(64),
+                    timestamp: now.unix(),
+                    body_sha256: None,
+                    request: request_line(method, path),
+                }),
+            };
+            verify_body(&claims, &ctx, b"{}", now).await
+        };
+        // One legacy signature, the same body, three requests: each passes.
+        verify("POST", "/pay-orders/po_a/cancel").await.unwrap();
+        verify("POST", "/pay-orders/po_b/cancel").await.unwrap();
+        verify("POST", "/api-keys/key_a/revoke").await.unwrap();
+        // The same method and path again is a replay, however the path is escaped.
+        for (method, path) in [
+            ("POST", "/pay-orders/po_a/cancel"),
+            ("POST", "/pay-orders/po%5Fa/cancel"),
+            ("POST", "/pay-orders/po%5fb/cancel"),
+        ] {
+            assert_eq!(
+                verify(method, path).await.unwrap_err().code,
+                "REPLAYED_REQUEST",
+                "{method} {path}"
+            );
+        }
+        assert_eq!(request_line("GET", "/a%2"), "GET /a%2");
+        assert_eq!(request_line("GET", "/a%zz%+1%41"), "GET /a%zz%+1A");
+    }
+
     #[test]
     fn context_round_trips_through_the_authorizer_map() {
         let ctx = AuthContext {
@@ -773,6 +886,7 @@ mod tests {
                 signature: "ab".repeat(32),
                 timestamp: 1_700_000_000,
                 body_sha256: Some("cd".repeat(32)),
+                request: "POST /pay-orders/po_1/cancel".into(),
             }),
         };
         let map: std::collections::HashMap<_, _> = ctx.to_authorizer().into_iter().collect();

@@ -343,3 +343,162 @@ async fn sale_needs_a_signed_request_deposit_does_not() {
         201
     );
 }
+
+#[tokio::test]
+async fn one_legacy_signature_serves_different_requests_in_its_second() {
+    let app = &spawn_app().await;
+    let a = &app.a;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = app.create_deposit(a, &json!({})).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    // A legacy signature covers neither method nor path: one timestamp, one signature.
+    let ts = now();
+    let legacy = format!(
+        "APIKey={},signature={},timestamp={ts}",
+        a.key,
+        sign::legacy(&a.key, &a.secret, ts)
+    );
+    let body = json!({"reason": "duplicate"});
+    let cancel = |path: String| {
+        let (legacy, body) = (legacy.clone(), body.clone());
+        async move {
+            app.call(
+                a,
+                "POST",
+                &path,
+                Some(&body),
+                &[("authorization-signature", &legacy)],
+            )
+            .await
+        }
+    };
+
+    // Two orders cancelled with the same header and the same body: two requests.
+    for id in &ids {
+        let r = cancel(format!("/pay-orders/{id}/cancel")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["status"], "CANCELLED");
+    }
+    // Sending the first again is a replay, and so is the same path escaped otherwise or
+    // with a query string added (no route that reads a body reads its query).
+    let first = &ids[0];
+    for path in [
+        format!("/pay-orders/{first}/cancel"),
+        format!("/pay-orders/{}/cancel", first.replacen('_', "%5F", 1)),
+        format!("/pay-orders/{first}/cancel?again=1"),
+    ] {
+        cancel(path).await.assert_error(401, "REPLAYED_REQUEST");
+    }
+}
+
+/// A POST with a v2 signature over `signed` (nonce `nonce`, now), sending `sent`.
+async fn v2_post(
+    app: &TestApp,
+    who: &Caller,
+    path: &str,
+    nonce: &str,
+    signed: &[u8],
+    sent: &[u8],
+) -> Resp {
+    let sig = sign::v2_header(&who.key, &who.secret, "POST", path, now(), nonce, signed);
+    app.send(
+        "POST",
+        path,
+        headers(&[
+            ("x-api-key", &who.key),
+            ("authorization-signature", &sig),
+            ("content-type", "application/json"),
+        ]),
+        Some(sent.to_vec()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn checkout_settings_check_a_signature_against_the_body() {
+    let app = &spawn_app().await;
+    let a = &app.a;
+    let path = "/settings/checkout";
+    let unchanged = app.get(a, path).await.body;
+    assert_eq!(unchanged["display_name"], json!(null), "{unchanged}");
+
+    // A v2 signature over `{}` with another body: refused, nothing written.
+    let other = br#"{"display_name": "Mallory"}"#;
+    v2_post(app, a, path, "checkout-1", b"{}", other)
+        .await
+        .assert_error(401, "BODY_HASH_MISMATCH");
+    assert_eq!(app.get(a, path).await.body, unchanged);
+    // Signed over the body it sends: changed.
+    let r = v2_post(app, a, path, "checkout-2", other, other).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["display_name"], "Mallory");
+    // A v1 signed request is accepted once; unsigned still works.
+    let body = json!({"hide_footer": true});
+    let sig = sign::v1_header(&a.key, &a.secret, "POST", path, now());
+    let v1 = async || {
+        app.call(
+            a,
+            "POST",
+            path,
+            Some(&body),
+            &[("authorization-signature", &sig)],
+        )
+        .await
+    };
+    assert_eq!(v1().await.status, 200);
+    v1().await.assert_error(401, "REPLAYED_REQUEST");
+    let r = app
+        .post(a, path, Some(&json!({"hide_footer": false})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn webhook_endpoint_actions_check_a_signature_against_the_body() {
+    let app = &spawn_app().await;
+    let a = &app.a;
+    let r = app
+        .post(
+            a,
+            "/webhook-endpoints",
+            Some(&json!({"url": "http://127.0.0.1:9/hooks", "events": ["order.created"]})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let eid = r.body["id"].as_str().unwrap().to_owned();
+    let id = WebhookEndpointId::parse(&eid).unwrap();
+    let secrets = async || {
+        app.store
+            .get_endpoint(&a.org_id, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .secrets
+            .len()
+    };
+    assert_eq!(secrets().await, 1);
+    let rotate = format!("/webhook-endpoints/{eid}/rotate-secret");
+
+    // Signed over `{}`, sent with another (equally empty) body: refused, not rotated.
+    v2_post(app, a, &rotate, "rotate-1", b"{}", b"{ }")
+        .await
+        .assert_error(401, "BODY_HASH_MISMATCH");
+    assert_eq!(secrets().await, 1);
+    let r = v2_post(app, a, &rotate, "rotate-2", b"{}", b"{}").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body["secret"].is_string(), "{}", r.text);
+    assert_eq!(secrets().await, 2);
+    // The other actions without fields: the same check.
+    let test = format!("/webhook-endpoints/{eid}/test");
+    v2_post(app, a, &test, "test-1", b"{}", b"{ }")
+        .await
+        .assert_error(401, "BODY_HASH_MISMATCH");
+    let redeliver =
+        format!("/webhook-endpoints/{eid}/deliveries/msg_P7YcaQR7QGGrVRY31EyJkN/redeliver");
+    v2_post(app, a, &redeliver, "redeliver-1", b"{}", b"{ }")
+        .await
+        .assert_error(401, "BODY_HASH_MISMATCH");
+}
