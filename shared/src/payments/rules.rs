@@ -396,6 +396,54 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_token_of_another_contract_pays_nothing_whatever_its_logs_say() {
+        let usdc = crate::testing::payment(&format!("8453:{}", USDC.to_lowercase()), 10, DEPOSIT);
+        // Anyone can deploy a contract that emits `Transfer(from, deposit, amount)` events
+        // under any name and symbol: only the order's token contract counts.
+        const FAKE: &str = "0x00000000000000000000000000000000DeaDBeef";
+        let fake = tx(true, vec![transfer(Some(FAKE), DEPOSIT, 10, Some(0))]);
+        assert_eq!(
+            paying_transfers(&usdc, &fake),
+            Err(PaymentMismatch::WrongToken)
+        );
+        // Beside a real transfer in the same transaction, only the real one is counted.
+        let both = tx(
+            true,
+            vec![
+                transfer(Some(FAKE), DEPOSIT, 1_000_000, Some(0)),
+                transfer(Some(&USDC.to_lowercase()), DEPOSIT, 4, Some(1)),
+            ],
+        );
+        let got = paying_transfers(&usdc, &both).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].amount, RawAmount::from_u128(4));
+        assert_eq!(got[0].position, Some(1));
+    }
+
+    #[test]
+    fn the_underpayment_allowance_rounds_in_the_merchants_favour() {
+        let r = |n: u128| RawAmount::from_u128(n);
+        let one_percent = PaymentTolerance {
+            underpayment_bps: 100,
+            ..Default::default()
+        };
+        // 1% of 999 is 9.99: 9 may be missing, never 10.
+        assert_eq!(
+            assess(r(999), r(990), one_percent),
+            Assessment::PaidWithinTolerance
+        );
+        assert_eq!(
+            assess(r(999), r(989), one_percent),
+            Assessment::Partial { remaining: r(10) }
+        );
+        // Below 100 base units, 1% allows nothing to be missing.
+        assert_eq!(
+            assess(r(99), r(98), one_percent),
+            Assessment::Partial { remaining: r(1) }
+        );
+    }
+
+    #[test]
     fn assessment_against_amount_and_tolerance() {
         let r = |n: u128| RawAmount::from_u128(n);
         let under = |bps: u32| PaymentTolerance {

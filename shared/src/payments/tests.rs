@@ -517,6 +517,25 @@ async fn a_payment_mined_while_the_merchant_cancels_is_found_and_kept_on_the_ord
 }
 
 #[tokio::test]
+async fn a_hash_written_in_upper_case_is_the_same_transfer() {
+    let r = rig();
+    let org = OrgId::generate();
+    let a = r.waiting(&org, SHOP, 25_000_000).await;
+    let b = r.waiting(&org, SHOP, 25_000_000).await;
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    assert_eq!(code(r.pay(&a.id, &tx).await), "OK");
+    // The same hash in capitals (hex is case-blind) names the same transfer: it cannot pay
+    // a second order, nor be recorded twice on the first.
+    let upper = format!("0x{}", tx.to_string()[2..].to_uppercase());
+    let same = TxHash::parse(ChainFamily::Evm, &upper).unwrap();
+    assert_eq!(same, tx);
+    assert_eq!(code(r.pay(&b.id, &same).await), "TX_ALREADY_USED");
+    let rec = r.pay(&a.id, &same).await.unwrap();
+    assert!(!rec.new);
+    assert_eq!(r.get(&a.id).await.transfers.len(), 1);
+}
+
+#[tokio::test]
 async fn a_reorg_is_confirmed_on_chain_and_never_credits_twice() {
     let r = rig();
     let org = OrgId::generate();
