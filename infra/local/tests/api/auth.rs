@@ -501,4 +501,24 @@ async fn webhook_endpoint_actions_check_a_signature_against_the_body() {
     v2_post(app, a, &redeliver, "redeliver-1", b"{}", b"{ }")
         .await
         .assert_error(401, "BODY_HASH_MISMATCH");
+    // Deleting takes no body: a signature over one is refused, and the endpoint stays.
+    let path = format!("/webhook-endpoints/{eid}");
+    let sig = sign::v2_header(&a.key, &a.secret, "DELETE", &path, now(), "delete-1", b"{}");
+    let auth = [
+        ("x-api-key", a.key.as_str()),
+        ("authorization-signature", &sig),
+    ];
+    app.send("DELETE", &path, headers(&auth), None)
+        .await
+        .assert_error(401, "BODY_HASH_MISMATCH");
+    assert_eq!(secrets().await, 2);
+    // Signed over the empty body it sends: deleted.
+    let sig = sign::v2_header(&a.key, &a.secret, "DELETE", &path, now(), "delete-2", b"");
+    let auth = [
+        ("x-api-key", a.key.as_str()),
+        ("authorization-signature", &sig),
+    ];
+    let r = app.send("DELETE", &path, headers(&auth), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["deleted"], true);
 }
