@@ -159,14 +159,21 @@ async fn confirmations_update(
     let mut all_final = true;
     // The head of each chain read (the order's, and in test mode the sandbox), once.
     let mut heads: Vec<(bool, u64)> = Vec::new();
-    for t in transfers
-        .iter_mut()
-        .filter(|t| t.status == TransferStatus::Confirming)
-    {
+    // Transfers reorged away are looked at again too: a transaction dropped back to the
+    // mempool by a reorg is usually mined again a little later, and while the order is still
+    // checked (the rest covering it), nothing else would find it again.
+    for t in transfers.iter_mut().filter(|t| {
+        t.status == TransferStatus::Confirming
+            || (follow_moves && t.status == TransferStatus::Reorged)
+    }) {
+        let was_reorged = t.status == TransferStatus::Reorged;
         let hash = TxHash::parse(family, &t.tx_hash)
             .map_err(|e| StoreError::Corrupt(format!("stored tx hash {}: {e}", t.tx_hash)))?;
         let reader = reader_for(&s.chains, order, payment, &hash)?;
         let current = reader.transaction(&hash).await?.and_then(|tx| tx.inclusion);
+        if was_reorged && current.is_none() {
+            continue;
+        }
         let head = match heads.iter().find(|(sandbox, _)| *sandbox == t.sandbox) {
             Some((_, h)) => *h,
             None => {
@@ -196,6 +203,7 @@ async fn confirmations_update(
                 match moved {
                     Some(v) => {
                         tracing::info!(order_id = %order.id, tx = %t.tx_hash, from = t.block_number, to = v.inclusion.block_number, "a reorg moved the transaction to another block; following it there");
+                        t.status = TransferStatus::Confirming;
                         t.block_number = v.inclusion.block_number;
                         t.block_hash = v.inclusion.block_hash.clone();
                         t.mined_at = i64::try_from(v.inclusion.timestamp)
@@ -205,6 +213,7 @@ async fn confirmations_update(
                         claims.extend(v.claims);
                         all_final = false;
                     }
+                    None if was_reorged => {}
                     None => {
                         t.status = TransferStatus::Reorged;
                         reorged = true;
@@ -217,9 +226,12 @@ async fn confirmations_update(
                 t.confirmed_at = Some(now);
             }
             ConfirmationCheck::Pending { confirmations } => {
+                // (A transfer reorged away whose block is back on the chain counts again.)
+                t.status = TransferStatus::Confirming;
                 t.confirmations = confirmations;
                 all_final = false;
             }
+            ConfirmationCheck::Unsure if was_reorged => {}
             ConfirmationCheck::Unsure => {
                 tracing::warn!(order_id = %order.id, tx = %t.tx_hash, block = t.block_number, "the chain's answer disagrees with the recorded block but shows no reorg; checking again later");
                 all_final = false;
@@ -256,7 +268,7 @@ async fn confirmations_update(
         };
         order.transition(now, to, set)
     } else if transfers != order.transfers {
-        order.edit(now, |o| o.transfers = transfers.clone())
+        order.edit(now, set)
     } else {
         return Ok(None);
     };

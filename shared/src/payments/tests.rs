@@ -630,6 +630,52 @@ async fn a_transaction_mined_again_after_a_reorg_is_followed_to_its_new_block() 
 }
 
 #[tokio::test]
+async fn a_transfer_reorged_away_from_a_paid_order_and_mined_again_counts_again() {
+    let r = rig();
+    let org = OrgId::generate();
+    let a = r.waiting(&org, SHOP, 25_000_000).await;
+    // This order asks for 10 confirmations.
+    let ten = a
+        .edit(Timestamp::now(), |o| o.confirmations = Some(10))
+        .unwrap();
+    r.s.store.update_order(&ten).await.unwrap();
+    let big = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    let extra = r.chain.mine(12, 5, &[(USDC, SHOP, 1_000_000)]);
+    r.pay(&a.id, &extra).await.unwrap();
+    r.pay(&a.id, &big).await.unwrap();
+    // Block 12 is replaced and the extra transfer drops back to the mempool: the node does
+    // not show it. Reorged away; the 25 still pay the order, which keeps being checked.
+    r.chain.reorg(12, &[&extra], 13);
+    r.chain.hidden.lock().unwrap().push(extra.to_string());
+    assert_eq!(r.check(&a.id).await, Progress::Waiting);
+    let dropped = r.get(&a.id).await;
+    assert_eq!(dropped.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(received(&dropped), RawAmount::from_u128(25_000_000));
+    // Mined again in block 13: the next check finds it and counts it again, where nothing
+    // else would (the order takes no payments, and the transfer's claims are its own).
+    r.chain.hidden.lock().unwrap().clear();
+    assert_eq!(r.check(&a.id).await, Progress::Waiting);
+    let back = r.get(&a.id).await;
+    let t = back
+        .transfers
+        .iter()
+        .find(|t| t.tx_hash == extra.to_string())
+        .unwrap();
+    assert_eq!((t.status, t.block_number), (TransferStatus::Confirming, 13));
+    assert_eq!(received(&back), RawAmount::from_u128(26_000_000));
+    r.chain.set_head(40);
+    assert_eq!(r.check(&a.id).await, Progress::Settled);
+    let done = r.get(&a.id).await;
+    assert_eq!(done.status, OrderStatus::Completed);
+    assert!(
+        done.transfers
+            .iter()
+            .all(|t| t.status == TransferStatus::Confirmed)
+    );
+    assert_eq!(received(&done), RawAmount::from_u128(26_000_000));
+}
+
+#[tokio::test]
 async fn a_reorg_of_one_transfer_leaves_an_order_the_others_pay_waiting_for_them() {
     let r = rig();
     let org = OrgId::generate();
