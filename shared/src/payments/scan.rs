@@ -103,19 +103,28 @@ pub async fn scan_chain(
             if !seen.insert((sighting.tx_hash.to_string(), to_key)) {
                 continue;
             }
-            let mut candidates: Vec<&PayOrder> = orders
-                .iter()
-                .filter(|o| {
-                    o.status.accepts_payment()
-                        && o.payment
-                            .as_ref()
-                            .is_some_and(|p| same(p.family(), p.deposit_address(), &sighting.to))
-                })
-                .collect();
-            // Orders still waiting come before expired or cancelled ones watched for late
-            // payments.
-            candidates.sort_by_key(|o| (o.status.takes_late_payments_only(), o.created_at));
-            if let Some(order) = pick(&*reader, &candidates, &sighting.tx_hash).await? {
+            // Each candidate at most once: one whose listed copy turned out stale (another
+            // request paid or cancelled it since the list was read) is read again, and the
+            // transfer offered to the others.
+            let mut tried: Vec<OrderId> = Vec::new();
+            loop {
+                let mut candidates: Vec<&PayOrder> = orders
+                    .iter()
+                    .filter(|o| {
+                        !tried.contains(&o.id)
+                            && o.status.accepts_payment()
+                            && o.payment.as_ref().is_some_and(|p| {
+                                same(p.family(), p.deposit_address(), &sighting.to)
+                            })
+                    })
+                    .collect();
+                // Orders still waiting come before those watched for late payments
+                // (expired, cancelled, or past their expiry but not expired yet).
+                candidates.sort_by_key(|o| (is_late(o, now), o.created_at));
+                let shared = candidates.len() > 1;
+                let Some(order) = pick(&*reader, &candidates, &sighting.tx_hash, now).await? else {
+                    break;
+                };
                 match record_payment(s, &order, &sighting.tx_hash, now).await {
                     Ok(r) => {
                         report.recorded += usize::from(r.new);
@@ -124,6 +133,7 @@ pub async fn scan_chain(
                         if let Some(o) = orders.iter_mut().find(|o| o.id == r.order.id) {
                             *o = r.order;
                         }
+                        break;
                     }
                     // Every failure is sorted here, with no catch-all: one taken wrongly
                     // for a refusal would let the cursor step past a payment never
@@ -147,6 +157,19 @@ pub async fn scan_chain(
                             tx: sighting.tx_hash,
                         });
                     }
+                    // The listed copy was stale: the order no longer takes this payment.
+                    // On a shared address the transfer may be another order's.
+                    Err(e @ (PaymentError::NotPayable(_) | PaymentError::WindowClosed(_)))
+                        if shared =>
+                    {
+                        tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer's order no longer takes it; trying the others");
+                        if let Some(fresh) = s.store.get_order(&order).await? {
+                            if let Some(o) = orders.iter_mut().find(|o| o.id == fresh.id) {
+                                *o = fresh;
+                            }
+                        }
+                        tried.push(order);
+                    }
                     // Refusals no retry changes: the transfer does not pay this order, or
                     // another order already claimed it, or the order takes no payment.
                     Err(
@@ -158,7 +181,8 @@ pub async fn scan_chain(
                         | PaymentError::AlreadyUsed { .. }
                         | PaymentError::Verify(VerifyError::Mismatch(_))),
                     ) => {
-                        tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer does not pay its order")
+                        tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer does not pay its order");
+                        break;
                     }
                 }
             }
@@ -177,34 +201,55 @@ fn lagging(hash: &TxHash, e: &VerifyError) -> ChainError {
     ))
 }
 
-/// Which of the orders sharing a deposit address a transaction pays (see [`scan_chain`]).
+/// Whether `o` takes payments only as late ones, or will once the upkeep expires it.
+fn is_late(o: &PayOrder, now: Timestamp) -> bool {
+    o.status.takes_late_payments_only() || o.expires_at <= now
+}
+
+/// Whether the order's deposit address is its own (derived for it from an xpub, or an
+/// exchange's deposit for it) rather than a merchant address other money reaches too.
+fn own_address(o: &PayOrder) -> bool {
+    o.payment
+        .as_ref()
+        .is_some_and(|p| p.derivation_index.is_some() || p.exchange_id.is_some())
+}
+
+/// Which of the orders watching a deposit address a transaction pays (see [`scan_chain`]):
+/// an order alone there takes any amount (a partial payment, an overpayment) while it waits,
+/// or whenever the address is its own; otherwise the transfer must bring exactly what an
+/// order still has due, the first such order in `candidates`' order. So a late order
+/// (expired or cancelled, watched for a day) never takes a merchant address's other
+/// income, and of several orders sharing the address none takes another's payment by
+/// being first in line with a different amount due.
 async fn pick(
     reader: &dyn TxReader,
     candidates: &[&PayOrder],
     hash: &TxHash,
+    now: Timestamp,
 ) -> Result<Option<OrderId>, ChainError> {
-    match candidates {
-        [] => Ok(None),
-        [only] => Ok(Some(only.id.clone())),
-        many => {
-            for o in many {
-                let Some(p) = &o.payment else { continue };
-                let due = p
-                    .remaining
-                    .as_ref()
-                    .map(|r| r.raw)
-                    .unwrap_or(p.input.amount.raw);
-                match verify_transaction(reader, o, p, hash).await {
-                    Ok(v) if v.amount == due => return Ok(Some(o.id.clone())),
-                    Ok(_) | Err(VerifyError::Mismatch(_)) => {}
-                    Err(e @ (VerifyError::NotFound | VerifyError::Pending)) => {
-                        return Err(lagging(hash, &e));
-                    }
-                    Err(VerifyError::Chain(e)) => return Err(e),
-                }
+    if let [only] = candidates
+        && (!is_late(only, now) || own_address(only))
+    {
+        return Ok(Some(only.id.clone()));
+    }
+    for o in candidates {
+        let Some(p) = &o.payment else { continue };
+        let due = p
+            .remaining
+            .as_ref()
+            .map(|r| r.raw)
+            .unwrap_or(p.input.amount.raw);
+        match verify_transaction(reader, o, p, hash).await {
+            Ok(v) if v.amount == due => return Ok(Some(o.id.clone())),
+            Ok(_) | Err(VerifyError::Mismatch(_)) => {}
+            Err(e @ (VerifyError::NotFound | VerifyError::Pending)) => {
+                return Err(lagging(hash, &e));
             }
-            tracing::info!(tx = %hash, orders = many.len(), "a transfer to a shared deposit address matches no order's amount; it must be submitted");
-            Ok(None)
+            Err(VerifyError::Chain(e)) => return Err(e),
         }
     }
+    if !candidates.is_empty() {
+        tracing::info!(tx = %hash, orders = candidates.len(), "a transfer to a shared deposit address matches no order's amount due; it must be submitted");
+    }
+    Ok(None)
 }

@@ -34,6 +34,9 @@ struct ScriptedChain {
     /// Another writer that changes this order whenever the head is read, which recording
     /// does between reading the order and writing the payment (so the write keeps losing).
     meddler: Mutex<Option<(Arc<dyn crate::store::Store>, OrderId)>>,
+    /// An order another request moves on (to AWAITING_CONFIRMATION) just before the next
+    /// blocks are read, after the scan listed the orders it watches.
+    paid_meanwhile: Mutex<Option<(Arc<dyn crate::store::Store>, OrderId)>>,
 }
 
 fn block_hash(n: u64, fork: u8) -> String {
@@ -147,6 +150,14 @@ impl TxReader for ScriptedChain {
     ) -> Result<Vec<Sighting>, ChainError> {
         if *self.broken_blocks.lock().unwrap() {
             return Err(ChainError::Rpc("block 7 is not available".into()));
+        }
+        let paid = self.paid_meanwhile.lock().unwrap().take();
+        if let Some((store, id)) = paid {
+            let order = store.get_order(&id).await.unwrap().unwrap();
+            let u = order
+                .transition(Timestamp::now(), OrderStatus::AwaitingConfirmation, |_| {})
+                .unwrap();
+            store.update_order(&u).await.unwrap();
         }
         let mut out = Vec::new();
         for (h, tx) in self.txs.lock().unwrap().iter() {
@@ -787,6 +798,66 @@ async fn one_scan_credits_each_of_several_payments_to_a_shared_address() {
 }
 
 #[tokio::test]
+async fn on_a_shared_address_the_scan_gives_a_transfer_to_the_order_it_can_pay() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    // Past its expiry (the upkeep has not come yet), older, same price: it must not take
+    // the payment of an order still waiting.
+    let stale = r.waiting_until(&org, SHOP, 25_000_000, -30).await;
+    let live = r.waiting(&org, SHOP, 25_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    r.chain.mine(12, 5, &[(USDC, SHOP, 25_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 1, "{report:?}");
+    assert_eq!(
+        r.get(&live.id).await.status,
+        OrderStatus::AwaitingConfirmation
+    );
+    assert!(r.get(&stale.id).await.transfers.is_empty());
+
+    // Listed, then paid by another request before its block is read: the transfer goes to
+    // the next order it pays, not lost on the first's refusal.
+    let first = r.waiting(&org, OTHER, 9_000_000).await;
+    let second = r.waiting(&org, OTHER, 9_000_000).await;
+    *r.chain.paid_meanwhile.lock().unwrap() = Some((r.s.store.clone(), first.id.clone()));
+    r.chain.mine(13, 5, &[(USDC, OTHER, 9_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 1, "{report:?}");
+    let paid = r.get(&second.id).await;
+    assert_eq!(paid.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(paid.transfers.len(), 1);
+    assert!(r.get(&first.id).await.transfers.is_empty());
+}
+
+#[tokio::test]
+async fn a_late_order_on_a_merchant_address_takes_only_what_it_has_due() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    // Cancelled, so watched for a day for a late payment, alone on the merchant's address.
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let cancel = o
+        .transition(Timestamp::now(), OrderStatus::Cancelled, |_| {})
+        .unwrap();
+    r.s.store.update_order(&cancel).await.unwrap();
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    // Other money reaching the merchant's address is not this order's.
+    r.chain.mine(12, 5, &[(USDC, SHOP, 7_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 0, "{report:?}");
+    assert!(r.get(&o.id).await.transfers.is_empty());
+    // What it has due is its late payment.
+    let late = r.chain.mine(13, 5, &[(USDC, SHOP, 25_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 1, "{report:?}");
+    let after = r.get(&o.id).await;
+    assert_eq!(after.transfers.len(), 1);
+    assert_eq!(after.transfers[0].tx_hash, late.to_string());
+    assert!(after.paid_late);
+}
+
+#[tokio::test]
 async fn a_swarm_of_dust_or_zero_transfers_neither_pays_nor_stops_the_scan() {
     let r = rig();
     let org = OrgId::generate();
@@ -1099,8 +1170,13 @@ async fn a_transfer_mined_after_expiry_is_late_though_the_upkeep_has_not_run_yet
         !types.contains(&EventType::OrderPaymentDetected),
         "{types:?}"
     );
-    // The upkeep, when it comes, finds nothing more to do.
-    assert_eq!(expire_orders(&*r.s.store, later, 100).await.unwrap(), 0);
+    // Expired once, by the payment's recording: the upkeep, when it comes, adds nothing.
+    expire_orders(&*r.s.store, later, 100).await.unwrap();
+    let expired = r.events(&org).await;
+    let expired = expired
+        .iter()
+        .filter(|e| e.event_type == EventType::OrderExpired);
+    assert_eq!(expired.count(), 1);
 
     // A partly paid order topped up after its expiry: the same.
     let p = r.waiting_until(&org, OTHER, 25_000_000, 1).await;
