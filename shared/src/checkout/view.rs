@@ -145,7 +145,9 @@ fn items(order: &PayOrder) -> Vec<Value> {
 }
 
 /// Received, required and remaining in the payment currency, and the percentage paid
-/// (for display: two decimals, capped at 100).
+/// (for display: two decimals, capped at 100). While part is still due, what is shown as
+/// received is what counts toward the amount (what arrived, less what was refunded), so
+/// that received and remaining add up to the amount on the customer's page.
 fn progress(order: &PayOrder, payment: &Payment) -> Value {
     let decimals = payment.input.currency.decimals;
     let required = payment.input.amount.raw;
@@ -162,6 +164,10 @@ fn progress(order: &PayOrder, payment: &Payment) -> Value {
         Some(r) => r.raw,
         None if !received.is_zero() => RawAmount::ZERO,
         None => required,
+    };
+    let received = match &payment.remaining {
+        Some(r) => required.saturating_sub(r.raw),
+        None => received,
     };
     let bps = if required.is_zero() {
         U256::from(10_000u32)
@@ -251,4 +257,32 @@ pub fn public_view(
         "qr_code_url": order.payment.as_ref().map(|_| links.qr(&order.id)),
         "events_url": links.events(&order.id),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_adds_up_to_the_amount_once_part_was_refunded() {
+        let mut o = crate::testing::order(&OrgId::generate(), false, Timestamp::now());
+        let mut p = crate::testing::payment(
+            "8453:native",
+            25_000_000,
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        );
+        // 10 paid and refunded, then 15: 25 arrived, 10 still due.
+        p.received = Some(Amount::new(RawAmount::from_u128(25_000_000), 6));
+        p.remaining = Some(Amount::new(RawAmount::from_u128(10_000_000), 6));
+        o.payment = Some(p.clone());
+        let shown = progress(&o, &p);
+        assert_eq!(shown["received"]["raw"], "15000000", "{shown}");
+        assert_eq!(shown["remaining"]["raw"], "10000000", "{shown}");
+        assert_eq!(shown["percent"], 60.0, "{shown}");
+        // Paid in full: everything that arrived.
+        p.remaining = None;
+        let shown = progress(&o, &p);
+        assert_eq!(shown["received"]["raw"], "25000000", "{shown}");
+        assert_eq!(shown["percent"], 100.0, "{shown}");
+    }
 }
