@@ -11,6 +11,7 @@ mod errors;
 mod events;
 mod health;
 mod iam;
+mod isolation;
 mod keys;
 mod limits;
 mod openapi;
