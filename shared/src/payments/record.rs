@@ -25,7 +25,7 @@ pub enum PaymentError {
     #[error("an order in status {0} does not take payments")]
     NotPayable(OrderStatus),
     #[error(
-        "the order expired and its late-payment monitoring window ended at {0}; it takes no more payments"
+        "the order's late-payment monitoring window ended at {0}; it takes no more payments"
     )]
     WindowClosed(Timestamp),
     /// The transfer paid `order` (when known), another order of this organization and mode,
