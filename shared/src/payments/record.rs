@@ -24,9 +24,7 @@ pub enum PaymentError {
     NoPaymentDetails,
     #[error("an order in status {0} does not take payments")]
     NotPayable(OrderStatus),
-    #[error(
-        "the order's late-payment monitoring window ended at {0}; it takes no more payments"
-    )]
+    #[error("the order's late-payment monitoring window ended at {0}; it takes no more payments")]
     WindowClosed(Timestamp),
     /// The transfer paid `order` (when known), another order of this organization and mode,
     /// on this chain: a transfer pays one order, ever.

@@ -163,10 +163,10 @@ pub async fn scan_chain(
                         if shared =>
                     {
                         tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer's order no longer takes it; trying the others");
-                        if let Some(fresh) = s.store.get_order(&order).await? {
-                            if let Some(o) = orders.iter_mut().find(|o| o.id == fresh.id) {
-                                *o = fresh;
-                            }
+                        if let Some(fresh) = s.store.get_order(&order).await?
+                            && let Some(o) = orders.iter_mut().find(|o| o.id == fresh.id)
+                        {
+                            *o = fresh;
                         }
                         tried.push(order);
                     }
