@@ -192,6 +192,14 @@ async fn confirmations_update(
         )
         .await?
         {
+            ConfirmationCheck::Reorged
+                if current.is_some() && follow_moves && !claims.is_empty() =>
+            {
+                // One transaction followed per write: its claims (up to 64) and the order's
+                // items fit one DynamoDB transaction, two such transactions might not. This
+                // one is followed by the next check; until then it stays as recorded.
+                all_final = false;
+            }
             ConfirmationCheck::Reorged => {
                 let moved = match current {
                     Some(_) if follow_moves => verify_transaction(&*reader, order, payment, &hash)

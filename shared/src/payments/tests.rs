@@ -619,6 +619,39 @@ async fn a_transaction_mined_again_after_a_reorg_is_followed_to_its_new_block() 
     assert_eq!(r.check(&a.id).await, Progress::Settled);
     assert_eq!(r.get(&a.id).await.status, OrderStatus::Completed);
 
+    // Two transactions mined again by one reorg are followed one per check (each write's
+    // claims must fit one DynamoDB transaction), neither reorged away meanwhile.
+    let d = r.waiting(&org, SHOP, 25_000_000).await;
+    let one = r.chain.mine(16, 5, &[(USDC, SHOP, 10_000_000)]);
+    let two = r.chain.mine(17, 5, &[(USDC, SHOP, 15_000_000)]);
+    r.pay(&d.id, &one).await.unwrap();
+    r.pay(&d.id, &two).await.unwrap();
+    r.chain.reorg(16, &[&one, &two], 18);
+    assert_eq!(r.check(&d.id).await, Progress::Waiting);
+    let blocks = |o: &PayOrder| {
+        let mut b: Vec<u64> = o.transfers.iter().map(|t| t.block_number).collect();
+        b.sort();
+        b
+    };
+    let once = r.get(&d.id).await;
+    assert!(
+        once.transfers
+            .iter()
+            .all(|t| t.status == TransferStatus::Confirming)
+    );
+    assert_eq!(
+        blocks(&once).iter().filter(|b| **b == 18).count(),
+        1,
+        "{:?}",
+        blocks(&once)
+    );
+    assert_eq!(r.check(&d.id).await, Progress::Waiting);
+    assert_eq!(blocks(&r.get(&d.id).await), [18, 18]);
+    assert_eq!(
+        received(&r.get(&d.id).await),
+        RawAmount::from_u128(25_000_000)
+    );
+
     // Mined again, but on the new branch it pays less (its sender's state differed): that
     // is not the payment that was recorded, so it is reorged away and the order waits.
     let c = r.waiting(&org, SHOP, 25_000_000).await;
