@@ -317,15 +317,16 @@ impl PayOrder {
         self.status.accepts_payment() && now < self.watch_until()
     }
 
-    /// Whether a confirmation check is outstanding: the status waits on one, an expired or
-    /// cancelled order's late transfers are still gaining confirmations (a late payment is followed
+    /// Whether a confirmation check is outstanding: the status waits on one, the transfers
+    /// of an order still taking payments (a partial payment, an expired or cancelled
+    /// order's late payment) are still gaining confirmations (a late payment is followed
     /// to final, or reorged away, like any other), or a refund transfer is.
     pub fn awaits_check(&self) -> bool {
         self.refunds
             .iter()
             .any(|r| r.status == RefundStatus::Confirming)
             || self.status.awaits_confirmation()
-            || (self.status.takes_late_payments_only()
+            || (self.status.accepts_payment()
                 && self
                     .transfers
                     .iter()

@@ -101,7 +101,9 @@ pub async fn advance(
                 confirmations_update(s, &order, now, follow_moves).await?
             }
             OrderStatus::ExecutingOrder => exchange_update(router, &order, now).await?,
-            OrderStatus::Expired | OrderStatus::Cancelled if late_confirming => {
+            // Partial and late payments: followed to final too (only confirmed money can be
+            // refunded), the order's status left as it is.
+            status if status.accepts_payment() && late_confirming => {
                 confirmations_update(s, &order, now, follow_moves).await?
             }
             // Payments settled; refund transfers still confirming.
@@ -257,9 +259,9 @@ async fn confirmations_update(
         set(&mut after);
         !matches!(tally(&mut after), Assessment::Partial { .. })
     };
-    let write = if order.status.takes_late_payments_only() {
-        // A late payment: its transfers are counted (or reorged away, and no longer
-        // counted), the order stays EXPIRED (or CANCELLED).
+    let write = if order.status.accepts_payment() {
+        // A partial or late payment: its transfers are counted (or reorged away, and no
+        // longer counted), the order keeps its status.
         if transfers == order.transfers {
             return Ok(None);
         }

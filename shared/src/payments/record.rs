@@ -96,15 +96,10 @@ pub fn apply_transfer(
     // Paid in full by transfers all mined by `expires_at`, but seen after the order
     // expired (the scan or the submission came late): the customer kept the price lock.
     let in_time = expired && next.facts().paid_in_time;
-    let waiting = matches!(
-        order.status,
-        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
-    );
-    // Late transfers are followed to final too (or reorged away), each in a new series.
-    if (!partial && (waiting || in_time)) || (expired && !in_time) || cancelled {
-        // Confirmation checks start: a new series, so any older one left over is dropped.
-        next.check_round = next.check_round.wrapping_add(1);
-    }
+    // Every recorded transfer is followed to final (or reorged away): a payment in full,
+    // and partial and late ones too, since only confirmed money can be refunded. Its
+    // checks start a new series, so any older one left over is dropped.
+    next.check_round = next.check_round.wrapping_add(1);
     let fill = |o: &mut PayOrder| *o = next.clone();
     let update = match order.status {
         OrderStatus::Expired if in_time => {

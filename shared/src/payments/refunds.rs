@@ -86,12 +86,14 @@ impl From<StoreError> for RefundError {
     }
 }
 
-/// What refunds of `order` may add up to before any is created: everything received on a
-/// COMPLETED, EXPIRED (paid late, or partly paid), CANCELLED or PARTIAL_PAYMENT order;
-/// only the excess over the amount while an overpaid order is still confirming; nothing
-/// otherwise. Transfers reorged away do not count.
+/// What refunds of `order` may add up to before any is created: everything received and
+/// confirmed on a COMPLETED, EXPIRED (paid late, or partly paid), CANCELLED or
+/// PARTIAL_PAYMENT order; only the confirmed excess over the amount while an overpaid
+/// order is still confirming; nothing otherwise. Only confirmed transfers count: money
+/// refunded before its payment is final would be lost to the merchant if a reorg took the
+/// payment away.
 pub fn refundable_base(order: &PayOrder) -> RawAmount {
-    let received = counted(&order.transfers);
+    let received = confirmed(&order.transfers);
     match order.status {
         OrderStatus::Completed
         | OrderStatus::Expired
@@ -107,6 +109,16 @@ pub fn refundable_base(order: &PayOrder) -> RawAmount {
         }
         _ => RawAmount::ZERO,
     }
+}
+
+/// What the transfers confirmed on chain add up to.
+fn confirmed(transfers: &[crate::model::ReceivedTransfer]) -> RawAmount {
+    transfers
+        .iter()
+        .filter(|t| t.status == crate::model::TransferStatus::Confirmed)
+        .fold(RawAmount::ZERO, |sum, t| {
+            sum.checked_add(t.amount.raw).unwrap_or(sum)
+        })
 }
 
 /// What the order's refunds already take: succeeded, confirming and pending alike (a

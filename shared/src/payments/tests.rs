@@ -465,7 +465,8 @@ async fn a_payment_recorded_from_a_copy_read_before_a_cancel_is_late_and_refunda
     assert_eq!(after.status, OrderStatus::Cancelled);
     assert!(after.paid_late);
     assert_eq!(received(&after), RawAmount::from_u128(25_000_000));
-    assert_eq!(refundable(&after), RawAmount::from_u128(25_000_000));
+    // Refundable once confirmed, not before: a reorg could still take it away.
+    assert_eq!(refundable(&after), RawAmount::ZERO);
     // Its confirmations are followed like any late payment's.
     assert!(
         r.sent
@@ -480,6 +481,7 @@ async fn a_payment_recorded_from_a_copy_read_before_a_cancel_is_late_and_refunda
     let confirmed = r.get(&order.id).await;
     assert_eq!(confirmed.status, OrderStatus::Cancelled);
     assert_eq!(confirmed.transfers[0].status, TransferStatus::Confirmed);
+    assert_eq!(refundable(&confirmed), RawAmount::from_u128(25_000_000));
     // And the transfer is claimed: no other order of the merchant's takes it as well.
     let other = r.waiting(&org, SHOP, 25_000_000).await;
     assert_eq!(code(r.pay(&other.id, &paid).await), "TX_ALREADY_USED");
@@ -758,10 +760,16 @@ async fn a_reorg_of_one_transfer_leaves_an_order_the_others_pay_waiting_for_them
     r.pay(&b.id, &second).await.unwrap();
     assert_eq!(r.get(&b.id).await.status, OrderStatus::AwaitingConfirmation);
     r.chain.reorg(42, &[], 42);
-    assert_eq!(r.check(&b.id).await, Progress::Settled);
+    // The 10 left are still followed to final (only confirmed money can be refunded).
+    assert_eq!(r.check(&b.id).await, Progress::Waiting);
     let short = r.get(&b.id).await;
     assert_eq!(short.status, OrderStatus::AwaitingPayment);
     assert_eq!(received(&short), RawAmount::from_u128(10_000_000));
+    r.chain.set_head(60);
+    assert_eq!(r.check(&b.id).await, Progress::Settled);
+    let final_ = r.get(&b.id).await;
+    assert_eq!(final_.status, OrderStatus::AwaitingPayment);
+    assert_eq!(final_.transfers[0].status, TransferStatus::Confirmed);
 }
 
 #[tokio::test]

@@ -191,7 +191,7 @@ async fn another_org_or_mode_cannot_submit_or_simulate_a_refund_transfer() {
     let app = spawn_app().await;
     let id = awaiting_test_order(&app).await;
     let path = format!("/pay-orders/{id}");
-    // 10 of 25.50 received: PARTIAL_PAYMENT, all 10 refundable at once.
+    // 10 of 25.50 received: PARTIAL_PAYMENT, all 10 refundable once confirmed.
     let p = app
         .post(
             &app.a,
@@ -201,6 +201,8 @@ async fn another_org_or_mode_cannot_submit_or_simulate_a_refund_transfer() {
         .await;
     assert_eq!(p.status, 200, "{}", p.text);
     assert_eq!(p.body["status"], "PARTIAL_PAYMENT");
+    // Refundable once the payment is confirmed (sandbox blocks are a second long).
+    wait_confirmed(&app, &app.a, &id.to_string()).await;
     let customer = "0x1111111111111111111111111111111111111111";
     let r = app
         .signed_post(

@@ -48,9 +48,12 @@ async fn paid_order(amount: &str, paid: u64) -> (TestApp, String, Address, Strin
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
+    anvil::mine(&url, 1).await;
     if r.body["status"] == "AWAITING_CONFIRMATION" {
-        anvil::mine(&url, 1).await;
         wait_status(&app, &id, "COMPLETED").await;
+    } else {
+        // A partial payment is followed to final too: refundable once confirmed.
+        wait_confirmed(&app, &app.a, &id).await;
     }
     (app, url, deposit, id, hash.to_string())
 }

@@ -507,6 +507,21 @@ pub async fn eventually<T>(mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     panic!("the awaited state did not arrive within 10 s")
 }
 
+/// The order (as `who` reads it) once every transfer it counts is confirmed: only
+/// confirmed money can be refunded, a partial or late payment's included.
+pub async fn wait_confirmed(app: &TestApp, who: &Caller, id: &str) -> Value {
+    eventually(async || {
+        let o = app.get(who, &format!("/pay-orders/{id}")).await.body;
+        let transfers = o["transfers"].as_array()?;
+        let done = !transfers.is_empty()
+            && transfers
+                .iter()
+                .all(|t| t["status"] == "confirmed" || t["status"] == "reorged");
+        done.then_some(o)
+    })
+    .await
+}
+
 /// An anvil of a test's own (for tests that rewind the chain or set its clock).
 pub use payorders::testing::anvil::PrivateAnvil;
 

@@ -215,6 +215,41 @@ async fn two_refunds_created_at_once_never_exceed_what_was_received() {
 }
 
 #[tokio::test]
+async fn only_confirmed_money_is_refunded() {
+    let r = rig();
+    let org = OrgId::generate();
+    // 10 of 25 USDC paid, not final yet: the customer asks for it back at once.
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 10_000_000)]);
+    r.pay(&o.id, &tx).await.unwrap();
+    let partial = r.get(&o.id).await;
+    assert_eq!(partial.status, OrderStatus::PartialPayment);
+    assert_eq!(refundable(&partial), raw(0));
+    assert_eq!(
+        r.refund(&o.id, ask(None, Some(CUSTOMER)))
+            .await
+            .unwrap_err()
+            .code(),
+        "ORDER_NOT_REFUNDABLE"
+    );
+    // A reorg takes it away before it is final: nothing was promised back, nothing lost.
+    r.chain.reorg(11, &[], 11);
+    r.check(&o.id).await;
+    let gone = r.get(&o.id).await;
+    assert_eq!(gone.transfers[0].status, TransferStatus::Reorged);
+    assert_eq!(refundable(&gone), raw(0));
+    // Paid again and followed to final (a partial payment is checked too): refundable.
+    let again = r.chain.mine(12, 5, &[(USDC, SHOP, 10_000_000)]);
+    r.pay(&o.id, &again).await.unwrap();
+    r.chain.set_head(40);
+    r.check(&o.id).await;
+    let final_ = r.get(&o.id).await;
+    assert_eq!(final_.status, OrderStatus::PartialPayment);
+    assert_eq!(refundable(&final_), raw(10_000_000));
+    r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_refunded_partial_payment_no_longer_counts_toward_the_amount() {
     let r = rig();
     let org = OrgId::generate();
