@@ -125,6 +125,13 @@ def seed():
     # One partly paid on the sandbox, with a refund (the refund routes' `refund_id`).
     call("POST", f"/pay-orders/{orders[3]}/payment-details", {"source_currency": SANDBOX_USDC})
     call("POST", f"/pay-orders/{orders[3]}/simulate-payment", {"amount": "2"})
+    # Refundable once confirmed (sandbox blocks are a second long, checks follow).
+    deadline = time.monotonic() + 30
+    while not all(t["status"] == "confirmed"
+                  for t in call("GET", f"/pay-orders/{orders[3]}")["transfers"]):
+        if time.monotonic() > deadline:
+            raise SystemExit("fuzz hooks: the partial payment was not confirmed within 30 s")
+        time.sleep(0.2)
     refunds = [call("POST", f"/pay-orders/{orders[3]}/refunds", {
         "amount": "0.5", "address": "0x1111111111111111111111111111111111111111",
         "reason": "fuzz"})["id"]]

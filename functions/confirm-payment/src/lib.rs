@@ -1,8 +1,9 @@
 //! SQS → one confirmation check of an order (`{"order_id": "po_…", "attempt": n}`).
 //!
 //! Counts each transfer's confirmations (head − block + 1) against what it requires. Not
-//! enough yet: the next check is queued with a doubling delay. A transfer that vanished or
-//! moved block (a reorg) sends the order back to AWAITING_PAYMENT with its event. All final:
+//! enough yet: the next check is queued with a doubling delay. A transaction mined again in
+//! another block (a reorg) is followed there; one that vanished stops counting, and sends
+//! the order back to AWAITING_PAYMENT (with its event) when the rest fall short. All final:
 //! COMPLETED, or EXECUTING_ORDER when a ChangeNOW exchange carries the payment on, which is
 //! then checked the same way until it finishes (COMPLETED), is refunded (REFUNDED) or fails
 //! (FAILED). Checks are idempotent: a redelivered or duplicate message finds the order

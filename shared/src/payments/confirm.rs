@@ -138,7 +138,9 @@ pub async fn advance(
 /// The confirmation counts of every counted transfer, and the write they call for: a
 /// reorg that leaves the amount short → AWAITING_PAYMENT, all final (and the amount still
 /// covered) → COMPLETED (or EXECUTING_ORDER on a routed payment), else new counts (if they
-/// moved). On an EXPIRED order (late transfers) only the counts and the totals change.
+/// moved). On an order still taking payments (a partial payment; an expired or cancelled
+/// order's late one) only the counts and the totals change, unless a transfer found again
+/// completes the amount of an order waiting for it (→ AWAITING_CONFIRMATION).
 ///
 /// A transfer whose block was replaced is reorged away, unless the same transaction was
 /// mined again on the new branch and still pays the order the same amount (`follow_moves`):
@@ -259,7 +261,16 @@ async fn confirmations_update(
         set(&mut after);
         !matches!(tally(&mut after), Assessment::Partial { .. })
     };
-    let write = if order.status.accepts_payment() {
+    let waiting = matches!(
+        order.status,
+        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
+    );
+    let write = if waiting && covered && transfers != order.transfers {
+        // A transfer reorged away and mined again, found by this check, pays the rest of
+        // an order waiting for it: the order waits for confirmations now, as it would had
+        // the transfer been submitted again.
+        order.transition(now, OrderStatus::AwaitingConfirmation, set)
+    } else if order.status.accepts_payment() {
         // A partial or late payment: its transfers are counted (or reorged away, and no
         // longer counted), the order keeps its status.
         if transfers == order.transfers {

@@ -24,7 +24,9 @@ pub const REFUND_SKEW_SECS: i64 = 10;
 /// Why a refund was not created or its transfer not recorded. Each has a code the API shows.
 #[derive(Debug, thiserror::Error)]
 pub enum RefundError {
-    #[error("an order in status {0} with nothing received has nothing to refund")]
+    #[error(
+        "an order in status {0} with nothing received and confirmed has nothing to refund (a payment is refundable once confirmed)"
+    )]
     NotRefundable(OrderStatus),
     #[error("the refund exceeds what can still be refunded ({} {}: received, minus refunds succeeded or pending)", .available.ui, .symbol)]
     Exceeds { available: Amount, symbol: String },

@@ -232,15 +232,27 @@ async fn pick(
     {
         return Ok(Some(only.id.clone()));
     }
+    let alone = candidates.len() == 1;
     for o in candidates {
         let Some(p) = &o.payment else { continue };
-        let due = p
-            .remaining
-            .as_ref()
-            .map(|r| r.raw)
-            .unwrap_or(p.input.amount.raw);
+        let due = match (&p.remaining, &p.received) {
+            (Some(r), _) => r.raw,
+            // Paid in full already (a late order paid late): nothing more is due.
+            (None, Some(r)) if !r.raw.is_zero() => continue,
+            _ => p.input.amount.raw,
+        };
         match verify_transaction(reader, o, p, hash).await {
             Ok(v) if v.amount == due => return Ok(Some(o.id.clone())),
+            // Alone on the address and still waiting, though past its expiry by the clock:
+            // a transfer mined by then is an on-time payment of any amount (a partial one).
+            Ok(v)
+                if alone
+                    && !o.status.takes_late_payments_only()
+                    && i64::try_from(v.inclusion.timestamp)
+                        .is_ok_and(|t| t <= o.expires_at.unix()) =>
+            {
+                return Ok(Some(o.id.clone()));
+            }
             Ok(_) | Err(VerifyError::Mismatch(_)) => {}
             Err(e @ (VerifyError::NotFound | VerifyError::Pending)) => {
                 return Err(lagging(hash, &e));

@@ -722,6 +722,37 @@ async fn a_transfer_reorged_away_from_a_paid_order_and_mined_again_counts_again(
 }
 
 #[tokio::test]
+async fn a_reorged_transfer_mined_again_completes_the_order_waiting_for_it() {
+    let r = rig();
+    let org = OrgId::generate();
+    let a = r.waiting(&org, SHOP, 25_000_000).await;
+    let ten = a
+        .edit(Timestamp::now(), |o| o.confirmations = Some(10))
+        .unwrap();
+    r.s.store.update_order(&ten).await.unwrap();
+    let first = r.chain.mine(11, 5, &[(USDC, SHOP, 10_000_000)]);
+    let second = r.chain.mine(12, 5, &[(USDC, SHOP, 15_000_000)]);
+    r.pay(&a.id, &first).await.unwrap();
+    r.pay(&a.id, &second).await.unwrap();
+    // The 15 drop back to the mempool: what is left is short, the order waits for payment,
+    // its 10 still followed.
+    r.chain.reorg(12, &[&second], 13);
+    r.chain.hidden.lock().unwrap().push(second.to_string());
+    assert_eq!(r.check(&a.id).await, Progress::Waiting);
+    assert_eq!(r.get(&a.id).await.status, OrderStatus::AwaitingPayment);
+    // Mined again: the next check finds them, and the order, paid in full again, waits
+    // for confirmations (not for a payment nobody will make again), then completes.
+    r.chain.hidden.lock().unwrap().clear();
+    assert_eq!(r.check(&a.id).await, Progress::Waiting);
+    let back = r.get(&a.id).await;
+    assert_eq!(back.status, OrderStatus::AwaitingConfirmation);
+    assert!(back.payment.as_ref().unwrap().remaining.is_none());
+    r.chain.set_head(40);
+    assert_eq!(r.check(&a.id).await, Progress::Settled);
+    assert_eq!(r.get(&a.id).await.status, OrderStatus::Completed);
+}
+
+#[tokio::test]
 async fn a_reorg_of_one_transfer_leaves_an_order_the_others_pay_waiting_for_them() {
     let r = rig();
     let org = OrgId::generate();
@@ -896,6 +927,23 @@ async fn a_late_order_on_a_merchant_address_takes_only_what_it_has_due() {
     assert_eq!(after.transfers.len(), 1);
     assert_eq!(after.transfers[0].tx_hash, late.to_string());
     assert!(after.paid_late);
+    // Paid in full (late): nothing more is due, so the same amount again is not its.
+    r.chain.mine(14, 5, &[(USDC, SHOP, 25_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 0, "{report:?}");
+    assert_eq!(r.get(&o.id).await.transfers.len(), 1);
+
+    // Waiting, alone on the address, past its expiry by the clock but not expired yet: a
+    // part of the amount mined before the expiry is an on-time partial payment.
+    let w = r.waiting_until(&org, OTHER, 25_000_000, 1).await;
+    let part = r.chain.mine(15, 0, &[(USDC, OTHER, 10_000_000)]);
+    let later = Timestamp::now().plus_seconds(5);
+    let report = scan_chain(&r.s, chain, later).await.unwrap();
+    assert_eq!(report.recorded, 1, "{report:?}");
+    let on_time = r.get(&w.id).await;
+    assert_eq!(on_time.status, OrderStatus::PartialPayment);
+    assert_eq!(on_time.transfers[0].tx_hash, part.to_string());
+    assert!(!on_time.paid_late);
 }
 
 #[tokio::test]

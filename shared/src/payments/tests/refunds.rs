@@ -225,6 +225,12 @@ async fn only_confirmed_money_is_refunded() {
     let partial = r.get(&o.id).await;
     assert_eq!(partial.status, OrderStatus::PartialPayment);
     assert_eq!(refundable(&partial), raw(0));
+    // Its confirmations are followed: a check was queued in its series.
+    let queued = r.sent.0.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        (queued.order_id, queued.round),
+        (o.id.clone(), Some(partial.check_round))
+    );
     assert_eq!(
         r.refund(&o.id, ask(None, Some(CUSTOMER)))
             .await
