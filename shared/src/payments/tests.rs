@@ -796,6 +796,11 @@ async fn a_reorg_of_one_transfer_leaves_an_order_the_others_pay_waiting_for_them
     let short = r.get(&b.id).await;
     assert_eq!(short.status, OrderStatus::AwaitingPayment);
     assert_eq!(received(&short), RawAmount::from_u128(10_000_000));
+    // A lost check of it is queued again by the upkeep (the local store finds it at once).
+    r.sent.0.lock().unwrap().clear();
+    let later = Timestamp::now().plus_seconds(3_600);
+    assert_eq!(requeue_stalled(&r.s, later, later, 100).await.unwrap(), 1);
+    assert!(r.sent.0.lock().unwrap().iter().any(|m| m.order_id == b.id));
     r.chain.set_head(60);
     assert_eq!(r.check(&b.id).await, Progress::Settled);
     let final_ = r.get(&b.id).await;

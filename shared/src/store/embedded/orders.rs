@@ -166,17 +166,11 @@ impl OrderStore for EmbeddedStore {
         updated_before: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<PayOrder>> {
-        // Late payments on EXPIRED orders, and refund transfers (on any status an order
+        // Partial and late payments (on an order still taking payments: one back in
+        // AWAITING_PAYMENT after a reorg too) and refund transfers (on any status an order
         // with received money can be in) wait on checks too; `check_key` decides.
         let sql = orders_in_statuses(|s| {
-            s.awaits_confirmation()
-                || matches!(
-                    s,
-                    OrderStatus::Expired
-                        | OrderStatus::Completed
-                        | OrderStatus::Cancelled
-                        | OrderStatus::PartialPayment
-                )
+            s.awaits_confirmation() || s.accepts_payment() || *s == OrderStatus::Completed
         });
         let mut orders: Vec<PayOrder> = self.read(move |tx| docs(tx, &sql, [])).await?;
         let before = updated_before.to_key();
