@@ -512,27 +512,8 @@ async fn verify_signature(
 /// route that checks a body reads its query, so a query added to a replay must not make it
 /// new), percent-decoded (`po%5F…` reaches the same order as `po_…`).
 fn request_line(method: &str, path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| path.get(i + 1..i + 3))
-            .flatten()
-            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(b) => {
-                decoded.push(b);
-                i += 3;
-            }
-            None => {
-                decoded.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    format!("{method} {}", String::from_utf8_lossy(&decoded))
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    format!("{method} {decoded}")
 }
 
 /// What a signature may use once, inside its window.

@@ -88,6 +88,26 @@ pub struct Inclusion {
     pub timestamp: u64,
 }
 
+impl Inclusion {
+    /// When its block was mined (its timestamp), if that is a time we can hold.
+    pub fn mined_at(&self) -> Option<crate::model::Timestamp> {
+        i64::try_from(self.timestamp)
+            .ok()
+            .and_then(crate::model::Timestamp::from_unix)
+    }
+
+    /// Its confirmations with the chain's head at `head`.
+    pub fn confirmations_at(&self, head: u64) -> u64 {
+        confirmations(self.block_number, head)
+    }
+}
+
+/// Confirmations of a block at `block_number` with the head at `head`: the block itself is
+/// the first; none while the node's head is below it.
+pub fn confirmations(block_number: u64, head: u64) -> u64 {
+    (head + 1).saturating_sub(block_number)
+}
+
 /// A transaction as a payment check needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainTx {

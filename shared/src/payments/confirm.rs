@@ -218,10 +218,8 @@ async fn confirmations_update(
                         t.status = TransferStatus::Confirming;
                         t.block_number = v.inclusion.block_number;
                         t.block_hash = v.inclusion.block_hash.clone();
-                        t.mined_at = i64::try_from(v.inclusion.timestamp)
-                            .ok()
-                            .and_then(Timestamp::from_unix);
-                        t.confirmations = (head + 1).saturating_sub(v.inclusion.block_number);
+                        t.mined_at = v.inclusion.mined_at();
+                        t.confirmations = v.inclusion.confirmations_at(head);
                         claims.extend(v.claims);
                         all_final = false;
                     }
@@ -258,7 +256,7 @@ async fn confirmations_update(
     // that the others still pay waiting for their confirmations, not for a payment.
     let covered = {
         let mut after = order.clone();
-        set(&mut after);
+        after.transfers.clone_from(&transfers);
         !matches!(tally(&mut after), Assessment::Partial { .. })
     };
     let waiting = matches!(

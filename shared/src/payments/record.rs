@@ -228,9 +228,7 @@ async fn record_from(
         }
         let reader = reader_for(&s.chains, &order, &payment, hash).map_err(VerifyError::from)?;
         let verified = verify_transaction(&*reader, &order, &payment, hash).await?;
-        let mined_at = i64::try_from(verified.inclusion.timestamp)
-            .ok()
-            .and_then(Timestamp::from_unix);
+        let mined_at = verified.inclusion.mined_at();
         // A transfer mined after the order's expiry is late whether or not the upkeep
         // (once a minute, a batch at a time) has expired the order yet: the order is
         // expired first, as the upkeep would have, and the transfer recorded on it as a
@@ -276,7 +274,7 @@ async fn record_from(
             tx_hash: key.clone(),
             amount: Amount::new(verified.amount, payment.input.currency.decimals),
             status: TransferStatus::Confirming,
-            confirmations: (head + 1).saturating_sub(verified.inclusion.block_number),
+            confirmations: verified.inclusion.confirmations_at(head),
             required_confirmations: required,
             block_number: verified.inclusion.block_number,
             block_hash: verified.inclusion.block_hash.clone(),

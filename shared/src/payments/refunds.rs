@@ -3,7 +3,7 @@
 //! chain and recording it with its claims, and following it to final in the confirmation
 //! checks, up to REFUNDED once everything received is refunded.
 
-use super::rules::{ConfirmationCheck, counted, same, tally};
+use super::rules::{ConfirmationCheck, confirmed, counted, same, tally};
 use super::verify::{NATIVE_VALUE_POSITION, reader_for};
 use super::{ATTEMPTS, PaymentError, Settler, VerifyError, enqueue_check, required_confirmations};
 use crate::chains::sandbox::{self, SandboxChain};
@@ -111,16 +111,6 @@ pub fn refundable_base(order: &PayOrder) -> RawAmount {
         }
         _ => RawAmount::ZERO,
     }
-}
-
-/// What the transfers confirmed on chain add up to.
-fn confirmed(transfers: &[crate::model::ReceivedTransfer]) -> RawAmount {
-    transfers
-        .iter()
-        .filter(|t| t.status == crate::model::TransferStatus::Confirmed)
-        .fold(RawAmount::ZERO, |sum, t| {
-            sum.checked_add(t.amount.raw).unwrap_or(sum)
-        })
 }
 
 /// What the order's refunds already take: succeeded, confirming and pending alike (a
@@ -409,14 +399,12 @@ pub async fn record_refund(
         let transfer = RefundTransfer {
             tx_hash: key.clone(),
             amount: Amount::new(verified.amount, payment.input.currency.decimals),
-            confirmations: (head + 1).saturating_sub(verified.inclusion.block_number),
+            confirmations: verified.inclusion.confirmations_at(head),
             required_confirmations: required,
             block_number: verified.inclusion.block_number,
             block_hash: verified.inclusion.block_hash.clone(),
             detected_at: now,
-            mined_at: i64::try_from(verified.inclusion.timestamp)
-                .ok()
-                .and_then(Timestamp::from_unix),
+            mined_at: verified.inclusion.mined_at(),
             sandbox: sandbox::is_sandbox(hash) && !order.livemode,
         };
         let update = order

@@ -183,7 +183,7 @@ pub fn check_confirmations(
             _ => ConfirmationCheck::Unsure,
         };
     }
-    let confirmations = (head + 1).saturating_sub(block_number);
+    let confirmations = crate::chains::confirmations(block_number, head);
     if confirmations >= u64::from(required) {
         ConfirmationCheck::Confirmed { confirmations }
     } else {
@@ -214,10 +214,20 @@ pub fn confirmation_delay(base_secs: u32, attempt: u32) -> u32 {
         .min(SQS_MAX_DELAY)
 }
 
+/// What the transfers that count add up to: all but those reorged away.
 pub(crate) fn counted(transfers: &[ReceivedTransfer]) -> RawAmount {
+    sum_of(transfers, |t| t.status != TransferStatus::Reorged)
+}
+
+/// What the transfers confirmed on chain add up to (what may be refunded).
+pub(crate) fn confirmed(transfers: &[ReceivedTransfer]) -> RawAmount {
+    sum_of(transfers, |t| t.status == TransferStatus::Confirmed)
+}
+
+fn sum_of(transfers: &[ReceivedTransfer], keep: impl Fn(&ReceivedTransfer) -> bool) -> RawAmount {
     transfers
         .iter()
-        .filter(|t| t.status != TransferStatus::Reorged)
+        .filter(|t| keep(t))
         .fold(RawAmount::ZERO, |sum, t| {
             sum.checked_add(t.amount.raw).unwrap_or(sum)
         })

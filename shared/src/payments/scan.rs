@@ -248,8 +248,7 @@ async fn pick(
             Ok(v)
                 if alone
                     && !o.status.takes_late_payments_only()
-                    && i64::try_from(v.inclusion.timestamp)
-                        .is_ok_and(|t| t <= o.expires_at.unix()) =>
+                    && v.inclusion.mined_at().is_some_and(|m| m <= o.expires_at) =>
             {
                 return Ok(Some(o.id.clone()));
             }

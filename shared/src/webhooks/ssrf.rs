@@ -55,14 +55,13 @@ pub async fn resolve_destination(
     allow_loopback: bool,
 ) -> Result<Vec<SocketAddr>, UrlRefusal> {
     let port = url.port_or_known_default().ok_or(UrlRefusal::Malformed)?;
-    let addrs: Vec<SocketAddr> = match url.host() {
-        Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
-        Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
-        Some(url::Host::Domain(d)) => tokio::net::lookup_host((d, port))
+    let addrs: Vec<SocketAddr> = match (literal_ip(url), url.host()) {
+        (Some(ip), _) => vec![SocketAddr::new(ip, port)],
+        (None, Some(url::Host::Domain(d))) => tokio::net::lookup_host((d, port))
             .await
             .map_err(|_| UrlRefusal::Unresolvable)?
             .collect(),
-        None => return Err(UrlRefusal::Malformed),
+        (None, _) => return Err(UrlRefusal::Malformed),
     };
     if addrs.is_empty() {
         return Err(UrlRefusal::Unresolvable);
@@ -80,15 +79,18 @@ pub async fn resolve_destination(
 /// lookup is not worth its cost (an order's own `webhook_url`). A host name passes here; it
 /// is resolved and checked before each delivery.
 pub fn check_literal_address(url: &Url, allow_loopback: bool) -> Result<(), UrlRefusal> {
-    let ip = match url.host() {
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
-        _ => return Ok(()),
-    };
-    if is_forbidden(ip, allow_loopback) {
-        Err(UrlRefusal::Forbidden(ip))
-    } else {
-        Ok(())
+    match literal_ip(url) {
+        Some(ip) if is_forbidden(ip, allow_loopback) => Err(UrlRefusal::Forbidden(ip)),
+        _ => Ok(()),
+    }
+}
+
+/// The URL's host when it is written as an IP address.
+fn literal_ip(url: &Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
     }
 }
 
