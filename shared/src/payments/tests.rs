@@ -44,6 +44,16 @@ fn block_hash(n: u64, fork: u8) -> String {
 }
 
 impl ScriptedChain {
+    /// The node stops showing `tx` (a lagging node, or a transaction back in the mempool).
+    fn hide(&self, tx: &TxHash) {
+        self.hidden.lock().unwrap().push(tx.to_string());
+    }
+
+    /// The node shows every transaction it has again.
+    fn show_all(&self) {
+        self.hidden.lock().unwrap().clear();
+    }
+
     fn set_head(&self, n: u64) {
         *self.head.lock().unwrap() = n;
         let mut blocks = self.blocks.lock().unwrap();
@@ -279,6 +289,24 @@ impl Rig {
         record_payment(&self.s, id, hash, Timestamp::now()).await
     }
 
+    /// The merchant cancels the order as it is stored now.
+    async fn cancel(&self, id: &OrderId) {
+        let o = self.get(id).await;
+        let cancel = o
+            .transition(Timestamp::now(), OrderStatus::Cancelled, |_| {})
+            .unwrap();
+        self.s.store.update_order(&cancel).await.unwrap();
+    }
+
+    /// The order asks for `n` confirmations from now on.
+    async fn ask_confirmations(&self, id: &OrderId, n: u32) {
+        let o = self.get(id).await;
+        let u = o
+            .edit(Timestamp::now(), |o| o.confirmations = Some(n))
+            .unwrap();
+        self.s.store.update_order(&u).await.unwrap();
+    }
+
     async fn check(&self, id: &OrderId) -> Progress {
         let round = self.get(id).await.check_round;
         advance(&self.s, None, id, Some(round), Timestamp::now())
@@ -448,10 +476,7 @@ async fn a_payment_recorded_from_a_copy_read_before_a_cancel_is_late_and_refunda
     let org = OrgId::generate();
     let order = r.waiting(&org, SHOP, 25_000_000).await;
     let stale = r.get(&order.id).await;
-    let cancel = stale
-        .transition(Timestamp::now(), OrderStatus::Cancelled, |_| {})
-        .unwrap();
-    r.s.store.update_order(&cancel).await.unwrap();
+    r.cancel(&order.id).await;
     let paid = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
 
     // Recorded from the copy read before the cancel: the write meets the cancel, and the
@@ -498,12 +523,7 @@ async fn a_payment_mined_while_the_merchant_cancels_is_found_and_kept_on_the_ord
     // The customer pays from the checkout page; the merchant cancels before the scan
     // (once a minute) has seen the transfer.
     let tx = r.chain.mine(12, 5, &[(USDC, SHOP, 25_000_000)]);
-    let cancel = r
-        .get(&a.id)
-        .await
-        .transition(Timestamp::now(), OrderStatus::Cancelled, |_| {})
-        .unwrap();
-    r.s.store.update_order(&cancel).await.unwrap();
+    r.cancel(&a.id).await;
     let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     assert_eq!(report.recorded, 1, "{report:?}");
     let kept = r.get(&a.id).await;
@@ -516,12 +536,7 @@ async fn a_payment_mined_while_the_merchant_cancels_is_found_and_kept_on_the_ord
     // On an address shared with an order still waiting for the same amount, the waiting
     // order takes the transfer, not the cancelled one.
     let c = r.waiting(&org, OTHER, 9_000_000).await;
-    let cancel = r
-        .get(&b.id)
-        .await
-        .transition(Timestamp::now(), OrderStatus::Cancelled, |_| {})
-        .unwrap();
-    r.s.store.update_order(&cancel).await.unwrap();
+    r.cancel(&b.id).await;
     r.chain.mine(13, 5, &[(USDC, OTHER, 9_000_000)]);
     let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     assert_eq!(report.recorded, 1, "{report:?}");
@@ -558,22 +573,22 @@ async fn a_reorg_is_confirmed_on_chain_and_never_credits_twice() {
 
     // A lagging node does not find the transaction, but the recorded block is still
     // there: not a reorg. Nothing changes.
-    r.chain.hidden.lock().unwrap().push(tx.to_string());
+    r.chain.hide(&tx);
     assert_eq!(r.check(&a.id).await, Progress::Waiting);
     let still = r.get(&a.id).await;
     assert_eq!(still.status, OrderStatus::AwaitingConfirmation);
     assert_eq!(still.transfers[0].status, TransferStatus::Confirming);
-    r.chain.hidden.lock().unwrap().clear();
+    r.chain.show_all();
 
     // A real reorg: block 11 is replaced, and the transaction is mined again in block 13,
     // which the node checked does not show yet: the transfer is reorged away.
     r.chain.reorg(11, &[&tx], 13);
-    r.chain.hidden.lock().unwrap().push(tx.to_string());
+    r.chain.hide(&tx);
     assert_eq!(r.check(&a.id).await, Progress::Settled);
     let back = r.get(&a.id).await;
     assert_eq!(back.status, OrderStatus::AwaitingPayment);
     assert_eq!(back.transfers[0].status, TransferStatus::Reorged);
-    r.chain.hidden.lock().unwrap().clear();
+    r.chain.show_all();
 
     // Re-mined: recorded again on the same order (its claims written again), counted once.
     assert_eq!(code(r.pay(&a.id, &tx).await), "OK");
@@ -680,11 +695,7 @@ async fn a_transfer_reorged_away_from_a_paid_order_and_mined_again_counts_again(
     let r = rig();
     let org = OrgId::generate();
     let a = r.waiting(&org, SHOP, 25_000_000).await;
-    // This order asks for 10 confirmations.
-    let ten = a
-        .edit(Timestamp::now(), |o| o.confirmations = Some(10))
-        .unwrap();
-    r.s.store.update_order(&ten).await.unwrap();
+    r.ask_confirmations(&a.id, 10).await;
     let big = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
     let extra = r.chain.mine(12, 5, &[(USDC, SHOP, 1_000_000)]);
     r.pay(&a.id, &extra).await.unwrap();
@@ -692,14 +703,14 @@ async fn a_transfer_reorged_away_from_a_paid_order_and_mined_again_counts_again(
     // Block 12 is replaced and the extra transfer drops back to the mempool: the node does
     // not show it. Reorged away; the 25 still pay the order, which keeps being checked.
     r.chain.reorg(12, &[&extra], 13);
-    r.chain.hidden.lock().unwrap().push(extra.to_string());
+    r.chain.hide(&extra);
     assert_eq!(r.check(&a.id).await, Progress::Waiting);
     let dropped = r.get(&a.id).await;
     assert_eq!(dropped.status, OrderStatus::AwaitingConfirmation);
     assert_eq!(received(&dropped), RawAmount::from_u128(25_000_000));
     // Mined again in block 13: the next check finds it and counts it again, where nothing
     // else would (the order takes no payments, and the transfer's claims are its own).
-    r.chain.hidden.lock().unwrap().clear();
+    r.chain.show_all();
     assert_eq!(r.check(&a.id).await, Progress::Waiting);
     let back = r.get(&a.id).await;
     let t = back
@@ -726,10 +737,7 @@ async fn a_reorged_transfer_mined_again_completes_the_order_waiting_for_it() {
     let r = rig();
     let org = OrgId::generate();
     let a = r.waiting(&org, SHOP, 25_000_000).await;
-    let ten = a
-        .edit(Timestamp::now(), |o| o.confirmations = Some(10))
-        .unwrap();
-    r.s.store.update_order(&ten).await.unwrap();
+    r.ask_confirmations(&a.id, 10).await;
     let first = r.chain.mine(11, 5, &[(USDC, SHOP, 10_000_000)]);
     let second = r.chain.mine(12, 5, &[(USDC, SHOP, 15_000_000)]);
     r.pay(&a.id, &first).await.unwrap();
@@ -737,12 +745,12 @@ async fn a_reorged_transfer_mined_again_completes_the_order_waiting_for_it() {
     // The 15 drop back to the mempool: what is left is short, the order waits for payment,
     // its 10 still followed.
     r.chain.reorg(12, &[&second], 13);
-    r.chain.hidden.lock().unwrap().push(second.to_string());
+    r.chain.hide(&second);
     assert_eq!(r.check(&a.id).await, Progress::Waiting);
     assert_eq!(r.get(&a.id).await.status, OrderStatus::AwaitingPayment);
     // Mined again: the next check finds them, and the order, paid in full again, waits
     // for confirmations (not for a payment nobody will make again), then completes.
-    r.chain.hidden.lock().unwrap().clear();
+    r.chain.show_all();
     assert_eq!(r.check(&a.id).await, Progress::Waiting);
     let back = r.get(&a.id).await;
     assert_eq!(back.status, OrderStatus::AwaitingConfirmation);
@@ -828,10 +836,10 @@ async fn the_scan_credits_every_watched_address_and_never_skips_a_failed_read() 
     *r.chain.broken_blocks.lock().unwrap() = false;
 
     // A sighted transaction the node cannot show yet: the same.
-    r.chain.hidden.lock().unwrap().push(batch.to_string());
+    r.chain.hide(&batch);
     assert!(scan_chain(&r.s, chain, Timestamp::now()).await.is_err());
     assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), start);
-    r.chain.hidden.lock().unwrap().clear();
+    r.chain.show_all();
 
     // One transaction paying both orders' addresses (a batch payout) credits both.
     let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
@@ -914,10 +922,7 @@ async fn a_late_order_on_a_merchant_address_takes_only_what_it_has_due() {
     let chain = ChainId::new(CHAIN).unwrap();
     // Cancelled, so watched for a day for a late payment, alone on the merchant's address.
     let o = r.waiting(&org, SHOP, 25_000_000).await;
-    let cancel = o
-        .transition(Timestamp::now(), OrderStatus::Cancelled, |_| {})
-        .unwrap();
-    r.s.store.update_order(&cancel).await.unwrap();
+    r.cancel(&o.id).await;
     scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     // Other money reaching the merchant's address is not this order's.
     r.chain.mine(12, 5, &[(USDC, SHOP, 7_000_000)]);

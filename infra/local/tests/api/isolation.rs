@@ -35,6 +35,27 @@ async fn stored_endpoint(app: &TestApp, org: &OrgId, id: &str) -> WebhookEndpoin
         .expect("the endpoint is stored")
 }
 
+/// The ids of a list's `data`, in order.
+fn ids_of(list: &Value) -> Vec<&Value> {
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| &o["id"])
+        .collect()
+}
+
+/// A's quiet endpoint at `http://127.0.0.1:9/a-hook`: its id, its path, and how its owner
+/// reads it and the store holds it before anyone else tries anything.
+async fn endpoint_of_a(app: &TestApp) -> (String, String, Value, WebhookEndpoint) {
+    let ep = quiet_endpoint(app, &app.a, "http://127.0.0.1:9/a-hook").await;
+    let eid = ep["id"].as_str().unwrap().to_owned();
+    let path = format!("/webhook-endpoints/{eid}");
+    let before = read(app, &app.a, &path).await;
+    let stored = stored_endpoint(app, &app.a.org_id, &eid).await;
+    (eid, path, before, stored)
+}
+
 /// The body of a GET that must succeed.
 async fn read(app: &TestApp, who: &Caller, path: &str) -> Value {
     let r = app.get(who, path).await;
@@ -44,18 +65,9 @@ async fn read(app: &TestApp, who: &Caller, path: &str) -> Value {
 
 /// A's test DEPOSIT of 25.50 USDC on Base Sepolia, with its payment details chosen: AWAITING_PAYMENT.
 async fn awaiting_test_order(app: &TestApp) -> String {
-    let o = app.create_deposit(&app.a, &json!({})).await;
-    assert_eq!(o.status, 201, "{}", o.text);
-    let id = o.body["id"].as_str().unwrap().to_owned();
-    let d = app
-        .post(
-            &app.a,
-            &format!("/pay-orders/{id}/payment-details"),
-            Some(&json!({"source_currency": {"chain_id": 84532, "address": BASE_SEPOLIA_USDC}})),
-        )
-        .await;
-    assert_eq!(d.status, 200, "{}", d.text);
-    assert_eq!(d.body["status"], "AWAITING_PAYMENT");
+    let usdc = json!({"chain_id": 84532, "address": BASE_SEPOLIA_USDC});
+    let (id, d) = app.awaiting_deposit(&app.a, &json!({}), &usdc).await;
+    assert_eq!(d["status"], "AWAITING_PAYMENT");
     id
 }
 
@@ -74,11 +86,8 @@ fn sandbox_usdc_hash(ui: &str) -> String {
 #[tokio::test]
 async fn another_org_or_mode_cannot_update_an_endpoint_and_its_url_stays() {
     let app = spawn_app().await;
-    let ep = quiet_endpoint(&app, &app.a, "http://127.0.0.1:9/a-hook").await;
-    let eid = ep["id"].as_str().unwrap();
-    let path = format!("/webhook-endpoints/{eid}");
-    let before = read(&app, &app.a, &path).await;
-    let stored = stored_endpoint(&app, &app.a.org_id, eid).await;
+    let (eid, path, before, stored) = endpoint_of_a(&app).await;
+    let eid = eid.as_str();
     for who in [&app.b, &app.a_live] {
         for body in [
             json!({"url": "http://127.0.0.1:9/b-hook"}),
@@ -103,11 +112,8 @@ async fn another_org_or_mode_cannot_update_an_endpoint_and_its_url_stays() {
 #[tokio::test]
 async fn another_org_or_mode_cannot_rotate_an_endpoints_secret() {
     let app = spawn_app().await;
-    let ep = quiet_endpoint(&app, &app.a, "http://127.0.0.1:9/a-hook").await;
-    let eid = ep["id"].as_str().unwrap();
-    let path = format!("/webhook-endpoints/{eid}");
-    let before = read(&app, &app.a, &path).await;
-    let stored = stored_endpoint(&app, &app.a.org_id, eid).await;
+    let (eid, path, before, stored) = endpoint_of_a(&app).await;
+    let eid = eid.as_str();
     assert_eq!(stored.secrets.len(), 1);
     for who in [&app.b, &app.a_live] {
         let r = app.post(who, &format!("{path}/rotate-secret"), None).await;
@@ -126,11 +132,8 @@ async fn another_org_or_mode_cannot_rotate_an_endpoints_secret() {
 #[tokio::test]
 async fn another_org_or_mode_cannot_ping_an_endpoint() {
     let app = spawn_app().await;
-    let ep = quiet_endpoint(&app, &app.a, "http://127.0.0.1:9/a-hook").await;
-    let eid = ep["id"].as_str().unwrap();
-    let path = format!("/webhook-endpoints/{eid}");
-    let before = read(&app, &app.a, &path).await;
-    let stored = stored_endpoint(&app, &app.a.org_id, eid).await;
+    let (eid, path, before, stored) = endpoint_of_a(&app).await;
+    let eid = eid.as_str();
     for who in [&app.b, &app.a_live] {
         app.post(who, &format!("{path}/test"), None)
             .await
@@ -389,12 +392,7 @@ async fn the_same_idempotency_key_in_test_and_live_mode_makes_two_orders() {
         assert_eq!((again.status, &again.body), (201, &first.body));
         assert_eq!(again.headers["idempotent-replayed"], "true");
         let list = read(&app, who, "/pay-orders").await;
-        let ids: Vec<&Value> = list["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| &o["id"])
-            .collect();
+        let ids = ids_of(&list);
         assert_eq!(ids, [&first.body["id"]]);
     }
 }
@@ -445,20 +443,10 @@ async fn the_same_idempotency_key_in_two_organizations_makes_two_objects() {
         assert_eq!((again.status, &again.body), (201, &endpoint.body));
         assert_eq!(again.headers["idempotent-replayed"], "true");
         let orders = read(&app, who, "/pay-orders").await;
-        let ids: Vec<&Value> = orders["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| &o["id"])
-            .collect();
+        let ids = ids_of(&orders);
         assert_eq!(ids, [&order.body["id"]]);
         let hooks = read(&app, who, "/webhook-endpoints").await;
-        let ids: Vec<&Value> = hooks["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| &e["id"])
-            .collect();
+        let ids = ids_of(&hooks);
         assert_eq!(ids, [&endpoint.body["id"]]);
     }
 }

@@ -249,17 +249,22 @@ async fn a_rolled_key_works_until_its_grace_period_ends() {
     assert_eq!(app.get(&newest, "/pay-orders").await.status, 200);
 }
 
-#[tokio::test]
-async fn a_key_grants_only_what_it_holds() {
-    let app = spawn_app().await;
-    let manager = issue(
+/// A test key of A's that reads orders and manages keys, and holds nothing else.
+async fn keys_manager(app: &TestApp) -> Caller {
+    issue(
         &*app.store,
         &app.master,
         &app.a.org_id,
         KeyMode::Test,
         vec![Scope::OrdersRead, Scope::KeysManage],
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_key_grants_only_what_it_holds() {
+    let app = spawn_app().await;
+    let manager = keys_manager(&app).await;
     for wanted in [
         json!(["*"]),
         json!(["webhooks:manage"]),
@@ -291,14 +296,7 @@ async fn a_key_grants_only_what_it_holds() {
 #[tokio::test]
 async fn a_key_rolls_and_revokes_only_keys_whose_scopes_it_holds() {
     let app = spawn_app().await;
-    let manager = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::OrdersRead, Scope::KeysManage],
-    )
-    .await;
+    let manager = keys_manager(&app).await;
     // `app.a` is the organization's `*` key; `writer` holds a scope the manager lacks.
     let (writer, _) = create_key(&app, &app.a, "writer", &["orders:read", "orders:create"]).await;
     let before = app.get(&app.a, "/api-keys").await.body["data"].clone();

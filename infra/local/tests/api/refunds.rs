@@ -23,22 +23,8 @@ async fn paid_order(amount: &str, paid: u64) -> (TestApp, String, Address, Strin
     let url = anvil_url();
     let deposit = anvil::fresh_address();
     let currency = json!({"chain_id": 31337, "address": anvil::TOKEN});
-    let o = app
-        .create_deposit(
-            &app.a,
-            &json!({"amount": amount, "currency": currency, "recipient": deposit.to_string()}),
-        )
-        .await;
-    assert_eq!(o.status, 201, "{}", o.text);
-    let id = o.body["id"].as_str().unwrap().to_owned();
-    let d = app
-        .post(
-            &app.a,
-            &format!("/pay-orders/{id}/payment-details"),
-            Some(&json!({"source_currency": currency})),
-        )
-        .await;
-    assert_eq!(d.status, 200, "{}", d.text);
+    let order = json!({"amount": amount, "currency": currency, "recipient": deposit.to_string()});
+    let (id, _) = app.awaiting_deposit(&app.a, &order, &currency).await;
     let hash = anvil::send_token(&url, deposit, tusd(paid), None).await;
     let r = app
         .post(

@@ -17,25 +17,11 @@ async fn awaiting_payment(
     recipient: Address,
 ) -> String {
     let currency = json!({"chain_id": 31337, "address": currency});
-    let o = app
-        .create_deposit(
-            &app.a,
-            &json!({"amount": amount, "currency": currency, "recipient": recipient.to_string()}),
-        )
-        .await;
-    assert_eq!(o.status, 201, "{}", o.text);
-    let id = o.body["id"].as_str().unwrap().to_owned();
-    let d = app
-        .post(
-            &app.a,
-            &format!("/pay-orders/{id}/payment-details"),
-            Some(&json!({"source_currency": currency})),
-        )
-        .await;
-    assert_eq!(d.status, 200, "{}", d.text);
-    assert_eq!(d.body["status"], "AWAITING_PAYMENT");
+    let order = json!({"amount": amount, "currency": currency, "recipient": recipient.to_string()});
+    let (id, d) = app.awaiting_deposit(&app.a, &order, &currency).await;
+    assert_eq!(d["status"], "AWAITING_PAYMENT");
     assert_eq!(
-        d.body["payment"]["steps"][0]["deposit_address"],
+        d["payment"]["steps"][0]["deposit_address"],
         recipient.to_string()
     );
     id

@@ -447,6 +447,28 @@ impl TestApp {
         self.call(who, "POST", "/pay-orders", Some(&body), &[])
             .await
     }
+
+    /// [`Self::create_deposit`] with its payment details chosen in `source_currency`: the
+    /// order's id and the payment details' answer.
+    pub async fn awaiting_deposit(
+        &self,
+        who: &Caller,
+        extra: &Value,
+        source_currency: &Value,
+    ) -> (String, Value) {
+        let o = self.create_deposit(who, extra).await;
+        assert_eq!(o.status, 201, "{}", o.text);
+        let id = o.body["id"].as_str().unwrap().to_owned();
+        let d = self
+            .post(
+                who,
+                &format!("/pay-orders/{id}/payment-details"),
+                Some(&serde_json::json!({"source_currency": source_currency})),
+            )
+            .await;
+        assert_eq!(d.status, 200, "{}", d.text);
+        (id, d.body)
+    }
 }
 
 pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

@@ -299,6 +299,13 @@ async fn only_delivery(app: &TestApp, eid: &str, done: impl Fn(&Value) -> bool) 
 /// a redelivery go to the URL the endpoint has then, signed with its secret, never to the
 /// old host, and the delivery shows the URL its latest attempt went to. The URL used is the
 /// one the SSRF rules check. Before, every attempt after the first went to the first's URL.
+/// The merchant moves A's endpoint `eid` to `url`.
+async fn move_endpoint(app: &TestApp, eid: &str, url: &str) {
+    let path = format!("/webhook-endpoints/{eid}");
+    let r = app.post(&app.a, &path, Some(&json!({"url": url}))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
 #[tokio::test]
 async fn retries_and_redeliveries_follow_the_endpoint_to_its_new_url() {
     let app = spawn_app().await;
@@ -330,14 +337,7 @@ async fn retries_and_redeliveries_follow_the_endpoint_to_its_new_url() {
 
     // Moved: the scheduled retry goes to the new URL, the same message, verified there.
     let moved_url = format!("{}/moved", moved.url);
-    let r = app
-        .post(
-            &app.a,
-            &format!("/webhook-endpoints/{eid}"),
-            Some(&json!({"url": moved_url})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    move_endpoint(&app, &eid, &moved_url).await;
     let retried = moved
         .wait_for("the retry at the new URL", is_type("order.created"))
         .await;
@@ -355,14 +355,7 @@ async fn retries_and_redeliveries_follow_the_endpoint_to_its_new_url() {
 
     // Moved again: a redelivery goes to the endpoint's URL as it stands, and says so.
     let again_url = format!("{}/again", again.url);
-    let r = app
-        .post(
-            &app.a,
-            &format!("/webhook-endpoints/{eid}"),
-            Some(&json!({"url": again_url})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    move_endpoint(&app, &eid, &again_url).await;
     let did = d["id"].as_str().unwrap();
     let redeliver = format!("/webhook-endpoints/{eid}/deliveries/{did}/redeliver");
     let r = app.post(&app.a, &redeliver, None).await;
