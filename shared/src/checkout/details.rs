@@ -302,27 +302,31 @@ async fn make_payment(
             .router
             .as_ref()
             .ok_or_else(|| route_unavailable(source, &plan.output.id))?;
-        Some((
-            router,
-            router
-                .estimate_reverse(source, &plan.output, ui_decimal(&plan.amount)?)
-                .await?,
-        ))
+        let wanted = ui_decimal(&plan.amount)?;
+        let quote = router
+            .estimate_reverse(source, &plan.output, wanted)
+            .await?
+            .covering(wanted)?;
+        Some((router, wanted, quote))
     };
     let (destination, derivation_index) = match &plan.address {
         Some(a) => (a.clone(), None),
         None => receiving_address(svc, ctx, plan.output.chain_id, plan.wallet).await?,
     };
+    // A routed payment can be made while the provider holds its rate, at most.
+    let expires_at = match quote.as_ref().and_then(|(_, _, q)| q.valid_until) {
+        Some(until) if until < expires_at => until,
+        _ => expires_at,
+    };
     let (route, input_amount, deposit, exchange_id) = match quote {
         None => ("direct", plan.amount.clone(), destination.clone(), None),
-        Some((router, quote)) => {
-            let raw = fiat_to_raw_ceil(quote.from_amount, Decimal::ONE, source.decimals)
-                .ok_or_else(|| {
-                    ApiError::unprocessable(
-                        "AMOUNT_OUT_OF_RANGE",
-                        "the exchange amount cannot be expressed in this currency",
-                    )
-                })?;
+        Some((router, wanted, quote)) => {
+            let payer = registry()
+                .chain(source.chain_id)
+                .map_err(|_| ApiError::internal())?
+                .family;
+            // What the exchange itself says (the amount to send, where to), checked
+            // against what the destination must receive before the payer is shown it.
             let exchange = router
                 .create_reverse(
                     source,
@@ -331,7 +335,15 @@ async fn make_payment(
                     &destination,
                     refund.as_ref().map(|r| r.address.as_str()),
                 )
-                .await?;
+                .await?
+                .checked(wanted, payer)?;
+            let raw = fiat_to_raw_ceil(exchange.from_amount, Decimal::ONE, source.decimals)
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "AMOUNT_OUT_OF_RANGE",
+                        "the exchange amount cannot be expressed in this currency",
+                    )
+                })?;
             (
                 "changenow",
                 Amount::new(raw, source.decimals),

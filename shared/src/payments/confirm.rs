@@ -304,18 +304,34 @@ async fn exchange_update(
     order: &PayOrder,
     now: Timestamp,
 ) -> Result<Option<(OrderUpdate, Progress)>, AdvanceError> {
-    let Some(id) = order
+    let Some((payment, id)) = order
         .payment
         .as_ref()
-        .and_then(|p| p.exchange_id.as_deref())
+        .and_then(|p| Some((p, p.exchange_id.as_deref()?)))
     else {
         return Err(StoreError::Corrupt(format!("order {} executes no exchange", order.id)).into());
     };
     let Some(router) = router else {
         return Err(RouteError::Unreachable("no exchange provider is configured".into()).into());
     };
+    let corrupt = |what: String| StoreError::Corrupt(format!("order {}: {what}", order.id));
     let to = match router.status(id).await? {
-        ExchangeStatus::Finished => OrderStatus::Completed,
+        // Completed only once the destination got what the order promised it; an exchange
+        // that reports paying less, or paying elsewhere, failed the order.
+        ExchangeStatus::Finished(payout) => {
+            let family = crate::registry::registry()
+                .chain(payment.output.currency.chain_id)
+                .map_err(|e| corrupt(e.to_string()))?
+                .family;
+            let wanted = rust_decimal::Decimal::from_str_exact(&payment.output.amount.ui)
+                .map_err(|e| corrupt(format!("pays out {}: {e}", payment.output.amount.ui)))?;
+            if payout.pays(family, &payment.recipient, wanted) {
+                OrderStatus::Completed
+            } else {
+                tracing::error!(order_id = %order.id, exchange = id, paid_to = %payout.address, paid = %payout.amount, recipient = %payment.recipient, %wanted, "the exchange reports a payout that does not pay the order; the order failed");
+                OrderStatus::Failed
+            }
+        }
         ExchangeStatus::Refunded => OrderStatus::Refunded,
         ExchangeStatus::Failed | ExchangeStatus::Expired => OrderStatus::Failed,
         ExchangeStatus::AwaitingDeposit | ExchangeStatus::InProgress => return Ok(None),

@@ -110,14 +110,15 @@ impl CoinGecko {
     }
 }
 
-/// A price from the raw JSON number text (`3000.12`, `1.2e-5`).
+/// A price from the raw JSON number text (`3000.12`, `1.2e-5`). Zero is no price: nothing
+/// can be priced from it (a fiat order would ask for no payment, or fail its conversion).
 fn decimal(raw: &RawValue) -> Result<Decimal, PriceError> {
     let text = raw.get();
     Decimal::from_str(text)
         .or_else(|_| Decimal::from_scientific(text))
         .ok()
-        .filter(|p| p.is_sign_positive())
-        .ok_or_else(|| PriceError::Malformed(format!("price {text} is not a non-negative number")))
+        .filter(|p| p.is_sign_positive() && !p.is_zero())
+        .ok_or_else(|| PriceError::Malformed(format!("price {text} is not a positive number")))
 }
 
 fn usd(entry: Option<&HashMap<String, Box<RawValue>>>, what: &str) -> Result<Decimal, PriceError> {

@@ -3,7 +3,8 @@
 //! read from the JSON number text exactly; currencies map to ChangeNOW's ticker and network
 //! through the registry.
 
-use super::{Exchange, ExchangeStatus, RouteError, RouteQuote, Router};
+use super::{Exchange, ExchangeStatus, Payout, RouteError, RouteQuote, Router};
+use crate::model::Timestamp;
 use crate::registry::{Currency, ExchangeTicker, registry};
 use async_trait::async_trait;
 use rust_decimal::Decimal;
@@ -141,12 +142,24 @@ impl Router for ChangeNow {
         let body = self.send(req).await?;
         let e: EstimateBody =
             serde_json::from_slice(&body).map_err(|e| RouteError::Malformed(e.to_string()))?;
-        Ok(RouteQuote {
+        // A fixed rate is only held under its rate id, until its deadline.
+        let valid_until = e
+            .valid_until
+            .map(|v| {
+                Timestamp::parse(&v)
+                    .map_err(|_| RouteError::Malformed(format!("validUntil {v:?} is not a time")))
+            })
+            .transpose()?;
+        RouteQuote {
             from_amount: number(e.from_amount, "fromAmount")?,
             to_amount: number(e.to_amount, "toAmount")?,
-            rate_id: e.rate_id,
-            valid_until: e.valid_until,
-        })
+            rate_id: e
+                .rate_id
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| RouteError::Malformed("rateId is missing".into()))?,
+            valid_until,
+        }
+        .covering(to_amount)
     }
 
     async fn create_reverse(
@@ -172,7 +185,7 @@ impl Router for ChangeNow {
                 "refundAddress": refund_address.unwrap_or_default(),
                 "flow": "fixed-rate",
                 "type": "reverse",
-                "rateId": quote.rate_id.clone().unwrap_or_default(),
+                "rateId": quote.rate_id,
             }));
         let body = self.send(req).await?;
         let x: ExchangeBody =
@@ -198,15 +211,26 @@ impl Router for ChangeNow {
             .query(&[("id", exchange_id)]);
         let body = self.send(req).await?;
         #[derive(Deserialize)]
-        struct StatusBody {
+        #[serde(rename_all = "camelCase")]
+        struct StatusBody<'a> {
             status: Option<String>,
+            payout_address: Option<String>,
+            #[serde(borrow)]
+            amount_to: Option<&'a RawValue>,
         }
         let s: StatusBody =
             serde_json::from_slice(&body).map_err(|e| RouteError::Malformed(e.to_string()))?;
         Ok(match s.status.as_deref() {
             Some("new" | "waiting" | "confirming" | "verifying") => ExchangeStatus::AwaitingDeposit,
             Some("exchanging" | "sending") => ExchangeStatus::InProgress,
-            Some("finished") => ExchangeStatus::Finished,
+            // Finished says what was paid out and where, for the order to check.
+            Some("finished") => ExchangeStatus::Finished(Payout {
+                address: s
+                    .payout_address
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| RouteError::Malformed("payoutAddress is missing".into()))?,
+                amount: number(s.amount_to, "amountTo")?,
+            }),
             Some("refunded") => ExchangeStatus::Refunded,
             Some("failed") => ExchangeStatus::Failed,
             Some("expired" | "overdue") => ExchangeStatus::Expired,

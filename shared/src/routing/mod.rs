@@ -4,26 +4,79 @@
 
 pub mod changenow;
 
+use crate::model::{Address, ChainFamily, Timestamp};
 use crate::registry::Currency;
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 
-/// A provider's fixed-rate offer: send `from_amount` to receive `to_amount`.
+/// A provider's fixed-rate offer: send `from_amount` to receive `to_amount`, at the rate
+/// `rate_id` names, until `valid_until` (when the provider says).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteQuote {
     pub from_amount: Decimal,
     pub to_amount: Decimal,
-    pub rate_id: Option<String>,
-    pub valid_until: Option<String>,
+    pub rate_id: String,
+    pub valid_until: Option<Timestamp>,
 }
 
-/// An exchange the provider opened: the payer sends to `payin_address`.
+impl RouteQuote {
+    /// The offer, if it pays out at least `wanted`: a provider's answer is checked against
+    /// what was asked, never trusted to match it.
+    pub fn covering(self, wanted: Decimal) -> Result<Self, RouteError> {
+        if self.to_amount < wanted {
+            return Err(RouteError::Malformed(format!(
+                "the estimate pays out {} where {wanted} was asked",
+                self.to_amount
+            )));
+        }
+        Ok(self)
+    }
+}
+
+/// An exchange the provider opened: the payer sends `from_amount` to `payin_address`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exchange {
     pub id: String,
     pub payin_address: String,
     pub from_amount: Decimal,
     pub to_amount: Decimal,
+}
+
+impl Exchange {
+    /// The exchange, if it pays out at least `wanted` and its pay-in address is an address
+    /// of the payer's chain family (in its canonical form); else the provider's answer is
+    /// malformed and nothing is handed to the payer.
+    pub fn checked(mut self, wanted: Decimal, payer: ChainFamily) -> Result<Self, RouteError> {
+        if self.to_amount < wanted {
+            return Err(RouteError::Malformed(format!(
+                "exchange {} pays out {} where {wanted} was asked",
+                self.id, self.to_amount
+            )));
+        }
+        let payin = Address::parse(payer, &self.payin_address).map_err(|e| {
+            RouteError::Malformed(format!("payinAddress {:?}: {e}", self.payin_address))
+        })?;
+        self.payin_address = payin.to_string();
+        Ok(self)
+    }
+}
+
+/// What a finished exchange paid out, and where, as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payout {
+    pub address: String,
+    pub amount: Decimal,
+}
+
+impl Payout {
+    /// Whether this payout is at least `wanted`, sent to `recipient` (an address of
+    /// `family`): only then has the destination been paid.
+    pub fn pays(&self, family: ChainFamily, recipient: &str, wanted: Decimal) -> bool {
+        let same = |a: &str| Address::parse(family, a).ok();
+        self.amount >= wanted
+            && same(&self.address).is_some()
+            && same(&self.address) == same(recipient)
+    }
 }
 
 /// Where an exchange is, in our terms.
@@ -33,7 +86,8 @@ pub enum ExchangeStatus {
     AwaitingDeposit,
     /// Exchanging or sending the payout.
     InProgress,
-    Finished,
+    /// Paid out, as [`Payout`] says.
+    Finished(Payout),
     Refunded,
     Failed,
     /// The fixed-rate window passed without a deposit.

@@ -92,6 +92,8 @@ async fn every_failure_is_typed() {
         (ResponseTemplate::new(200).set_body_raw("{not json", "application/json"), |e| matches!(e, PriceError::Malformed(_))),
         (ResponseTemplate::new(200).set_body_raw(r#"{"ethereum":{"usd":"3000"}}"#, "application/json"), |e| matches!(e, PriceError::Malformed(_))),
         (ResponseTemplate::new(200).set_body_raw(r#"{"ethereum":{"usd":-1}}"#, "application/json"), |e| matches!(e, PriceError::Malformed(_))),
+        (ResponseTemplate::new(200).set_body_raw(r#"{"ethereum":{"usd":0}}"#, "application/json"), |e| matches!(e, PriceError::Malformed(_))),
+        (ResponseTemplate::new(200).set_body_raw(r#"{"ethereum":{"usd":0.0}}"#, "application/json"), |e| matches!(e, PriceError::Malformed(_))),
         (ResponseTemplate::new(200).set_body_raw(r#"{}"#, "application/json"), |e| matches!(e, PriceError::Missing(_))),
         (ResponseTemplate::new(200).set_body_raw(r#"{"ethereum":{"eur":2800}}"#, "application/json"), |e| matches!(e, PriceError::Missing(_))),
         (ResponseTemplate::new(200).set_delay(Duration::from_secs(3)).set_body_raw(r#"{"ethereum":{"usd":1}}"#, "application/json"), |e| *e == PriceError::Timeout),

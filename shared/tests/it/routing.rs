@@ -1,9 +1,10 @@
 //! The ChangeNOW adapter against a local fake serving ChangeNOW's v2 response shapes,
 //! error bodies included.
 
+use payorders::model::Timestamp;
 use payorders::registry::{Currency, registry};
 use payorders::routing::changenow::ChangeNow;
-use payorders::routing::{ExchangeStatus, RouteError, Router};
+use payorders::routing::{ExchangeStatus, Payout, RouteError, Router};
 use rust_decimal::Decimal;
 use std::str::FromStr;
 use std::time::Duration;
@@ -77,7 +78,11 @@ async fn estimate_and_create_a_reverse_exchange() {
         "read exactly, not through a float"
     );
     assert_eq!(quote.to_amount, dec("49.99"));
-    assert_eq!(quote.rate_id.as_deref(), Some("rate-123"));
+    assert_eq!(quote.rate_id, "rate-123");
+    assert_eq!(
+        quote.valid_until,
+        Some(Timestamp::parse("2026-11-21T15:00:00Z").unwrap())
+    );
     let x = c
         .create_reverse(
             &eth(),
@@ -105,7 +110,13 @@ async fn exchange_status_maps_every_provider_status() {
         ("verifying", ExchangeStatus::AwaitingDeposit),
         ("exchanging", ExchangeStatus::InProgress),
         ("sending", ExchangeStatus::InProgress),
-        ("finished", ExchangeStatus::Finished),
+        (
+            "finished",
+            ExchangeStatus::Finished(Payout {
+                address: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
+                amount: dec("49.99"),
+            }),
+        ),
         ("failed", ExchangeStatus::Failed),
         ("refunded", ExchangeStatus::Refunded),
         ("expired", ExchangeStatus::Expired),
@@ -115,7 +126,7 @@ async fn exchange_status_maps_every_provider_status() {
             .and(path("/exchange/by-id"))
             .and(query_param("id", id.as_str()))
             .respond_with(ResponseTemplate::new(200).set_body_raw(
-                format!(r#"{{"id":"{id}","status":"{status}","payinHash":null,"payoutHash":null,"amountFrom":0.0169,"amountTo":49.99}}"#),
+                format!(r#"{{"id":"{id}","status":"{status}","payinHash":null,"payoutHash":null,"payoutAddress":"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed","amountFrom":0.0169,"amountTo":49.99}}"#),
                 "application/json",
             ))
             .mount(&server)
@@ -135,12 +146,66 @@ async fn exchange_status_maps_every_provider_status() {
         cn(&server).status("weird").await,
         Err(RouteError::Malformed(_))
     ));
+    // Finished without saying what was paid out, or where, cannot complete an order.
+    for (id, body) in [
+        ("no-payout", r#"{"status":"finished","amountTo":49.99}"#),
+        (
+            "no-amount",
+            r#"{"status":"finished","payoutAddress":"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed","amountTo":null}"#,
+        ),
+        (
+            "zero",
+            r#"{"status":"finished","payoutAddress":"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed","amountTo":0}"#,
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/exchange/by-id"))
+            .and(query_param("id", id))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+            .mount(&server)
+            .await;
+        assert!(
+            matches!(cn(&server).status(id).await, Err(RouteError::Malformed(_))),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn a_payout_pays_only_the_recipient_at_least_the_amount() {
+    use payorders::model::ChainFamily;
+    let to = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+    let payout = |address: &str, amount: &str| Payout {
+        address: address.into(),
+        amount: dec(amount),
+    };
+    let evm = ChainFamily::Evm;
+    assert!(payout(to, "49.99").pays(evm, to, dec("49.99")));
+    assert!(payout(to, "50").pays(evm, to, dec("49.99")), "more is paid");
+    assert!(
+        payout(&to.to_lowercase(), "49.99").pays(evm, to, dec("49.99")),
+        "an EVM address's case carries no meaning"
+    );
+    assert!(!payout(to, "49.98").pays(evm, to, dec("49.99")), "short");
+    assert!(
+        !payout("0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", "49.99").pays(evm, to, dec("49.99")),
+        "paid elsewhere"
+    );
+    assert!(
+        !payout("", "49.99").pays(evm, "", dec("49.99")),
+        "no address"
+    );
+    assert!(
+        !payout("not-an-address", "49.99").pays(evm, "not-an-address", dec("49.99")),
+        "two unreadable addresses are not the same"
+    );
 }
 
 #[tokio::test]
 async fn every_failure_is_typed() {
     type Expect = fn(&RouteError) -> bool;
-    let cases: Vec<(ResponseTemplate, Expect)> = vec![
+    let cases: Vec<(ResponseTemplate, Expect)> =
+        vec![
         (
             ResponseTemplate::new(400).set_body_raw(
                 r#"{"error":"out_of_range","message":"Amount is less than minimal: 0.005 ETH"}"#,
@@ -191,6 +256,27 @@ async fn every_failure_is_typed() {
             ResponseTemplate::new(200)
                 .set_body_raw(r#"{"fromAmount":0,"toAmount":49.99}"#, "application/json"),
             |e| matches!(e, RouteError::Malformed(_)),
+        ),
+        // A fixed rate without its id cannot be held.
+        (
+            ResponseTemplate::new(200)
+                .set_body_raw(r#"{"fromAmount":0.01,"toAmount":49.99}"#, "application/json"),
+            |e| matches!(e, RouteError::Malformed(m) if m.contains("rateId")),
+        ),
+        // An estimate for less than was asked is not an offer for the order.
+        (
+            ResponseTemplate::new(200).set_body_raw(
+                r#"{"fromAmount":0.01,"toAmount":40,"rateId":"r"}"#,
+                "application/json",
+            ),
+            |e| matches!(e, RouteError::Malformed(m) if m.contains("pays out 40")),
+        ),
+        (
+            ResponseTemplate::new(200).set_body_raw(
+                r#"{"fromAmount":0.01,"toAmount":49.99,"rateId":"r","validUntil":"soon"}"#,
+                "application/json",
+            ),
+            |e| matches!(e, RouteError::Malformed(m) if m.contains("validUntil")),
         ),
         (
             ResponseTemplate::new(200)
@@ -243,7 +329,7 @@ async fn every_failure_is_typed() {
     let quote = payorders::routing::RouteQuote {
         from_amount: dec("1"),
         to_amount: dec("2"),
-        rate_id: None,
+        rate_id: "r".into(),
         valid_until: None,
     };
     assert!(matches!(

@@ -374,6 +374,116 @@ mod routed {
         );
     }
 
+    /// What the provider answers is checked against the order before a payer is shown
+    /// anything: an estimate or an exchange paying out less than the order's amount, or a
+    /// pay-in address that is no address of the payer's chain, is refused (502) and the
+    /// order stays PENDING. The amount to send and its deadline are the exchange's own.
+    #[tokio::test]
+    async fn provider_answers_are_checked_before_the_payer_sees_them() {
+        let estimate_ok = r#"{"fromAmount":0.0087654321,"toAmount":25.5,"rateId":"r1"}"#;
+        let exchange = |to: &str, payin: &str| {
+            format!(
+                r#"{{"id":"cn-1","payinAddress":"{payin}","fromAmount":0.0087654321,"toAmount":{to}}}"#
+            )
+        };
+        for (case, estimate, created) in [
+            (
+                "estimate short",
+                r#"{"fromAmount":0.007,"toAmount":20,"rateId":"r1"}"#,
+                None,
+            ),
+            (
+                "no rate id",
+                r#"{"fromAmount":0.0087654321,"toAmount":25.5}"#,
+                None,
+            ),
+            ("exchange short", estimate_ok, Some(exchange("25.4", PAYIN))),
+            (
+                "payin of another chain",
+                estimate_ok,
+                Some(exchange(
+                    "25.5",
+                    "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+                )),
+            ),
+            (
+                "payin empty of meaning",
+                estimate_ok,
+                Some(exchange("25.5", "0x1234")),
+            ),
+        ] {
+            let server = MockServer::start().await;
+            mock_estimate(&server, "25.5", ok_json(estimate)).await;
+            Mock::given(method("POST"))
+                .and(path("/exchange"))
+                .respond_with(ok_json(created.as_deref().unwrap_or("{}")))
+                .expect(u64::from(created.is_some()))
+                .mount(&server)
+                .await;
+            let app = app_with_changenow(&server).await;
+            let o = app
+                .create_deposit(
+                    &app.a_live,
+                    &json!({"currency": "USDC", "blockchain": "base"}),
+                )
+                .await;
+            let id = o.body["id"].as_str().unwrap();
+            live_details(&app, id, &source(1, None))
+                .await
+                .assert_error(502, "EXCHANGE_UNAVAILABLE");
+            let now = app
+                .get(&app.a_live, &format!("/pay-orders/{id}"))
+                .await
+                .body;
+            assert_eq!(now["status"], "PENDING", "{case}");
+            assert!(now["payment"].is_null(), "{case}");
+            assert_eq!(now["version"], 1, "{case}: nothing was written");
+        }
+
+        // The exchange asks for more than the estimate did, with its pay-in address in
+        // lower case and a rate held for 10 minutes: the payer is shown the exchange's
+        // amount, the address checksummed, and the rate's deadline.
+        let server = MockServer::start().await;
+        let until = payorders::model::Timestamp::now()
+            .plus_seconds(600)
+            .to_string();
+        mock_estimate(
+            &server,
+            "25.5",
+            ok_json(&format!(
+                r#"{{"fromAmount":0.0087654321,"toAmount":25.5,"rateId":"r1","validUntil":"{until}"}}"#
+            )),
+        )
+        .await;
+        Mock::given(method("POST"))
+            .and(path("/exchange"))
+            .respond_with(ok_json(&format!(
+                r#"{{"id":"cn-9","payinAddress":"{}","fromAmount":0.0095,"toAmount":25.5}}"#,
+                PAYIN.to_lowercase()
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let app = app_with_changenow(&server).await;
+        let o = app
+            .create_deposit(
+                &app.a_live,
+                &json!({"currency": "USDC", "blockchain": "base"}),
+            )
+            .await;
+        let id = o.body["id"].as_str().unwrap();
+        let r = live_details(&app, id, &source(1, None)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let p = &r.body["payment"];
+        assert_eq!(p["input"]["amount"]["raw"], "9500000000000000");
+        assert_eq!(p["steps"][0]["deposit_address"], PAYIN);
+        assert_eq!(p["expires_at"], until.as_str());
+        assert!(
+            r.body["expires_at"].as_str().unwrap() > until.as_str(),
+            "the order's own expiry is left as it was"
+        );
+    }
+
     #[tokio::test]
     async fn fiat_sale_routes_into_a_reachable_settlement_currency() {
         let server = MockServer::start().await;

@@ -539,7 +539,7 @@ mod exchange {
     use crate::support::in_memory_queue;
     use payorders::chains::sandbox;
     use payorders::payments::{self, Progress, Settler};
-    use payorders::routing::{Exchange, ExchangeStatus, RouteError, RouteQuote, Router};
+    use payorders::routing::{Exchange, ExchangeStatus, Payout, RouteError, RouteQuote, Router};
     use payorders::store::Store;
     use payorders::*;
     use std::sync::{Arc, Mutex};
@@ -623,8 +623,24 @@ mod exchange {
 
     #[tokio::test]
     async fn a_confirmed_routed_payment_follows_its_exchange_to_the_end() {
+        // The order's destination and what it is owed (1,000 wei on Base).
+        let payout = |address: &str, wei: &str| {
+            ExchangeStatus::Finished(Payout {
+                address: address.into(),
+                amount: format!("0.000000000000{wei}").parse().unwrap(),
+            })
+        };
+        let to = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
         for (end, want) in [
-            (ExchangeStatus::Finished, OrderStatus::Completed),
+            (payout(to, "001"), OrderStatus::Completed),
+            (payout(&to.to_lowercase(), "002"), OrderStatus::Completed),
+            // Finished, says the exchange, but not with what the order was owed: a payout
+            // short of it, or sent elsewhere, fails the order instead of completing it.
+            (payout(to, "000999"), OrderStatus::Failed),
+            (
+                payout("0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", "001"),
+                OrderStatus::Failed,
+            ),
             (ExchangeStatus::Refunded, OrderStatus::Refunded),
             (ExchangeStatus::Failed, OrderStatus::Failed),
         ] {
