@@ -234,7 +234,10 @@ pub fn public_view(
         "livemode": order.livemode,
         "created_at": order.created_at,
         "expires_at": order.expires_at,
-        "time_remaining": now.seconds_until(order.expires_at).max(0),
+        // Until the order expires, or a routed payment's rate does if that comes first.
+        "time_remaining": now
+            .seconds_until(order.payment.as_ref().map_or(order.expires_at, |p| p.expires_at.min(order.expires_at)))
+            .max(0),
         "merchant": {
             "name": merchant.name,
             "logo_url": merchant.logo_url,

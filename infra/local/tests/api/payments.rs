@@ -482,6 +482,12 @@ mod routed {
             r.body["expires_at"].as_str().unwrap() > until.as_str(),
             "the order's own expiry is left as it was"
         );
+        // The checkout page counts down to the rate's deadline.
+        let page = app
+            .get(&app.a_live, &format!("/public/pay-orders/{id}"))
+            .await;
+        let left = page.body["time_remaining"].as_i64().unwrap();
+        assert!((590..=600).contains(&left), "{left}");
     }
 
     #[tokio::test]
