@@ -1,5 +1,5 @@
 //! What the public routes (no API key; the order id is the capability) share: CORS for any
-//! origin without credentials, preflights answered, and per-IP limits in fixed one-minute
+//! origin without credentials, preflights answered, and per-address limits (an IPv4 address, an IPv6 /64) in fixed one-minute
 //! windows (order views and event streams 60, QR codes 100) answered with `429`, our error
 //! shape and `Retry-After`.
 
@@ -50,6 +50,23 @@ pub fn source_ip(req: &Request) -> String {
     .unwrap_or_else(|| "unknown".into())
 }
 
+/// Whose budget a request from `ip` counts against: an IPv4 address, or the /64 network of
+/// an IPv6 one. One IPv6 host usually holds a whole /64 (SLAAC, privacy addresses), so
+/// budgets per full address would give a single caller 2^64 of them.
+fn budget_holder(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_owned(),
+    }
+}
+
 /// Seconds until the current window ends (at least 1).
 fn seconds_left_in_window(now: Timestamp) -> i64 {
     (Limit::WINDOW_SECS - now.unix().rem_euclid(Limit::WINDOW_SECS)).max(1)
@@ -63,7 +80,11 @@ pub async fn check_limit(
 ) -> Result<(), ApiError> {
     let now = Timestamp::now();
     let window = now.unix().div_euclid(Limit::WINDOW_SECS) * Limit::WINDOW_SECS;
-    let key = format!("{}#{}#{window}", limit.bucket(), source_ip(req));
+    let key = format!(
+        "{}#{}#{window}",
+        limit.bucket(),
+        budget_holder(&source_ip(req))
+    );
     let ends = Timestamp::from_unix(window + Limit::WINDOW_SECS).unwrap_or(now);
     let hits = store.count_hit(&key, ends).await?;
     if hits > limit.per_minute() {
@@ -145,5 +166,28 @@ pub fn retry_after_on_429<B>(resp: &mut Response<B>) {
         if let Ok(v) = HeaderValue::from_str(&after) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::budget_holder;
+
+    #[test]
+    fn an_ipv6_network_of_64_bits_shares_one_budget() {
+        assert_eq!(
+            budget_holder("2001:db8:1:2::1"),
+            budget_holder("2001:db8:1:2:ffff::9")
+        );
+        assert_eq!(budget_holder("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(
+            budget_holder("2001:db8:1:2::1"),
+            budget_holder("2001:db8:1:3::1")
+        );
+        // An IPv4 address, also when written IPv4-mapped, is its own budget.
+        assert_eq!(budget_holder("203.0.113.7"), "203.0.113.7");
+        assert_eq!(budget_holder("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_ne!(budget_holder("203.0.113.7"), budget_holder("203.0.113.8"));
+        assert_eq!(budget_holder("unknown"), "unknown");
     }
 }

@@ -288,6 +288,41 @@ fn the_http_api_throttles_every_route_by_default() {
     );
 }
 
+/// A function reachable through its own Function URL is outside the HTTP API's throttle:
+/// its concurrency is capped by default (a deploy-time parameter), so anonymous callers
+/// holding it open cannot take the account's concurrency from every other function.
+#[test]
+fn functions_behind_their_own_url_have_capped_concurrency() {
+    let raw = std::fs::read_to_string(template_path()).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(&raw).unwrap();
+    let mut with_url = Vec::new();
+    for (id, r) in doc["Resources"].as_mapping().unwrap() {
+        if r["Properties"]["FunctionUrlConfig"].is_null() {
+            continue;
+        }
+        let id = id.as_str().unwrap();
+        with_url.push(id.to_owned());
+        let reserved = format!("{:?}", r["Properties"]["ReservedConcurrentExecutions"]);
+        assert!(
+            reserved.contains("CapEventStreams") && reserved.contains("EventStreamConcurrency"),
+            "{id} has no reserved concurrency: {reserved}"
+        );
+    }
+    assert_eq!(with_url, ["PublicEventsFunction"]);
+    // Its events link to the HTTP API (the QR code, the hosted page), not to the Function
+    // URL's host, which serves the stream alone.
+    let base = format!(
+        "{:?}",
+        doc["Resources"]["PublicEventsFunction"]["Properties"]["Environment"]["Variables"]["PAYORDERS_PUBLIC_BASE_URL"]
+    );
+    assert!(
+        base.contains("HasPublicBaseUrl") && base.contains("${HttpApi}.execute-api"),
+        "{base}"
+    );
+    let p = &doc["Parameters"]["EventStreamConcurrency"];
+    assert!(p["Default"].as_u64().unwrap() >= 1, "capped by default");
+}
+
 /// The table's GSIs in template.yaml are the ones `payorders tables create` (and every test)
 /// makes: the same keys and the same projections.
 #[test]
