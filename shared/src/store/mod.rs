@@ -378,6 +378,9 @@ pub trait ClaimStore: Send + Sync {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<bool>;
+    /// Ends a claim before it expires (the work it held failed and may be tried again).
+    /// Releasing a claim that is gone is no error.
+    async fn release_claim(&self, key: &str) -> StoreResult<()>;
 }
 
 /// Analytics counters per organization, mode and UTC hour (see [`crate::analytics`]).

@@ -98,6 +98,7 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("idempotency_complete", &[("PutItem", Table)]),
     ("idempotency_release", &[("DeleteItem", Table)]),
     ("claim_once", &[("PutItem", Table)]),
+    ("release_claim", &[("DeleteItem", Table)]),
     ("create_endpoint", &[("PutItem", Table)]),
     ("get_endpoint", &[("GetItem", Table)]),
     ("update_endpoint", &[("PutItem", Table), ("GetItem", Table)]),

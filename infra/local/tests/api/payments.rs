@@ -220,6 +220,48 @@ async fn xpub_wallets_give_each_order_its_own_address() {
     assert_eq!(wallet.body["addresses_derived"], 3);
 }
 
+/// Choices of a currency made at once for one order (a double click, or anyone holding the
+/// link sending a burst) hand out one xpub address: the others are refused before taking
+/// one, so the xpub's addresses keep no gaps that wallet software stops scanning at.
+#[tokio::test]
+async fn a_burst_of_choices_for_one_order_takes_one_address() {
+    let app = spawn_app().await;
+    let w = app
+        .signed_call(
+            &app.a,
+            "POST",
+            "/merchant-wallets",
+            Some(&json!({"chain_id": 11155111, "xpub": XPUB, "currencies": [SEPOLIA_USDC]})),
+        )
+        .await;
+    assert_eq!(w.status, 201, "{}", w.text);
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let mut body = sale_body();
+        body["nonce"] = json!(format!("burst{i}"));
+        let sale = app.signed_post(&app.a, "/pay-orders", &body, &[]).await;
+        ids.push(sale.body["id"].as_str().unwrap().to_owned());
+    }
+    let choice = source(11155111, Some(SEPOLIA_USDC));
+    let answers = futures::future::join_all((0..12).map(|_| details(&app, &ids[0], &choice))).await;
+    let mut chosen = 0;
+    for r in &answers {
+        match r.status {
+            200 => chosen += 1,
+            409 => r.assert_error(409, "CONCURRENT_UPDATE"),
+            // Asked after the winner wrote the order.
+            _ => r.assert_error(422, "ORDER_NOT_PENDING"),
+        }
+    }
+    assert_eq!(chosen, 1);
+    let wallet = app.get(&app.a, "/merchant-wallets/11155111").await;
+    assert_eq!(wallet.body["addresses_derived"], 1);
+    // The next order gets the next index: none was used up by the burst.
+    let r = details(&app, &ids[1], &choice).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["payment"]["derivation_index"], 1);
+}
+
 #[tokio::test]
 async fn failures_change_nothing() {
     let app = spawn_app().await;
@@ -488,6 +530,47 @@ mod routed {
             .await;
         let left = page.body["time_remaining"].as_i64().unwrap();
         assert!((590..=600).contains(&left), "{left}");
+    }
+
+    /// A choice the provider failed gives the order back at once: the payer's retry is
+    /// not told another request holds it.
+    #[tokio::test]
+    async fn a_failed_choice_can_be_tried_again_at_once() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/exchange/estimated-amount"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        mock_estimate(
+            &server,
+            "25.5",
+            ok_json(r#"{"fromAmount":0.0087654321,"toAmount":25.5,"rateId":"r1"}"#),
+        )
+        .await;
+        Mock::given(method("POST"))
+            .and(path("/exchange"))
+            .respond_with(ok_json(&format!(
+                r#"{{"id":"cn-1","payinAddress":"{PAYIN}","fromAmount":0.0087654321,"toAmount":25.5}}"#
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let app = app_with_changenow(&server).await;
+        let o = app
+            .create_deposit(
+                &app.a_live,
+                &json!({"currency": "USDC", "blockchain": "base"}),
+            )
+            .await;
+        let id = o.body["id"].as_str().unwrap();
+        live_details(&app, id, &source(1, None))
+            .await
+            .assert_error(502, "EXCHANGE_UNAVAILABLE");
+        let r = live_details(&app, id, &source(1, None)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["payment"]["exchange_id"], "cn-1");
     }
 
     #[tokio::test]

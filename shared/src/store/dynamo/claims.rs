@@ -30,4 +30,16 @@ impl ClaimStore for DynamoStore {
             Err(e) => Err(fault(e)),
         }
     }
+
+    async fn release_claim(&self, key: &str) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CLAIM#{key}")))
+            .key("sk", s("CLAIM"))
+            .send()
+            .await
+            .map_err(fault)?;
+        Ok(())
+    }
 }

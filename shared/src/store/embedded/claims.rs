@@ -36,4 +36,13 @@ impl ClaimStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn release_claim(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.tx_lazy(move |tx| {
+            exec(tx, "DELETE FROM claims WHERE key = ?1", params![key]).map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
 }

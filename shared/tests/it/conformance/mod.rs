@@ -1578,6 +1578,12 @@ async fn claim_once_until_expiry(store: &dyn Store) {
             .await
             .unwrap()
     );
+    // A released claim can be made again before it would have expired; releasing one
+    // that is gone is no error.
+    store.release_claim(&fresh).await.unwrap();
+    assert!(store.claim_once(&fresh, now, until).await.unwrap());
+    assert!(!store.claim_once(&fresh, now, until).await.unwrap());
+    store.release_claim("nothing#here").await.unwrap();
 }
 
 fn endpoint(org: &OrgId, livemode: bool, at: Timestamp) -> WebhookEndpoint {
