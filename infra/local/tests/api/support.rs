@@ -326,8 +326,21 @@ impl TestApp {
         headers: HeaderMap,
         body: Option<Vec<u8>>,
     ) -> Resp {
-        let mut rb = self
-            .http
+        self.send_from(&self.http, method, path, headers, body)
+            .await
+    }
+
+    /// [`Self::send`] through `client` (e.g. one bound to another loopback address, whose
+    /// per-address budgets are its own).
+    pub async fn send_from(
+        &self,
+        client: &reqwest::Client,
+        method: &str,
+        path: &str,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        let mut rb = client
             .request(method.parse().unwrap(), format!("{}{}", self.base, path))
             .headers(headers);
         if let Some(b) = body {
