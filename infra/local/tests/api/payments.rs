@@ -179,9 +179,8 @@ async fn a_fiat_sale_in_a_named_currency_receives_that_currency() {
     assert_eq!(r.body["payment"]["recipient"], RECIPIENT);
 }
 
-#[tokio::test]
-async fn xpub_wallets_give_each_order_its_own_address() {
-    let app = spawn_app().await;
+/// The test organization's Sepolia wallet, an xpub taking USDC.
+async fn sepolia_xpub_wallet(app: &TestApp) {
     let w = app
         .signed_call(
             &app.a,
@@ -191,13 +190,25 @@ async fn xpub_wallets_give_each_order_its_own_address() {
         )
         .await;
     assert_eq!(w.status, 201, "{}", w.text);
+}
+
+/// The id of a new test SALE made with `nonce`.
+async fn sale_id(app: &TestApp, nonce: &str) -> String {
+    let mut body = sale_body();
+    body["nonce"] = json!(nonce);
+    let sale = app.signed_post(&app.a, "/pay-orders", &body, &[]).await;
+    assert_eq!(sale.status, 201, "{}", sale.text);
+    sale.body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn xpub_wallets_give_each_order_its_own_address() {
+    let app = spawn_app().await;
+    sepolia_xpub_wallet(&app).await;
     let key = payorders::wallets::parse_xpub(XPUB).unwrap();
     let mut seen = Vec::new();
     for i in 0..3u32 {
-        let mut body = sale_body();
-        body["nonce"] = json!(format!("x{i}"));
-        let sale = app.signed_post(&app.a, "/pay-orders", &body, &[]).await;
-        let id = sale.body["id"].as_str().unwrap().to_owned();
+        let id = sale_id(&app, &format!("x{i}")).await;
         let r = details(&app, &id, &source(11155111, Some(SEPOLIA_USDC))).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let addr = r.body["payment"]["steps"][0]["deposit_address"]
@@ -226,22 +237,8 @@ async fn xpub_wallets_give_each_order_its_own_address() {
 #[tokio::test]
 async fn a_burst_of_choices_for_one_order_takes_one_address() {
     let app = spawn_app().await;
-    let w = app
-        .signed_call(
-            &app.a,
-            "POST",
-            "/merchant-wallets",
-            Some(&json!({"chain_id": 11155111, "xpub": XPUB, "currencies": [SEPOLIA_USDC]})),
-        )
-        .await;
-    assert_eq!(w.status, 201, "{}", w.text);
-    let mut ids = Vec::new();
-    for i in 0..2 {
-        let mut body = sale_body();
-        body["nonce"] = json!(format!("burst{i}"));
-        let sale = app.signed_post(&app.a, "/pay-orders", &body, &[]).await;
-        ids.push(sale.body["id"].as_str().unwrap().to_owned());
-    }
+    sepolia_xpub_wallet(&app).await;
+    let ids = [sale_id(&app, "burst0").await, sale_id(&app, "burst1").await];
     let choice = source(11155111, Some(SEPOLIA_USDC));
     let answers = futures::future::join_all((0..12).map(|_| details(&app, &ids[0], &choice))).await;
     let mut chosen = 0;
@@ -362,6 +359,28 @@ mod routed {
             .await;
     }
 
+    /// A live DEPOSIT of USDC on Base (an exchange routes to it from Ethereum's ETH).
+    async fn live_deposit(app: &TestApp) -> String {
+        let o = app
+            .create_deposit(
+                &app.a_live,
+                &json!({"currency": "USDC", "blockchain": "base"}),
+            )
+            .await;
+        o.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The order is as created: PENDING, no payment, nothing written.
+    async fn assert_untouched(app: &TestApp, id: &str, case: &str) {
+        let now = app
+            .get(&app.a_live, &format!("/pay-orders/{id}"))
+            .await
+            .body;
+        assert_eq!(now["status"], "PENDING", "{case}");
+        assert!(now["payment"].is_null(), "{case}");
+        assert_eq!(now["version"], 1, "{case}: nothing was written");
+    }
+
     /// Payment details asked with the live key: exchanges route between mainnets.
     async fn live_details(app: &TestApp, id: &str, body: &Value) -> Resp {
         app.post(
@@ -370,6 +389,21 @@ mod routed {
             Some(body),
         )
         .await
+    }
+
+    /// ChangeNOW's answer to opening exchange `id`.
+    fn exchange(id: &str, payin: &str, from: &str, to: &str) -> String {
+        format!(r#"{{"id":"{id}","payinAddress":"{payin}","fromAmount":{from},"toAmount":{to}}}"#)
+    }
+
+    /// The provider opens one exchange, answering `answer`.
+    async fn mock_exchange(server: &MockServer, answer: &str) {
+        Mock::given(method("POST"))
+            .and(path("/exchange"))
+            .respond_with(ok_json(answer))
+            .expect(1)
+            .mount(server)
+            .await;
     }
 
     fn ok_json(body: &str) -> ResponseTemplate {
@@ -388,13 +422,7 @@ mod routed {
             .mount(&server)
             .await;
         let app = app_with_changenow(&server).await;
-        let o = app
-            .create_deposit(
-                &app.a_live,
-                &json!({"currency": "USDC", "blockchain": "base"}),
-            )
-            .await;
-        let id = o.body["id"].as_str().unwrap();
+        let id = &live_deposit(&app).await;
         let mut body = source(1, None);
         body["refund_address"] = json!(RECIPIENT);
         let r = live_details(&app, id, &body).await;
@@ -423,11 +451,7 @@ mod routed {
     #[tokio::test]
     async fn provider_answers_are_checked_before_the_payer_sees_them() {
         let estimate_ok = r#"{"fromAmount":0.0087654321,"toAmount":25.5,"rateId":"r1"}"#;
-        let exchange = |to: &str, payin: &str| {
-            format!(
-                r#"{{"id":"cn-1","payinAddress":"{payin}","fromAmount":0.0087654321,"toAmount":{to}}}"#
-            )
-        };
+        let opened = |to: &str, payin: &str| exchange("cn-1", payin, "0.0087654321", to);
         for (case, estimate, created) in [
             (
                 "estimate short",
@@ -439,19 +463,16 @@ mod routed {
                 r#"{"fromAmount":0.0087654321,"toAmount":25.5}"#,
                 None,
             ),
-            ("exchange short", estimate_ok, Some(exchange("25.4", PAYIN))),
+            ("exchange short", estimate_ok, Some(opened("25.4", PAYIN))),
             (
                 "payin of another chain",
                 estimate_ok,
-                Some(exchange(
-                    "25.5",
-                    "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
-                )),
+                Some(opened("25.5", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq")),
             ),
             (
                 "payin empty of meaning",
                 estimate_ok,
-                Some(exchange("25.5", "0x1234")),
+                Some(opened("25.5", "0x1234")),
             ),
         ] {
             let server = MockServer::start().await;
@@ -463,23 +484,11 @@ mod routed {
                 .mount(&server)
                 .await;
             let app = app_with_changenow(&server).await;
-            let o = app
-                .create_deposit(
-                    &app.a_live,
-                    &json!({"currency": "USDC", "blockchain": "base"}),
-                )
-                .await;
-            let id = o.body["id"].as_str().unwrap();
+            let id = &live_deposit(&app).await;
             live_details(&app, id, &source(1, None))
                 .await
                 .assert_error(502, "EXCHANGE_UNAVAILABLE");
-            let now = app
-                .get(&app.a_live, &format!("/pay-orders/{id}"))
-                .await
-                .body;
-            assert_eq!(now["status"], "PENDING", "{case}");
-            assert!(now["payment"].is_null(), "{case}");
-            assert_eq!(now["version"], 1, "{case}: nothing was written");
+            assert_untouched(&app, id, case).await;
         }
 
         // The exchange asks for more than the estimate did, with its pay-in address in
@@ -497,23 +506,13 @@ mod routed {
             )),
         )
         .await;
-        Mock::given(method("POST"))
-            .and(path("/exchange"))
-            .respond_with(ok_json(&format!(
-                r#"{{"id":"cn-9","payinAddress":"{}","fromAmount":0.0095,"toAmount":25.5}}"#,
-                PAYIN.to_lowercase()
-            )))
-            .expect(1)
-            .mount(&server)
-            .await;
+        mock_exchange(
+            &server,
+            &exchange("cn-9", &PAYIN.to_lowercase(), "0.0095", "25.5"),
+        )
+        .await;
         let app = app_with_changenow(&server).await;
-        let o = app
-            .create_deposit(
-                &app.a_live,
-                &json!({"currency": "USDC", "blockchain": "base"}),
-            )
-            .await;
-        let id = o.body["id"].as_str().unwrap();
+        let id = &live_deposit(&app).await;
         let r = live_details(&app, id, &source(1, None)).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let p = &r.body["payment"];
@@ -549,22 +548,9 @@ mod routed {
             ok_json(r#"{"fromAmount":0.0087654321,"toAmount":25.5,"rateId":"r1"}"#),
         )
         .await;
-        Mock::given(method("POST"))
-            .and(path("/exchange"))
-            .respond_with(ok_json(&format!(
-                r#"{{"id":"cn-1","payinAddress":"{PAYIN}","fromAmount":0.0087654321,"toAmount":25.5}}"#
-            )))
-            .expect(1)
-            .mount(&server)
-            .await;
+        mock_exchange(&server, &exchange("cn-1", PAYIN, "0.0087654321", "25.5")).await;
         let app = app_with_changenow(&server).await;
-        let o = app
-            .create_deposit(
-                &app.a_live,
-                &json!({"currency": "USDC", "blockchain": "base"}),
-            )
-            .await;
-        let id = o.body["id"].as_str().unwrap();
+        let id = &live_deposit(&app).await;
         live_details(&app, id, &source(1, None))
             .await
             .assert_error(502, "EXCHANGE_UNAVAILABLE");
@@ -582,13 +568,7 @@ mod routed {
             ok_json(r#"{"fromAmount":0.0171,"toAmount":49.99,"rateId":"r2"}"#),
         )
         .await;
-        Mock::given(method("POST"))
-            .and(path("/exchange"))
-            .respond_with(ok_json(&format!(
-                r#"{{"id":"cn-2","payinAddress":"{PAYIN}","fromAmount":0.0171,"toAmount":49.99}}"#
-            )))
-            .mount(&server)
-            .await;
+        mock_exchange(&server, &exchange("cn-2", PAYIN, "0.0171", "49.99")).await;
         let app = app_with_changenow(&server).await;
         // Test networks have no exchange: the demo test wallets are not reachable.
         let sale = app
@@ -693,22 +673,10 @@ mod routed {
                     .await;
             }
             let app = app_with_changenow(&server).await;
-            let o = app
-                .create_deposit(
-                    &app.a_live,
-                    &json!({"currency": "USDC", "blockchain": "base"}),
-                )
-                .await;
-            let id = o.body["id"].as_str().unwrap();
+            let id = &live_deposit(&app).await;
             let r = live_details(&app, id, &source(1, None)).await;
             r.assert_error(status, code);
-            let now = app
-                .get(&app.a_live, &format!("/pay-orders/{id}"))
-                .await
-                .body;
-            assert_eq!(now["status"], "PENDING");
-            assert!(now["payment"].is_null());
-            assert_eq!(now["version"], 1, "nothing was written");
+            assert_untouched(&app, id, code).await;
         }
     }
 }
