@@ -252,7 +252,9 @@ fn refund_error(e: RefundError) -> ApiError {
         RefundError::AddressRequired => {
             ApiError::unprocessable(code, message).with_param("address")
         }
-        RefundError::NotRefundable(_) => ApiError::unprocessable(code, message),
+        RefundError::NotRefundable(_) | RefundError::Routed => {
+            ApiError::unprocessable(code, message)
+        }
         RefundError::TooSmall { .. }
         | RefundError::WrongSender(_)
         | RefundError::MinedBeforeRefund

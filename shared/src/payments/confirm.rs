@@ -107,7 +107,7 @@ pub async fn advance(
                 confirmations_update(s, &order, now, follow_moves).await?
             }
             // Payments settled; refund transfers still confirming.
-            _ if order.awaits_check() => refunds_update(s, &order, now)
+            _ if order.awaits_check() => refunds_update(s, &order, now, follow_moves)
                 .await?
                 .map(|u| (u, Progress::Waiting)),
             _ => return Ok(Progress::Settled),

@@ -28,6 +28,12 @@ pub enum RefundError {
         "an order in status {0} with nothing received and confirmed has nothing to refund (a payment is refundable once confirmed)"
     )]
     NotRefundable(OrderStatus),
+    /// Paid through an exchange: the money sits with the provider, not at an address the
+    /// merchant sends from.
+    #[error(
+        "the order was paid through an exchange (payment.exchange_id): refunds of it are the provider's, to the payer's refund address"
+    )]
+    Routed,
     #[error("the refund exceeds what can still be refunded ({} {}: received, minus refunds succeeded or pending)", .available.ui, .symbol)]
     Exceeds { available: Amount, symbol: String },
     #[error("the order has no refund address; give `address` (on the chain the order was paid on)")]
@@ -60,7 +66,7 @@ pub enum RefundError {
 impl RefundError {
     pub fn code(&self) -> &'static str {
         match self {
-            RefundError::NotRefundable(_) => "ORDER_NOT_REFUNDABLE",
+            RefundError::NotRefundable(_) | RefundError::Routed => "ORDER_NOT_REFUNDABLE",
             RefundError::Exceeds { .. } => "REFUND_EXCEEDS_RECEIVED",
             RefundError::AddressRequired => "REFUND_ADDRESS_REQUIRED",
             RefundError::InvalidAddress(_) => "INVALID_ADDRESS",
@@ -147,6 +153,11 @@ pub fn create_refund(
     let Some(payment) = order.payment.as_ref().filter(|_| !base.is_zero()) else {
         return Err(RefundError::NotRefundable(order.status));
     };
+    // The payer's money went to the exchange's deposit address, which the merchant cannot
+    // send from: a refund there could never be sent, and would hold its amount forever.
+    if payment.exchange_id.is_some() {
+        return Err(RefundError::Routed);
+    }
     let currency = payment.input.currency.clone();
     let available = base.saturating_sub(committed(order));
     let amount = req.amount.unwrap_or(available);
@@ -450,14 +461,18 @@ pub fn fully_refunded(order: &PayOrder) -> bool {
 }
 
 /// The confirmation counts of the order's confirming refund transfers and the write they
-/// call for: a reorged one goes back to `pending` (its transfer forgotten), a final one
-/// `succeeded` (with `refund.succeeded`); once everything received is refunded, the order
-/// moves to REFUNDED where the transition table allows it (COMPLETED, EXPIRED paid late).
-/// `None` when nothing changed.
+/// call for: a final one `succeeded` (with `refund.succeeded`); one whose block was
+/// replaced is followed to its new block when the same transaction was mined again on the
+/// new branch and still sends the refund (`follow_moves`; its claims written again), and
+/// goes back to `pending` (its transfer forgotten) only when it is gone from the chain or
+/// no longer sends it. Once everything received is refunded, the order moves to REFUNDED
+/// where the transition table allows it (COMPLETED, EXPIRED paid late). `None` when
+/// nothing changed.
 pub(crate) async fn refunds_update(
     s: &Settler,
     order: &PayOrder,
     now: Timestamp,
+    follow_moves: bool,
 ) -> Result<Option<OrderUpdate>, super::AdvanceError> {
     let payment = order
         .payment
@@ -466,6 +481,7 @@ pub(crate) async fn refunds_update(
     let family = payment.family();
     let mut refunds = order.refunds.clone();
     let mut succeeded = false;
+    let mut claims = Vec::new();
     for r in refunds
         .iter_mut()
         .filter(|r| r.status == RefundStatus::Confirming)
@@ -476,7 +492,8 @@ pub(crate) async fn refunds_update(
         let hash = TxHash::parse(family, &t.tx_hash)
             .map_err(|e| StoreError::Corrupt(format!("stored tx hash {}: {e}", t.tx_hash)))?;
         let reader = refund_reader(s, order, payment, &r.address, &hash)?;
-        let current = reader.transaction(&hash).await?.and_then(|tx| tx.inclusion);
+        let tx = reader.transaction(&hash).await?;
+        let current = tx.as_ref().and_then(|tx| tx.inclusion.clone());
         let head = reader.head().await?;
         match super::confirm::confirmation_check(
             &*reader,
@@ -488,9 +505,33 @@ pub(crate) async fn refunds_update(
         )
         .await?
         {
+            // One moved transaction followed per write (its claims and the order's items
+            // fit one DynamoDB transaction); this one stays as recorded until the next check.
+            ConfirmationCheck::Reorged if current.is_some() && !claims.is_empty() => {}
             ConfirmationCheck::Reorged => {
-                r.status = RefundStatus::Pending;
-                r.transfer = None;
+                // Mined again on the new branch (what a reorg usually does to a transaction):
+                // the same checks as when it was submitted decide whether it still sends
+                // this refund. Sent back to pending, the merchant would send it twice.
+                let moved = match &tx {
+                    Some(tx) if follow_moves && tx.inclusion.is_some() => {
+                        check_refund_tx(order, payment, r, &hash, tx).ok()
+                    }
+                    _ => None,
+                };
+                match (moved, r.transfer.as_mut()) {
+                    (Some(v), Some(t)) => {
+                        tracing::info!(order_id = %order.id, refund = %r.id, tx = %t.tx_hash, from = t.block_number, to = v.inclusion.block_number, "a reorg moved the refund's transaction to another block; following it there");
+                        t.block_number = v.inclusion.block_number;
+                        t.block_hash = v.inclusion.block_hash.clone();
+                        t.mined_at = v.inclusion.mined_at();
+                        t.confirmations = v.inclusion.confirmations_at(head);
+                        claims.extend(v.claims);
+                    }
+                    _ => {
+                        r.status = RefundStatus::Pending;
+                        r.transfer = None;
+                    }
+                }
             }
             ConfirmationCheck::Confirmed { confirmations } => {
                 r.status = RefundStatus::Succeeded;
@@ -530,6 +571,9 @@ pub(crate) async fn refunds_update(
             .edit(now, set)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?
     };
+    let update = claims
+        .into_iter()
+        .fold(update, |u, claim| u.with_tx_claim(claim));
     Ok(Some(if succeeded {
         update.and_event(EventType::RefundSucceeded)
     } else {

@@ -110,6 +110,19 @@ fn what_each_order_may_refund() {
             .code(),
         "ORDER_NOT_REFUNDABLE"
     );
+    // Paid through an exchange: the money is the provider's to return, from an address the
+    // merchant cannot send from; a refund created anyway could never succeed and would
+    // hold its amount for good.
+    let mut routed = o.clone();
+    routed.status = OrderStatus::Completed;
+    routed.payment.as_mut().unwrap().exchange_id = Some("cn-1".into());
+    assert!(matches!(
+        create_refund(&routed, &ask(None, Some(CUSTOMER)), Timestamp::now()),
+        Err(RefundError::Routed)
+    ));
+    // The same order paid directly is refundable.
+    routed.payment.as_mut().unwrap().exchange_id = None;
+    assert!(create_refund(&routed, &ask(None, Some(CUSTOMER)), Timestamp::now()).is_ok());
 }
 
 #[test]
@@ -471,6 +484,36 @@ async fn a_reorged_refund_transfer_sends_the_refund_back_to_pending() {
     r.chain.set_head(90);
     r.check(&o.id).await;
     assert_eq!(r.get(&o.id).await.status, OrderStatus::Refunded);
+}
+
+/// A reorg usually mines a transaction again in another block: the refund's transfer is
+/// followed there and stays `confirming` (then `succeeded`), not sent back to `pending`,
+/// which would have the merchant send the money a second time.
+#[tokio::test]
+async fn a_refund_transfer_moved_by_a_reorg_is_followed_not_sent_back() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 25_000_000).await;
+    let rid = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
+    let tx = r
+        .chain
+        .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+    assert_eq!(r.send_refund(&o.id, &rid, &tx).await, "OK");
+    r.chain.reorg(41, &[&tx], 43);
+    r.check(&o.id).await;
+    let moved = r.get(&o.id).await;
+    assert_eq!(moved.refunds[0].status, RefundStatus::Confirming);
+    let t = moved.refunds[0].transfer.as_ref().unwrap();
+    assert_eq!(
+        (t.tx_hash.as_str(), t.block_number),
+        (tx.to_string().as_str(), 43)
+    );
+    assert_eq!(moved.status, OrderStatus::Completed);
+    r.chain.set_head(90);
+    r.check(&o.id).await;
+    let done = r.get(&o.id).await;
+    assert_eq!(done.refunds[0].status, RefundStatus::Succeeded);
+    assert_eq!(done.status, OrderStatus::Refunded);
 }
 
 #[tokio::test]
