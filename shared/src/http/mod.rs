@@ -120,12 +120,65 @@ pub fn links(req: &Request) -> crate::checkout::Links {
         }
         _ => None,
     };
-    let base = env("PAYORDERS_PUBLIC_BASE_URL")
-        .or_else(|| stage_var("public_base_url"))
-        .or_else(gateway)
-        .unwrap_or_default();
-    let events = env("PAYORDERS_EVENTS_BASE_URL").or_else(|| stage_var("events_base_url"));
-    crate::checkout::Links::new(&base, events.as_deref())
+    links_from(
+        env("PAYORDERS_PUBLIC_BASE_URL").or_else(|| stage_var("public_base_url")),
+        env("PAYORDERS_EVENTS_BASE_URL").or_else(|| stage_var("events_base_url")),
+        gateway(),
+    )
+}
+
+/// The links given the configured public base, the configured events base and the address
+/// the request came to. A request to a Lambda Function URL (the event stream, whose own
+/// URL its configuration cannot name) streams from that address.
+fn links_from(
+    public: Option<String>,
+    events: Option<String>,
+    came_to: Option<String>,
+) -> crate::checkout::Links {
+    let own_stream = came_to.clone().filter(|u| {
+        u.split("://")
+            .nth(1)
+            .and_then(|host| host.split(['/', ':']).next())
+            .is_some_and(|host| host.contains(".lambda-url."))
+    });
+    let base = public.or(came_to).unwrap_or_default();
+    crate::checkout::Links::new(&base, events.or(own_stream).as_deref())
+}
+
+#[cfg(test)]
+mod links_tests {
+    use super::links_from;
+    use crate::model::OrderId;
+
+    #[test]
+    fn the_stream_links_to_the_api_and_streams_from_its_own_url() {
+        let id = OrderId::generate();
+        let api = "https://abc.execute-api.us-east-1.amazonaws.com/dev";
+        let url = "https://k7x2.lambda-url.us-east-1.on.aws";
+        let some = |s: &str| Some(s.to_owned());
+        // The stream: its configuration names the API; it streams from where it was asked.
+        let l = links_from(some(api), None, some(url));
+        assert_eq!(l.qr(&id), format!("{api}/public/pay-orders/{id}/qr"));
+        assert_eq!(l.hosted(&id), format!("{api}/pay/{id}"));
+        assert_eq!(
+            l.events(&id),
+            format!("{url}/public/pay-orders/{id}/events")
+        );
+        // An API route: the stage variable names the stream's URL.
+        let l = links_from(None, some(url), some(api));
+        assert_eq!(l.qr(&id), format!("{api}/public/pay-orders/{id}/qr"));
+        assert_eq!(
+            l.events(&id),
+            format!("{url}/public/pay-orders/{id}/events")
+        );
+        // One host for everything (the local host; a custom domain).
+        let local = "http://127.0.0.1:3000";
+        let l = links_from(some(local), None, some("https://127.0.0.1"));
+        assert_eq!(
+            l.events(&id),
+            format!("{local}/public/pay-orders/{id}/events")
+        );
+    }
 }
 
 /// The caller, as the authorizer established it (or the failure it recorded).

@@ -320,7 +320,129 @@ fn functions_behind_their_own_url_have_capped_concurrency() {
         "{base}"
     );
     let p = &doc["Parameters"]["EventStreamConcurrency"];
-    assert!(p["Default"].as_u64().unwrap() >= 1, "capped by default");
+    let default: u32 = p["Default"].as_str().unwrap().parse().unwrap();
+    assert!(default >= 1, "capped by default");
+}
+
+/// What each resource needs created before it, as CloudFormation sees it once SAM has
+/// expanded the template: the resources it names (`!Ref`, `!GetAtt`, `${…}` in `!Sub`,
+/// `DependsOn`); an HTTP API needs the functions its routes invoke (their `HttpApi` events
+/// name it, SAM writes their ARNs into it), while its stage (`StageVariables`) is a resource
+/// of its own; a `FunctionUrlConfig` makes `<Function>Url`, which needs its function.
+fn creation_order_needs() -> BTreeMap<String, BTreeSet<String>> {
+    use serde_norway::Value;
+    fn names(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Tagged(t) => {
+                let tag = t.tag.to_string();
+                match (&*tag, &t.value) {
+                    ("!Ref" | "!GetAtt", Value::String(s)) => {
+                        out.insert(s.split('.').next().unwrap().to_owned());
+                    }
+                    ("!GetAtt", Value::Sequence(p)) => {
+                        if let Some(Value::String(s)) = p.first() {
+                            out.insert(s.clone());
+                        }
+                    }
+                    _ => names(&t.value, out),
+                }
+            }
+            Value::String(s) => {
+                for part in s.split("${").skip(1) {
+                    let name = part.split(['}', '.']).next().unwrap();
+                    if !name.starts_with("AWS::") {
+                        out.insert(name.to_owned());
+                    }
+                }
+            }
+            Value::Sequence(items) => items.iter().for_each(|i| names(i, out)),
+            Value::Mapping(m) => m.values().for_each(|i| names(i, out)),
+            _ => {}
+        }
+    }
+    let raw = std::fs::read_to_string(template_path()).unwrap();
+    let doc: Value = serde_norway::from_str(&raw).unwrap();
+    let resources = doc["Resources"].as_mapping().unwrap();
+    let ids: BTreeSet<String> = resources
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    let mut needs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (id, r) in resources {
+        let id = id.as_str().unwrap().to_owned();
+        let mut props = r["Properties"].clone();
+        let mut own = BTreeSet::new();
+        if let Some(m) = props.as_mapping_mut() {
+            // The stage: a resource of its own that needs the API.
+            if let Some(vars) = m.remove("StageVariables") {
+                let mut stage = BTreeSet::from([id.clone()]);
+                names(&vars, &mut stage);
+                needs.insert(format!("{id}Stage"), stage);
+            }
+            // Routes: the API needs the function, not the other way round.
+            if let Some(events) = m.remove("Events") {
+                for (_, e) in events.as_mapping().into_iter().flatten() {
+                    let mut named = BTreeSet::new();
+                    names(&e["Properties"], &mut named);
+                    if e["Type"].as_str() == Some("HttpApi") {
+                        for api in named {
+                            needs.entry(api).or_default().insert(id.clone());
+                        }
+                    } else {
+                        own.extend(named);
+                    }
+                }
+            }
+            if m.contains_key("FunctionUrlConfig") {
+                needs.insert(format!("{id}Url"), BTreeSet::from([id.clone()]));
+            }
+        }
+        names(&props, &mut own);
+        names(&r["DependsOn"], &mut own);
+        own.remove(&id);
+        needs.entry(id).or_default().extend(own);
+    }
+    // Parameters and conditions are no resources.
+    for n in needs.values_mut() {
+        n.retain(|x| ids.contains(x) || x.ends_with("Url") || x.ends_with("Stage"));
+    }
+    needs
+}
+
+/// CloudFormation refuses a template whose resources need each other in a circle, and
+/// `sam validate --lint` does not see circles that SAM's expansion makes (a function's
+/// route makes its API need it): the creation order is checked here.
+#[test]
+fn resources_need_each_other_in_no_circle() {
+    let needs = creation_order_needs();
+    // Depth-first, with the path so far: a resource met again on its own path closes one.
+    fn visit(
+        n: &str,
+        needs: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) {
+        if let Some(at) = path.iter().position(|p| p == n) {
+            panic!("a circle: {} -> {n}", path[at..].join(" -> "));
+        }
+        if !done.insert(n.to_owned()) {
+            return;
+        }
+        path.push(n.to_owned());
+        for m in needs.get(n).into_iter().flatten() {
+            visit(m, needs, path, done);
+        }
+        path.pop();
+    }
+    let mut done = BTreeSet::new();
+    for n in needs.keys() {
+        visit(n, &needs, &mut Vec::new(), &mut done);
+    }
+    // The edges the last circle was made of are seen at all.
+    assert!(needs["HttpApi"].contains("PublicOrderFunction"));
+    assert!(needs["PublicEventsFunctionUrl"].contains("PublicEventsFunction"));
+    assert!(needs["PublicEventsFunction"].contains("HttpApi"));
+    assert!(needs["HttpApiStage"].contains("PublicEventsFunctionUrl"));
 }
 
 /// The table's GSIs in template.yaml are the ones `payorders tables create` (and every test)
