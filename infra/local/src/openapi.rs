@@ -280,7 +280,7 @@ by_hand!(
         "livemode": { "type": "boolean" },
         "created_at": { "$ref": "#/components/schemas/Timestamp" },
         "expires_at": { "$ref": "#/components/schemas/Timestamp" },
-        "time_remaining": { "type": "integer", "minimum": 0, "description": "Seconds until `expires_at` (0 once past)." },
+        "time_remaining": { "type": "integer", "minimum": 0, "description": "Seconds until `expires_at`, or until `payment.expires_at` when a routed payment's rate ends first (0 once past)." },
         "merchant": {
             "type": "object",
             "required": ["name", "logo_url", "theme_color", "hide_footer"],

@@ -85,8 +85,37 @@ pub async fn choose(
         .map_err(|e| ApiError::from(e).with_param("source_currency"))?;
     let refund = refund_address(body.refund_address, &source)?;
     let plan = plan_output(svc, &ctx, order, &source).await?;
+    // Handing out an xpub's next address or opening an exchange cannot be undone: only one
+    // request per version of the order does it. Others asking at once (a double click, a
+    // burst from anyone holding the link) would each use up an address, leaving gaps wallet
+    // software stops scanning at, or open an exchange nobody pays, and then lose the write.
+    let held = if plan.has_side_effects(&source) {
+        Some(hold_choice(svc, order, now).await?)
+    } else {
+        None
+    };
+    let chosen = write_choice(svc, &ctx, order, &source, plan, refund, now).await;
+    // A choice that failed gives the order back at once, so the payer can try again.
+    if let (Err(_), Some(hold)) = (&chosen, &held)
+        && let Err(e) = svc.store.release_claim(&hold.0, hold.1).await
+    {
+        tracing::warn!(order_id = %order.id, error = %e, "could not release the payment choice; it ends on its own");
+    }
+    chosen
+}
+
+/// Makes the payment and writes it on the order (PENDING -> AWAITING_PAYMENT).
+async fn write_choice(
+    svc: &Services,
+    ctx: &Owner,
+    order: &PayOrder,
+    source: &Currency,
+    plan: Plan,
+    refund: Option<Refund>,
+    now: Timestamp,
+) -> Result<PayOrder, ApiError> {
     let payment_rate = plan.rate_usd.map(|r| r.normalize().to_string());
-    let payment = make_payment(svc, &ctx, order, &source, plan, refund, now).await?;
+    let payment = make_payment(svc, ctx, source, plan, refund, (order.expires_at, now)).await?;
     let update = order
         .transition(now, OrderStatus::AwaitingPayment, |o| {
             o.fulfillment.asset = Some(payment.output.currency.clone());
@@ -136,11 +165,7 @@ fn refund_address(a: Option<String>, source: &Currency) -> Result<Option<Refund>
     let Some(a) = a else {
         return Ok(None);
     };
-    let family = registry()
-        .chain(source.chain_id)
-        .map_err(|_| ApiError::internal())?
-        .family;
-    let addr = Address::parse(family, &a)
+    let addr = Address::parse(source.family(), &a)
         .map_err(|e| ApiError::invalid("INVALID_ADDRESS", "refund_address", e.to_string()))?;
     Ok(Some(Refund {
         address: addr.to_string(),
@@ -158,6 +183,25 @@ struct Plan {
     /// The merchant wallet that accepted the output, when planning read it (so handing out
     /// its address does not read it again).
     wallet: Option<MerchantWallet>,
+}
+
+impl Plan {
+    /// The address paid when it is known without handing one out: the order's own
+    /// recipient, or the merchant wallet's fixed address on the output's chain.
+    fn fixed_address(&self) -> Option<&str> {
+        self.address.as_deref().or_else(|| {
+            self.wallet
+                .as_ref()
+                .filter(|w| w.chain_id == self.output.chain_id)
+                .and_then(|w| w.address.as_deref())
+        })
+    }
+
+    /// Whether making the payment does what cannot be undone: open an exchange (paying in
+    /// another currency than `output`), or hand out an xpub wallet's next address.
+    fn has_side_effects(&self, source: &Currency) -> bool {
+        source.id != self.output.id || self.fixed_address().is_none()
+    }
 }
 
 async fn plan_output(
@@ -274,7 +318,7 @@ fn route_unavailable(source: &Currency, wanted: &str) -> ApiError {
 
 /// Decimal `ui` of an amount (exact: the UI text is the amount).
 fn ui_decimal(a: &Amount) -> Result<Decimal, ApiError> {
-    Decimal::from_str(&a.ui).map_err(|_| {
+    a.decimal().ok_or_else(|| {
         ApiError::unprocessable("AMOUNT_OUT_OF_RANGE", "the amount is too precise to route")
     })
 }
@@ -284,152 +328,124 @@ fn ui_decimal(a: &Amount) -> Result<Decimal, ApiError> {
 async fn make_payment(
     svc: &Services,
     ctx: &Owner,
-    order: &PayOrder,
     source: &Currency,
     plan: Plan,
     refund: Option<Refund>,
-    now: Timestamp,
+    (expires_at, now): (Timestamp, Timestamp),
 ) -> Result<Payment, ApiError> {
-    let expires_at = order.expires_at;
     let output = PaymentOutput {
         currency: plan.output.clone(),
         amount: plan.amount.clone(),
     };
     let direct = source.id == plan.output.id;
-    // Handing out an xpub's next address or opening an exchange cannot be undone: only one
-    // request per version of the order does it. Others asking at once (a double click, a
-    // burst from anyone holding the link) would each use up an address, leaving gaps wallet
-    // software stops scanning at, or open an exchange nobody pays, and then lose the write.
-    let fixed_address = plan.address.is_some()
-        || plan
-            .wallet
-            .as_ref()
-            .is_some_and(|w| w.chain_id == plan.output.chain_id && w.address.is_some());
-    let held = if !direct || !fixed_address {
-        Some(hold_choice(svc, order, now).await?)
-    } else {
+    // A routed payment is priced before any address is handed out.
+    let quote = if direct {
         None
+    } else {
+        let router = svc
+            .router
+            .as_ref()
+            .ok_or_else(|| route_unavailable(source, &plan.output.id))?;
+        let wanted = ui_decimal(&plan.amount)?;
+        let quote = router
+            .estimate_reverse(source, &plan.output, wanted)
+            .await?
+            .usable(wanted, now)?;
+        Some((router, wanted, quote))
     };
-    let made: Result<Payment, ApiError> = async {
-        // A routed payment is priced before any address is handed out.
-        let quote = if direct {
-            None
-        } else {
-            let router = svc
-                .router
-                .as_ref()
-                .ok_or_else(|| route_unavailable(source, &plan.output.id))?;
-            let wanted = ui_decimal(&plan.amount)?;
-            let quote = router
-                .estimate_reverse(source, &plan.output, wanted)
-                .await?
-                .covering(wanted)?;
-            Some((router, wanted, quote))
-        };
-        let (destination, derivation_index) = match &plan.address {
-            Some(a) => (a.clone(), None),
-            None => receiving_address(svc, ctx, plan.output.chain_id, plan.wallet).await?,
-        };
-        // A routed payment can be made while the provider holds its rate, at most.
-        let expires_at = match quote.as_ref().and_then(|(_, _, q)| q.valid_until) {
-            Some(until) if until < expires_at => until,
-            _ => expires_at,
-        };
-        let (route, input_amount, deposit, exchange_id) = match quote {
-            None => ("direct", plan.amount.clone(), destination.clone(), None),
-            Some((router, wanted, quote)) => {
-                let payer = registry()
-                    .chain(source.chain_id)
-                    .map_err(|_| ApiError::internal())?
-                    .family;
-                // What the exchange itself says (the amount to send, where to), checked
-                // against what the destination must receive before the payer is shown it.
-                let exchange = router
-                    .create_reverse(
-                        source,
-                        &plan.output,
-                        &quote,
-                        &destination,
-                        refund.as_ref().map(|r| r.address.as_str()),
-                    )
-                    .await?
-                    .checked(wanted, payer)?;
-                let raw = fiat_to_raw_ceil(exchange.from_amount, Decimal::ONE, source.decimals)
-                    .ok_or_else(|| {
-                        ApiError::unprocessable(
-                            "AMOUNT_OUT_OF_RANGE",
-                            "the exchange amount cannot be expressed in this currency",
-                        )
-                    })?;
-                (
-                    "changenow",
-                    Amount::new(raw, source.decimals),
-                    exchange.payin_address,
-                    Some(exchange.id),
+    let (destination, derivation_index) = match plan.fixed_address() {
+        Some(a) => (a.to_owned(), None),
+        None => receiving_address(svc, ctx, plan.output.chain_id, plan.wallet).await?,
+    };
+    // A routed payment can be made while the provider holds its rate, at most.
+    let expires_at = match quote.as_ref().and_then(|(_, _, q)| q.valid_until) {
+        Some(until) if until < expires_at => until,
+        _ => expires_at,
+    };
+    let (route, input_amount, deposit, exchange_id) = match quote {
+        None => ("direct", plan.amount.clone(), destination.clone(), None),
+        Some((router, wanted, quote)) => {
+            // What the exchange itself says (the amount to send, where to), checked
+            // against what the destination must receive before the payer is shown it.
+            let exchange = router
+                .create_reverse(
+                    source,
+                    &plan.output,
+                    &quote,
+                    &destination,
+                    refund.as_ref().map(|r| r.address.as_str()),
                 )
-            }
-        };
-        Ok(Payment {
-            route: route.into(),
-            payment_rail: "CRYPTO".into(),
-            input: PaymentInput {
-                currency: source.clone(),
-                amount: input_amount.clone(),
-                breakdown: Breakdown {
-                    base: input_amount.clone(),
-                    fees: Fees {
-                        protocol_fee: zero(source),
-                        custom_fee: None,
-                        provider_fee: zero(source),
-                        total_fee: zero(source),
-                    },
-                    gas: zero(source),
-                    total: input_amount,
+                .await?
+                .checked(wanted, source.family())?;
+            let raw = fiat_to_raw_ceil(exchange.from_amount, Decimal::ONE, source.decimals)
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "AMOUNT_OUT_OF_RANGE",
+                        "the exchange amount cannot be expressed in this currency",
+                    )
+                })?;
+            (
+                "changenow",
+                Amount::new(raw, source.decimals),
+                exchange.payin_address,
+                Some(exchange.id),
+            )
+        }
+    };
+    Ok(Payment {
+        route: route.into(),
+        payment_rail: "CRYPTO".into(),
+        input: PaymentInput {
+            currency: source.clone(),
+            amount: input_amount.clone(),
+            breakdown: Breakdown {
+                base: input_amount.clone(),
+                fees: Fees {
+                    protocol_fee: zero(source),
+                    custom_fee: None,
+                    provider_fee: zero(source),
+                    total_fee: zero(source),
                 },
+                gas: zero(source),
+                total: input_amount,
             },
-            output,
-            steps: vec![PaymentStep {
-                kind: "deposit".into(),
-                rail: "CRYPTO".into(),
-                deposit_address: deposit,
-            }],
-            recipient: destination,
-            expires_at,
-            refund,
-            derivation_index,
-            exchange_id,
-            received: None,
-            remaining: None,
-            source_tx_hash: None,
-            created_at: Some(Timestamp::now()),
-        })
-    }
-    .await;
-    // A failed attempt gives the choice back at once, so the payer can try again.
-    if let (Err(_), Some(key)) = (&made, &held)
-        && let Err(e) = svc.store.release_claim(key).await
-    {
-        tracing::warn!(order_id = %order.id, error = %e, "could not release the payment choice; it ends on its own");
-    }
-    made
+        },
+        output,
+        steps: vec![PaymentStep {
+            kind: "deposit".into(),
+            rail: "CRYPTO".into(),
+            deposit_address: deposit,
+        }],
+        recipient: destination,
+        expires_at,
+        refund,
+        derivation_index,
+        exchange_id,
+        received: None,
+        remaining: None,
+        source_tx_hash: None,
+        created_at: Some(Timestamp::now()),
+    })
 }
 
 /// How long one request holds the choice of an order's payment (a version of it) for
 /// itself: longer than pricing and opening an exchange take, with their timeouts.
 const CHOICE_HOLD_SECS: i64 = 30;
 
-/// Claims the choice of `order`'s payment at its current version for this request (the
-/// claim's key), or `409 CONCURRENT_UPDATE` when another request holds it. Once the order
-/// is written it is at a new version; a request that fails gives the claim back, and one
-/// that crashes leaves it to end after [`CHOICE_HOLD_SECS`].
-async fn hold_choice(svc: &Services, order: &PayOrder, now: Timestamp) -> Result<String, ApiError> {
+/// Claims the choice of `order`'s payment at its current version for this request: the
+/// claim's key and when it ends (which [`crate::store::ClaimStore::release_claim`] needs),
+/// or `409 CONCURRENT_UPDATE` when another request holds it. Once the order is written it
+/// is at a new version; a request that fails gives the claim back, and one that crashes
+/// leaves it to end after [`CHOICE_HOLD_SECS`].
+async fn hold_choice(
+    svc: &Services,
+    order: &PayOrder,
+    now: Timestamp,
+) -> Result<(String, Timestamp), ApiError> {
     let key = format!("choice#{}#{}", order.id, order.version);
-    if svc
-        .store
-        .claim_once(&key, now, now.plus_seconds(CHOICE_HOLD_SECS))
-        .await?
-    {
-        Ok(key)
+    let until = now.plus_seconds(CHOICE_HOLD_SECS);
+    if svc.store.claim_once(&key, now, until).await? {
+        Ok((key, until))
     } else {
         Err(ApiError::conflict(
             "CONCURRENT_UPDATE",

@@ -189,6 +189,15 @@ impl Address {
         }
     }
 
+    /// Whether two texts name the same address on a chain of `family` (EVM: in any case);
+    /// text that is no address of the family is the same as nothing.
+    pub fn same(family: ChainFamily, a: &str, b: &str) -> bool {
+        match (Address::parse(family, a), Address::parse(family, b)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        }
+    }
+
     /// The canonical key form: lowercase hex for EVM (case carries no meaning there),
     /// base58 as is for Solana (where case does).
     pub fn key(&self) -> String {

@@ -248,6 +248,12 @@ pub struct Amount {
 }
 
 impl Amount {
+    /// The amount as a decimal number (from `ui`), for a provider that reads decimals;
+    /// `None` past the 28 digits a decimal holds.
+    pub fn decimal(&self) -> Option<rust_decimal::Decimal> {
+        self.ui.parse().ok()
+    }
+
     pub fn new(raw: RawAmount, decimals: u8) -> Self {
         Self {
             raw,

@@ -319,13 +319,12 @@ async fn exchange_update(
         // Completed only once the destination got what the order promised it; an exchange
         // that reports paying less, or paying elsewhere, failed the order.
         ExchangeStatus::Finished(payout) => {
-            let family = crate::registry::registry()
-                .chain(payment.output.currency.chain_id)
-                .map_err(|e| corrupt(e.to_string()))?
-                .family;
-            let wanted = rust_decimal::Decimal::from_str_exact(&payment.output.amount.ui)
-                .map_err(|e| corrupt(format!("pays out {}: {e}", payment.output.amount.ui)))?;
-            if payout.pays(family, &payment.recipient, wanted) {
+            let wanted = payment
+                .output
+                .amount
+                .decimal()
+                .ok_or_else(|| corrupt(format!("pays out {}", payment.output.amount.ui)))?;
+            if payout.pays(payment.output_family(), &payment.recipient, wanted) {
                 OrderStatus::Completed
             } else {
                 tracing::error!(order_id = %order.id, exchange = id, paid_to = %payout.address, paid = %payout.amount, recipient = %payment.recipient, %wanted, "the exchange reports a payout that does not pay the order; the order failed");

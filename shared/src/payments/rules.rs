@@ -40,13 +40,9 @@ impl PaymentMismatch {
     }
 }
 
-/// Two addresses are the same account on a chain family (EVM case-insensitive).
-/// Whether two texts name the same address on a chain of `family` (EVM: any case).
+/// Whether two texts name the same address on a chain of `family` ([`Address::same`]).
 pub(crate) fn same(family: ChainFamily, a: &str, b: &str) -> bool {
-    match (Address::parse(family, a), Address::parse(family, b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
+    Address::same(family, a, b)
 }
 
 /// The most transfers to the deposit address that one transaction may pay with. Each is

@@ -227,14 +227,26 @@ impl ChainInfo {
 }
 
 // Inherent methods that need the registry live here, so the model never reads it.
-impl crate::model::Payment {
-    /// The family of the chain the payer pays on (EVM for a chain the registry no longer
-    /// lists, which no reader serves anyway).
+impl crate::model::Currency {
+    /// The family of the currency's chain (EVM for a chain the registry no longer lists,
+    /// which no reader serves anyway).
     pub fn family(&self) -> crate::model::ChainFamily {
         registry()
-            .chain(self.input.currency.chain_id)
+            .chain(self.chain_id)
             .map(|c| c.family)
             .unwrap_or(crate::model::ChainFamily::Evm)
+    }
+}
+
+impl crate::model::Payment {
+    /// The family of the chain the payer pays on.
+    pub fn family(&self) -> crate::model::ChainFamily {
+        self.input.currency.family()
+    }
+
+    /// The family of the chain the destination is paid on.
+    pub fn output_family(&self) -> crate::model::ChainFamily {
+        self.output.currency.family()
     }
 }
 

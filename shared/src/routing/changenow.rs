@@ -150,7 +150,7 @@ impl Router for ChangeNow {
                     .map_err(|_| RouteError::Malformed(format!("validUntil {v:?} is not a time")))
             })
             .transpose()?;
-        RouteQuote {
+        Ok(RouteQuote {
             from_amount: number(e.from_amount, "fromAmount")?,
             to_amount: number(e.to_amount, "toAmount")?,
             rate_id: e
@@ -158,8 +158,7 @@ impl Router for ChangeNow {
                 .filter(|r| !r.is_empty())
                 .ok_or_else(|| RouteError::Malformed("rateId is missing".into()))?,
             valid_until,
-        }
-        .covering(to_amount)
+        })
     }
 
     async fn create_reverse(

@@ -20,13 +20,19 @@ pub struct RouteQuote {
 }
 
 impl RouteQuote {
-    /// The offer, if it pays out at least `wanted`: a provider's answer is checked against
-    /// what was asked, never trusted to match it.
-    pub fn covering(self, wanted: Decimal) -> Result<Self, RouteError> {
+    /// The offer, if it pays out at least `wanted` and its rate is held for at least a
+    /// minute after `now`: a provider's answer is checked against what was asked, never
+    /// trusted to match it, and a rate about to lapse leaves the payer no time to pay.
+    pub fn usable(self, wanted: Decimal, now: Timestamp) -> Result<Self, RouteError> {
         if self.to_amount < wanted {
             return Err(RouteError::Malformed(format!(
                 "the estimate pays out {} where {wanted} was asked",
                 self.to_amount
+            )));
+        }
+        if let Some(until) = self.valid_until.filter(|u| *u <= now.plus_seconds(60)) {
+            return Err(RouteError::Malformed(format!(
+                "the rate is held only until {until}"
             )));
         }
         Ok(self)
@@ -72,10 +78,7 @@ impl Payout {
     /// Whether this payout is at least `wanted`, sent to `recipient` (an address of
     /// `family`): only then has the destination been paid.
     pub fn pays(&self, family: ChainFamily, recipient: &str, wanted: Decimal) -> bool {
-        let same = |a: &str| Address::parse(family, a).ok();
-        self.amount >= wanted
-            && same(&self.address).is_some()
-            && same(&self.address) == same(recipient)
+        self.amount >= wanted && Address::same(family, &self.address, recipient)
     }
 }
 

@@ -378,9 +378,10 @@ pub trait ClaimStore: Send + Sync {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<bool>;
-    /// Ends a claim before it expires (the work it held failed and may be tried again).
-    /// Releasing a claim that is gone is no error.
-    async fn release_claim(&self, key: &str) -> StoreResult<()>;
+    /// Ends the claim of `key` made until `expires_at` before it expires (the work it held
+    /// failed and may be tried again). Only that claim: one made since, after it expired,
+    /// is left alone. Releasing a claim that is gone is no error.
+    async fn release_claim(&self, key: &str, expires_at: Timestamp) -> StoreResult<()>;
 }
 
 /// Analytics counters per organization, mode and UTC hour (see [`crate::analytics`]).

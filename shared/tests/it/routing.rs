@@ -172,6 +172,33 @@ async fn exchange_status_maps_every_provider_status() {
 }
 
 #[test]
+fn a_quote_is_usable_only_for_the_amount_asked_and_while_its_rate_holds() {
+    let now = Timestamp::parse("2026-11-21T15:00:00Z").unwrap();
+    let quote = |to: &str, until: Option<i64>| payorders::routing::RouteQuote {
+        from_amount: dec("0.01"),
+        to_amount: dec(to),
+        rate_id: "r".into(),
+        valid_until: until.map(|s| now.plus_seconds(s)),
+    };
+    assert!(quote("49.99", None).usable(dec("49.99"), now).is_ok());
+    assert!(quote("50", Some(600)).usable(dec("49.99"), now).is_ok());
+    assert!(
+        quote("49.990", Some(61)).usable(dec("49.99"), now).is_ok(),
+        "the same amount at another scale"
+    );
+    let refused = |q: payorders::routing::RouteQuote| {
+        matches!(q.usable(dec("49.99"), now), Err(RouteError::Malformed(_)))
+    };
+    assert!(refused(quote("40", None)), "pays out less than asked");
+    assert!(
+        refused(quote("49.98", Some(600))),
+        "pays out less than asked"
+    );
+    assert!(refused(quote("49.99", Some(-5))), "the rate has lapsed");
+    assert!(refused(quote("49.99", Some(60))), "no time left to pay");
+}
+
+#[test]
 fn a_payout_pays_only_the_recipient_at_least_the_amount() {
     use payorders::model::ChainFamily;
     let to = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
@@ -262,14 +289,6 @@ async fn every_failure_is_typed() {
             ResponseTemplate::new(200)
                 .set_body_raw(r#"{"fromAmount":0.01,"toAmount":49.99}"#, "application/json"),
             |e| matches!(e, RouteError::Malformed(m) if m.contains("rateId")),
-        ),
-        // An estimate for less than was asked is not an offer for the order.
-        (
-            ResponseTemplate::new(200).set_body_raw(
-                r#"{"fromAmount":0.01,"toAmount":40,"rateId":"r"}"#,
-                "application/json",
-            ),
-            |e| matches!(e, RouteError::Malformed(m) if m.contains("pays out 40")),
         ),
         (
             ResponseTemplate::new(200).set_body_raw(

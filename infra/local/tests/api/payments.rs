@@ -413,7 +413,7 @@ mod routed {
     #[tokio::test]
     async fn deposit_routed_through_changenow() {
         let server = MockServer::start().await;
-        mock_estimate(&server, "25.5", ok_json(r#"{"fromAmount":0.0087654321,"toAmount":25.5,"rateId":"r1","validUntil":"2026-11-21T16:00:00Z"}"#)).await;
+        mock_estimate(&server, "25.5", ok_json(r#"{"fromAmount":0.0087654321,"toAmount":25.5,"rateId":"r1","validUntil":"2099-11-21T16:00:00Z"}"#)).await;
         Mock::given(method("POST"))
             .and(path("/exchange"))
             .and(body_partial_json(json!({"address": RECIPIENT, "rateId": "r1", "toAmount": "25.5", "refundAddress": RECIPIENT})))
@@ -461,6 +461,11 @@ mod routed {
             (
                 "no rate id",
                 r#"{"fromAmount":0.0087654321,"toAmount":25.5}"#,
+                None,
+            ),
+            (
+                "rate already lapsed",
+                r#"{"fromAmount":0.0087654321,"toAmount":25.5,"rateId":"r1","validUntil":"2026-01-01T00:00:00Z"}"#,
                 None,
             ),
             ("exchange short", estimate_ok, Some(opened("25.4", PAYIN))),

@@ -31,15 +31,24 @@ impl ClaimStore for DynamoStore {
         }
     }
 
-    async fn release_claim(&self, key: &str) -> StoreResult<()> {
-        self.client
+    async fn release_claim(&self, key: &str, expires_at: Timestamp) -> StoreResult<()> {
+        let res = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(format!("CLAIM#{key}")))
             .key("sk", s("CLAIM"))
+            .condition_expression("expires_at = :mine")
+            .expression_attribute_values(":mine", n(expires_at.unix()))
             .send()
-            .await
-            .map_err(fault)?;
-        Ok(())
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // Gone, or another claim of the key since: not ours to end.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(fault(e)),
+        }
     }
 }

@@ -37,10 +37,15 @@ impl ClaimStore for EmbeddedStore {
         .await
     }
 
-    async fn release_claim(&self, key: &str) -> StoreResult<()> {
+    async fn release_claim(&self, key: &str, expires_at: Timestamp) -> StoreResult<()> {
         let key = key.to_owned();
         self.tx_lazy(move |tx| {
-            exec(tx, "DELETE FROM claims WHERE key = ?1", params![key]).map_err(sql)?;
+            exec(
+                tx,
+                "DELETE FROM claims WHERE key = ?1 AND expires_at = ?2",
+                params![key, expires_at.unix()],
+            )
+            .map_err(sql)?;
             Ok(())
         })
         .await

@@ -1580,10 +1580,25 @@ async fn claim_once_until_expiry(store: &dyn Store) {
     );
     // A released claim can be made again before it would have expired; releasing one
     // that is gone is no error.
-    store.release_claim(&fresh).await.unwrap();
+    store.release_claim(&fresh, until).await.unwrap();
     assert!(store.claim_once(&fresh, now, until).await.unwrap());
     assert!(!store.claim_once(&fresh, now, until).await.unwrap());
-    store.release_claim("nothing#here").await.unwrap();
+    store.release_claim("nothing#here", until).await.unwrap();
+    // A holder that outlived its claim releases nothing of the claim made since.
+    let later = now.plus_seconds(400);
+    assert!(
+        store
+            .claim_once(&fresh, later, later.plus_seconds(300))
+            .await
+            .unwrap()
+    );
+    store.release_claim(&fresh, until).await.unwrap();
+    assert!(
+        !store
+            .claim_once(&fresh, later, later.plus_seconds(300))
+            .await
+            .unwrap()
+    );
 }
 
 fn endpoint(org: &OrgId, livemode: bool, at: Timestamp) -> WebhookEndpoint {
