@@ -28,6 +28,10 @@ pub struct Event {
     /// The order the event is about, when it is about one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<super::OrderId>,
+    /// The refund the event is about (`refund.created`, `refund.succeeded`): the order in
+    /// `data` has all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<super::RefundId>,
     pub data: EventData,
 }
 
@@ -46,6 +50,7 @@ impl Event {
             organization_id: endpoint.organization_id.clone(),
             livemode: endpoint.livemode,
             order_id: None,
+            refund_id: None,
             data: EventData {
                 object: endpoint.api_view(),
             },
@@ -62,6 +67,7 @@ impl Event {
             organization_id: order.organization_id.clone(),
             livemode: order.livemode,
             order_id: Some(order.id.clone()),
+            refund_id: None,
             data: EventData {
                 object: order.api_view(),
             },

@@ -525,6 +525,22 @@ impl OrderUpdate {
         self
     }
 
+    /// Adds an event about one of the order's refunds (`refund.created`,
+    /// `refund.succeeded`), once per type and refund: two refunds that succeed in one
+    /// write are two events.
+    pub fn and_refund_event(mut self, event_type: EventType, refund: &super::RefundId) -> Self {
+        if !self
+            .events
+            .iter()
+            .any(|e| e.event_type == event_type && e.refund_id.as_ref() == Some(refund))
+        {
+            let mut event = Event::for_order(&self.order, event_type, self.order.updated_at);
+            event.refund_id = Some(refund.clone());
+            self.events.push(event);
+        }
+        self
+    }
+
     pub fn with_tx_claim(mut self, claim: TxClaim) -> Self {
         self.tx_claims.push(claim);
         self

@@ -201,7 +201,7 @@ pub fn create_refund(
             }
         })
         .map_err(|_| RefundError::NotRefundable(order.status))?
-        .with_event(EventType::RefundCreated);
+        .and_refund_event(EventType::RefundCreated, &id);
     Ok((update, id))
 }
 
@@ -480,7 +480,7 @@ pub(crate) async fn refunds_update(
         .ok_or_else(|| StoreError::Corrupt(format!("order {} has no payment", order.id)))?;
     let family = payment.family();
     let mut refunds = order.refunds.clone();
-    let mut succeeded = false;
+    let mut succeeded = Vec::new();
     let mut claims = Vec::new();
     for r in refunds
         .iter_mut()
@@ -539,7 +539,7 @@ pub(crate) async fn refunds_update(
                 if let Some(t) = r.transfer.as_mut() {
                     t.confirmations = confirmations;
                 }
-                succeeded = true;
+                succeeded.push(r.id.clone());
             }
             ConfirmationCheck::Pending { confirmations } => {
                 if let Some(t) = r.transfer.as_mut() {
@@ -557,7 +557,7 @@ pub(crate) async fn refunds_update(
     let set = |o: &mut PayOrder| o.refunds = refunds.clone();
     let mut next = order.clone();
     set(&mut next);
-    let update = if succeeded && fully_refunded(&next) {
+    let update = if !succeeded.is_empty() && fully_refunded(&next) {
         match order.transition(now, OrderStatus::Refunded, set) {
             Ok(u) => u,
             // CANCELLED, PARTIAL_PAYMENT, EXPIRED paid in time: the status stays, the
@@ -574,9 +574,9 @@ pub(crate) async fn refunds_update(
     let update = claims
         .into_iter()
         .fold(update, |u, claim| u.with_tx_claim(claim));
-    Ok(Some(if succeeded {
-        update.and_event(EventType::RefundSucceeded)
-    } else {
-        update
-    }))
+    // One event for each refund that succeeded (the order's own event, if it became
+    // REFUNDED, stays beside them).
+    Ok(Some(succeeded.iter().fold(update, |u, id| {
+        u.and_refund_event(EventType::RefundSucceeded, id)
+    })))
 }

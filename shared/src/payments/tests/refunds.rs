@@ -303,6 +303,52 @@ async fn a_refunded_partial_payment_no_longer_counts_toward_the_amount() {
     );
 }
 
+/// Two refunds whose transfers become final in the same check are two `refund.succeeded`
+/// events, each naming its refund (as `refund.created` does): a merchant handling refunds
+/// per event misses none.
+#[tokio::test]
+async fn refunds_final_in_one_check_are_an_event_each() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 25_000_000).await;
+    let mut ids = Vec::new();
+    for (block, amount) in [(41, 10_000_000), (42, 15_000_000)] {
+        let id = r
+            .refund(&o.id, ask(Some(amount), Some(CUSTOMER)))
+            .await
+            .unwrap();
+        let tx = r
+            .chain
+            .mine_from(block, 0, SHOP, &[(USDC, CUSTOMER, amount)]);
+        assert_eq!(r.send_refund(&o.id, &id, &tx).await, "OK");
+        ids.push(id);
+    }
+    r.chain.set_head(120);
+    r.check(&o.id).await;
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::Refunded);
+    let events = r.events(&org).await;
+    let about = |t: EventType| -> Vec<Option<RefundId>> {
+        let mut v: Vec<_> = events
+            .iter()
+            .filter(|e| e.event_type == t)
+            .map(|e| e.refund_id.clone())
+            .collect();
+        v.sort_by_key(|id| id.as_ref().map(|i| i.to_string()));
+        v
+    };
+    let mut want: Vec<Option<RefundId>> = ids.iter().cloned().map(Some).collect();
+    want.sort_by_key(|id| id.as_ref().map(|i| i.to_string()));
+    assert_eq!(about(EventType::RefundCreated), want);
+    assert_eq!(about(EventType::RefundSucceeded), want);
+    // The order's own events name no refund.
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.event_type == EventType::OrderRefunded)
+            .all(|e| e.refund_id.is_none())
+    );
+}
+
 #[tokio::test]
 async fn partial_then_full_refund_confirmed_to_refunded() {
     let r = rig();
