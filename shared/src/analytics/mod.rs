@@ -75,6 +75,13 @@ pub mod counter {
     }
 }
 
+/// A stored counter as an `i64`: a sum past its range (huge orders, added up by a store
+/// that does not stop at 2^63) reads as the nearest `i64`, not as a failure.
+pub fn counter_value(v: f64) -> i64 {
+    // `as` saturates at the bounds (and reads NaN as 0).
+    v as i64
+}
+
 /// A UTC hour: hours since the Unix epoch.
 pub fn hour_of(t: Timestamp) -> i64 {
     t.unix().div_euclid(3600)

@@ -250,9 +250,12 @@ fn usd(cents: i64) -> String {
     Decimal::new(cents, 2).to_string()
 }
 
+/// Counters add up saturating: a range of huge orders reads as the largest figure, never
+/// as a negative one or a failure.
 fn add(into: &mut Counters, from: &Counters) {
     for (k, v) in from {
-        *into.entry(k.clone()).or_default() += v;
+        let e = into.entry(k.clone()).or_default();
+        *e = e.saturating_add(*v);
     }
 }
 
@@ -283,7 +286,7 @@ fn metrics(c: &Counters) -> Metrics {
         }),
         average_time_to_pay_seconds: (paid > 0).then(|| {
             let s = get(counter::PAY_SECONDS);
-            (s + paid / 2) / paid
+            s.saturating_add(paid / 2) / paid
         }),
     }
 }
@@ -321,7 +324,11 @@ pub fn report(req: &ReportRequest, livemode: bool, buckets: &[Bucket]) -> Report
     for (name, v) in &total {
         if let Some((cur, is_usd)) = counter::per_currency(name) {
             let e = per_currency.entry(cur).or_default();
-            if is_usd { e.1 += v } else { e.0 += v }
+            if is_usd {
+                e.1 = e.1.saturating_add(*v)
+            } else {
+                e.0 = e.0.saturating_add(*v)
+            }
         }
     }
     let mut per_chain: BTreeMap<u64, (i64, i64)> = BTreeMap::new();
@@ -332,8 +339,8 @@ pub fn report(req: &ReportRequest, livemode: bool, buckets: &[Bucket]) -> Report
             .and_then(|c| c.parse::<u64>().ok())
             .unwrap_or(0);
         let e = per_chain.entry(chain_id).or_default();
-        e.0 += n;
-        e.1 += cents;
+        e.0 = e.0.saturating_add(n);
+        e.1 = e.1.saturating_add(cents);
         currencies.push(CurrencyBreakdown {
             currency: cur.to_owned(),
             chain_id,
@@ -491,6 +498,39 @@ mod tests {
             hour: Timestamp::parse(at).unwrap().unix() / 3600,
             counters: pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         }
+    }
+
+    #[test]
+    fn huge_sums_saturate_instead_of_turning_negative() {
+        let usdc = "84532:0x036cbd53842c5426634e7929541ec2318f3dcf7e";
+        let big = i64::MAX / 2 + 1;
+        let hour = |at: &str| {
+            bucket(
+                at,
+                &[
+                    ("created", 1),
+                    ("valued", 1),
+                    ("created_usd_cents", big),
+                    ("paid", 1),
+                    ("paid_usd_cents", big),
+                    ("pay_seconds", big),
+                    (&format!("paid:{usdc}"), 1),
+                    (&format!("paid_usd_cents:{usdc}"), big),
+                ],
+            )
+        };
+        let buckets = vec![hour("2026-11-30T10:00:00Z"), hour("2026-12-01T10:00:00Z")];
+        let req = ReportRequest::parse(params(&[("period", "7d")]), now()).unwrap();
+        let r = report(&req, false, &buckets);
+        let most = usd(i64::MAX);
+        assert_eq!(r.metrics.amount_created_usd, most);
+        assert_eq!(r.metrics.amount_paid_usd, most);
+        assert!(r.metrics.average_time_to_pay_seconds.unwrap() > 0);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            !json.contains(":-") && !json.contains("\"-"),
+            "a negative figure: {json}"
+        );
     }
 
     #[test]

@@ -153,9 +153,13 @@ impl AnalyticsStore for DynamoStore {
                 let mut counters = crate::analytics::Counters::new();
                 for (k, v) in item {
                     if let (Some(name), AttributeValue::N(v)) = (k.strip_prefix("c#"), v) {
-                        let v = v.parse().map_err(|_| {
-                            StoreError::Corrupt(format!("analytics counter {k} is {v}"))
-                        })?;
+                        // DynamoDB adds up to 38 digits: a sum past an i64 saturates.
+                        let v = v
+                            .parse::<i64>()
+                            .or_else(|_| v.parse::<f64>().map(crate::analytics::counter_value))
+                            .map_err(|_| {
+                                StoreError::Corrupt(format!("analytics counter {k} is {v}"))
+                            })?;
                         counters.insert(name.to_owned(), v);
                     }
                 }

@@ -45,7 +45,12 @@ impl AnalyticsStore for EmbeddedStore {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
+                        // SQLite turns a sum past an i64 into a REAL: it saturates.
+                        match r.get::<_, rusqlite::types::Value>(2)? {
+                            rusqlite::types::Value::Integer(v) => v,
+                            rusqlite::types::Value::Real(v) => crate::analytics::counter_value(v),
+                            _ => 0,
+                        },
                     ))
                 })
                 .map_err(sql)?;

@@ -60,6 +60,7 @@ all_adapters!(
     audit_entries_are_written_once_and_listed,
     analytics_counted_once_without_lost_updates,
     analytics_added_as_a_batch_count_each_once,
+    analytics_sums_past_an_i64_read_as_its_largest,
     refunds_ride_on_the_order_write,
     the_largest_payment_write_fits_one_transaction,
 );
@@ -2507,6 +2508,34 @@ async fn analytics_added_as_a_batch_count_each_once(store: &dyn Store) {
         (counters["created"], counters["paid"], counters["expired"]),
         (2, 1, 1)
     );
+}
+
+/// An hour of huge orders (each up to 10^17 cents) adds up past an i64: the counter reads
+/// as the largest i64, and the organization's analytics keep answering.
+async fn analytics_sums_past_an_i64_read_as_its_largest(store: &dyn Store) {
+    let org = OrgId::generate();
+    let h = payorders::analytics::hour_of(t0());
+    let batch: Vec<_> = (0..100)
+        .map(|i| {
+            contribution(
+                &format!("{}#valued-{i}", OrderId::generate()),
+                &org,
+                KeyMode::Test,
+                h,
+                &[
+                    ("created_usd_cents", 100_000_000_000_000_000),
+                    ("valued", 1),
+                ],
+            )
+        })
+        .collect();
+    assert_eq!(store.add_analytics_all(&batch).await.unwrap(), 100);
+    let got = store
+        .read_analytics(&org, KeyMode::Test, h, h)
+        .await
+        .unwrap();
+    assert_eq!(got[0].counters["created_usd_cents"], i64::MAX);
+    assert_eq!(got[0].counters["valued"], 100);
 }
 
 async fn analytics_counted_once_without_lost_updates(store: &dyn Store) {
