@@ -52,7 +52,7 @@ impl TransactionFilter {
 /// succeeded, then confirmed. `None` for a refund with no transfer in flight.
 fn refund_transfer_status(r: &OrderRefund) -> Option<TransferStatus> {
     match r.status {
-        RefundStatus::Pending => None,
+        RefundStatus::Pending | RefundStatus::Cancelled => None,
         RefundStatus::Confirming => Some(TransferStatus::Confirming),
         RefundStatus::Succeeded => Some(TransferStatus::Confirmed),
     }

@@ -8,13 +8,16 @@
 //! - `POST /pay-orders/{id}/refunds/{refund_id}/transactions {tx_hash}`: the merchant's
 //!   refund transfer, verified on chain and recorded (`confirming`), then followed by the
 //!   confirmation checks to `succeeded` (REFUNDED once everything received is refunded);
+//! - `POST /pay-orders/{id}/refunds/{refund_id}/cancel` (signed): withdraws a `pending`
+//!   refund (`cancelled`), so what it held may be refunded again;
 //! - `POST /pay-orders/{id}/refunds/{refund_id}/simulate` (test-mode keys only): the same
 //!   with a transfer mined on the sandbox chain.
 
 use payorders::chains::sandbox;
 use payorders::http::{self, ApiError, Body, Params, Request, Response};
 use payorders::payments::{
-    PaymentError, RefundError, RefundRequest, Settler, create_refund, parse_hash, record_refund,
+    PaymentError, RefundError, RefundRequest, Settler, cancel_refund, create_refund, parse_hash,
+    record_refund,
 };
 use payorders::runtime::Services;
 use payorders::store::StoreError;
@@ -111,6 +114,16 @@ async fn route(
             })
             .await
         }
+        ("POST", 5, "cancel") => {
+            ctx.require_signed("cancelling a refund")?;
+            let refund = http::path_id(req, "refund_id", "refund", RefundId::parse)?;
+            http::idempotent(&*svc.store, &ctx, req, &rid, || async {
+                let _: http::request::NoFields =
+                    http::request::signed_json(&*svc.store, &ctx, req, true).await?;
+                cancel(svc, &ctx, &id, &refund).await
+            })
+            .await
+        }
         ("POST", 5, "simulate") => {
             if ctx.livemode() {
                 return Err(ApiError::forbidden(
@@ -198,6 +211,34 @@ async fn create(
     ))
 }
 
+async fn cancel(
+    svc: &Services,
+    ctx: &payorders::auth::AuthContext,
+    id: &OrderId,
+    refund: &RefundId,
+) -> Result<Response<Body>, ApiError> {
+    for _ in 0..ATTEMPTS {
+        let order = http::load_own_order(&*svc.store, ctx, id).await?;
+        own_refund(&order, refund)?;
+        let update = cancel_refund(&order, refund, Timestamp::now()).map_err(refund_error)?;
+        match svc.store.update_order(&update).await {
+            Ok(()) => {
+                return Ok(http::json(
+                    200,
+                    &view(update.order(), own_refund(update.order(), refund)?),
+                ));
+            }
+            // A transfer recorded meanwhile makes it not pending any more: decide again.
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "CONCURRENT_UPDATE",
+        "the order kept changing; retry the cancellation",
+    ))
+}
+
 async fn submit(
     settler: &Settler,
     order: &PayOrder,
@@ -247,7 +288,9 @@ fn refund_error(e: RefundError) -> ApiError {
         RefundError::NotFound(_) => ApiError::not_found("refund").with_param("refund_id"),
         RefundError::InvalidAddress(_) => ApiError::invalid(code, "address", message),
         RefundError::ZeroAmount => ApiError::invalid(code, "amount", message),
-        RefundError::NotPending(_) => ApiError::conflict(code, message),
+        RefundError::NotPending(_) | RefundError::NotCancellable(_) => {
+            ApiError::conflict(code, message)
+        }
         RefundError::Exceeds { .. } => ApiError::unprocessable(code, message).with_param("amount"),
         RefundError::AddressRequired => {
             ApiError::unprocessable(code, message).with_param("address")

@@ -571,7 +571,7 @@ on chain, hear about it by webhook. Reference: docs/api.md; errors: docs/errors.
     paths(
         create_order, list_orders, get_order, cancel_order, quote_order, payment_details,
         submit_payment, process_payment, simulate_payment, create_refund, list_refunds,
-        submit_refund_transaction, simulate_refund, list_events, get_event, get_analytics,
+        submit_refund_transaction, cancel_refund, simulate_refund, list_events, get_event, get_analytics,
         list_audit_log, list_transactions, get_transaction,
         create_webhook_endpoint, list_webhook_endpoints, get_webhook_endpoint,
         update_webhook_endpoint, delete_webhook_endpoint, rotate_webhook_secret, test_webhook_endpoint,
@@ -1076,6 +1076,16 @@ pub fn list_refunds() {}
         example = json!({"tx_hash": "0x5c504ed432cb51138bcf09aa5e8a410dd4a1e204ef84bfed1be16dfba1b22060"})),
     responses((status = 200, description = "The refund, `confirming`", body = RefundView)))]
 pub fn submit_refund_transaction() {}
+
+/// Cancel a pending refund (signed request)
+///
+/// Withdraws a refund whose transfer was never recorded (`pending` → `cancelled`, with a
+/// `refund.cancelled` event): what it held may be refunded again. A refund with a transfer
+/// recorded is `409 REFUND_NOT_PENDING`.
+#[utoipa::path(post, path = "/pay-orders/{id}/refunds/{refund_id}/cancel", tag = "refunds",
+    params(("id" = String, Path, description = ORDER_ID), ("refund_id" = String, Path, description = REFUND_ID)),
+    responses((status = 200, description = "The refund, `cancelled`", body = RefundView)))]
+pub fn cancel_refund() {}
 
 /// Test mode: send the refund on the sandbox chain
 #[utoipa::path(post, path = "/pay-orders/{id}/refunds/{refund_id}/simulate", tag = "refunds",

@@ -244,8 +244,9 @@ pub fn required_scope(method: &str, route_path: &str) -> Option<Scope> {
         // The process route records a payment although it is a GET.
         ("pay-orders", "GET") if route_path.ends_with("/process") => Some(Scope::OrdersCreate),
         ("pay-orders", "GET") => Some(Scope::OrdersRead),
-        ("pay-orders", "POST") if route_path.ends_with("/cancel") => Some(Scope::OrdersCancel),
+        // Refunds first: cancelling a refund is a refund's business, not an order's cancel.
         ("pay-orders", "POST") if route_path.contains("/refunds") => Some(Scope::OrdersRefund),
+        ("pay-orders", "POST") if route_path.ends_with("/cancel") => Some(Scope::OrdersCancel),
         // Creating an order, and everything that prepares or records its payment (quote,
         // payment details, payments, simulated payments).
         ("pay-orders", "POST") => Some(Scope::OrdersCreate),

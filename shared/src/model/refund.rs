@@ -8,12 +8,14 @@ use serde::{Deserialize, Serialize};
 
 wire_enum!(
     /// Where a refund is: `pending` (waiting for the merchant's transfer), `confirming`
-    /// (the transfer is mined and gaining confirmations), `succeeded` (final on chain).
+    /// (the transfer is mined and gaining confirmations), `succeeded` (final on chain),
+    /// `cancelled` (the merchant withdrew it while pending; it holds nothing any more).
     /// A refund transfer reorged away sends the refund back to `pending`.
     RefundStatus {
         Pending = "pending",
         Confirming = "confirming",
         Succeeded = "succeeded",
+        Cancelled = "cancelled",
     }
 );
 
@@ -70,4 +72,6 @@ pub struct OrderRefund {
     pub transfer: Option<RefundTransfer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub succeeded_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<Timestamp>,
 }

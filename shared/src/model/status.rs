@@ -58,6 +58,7 @@ wire_enum!(
         OrderOverpaid = "order.overpaid",
         RefundCreated = "refund.created",
         RefundSucceeded = "refund.succeeded",
+        RefundCancelled = "refund.cancelled",
         WebhookEndpointDisabled = "webhook_endpoint.disabled",
         Ping = "ping",
     }
@@ -360,6 +361,6 @@ mod tests {
             EventType::parse("order.payment_late"),
             Some(EventType::OrderPaymentLate)
         );
-        assert_eq!(EventType::ALL.len(), 17);
+        assert_eq!(EventType::ALL.len(), 18);
     }
 }

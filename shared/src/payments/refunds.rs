@@ -46,6 +46,8 @@ pub enum RefundError {
     NotFound(RefundId),
     #[error("the refund is {0}; a transfer is recorded for pending refunds only")]
     NotPending(RefundStatus),
+    #[error("the refund is {0}; only a pending refund (no transfer recorded) can be cancelled")]
+    NotCancellable(RefundStatus),
     #[error("the transaction sends {sent} to the refund address; the refund is {due}")]
     TooSmall { sent: String, due: String },
     #[error(
@@ -72,7 +74,7 @@ impl RefundError {
             RefundError::InvalidAddress(_) => "INVALID_ADDRESS",
             RefundError::ZeroAmount => "INVALID_AMOUNT",
             RefundError::NotFound(_) => "RESOURCE_NOT_FOUND",
-            RefundError::NotPending(_) => "REFUND_NOT_PENDING",
+            RefundError::NotPending(_) | RefundError::NotCancellable(_) => "REFUND_NOT_PENDING",
             RefundError::TooSmall { .. } => "REFUND_TX_TOO_SMALL",
             RefundError::WrongSender(_) => "WRONG_SENDER",
             RefundError::MinedBeforeRefund => "TX_BEFORE_REFUND",
@@ -120,12 +122,46 @@ pub fn refundable_base(order: &PayOrder) -> RawAmount {
 }
 
 /// What the order's refunds already take: succeeded, confirming and pending alike (a
-/// pending refund holds its amount until it is sent, so two refunds never promise the same
-/// money).
+/// pending refund holds its amount until it is sent or cancelled, so two refunds never
+/// promise the same money).
 pub fn committed(order: &PayOrder) -> RawAmount {
-    order.refunds.iter().fold(RawAmount::ZERO, |sum, r| {
-        sum.checked_add(r.amount.raw).unwrap_or(sum)
-    })
+    order
+        .refunds
+        .iter()
+        .filter(|r| r.status != RefundStatus::Cancelled)
+        .fold(RawAmount::ZERO, |sum, r| {
+            sum.checked_add(r.amount.raw).unwrap_or(sum)
+        })
+}
+
+/// The write that cancels refund `refund_id` of `order` (with `refund.cancelled`): only a
+/// pending one, whose transfer was never recorded. What it held may be refunded again.
+pub fn cancel_refund(
+    order: &PayOrder,
+    refund_id: &RefundId,
+    now: Timestamp,
+) -> Result<OrderUpdate, RefundError> {
+    let refund = order
+        .refunds
+        .iter()
+        .find(|r| &r.id == refund_id)
+        .ok_or_else(|| RefundError::NotFound(refund_id.clone()))?;
+    if refund.status != RefundStatus::Pending {
+        return Err(RefundError::NotCancellable(refund.status));
+    }
+    Ok(order
+        .edit(now, |o| {
+            if let Some(r) = o.refunds.iter_mut().find(|r| &r.id == refund_id) {
+                r.status = RefundStatus::Cancelled;
+                r.cancelled_at = Some(now);
+            }
+            // An order still taking payments has that much less due again.
+            if o.status == OrderStatus::PartialPayment {
+                tally(o);
+            }
+        })
+        .map_err(|_| RefundError::NotCancellable(refund.status))?
+        .and_refund_event(EventType::RefundCancelled, refund_id))
 }
 
 /// What may still be refunded: [`refundable_base`] minus [`committed`].
@@ -191,6 +227,7 @@ pub fn create_refund(
         currency,
         transfer: None,
         succeeded_at: None,
+        cancelled_at: None,
     };
     let update = order
         .edit(now, |o| {

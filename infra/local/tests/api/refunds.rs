@@ -390,3 +390,89 @@ async fn a_partial_payment_is_refunded_on_the_sandbox_in_test_mode() {
     assert_eq!(o["status"], "PARTIAL_PAYMENT");
     assert_eq!(o["amount_refunded"]["ui"], "4.0");
 }
+
+/// A pending refund can be cancelled (signed), which frees what it held: a refund created
+/// by mistake (to a wrong address) no longer holds the order's money for good. A refund
+/// with its transfer recorded cannot be, nor can another organization's.
+#[tokio::test]
+async fn a_pending_refund_can_be_cancelled_and_frees_what_it_held() {
+    let (app, _url, _deposit, id, _) = paid_order("10", 10).await;
+    let wrong = anvil::fresh_address().to_string();
+    let r = create(&app, &id, json!({"address": wrong, "reason": "typo"})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mistaken = r.body["id"].as_str().unwrap().to_owned();
+    let customer = anvil::fresh_address().to_string();
+    let again = json!({"address": customer, "reason": "the right address"});
+    create(&app, &id, again.clone())
+        .await
+        .assert_error(422, "REFUND_EXCEEDS_RECEIVED");
+    let cancel = |refund: &str| format!("/pay-orders/{id}/refunds/{refund}/cancel");
+    app.post(&app.a, &cancel(&mistaken), None)
+        .await
+        .assert_error(401, "SIGNATURE_REQUIRED");
+    signed_once(&app, &app.b, &cancel(&mistaken), None)
+        .await
+        .assert_error(404, "RESOURCE_NOT_FOUND");
+    let c = signed_once(&app, &app.a, &cancel(&mistaken), None).await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    assert_eq!(c.body["status"], "cancelled");
+    assert!(c.body["cancelled_at"].is_string());
+    signed_once(&app, &app.a, &cancel(&mistaken), None)
+        .await
+        .assert_error(409, "REFUND_NOT_PENDING");
+    // The whole amount may be refunded again.
+    let r = signed_once(
+        &app,
+        &app.a,
+        &format!("/pay-orders/{id}/refunds"),
+        Some(&again),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["amount"]["ui"], "10.0");
+    let right = r.body["id"].as_str().unwrap().to_owned();
+    // Its transfer recorded (on the sandbox, in test mode), it is no longer cancellable.
+    let s = app
+        .post(
+            &app.a,
+            &format!("/pay-orders/{id}/refunds/{right}/simulate"),
+            None,
+        )
+        .await;
+    assert_eq!(s.status, 200, "{}", s.text);
+    signed_once(&app, &app.a, &cancel(&right), None)
+        .await
+        .assert_error(409, "REFUND_NOT_PENDING");
+    wait_refund(&app, &id, &right, "succeeded").await;
+    let o = wait_status(&app, &id, "REFUNDED").await;
+    assert_eq!(o["amount_refunded"]["ui"], "10.0");
+    assert!(
+        event_types(&app, &id)
+            .await
+            .contains(&"refund.cancelled".to_owned())
+    );
+}
+
+/// A POST, v2-signed under a nonce of its own (so the same request may be sent again
+/// within a second, which a v1 signature of the same path would not let through).
+async fn signed_once(app: &TestApp, who: &Caller, path: &str, body: Option<&Value>) -> Resp {
+    let nonce = payorders::RefundId::generate().to_string();
+    let bytes = body.map(|b| serde_json::to_vec(b).unwrap());
+    let sig = payorders::auth::sign::v2_header(
+        &who.key,
+        &who.secret,
+        "POST",
+        path,
+        now(),
+        &nonce,
+        bytes.as_deref().unwrap_or_default(),
+    );
+    let mut h = vec![
+        ("x-api-key", who.key.as_str()),
+        ("authorization-signature", sig.as_str()),
+    ];
+    if bytes.is_some() {
+        h.push(("content-type", "application/json"));
+    }
+    app.send("POST", path, headers(&h), bytes).await
+}

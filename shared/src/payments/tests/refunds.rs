@@ -125,6 +125,37 @@ fn what_each_order_may_refund() {
     assert!(create_refund(&routed, &ask(None, Some(CUSTOMER)), Timestamp::now()).is_ok());
 }
 
+/// A cancelled refund holds nothing: what it held may be refunded again, and on an order
+/// still taking payments it is due again. Only a pending refund is cancelled.
+#[tokio::test]
+async fn a_cancelled_refund_holds_nothing() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 25_000_000).await;
+    let rid = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
+    let held = r.get(&o.id).await;
+    assert_eq!(refundable(&held), raw(0));
+    let u = cancel_refund(&held, &rid, Timestamp::now()).unwrap();
+    assert_eq!(u.order().refunds[0].status, RefundStatus::Cancelled);
+    assert_eq!(refundable(u.order()), raw(25_000_000));
+    r.s.store.update_order(&u).await.unwrap();
+    let again = r.get(&o.id).await;
+    assert!(matches!(
+        cancel_refund(&again, &rid, Timestamp::now()),
+        Err(RefundError::NotCancellable(RefundStatus::Cancelled))
+    ));
+    // A refund whose transfer is recorded is not cancelled.
+    let second = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
+    let tx = r
+        .chain
+        .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+    assert_eq!(r.send_refund(&o.id, &second, &tx).await, "OK");
+    assert!(matches!(
+        cancel_refund(&r.get(&o.id).await, &second, Timestamp::now()),
+        Err(RefundError::NotCancellable(RefundStatus::Confirming))
+    ));
+}
+
 #[test]
 fn a_refund_never_exceeds_what_is_left_and_needs_an_address() {
     let org = OrgId::generate();

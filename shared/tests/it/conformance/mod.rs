@@ -2667,6 +2667,7 @@ fn refund_of(o: &PayOrder, raw: u128, status: RefundStatus) -> OrderRefund {
         currency,
         transfer: None,
         succeeded_at: None,
+        cancelled_at: None,
     }
 }
 
