@@ -31,7 +31,9 @@ from standardwebhooks import Webhook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOCAL = os.environ.get("PAYORDERS_LOCAL_DIR", os.path.join(ROOT, ".local"))
-BIN = os.environ.get("PAYORDERS_BIN", os.path.join(ROOT, "target", "debug", "payorders"))
+# The binary `make dev` built: under CARGO_TARGET_DIR when that is set, as cargo puts it.
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+BIN = os.environ.get("PAYORDERS_BIN", os.path.join(os.path.abspath(TARGET), "debug", "payorders"))
 CAST = os.path.join(ROOT, "node_modules", ".bin", "cast")
 TIMEOUT = float(os.environ.get("DEMO_TIMEOUT", "60"))
 # anvil's account 0 (a well-known development key) and the test token it deploys first.

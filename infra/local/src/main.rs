@@ -203,6 +203,17 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// A command whose output is piped into `head` (or anything that stops reading) ends
+/// quietly, as other Unix tools do, instead of panicking on the next line it prints. Not
+/// for the servers (`serve`, `listen`), whose sockets must not end the process.
+fn quiet_on_closed_pipe() {
+    // SAFETY: signal(2) may be called from any thread; it only restores the default
+    // handling of SIGPIPE (which Rust's runtime set to ignored) for this process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -212,6 +223,9 @@ async fn run() -> anyhow::Result<()> {
         .with_target(false)
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. } | Command::Listen { .. }) {
+        quiet_on_closed_pipe();
+    }
     match cli.command {
         Command::Tables {
             command: TablesCommand::Create,
