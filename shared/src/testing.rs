@@ -19,6 +19,7 @@ pub fn order(org: &OrgId, livemode: bool, created_at: Timestamp) -> PayOrder {
         created_at,
         updated_at: created_at,
         expires_at: created_at.plus_seconds(1800),
+        expired_at: None,
         fulfillment: Fulfillment {
             amount: Some(Amount::new(
                 RawAmount::from_u128(25_000_000),

@@ -444,6 +444,7 @@ pub fn parse_order(
         created_at: now,
         updated_at: now,
         expires_at,
+        expired_at: None,
         fulfillment,
         payment: None,
         metadata,

@@ -19,6 +19,7 @@
 //! | any order event whose order has a USD value | `valued` | `valued` +1, `created_usd_cents` + value |
 //! | `order.completed` | `paid` | `paid` +1, `paid_usd_cents` + value, `pay_seconds` + (completion − creation), per payer currency |
 //! | `order.expired` | `expired` | `expired` +1 |
+//! | `order.completed` of an order that had expired (`expired_at`) | `unexpired` | `expired` −1 |
 //! | `order.cancelled` | `cancelled` | `cancelled` +1 |
 //!
 //! The USD value is the one locked for the order ([`usd_cents`]): its price when priced in
@@ -27,8 +28,9 @@
 //! USD has no value: it counts as created but adds no amount.
 //!
 //! Paid means COMPLETED. A partial payment that never completes is not paid; a payment
-//! after expiry (`paid_late`) leaves the order EXPIRED and counts as expired; a refund after
-//! completion does not undo the paid count.
+//! after expiry (`paid_late`) leaves the order EXPIRED and counts as expired; an order that
+//! expired and was then completed by a payment mined before its expiry counts as paid, not
+//! expired; a refund after completion does not undo the paid count.
 
 pub mod report;
 
@@ -124,6 +126,8 @@ struct OrderView {
     fulfillment: Fulfillment,
     #[serde(default)]
     payment: Option<PaymentView>,
+    #[serde(default)]
+    expired_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +188,12 @@ pub fn contributions(event: &Event) -> Result<Vec<Contribution>, Unreadable> {
                 }
             }
             out.push(one("paid", c));
+            // Expired first, then paid by a transfer mined in time but found after the
+            // expiry: its `expired` count is taken back, once (the order is paid, not
+            // expired; its `order.expired` counted it, in whichever order the two come).
+            if order.expired_at.is_some() {
+                out.push(one("unexpired", vec![(counter::EXPIRED.into(), -1)]));
+            }
         }
         EventType::OrderExpired => out.push(one("expired", vec![(counter::EXPIRED.into(), 1)])),
         EventType::OrderCancelled => {

@@ -196,6 +196,10 @@ pub struct PayOrder {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub expires_at: Timestamp,
+    /// When the order became EXPIRED, if it ever did (kept if a payment mined in time,
+    /// found after the expiry, pays it after all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_at: Option<Timestamp>,
     pub fulfillment: Fulfillment,
     /// Set by payment details; absent while PENDING.
     #[serde(default)]
@@ -354,6 +358,9 @@ impl PayOrder {
         let next = self.next_version(now, |o| {
             change(o);
             o.status = to;
+            if to == OrderStatus::Expired && o.expired_at.is_none() {
+                o.expired_at = Some(now);
+            }
         });
         // The facts of the order as the change leaves it (a payment that arrives with the
         // change is what qualifies it).

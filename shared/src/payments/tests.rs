@@ -1233,7 +1233,34 @@ async fn a_payment_mined_in_time_but_seen_after_expiry_is_not_late() {
     assert!(r.sent.0.lock().unwrap().iter().any(|m| m.order_id == o.id));
     r.chain.set_head(40);
     assert_eq!(r.check(&o.id).await, Progress::Settled);
-    assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
+    let done = r.get(&o.id).await;
+    assert_eq!(done.status, OrderStatus::Completed);
+    assert!(done.expired_at.is_some(), "it did expire once");
+    // Analytics count it paid, not expired, whichever order its events come in (and however
+    // often): the completion takes back the expiry's count.
+    let mut events = r.events(&org).await;
+    for round in 0..2 {
+        let cs: Vec<_> = events
+            .iter()
+            .flat_map(|e| crate::analytics::contributions(e).unwrap())
+            .collect();
+        use crate::store::AnalyticsStore;
+        let store = crate::store::embedded::EmbeddedStore::in_memory().unwrap();
+        store.add_analytics_all(&cs).await.unwrap();
+        store.add_analytics_all(&cs).await.unwrap();
+        let hour = crate::analytics::hour_of(done.created_at);
+        let got = store
+            .read_analytics(&org, KeyMode::Test, hour, hour)
+            .await
+            .unwrap();
+        let c = &got[0].counters;
+        assert_eq!(
+            (c["paid"], c.get("expired").copied().unwrap_or(0)),
+            (1, 0),
+            "round {round}: {c:?}"
+        );
+        events.reverse();
+    }
 
     // Paid in time only in part, the rest after expiry: late, and it stays EXPIRED.
     let p = r.waiting_until(&org, OTHER, 25_000_000, 1).await;
