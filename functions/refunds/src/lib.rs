@@ -120,7 +120,7 @@ async fn route(
             http::idempotent(&*svc.store, &ctx, req, &rid, || async {
                 let _: http::request::NoFields =
                     http::request::signed_json(&*svc.store, &ctx, req, true).await?;
-                cancel(svc, &ctx, &id, &refund).await
+                cancel(svc, settler, &ctx, &id, &refund).await
             })
             .await
         }
@@ -213,6 +213,7 @@ async fn create(
 
 async fn cancel(
     svc: &Services,
+    settler: &Settler,
     ctx: &payorders::auth::AuthContext,
     id: &OrderId,
     refund: &RefundId,
@@ -221,12 +222,23 @@ async fn cancel(
         let order = http::load_own_order(&*svc.store, ctx, id).await?;
         own_refund(&order, refund)?;
         let update = cancel_refund(&order, refund, Timestamp::now()).map_err(refund_error)?;
+        // The answer is kept for the Idempotency-Key by the cancel's own write, as a
+        // refund's creation is.
+        let resp = http::json(
+            200,
+            &view(update.order(), own_refund(update.order(), refund)?),
+        );
+        let update = update.completing(http::completion(&resp));
         match svc.store.update_order(&update).await {
             Ok(()) => {
-                return Ok(http::json(
-                    200,
-                    &view(update.order(), own_refund(update.order(), refund)?),
-                ));
+                // A partly paid order that the freed amount pays in full starts its checks.
+                let o = update.order();
+                if o.check_round != order.check_round {
+                    payorders::payments::enqueue_check(settler, &o.id, Some(o.check_round), 0)
+                        .await
+                        .map_err(|e| refund_error(PaymentError::from(e).into()))?;
+                }
+                return Ok(http::kept(resp));
             }
             // A transfer recorded meanwhile makes it not pending any more: decide again.
             Err(StoreError::VersionConflict { .. }) => continue,

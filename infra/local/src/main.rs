@@ -205,7 +205,8 @@ async fn main() -> std::process::ExitCode {
 
 /// A command whose output is piped into `head` (or anything that stops reading) ends
 /// quietly, as other Unix tools do, instead of panicking on the next line it prints. Not
-/// for the servers (`serve`, `listen`), whose sockets must not end the process.
+/// for `serve` and `listen`, which run until stopped and (`listen`) remove their endpoint
+/// on the way out: a closed pipe must not end them before that.
 fn quiet_on_closed_pipe() {
     // SAFETY: signal(2) may be called from any thread; it only restores the default
     // handling of SIGPIPE (which Rust's runtime set to ignored) for this process.

@@ -730,6 +730,11 @@ mod tests {
             required_scope("POST", "/pay-orders/{id}/refunds"),
             Some(Scope::OrdersRefund)
         );
+        // Withdrawing a refund is a refund's business, though its path ends in /cancel.
+        assert_eq!(
+            required_scope("POST", "/pay-orders/{id}/refunds/{refund_id}/cancel"),
+            Some(Scope::OrdersRefund)
+        );
         assert_eq!(
             required_scope("GET", "/pay-orders/{id}/process"),
             Some(Scope::OrdersCreate)

@@ -197,7 +197,7 @@ catalogue! {
     RefundTxTooSmall = "REFUND_TX_TOO_SMALL", [422], InvalidRequest,
         "The transaction sends less than the refund's amount to the refund address.";
     OrderNotRefundable = "ORDER_NOT_REFUNDABLE", [422], InvalidRequest,
-        "The order has received nothing that can be refunded (yet): only money received on COMPLETED, EXPIRED, CANCELLED or PARTIAL_PAYMENT orders, and an overpayment's excess, is refundable.";
+        "The order has received nothing that can be refunded (yet): only confirmed money received on COMPLETED, EXPIRED, CANCELLED or PARTIAL_PAYMENT orders, and an overpayment's confirmed excess, is refundable; an order paid through an exchange is refunded by the provider, not here.";
     RefundExceedsReceived = "REFUND_EXCEEDS_RECEIVED", [422], InvalidRequest,
         "The refund is more than what was received minus refunds succeeded or pending.";
     RefundAddressRequired = "REFUND_ADDRESS_REQUIRED", [422], InvalidRequest,
@@ -273,7 +273,7 @@ catalogue! {
     OrderNotCancellable = "ORDER_NOT_CANCELLABLE", [409], Conflict,
         "Only PENDING and AWAITING_PAYMENT orders can be cancelled.";
     RefundNotPending = "REFUND_NOT_PENDING", [409], Conflict,
-        "A transfer is recorded for `pending` refunds only; this refund is confirming or succeeded.";
+        "A transfer is recorded for, and a cancel withdraws, `pending` refunds only; this refund is confirming, succeeded or cancelled (a cancelled one is taken up again by a transfer only while what it held is still free).";
     OrderNotPayable = "ORDER_NOT_PAYABLE", [409], Conflict,
         "The order's status takes no payments, or its late-payment window has closed.";
     WalletExists = "WALLET_EXISTS", [409], Conflict,

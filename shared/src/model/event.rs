@@ -28,8 +28,8 @@ pub struct Event {
     /// The order the event is about, when it is about one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<super::OrderId>,
-    /// The refund the event is about (`refund.created`, `refund.succeeded`): the order in
-    /// `data` has all of them.
+    /// The refund the event is about (`refund.created`, `refund.succeeded`,
+    /// `refund.cancelled`): the order in `data` has all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_id: Option<super::RefundId>,
     pub data: EventData,

@@ -532,6 +532,17 @@ impl OrderUpdate {
         self
     }
 
+    /// Adds `order.overpaid` when this write is the first to make the order overpaid
+    /// (`before` is the order as read): announced beside the change, so the merchant can
+    /// refund the excess.
+    pub fn announcing_overpayment(self, before: &PayOrder) -> Self {
+        if self.order.paid_over && !before.paid_over {
+            self.and_event(EventType::OrderOverpaid)
+        } else {
+            self
+        }
+    }
+
     /// Adds an event about one of the order's refunds (`refund.created`,
     /// `refund.succeeded`), once per type and refund: two refunds that succeed in one
     /// write are two events.

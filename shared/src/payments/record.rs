@@ -127,13 +127,7 @@ pub fn apply_transfer(
         status => return Err(PaymentError::NotPayable(status)),
     }
     .map_err(|_| PaymentError::NotPayable(order.status))?;
-    // More than the amount arrived, for the first time: announced beside the transition, so
-    // the merchant can refund the excess.
-    let update = if update.order().paid_over && !order.paid_over {
-        update.and_event(EventType::OrderOverpaid)
-    } else {
-        update
-    };
+    let update = update.announcing_overpayment(order);
     Ok(claims
         .into_iter()
         .fold(update, |u, claim| u.with_tx_claim(claim)))

@@ -3,7 +3,7 @@
 //! chain and recording it with its claims, and following it to final in the confirmation
 //! checks, up to REFUNDED once everything received is refunded.
 
-use super::rules::{ConfirmationCheck, confirmed, counted, same, tally};
+use super::rules::{Assessment, ConfirmationCheck, confirmed, counted, same, tally};
 use super::verify::{NATIVE_VALUE_POSITION, reader_for};
 use super::{ATTEMPTS, PaymentError, Settler, VerifyError, enqueue_check, required_confirmations};
 use crate::chains::sandbox::{self, SandboxChain};
@@ -20,6 +20,9 @@ use std::sync::Arc;
 /// (our clock and block times disagree by seconds). Tighter than a payment's: the merchant
 /// sends a refund after creating it, so a transfer from earlier is not this refund.
 pub const REFUND_SKEW_SECS: i64 = 10;
+
+/// The most refunds one confirmation check records as succeeded (see [`refunds_update`]).
+pub const SUCCEEDED_PER_WRITE: usize = 16;
 
 /// Why a refund was not created or its transfer not recorded. Each has a code the API shows.
 #[derive(Debug, thiserror::Error)]
@@ -149,19 +152,40 @@ pub fn cancel_refund(
     if refund.status != RefundStatus::Pending {
         return Err(RefundError::NotCancellable(refund.status));
     }
-    Ok(order
-        .edit(now, |o| {
-            if let Some(r) = o.refunds.iter_mut().find(|r| &r.id == refund_id) {
-                r.status = RefundStatus::Cancelled;
-                r.cancelled_at = Some(now);
-            }
-            // An order still taking payments has that much less due again.
-            if o.status == OrderStatus::PartialPayment {
-                tally(o);
-            }
+    let cancel = |o: &mut PayOrder| {
+        if let Some(r) = o.refunds.iter_mut().find(|r| &r.id == refund_id) {
+            r.status = RefundStatus::Cancelled;
+            r.cancelled_at = Some(now);
+        }
+        retally_partial(o);
+    };
+    // On an order still taking payments, what the refund held counts toward the amount
+    // again: if that covers it, the order is paid after all, and waits for confirmations
+    // (a new check series) as it would had a top-up covered it.
+    let mut after = order.clone();
+    cancel(&mut after);
+    let covered = order.status == OrderStatus::PartialPayment
+        && !matches!(tally(&mut after), Assessment::Partial { .. });
+    let update = if covered {
+        order.transition(now, OrderStatus::AwaitingConfirmation, |o| {
+            cancel(o);
+            o.check_round = o.check_round.wrapping_add(1);
         })
+    } else {
+        order.edit(now, cancel)
+    };
+    Ok(update
         .map_err(|_| RefundError::NotCancellable(refund.status))?
+        .announcing_overpayment(order)
         .and_refund_event(EventType::RefundCancelled, refund_id))
+}
+
+/// An order still taking payments owes what its counted transfers, less what its refunds
+/// hold, leave short: tallied again whenever a refund takes or gives back an amount.
+fn retally_partial(o: &mut PayOrder) {
+    if o.status == OrderStatus::PartialPayment {
+        tally(o);
+    }
 }
 
 /// What may still be refunded: [`refundable_base`] minus [`committed`].
@@ -233,9 +257,7 @@ pub fn create_refund(
         .edit(now, |o| {
             o.refunds.push(refund);
             // An order still taking payments now has that much more due.
-            if o.status == OrderStatus::PartialPayment {
-                tally(o);
-            }
+            retally_partial(o);
         })
         .map_err(|_| RefundError::NotRefundable(order.status))?
         .and_refund_event(EventType::RefundCreated, &id);
@@ -399,7 +421,12 @@ pub async fn record_refund(
         if refund.transfer.as_ref().is_some_and(|t| t.tx_hash == key) {
             return Ok(order);
         }
-        if refund.status != RefundStatus::Pending {
+        // A refund cancelled after its transfer was sent is taken up again by that transfer,
+        // if what it held is still free: else the money sent would be recorded nowhere (a
+        // new refund refuses a transfer mined before it).
+        let reinstated =
+            refund.status == RefundStatus::Cancelled && refund.amount.raw <= refundable(&order);
+        if refund.status != RefundStatus::Pending && !reinstated {
             return Err(RefundError::NotPending(refund.status));
         }
         if order.transfers.iter().any(|t| t.tx_hash == key) {
@@ -460,7 +487,10 @@ pub async fn record_refund(
                 if let Some(r) = o.refunds.iter_mut().find(|r| &r.id == refund_id) {
                     r.status = RefundStatus::Confirming;
                     r.transfer = Some(transfer);
+                    r.cancelled_at = None;
                 }
+                // A reinstated refund holds its amount again.
+                retally_partial(o);
                 // Confirmation checks start a new series (any older one is dropped).
                 o.check_round = o.check_round.wrapping_add(1);
             })
@@ -570,6 +600,10 @@ pub(crate) async fn refunds_update(
                     }
                 }
             }
+            // Each success is an event of its own, each an item of the write beside the
+            // order: a few at a time keep the write within one DynamoDB transaction; the
+            // rest succeed at the next check.
+            ConfirmationCheck::Confirmed { .. } if succeeded.len() >= SUCCEEDED_PER_WRITE => {}
             ConfirmationCheck::Confirmed { confirmations } => {
                 r.status = RefundStatus::Succeeded;
                 r.succeeded_at = Some(now);

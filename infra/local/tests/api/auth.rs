@@ -394,29 +394,6 @@ async fn one_legacy_signature_serves_different_requests_in_its_second() {
     }
 }
 
-/// A POST with a v2 signature over `signed` (nonce `nonce`, now), sending `sent`.
-async fn v2_post(
-    app: &TestApp,
-    who: &Caller,
-    path: &str,
-    nonce: &str,
-    signed: &[u8],
-    sent: &[u8],
-) -> Resp {
-    let sig = sign::v2_header(&who.key, &who.secret, "POST", path, now(), nonce, signed);
-    app.send(
-        "POST",
-        path,
-        headers(&[
-            ("x-api-key", &who.key),
-            ("authorization-signature", &sig),
-            ("content-type", "application/json"),
-        ]),
-        Some(sent.to_vec()),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn checkout_settings_check_a_signature_against_the_body() {
     let app = &spawn_app().await;

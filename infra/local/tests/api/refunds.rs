@@ -457,22 +457,8 @@ async fn a_pending_refund_can_be_cancelled_and_frees_what_it_held() {
 /// within a second, which a v1 signature of the same path would not let through).
 async fn signed_once(app: &TestApp, who: &Caller, path: &str, body: Option<&Value>) -> Resp {
     let nonce = payorders::RefundId::generate().to_string();
-    let bytes = body.map(|b| serde_json::to_vec(b).unwrap());
-    let sig = payorders::auth::sign::v2_header(
-        &who.key,
-        &who.secret,
-        "POST",
-        path,
-        now(),
-        &nonce,
-        bytes.as_deref().unwrap_or_default(),
-    );
-    let mut h = vec![
-        ("x-api-key", who.key.as_str()),
-        ("authorization-signature", sig.as_str()),
-    ];
-    if bytes.is_some() {
-        h.push(("content-type", "application/json"));
-    }
-    app.send("POST", path, headers(&h), bytes).await
+    let bytes = body
+        .map(|b| serde_json::to_vec(b).unwrap())
+        .unwrap_or_default();
+    v2_post(app, who, path, &nonce, &bytes, &bytes).await
 }

@@ -703,3 +703,28 @@ impl PassedOn {
         resp.body(axum::body::Body::from(self.body)).unwrap()
     }
 }
+
+/// A POST signed with a v2 signature over `signed`, sending `sent` (they differ to test a
+/// body swapped under a signature).
+pub async fn v2_post(
+    app: &TestApp,
+    who: &Caller,
+    path: &str,
+    nonce: &str,
+    signed: &[u8],
+    sent: &[u8],
+) -> Resp {
+    let sig =
+        payorders::auth::sign::v2_header(&who.key, &who.secret, "POST", path, now(), nonce, signed);
+    app.send(
+        "POST",
+        path,
+        headers(&[
+            ("x-api-key", &who.key),
+            ("authorization-signature", &sig),
+            ("content-type", "application/json"),
+        ]),
+        Some(sent.to_vec()),
+    )
+    .await
+}

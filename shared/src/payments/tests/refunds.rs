@@ -156,6 +156,115 @@ async fn a_cancelled_refund_holds_nothing() {
     ));
 }
 
+/// Cancelling a refund of a partly paid order gives its amount back to the order: if that
+/// covers what is due, the order is paid after all (AWAITING_CONFIRMATION, a new check
+/// series, `order.overpaid` when it is over) and completes, instead of staying
+/// PARTIAL_PAYMENT with nothing due and nothing to move it on.
+#[tokio::test]
+async fn cancelling_a_refund_can_pay_a_partly_paid_order() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 20_000_000).await;
+    assert_eq!(o.status, OrderStatus::PartialPayment);
+    let rid = r
+        .refund(&o.id, ask(Some(10_000_000), Some(CUSTOMER)))
+        .await
+        .unwrap();
+    // 20 arrived, 10 promised back: 15 due. The customer sends 10 more: 5 due.
+    let more = r.chain.mine(41, 5, &[(USDC, SHOP, 10_000_000)]);
+    r.pay(&o.id, &more).await.unwrap();
+    let before = r.get(&o.id).await;
+    assert_eq!(before.status, OrderStatus::PartialPayment);
+    let u = cancel_refund(&before, &rid, Timestamp::now()).unwrap();
+    assert_eq!(u.order().status, OrderStatus::AwaitingConfirmation);
+    assert!(u.order().paid_over, "30 for 25");
+    assert_ne!(u.order().check_round, before.check_round);
+    let types: Vec<EventType> = u.events().iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        types,
+        [
+            EventType::OrderPaymentDetected,
+            EventType::OrderOverpaid,
+            EventType::RefundCancelled
+        ]
+    );
+    r.s.store.update_order(&u).await.unwrap();
+    r.chain.set_head(90);
+    r.check(&o.id).await;
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
+}
+
+/// A refund cancelled after its transfer was sent is taken up again when that transfer is
+/// submitted, while what it held is still free; once refunded otherwise, it is not.
+#[tokio::test]
+async fn a_cancelled_refund_is_reinstated_by_its_own_transfer() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 25_000_000).await;
+    let rid = r
+        .refund(&o.id, ask(Some(10_000_000), Some(CUSTOMER)))
+        .await
+        .unwrap();
+    let sent = r
+        .chain
+        .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 10_000_000)]);
+    let u = cancel_refund(&r.get(&o.id).await, &rid, Timestamp::now()).unwrap();
+    r.s.store.update_order(&u).await.unwrap();
+    assert_eq!(r.send_refund(&o.id, &rid, &sent).await, "OK");
+    let back = r.get(&o.id).await;
+    assert_eq!(back.refunds[0].status, RefundStatus::Confirming);
+    assert!(back.refunds[0].cancelled_at.is_none());
+    assert_eq!(refundable(&back), raw(15_000_000), "it holds its 10 again");
+
+    // Cancelled, then everything refunded by another refund: nothing left to take it up.
+    let o2 = r.paid(&org, 25_000_000).await;
+    let first = r
+        .refund(&o2.id, ask(Some(10_000_000), Some(CUSTOMER)))
+        .await
+        .unwrap();
+    let late = r
+        .chain
+        .mine_from(42, 0, SHOP, &[(USDC, CUSTOMER, 10_000_000)]);
+    let u = cancel_refund(&r.get(&o2.id).await, &first, Timestamp::now()).unwrap();
+    r.s.store.update_order(&u).await.unwrap();
+    r.refund(&o2.id, ask(None, Some(CUSTOMER))).await.unwrap();
+    assert_eq!(
+        r.send_refund(&o2.id, &first, &late).await,
+        "REFUND_NOT_PENDING"
+    );
+}
+
+/// Many refunds final at once succeed a bounded number per write (each is an event, an
+/// item of the write): the rest at the next check.
+#[tokio::test]
+async fn refunds_succeed_a_bounded_number_per_write() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 25_000_000).await;
+    let n = SUCCEEDED_PER_WRITE + 1;
+    for i in 0..n {
+        let rid = r
+            .refund(&o.id, ask(Some(1_000_000), Some(CUSTOMER)))
+            .await
+            .unwrap();
+        let tx = r
+            .chain
+            .mine_from(41 + i as u64, 0, SHOP, &[(USDC, CUSTOMER, 1_000_000)]);
+        assert_eq!(r.send_refund(&o.id, &rid, &tx).await, "OK");
+    }
+    r.chain.set_head(200);
+    let succeeded = |o: &PayOrder| {
+        o.refunds
+            .iter()
+            .filter(|x| x.status == RefundStatus::Succeeded)
+            .count()
+    };
+    r.check(&o.id).await;
+    assert_eq!(succeeded(&r.get(&o.id).await), SUCCEEDED_PER_WRITE);
+    r.check(&o.id).await;
+    assert_eq!(succeeded(&r.get(&o.id).await), n);
+}
+
 #[test]
 fn a_refund_never_exceeds_what_is_left_and_needs_an_address() {
     let org = OrgId::generate();
