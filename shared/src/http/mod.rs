@@ -109,40 +109,40 @@ pub fn links(req: &Request) -> crate::checkout::Links {
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
-    let gateway = || match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(c)) => {
-            c.domain_name.as_deref().map(|d| match c.stage.as_deref() {
-                Some(stage) if !stage.is_empty() && stage != "$default" => {
-                    format!("https://{d}/{stage}")
-                }
-                _ => format!("https://{d}"),
-            })
-        }
-        _ => None,
+    let (domain, stage) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => (c.domain_name.as_deref(), c.stage.as_deref()),
+        _ => (None, None),
     };
     links_from(
         env("PAYORDERS_PUBLIC_BASE_URL").or_else(|| stage_var("public_base_url")),
         env("PAYORDERS_EVENTS_BASE_URL").or_else(|| stage_var("events_base_url")),
-        gateway(),
+        domain,
+        stage,
     )
 }
 
-/// The links given the configured public base, the configured events base and the address
-/// the request came to. A request to a Lambda Function URL (the event stream, whose own
-/// URL its configuration cannot name) streams from that address.
+/// The links given the configured public base, the configured events base, and the domain
+/// and stage the request came to (API Gateway's address: `https://<domain>/<stage>`). A
+/// request to a Lambda Function URL (the event stream, whose own URL its configuration
+/// cannot name) streams from that address. Only what is needed is formatted: this runs
+/// for every answer that carries links.
 fn links_from(
     public: Option<String>,
     events: Option<String>,
-    came_to: Option<String>,
+    domain: Option<&str>,
+    stage: Option<&str>,
 ) -> crate::checkout::Links {
-    let own_stream = came_to.clone().filter(|u| {
-        u.split("://")
-            .nth(1)
-            .and_then(|host| host.split(['/', ':']).next())
-            .is_some_and(|host| host.contains(".lambda-url."))
+    let came_to = |d: &str| match stage {
+        Some(stage) if !stage.is_empty() && stage != "$default" => format!("https://{d}/{stage}"),
+        _ => format!("https://{d}"),
+    };
+    let events = events.or_else(|| {
+        domain
+            .filter(|d| d.contains(".lambda-url."))
+            .map(|d| format!("https://{d}"))
     });
-    let base = public.or(came_to).unwrap_or_default();
-    crate::checkout::Links::new(&base, events.or(own_stream).as_deref())
+    let base = public.or_else(|| domain.map(came_to)).unwrap_or_default();
+    crate::checkout::Links::new(&base, events.as_deref())
 }
 
 #[cfg(test)]
@@ -157,15 +157,26 @@ mod links_tests {
         let url = "https://k7x2.lambda-url.us-east-1.on.aws";
         let some = |s: &str| Some(s.to_owned());
         // The stream: its configuration names the API; it streams from where it was asked.
-        let l = links_from(some(api), None, some(url));
+        let l = links_from(
+            some(api),
+            None,
+            Some("k7x2.lambda-url.us-east-1.on.aws"),
+            Some("$default"),
+        );
         assert_eq!(l.qr(&id), format!("{api}/public/pay-orders/{id}/qr"));
         assert_eq!(l.hosted(&id), format!("{api}/pay/{id}"));
         assert_eq!(
             l.events(&id),
             format!("{url}/public/pay-orders/{id}/events")
         );
-        // An API route: the stage variable names the stream's URL.
-        let l = links_from(None, some(url), some(api));
+        // An API route: the stage variable names the stream's URL; the base is the API's
+        // own address, with its stage.
+        let l = links_from(
+            None,
+            some(url),
+            Some("abc.execute-api.us-east-1.amazonaws.com"),
+            Some("dev"),
+        );
         assert_eq!(l.qr(&id), format!("{api}/public/pay-orders/{id}/qr"));
         assert_eq!(
             l.events(&id),
@@ -173,7 +184,7 @@ mod links_tests {
         );
         // One host for everything (the local host; a custom domain).
         let local = "http://127.0.0.1:3000";
-        let l = links_from(some(local), None, some("https://127.0.0.1"));
+        let l = links_from(some(local), None, Some("127.0.0.1"), None);
         assert_eq!(
             l.events(&id),
             format!("{local}/public/pay-orders/{id}/events")
