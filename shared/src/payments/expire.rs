@@ -15,8 +15,12 @@ use crate::queue::QueueError;
 use crate::store::{OrderStore, StoreError};
 use serde::Serialize;
 
-/// The most orders one run expires, and the most it re-queues (the rest waits a minute).
+/// How many orders one batch of a run expires, and the most a run re-queues.
 pub const UPKEEP_BATCH: u32 = 200;
+
+/// The most expiry batches one run makes while each comes back full: up to 1,000 orders a
+/// minute, a few seconds of the function's minute (the rest waits for the next run).
+pub const UPKEEP_BATCHES: u32 = 5;
 
 /// What one upkeep run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -113,7 +117,16 @@ pub async fn requeue_stalled(
 
 /// One upkeep run: expiry, then overdue confirmation checks (see the module docs).
 pub async fn upkeep(s: &Settler, now: Timestamp) -> Result<UpkeepReport, UpkeepError> {
-    let expired = expire_orders(&*s.store, now, UPKEEP_BATCH).await?;
+    // More unpaid orders ending in a minute than one batch holds are expired in further
+    // batches: one batch a minute would fall further behind as long as that lasts.
+    let mut expired = 0;
+    for _ in 0..UPKEEP_BATCHES {
+        let batch = expire_orders(&*s.store, now, UPKEEP_BATCH).await?;
+        expired += batch;
+        if batch < UPKEEP_BATCH as usize {
+            break;
+        }
+    }
     let stale_before = now.plus_seconds(-i64::from(s.stale_after_secs()));
     let requeued = requeue_stalled(s, stale_before, now, UPKEEP_BATCH).await?;
     Ok(UpkeepReport { expired, requeued })

@@ -1215,6 +1215,21 @@ async fn a_crash_between_recording_and_queueing_is_recovered() {
     assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
 }
 
+/// More unpaid orders ending in one minute than one batch holds are all expired by that
+/// minute's run (in batches), not 200 a minute while the rest wait.
+#[tokio::test]
+async fn one_upkeep_run_expires_more_than_one_batch() {
+    let r = rig();
+    let org = OrgId::generate();
+    let n = UPKEEP_BATCH as usize * 2 + 50;
+    for _ in 0..n {
+        r.waiting_until(&org, SHOP, 25_000_000, 1).await;
+    }
+    let later = Timestamp::now().plus_seconds(5);
+    assert_eq!(upkeep(&r.s, later).await.unwrap().expired, n);
+    assert_eq!(upkeep(&r.s, later).await.unwrap().expired, 0);
+}
+
 #[tokio::test]
 async fn a_payment_mined_in_time_but_seen_after_expiry_is_not_late() {
     let r = rig();
