@@ -22,13 +22,7 @@ impl ClaimStore for DynamoStore {
             .expression_attribute_values(":now", n(now.unix()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(false)
-            }
-            Err(e) => Err(fault(e)),
-        }
+        written(res)
     }
 
     async fn release_claim(&self, key: &str, expires_at: Timestamp) -> StoreResult<()> {
@@ -42,13 +36,7 @@ impl ClaimStore for DynamoStore {
             .expression_attribute_values(":mine", n(expires_at.unix()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            // Gone, or another claim of the key since: not ours to end.
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(())
-            }
-            Err(e) => Err(fault(e)),
-        }
+        // Not deleted: gone, or another claim of the key since, not ours to end.
+        written(res).map(drop)
     }
 }

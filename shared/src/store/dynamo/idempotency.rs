@@ -202,13 +202,7 @@ impl IdempotencyStore for DynamoStore {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            // Not this request's any more, or completed meanwhile: it stays.
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(())
-            }
-            Err(e) => Err(fault(e)),
-        }
+        // Not deleted: not this request's any more, or completed meanwhile; it stays.
+        written(res).map(drop)
     }
 }

@@ -142,15 +142,11 @@ impl DynamoStore {
                 .set_expression_attribute_values(p.expression_attribute_values().cloned())
                 .send()
                 .await;
-            return match res {
-                Ok(_) => Ok(Ok(())),
-                Err(SdkError::ServiceError(e))
-                    if e.err().is_conditional_check_failed_exception() =>
-                {
-                    Ok(Err(vec![(0, "ConditionalCheckFailed".to_owned())]))
-                }
-                Err(e) => Err(fault(e)),
-            };
+            return Ok(if written(res)? {
+                Ok(())
+            } else {
+                Err(vec![(0, "ConditionalCheckFailed".to_owned())])
+            });
         }
         let items = puts
             .into_iter()
@@ -412,6 +408,24 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// A conditional write's outcome: `true` when written, `false` when its condition failed
+/// (the item is not as the write expected), a fault otherwise.
+fn written<T, E, R>(res: Result<T, SdkError<E, R>>) -> StoreResult<bool>
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match res {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e))
+            if e.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(fault(e)),
+    }
+}
+
 /// A fault of the service or the network, described briefly (`Code: message`), without
 /// the raw response.
 fn fault<E, R>(e: SdkError<E, R>) -> StoreError
@@ -591,12 +605,10 @@ impl DynamoStore {
             .set_expression_attribute_values((!values.is_empty()).then_some(values))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Err(guard.conflict())
-            }
-            Err(e) => Err(fault(e)),
+        if written(res)? {
+            Ok(())
+        } else {
+            Err(guard.conflict())
         }
     }
 }

@@ -14,20 +14,18 @@ fn org_item(org: &Organization) -> Item {
 impl OrgStore for DynamoStore {
     async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
         let item = org_item(org);
-        match self
+        let res = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(NEW)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Err(StoreError::AlreadyExists)
-            }
-            Err(e) => Err(fault(e)),
+            .await;
+        if written(res)? {
+            Ok(())
+        } else {
+            Err(StoreError::AlreadyExists)
         }
     }
 
@@ -60,14 +58,11 @@ impl OrgStore for DynamoStore {
             .expression_attribute_values(":v", n(expected_version))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                let now = self.get_organization(&org.id).await?;
-                Err(guard.refused(now.map(|o| o.version)))
-            }
-            Err(e) => Err(fault(e)),
+        if written(res)? {
+            return Ok(());
         }
+        let now = self.get_organization(&org.id).await?;
+        Err(guard.refused(now.map(|o| o.version)))
     }
 
     async fn get_checkout_settings(&self, org: &OrgId) -> StoreResult<Option<CheckoutSettings>> {
