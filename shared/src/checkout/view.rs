@@ -151,15 +151,11 @@ fn items(order: &PayOrder) -> Vec<Value> {
 fn progress(order: &PayOrder, payment: &Payment) -> Value {
     let decimals = payment.input.currency.decimals;
     let required = payment.input.amount.raw;
-    let received = payment.received.as_ref().map(|a| a.raw).unwrap_or_else(|| {
-        order
-            .transfers
-            .iter()
-            .filter(|t| t.status != TransferStatus::Reorged)
-            .fold(RawAmount::ZERO, |sum, t| {
-                sum.checked_add(t.amount.raw).unwrap_or(sum)
-            })
-    });
+    let received = payment
+        .received
+        .as_ref()
+        .map(|a| a.raw)
+        .unwrap_or_else(|| crate::payments::rules::counted(&order.transfers));
     let remaining = match &payment.remaining {
         Some(r) => r.raw,
         None if !received.is_zero() => RawAmount::ZERO,
