@@ -59,8 +59,7 @@ async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Bo
                     .await
                 }
                 "DELETE" => {
-                    http::no_body(req)?;
-                    auth::verify_body(&*svc.store, &ctx, &[], Timestamp::now()).await?;
+                    http::request::signed_no_body(&*svc.store, &ctx, req).await?;
                     if !svc
                         .store
                         .delete_wallet(&ctx.org_id, ctx.mode, chain)

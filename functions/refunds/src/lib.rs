@@ -167,8 +167,7 @@ async fn create(
             "reason must be a non-empty string of at most 500 characters",
         ));
     }
-    for _ in 0..ATTEMPTS {
-        let order = http::load_own_order(&*svc.store, ctx, id).await?;
+    let (_, _, resp) = write_refund(svc, ctx, id, 201, "refund", |order| {
         let amount = match (&body.amount, order.payment.as_ref()) {
             (Some(ui), Some(p)) => {
                 let decimals = p.input.currency.decimals;
@@ -189,26 +188,10 @@ async fn create(
             address: body.address.clone(),
             reason: body.reason.clone(),
         };
-        let (update, refund) =
-            create_refund(&order, &ask, Timestamp::now()).map_err(refund_error)?;
-        // The answer is kept for the Idempotency-Key by the refund's own write: a retry
-        // after a crash replays this refund, never records a second one.
-        let resp = http::json(
-            201,
-            &view(update.order(), own_refund(update.order(), &refund)?),
-        );
-        let update = update.completing(http::completion(&resp));
-        match svc.store.update_order(&update).await {
-            Ok(()) => return Ok(http::kept(resp)),
-            // Another write (perhaps another refund) came first: decide again on what it left.
-            Err(StoreError::VersionConflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::conflict(
-        "CONCURRENT_UPDATE",
-        "the order kept changing; retry the refund",
-    ))
+        create_refund(order, &ask, Timestamp::now()).map_err(refund_error)
+    })
+    .await?;
+    Ok(http::kept(resp))
 }
 
 async fn cancel(
@@ -218,36 +201,51 @@ async fn cancel(
     id: &OrderId,
     refund: &RefundId,
 ) -> Result<Response<Body>, ApiError> {
+    let (read, written, resp) = write_refund(svc, ctx, id, 200, "cancellation", |order| {
+        let update = cancel_refund(order, refund, Timestamp::now()).map_err(refund_error)?;
+        Ok((update, refund.clone()))
+    })
+    .await?;
+    // A partly paid order that the freed amount pays in full starts its checks.
+    let o = written.order();
+    if o.check_round != read.check_round {
+        payorders::payments::enqueue_check(settler, &o.id, Some(o.check_round), 0)
+            .await
+            .map_err(|e| refund_error(PaymentError::from(e).into()))?;
+    }
+    Ok(http::kept(resp))
+}
+
+/// Writes a change of one of the order's refunds, decided on the order as read: its answer
+/// (`status`, the refund as written) is kept for the Idempotency-Key by the same write, so
+/// a retry after a crash replays it and never changes the order twice. Another write that
+/// came first (perhaps another refund's) has the change decided again on what it left.
+/// The order as read and the write made.
+async fn write_refund(
+    svc: &Services,
+    ctx: &payorders::auth::AuthContext,
+    id: &OrderId,
+    status: u16,
+    what: &str,
+    decide: impl Fn(&PayOrder) -> Result<(OrderUpdate, RefundId), ApiError>,
+) -> Result<(PayOrder, OrderUpdate, Response<Body>), ApiError> {
     for _ in 0..ATTEMPTS {
         let order = http::load_own_order(&*svc.store, ctx, id).await?;
-        own_refund(&order, refund)?;
-        let update = cancel_refund(&order, refund, Timestamp::now()).map_err(refund_error)?;
-        // The answer is kept for the Idempotency-Key by the cancel's own write, as a
-        // refund's creation is.
+        let (update, refund) = decide(&order)?;
         let resp = http::json(
-            200,
-            &view(update.order(), own_refund(update.order(), refund)?),
+            status,
+            &view(update.order(), own_refund(update.order(), &refund)?),
         );
         let update = update.completing(http::completion(&resp));
         match svc.store.update_order(&update).await {
-            Ok(()) => {
-                // A partly paid order that the freed amount pays in full starts its checks.
-                let o = update.order();
-                if o.check_round != order.check_round {
-                    payorders::payments::enqueue_check(settler, &o.id, Some(o.check_round), 0)
-                        .await
-                        .map_err(|e| refund_error(PaymentError::from(e).into()))?;
-                }
-                return Ok(http::kept(resp));
-            }
-            // A transfer recorded meanwhile makes it not pending any more: decide again.
+            Ok(()) => return Ok((order, update, resp)),
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
     }
     Err(ApiError::conflict(
         "CONCURRENT_UPDATE",
-        "the order kept changing; retry the cancellation",
+        format!("the order kept changing; retry the {what}"),
     ))
 }
 

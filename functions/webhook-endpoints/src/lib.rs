@@ -63,9 +63,7 @@ async fn route(svc: &Services, req: &Request, rid: String) -> Result<Response<Bo
                         .await
                 }
                 ("DELETE", []) => {
-                    // No body, and a signature, if sent, over none (as every route checks).
-                    http::no_body(req)?;
-                    auth::verify_body(&*svc.store, &ctx, &[], Timestamp::now()).await?;
+                    http::request::signed_no_body(&*svc.store, &ctx, req).await?;
                     // Load first: it checks the mode as well as the organization.
                     load(svc, &ctx, &id).await?;
                     if !svc.store.delete_endpoint(&ctx.org_id, &id).await? {

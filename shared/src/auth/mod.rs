@@ -505,7 +505,12 @@ async fn verify_signature(
         signature: hex::encode(&sig.signature),
         timestamp: sig.timestamp,
         body_sha256: sig.body_sha256.clone(),
-        request: request_line(req.method, req.path),
+        // Only a v1 or legacy replay claim names the request; a v2 nonce stands alone.
+        request: if matches!(sig.scheme, Scheme::V2) {
+            String::new()
+        } else {
+            request_line(req.method, req.path)
+        },
     })
 }
 

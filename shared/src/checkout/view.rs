@@ -151,19 +151,21 @@ fn items(order: &PayOrder) -> Vec<Value> {
 fn progress(order: &PayOrder, payment: &Payment) -> Value {
     let decimals = payment.input.currency.decimals;
     let required = payment.input.amount.raw;
-    let received = payment
-        .received
-        .as_ref()
-        .map(|a| a.raw)
-        .unwrap_or_else(|| crate::payments::rules::counted(&order.transfers));
-    let remaining = match &payment.remaining {
-        Some(r) => r.raw,
-        None if !received.is_zero() => RawAmount::ZERO,
-        None => required,
-    };
-    let received = match &payment.remaining {
-        Some(r) => required.saturating_sub(r.raw),
-        None => received,
+    let (received, remaining) = match &payment.remaining {
+        Some(r) => (required.saturating_sub(r.raw), r.raw),
+        None => {
+            let received = payment
+                .received
+                .as_ref()
+                .map(|a| a.raw)
+                .unwrap_or_else(|| crate::model::counted(&order.transfers));
+            let remaining = if received.is_zero() {
+                required
+            } else {
+                RawAmount::ZERO
+            };
+            (received, remaining)
+        }
     };
     let bps = if required.is_zero() {
         U256::from(10_000u32)

@@ -53,17 +53,17 @@ pub fn source_ip(req: &Request) -> String {
 /// Whose budget a request from `ip` counts against: an IPv4 address, or the /64 network of
 /// an IPv6 one. One IPv6 host usually holds a whole /64 (SLAAC, privacy addresses), so
 /// budgets per full address would give a single caller 2^64 of them.
-fn budget_holder(ip: &str) -> String {
+fn budget_holder(ip: &str) -> std::borrow::Cow<'_, str> {
     match ip.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
+            Some(v4) => v4.to_string().into(),
             None => {
                 let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]).into()
             }
         },
-        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
-        Err(_) => ip.to_owned(),
+        // An IPv4 address (or text that is no address) is its own budget, as written.
+        _ => ip.into(),
     }
 }
 

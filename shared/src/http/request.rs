@@ -61,6 +61,18 @@ pub async fn signed_json<T: Params>(
     read_json(bytes)
 }
 
+/// A write that takes no body: none may be sent, and a signature, if sent, must be over none
+/// (as every route that reads a body checks its signature against it).
+pub async fn signed_no_body(
+    claims: &dyn crate::store::ClaimStore,
+    ctx: &AuthContext,
+    req: &Request,
+) -> Result<(), ApiError> {
+    super::no_body(req)?;
+    crate::auth::verify_body(claims, ctx, &[], Timestamp::now()).await?;
+    Ok(())
+}
+
 /// The query string read into `T`; each parameter at most once.
 pub fn query<T: Params>(req: &Request) -> Result<T, ApiError> {
     let q = req.query_string_parameters();

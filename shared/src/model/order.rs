@@ -160,6 +160,24 @@ pub struct ReceivedTransfer {
     pub mined_at: Option<Timestamp>,
 }
 
+/// What the transfers that count add up to: all but those reorged away.
+pub(crate) fn counted(transfers: &[ReceivedTransfer]) -> RawAmount {
+    sum_of(transfers, |t| t.status != TransferStatus::Reorged)
+}
+
+/// What the transfers `keep` keeps add up to.
+pub(crate) fn sum_of(
+    transfers: &[ReceivedTransfer],
+    keep: impl Fn(&ReceivedTransfer) -> bool,
+) -> RawAmount {
+    transfers
+        .iter()
+        .filter(|t| keep(t))
+        .fold(RawAmount::ZERO, |sum, t| {
+            sum.checked_add(t.amount.raw).unwrap_or(sum)
+        })
+}
+
 impl Payment {
     /// Where the payer sends: the first step's deposit address, else the recipient.
     pub fn deposit_address(&self) -> &str {

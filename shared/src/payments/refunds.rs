@@ -3,11 +3,12 @@
 //! chain and recording it with its claims, and following it to final in the confirmation
 //! checks, up to REFUNDED once everything received is refunded.
 
-use super::rules::{Assessment, ConfirmationCheck, confirmed, counted, same, tally};
+use super::rules::{Assessment, ConfirmationCheck, confirmed, same, tally};
 use super::verify::{NATIVE_VALUE_POSITION, reader_for};
 use super::{ATTEMPTS, PaymentError, Settler, VerifyError, enqueue_check, required_confirmations};
 use crate::chains::sandbox::{self, SandboxChain};
 use crate::chains::{ChainError, ChainTx, Inclusion, TxReader};
+use crate::model::counted;
 use crate::model::{
     Address, Amount, EventType, KeyMode, OrderId, OrderRefund, OrderStatus, OrderUpdate, PayOrder,
     Payment, RawAmount, RefundId, RefundInstructions, RefundStatus, RefundTransfer, Timestamp,

@@ -5,7 +5,7 @@
 use crate::chains::{ChainTx, Inclusion, Transfer};
 use crate::model::{
     Address, Amount, ChainFamily, ChainId, PayOrder, Payment, PaymentTolerance, RawAmount,
-    ReceivedTransfer, Timestamp, TransferStatus,
+    ReceivedTransfer, Timestamp, TransferStatus, counted, sum_of,
 };
 use crate::registry::registry;
 
@@ -210,23 +210,9 @@ pub fn confirmation_delay(base_secs: u32, attempt: u32) -> u32 {
         .min(SQS_MAX_DELAY)
 }
 
-/// What the transfers that count add up to: all but those reorged away.
-pub(crate) fn counted(transfers: &[ReceivedTransfer]) -> RawAmount {
-    sum_of(transfers, |t| t.status != TransferStatus::Reorged)
-}
-
 /// What the transfers confirmed on chain add up to (what may be refunded).
 pub(crate) fn confirmed(transfers: &[ReceivedTransfer]) -> RawAmount {
     sum_of(transfers, |t| t.status == TransferStatus::Confirmed)
-}
-
-fn sum_of(transfers: &[ReceivedTransfer], keep: impl Fn(&ReceivedTransfer) -> bool) -> RawAmount {
-    transfers
-        .iter()
-        .filter(|t| keep(t))
-        .fold(RawAmount::ZERO, |sum, t| {
-            sum.checked_add(t.amount.raw).unwrap_or(sum)
-        })
 }
 
 /// Sets `received`, `remaining` and the paid facts from the transfers that count. What the

@@ -10,7 +10,8 @@ impl ClaimStore for DynamoStore {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> StoreResult<bool> {
-        let mut item = base_item(format!("CLAIM#{key}"), "CLAIM");
+        let (pk, sk) = claim_key(key);
+        let mut item = base_item(pk, sk);
         item.insert("expires_at".into(), n(expires_at.unix()));
         item.insert("ttl".into(), n(expires_at.unix()));
         let res = self
@@ -26,12 +27,13 @@ impl ClaimStore for DynamoStore {
     }
 
     async fn release_claim(&self, key: &str, expires_at: Timestamp) -> StoreResult<()> {
+        let (pk, sk) = claim_key(key);
         let res = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(format!("CLAIM#{key}")))
-            .key("sk", s("CLAIM"))
+            .key("pk", s(pk))
+            .key("sk", s(sk))
             .condition_expression("expires_at = :mine")
             .expression_attribute_values(":mine", n(expires_at.unix()))
             .send()
@@ -39,4 +41,9 @@ impl ClaimStore for DynamoStore {
         // Not deleted: gone, or another claim of the key since, not ours to end.
         written(res).map(drop)
     }
+}
+
+/// A claim's item key.
+fn claim_key(key: &str) -> (String, &'static str) {
+    (format!("CLAIM#{key}"), "CLAIM")
 }
