@@ -196,14 +196,7 @@ async fn bad_parameters_are_named() {
         .await
         .assert_error(400, "UNKNOWN_PARAMETER");
     // Without analytics:read, 403.
-    let reader = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::OrdersRead],
-    )
-    .await;
+    let reader = app.key_of_a(vec![Scope::OrdersRead]).await;
     let r = app.get(&reader, "/analytics").await;
     assert_eq!(r.status, 403, "{}", r.text);
 }

@@ -96,14 +96,7 @@ async fn mutating_requests_are_recorded_with_who_what_and_how() {
         "{}",
         r.text
     );
-    let k2 = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::All],
-    )
-    .await;
+    let k2 = app.key_of_a(vec![Scope::All]).await;
     app.post(
         &k2,
         &format!("/pay-orders/{}/cancel", other.body["id"].as_str().unwrap()),
@@ -137,14 +130,9 @@ async fn mutating_requests_are_recorded_with_who_what_and_how() {
             r.text
         );
     }
-    let reader = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::OrdersRead, Scope::OrdersCreate],
-    )
-    .await;
+    let reader = app
+        .key_of_a(vec![Scope::OrdersRead, Scope::OrdersCreate])
+        .await;
     app.get(&reader, "/audit-log")
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");

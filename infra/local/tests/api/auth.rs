@@ -54,14 +54,7 @@ async fn missing_unknown_malformed_and_revoked_keys_are_401() {
     );
 
     // Revoked: refused at once.
-    let extra = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::All],
-    )
-    .await;
+    let extra = app.key_of_a(vec![Scope::All]).await;
     assert_eq!(list(&[("x-api-key", &extra.key)]).await.status, 200);
     app.store
         .revoke_api_key(&extra.key_id, Timestamp::now())
@@ -75,26 +68,12 @@ async fn missing_unknown_malformed_and_revoked_keys_are_401() {
 #[tokio::test]
 async fn missing_scope_is_403() {
     let app = spawn_app().await;
-    let reader = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::OrdersRead],
-    )
-    .await;
+    let reader = app.key_of_a(vec![Scope::OrdersRead]).await;
     assert_eq!(app.get(&reader, "/pay-orders").await.status, 200);
     app.post(&reader, "/pay-orders", Some(&deposit_body()))
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");
-    let writer = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::OrdersCreate],
-    )
-    .await;
+    let writer = app.key_of_a(vec![Scope::OrdersCreate]).await;
     assert_eq!(
         app.post(&writer, "/pay-orders", Some(&deposit_body()))
             .await
@@ -104,14 +83,7 @@ async fn missing_scope_is_403() {
     app.get(&writer, "/pay-orders")
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");
-    let webhooks_only = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::WebhooksManage],
-    )
-    .await;
+    let webhooks_only = app.key_of_a(vec![Scope::WebhooksManage]).await;
     app.get(&webhooks_only, "/pay-orders")
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");
@@ -446,16 +418,7 @@ async fn webhook_endpoint_actions_check_a_signature_against_the_body() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let eid = r.body["id"].as_str().unwrap().to_owned();
-    let id = WebhookEndpointId::parse(&eid).unwrap();
-    let secrets = async || {
-        app.store
-            .get_endpoint(&a.org_id, &id)
-            .await
-            .unwrap()
-            .unwrap()
-            .secrets
-            .len()
-    };
+    let secrets = async || stored_endpoint(app, &a.org_id, &eid).await.secrets.len();
     assert_eq!(secrets().await, 1);
     let rotate = format!("/webhook-endpoints/{eid}/rotate-secret");
 

@@ -4,7 +4,6 @@
 
 use crate::support::*;
 use payorders::Scope;
-use payorders::model::KeyMode;
 use serde_json::json;
 
 #[tokio::test]
@@ -84,14 +83,9 @@ async fn checkout_settings_are_managed_with_their_scope_and_shown_to_customers()
     }
 
     // settings:manage only.
-    let reader = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::OrdersRead, Scope::OrdersCreate],
-    )
-    .await;
+    let reader = app
+        .key_of_a(vec![Scope::OrdersRead, Scope::OrdersCreate])
+        .await;
     app.get(&reader, "/settings/checkout")
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");

@@ -26,13 +26,11 @@ async fn quiet_endpoint(app: &TestApp, who: &Caller, url: &str) -> Value {
     r.body
 }
 
-/// The stored endpoint (secrets and version included), as only the store shows it.
-async fn stored_endpoint(app: &TestApp, org: &OrgId, id: &str) -> WebhookEndpoint {
-    app.store
-        .get_endpoint(org, &WebhookEndpointId::parse(id).unwrap())
-        .await
-        .unwrap()
-        .expect("the endpoint is stored")
+/// `again` is `first` replayed: the same 201 and body, marked so.
+#[track_caller]
+fn assert_replayed(again: &Resp, first: &Resp) {
+    assert_eq!((again.status, &again.body), (201, &first.body));
+    assert_eq!(again.headers["idempotent-replayed"], "true");
 }
 
 /// The ids of a list's `data`, in order.
@@ -54,6 +52,20 @@ async fn endpoint_of_a(app: &TestApp) -> (String, String, Value, WebhookEndpoint
     let before = read(app, &app.a, &path).await;
     let stored = stored_endpoint(app, &app.a.org_id, &eid).await;
     (eid, path, before, stored)
+}
+
+/// `who`'s request, answered as if there were nothing there: `404 RESOURCE_NOT_FOUND`.
+async fn not_found(
+    app: &TestApp,
+    who: &Caller,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Resp {
+    let r = app.call(who, method, path, body, &[]).await;
+    assert_eq!(r.status, 404, "{method} {path}: {}", r.text);
+    r.assert_error(404, "RESOURCE_NOT_FOUND");
+    r
 }
 
 /// The body of a GET that must succeed.
@@ -94,9 +106,7 @@ async fn another_org_or_mode_cannot_update_an_endpoint_and_its_url_stays() {
             json!({"enabled": false}),
             json!({"events": ["*"], "description": "taken"}),
         ] {
-            app.post(who, &path, Some(&body))
-                .await
-                .assert_error(404, "RESOURCE_NOT_FOUND");
+            not_found(&app, who, "POST", &path, Some(&body)).await;
         }
     }
     let after = read(&app, &app.a, &path).await;
@@ -116,8 +126,7 @@ async fn another_org_or_mode_cannot_rotate_an_endpoints_secret() {
     let eid = eid.as_str();
     assert_eq!(stored.secrets.len(), 1);
     for who in [&app.b, &app.a_live] {
-        let r = app.post(who, &format!("{path}/rotate-secret"), None).await;
-        r.assert_error(404, "RESOURCE_NOT_FOUND");
+        let r = not_found(&app, who, "POST", &format!("{path}/rotate-secret"), None).await;
         assert!(r.body.get("secret").is_none(), "{}", r.text);
     }
     assert_eq!(read(&app, &app.a, &path).await, before);
@@ -135,9 +144,7 @@ async fn another_org_or_mode_cannot_ping_an_endpoint() {
     let (eid, path, before, stored) = endpoint_of_a(&app).await;
     let eid = eid.as_str();
     for who in [&app.b, &app.a_live] {
-        app.post(who, &format!("{path}/test"), None)
-            .await
-            .assert_error(404, "RESOURCE_NOT_FOUND");
+        not_found(&app, who, "POST", &format!("{path}/test"), None).await;
     }
     // A ping is written with the endpoint: no event, no new version, nothing to deliver.
     assert_eq!(read(&app, &app.a, &path).await, before);
@@ -158,20 +165,20 @@ async fn another_org_cannot_process_or_simulate_a_payment_of_a_test_order() {
     let before = read(&app, &app.a, &path).await;
     // A transaction that pays the order in full, as the control below shows.
     let hash = sandbox_usdc_hash("25.50");
-    app.get(&app.b, &format!("{path}/process?tx_hash={hash}"))
-        .await
-        .assert_error(404, "RESOURCE_NOT_FOUND");
-    app.post(
+    let process = format!("{path}/process?tx_hash={hash}");
+    not_found(&app, &app.b, "GET", &process, None).await;
+    let payment = json!({"tx_hash": hash});
+    not_found(
+        &app,
         &app.b,
+        "POST",
         &format!("{path}/payments"),
-        Some(&json!({"tx_hash": hash})),
+        Some(&payment),
     )
-    .await
-    .assert_error(404, "RESOURCE_NOT_FOUND");
+    .await;
+    let simulate = format!("{path}/simulate-payment");
     for body in [None, Some(json!({"amount": "1"}))] {
-        app.post(&app.b, &format!("{path}/simulate-payment"), body.as_ref())
-            .await
-            .assert_error(404, "RESOURCE_NOT_FOUND");
+        not_found(&app, &app.b, "POST", &simulate, body.as_ref()).await;
     }
     let after = read(&app, &app.a, &path).await;
     assert_eq!(after, before, "the owner reads its order unchanged");
@@ -181,9 +188,7 @@ async fn another_org_cannot_process_or_simulate_a_payment_of_a_test_order() {
     assert_eq!(b_txs["data"], json!([]));
 
     // Control: the same hash, submitted by the owner, pays it.
-    let paid = app
-        .get(&app.a, &format!("{path}/process?tx_hash={hash}"))
-        .await;
+    let paid = app.get(&app.a, &process).await;
     assert_eq!(paid.status, 200, "{}", paid.text);
     assert_eq!(paid.body["status"], "AWAITING_CONFIRMATION");
     assert_eq!(paid.body["transfers"][0]["tx_hash"], hash);
@@ -222,24 +227,19 @@ async fn another_org_or_mode_cannot_submit_or_simulate_a_refund_transfer() {
     let before = read(&app, &app.a, &refunds).await;
     // The refund's own transfer, as a simulation would send it.
     let hash = sandbox_usdc_hash("4");
-    app.post(
+    let transactions = format!("{refunds}/{rid}/transactions");
+    let transfer = json!({"tx_hash": hash});
+    not_found(&app, &app.b, "POST", &transactions, Some(&transfer)).await;
+    not_found(
+        &app,
         &app.b,
-        &format!("{refunds}/{rid}/transactions"),
-        Some(&json!({"tx_hash": hash})),
+        "POST",
+        &format!("{refunds}/{rid}/simulate"),
+        None,
     )
-    .await
-    .assert_error(404, "RESOURCE_NOT_FOUND");
-    app.post(&app.b, &format!("{refunds}/{rid}/simulate"), None)
-        .await
-        .assert_error(404, "RESOURCE_NOT_FOUND");
+    .await;
     // A's live key: the order is of the other mode (simulating is test-only anyway).
-    app.post(
-        &app.a_live,
-        &format!("{refunds}/{rid}/transactions"),
-        Some(&json!({"tx_hash": hash})),
-    )
-    .await
-    .assert_error(404, "RESOURCE_NOT_FOUND");
+    not_found(&app, &app.a_live, "POST", &transactions, Some(&transfer)).await;
     let after = read(&app, &app.a, &refunds).await;
     assert_eq!(after, before, "the owner reads its refund unchanged");
     assert_eq!(after["data"][0]["status"], "pending");
@@ -251,13 +251,7 @@ async fn another_org_or_mode_cannot_submit_or_simulate_a_refund_transfer() {
     assert_eq!(b_txs["data"], json!([]));
 
     // Control: the owner's submission of that very transfer is taken.
-    let s = app
-        .post(
-            &app.a,
-            &format!("{refunds}/{rid}/transactions"),
-            Some(&json!({"tx_hash": hash})),
-        )
-        .await;
+    let s = app.post(&app.a, &transactions, Some(&transfer)).await;
     assert_eq!(s.status, 200, "{}", s.text);
     assert_eq!(s.body["status"], "confirming");
     assert_eq!(s.body["transfer"]["tx_hash"], hash);
@@ -273,37 +267,31 @@ async fn a_test_key_cannot_read_pay_quote_simulate_or_cancel_a_live_order() {
     let path = format!("/pay-orders/{id}");
     let before = read(&app, &app.a_live, &path).await;
     let test = &app.a;
-    app.get(test, &path)
-        .await
-        .assert_error(404, "RESOURCE_NOT_FOUND");
-    app.post(
+    not_found(&app, test, "GET", &path, None).await;
+    let payment = json!({"tx_hash": SOME_HASH});
+    not_found(
+        &app,
         test,
+        "POST",
         &format!("{path}/payments"),
-        Some(&json!({"tx_hash": SOME_HASH})),
+        Some(&payment),
     )
-    .await
-    .assert_error(404, "RESOURCE_NOT_FOUND");
-    app.get(test, &format!("{path}/process?tx_hash={SOME_HASH}"))
-        .await
-        .assert_error(404, "RESOURCE_NOT_FOUND");
-    app.post(
-        test,
-        &format!("{path}/quote"),
-        Some(&json!({"wallet_address": RECIPIENT, "chain_type": "EVM"})),
-    )
-    .await
-    .assert_error(404, "RESOURCE_NOT_FOUND");
+    .await;
+    let process = format!("{path}/process?tx_hash={SOME_HASH}");
+    not_found(&app, test, "GET", &process, None).await;
+    let quote = json!({"wallet_address": RECIPIENT, "chain_type": "EVM"});
+    not_found(&app, test, "POST", &format!("{path}/quote"), Some(&quote)).await;
     // A test key may simulate, but only its own mode's orders.
-    app.post(test, &format!("{path}/simulate-payment"), None)
-        .await
-        .assert_error(404, "RESOURCE_NOT_FOUND");
-    app.post(
+    not_found(
+        &app,
         test,
-        &format!("{path}/cancel"),
-        Some(&json!({"reason": "not mine"})),
+        "POST",
+        &format!("{path}/simulate-payment"),
+        None,
     )
-    .await
-    .assert_error(404, "RESOURCE_NOT_FOUND");
+    .await;
+    let cancel = json!({"reason": "not mine"});
+    not_found(&app, test, "POST", &format!("{path}/cancel"), Some(&cancel)).await;
     let after = read(&app, &app.a_live, &path).await;
     assert_eq!(after, before, "the live key reads its order unchanged");
     assert_eq!(after["status"], "PENDING");
@@ -347,8 +335,7 @@ async fn an_idempotency_key_reused_on_another_route_is_a_mismatch_and_makes_noth
     let again = app
         .call(&app.a, "POST", "/pay-orders", Some(&deposit_body()), &key)
         .await;
-    assert_eq!((again.status, &again.body), (201, &first.body));
-    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_replayed(&again, &first);
     let orders = read(&app, &app.a, "/pay-orders").await;
     assert_eq!(orders["data"].as_array().unwrap().len(), 1);
     // The mismatched route, asked again, is still refused: nothing was kept for it.
@@ -389,8 +376,7 @@ async fn the_same_idempotency_key_in_test_and_live_mode_makes_two_orders() {
         let again = app
             .call(who, "POST", "/pay-orders", Some(&body), &key)
             .await;
-        assert_eq!((again.status, &again.body), (201, &first.body));
-        assert_eq!(again.headers["idempotent-replayed"], "true");
+        assert_replayed(&again, first);
         let list = read(&app, who, "/pay-orders").await;
         let ids = ids_of(&list);
         assert_eq!(ids, [&first.body["id"]]);
@@ -435,13 +421,11 @@ async fn the_same_idempotency_key_in_two_organizations_makes_two_objects() {
         let again = app
             .call(who, "POST", "/pay-orders", Some(&deposit_body()), &key)
             .await;
-        assert_eq!((again.status, &again.body), (201, &order.body));
-        assert_eq!(again.headers["idempotent-replayed"], "true");
+        assert_replayed(&again, order);
         let again = app
             .call(who, "POST", "/webhook-endpoints", Some(&hook), &hook_key)
             .await;
-        assert_eq!((again.status, &again.body), (201, &endpoint.body));
-        assert_eq!(again.headers["idempotent-replayed"], "true");
+        assert_replayed(&again, endpoint);
         let orders = read(&app, who, "/pay-orders").await;
         let ids = ids_of(&orders);
         assert_eq!(ids, [&order.body["id"]]);

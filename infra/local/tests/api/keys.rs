@@ -188,14 +188,9 @@ async fn a_revoked_key_answers_401() {
     let listed = app.get(&app.a, &format!("/api-keys/{}", k.key_id)).await;
     assert_eq!(listed.body["status"], "revoked");
     // The revoked key cannot manage itself back, nor roll.
-    app.signed_post(
-        &app.a,
-        &format!("/api-keys/{}/roll", k.key_id),
-        &json!({}),
-        &[],
-    )
-    .await
-    .assert_error(409, "API_KEY_INACTIVE");
+    key_action(&app, &app.a, &k.key_id, "roll", &json!({}))
+        .await
+        .assert_error(409, "API_KEY_INACTIVE");
 }
 
 #[tokio::test]
@@ -249,16 +244,22 @@ async fn a_rolled_key_works_until_its_grace_period_ends() {
     assert_eq!(app.get(&newest, "/pay-orders").await.status, 200);
 }
 
+/// `by`'s signed `POST /api-keys/{target}/{action}` (`roll` or `revoke`) with `body`.
+async fn key_action(
+    app: &TestApp,
+    by: &Caller,
+    target: &KeyId,
+    action: &str,
+    body: &Value,
+) -> Resp {
+    let path = format!("/api-keys/{target}/{action}");
+    app.signed_post(by, &path, body, &[]).await
+}
+
 /// A test key of A's that reads orders and manages keys, and holds nothing else.
 async fn keys_manager(app: &TestApp) -> Caller {
-    issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::OrdersRead, Scope::KeysManage],
-    )
-    .await
+    app.key_of_a(vec![Scope::OrdersRead, Scope::KeysManage])
+        .await
 }
 
 #[tokio::test]
@@ -302,14 +303,7 @@ async fn a_key_rolls_and_revokes_only_keys_whose_scopes_it_holds() {
     let before = app.get(&app.a, "/api-keys").await.body["data"].clone();
     for target in [&app.a.key_id, &writer.key_id] {
         for action in ["roll", "revoke"] {
-            let r = app
-                .signed_post(
-                    &manager,
-                    &format!("/api-keys/{target}/{action}"),
-                    &json!({}),
-                    &[],
-                )
-                .await;
+            let r = key_action(&app, &manager, target, action, &json!({})).await;
             r.assert_error(403, "INSUFFICIENT_SCOPE");
             assert_eq!(r.body["error"]["param"], "id", "{}", r.text);
             assert!(
@@ -334,40 +328,26 @@ async fn a_key_rolls_and_revokes_only_keys_whose_scopes_it_holds() {
 
     // A key whose scopes the manager holds, it rolls and revokes.
     let (reader, _) = create_key(&app, &manager, "reader", &["orders:read"]).await;
-    let r = app
-        .signed_post(
-            &manager,
-            &format!("/api-keys/{}/roll", reader.key_id),
-            &json!({"expires_in": 0}),
-            &[],
-        )
-        .await;
+    let r = key_action(
+        &app,
+        &manager,
+        &reader.key_id,
+        "roll",
+        &json!({"expires_in": 0}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["scopes"], json!(["orders:read"]));
     let rolled = from_answer(&manager, &r.body);
     assert_eq!(app.get(&rolled, "/pay-orders").await.status, 200);
-    let r = app
-        .signed_post(
-            &manager,
-            &format!("/api-keys/{}/revoke", rolled.key_id),
-            &json!({}),
-            &[],
-        )
-        .await;
+    let r = key_action(&app, &manager, &rolled.key_id, "revoke", &json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["status"], "revoked");
     app.get(&rolled, "/pay-orders")
         .await
         .assert_error(401, "API_KEY_REVOKED");
     // And itself (it holds its own scopes).
-    let r = app
-        .signed_post(
-            &manager,
-            &format!("/api-keys/{}/roll", manager.key_id),
-            &json!({}),
-            &[],
-        )
-        .await;
+    let r = key_action(&app, &manager, &manager.key_id, "roll", &json!({})).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["scopes"], json!(["orders:read", "keys:manage"]));
 }
@@ -415,14 +395,9 @@ async fn keys_of_the_other_mode_and_organization_are_invisible() {
             .await
             .assert_error(404, "RESOURCE_NOT_FOUND");
     }
-    app.signed_post(
-        &app.a,
-        &format!("/api-keys/{}/revoke", live.key_id),
-        &json!({}),
-        &[],
-    )
-    .await
-    .assert_error(404, "RESOURCE_NOT_FOUND");
+    key_action(&app, &app.a, &live.key_id, "revoke", &json!({}))
+        .await
+        .assert_error(404, "RESOURCE_NOT_FOUND");
     assert_eq!(app.get(&live, "/pay-orders").await.status, 200);
 }
 
@@ -533,14 +508,7 @@ async fn access_tokens_act_for_their_key_within_their_scopes() {
         .assert_error(401, "TOKEN_EXPIRED");
 
     // Revoking the key takes its tokens with it.
-    let r = app
-        .signed_post(
-            &app.a,
-            &format!("/api-keys/{}/revoke", k.key_id),
-            &json!({}),
-            &[],
-        )
-        .await;
+    let r = key_action(&app, &app.a, &k.key_id, "revoke", &json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     bearer(&app, &reader, "GET", "/pay-orders", None)
         .await
@@ -553,14 +521,7 @@ async fn access_tokens_act_for_their_key_within_their_scopes() {
 #[tokio::test]
 async fn token_requests_that_are_refused() {
     let app = spawn_app().await;
-    let reader = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::OrdersRead],
-    )
-    .await;
+    let reader = app.key_of_a(vec![Scope::OrdersRead]).await;
     let ask = |body: Value| token_for(&app, body);
     ask(json!({"grant_type": "password", "api_key": reader.key}))
         .await
@@ -618,14 +579,7 @@ async fn keys_on_dynamodb() {
         "{}",
         list.text
     );
-    let r = app
-        .signed_post(
-            &app.a,
-            &format!("/api-keys/{}/roll", k.key_id),
-            &json!({"expires_in": 0}),
-            &[],
-        )
-        .await;
+    let r = key_action(&app, &app.a, &k.key_id, "roll", &json!({"expires_in": 0})).await;
     assert_eq!(r.status, 201, "{}", r.text);
     app.get(&k, "/pay-orders")
         .await
@@ -637,14 +591,7 @@ async fn keys_on_dynamodb() {
         bearer(&app, jwt, "GET", "/pay-orders", None).await.status,
         200
     );
-    let r = app
-        .signed_post(
-            &app.a,
-            &format!("/api-keys/{}/revoke", new.key_id),
-            &json!({}),
-            &[],
-        )
-        .await;
+    let r = key_action(&app, &app.a, &new.key_id, "revoke", &json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     bearer(&app, jwt, "GET", "/pay-orders", None)
         .await
@@ -673,14 +620,7 @@ async fn an_idempotent_creation_replays_the_key_but_keeps_it_sealed() {
 #[tokio::test]
 async fn an_idempotent_answer_is_replayed_only_to_the_key_that_asked() {
     let app = spawn_app().await;
-    let manager = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::KeysManage],
-    )
-    .await;
+    let manager = app.key_of_a(vec![Scope::KeysManage]).await;
     let body = json!({"name": "replayed to whom", "scopes": ["*"]});
     let idem = [("idempotency-key", "create-key-by-star")];
     let first = app.signed_post(&app.a, "/api-keys", &body, &idem).await;

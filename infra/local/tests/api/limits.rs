@@ -37,15 +37,8 @@ async fn limits_per_key_and_class_reach_429_with_headers() {
         .await
         .unwrap();
     let all = vec![Scope::All];
-    let k1 = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        all.clone(),
-    )
-    .await;
-    let k2 = issue(&*app.store, &app.master, &app.a.org_id, KeyMode::Test, all).await;
+    let k1 = app.key_of_a(all.clone()).await;
+    let k2 = app.key_of_a(all).await;
     let started = hour();
 
     // The headers of the list class, counting down.

@@ -295,22 +295,8 @@ async fn idempotency_does_not_keep_a_transaction_not_seen_yet() {
     let url = anvil_url();
     let recipient = anvil::fresh_address();
     let currency = json!({"chain_id": 31337, "address": null});
-    let o = app
-        .create_deposit(
-            &app.a,
-            &json!({"amount": "0.5", "currency": currency, "recipient": recipient.to_string()}),
-        )
-        .await;
-    assert_eq!(o.status, 201, "{}", o.text);
-    let id = o.body["id"].as_str().unwrap();
-    let d = app
-        .post(
-            &app.a,
-            &format!("/pay-orders/{id}/payment-details"),
-            Some(&json!({"source_currency": currency})),
-        )
-        .await;
-    assert_eq!(d.status, 200, "{}", d.text);
+    let order = json!({"amount": "0.5", "currency": currency, "recipient": recipient.to_string()});
+    let (id, _) = app.awaiting_deposit(&app.a, &order, &currency).await;
 
     // A transfer signed now and sent later: its hash is known before the chain sees it.
     let payer = PrivateKeySigner::random();

@@ -406,6 +406,14 @@ mod routed {
             .await;
     }
 
+    /// The provider estimates `from` for `to` under rate `rate_id` and opens exchange `id`
+    /// at that, paid in at [`PAYIN`].
+    async fn mock_route(server: &MockServer, rate_id: &str, id: &str, from: &str, to: &str) {
+        let estimate = format!(r#"{{"fromAmount":{from},"toAmount":{to},"rateId":"{rate_id}"}}"#);
+        mock_estimate(server, to, ok_json(&estimate)).await;
+        mock_exchange(server, &exchange(id, PAYIN, from, to)).await;
+    }
+
     fn ok_json(body: &str) -> ResponseTemplate {
         ResponseTemplate::new(200).set_body_raw(body.to_owned(), "application/json")
     }
@@ -547,13 +555,7 @@ mod routed {
             .up_to_n_times(1)
             .mount(&server)
             .await;
-        mock_estimate(
-            &server,
-            "25.5",
-            ok_json(r#"{"fromAmount":0.0087654321,"toAmount":25.5,"rateId":"r1"}"#),
-        )
-        .await;
-        mock_exchange(&server, &exchange("cn-1", PAYIN, "0.0087654321", "25.5")).await;
+        mock_route(&server, "r1", "cn-1", "0.0087654321", "25.5").await;
         let app = app_with_changenow(&server).await;
         let id = &live_deposit(&app).await;
         live_details(&app, id, &source(1, None))
@@ -567,13 +569,7 @@ mod routed {
     #[tokio::test]
     async fn fiat_sale_routes_into_a_reachable_settlement_currency() {
         let server = MockServer::start().await;
-        mock_estimate(
-            &server,
-            "49.99",
-            ok_json(r#"{"fromAmount":0.0171,"toAmount":49.99,"rateId":"r2"}"#),
-        )
-        .await;
-        mock_exchange(&server, &exchange("cn-2", PAYIN, "0.0171", "49.99")).await;
+        mock_route(&server, "r2", "cn-2", "0.0171", "49.99").await;
         let app = app_with_changenow(&server).await;
         // Test networks have no exchange: the demo test wallets are not reachable.
         let sale = app

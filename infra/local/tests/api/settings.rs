@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use payorders::Scope;
-use payorders::model::{KeyMode, Timestamp};
+use payorders::model::Timestamp;
 use serde_json::{Value, json};
 
 /// Seconds from an order's creation to its expiry.
@@ -225,14 +225,9 @@ async fn changes_are_partial_signed_checked_and_null_resets() {
     )
     .await
     .assert_error(401, "SIGNATURE_REQUIRED");
-    let orders_only = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::OrdersRead, Scope::OrdersCreate],
-    )
-    .await;
+    let orders_only = app
+        .key_of_a(vec![Scope::OrdersRead, Scope::OrdersCreate])
+        .await;
     app.get(&orders_only, "/settings")
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");
@@ -280,18 +275,8 @@ async fn concurrent_changes_of_different_fields_all_stick() {
 
 /// A test-mode DEPOSIT of 25.50 USDC on Base Sepolia with its payment details chosen.
 async fn awaiting(app: &TestApp, who: &Caller) -> String {
-    let o = app.create_deposit(who, &json!({})).await;
-    assert_eq!(o.status, 201, "{}", o.text);
-    let id = o.body["id"].as_str().unwrap().to_owned();
-    let d = app
-        .post(
-            who,
-            &format!("/pay-orders/{id}/payment-details"),
-            Some(&json!({"source_currency": {"chain_id": 84532, "address": BASE_SEPOLIA_USDC}})),
-        )
-        .await;
-    assert_eq!(d.status, 200, "{}", d.text);
-    id
+    let usdc = json!({"chain_id": 84532, "address": BASE_SEPOLIA_USDC});
+    app.awaiting_deposit(who, &json!({}), &usdc).await.0
 }
 
 #[tokio::test]

@@ -319,6 +319,18 @@ impl Resp {
 }
 
 impl TestApp {
+    /// Another test-mode key of organization A, holding `scopes`.
+    pub async fn key_of_a(&self, scopes: Vec<Scope>) -> Caller {
+        issue(
+            &*self.store,
+            &self.master,
+            &self.a.org_id,
+            KeyMode::Test,
+            scopes,
+        )
+        .await
+    }
+
     pub async fn send(
         &self,
         method: &str,
@@ -555,6 +567,15 @@ pub async fn wait_confirmed(app: &TestApp, who: &Caller, id: &str) -> Value {
         done.then_some(o)
     })
     .await
+}
+
+/// The stored endpoint (secrets and version included), as only the store shows it.
+pub async fn stored_endpoint(app: &TestApp, org: &OrgId, id: &str) -> WebhookEndpoint {
+    app.store
+        .get_endpoint(org, &WebhookEndpointId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .expect("the endpoint is stored")
 }
 
 /// An anvil of a test's own (for tests that rewind the chain or set its clock).

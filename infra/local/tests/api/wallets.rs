@@ -310,14 +310,7 @@ async fn wallet_validation() {
     .await
     .assert_error(422, "NETWORK_MODE_MISMATCH");
     // Scope: settings:manage.
-    let orders_only = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        payorders::KeyMode::Test,
-        vec![payorders::Scope::OrdersCreate],
-    )
-    .await;
+    let orders_only = app.key_of_a(vec![payorders::Scope::OrdersCreate]).await;
     app.get(&orders_only, "/merchant-wallets")
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");

@@ -306,6 +306,15 @@ async fn move_endpoint(app: &TestApp, eid: &str, url: &str) {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
+/// `first` (an order.created message) arrives again at `rx`'s `path`, the same webhook-id,
+/// its signature verified there.
+async fn sent_again(rx: &Receiver, what: &str, path: &str, first: &Value) {
+    let v = rx.wait_for(what, is_type("order.created")).await;
+    assert_eq!(v["path"], path);
+    assert_eq!(v["webhook_id"], first["webhook_id"]);
+    assert_eq!(v["verified"]["endpoint"], true, "{v}");
+}
+
 #[tokio::test]
 async fn retries_and_redeliveries_follow_the_endpoint_to_its_new_url() {
     let app = spawn_app().await;
@@ -338,12 +347,7 @@ async fn retries_and_redeliveries_follow_the_endpoint_to_its_new_url() {
     // Moved: the scheduled retry goes to the new URL, the same message, verified there.
     let moved_url = format!("{}/moved", moved.url);
     move_endpoint(&app, &eid, &moved_url).await;
-    let retried = moved
-        .wait_for("the retry at the new URL", is_type("order.created"))
-        .await;
-    assert_eq!(retried["path"], "/moved");
-    assert_eq!(retried["webhook_id"], first["webhook_id"]);
-    assert_eq!(retried["verified"]["endpoint"], true, "{retried}");
+    sent_again(&moved, "the retry at the new URL", "/moved", &first).await;
     let d = only_delivery(&app, &eid, |d| d["status"] == "delivered").await;
     assert_eq!(attempt_codes(&d), [500, 200]);
     assert_eq!(
@@ -364,12 +368,7 @@ async fn retries_and_redeliveries_follow_the_endpoint_to_its_new_url() {
         (&r.body["status"], &r.body["url"]),
         (&json!("pending"), &json!(again_url))
     );
-    let redelivered = again
-        .wait_for("the redelivery at the new URL", is_type("order.created"))
-        .await;
-    assert_eq!(redelivered["path"], "/again");
-    assert_eq!(redelivered["webhook_id"], first["webhook_id"]);
-    assert_eq!(redelivered["verified"]["endpoint"], true, "{redelivered}");
+    sent_again(&again, "the redelivery at the new URL", "/again", &first).await;
     let d = only_delivery(&app, &eid, |d| {
         d["status"] == "delivered" && d["attempts"].as_array().unwrap().len() == 3
     })
@@ -382,19 +381,7 @@ async fn retries_and_redeliveries_follow_the_endpoint_to_its_new_url() {
     // The SSRF rules check the URL the attempt uses: an endpoint that now points at a
     // private address (written straight to the store, as a host whose DNS changed would
     // resolve) is not sent to, and no earlier URL is tried instead.
-    let id = WebhookEndpointId::parse(&eid).unwrap();
-    let stored = app
-        .store
-        .get_endpoint(&app.a.org_id, &id)
-        .await
-        .unwrap()
-        .unwrap();
-    let mut private = stored.next_version();
-    private.url = "http://10.0.0.5/hooks".into();
-    app.store
-        .update_endpoint(&private, stored.version, None)
-        .await
-        .unwrap();
+    rewrite_endpoint(&app, &eid, |e| e.url = "http://10.0.0.5/hooks".into()).await;
     let r = app.post(&app.a, &redeliver, None).await;
     assert_eq!(r.status, 202, "{}", r.text);
     let d = only_delivery(&app, &eid, |d| d["status"] == "failed").await;
@@ -406,6 +393,18 @@ async fn retries_and_redeliveries_follow_the_endpoint_to_its_new_url() {
         (old.log().len(), moved.log().len(), again.log().len()),
         (1, 1, 1)
     );
+}
+
+/// Writes A's endpoint `eid` straight to the store (as the API would not), as `change`
+/// leaves it: its next version.
+async fn rewrite_endpoint(app: &TestApp, eid: &str, change: impl FnOnce(&mut WebhookEndpoint)) {
+    let stored = stored_endpoint(app, &app.a.org_id, eid).await;
+    let mut next = stored.next_version();
+    change(&mut next);
+    app.store
+        .update_endpoint(&next, stored.version, None)
+        .await
+        .unwrap();
 }
 
 /// The endpoint as the API shows it once it has been disabled.
@@ -464,20 +463,12 @@ async fn three_days_of_failures_disable_the_endpoint() {
     let ep = create_endpoint(&app, &app.a, &format!("{}/hooks", rx.url), json!(["*"])).await;
     let eid = WebhookEndpointId::parse(ep["id"].as_str().unwrap()).unwrap();
     // The endpoint has been failing since just over 3 days ago.
-    let stored = app
-        .store
-        .get_endpoint(&app.a.org_id, &eid)
-        .await
-        .unwrap()
-        .unwrap();
-    let mut failing = stored.clone();
-    failing.failing_since =
-        Some(Timestamp::now().plus_seconds(-payorders::webhooks::DISABLE_AFTER_FAILING_SECS - 60));
-    failing.version += 1;
-    app.store
-        .update_endpoint(&failing, stored.version, None)
-        .await
-        .unwrap();
+    rewrite_endpoint(&app, eid.as_str(), |e| {
+        e.failing_since = Some(
+            Timestamp::now().plus_seconds(-payorders::webhooks::DISABLE_AFTER_FAILING_SECS - 60),
+        )
+    })
+    .await;
     app.create_deposit(&app.a, &json!({})).await;
     rx.wait_for("the failing attempt", |_| true).await;
     let e = disabled_endpoint(&app, &eid.to_string()).await;
@@ -746,14 +737,9 @@ async fn endpoint_crud_and_validation() {
         }
     }
     // Scope: orders-only keys cannot manage webhooks.
-    let orders_only = issue(
-        &*app.store,
-        &app.master,
-        &app.a.org_id,
-        KeyMode::Test,
-        vec![Scope::OrdersRead, Scope::OrdersCreate],
-    )
-    .await;
+    let orders_only = app
+        .key_of_a(vec![Scope::OrdersRead, Scope::OrdersCreate])
+        .await;
     app.get(&orders_only, "/webhook-endpoints")
         .await
         .assert_error(403, "INSUFFICIENT_SCOPE");
@@ -1743,19 +1729,10 @@ async fn endpoint_timeout_max_retries_and_allowed_ips() {
 
     // If the host comes to resolve outside allowed_ips after it was saved (here: the stored
     // list changed underneath), the delivery is refused and not retried.
-    let id = WebhookEndpointId::parse(&eid).unwrap();
-    let stored = app
-        .store
-        .get_endpoint(&app.a.org_id, &id)
-        .await
-        .unwrap()
-        .unwrap();
-    let mut moved = stored.next_version();
-    moved.options.allowed_ips = vec!["203.0.113.0/24".parse().unwrap()];
-    app.store
-        .update_endpoint(&moved, stored.version, None)
-        .await
-        .unwrap();
+    rewrite_endpoint(&app, &eid, |e| {
+        e.options.allowed_ips = vec!["203.0.113.0/24".parse().unwrap()]
+    })
+    .await;
     rx.configure(&json!({}));
     let before = rx.log().len();
     let ping = app
