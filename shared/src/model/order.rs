@@ -286,6 +286,12 @@ impl PayOrder {
         OrderView { order: self, extra }
     }
 
+    /// Whether a transfer mined at `mined_at` was mined by the order's expiry (an unknown
+    /// block time is not): what tells an on-time payment from a late one.
+    pub fn mined_in_time(&self, mined_at: Option<Timestamp>) -> bool {
+        mined_at.is_some_and(|m| m <= self.expires_at)
+    }
+
     /// What the succeeded refunds add up to, once the order has a payment currency.
     pub fn amount_refunded(&self) -> Option<Amount> {
         let decimals = self.payment.as_ref()?.input.currency.decimals;
@@ -313,7 +319,7 @@ impl PayOrder {
             paid_late: self.paid_late,
             paid_in_time: covered
                 && counted().next().is_some()
-                && counted().all(|t| t.mined_at.is_some_and(|m| m <= self.expires_at)),
+                && counted().all(|t| self.mined_in_time(t.mined_at)),
         }
     }
 
@@ -542,12 +548,8 @@ impl OrderUpdate {
 
     /// Adds an event beside the transition's (a fact the change also announces, such as
     /// `order.overpaid`), once per type.
-    pub fn and_event(mut self, event_type: EventType) -> Self {
-        if !self.events.iter().any(|e| e.event_type == event_type) {
-            let event = Event::for_order(&self.order, event_type, self.order.updated_at);
-            self.events.push(event);
-        }
-        self
+    pub fn and_event(self, event_type: EventType) -> Self {
+        self.with_event_about(event_type, None)
     }
 
     /// Adds `order.overpaid` when this write is the first to make the order overpaid
@@ -564,16 +566,27 @@ impl OrderUpdate {
     /// Adds an event about one of the order's refunds (`refund.created`,
     /// `refund.succeeded`), once per type and refund: two refunds that succeed in one
     /// write are two events.
-    pub fn and_refund_event(mut self, event_type: EventType, refund: &super::RefundId) -> Self {
+    pub fn and_refund_event(self, event_type: EventType, refund: &super::RefundId) -> Self {
+        self.with_event_about(event_type, Some(refund))
+    }
+
+    /// Adds an event of `event_type` (about `refund`, if given) unless the write has it.
+    fn with_event_about(mut self, event_type: EventType, refund: Option<&super::RefundId>) -> Self {
         if !self
             .events
             .iter()
-            .any(|e| e.event_type == event_type && e.refund_id.as_ref() == Some(refund))
+            .any(|e| e.event_type == event_type && e.refund_id.as_ref() == refund)
         {
             let mut event = Event::for_order(&self.order, event_type, self.order.updated_at);
-            event.refund_id = Some(refund.clone());
+            event.refund_id = refund.cloned();
             self.events.push(event);
         }
+        self
+    }
+
+    /// Adds the claims of the transfers this write records.
+    pub fn with_tx_claims(mut self, claims: impl IntoIterator<Item = TxClaim>) -> Self {
+        self.tx_claims.extend(claims);
         self
     }
 

@@ -161,8 +161,7 @@ async fn confirmations_update(
     let mut reorged = false;
     let mut claims = Vec::new();
     let mut all_final = true;
-    // The head of each chain read (the order's, and in test mode the sandbox), once.
-    let mut heads: Vec<(bool, u64)> = Vec::new();
+    let mut heads = Heads::default();
     // Transfers reorged away are looked at again too: a transaction dropped back to the
     // mempool by a reorg is usually mined again a little later, and while the order is still
     // checked (the rest covering it), nothing else would find it again.
@@ -178,14 +177,7 @@ async fn confirmations_update(
         if was_reorged && current.is_none() {
             continue;
         }
-        let head = match heads.iter().find(|(sandbox, _)| *sandbox == t.sandbox) {
-            Some((_, h)) => *h,
-            None => {
-                let h = reader.head().await?;
-                heads.push((t.sandbox, h));
-                h
-            }
-        };
+        let head = heads.of(t.sandbox, &*reader).await?;
         match confirmation_check(
             &*reader,
             t.block_number,
@@ -196,9 +188,7 @@ async fn confirmations_update(
         )
         .await?
         {
-            ConfirmationCheck::Reorged
-                if current.is_some() && follow_moves && !claims.is_empty() =>
-            {
+            ConfirmationCheck::Reorged if current.is_some() && !claims.is_empty() => {
                 // One transaction followed per write: its claims (up to 64) and the order's
                 // items fit one DynamoDB transaction, two such transactions might not. This
                 // one is followed by the next check; until then it stays as recorded.
@@ -277,8 +267,6 @@ async fn confirmations_update(
         order.edit(now, set)
     } else if reorged && !covered {
         order.transition(now, OrderStatus::AwaitingPayment, set)
-    } else if reorged && !all_final {
-        order.edit(now, set)
     } else if all_final {
         let to = if payment.exchange_id.is_some() {
             OrderStatus::ExecutingOrder
@@ -292,10 +280,29 @@ async fn confirmations_update(
         return Ok(None);
     };
     let update = write.map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let update = claims
-        .into_iter()
-        .fold(update, |u, claim| u.with_tx_claim(claim));
+    let update = update.with_tx_claims(claims);
     Ok(Some((update, Progress::Waiting)))
+}
+
+/// The head of each chain one check reads (the order's, and in test mode the sandbox's),
+/// read once however many transfers are on it.
+#[derive(Default)]
+pub(crate) struct Heads(Vec<(bool, u64)>);
+
+impl Heads {
+    /// The head of the sandbox (`sandbox`) or of the order's chain, as `reader` reads it.
+    pub(crate) async fn of(
+        &mut self,
+        sandbox: bool,
+        reader: &dyn crate::chains::TxReader,
+    ) -> Result<u64, ChainError> {
+        if let Some((_, h)) = self.0.iter().find(|(s, _)| *s == sandbox) {
+            return Ok(*h);
+        }
+        let h = reader.head().await?;
+        self.0.push((sandbox, h));
+        Ok(h)
+    }
 }
 
 /// An EXECUTING_ORDER order's exchange, followed to its end.

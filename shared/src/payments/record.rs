@@ -80,7 +80,7 @@ pub fn apply_transfer(
     // `expires_at` (an unknown block time counts as late). When it was seen does not
     // matter; the scan runs once a minute and a payer may submit later. Any payment to a
     // cancelled order is late: the merchant called the sale off.
-    let late = cancelled || (expired && transfer.mined_at.is_none_or(|m| m > order.expires_at));
+    let late = cancelled || (expired && !order.mined_in_time(transfer.mined_at));
     let mut next = order.clone();
     next.transfers.retain(|t| t.tx_hash != transfer.tx_hash);
     next.transfers.push(transfer);
@@ -128,9 +128,7 @@ pub fn apply_transfer(
     }
     .map_err(|_| PaymentError::NotPayable(order.status))?;
     let update = update.announcing_overpayment(order);
-    Ok(claims
-        .into_iter()
-        .fold(update, |u, claim| u.with_tx_claim(claim)))
+    Ok(update.with_tx_claims(claims))
 }
 
 /// What [`record_payment`] did.
@@ -228,9 +226,7 @@ async fn record_from(
         // expired first, as the upkeep would have, and the transfer recorded on it as a
         // late payment. Otherwise when the upkeep last ran would decide whether a payer
         // who waited past the price lock still gets it.
-        if order.status.is_expirable()
-            && order.expires_at <= now
-            && mined_at.is_none_or(|m| m > order.expires_at)
+        if order.status.is_expirable() && order.expires_at <= now && !order.mined_in_time(mined_at)
         {
             expire_one(&*s.store, order_id, now).await?;
             continue;

@@ -3,16 +3,15 @@
 //! chain and recording it with its claims, and following it to final in the confirmation
 //! checks, up to REFUNDED once everything received is refunded.
 
-use super::rules::{Assessment, ConfirmationCheck, confirmed, same, tally};
+use super::rules::{Assessment, ConfirmationCheck, confirmed, tally};
 use super::verify::{NATIVE_VALUE_POSITION, reader_for};
 use super::{ATTEMPTS, PaymentError, Settler, VerifyError, enqueue_check, required_confirmations};
 use crate::chains::sandbox::{self, SandboxChain};
 use crate::chains::{ChainError, ChainTx, Inclusion, TxReader};
-use crate::model::counted;
 use crate::model::{
     Address, Amount, EventType, KeyMode, OrderId, OrderRefund, OrderStatus, OrderUpdate, PayOrder,
     Payment, RawAmount, RefundId, RefundInstructions, RefundStatus, RefundTransfer, Timestamp,
-    TxClaim, TxHash,
+    TxClaim, TxHash, counted,
 };
 use crate::store::StoreError;
 use std::sync::Arc;
@@ -153,27 +152,23 @@ pub fn cancel_refund(
     if refund.status != RefundStatus::Pending {
         return Err(RefundError::NotCancellable(refund.status));
     }
-    let cancel = |o: &mut PayOrder| {
-        if let Some(r) = o.refunds.iter_mut().find(|r| &r.id == refund_id) {
-            r.status = RefundStatus::Cancelled;
-            r.cancelled_at = Some(now);
-        }
-        retally_partial(o);
-    };
+    let mut next = order.clone();
+    if let Some(r) = next.refunds.iter_mut().find(|r| &r.id == refund_id) {
+        r.status = RefundStatus::Cancelled;
+        r.cancelled_at = Some(now);
+    }
     // On an order still taking payments, what the refund held counts toward the amount
     // again: if that covers it, the order is paid after all, and waits for confirmations
     // (a new check series) as it would had a top-up covered it.
-    let mut after = order.clone();
-    cancel(&mut after);
-    let covered = order.status == OrderStatus::PartialPayment
-        && !matches!(tally(&mut after), Assessment::Partial { .. });
+    let covered = next.status == OrderStatus::PartialPayment
+        && !matches!(tally(&mut next), Assessment::Partial { .. });
     let update = if covered {
         order.transition(now, OrderStatus::AwaitingConfirmation, |o| {
-            cancel(o);
+            *o = next.clone();
             o.check_round = o.check_round.wrapping_add(1);
         })
     } else {
-        order.edit(now, cancel)
+        order.edit(now, |o| *o = next.clone())
     };
     Ok(update
         .map_err(|_| RefundError::NotCancellable(refund.status))?
@@ -280,7 +275,7 @@ fn refund_address(payment: &Payment, given: Option<&str>) -> Result<String, Refu
         ))
     })?;
     let address = address.to_string();
-    if same(family, &address, payment.deposit_address()) {
+    if Address::same(family, &address, payment.deposit_address()) {
         return Err(RefundError::InvalidAddress(
             "the refund address is the order's own deposit address".into(),
         ));
@@ -318,13 +313,13 @@ pub fn check_refund_tx(
     let currency = &payment.input.currency;
     let right_token = |t: &&crate::chains::Transfer| match (&currency.address, &t.token) {
         (None, None) => true,
-        (Some(want), Some(got)) => same(family, want, got),
+        (Some(want), Some(got)) => Address::same(family, want, got),
         _ => false,
     };
     let to_refund: Vec<_> = tx
         .transfers
         .iter()
-        .filter(|t| same(family, &t.to, &refund.address))
+        .filter(|t| Address::same(family, &t.to, &refund.address))
         .collect();
     let right: Vec<_> = to_refund.iter().copied().filter(right_token).collect();
     if right.is_empty() {
@@ -338,7 +333,7 @@ pub fn check_refund_tx(
     let deposit = payment.deposit_address();
     let sent: Vec<_> = right
         .into_iter()
-        .filter(|t| same(family, &t.from, deposit))
+        .filter(|t| Address::same(family, &t.from, deposit))
         .collect();
     if sent.is_empty() {
         return Err(RefundError::WrongSender(deposit.to_owned()));
@@ -496,10 +491,7 @@ pub async fn record_refund(
                 o.check_round = o.check_round.wrapping_add(1);
             })
             .map_err(|_| RefundError::NotPending(refund.status))?;
-        let update = verified
-            .claims
-            .into_iter()
-            .fold(update, |u, c| u.with_tx_claim(c));
+        let update = update.with_tx_claims(verified.claims);
         match s.store.update_order(&update).await {
             Ok(()) => {
                 let order = update.order().clone();
@@ -548,6 +540,7 @@ pub(crate) async fn refunds_update(
         .ok_or_else(|| StoreError::Corrupt(format!("order {} has no payment", order.id)))?;
     let family = payment.family();
     let mut refunds = order.refunds.clone();
+    let mut heads = super::confirm::Heads::default();
     let mut succeeded = Vec::new();
     let mut claims = Vec::new();
     for r in refunds
@@ -562,7 +555,7 @@ pub(crate) async fn refunds_update(
         let reader = refund_reader(s, order, payment, &r.address, &hash)?;
         let tx = reader.transaction(&hash).await?;
         let current = tx.as_ref().and_then(|tx| tx.inclusion.clone());
-        let head = reader.head().await?;
+        let head = heads.of(t.sandbox, &*reader).await?;
         match super::confirm::confirmation_check(
             &*reader,
             t.block_number,
@@ -643,9 +636,7 @@ pub(crate) async fn refunds_update(
             .edit(now, set)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?
     };
-    let update = claims
-        .into_iter()
-        .fold(update, |u, claim| u.with_tx_claim(claim));
+    let update = update.with_tx_claims(claims);
     // One event for each refund that succeeded (the order's own event, if it became
     // REFUNDED, stays beside them).
     Ok(Some(succeeded.iter().fold(update, |u, id| {

@@ -4,8 +4,8 @@
 
 use crate::chains::{ChainTx, Inclusion, Transfer};
 use crate::model::{
-    Address, Amount, ChainFamily, ChainId, PayOrder, Payment, PaymentTolerance, RawAmount,
-    ReceivedTransfer, Timestamp, TransferStatus, counted, sum_of,
+    Address, Amount, ChainId, PayOrder, Payment, PaymentTolerance, RawAmount, ReceivedTransfer,
+    Timestamp, TransferStatus, counted, sum_of,
 };
 use crate::registry::registry;
 
@@ -40,11 +40,6 @@ impl PaymentMismatch {
     }
 }
 
-/// Whether two texts name the same address on a chain of `family` ([`Address::same`]).
-pub(crate) fn same(family: ChainFamily, a: &str, b: &str) -> bool {
-    Address::same(family, a, b)
-}
-
 /// The most transfers to the deposit address that one transaction may pay with. Each is
 /// claimed in the write that records the payment, and a DynamoDB transaction takes at most
 /// 100 items: a transaction of many dust transfers (free to make with zero-value
@@ -67,13 +62,13 @@ pub fn paying_transfers<'a>(
     let deposit = payment.deposit_address();
     let right_token = |t: &Transfer| match (&currency.address, &t.token) {
         (None, None) => true,
-        (Some(want), Some(got)) => same(family, want, got),
+        (Some(want), Some(got)) => Address::same(family, want, got),
         _ => false,
     };
     let to_us: Vec<&Transfer> = tx
         .transfers
         .iter()
-        .filter(|t| !t.amount.is_zero() && same(family, &t.to, deposit))
+        .filter(|t| !t.amount.is_zero() && Address::same(family, &t.to, deposit))
         .collect();
     let paying: Vec<&Transfer> = to_us.iter().copied().filter(|t| right_token(t)).collect();
     if paying.len() > MAX_PAYING_TRANSFERS {

@@ -1,11 +1,10 @@
 //! The deposit scan: transfers to waiting orders' deposit addresses, found block by block
 //! and recorded as if they had been submitted.
 
-use super::rules::same;
 use super::verify::{VerifyError, verify_transaction};
 use super::{PaymentError, Settler, record_payment};
 use crate::chains::{ChainError, TxReader};
-use crate::model::{ChainId, OrderId, PayOrder, Timestamp, TxHash};
+use crate::model::{Address, ChainId, OrderId, PayOrder, Timestamp, TxHash};
 use crate::queue::QueueError;
 use crate::store::StoreError;
 use serde::Serialize;
@@ -114,7 +113,7 @@ pub async fn scan_chain(
                         !tried.contains(&o.id)
                             && o.status.accepts_payment()
                             && o.payment.as_ref().is_some_and(|p| {
-                                same(p.family(), p.deposit_address(), &sighting.to)
+                                Address::same(p.family(), p.deposit_address(), &sighting.to)
                             })
                     })
                     .collect();
@@ -248,7 +247,7 @@ async fn pick(
             Ok(v)
                 if alone
                     && !o.status.takes_late_payments_only()
-                    && v.inclusion.mined_at().is_some_and(|m| m <= o.expires_at) =>
+                    && o.mined_in_time(v.inclusion.mined_at()) =>
             {
                 return Ok(Some(o.id.clone()));
             }
