@@ -49,6 +49,13 @@ impl ScriptedChain {
         self.hidden.lock().unwrap().push(tx.to_string());
     }
 
+    /// A reorg from block `from` drops `tx` back to the mempool: the node does not show it
+    /// until [`Self::show_all`], which finds it mined again at `to_block`.
+    fn drop_to_mempool(&self, from: u64, tx: &TxHash, to_block: u64) {
+        self.reorg(from, &[tx], to_block);
+        self.hide(tx);
+    }
+
     /// The node shows every transaction it has again.
     fn show_all(&self) {
         self.hidden.lock().unwrap().clear();
@@ -582,8 +589,7 @@ async fn a_reorg_is_confirmed_on_chain_and_never_credits_twice() {
 
     // A real reorg: block 11 is replaced, and the transaction is mined again in block 13,
     // which the node checked does not show yet: the transfer is reorged away.
-    r.chain.reorg(11, &[&tx], 13);
-    r.chain.hide(&tx);
+    r.chain.drop_to_mempool(11, &tx, 13);
     assert_eq!(r.check(&a.id).await, Progress::Settled);
     let back = r.get(&a.id).await;
     assert_eq!(back.status, OrderStatus::AwaitingPayment);
@@ -702,8 +708,7 @@ async fn a_transfer_reorged_away_from_a_paid_order_and_mined_again_counts_again(
     r.pay(&a.id, &big).await.unwrap();
     // Block 12 is replaced and the extra transfer drops back to the mempool: the node does
     // not show it. Reorged away; the 25 still pay the order, which keeps being checked.
-    r.chain.reorg(12, &[&extra], 13);
-    r.chain.hide(&extra);
+    r.chain.drop_to_mempool(12, &extra, 13);
     assert_eq!(r.check(&a.id).await, Progress::Waiting);
     let dropped = r.get(&a.id).await;
     assert_eq!(dropped.status, OrderStatus::AwaitingConfirmation);
@@ -744,8 +749,7 @@ async fn a_reorged_transfer_mined_again_completes_the_order_waiting_for_it() {
     r.pay(&a.id, &second).await.unwrap();
     // The 15 drop back to the mempool: what is left is short, the order waits for payment,
     // its 10 still followed.
-    r.chain.reorg(12, &[&second], 13);
-    r.chain.hide(&second);
+    r.chain.drop_to_mempool(12, &second, 13);
     assert_eq!(r.check(&a.id).await, Progress::Waiting);
     assert_eq!(r.get(&a.id).await.status, OrderStatus::AwaitingPayment);
     // Mined again: the next check finds them, and the order, paid in full again, waits

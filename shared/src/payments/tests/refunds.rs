@@ -39,6 +39,25 @@ impl Rig {
         Ok(rid)
     }
 
+    /// A refund of `amount` to `CUSTOMER`, and its transfer from `SHOP` mined at `block`
+    /// (not submitted yet).
+    async fn refund_sent(&self, id: &OrderId, amount: u128, block: u64) -> (RefundId, TxHash) {
+        let rid = self
+            .refund(id, ask(Some(amount), Some(CUSTOMER)))
+            .await
+            .unwrap();
+        let tx = self
+            .chain
+            .mine_from(block, 0, SHOP, &[(USDC, CUSTOMER, amount)]);
+        (rid, tx)
+    }
+
+    /// The merchant cancels refund `rid` of the order as it is stored now.
+    async fn cancel_refund(&self, id: &OrderId, rid: &RefundId) {
+        let u = cancel_refund(&self.get(id).await, rid, Timestamp::now()).unwrap();
+        self.s.store.update_order(&u).await.unwrap();
+    }
+
     async fn send_refund(&self, id: &OrderId, rid: &RefundId, hash: &TxHash) -> &'static str {
         match record_refund(&self.s, id, rid, hash, Timestamp::now()).await {
             Ok(_) => "OK",
@@ -201,15 +220,8 @@ async fn a_cancelled_refund_is_reinstated_by_its_own_transfer() {
     let r = rig();
     let org = OrgId::generate();
     let o = r.paid(&org, 25_000_000).await;
-    let rid = r
-        .refund(&o.id, ask(Some(10_000_000), Some(CUSTOMER)))
-        .await
-        .unwrap();
-    let sent = r
-        .chain
-        .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 10_000_000)]);
-    let u = cancel_refund(&r.get(&o.id).await, &rid, Timestamp::now()).unwrap();
-    r.s.store.update_order(&u).await.unwrap();
+    let (rid, sent) = r.refund_sent(&o.id, 10_000_000, 41).await;
+    r.cancel_refund(&o.id, &rid).await;
     assert_eq!(r.send_refund(&o.id, &rid, &sent).await, "OK");
     let back = r.get(&o.id).await;
     assert_eq!(back.refunds[0].status, RefundStatus::Confirming);
@@ -218,15 +230,8 @@ async fn a_cancelled_refund_is_reinstated_by_its_own_transfer() {
 
     // Cancelled, then everything refunded by another refund: nothing left to take it up.
     let o2 = r.paid(&org, 25_000_000).await;
-    let first = r
-        .refund(&o2.id, ask(Some(10_000_000), Some(CUSTOMER)))
-        .await
-        .unwrap();
-    let late = r
-        .chain
-        .mine_from(42, 0, SHOP, &[(USDC, CUSTOMER, 10_000_000)]);
-    let u = cancel_refund(&r.get(&o2.id).await, &first, Timestamp::now()).unwrap();
-    r.s.store.update_order(&u).await.unwrap();
+    let (first, late) = r.refund_sent(&o2.id, 10_000_000, 42).await;
+    r.cancel_refund(&o2.id, &first).await;
     r.refund(&o2.id, ask(None, Some(CUSTOMER))).await.unwrap();
     assert_eq!(
         r.send_refund(&o2.id, &first, &late).await,
@@ -243,13 +248,7 @@ async fn refunds_succeed_a_bounded_number_per_write() {
     let o = r.paid(&org, 25_000_000).await;
     let n = SUCCEEDED_PER_WRITE + 1;
     for i in 0..n {
-        let rid = r
-            .refund(&o.id, ask(Some(1_000_000), Some(CUSTOMER)))
-            .await
-            .unwrap();
-        let tx = r
-            .chain
-            .mine_from(41 + i as u64, 0, SHOP, &[(USDC, CUSTOMER, 1_000_000)]);
+        let (rid, tx) = r.refund_sent(&o.id, 1_000_000, 41 + i as u64).await;
         assert_eq!(r.send_refund(&o.id, &rid, &tx).await, "OK");
     }
     r.chain.set_head(200);
@@ -453,13 +452,7 @@ async fn refunds_final_in_one_check_are_an_event_each() {
     let o = r.paid(&org, 25_000_000).await;
     let mut ids = Vec::new();
     for (block, amount) in [(41, 10_000_000), (42, 15_000_000)] {
-        let id = r
-            .refund(&o.id, ask(Some(amount), Some(CUSTOMER)))
-            .await
-            .unwrap();
-        let tx = r
-            .chain
-            .mine_from(block, 0, SHOP, &[(USDC, CUSTOMER, amount)]);
+        let (id, tx) = r.refund_sent(&o.id, amount, block).await;
         assert_eq!(r.send_refund(&o.id, &id, &tx).await, "OK");
         ids.push(id);
     }
@@ -494,13 +487,7 @@ async fn partial_then_full_refund_confirmed_to_refunded() {
     let r = rig();
     let org = OrgId::generate();
     let o = r.paid(&org, 25_000_000).await;
-    let first = r
-        .refund(&o.id, ask(Some(10_000_000), Some(CUSTOMER)))
-        .await
-        .unwrap();
-    let tx = r
-        .chain
-        .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 10_000_000)]);
+    let (first, tx) = r.refund_sent(&o.id, 10_000_000, 41).await;
     assert_eq!(r.send_refund(&o.id, &first, &tx).await, "OK");
     // The same transfer for the same refund again: nothing changes.
     let v = r.get(&o.id).await.version;
@@ -749,13 +736,7 @@ async fn a_transfer_submitted_as_a_refund_and_a_payment_at_once_counts_once() {
         let org = OrgId::generate();
         let a = r.paid(&org, 25_000_000).await;
         let b = r.waiting(&org, CUSTOMER, 10_000_000).await;
-        let rid = r
-            .refund(&a.id, ask(Some(10_000_000), Some(CUSTOMER)))
-            .await
-            .unwrap();
-        let tx = r
-            .chain
-            .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 10_000_000)]);
+        let (rid, tx) = r.refund_sent(&a.id, 10_000_000, 41).await;
         let (refunded, paid) = tokio::join!(r.send_refund(&a.id, &rid, &tx), r.pay(&b.id, &tx));
         let mut outcomes = [refunded, code(paid)];
         outcomes.sort_unstable();
