@@ -20,6 +20,12 @@ fn tusd(units: u64) -> U256 {
 /// deposit address, the order id and the payment's hash.
 async fn paid_order(amount: &str, paid: u64) -> (TestApp, String, Address, String, String) {
     let app = spawn_app().await;
+    let (url, deposit, id, hash) = pay_order(&app, amount, paid).await;
+    (app, url, deposit, id, hash)
+}
+
+/// [`paid_order`] in an app already running.
+async fn pay_order(app: &TestApp, amount: &str, paid: u64) -> (String, Address, String, String) {
     let url = anvil_url();
     let deposit = anvil::fresh_address();
     let currency = json!({"chain_id": 31337, "address": anvil::TOKEN});
@@ -36,12 +42,12 @@ async fn paid_order(amount: &str, paid: u64) -> (TestApp, String, Address, Strin
     assert_eq!(r.status, 200, "{}", r.text);
     anvil::mine(&url, 1).await;
     if r.body["status"] == "AWAITING_CONFIRMATION" {
-        wait_status(&app, &id, "COMPLETED").await;
+        wait_status(app, &id, "COMPLETED").await;
     } else {
         // A partial payment is followed to final too: refundable once confirmed.
-        wait_confirmed(&app, &app.a, &id).await;
+        wait_confirmed(app, &app.a, &id).await;
     }
-    (app, url, deposit, id, hash.to_string())
+    (url, deposit, id, hash.to_string())
 }
 
 async fn order(app: &TestApp, id: &str) -> Value {
@@ -451,6 +457,80 @@ async fn a_pending_refund_can_be_cancelled_and_frees_what_it_held() {
             .await
             .contains(&"refund.cancelled".to_owned())
     );
+}
+
+/// A refund withdrawn while its transfer is submitted and another refund asks for what the
+/// withdrawal frees, all three at once, three times: however the writes fall, the order
+/// never promises the same money twice, the transfer counts for the refund it paid or for
+/// nothing, and a transfer left over is recorded once the merchant withdraws the refund that
+/// took its place.
+#[tokio::test]
+async fn a_cancel_racing_its_transfer_and_another_refund_never_promises_money_twice() {
+    let app = spawn_app().await;
+    let customer = anvil::fresh_address();
+    let body = json!({"address": customer.to_string(), "reason": "all of it"});
+    for _ in 0..3 {
+        let (url, deposit, id, _) = pay_order(&app, "10", 10).await;
+        let r = create(&app, &id, body.clone()).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let first = r.body["id"].as_str().unwrap().to_owned();
+        let sent = anvil::send_token_from(&url, deposit, customer, tusd(10)).await;
+        let cancel = |refund: &str| format!("/pay-orders/{id}/refunds/{refund}/cancel");
+        let refunds = format!("/pay-orders/{id}/refunds");
+        let withdraw = cancel(&first);
+        let (cancelled, submitted, other) = tokio::join!(
+            signed_once(&app, &app.a, &withdraw, None),
+            submit(&app, &id, &first, sent),
+            signed_once(&app, &app.a, &refunds, Some(&body)),
+        );
+        let seen = format!(
+            "cancel {}, submit {}, other {}",
+            cancelled.text, submitted.text, other.text
+        );
+        if cancelled.status != 200 {
+            cancelled.assert_error(409, "REFUND_NOT_PENDING");
+        }
+        if other.status != 201 {
+            other.assert_error(422, "REFUND_EXCEEDS_RECEIVED");
+        }
+        let o = order(&app, &id).await;
+        let held: u128 = o["refunds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] != "cancelled")
+            .map(|r| {
+                r["amount"]["raw"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<u128>()
+                    .unwrap()
+            })
+            .sum();
+        assert_eq!(
+            held, 10_000_000,
+            "exactly what was received is promised: {seen}"
+        );
+        if submitted.status == 200 {
+            // The transfer took its refund up (again, if the cancel came first): the
+            // other refund found nothing left.
+            assert_eq!(submitted.body["status"], "confirming", "{seen}");
+            assert_eq!(other.status, 422, "{seen}");
+        } else {
+            // Only a refund created in between can have taken what the transfer paid.
+            submitted.assert_error(409, "REFUND_NOT_PENDING");
+            assert_eq!((cancelled.status, other.status), (200, 201), "{seen}");
+            let second = other.body["id"].as_str().unwrap();
+            let c = signed_once(&app, &app.a, &cancel(second), None).await;
+            assert_eq!(c.status, 200, "{}", c.text);
+            let s = submit(&app, &id, &first, sent).await;
+            assert_eq!(s.status, 200, "{}", s.text);
+        }
+        anvil::mine(&url, 1).await;
+        wait_refund(&app, &id, &first, "succeeded").await;
+        let done = wait_status(&app, &id, "REFUNDED").await;
+        assert_eq!(done["amount_refunded"]["raw"], "10000000", "{seen}");
+    }
 }
 
 /// A POST, v2-signed under a nonce of its own (so the same request may be sent again

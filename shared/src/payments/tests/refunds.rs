@@ -213,6 +213,47 @@ async fn cancelling_a_refund_can_pay_a_partly_paid_order() {
     assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
 }
 
+/// A cancel's write and the check it queues are two steps: a process killed between them
+/// leaves the order paid after all (AWAITING_CONFIRMATION) with no check queued. The
+/// upkeep queues one once the order is stale, and the order still completes.
+#[tokio::test]
+async fn a_cancel_killed_before_its_check_is_queued_still_completes() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 20_000_000).await;
+    let rid = r
+        .refund(&o.id, ask(Some(5_000_000), Some(CUSTOMER)))
+        .await
+        .unwrap();
+    // 20 arrived, 5 promised back, 5 more: still 5 short until the refund is withdrawn.
+    let more = r.chain.mine(41, 5, &[(USDC, SHOP, 5_000_000)]);
+    r.pay(&o.id, &more).await.unwrap();
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::PartialPayment);
+    r.sent.0.lock().unwrap().clear();
+    // The cancel's write, and nothing after it.
+    r.cancel_refund(&o.id, &rid).await;
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
+    assert!(r.sent.0.lock().unwrap().is_empty());
+    let later = Timestamp::now().plus_seconds(3_600);
+    let stale_before = later.plus_seconds(-i64::from(r.s.stale_after_secs()));
+    assert_eq!(
+        requeue_stalled(&r.s, stale_before, later, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    let msg = r.sent.0.lock().unwrap().pop().unwrap();
+    assert_eq!(msg.order_id, o.id);
+    r.chain.set_head(90);
+    assert_eq!(
+        advance(&r.s, None, &o.id, msg.round, Timestamp::now())
+            .await
+            .unwrap(),
+        Progress::Settled
+    );
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
+}
+
 /// A refund cancelled after its transfer was sent is taken up again when that transfer is
 /// submitted, while what it held is still free; once refunded otherwise, it is not.
 #[tokio::test]
