@@ -4,7 +4,7 @@
 use super::verify::{VerifyError, verify_transaction};
 use super::{PaymentError, Settler, record_payment};
 use crate::chains::{ChainError, TxReader};
-use crate::model::{Address, ChainId, OrderId, PayOrder, Timestamp, TxHash};
+use crate::model::{Address, ChainId, OrderId, OrgId, PayOrder, Timestamp, TxHash};
 use crate::queue::QueueError;
 use crate::store::StoreError;
 use serde::Serialize;
@@ -39,12 +39,13 @@ pub enum ScanError {
     Busy { order: OrderId, tx: TxHash },
 }
 
-/// One deposit scan of `chain`: from the block after the cursor up to the head (at most
-/// [`SCAN_MAX_BLOCKS`]), every transaction paying the deposit address of an order waiting
-/// for a payment goes through [`record_payment`], as if it had been submitted. Where
-/// several waiting orders share an address (a merchant wallet without an xpub), the
+/// One deposit scan of `chain`: from the block after the cursor (less the last
+/// [`reorg_depth`] blocks, read again) up to the head (at most [`SCAN_MAX_BLOCKS`]), every
+/// transaction paying the deposit address of an order waiting for a payment goes through
+/// [`record_payment`], as if it had been submitted. Where several waiting orders of one
+/// organization (and mode) share an address (a merchant wallet without an xpub), the
 /// transfer goes to the oldest whose amount due it matches exactly, else to none (the payer
-/// then submits the hash). The cursor moves only after the whole range is processed: a
+/// then submits the hash); each organization's orders there are matched on their own. The cursor moves only after the whole range is processed: a
 /// transfer is passed over only when it is refused for good (it does not pay the order, or
 /// another order claimed it); any other failure (a read, a write, an order that kept
 /// changing) fails the run, which is repeated. Recording is idempotent, so nothing is
@@ -58,7 +59,11 @@ pub async fn scan_chain(
     let head = reader.head().await?;
     let cursor = s.store.scan_cursor(chain).await?;
     let from = match cursor {
-        Some(c) if c <= head => c + 1,
+        // Nothing new since the last run.
+        Some(c) if c == head => return Ok(empty(chain)),
+        // The blocks after the cursor, and again the last ones before it: a reorg there
+        // may have brought a payment into a block already read (see [`reorg_depth`]).
+        Some(c) if c < head => (c + 1).saturating_sub(reorg_depth(chain)),
         // A head below the cursor: the chain was reset (a local chain restarted) or the
         // RPC answers from a node behind; either way start again from recent blocks
         // (recording is idempotent, so re-reading them counts nothing twice).
@@ -68,15 +73,7 @@ pub async fn scan_chain(
         }
         None => head.saturating_sub(SCAN_LOOKBACK),
     };
-    let mut report = ScanReport {
-        chain_id: chain,
-        blocks: None,
-        watched_orders: 0,
-        recorded: 0,
-    };
-    if from > head {
-        return Ok(report);
-    }
+    let mut report = empty(chain);
     let to = head.min(from + SCAN_MAX_BLOCKS - 1);
     report.blocks = Some((from, to));
     let mut orders = s.store.list_watched_orders(chain, now).await?;
@@ -102,86 +99,104 @@ pub async fn scan_chain(
             if !seen.insert((sighting.tx_hash.to_string(), to_key)) {
                 continue;
             }
-            // Each candidate at most once: one whose listed copy turned out stale (another
-            // request paid or cancelled it since the list was read) is read again, and the
-            // transfer offered to the others.
-            let mut tried: Vec<OrderId> = Vec::new();
-            loop {
-                let mut candidates: Vec<&PayOrder> = orders
-                    .iter()
-                    .filter(|o| {
-                        !tried.contains(&o.id)
-                            && o.status.accepts_payment()
-                            && o.payment.as_ref().is_some_and(|p| {
-                                Address::same(p.family(), p.deposit_address(), &sighting.to)
-                            })
+            let watching = |o: &PayOrder| {
+                o.status.accepts_payment()
+                    && o.payment.as_ref().is_some_and(|p| {
+                        Address::same(p.family(), p.deposit_address(), &sighting.to)
                     })
-                    .collect();
-                // Orders still waiting come before those watched for late payments
-                // (expired, cancelled, or past their expiry but not expired yet).
-                candidates.sort_by_key(|o| (is_late(o, now), o.created_at));
-                let shared = candidates.len() > 1;
-                let Some(order) = pick(&*reader, &candidates, &sighting.tx_hash, now).await? else {
-                    break;
-                };
-                match record_payment(s, &order, &sighting.tx_hash, now).await {
-                    Ok(r) => {
-                        report.recorded += usize::from(r.new);
-                        // The next transfers of this range are matched against the order
-                        // as it is now (paid, or with less still due), not as listed.
-                        if let Some(o) = orders.iter_mut().find(|o| o.id == r.order.id) {
-                            *o = r.order;
-                        }
+            };
+            // Each organization's orders (in each mode) on the address are matched on
+            // their own, as a submitted transfer is (its claims are per organization and
+            // mode): another organization naming our address in its orders can neither
+            // take our payment's detection nor keep it from us.
+            let mut tenants: Vec<(OrgId, bool)> = orders
+                .iter()
+                .filter(|o| watching(o))
+                .map(|o| (o.organization_id.clone(), o.livemode))
+                .collect();
+            tenants.sort();
+            tenants.dedup();
+            for tenant in tenants {
+                // Each candidate at most once: one whose listed copy turned out stale (another
+                // request paid or cancelled it since the list was read) is read again, and the
+                // transfer offered to the others.
+                let mut tried: Vec<OrderId> = Vec::new();
+                loop {
+                    let mut candidates: Vec<&PayOrder> = orders
+                        .iter()
+                        .filter(|o| {
+                            !tried.contains(&o.id)
+                                && (&o.organization_id, o.livemode) == (&tenant.0, tenant.1)
+                                && watching(o)
+                        })
+                        .collect();
+                    // Orders still waiting come before those watched for late payments
+                    // (expired, cancelled, or past their expiry but not expired yet).
+                    candidates.sort_by_key(|o| (is_late(o, now), o.created_at));
+                    let shared = candidates.len() > 1;
+                    let Some(order) = pick(&*reader, &candidates, &sighting.tx_hash, now).await?
+                    else {
                         break;
-                    }
-                    // Every failure is sorted here, with no catch-all: one taken wrongly
-                    // for a refusal would let the cursor step past a payment never
-                    // recorded. What is not final fails the scan, and the range is read
-                    // again next run.
-                    Err(PaymentError::Store(e)) => return Err(e.into()),
-                    Err(PaymentError::Queue(e)) => return Err(e.into()),
-                    Err(PaymentError::Verify(VerifyError::Chain(e))) => return Err(e.into()),
-                    // The node showed the transfer in a block but cannot show the
-                    // transaction: it is behind.
-                    Err(PaymentError::Verify(
-                        e @ (VerifyError::NotFound | VerifyError::Pending),
-                    )) => {
-                        return Err(lagging(&sighting.tx_hash, &e).into());
-                    }
-                    // Other writers kept changing the order: it may well take the
-                    // transfer next time.
-                    Err(PaymentError::Busy) => {
-                        return Err(ScanError::Busy {
-                            order,
-                            tx: sighting.tx_hash,
-                        });
-                    }
-                    // The listed copy was stale: the order no longer takes this payment.
-                    // On a shared address the transfer may be another order's.
-                    Err(e @ (PaymentError::NotPayable(_) | PaymentError::WindowClosed(_)))
-                        if shared =>
-                    {
-                        tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer's order no longer takes it; trying the others");
-                        if let Some(fresh) = s.store.get_order(&order).await?
-                            && let Some(o) = orders.iter_mut().find(|o| o.id == fresh.id)
+                    };
+                    match record_payment(s, &order, &sighting.tx_hash, now).await {
+                        Ok(r) => {
+                            report.recorded += usize::from(r.new);
+                            // The next transfers of this range are matched against the order
+                            // as it is now (paid, or with less still due), not as listed.
+                            if let Some(o) = orders.iter_mut().find(|o| o.id == r.order.id) {
+                                *o = r.order;
+                            }
+                            break;
+                        }
+                        // Every failure is sorted here, with no catch-all: one taken wrongly
+                        // for a refusal would let the cursor step past a payment never
+                        // recorded. What is not final fails the scan, and the range is read
+                        // again next run.
+                        Err(PaymentError::Store(e)) => return Err(e.into()),
+                        Err(PaymentError::Queue(e)) => return Err(e.into()),
+                        Err(PaymentError::Verify(VerifyError::Chain(e))) => return Err(e.into()),
+                        // The node showed the transfer in a block but cannot show the
+                        // transaction: it is behind.
+                        Err(PaymentError::Verify(
+                            e @ (VerifyError::NotFound | VerifyError::Pending),
+                        )) => {
+                            return Err(lagging(&sighting.tx_hash, &e).into());
+                        }
+                        // Other writers kept changing the order: it may well take the
+                        // transfer next time.
+                        Err(PaymentError::Busy) => {
+                            return Err(ScanError::Busy {
+                                order,
+                                tx: sighting.tx_hash,
+                            });
+                        }
+                        // The listed copy was stale: the order no longer takes this payment.
+                        // On a shared address the transfer may be another order's.
+                        Err(e @ (PaymentError::NotPayable(_) | PaymentError::WindowClosed(_)))
+                            if shared =>
                         {
-                            *o = fresh;
+                            tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer's order no longer takes it; trying the others");
+                            if let Some(fresh) = s.store.get_order(&order).await?
+                                && let Some(o) = orders.iter_mut().find(|o| o.id == fresh.id)
+                            {
+                                *o = fresh;
+                            }
+                            tried.push(order);
                         }
-                        tried.push(order);
-                    }
-                    // Refusals no retry changes: the transfer does not pay this order, or
-                    // another order already claimed it, or the order takes no payment.
-                    Err(
-                        e @ (PaymentError::InvalidHash(_)
-                        | PaymentError::WrongChain(_)
-                        | PaymentError::NoPaymentDetails
-                        | PaymentError::NotPayable(_)
-                        | PaymentError::WindowClosed(_)
-                        | PaymentError::AlreadyUsed { .. }
-                        | PaymentError::Verify(VerifyError::Mismatch(_))),
-                    ) => {
-                        tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer does not pay its order");
-                        break;
+                        // Refusals no retry changes: the transfer does not pay this order, or
+                        // another order already claimed it, or the order takes no payment.
+                        Err(
+                            e @ (PaymentError::InvalidHash(_)
+                            | PaymentError::WrongChain(_)
+                            | PaymentError::NoPaymentDetails
+                            | PaymentError::NotPayable(_)
+                            | PaymentError::WindowClosed(_)
+                            | PaymentError::AlreadyUsed { .. }
+                            | PaymentError::Verify(VerifyError::Mismatch(_))),
+                        ) => {
+                            tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer does not pay its order");
+                            break;
+                        }
                     }
                 }
             }
@@ -191,6 +206,24 @@ pub async fn scan_chain(
         Ok(()) | Err(StoreError::VersionConflict { .. }) => Ok(report),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A report of a scan that read nothing.
+fn empty(chain: ChainId) -> ScanReport {
+    ScanReport {
+        chain_id: chain,
+        blocks: None,
+        watched_orders: 0,
+        recorded: 0,
+    }
+}
+
+/// How many blocks before the cursor each scan reads again: the chain's default
+/// confirmations, the depth of reorg this service already takes a payment to survive. A
+/// payment a reorg put into a block the scan had read is found by the next run; recording
+/// is idempotent, so one found before counts nothing twice.
+pub fn reorg_depth(chain: ChainId) -> u64 {
+    u64::from(super::required_confirmations(None, None, chain))
 }
 
 /// A sighted transaction the node cannot show: a failed read, so the cursor stays put.

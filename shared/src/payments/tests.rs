@@ -383,6 +383,63 @@ async fn another_tenant_cannot_block_or_steal_a_transfer() {
     assert!(r.get(&second.id).await.transfers.is_empty());
 }
 
+/// The scan too: another organization's older orders of the same amount on our address
+/// neither take our payment's detection nor keep it from us. Each organization's orders
+/// there are matched on their own, as a submitted transfer's claims are.
+#[tokio::test]
+async fn another_tenant_on_our_address_cannot_take_the_scan_s_detection() {
+    let r = rig();
+    let (ours, theirs) = (OrgId::generate(), OrgId::generate());
+    let chain = ChainId::new(CHAIN).unwrap();
+    let their_order = r.waiting(&theirs, SHOP, 25_000_000).await;
+    let our_order = r.waiting(&ours, SHOP, 25_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    r.chain.mine(12, 5, &[(USDC, SHOP, 25_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(
+        r.get(&our_order.id).await.status,
+        OrderStatus::AwaitingConfirmation
+    );
+    // Theirs counts it as a submission would: they named an address they do not hold.
+    assert_eq!(
+        r.get(&their_order.id).await.status,
+        OrderStatus::AwaitingConfirmation
+    );
+    assert_eq!(report.recorded, 2, "{report:?}");
+    // Within one organization a transfer still pays one order.
+    let second = r.waiting(&ours, SHOP, 25_000_000).await;
+    r.chain.set_head(13);
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert!(r.get(&second.id).await.transfers.is_empty());
+}
+
+/// A reorg can put a payment into a block the scan has already read: each scan reads the
+/// chain's last blocks again (its default confirmations), so the next one finds it.
+#[tokio::test]
+async fn a_payment_a_reorg_puts_into_a_block_already_scanned_is_found() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    r.chain.set_head(12);
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(12));
+    // Block 12 is replaced by one carrying the payment, and one more block comes.
+    r.chain.reorg(12, &[], 12);
+    r.chain.mine(12, 5, &[(USDC, SHOP, 25_000_000)]);
+    r.chain.set_head(13);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    let depth = crate::payments::scan::reorg_depth(chain);
+    assert_eq!(report.blocks, Some((13 - depth, 13)));
+    assert_eq!(report.recorded, 1);
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
+    // Read again by the next runs, it counts nothing twice.
+    r.chain.set_head(14);
+    let again = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(again.recorded, 0);
+    assert_eq!(r.get(&o.id).await.transfers.len(), 1);
+}
+
 #[tokio::test]
 async fn the_same_transfer_submitted_twice_at_once_pays_once() {
     let r = rig();
