@@ -349,9 +349,12 @@ async fn exchange_update(
 }
 
 /// Where a recorded inclusion (`block_number`, `block_hash`) stands given the transaction's
-/// inclusion now (`current`) and the chain's head. Only when the node's answer disagrees
-/// with the record is the recorded height read again: a reorg must show on the chain
-/// itself, not as one missing answer. Payments and refunds alike.
+/// inclusion now (`current`) and the chain's head. When the node's answer disagrees with
+/// the record the recorded height is read again: a reorg must show on the chain itself,
+/// not as one missing answer. And before the transfer is final, the recorded height is read
+/// too: a receipt from a node that missed a reorg (behind, or stuck on a minority fork,
+/// while another node of a load-balanced provider answers the head) still shows the old
+/// block, and must not complete an order. Payments and refunds alike.
 pub(crate) async fn confirmation_check(
     reader: &dyn crate::chains::TxReader,
     block_number: u64,
@@ -365,12 +368,23 @@ pub(crate) async fn confirmation_check(
     } else {
         reader.block_hash(block_number).await?
     };
-    Ok(check_confirmations(
+    let check = check_confirmations(
         block_number,
         block_hash,
         current,
         canonical.as_deref(),
         head,
         required,
-    ))
+    );
+    if let ConfirmationCheck::Confirmed { .. } = check {
+        let at_height = reader.block_hash(block_number).await?;
+        if !at_height
+            .as_deref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(block_hash))
+        {
+            tracing::warn!(block = block_number, recorded = block_hash, chain_says = ?at_height, "the receipt shows the recorded block but the chain has another (or none) at its height; not final yet");
+            return Ok(ConfirmationCheck::Unsure);
+        }
+    }
+    Ok(check)
 }

@@ -440,6 +440,33 @@ async fn a_payment_a_reorg_puts_into_a_block_already_scanned_is_found() {
     assert_eq!(r.get(&o.id).await.transfers.len(), 1);
 }
 
+/// A node that missed a reorg still returns the payment's receipt in its old block, while
+/// another node of the same provider answers the head: deep enough by the head, the
+/// transfer is still not final, since the chain has another block at that height. Once the
+/// lagging node catches up, the reorg shows and the order waits for a payment again.
+#[tokio::test]
+async fn a_receipt_from_a_node_that_missed_a_reorg_completes_nothing() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    r.pay(&o.id, &tx).await.unwrap();
+    let stale = r.chain.txs.lock().unwrap()[&tx.to_string()].clone();
+    r.chain.reorg(11, &[], 11);
+    r.chain.txs.lock().unwrap().insert(tx.to_string(), stale);
+    r.chain.set_head(40);
+    assert_eq!(r.check(&o.id).await, Progress::Waiting);
+    let after = r.get(&o.id).await;
+    assert_eq!(after.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(after.transfers[0].status, TransferStatus::Confirming);
+    // The node catches up: the transaction is gone from block 11.
+    r.chain.txs.lock().unwrap().remove(&tx.to_string());
+    r.check(&o.id).await;
+    let gone = r.get(&o.id).await;
+    assert_eq!(gone.status, OrderStatus::AwaitingPayment);
+    assert_eq!(gone.transfers[0].status, TransferStatus::Reorged);
+}
+
 #[tokio::test]
 async fn the_same_transfer_submitted_twice_at_once_pays_once() {
     let r = rig();
