@@ -134,7 +134,12 @@ pub async fn scan_chain(
                     // (expired, cancelled, or past their expiry but not expired yet).
                     candidates.sort_by_key(|o| (is_late(o, now), o.created_at));
                     let shared = candidates.len() > 1;
-                    let Some(order) = pick(&*reader, &candidates, &sighting.tx_hash, now).await?
+                    // A transfer in a block read before (see [`reorg_depth`]) was offered
+                    // then: if it went to no order, it is not given now, on what changed
+                    // since (an order sharing its address paid), to an order it may not pay.
+                    let again = cursor.is_some_and(|c| sighting.block_number <= c);
+                    let Some(order) =
+                        pick(&*reader, &candidates, &sighting.tx_hash, again, now).await?
                     else {
                         break;
                     };
@@ -252,19 +257,21 @@ fn own_address(o: &PayOrder) -> bool {
 /// order still has due, the first such order in `candidates`' order. So a late order
 /// (expired or cancelled, watched for a day) never takes a merchant address's other
 /// income, and of several orders sharing the address none takes another's payment by
-/// being first in line with a different amount due.
+/// being first in line with a different amount due. In a block `read_before` (read again
+/// for reorgs), only an order's own address or an exact amount due takes a transfer.
 async fn pick(
     reader: &dyn TxReader,
     candidates: &[&PayOrder],
     hash: &TxHash,
+    read_before: bool,
     now: Timestamp,
 ) -> Result<Option<OrderId>, ChainError> {
     if let [only] = candidates
-        && (!is_late(only, now) || own_address(only))
+        && (own_address(only) || (!read_before && !is_late(only, now)))
     {
         return Ok(Some(only.id.clone()));
     }
-    let alone = candidates.len() == 1;
+    let alone = candidates.len() == 1 && !read_before;
     for o in candidates {
         let Some(p) = &o.payment else { continue };
         let due = match (&p.remaining, &p.received) {
