@@ -4,10 +4,11 @@ use super::{BalanceReader, ChainError, ChainTx, Inclusion, Sighting, Transfer, T
 use crate::model::TxHash;
 use crate::model::{EvmAddress, RawAmount};
 use crate::registry::Currency;
-use alloy::primitives::{B256, U256, b256};
+use alloy::primitives::{Address, B256, Bytes, U64, U256, b256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::sol;
 use async_trait::async_trait;
+use serde::Deserialize;
 
 sol! {
     #[sol(rpc)]
@@ -109,54 +110,134 @@ fn address_topic(topic: &B256) -> String {
     EvmAddress::from_raw(alloy::primitives::Address::from_word(*topic)).to_string()
 }
 
+// Transactions, receipts and full blocks are read as raw JSON-RPC answers into these
+// structs of only the fields we use, not through alloy's Ethereum network types: those know
+// transaction types 0x0-0x4 and nothing else, and fail to read a whole block (or a
+// transaction, or its receipt) that holds any other. Every OP-stack block (Base, OP Mainnet,
+// Base Sepolia) starts with a deposit transaction of type 0x7e, and Arbitrum's hold its own
+// (0x64-0x6a, 0x78). Read this way, a transaction of any type gives its sender, recipient and
+// value; types 0-4 read as they did. (alloy's `AnyNetwork` would read them too, at the cost
+// of its catch-all field maps in every Lambda that reads chains.)
+
+/// A transaction, by hash or inside a full block: its top-level value transfer.
+#[derive(Debug, Deserialize)]
+struct RpcTransaction {
+    hash: B256,
+    from: Address,
+    /// `None` (`null` or absent) for a contract creation.
+    #[serde(default)]
+    to: Option<Address>,
+    /// Absent from no type we know of; read as zero if it were.
+    #[serde(default)]
+    value: U256,
+}
+
+impl RpcTransaction {
+    /// The value this transaction sends to `to`, if any.
+    ///
+    /// Whatever its type, a transaction's `value` is what it moves from `from` to `to` when
+    /// it succeeds (a payment check then reads its receipt's status), and so it pays `to`:
+    /// types 0-4; an OP-stack deposit (0x7e), ETH bridged from L1 that OptimismPortal's
+    /// `depositTransaction(to, value, ..)` sends on to `to` after minting `mint` to `from`;
+    /// Arbitrum's L1 deposit (0x64), unsigned and contract transactions (0x65, 0x66),
+    /// retryable redeems (0x68) and legacy ones (0x78). We count bridged ETH sent straight to
+    /// a deposit address as the payment it is, rather than leave it unseen. `mint` is never
+    /// counted: it is credited to the sender, not to `to`. A transaction that cannot be a
+    /// plain transfer to a deposit address moves no value to it and is passed over: OP's L1
+    /// attributes deposit (to the L1Block predeploy, value 0), Arbitrum's internal (0x6a,
+    /// ArbOS to itself, value 0) and retryable submissions (0x69, to the ArbRetryableTx
+    /// precompile, value 0; the redeem that follows is a 0x68).
+    fn value_to(&self) -> Option<(Address, U256)> {
+        match self.to {
+            Some(to) if !self.value.is_zero() => Some((to, self.value)),
+            _ => None,
+        }
+    }
+}
+
+/// A receipt: whether the transaction succeeded, where it was mined, and its logs.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RpcReceipt {
+    /// EIP-658's `0x1` (success) or `0x0`; absent from pre-Byzantium receipts, which carry a
+    /// state `root` instead (counted as success, as alloy does).
+    #[serde(default)]
+    status: Option<U64>,
+    #[serde(default)]
+    root: Option<B256>,
+    #[serde(default)]
+    block_number: Option<U64>,
+    #[serde(default)]
+    block_hash: Option<B256>,
+    logs: Vec<RpcLog>,
+}
+
+impl RpcReceipt {
+    fn success(&self) -> Result<bool, ChainError> {
+        match (self.status, self.root) {
+            (Some(status), _) => Ok(status == U64::from(1)),
+            (None, Some(_)) => Ok(true),
+            (None, None) => Err(ChainError::Malformed(
+                "a receipt with neither status nor root".into(),
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RpcLog {
+    address: Address,
+    topics: Vec<B256>,
+    data: Bytes,
+}
+
+/// A block read in full (`eth_getBlockByNumber` with `true`): its transactions only.
+#[derive(Debug, Deserialize)]
+struct RpcFullBlock {
+    transactions: Vec<RpcTransaction>,
+}
+
 #[async_trait]
 impl TxReader for EvmChain {
     async fn transaction(&self, hash: &TxHash) -> Result<Option<ChainTx>, ChainError> {
-        use alloy::consensus::Transaction as _;
-        use alloy::network::TransactionResponse as _;
         let TxHash::Evm(h) = hash else {
             return Err(ChainError::Malformed("not an EVM transaction hash".into()));
         };
         let Some(tx) = self
             .provider
-            .get_transaction_by_hash(*h)
+            .raw_request::<_, Option<RpcTransaction>>("eth_getTransactionByHash".into(), (*h,))
             .await
             .map_err(rpc)?
         else {
             return Ok(None);
         };
         let mut transfers = Vec::new();
-        if !tx.value().is_zero()
-            && let Some(to) = tx.to()
-        {
+        if let Some((to, value)) = tx.value_to() {
             transfers.push(Transfer {
                 token: None,
-                from: EvmAddress::from_raw(tx.from()).to_string(),
+                from: EvmAddress::from_raw(tx.from).to_string(),
                 to: EvmAddress::from_raw(to).to_string(),
-                amount: RawAmount::new(tx.value()),
+                amount: RawAmount::new(value),
                 position: None,
             });
         }
         let receipt = self
             .provider
-            .get_transaction_receipt(*h)
+            .raw_request::<_, Option<RpcReceipt>>("eth_getTransactionReceipt".into(), (*h,))
             .await
             .map_err(rpc)?;
         let inclusion = match &receipt {
             None => None,
             Some(r) => {
-                for (position, log) in r.logs().iter().enumerate() {
-                    let topics = log.topics();
+                for (position, log) in r.logs.iter().enumerate() {
+                    let topics = &log.topics;
                     // ERC-20 Transfer: three topics (sig, from, to) and a 32-byte amount.
-                    if topics.len() == 3
-                        && topics[0] == TRANSFER_TOPIC
-                        && log.inner.data.data.len() == 32
-                    {
+                    if topics.len() == 3 && topics[0] == TRANSFER_TOPIC && log.data.len() == 32 {
                         transfers.push(Transfer {
-                            token: Some(EvmAddress::from_raw(log.inner.address).to_string()),
+                            token: Some(EvmAddress::from_raw(log.address).to_string()),
                             from: address_topic(&topics[1]),
                             to: address_topic(&topics[2]),
-                            amount: RawAmount::new(U256::from_be_slice(&log.inner.data.data)),
+                            amount: RawAmount::new(U256::from_be_slice(&log.data)),
                             position: Some(position as u64),
                         });
                     }
@@ -172,8 +253,8 @@ impl TxReader for EvmChain {
                             .map_err(rpc)?
                             .ok_or_else(|| rpc(format!("block {bh:#x} is not available yet")))?;
                         Some(Inclusion {
-                            success: r.status(),
-                            block_number: n,
+                            success: r.success()?,
+                            block_number: n.to(),
                             block_hash: format!("{bh:#x}"),
                             timestamp: block.header.timestamp,
                         })
@@ -209,8 +290,6 @@ impl TxReader for EvmChain {
         to: u64,
         watch: &Watch,
     ) -> Result<Vec<Sighting>, ChainError> {
-        use alloy::consensus::Transaction as _;
-        use alloy::network::TransactionResponse as _;
         let parse = |a: &String| {
             a.parse::<alloy::primitives::Address>()
                 .map_err(|_| ChainError::BadAddress(a.clone()))
@@ -272,19 +351,22 @@ impl TxReader for EvmChain {
                 // the scan must not move past it.
                 let block = self
                     .provider
-                    .get_block_by_number(n.into())
-                    .full()
+                    .raw_request::<_, Option<RpcFullBlock>>(
+                        "eth_getBlockByNumber".into(),
+                        (U64::from(n), true),
+                    )
                     .await
                     .map_err(rpc)?
                     .ok_or_else(|| rpc(format!("block {n} is not available")))?;
-                for tx in block.transactions.txns() {
-                    match tx.to() {
-                        Some(dest) if addresses.contains(&dest) && !tx.value().is_zero() => found
-                            .push(Sighting {
-                                tx_hash: TxHash::Evm(tx.tx_hash()),
-                                block_number: n,
-                                to: EvmAddress::from_raw(dest).to_string(),
-                            }),
+                // Any type of transaction that sends value to a watched address (see
+                // `RpcTransaction::value_to`), OP-stack deposits of bridged ETH included.
+                for tx in &block.transactions {
+                    match tx.value_to() {
+                        Some((dest, _)) if addresses.contains(&dest) => found.push(Sighting {
+                            tx_hash: TxHash::Evm(tx.hash),
+                            block_number: n,
+                            to: EvmAddress::from_raw(dest).to_string(),
+                        }),
                         _ => {}
                     }
                 }

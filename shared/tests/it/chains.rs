@@ -673,3 +673,357 @@ async fn rpc_errors_do_not_repeat_the_url_and_its_key() {
         assert!(!text.contains("SECRETKEY"), "{text}");
     }
 }
+
+/// A fake EVM JSON-RPC node: `answer(method, params)` gives a call's `result` (`None`: a
+/// method it does not serve, answered with JSON-RPC's "method not found"). The request's
+/// `id` is echoed, as alloy's client expects.
+struct FakeEvmNode<F>(F);
+
+impl<F> wiremock::Respond for FakeEvmNode<F>
+where
+    F: Fn(&str, &serde_json::Value) -> Option<serde_json::Value> + Send + Sync + 'static,
+{
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let call: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        let method = call["method"].as_str().unwrap_or_default();
+        let body = match (self.0)(method, &call["params"]) {
+            Some(result) => {
+                serde_json::json!({"jsonrpc": "2.0", "id": call["id"], "result": result})
+            }
+            None => serde_json::json!({"jsonrpc": "2.0", "id": call["id"],
+                "error": {"code": -32601, "message": format!("the method {method} does not exist")}}),
+        };
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+}
+
+async fn fake_evm_node(
+    answer: impl Fn(&str, &serde_json::Value) -> Option<serde_json::Value> + Send + Sync + 'static,
+) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(FakeEvmNode(answer))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// An L2 block as `eth_getBlockByNumber`/`eth_getBlockByHash` give it: its header (the
+/// chain's own fields in `extra`), and `txs` in full or, unless `full`, their hashes.
+fn l2_block(header: serde_json::Value, txs: &[serde_json::Value], full: bool) -> serde_json::Value {
+    let mut block = header;
+    block["transactions"] = if full {
+        serde_json::Value::Array(txs.to_vec())
+    } else {
+        txs.iter().map(|t| t["hash"].clone()).collect()
+    };
+    block
+}
+
+/// Answers the block calls of a one-block chain: by number (`number`) and by hash, hashes
+/// only or in full, `null` for any other block; `eth_blockNumber` is that block.
+fn one_block_node(
+    block: serde_json::Value,
+    txs: Vec<serde_json::Value>,
+    receipts: Vec<serde_json::Value>,
+) -> impl Fn(&str, &serde_json::Value) -> Option<serde_json::Value> + Send + Sync + 'static {
+    move |method, params| {
+        let full = params[1].as_bool().unwrap_or(false);
+        Some(match method {
+            "eth_blockNumber" => block["number"].clone(),
+            "eth_getBlockByNumber" if params[0] == block["number"] => {
+                l2_block(block.clone(), &txs, full)
+            }
+            "eth_getBlockByHash" if params[0] == block["hash"] => {
+                l2_block(block.clone(), &txs, full)
+            }
+            "eth_getBlockByNumber" | "eth_getBlockByHash" => serde_json::Value::Null,
+            "eth_getTransactionByHash" => txs
+                .iter()
+                .find(|t| t["hash"] == params[0])
+                .cloned()
+                .unwrap_or_default(),
+            "eth_getTransactionReceipt" => receipts
+                .iter()
+                .find(|r| r["transactionHash"] == params[0])
+                .cloned()
+                .unwrap_or_default(),
+            "eth_getLogs" => serde_json::json!([]),
+            _ => return None,
+        })
+    }
+}
+
+/// The watched deposit address and a payer, on every fake L2 below.
+const L2_DEPOSIT: &str = "0x25eaf95a62feec44da6e2ff4caa772edb2b34489";
+const L2_PAYER: &str = "0xa306ca719e2b603db176c7d7f9cc0bca2b836428";
+
+const BASE_BLOCK_HASH: &str = "0xbdc60403b9f662a90360de68295c3fd2e0b3f280b5bcb1b4887db9801c1f826e";
+const BASE_L1_INFO_TX: &str = "0x39fe2b3fed3c891165921f5d65c72dd0bf491d181e1267b64fcd5e50d45a2628";
+const BASE_BRIDGED_TX: &str = "0x009a280bb859fedf20f1929d1ae7a36272cf42d27f3177a4b68b9504f28f1717";
+const BASE_MINT_ONLY_TX: &str =
+    "0xf500e800d0890f09b601baffbbacdae36f2e850e258c35639a7033a4d4b6ae3e";
+const BASE_TRANSFER_TX: &str = "0x35312ef19fcedf49b647abce90e1c60bda5e45a4aead921f9d30a66eea9fba63";
+
+/// A Base mainnet block header (Isthmus), as op-geth and op-reth give it.
+fn base_header() -> serde_json::Value {
+    serde_json::json!({
+        "baseFeePerGas": "0x4c4b40", "blobGasUsed": "0x0", "difficulty": "0x0", "excessBlobGas": "0x0",
+        "extraData": "0x00000000fa00000006", "gasLimit": "0x8f0d180", "gasUsed": "0x1a4f2c3",
+        "hash": BASE_BLOCK_HASH,
+        "logsBloom": format!("0x{}", "00".repeat(256)),
+        "miner": "0x4200000000000000000000000000000000000011",
+        "mixHash": "0xe85443fae4ce1b53796dc2b55c7f04114d47ded16c6a279aaa7034c390c8a1b1",
+        "nonce": "0x0000000000000000", "number": "0x1e8b9a0",
+        "parentBeaconBlockRoot": "0xa197dc1b1c726d8aeb89b7692bd6705590bb20d918504f62b852863f5921dfcc",
+        "parentHash": "0x8767c5311dfa26943772291b36ba7d86c5a35fb9053a5243ffb6b119cc22d7f3",
+        "receiptsRoot": "0x09c5ee50e3c299aa41469da30397953bc51c87aed3fb5a49867145dc83df691f",
+        "requestsHash": "0xe3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "sha3Uncles": "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347",
+        "size": "0x1b2f4", "stateRoot": "0x08c99cf6cf58857ed6ec1b88cc37937a35c426206cc12c503bd98011a12a8c84",
+        "timestamp": "0x68d3f0a1", "totalDifficulty": "0x0",
+        "transactionsRoot": "0x60e1efe5c86c1df2747373121dd0bb6c67707824aa4430e4a84aead2c471692c",
+        "uncles": [], "withdrawals": [],
+        "withdrawalsRoot": "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
+    })
+}
+
+/// An OP-stack deposit transaction (type 0x7e): no signature, a `sourceHash`, the ETH it
+/// mints to its sender on L2 (`mint`), then a call of `to` with `value`.
+fn op_deposit(
+    hash: &str,
+    index: u64,
+    from: &str,
+    to: &str,
+    mint: &str,
+    value: &str,
+    input: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "blockHash": BASE_BLOCK_HASH, "blockNumber": "0x1e8b9a0",
+        "depositReceiptVersion": "0x1", "from": from, "gas": "0xf4240", "gasPrice": "0x0",
+        "hash": hash, "input": input, "isSystemTx": false, "mint": mint, "nonce": "0x1e8b9a",
+        "r": "0x0", "s": "0x0", "v": "0x0",
+        "sourceHash": "0xbee44d44e9f9bd47299c496764391e8ba1f165be5aac4258af45228e99da9c4b",
+        "to": to, "transactionIndex": format!("{index:#x}"), "type": "0x7e", "value": value
+    })
+}
+
+/// Every OP-stack block's first transaction: the L1 attributes deposit to the L1Block
+/// predeploy, from the depositor account, moving no value.
+fn op_l1_info_deposit() -> serde_json::Value {
+    op_deposit(
+        BASE_L1_INFO_TX,
+        0,
+        "0xdeaddeaddeaddeaddeaddeaddeaddeaddead0001",
+        "0x4200000000000000000000000000000000000015",
+        "0x0",
+        "0x0",
+        "0x098999be00000558000c5fc500000000000000050000000068d3f07f000000000156ab0e",
+    )
+}
+
+/// A plain EIP-1559 ETH transfer of `value` to `to`.
+fn eip1559_transfer(
+    hash: &str,
+    block: (&str, &str),
+    index: u64,
+    chain_id: &str,
+    to: &str,
+    value: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "accessList": [], "blockHash": block.0, "blockNumber": block.1, "chainId": chain_id,
+        "from": L2_PAYER, "gas": "0x5208", "gasPrice": "0x4d3f64", "hash": hash, "input": "0x",
+        "maxFeePerGas": "0x5f5e100", "maxPriorityFeePerGas": "0xf4240", "nonce": "0x2a",
+        "r": "0xa7c1f1d1c997aae59c432905b7067a8029b88fe69472f89deff63c25ee0f4896",
+        "s": "0x3a745fa2d09145952d46b39de4ffb0ac8b8fb184aa57c6108899ef0e75f11819",
+        "to": to, "transactionIndex": format!("{index:#x}"), "type": "0x2", "v": "0x1",
+        "value": value, "yParity": "0x1"
+    })
+}
+
+fn native_watch() -> payorders::chains::Watch {
+    payorders::chains::Watch {
+        addresses: vec![L2_DEPOSIT.to_owned()],
+        tokens: vec![],
+        native: true,
+    }
+}
+
+fn sighted(found: &[payorders::chains::Sighting]) -> Vec<(String, u64, String)> {
+    found
+        .iter()
+        .map(|s| (s.tx_hash.to_string(), s.block_number, s.to.to_lowercase()))
+        .collect()
+}
+
+/// Every OP-stack block (Base, OP Mainnet, Base Sepolia) starts with a type 0x7e deposit,
+/// which alloy's Ethereum types do not know: a native scan still reads the block, and finds
+/// the plain transfer after it.
+#[tokio::test]
+async fn evm_sightings_read_op_stack_blocks_with_deposit_transactions() {
+    let txs = vec![
+        op_l1_info_deposit(),
+        eip1559_transfer(
+            BASE_TRANSFER_TX,
+            (BASE_BLOCK_HASH, "0x1e8b9a0"),
+            1,
+            "0x2105",
+            L2_DEPOSIT,
+            "0x2386f26fc10000",
+        ),
+    ];
+    let node = fake_evm_node(one_block_node(base_header(), txs, vec![])).await;
+    let chain = EvmChain::new(&node.uri()).unwrap();
+    let found = chain
+        .sightings(0x1e8b9a0, 0x1e8b9a0, &native_watch())
+        .await
+        .unwrap();
+    assert_eq!(
+        sighted(&found),
+        [(
+            BASE_TRANSFER_TX.to_owned(),
+            0x1e8b9a0,
+            L2_DEPOSIT.to_owned()
+        )]
+    );
+}
+
+/// Arbitrum blocks start with an internal transaction (type 0x6a, from and to ArbOS at
+/// 0xa4b05, no value): skipped, and the transfer after it found.
+#[tokio::test]
+async fn evm_sightings_read_arbitrum_blocks_with_internal_transactions() {
+    let block_hash = "0xcf40641c415a6dc5573edf7f7fe4ad8a6576f37f1eb925eb9410f9232f9c75d5";
+    let internal = "0xd316ab4da4a8142fe9b3316f6510f7a983d5c3597a201ff9c26e6b3c2edadc20";
+    let transfer = "0xba745fa2d09145952d46b39de4ffb0ac8b8fb184aa57c6108899ef0e75f11819";
+    let header = serde_json::json!({
+        "baseFeePerGas": "0x989680", "difficulty": "0x1", "extraData": "0x5f1e1ab3d8e3c0a44bd5b2c8ae2e25d6b42ba6e7e7a9e0c0d9c2d3f7e8a1b6c4",
+        "gasLimit": "0x4000000000000", "gasUsed": "0x2f5c1", "hash": block_hash,
+        "l1BlockNumber": "0x1575a2c", "logsBloom": format!("0x{}", "00".repeat(256)),
+        "miner": "0xa4b000000000000000000073657175656e636572",
+        "mixHash": "0x00000000000239d50000000001575a2c0000000000000000000000000000000a",
+        "nonce": "0x00000000001e4f6b", "number": "0x17d7a3c1",
+        "parentHash": "0x8767c5311dfa26943772291b36ba7d86c5a35fb9053a5243ffb6b119cc22d7f3",
+        "receiptsRoot": "0x09c5ee50e3c299aa41469da30397953bc51c87aed3fb5a49867145dc83df691f",
+        "sendCount": "0x239d5", "sendRoot": "0x5f1e1ab3d8e3c0a44bd5b2c8ae2e25d6b42ba6e7e7a9e0c0d9c2d3f7e8a1b6c4",
+        "sha3Uncles": "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347",
+        "size": "0x4f1", "stateRoot": "0x08c99cf6cf58857ed6ec1b88cc37937a35c426206cc12c503bd98011a12a8c84",
+        "timestamp": "0x68d3f0a2", "totalDifficulty": "0x17d7a3c2",
+        "transactionsRoot": "0x60e1efe5c86c1df2747373121dd0bb6c67707824aa4430e4a84aead2c471692c",
+        "uncles": []
+    });
+    let txs = vec![
+        serde_json::json!({
+            "blockHash": block_hash, "blockNumber": "0x17d7a3c1", "chainId": "0xa4b1",
+            "from": "0x00000000000000000000000000000000000a4b05", "gas": "0x0", "gasPrice": "0x0",
+            "hash": internal,
+            "input": "0x6bf6a42d00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001575a2c0000000000000000000000000000000000000000000000000000000017d7a3c00000000000000000000000000000000000000000000000000000000000000000",
+            "nonce": "0x0", "r": "0x0", "s": "0x0", "to": "0x00000000000000000000000000000000000a4b05",
+            "transactionIndex": "0x0", "type": "0x6a", "v": "0x0", "value": "0x0"
+        }),
+        eip1559_transfer(
+            transfer,
+            (block_hash, "0x17d7a3c1"),
+            1,
+            "0xa4b1",
+            L2_DEPOSIT,
+            "0x470de4df820000",
+        ),
+    ];
+    let node = fake_evm_node(one_block_node(header, txs, vec![])).await;
+    let chain = EvmChain::new(&node.uri()).unwrap();
+    let found = chain
+        .sightings(0x17d7a3c1, 0x17d7a3c1, &native_watch())
+        .await
+        .unwrap();
+    assert_eq!(
+        sighted(&found),
+        [(transfer.to_owned(), 0x17d7a3c1, L2_DEPOSIT.to_owned())]
+    );
+}
+
+/// A Base block with a bridged deposit to the deposit address (its receipt too) and one
+/// that only mints to its sender.
+async fn base_node_with_bridged_deposits() -> MockServer {
+    let bridged = op_deposit(
+        BASE_BRIDGED_TX,
+        1,
+        L2_PAYER,
+        L2_DEPOSIT,
+        "0xb1a2bc2ec50000",
+        "0xb1a2bc2ec50000",
+        "0x",
+    );
+    // Mints to the sender and calls the deposit address with nothing.
+    let mint_only = op_deposit(
+        BASE_MINT_ONLY_TX,
+        2,
+        L2_PAYER,
+        L2_DEPOSIT,
+        "0x2386f26fc10000",
+        "0x0",
+        "0x",
+    );
+    let receipt = serde_json::json!({
+        "blockHash": BASE_BLOCK_HASH, "blockNumber": "0x1e8b9a0", "contractAddress": null,
+        "cumulativeGasUsed": "0x1a6f4", "depositNonce": "0x1e8b9a", "depositReceiptVersion": "0x1",
+        "effectiveGasPrice": "0x0", "from": L2_PAYER, "gasUsed": "0x5208", "logs": [],
+        "logsBloom": format!("0x{}", "00".repeat(256)), "status": "0x1", "to": L2_DEPOSIT,
+        "transactionHash": BASE_BRIDGED_TX, "transactionIndex": "0x1", "type": "0x7e"
+    });
+    let txs = vec![op_l1_info_deposit(), bridged, mint_only];
+    fake_evm_node(one_block_node(base_header(), txs, vec![receipt])).await
+}
+
+/// An OP deposit transaction (0x7e) sends its `value` to `to` once it has minted `mint`
+/// to its sender: ETH bridged from L1 straight to the deposit address (OptimismPortal's
+/// `depositTransaction(to, value, ...)`) pays it like a transfer, and a scan sights it.
+/// Its `mint` alone pays nobody but the sender.
+#[tokio::test]
+async fn an_op_deposit_transaction_with_value_to_the_deposit_address_is_sighted() {
+    let node = base_node_with_bridged_deposits().await;
+    let chain = EvmChain::new(&node.uri()).unwrap();
+    let found = chain
+        .sightings(0x1e8b9a0, 0x1e8b9a0, &native_watch())
+        .await
+        .unwrap();
+    assert_eq!(
+        sighted(&found),
+        [(BASE_BRIDGED_TX.to_owned(), 0x1e8b9a0, L2_DEPOSIT.to_owned())]
+    );
+}
+
+/// The same deposit read by hash (a submitted payment, or a sighting verified): one native
+/// transfer of its `value`, mined with success in its block, at the block's time.
+#[tokio::test]
+async fn an_op_deposit_transaction_reads_by_hash_as_a_native_transfer() {
+    let node = base_node_with_bridged_deposits().await;
+    let chain = EvmChain::new(&node.uri()).unwrap();
+    let hash = TxHash::parse(ChainFamily::Evm, BASE_BRIDGED_TX).unwrap();
+    let tx = chain.transaction(&hash).await.unwrap().unwrap();
+    assert_eq!(tx.transfers.len(), 1, "{tx:?}");
+    let t = &tx.transfers[0];
+    assert_eq!(
+        (
+            t.token.as_deref(),
+            t.from.to_lowercase(),
+            t.to.to_lowercase()
+        ),
+        (None, L2_PAYER.to_owned(), L2_DEPOSIT.to_owned())
+    );
+    assert_eq!(
+        (t.amount, t.position),
+        (RawAmount::from_u128(50_000_000_000_000_000), None)
+    );
+    let inc = tx.inclusion.unwrap();
+    assert!(inc.success);
+    assert_eq!(
+        (inc.block_number, inc.block_hash.as_str(), inc.timestamp),
+        (0x1e8b9a0, BASE_BLOCK_HASH, 0x68d3f0a1)
+    );
+    // The L1 attributes deposit reads too (no receipt here: still pending), moving nothing.
+    let l1_info = TxHash::parse(ChainFamily::Evm, BASE_L1_INFO_TX).unwrap();
+    let tx = chain.transaction(&l1_info).await.unwrap().unwrap();
+    assert_eq!((tx.inclusion, tx.transfers), (None, vec![]));
+}
