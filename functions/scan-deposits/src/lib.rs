@@ -10,13 +10,20 @@ use payorders::payments::{self, ScanError, ScanReport, Settler};
 use payorders::*;
 use serde_json::{Value, json};
 
-/// Scans every configured chain once; a chain that fails is reported and retried by the
+/// Scans every configured chain once, all at once (a slow chain does not hold back the
+/// others within the function's time); a chain that fails is reported and retried by the
 /// next run, the others go on.
 pub async fn run(settler: &Settler) -> (Vec<ScanReport>, Vec<(ChainId, String)>) {
     let mut reports = Vec::new();
     let mut failures = Vec::new();
-    for chain in settler.chains.ids() {
-        match payments::scan_chain(settler, chain, Timestamp::now()).await {
+    let scans = settler.chains.ids().map(|chain| async move {
+        (
+            chain,
+            payments::scan_chain(settler, chain, Timestamp::now()).await,
+        )
+    });
+    for (chain, scanned) in futures::future::join_all(scans).await {
+        match scanned {
             Ok(r) => {
                 if r.recorded > 0 {
                     tracing::info!(chain = %chain, recorded = r.recorded, blocks = ?r.blocks, "deposits found");

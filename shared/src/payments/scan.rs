@@ -11,6 +11,9 @@ use serde::Serialize;
 
 /// The most blocks one scan reads on one chain (the rest is left for the next run).
 pub const SCAN_MAX_BLOCKS: u64 = 500;
+/// The most blocks one scan reads on one chain while a native currency is watched: each is
+/// read whole, one request a block, and every chain's scan shares the function's minute.
+pub const SCAN_MAX_FULL_BLOCKS: u64 = 100;
 /// How far back from the head the very first scan of a chain starts.
 pub const SCAN_LOOKBACK: u64 = 100;
 
@@ -74,27 +77,32 @@ pub async fn scan_chain(
         None => head.saturating_sub(SCAN_LOOKBACK),
     };
     let mut report = empty(chain);
-    let to = head.min(from + SCAN_MAX_BLOCKS - 1);
-    report.blocks = Some((from, to));
     let mut orders = s.store.list_watched_orders(chain, now).await?;
     report.watched_orders = orders.len();
-    if !orders.is_empty() {
-        let mut watch = crate::chains::Watch::default();
-        for p in orders.iter().filter_map(|o| o.payment.as_ref()) {
-            let address = p.deposit_address().to_owned();
-            if !watch.addresses.contains(&address) {
-                watch.addresses.push(address);
-            }
-            match &p.input.currency.address {
-                Some(token) if !watch.tokens.contains(token) => watch.tokens.push(token.clone()),
-                Some(_) => {}
-                None => watch.native = true,
-            }
+    let mut watch = crate::chains::Watch::default();
+    for p in orders.iter().filter_map(|o| o.payment.as_ref()) {
+        let address = p.deposit_address().to_owned();
+        if !watch.addresses.contains(&address) {
+            watch.addresses.push(address);
         }
+        match &p.input.currency.address {
+            Some(token) if !watch.tokens.contains(token) => watch.tokens.push(token.clone()),
+            Some(_) => {}
+            None => watch.native = true,
+        }
+    }
+    let most = if watch.native {
+        SCAN_MAX_FULL_BLOCKS
+    } else {
+        SCAN_MAX_BLOCKS
+    };
+    let to = head.min(from + most - 1);
+    report.blocks = Some((from, to));
+    if !orders.is_empty() {
         // One transaction may pay several watched addresses (a batch payout): each
         // (transaction, address) pair is looked at once, so every order it pays is credited.
         let mut seen = std::collections::HashSet::new();
-        for sighting in reader.sightings(from, to, &watch).await? {
+        for sighting in sightings_within_limits(&*reader, chain, from, to, &watch).await? {
             let to_key = sighting.to.to_lowercase();
             if !seen.insert((sighting.tx_hash.to_string(), to_key)) {
                 continue;
@@ -213,6 +221,63 @@ pub async fn scan_chain(
     }
 }
 
+/// The sightings of blocks `from..=to`, read in as large spans as the node serves: a node
+/// that refuses a span as too large (providers cap `eth_getLogs` ranges, some at a few
+/// blocks) is asked for half of it, then for the rest span by span. Without this a capped
+/// provider refused every run's range, and the chain's scan never moved again. Any other
+/// failure fails the read.
+async fn sightings_within_limits(
+    reader: &dyn TxReader,
+    chain: ChainId,
+    from: u64,
+    to: u64,
+    watch: &crate::chains::Watch,
+) -> Result<Vec<crate::chains::Sighting>, ChainError> {
+    let mut found = Vec::new();
+    let mut span = to - from + 1;
+    let mut at = from;
+    while at <= to {
+        let end = to.min(at + span - 1);
+        match reader.sightings(at, end, watch).await {
+            Ok(more) => {
+                found.extend(more);
+                at = end + 1;
+            }
+            Err(ChainError::Rpc(m)) if end > at && refuses_range(&m) => {
+                span = (end - at).div_ceil(2);
+                tracing::info!(chain = %chain, from = at, to = end, span, error = %m, "the node refuses the block range; reading smaller spans");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(found)
+}
+
+/// Whether an RPC error refuses a request's block range or result size (the providers'
+/// own words vary: "block range limit exceeded", "query returned more than 10000
+/// results", "range too large", "response size exceeded"); a rate limit is not that.
+fn refuses_range(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    let rate_limited = ["rate", "429", "too many requests"]
+        .iter()
+        .any(|k| m.contains(k));
+    !rate_limited
+        && [
+            "range",
+            "limit",
+            "too large",
+            "too big",
+            "too wide",
+            "exceed",
+            "more than",
+            "response size",
+            "maximum",
+            "too many blocks",
+        ]
+        .iter()
+        .any(|k| m.contains(k))
+}
+
 /// A report of a scan that read nothing.
 fn empty(chain: ChainId) -> ScanReport {
     ScanReport {
@@ -302,4 +367,33 @@ async fn pick(
         tracing::info!(tx = %hash, orders = candidates.len(), "a transfer to a shared deposit address matches no order's amount due; it must be submitted");
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refuses_range;
+
+    #[test]
+    fn range_refusals_are_told_from_other_failures() {
+        for refusal in [
+            "server returned an error response: error code -32602: block range limit exceeded",
+            "query returned more than 10000 results. Try with this block range [0x1, 0x5]",
+            "eth_getLogs is limited to a 10,000 range",
+            "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range",
+            "exceed maximum block range: 5000",
+            "block range is too wide",
+            "requested too many blocks from 1 to 600, maximum is set to 500",
+        ] {
+            assert!(refuses_range(refusal), "{refusal}");
+        }
+        for other in [
+            "error sending request for url (https://rpc.example/): connection refused",
+            "rate limit exceeded",
+            "HTTP error 429 Too Many Requests",
+            "block 7 is not available",
+            "header not found",
+        ] {
+            assert!(!refuses_range(other), "{other}");
+        }
+    }
 }

@@ -31,6 +31,8 @@ struct ScriptedChain {
     hidden: Mutex<Vec<String>>,
     /// Sightings fail (a block the node could not read).
     broken_blocks: Mutex<bool>,
+    /// The most blocks one sightings request may span (a provider's log range cap).
+    max_range: Mutex<Option<u64>>,
     /// Another writer that changes this order whenever the head is read, which recording
     /// does between reading the order and writing the payment (so the write keeps losing).
     meddler: Mutex<Option<(Arc<dyn crate::store::Store>, OrderId)>>,
@@ -167,6 +169,13 @@ impl TxReader for ScriptedChain {
     ) -> Result<Vec<Sighting>, ChainError> {
         if *self.broken_blocks.lock().unwrap() {
             return Err(ChainError::Rpc("block 7 is not available".into()));
+        }
+        if let Some(most) = *self.max_range.lock().unwrap()
+            && to - from + 1 > most
+        {
+            return Err(ChainError::Rpc(format!(
+                "server returned an error response: error code -32602: block range limit exceeded, at most {most} blocks"
+            )));
         }
         let paid = self.paid_meanwhile.lock().unwrap().take();
         if let Some((store, id)) = paid {
@@ -465,6 +474,25 @@ async fn a_receipt_from_a_node_that_missed_a_reorg_completes_nothing() {
     let gone = r.get(&o.id).await;
     assert_eq!(gone.status, OrderStatus::AwaitingPayment);
     assert_eq!(gone.transfers[0].status, TransferStatus::Reorged);
+}
+
+/// A provider that caps the block range of a log query (some at a few blocks) refuses a
+/// run's whole range: the scan reads it in smaller spans, finds the payment, and moves on.
+#[tokio::test]
+async fn a_node_capping_the_block_range_is_read_in_smaller_spans() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    *r.chain.max_range.lock().unwrap() = Some(3);
+    r.chain.mine(30, 5, &[(USDC, SHOP, 25_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    let depth = crate::payments::scan::reorg_depth(chain);
+    assert_eq!(report.blocks, Some((11 - depth, 30)));
+    assert_eq!(report.recorded, 1);
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(30));
 }
 
 #[tokio::test]
