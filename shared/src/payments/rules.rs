@@ -18,7 +18,9 @@ pub enum PaymentMismatch {
         "the transaction was mined before this order's payment details were chosen; an older transfer cannot pay it"
     )]
     MinedBeforeOrder,
-    #[error("the transaction sends nothing to the order's deposit address")]
+    #[error(
+        "the transaction sends nothing to the order's deposit address (a native coin counts only when the transaction itself sends it there: value a contract passes on, as smart-contract wallets do, is not seen)"
+    )]
     WrongRecipient,
     #[error("the transaction pays the deposit address in another currency")]
     WrongToken,
