@@ -335,9 +335,20 @@ async fn create(
     // after a crash replays this key, never creates a second one.
     let resp = http::json(201, &with_secrets(&issued, now));
     let completion = http::completion(&resp);
-    svc.store
+    match svc
+        .store
         .create_api_key(&issued.record, completion.as_ref())
-        .await?;
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::LimitReached { limit }) => {
+            return Err(too_many_keys(
+                limit,
+                "revoke one it no longer uses (POST /api-keys/{id}/revoke) before creating another",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(key_id = %issued.record.id, by = %ctx.key_id, "API key created");
     Ok(http::kept(resp))
 }
@@ -405,10 +416,29 @@ async fn roll(
             Err(StoreError::NotFound) => {
                 return Err(ApiError::not_found("API key").with_param("id"));
             }
+            Err(StoreError::LimitReached { limit }) => {
+                return Err(too_many_keys(
+                    limit,
+                    "roll with expires_in 0 (the old key stops at once), or revoke a key it \
+                     no longer uses first",
+                ));
+            }
             Err(e) => return Err(e.into()),
         }
     }
     Err(StoreError::VersionConflict { expected: 0 }.into())
+}
+
+/// `422 TOO_MANY_KEYS`: the organization has `limit` active keys in this mode; `what_to_do`
+/// says how to make room.
+fn too_many_keys(limit: usize, what_to_do: &str) -> ApiError {
+    ApiError::unprocessable(
+        "TOO_MANY_KEYS",
+        format!(
+            "an organization has at most {limit} active API keys in each mode (a rolled key \
+             counts until its grace period ends), and this one has {limit}: {what_to_do}"
+        ),
+    )
 }
 
 /// How many times a roll reads the key again when it changed under it.

@@ -410,21 +410,39 @@ async fn create(
     // retry after a crash replays this endpoint, never creates a second one.
     let resp = http::json(201, &with_secret(&endpoint, &secret));
     let completion = http::completion(&resp);
-    svc.store
+    match svc
+        .store
         .create_endpoint(&endpoint, completion.as_ref())
-        .await?;
-    Ok(http::kept(resp))
+        .await
+    {
+        Ok(()) => Ok(http::kept(resp)),
+        Err(StoreError::LimitReached { limit }) => Err(ApiError::unprocessable(
+            "TOO_MANY_ENDPOINTS",
+            format!(
+                "an organization has at most {limit} webhook endpoints in each mode, and this \
+                 one has {limit}: delete one it no longer uses (DELETE /webhook-endpoints/{{id}}) \
+                 before creating another"
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// Applies `change` to the stored endpoint, re-reading on a concurrent write.
-async fn modify<F>(
+/// Applies `change` to the stored endpoint, re-reading on a concurrent write, and answers
+/// `answer` of the endpoint as changed. The answer is kept for the request's
+/// `Idempotency-Key` by the endpoint's own write: a crash after it leaves the key answering
+/// this change, so a retry replays it rather than changing the endpoint again (for a
+/// rotation, a second secret no one is shown, and the merchant's own dropped).
+async fn modify<F, A>(
     svc: &Services,
     ctx: &auth::AuthContext,
     id: &WebhookEndpointId,
     mut change: F,
-) -> Result<WebhookEndpoint, ApiError>
+    answer: A,
+) -> Result<Response<Body>, ApiError>
 where
     F: FnMut(&mut WebhookEndpoint, Timestamp),
+    A: Fn(&WebhookEndpoint) -> Value,
 {
     for _ in 0..3 {
         let current = load(svc, ctx, id).await?;
@@ -432,12 +450,14 @@ where
         let mut next = current.next_version();
         change(&mut next, now);
         next.updated_at = now;
+        let resp = http::json(200, &answer(&next));
+        let completion = http::completion(&resp);
         match svc
             .store
-            .update_endpoint(&next, current.version, None)
+            .update_endpoint(&next, current.version, None, completion.as_ref())
             .await
         {
-            Ok(()) => return Ok(next),
+            Ok(()) => return Ok(http::kept(resp)),
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(StoreError::NotFound) => {
                 return Err(ApiError::not_found("webhook endpoint").with_param("id"));
@@ -473,7 +493,7 @@ async fn update(
     let enabled = body.enabled;
     let timeout = body.timeout.map(|t| t.0);
     let max_retries = body.max_retries.map(|m| m.map(|m| m.0));
-    let updated = modify(svc, ctx, id, |e, _| {
+    let change = |e: &mut WebhookEndpoint, _| {
         if let Some(u) = &url {
             e.url = u.clone();
         }
@@ -502,9 +522,8 @@ async fn update(
                 e.disabled_reason = Some("disabled by the merchant".into());
             }
         }
-    })
-    .await?;
-    Ok(http::json(200, &updated.api_view()))
+    };
+    modify(svc, ctx, id, change, WebhookEndpoint::api_view).await
 }
 
 async fn rotate(
@@ -517,7 +536,7 @@ async fn rotate(
     let master = master(svc)?;
     let secret = webhooks::generate_secret();
     let sealed = master.seal(&webhooks::endpoint_secret_context(id), &secret);
-    let updated = modify(svc, ctx, id, |e, now| {
+    let change = |e: &mut WebhookEndpoint, now: Timestamp| {
         // The current secret signs beside the new one for 24 h; older ones stop now.
         let mut secrets = vec![SealedWebhookSecret {
             sealed: sealed.clone(),
@@ -531,9 +550,9 @@ async fn rotate(
             });
         }
         e.secrets = secrets;
-    })
-    .await?;
-    Ok(http::json(200, &with_secret(&updated, &secret)))
+    };
+    // The answer holds the new secret: kept (sealed) with the rotation itself.
+    modify(svc, ctx, id, change, |e| with_secret(e, &secret)).await
 }
 
 /// `POST /webhook-endpoints/{id}/test`: a signed `ping` event to this endpoint alone,
@@ -562,12 +581,14 @@ async fn ping(
         let event = Event::for_endpoint(&ep, EventType::Ping, now);
         // The event is written with the endpoint (so `GET /events` lists it and the
         // delivery can read it); no endpoint subscribes to `ping`, so only the delivery
-        // made here sends it.
+        // made here sends it. The Idempotency-Key is not completed by this write: the answer
+        // is final only once the ping is queued, and a retry after a crash sends a new one
+        // (a second ping is harmless; a replayed one never queued would not be).
         let mut next = ep.next_version();
         next.updated_at = ep.updated_at;
         match svc
             .store
-            .update_endpoint(&next, ep.version, Some(&event))
+            .update_endpoint(&next, ep.version, Some(&event), None)
             .await
         {
             Ok(()) => {}

@@ -118,6 +118,8 @@ catalogue! {
         "An API key's `name` must be 1 to 100 characters.";
     InvalidScope = "INVALID_SCOPE", [400], InvalidRequest,
         "`scopes` (or a token's `scope`) must be a non-empty list of known scopes; `*` is for API keys only.";
+    TooManyKeys = "TOO_MANY_KEYS", [422], InvalidRequest,
+        "The organization has 50 active API keys in this mode, the most it may have (a rolled key counts until its grace period ends, a revoked one not at all); revoke one it no longer uses before creating another, or roll with `expires_in: 0`.";
     UnsupportedGrantType = "UNSUPPORTED_GRANT_TYPE", [400], InvalidRequest,
         "`POST /auth/token` takes `grant_type: \"api_key\"`.";
     InvalidExpiresIn = "INVALID_EXPIRES_IN", [400], InvalidRequest,
@@ -138,6 +140,8 @@ catalogue! {
         "`timeout` must be 1-30 seconds, `max_retries` 0-20 or null, `allowed_ips` at most 50 IP addresses or CIDR blocks.";
     WebhookUrlNotAllowed = "WEBHOOK_URL_NOT_ALLOWED", [422], InvalidRequest,
         "The webhook URL's host resolves to no address inside the endpoint's `allowed_ips`.";
+    TooManyEndpoints = "TOO_MANY_ENDPOINTS", [422], InvalidRequest,
+        "The organization has 16 webhook endpoints in this mode, the most it may have (disabled ones count); delete one it no longer uses before creating another.";
     InvalidOrderInfo = "INVALID_ORDER_INFO", [400], InvalidRequest,
         "`metadata` / `order_info` is malformed, too large, or both are given.";
     InvalidNonce = "INVALID_NONCE", [400], InvalidRequest,

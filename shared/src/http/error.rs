@@ -233,6 +233,12 @@ impl From<StoreError> for ApiError {
                 "IDEMPOTENCY_IN_FLIGHT",
                 "a later request with this Idempotency-Key took it over; its answer stands",
             ),
+            // Refused by a handler in its own words (TOO_MANY_ENDPOINTS, TOO_MANY_KEYS); one
+            // that lets it through has a write it did not expect to meet a limit.
+            StoreError::LimitReached { limit } => {
+                tracing::error!(limit, "a store limit reached where no handler expected one");
+                Self::internal()
+            }
             StoreError::TxAlreadyClaimed { .. } => {
                 Self::unprocessable("TX_ALREADY_USED", "this transaction already paid an order")
                     .with_param("tx_hash")

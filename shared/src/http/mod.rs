@@ -606,6 +606,8 @@ mod tests {
             ModeNotSupported,
             RefundAddressRequired,
             // State that can change.
+            TooManyEndpoints,
+            TooManyKeys,
             OrderNotRefundable,
             RefundExceedsReceived,
             WebhookUrlUnresolvable,

@@ -35,6 +35,12 @@ pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 /// How long an in-flight idempotency record blocks retries before a crashed request's
 /// lock may be taken over.
 pub const IDEMPOTENCY_LOCK_SECS: i64 = 60;
+/// Most webhook endpoints an organization may have in one mode (Stripe's limit): every
+/// order event is sent to each of them, and `GET /webhook-endpoints` lists them all.
+pub const MAX_WEBHOOK_ENDPOINTS: usize = 16;
+/// Most active API keys (neither revoked nor past their expiry, a rolled key in its grace
+/// period included) an organization may have in one mode.
+pub const MAX_ACTIVE_API_KEYS: usize = 50;
 
 /// What can go wrong in a store call. Expected outcomes are their own variants; faults of
 /// the backing service are `Unavailable`.
@@ -54,6 +60,10 @@ pub enum StoreError {
     /// request outlived its lock and a retry took the key over. Nothing was written.
     #[error("the idempotency key was taken over by a later request")]
     IdempotencyKeyTakenOver,
+    /// The organization already has, in this mode, as many records of the kind as it may
+    /// ([`MAX_WEBHOOK_ENDPOINTS`], [`MAX_ACTIVE_API_KEYS`]). Nothing was written.
+    #[error("the organization already has {limit} of these in this mode")]
+    LimitReached { limit: usize },
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
     #[error("store unavailable: {0}")]
@@ -253,11 +263,17 @@ pub trait RateLimitStore: Send + Sync {
     async fn put_rate_limits(&self, org: &OrgId, limits: &RateLimits) -> StoreResult<()>;
 }
 
+/// An addition to one of an organization's capped lists (its webhook endpoints, its API
+/// keys) is refused once the list is full, in both adapters, counted and written as one:
+/// two additions at once never pass the limit together (SQLite counts inside the write's
+/// transaction; DynamoDB guards the write on an item every addition moves, read before the
+/// count, and counts again when another addition moved it first).
 #[async_trait]
 pub trait KeyStore: Send + Sync {
-    /// Stores a new key record; `AlreadyExists` if the id or hash is taken. With
-    /// `completing`, the request's idempotency key is completed in the same write (see
-    /// [`IdempotencyCompletion`]).
+    /// Stores a new key record; `AlreadyExists` if the id or hash is taken, `LimitReached`
+    /// if its organization already has [`MAX_ACTIVE_API_KEYS`] active keys in its mode (at
+    /// the key's `created_at`). With `completing`, the request's idempotency key is completed
+    /// in the same write (see [`IdempotencyCompletion`]).
     async fn create_api_key(
         &self,
         key: &ApiKey,
@@ -280,7 +296,10 @@ pub trait KeyStore: Send + Sync {
     /// `completing` the request's idempotency key completed. Answers `old` as left.
     /// Nothing is written when the stored key is no longer `old` (revoked or rolled
     /// meanwhile: `VersionConflict`), is unknown (`NotFound`), when `new`'s id or hash is
-    /// taken (`AlreadyExists`) or when the idempotency key was taken over.
+    /// taken (`AlreadyExists`), when the idempotency key was taken over, or when `old` keeps
+    /// working after `new`'s `created_at` and the organization already has
+    /// [`MAX_ACTIVE_API_KEYS`] active keys in the mode (`LimitReached`; a roll whose old key
+    /// stops at once replaces it, and is never refused for the limit).
     async fn roll_api_key(
         &self,
         old: &ApiKey,
@@ -295,6 +314,34 @@ pub trait KeyStore: Send + Sync {
 /// Newest first, by creation time then id, as both adapters list keys.
 pub(crate) fn sort_keys_newest_first(keys: &mut [ApiKey]) {
     keys.sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));
+}
+
+/// Whether adding one more active key to `keys` (an organization's, in one mode) at `now`
+/// would pass [`MAX_ACTIVE_API_KEYS`]: `LimitReached` if so.
+pub(crate) fn check_key_limit(keys: &[ApiKey], now: Timestamp) -> StoreResult<()> {
+    let active = keys.iter().filter(|k| k.is_active(now)).count();
+    if active >= MAX_ACTIVE_API_KEYS {
+        return Err(StoreError::LimitReached {
+            limit: MAX_ACTIVE_API_KEYS,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a roll of `old` to `new`, `old` set to stop at `until`, adds an active key (the
+/// old one keeps working beside the new one): then it counts against [`MAX_ACTIVE_API_KEYS`].
+pub(crate) fn roll_adds_a_key(old: &ApiKey, new: &ApiKey, until: Timestamp) -> bool {
+    old.expiry_when_rolled(until) > new.created_at
+}
+
+/// Whether one more webhook endpoint beside `count` would pass [`MAX_WEBHOOK_ENDPOINTS`].
+pub(crate) fn check_endpoint_limit(count: usize) -> StoreResult<()> {
+    if count >= MAX_WEBHOOK_ENDPOINTS {
+        return Err(StoreError::LimitReached {
+            limit: MAX_WEBHOOK_ENDPOINTS,
+        });
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -409,8 +456,10 @@ pub trait AnalyticsStore: Send + Sync {
 
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
-    /// `AlreadyExists` if the id is taken. With `completing`, the request's idempotency key
-    /// is completed in the same write (see [`IdempotencyCompletion`]).
+    /// `AlreadyExists` if the id is taken, `LimitReached` if the organization already has
+    /// [`MAX_WEBHOOK_ENDPOINTS`] endpoints in the endpoint's mode (disabled ones too; see
+    /// [`KeyStore`] on capped lists). With `completing`, the request's idempotency key is
+    /// completed in the same write (see [`IdempotencyCompletion`]).
     async fn create_endpoint(
         &self,
         e: &WebhookEndpoint,
@@ -422,12 +471,15 @@ pub trait WebhookStore: Send + Sync {
         id: &WebhookEndpointId,
     ) -> StoreResult<Option<WebhookEndpoint>>;
     /// Replaces the endpoint if the stored version is `expected_version` (`VersionConflict`
-    /// otherwise, `NotFound` if it is gone), writing `event` in the same transaction.
+    /// otherwise, `NotFound` if it is gone), writing `event` and, with `completing`, the
+    /// request's idempotency key (see [`IdempotencyCompletion`]) in the same transaction: a
+    /// rotated secret is never left behind a key a retry would take again.
     async fn update_endpoint(
         &self,
         e: &WebhookEndpoint,
         expected_version: u64,
         event: Option<&Event>,
+        completing: Option<&IdempotencyCompletion>,
     ) -> StoreResult<()>;
     /// True if it existed.
     async fn delete_endpoint(&self, org: &OrgId, id: &WebhookEndpointId) -> StoreResult<bool>;

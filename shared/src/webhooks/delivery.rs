@@ -668,7 +668,7 @@ async fn record_endpoint_health(
         return Ok(());
     };
     match store
-        .update_endpoint(&next, ep.version, event.as_ref())
+        .update_endpoint(&next, ep.version, event.as_ref(), None)
         .await
     {
         // Someone else changed it meanwhile (an update, another delivery): theirs stands.

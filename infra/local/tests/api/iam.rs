@@ -39,12 +39,18 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("hits", &[("GetItem", Table)]),
     ("get_rate_limits", &[("GetItem", Table)]),
     ("put_rate_limits", &[("PutItem", Table)]),
-    ("create_api_key", &[("PutItem", Table)]),
+    (
+        "create_api_key",
+        &[("PutItem", Table), ("GetItem", Table), ("Query", Table)],
+    ),
     ("get_api_key_by_hash", &[("GetItem", Table)]),
     ("get_api_key", &[("GetItem", Table)]),
     ("get_org_api_key", &[("GetItem", Table)]),
     ("revoke_api_key", &[("GetItem", Table), ("PutItem", Table)]),
-    ("roll_api_key", &[("GetItem", Table), ("PutItem", Table)]),
+    (
+        "roll_api_key",
+        &[("GetItem", Table), ("PutItem", Table), ("Query", Table)],
+    ),
     ("list_api_keys", &[("Query", Table)]),
     ("create_order", &[("PutItem", Table)]),
     ("get_order", &[("GetItem", Table)]),
@@ -99,7 +105,10 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("idempotency_release", &[("DeleteItem", Table)]),
     ("claim_once", &[("PutItem", Table)]),
     ("release_claim", &[("DeleteItem", Table)]),
-    ("create_endpoint", &[("PutItem", Table)]),
+    (
+        "create_endpoint",
+        &[("PutItem", Table), ("GetItem", Table), ("Query", Table)],
+    ),
     ("get_endpoint", &[("GetItem", Table)]),
     ("update_endpoint", &[("PutItem", Table), ("GetItem", Table)]),
     (

@@ -836,3 +836,87 @@ async fn a_revocation_that_meets_another_transaction_on_dynamodb_is_tried_again(
         None
     );
 }
+
+/// An organization has at most 50 active API keys per mode (revoked ones do not count; a
+/// rolled key counts until its grace period ends): the 51st is refused with
+/// `422 TOO_MANY_KEYS` and nothing written, and so is a roll that keeps its old key working;
+/// a roll whose old key stops at once is not. Revoking a key makes room.
+#[tokio::test]
+async fn an_organization_has_at_most_50_active_keys_per_mode() {
+    let app = spawn_app().await;
+    let mut nonce = 0;
+    let mut post = async |path: &str, body: Value| {
+        nonce += 1;
+        let bytes = serde_json::to_vec(&body).unwrap();
+        v2_post(&app, &app.a, path, &format!("cap-{nonce}"), &bytes, &bytes).await
+    };
+    // A's own key, 47 more, and a revoked one (which does not count).
+    let mut keys = Vec::new();
+    for _ in 0..47 {
+        keys.push(app.key_of_a(vec![Scope::OrdersRead]).await);
+    }
+    let gone = app.key_of_a(vec![Scope::OrdersRead]).await;
+    let r = post(&format!("/api-keys/{}/revoke", gone.key_id), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The 49th and the 50th.
+    for name in ["49th", "50th"] {
+        let r = post(
+            "/api-keys",
+            json!({"name": name, "scopes": ["orders:read"]}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let body = json!({"name": "51st", "scopes": ["orders:read"]});
+    let r = post("/api-keys", body.clone()).await;
+    r.assert_error(422, "TOO_MANY_KEYS");
+    assert_eq!(r.body["error"]["type"], "invalid_request");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("50") && message.contains("revoke"),
+        "{message}"
+    );
+    let listed = app.get(&app.a, "/api-keys").await;
+    let data = listed.body["data"].as_array().unwrap();
+    assert_eq!(
+        data.len(),
+        51,
+        "50 active and the revoked one: {}",
+        listed.text
+    );
+    assert!(data.iter().all(|k| k["name"] != "51st"), "nothing written");
+
+    // A roll that keeps the old key working adds one: refused, the old key as it was.
+    let rolled = &keys[0];
+    let roll = format!("/api-keys/{}/roll", rolled.key_id);
+    post(&roll, json!({}))
+        .await
+        .assert_error(422, "TOO_MANY_KEYS");
+    assert_eq!(app.get(rolled, "/pay-orders").await.status, 200);
+    let shown = app
+        .get(&app.a, &format!("/api-keys/{}", rolled.key_id))
+        .await;
+    assert_eq!(shown.body["status"], "active", "{}", shown.text);
+    assert!(shown.body["expires_at"].is_null(), "{}", shown.text);
+    // One that stops the old key at once replaces it.
+    let r = post(&roll, json!({"expires_in": 0})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    post("/api-keys", body.clone())
+        .await
+        .assert_error(422, "TOO_MANY_KEYS");
+
+    // The live mode has its own; a revoked key makes room.
+    let r = app
+        .signed_post(
+            &app.a_live,
+            "/api-keys",
+            &json!({"name": "live", "scopes": ["orders:read"]}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = post(&format!("/api-keys/{}/revoke", keys[1].key_id), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = post("/api-keys", body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}

@@ -10,11 +10,11 @@ use alloy::primitives::U256;
 use payorders::auth::sign;
 use payorders::store::embedded::EmbeddedStore;
 use payorders::store::{
-    Cursor, IdempotencyBegin, IdempotencyScope, IdempotencyStore, KeyStore, ListWindow,
-    OrderFilter, OrderStore,
+    Cursor, IDEMPOTENCY_LOCK_SECS, IdempotencyBegin, IdempotencyScope, IdempotencyStore, KeyStore,
+    ListWindow, OrderFilter, OrderStore, RateLimitStore, WebhookStore,
 };
 use payorders::testing::anvil;
-use payorders::{KeyMode, OrderId, OrgId, Timestamp};
+use payorders::{KeyMode, OrderId, OrgId, RateClass, RateLimits, Timestamp, WebhookEndpointId};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -330,6 +330,8 @@ struct Attempt {
     key: String,
     body: Vec<u8>,
     answer: Option<String>,
+    /// The `secret` of the answer, when it had one (a webhook endpoint's new secret).
+    secret: Option<String>,
 }
 
 /// Every attempt of a kill test's senders, in the order they were sent.
@@ -374,6 +376,7 @@ impl Caller {
                 key: key.clone(),
                 body: body.clone(),
                 answer: None,
+                secret: None,
             });
             j.len() - 1
         };
@@ -395,7 +398,9 @@ impl Caller {
             return false;
         };
         assert_eq!(status, want, "{answer}");
-        journal.lock().unwrap()[slot].answer = answer["id"].as_str().map(str::to_owned);
+        let mut j = journal.lock().unwrap();
+        j[slot].answer = answer["id"].as_str().map(str::to_owned);
+        j[slot].secret = answer["secret"].as_str().map(str::to_owned);
         true
     }
 }
@@ -456,6 +461,31 @@ async fn kept_id(
         }
         other => Err(other),
     }
+}
+
+/// What a retry of `a` (the demo key's) finds in `store` at `at`: its kept answer
+/// (`Replay`), or the key taken afresh (it runs the request again). Past the lock of a
+/// request that died, `at` is when the client's retry gets to run it again.
+async fn retried_at(
+    store: &EmbeddedStore,
+    org: &OrgId,
+    a: &Attempt,
+    at: Timestamp,
+) -> IdempotencyBegin {
+    let scope = IdempotencyScope {
+        organization_id: org.clone(),
+        mode: KeyMode::Test,
+        key: a.key.clone(),
+    };
+    let keys = store.list_api_keys(org, KeyMode::Test).await.unwrap();
+    let [demo] = keys.as_slice() else {
+        panic!("expected the demo key alone, found {} keys", keys.len());
+    };
+    let fingerprint = payorders::http::request_fingerprint(&demo.id, "POST", &a.path, &a.body);
+    store
+        .idempotency_begin(&scope, &fingerprint, at)
+        .await
+        .unwrap()
 }
 
 /// The store as the next start finds it.
@@ -682,6 +712,200 @@ async fn a_host_killed_amid_refunds_keeps_each_refund_with_its_key() {
     eprintln!(
         "{} refunds sent, {answered} answered, {refunds_total} on disk, {kept_total} kept",
         sent.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kill -9` while webhook endpoints' secrets are rotated, each rotation under its own
+/// `Idempotency-Key`. A rotation keeps the secret the merchant holds signing for 24 h beside
+/// the new one and drops any older one at once, so a rotation the host committed but whose
+/// key it did not keep is fatal: once the key's lock runs out the merchant's retry rotates
+/// again, and the endpoint signs with a secret never shown and one shown to no one, the
+/// merchant's own dropped (every webhook fails verification). Every rotation on disk must
+/// be kept by its key: a retry after the lock lapses replays it (the same secret, through
+/// the restarted host as well), and the secret held before it still verifies for the
+/// grace period.
+#[tokio::test]
+async fn a_host_killed_amid_secret_rotations_keeps_each_rotation_with_its_key() {
+    let dir = tempfile_dir();
+    let host = HostProcess::start(&dir, &anvil_url()).await;
+    // One endpoint per sender, so that rotations do not queue behind one another's version.
+    let mut endpoints: Vec<(String, String)> = Vec::new();
+    let mut org = None;
+    for n in 0..8 {
+        let ep = host
+            .call(
+                reqwest::Method::POST,
+                "/webhook-endpoints",
+                Some(json!({"url": format!("http://127.0.0.1:9/hooks/{n}"), "events": ["order.created"]})),
+            )
+            .await;
+        org = Some(OrgId::parse(ep["organization_id"].as_str().unwrap()).unwrap());
+        endpoints.push((
+            ep["id"].as_str().unwrap().to_owned(),
+            ep["secret"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let org = org.unwrap();
+    let path_of = |id: &str| format!("/webhook-endpoints/{id}/rotate-secret");
+
+    let journal = Journal::default();
+    let mut senders = Vec::new();
+    for (worker, (id, _)) in endpoints.iter().enumerate() {
+        let (journal, caller, path) = (journal.clone(), host.caller(), path_of(id));
+        senders.push(tokio::spawn(async move {
+            // At most 80 rotations: with the 8 creates, within the key's hourly webhooks
+            // limit (100).
+            for n in 0..10 {
+                let key = format!("rotate-{worker}-{n}");
+                if !caller
+                    .post_keyed(&journal, &path, key, b"{}".to_vec(), None, 200)
+                    .await
+                {
+                    return;
+                }
+            }
+        }));
+    }
+    let sent = kill_amid(host, senders, &journal, 40, 8).await;
+
+    let store = store_after_kill(&dir);
+    let master = payorders_local::setup::dev_master_key(&dir).unwrap();
+    // Once every lock has run out: what the merchant's retries find.
+    let lapsed = Timestamp::now().plus_seconds(IDEMPOTENCY_LOCK_SECS + 1);
+    let mut stored = HashMap::new();
+    let mut to_replay = Vec::new();
+    for (id, _) in &endpoints {
+        let eid = WebhookEndpointId::parse(id).unwrap();
+        let ep = store.get_endpoint(&org, &eid).await.unwrap().unwrap();
+        let mut kept = 0;
+        for a in sent.iter().filter(|a| a.path == path_of(id)) {
+            match retried_at(&store, &org, a, lapsed).await {
+                IdempotencyBegin::Replay(_) => {
+                    kept += 1;
+                    if a.answer.is_none() {
+                        to_replay.push(a);
+                    }
+                }
+                other => assert!(
+                    a.answer.is_none(),
+                    "{} was answered, and its key is {other:?}",
+                    a.key
+                ),
+            }
+        }
+        assert_eq!(
+            ep.version - 1,
+            kept,
+            "{id} was rotated {} times and {kept} of its keys keep their rotation: a retry of \
+             another, once its lock has run out, rotates again and drops the merchant's secret",
+            ep.version - 1
+        );
+        stored.insert(id.clone(), ep);
+    }
+    drop(store);
+    // The limit is per hour; the retries below are not what this test counts.
+    let mut limits = RateLimits::default();
+    limits.set(RateClass::Webhooks, Some(10_000));
+    store_after_kill(&dir)
+        .put_rate_limits(&org, &limits)
+        .await
+        .unwrap();
+
+    // The merchant retries the rotations it got no answer to: each replays its secret.
+    let host = HostProcess::start(&dir, &anvil_url()).await;
+    let mut replayed = Vec::new();
+    for a in &to_replay {
+        let resp = host
+            .client
+            .post(format!("{}{}", host.base, a.path))
+            .header("X-API-KEY", &host.key)
+            .header("Idempotency-Key", &a.key)
+            .header("Content-Type", "application/json")
+            .body(a.body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", a.key);
+        assert_eq!(resp.headers()["idempotent-replayed"], "true", "{}", a.key);
+        let body: Value = resp.json().await.unwrap();
+        replayed.push((a.path.clone(), body["secret"].as_str().unwrap().to_owned()));
+    }
+    drop(host);
+
+    // Every secret an endpoint signs with is one the merchant was shown (in an answer, or
+    // its replay), and the one it held before the last rotation (the original one, after a
+    // single rotation) still verifies for the grace period, and no longer after it.
+    let now = Timestamp::now();
+    for (id, original) in &endpoints {
+        let ep = &stored[id];
+        let path = path_of(id);
+        let shown: BTreeSet<&str> = std::iter::once(original.as_str())
+            .chain(
+                sent.iter()
+                    .filter(|a| a.path == path)
+                    .filter_map(|a| a.secret.as_deref()),
+            )
+            .chain(
+                replayed
+                    .iter()
+                    .filter(|(p, _)| *p == path)
+                    .map(|(_, s)| s.as_str()),
+            )
+            .collect();
+        let context = payorders::webhooks::endpoint_secret_context(&ep.id);
+        let signing_at = |at: Timestamp| -> Vec<String> {
+            ep.signing_secrets(at)
+                .map(|s| master.open(&context, &s.sealed).unwrap())
+                .collect()
+        };
+        for secret in signing_at(now) {
+            assert!(
+                shown.contains(secret.as_str()),
+                "{id} signs with a secret the merchant was never shown"
+            );
+        }
+        if ep.version == 1 {
+            assert_eq!(signing_at(now), std::slice::from_ref(original));
+            continue;
+        }
+        let [held] = ep
+            .secrets
+            .iter()
+            .filter(|s| s.expires_at.is_some())
+            .map(|s| master.open(&context, &s.sealed).unwrap())
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
+        if ep.version == 2 {
+            assert_eq!(&held, original, "{id}: the original secret is the one held");
+        }
+        let rotated = ep.updated_at;
+        let verifies = |at: Timestamp| {
+            let header = payorders::webhooks::signature_header(
+                signing_at(at).iter().map(String::as_str),
+                "msg_1",
+                1,
+                "{}",
+            );
+            let mine = payorders::webhooks::sign(&held, "msg_1", 1, "{}").unwrap();
+            header.split(' ').any(|s| s == format!("v1,{mine}"))
+        };
+        assert!(
+            verifies(rotated.plus_seconds(23 * 3600)),
+            "{id}: the merchant's secret stopped verifying within the grace period"
+        );
+        assert!(
+            !verifies(rotated.plus_seconds(24 * 3600 + 60)),
+            "{id}: the held secret outlived its grace period"
+        );
+    }
+    let answered = sent.iter().filter(|a| a.answer.is_some()).count();
+    let rotations: u64 = stored.values().map(|e| e.version - 1).sum();
+    eprintln!(
+        "{} rotations sent, {answered} answered, {rotations} on disk, {} replayed after the restart",
+        sent.len(),
+        replayed.len()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -402,7 +402,7 @@ async fn rewrite_endpoint(app: &TestApp, eid: &str, change: impl FnOnce(&mut Web
     let mut next = stored.next_version();
     change(&mut next);
     app.store
-        .update_endpoint(&next, stored.version, None)
+        .update_endpoint(&next, stored.version, None, None)
         .await
         .unwrap();
 }
@@ -859,8 +859,9 @@ impl WebhookStore for FlakyStore {
         e: &WebhookEndpoint,
         v: u64,
         ev: Option<&Event>,
+        c: Option<&payorders::store::IdempotencyCompletion>,
     ) -> StoreResult<()> {
-        self.inner.update_endpoint(e, v, ev).await
+        self.inner.update_endpoint(e, v, ev, c).await
     }
     async fn delete_endpoint(&self, o: &OrgId, id: &WebhookEndpointId) -> StoreResult<bool> {
         self.inner.delete_endpoint(o, id).await
@@ -1811,4 +1812,121 @@ async fn an_idempotent_creation_replays_the_secret_but_keeps_it_sealed() {
     .await;
     assert!(!kept.contains(secret), "the secret is kept in plaintext");
     assert!(!kept.contains("whsec_"));
+}
+
+/// An organization has at most 16 webhook endpoints per mode (every order event fans out
+/// to each): the 17th is refused with `422 TOO_MANY_ENDPOINTS` in our error shape, with
+/// nothing written and its `Idempotency-Key` given back; once one is deleted, the same
+/// request makes it. Other organizations (and the other mode) have their own.
+#[tokio::test]
+async fn an_organization_has_at_most_16_endpoints_per_mode() {
+    let app = spawn_app().await;
+    let url = "http://127.0.0.1:9/hooks";
+    let mut ids = Vec::new();
+    for _ in 0..16 {
+        let ep = create_endpoint(&app, &app.a, url, json!(["order.created"])).await;
+        ids.push(ep["id"].as_str().unwrap().to_owned());
+    }
+    let body = json!({"url": url, "description": "the 17th"});
+    let idem = [("idempotency-key", "the-17th")];
+    let r = app
+        .call(&app.a, "POST", "/webhook-endpoints", Some(&body), &idem)
+        .await;
+    r.assert_error(422, "TOO_MANY_ENDPOINTS");
+    assert_eq!(r.body["error"]["type"], "invalid_request");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("16") && message.contains("delete"),
+        "{message}"
+    );
+    let listed = app.get(&app.a, "/webhook-endpoints").await;
+    let data = listed.body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 16, "nothing written");
+    assert!(data.iter().all(|e| e["description"] != "the 17th"));
+    // Another organization is not full.
+    create_endpoint(&app, &app.b, url, json!(["*"])).await;
+
+    // A deleted endpoint makes room: the refused request, under the same key, now runs.
+    let del = app
+        .call(
+            &app.a,
+            "DELETE",
+            &format!("/webhook-endpoints/{}", ids[3]),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(del.status, 200, "{}", del.text);
+    let r = app
+        .call(&app.a, "POST", "/webhook-endpoints", Some(&body), &idem)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["description"], "the 17th");
+    assert!(r.headers.get("idempotent-replayed").is_none());
+    app.post(&app.a, "/webhook-endpoints", Some(&json!({"url": url})))
+        .await
+        .assert_error(422, "TOO_MANY_ENDPOINTS");
+}
+
+/// A rotation's answer (its new secret) is kept with the rotation itself, and an update's
+/// with the update: the same request under the same `Idempotency-Key` replays it, even
+/// once the key's lock would have run out, and never changes the endpoint again. The
+/// secret held before the rotation keeps signing beside the new one.
+#[tokio::test]
+async fn a_keyed_rotation_or_update_is_kept_with_its_change() {
+    let app = spawn_app().await;
+    let ep = create_endpoint(&app, &app.a, "http://127.0.0.1:9/hooks", json!(["*"])).await;
+    let (eid, original) = (
+        ep["id"].as_str().unwrap().to_owned(),
+        ep["secret"].as_str().unwrap().to_owned(),
+    );
+    let rotate = format!("/webhook-endpoints/{eid}/rotate-secret");
+    let idem = [("idempotency-key", "rotate-once")];
+    let first = app.call(&app.a, "POST", &rotate, None, &idem).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let stored = stored_endpoint(&app, &app.a.org_id, &eid).await;
+    assert_eq!(stored.version, 2);
+
+    // What a retry finds once the first request's lock has run out (had it died before
+    // answering): the kept answer, not the key free to rotate again.
+    let scope = payorders::store::IdempotencyScope {
+        organization_id: app.a.org_id.clone(),
+        mode: KeyMode::Test,
+        key: "rotate-once".into(),
+    };
+    let fingerprint = payorders::http::request_fingerprint(&app.a.key_id, "POST", &rotate, b"");
+    let lapsed = Timestamp::now().plus_seconds(payorders::store::IDEMPOTENCY_LOCK_SECS + 1);
+    let found = app
+        .store
+        .idempotency_begin(&scope, &fingerprint, lapsed)
+        .await
+        .unwrap();
+    assert!(
+        matches!(found, payorders::store::IdempotencyBegin::Replay(_)),
+        "{found:?}"
+    );
+    let again = app.call(&app.a, "POST", &rotate, None, &idem).await;
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, first.body, "the same secret");
+    assert_eq!(stored_endpoint(&app, &app.a.org_id, &eid).await.version, 2);
+    // The original secret signs beside the new one.
+    let context = payorders::webhooks::endpoint_secret_context(&stored.id);
+    let signing: Vec<String> = stored
+        .signing_secrets(Timestamp::now().plus_seconds(23 * 3600))
+        .map(|s| app.master.open(&context, &s.sealed).unwrap())
+        .collect();
+    assert_eq!(
+        signing,
+        [first.body["secret"].as_str().unwrap().to_owned(), original]
+    );
+
+    let update = format!("/webhook-endpoints/{eid}");
+    let body = json!({"description": "kept"});
+    let idem = [("idempotency-key", "update-once")];
+    let first = app.call(&app.a, "POST", &update, Some(&body), &idem).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let again = app.call(&app.a, "POST", &update, Some(&body), &idem).await;
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, first.body);
+    assert_eq!(stored_endpoint(&app, &app.a.org_id, &eid).await.version, 3);
 }

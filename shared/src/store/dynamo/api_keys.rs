@@ -3,6 +3,7 @@
 //! A change writes the record and the copy in one transaction, guarded on the record's
 //! document as read, so a revocation and a roll never overwrite each other.
 
+use super::capped::Capped;
 use super::*;
 
 fn record_item(key: &ApiKey) -> Item {
@@ -109,8 +110,10 @@ impl KeyStore for DynamoStore {
         key: &ApiKey,
         completing: Option<&IdempotencyCompletion>,
     ) -> StoreResult<()> {
+        let (org, mode, at) = (&key.organization_id, key.mode, key.created_at);
         let puts = self.new_key_puts(key)?.into();
-        self.create_completing(puts, completing).await
+        self.add_capped(Capped::ApiKeys, org, mode, at, puts, 0, completing)
+            .await
     }
 
     async fn get_api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
@@ -164,13 +167,21 @@ impl KeyStore for DynamoStore {
         if rolled != *old {
             return Err(StoreError::VersionConflict { expected: 0 });
         }
+        let adds = roll_adds_a_key(&rolled, new, until);
         rolled.expires_at = Some(rolled.expiry_when_rolled(until));
         let mut puts = vec![
             self.guarded_key_put(&rolled, &stored)?,
             self.listing_put(&rolled)?,
         ];
         puts.extend(self.new_key_puts(new)?);
-        self.write_completing(puts, 2, completing).await?;
+        if adds {
+            // The old key works on beside the new one: one more active key.
+            let (org, mode, at) = (&new.organization_id, new.mode, new.created_at);
+            self.add_capped(Capped::ApiKeys, org, mode, at, puts, 2, completing)
+                .await?;
+        } else {
+            self.write_completing(puts, 2, completing).await?;
+        }
         Ok(rolled)
     }
 

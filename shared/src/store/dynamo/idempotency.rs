@@ -70,20 +70,12 @@ pub(super) fn taken_over(
 }
 
 impl DynamoStore {
-    /// Writes new records (`puts`, each conditioned on being new) and, with `completing`,
-    /// the request's idempotency key, in one transaction: `IdempotencyKeyTakenOver` if the
-    /// key is no longer the request's, `AlreadyExists` if a record was there.
-    pub(super) async fn create_completing(
-        &self,
-        puts: Vec<Put>,
-        completing: Option<&IdempotencyCompletion>,
-    ) -> StoreResult<()> {
-        self.write_completing(puts, 0, completing).await
-    }
-
-    /// As [`Self::create_completing`], the first `guarded` puts being changes guarded on
-    /// their records as read: refused by that guard, or in a transaction conflict with
-    /// another write of those records, the write is a `VersionConflict` (read them again).
+    /// Writes `puts` and, with `completing`, the request's idempotency key, in one
+    /// transaction: `IdempotencyKeyTakenOver` if the key is no longer the request's. The
+    /// first `guarded` puts are changes guarded on their records as read: refused by that
+    /// guard, or in a transaction conflict with another write of those records, the write is
+    /// a `VersionConflict` (read them again). The others are new records, each conditioned
+    /// on being new: `AlreadyExists` if one was there.
     pub(super) async fn write_completing(
         &self,
         mut puts: Vec<Put>,

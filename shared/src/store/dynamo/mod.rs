@@ -14,6 +14,7 @@
 //! | idempotency | `IDEMP#org#mode#key` | `IDEMP` | TTL 24 h |
 //! | claim | `CLAIM#key` | `CLAIM` | replay and single-use nonce claims, TTL |
 //! | webhook endpoint | `ORG#org` | `WHEP#mode#id` | listed by querying the org's partition |
+//! | additions | `ORG#org` | `ADDED#WHEP#mode`, `ADDED#APIKEY#mode` | `version` moved by every addition to a capped list (`capped`) |
 //! | delivery | `DELIVERY#id` | `DELIVERY` | GSI `deliveries_by_endpoint` |
 //! | audit entry | `AUDIT#id` | `AUDIT` | GSIs `events_by_org` (`AUDIT#org#mode`) and, about an object, `deliveries_by_endpoint` (`AUDITOF#org#mode#object`); TTL a year |
 //! | merchant wallet | `ORG#org` | `WALLET#mode#chain` | one per chain and mode |
@@ -36,6 +37,7 @@
 mod analytics;
 mod api_keys;
 mod audit;
+mod capped;
 mod claims;
 mod events;
 mod idempotency;

@@ -1,6 +1,8 @@
 //! Webhook endpoints (in their organization's partition) and deliveries.
 
+use super::capped::Capped;
 use super::events::event_item;
+use super::idempotency::{completion_put, taken_over};
 use super::keys::{mode_of, sort_key};
 use super::*;
 
@@ -32,8 +34,11 @@ impl WebhookStore for DynamoStore {
         e: &WebhookEndpoint,
         completing: Option<&IdempotencyCompletion>,
     ) -> StoreResult<()> {
+        let (org, mode) = (&e.organization_id, mode_of(e.livemode));
         let puts = vec![self.put(endpoint_item(e), NEW)?];
-        self.create_completing(puts, completing).await
+        let list = Capped::WebhookEndpoints;
+        self.add_capped(list, org, mode, e.created_at, puts, 0, completing)
+            .await
     }
 
     async fn get_endpoint(
@@ -55,14 +60,20 @@ impl WebhookStore for DynamoStore {
         e: &WebhookEndpoint,
         expected_version: u64,
         event: Option<&Event>,
+        completing: Option<&IdempotencyCompletion>,
     ) -> StoreResult<()> {
         let guard = Guard::existing(expected_version);
         let mut puts = vec![guarded_put(&self.table, endpoint_item(e), guard)?];
         if let Some(ev) = event {
             puts.push(self.put(event_item(ev), NEW)?);
         }
+        let at = puts.len();
+        puts.extend(completion_put(&self.table, completing)?);
         match self.transact(puts).await? {
             Ok(()) => Ok(()),
+            Err(failed) if taken_over(&failed, at, completing) => {
+                Err(StoreError::IdempotencyKeyTakenOver)
+            }
             Err(failed) if failed.iter().any(|(i, _)| *i == 0) => {
                 let stored = self.get_endpoint(&e.organization_id, &e.id).await?;
                 Err(guard.refused(stored.map(|s| s.version)))

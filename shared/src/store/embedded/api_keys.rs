@@ -12,6 +12,10 @@ impl KeyStore for EmbeddedStore {
     ) -> StoreResult<()> {
         let (key, completing) = (key.clone(), completing.cloned());
         self.tx(move |tx| {
+            check_key_limit(
+                &org_keys(tx, &key.organization_id, key.mode)?,
+                key.created_at,
+            )?;
             insert_key(tx, &key)?;
             super::idempotency::write_completion(tx, completing.as_ref())
         })
@@ -62,6 +66,12 @@ impl KeyStore for EmbeddedStore {
             if rolled != old {
                 return Err(StoreError::VersionConflict { expected: 0 });
             }
+            if roll_adds_a_key(&rolled, &new, until) {
+                check_key_limit(
+                    &org_keys(tx, &new.organization_id, new.mode)?,
+                    new.created_at,
+                )?;
+            }
             rolled.expires_at = Some(rolled.expiry_when_rolled(until));
             insert_key(tx, &new)?;
             write_key(tx, &rolled)?;
@@ -72,17 +82,8 @@ impl KeyStore for EmbeddedStore {
     }
 
     async fn list_api_keys(&self, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<ApiKey>> {
-        let org = org.to_string();
-        let mut keys: Vec<ApiKey> = self
-            .read(move |tx| {
-                docs(
-                    tx,
-                    "SELECT doc FROM api_keys WHERE json_extract(doc, '$.organization_id') = ?1 \
-                     AND json_extract(doc, '$.mode') = ?2",
-                    params![org, mode.as_str()],
-                )
-            })
-            .await?;
+        let org = org.clone();
+        let mut keys: Vec<ApiKey> = self.read(move |tx| org_keys(tx, &org, mode)).await?;
         sort_keys_newest_first(&mut keys);
         Ok(keys)
     }
@@ -107,6 +108,16 @@ impl EmbeddedStore {
         })
         .await
     }
+}
+
+/// An organization's keys in one mode, in no order.
+fn org_keys(tx: &Connection, org: &OrgId, mode: KeyMode) -> StoreResult<Vec<ApiKey>> {
+    docs(
+        tx,
+        "SELECT doc FROM api_keys WHERE json_extract(doc, '$.organization_id') = ?1 \
+         AND json_extract(doc, '$.mode') = ?2",
+        params![org.as_str(), mode.as_str()],
+    )
 }
 
 /// A key by id.

@@ -14,6 +14,18 @@ impl WebhookStore for EmbeddedStore {
     ) -> StoreResult<()> {
         let (e, completing) = (e.clone(), completing.cloned());
         self.tx(move |tx| {
+            // Counted inside the write's transaction: no other addition falls in between.
+            let count: i64 = row(
+                tx,
+                "SELECT COUNT(*) FROM webhook_endpoints WHERE org_id = ?1 AND mode = ?2",
+                params![
+                    e.organization_id.as_str(),
+                    keys::mode_of(e.livemode).as_str()
+                ],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+            crate::store::check_endpoint_limit(usize::try_from(count).unwrap_or(usize::MAX))?;
             insert_new(tx, "INSERT INTO webhook_endpoints (id, org_id, mode, sort_key, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![
                     e.id.as_str(),
                     e.organization_id.as_str(),
@@ -46,8 +58,9 @@ impl WebhookStore for EmbeddedStore {
         e: &WebhookEndpoint,
         expected_version: u64,
         event: Option<&Event>,
+        completing: Option<&IdempotencyCompletion>,
     ) -> StoreResult<()> {
-        let (e, event) = (e.clone(), event.cloned());
+        let (e, event, completing) = (e.clone(), event.cloned(), completing.cloned());
         self.tx(move |tx| {
             let (id, org) = (e.id.as_str(), e.organization_id.as_str());
             check_guard(
@@ -65,7 +78,7 @@ impl WebhookStore for EmbeddedStore {
             if let Some(ev) = &event {
                 insert_event(tx, ev)?;
             }
-            Ok(())
+            super::idempotency::write_completion(tx, completing.as_ref())
         })
         .await
     }

@@ -41,6 +41,9 @@ all_adapters!(
     idempotency_kept_by_the_change_or_not_at_all,
     idempotency_taken_over_keeps_nothing,
     endpoints_and_keys_keep_their_idempotency_key,
+    an_endpoint_update_keeps_its_idempotency_key,
+    endpoints_are_capped_per_organization_and_mode,
+    active_keys_are_capped_per_organization_and_mode,
     duplicate_nonce,
     event_exists_iff_transition_written,
     list_events_by_type_and_page,
@@ -1226,6 +1229,269 @@ async fn endpoints_and_keys_keep_their_idempotency_key(store: &dyn Store) {
     }
 }
 
+/// Changing a webhook endpoint (a secret rotated) completes the request's idempotency key
+/// in the same write: kept together (a retry once the lock has run out replays the change,
+/// never rotates again), refused together (a stale version, a gone endpoint, or a key a
+/// retry took over: nothing written, no event, the key as it was).
+async fn an_endpoint_update_keeps_its_idempotency_key(store: &dyn Store) {
+    use IdempotencyBegin::*;
+    let org = OrgId::generate();
+    let now = t0();
+    let later = now.plus_seconds(IDEMPOTENCY_LOCK_SECS + 1);
+    let e = endpoint(&org, false, now);
+    store.create_endpoint(&e, None).await.unwrap();
+    let changed = |from: &WebhookEndpoint, what: &str| {
+        let mut next = from.next_version();
+        next.description = Some(what.into());
+        next.secrets.push(next.secrets[0].clone());
+        next
+    };
+    let stored = async || store.get_endpoint(&org, &e.id).await.unwrap().unwrap();
+
+    // Written with its key: replayed once the lock has run out.
+    let c = take_key(store, &org, "rotate-1", "fp-1", r#"{"secret":"s1"}"#, now).await;
+    let first = changed(&e, "first");
+    store
+        .update_endpoint(&first, 1, None, Some(&c))
+        .await
+        .unwrap();
+    assert_eq!(stored().await, first);
+    assert_eq!(retry(store, &c, later).await, Replay(c.response.clone()));
+
+    // A stale version: nothing written, its key still in flight.
+    let stale = take_key(store, &org, "rotate-2", "fp-2", "{}", now).await;
+    assert!(matches!(
+        store
+            .update_endpoint(&changed(&e, "stale"), 1, None, Some(&stale))
+            .await,
+        Err(StoreError::VersionConflict { expected: 1 })
+    ));
+    assert_eq!(stored().await, first);
+    assert_eq!(retry(store, &stale, now).await, InFlight);
+
+    // A request that outlived its lock: nothing written (its event neither), and its retry
+    // still holds the key; the retry's own change goes on.
+    let stalled = take_key(store, &org, "rotate-3", "fp-3", "{}", now).await;
+    let retried = take_key(store, &org, "rotate-3", "fp-3", r#"{"secret":"s3"}"#, later).await;
+    let second = changed(&first, "second");
+    let ev = Event::for_endpoint(&second, EventType::WebhookEndpointDisabled, now);
+    assert!(matches!(
+        store
+            .update_endpoint(&second, 2, Some(&ev), Some(&stalled))
+            .await,
+        Err(StoreError::IdempotencyKeyTakenOver)
+    ));
+    assert_eq!(stored().await, first);
+    assert_eq!(store.get_event(&ev.id).await.unwrap(), None);
+    assert_eq!(retry(store, &retried, later).await, InFlight);
+    store
+        .update_endpoint(&second, 2, Some(&ev), Some(&retried))
+        .await
+        .unwrap();
+    assert_eq!(stored().await, second);
+    assert!(store.get_event(&ev.id).await.unwrap().is_some());
+    assert_eq!(
+        retry(store, &retried, later).await,
+        Replay(retried.response.clone())
+    );
+
+    // An endpoint that is gone: NotFound, and its key still in flight.
+    assert!(store.delete_endpoint(&org, &e.id).await.unwrap());
+    let gone = take_key(store, &org, "rotate-4", "fp-4", "{}", now).await;
+    assert!(matches!(
+        store
+            .update_endpoint(&changed(&second, "gone"), 3, None, Some(&gone))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(retry(store, &gone, now).await, InFlight);
+}
+
+/// An organization has at most `MAX_WEBHOOK_ENDPOINTS` endpoints per mode (disabled ones
+/// too): the next is refused with nothing written and its idempotency key left in flight,
+/// even when several are created at once; deleting one makes room. The other mode and other
+/// organizations have their own.
+async fn endpoints_are_capped_per_organization_and_mode(store: &dyn Store) {
+    use IdempotencyBegin::*;
+    let org = OrgId::generate();
+    let at = |n: i64| t0().plus_seconds(n);
+    let mut made = Vec::new();
+    for n in 0..MAX_WEBHOOK_ENDPOINTS - 3 {
+        let mut e = endpoint(&org, false, at(n as i64));
+        e.enabled = n % 2 == 0;
+        store.create_endpoint(&e, None).await.unwrap();
+        made.push(e);
+    }
+    // Eight at once for the last three places: three are made, five refused.
+    let racing: Vec<WebhookEndpoint> = (0..8).map(|n| endpoint(&org, false, at(100 + n))).collect();
+    let outcomes =
+        futures::future::join_all(racing.iter().map(|e| store.create_endpoint(e, None))).await;
+    let (mut won, mut refused) = (0, 0);
+    for (e, outcome) in racing.iter().zip(outcomes) {
+        let stored = store.get_endpoint(&org, &e.id).await.unwrap();
+        match outcome {
+            Ok(()) => {
+                won += 1;
+                assert_eq!(stored.as_ref(), Some(e));
+                made.push(e.clone());
+            }
+            Err(StoreError::LimitReached { limit }) => {
+                refused += 1;
+                assert_eq!(limit, MAX_WEBHOOK_ENDPOINTS);
+                assert_eq!(stored, None, "a refused endpoint is not written");
+            }
+            Err(other) => panic!("a create at the limit failed with {other:?}"),
+        }
+    }
+    assert_eq!((won, refused), (3, 5));
+    let listed = store.list_endpoints(&org, KeyMode::Test).await.unwrap();
+    assert_eq!(listed.len(), MAX_WEBHOOK_ENDPOINTS);
+
+    // The next one, under an idempotency key: refused, and the key not completed.
+    let next = endpoint(&org, false, at(200));
+    let c = take_key(store, &org, "create-17", "fp-17", r#"{"id":"17"}"#, at(200)).await;
+    assert!(matches!(
+        store.create_endpoint(&next, Some(&c)).await,
+        Err(StoreError::LimitReached {
+            limit: MAX_WEBHOOK_ENDPOINTS
+        })
+    ));
+    assert_eq!(store.get_endpoint(&org, &next.id).await.unwrap(), None);
+    assert_eq!(retry(store, &c, at(200)).await, InFlight);
+
+    // The live mode and another organization have their own.
+    store
+        .create_endpoint(&endpoint(&org, true, at(201)), None)
+        .await
+        .unwrap();
+    store
+        .create_endpoint(&endpoint(&OrgId::generate(), false, at(202)), None)
+        .await
+        .unwrap();
+
+    // Deleting one makes room for one.
+    assert!(store.delete_endpoint(&org, &made[4].id).await.unwrap());
+    store.create_endpoint(&next, Some(&c)).await.unwrap();
+    assert_eq!(retry(store, &c, at(300)).await, Replay(c.response.clone()));
+    assert!(matches!(
+        store
+            .create_endpoint(&endpoint(&org, false, at(301)), None)
+            .await,
+        Err(StoreError::LimitReached { .. })
+    ));
+}
+
+/// An organization has at most `MAX_ACTIVE_API_KEYS` active keys per mode: revoked and
+/// expired keys do not count, a rolled key counts until its grace period ends. The next
+/// key (or a roll that keeps its old key working) is refused with nothing written, even
+/// when several are created at once; a roll whose old key stops at once is not, and
+/// revoking one makes room.
+async fn active_keys_are_capped_per_organization_and_mode(store: &dyn Store) {
+    let org = OrgId::generate();
+    let at = |n: i64| t0().plus_seconds(n);
+    let now = at(1000);
+    // Revoked and expired keys, which do not count.
+    let mut revoked = api_key(&org, KeyMode::Test, at(0));
+    revoked.revoked_at = Some(at(1));
+    let mut expired = api_key(&org, KeyMode::Test, at(0));
+    expired.expires_at = Some(at(2));
+    for k in [&revoked, &expired] {
+        store.create_api_key(k, None).await.unwrap();
+    }
+    let mut active = Vec::new();
+    for n in 0..MAX_ACTIVE_API_KEYS - 2 {
+        let k = api_key(&org, KeyMode::Test, at(10 + n as i64));
+        store.create_api_key(&k, None).await.unwrap();
+        active.push(k);
+    }
+    // Five at once for the last two places.
+    let racing: Vec<ApiKey> = (0..5).map(|_| api_key(&org, KeyMode::Test, now)).collect();
+    let outcomes =
+        futures::future::join_all(racing.iter().map(|k| store.create_api_key(k, None))).await;
+    let (mut won, mut refused) = (0, 0);
+    for (k, outcome) in racing.iter().zip(outcomes) {
+        let (by_id, by_hash) = (
+            store.get_api_key(&k.id).await.unwrap(),
+            store.get_api_key_by_hash(&k.key_hash).await.unwrap(),
+        );
+        match outcome {
+            Ok(()) => {
+                won += 1;
+                assert_eq!(by_id.as_ref(), Some(k));
+                active.push(k.clone());
+            }
+            Err(StoreError::LimitReached { limit }) => {
+                refused += 1;
+                assert_eq!(limit, MAX_ACTIVE_API_KEYS);
+                assert_eq!(
+                    (by_id, by_hash),
+                    (None, None),
+                    "a refused key is not written"
+                );
+            }
+            Err(other) => panic!("a create at the limit failed with {other:?}"),
+        }
+    }
+    assert_eq!((won, refused), (2, 3));
+    let listed = store.list_api_keys(&org, KeyMode::Test).await.unwrap();
+    assert_eq!(
+        listed.iter().filter(|k| k.is_active(now)).count(),
+        MAX_ACTIVE_API_KEYS
+    );
+
+    // The next key is refused; so is a roll that keeps the old key working beside the new.
+    let next = api_key(&org, KeyMode::Test, now);
+    assert!(matches!(
+        store.create_api_key(&next, None).await,
+        Err(StoreError::LimitReached {
+            limit: MAX_ACTIVE_API_KEYS
+        })
+    ));
+    assert_eq!(store.get_api_key(&next.id).await.unwrap(), None);
+    let old = &active[0];
+    let rolled_to = api_key(&org, KeyMode::Test, now);
+    assert!(matches!(
+        store
+            .roll_api_key(old, &rolled_to, now.plus_seconds(3600), None)
+            .await,
+        Err(StoreError::LimitReached { .. })
+    ));
+    assert_eq!(store.get_api_key(&rolled_to.id).await.unwrap(), None);
+    assert_eq!(
+        store.get_api_key(&old.id).await.unwrap().as_ref(),
+        Some(old)
+    );
+    // A roll whose old key stops at once replaces it.
+    store
+        .roll_api_key(old, &rolled_to, now, None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_api_key(&next, None).await,
+        Err(StoreError::LimitReached { .. })
+    ));
+
+    // The live mode and another organization have their own.
+    store
+        .create_api_key(&api_key(&org, KeyMode::Live, now), None)
+        .await
+        .unwrap();
+    store
+        .create_api_key(&api_key(&OrgId::generate(), KeyMode::Test, now), None)
+        .await
+        .unwrap();
+
+    // Revoking one makes room for one.
+    store.revoke_api_key(&active[1].id, now).await.unwrap();
+    store.create_api_key(&next, None).await.unwrap();
+    assert!(matches!(
+        store
+            .create_api_key(&api_key(&org, KeyMode::Test, now), None)
+            .await,
+        Err(StoreError::LimitReached { .. })
+    ));
+}
+
 /// A record whose creation can complete an idempotency key.
 enum Created {
     Endpoint(WebhookEndpoint),
@@ -1647,7 +1913,7 @@ async fn webhook_endpoints_crud_and_versions(store: &dyn Store) {
     disabled.version = 2;
     let ev = Event::for_endpoint(&disabled, EventType::WebhookEndpointDisabled, t0());
     store
-        .update_endpoint(&disabled, 1, Some(&ev))
+        .update_endpoint(&disabled, 1, Some(&ev), None)
         .await
         .unwrap();
     assert_eq!(
@@ -1656,7 +1922,9 @@ async fn webhook_endpoints_crud_and_versions(store: &dyn Store) {
     );
     let stale_ev = Event::for_endpoint(&disabled, EventType::WebhookEndpointDisabled, t0());
     assert!(matches!(
-        store.update_endpoint(&disabled, 1, Some(&stale_ev)).await,
+        store
+            .update_endpoint(&disabled, 1, Some(&stale_ev), None)
+            .await,
         Err(StoreError::VersionConflict { expected: 1 })
     ));
     assert!(store.get_event(&stale_ev.id).await.unwrap().is_none());
@@ -1672,7 +1940,7 @@ async fn webhook_endpoints_crud_and_versions(store: &dyn Store) {
     assert!(store.delete_endpoint(&org, &b.id).await.unwrap());
     assert!(!store.delete_endpoint(&org, &b.id).await.unwrap());
     assert!(matches!(
-        store.update_endpoint(&b, 1, None).await,
+        store.update_endpoint(&b, 1, None, None).await,
         Err(StoreError::NotFound)
     ));
     // To another organization an endpoint does not exist, even at the right version.
@@ -1682,7 +1950,7 @@ async fn webhook_endpoints_crud_and_versions(store: &dyn Store) {
         ..disabled.clone()
     };
     assert!(matches!(
-        store.update_endpoint(&foreign, 2, None).await,
+        store.update_endpoint(&foreign, 2, None, None).await,
         Err(StoreError::NotFound)
     ));
     assert!(
