@@ -3,7 +3,6 @@
 
 use payorders::http::list::{Limit, PageCursor, Window};
 use payorders::http::{self, ApiError, Body, Params, Request, Response, render};
-use payorders::registry::registry;
 use payorders::runtime::Services;
 use payorders::store::OrderFilter;
 use payorders::*;
@@ -52,18 +51,7 @@ async fn list(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError>
         created_lte: q.created_lte,
     }
     .for_caller(&ctx)?;
-    let currency = q
-        .currency
-        .map(|c| {
-            registry().currency_by_id(&c).map(|c| c.id).map_err(|e| {
-                ApiError::invalid(
-                    "UNSUPPORTED_CURRENCY",
-                    "currency",
-                    format!("{e}; use a currency id such as 8453:native or 8453:0x…"),
-                )
-            })
-        })
-        .transpose()?;
+    let currency = http::list::currency_filter(q.currency)?;
     let filter = OrderFilter {
         status: q.status,
         mode: q.mode,

@@ -39,7 +39,11 @@ pub struct ListTransactionsQuery {
 
 impl Params for ListTransactionsQuery {
     fn code(field: &str) -> &'static str {
-        http::list::code(field).unwrap_or("INVALID_PARAMETER")
+        match field {
+            "chain_id" => "INVALID_BLOCKCHAIN",
+            "currency" => "UNSUPPORTED_CURRENCY",
+            f => http::list::code(f).unwrap_or("INVALID_PARAMETER"),
+        }
     }
 }
 
@@ -83,7 +87,7 @@ async fn route(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
     }
     let filter = TransactionFilter {
         chain_id: q.chain_id,
-        currency: q.currency,
+        currency: http::list::currency_filter(q.currency)?,
         direction: q.direction,
         status: q.status,
         order_id: q.order_id.clone(),

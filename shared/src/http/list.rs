@@ -91,3 +91,23 @@ pub fn code(field: &str) -> Option<&'static str> {
         _ => None,
     }
 }
+
+/// A `currency` filter as a registry currency id (`8453:native`, `8453:0x…` in the
+/// registry's spelling, whatever the caller's case), or `400 UNSUPPORTED_CURRENCY`: a
+/// filter naming no currency we support would match nothing and look like an empty list.
+pub fn currency_filter(currency: Option<String>) -> Result<Option<String>, ApiError> {
+    currency
+        .map(|c| {
+            crate::registry::registry()
+                .currency_by_id(&c)
+                .map(|c| c.id)
+                .map_err(|e| {
+                    ApiError::invalid(
+                        "UNSUPPORTED_CURRENCY",
+                        "currency",
+                        format!("{e}; use a currency id such as 8453:native or 8453:0x…"),
+                    )
+                })
+        })
+        .transpose()
+}

@@ -829,6 +829,11 @@ async fn transactions_list_and_find_verified_transfers() {
         2
     );
     assert_eq!(of("chain_id=8453").await["data"], json!([]));
+    // A currency in any case of its token address (as the registry spells it or not).
+    for token in [anvil::TOKEN.to_owned(), anvil::TOKEN.to_lowercase()] {
+        let q = format!("currency={chain}:{token}");
+        assert_eq!(of(&q).await["data"].as_array().unwrap().len(), 2, "{q}");
+    }
     assert_eq!(
         of(&format!("order_id={id}")).await["data"]
             .as_array()
@@ -849,6 +854,12 @@ async fn transactions_list_and_find_verified_transfers() {
         ("limit=0", "limit"),
         ("order_id=nope", "order_id"),
         ("cursor=%%%", "cursor"),
+        ("currency=foo", "currency"),
+        (
+            "currency=8453:0x0000000000000000000000000000000000000001",
+            "currency",
+        ),
+        ("chain_id=abc", "chain_id"),
     ] {
         let r = app.get(&app.a, &format!("/transactions?{q}")).await;
         assert_eq!(
