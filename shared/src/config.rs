@@ -1,7 +1,12 @@
 //! Configuration, loaded once at init outside any handler.
 //!
-//! Names (table, queues) come from the environment. Secrets come from one Secrets Manager
-//! secret (a JSON object) when `PAYORDERS_SECRET_ID` is set, from the environment otherwise.
+//! Names (table, queues) come from the environment. Secrets come from Secrets Manager
+//! (JSON objects) when their ids are set, from the environment otherwise: the master key
+//! from the secret `PAYORDERS_SECRET_ID` names, given only to the functions that derive API
+//! and webhook secrets; the price, exchange and RPC settings from the one
+//! `PAYORDERS_PROVIDERS_SECRET_ID` names, given to the functions that price, route and read
+//! chains (and read from the first secret too, where a stack deployed before the split
+//! still keeps them there).
 //! `PAYORDERS_RPC_<chain_id>` sets or overrides a chain's RPC URL in either case. A Lambda
 //! function's AWS endpoints follow `AWS_ENDPOINT_URL` ([`lambda_sdk_config`]); the local
 //! host and the tests use `aws-config`'s chain, which also honours
@@ -35,9 +40,9 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The secrets the functions use. In AWS they are one Secrets Manager JSON secret:
-/// `{"master_key": "…", "coingecko_api_key": "…", "changenow_api_key": "…",
-///   "rpc_urls": {"8453": "https://…"}}`.
+/// The secrets the functions use. In AWS they are two Secrets Manager JSON secrets, the
+/// master key's `{"master_key": "…"}` and the providers' `{"coingecko_api_key": "…",
+/// "changenow_api_key": "…", "rpc_urls": {"8453": "https://…"}}`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Secrets {
     /// Key from which API secrets and webhook signing secrets are derived.
@@ -95,6 +100,9 @@ impl Config {
                 rpc_urls: BTreeMap::new(),
             },
         };
+        if let Some(id) = var("PAYORDERS_PROVIDERS_SECRET_ID") {
+            secrets.add_providers(&id, fetch_secret(sm, &id).await?)?;
+        }
         for (id, url) in rpc_urls_from(env)? {
             secrets.rpc_urls.insert(id.to_string(), Secret(url));
         }
@@ -146,6 +154,31 @@ impl Config {
             .rpc_urls
             .iter()
             .filter_map(|(k, v)| ChainId::parse(k).ok().map(|id| (id, v.expose())))
+    }
+}
+
+impl Secrets {
+    /// Takes the price, exchange and RPC settings of the providers' secret `id` (over any the
+    /// master key's secret still holds). The master key is refused there: that secret is
+    /// readable by every function that prices or reads chains, the public ones included.
+    pub fn add_providers(&mut self, id: &str, providers: Secrets) -> Result<(), ConfigError> {
+        if providers.master_key.is_some() {
+            return Err(ConfigError::SecretFormat {
+                id: id.to_owned(),
+                reason: "the providers' secret holds a master_key; keep it in the master key's \
+                         secret only (PAYORDERS_SECRET_ID), which only the functions that \
+                         derive API and webhook secrets may read"
+                    .into(),
+            });
+        }
+        if providers.coingecko_api_key.is_some() {
+            self.coingecko_api_key = providers.coingecko_api_key;
+        }
+        if providers.changenow_api_key.is_some() {
+            self.changenow_api_key = providers.changenow_api_key;
+        }
+        self.rpc_urls.extend(providers.rpc_urls);
+        Ok(())
     }
 }
 

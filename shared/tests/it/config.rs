@@ -60,6 +60,71 @@ async fn secrets_come_from_secrets_manager_when_configured() {
     assert_eq!(reloaded.rpc_url(cfg_rpc(1)), None);
 }
 
+/// The functions that price, route and read chains read the providers' secret only: it
+/// never holds the master key (refused there), and its settings win over any a master
+/// key's secret of an older stack still holds.
+#[tokio::test]
+async fn providers_come_from_their_own_secret_which_never_holds_the_master_key() {
+    let sm = aws_sdk_secretsmanager::Client::new(&support::sdk_config().await);
+    let secret = |name: &str, text: &str| {
+        let sm = sm.clone();
+        let id = support::unique(name);
+        let text = text.to_owned();
+        async move {
+            sm.create_secret()
+                .name(&id)
+                .secret_string(text)
+                .send()
+                .await
+                .unwrap();
+            id
+        }
+    };
+    let providers = secret(
+        "payorders-providers",
+        r#"{"changenow_api_key":"cn","rpc_urls":{"8453":"https://base.example"}}"#,
+    )
+    .await;
+    // A public function's view: the providers, and no master key at all.
+    let public = Config::load_from(&env(&[("PAYORDERS_PROVIDERS_SECRET_ID", &providers)]), &sm)
+        .await
+        .unwrap();
+    assert!(public.secrets.master_key.is_none());
+    assert_eq!(public.secrets.changenow_api_key.as_ref().unwrap().expose(), "cn");
+    let base = ChainId::new(8453).unwrap();
+    assert_eq!(public.rpc_url(base), Some("https://base.example"));
+    // Both (an older stack's secret still holding the providers too): the providers' win.
+    let older = secret(
+        "payorders-master",
+        r#"{"master_key":"mk","changenow_api_key":"old","coingecko_api_key":"cg","rpc_urls":{"8453":"https://old.example","1":"https://eth.example"}}"#,
+    )
+    .await;
+    let both = Config::load_from(
+        &env(&[
+            ("PAYORDERS_SECRET_ID", &older),
+            ("PAYORDERS_PROVIDERS_SECRET_ID", &providers),
+        ]),
+        &sm,
+    )
+    .await
+    .unwrap();
+    assert_eq!(both.secrets.master_key.as_ref().unwrap().expose(), "mk");
+    assert_eq!(both.secrets.changenow_api_key.as_ref().unwrap().expose(), "cn");
+    assert_eq!(both.secrets.coingecko_api_key.as_ref().unwrap().expose(), "cg");
+    assert_eq!(both.rpc_url(base), Some("https://base.example"));
+    assert_eq!(
+        both.rpc_url(ChainId::new(1).unwrap()),
+        Some("https://eth.example")
+    );
+    // The master key put in the providers' secret by mistake: refused, not used.
+    let leaked = secret("payorders-leaked", r#"{"master_key":"mk"}"#).await;
+    let refused = Config::load_from(&env(&[("PAYORDERS_PROVIDERS_SECRET_ID", &leaked)]), &sm).await;
+    assert!(matches!(
+        refused,
+        Err(payorders::config::ConfigError::SecretFormat { .. })
+    ));
+}
+
 #[tokio::test]
 async fn env_is_used_without_a_secret_id_and_bad_input_is_an_error() {
     let sm = aws_sdk_secretsmanager::Client::new(&support::sdk_config().await);

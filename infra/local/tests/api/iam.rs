@@ -723,15 +723,30 @@ fn each_function_policy_allows_what_its_code_does() {
                 f.logical_id
             ));
         }
+        // The master key's secret only where the master key is used: it derives every API
+        // and webhook secret, so no other function (the public ones least of all) holds it.
         match f.env.get("PAYORDERS_SECRET_ID") {
-            Some(secret) => {
+            Some(secret) if uses.master_key => {
                 need.insert(("secretsmanager:GetSecretValue".into(), secret.clone()));
             }
+            Some(_) => missing.push(format!(
+                "{}: is given the master key's secret (PAYORDERS_SECRET_ID) but never uses the master key",
+                f.logical_id
+            )),
             None if uses.master_key => missing.push(format!(
                 "{}: uses the master key but has no PAYORDERS_SECRET_ID",
                 f.logical_id
             )),
             None => {}
+        }
+        if f.allows("secretsmanager:GetSecretValue", "AppSecret") && !uses.master_key {
+            missing.push(format!(
+                "{}: may read the master key's secret (AppSecret) but never uses the master key",
+                f.logical_id
+            ));
+        }
+        if let Some(secret) = f.env.get("PAYORDERS_PROVIDERS_SECRET_ID") {
+            need.insert(("secretsmanager:GetSecretValue".into(), secret.clone()));
         }
         for (action, resource) in &need {
             if !f.allows(action, resource) {
