@@ -133,6 +133,34 @@ pub(crate) fn parse_doc<T: serde::de::DeserializeOwned>(
     serde_json::from_str(text).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))
 }
 
+/// How many reads (of [`read_per_query`] items each) one list request makes at most before
+/// it answers what it found with a cursor after the last item read: a filter that matches
+/// little (a status no recent order has) would otherwise read the whole partition in one
+/// request, and time out. Both adapters stop at the same item, so they page alike.
+pub(crate) const QUERIES_PER_PAGE: usize = 10;
+
+/// How many items one read of a list request looks at, to fill `want` (a page and one).
+pub(crate) fn read_per_query(want: usize) -> usize {
+    want.max(25)
+}
+
+/// [`page`], for a read that may have stopped early at `stopped_at` (the last item it
+/// looked at) with fewer than `limit + 1` items: then there may be more, after that item.
+pub(crate) fn page_read<T>(
+    items: Vec<(String, T)>,
+    limit: usize,
+    stopped_at: Option<String>,
+) -> crate::store::Page<T> {
+    match stopped_at {
+        Some(last) if items.len() <= limit => crate::store::Page {
+            data: items.into_iter().map(|(_, v)| v).collect(),
+            has_more: true,
+            next_cursor: Some(Cursor::after(&last).encode()),
+        },
+        _ => page(items, limit),
+    }
+}
+
 /// Builds a page from up to `limit + 1` items fetched newest first.
 pub(crate) fn page<T>(mut items: Vec<(String, T)>, limit: usize) -> crate::store::Page<T> {
     let has_more = items.len() > limit;

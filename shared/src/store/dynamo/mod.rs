@@ -344,7 +344,9 @@ impl DynamoStore {
             ])
         });
         let mut entries: Vec<Item> = Vec::new();
-        loop {
+        // Where the reads stopped short of a page after [`keys::QUERIES_PER_PAGE`] of them.
+        let mut stopped_at = None;
+        for query in 1..=keys::QUERIES_PER_PAGE {
             let mut q = self
                 .client
                 .query()
@@ -357,7 +359,7 @@ impl DynamoStore {
                 .expression_attribute_values(":lo", s(&range.low))
                 .expression_attribute_values(":hi", s(&range.high))
                 .scan_index_forward(false)
-                .limit(want.max(25) as i32)
+                .limit(keys::read_per_query(want) as i32)
                 .set_exclusive_start_key(start.take());
             if !filter.clauses.is_empty() {
                 q = q.filter_expression(filter.clauses.join(" AND "));
@@ -372,7 +374,12 @@ impl DynamoStore {
             let take = want - entries.len();
             entries.extend(out.items().iter().take(take).cloned());
             match out.last_evaluated_key {
-                Some(k) if !k.is_empty() && entries.len() < want => start = Some(k),
+                Some(k) if !k.is_empty() && entries.len() < want => {
+                    if query == keys::QUERIES_PER_PAGE {
+                        stopped_at = Some(string_attr(&k, sk_attr)?);
+                    }
+                    start = Some(k);
+                }
                 _ => break,
             }
         }
@@ -381,7 +388,7 @@ impl DynamoStore {
         for item in &entries {
             found.push((string_attr(item, sk_attr)?, doc(item)?));
         }
-        Ok(keys::page(found, w.page_size()))
+        Ok(keys::page_read(found, w.page_size(), stopped_at))
     }
 }
 

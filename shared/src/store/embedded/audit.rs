@@ -58,12 +58,13 @@ impl AuditStore for EmbeddedStore {
                 ),
                 None => org_partition("AUDIT", &w.organization_id, w.mode),
             };
-            let rows = newest_first(tx, "audit_log", &partition, &w, |e: &AuditEntry| {
-                f.key_id.as_ref().is_none_or(
-                    |k| matches!(&e.actor, AuditActor::ApiKey { key_id } if key_id == k),
-                )
-            })?;
-            Ok(keys::page(rows, w.page_size()))
+            let (rows, stopped_at) =
+                newest_first(tx, "audit_log", &partition, &w, |e: &AuditEntry| {
+                    f.key_id.as_ref().is_none_or(
+                        |k| matches!(&e.actor, AuditActor::ApiKey { key_id } if key_id == k),
+                    )
+                })?;
+            Ok(keys::page_read(rows, w.page_size(), stopped_at))
         })
         .await
     }

@@ -32,10 +32,10 @@ impl EventStore for EmbeddedStore {
         let (w, f) = (w.clone(), f.clone());
         self.read(move |tx| {
             let partition = org_partition("EVENTS", &w.organization_id, w.mode);
-            let rows = newest_first(tx, "events", &partition, &w, |e: &Event| {
+            let (rows, stopped_at) = newest_first(tx, "events", &partition, &w, |e: &Event| {
                 f.event_type.is_none_or(|t| t == e.event_type)
             })?;
-            Ok(keys::page(rows, w.page_size()))
+            Ok(keys::page_read(rows, w.page_size(), stopped_at))
         })
         .await
     }

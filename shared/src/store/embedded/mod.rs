@@ -387,18 +387,23 @@ fn docs<T: serde::de::DeserializeOwned>(
     texts.iter().map(|d| parse_doc(d)).collect()
 }
 
-/// Newest-first rows of one partition, filtered by `matches`, up to `limit + 1`.
+/// Newest-first rows of one partition, filtered by `matches`, up to `limit + 1`, looking at
+/// no more rows than the DynamoDB adapter's reads would ([`keys::QUERIES_PER_PAGE`]): as
+/// [`keys::page_read`] takes them, with the sort key of the last row looked at when it
+/// stopped there short of a page.
+#[allow(clippy::type_complexity)]
 fn newest_first<T: serde::de::DeserializeOwned>(
     tx: &Connection,
     table: &str,
     partition: &str,
     w: &ListWindow,
     matches: impl Fn(&T) -> bool,
-) -> StoreResult<Vec<(String, T)>> {
+) -> StoreResult<(Vec<(String, T)>, Option<String>)> {
     let want = w.page_size() + 1;
     let Some(range) = keys::page_range(w) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     };
+    let budget = keys::QUERIES_PER_PAGE * keys::read_per_query(want);
     let mut args = vec![partition.to_owned(), range.low, range.high];
     let mut query = format!(
         "SELECT sort_key, doc FROM {table} WHERE partition_key = ?1 \
@@ -411,18 +416,23 @@ fn newest_first<T: serde::de::DeserializeOwned>(
     query.push_str(" ORDER BY sort_key DESC");
     let mut stmt = tx.prepare_cached(&query).map_err(sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(sql)?;
-    let mut out = Vec::new();
+    let (mut out, mut looked) = (Vec::new(), 0);
     while let Some(row) = rows.next().map_err(sql)? {
         let key: String = row.get(0).map_err(sql)?;
         let item: T = parse_doc(&row.get::<_, String>(1).map_err(sql)?)?;
+        looked += 1;
+        let last = looked == budget;
         if matches(&item) {
-            out.push((key, item));
+            out.push((key.clone(), item));
             if out.len() == want {
                 break;
             }
         }
+        if last {
+            return Ok((out, Some(key)));
+        }
     }
-    Ok(out)
+    Ok((out, None))
 }
 
 #[cfg(test)]

@@ -125,8 +125,9 @@ impl OrderStore for EmbeddedStore {
         let (w, f) = (w.clone(), f.clone());
         self.read(move |tx| {
             let partition = org_partition("ORDERS", &w.organization_id, w.mode);
-            let rows = newest_first(tx, "orders", &partition, &w, |o: &PayOrder| f.matches(o))?;
-            Ok(keys::page(rows, w.page_size()))
+            let (rows, stopped_at) =
+                newest_first(tx, "orders", &partition, &w, |o: &PayOrder| f.matches(o))?;
+            Ok(keys::page_read(rows, w.page_size(), stopped_at))
         })
         .await
     }

@@ -163,8 +163,9 @@ impl WebhookStore for EmbeddedStore {
     ) -> StoreResult<Page<Delivery>> {
         let (partition, w) = (format!("DELIVERIES#{endpoint}"), w.clone());
         self.read(move |tx| {
-            let rows = newest_first(tx, "deliveries", &partition, &w, |_: &Delivery| true)?;
-            Ok(keys::page(rows, w.page_size()))
+            let (rows, stopped_at) =
+                newest_first(tx, "deliveries", &partition, &w, |_: &Delivery| true)?;
+            Ok(keys::page_read(rows, w.page_size(), stopped_at))
         })
         .await
     }
