@@ -191,6 +191,9 @@ struct RpcLog {
     data: Bytes,
 }
 
+/// How many full blocks the native-value scan has requested at once.
+const FULL_BLOCKS_IN_FLIGHT: usize = 8;
+
 /// A block read in full (`eth_getBlockByNumber` with `true`): its transactions only.
 #[derive(Debug, Deserialize)]
 struct RpcFullBlock {
@@ -346,18 +349,27 @@ impl TxReader for EvmChain {
             }
         }
         if watch.native {
-            for n in from..=to {
-                // A block the node cannot show (yet) is a failed read, never an empty block:
-                // the scan must not move past it.
-                let block = self
-                    .provider
-                    .raw_request::<_, Option<RpcFullBlock>>(
-                        "eth_getBlockByNumber".into(),
-                        (U64::from(n), true),
-                    )
-                    .await
-                    .map_err(rpc)?
-                    .ok_or_else(|| rpc(format!("block {n} is not available")))?;
+            use futures::stream::{StreamExt, TryStreamExt};
+            // Several blocks in flight at once (in order): a fast chain makes hundreds a
+            // minute, and one request at a time would not keep up.
+            let blocks = futures::stream::iter(from..=to)
+                .map(|n| async move {
+                    // A block the node cannot show (yet) is a failed read, never an empty
+                    // block: the scan must not move past it.
+                    self.provider
+                        .raw_request::<_, Option<RpcFullBlock>>(
+                            "eth_getBlockByNumber".into(),
+                            (U64::from(n), true),
+                        )
+                        .await
+                        .map_err(rpc)?
+                        .map(|b| (n, b))
+                        .ok_or_else(|| rpc(format!("block {n} is not available")))
+                })
+                .buffered(FULL_BLOCKS_IN_FLIGHT)
+                .try_collect::<Vec<_>>()
+                .await?;
+            for (n, block) in blocks {
                 // Any type of transaction that sends value to a watched address (see
                 // `RpcTransaction::value_to`), OP-stack deposits of bridged ETH included.
                 for tx in &block.transactions {

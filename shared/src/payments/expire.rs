@@ -10,7 +10,7 @@
 //!   EXECUTING_ORDER forever. Checks are idempotent, so a spare one costs one read.
 
 use super::{ATTEMPTS, Settler, enqueue_check};
-use crate::model::{OrderId, OrderStatus, Timestamp};
+use crate::model::{OrderId, OrderStatus, PayOrder, Timestamp};
 use crate::queue::QueueError;
 use crate::store::{OrderStore, StoreError};
 use serde::Serialize;
@@ -93,26 +93,43 @@ pub async fn requeue_stalled(
 ) -> Result<usize, UpkeepError> {
     let mut requeued = 0;
     for order in s.store.list_stalled_orders(stale_before, limit).await? {
-        if !order.awaits_check() || order.updated_at >= stale_before {
-            continue;
-        }
-        // A new check series: any message of the old one still around is dropped, so
-        // re-queuing never doubles the checks of an order.
-        let touch = order
-            .edit(now, |o| o.check_round = o.check_round.wrapping_add(1))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        match s.store.update_order(&touch).await {
-            Ok(()) => {}
-            // Someone else wrote it meanwhile: it is not stalled after all.
-            Err(StoreError::VersionConflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-        // If this send fails the order is stale again in a while and the next run retries.
-        enqueue_check(s, &order.id, Some(touch.order().check_round), 0).await?;
-        requeued += 1;
-        tracing::info!(order_id = %order.id, status = %order.status, last_write = %order.updated_at, "confirmation check overdue; queued again");
+        requeued += usize::from(
+            requeue_if_stalled::<UpkeepError>(s, &order, stale_before, now)
+                .await?
+                .is_some(),
+        );
     }
     Ok(requeued)
+}
+
+/// Queues a confirmation check for `order` if it waits on one and its last write is older
+/// than `stale_before`, in a new check series written on the order first: the order as
+/// written, or `None` when it was not stalled (or someone else wrote it meanwhile). The
+/// upkeep's sweep and the deposit scan (for the orders it watches) both use it.
+pub(crate) async fn requeue_if_stalled<E: From<StoreError> + From<QueueError>>(
+    s: &Settler,
+    order: &PayOrder,
+    stale_before: Timestamp,
+    now: Timestamp,
+) -> Result<Option<PayOrder>, E> {
+    if !order.awaits_check() || order.updated_at >= stale_before {
+        return Ok(None);
+    }
+    // A new check series: any message of the old one still around is dropped, so
+    // re-queuing never doubles the checks of an order.
+    let touch = order
+        .edit(now, |o| o.check_round = o.check_round.wrapping_add(1))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    match s.store.update_order(&touch).await {
+        Ok(()) => {}
+        // Someone else wrote it meanwhile: it is not stalled after all.
+        Err(StoreError::VersionConflict { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    // If this send fails the order is stale again in a while and the next run retries.
+    enqueue_check(s, &order.id, Some(touch.order().check_round), 0).await?;
+    tracing::info!(order_id = %order.id, status = %order.status, last_write = %order.updated_at, "confirmation check overdue; queued again");
+    Ok(Some(touch.order().clone()))
 }
 
 /// One upkeep run: expiry, then overdue confirmation checks (see the module docs).

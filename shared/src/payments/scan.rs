@@ -13,7 +13,7 @@ use serde::Serialize;
 pub const SCAN_MAX_BLOCKS: u64 = 500;
 /// The most blocks one scan reads on one chain while a native currency is watched: each is
 /// read whole, one request a block, and every chain's scan shares the function's minute.
-pub const SCAN_MAX_FULL_BLOCKS: u64 = 100;
+pub const SCAN_MAX_FULL_BLOCKS: u64 = 400;
 /// How far back from the head the very first scan of a chain starts.
 pub const SCAN_LOOKBACK: u64 = 100;
 
@@ -61,24 +61,43 @@ pub async fn scan_chain(
     let reader = s.chains.get(chain)?.clone();
     let head = reader.head().await?;
     let cursor = s.store.scan_cursor(chain).await?;
-    let from = match cursor {
+    // Where this run reads from, and the last block an earlier run read (the blocks up to
+    // it are read again only for reorgs).
+    let (from, read_before) = match cursor {
         // Nothing new since the last run.
         Some(c) if c == head => return Ok(empty(chain)),
         // The blocks after the cursor, and again the last ones before it: a reorg there
         // may have brought a payment into a block already read (see [`reorg_depth`]).
-        Some(c) if c < head => (c + 1).saturating_sub(reorg_depth(chain)),
-        // A head below the cursor: the chain was reset (a local chain restarted) or the
-        // RPC answers from a node behind; either way start again from recent blocks
-        // (recording is idempotent, so re-reading them counts nothing twice).
-        Some(c) => {
-            tracing::warn!(chain = %chain, cursor = c, head, "chain head is below the scan cursor; rescanning recent blocks");
-            head.saturating_sub(SCAN_LOOKBACK)
+        Some(c) if c < head => ((c + 1).saturating_sub(reorg_depth(chain)), Some(c)),
+        // A head a little below the cursor: the node answering is behind the one that
+        // answered the last run (load-balanced providers answer from several). Wait for it,
+        // moving nothing: going back would read blocks again as if never read.
+        Some(c) if c - head <= SCAN_LOOKBACK => {
+            tracing::info!(chain = %chain, cursor = c, head, "the node's head is behind the scan cursor; waiting for it");
+            return Ok(empty(chain));
         }
-        None => head.saturating_sub(SCAN_LOOKBACK),
+        // Far below: the chain was reset (a local chain restarted). Start again from recent
+        // blocks (recording is idempotent, so re-reading them counts nothing twice).
+        Some(c) => {
+            tracing::warn!(chain = %chain, cursor = c, head, "chain head is far below the scan cursor; rescanning recent blocks");
+            (head.saturating_sub(SCAN_LOOKBACK), None)
+        }
+        None => (head.saturating_sub(SCAN_LOOKBACK), None),
     };
     let mut report = empty(chain);
     let mut orders = s.store.list_watched_orders(chain, now).await?;
     report.watched_orders = orders.len();
+    // A watched order can wait on a check too (a partial payment confirming). The index the
+    // upkeep's sweep of lost checks reads on DynamoDB keeps an order under its expiry while
+    // it can still expire, so such an order's lost check is queued again here.
+    let stale_before = now.plus_seconds(-i64::from(s.stale_after_secs()));
+    for o in orders.iter_mut() {
+        if let Some(touched) =
+            super::expire::requeue_if_stalled::<ScanError>(s, o, stale_before, now).await?
+        {
+            *o = touched;
+        }
+    }
     let mut watch = crate::chains::Watch::default();
     for p in orders.iter().filter_map(|o| o.payment.as_ref()) {
         let address = p.deposit_address().to_owned();
@@ -96,7 +115,8 @@ pub async fn scan_chain(
     } else {
         SCAN_MAX_BLOCKS
     };
-    let to = head.min(from + most - 1);
+    // The cap counts new blocks only: the ones read again come on top.
+    let to = head.min(read_before.map_or(from, |c| c + 1) + most - 1);
     report.blocks = Some((from, to));
     if !orders.is_empty() {
         // One transaction may pay several watched addresses (a batch payout): each
@@ -145,7 +165,7 @@ pub async fn scan_chain(
                     // A transfer in a block read before (see [`reorg_depth`]) was offered
                     // then: if it went to no order, it is not given now, on what changed
                     // since (an order sharing its address paid), to an order it may not pay.
-                    let again = cursor.is_some_and(|c| sighting.block_number <= c);
+                    let again = read_before.is_some_and(|c| sighting.block_number <= c);
                     let Some(order) =
                         pick(&*reader, &candidates, &sighting.tx_hash, again, now).await?
                     else {
@@ -258,9 +278,19 @@ async fn sightings_within_limits(
 /// results", "range too large", "response size exceeded"); a rate limit is not that.
 fn refuses_range(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    let rate_limited = ["rate", "429", "too many requests"]
-        .iter()
-        .any(|k| m.contains(k));
+    let rate_limited = [
+        "rate",
+        "429",
+        "too many requests",
+        "per second",
+        "capacity",
+        "quota",
+        "credits",
+        "compute units",
+        "throughput",
+    ]
+    .iter()
+    .any(|k| m.contains(k));
     !rate_limited
         && [
             "range",
@@ -390,6 +420,9 @@ mod tests {
             "error sending request for url (https://rpc.example/): connection refused",
             "rate limit exceeded",
             "HTTP error 429 Too Many Requests",
+            "15/second request limit reached - reduce calls per second or upgrade your account",
+            "Your app has exceeded its compute units per second capacity",
+            "daily request quota exceeded",
             "block 7 is not available",
             "header not found",
         ] {

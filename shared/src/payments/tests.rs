@@ -476,6 +476,98 @@ async fn a_receipt_from_a_node_that_missed_a_reorg_completes_nothing() {
     assert_eq!(gone.transfers[0].status, TransferStatus::Reorged);
 }
 
+/// A load-balanced provider may answer a head a little below the one it answered the last
+/// run: the scan waits, moving nothing (going back would read blocks again as if new). The
+/// blocks a run reads again for reorgs come on top of its cap of new blocks.
+#[tokio::test]
+async fn a_head_behind_the_cursor_waits_and_re_reads_do_not_eat_the_cap() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    r.chain.set_head(12);
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    r.chain.set_head(11);
+    let behind = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(behind.blocks, None);
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(12));
+    // Far ahead again: the new blocks up to the cap, and the last ones before the cursor.
+    r.chain.set_head(12 + SCAN_MAX_BLOCKS + 50);
+    r.chain
+        .mine(12 + SCAN_MAX_BLOCKS, 5, &[(USDC, SHOP, 25_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    let depth = crate::payments::scan::reorg_depth(chain);
+    assert_eq!(report.blocks, Some((13 - depth, 12 + SCAN_MAX_BLOCKS)));
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
+}
+
+/// A transfer left to the payer on a shared address (it matched no order's amount due) is
+/// not given to the order left alone there on a later run, which reads its block again for
+/// reorgs after the other order was paid: it may be that order's customer's, or nobody's.
+#[tokio::test]
+async fn a_transfer_left_to_the_payer_is_not_given_away_when_its_block_is_read_again() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let five = r.waiting(&org, SHOP, 5_000_000).await;
+    let seven = r.waiting(&org, SHOP, 7_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    r.chain.mine(12, 5, &[(USDC, SHOP, 2_000_000)]);
+    r.chain.mine(12, 5, &[(USDC, SHOP, 7_000_000)]);
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(
+        r.get(&seven.id).await.status,
+        OrderStatus::AwaitingConfirmation
+    );
+    assert!(r.get(&five.id).await.transfers.is_empty());
+    // The next run reads block 12 again, with the order of 5 alone on the address now.
+    r.chain.set_head(13);
+    let again = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert!(
+        again.blocks.is_some_and(|(from, _)| from <= 12),
+        "{again:?}"
+    );
+    assert!(r.get(&five.id).await.transfers.is_empty());
+    assert_eq!(r.get(&five.id).await.status, OrderStatus::AwaitingPayment);
+}
+
+/// A partly paid order waits on checks of its transfers, and can still expire: a lost
+/// check of it is queued again by the deposit scan, which watches it (the upkeep's sweep
+/// reads an index that, on DynamoDB, keeps such an order under its expiry only).
+#[tokio::test]
+async fn the_scan_queues_again_a_lost_check_of_a_partly_paid_order() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 10_000_000)]);
+    r.pay(&o.id, &tx).await.unwrap();
+    let partly = r.get(&o.id).await;
+    assert_eq!(partly.status, OrderStatus::PartialPayment);
+    assert!(partly.awaits_check());
+    r.sent.0.lock().unwrap().clear();
+    // Not stale yet: nothing queued.
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert!(r.sent.0.lock().unwrap().is_empty());
+    // An hour later (its check was lost): one check, in a new series.
+    let later = Timestamp::now().plus_seconds(3_600);
+    r.chain.set_head(12);
+    scan_chain(&r.s, chain, later).await.unwrap();
+    let msg = r.sent.0.lock().unwrap().pop().expect("a check queued");
+    assert_eq!(msg.order_id, o.id);
+    let touched = r.get(&o.id).await;
+    assert_eq!(msg.round, Some(touched.check_round));
+    assert_ne!(touched.check_round, partly.check_round);
+    r.chain.set_head(40);
+    advance(&r.s, None, &o.id, msg.round, Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.get(&o.id).await.transfers[0].status,
+        TransferStatus::Confirmed
+    );
+}
+
 /// A provider that caps the block range of a log query (some at a few blocks) refuses a
 /// run's whole range: the scan reads it in smaller spans, finds the payment, and moves on.
 #[tokio::test]
