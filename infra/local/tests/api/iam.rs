@@ -745,8 +745,19 @@ fn each_function_policy_allows_what_its_code_does() {
                 f.logical_id
             ));
         }
-        if let Some(secret) = f.env.get("PAYORDERS_PROVIDERS_SECRET_ID") {
-            need.insert(("secretsmanager:GetSecretValue".into(), secret.clone()));
+        // The providers' secret wherever the binary builds price or exchange clients or chain
+        // readers: without it such a function starts with none configured, and no error.
+        let features = &units[&ident].binary_features;
+        let providers = features.contains("pricing") || features.contains("chains");
+        match f.env.get("PAYORDERS_PROVIDERS_SECRET_ID") {
+            Some(secret) => {
+                need.insert(("secretsmanager:GetSecretValue".into(), secret.clone()));
+            }
+            None if providers => missing.push(format!(
+                "{}: builds price, exchange or chain clients but has no PAYORDERS_PROVIDERS_SECRET_ID",
+                f.logical_id
+            )),
+            None => {}
         }
         for (action, resource) in &need {
             if !f.allows(action, resource) {
