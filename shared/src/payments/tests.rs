@@ -512,8 +512,12 @@ async fn a_transfer_left_to_the_payer_is_not_given_away_when_its_block_is_read_a
     let five = r.waiting(&org, SHOP, 5_000_000).await;
     let seven = r.waiting(&org, SHOP, 7_000_000).await;
     scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    // 2 while both wait: it pays neither amount due, and is left to the payer.
     r.chain.mine(12, 5, &[(USDC, SHOP, 2_000_000)]);
-    r.chain.mine(12, 5, &[(USDC, SHOP, 7_000_000)]);
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert!(r.get(&five.id).await.transfers.is_empty());
+    // Then 7, which pays the order of 7.
+    r.chain.mine(13, 5, &[(USDC, SHOP, 7_000_000)]);
     scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     assert_eq!(
         r.get(&seven.id).await.status,
@@ -521,7 +525,7 @@ async fn a_transfer_left_to_the_payer_is_not_given_away_when_its_block_is_read_a
     );
     assert!(r.get(&five.id).await.transfers.is_empty());
     // The next run reads block 12 again, with the order of 5 alone on the address now.
-    r.chain.set_head(13);
+    r.chain.set_head(14);
     let again = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     assert!(
         again.blocks.is_some_and(|(from, _)| from <= 12),
