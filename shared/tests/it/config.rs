@@ -90,7 +90,10 @@ async fn providers_come_from_their_own_secret_which_never_holds_the_master_key()
         .await
         .unwrap();
     assert!(public.secrets.master_key.is_none());
-    assert_eq!(public.secrets.changenow_api_key.as_ref().unwrap().expose(), "cn");
+    assert_eq!(
+        public.secrets.changenow_api_key.as_ref().unwrap().expose(),
+        "cn"
+    );
     let base = ChainId::new(8453).unwrap();
     assert_eq!(public.rpc_url(base), Some("https://base.example"));
     // Both (an older stack's secret still holding the providers too): the providers' win.
@@ -109,8 +112,14 @@ async fn providers_come_from_their_own_secret_which_never_holds_the_master_key()
     .await
     .unwrap();
     assert_eq!(both.secrets.master_key.as_ref().unwrap().expose(), "mk");
-    assert_eq!(both.secrets.changenow_api_key.as_ref().unwrap().expose(), "cn");
-    assert_eq!(both.secrets.coingecko_api_key.as_ref().unwrap().expose(), "cg");
+    assert_eq!(
+        both.secrets.changenow_api_key.as_ref().unwrap().expose(),
+        "cn"
+    );
+    assert_eq!(
+        both.secrets.coingecko_api_key.as_ref().unwrap().expose(),
+        "cg"
+    );
     assert_eq!(both.rpc_url(base), Some("https://base.example"));
     assert_eq!(
         both.rpc_url(ChainId::new(1).unwrap()),
