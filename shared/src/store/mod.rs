@@ -23,10 +23,9 @@ pub use versioned::Versioned;
 
 use crate::analytics::{Bucket, Contribution};
 use crate::model::{
-    ApiKey, AuditActor, AuditEntry, ChainId, CheckoutSettings, Delivery, DeliveryId, Event,
-    EventId, EventType, KeyId, KeyMode, MerchantWallet, NewOrder, OrderId, OrderMode, OrderStatus,
-    OrderUpdate, OrgId, Organization, PayOrder, RateLimits, Timestamp, WebhookEndpoint,
-    WebhookEndpointId,
+    ApiKey, AuditEntry, ChainId, CheckoutSettings, Delivery, DeliveryId, Event, EventId, EventType,
+    KeyId, KeyMode, MerchantWallet, NewOrder, OrderId, OrderMode, OrderStatus, OrderUpdate, OrgId,
+    Organization, PayOrder, RateLimits, Timestamp, WebhookEndpoint, WebhookEndpointId,
 };
 use async_trait::async_trait;
 

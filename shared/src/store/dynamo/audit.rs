@@ -5,6 +5,7 @@
 
 use super::keys::{mode_of, org_partition, sort_key};
 use super::*;
+use crate::model::AuditActor;
 
 fn object_partition(org: &OrgId, mode: KeyMode, object: &str) -> String {
     format!("{}#{object}", org_partition("AUDITOF", org, mode))

@@ -3,6 +3,7 @@
 
 use super::keys::{org_partition, sort_key};
 use super::*;
+use crate::model::AuditActor;
 use rusqlite::params;
 
 #[async_trait]
