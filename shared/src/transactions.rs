@@ -111,13 +111,18 @@ pub fn payment_view(order: &PayOrder, t: &ReceivedTransfer) -> Value {
     })
 }
 
-/// The transactions of one order that `f` keeps, newest first.
+/// The transactions of one order that `f` keeps, newest first. Its transfers, payments and
+/// refunds alike, are in the payment's currency (the payer's, on a routed payment, not the
+/// one the order settles in): the chain and currency filters match that.
 pub fn transactions_of_order(order: &PayOrder, f: &TransactionFilter) -> Vec<Value> {
-    let chain_ok = f.chain_id.is_none_or(|c| order.chain_id() == Some(c));
+    let paid_in = order.payment.as_ref().map(|p| &p.input.currency);
+    let chain_ok = f
+        .chain_id
+        .is_none_or(|c| paid_in.is_some_and(|p| p.chain_id == c));
     let currency_ok = f
         .currency
         .as_deref()
-        .is_none_or(|c| order.currency_id() == Some(c));
+        .is_none_or(|c| paid_in.is_some_and(|p| p.id == c));
     if !(chain_ok && currency_ok) {
         return Vec::new();
     }
@@ -155,11 +160,10 @@ pub async fn list_transactions(
         created_lte: f.created_lte,
         ..w.clone()
     };
-    let order_filter = OrderFilter {
-        chain_id: f.chain_id,
-        currency: f.currency.clone(),
-        ..OrderFilter::default()
-    };
+    // Orders are filtered by the currency they settle in, transactions by the one they
+    // were paid in (see [`transactions_of_order`]): the chain and currency filters apply
+    // to each order read, not to the read.
+    let order_filter = OrderFilter::default();
     let (mut data, mut read) = (Vec::new(), 0usize);
     for pages in 1.. {
         let page = store.list_orders(&orders, &order_filter).await?;
@@ -254,4 +258,58 @@ pub async fn find_transaction(
         );
     }
     Ok(Some(found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Amount, RawAmount, ReceivedTransfer};
+
+    /// A routed payment is paid on one chain and settles on another: its transactions are
+    /// the payer's, and the chain and currency filters find them there, where their rows
+    /// say they are, not under the settlement's chain.
+    #[test]
+    fn a_routed_payment_s_transactions_are_filtered_by_the_payer_s_currency() {
+        let mut o = crate::testing::order(&OrgId::generate(), false, Timestamp::now());
+        assert_eq!(o.chain_id(), ChainId::new(8453).ok());
+        o.payment = Some(crate::testing::payment(
+            "1:native",
+            1_000,
+            "0x1111111111111111111111111111111111111111",
+        ));
+        o.transfers = vec![ReceivedTransfer {
+            tx_hash: format!("0x{}", "ab".repeat(32)),
+            amount: Amount::new(RawAmount::from_u128(1_000), 18),
+            status: TransferStatus::Confirmed,
+            confirmations: 12,
+            required_confirmations: 12,
+            block_number: 1,
+            block_hash: "0x1".into(),
+            from_address: None,
+            detected_at: Timestamp::now(),
+            confirmed_at: None,
+            sandbox: false,
+            mined_at: None,
+        }];
+        let rows = |chain: Option<u64>, currency: Option<&str>| {
+            let f = TransactionFilter {
+                chain_id: chain.map(|c| ChainId::new(c).unwrap()),
+                currency: currency.map(str::to_owned),
+                direction: None,
+                status: None,
+                order_id: None,
+                created_gte: None,
+                created_lte: None,
+            };
+            transactions_of_order(&o, &f)
+        };
+        let all = rows(None, None);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0]["chain_id"], 1);
+        assert_eq!(rows(Some(1), None).len(), 1);
+        assert_eq!(rows(None, Some("1:native")).len(), 1);
+        assert!(rows(Some(8453), None).is_empty());
+        let settles_in = o.currency_id().unwrap().to_owned();
+        assert!(rows(None, Some(&settles_in)).is_empty());
+    }
 }
