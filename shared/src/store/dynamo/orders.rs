@@ -152,8 +152,11 @@ impl OrderStore for DynamoStore {
         match self.transact(puts).await? {
             Ok(()) => Ok(()),
             Err(failed) => {
+                // The order's own write refused by its version (or raced): someone else
+                // wrote it. Any other failure of it (an item too large, throttling) is not
+                // a conflict, and a retry from a fresh read would meet it again.
                 for (i, code) in &failed {
-                    if *i == 0 || code == "TransactionConflict" {
+                    if (*i == 0 && condition_or_conflict(code)) || code == "TransactionConflict" {
                         return Err(guard.conflict());
                     }
                 }

@@ -74,7 +74,11 @@ impl WebhookStore for DynamoStore {
             Err(failed) if taken_over(&failed, at, completing) => {
                 Err(StoreError::IdempotencyKeyTakenOver)
             }
-            Err(failed) if failed.iter().any(|(i, _)| *i == 0) => {
+            Err(failed)
+                if failed
+                    .iter()
+                    .any(|(i, c)| *i == 0 && condition_or_conflict(c)) =>
+            {
                 let stored = self.get_endpoint(&e.organization_id, &e.id).await?;
                 Err(guard.refused(stored.map(|s| s.version)))
             }
