@@ -192,6 +192,8 @@ catalogue! {
         "The transaction pays the deposit address (for a refund: the refund address) in another currency than the order's.";
     TooManyTransfers = "TOO_MANY_TRANSFERS", [422], InvalidRequest,
         "The transaction makes more than 32 transfers to the deposit address; one payment is made in fewer.";
+    TooManyPayments = "TOO_MANY_PAYMENTS", [422], InvalidRequest,
+        "The order has recorded 100 transactions, the most one order takes; a further payment goes to a new order.";
     TxAlreadyUsed = "TX_ALREADY_USED", [422], InvalidRequest,
         "This transfer already paid an order of your organization, or is already recorded as a refund: a transfer counts once.";
     TxBeforeRefund = "TX_BEFORE_REFUND", [422], InvalidRequest,

@@ -305,6 +305,7 @@ const FINAL_REFUSALS: &[ErrorCode] = &[
     ErrorCode::WrongRecipient,
     ErrorCode::WrongToken,
     ErrorCode::TooManyTransfers,
+    ErrorCode::TooManyPayments,
     ErrorCode::WrongChain,
     ErrorCode::TxAlreadyUsed,
     ErrorCode::TxBeforeRefund,

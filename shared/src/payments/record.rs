@@ -2,7 +2,9 @@
 //! transfers in one conditional write; then the first confirmation check is queued.
 
 use super::expire::expire_one;
-use super::rules::{Assessment, required_confirmations, tally};
+use super::rules::{
+    Assessment, MAX_ORDER_TRANSACTIONS, PaymentMismatch, required_confirmations, tally,
+};
 use super::verify::{VerifyError, reader_for, verify_transaction};
 use super::{ATTEMPTS, Settler, enqueue_check};
 use crate::chains::sandbox;
@@ -217,6 +219,9 @@ async fn record_from(
         }
         if !order.accepts_payment(now) {
             return Err(PaymentError::WindowClosed(order.watch_until()));
+        }
+        if previous.is_none() && order.transfers.len() >= MAX_ORDER_TRANSACTIONS {
+            return Err(VerifyError::Mismatch(PaymentMismatch::TooManyPayments).into());
         }
         let reader = reader_for(&s.chains, &order, &payment, hash).map_err(VerifyError::from)?;
         let verified = verify_transaction(&*reader, &order, &payment, hash).await?;

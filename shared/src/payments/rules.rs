@@ -28,6 +28,11 @@ pub enum PaymentMismatch {
         "the transaction makes more than 32 transfers to the deposit address; one payment makes fewer"
     )]
     TooManyTransfers,
+    #[error(
+        "the order has recorded {} transactions, the most one order takes; pay a new order",
+        MAX_ORDER_TRANSACTIONS
+    )]
+    TooManyPayments,
 }
 
 impl PaymentMismatch {
@@ -38,6 +43,7 @@ impl PaymentMismatch {
             PaymentMismatch::WrongRecipient => "WRONG_RECIPIENT",
             PaymentMismatch::WrongToken => "WRONG_TOKEN",
             PaymentMismatch::TooManyTransfers => "TOO_MANY_TRANSFERS",
+            PaymentMismatch::TooManyPayments => "TOO_MANY_PAYMENTS",
         }
     }
 }
@@ -48,6 +54,13 @@ impl PaymentMismatch {
 /// `transferFrom` calls) must be refused as a payment, not fail every write, and with it
 /// the deposit scan of its chain, for good.
 pub const MAX_PAYING_TRANSFERS: usize = 32;
+
+/// The most transactions one order records as payments. Each is kept on the order, which is
+/// one item (at most 400 KB on DynamoDB) and is carried by each of its events: a stream of
+/// tiny transfers, a few cents each on an L2, must be refused once this many are recorded,
+/// not grow the order until no write of it fits, which would fail the deposit scan of its
+/// whole chain at every run. No real sale takes a hundred top-ups.
+pub const MAX_ORDER_TRANSACTIONS: usize = 100;
 
 /// The transfers of `tx` that pay `payment`: to its deposit address, in its input currency,
 /// of more than nothing (a zero-value transfer, which anyone can emit to any address, pays

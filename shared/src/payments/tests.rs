@@ -591,6 +591,34 @@ async fn a_node_capping_the_block_range_is_read_in_smaller_spans() {
     assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(30));
 }
 
+/// A stream of tiny transfers to one order stops at MAX_ORDER_TRANSACTIONS: each is kept
+/// on the order, and an order grown past what one write holds (400 KB on DynamoDB) would
+/// fail every write, and with it every run of its chain's deposit scan. The one past the
+/// limit is refused, by a submission and by the scan alike, and the scan moves on.
+#[tokio::test]
+async fn an_order_takes_at_most_max_order_transactions() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let mut first = None;
+    for i in 0..MAX_ORDER_TRANSACTIONS as u64 {
+        let tx = r.chain.mine(11 + i, 5, &[(USDC, SHOP, 1)]);
+        assert_eq!(code(r.pay(&o.id, &tx).await), "OK");
+        first.get_or_insert(tx);
+    }
+    let full = r.get(&o.id).await;
+    assert_eq!(full.transfers.len(), MAX_ORDER_TRANSACTIONS);
+    let one_more = r.chain.mine(200, 5, &[(USDC, SHOP, 24_000_000)]);
+    assert_eq!(code(r.pay(&o.id, &one_more).await), "TOO_MANY_PAYMENTS");
+    // A transaction already recorded is still answered as recorded.
+    assert_eq!(code(r.pay(&o.id, &first.unwrap()).await), "OK");
+    // The scan passes it over as the refusal it is, and its cursor moves on.
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(200));
+    assert_eq!(r.get(&o.id).await.transfers.len(), MAX_ORDER_TRANSACTIONS);
+}
+
 #[tokio::test]
 async fn the_same_transfer_submitted_twice_at_once_pays_once() {
     let r = rig();
