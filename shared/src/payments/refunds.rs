@@ -316,10 +316,11 @@ pub fn check_refund_tx(
         (Some(want), Some(got)) => Address::same(family, want, got),
         _ => false,
     };
+    // Zero-value transfers send nothing and claim nothing, as for payments.
     let to_refund: Vec<_> = tx
         .transfers
         .iter()
-        .filter(|t| Address::same(family, &t.to, &refund.address))
+        .filter(|t| Address::same(family, &t.to, &refund.address) && !t.amount.is_zero())
         .collect();
     let right: Vec<_> = to_refund.iter().copied().filter(right_token).collect();
     if right.is_empty() {
@@ -337,6 +338,11 @@ pub fn check_refund_tx(
         .collect();
     if sent.is_empty() {
         return Err(RefundError::WrongSender(deposit.to_owned()));
+    }
+    // Each transfer is claimed twice in the write that records it: as many as a payment
+    // may bring keep that write inside one DynamoDB transaction.
+    if sent.len() > super::MAX_PAYING_TRANSFERS {
+        return Err(VerifyError::Mismatch(M::TooManyTransfers).into());
     }
     let block_time = i64::try_from(inclusion.timestamp).unwrap_or(i64::MAX);
     if block_time.saturating_add(REFUND_SKEW_SECS) < refund.created_at.unix() {

@@ -254,6 +254,36 @@ async fn a_cancel_killed_before_its_check_is_queued_still_completes() {
     assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
 }
 
+/// A refund transfer's transaction is held to what a payment's is: zero-value transfers
+/// count for nothing (however many), and more than MAX_PAYING_TRANSFERS real ones are
+/// refused, since each is claimed twice in the one write that records them (a DynamoDB
+/// transaction holds 100 items: past that, the refund could never be recorded).
+#[tokio::test]
+async fn a_refund_transaction_of_many_or_empty_transfers_is_held_to_a_payment_s_limits() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 25_000_000).await;
+    let rid = r
+        .refund(&o.id, ask(Some(10_000_000), Some(CUSTOMER)))
+        .await
+        .unwrap();
+    let zeros = vec![(USDC, CUSTOMER, 0u128); 60];
+    let empty = r.chain.mine_from(41, 0, SHOP, &zeros);
+    assert_eq!(r.send_refund(&o.id, &rid, &empty).await, "WRONG_RECIPIENT");
+    let split = vec![(USDC, CUSTOMER, 10_000_000u128 / 40); 40];
+    let many = r.chain.mine_from(42, 0, SHOP, &split);
+    assert_eq!(
+        r.send_refund(&o.id, &rid, &many).await,
+        "TOO_MANY_TRANSFERS"
+    );
+    let mut one_and_dust = vec![(USDC, CUSTOMER, 0u128); 60];
+    one_and_dust.push((USDC, CUSTOMER, 10_000_000));
+    let good = r.chain.mine_from(43, 0, SHOP, &one_and_dust);
+    assert_eq!(r.send_refund(&o.id, &rid, &good).await, "OK");
+    let back = r.get(&o.id).await;
+    assert_eq!(back.refunds[0].status, RefundStatus::Confirming);
+}
+
 /// A refund cancelled after its transfer was sent is taken up again when that transfer is
 /// submitted, while what it held is still free; once refunded otherwise, it is not.
 #[tokio::test]
