@@ -126,7 +126,7 @@ pub struct OrderFilter {
 }
 
 impl OrderFilter {
-    #[cfg(feature = "embedded")]
+    #[cfg(any(feature = "embedded", feature = "aws"))]
     pub(crate) fn matches(&self, o: &PayOrder) -> bool {
         self.status.is_none_or(|s| s == o.status)
             && self.mode.is_none_or(|m| m == o.mode)

@@ -78,6 +78,7 @@ impl AuditStore for DynamoStore {
             w,
             |id| (format!("AUDIT#{id}"), "AUDIT".into()),
             filter,
+            |_: &AuditEntry| true,
         )
         .await
     }

@@ -44,6 +44,7 @@ impl EventStore for DynamoStore {
             w,
             |id| (format!("EVENT#{id}"), "EVENT".into()),
             filter,
+            |_: &Event| true,
         )
         .await
     }

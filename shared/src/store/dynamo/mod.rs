@@ -328,6 +328,7 @@ impl DynamoStore {
         w: &ListWindow,
         table_key: impl Fn(&str) -> (String, String),
         filter: Filter,
+        keep: impl Fn(&T) -> bool,
     ) -> StoreResult<Page<T>> {
         let want = w.page_size() + 1;
         let Some(range) = keys::page_range(w) else {
@@ -388,7 +389,15 @@ impl DynamoStore {
         for item in &entries {
             found.push((string_attr(item, sk_attr)?, doc(item)?));
         }
-        Ok(keys::page_read(found, w.page_size(), stopped_at))
+        // The filter ran on the index's copy, which lags the table: see keys::page_kept.
+        let full = entries.len() == want;
+        Ok(keys::page_kept(
+            found,
+            w.page_size(),
+            full,
+            stopped_at,
+            keep,
+        ))
     }
 }
 

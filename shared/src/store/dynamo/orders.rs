@@ -196,6 +196,7 @@ impl OrderStore for DynamoStore {
             w,
             |id| (format!("ORDER#{id}"), "ORDER".into()),
             filter,
+            |o: &PayOrder| f.matches(o),
         )
         .await
     }

@@ -152,6 +152,7 @@ impl WebhookStore for DynamoStore {
             w,
             |id| (format!("DELIVERY#{id}"), "DELIVERY".into()),
             Filter::default(),
+            |_: &Delivery| true,
         )
         .await
     }
