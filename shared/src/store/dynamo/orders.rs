@@ -100,19 +100,31 @@ impl OrderStore for DynamoStore {
             &self.table,
             new.idempotency(),
         )?);
-        match self.transact(puts).await? {
-            Ok(()) => Ok(()),
-            Err(failed) => {
-                if super::idempotency::taken_over(&failed, completion, new.idempotency()) {
-                    Err(StoreError::IdempotencyKeyTakenOver)
-                } else if o.nonce.is_some() && refused_at(&failed, 2) {
-                    Err(StoreError::DuplicateNonce)
-                } else if failed.iter().any(|(_, c)| failed_code_is_condition(c)) {
-                    Err(StoreError::AlreadyExists)
-                } else {
-                    Err(cancelled(&failed))
-                }
+        // Two creates of one nonce at once (a client sending twice): DynamoDB may cancel one
+        // for the other's transaction (`TransactionConflict`) rather than for the nonce's
+        // condition. It tries once more, and then meets the nonce taken, as SQLite's
+        // serialised writes answer at once.
+        let mut again = true;
+        loop {
+            let failed = match self.transact(puts.clone()).await? {
+                Ok(()) => return Ok(()),
+                Err(failed) => failed,
+            };
+            if std::mem::take(&mut again) && failed.iter().any(|(_, c)| c == "TransactionConflict")
+            {
+                continue;
             }
+            return Err(
+                if super::idempotency::taken_over(&failed, completion, new.idempotency()) {
+                    StoreError::IdempotencyKeyTakenOver
+                } else if o.nonce.is_some() && refused_at(&failed, 2) {
+                    StoreError::DuplicateNonce
+                } else if failed.iter().any(|(_, c)| failed_code_is_condition(c)) {
+                    StoreError::AlreadyExists
+                } else {
+                    cancelled(&failed)
+                },
+            );
         }
     }
 
