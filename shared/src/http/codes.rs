@@ -193,7 +193,7 @@ catalogue! {
     TooManyTransfers = "TOO_MANY_TRANSFERS", [422], InvalidRequest,
         "The transaction makes more than 32 transfers to the deposit address; one payment is made in fewer.";
     TooManyPayments = "TOO_MANY_PAYMENTS", [422], InvalidRequest,
-        "The order has recorded 100 transactions, the most one order takes; a further payment goes to a new order.";
+        "The order has recorded 100 transactions, the most one order takes; past that only a transaction paying all that is still due is recorded.";
     TxAlreadyUsed = "TX_ALREADY_USED", [422], InvalidRequest,
         "This transfer already paid an order of your organization, or is already recorded as a refund: a transfer counts once.";
     TxBeforeRefund = "TX_BEFORE_REFUND", [422], InvalidRequest,

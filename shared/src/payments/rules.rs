@@ -29,7 +29,7 @@ pub enum PaymentMismatch {
     )]
     TooManyTransfers,
     #[error(
-        "the order has recorded {} transactions, the most one order takes; pay a new order",
+        "the order has recorded {} transactions, the most one order takes; past that only a transaction paying all that is still due is recorded",
         MAX_ORDER_TRANSACTIONS
     )]
     TooManyPayments,
@@ -59,7 +59,8 @@ pub const MAX_PAYING_TRANSFERS: usize = 32;
 /// one item (at most 400 KB on DynamoDB) and is carried by each of its events: a stream of
 /// tiny transfers, a few cents each on an L2, must be refused once this many are recorded,
 /// not grow the order until no write of it fits, which would fail the deposit scan of its
-/// whole chain at every run. No real sale takes a hundred top-ups.
+/// whole chain at every run. No real sale takes a hundred top-ups. Past the limit one
+/// more is recorded if it pays all that is still due, so dust cannot keep a payment out.
 pub const MAX_ORDER_TRANSACTIONS: usize = 100;
 
 /// The transfers of `tx` that pay `payment`: to its deposit address, in its input currency,

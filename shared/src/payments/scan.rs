@@ -2,7 +2,7 @@
 //! and recorded as if they had been submitted.
 
 use super::verify::{VerifyError, verify_transaction};
-use super::{PaymentError, Settler, record_payment};
+use super::{PaymentError, PaymentMismatch, Settler, record_payment};
 use crate::chains::{ChainError, TxReader};
 use crate::model::{Address, ChainId, OrderId, OrgId, PayOrder, Timestamp, TxHash};
 use crate::queue::QueueError;
@@ -205,9 +205,13 @@ pub async fn scan_chain(
                         }
                         // The listed copy was stale: the order no longer takes this payment.
                         // On a shared address the transfer may be another order's.
-                        Err(e @ (PaymentError::NotPayable(_) | PaymentError::WindowClosed(_)))
-                            if shared =>
-                        {
+                        Err(
+                            e @ (PaymentError::NotPayable(_)
+                            | PaymentError::WindowClosed(_)
+                            | PaymentError::Verify(VerifyError::Mismatch(
+                                PaymentMismatch::TooManyPayments,
+                            ))),
+                        ) if shared => {
                             tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer's order no longer takes it; trying the others");
                             if let Some(fresh) = s.store.get_order(&order).await?
                                 && let Some(o) = orders.iter_mut().find(|o| o.id == fresh.id)

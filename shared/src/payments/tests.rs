@@ -593,8 +593,9 @@ async fn a_node_capping_the_block_range_is_read_in_smaller_spans() {
 
 /// A stream of tiny transfers to one order stops at MAX_ORDER_TRANSACTIONS: each is kept
 /// on the order, and an order grown past what one write holds (400 KB on DynamoDB) would
-/// fail every write, and with it every run of its chain's deposit scan. The one past the
-/// limit is refused, by a submission and by the scan alike, and the scan moves on.
+/// fail every write, and with it every run of its chain's deposit scan. One more short of
+/// what is due is refused, by a submission and by the scan alike, and the scan moves on;
+/// one that pays all that is due is still recorded.
 #[tokio::test]
 async fn an_order_takes_at_most_max_order_transactions() {
     let r = rig();
@@ -617,6 +618,13 @@ async fn an_order_takes_at_most_max_order_transactions() {
     scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(200));
     assert_eq!(r.get(&o.id).await.transfers.len(), MAX_ORDER_TRANSACTIONS);
+    // The dust cannot keep the real payment out: one paying all that is due is recorded.
+    let due = 25_000_000 - MAX_ORDER_TRANSACTIONS as u128;
+    let rest = r.chain.mine(201, 5, &[(USDC, SHOP, due)]);
+    assert_eq!(code(r.pay(&o.id, &rest).await), "OK");
+    let paid = r.get(&o.id).await;
+    assert_eq!(paid.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(paid.transfers.len(), MAX_ORDER_TRANSACTIONS + 1);
 }
 
 #[tokio::test]

@@ -102,16 +102,17 @@ impl OrderStore for DynamoStore {
         )?);
         // Two creates of one nonce at once (a client sending twice): DynamoDB may cancel one
         // for the other's transaction (`TransactionConflict`) rather than for the nonce's
-        // condition. It tries once more, and then meets the nonce taken, as SQLite's
-        // serialised writes answer at once.
-        let mut again = true;
+        // condition. It tries again a moment later (a cancelled transaction wrote nothing),
+        // and then meets the nonce taken, as SQLite's serialised writes answer at once.
+        let mut tries = 0;
         loop {
+            tries += 1;
             let failed = match self.transact(puts.clone()).await? {
                 Ok(()) => return Ok(()),
                 Err(failed) => failed,
             };
-            if std::mem::take(&mut again) && failed.iter().any(|(_, c)| c == "TransactionConflict")
-            {
+            if tries < 3 && failed.iter().any(|(_, c)| c == "TransactionConflict") {
+                tokio::time::sleep(std::time::Duration::from_millis(25 * tries)).await;
                 continue;
             }
             return Err(
