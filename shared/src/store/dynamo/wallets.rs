@@ -12,7 +12,10 @@ fn wallet_item(w: &MerchantWallet) -> Item {
     let mut item = base_item(pk, &sk);
     item.insert("doc".into(), to_doc(w));
     item.insert("version".into(), n(w.version));
-    item.insert("created".into(), n(w.created_at.unix()));
+    // When this wallet was created, to the microsecond: a wallet deleted and created again
+    // starts at version 1 again, and this tells the two apart, even within one second
+    // (`created`, in seconds, is what older versions wrote and compared).
+    item.insert("created_us".into(), n(w.created_at.unix_micros()));
     item
 }
 
@@ -63,7 +66,7 @@ impl WalletStore for DynamoStore {
             wallet_item(w),
             "version",
             Guard::version(expected_version),
-            Some(("created", n(w.created_at.unix()))),
+            Some(("created_us", n(w.created_at.unix_micros()))),
         )
         .await
     }

@@ -73,7 +73,7 @@ impl WalletStore for EmbeddedStore {
             // so its creation time tells it from the one the copy was read from.
             if let Some((_, doc)) = stored {
                 let stored: MerchantWallet = parse_doc(&doc)?;
-                if stored.created_at.unix() != w.created_at.unix() {
+                if stored.created_at != w.created_at {
                     return Err(guard.conflict());
                 }
             }

@@ -2184,7 +2184,9 @@ async fn a_wallet_created_again_is_not_written_over_with_the_old_one(store: &dyn
             .await
             .unwrap()
     );
-    let new = xpub_wallet(&org, base, XPUBS[1], t0().plus_seconds(60));
+    // Created again within the same second.
+    let half_a_second_later = Timestamp::from_unix_micros(t0().unix_micros() + 500_000).unwrap();
+    let new = xpub_wallet(&org, base, XPUBS[1], half_a_second_later);
     store.create_wallet(&new).await.unwrap();
 
     let mut counted = copy.next_version();
