@@ -27,7 +27,10 @@ impl EvmChain {
             .parse()
             .map_err(|_| ChainError::Rpc("the RPC URL is not a valid URL".into()))?;
         Ok(Self {
+            // A reader only: none of the fillers that prepare transactions to send (gas,
+            // nonce, chain id), which would be linked into every function that reads chains.
             provider: ProviderBuilder::new()
+                .disable_recommended_fillers()
                 .connect_reqwest(crate::net::plain_client(), url)
                 .erased(),
         })
