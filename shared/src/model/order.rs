@@ -179,6 +179,16 @@ pub(crate) fn sum_of(
 }
 
 impl Payment {
+    /// What the payer still has to send: what remains of a partial payment, else the whole
+    /// amount while nothing is received; `None` once it is paid in full.
+    pub fn still_due(&self) -> Option<RawAmount> {
+        match (&self.remaining, &self.received) {
+            (Some(r), _) => Some(r.raw),
+            (None, Some(r)) if !r.raw.is_zero() => None,
+            _ => Some(self.input.amount.raw),
+        }
+    }
+
     /// Where the payer sends: the first step's deposit address, else the recipient.
     pub fn deposit_address(&self) -> &str {
         self.steps

@@ -9,8 +9,8 @@ use super::verify::{VerifyError, reader_for, verify_transaction};
 use super::{ATTEMPTS, Settler, enqueue_check};
 use crate::chains::sandbox;
 use crate::model::{
-    Amount, ChainId, EventType, KeyMode, OrderId, OrderStatus, OrderUpdate, PayOrder, Payment,
-    RawAmount, ReceivedTransfer, Timestamp, TransferStatus, TxClaim, TxHash,
+    Amount, ChainId, EventType, KeyMode, OrderId, OrderStatus, OrderUpdate, PayOrder,
+    ReceivedTransfer, Timestamp, TransferStatus, TxClaim, TxHash,
 };
 use crate::queue::QueueError;
 use crate::store::{IdempotencyCompletion, StoreError};
@@ -133,18 +133,6 @@ pub fn apply_transfer(
     Ok(update.with_tx_claims(claims))
 }
 
-/// Whether `amount` pays all that `payment` still has due, something being due: what the
-/// one transaction past [`MAX_ORDER_TRANSACTIONS`] an order records must do (after it,
-/// nothing is due, so the order records no more).
-fn pays_what_is_due(payment: &Payment, amount: RawAmount) -> bool {
-    let due = match (&payment.remaining, &payment.received) {
-        (Some(r), _) => r.raw,
-        (None, Some(r)) if !r.raw.is_zero() => RawAmount::ZERO,
-        _ => payment.input.amount.raw,
-    };
-    !due.is_zero() && amount >= due
-}
-
 /// What [`record_payment`] did.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -234,12 +222,13 @@ async fn record_from(
         }
         let reader = reader_for(&s.chains, &order, &payment, hash).map_err(VerifyError::from)?;
         let verified = verify_transaction(&*reader, &order, &payment, hash).await?;
-        // Past the limit only a transaction that pays all that is still due is recorded:
-        // dust sent to the deposit address cannot keep the real payment out.
-        if previous.is_none()
-            && order.transfers.len() >= MAX_ORDER_TRANSACTIONS
-            && !pays_what_is_due(&payment, verified.amount)
-        {
+        // Past the limit only a transaction that pays all that is still due is recorded
+        // (after it nothing is due, so the order records no more): dust sent to the deposit
+        // address cannot keep the real payment out.
+        let pays_the_rest = payment
+            .still_due()
+            .is_some_and(|due| !due.is_zero() && verified.amount >= due);
+        if previous.is_none() && order.transfers.len() >= MAX_ORDER_TRANSACTIONS && !pays_the_rest {
             return Err(VerifyError::Mismatch(PaymentMismatch::TooManyPayments).into());
         }
         let mined_at = verified.inclusion.mined_at();

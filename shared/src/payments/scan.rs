@@ -373,12 +373,8 @@ async fn pick(
     let alone = candidates.len() == 1 && !read_before;
     for o in candidates {
         let Some(p) = &o.payment else { continue };
-        let due = match (&p.remaining, &p.received) {
-            (Some(r), _) => r.raw,
-            // Paid in full already (a late order paid late): nothing more is due.
-            (None, Some(r)) if !r.raw.is_zero() => continue,
-            _ => p.input.amount.raw,
-        };
+        // Paid in full already (a late order paid late): nothing more is due.
+        let Some(due) = p.still_due() else { continue };
         match verify_transaction(reader, o, p, hash).await {
             Ok(v) if v.amount == due => return Ok(Some(o.id.clone())),
             // Alone on the address and still waiting, though past its expiry by the clock:
