@@ -3,7 +3,7 @@
 
 use super::verify::{VerifyError, verify_transaction};
 use super::{PaymentError, PaymentMismatch, Settler, record_payment};
-use crate::chains::{ChainError, TxReader};
+use crate::chains::{ChainError, Sighting, TxReader};
 use crate::model::{Address, ChainId, OrderId, OrgId, PayOrder, Timestamp, TxHash};
 use crate::queue::QueueError;
 use crate::store::StoreError;
@@ -48,11 +48,11 @@ pub enum ScanError {
 /// [`record_payment`], as if it had been submitted. Where several waiting orders of one
 /// organization (and mode) share an address (a merchant wallet without an xpub), the
 /// transfer goes to the oldest whose amount due it matches exactly, else to none (the payer
-/// then submits the hash); each organization's orders there are matched on their own. The cursor moves only after the whole range is processed: a
-/// transfer is passed over only when it is refused for good (it does not pay the order, or
-/// another order claimed it); any other failure (a read, a write, an order that kept
-/// changing) fails the run, which is repeated. Recording is idempotent, so nothing is
-/// counted twice.
+/// then submits the hash); each organization's orders there are matched on their own (see
+/// [`offer`]). The cursor moves only after the whole range is processed: a transfer is
+/// passed over only when it is refused for good (it does not pay the order, or another
+/// order claimed it); any other failure (a read, a write, an order that kept changing)
+/// fails the run, which is repeated. Recording is idempotent, so nothing is counted twice.
 pub async fn scan_chain(
     s: &Settler,
     chain: ChainId,
@@ -127,121 +127,130 @@ pub async fn scan_chain(
             if !seen.insert((sighting.tx_hash.to_string(), to_key)) {
                 continue;
             }
-            let watching = |o: &PayOrder| {
-                o.status.accepts_payment()
-                    && o.payment.as_ref().is_some_and(|p| {
-                        Address::same(p.family(), p.deposit_address(), &sighting.to)
-                    })
-            };
             // Each organization's orders (in each mode) on the address are matched on
             // their own, as a submitted transfer is (its claims are per organization and
             // mode): another organization naming our address in its orders can neither
             // take our payment's detection nor keep it from us.
             let mut tenants: Vec<(OrgId, bool)> = orders
                 .iter()
-                .filter(|o| watching(o))
+                .filter(|o| watches(o, &sighting))
                 .map(|o| (o.organization_id.clone(), o.livemode))
                 .collect();
             tenants.sort();
             tenants.dedup();
-            for tenant in tenants {
-                // Each candidate at most once: one whose listed copy turned out stale (another
-                // request paid or cancelled it since the list was read) is read again, and the
-                // transfer offered to the others.
-                let mut tried: Vec<OrderId> = Vec::new();
-                loop {
-                    let mut candidates: Vec<&PayOrder> = orders
-                        .iter()
-                        .filter(|o| {
-                            !tried.contains(&o.id)
-                                && (&o.organization_id, o.livemode) == (&tenant.0, tenant.1)
-                                && watching(o)
-                        })
-                        .collect();
-                    // Orders still waiting come before those watched for late payments
-                    // (expired, cancelled, or past their expiry but not expired yet).
-                    candidates.sort_by_key(|o| (is_late(o, now), o.created_at));
-                    let shared = candidates.len() > 1;
-                    // A transfer in a block read before (see [`reorg_depth`]) was offered
-                    // then: if it went to no order, it is not given now, on what changed
-                    // since (an order sharing its address paid), to an order it may not pay.
-                    let again = read_before.is_some_and(|c| sighting.block_number <= c);
-                    let Some(order) =
-                        pick(&*reader, &candidates, &sighting.tx_hash, again, now).await?
-                    else {
-                        break;
-                    };
-                    match record_payment(s, &order, &sighting.tx_hash, now).await {
-                        Ok(r) => {
-                            report.recorded += usize::from(r.new);
-                            // The next transfers of this range are matched against the order
-                            // as it is now (paid, or with less still due), not as listed.
-                            if let Some(o) = orders.iter_mut().find(|o| o.id == r.order.id) {
-                                *o = r.order;
-                            }
-                            break;
-                        }
-                        // Every failure is sorted here, with no catch-all: one taken wrongly
-                        // for a refusal would let the cursor step past a payment never
-                        // recorded. What is not final fails the scan, and the range is read
-                        // again next run.
-                        Err(PaymentError::Store(e)) => return Err(e.into()),
-                        Err(PaymentError::Queue(e)) => return Err(e.into()),
-                        Err(PaymentError::Verify(VerifyError::Chain(e))) => return Err(e.into()),
-                        // The node showed the transfer in a block but cannot show the
-                        // transaction: it is behind.
-                        Err(PaymentError::Verify(
-                            e @ (VerifyError::NotFound | VerifyError::Pending),
-                        )) => {
-                            return Err(lagging(&sighting.tx_hash, &e).into());
-                        }
-                        // Other writers kept changing the order: it may well take the
-                        // transfer next time.
-                        Err(PaymentError::Busy) => {
-                            return Err(ScanError::Busy {
-                                order,
-                                tx: sighting.tx_hash,
-                            });
-                        }
-                        // The listed copy was stale: the order no longer takes this payment.
-                        // On a shared address the transfer may be another order's.
-                        Err(
-                            e @ (PaymentError::NotPayable(_)
-                            | PaymentError::WindowClosed(_)
-                            | PaymentError::Verify(VerifyError::Mismatch(
-                                PaymentMismatch::TooManyPayments,
-                            ))),
-                        ) if shared => {
-                            tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer's order no longer takes it; trying the others");
-                            if let Some(fresh) = s.store.get_order(&order).await?
-                                && let Some(o) = orders.iter_mut().find(|o| o.id == fresh.id)
-                            {
-                                *o = fresh;
-                            }
-                            tried.push(order);
-                        }
-                        // Refusals no retry changes: the transfer does not pay this order, or
-                        // another order already claimed it, or the order takes no payment.
-                        Err(
-                            e @ (PaymentError::InvalidHash(_)
-                            | PaymentError::WrongChain(_)
-                            | PaymentError::NoPaymentDetails
-                            | PaymentError::NotPayable(_)
-                            | PaymentError::WindowClosed(_)
-                            | PaymentError::AlreadyUsed { .. }
-                            | PaymentError::Verify(VerifyError::Mismatch(_))),
-                        ) => {
-                            tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer does not pay its order");
-                            break;
-                        }
-                    }
-                }
+            // A transfer in a block read before (see [`reorg_depth`]) was offered then: if
+            // it went to no order, it is not given now, on what changed since (an order
+            // sharing its address paid), to an order it may not pay.
+            let again = read_before.is_some_and(|c| sighting.block_number <= c);
+            for tenant in &tenants {
+                let new = offer(s, &*reader, &mut orders, &sighting, tenant, again, now).await?;
+                report.recorded += usize::from(new);
             }
         }
     }
     match s.store.set_scan_cursor(chain, cursor, to).await {
         Ok(()) | Err(StoreError::VersionConflict { .. }) => Ok(report),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `o` is an order that takes payments at the address `sighting` pays.
+fn watches(o: &PayOrder, sighting: &Sighting) -> bool {
+    o.status.accepts_payment()
+        && o.payment
+            .as_ref()
+            .is_some_and(|p| Address::same(p.family(), p.deposit_address(), &sighting.to))
+}
+
+/// Offers `sighting` to the orders of one organization in one mode (`tenant`) that watch its
+/// address, as [`scan_chain`] says: whether one recorded it as a new payment. `orders` is
+/// kept as the writes leave them, so the next transfers are matched against the orders as
+/// they are now (paid, or with less still due), not as listed.
+async fn offer(
+    s: &Settler,
+    reader: &dyn TxReader,
+    orders: &mut [PayOrder],
+    sighting: &Sighting,
+    tenant: &(OrgId, bool),
+    again: bool,
+    now: Timestamp,
+) -> Result<bool, ScanError> {
+    // Each candidate at most once: one whose listed copy turned out stale (another request
+    // paid or cancelled it since the list was read) is read again, and the transfer offered
+    // to the others.
+    let mut tried: Vec<OrderId> = Vec::new();
+    loop {
+        let mut candidates: Vec<&PayOrder> = orders
+            .iter()
+            .filter(|o| {
+                !tried.contains(&o.id)
+                    && (&o.organization_id, o.livemode) == (&tenant.0, tenant.1)
+                    && watches(o, sighting)
+            })
+            .collect();
+        // Orders still waiting come before those watched for late payments (expired,
+        // cancelled, or past their expiry but not expired yet).
+        candidates.sort_by_key(|o| (is_late(o, now), o.created_at));
+        let shared = candidates.len() > 1;
+        let Some(order) = pick(reader, &candidates, &sighting.tx_hash, again, now).await? else {
+            return Ok(false);
+        };
+        match record_payment(s, &order, &sighting.tx_hash, now).await {
+            Ok(r) => {
+                let new = r.new;
+                if let Some(o) = orders.iter_mut().find(|o| o.id == r.order.id) {
+                    *o = r.order;
+                }
+                return Ok(new);
+            }
+            // Every failure is sorted here, with no catch-all: one taken wrongly for a
+            // refusal would let the cursor step past a payment never recorded. What is not
+            // final fails the scan, and the range is read again next run.
+            Err(PaymentError::Store(e)) => return Err(e.into()),
+            Err(PaymentError::Queue(e)) => return Err(e.into()),
+            Err(PaymentError::Verify(VerifyError::Chain(e))) => return Err(e.into()),
+            // The node showed the transfer in a block but cannot show the transaction: it
+            // is behind.
+            Err(PaymentError::Verify(e @ (VerifyError::NotFound | VerifyError::Pending))) => {
+                return Err(lagging(&sighting.tx_hash, &e).into());
+            }
+            // Other writers kept changing the order: it may well take the transfer next time.
+            Err(PaymentError::Busy) => {
+                return Err(ScanError::Busy {
+                    order,
+                    tx: sighting.tx_hash,
+                });
+            }
+            // The listed copy was stale: the order no longer takes this payment. On a shared
+            // address the transfer may be another order's.
+            Err(
+                e @ (PaymentError::NotPayable(_)
+                | PaymentError::WindowClosed(_)
+                | PaymentError::Verify(VerifyError::Mismatch(PaymentMismatch::TooManyPayments))),
+            ) if shared => {
+                tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer's order no longer takes it; trying the others");
+                if let Some(fresh) = s.store.get_order(&order).await?
+                    && let Some(o) = orders.iter_mut().find(|o| o.id == fresh.id)
+                {
+                    *o = fresh;
+                }
+                tried.push(order);
+            }
+            // Refusals no retry changes: the transfer does not pay this order, or another
+            // order already claimed it, or the order takes no payment.
+            Err(
+                e @ (PaymentError::InvalidHash(_)
+                | PaymentError::WrongChain(_)
+                | PaymentError::NoPaymentDetails
+                | PaymentError::NotPayable(_)
+                | PaymentError::WindowClosed(_)
+                | PaymentError::AlreadyUsed { .. }
+                | PaymentError::Verify(VerifyError::Mismatch(_))),
+            ) => {
+                tracing::info!(order_id = %order, tx = %sighting.tx_hash, reason = %e, "a sighted transfer does not pay its order");
+                return Ok(false);
+            }
+        }
     }
 }
 
@@ -256,7 +265,7 @@ async fn sightings_within_limits(
     from: u64,
     to: u64,
     watch: &crate::chains::Watch,
-) -> Result<Vec<crate::chains::Sighting>, ChainError> {
+) -> Result<Vec<Sighting>, ChainError> {
     let mut found = Vec::new();
     let mut span = to - from + 1;
     let mut at = from;
