@@ -432,12 +432,11 @@ async fn roll(
 /// `422 TOO_MANY_KEYS`: the organization has `limit` active keys in this mode; `what_to_do`
 /// says how to make room.
 fn too_many_keys(limit: usize, what_to_do: &str) -> ApiError {
-    ApiError::unprocessable(
+    ApiError::limit_reached(
         "TOO_MANY_KEYS",
-        format!(
-            "an organization has at most {limit} active API keys in each mode (a rolled key \
-             counts until its grace period ends), and this one has {limit}: {what_to_do}"
-        ),
+        "active API keys in each mode (a rolled key counts until its grace period ends)",
+        limit,
+        what_to_do,
     )
 }
 

@@ -416,13 +416,11 @@ async fn create(
         .await
     {
         Ok(()) => Ok(http::kept(resp)),
-        Err(StoreError::LimitReached { limit }) => Err(ApiError::unprocessable(
+        Err(StoreError::LimitReached { limit }) => Err(ApiError::limit_reached(
             "TOO_MANY_ENDPOINTS",
-            format!(
-                "an organization has at most {limit} webhook endpoints in each mode, and this \
-                 one has {limit}: delete one it no longer uses (DELETE /webhook-endpoints/{{id}}) \
-                 before creating another"
-            ),
+            "webhook endpoints in each mode",
+            limit,
+            "delete one it no longer uses (DELETE /webhook-endpoints/{id}) before creating another",
         )),
         Err(e) => Err(e.into()),
     }

@@ -82,6 +82,17 @@ impl ApiError {
         Self::new(422, ErrorType::InvalidRequest, code, message)
     }
 
+    /// `422 code`: a capped list of the organization's (`StoreError::LimitReached`) holds
+    /// `limit` of its `things` already; `make_room` says how to make room.
+    pub fn limit_reached(code: &'static str, things: &str, limit: usize, make_room: &str) -> Self {
+        Self::unprocessable(
+            code,
+            format!(
+                "an organization has at most {limit} {things}, and this one has {limit}: {make_room}"
+            ),
+        )
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::new(
             404,

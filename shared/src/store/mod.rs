@@ -315,16 +315,19 @@ pub(crate) fn sort_keys_newest_first(keys: &mut [ApiKey]) {
     keys.sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));
 }
 
+/// Whether one more beside `count` would pass `limit`: `LimitReached` if so.
+fn within_limit(count: usize, limit: usize) -> StoreResult<()> {
+    if count >= limit {
+        return Err(StoreError::LimitReached { limit });
+    }
+    Ok(())
+}
+
 /// Whether adding one more active key to `keys` (an organization's, in one mode) at `now`
 /// would pass [`MAX_ACTIVE_API_KEYS`]: `LimitReached` if so.
 pub(crate) fn check_key_limit(keys: &[ApiKey], now: Timestamp) -> StoreResult<()> {
     let active = keys.iter().filter(|k| k.is_active(now)).count();
-    if active >= MAX_ACTIVE_API_KEYS {
-        return Err(StoreError::LimitReached {
-            limit: MAX_ACTIVE_API_KEYS,
-        });
-    }
-    Ok(())
+    within_limit(active, MAX_ACTIVE_API_KEYS)
 }
 
 /// Whether a roll of `old` to `new`, `old` set to stop at `until`, adds an active key (the
@@ -335,12 +338,7 @@ pub(crate) fn roll_adds_a_key(old: &ApiKey, new: &ApiKey, until: Timestamp) -> b
 
 /// Whether one more webhook endpoint beside `count` would pass [`MAX_WEBHOOK_ENDPOINTS`].
 pub(crate) fn check_endpoint_limit(count: usize) -> StoreResult<()> {
-    if count >= MAX_WEBHOOK_ENDPOINTS {
-        return Err(StoreError::LimitReached {
-            limit: MAX_WEBHOOK_ENDPOINTS,
-        });
-    }
-    Ok(())
+    within_limit(count, MAX_WEBHOOK_ENDPOINTS)
 }
 
 #[async_trait]
