@@ -105,6 +105,30 @@ pub fn endpoint_with_id(
     (endpoint, secret)
 }
 
+/// A transfer `hash` of `amount` (raw units, `decimals`) recorded on an order, in `status`,
+/// in block 1 with one confirmation of one required.
+pub fn transfer(
+    hash: &str,
+    amount: u128,
+    decimals: u8,
+    status: TransferStatus,
+) -> ReceivedTransfer {
+    ReceivedTransfer {
+        tx_hash: hash.into(),
+        amount: Amount::new(RawAmount::from_u128(amount), decimals),
+        status,
+        confirmations: 1,
+        required_confirmations: 1,
+        block_number: 1,
+        block_hash: "0x1".into(),
+        from_address: None,
+        detected_at: Timestamp::now(),
+        confirmed_at: None,
+        sandbox: false,
+        mined_at: None,
+    }
+}
+
 /// A direct payment of `amount` (raw units) of a registry currency to `deposit`,
 /// expiring now; fees and gas are placeholders equal to the amount.
 pub fn payment(currency_id: &str, amount: u128, deposit: &str) -> Payment {

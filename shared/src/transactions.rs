@@ -253,7 +253,6 @@ pub async fn find_transaction(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Amount, RawAmount, ReceivedTransfer};
 
     /// A routed payment is paid on one chain and settles on another: its transactions are
     /// the payer's, and the chain and currency filters find them there, where their rows
@@ -267,20 +266,13 @@ mod tests {
             1_000,
             "0x1111111111111111111111111111111111111111",
         ));
-        o.transfers = vec![ReceivedTransfer {
-            tx_hash: format!("0x{}", "ab".repeat(32)),
-            amount: Amount::new(RawAmount::from_u128(1_000), 18),
-            status: TransferStatus::Confirmed,
-            confirmations: 12,
-            required_confirmations: 12,
-            block_number: 1,
-            block_hash: "0x1".into(),
-            from_address: None,
-            detected_at: Timestamp::now(),
-            confirmed_at: None,
-            sandbox: false,
-            mined_at: None,
-        }];
+        let hash = format!("0x{}", "ab".repeat(32));
+        o.transfers = vec![crate::testing::transfer(
+            &hash,
+            1_000,
+            18,
+            TransferStatus::Confirmed,
+        )];
         let rows = |chain: Option<u64>, currency: Option<&str>| {
             let f = TransactionFilter {
                 chain_id: chain.map(|c| ChainId::new(c).unwrap()),

@@ -323,6 +323,14 @@ impl Rig {
         self.s.store.update_order(&u).await.unwrap();
     }
 
+    /// One run of the upkeep's sweep of lost checks at `at`: how many it queued again.
+    async fn requeue_at(&self, at: Timestamp) -> usize {
+        let stale_before = at.plus_seconds(-i64::from(self.s.stale_after_secs()));
+        requeue_stalled(&self.s, stale_before, at, 100)
+            .await
+            .unwrap()
+    }
+
     async fn check(&self, id: &OrderId) -> Progress {
         let round = self.get(id).await.check_round;
         advance(&self.s, None, id, Some(round), Timestamp::now())
@@ -1380,31 +1388,16 @@ async fn a_lost_confirmation_check_is_queued_again_once() {
 
     // Not stale yet: nothing queued.
     let now = Timestamp::now();
-    let stale_before = now.plus_seconds(-i64::from(r.s.stale_after_secs()));
-    assert_eq!(
-        requeue_stalled(&r.s, stale_before, now, 100).await.unwrap(),
-        0
-    );
+    assert_eq!(r.requeue_at(now).await, 0);
     // An hour later it is: one new check, in a new series.
     let later = now.plus_seconds(3_600);
-    let stale_before = later.plus_seconds(-i64::from(r.s.stale_after_secs()));
-    assert_eq!(
-        requeue_stalled(&r.s, stale_before, later, 100)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(r.requeue_at(later).await, 1);
     let msg = r.sent.0.lock().unwrap().pop().unwrap();
     let touched = r.get(&o.id).await;
     assert_eq!(msg.round, Some(touched.check_round));
     assert_ne!(touched.check_round, paid.check_round);
     // The same run again queues nothing more (the order was touched).
-    assert_eq!(
-        requeue_stalled(&r.s, stale_before, later, 100)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(r.requeue_at(later).await, 0);
     // A late message of the old series is dropped without reading the chain.
     assert_eq!(
         advance(&r.s, None, &o.id, first.round, Timestamp::now())

@@ -843,15 +843,16 @@ fn eip1559_transfer(
     })
 }
 
-fn native_watch() -> payorders::chains::Watch {
-    payorders::chains::Watch {
+/// What a native-value scan of block `n` sights on `node`, watching the deposit address:
+/// (transaction, block, address) of each.
+async fn native_sightings(node: &MockServer, n: u64) -> Vec<(String, u64, String)> {
+    let watch = payorders::chains::Watch {
         addresses: vec![L2_DEPOSIT.to_owned()],
         tokens: vec![],
         native: true,
-    }
-}
-
-fn sighted(found: &[payorders::chains::Sighting]) -> Vec<(String, u64, String)> {
+    };
+    let chain = EvmChain::new(&node.uri()).unwrap();
+    let found = chain.sightings(n, n, &watch).await.unwrap();
     found
         .iter()
         .map(|s| (s.tx_hash.to_string(), s.block_number, s.to.to_lowercase()))
@@ -875,13 +876,8 @@ async fn evm_sightings_read_op_stack_blocks_with_deposit_transactions() {
         ),
     ];
     let node = fake_evm_node(one_block_node(base_header(), txs, vec![])).await;
-    let chain = EvmChain::new(&node.uri()).unwrap();
-    let found = chain
-        .sightings(0x1e8b9a0, 0x1e8b9a0, &native_watch())
-        .await
-        .unwrap();
     assert_eq!(
-        sighted(&found),
+        native_sightings(&node, 0x1e8b9a0).await,
         [(
             BASE_TRANSFER_TX.to_owned(),
             0x1e8b9a0,
@@ -932,13 +928,8 @@ async fn evm_sightings_read_arbitrum_blocks_with_internal_transactions() {
         ),
     ];
     let node = fake_evm_node(one_block_node(header, txs, vec![])).await;
-    let chain = EvmChain::new(&node.uri()).unwrap();
-    let found = chain
-        .sightings(0x17d7a3c1, 0x17d7a3c1, &native_watch())
-        .await
-        .unwrap();
     assert_eq!(
-        sighted(&found),
+        native_sightings(&node, 0x17d7a3c1).await,
         [(transfer.to_owned(), 0x17d7a3c1, L2_DEPOSIT.to_owned())]
     );
 }
@@ -983,13 +974,8 @@ async fn base_node_with_bridged_deposits() -> MockServer {
 #[tokio::test]
 async fn an_op_deposit_transaction_with_value_to_the_deposit_address_is_sighted() {
     let node = base_node_with_bridged_deposits().await;
-    let chain = EvmChain::new(&node.uri()).unwrap();
-    let found = chain
-        .sightings(0x1e8b9a0, 0x1e8b9a0, &native_watch())
-        .await
-        .unwrap();
     assert_eq!(
-        sighted(&found),
+        native_sightings(&node, 0x1e8b9a0).await,
         [(BASE_BRIDGED_TX.to_owned(), 0x1e8b9a0, L2_DEPOSIT.to_owned())]
     );
 }

@@ -439,22 +439,7 @@ async fn kept_id(
     org: &OrgId,
     a: &Attempt,
 ) -> Result<String, IdempotencyBegin> {
-    let scope = IdempotencyScope {
-        organization_id: org.clone(),
-        mode: KeyMode::Test,
-        key: a.key.clone(),
-    };
-    // Every attempt is the demo key's, the organization's only test key.
-    let keys = store.list_api_keys(org, KeyMode::Test).await.unwrap();
-    let [demo] = keys.as_slice() else {
-        panic!("expected the demo key alone, found {} keys", keys.len());
-    };
-    let fingerprint = payorders::http::request_fingerprint(&demo.id, "POST", &a.path, &a.body);
-    match store
-        .idempotency_begin(&scope, &fingerprint, Timestamp::now())
-        .await
-        .unwrap()
-    {
+    match retried_at(store, org, a, Timestamp::now()).await {
         IdempotencyBegin::Replay(kept) => {
             let kept: Value = serde_json::from_str(&kept.body).unwrap();
             Ok(kept["id"].as_str().unwrap().to_owned())
@@ -477,6 +462,7 @@ async fn retried_at(
         mode: KeyMode::Test,
         key: a.key.clone(),
     };
+    // Every attempt is the demo key's, the organization's only test key.
     let keys = store.list_api_keys(org, KeyMode::Test).await.unwrap();
     let [demo] = keys.as_slice() else {
         panic!("expected the demo key alone, found {} keys", keys.len());

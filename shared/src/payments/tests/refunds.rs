@@ -75,19 +75,8 @@ fn what_each_order_may_refund() {
         1_000,
         SHOP,
     ));
-    let transfer = |amount: u128, status: TransferStatus| ReceivedTransfer {
-        tx_hash: format!("0x{amount}"),
-        amount: Amount::new(raw(amount), 6),
-        status,
-        confirmations: 1,
-        required_confirmations: 1,
-        block_number: 1,
-        block_hash: "0x1".into(),
-        from_address: None,
-        detected_at: Timestamp::now(),
-        confirmed_at: None,
-        sandbox: false,
-        mined_at: None,
+    let transfer = |amount: u128, status: TransferStatus| {
+        crate::testing::transfer(&format!("0x{amount}"), amount, 6, status)
     };
     o.transfers = vec![
         transfer(1_200, TransferStatus::Confirmed),
@@ -234,14 +223,7 @@ async fn a_cancel_killed_before_its_check_is_queued_still_completes() {
     r.cancel_refund(&o.id, &rid).await;
     assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
     assert!(r.sent.0.lock().unwrap().is_empty());
-    let later = Timestamp::now().plus_seconds(3_600);
-    let stale_before = later.plus_seconds(-i64::from(r.s.stale_after_secs()));
-    assert_eq!(
-        requeue_stalled(&r.s, stale_before, later, 100)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(r.requeue_at(Timestamp::now().plus_seconds(3_600)).await, 1);
     let msg = r.sent.0.lock().unwrap().pop().unwrap();
     assert_eq!(msg.order_id, o.id);
     r.chain.set_head(90);
@@ -343,20 +325,12 @@ fn a_refund_never_exceeds_what_is_left_and_needs_an_address() {
     p.received = Some(Amount::new(raw(1_000), 6));
     o.payment = Some(p);
     o.status = OrderStatus::Completed;
-    o.transfers = vec![ReceivedTransfer {
-        tx_hash: "0x1".into(),
-        amount: Amount::new(raw(1_000), 6),
-        status: TransferStatus::Confirmed,
-        confirmations: 1,
-        required_confirmations: 1,
-        block_number: 1,
-        block_hash: "0x1".into(),
-        from_address: None,
-        detected_at: Timestamp::now(),
-        confirmed_at: None,
-        sandbox: false,
-        mined_at: None,
-    }];
+    o.transfers = vec![crate::testing::transfer(
+        "0x1",
+        1_000,
+        6,
+        TransferStatus::Confirmed,
+    )];
     let now = Timestamp::now();
     let code = |o: &PayOrder, r: RefundRequest| create_refund(o, &r, now).unwrap_err().code();
     assert_eq!(
