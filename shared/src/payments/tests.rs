@@ -333,9 +333,19 @@ impl Rig {
 
     async fn check(&self, id: &OrderId) -> Progress {
         let round = self.get(id).await.check_round;
-        advance(&self.s, None, id, Some(round), Timestamp::now())
+        self.check_in(id, Some(round)).await
+    }
+
+    /// A confirmation check of the order in check series `round` (as a queued message says).
+    async fn check_in(&self, id: &OrderId, round: Option<u32>) -> Progress {
+        advance(&self.s, None, id, round, Timestamp::now())
             .await
             .unwrap()
+    }
+
+    /// The check message queued last.
+    fn last_queued(&self) -> CheckMessage {
+        self.sent.0.lock().unwrap().pop().expect("a check queued")
     }
 }
 
@@ -565,15 +575,13 @@ async fn the_scan_queues_again_a_lost_check_of_a_partly_paid_order() {
     let later = Timestamp::now().plus_seconds(3_600);
     r.chain.set_head(12);
     scan_chain(&r.s, chain, later).await.unwrap();
-    let msg = r.sent.0.lock().unwrap().pop().expect("a check queued");
+    let msg = r.last_queued();
     assert_eq!(msg.order_id, o.id);
     let touched = r.get(&o.id).await;
     assert_eq!(msg.round, Some(touched.check_round));
     assert_ne!(touched.check_round, partly.check_round);
     r.chain.set_head(40);
-    advance(&r.s, None, &o.id, msg.round, Timestamp::now())
-        .await
-        .unwrap();
+    r.check_in(&o.id, msg.round).await;
     assert_eq!(
         r.get(&o.id).await.transfers[0].status,
         TransferStatus::Confirmed
@@ -1381,7 +1389,7 @@ async fn a_lost_confirmation_check_is_queued_again_once() {
     let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
     r.pay(&o.id, &tx).await.unwrap();
     // The first check was queued; pretend the message was lost.
-    let first = r.sent.0.lock().unwrap().pop().unwrap();
+    let first = r.last_queued();
     assert_eq!(first.order_id, o.id);
     let paid = r.get(&o.id).await;
     assert_eq!(first.round, Some(paid.check_round));
@@ -1392,28 +1400,18 @@ async fn a_lost_confirmation_check_is_queued_again_once() {
     // An hour later it is: one new check, in a new series.
     let later = now.plus_seconds(3_600);
     assert_eq!(r.requeue_at(later).await, 1);
-    let msg = r.sent.0.lock().unwrap().pop().unwrap();
+    let msg = r.last_queued();
     let touched = r.get(&o.id).await;
     assert_eq!(msg.round, Some(touched.check_round));
     assert_ne!(touched.check_round, paid.check_round);
     // The same run again queues nothing more (the order was touched).
     assert_eq!(r.requeue_at(later).await, 0);
     // A late message of the old series is dropped without reading the chain.
-    assert_eq!(
-        advance(&r.s, None, &o.id, first.round, Timestamp::now())
-            .await
-            .unwrap(),
-        Progress::Settled
-    );
+    assert_eq!(r.check_in(&o.id, first.round).await, Progress::Settled);
     assert_eq!(r.get(&o.id).await.version, touched.version);
     // The new series completes the order.
     r.chain.set_head(40);
-    assert_eq!(
-        advance(&r.s, None, &o.id, msg.round, Timestamp::now())
-            .await
-            .unwrap(),
-        Progress::Settled
-    );
+    assert_eq!(r.check_in(&o.id, msg.round).await, Progress::Settled);
     assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
 }
 
@@ -1448,11 +1446,9 @@ async fn a_crash_between_recording_and_queueing_is_recovered() {
     let later = Timestamp::now().plus_seconds(3_600);
     let report = upkeep(&r.s, later).await.unwrap();
     assert_eq!(report.requeued, 1);
-    let msg = r.sent.0.lock().unwrap().pop().unwrap();
+    let msg = r.last_queued();
     r.chain.set_head(40);
-    advance(&r.s, None, &o.id, msg.round, Timestamp::now())
-        .await
-        .unwrap();
+    r.check_in(&o.id, msg.round).await;
     assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
 }
 

@@ -224,15 +224,10 @@ async fn a_cancel_killed_before_its_check_is_queued_still_completes() {
     assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
     assert!(r.sent.0.lock().unwrap().is_empty());
     assert_eq!(r.requeue_at(Timestamp::now().plus_seconds(3_600)).await, 1);
-    let msg = r.sent.0.lock().unwrap().pop().unwrap();
+    let msg = r.last_queued();
     assert_eq!(msg.order_id, o.id);
     r.chain.set_head(90);
-    assert_eq!(
-        advance(&r.s, None, &o.id, msg.round, Timestamp::now())
-            .await
-            .unwrap(),
-        Progress::Settled
-    );
+    assert_eq!(r.check_in(&o.id, msg.round).await, Progress::Settled);
     assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
 }
 
