@@ -643,6 +643,75 @@ async fn an_order_takes_at_most_max_order_transactions() {
     assert_eq!(paid.transfers.len(), MAX_ORDER_TRANSACTIONS + 1);
 }
 
+/// The limit holds under races: two transfers recorded at once from copies read with one
+/// slot left (both pass the check on their copy) take one slot between them, and the
+/// transfer paying the rest is recorded whichever of the two writes goes first.
+#[tokio::test]
+async fn the_last_transaction_slot_is_taken_once_under_races() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    for i in 0..MAX_ORDER_TRANSACTIONS as u64 - 1 {
+        let tx = r.chain.mine(11 + i, 5, &[(USDC, SHOP, 1)]);
+        assert_eq!(code(r.pay(&o.id, &tx).await), "OK");
+    }
+    let one_left = r.get(&o.id).await;
+    let now = Timestamp::now();
+
+    // Two more dust transfers at once, each from the copy with one slot left.
+    let a = r.chain.mine(300, 5, &[(USDC, SHOP, 1)]);
+    let b = r.chain.mine(301, 5, &[(USDC, SHOP, 1)]);
+    let (x, y) = tokio::join!(
+        record_payment_on(&r.s, one_left.clone(), &a, now),
+        record_payment_on(&r.s, one_left.clone(), &b, now)
+    );
+    let mut codes = [code(x), code(y)];
+    codes.sort_unstable();
+    assert_eq!(codes, ["OK", "TOO_MANY_PAYMENTS"]);
+    let full = r.get(&o.id).await;
+    assert_eq!(full.transfers.len(), MAX_ORDER_TRANSACTIONS);
+    assert_eq!(full.status, OrderStatus::PartialPayment);
+    assert_eq!(received(&full), RawAmount::from_u128(100));
+
+    // The rest, recorded from the copy read before that slot was taken, is still recorded:
+    // the retry from a fresh read sees it pays all that is due.
+    let rest = r.chain.mine(302, 5, &[(USDC, SHOP, 25_000_000 - 99)]);
+    let rec = record_payment_on(&r.s, one_left.clone(), &rest, now)
+        .await
+        .unwrap();
+    assert!(rec.new);
+    let paid = r.get(&o.id).await;
+    assert_eq!(paid.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(paid.transfers.len(), MAX_ORDER_TRANSACTIONS + 1);
+    // 99 + 1 + the rest: one unit over, announced as overpaid, every transfer counted once.
+    assert_eq!(received(&paid), RawAmount::from_u128(25_000_001));
+
+    // The other order: the rest goes first, and a dust transfer from the same old copy is
+    // then refused for the status the order reached, not recorded as a 101st.
+    let p = r.waiting(&org, OTHER, 25_000_000).await;
+    for i in 0..MAX_ORDER_TRANSACTIONS as u64 - 1 {
+        let tx = r.chain.mine(400 + i, 5, &[(USDC, OTHER, 1)]);
+        assert_eq!(code(r.pay(&p.id, &tx).await), "OK");
+    }
+    let copy = r.get(&p.id).await;
+    let rest = r.chain.mine(600, 5, &[(USDC, OTHER, 25_000_000 - 99)]);
+    let dust = r.chain.mine(601, 5, &[(USDC, OTHER, 1)]);
+    assert!(
+        record_payment_on(&r.s, copy.clone(), &rest, now)
+            .await
+            .unwrap()
+            .new
+    );
+    assert_eq!(
+        code(record_payment_on(&r.s, copy, &dust, now).await),
+        "ORDER_NOT_PAYABLE"
+    );
+    let p = r.get(&p.id).await;
+    assert_eq!(p.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(p.transfers.len(), MAX_ORDER_TRANSACTIONS);
+    assert_eq!(received(&p), RawAmount::from_u128(25_000_000));
+}
+
 #[tokio::test]
 async fn the_same_transfer_submitted_twice_at_once_pays_once() {
     let r = rig();
