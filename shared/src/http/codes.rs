@@ -297,7 +297,7 @@ catalogue! {
     InternalError = "INTERNAL_ERROR", [500], ApiError,
         "Something went wrong on our side; retrying is safe.";
     PriceUnavailable = "PRICE_UNAVAILABLE", [502], ProviderError,
-        "The price provider did not answer; retry shortly.";
+        "The price provider did not answer, or its price is stale (not updated for 15 minutes); retry shortly.";
     ExchangeUnavailable = "EXCHANGE_UNAVAILABLE", [502], ProviderError,
         "The exchange provider refused or did not answer; retry shortly.";
     StoreUnavailable = "STORE_UNAVAILABLE", [503], Unavailable,

@@ -14,6 +14,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const PRO_BASE_URL: &str = "https://pro-api.coingecko.com/api/v3";
+/// The oldest price taken, by the `last_updated_at` CoinGecko gives with it when asked
+/// (`include_last_updated_at`; it updates a listed price every 30–60 s). A price it has not
+/// updated for longer is a feed that stopped, not a market: an order priced from it would ask
+/// the payer for what the currency was worth then.
+pub const MAX_PRICE_AGE_SECS: u64 = 15 * 60;
 pub const DEMO_BASE_URL: &str = "https://api.coingecko.com/api/v3";
 
 /// CoinGecko's asset platform ids for our chain slugs.
@@ -121,11 +126,37 @@ fn decimal(raw: &RawValue) -> Result<Decimal, PriceError> {
         .ok_or_else(|| PriceError::Malformed(format!("price {text} is not a positive number")))
 }
 
-fn usd(entry: Option<&HashMap<String, Box<RawValue>>>, what: &str) -> Result<Decimal, PriceError> {
+/// The USD price in one entry of an answer, if CoinGecko updated it within
+/// [`MAX_PRICE_AGE_SECS`] of `now` (unix seconds). An entry without `last_updated_at` is
+/// taken as it is: there is nothing to tell its age by.
+fn usd(
+    entry: Option<&HashMap<String, Box<RawValue>>>,
+    what: &str,
+    now: u64,
+) -> Result<Decimal, PriceError> {
+    let entry = entry.ok_or_else(|| PriceError::Missing(what.to_owned()))?;
     let raw = entry
-        .and_then(|m| m.get("usd"))
+        .get("usd")
         .ok_or_else(|| PriceError::Missing(what.to_owned()))?;
+    if let Some(at) = entry.get("last_updated_at") {
+        let at: u64 = serde_json::from_str(at.get()).map_err(|_| {
+            PriceError::Malformed(format!("last_updated_at {} is not a time", at.get()))
+        })?;
+        let age_secs = now.saturating_sub(at);
+        if age_secs > MAX_PRICE_AGE_SECS {
+            return Err(PriceError::Stale {
+                what: what.to_owned(),
+                age_secs,
+            });
+        }
+    }
     decimal(raw)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[async_trait]
@@ -159,11 +190,16 @@ impl PriceSource for CoinGecko {
             let answer = self
                 .get(
                     "/simple/price",
-                    &[("ids", &ids.join(",")), ("vs_currencies", "usd")],
+                    &[
+                        ("ids", &ids.join(",")),
+                        ("vs_currencies", "usd"),
+                        ("include_last_updated_at", "true"),
+                    ],
                 )
                 .await?;
+            let now = unix_now();
             for (id, cs) in &by_id {
-                let price = usd(answer.get(id), id)?;
+                let price = usd(answer.get(id), id, now)?;
                 for c in cs {
                     self.remember(&c.id, price);
                     out.insert(c.id.clone(), price);
@@ -178,9 +214,11 @@ impl PriceSource for CoinGecko {
                     &[
                         ("contract_addresses", &addrs.join(",")),
                         ("vs_currencies", "usd"),
+                        ("include_last_updated_at", "true"),
                     ],
                 )
                 .await?;
+            let now = unix_now();
             // Keys come back lowercased for EVM contracts.
             let answer: HashMap<String, _> = answer
                 .into_iter()
@@ -188,7 +226,7 @@ impl PriceSource for CoinGecko {
                 .collect();
             for c in cs {
                 let addr = c.address.clone().unwrap_or_default();
-                let price = usd(answer.get(&addr.to_lowercase()), &c.id)?;
+                let price = usd(answer.get(&addr.to_lowercase()), &c.id, now)?;
                 self.remember(&c.id, price);
                 out.insert(c.id.clone(), price);
             }

@@ -25,6 +25,8 @@ pub enum PriceError {
     Malformed(String),
     #[error("no price for {0}")]
     Missing(String),
+    #[error("the price provider's price of {what} is {age_secs} s old (at most {max} s is taken)", max = coingecko::MAX_PRICE_AGE_SECS)]
+    Stale { what: String, age_secs: u64 },
 }
 
 #[async_trait]

@@ -121,3 +121,74 @@ async fn every_failure_is_typed() {
         Err(PriceError::Unreachable(_) | PriceError::Timeout)
     ));
 }
+
+/// CoinGecko is asked for each price's `last_updated_at`, its documented way to tell a stale
+/// price: one its feed has not updated for more than `MAX_PRICE_AGE_SECS` is refused, by id
+/// and by contract, rather than used to price an order at what the currency was worth then.
+#[tokio::test]
+async fn a_price_the_feed_stopped_updating_is_refused() {
+    use payorders::pricing::coingecko::MAX_PRICE_AGE_SECS;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let eth = currency("8453:native");
+    let mut token = currency("1:0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48");
+    token.id = "1:0x5fbdb2315678afecb367f032d93f642f64180aa3".into();
+    token.address = Some("0x5FbDB2315678afecb367f032d93F642f64180aa3".into());
+    let answer = |at: u64| {
+        format!(
+            r#"{{"ethereum":{{"usd":3000.5,"last_updated_at":{at}}},"0x5fbdb2315678afecb367f032d93f642f64180aa3":{{"usd":1.01,"last_updated_at":{at}}}}}"#
+        )
+    };
+    for (at, fresh) in [
+        (now - 60, true),
+        (now - MAX_PRICE_AGE_SECS + 30, true),
+        (now - MAX_PRICE_AGE_SECS - 30, false),
+        (now - 86_400, false),
+    ] {
+        let server = MockServer::start().await;
+        for p in ["/simple/price", "/simple/token_price/ethereum"] {
+            Mock::given(method("GET"))
+                .and(path(p))
+                .and(query_param("include_last_updated_at", "true"))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_raw(answer(at), "application/json"),
+                )
+                .mount(&server)
+                .await;
+        }
+        let cg = client(&server);
+        for (c, price) in [(&eth, "3000.5"), (&token, "1.01")] {
+            match cg.usd_price(c).await {
+                Ok(p) if fresh => assert_eq!(p, dec(price)),
+                Err(PriceError::Stale { what, age_secs }) if !fresh => {
+                    assert_eq!(
+                        what,
+                        if c.id == eth.id {
+                            "ethereum"
+                        } else {
+                            &token.id[..]
+                        }
+                    );
+                    assert!(age_secs >= now - at, "{age_secs}");
+                }
+                other => panic!("{} updated {} s ago: {other:?}", c.id, now - at),
+            }
+        }
+    }
+    // A time that is not one is a malformed answer, not a fresh price.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/simple/price"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"ethereum":{"usd":3000,"last_updated_at":"yesterday"}}"#,
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    assert!(matches!(
+        client(&server).usd_price(&eth).await,
+        Err(PriceError::Malformed(_))
+    ));
+}
