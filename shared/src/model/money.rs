@@ -173,8 +173,11 @@ fn split_decimal(s: &str) -> Result<(&str, &str), MoneyError> {
 }
 
 /// `fiat / price` in base units of a currency with `decimals`, rounded up (so a merchant
-/// paid this much receives at least the fiat price); `None` if the price is not positive or
-/// the result is zero or does not fit.
+/// paid this much receives at least the fiat price, and a payer pays less than one base unit
+/// more); `None` if the price is not positive or the result does not fit. Computed exactly in
+/// integers: with `fiat = f / 10^fs` and `price = p / 10^ps`, it is
+/// `ceil(f × 10^(ps + decimals) / (p × 10^fs))`, where a division in `Decimal` would round
+/// at 28 digits and overflow above about 7.9 × 10^28 base units.
 pub fn fiat_to_raw_ceil(
     fiat: rust_decimal::Decimal,
     price: rust_decimal::Decimal,
@@ -184,11 +187,17 @@ pub fn fiat_to_raw_ceil(
     if price <= Decimal::ZERO || fiat <= Decimal::ZERO {
         return None;
     }
-    let units = fiat.checked_div(price)?;
-    let scale = Decimal::from_i128_with_scale(10i128.checked_pow(decimals as u32)?, 0);
-    let whole = units.checked_mul(scale)?.ceil();
-    let raw = RawAmount::parse(&whole.normalize().to_string()).ok()?;
-    (!raw.is_zero()).then_some(raw)
+    let mantissa = |d: Decimal| U256::from(d.mantissa().unsigned_abs());
+    let owed =
+        mantissa(fiat).checked_mul(pow10(price.scale() as usize + decimals as usize).ok()?)?;
+    let unit = mantissa(price).checked_mul(pow10(fiat.scale() as usize).ok()?)?;
+    let (whole, rest) = owed.div_rem(unit);
+    let raw = if rest.is_zero() {
+        whole
+    } else {
+        whole.checked_add(U256::from(1u8))?
+    };
+    (!raw.is_zero()).then_some(RawAmount(raw))
 }
 
 /// An amount an order states (`"100.25"`, in a currency with `decimals` or a fiat unit):
@@ -405,5 +414,69 @@ mod tests {
             parse_positive_decimal("49.999", 2),
             Err(MoneyError::TooManyDecimals { max: 2 })
         );
+    }
+
+    /// Every amount shown to a merchant or payer (`ui`) reads back as exactly the base
+    /// units it shows, at every precision: what a payer copies is what the order asks.
+    mod display_properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+            #[test]
+            fn an_amount_shown_reads_back_as_itself(
+                hi in any::<u128>(),
+                lo in any::<u128>(),
+                decimals in 0u8..=30,
+            ) {
+                let raw = RawAmount((U256::from(hi) << 128) | U256::from(lo));
+                let ui = raw.to_ui(decimals);
+                prop_assert_eq!(RawAmount::from_ui_allow_zero(&ui, decimals), Ok(raw), "{}", ui);
+            }
+        }
+    }
+
+    /// What a fiat price asks for, checked exactly (in integers, not through Decimal's 28
+    /// digits) over prices from a meme token's to a bitcoin's, amounts up to a million, and
+    /// every currency precision we list: never less than the price (the merchant is paid in
+    /// full) and less than one base unit more (the payer is not overcharged).
+    mod conversion_properties {
+        use super::super::*;
+        use proptest::prelude::*;
+        use rust_decimal::Decimal;
+
+        fn exact(mantissa: u64, scale: u32) -> (U256, u32) {
+            (U256::from(mantissa), scale)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+            #[test]
+            fn a_fiat_price_converts_to_the_least_amount_that_pays_it(
+                fiat_m in 1u64..100_000_000,
+                fiat_scale in 0u32..=2,
+                price_m in 1u64..10_000_000_000_000_000,
+                price_scale in 0u32..=24,
+                decimals in prop::sample::select(vec![0u8, 2, 6, 8, 9, 12, 18]),
+            ) {
+                let fiat = Decimal::new(fiat_m as i64, fiat_scale);
+                let price = Decimal::new(price_m as i64, price_scale);
+                let raw = fiat_to_raw_ceil(fiat, price, decimals).expect("converts");
+                let raw = U256::from_str_radix(&raw.to_string(), 10).unwrap();
+                // raw base units are raw / 10^decimals of the currency, worth
+                // raw * price / 10^decimals of fiat: compare raw * p * 10^fs with
+                // f * 10^(ps + decimals), all integers.
+                let (f, fs) = exact(fiat_m, fiat_scale);
+                let (p, ps) = exact(price_m, price_scale);
+                let owed = f * pow10((ps + u32::from(decimals)) as usize).unwrap();
+                let worth = |units: U256| units * p * pow10(fs as usize).unwrap();
+                prop_assert!(worth(raw) >= owed, "{fiat} at {price}: {raw} pays less");
+                prop_assert!(
+                    worth(raw - U256::from(1u8)) < owed,
+                    "{fiat} at {price}: {raw} asks a unit too many"
+                );
+            }
+        }
     }
 }
