@@ -514,7 +514,10 @@ fn parse_currency(
             "a currency symbol needs a blockchain (e.g. base)",
         )),
         (Some(CurrencyInput::Symbol(symbol)), Some(Blockchain(chain))) => {
-            let chain = registry().chain_by_name(&chain).map_err(registry_error)?;
+            // An unknown name is the `blockchain` field's fault, not a chain id's.
+            let chain = registry()
+                .chain_by_name(&chain)
+                .map_err(|e| registry_error(e).with_param("blockchain"))?;
             chain
                 .currency_by_symbol(&symbol)
                 .map(Some)

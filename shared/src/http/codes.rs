@@ -129,9 +129,9 @@ catalogue! {
     InvalidUrl = "INVALID_URL", [400], InvalidRequest,
         "A URL is missing, longer than 2048 characters, or not an absolute http(s) URL (https in live mode).";
     WebhookUrlForbidden = "WEBHOOK_URL_FORBIDDEN", [422], InvalidRequest,
-        "A live-mode webhook URL resolves to a private or loopback address.";
+        "A webhook URL resolves to a private or reserved address (in test mode, loopback is allowed).";
     WebhookUrlUnresolvable = "WEBHOOK_URL_UNRESOLVABLE", [422], InvalidRequest,
-        "A live-mode webhook URL's host name does not resolve.";
+        "A webhook URL's host name does not resolve (in test mode, a loopback URL is not resolved).";
     InvalidEventType = "INVALID_EVENT_TYPE", [400], InvalidRequest,
         "An event type is unknown, or `events` is not a non-empty list of event types or `[\"*\"]`.";
     InvalidDescription = "INVALID_DESCRIPTION", [400], InvalidRequest,
@@ -247,7 +247,7 @@ catalogue! {
     BodyHashMismatch = "BODY_HASH_MISMATCH", [401], Authentication,
         "The body does not hash to the v2 signature's `body_sha256`.";
     SignatureRequired = "SIGNATURE_REQUIRED", [401], Authentication,
-        "Creating a SALE, changing a merchant wallet, or creating, revoking or rolling an API key needs a signed request.";
+        "Creating a SALE, changing a merchant wallet, creating or cancelling a refund, changing the order defaults, or creating, revoking or rolling an API key needs a signed request.";
     Unauthenticated = "UNAUTHENTICATED", [401], Authentication,
         "The request could not be authenticated (for instance while authentication is briefly unavailable); retry.";
 
@@ -291,7 +291,7 @@ catalogue! {
 
     // ------------------------------------------------------------ rate limits (429)
     RateLimited = "RATE_LIMITED", [429], RateLimit,
-        "Too many requests from your address to the public routes (views 60 a minute, QR codes 100 a minute); retry after `Retry-After` seconds.";
+        "Too many requests: your key's hourly budget for the route's class, or your address's budget on the public routes (views 60 a minute, QR codes 100 a minute) or for access tokens (60 a minute); retry after `Retry-After` seconds.";
 
     // ------------------------------------------------------------ our side (5xx)
     InternalError = "INTERNAL_ERROR", [500], ApiError,

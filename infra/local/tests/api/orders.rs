@@ -566,7 +566,7 @@ async fn every_validation_code() {
             json!({"currency": "USDC", "blockchain": "dogechain"}),
             422,
             "INVALID_BLOCKCHAIN",
-            Some("currency.chain_id"),
+            Some("blockchain"),
         ),
         (
             json!({"currency": "DOGE", "blockchain": "base-sepolia"}),
