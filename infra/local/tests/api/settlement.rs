@@ -291,10 +291,27 @@ async fn one_transaction_pays_one_order_even_when_raced() {
     lost.assert_error(422, "TX_ALREADY_USED");
     assert_eq!(won.body["status"], "AWAITING_CONFIRMATION");
     assert_eq!(order(&app, lost_id).await["status"], "AWAITING_PAYMENT");
-    // Later attempts are refused too.
-    submit(&app, lost_id, hash)
-        .await
-        .assert_error(422, "TX_ALREADY_USED");
+    // Later attempts are refused too. The merchant is told which of its orders the
+    // transfer paid; the public route, which anyone holding an order id may call, is not:
+    // an order id is all its payer holds to see their order.
+    let won_id = if lost_id == &a { &b } else { &a };
+    let merchant = submit(&app, lost_id, hash).await;
+    merchant.assert_error(422, "TX_ALREADY_USED");
+    assert!(merchant.text.contains(won_id.as_str()), "{}", merchant.text);
+    let mut h = headers(&[]);
+    h.insert("content-type", "application/json".parse().unwrap());
+    let body = json!({"tx_hash": hash.to_string()});
+    let public = app
+        .send(
+            "POST",
+            &format!("/public/pay-orders/{lost_id}/payments"),
+            h,
+            Some(serde_json::to_vec(&body).unwrap()),
+        )
+        .await;
+    public.assert_error(422, "TX_ALREADY_USED");
+    assert!(!public.text.contains(won_id.as_str()), "{}", public.text);
+    assert!(!public.text.contains("po_"), "{}", public.text);
 }
 
 #[tokio::test]
