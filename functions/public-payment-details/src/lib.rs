@@ -8,8 +8,27 @@ use payorders::Timestamp;
 use payorders::checkout::details::{self, PaymentDetailsRequest};
 use payorders::checkout::view;
 use payorders::http::public::{self, Limit};
-use payorders::http::{self, ApiError, Body, Request, RequestExt, Response};
+use payorders::http::{self, ApiError, Body, Params, Request, RequestExt, Response};
+use payorders::registry::CurrencyRef;
 use payorders::runtime::Services;
+use serde::Deserialize;
+
+/// The body of `POST /public/pay-orders/{id}/payment-details`: the merchant route's without
+/// `refund_address`. Whoever holds the order's link may call this route, and a refund
+/// address set here, before the payer chose, would send a failed exchange's refund to them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PublicPaymentDetailsRequest {
+    /// What the payer pays in: `{"chain_id", "address"}` (`address` null for the native coin).
+    pub source_currency: Option<CurrencyRef>,
+}
+
+impl Params for PublicPaymentDetailsRequest {
+    fn code(_field: &str) -> &'static str {
+        "INVALID_CURRENCY"
+    }
+}
 
 pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     if req.method() == "OPTIONS" {
@@ -24,8 +43,12 @@ pub async fn handler(svc: &Services, req: Request) -> Result<Response<Body>, lam
 async fn choose_and_show(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> {
     let params = req.path_parameters();
     let id = params.first("id").unwrap_or_default();
-    let body: PaymentDetailsRequest = http::request::json(req, false)?;
+    let body: PublicPaymentDetailsRequest = http::request::json(req, false)?;
     let order = view::load_public_order(svc, id).await?;
+    let body = PaymentDetailsRequest {
+        source_currency: body.source_currency,
+        refund_address: None,
+    };
     let order = details::choose(svc, &order, body).await?;
     let merchant = view::Merchant::for_org(svc, &order.organization_id).await?;
     let v = view::public_view(&order, &merchant, &[], &http::links(req), Timestamp::now());

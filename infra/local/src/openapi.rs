@@ -1258,7 +1258,7 @@ pub fn public_order_preflight() {}
 /// The customer chooses what to pay in (the merchant route's rule and answers)
 #[utoipa::path(post, path = "/public/pay-orders/{id}/payment-details", tag = "checkout",
     params(("id" = String, Path, description = CUSTOMER_ORDER_ID)),
-    request_body(content = payment_details::PaymentDetailsRequest,
+    request_body(content = public_payment_details::PublicPaymentDetailsRequest,
         example = json!({"source_currency": {"chain_id": 84532, "address": "0x036CbD53842c5426634e7929541eC2318f3dCF7e"}})),
     responses((status = 200, description = "The public view with its `payment`", body = PublicPayOrder)))]
 pub fn public_payment_details() {}

@@ -252,7 +252,12 @@ pub fn public_view(
         "transfers": transfers,
         "paid_over": order.paid_over,
         "paid_late": order.paid_late,
-        "redirect_url": order.redirect_url,
+        // Where the page returns the payer once paid, and only then: shown before, it would
+        // let a payer open the merchant's success page without paying.
+        "redirect_url": order
+            .redirect_url
+            .as_ref()
+            .filter(|_| order.status == OrderStatus::Completed),
         "cancel_url": order.cancel_url,
         "hosted_url": links.hosted(&order.id),
         "qr_code_url": order.payment.as_ref().map(|_| links.qr(&order.id)),
@@ -285,5 +290,30 @@ mod tests {
         let shown = progress(&o, &p);
         assert_eq!(shown["received"]["raw"], "25000000", "{shown}");
         assert_eq!(shown["percent"], 100.0, "{shown}");
+    }
+
+    /// The merchant's success page is in the view only once the order is COMPLETED: a payer
+    /// reading the view of an unpaid (or expired, or cancelled) order does not learn it.
+    #[test]
+    fn the_success_page_is_shown_only_once_paid() {
+        let mut o = crate::testing::order(&OrgId::generate(), false, Timestamp::now());
+        o.redirect_url = Some("https://merchant.example/thanks".into());
+        let merchant = Merchant {
+            name: "A".into(),
+            logo_url: None,
+            theme_color: None,
+            hide_footer: false,
+        };
+        let links = Links::new("https://pay.example", None);
+        for status in OrderStatus::ALL {
+            o.status = *status;
+            let v = public_view(&o, &merchant, &[], &links, Timestamp::now());
+            let shown = v["redirect_url"].as_str();
+            if *status == OrderStatus::Completed {
+                assert_eq!(shown, Some("https://merchant.example/thanks"));
+            } else {
+                assert_eq!(shown, None, "{status}");
+            }
+        }
     }
 }

@@ -51,6 +51,11 @@ async fn anonymous(app: &TestApp, method: &str, path: &str, body: Option<&Value>
     .await
 }
 
+/// Some EVM address (a refund address a third party would name).
+fn some_address() -> String {
+    "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".to_owned()
+}
+
 fn usdc() -> Value {
     json!({"chain_id": BASE_SEPOLIA, "address": BASE_SEPOLIA_USDC})
 }
@@ -75,7 +80,8 @@ async fn the_customer_view_shows_what_a_payer_needs_and_nothing_merchant_only() 
         v["items"],
         json!([{"name": "Premium Widget", "quantity": 1, "unit_price": 49.99}])
     );
-    assert_eq!(v["redirect_url"], "https://merchant.example/thanks");
+    // The success page is told only once the order is paid (the browser test follows it).
+    assert!(v["redirect_url"].is_null(), "{v}");
     assert_eq!(v["cancel_url"], "https://merchant.example/cart");
     assert_eq!(v["hosted_url"], format!("{}/pay/{id}", app.base));
     assert_eq!(
@@ -589,6 +595,12 @@ async fn the_customers_wallet_submits_its_transaction_under_the_merchant_rule() 
     anonymous(&app, "POST", &public_path, Some(&unknown))
         .await
         .assert_error(422, "PAYMENT_DETAILS_REQUIRED");
+    // Whoever holds the link cannot name where a failed exchange refunds the payer.
+    let details_path = format!("/public/pay-orders/{id}/payment-details");
+    let with_refund = json!({"source_currency": usdc(), "refund_address": some_address()});
+    anonymous(&app, "POST", &details_path, Some(&with_refund))
+        .await
+        .assert_error(400, "UNKNOWN_PARAMETER");
     let r = anonymous(
         &app,
         "POST",
