@@ -566,8 +566,13 @@ async fn serve(
     println!("Demo organization {} (test mode)", demo.org_id);
     println!("  API key     {}", demo.key);
     println!("  API secret  {}", demo.secret);
+    let what = if chain_rpc.is_some() {
+        "API and the chain's RPC"
+    } else {
+        "API"
+    };
     println!(
-        "  (with API and the chain's RPC in {}/demo.env: `. {}/demo.env`)",
+        "  (with {what} in {}/demo.env: `. {}/demo.env`)",
         args.dir.display(),
         args.dir.display()
     );
