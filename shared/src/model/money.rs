@@ -26,8 +26,9 @@ pub enum MoneyError {
 }
 
 /// The largest amount an order may state, in whole units of its currency or fiat unit
-/// (10^15). Far above any real order, and small enough that pricing it stays well inside
-/// the 28 significant digits of the decimal arithmetic quotes and conversions use.
+/// (10^15). Far above any real order; an amount this size is held exactly by the decimal
+/// type prices are read into (28 significant digits), and its conversion to base units is
+/// exact whatever the price (integer arithmetic: [`fiat_to_raw_ceil`]).
 pub const MAX_ORDER_UNITS: u64 = 1_000_000_000_000_000;
 
 /// An amount in base units (wei, lamports, 10^-6 USDC…). Serialized as a decimal string.

@@ -643,9 +643,10 @@ async fn an_order_takes_at_most_max_order_transactions() {
     assert_eq!(paid.transfers.len(), MAX_ORDER_TRANSACTIONS + 1);
 }
 
-/// The limit holds under races: two transfers recorded at once from copies read with one
-/// slot left (both pass the check on their copy) take one slot between them, and the
-/// transfer paying the rest is recorded whichever of the two writes goes first.
+/// The limit holds under races: two transfers recorded from copies both read with one slot
+/// left, before either write (both pass the check on their copy, as two requests at once
+/// would), take one slot between them, the loser's conditional write failing and its retry
+/// refusing; and the transfer paying the rest is recorded whichever of two writes goes first.
 #[tokio::test]
 async fn the_last_transaction_slot_is_taken_once_under_races() {
     let r = rig();

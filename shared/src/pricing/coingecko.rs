@@ -127,8 +127,8 @@ fn decimal(raw: &RawValue) -> Result<Decimal, PriceError> {
 }
 
 /// The USD price in one entry of an answer, if CoinGecko updated it within
-/// [`MAX_PRICE_AGE_SECS`] of `now` (unix seconds). An entry without `last_updated_at` is
-/// taken as it is: there is nothing to tell its age by.
+/// [`MAX_PRICE_AGE_SECS`] of `now` (unix seconds). An entry without `last_updated_at` (or
+/// with `null`) is taken as it is: there is nothing to tell its age by.
 fn usd(
     entry: Option<&HashMap<String, Box<RawValue>>>,
     what: &str,
@@ -138,7 +138,7 @@ fn usd(
     let raw = entry
         .get("usd")
         .ok_or_else(|| PriceError::Missing(what.to_owned()))?;
-    if let Some(at) = entry.get("last_updated_at") {
+    if let Some(at) = entry.get("last_updated_at").filter(|at| at.get() != "null") {
         let at: u64 = serde_json::from_str(at.get()).map_err(|_| {
             PriceError::Malformed(format!("last_updated_at {} is not a time", at.get()))
         })?;
