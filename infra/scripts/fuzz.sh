@@ -78,7 +78,7 @@ else
   grep -E '^(fuzz: [0-9]|  [0-9]+ generated|Seed:)' "$work/run.log" || true
 fi
 [ -s "$work/stats.json" ] || { cat "$work/run.log" >&2; echo "fuzz: schemathesis sent nothing" >&2; exit 1; }
-read -r sent reached < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["requests"], len(s["operations"]))' "$work/stats.json")
+read -r sent reached unauthenticated < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["requests"], len(s["operations"]), s["statuses"].get("401", 0))' "$work/stats.json")
 failures=$(sed -nE 's/.* ([0-9]+) unique failures?.*/\1/p' "$work/run.log" | tail -1)
 echo "fuzz: $mode run: $sent requests, $reached of $operations operations, ${failures:-0} failures, in ${elapsed} s (schemathesis exit $status)"
 if [ "$status" != 0 ]; then
@@ -88,3 +88,7 @@ if [ "$status" != 0 ]; then
 fi
 [ "$reached" -eq "$operations" ] || { echo "fuzz: only $reached of $operations operations were called" >&2; exit 1; }
 [ "$sent" -ge "$want" ] || { echo "fuzz: only $sent requests, fewer than $want" >&2; exit 1; }
+# A run whose key stopped working tests authentication alone: more than one answer in ten
+# a 401 means it did (the signed requests and the seeded key are meant to pass it).
+[ $((unauthenticated * 10)) -le "$sent" ] \
+  || { echo "fuzz: $unauthenticated of $sent answers were 401: the run's key stopped working" >&2; exit 1; }
