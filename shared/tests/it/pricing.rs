@@ -177,29 +177,24 @@ async fn a_price_the_feed_stopped_updating_is_refused() {
             }
         }
     }
-    // No time to tell the age by (`null`, as for a field left out): the price is taken.
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/simple/price"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(
-            r#"{"ethereum":{"usd":3000,"last_updated_at":null}}"#,
-            "application/json",
-        ))
-        .mount(&server)
-        .await;
-    assert_eq!(client(&server).usd_price(&eth).await.unwrap(), dec("3000"));
-    // A time that is not one is a malformed answer, not a fresh price.
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/simple/price"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(
-            r#"{"ethereum":{"usd":3000,"last_updated_at":"yesterday"}}"#,
-            "application/json",
-        ))
-        .mount(&server)
-        .await;
+    // No time to tell the age by (`null`, as for a field left out): the price is taken. A
+    // time that is not one is a malformed answer, not a fresh price.
+    let null = simple_price(r#"{"ethereum":{"usd":3000,"last_updated_at":null}}"#).await;
+    assert_eq!(client(&null).usd_price(&eth).await.unwrap(), dec("3000"));
+    let word = simple_price(r#"{"ethereum":{"usd":3000,"last_updated_at":"yesterday"}}"#).await;
     assert!(matches!(
-        client(&server).usd_price(&eth).await,
+        client(&word).usd_price(&eth).await,
         Err(PriceError::Malformed(_))
     ));
+}
+
+/// A fake CoinGecko whose `/simple/price` answers `body`.
+async fn simple_price(body: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/simple/price"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body.to_owned(), "application/json"))
+        .mount(&server)
+        .await;
+    server
 }
