@@ -11,8 +11,11 @@ Headless Chromium (Debian's, driven by Playwright for Python) opens a signed SAL
      payment detected, confirmations, "Paid", and back to `redirect_url` (the link, then
      by itself);
   4. another order, cancelled by the merchant while its page is open, says so;
-  5. an unknown id shows the 404 page;
-  6. nothing was loaded from outside the host, and the console stayed free of errors.
+  5. two orders whose time to pay runs out while their pages are open (the view answered
+     with 2 s left) show no address, QR code, wallet button or cancel link; the one partly
+     paid says what arrived, the other that a payment sent in time still counts;
+  6. an unknown id shows the 404 page;
+  7. nothing was loaded from outside the host, and the console stayed free of errors.
 It saves the page (at step 2) as docs/checkout.png, and prints the page's weight and the
 time from the simulated payment to the page showing it.
 
@@ -258,7 +261,40 @@ def main():
         check(page.is_hidden("#choose") and page.is_hidden("#cancel"), "nothing to do once cancelled")
         step("a cancelled order's page says so")
 
-        # 6. Unknown ids (a page of its own: a 404 document is logged as a failed load).
+        # 6. When the time to pay runs out, nothing invites a payment any more, and the page
+        # says what a payer who just paid needs to hear. The view is answered with 2 s left
+        # (and no live updates, which would bring the server's own count back).
+        def two_seconds_left(r):
+            resp = r.fetch()
+            body = resp.json()
+            body["time_remaining"] = 2
+            r.fulfill(response=resp, json=body)
+
+        for paid_part in (None, "20"):
+            late = api(env, "POST", "/pay-orders", {
+                "mode": "SALE", "amount": "49.99", "fiat_unit": "USD", "cancel_url": f"{MERCHANT}/cart"})
+            api(env, "POST", f"/pay-orders/{late['id']}/payment-details",
+                {"source_currency": {"chain_id": 84532, "address": "0x036CbD53842c5426634e7929541eC2318f3dCF7e"}})
+            if paid_part:
+                api(env, "POST", f"/pay-orders/{late['id']}/simulate-payment", {"amount": paid_part})
+            page.route(f"**/public/pay-orders/{late['id']}", two_seconds_left)
+            page.route(f"**/public/pay-orders/{late['id']}/events*",
+                       lambda r: r.fulfill(status=200, content_type="text/event-stream", body=""))
+            page.goto(late["hosted_url"])
+            page.wait_for_selector("#pay:not([hidden])")
+            wait_js(page, "/time to pay (has )?r[au]n out/.test(document.getElementById('status').textContent)",
+                    "the page says the time to pay ran out", timeout_ms=6000)
+            check(page.is_hidden("#pay") and page.is_hidden("#wallet") and page.is_hidden("#cancel"),
+                  "no address, QR code, wallet button or cancel link once the time ran out")
+            text = page.text_content("#status")
+            if paid_part:
+                check("after 20.0 of 49.99 USDC had arrived" in text, f"what arrived: {text!r}")
+            else:
+                check("A payment sent before then still counts" in text, f"a payer who just paid: {text!r}")
+        step("once the time to pay runs out: no address, QR code or wallet button; "
+             "what arrived, or that a payment sent in time still counts")
+
+        # 7. Unknown ids (a page of its own: a 404 document is logged as a failed load).
         other = ctx.new_page()
         missing = other.goto(f"{base}/pay/po_1111111111111111111111")
         check(missing.status == 404, f"unknown id: {missing.status}")
