@@ -2,9 +2,17 @@
 //! chains (`ethereum:<to>@<chain_id>?value=<wei>`, or the token's `transfer` call with the
 //! recipient and the amount in base units), Solana Pay on Solana (`solana:<recipient>?amount=
 //! <decimal>[&spl-token=<mint>]`). The page shows it, the QR code carries exactly it.
+//!
+//! A Solana Pay URI names no network, so a wallet on mainnet would pay a devnet order's
+//! request with real funds: on a test network the URI carries a `label` and `message`
+//! (which Solana Pay wallets show before the payer confirms) saying it is a test.
 
 use crate::model::{ChainFamily, Payment};
 use crate::registry::registry;
+
+/// What a test network's Solana Pay URI adds: a label and a message, percent-encoded.
+pub const SOLANA_TEST_NOTE: &str =
+    "&label=Test%20payment&message=Test%20network%20only%3A%20do%20not%20send%20real%20funds";
 
 /// The URI that pays `payment` in full (the amount still due when `remaining` is set).
 pub fn payment_uri(payment: &Payment) -> Option<String> {
@@ -26,6 +34,9 @@ pub fn payment_uri(payment: &Payment) -> Option<String> {
             let mut uri = format!("solana:{to}?amount={ui}");
             if let Some(mint) = &currency.address {
                 uri.push_str(&format!("&spl-token={mint}"));
+            }
+            if chain.testnet {
+                uri.push_str(SOLANA_TEST_NOTE);
             }
             uri
         }
@@ -113,10 +124,17 @@ mod tests {
 
     #[test]
     fn solana_pay_for_sol_and_spl_tokens_with_decimal_amounts() {
-        let sol = payment("30000000000101:native", 1_500_000_000, SOL_TO);
+        // Mainnet: the amount and, for a token, its mint; nothing else.
+        let sol = payment("30000000000001:native", 1_500_000_000, SOL_TO);
         assert_eq!(
             payment_uri(&sol).unwrap(),
             format!("solana:{SOL_TO}?amount=1.5")
+        );
+        // Devnet names no network either: its URI says it is a test, for the wallet to show.
+        let devnet = payment("30000000000101:native", 1_500_000_000, SOL_TO);
+        assert_eq!(
+            payment_uri(&devnet).unwrap(),
+            format!("solana:{SOL_TO}?amount=1.5{SOLANA_TEST_NOTE}")
         );
         let usdc = payment(
             "30000000000101:4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
@@ -126,7 +144,7 @@ mod tests {
         assert_eq!(
             payment_uri(&usdc).unwrap(),
             format!(
-                "solana:{SOL_TO}?amount=25&spl-token=4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU"
+                "solana:{SOL_TO}?amount=25&spl-token=4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU{SOLANA_TEST_NOTE}"
             )
         );
     }
