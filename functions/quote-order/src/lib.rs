@@ -202,7 +202,9 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
     let prices = if to_price.is_empty() {
         Default::default()
     } else {
-        prices_source.usd_prices(&to_price).await?
+        // A held currency without a (fresh) price is left out of the options below; the
+        // order's own currency, which prices the order, still needs one.
+        prices_source.usd_prices_known(&to_price).await?
     };
     let price_of = |c: &Currency| {
         prices
@@ -255,12 +257,18 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
         let c = &h.currency;
         let base = match (&order.fulfillment.asset, &order.fulfillment.amount) {
             (Some(asset), Some(a)) if asset.id == c.id => a.raw,
-            _ => fiat_to_raw_ceil(order_usd, price_of(c)?, c.decimals).ok_or_else(|| {
-                ApiError::unprocessable(
-                    "AMOUNT_OUT_OF_RANGE",
-                    format!("the order cannot be expressed in {}", c.id),
-                )
-            })?,
+            _ => {
+                let Some(price) = prices.get(&c.id).copied() else {
+                    tracing::warn!(currency = %c.id, "no price: left out of the quote");
+                    continue;
+                };
+                fiat_to_raw_ceil(order_usd, price, c.decimals).ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "AMOUNT_OUT_OF_RANGE",
+                        format!("the order cannot be expressed in {}", c.id),
+                    )
+                })?
+            }
         };
         let protocol_fee = base.mul_bps(fee_bps).ok_or_else(ApiError::internal)?;
         // The merchant's own fee (set when the order was created) adds to the protocol fee.

@@ -37,6 +37,33 @@ pub trait PriceSource: Send + Sync {
         currencies: &[Currency],
     ) -> Result<HashMap<String, Decimal>, PriceError>;
 
+    /// The USD prices the source has of the given currencies: one it has no price for, or
+    /// only a stale one, is left out. Fails only when the source itself does (unreachable,
+    /// rate limited, a malformed answer). For answers that list options, where one currency
+    /// without a price must not take the others with it.
+    async fn usd_prices_known(
+        &self,
+        currencies: &[Currency],
+    ) -> Result<HashMap<String, Decimal>, PriceError> {
+        match self.usd_prices(currencies).await {
+            // One of them has no usable price: ask for each, and keep the ones that have.
+            Err(PriceError::Missing(_) | PriceError::Stale { .. }) => {
+                let mut known = HashMap::new();
+                for c in currencies {
+                    match self.usd_price(c).await {
+                        Ok(p) => {
+                            known.insert(c.id.clone(), p);
+                        }
+                        Err(PriceError::Missing(_) | PriceError::Stale { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(known)
+            }
+            answer => answer,
+        }
+    }
+
     async fn usd_price(&self, currency: &Currency) -> Result<Decimal, PriceError> {
         let mut all = self.usd_prices(std::slice::from_ref(currency)).await?;
         all.remove(&currency.id)

@@ -177,6 +177,42 @@ async fn a_price_the_feed_stopped_updating_is_refused() {
             }
         }
     }
+    // Listing options (a quote), a stale price leaves its currency out, not the others;
+    // a source that fails still fails.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/simple/price"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            format!(
+                r#"{{"ethereum":{{"usd":3000.5,"last_updated_at":{}}}}}"#,
+                now - 60
+            ),
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/simple/token_price/ethereum"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(answer(now - 86_400), "application/json"),
+        )
+        .mount(&server)
+        .await;
+    let known = client(&server)
+        .usd_prices_known(&[eth.clone(), token.clone()])
+        .await
+        .unwrap();
+    assert_eq!(known.len(), 1, "{known:?}");
+    assert_eq!(known[&eth.id], dec("3000.5"));
+    let down = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&down)
+        .await;
+    assert_eq!(
+        client(&down).usd_prices_known(&[eth.clone()]).await,
+        Err(PriceError::Upstream(503))
+    );
     // No time to tell the age by (`null`, as for a field left out): the price is taken. A
     // time that is not one is a malformed answer, not a fresh price.
     let null = simple_price(r#"{"ethereum":{"usd":3000,"last_updated_at":null}}"#).await;

@@ -321,3 +321,43 @@ async fn an_unreachable_rpc_is_a_503_without_its_url() {
     r.assert_error(503, "CHAIN_UNAVAILABLE");
     assert!(!r.text.contains("SECRETKEY"), "{}", r.text);
 }
+
+/// A held currency the price source has no price for (or only a stale one) is left out of
+/// the quote; the others are quoted as ever. Here the table prices TUSD but not ETH.
+#[tokio::test]
+async fn a_currency_without_a_price_is_left_out_of_the_quote() {
+    let prices = payorders::pricing::fixed::FixedPrices::parse("usd-coin=1").unwrap();
+    let app = spawn_app_with(Backend::Embedded, prices).await;
+    let url = anvil_url();
+    let holder = anvil::fresh_address();
+    anvil::fund(
+        &url,
+        holder,
+        U256::from(1_500_000_000_000_000_000u128),
+        U256::from(100_000_000u64),
+    )
+    .await;
+    let sale = app
+        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
+        .await;
+    let id = sale.body["id"].as_str().unwrap().to_owned();
+    let q = quote(
+        &app,
+        &id,
+        &json!({"wallet_address": holder.to_string(), "chain_type": "EVM", "chain_ids": [31337]}),
+    )
+    .await;
+    assert_eq!(q.status, 200, "{}", q.text);
+    let ids: Vec<&str> = q.body["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["currency"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [TUSD], "{}", q.text);
+    let tusd = option(&q.body, TUSD);
+    assert_eq!(tusd["required"]["amount"]["raw"], "49990000");
+    // The network fee is still in ETH, known without its price.
+    assert_eq!(tusd["network_fee"]["currency"]["id"], "31337:native");
+    assert_eq!(tusd["affordable"], true);
+}
