@@ -210,7 +210,9 @@ async fn a_price_the_feed_stopped_updating_is_refused() {
         .mount(&down)
         .await;
     assert_eq!(
-        client(&down).usd_prices_known(&[eth.clone()]).await,
+        client(&down)
+            .usd_prices_known(std::slice::from_ref(&eth))
+            .await,
         Err(PriceError::Upstream(503))
     );
     // No time to tell the age by (`null`, as for a field left out): the price is taken. A
