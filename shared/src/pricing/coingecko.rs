@@ -3,7 +3,8 @@
 //! `x-cg-pro-api-key` (pro) or `x-cg-demo-api-key` (demo). Prices are read from the JSON
 //! number text exactly, never through a float; answers are cached briefly.
 
-use super::{PriceError, PriceSource, price_id};
+use super::{EachPrice, PriceError, PriceSource, price_id};
+use crate::model::Timestamp;
 use crate::registry::{Currency, registry};
 use async_trait::async_trait;
 use rust_decimal::Decimal;
@@ -109,9 +110,13 @@ impl CoinGecko {
             .map(|(p, _)| *p)
     }
 
-    fn remember(&self, key: &str, price: Decimal) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert(key.to_owned(), (price, Instant::now()));
+    /// `c`'s price (or why it has none) in `out`, and in the cache when there is one.
+    fn keep(&self, c: &Currency, price: &Result<Decimal, PriceError>, out: &mut EachPrice) {
+        if let Ok(p) = price {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.insert(c.id.clone(), (*p, Instant::now()));
+        }
+        out.insert(c.id.clone(), price.clone());
     }
 }
 
@@ -132,17 +137,18 @@ fn decimal(raw: &RawValue) -> Result<Decimal, PriceError> {
 fn usd(
     entry: Option<&HashMap<String, Box<RawValue>>>,
     what: &str,
-    now: u64,
+    now: i64,
 ) -> Result<Decimal, PriceError> {
     let entry = entry.ok_or_else(|| PriceError::Missing(what.to_owned()))?;
     let raw = entry
         .get("usd")
         .ok_or_else(|| PriceError::Missing(what.to_owned()))?;
     if let Some(at) = entry.get("last_updated_at").filter(|at| at.get() != "null") {
-        let at: u64 = serde_json::from_str(at.get()).map_err(|_| {
+        let at: i64 = serde_json::from_str(at.get()).map_err(|_| {
             PriceError::Malformed(format!("last_updated_at {} is not a time", at.get()))
         })?;
-        let age_secs = now.saturating_sub(at);
+        // A time ahead of ours (clocks differ) is no age at all.
+        let age_secs = u64::try_from(now.saturating_sub(at)).unwrap_or(0);
         if age_secs > MAX_PRICE_AGE_SECS {
             return Err(PriceError::Stale {
                 what: what.to_owned(),
@@ -153,35 +159,30 @@ fn usd(
     decimal(raw)
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[async_trait]
 impl PriceSource for CoinGecko {
-    async fn usd_prices(
-        &self,
-        currencies: &[Currency],
-    ) -> Result<HashMap<String, Decimal>, PriceError> {
-        let mut out = HashMap::new();
+    async fn usd_price_each(&self, currencies: &[Currency]) -> Result<EachPrice, PriceError> {
+        let now = Timestamp::now().unix();
+        let mut out = EachPrice::new();
         let mut by_id: HashMap<String, Vec<&Currency>> = HashMap::new();
         let mut by_contract: HashMap<&'static str, Vec<&Currency>> = HashMap::new();
         for c in currencies {
             if let Some(p) = self.cached(&c.id) {
-                out.insert(c.id.clone(), p);
+                out.insert(c.id.clone(), Ok(p));
             } else if let Some(id) = price_id(c) {
                 by_id.entry(id).or_default().push(c);
             } else {
-                let chain = registry()
+                let platform = registry()
                     .chain(c.chain_id)
-                    .map_err(|_| PriceError::Missing(c.id.clone()))?;
-                let platform = platform(&chain.slug).filter(|_| c.address.is_some());
-                by_contract
-                    .entry(platform.ok_or_else(|| PriceError::Missing(c.id.clone()))?)
-                    .or_default()
-                    .push(c);
+                    .ok()
+                    .and_then(|chain| platform(&chain.slug))
+                    .filter(|_| c.address.is_some());
+                match platform {
+                    Some(p) => by_contract.entry(p).or_default().push(c),
+                    None => {
+                        out.insert(c.id.clone(), Err(PriceError::Missing(c.id.clone())));
+                    }
+                }
             }
         }
         if !by_id.is_empty() {
@@ -197,12 +198,10 @@ impl PriceSource for CoinGecko {
                     ],
                 )
                 .await?;
-            let now = unix_now();
             for (id, cs) in &by_id {
-                let price = usd(answer.get(id), id, now)?;
+                let price = usd(answer.get(id), id, now);
                 for c in cs {
-                    self.remember(&c.id, price);
-                    out.insert(c.id.clone(), price);
+                    self.keep(c, &price, &mut out);
                 }
             }
         }
@@ -218,7 +217,6 @@ impl PriceSource for CoinGecko {
                     ],
                 )
                 .await?;
-            let now = unix_now();
             // Keys come back lowercased for EVM contracts.
             let answer: HashMap<String, _> = answer
                 .into_iter()
@@ -226,9 +224,8 @@ impl PriceSource for CoinGecko {
                 .collect();
             for c in cs {
                 let addr = c.address.clone().unwrap_or_default();
-                let price = usd(answer.get(&addr.to_lowercase()), &c.id, now)?;
-                self.remember(&c.id, price);
-                out.insert(c.id.clone(), price);
+                let price = usd(answer.get(&addr.to_lowercase()), &c.id, now);
+                self.keep(c, &price, &mut out);
             }
         }
         Ok(out)

@@ -1,7 +1,7 @@
 //! Prices from a fixed table keyed by price id (`ethereum=3000,usd-coin=1`): deterministic
 //! quotes for `make dev` and tests.
 
-use super::{PriceError, PriceSource, price_id};
+use super::{EachPrice, PriceError, PriceSource, price_id};
 use crate::registry::Currency;
 use async_trait::async_trait;
 use rust_decimal::Decimal;
@@ -44,19 +44,16 @@ impl FixedPrices {
 
 #[async_trait]
 impl PriceSource for FixedPrices {
-    async fn usd_prices(
-        &self,
-        currencies: &[Currency],
-    ) -> Result<HashMap<String, Decimal>, PriceError> {
-        currencies
+    async fn usd_price_each(&self, currencies: &[Currency]) -> Result<EachPrice, PriceError> {
+        Ok(currencies
             .iter()
             .map(|c| {
-                price_id(c)
+                let price = price_id(c)
                     .and_then(|id| self.0.get(&id).copied())
-                    .map(|p| (c.id.clone(), p))
-                    .ok_or_else(|| PriceError::Missing(c.id.clone()))
+                    .ok_or_else(|| PriceError::Missing(c.id.clone()));
+                (c.id.clone(), price)
             })
-            .collect()
+            .collect())
     }
 }
 

@@ -29,13 +29,32 @@ pub enum PriceError {
     Stale { what: String, age_secs: u64 },
 }
 
+/// Each currency's USD price, or why it has none ([`PriceError::Missing`], `Stale`, a
+/// malformed entry), keyed by currency id.
+pub type EachPrice = HashMap<String, Result<Decimal, PriceError>>;
+
 #[async_trait]
 pub trait PriceSource: Send + Sync {
-    /// USD prices of the given currencies, keyed by currency id. Fails if any is missing.
+    /// The USD price of each of the given currencies, or why it has none, from one ask of
+    /// the source: fails as a whole only when the source does (unreachable, rate limited, an
+    /// answer that is not one).
+    async fn usd_price_each(&self, currencies: &[Currency]) -> Result<EachPrice, PriceError>;
+
+    /// USD prices of the given currencies, keyed by currency id. Fails if any has none (the
+    /// first in `currencies`' order).
     async fn usd_prices(
         &self,
         currencies: &[Currency],
-    ) -> Result<HashMap<String, Decimal>, PriceError>;
+    ) -> Result<HashMap<String, Decimal>, PriceError> {
+        let each = self.usd_price_each(currencies).await?;
+        currencies
+            .iter()
+            .map(|c| match each.get(&c.id) {
+                Some(price) => price.clone().map(|p| (c.id.clone(), p)),
+                None => Err(PriceError::Missing(c.id.clone())),
+            })
+            .collect()
+    }
 
     /// The USD prices the source has of the given currencies: one it has no price for, or
     /// only a stale one, is left out. Fails only when the source itself does (unreachable,
@@ -45,23 +64,17 @@ pub trait PriceSource: Send + Sync {
         &self,
         currencies: &[Currency],
     ) -> Result<HashMap<String, Decimal>, PriceError> {
-        match self.usd_prices(currencies).await {
-            // One of them has no usable price: ask for each, and keep the ones that have.
-            Err(PriceError::Missing(_) | PriceError::Stale { .. }) => {
-                let mut known = HashMap::new();
-                for c in currencies {
-                    match self.usd_price(c).await {
-                        Ok(p) => {
-                            known.insert(c.id.clone(), p);
-                        }
-                        Err(PriceError::Missing(_) | PriceError::Stale { .. }) => {}
-                        Err(e) => return Err(e),
-                    }
+        let mut known = HashMap::new();
+        for (id, price) in self.usd_price_each(currencies).await? {
+            match price {
+                Ok(p) => {
+                    known.insert(id, p);
                 }
-                Ok(known)
+                Err(PriceError::Missing(_) | PriceError::Stale { .. }) => {}
+                Err(e) => return Err(e),
             }
-            answer => answer,
         }
+        Ok(known)
     }
 
     async fn usd_price(&self, currency: &Currency) -> Result<Decimal, PriceError> {
