@@ -50,24 +50,10 @@ async fn submit(
     let params = req.path_parameters();
     let body: PublicSubmitPayment = http::request::json(req, false)?;
     let order = view::load_public_order(svc, params.first("id").unwrap_or_default()).await?;
-    let paid = http::pay(settler, order, &body.tx_hash, None)
-        .await
-        .map_err(unnamed)?;
+    let paid = http::pay(settler, order, &body.tx_hash, None, http::Submitter::Payer).await?;
     let merchant = view::Merchant::for_org(svc, &paid.organization_id).await?;
     let v = view::public_view(&paid, &merchant, &[], &http::links(req), Timestamp::now());
     Ok(http::json(200, &v))
-}
-
-/// A refusal for the public route: `TX_ALREADY_USED` does not name the order the transfer
-/// paid. An order id is all its payer holds to see their order, so naming it would hand
-/// whoever submits transfers they watched on a merchant's address the ids of the orders
-/// those transfers paid.
-fn unnamed(mut e: ApiError) -> ApiError {
-    if e.code == "TX_ALREADY_USED" {
-        e.message =
-            "this transfer already paid another order; a transfer pays one order, ever".to_owned();
-    }
-    e
 }
 
 /// The Lambda function: takes events from the Runtime API until the sandbox ends. Its own

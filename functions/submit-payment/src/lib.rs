@@ -69,7 +69,7 @@ async fn submit(
         let q: ProcessQuery = http::request::query(req)?;
         let hash = required(q.tx_hash)?;
         let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
-        let paid = http::pay(settler, order, &hash, None).await?;
+        let paid = http::pay(settler, order, &hash, None, http::Submitter::Merchant).await?;
         return Ok(http::json(
             200,
             &render::order_view(&paid, &http::links(req)),

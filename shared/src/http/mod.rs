@@ -18,7 +18,7 @@ pub use codes::ErrorCode;
 pub use error::{ApiError, ErrorType};
 pub use lambda_http::{Body, Request, RequestExt, Response};
 #[cfg(feature = "chains")]
-pub use payment::{pay, pay_answering, payment_error};
+pub use payment::{Submitter, pay, pay_answering, payment_error};
 pub use request::Params;
 
 use crate::auth::AuthContext;

@@ -82,6 +82,17 @@ fn checked(
     Ok((hash, order))
 }
 
+/// Who submits a payment to [`pay`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitter {
+    /// The merchant, with its key: told which of its orders a transfer already paid.
+    Merchant,
+    /// Anyone holding the order's id (the checkout page): not told which order a transfer
+    /// already paid, since an order id is all a payer holds to see their order, and
+    /// transfers to a shared merchant address are there for anyone to submit.
+    Payer,
+}
+
 /// Verifies `hash` on `order`'s chain and records it, for a route that keeps no answer (the
 /// checkout page's submit, the `process` GET); `chain`, if the caller named one, must be the
 /// order's. Answers the order as recorded.
@@ -90,11 +101,17 @@ pub async fn pay(
     order: crate::model::PayOrder,
     hash: &str,
     chain: Option<crate::model::ChainId>,
+    by: Submitter,
 ) -> Result<crate::model::PayOrder, ApiError> {
     let (hash, order) = checked(order, hash, chain)?;
     let recorded =
         crate::payments::record_payment_on(settler, order, &hash, crate::model::Timestamp::now())
             .await
-            .map_err(payment_error)?;
+            .map_err(|e| match e {
+                PaymentError::AlreadyUsed { .. } if by == Submitter::Payer => {
+                    payment_error(PaymentError::AlreadyUsed { order: None })
+                }
+                e => payment_error(e),
+            })?;
     Ok(recorded.order)
 }
