@@ -277,11 +277,7 @@ mod tests {
             let f = TransactionFilter {
                 chain_id: chain.map(|c| ChainId::new(c).unwrap()),
                 currency: currency.map(str::to_owned),
-                direction: None,
-                status: None,
-                order_id: None,
-                created_gte: None,
-                created_lte: None,
+                ..TransactionFilter::default()
             };
             transactions_of_order(&o, &f)
         };

@@ -439,17 +439,13 @@ mod tests {
     }
 
     /// What a fiat price asks for, checked exactly (in integers, not through Decimal's 28
-    /// digits) over prices from a meme token's to a bitcoin's, amounts up to a million, and
-    /// every currency precision we list: never less than the price (the merchant is paid in
+    /// digits) over prices from a meme token's to a bitcoin's, amounts from 0.01 to 100
+    /// million, and every currency precision we list: never less than the price (the merchant is paid in
     /// full) and less than one base unit more (the payer is not overcharged).
     mod conversion_properties {
         use super::super::*;
         use proptest::prelude::*;
         use rust_decimal::Decimal;
-
-        fn exact(mantissa: u64, scale: u32) -> (U256, u32) {
-            (U256::from(mantissa), scale)
-        }
 
         proptest! {
             #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
@@ -463,13 +459,12 @@ mod tests {
             ) {
                 let fiat = Decimal::new(fiat_m as i64, fiat_scale);
                 let price = Decimal::new(price_m as i64, price_scale);
-                let raw = fiat_to_raw_ceil(fiat, price, decimals).expect("converts");
-                let raw = U256::from_str_radix(&raw.to_string(), 10).unwrap();
+                let raw = fiat_to_raw_ceil(fiat, price, decimals).expect("converts").value();
                 // raw base units are raw / 10^decimals of the currency, worth
                 // raw * price / 10^decimals of fiat: compare raw * p * 10^fs with
                 // f * 10^(ps + decimals), all integers.
-                let (f, fs) = exact(fiat_m, fiat_scale);
-                let (p, ps) = exact(price_m, price_scale);
+                let (f, fs) = (U256::from(fiat_m), fiat_scale);
+                let (p, ps) = (U256::from(price_m), price_scale);
                 let owed = f * pow10((ps + u32::from(decimals)) as usize).unwrap();
                 let worth = |units: U256| units * p * pow10(fs as usize).unwrap();
                 prop_assert!(worth(raw) >= owed, "{fiat} at {price}: {raw} pays less");

@@ -2,7 +2,7 @@
 //! deployed from its committed artifact), through the local host.
 
 use crate::support::*;
-use alloy::primitives::U256;
+use alloy::primitives::{Address, U256};
 use payorders::testing::anvil;
 use serde_json::{Value, json};
 
@@ -11,6 +11,21 @@ const TUSD: &str = "31337:0x5fbdb2315678afecb367f032d93f642f64180aa3";
 async fn quote(app: &TestApp, id: &str, body: &Value) -> Resp {
     app.post(&app.a, &format!("/pay-orders/{id}/quote"), Some(body))
         .await
+}
+
+/// A fresh address on the shared anvil holding `wei` of ETH and `tusd` base units of TUSD.
+async fn holder(wei: u128, tusd: u64) -> Address {
+    let a = anvil::fresh_address();
+    anvil::fund(&anvil_url(), a, U256::from(wei), U256::from(tusd)).await;
+    a
+}
+
+/// A signed SALE of 49.99 USD (`sale_body`): its id.
+async fn sale(app: &TestApp) -> String {
+    let sale = app
+        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
+        .await;
+    sale.body["id"].as_str().unwrap().to_owned()
 }
 
 fn option<'a>(q: &'a Value, currency: &str) -> &'a Value {
@@ -25,29 +40,11 @@ fn option<'a>(q: &'a Value, currency: &str) -> &'a Value {
 #[tokio::test]
 async fn quote_from_real_balances() {
     let app = spawn_app().await;
-    let url = anvil_url();
-    let rich = anvil::fresh_address();
-    anvil::fund(
-        &url,
-        rich,
-        U256::from(1_500_000_000_000_000_000u128),
-        U256::from(100_000_000u64),
-    )
-    .await;
-    let poor = anvil::fresh_address();
-    anvil::fund(
-        &url,
-        poor,
-        U256::from(10_000_000_000_000_000u128),
-        U256::ZERO,
-    )
-    .await;
+    let rich = holder(1_500_000_000_000_000_000u128, 100_000_000).await;
+    let poor = holder(10_000_000_000_000_000u128, 0).await;
 
     // A SALE of 49.99 USD, priced at the fixed table (ETH 3000, TUSD as USDC 1).
-    let sale = app
-        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
-        .await;
-    let id = sale.body["id"].as_str().unwrap().to_owned();
+    let id = sale(&app).await;
     let q = quote(
         &app,
         &id,
@@ -81,8 +78,7 @@ async fn quote_from_real_balances() {
     assert_eq!(tusd["affordable"], true);
 
     // Tokens but no ETH: the token cannot be sent, so it is not affordable.
-    let no_gas = anvil::fresh_address();
-    anvil::fund(&url, no_gas, U256::ZERO, U256::from(100_000_000u64)).await;
+    let no_gas = holder(0, 100_000_000).await;
     let q = quote(
         &app,
         &id,
@@ -161,10 +157,7 @@ async fn quote_from_real_balances() {
 #[tokio::test]
 async fn quote_refusals() {
     let app = spawn_app().await;
-    let sale = app
-        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
-        .await;
-    let id = sale.body["id"].as_str().unwrap().to_owned();
+    let id = sale(&app).await;
     let addr = anvil::fresh_address().to_string();
     // A chain without an RPC endpoint here: a 503 for that chain, not a 500.
     let r = quote(
@@ -238,15 +231,7 @@ async fn quote_refusals() {
 #[tokio::test]
 async fn huge_amounts_are_refused_and_the_largest_is_quoted() {
     let app = spawn_app().await;
-    let url = anvil_url();
-    let rich = anvil::fresh_address();
-    anvil::fund(
-        &url,
-        rich,
-        U256::from(1_500_000_000_000_000_000u128),
-        U256::from(100_000_000u64),
-    )
-    .await;
+    let rich = holder(1_500_000_000_000_000_000u128, 100_000_000).await;
     let eth = json!({"chain_id": 31337, "address": null});
     // Amounts a currency can hold but no order needs, whose price once overflowed the
     // quote's decimal arithmetic (the connection dropped): refused when the order is made.
@@ -307,10 +292,7 @@ async fn an_unreachable_rpc_is_a_503_without_its_url() {
         chains,
     )
     .await;
-    let sale = app
-        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
-        .await;
-    let id = sale.body["id"].as_str().unwrap().to_owned();
+    let id = sale(&app).await;
     let addr = anvil::fresh_address().to_string();
     let r = quote(
         &app,
@@ -328,19 +310,8 @@ async fn an_unreachable_rpc_is_a_503_without_its_url() {
 async fn a_currency_without_a_price_is_left_out_of_the_quote() {
     let prices = payorders::pricing::fixed::FixedPrices::parse("usd-coin=1").unwrap();
     let app = spawn_app_with(Backend::Embedded, prices).await;
-    let url = anvil_url();
-    let holder = anvil::fresh_address();
-    anvil::fund(
-        &url,
-        holder,
-        U256::from(1_500_000_000_000_000_000u128),
-        U256::from(100_000_000u64),
-    )
-    .await;
-    let sale = app
-        .signed_post(&app.a, "/pay-orders", &sale_body(), &[])
-        .await;
-    let id = sale.body["id"].as_str().unwrap().to_owned();
+    let holder = holder(1_500_000_000_000_000_000u128, 100_000_000).await;
+    let id = sale(&app).await;
     let q = quote(
         &app,
         &id,
