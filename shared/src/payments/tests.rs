@@ -305,6 +305,15 @@ impl Rig {
         record_payment(&self.s, id, hash, Timestamp::now()).await
     }
 
+    /// An order of `org` waiting for 25 USDC at SHOP (as it was before paying), and the
+    /// transfer of all of it, mined in block 11, recorded on it.
+    async fn paid_in_full(&self, org: &OrgId) -> (PayOrder, TxHash) {
+        let o = self.waiting(org, SHOP, 25_000_000).await;
+        let tx = self.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+        self.pay(&o.id, &tx).await.unwrap();
+        (o, tx)
+    }
+
     /// The merchant cancels the order as it is stored now.
     async fn cancel(&self, id: &OrderId) {
         let o = self.get(id).await;
@@ -475,9 +484,7 @@ async fn a_payment_a_reorg_puts_into_a_block_already_scanned_is_found() {
 async fn a_receipt_from_a_node_that_missed_a_reorg_completes_nothing() {
     let r = rig();
     let org = OrgId::generate();
-    let o = r.waiting(&org, SHOP, 25_000_000).await;
-    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
-    r.pay(&o.id, &tx).await.unwrap();
+    let (o, tx) = r.paid_in_full(&org).await;
     let stale = r.chain.txs.lock().unwrap()[&tx.to_string()].clone();
     r.chain.reorg(11, &[], 11);
     r.chain.txs.lock().unwrap().insert(tx.to_string(), stale);
@@ -904,9 +911,7 @@ async fn a_hash_written_in_upper_case_is_the_same_transfer() {
 async fn a_reorg_is_confirmed_on_chain_and_never_credits_twice() {
     let r = rig();
     let org = OrgId::generate();
-    let a = r.waiting(&org, SHOP, 25_000_000).await;
-    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
-    r.pay(&a.id, &tx).await.unwrap();
+    let (a, tx) = r.paid_in_full(&org).await;
 
     // A lagging node does not find the transaction, but the recorded block is still
     // there: not a reorg. Nothing changes.
@@ -946,9 +951,7 @@ async fn a_reorg_is_confirmed_on_chain_and_never_credits_twice() {
 async fn a_transaction_mined_again_after_a_reorg_is_followed_to_its_new_block() {
     let r = rig();
     let org = OrgId::generate();
-    let a = r.waiting(&org, SHOP, 25_000_000).await;
-    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
-    r.pay(&a.id, &tx).await.unwrap();
+    let (a, tx) = r.paid_in_full(&org).await;
     // Block 11 is replaced and the same transaction is mined again in block 13: the check
     // follows it there instead of sending a paid order back to wait for a payment (which
     // nobody would make again, and the scan has passed block 13).
@@ -1455,9 +1458,7 @@ async fn an_order_paid_while_it_expires_is_not_expired() {
 async fn a_lost_confirmation_check_is_queued_again_once() {
     let r = rig();
     let org = OrgId::generate();
-    let o = r.waiting(&org, SHOP, 25_000_000).await;
-    let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
-    r.pay(&o.id, &tx).await.unwrap();
+    let (o, _) = r.paid_in_full(&org).await;
     // The first check was queued; pretend the message was lost.
     let first = r.last_queued();
     assert_eq!(first.order_id, o.id);
