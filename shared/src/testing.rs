@@ -126,6 +126,7 @@ pub fn transfer(
         confirmed_at: None,
         sandbox: false,
         mined_at: None,
+        late: false,
     }
 }
 

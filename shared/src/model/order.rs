@@ -158,6 +158,10 @@ pub struct ReceivedTransfer {
     /// The timestamp of the block it was mined in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mined_at: Option<Timestamp>,
+    /// Recorded as a late payment: mined after the order expired (and recorded on it
+    /// expired), or sent to it cancelled. The order is `paid_late` while one still counts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 /// What the transfers that count add up to: all but those reorged away.

@@ -69,7 +69,7 @@ fn already_used_text(order: Option<&OrderId>) -> String {
 /// The write that records a verified transfer on `order`.
 pub fn apply_transfer(
     order: &PayOrder,
-    transfer: ReceivedTransfer,
+    mut transfer: ReceivedTransfer,
     claims: Vec<TxClaim>,
     now: Timestamp,
 ) -> Result<OrderUpdate, PaymentError> {
@@ -83,6 +83,7 @@ pub fn apply_transfer(
     // matter; the scan runs once a minute and a payer may submit later. Any payment to a
     // cancelled order is late: the merchant called the sale off.
     let late = cancelled || (expired && !order.mined_in_time(transfer.mined_at));
+    transfer.late = late;
     let mut next = order.clone();
     next.transfers.retain(|t| t.tx_hash != transfer.tx_hash);
     next.transfers.push(transfer);
@@ -94,7 +95,6 @@ pub fn apply_transfer(
     }
     let verdict = tally(&mut next);
     let partial = matches!(verdict, Assessment::Partial { .. });
-    next.paid_late |= late;
     // Paid in full by transfers all mined by `expires_at`, but seen after the order
     // expired (the scan or the submission came late): the customer kept the price lock.
     let in_time = expired && next.facts().paid_in_time;
@@ -284,6 +284,7 @@ async fn record_from(
             confirmed_at: None,
             sandbox: sandbox::is_sandbox(hash) && !order.livemode,
             mined_at,
+            late: false,
         };
         let update = apply_transfer(&order, transfer, claims, now)?;
         let completion = keep.and_then(|keep| keep(update.order()));
@@ -348,6 +349,7 @@ pub(crate) mod tests {
             confirmed_at: None,
             sandbox: false,
             mined_at: Some(Timestamp::now()),
+            late: false,
         }
     }
 

@@ -248,6 +248,15 @@ pub(crate) fn tally(order: &mut PayOrder) -> Assessment {
         _ => None,
     };
     order.paid_over = matches!(verdict, Assessment::Paid { over: true });
+    // Paid late while a late payment counts: one reorged away no longer makes it so. An
+    // order recorded before transfers said whether they were late keeps its flag.
+    let flagged = order.transfers.iter().any(|t| t.late);
+    if flagged || !order.paid_late {
+        order.paid_late = order
+            .transfers
+            .iter()
+            .any(|t| t.late && t.status != TransferStatus::Reorged);
+    }
     order.underpaid_within_tolerance = verdict == Assessment::PaidWithinTolerance;
     verdict
 }
@@ -576,6 +585,30 @@ pub(crate) mod tests {
         assert!(mined_before(t - MINED_BEFORE_SKEW_SECS as u64 - 1, since));
         assert!(mined_before(0, since));
         assert!(!mined_before(u64::MAX, since));
+    }
+
+    #[test]
+    fn paid_late_follows_the_late_transfers_and_an_older_order_keeps_its_flag() {
+        let mut o = crate::testing::order(&OrgId::generate(), false, Timestamp::now());
+        o.payment = Some(crate::testing::payment(
+            "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
+            25_000_000,
+            DEPOSIT,
+        ));
+        let mut late = crate::testing::transfer("0x01", 5_000_000, 6, TransferStatus::Confirming);
+        late.late = true;
+        let on_time = crate::testing::transfer("0x02", 5_000_000, 6, TransferStatus::Confirming);
+        o.transfers = vec![on_time.clone(), late];
+        tally(&mut o);
+        assert!(o.paid_late);
+        o.transfers[1].status = TransferStatus::Reorged;
+        tally(&mut o);
+        assert!(!o.paid_late);
+        // Recorded before transfers said whether they were late: the flag stays.
+        o.transfers = vec![on_time];
+        o.paid_late = true;
+        tally(&mut o);
+        assert!(o.paid_late);
     }
 
     #[test]

@@ -857,6 +857,41 @@ async fn a_payment_recorded_from_a_copy_read_before_a_cancel_is_late_and_refunda
 }
 
 #[tokio::test]
+async fn paid_late_holds_only_while_a_late_payment_counts() {
+    let r = rig();
+    let org = OrgId::generate();
+    let order = r.waiting_until(&org, SHOP, 25_000_000, -60).await;
+    expire_orders(&*r.s.store, Timestamp::now(), 10)
+        .await
+        .unwrap();
+    let late = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    r.pay(&order.id, &late).await.unwrap();
+    let paid = r.get(&order.id).await;
+    assert_eq!(paid.status, OrderStatus::Expired);
+    assert!(paid.paid_late && paid.transfers[0].late);
+    let refund_all = |o: &PayOrder| o.transition(Timestamp::now(), OrderStatus::Refunded, |_| {});
+    assert!(refund_all(&paid).is_ok());
+    // A reorg drops the late transfer back to the mempool: the order no longer has a late
+    // payment, nor may it be marked refunded for one.
+    r.chain.drop_to_mempool(11, &late, 12);
+    r.check(&order.id).await;
+    let dropped = r.get(&order.id).await;
+    assert_eq!(dropped.transfers[0].status, TransferStatus::Reorged);
+    assert!(!dropped.paid_late);
+    assert!(matches!(
+        refund_all(&dropped),
+        Err(TransitionError::NeedsPaidLate { .. })
+    ));
+    // Mined again and submitted again (or found by the scan), it counts again, late.
+    r.chain.show_all();
+    r.pay(&order.id, &late).await.unwrap();
+    let again = r.get(&order.id).await;
+    assert_eq!(again.transfers[0].status, TransferStatus::Confirming);
+    assert_eq!(again.transfers[0].block_number, 12);
+    assert!(again.paid_late && again.transfers[0].late);
+}
+
+#[tokio::test]
 async fn a_payment_mined_while_the_merchant_cancels_is_found_and_kept_on_the_order() {
     let r = rig();
     let org = OrgId::generate();

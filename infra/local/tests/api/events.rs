@@ -499,6 +499,7 @@ async fn confirm_payment_reports_failures_for_the_dlq() {
         confirmed_at: None,
         sandbox: false,
         mined_at: None,
+        late: false,
     };
     let update =
         payorders::payments::apply_transfer(&order, transfer, vec![], Timestamp::now()).unwrap();

@@ -3096,6 +3096,7 @@ async fn the_largest_payment_write_fits_one_transaction(store: &dyn Store) {
         confirmed_at: None,
         sandbox: false,
         mined_at: Some(now),
+        late: false,
     };
     let key = take_key(store, &org, "pay-max", "fp-pay-max", r#"{"id":"p"}"#, now).await;
     let update = payments::apply_transfer(&waiting, transfer, claims.clone(), now)
