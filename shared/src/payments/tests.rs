@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+mod model;
 mod refunds;
 
 const CHAIN: u64 = 84532;
@@ -31,6 +32,8 @@ struct ScriptedChain {
     hidden: Mutex<Vec<String>>,
     /// Sightings fail (a block the node could not read).
     broken_blocks: Mutex<bool>,
+    /// Every request fails (the provider is down or rate-limits us).
+    down: Mutex<bool>,
     /// The most blocks one sightings request may span (a provider's log range cap).
     max_range: Mutex<Option<u64>>,
     /// Another writer that changes this order whenever the head is read, which recording
@@ -46,6 +49,13 @@ fn block_hash(n: u64, fork: u8) -> String {
 }
 
 impl ScriptedChain {
+    fn answer(&self) -> Result<(), ChainError> {
+        if *self.down.lock().unwrap() {
+            return Err(ChainError::Rpc("503 Service Unavailable".into()));
+        }
+        Ok(())
+    }
+
     /// The node stops showing `tx` (a lagging node, or a transaction back in the mempool).
     fn hide(&self, tx: &TxHash) {
         self.hidden.lock().unwrap().push(tx.to_string());
@@ -143,6 +153,7 @@ impl ScriptedChain {
 #[async_trait]
 impl TxReader for ScriptedChain {
     async fn transaction(&self, hash: &TxHash) -> Result<Option<ChainTx>, ChainError> {
+        self.answer()?;
         let key = hash.to_string();
         if self.hidden.lock().unwrap().contains(&key) {
             return Ok(None);
@@ -150,6 +161,7 @@ impl TxReader for ScriptedChain {
         Ok(self.txs.lock().unwrap().get(&key).cloned())
     }
     async fn head(&self) -> Result<u64, ChainError> {
+        self.answer()?;
         let meddler = self.meddler.lock().unwrap().clone();
         if let Some((store, id)) = meddler {
             let order = store.get_order(&id).await.unwrap().unwrap();
@@ -159,6 +171,7 @@ impl TxReader for ScriptedChain {
         Ok(*self.head.lock().unwrap())
     }
     async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError> {
+        self.answer()?;
         Ok(self.blocks.lock().unwrap().get(&number).cloned())
     }
     async fn sightings(
@@ -167,6 +180,7 @@ impl TxReader for ScriptedChain {
         to: u64,
         watch: &Watch,
     ) -> Result<Vec<Sighting>, ChainError> {
+        self.answer()?;
         if *self.broken_blocks.lock().unwrap() {
             return Err(ChainError::Rpc("block 7 is not available".into()));
         }

@@ -376,8 +376,10 @@ fn load_unit(dir: &Path, skip: &[&str]) -> Unit {
             .unwrap()
             .to_string_lossy()
             .replace('\\', "/");
-        // Test modules in their own file (`#[cfg(test)] mod tests;`) are not shipped code.
-        let test_file = f.file_stem().is_some_and(|s| s == "tests" || s == "test");
+        // Test modules in their own file (`#[cfg(test)] mod tests;`), and their submodules
+        // in its directory, are not shipped code.
+        let test_file = f.file_stem().is_some_and(|s| s == "tests" || s == "test")
+            || rel.split('/').any(|c| c == "tests");
         if test_file || skip.iter().any(|s| rel.starts_with(s)) {
             continue;
         }
