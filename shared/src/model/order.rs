@@ -159,7 +159,8 @@ pub struct ReceivedTransfer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mined_at: Option<Timestamp>,
     /// Recorded as a late payment: mined after the order expired (and recorded on it
-    /// expired), or sent to it cancelled. The order is `paid_late` while one still counts.
+    /// expired), or sent to it cancelled. Decided when it is recorded: a reorg that moves
+    /// it to another block does not change it. The order is `paid_late` while one counts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub late: bool,
 }

@@ -3,7 +3,8 @@
 
 use super::refunds::refunds_update;
 use super::rules::{
-    Assessment, ConfirmationCheck, check_confirmations, confirmation_delay, still_included, tally,
+    Assessment, ConfirmationCheck, check_confirmations, confirmation_delay, paid_now,
+    still_included, tally,
 };
 use super::verify::{reader_for, verify_transaction};
 use super::{ATTEMPTS, Settler};
@@ -244,19 +245,13 @@ async fn confirmations_update(
     };
     // What the transfers still counted add up to: a reorg of one transfer leaves an order
     // that the others still pay waiting for their confirmations, not for a payment.
-    let covered = {
-        let mut after = order.clone();
-        after.transfers.clone_from(&transfers);
-        !matches!(tally(&mut after), Assessment::Partial { .. })
-    };
-    let waiting = matches!(
-        order.status,
-        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
-    );
-    let write = if waiting && covered && transfers != order.transfers {
+    let mut after = order.clone();
+    after.transfers.clone_from(&transfers);
+    let covered = !matches!(tally(&mut after), Assessment::Partial { .. });
+    let write = if transfers != order.transfers && paid_now(&after) {
         // A transfer reorged away and mined again, found by this check, pays the rest of
-        // an order waiting for it: the order waits for confirmations now, as it would had
-        // the transfer been submitted again.
+        // an order waiting for it (or an expired one, in time): the order waits for
+        // confirmations now, as it would had the transfer been submitted again.
         order.transition(now, OrderStatus::AwaitingConfirmation, set)
     } else if order.status.accepts_payment() {
         // A partial or late payment: its transfers are counted (or reorged away, and no

@@ -3,7 +3,8 @@
 
 use super::expire::expire_one;
 use super::rules::{
-    Assessment, MAX_ORDER_TRANSACTIONS, PaymentMismatch, required_confirmations, tally,
+    Assessment, MAX_ORDER_TRANSACTIONS, PaymentMismatch, flag_late_of_old, paid_now, recorded_late,
+    required_confirmations, tally,
 };
 use super::verify::{VerifyError, reader_for, verify_transaction};
 use super::{ATTEMPTS, Settler, enqueue_check};
@@ -76,15 +77,11 @@ pub fn apply_transfer(
     if order.payment.is_none() {
         return Err(PaymentError::NoPaymentDetails);
     }
-    let expired = order.status == OrderStatus::Expired;
-    let cancelled = order.status == OrderStatus::Cancelled;
-    // A payment is late only if it was mined late: this transfer's own block came after
-    // `expires_at` (an unknown block time counts as late). When it was seen does not
-    // matter; the scan runs once a minute and a payer may submit later. Any payment to a
-    // cancelled order is late: the merchant called the sale off.
-    let late = cancelled || (expired && !order.mined_in_time(transfer.mined_at));
+    let late = recorded_late(order, transfer.mined_at);
     transfer.late = late;
     let mut next = order.clone();
+    // (An older order's own late transfers are flagged before this one joins them.)
+    flag_late_of_old(&mut next);
     next.transfers.retain(|t| t.tx_hash != transfer.tx_hash);
     next.transfers.push(transfer);
     if let Some(p) = next.payment.as_mut() {
@@ -95,18 +92,17 @@ pub fn apply_transfer(
     }
     let verdict = tally(&mut next);
     let partial = matches!(verdict, Assessment::Partial { .. });
-    // Paid in full by transfers all mined by `expires_at`, but seen after the order
-    // expired (the scan or the submission came late): the customer kept the price lock.
-    let in_time = expired && next.facts().paid_in_time;
+    // Paid in full; on an expired order, by transfers all mined by `expires_at` but seen
+    // after it expired (the scan or the submission came late): the customer kept the
+    // price lock.
+    let paid = paid_now(&next);
     // Every recorded transfer is followed to final (or reorged away): a payment in full,
     // and partial and late ones too, since only confirmed money can be refunded. Its
     // checks start a new series, so any older one left over is dropped.
     next.check_round = next.check_round.wrapping_add(1);
     let fill = |o: &mut PayOrder| *o = next.clone();
     let update = match order.status {
-        OrderStatus::Expired if in_time => {
-            order.transition(now, OrderStatus::AwaitingConfirmation, fill)
-        }
+        _ if paid => order.transition(now, OrderStatus::AwaitingConfirmation, fill),
         // Part of the amount, mined in time: recorded on the EXPIRED order as the partial
         // payment it was, not as a late one.
         OrderStatus::Expired if partial && !late => order
@@ -117,15 +113,10 @@ pub fn apply_transfer(
         OrderStatus::Expired | OrderStatus::Cancelled => order
             .edit(now, fill)
             .map(|u| u.with_event(EventType::OrderPaymentLate)),
-        OrderStatus::PartialPayment if partial => order
+        OrderStatus::PartialPayment => order
             .edit(now, fill)
             .map(|u| u.with_event(EventType::OrderPartialPayment)),
-        OrderStatus::AwaitingPayment if partial => {
-            order.transition(now, OrderStatus::PartialPayment, fill)
-        }
-        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment => {
-            order.transition(now, OrderStatus::AwaitingConfirmation, fill)
-        }
+        OrderStatus::AwaitingPayment => order.transition(now, OrderStatus::PartialPayment, fill),
         status => return Err(PaymentError::NotPayable(status)),
     }
     .map_err(|_| PaymentError::NotPayable(order.status))?;

@@ -3,7 +3,7 @@
 //! chain and recording it with its claims, and following it to final in the confirmation
 //! checks, up to REFUNDED once everything received is refunded.
 
-use super::rules::{Assessment, ConfirmationCheck, confirmed, tally};
+use super::rules::{ConfirmationCheck, confirmed, paid_now, tally};
 use super::verify::{NATIVE_VALUE_POSITION, reader_for};
 use super::{ATTEMPTS, PaymentError, Settler, VerifyError, enqueue_check, required_confirmations};
 use crate::chains::sandbox::{self, SandboxChain};
@@ -158,11 +158,10 @@ pub fn cancel_refund(
         r.cancelled_at = Some(now);
     }
     // On an order still taking payments, what the refund held counts toward the amount
-    // again: if that covers it, the order is paid after all, and waits for confirmations
-    // (a new check series) as it would had a top-up covered it.
-    let covered = next.status == OrderStatus::PartialPayment
-        && !matches!(tally(&mut next), Assessment::Partial { .. });
-    let update = if covered {
+    // again: if that covers it, the order is paid after all (an expired one, if in time),
+    // and waits for confirmations (a new check series) as it would had a top-up covered it.
+    retally(&mut next);
+    let update = if paid_now(&next) {
         order.transition(now, OrderStatus::AwaitingConfirmation, |o| {
             *o = next.clone();
             o.check_round = o.check_round.wrapping_add(1);
@@ -176,10 +175,12 @@ pub fn cancel_refund(
         .and_refund_event(EventType::RefundCancelled, refund_id))
 }
 
-/// An order still taking payments owes what its counted transfers, less what its refunds
-/// hold, leave short: tallied again whenever a refund takes or gives back an amount.
-fn retally_partial(o: &mut PayOrder) {
-    if o.status == OrderStatus::PartialPayment {
+/// An order still taking payments (waiting, partly paid, expired or cancelled) owes what
+/// its counted transfers, less what its refunds hold, leave short: tallied again whenever
+/// a refund takes or gives back an amount, so its `remaining` (what a payer is asked for,
+/// and what the scan matches transfers against) stays true.
+fn retally(o: &mut PayOrder) {
+    if o.status.accepts_payment() {
         tally(o);
     }
 }
@@ -253,7 +254,7 @@ pub fn create_refund(
         .edit(now, |o| {
             o.refunds.push(refund);
             // An order still taking payments now has that much more due.
-            retally_partial(o);
+            retally(o);
         })
         .map_err(|_| RefundError::NotRefundable(order.status))?
         .and_refund_event(EventType::RefundCreated, &id);
@@ -492,7 +493,7 @@ pub async fn record_refund(
                     r.cancelled_at = None;
                 }
                 // A reinstated refund holds its amount again.
-                retally_partial(o);
+                retally(o);
                 // Confirmation checks start a new series (any older one is dropped).
                 o.check_round = o.check_round.wrapping_add(1);
             })

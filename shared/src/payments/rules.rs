@@ -4,8 +4,8 @@
 
 use crate::chains::{ChainTx, Inclusion, Transfer};
 use crate::model::{
-    Address, Amount, ChainId, PayOrder, Payment, PaymentTolerance, RawAmount, ReceivedTransfer,
-    Timestamp, TransferStatus, counted, sum_of,
+    Address, Amount, ChainId, OrderStatus, PayOrder, Payment, PaymentTolerance, RawAmount,
+    ReceivedTransfer, Timestamp, TransferStatus, counted, sum_of,
 };
 use crate::registry::registry;
 
@@ -226,6 +226,53 @@ pub(crate) fn confirmed(transfers: &[ReceivedTransfer]) -> RawAmount {
     sum_of(transfers, |t| t.status == TransferStatus::Confirmed)
 }
 
+/// Whether `order`, as tallied, is paid and now waits for confirmations: an order waiting
+/// for a payment whose counted transfers (less what its refunds hold) cover the amount, or
+/// an expired one they cover with transfers all mined by its expiry (the payer kept the
+/// price lock). The one rule for a payment recorded, a refund cancelled, and a transfer
+/// found again after a reorg.
+pub(crate) fn paid_now(order: &PayOrder) -> bool {
+    let covered = order
+        .payment
+        .as_ref()
+        .is_some_and(|p| p.received.is_some() && p.remaining.is_none());
+    match order.status {
+        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment => covered,
+        OrderStatus::Expired => order.facts().paid_in_time,
+        _ => false,
+    }
+}
+
+/// Whether a transfer mined at `mined_at`, recorded on `order` as it is now, is a late
+/// payment: any payment to a cancelled order (the merchant called the sale off), or one
+/// mined after an expired order's `expires_at` (an unknown block time counts as late).
+/// When it was seen does not matter: the scan runs once a minute and a payer may submit
+/// later.
+pub(crate) fn recorded_late(order: &PayOrder, mined_at: Option<Timestamp>) -> bool {
+    match order.status {
+        OrderStatus::Cancelled => true,
+        OrderStatus::Expired => !order.mined_in_time(mined_at),
+        _ => false,
+    }
+}
+
+/// An order paid late before transfers said whether they were late (or rewritten by a
+/// version that did not know the flag) has its transfers flagged once, by
+/// [`recorded_late`].
+pub(crate) fn flag_late_of_old(order: &mut PayOrder) {
+    if !order.paid_late || order.transfers.iter().any(|t| t.late) {
+        return;
+    }
+    let late: Vec<bool> = order
+        .transfers
+        .iter()
+        .map(|t| recorded_late(order, t.mined_at))
+        .collect();
+    for (t, late) in order.transfers.iter_mut().zip(late) {
+        t.late = late;
+    }
+}
+
 /// Sets `received`, `remaining` and the paid facts from the transfers that count. What the
 /// order's refunds give back (or hold, until sent) does not count toward the amount: a
 /// partial payment refunded and then topped up by the rest of the amount has not paid it,
@@ -248,15 +295,12 @@ pub(crate) fn tally(order: &mut PayOrder) -> Assessment {
         _ => None,
     };
     order.paid_over = matches!(verdict, Assessment::Paid { over: true });
-    // Paid late while a late payment counts: one reorged away no longer makes it so. An
-    // order recorded before transfers said whether they were late keeps its flag.
-    let flagged = order.transfers.iter().any(|t| t.late);
-    if flagged || !order.paid_late {
-        order.paid_late = order
-            .transfers
-            .iter()
-            .any(|t| t.late && t.status != TransferStatus::Reorged);
-    }
+    flag_late_of_old(order);
+    // Paid late while a late payment counts: one reorged away no longer makes it so.
+    order.paid_late = order
+        .transfers
+        .iter()
+        .any(|t| t.late && t.status != TransferStatus::Reorged);
     order.underpaid_within_tolerance = verdict == Assessment::PaidWithinTolerance;
     verdict
 }
@@ -588,7 +632,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn paid_late_follows_the_late_transfers_and_an_older_order_keeps_its_flag() {
+    fn paid_late_follows_the_late_transfers_and_older_orders_are_flagged_by_the_rule() {
         let mut o = crate::testing::order(&OrgId::generate(), false, Timestamp::now());
         o.payment = Some(crate::testing::payment(
             "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
@@ -604,11 +648,36 @@ pub(crate) mod tests {
         o.transfers[1].status = TransferStatus::Reorged;
         tally(&mut o);
         assert!(!o.paid_late);
-        // Recorded before transfers said whether they were late: the flag stays.
-        o.transfers = vec![on_time];
+        // Paid late before transfers said whether they were late: flagged by the rule.
+        o.status = OrderStatus::Expired;
+        let mut mined_late =
+            crate::testing::transfer("0x03", 5_000_000, 6, TransferStatus::Confirming);
+        mined_late.mined_at = Some(o.expires_at.plus_seconds(1));
+        let mut mined_in_time = on_time;
+        mined_in_time.mined_at = Some(o.expires_at);
+        o.transfers = vec![mined_in_time, mined_late];
         o.paid_late = true;
         tally(&mut o);
         assert!(o.paid_late);
+        assert_eq!(
+            o.transfers.iter().map(|t| t.late).collect::<Vec<_>>(),
+            [false, true]
+        );
+        o.transfers[1].status = TransferStatus::Reorged;
+        tally(&mut o);
+        assert!(!o.paid_late);
+        // On a cancelled order every payment was late; on one paid after all, none.
+        for (status, late) in [
+            (OrderStatus::Cancelled, true),
+            (OrderStatus::AwaitingConfirmation, false),
+        ] {
+            o.status = status;
+            o.transfers[1].status = TransferStatus::Confirming;
+            o.transfers.iter_mut().for_each(|t| t.late = false);
+            o.paid_late = true;
+            tally(&mut o);
+            assert_eq!(o.paid_late, late, "{status}");
+        }
     }
 
     #[test]

@@ -202,6 +202,59 @@ async fn cancelling_a_refund_can_pay_a_partly_paid_order() {
     assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
 }
 
+/// A refund made while the order was partly paid outlives the status: a top-up pays the
+/// order, a reorg takes part of it back (AWAITING_PAYMENT), the upkeep may expire it. What
+/// the refund held still counts again once it is cancelled, there too: the order is paid
+/// (in time) and waits for confirmations, instead of waiting for money it has, or staying
+/// EXPIRED with a stale amount due.
+#[tokio::test]
+async fn cancelling_a_refund_pays_an_order_a_reorg_sent_back_or_that_expired() {
+    for expire in [false, true] {
+        let r = rig();
+        let org = OrgId::generate();
+        let o = r.paid(&org, 15_000_000).await;
+        let rid = r
+            .refund(&o.id, ask(Some(10_000_000), Some(CUSTOMER)))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.get(&o.id).await.payment.unwrap().remaining.unwrap().raw,
+            RawAmount::from_u128(20_000_000)
+        );
+        let ten = r.chain.mine(41, 5, &[(USDC, SHOP, 10_000_000)]);
+        r.pay(&o.id, &ten).await.unwrap();
+        let rest = r.chain.mine(42, 5, &[(USDC, SHOP, 15_000_000)]);
+        r.pay(&o.id, &rest).await.unwrap();
+        assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
+        // A reorg takes the last transfer away for good: 25 arrived, 10 held, 10 due.
+        r.chain.reorg(42, &[], 42);
+        r.check(&o.id).await;
+        let back = r.get(&o.id).await;
+        assert_eq!(back.status, OrderStatus::AwaitingPayment);
+        let due = |o: &PayOrder| o.payment.as_ref().unwrap().remaining.clone();
+        assert_eq!(due(&back).unwrap().raw, RawAmount::from_u128(10_000_000));
+        if expire {
+            let later = back.expires_at.plus_seconds(60);
+            expire_orders(&*r.s.store, later, 10).await.unwrap();
+            assert_eq!(r.get(&o.id).await.status, OrderStatus::Expired);
+        }
+        // The refund is cancelled: the 25 that arrived, all mined in time, pay the order.
+        let before = r.get(&o.id).await;
+        let u = cancel_refund(&before, &rid, Timestamp::now()).unwrap();
+        assert_eq!(
+            u.order().status,
+            OrderStatus::AwaitingConfirmation,
+            "expired: {expire}"
+        );
+        assert_eq!(due(u.order()), None);
+        assert_ne!(u.order().check_round, before.check_round);
+        r.s.store.update_order(&u).await.unwrap();
+        r.chain.set_head(90);
+        r.check(&o.id).await;
+        assert_eq!(r.get(&o.id).await.status, OrderStatus::Completed);
+    }
+}
+
 /// A cancel's write and the check it queues are two steps: a process killed between them
 /// leaves the order paid after all (AWAITING_CONFIRMATION) with no check queued. The
 /// upkeep queues one once the order is stale, and the order still completes.
