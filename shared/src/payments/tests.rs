@@ -34,6 +34,8 @@ struct ScriptedChain {
     broken_blocks: Mutex<bool>,
     /// Every request fails (the provider is down or rate-limits us).
     down: Mutex<bool>,
+    /// How many transactions were mined (their hashes are numbered).
+    mined: std::sync::atomic::AtomicU64,
     /// The most blocks one sightings request may span (a provider's log range cap).
     max_range: Mutex<Option<u64>>,
     /// Another writer that changes this order whenever the head is read, which recording
@@ -95,9 +97,13 @@ impl ScriptedChain {
         from: &str,
         transfers: &[(&str, &str, u128)],
     ) -> TxHash {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).unwrap();
-        let hash = TxHash::Evm(alloy_primitives::B256::from(bytes));
+        // Numbered, not random: a history replays the same hashes (and so the same order
+        // of sightings).
+        let n = self
+            .mined
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let hash = TxHash::Evm(alloy_primitives::B256::left_padding_from(&n.to_be_bytes()));
         if *self.head.lock().unwrap() < block {
             self.set_head(block);
         }
@@ -219,6 +225,9 @@ impl TxReader for ScriptedChain {
                 }
             }
         }
+        out.sort_by(|a, b| {
+            (a.block_number, a.tx_hash.to_string()).cmp(&(b.block_number, b.tx_hash.to_string()))
+        });
         Ok(out)
     }
 }

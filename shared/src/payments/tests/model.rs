@@ -5,7 +5,9 @@
 //! mine them again elsewhere; the node lags behind or the provider goes down; queued
 //! checks are delivered, twice, or lost; the clock runs out and the upkeep expires orders
 //! and queues lost checks again; merchants cancel orders, create, send and cancel refunds,
-//! and submit any transaction as a refund's transfer.
+//! and submit any transaction as a refund's transfer; and two of these requests or
+//! messages run at once (the same transfer submitted twice, a check while a payment is
+//! recorded, a cancel or a refund while the scan records), interleaving at their writes.
 //!
 //! After every step the orders must agree with the chain and with each other: what an
 //! order says it received is what its counted transfers add up to; a transfer once
@@ -21,6 +23,7 @@
 //! `PROPTEST_CASES=N` runs N histories (128 by default, a few seconds).
 
 use super::*;
+use crate::store::StoreError;
 use proptest::prelude::*;
 
 /// Confirmations Base Sepolia needs (the registry's); reorgs stay shallower, so a
@@ -50,10 +53,10 @@ enum Op {
     Reorg { depth: u64, keep: u8 },
     /// The node stops showing the `tx`-th transaction (lagging, or load-balanced).
     Lag { tx: usize },
-    /// The node shows everything again.
+    /// The node shows everything again, and the provider is back if it was down.
     CatchUp,
-    /// The provider goes down (every request fails) or comes back.
-    Outage { down: bool },
+    /// The provider goes down: every request fails until it is back.
+    Outage,
     /// The `i`-th queued confirmation-check message is delivered (and deleted, unless
     /// `again`: SQS delivers it twice).
     Deliver { i: usize, again: bool },
@@ -62,8 +65,10 @@ enum Op {
     Quiet,
     /// The `i`-th queued confirmation-check message is lost.
     Lose { i: usize },
-    /// Ten minutes pass and the upkeep runs: expiry, then lost checks queued again.
+    /// Five minutes pass (orders are paid within 15).
     Later,
+    /// The upkeep runs: expiry, then lost checks queued again.
+    Upkeep,
     /// The merchant cancels order `which` (refused unless it may be).
     Cancel { which: usize },
     /// The merchant refunds `AMOUNTS[part]` of order `which` to the customer, or all that
@@ -77,29 +82,55 @@ enum Op {
     SubmitRefund { which: usize, r: usize, tx: usize },
     /// The merchant cancels refund `r` of order `which` (refused unless pending).
     CancelRefund { which: usize, r: usize },
+    /// Two requests or messages handled at once (each interleaves with the other at its
+    /// writes): the same transfer submitted twice, a check while a payment is recorded, a
+    /// cancel while the scan records…
+    Together(Box<Op>, Box<Op>),
+}
+
+/// What may run at the same time as something else: requests and messages.
+fn concurrent_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..64usize, 0..3usize).prop_map(|(tx, to)| Op::Submit { tx, to }),
+        2 => Just(Op::Scan),
+        3 => (0..4usize).prop_map(|i| Op::Deliver { i, again: true }),
+        1 => (0..3usize).prop_map(|which| Op::Cancel { which }),
+        2 => (0..3usize, 0..AMOUNTS.len() + 3).prop_map(|(which, part)| Op::Refund { which, part }),
+        1 => (0..3usize, 0..3usize, 0..64usize)
+            .prop_map(|(which, r, tx)| Op::SubmitRefund { which, r, tx }),
+        1 => (0..3usize, 0..3usize).prop_map(|(which, r)| Op::CancelRefund { which, r }),
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0..AMOUNTS.len()).prop_map(|amount| Op::Send { amount }),
-        3 => (0..8usize, 0..3usize).prop_map(|(tx, to)| Op::Submit { tx, to }),
+        3 => (0..64usize, 0..3usize).prop_map(|(tx, to)| Op::Submit { tx, to }),
         2 => Just(Op::Scan),
         3 => (1..=3u64).prop_map(|n| Op::Blocks { n }),
         2 => (1..FINAL, any::<u8>()).prop_map(|(depth, keep)| Op::Reorg { depth, keep }),
-        1 => (0..8usize).prop_map(|tx| Op::Lag { tx }),
+        1 => (0..64usize).prop_map(|tx| Op::Lag { tx }),
         1 => Just(Op::CatchUp),
-        1 => any::<bool>().prop_map(|down| Op::Outage { down }),
+        1 => Just(Op::Outage),
         4 => (0..4usize, prop::bool::weighted(0.1)).prop_map(|(i, again)| Op::Deliver { i, again }),
         1 => (0..4usize).prop_map(|i| Op::Lose { i }),
         2 => Just(Op::Quiet),
-        1 => Just(Op::Later),
+        2 => Just(Op::Later),
+        1 => Just(Op::Upkeep),
         1 => (0..3usize).prop_map(|which| Op::Cancel { which }),
         3 => (0..3usize, 0..AMOUNTS.len() + 3).prop_map(|(which, part)| Op::Refund { which, part }),
         3 => (0..3usize, 0..3usize, prop::bool::weighted(0.2))
             .prop_map(|(which, r, short)| Op::SendRefund { which, r, short }),
-        1 => (0..3usize, 0..3usize, 0..12usize)
+        1 => (0..3usize, 0..3usize, 0..64usize)
             .prop_map(|(which, r, tx)| Op::SubmitRefund { which, r, tx }),
         1 => (0..3usize, 0..3usize).prop_map(|(which, r)| Op::CancelRefund { which, r }),
+        3 => (concurrent_op(), concurrent_op())
+            .prop_map(|(a, b)| Op::Together(Box::new(a), Box::new(b))),
+        // The same transfer submitted twice at once, to one order or to two.
+        2 => (0..64usize, 0..3usize, 0..3usize).prop_map(|(tx, a, b)| Op::Together(
+            Box::new(Op::Submit { tx, to: a }),
+            Box::new(Op::Submit { tx, to: b }),
+        )),
     ]
 }
 
@@ -129,9 +160,11 @@ impl World {
             r.chain.mine(6, 3_000, &[(USDC, SHOP, b_amount)]),
         ];
         let org = OrgId::generate();
-        let a = r.waiting(&org, SHOP, 25_000_000).await;
-        let b = r.waiting(&org, SHOP, b_amount).await;
-        let c = r.waiting(&OrgId::generate(), SHOP, 25_000_000).await;
+        let a = r.waiting_until(&org, SHOP, 25_000_000, 900).await;
+        let b = r.waiting_until(&org, SHOP, b_amount, 900).await;
+        let c = r
+            .waiting_until(&OrgId::generate(), SHOP, 25_000_000, 900)
+            .await;
         World {
             orders: [a.id.clone(), b.id.clone(), c.id.clone()],
             last: [a, b, c],
@@ -151,6 +184,7 @@ impl World {
         (!self.sent.is_empty()).then(|| self.sent[i % self.sent.len()])
     }
 
+    /// Runs `op`: the steps that change the world itself here, the others by [`Self::act`].
     async fn run(&mut self, op: &Op) {
         let chain = &self.r.chain;
         match *op {
@@ -160,7 +194,38 @@ impl World {
                 let tx = chain.mine(block, age, &[(USDC, SHOP, AMOUNTS[amount])]);
                 self.sent.push(tx);
             }
-            Op::Submit { tx, to } => {
+            Op::Reorg { depth, keep } => self.reorg(depth, keep),
+            Op::Later => self.now = self.now.plus_seconds(300),
+            Op::SendRefund { which, r, short } => {
+                let o = self.r.get(&self.orders[which]).await;
+                let Some(refund) = o.refunds.get(r % o.refunds.len().max(1)) else {
+                    return;
+                };
+                let amount = u128::try_from(refund.amount.raw.value()).unwrap() - u128::from(short);
+                let age = Timestamp::now().unix() - self.now.unix();
+                let block = self.head() + 1;
+                let tx = chain.mine_from(block, age, SHOP, &[(USDC, CUSTOMER, amount)]);
+                self.sent.push(tx);
+                self.submit_refund(which, &refund.id, &tx).await;
+            }
+            _ => self.act(op).await,
+        }
+    }
+
+    /// Runs a step that changes only the store, the chain's node and the queue.
+    async fn act(&self, op: &Op) {
+        let chain = &self.r.chain;
+        match op {
+            Op::Send { .. } | Op::Reorg { .. } | Op::Later | Op::SendRefund { .. } => {
+                unreachable!("run by World::run")
+            }
+            Op::Upkeep => {
+                upkeep(&self.r.s, self.now).await.unwrap();
+            }
+            Op::Together(a, b) => {
+                tokio::join!(Box::pin(self.act(a)), Box::pin(self.act(b)));
+            }
+            &Op::Submit { tx, to } => {
                 let Some(tx) = self.tx(tx) else { return };
                 let id = &self.orders[to];
                 if let Err(e) = record_payment(&self.r.s, id, &tx, self.now).await {
@@ -181,16 +246,18 @@ impl World {
                     Err(e) => panic!("scan: {e:?}"),
                 }
             }
-            Op::Blocks { n } => chain.set_head(self.head() + n),
-            Op::Reorg { depth, keep } => self.reorg(depth, keep),
-            Op::Lag { tx } => {
+            &Op::Blocks { n } => chain.set_head(self.head() + n),
+            &Op::Lag { tx } => {
                 if let Some(tx) = self.tx(tx) {
                     chain.hide(&tx);
                 }
             }
-            Op::CatchUp => chain.show_all(),
-            Op::Outage { down } => *chain.down.lock().unwrap() = down,
-            Op::Deliver { i, again } => {
+            Op::CatchUp => {
+                chain.show_all();
+                *chain.down.lock().unwrap() = false;
+            }
+            Op::Outage => *chain.down.lock().unwrap() = true,
+            &Op::Deliver { i, again } => {
                 let msg = {
                     let mut queued = self.r.sent.0.lock().unwrap();
                     if queued.is_empty() {
@@ -226,27 +293,23 @@ impl World {
                 chain.set_head(self.head() + FINAL);
                 let queued = self.r.sent.0.lock().unwrap().len();
                 for _ in 0..queued {
-                    Box::pin(self.run(&Op::Deliver { i: 0, again: false })).await;
+                    Box::pin(self.act(&Op::Deliver { i: 0, again: false })).await;
                 }
             }
-            Op::Lose { i } => {
+            &Op::Lose { i } => {
                 let mut queued = self.r.sent.0.lock().unwrap();
                 if !queued.is_empty() {
                     let i = i % queued.len();
                     queued.remove(i);
                 }
             }
-            Op::Later => {
-                self.now = self.now.plus_seconds(600);
-                upkeep(&self.r.s, self.now).await.unwrap();
-            }
-            Op::Cancel { which } => {
+            &Op::Cancel { which } => {
                 let o = self.r.get(&self.orders[which]).await;
                 if let Ok(u) = o.transition(self.now, OrderStatus::Cancelled, |_| {}) {
-                    self.r.s.store.update_order(&u).await.unwrap();
+                    self.write(&u).await;
                 }
             }
-            Op::Refund { which, part } => {
+            &Op::Refund { which, part } => {
                 let o = self.r.get(&self.orders[which]).await;
                 let req = RefundRequest {
                     amount: AMOUNTS.get(part).map(|a| RawAmount::from_u128(*a)),
@@ -254,22 +317,10 @@ impl World {
                     reason: "customer asked".into(),
                 };
                 if let Ok((u, _)) = create_refund(&o, &req, self.now) {
-                    self.r.s.store.update_order(&u).await.unwrap();
+                    self.write(&u).await;
                 }
             }
-            Op::SendRefund { which, r, short } => {
-                let o = self.r.get(&self.orders[which]).await;
-                let Some(refund) = o.refunds.get(r % o.refunds.len().max(1)) else {
-                    return;
-                };
-                let amount = u128::try_from(refund.amount.raw.value()).unwrap() - u128::from(short);
-                let age = Timestamp::now().unix() - self.now.unix();
-                let block = self.head() + 1;
-                let tx = chain.mine_from(block, age, SHOP, &[(USDC, CUSTOMER, amount)]);
-                self.sent.push(tx);
-                self.submit_refund(which, &refund.id, &tx).await;
-            }
-            Op::SubmitRefund { which, r, tx } => {
+            &Op::SubmitRefund { which, r, tx } => {
                 let o = self.r.get(&self.orders[which]).await;
                 let (Some(refund), Some(tx)) =
                     (o.refunds.get(r % o.refunds.len().max(1)), self.tx(tx))
@@ -278,15 +329,24 @@ impl World {
                 };
                 self.submit_refund(which, &refund.id, &tx).await;
             }
-            Op::CancelRefund { which, r } => {
+            &Op::CancelRefund { which, r } => {
                 let o = self.r.get(&self.orders[which]).await;
                 let Some(refund) = o.refunds.get(r % o.refunds.len().max(1)) else {
                     return;
                 };
                 if let Ok(u) = cancel_refund(&o, &refund.id, self.now) {
-                    self.r.s.store.update_order(&u).await.unwrap();
+                    self.write(&u).await;
                 }
             }
+        }
+    }
+
+    /// A merchant's change of an order, written on the version it read: a change made
+    /// meanwhile refuses it (the API answers 409 CONCURRENT_UPDATE).
+    async fn write(&self, u: &OrderUpdate) {
+        match self.r.s.store.update_order(u).await {
+            Ok(()) | Err(StoreError::VersionConflict { .. }) => {}
+            Err(e) => panic!("writing {}: {e:?}", u.order().id),
         }
     }
 
@@ -357,7 +417,11 @@ impl World {
     /// The invariants every step must keep; `op` is the step just run, `step` the history.
     async fn check_invariants(&mut self, step: &str, op: &Op) {
         // A transfer is recorded by a submission or the scan; a check only follows it.
-        let recording = matches!(op, Op::Submit { .. } | Op::Scan);
+        let recording = matches!(op, Op::Submit { .. } | Op::Scan | Op::Together(..));
+        // Of two things at once the model cannot tell which came first (a cancel or the
+        // payment, the scan's record or a check's follow), so whether a transfer they
+        // brought back is late is taken from the order; alone, it is worked out here.
+        let together = matches!(op, Op::Together(..));
         let now = [
             self.r.get(&self.orders[0]).await,
             self.r.get(&self.orders[1]).await,
@@ -444,11 +508,14 @@ impl World {
                         "{} completed before its transfers were final",
                         ctx()
                     );
+                    // (A step of several changes may pass through AWAITING_CONFIRMATION.)
+                    let one_change = !matches!(op, Op::Together(..) | Op::Quiet);
                     assert!(
-                        matches!(
-                            before.status,
-                            OrderStatus::Completed | OrderStatus::AwaitingConfirmation
-                        ),
+                        !one_change
+                            || matches!(
+                                before.status,
+                                OrderStatus::Completed | OrderStatus::AwaitingConfirmation
+                            ),
                         "{} completed from {}",
                         ctx(),
                         before.status
@@ -460,7 +527,24 @@ impl World {
                 OrderStatus::AwaitingPayment | OrderStatus::PartialPayment => {
                     assert!(!covered, "{} paid in full, still waits for payment", ctx());
                 }
+                OrderStatus::Expired => assert!(
+                    !(covered
+                        && !counted.is_empty()
+                        && counted.iter().all(|t| o.mined_in_time(t.mined_at))),
+                    "{} paid in time, still expired",
+                    ctx()
+                ),
                 _ => {}
+            }
+            // While it takes payments, what it says is still due is what is.
+            if o.status.accepts_payment() && !o.transfers.is_empty() {
+                assert_eq!(
+                    payment.remaining.is_none(),
+                    covered,
+                    "{} remaining {:?}",
+                    ctx(),
+                    payment.remaining
+                );
             }
             // Final statuses stay, but for REFUNDED once all received is refunded; an
             // expired one moves only when paid in time.
@@ -578,9 +662,13 @@ impl World {
             for t in counted.iter().filter(|t| recording && !was_counted(t)) {
                 late.retain(|h| h != &t.tx_hash);
                 // (The scan expires an order past its time before it records on it.)
-                if o.status == OrderStatus::Cancelled
-                    || (o.status == OrderStatus::Expired && !o.mined_in_time(t.mined_at))
-                {
+                let is_late = if together {
+                    t.late
+                } else {
+                    o.status == OrderStatus::Cancelled
+                        || (o.status == OrderStatus::Expired && !o.mined_in_time(t.mined_at))
+                };
+                if is_late {
                     late.push(t.tx_hash.clone());
                 }
             }
@@ -622,10 +710,20 @@ impl World {
         for _ in 0..8 {
             self.r.chain.set_head(self.head() + FINAL);
             self.apply(&Op::Scan, step).await;
-            while !self.r.sent.0.lock().unwrap().is_empty() {
+            // Each check either settles its order or queues one more; a series that never
+            // settles would be a check that never ends.
+            for _ in 0..50 {
+                if self.r.sent.0.lock().unwrap().is_empty() {
+                    break;
+                }
                 self.apply(&Op::Deliver { i: 0, again: false }, step).await;
             }
+            assert!(
+                self.r.sent.0.lock().unwrap().is_empty(),
+                "{step}\nchecks never end"
+            );
             self.apply(&Op::Later, step).await;
+            self.apply(&Op::Upkeep, step).await;
         }
         for o in &self.last {
             assert!(
