@@ -34,14 +34,19 @@ const FINAL: u64 = 3;
 const CUSTOMER: &str = "0x1111111111111111111111111111111111111111";
 
 /// The amounts a transfer may bring (6 decimals): dust, parts of an order, an order, more.
-const AMOUNTS: [u128; 6] = [
-    1, 10_000_000, 12_500_000, 15_000_000, 25_000_000, 30_000_000,
+/// (24.8 is 25 short by less than B's 1 % underpayment tolerance.)
+const AMOUNTS: [u128; 7] = [
+    1, 10_000_000, 12_500_000, 15_000_000, 24_800_000, 25_000_000, 30_000_000,
 ];
 
 #[derive(Debug, Clone)]
 enum Op {
     /// Someone sends `AMOUNTS[amount]` USDC to the shared address, mined in a new block.
     Send { amount: usize },
+    /// One transaction from the shared address itself sends `AMOUNTS[back]` to the
+    /// customer and `AMOUNTS[to_self]` back to the address: it looks like a refund and
+    /// like a payment at once (submitted as either, it must count as one of them only).
+    SendBoth { back: usize, to_self: usize },
     /// A payer submits the `tx`-th transaction sent so far to order `to` (A, B or C).
     Submit { tx: usize, to: usize },
     /// The deposit scan runs.
@@ -105,6 +110,8 @@ fn concurrent_op() -> impl Strategy<Value = Op> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0..AMOUNTS.len()).prop_map(|amount| Op::Send { amount }),
+        1 => (0..AMOUNTS.len(), 0..AMOUNTS.len())
+            .prop_map(|(back, to_self)| Op::SendBoth { back, to_self }),
         3 => (0..64usize, 0..3usize).prop_map(|(tx, to)| Op::Submit { tx, to }),
         2 => Just(Op::Scan),
         3 => (1..=3u64).prop_map(|n| Op::Blocks { n }),
@@ -132,6 +139,15 @@ fn op() -> impl Strategy<Value = Op> {
             Box::new(Op::Submit { tx, to: b }),
         )),
     ]
+}
+
+impl Rig {
+    /// The order as `change` leaves it, written.
+    async fn change(&self, id: &OrderId, change: impl FnOnce(&mut PayOrder)) -> PayOrder {
+        let u = self.get(id).await.edit(Timestamp::now(), change).unwrap();
+        self.s.store.update_order(&u).await.unwrap();
+        u.order().clone()
+    }
 }
 
 /// One history's world: the rig, its orders, the transactions sent, the clock.
@@ -165,6 +181,17 @@ impl World {
         let c = r
             .waiting_until(&OrgId::generate(), SHOP, 25_000_000, 900)
             .await;
+        // B takes 1 % less than its amount and calls 5 % more an overpayment; C stops
+        // taking late payments 20 minutes after its time ran out.
+        let b = r
+            .change(&b.id, |o| {
+                o.payment_tolerance.underpayment_bps = 100;
+                o.payment_tolerance.overpayment_threshold_bps = 500;
+            })
+            .await;
+        let c = r
+            .change(&c.id, |o| o.late_payment_window = Some(1_200))
+            .await;
         World {
             orders: [a.id.clone(), b.id.clone(), c.id.clone()],
             last: [a, b, c],
@@ -194,6 +221,16 @@ impl World {
                 let tx = chain.mine(block, age, &[(USDC, SHOP, AMOUNTS[amount])]);
                 self.sent.push(tx);
             }
+            Op::SendBoth { back, to_self } => {
+                let age = Timestamp::now().unix() - self.now.unix();
+                let block = self.head() + 1;
+                let both = [
+                    (USDC, CUSTOMER, AMOUNTS[back]),
+                    (USDC, SHOP, AMOUNTS[to_self]),
+                ];
+                let tx = chain.mine_from(block, age, SHOP, &both);
+                self.sent.push(tx);
+            }
             Op::Reorg { depth, keep } => self.reorg(depth, keep),
             Op::Later => self.now = self.now.plus_seconds(300),
             Op::SendRefund { which, r, short } => {
@@ -216,7 +253,11 @@ impl World {
     async fn act(&self, op: &Op) {
         let chain = &self.r.chain;
         match op {
-            Op::Send { .. } | Op::Reorg { .. } | Op::Later | Op::SendRefund { .. } => {
+            Op::Send { .. }
+            | Op::SendBoth { .. }
+            | Op::Reorg { .. }
+            | Op::Later
+            | Op::SendRefund { .. } => {
                 unreachable!("run by World::run")
             }
             Op::Upkeep => {
@@ -495,7 +536,9 @@ impl World {
             match o.status {
                 OrderStatus::Completed => {
                     // Refunds made once it was complete do not undo it.
-                    let completing = before.status != OrderStatus::Completed;
+                    // (Two at once may complete it and refund it in one step.)
+                    let one_change = !matches!(op, Op::Together(..) | Op::Quiet);
+                    let completing = before.status != OrderStatus::Completed && one_change;
                     assert!(
                         covers(sum) && (covered || !completing),
                         "{} completed without the amount",
@@ -509,7 +552,6 @@ impl World {
                         ctx()
                     );
                     // (A step of several changes may pass through AWAITING_CONFIRMATION.)
-                    let one_change = !matches!(op, Op::Together(..) | Op::Quiet);
                     assert!(
                         !one_change
                             || matches!(
