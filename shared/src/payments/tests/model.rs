@@ -407,7 +407,8 @@ impl World {
     }
 
     /// Replaces the last `depth` blocks with a new branch of the same height; the
-    /// transactions in them whose bit is set in `keep` are mined again in its last block.
+    /// transactions in them whose bit is set in `keep` are mined again in its last block,
+    /// at the clock's time.
     fn reorg(&mut self, depth: u64, keep: u8) {
         let chain = &self.r.chain;
         let head = self.head();
@@ -429,6 +430,8 @@ impl World {
             if keep & (1 << (i % 8)) != 0 {
                 inclusion.block_number = head;
                 inclusion.block_hash = blocks[&head].clone();
+                // The new block's time: a move can carry a payment past an order's expiry.
+                inclusion.timestamp = self.now.unix() as u64;
             } else {
                 txs.remove(&key);
             }
