@@ -334,7 +334,7 @@ impl PayOrder {
             paid_late: self.paid_late,
             paid_in_time: covered
                 && counted().next().is_some()
-                && counted().all(|t| self.mined_in_time(t.mined_at)),
+                && counted().all(|t| !t.late && self.mined_in_time(t.mined_at)),
         }
     }
 

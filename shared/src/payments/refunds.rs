@@ -157,16 +157,22 @@ pub fn cancel_refund(
         r.status = RefundStatus::Cancelled;
         r.cancelled_at = Some(now);
     }
-    // On an order still taking payments, what the refund held counts toward the amount
-    // again: if that covers it, the order is paid after all (an expired one, if in time),
-    // and waits for confirmations (a new check series) as it would had a top-up covered it.
-    retally(&mut next);
-    let update = if paid_now(&next) {
+    // What the refund held counts toward the amount again: if that covers it, the order
+    // is paid after all (a waiting one; an expired one if in time), and waits for
+    // confirmations (a new check series) as it would had a top-up covered it. Otherwise
+    // a waiting order owes less.
+    let mut paid = next.clone();
+    let covered = paid.payment.is_some() && {
+        tally(&mut paid);
+        paid_now(&paid)
+    };
+    let update = if covered {
         order.transition(now, OrderStatus::AwaitingConfirmation, |o| {
-            *o = next.clone();
+            *o = paid;
             o.check_round = o.check_round.wrapping_add(1);
         })
     } else {
+        retally(&mut next);
         order.edit(now, |o| *o = next.clone())
     };
     Ok(update
@@ -175,12 +181,17 @@ pub fn cancel_refund(
         .and_refund_event(EventType::RefundCancelled, refund_id))
 }
 
-/// An order still taking payments (waiting, partly paid, expired or cancelled) owes what
-/// its counted transfers, less what its refunds hold, leave short: tallied again whenever
-/// a refund takes or gives back an amount, so its `remaining` (what a payer is asked for,
-/// and what the scan matches transfers against) stays true.
+/// An order waiting for a payment (partly paid, or sent back to AWAITING_PAYMENT by a
+/// reorg) owes what its counted transfers, less what its refunds hold, leave short:
+/// tallied again whenever a refund takes or gives back an amount, so its `remaining` (what
+/// the payer is asked for, and what the scan matches transfers against) stays true. An
+/// expired or cancelled order keeps the amount it was last short of: a refund there asks
+/// nobody for money, and must not make the order a candidate for other payers' transfers.
 fn retally(o: &mut PayOrder) {
-    if o.status.accepts_payment() {
+    if matches!(
+        o.status,
+        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
+    ) {
         tally(o);
     }
 }

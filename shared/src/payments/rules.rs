@@ -681,6 +681,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_late_payment_never_counts_as_paid_in_time() {
+        let mut o = crate::testing::order(&OrgId::generate(), false, Timestamp::now());
+        o.payment = Some(crate::testing::payment(
+            "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
+            25_000_000,
+            DEPOSIT,
+        ));
+        o.status = OrderStatus::Expired;
+        let mut t = crate::testing::transfer("0x01", 25_000_000, 6, TransferStatus::Confirming);
+        t.mined_at = Some(o.expires_at);
+        o.transfers = vec![t];
+        tally(&mut o);
+        assert!(paid_now(&o));
+        // Recorded late, then a reorg moved it into a block stamped in time: still late.
+        o.transfers[0].late = true;
+        tally(&mut o);
+        assert!(!paid_now(&o));
+        assert!(o.paid_late);
+    }
+
+    #[test]
     fn confirmation_delay_doubles_up_to_the_sqs_limit() {
         let delays: Vec<u32> = (0..8).map(|a| confirmation_delay(10, a)).collect();
         assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 900]);

@@ -575,14 +575,20 @@ impl World {
                 OrderStatus::Expired => assert!(
                     !(covered
                         && !counted.is_empty()
-                        && counted.iter().all(|t| o.mined_in_time(t.mined_at))),
+                        && counted
+                            .iter()
+                            .all(|t| !t.late && o.mined_in_time(t.mined_at))),
                     "{} paid in time, still expired",
                     ctx()
                 ),
                 _ => {}
             }
-            // While it takes payments, what it says is still due is what is.
-            if o.status.accepts_payment() && !o.transfers.is_empty() {
+            // While it waits for a payment, what it says is still due is what is.
+            let waiting = matches!(
+                o.status,
+                OrderStatus::AwaitingPayment | OrderStatus::PartialPayment
+            );
+            if waiting && !o.transfers.is_empty() {
                 assert_eq!(
                     payment.remaining.is_none(),
                     covered,

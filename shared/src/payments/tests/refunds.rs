@@ -255,6 +255,36 @@ async fn cancelling_a_refund_pays_an_order_a_reorg_sent_back_or_that_expired() {
     }
 }
 
+/// A refund of a cancelled order paid late asks nobody for money: the order's amount due
+/// stays as it was, so the deposit scan does not take it for an order still owed an exact
+/// amount and hand it the next payer's transfer of that amount.
+#[tokio::test]
+async fn a_refund_of_a_cancelled_order_leaves_nothing_due_on_it() {
+    let r = rig();
+    let org = OrgId::generate();
+    let cancelled = r.waiting(&org, SHOP, 25_000_000).await;
+    r.cancel(&cancelled.id).await;
+    let late = r.chain.mine(11, 5, &[(USDC, SHOP, 25_000_000)]);
+    r.pay(&cancelled.id, &late).await.unwrap();
+    r.chain.set_head(40);
+    r.check(&cancelled.id).await;
+    r.refund(&cancelled.id, ask(None, Some(CUSTOMER)))
+        .await
+        .unwrap();
+    let refunded = r.get(&cancelled.id).await;
+    assert_eq!(refunded.payment.as_ref().unwrap().still_due(), None);
+    // Another order for the same amount at the shared address: the scan gives it its payer's
+    // transfer.
+    let next = r.waiting(&org, SHOP, 25_000_000).await;
+    let paid = r.chain.mine(41, 5, &[(USDC, SHOP, 25_000_000)]);
+    let chain = ChainId::new(CHAIN).unwrap();
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    let got = r.get(&next.id).await;
+    assert_eq!(got.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(got.transfers[0].tx_hash, paid.to_string());
+    assert_eq!(r.get(&cancelled.id).await.transfers.len(), 1);
+}
+
 /// A cancel's write and the check it queues are two steps: a process killed between them
 /// leaves the order paid after all (AWAITING_CONFIRMATION) with no check queued. The
 /// upkeep queues one once the order is stale, and the order still completes.
