@@ -65,7 +65,8 @@ pub const MAX_ORDER_TRANSACTIONS: usize = 100;
 
 /// The transfers of `tx` that pay `payment`: to its deposit address, in its input currency,
 /// of more than nothing (a zero-value transfer, which anyone can emit to any address, pays
-/// nothing and claims nothing).
+/// nothing and claims nothing), from anyone but that address (the merchant moving money
+/// the address already had, say beside a refund in one transaction, pays no order).
 pub fn paying_transfers<'a>(
     payment: &Payment,
     tx: &'a ChainTx,
@@ -84,7 +85,11 @@ pub fn paying_transfers<'a>(
     let to_us: Vec<&Transfer> = tx
         .transfers
         .iter()
-        .filter(|t| !t.amount.is_zero() && Address::same(family, &t.to, deposit))
+        .filter(|t| {
+            !t.amount.is_zero()
+                && Address::same(family, &t.to, deposit)
+                && !Address::same(family, &t.from, deposit)
+        })
         .collect();
     let paying: Vec<&Transfer> = to_us.iter().copied().filter(|t| right_token(t)).collect();
     if paying.len() > MAX_PAYING_TRANSFERS {
@@ -448,6 +453,31 @@ pub(crate) mod tests {
         assert_eq!(
             PaymentMismatch::TooManyTransfers.code(),
             "TOO_MANY_TRANSFERS"
+        );
+    }
+
+    #[test]
+    fn money_the_deposit_address_sends_itself_pays_nothing() {
+        let usdc = crate::testing::payment(&format!("8453:{}", USDC.to_lowercase()), 10, DEPOSIT);
+        // One transaction from the deposit address: a refund to the customer and 10 back
+        // to itself. The second is not a payment.
+        let mut to_self = transfer(Some(USDC), &DEPOSIT.to_lowercase(), 10, Some(1));
+        to_self.from = DEPOSIT.into();
+        let refund = Transfer {
+            from: DEPOSIT.into(),
+            ..transfer(Some(USDC), OTHER, 10, Some(0))
+        };
+        assert_eq!(
+            paying_transfers(&usdc, &tx(true, vec![refund, to_self.clone()])),
+            Err(PaymentMismatch::WrongRecipient)
+        );
+        // From anyone else, the same transfer pays.
+        to_self.from = OTHER.into();
+        assert_eq!(
+            paying_transfers(&usdc, &tx(true, vec![to_self]))
+                .unwrap()
+                .len(),
+            1
         );
     }
 

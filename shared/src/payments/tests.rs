@@ -21,6 +21,8 @@ const CHAIN: u64 = 84532;
 const USDC: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
 const SHOP: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 const OTHER: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
+/// Who pays, unless a test says otherwise (never one of the deposit addresses).
+const PAYER: &str = "0x2222222222222222222222222222222222222222";
 
 /// A chain whose transactions, blocks and failures the test scripts.
 #[derive(Default)]
@@ -36,6 +38,9 @@ struct ScriptedChain {
     down: Mutex<bool>,
     /// How many transactions were mined (their hashes are numbered).
     mined: std::sync::atomic::AtomicU64,
+    /// The node answering is this many blocks behind: it reports an older head and has no
+    /// blocks above it (a load-balanced provider's slower node).
+    behind: Mutex<u64>,
     /// The most blocks one sightings request may span (a provider's log range cap).
     max_range: Mutex<Option<u64>>,
     /// Another writer that changes this order whenever the head is read, which recording
@@ -51,6 +56,12 @@ fn block_hash(n: u64, fork: u8) -> String {
 }
 
 impl ScriptedChain {
+    /// The head the answering node reports (see `behind`).
+    fn seen_head(&self) -> u64 {
+        let behind = *self.behind.lock().unwrap();
+        self.head.lock().unwrap().saturating_sub(behind)
+    }
+
     fn answer(&self) -> Result<(), ChainError> {
         if *self.down.lock().unwrap() {
             return Err(ChainError::Rpc("503 Service Unavailable".into()));
@@ -86,7 +97,7 @@ impl ScriptedChain {
     /// Mines a transaction at `block` (mined `age` seconds ago) with `transfers`
     /// (token, to, amount); returns its hash.
     fn mine(&self, block: u64, age: i64, transfers: &[(&str, &str, u128)]) -> TxHash {
-        self.mine_from(block, age, OTHER, transfers)
+        self.mine_from(block, age, PAYER, transfers)
     }
 
     /// [`Self::mine`] with the transfers sent from `from`.
@@ -174,10 +185,13 @@ impl TxReader for ScriptedChain {
             let touch = order.edit(Timestamp::now(), |_| {}).unwrap();
             store.update_order(&touch).await.unwrap();
         }
-        Ok(*self.head.lock().unwrap())
+        Ok(self.seen_head())
     }
     async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError> {
         self.answer()?;
+        if number > self.seen_head() {
+            return Ok(None);
+        }
         Ok(self.blocks.lock().unwrap().get(&number).cloned())
     }
     async fn sightings(

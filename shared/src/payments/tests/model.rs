@@ -2,7 +2,8 @@
 //! organization share a merchant address, and an order of another organization is paid at
 //! it too. Anyone sends transfers of any size there; payers submit any of them to any
 //! order, and the scan finds them; blocks are mined; shallow reorgs drop transactions or
-//! mine them again elsewhere; the node lags behind or the provider goes down; queued
+//! mine them again elsewhere; the node misses a transaction, answers from blocks behind,
+//! or the provider goes down; queued
 //! checks are delivered, twice, or lost; the clock runs out and the upkeep expires orders
 //! and queues lost checks again; merchants cancel orders, create, send and cancel refunds,
 //! and submit any transaction as a refund's transfer; and two of these requests or
@@ -58,6 +59,9 @@ enum Op {
     Reorg { depth: u64, keep: u8 },
     /// The node stops showing the `tx`-th transaction (lagging, or load-balanced).
     Lag { tx: usize },
+    /// The node answering is `n` blocks behind the chain: an older head, no newer blocks
+    /// (a transaction's receipt it may still show, from another node).
+    Behind { n: u64 },
     /// The node shows everything again, and the provider is back if it was down.
     CatchUp,
     /// The provider goes down: every request fails until it is back.
@@ -118,6 +122,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (1..FINAL, any::<u8>()).prop_map(|(depth, keep)| Op::Reorg { depth, keep }),
         1 => (0..64usize).prop_map(|tx| Op::Lag { tx }),
         1 => Just(Op::CatchUp),
+        1 => (1..=4u64).prop_map(|n| Op::Behind { n }),
         1 => Just(Op::Outage),
         4 => (0..4usize, prop::bool::weighted(0.1)).prop_map(|(i, again)| Op::Deliver { i, again }),
         1 => (0..4usize).prop_map(|i| Op::Lose { i }),
@@ -293,9 +298,11 @@ impl World {
                     chain.hide(&tx);
                 }
             }
+            &Op::Behind { n } => *chain.behind.lock().unwrap() = n,
             Op::CatchUp => {
                 chain.show_all();
                 *chain.down.lock().unwrap() = false;
+                *chain.behind.lock().unwrap() = 0;
             }
             Op::Outage => *chain.down.lock().unwrap() = true,
             &Op::Deliver { i, again } => {
@@ -756,8 +763,7 @@ impl World {
     /// delivered, and the upkeep runs (queuing again the checks that were lost), until
     /// nothing is left to do.
     async fn settle(&mut self, step: &str) {
-        self.r.chain.show_all();
-        *self.r.chain.down.lock().unwrap() = false;
+        self.act(&Op::CatchUp).await;
         for _ in 0..8 {
             self.r.chain.set_head(self.head() + FINAL);
             self.apply(&Op::Scan, step).await;
