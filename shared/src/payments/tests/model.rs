@@ -1,21 +1,24 @@
 //! The payment pipeline driven by random histories (proptest). Two orders of one
-//! organization share a merchant address, and an order of another organization is paid at
-//! it too. Anyone sends transfers of any size there; payers submit any of them to any
-//! order, and the scan finds them; blocks are mined; shallow reorgs drop transactions or
-//! mine them again elsewhere; the node misses a transaction, answers from blocks behind,
-//! or the provider goes down; queued
-//! checks are delivered, twice, or lost; the clock runs out and the upkeep expires orders
-//! and queues lost checks again; merchants cancel orders, create, send and cancel refunds,
-//! and submit any transaction as a refund's transfer; and two of these requests or
-//! messages run at once (the same transfer submitted twice, a check while a payment is
-//! recorded, a cancel or a refund while the scan records), interleaving at their writes.
+//! organization share a merchant address (one with a payment tolerance), and an order of
+//! another organization (with a short late-payment window) is paid at it too. Anyone
+//! sends transfers of any size there, and the address itself may send one that refunds
+//! the customer and pays itself at once; payers submit any transaction to any order, and
+//! the scan finds them; blocks are mined; shallow reorgs drop transactions or mine them
+//! again elsewhere; the node misses a transaction or answers from blocks behind, or the
+//! provider goes down; queued checks are delivered, twice, or lost; the clock runs out,
+//! and the upkeep expires orders and queues lost checks again; merchants cancel orders,
+//! create, send and cancel refunds, and submit any transaction as a refund's transfer; and
+//! two of these requests or messages run at once (the same transfer submitted twice, a
+//! check while a payment is recorded, a cancel or a refund while the scan records),
+//! interleaving at their writes.
 //!
 //! After every step the orders must agree with the chain and with each other: what an
-//! order says it received is what its counted transfers add up to; a transfer once
-//! recorded is never dropped; money from before an order never pays it; one organization
-//! never uses a transaction twice (two payments, or a payment and a refund); a confirmed
-//! transfer or succeeded refund is final on the chain; an order waits for confirmations
-//! only when paid, is complete only with final transfers that pay it, and goes back
+//! order says it received is what its counted transfers add up to, and a waiting order's
+//! amount due is what is still due; a transfer once recorded is never dropped; money from
+//! before an order never pays it; one organization never uses a transaction twice (two
+//! payments, or a payment and a refund); a confirmed transfer or succeeded refund is final
+//! on the chain; an order waits for confirmations only when paid, is complete only with
+//! final transfers that pay it, does not stay expired when paid in time, and goes back
 //! nowhere from a final status; refunds never take more than arrived and is final;
 //! `paid_late` holds exactly while a late payment counts. At the end the world settles
 //! (the node catches up, blocks are mined, the scan, every queued check and the upkeep
