@@ -661,14 +661,20 @@ pub(crate) mod tests {
         assert!(!mined_before(u64::MAX, since));
     }
 
-    #[test]
-    fn paid_late_follows_the_late_transfers_and_older_orders_are_flagged_by_the_rule() {
+    /// A PENDING order of 25 USDC on Base with its payment details.
+    fn order_of_25_usdc() -> PayOrder {
         let mut o = crate::testing::order(&OrgId::generate(), false, Timestamp::now());
         o.payment = Some(crate::testing::payment(
             "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
             25_000_000,
             DEPOSIT,
         ));
+        o
+    }
+
+    #[test]
+    fn paid_late_follows_the_late_transfers_and_older_orders_are_flagged_by_the_rule() {
+        let mut o = order_of_25_usdc();
         let mut late = crate::testing::transfer("0x01", 5_000_000, 6, TransferStatus::Confirming);
         late.late = true;
         let on_time = crate::testing::transfer("0x02", 5_000_000, 6, TransferStatus::Confirming);
@@ -712,12 +718,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_late_payment_never_counts_as_paid_in_time() {
-        let mut o = crate::testing::order(&OrgId::generate(), false, Timestamp::now());
-        o.payment = Some(crate::testing::payment(
-            "8453:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913",
-            25_000_000,
-            DEPOSIT,
-        ));
+        let mut o = order_of_25_usdc();
         o.status = OrderStatus::Expired;
         let mut t = crate::testing::transfer("0x01", 25_000_000, 6, TransferStatus::Confirming);
         t.mined_at = Some(o.expires_at);
