@@ -3,14 +3,14 @@
 //! another organization (with a short late-payment window) is paid at it too. Anyone
 //! sends transfers of any size there, and the address itself may send one that refunds
 //! the customer and pays itself at once; payers submit any transaction to any order, and
-//! the scan finds them; blocks are mined; shallow reorgs drop transactions or mine them
-//! again elsewhere; the node misses a transaction or answers from blocks behind, or the
-//! provider goes down; queued checks are delivered, twice, or lost; the clock runs out,
-//! and the upkeep expires orders and queues lost checks again; merchants cancel orders,
-//! create, send and cancel refunds, and submit any transaction as a refund's transfer; and
-//! two of these requests or messages run at once (the same transfer submitted twice, a
-//! check while a payment is recorded, a cancel or a refund while the scan records),
-//! interleaving at their writes.
+//! the scan finds them; blocks are mined; shallow reorgs drop transactions, mine them
+//! again elsewhere, or mine them again failed; the node misses a transaction or answers
+//! from blocks behind, or the provider goes down; queued checks are delivered, twice, or
+//! lost; the clock runs out, and the upkeep expires orders and queues lost checks again;
+//! merchants cancel orders, create, send and cancel refunds, and submit any transaction as
+//! a refund's transfer; and two of these requests or messages run at once (the same
+//! transfer submitted twice, a check while a payment is recorded, a cancel or a refund
+//! while the scan records), interleaving at their writes.
 //!
 //! After every step the orders must agree with the chain and with each other: what an
 //! order says it received is what its counted transfers add up to, and a waiting order's
@@ -58,8 +58,9 @@ enum Op {
     /// `n` more blocks are mined.
     Blocks { n: u64 },
     /// The last `depth` blocks are replaced; of the transactions in them, those whose bit
-    /// is set in `keep` are mined again on the new branch, the others are gone.
-    Reorg { depth: u64, keep: u8 },
+    /// is set in `keep` are mined again on the new branch (and revert there if their bit is
+    /// set in `fail`: the state they ran against changed), the others are gone.
+    Reorg { depth: u64, keep: u8, fail: u8 },
     /// The node stops showing the `tx`-th transaction (lagging, or load-balanced).
     Lag { tx: usize },
     /// The node answering is `n` blocks behind the chain: an older head, no newer blocks
@@ -122,7 +123,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..64usize, 0..3usize).prop_map(|(tx, to)| Op::Submit { tx, to }),
         2 => Just(Op::Scan),
         3 => (1..=3u64).prop_map(|n| Op::Blocks { n }),
-        2 => (1..FINAL, any::<u8>()).prop_map(|(depth, keep)| Op::Reorg { depth, keep }),
+        // (Now and then one of the transactions mined again fails.)
+        2 => (1..FINAL, any::<u8>(), any::<u8>())
+            .prop_map(|(depth, keep, fail)| Op::Reorg { depth, keep, fail: fail & 0x11 }),
         1 => (0..64usize).prop_map(|tx| Op::Lag { tx }),
         1 => Just(Op::CatchUp),
         1 => (1..=4u64).prop_map(|n| Op::Behind { n }),
@@ -239,7 +242,7 @@ impl World {
                 let tx = chain.mine_from(block, age, SHOP, &both);
                 self.sent.push(tx);
             }
-            Op::Reorg { depth, keep } => self.reorg(depth, keep),
+            Op::Reorg { depth, keep, fail } => self.reorg(depth, keep, fail),
             Op::Later => self.now = self.now.plus_seconds(300),
             Op::SendRefund { which, r, short } => {
                 let o = self.r.get(&self.orders[which]).await;
@@ -418,8 +421,8 @@ impl World {
 
     /// Replaces the last `depth` blocks with a new branch of the same height; the
     /// transactions in them whose bit is set in `keep` are mined again in its last block,
-    /// at the clock's time.
-    fn reorg(&mut self, depth: u64, keep: u8) {
+    /// at the clock's time, failed if their bit is set in `fail`.
+    fn reorg(&mut self, depth: u64, keep: u8, fail: u8) {
         let chain = &self.r.chain;
         let head = self.head();
         let from = head + 1 - depth.min(head);
@@ -442,6 +445,7 @@ impl World {
                 inclusion.block_hash = blocks[&head].clone();
                 // The new block's time: a move can carry a payment past an order's expiry.
                 inclusion.timestamp = self.now.unix() as u64;
+                inclusion.success = fail & (1 << (i % 8)) == 0;
             } else {
                 txs.remove(&key);
             }
