@@ -194,6 +194,11 @@ impl Payment {
         }
     }
 
+    /// Whether what arrived (less what refunds hold) covers the amount, as last tallied.
+    pub fn is_covered(&self) -> bool {
+        self.received.is_some() && self.remaining.is_none()
+    }
+
     /// Where the payer sends: the first step's deposit address, else the recipient.
     pub fn deposit_address(&self) -> &str {
         self.steps
@@ -326,10 +331,7 @@ impl PayOrder {
                 .iter()
                 .filter(|t| t.status != TransferStatus::Reorged)
         };
-        let covered = self
-            .payment
-            .as_ref()
-            .is_some_and(|p| p.received.is_some() && p.remaining.is_none());
+        let covered = self.payment.as_ref().is_some_and(Payment::is_covered);
         TransitionFacts {
             paid_late: self.paid_late,
             paid_in_time: covered

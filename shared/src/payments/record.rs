@@ -328,19 +328,11 @@ pub(crate) mod tests {
 
     fn transfer(hash: &str, amount: u128) -> ReceivedTransfer {
         ReceivedTransfer {
-            tx_hash: hash.into(),
-            amount: Amount::new(RawAmount::from_u128(amount), 6),
-            status: TransferStatus::Confirming,
-            confirmations: 1,
             required_confirmations: 2,
             block_number: 5,
             block_hash: "0xab".into(),
-            from_address: None,
-            detected_at: Timestamp::now(),
-            confirmed_at: None,
-            sandbox: false,
             mined_at: Some(Timestamp::now()),
-            late: false,
+            ..crate::testing::transfer(hash, amount, 6, TransferStatus::Confirming)
         }
     }
 

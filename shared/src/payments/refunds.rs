@@ -162,11 +162,10 @@ pub fn cancel_refund(
     // confirmations (a new check series) as it would had a top-up covered it. Otherwise
     // a waiting order owes less.
     let mut paid = next.clone();
-    let covered = paid.payment.is_some() && {
+    if paid.payment.is_some() {
         tally(&mut paid);
-        paid_now(&paid)
-    };
-    let update = if covered {
+    }
+    let update = if paid_now(&paid) {
         order.transition(now, OrderStatus::AwaitingConfirmation, |o| {
             *o = paid;
             o.check_round = o.check_round.wrapping_add(1);

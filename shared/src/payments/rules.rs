@@ -237,12 +237,10 @@ pub(crate) fn confirmed(transfers: &[ReceivedTransfer]) -> RawAmount {
 /// price lock). The one rule for a payment recorded, a refund cancelled, and a transfer
 /// found again after a reorg.
 pub(crate) fn paid_now(order: &PayOrder) -> bool {
-    let covered = order
-        .payment
-        .as_ref()
-        .is_some_and(|p| p.received.is_some() && p.remaining.is_none());
     match order.status {
-        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment => covered,
+        OrderStatus::AwaitingPayment | OrderStatus::PartialPayment => {
+            order.payment.as_ref().is_some_and(Payment::is_covered)
+        }
         OrderStatus::Expired => order.facts().paid_in_time,
         _ => false,
     }

@@ -486,20 +486,13 @@ async fn confirm_payment_reports_failures_for_the_dlq() {
     // A real-looking hash on a chain with no RPC here: the check fails and is retried.
     let id = OrderId::parse(CANCEL_ID).unwrap();
     let order = svc.store.get_order(&id).await.unwrap().unwrap();
+    let hash = format!("0x{}", "ab".repeat(32));
     let transfer = ReceivedTransfer {
-        tx_hash: format!("0x{}", "ab".repeat(32)),
         amount: order.payment.as_ref().unwrap().input.amount.clone(),
-        status: TransferStatus::Confirming,
-        confirmations: 1,
         required_confirmations: 3,
         block_number: 10,
         block_hash: format!("0x{}", "cd".repeat(32)),
-        from_address: None,
-        detected_at: Timestamp::now(),
-        confirmed_at: None,
-        sandbox: false,
-        mined_at: None,
-        late: false,
+        ..payorders::testing::transfer(&hash, 0, 6, TransferStatus::Confirming)
     };
     let update =
         payorders::payments::apply_transfer(&order, transfer, vec![], Timestamp::now()).unwrap();

@@ -222,38 +222,45 @@ impl World {
         (!self.sent.is_empty()).then(|| self.sent[i % self.sent.len()])
     }
 
+    /// Mines a transaction from `from` with `transfers` in a new block at the clock's time,
+    /// and keeps it among those sent.
+    fn send(&mut self, from: &str, transfers: &[(&str, &str, u128)]) -> TxHash {
+        let age = Timestamp::now().unix() - self.now.unix();
+        let tx = self
+            .r
+            .chain
+            .mine_from(self.head() + 1, age, from, transfers);
+        self.sent.push(tx);
+        tx
+    }
+
+    /// Refund `r` (modulo how many there are) of `o`, if it has any.
+    fn refund_of(o: &PayOrder, r: usize) -> Option<&OrderRefund> {
+        o.refunds.get(r % o.refunds.len().max(1))
+    }
+
     /// Runs `op`: the steps that change the world itself here, the others by [`Self::act`].
     async fn run(&mut self, op: &Op) {
-        let chain = &self.r.chain;
         match *op {
             Op::Send { amount } => {
-                let age = Timestamp::now().unix() - self.now.unix();
-                let block = self.head() + 1;
-                let tx = chain.mine(block, age, &[(USDC, SHOP, AMOUNTS[amount])]);
-                self.sent.push(tx);
+                self.send(PAYER, &[(USDC, SHOP, AMOUNTS[amount])]);
             }
             Op::SendBoth { back, to_self } => {
-                let age = Timestamp::now().unix() - self.now.unix();
-                let block = self.head() + 1;
                 let both = [
                     (USDC, CUSTOMER, AMOUNTS[back]),
                     (USDC, SHOP, AMOUNTS[to_self]),
                 ];
-                let tx = chain.mine_from(block, age, SHOP, &both);
-                self.sent.push(tx);
+                self.send(SHOP, &both);
             }
             Op::Reorg { depth, keep, fail } => self.reorg(depth, keep, fail),
             Op::Later => self.now = self.now.plus_seconds(300),
             Op::SendRefund { which, r, short } => {
                 let o = self.r.get(&self.orders[which]).await;
-                let Some(refund) = o.refunds.get(r % o.refunds.len().max(1)) else {
+                let Some(refund) = Self::refund_of(&o, r) else {
                     return;
                 };
                 let amount = u128::try_from(refund.amount.raw.value()).unwrap() - u128::from(short);
-                let age = Timestamp::now().unix() - self.now.unix();
-                let block = self.head() + 1;
-                let tx = chain.mine_from(block, age, SHOP, &[(USDC, CUSTOMER, amount)]);
-                self.sent.push(tx);
+                let tx = self.send(SHOP, &[(USDC, CUSTOMER, amount)]);
                 self.submit_refund(which, &refund.id, &tx).await;
             }
             _ => self.act(op).await,
@@ -376,16 +383,14 @@ impl World {
             }
             &Op::SubmitRefund { which, r, tx } => {
                 let o = self.r.get(&self.orders[which]).await;
-                let (Some(refund), Some(tx)) =
-                    (o.refunds.get(r % o.refunds.len().max(1)), self.tx(tx))
-                else {
+                let (Some(refund), Some(tx)) = (Self::refund_of(&o, r), self.tx(tx)) else {
                     return;
                 };
                 self.submit_refund(which, &refund.id, &tx).await;
             }
             &Op::CancelRefund { which, r } => {
                 let o = self.r.get(&self.orders[which]).await;
-                let Some(refund) = o.refunds.get(r % o.refunds.len().max(1)) else {
+                let Some(refund) = Self::refund_of(&o, r) else {
                     return;
                 };
                 if let Ok(u) = cancel_refund(&o, &refund.id, self.now) {

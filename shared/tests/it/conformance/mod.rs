@@ -3084,19 +3084,12 @@ async fn the_largest_payment_write_fits_one_transaction(store: &dyn Store) {
         claims.push(claim);
     }
     let transfer = ReceivedTransfer {
-        tx_hash: hash.clone(),
-        amount: Amount::new(RawAmount::from_u128(5_000), 6),
-        status: TransferStatus::Confirming,
-        confirmations: 1,
         required_confirmations: 3,
         block_number: 7,
         block_hash: "0x07".into(),
-        from_address: None,
         detected_at: now,
-        confirmed_at: None,
-        sandbox: false,
         mined_at: Some(now),
-        late: false,
+        ..payorders::testing::transfer(&hash, 5_000, 6, TransferStatus::Confirming)
     };
     let key = take_key(store, &org, "pay-max", "fp-pay-max", r#"{"id":"p"}"#, now).await;
     let update = payments::apply_transfer(&waiting, transfer, claims.clone(), now)
