@@ -1291,6 +1291,39 @@ async fn one_scan_credits_each_of_several_payments_to_a_shared_address() {
     assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(13));
 }
 
+/// A wallet's batch (or a contract) paying in two transfers of one transaction is one
+/// payment of their sum: the scan matches the sum on a shared address, and neither half is
+/// left for another order, by the scan or by submitting the same hash to it.
+#[tokio::test]
+async fn a_payment_split_over_two_transfers_pays_one_order_with_their_sum() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let whole = r.waiting(&org, SHOP, 25_000_000).await;
+    let part = r.waiting(&org, SHOP, 10_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    let split = r
+        .chain
+        .mine(12, 5, &[(USDC, SHOP, 10_000_000), (USDC, SHOP, 15_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 1, "{report:?}");
+    let paid = r.get(&whole.id).await;
+    assert_eq!(paid.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(paid.transfers.len(), 1);
+    assert_eq!(received(&paid), RawAmount::from_u128(25_000_000));
+    // Its first transfer alone is what the other order asks: it is not that order's.
+    let e = record_payment(&r.s, &part.id, &split, Timestamp::now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, PaymentError::AlreadyUsed { order: Some(o) } if *o == whole.id),
+        "{e:?}"
+    );
+    let unpaid = r.get(&part.id).await;
+    assert_eq!(unpaid.status, OrderStatus::AwaitingPayment);
+    assert!(unpaid.transfers.is_empty());
+}
+
 #[tokio::test]
 async fn on_a_shared_address_the_scan_gives_a_transfer_to_the_order_it_can_pay() {
     let r = rig();

@@ -1,9 +1,10 @@
 //! The payment pipeline driven by random histories (proptest). Two orders of one
 //! organization share a merchant address (one with a payment tolerance), and an order of
 //! another organization (with a short late-payment window) is paid at it too. Anyone
-//! sends transfers of any size there, and the address itself may send one that refunds
-//! the customer and pays itself at once; payers submit any transaction to any order, and
-//! the scan finds them; blocks are mined; shallow reorgs drop transactions, mine them
+//! sends transfers of any size there, one at a time or two in one transaction, and the
+//! address itself may send one that refunds the customer and pays itself at once; payers
+//! submit any transaction to any order (now and then recorded on a copy of the order read
+//! before the last step, as the API records on the copy it read), and the scan finds them; blocks are mined; shallow reorgs drop transactions, mine them
 //! again elsewhere, or mine them again failed; the node misses a transaction or answers
 //! from blocks behind, or the provider goes down; queued checks are delivered, twice, or
 //! lost; the clock runs out, and the upkeep expires orders and queues lost checks again;
@@ -51,8 +52,15 @@ enum Op {
     /// customer and `AMOUNTS[to_self]` back to the address: it looks like a refund and
     /// like a payment at once (submitted as either, it must count as one of them only).
     SendBoth { back: usize, to_self: usize },
-    /// A payer submits the `tx`-th transaction sent so far to order `to` (A, B or C).
-    Submit { tx: usize, to: usize },
+    /// One transaction from a payer sends `AMOUNTS[a]` and `AMOUNTS[b]` to the shared
+    /// address in two transfers (a wallet's batch, or a contract splitting a payment): it is
+    /// one payment of their sum, to one order of each organization at most.
+    SendSplit { a: usize, b: usize },
+    /// A payer submits the `tx`-th transaction sent so far to order `to` (A, B or C). With
+    /// `stale`, the route records it on the copy of the order it read before the last step
+    /// (the API reads the order to check its owner, then records on that copy): a copy
+    /// gone stale must cost a retry from a fresh read, never a write over what changed.
+    Submit { tx: usize, to: usize, stale: bool },
     /// The deposit scan runs.
     Scan,
     /// `n` more blocks are mined.
@@ -104,7 +112,8 @@ enum Op {
 /// What may run at the same time as something else: requests and messages.
 fn concurrent_op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..64usize, 0..3usize).prop_map(|(tx, to)| Op::Submit { tx, to }),
+        3 => (0..64usize, 0..3usize, prop::bool::weighted(0.3))
+            .prop_map(|(tx, to, stale)| Op::Submit { tx, to, stale }),
         2 => Just(Op::Scan),
         3 => (0..4usize).prop_map(|i| Op::Deliver { i, again: true }),
         1 => (0..3usize).prop_map(|which| Op::Cancel { which }),
@@ -120,7 +129,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..AMOUNTS.len()).prop_map(|amount| Op::Send { amount }),
         1 => (0..AMOUNTS.len(), 0..AMOUNTS.len())
             .prop_map(|(back, to_self)| Op::SendBoth { back, to_self }),
-        3 => (0..64usize, 0..3usize).prop_map(|(tx, to)| Op::Submit { tx, to }),
+        1 => (0..AMOUNTS.len(), 0..AMOUNTS.len()).prop_map(|(a, b)| Op::SendSplit { a, b }),
+        3 => (0..64usize, 0..3usize, prop::bool::weighted(0.3))
+            .prop_map(|(tx, to, stale)| Op::Submit { tx, to, stale }),
         2 => Just(Op::Scan),
         3 => (1..=3u64).prop_map(|n| Op::Blocks { n }),
         // (Now and then one of the transactions mined again fails.)
@@ -146,8 +157,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(a, b)| Op::Together(Box::new(a), Box::new(b))),
         // The same transfer submitted twice at once, to one order or to two.
         2 => (0..64usize, 0..3usize, 0..3usize).prop_map(|(tx, a, b)| Op::Together(
-            Box::new(Op::Submit { tx, to: a }),
-            Box::new(Op::Submit { tx, to: b }),
+            Box::new(Op::Submit { tx, to: a, stale: false }),
+            Box::new(Op::Submit { tx, to: b, stale: false }),
         )),
     ]
 }
@@ -171,8 +182,9 @@ struct World {
     now: Timestamp,
     /// Each block's branch: a reorg gives the blocks it replaces hashes of a new fork.
     fork: u8,
-    /// What each order looked like after the last step.
+    /// What each order looked like after the last step, and after the one before.
     last: [PayOrder; 3],
+    older: [PayOrder; 3],
     /// The transactions recorded on each order as late payments: mined after it expired
     /// and recorded on it expired, or recorded on it cancelled.
     late: [Vec<String>; 3],
@@ -205,6 +217,7 @@ impl World {
             .await;
         World {
             orders: [a.id.clone(), b.id.clone(), c.id.clone()],
+            older: [a.clone(), b.clone(), c.clone()],
             last: [a, b, c],
             late: Default::default(),
             r,
@@ -252,6 +265,9 @@ impl World {
                 ];
                 self.send(SHOP, &both);
             }
+            Op::SendSplit { a, b } => {
+                self.send(PAYER, &[(USDC, SHOP, AMOUNTS[a]), (USDC, SHOP, AMOUNTS[b])]);
+            }
             Op::Reorg { depth, keep, fail } => self.reorg(depth, keep, fail),
             Op::Later => self.now = self.now.plus_seconds(300),
             Op::SendRefund { which, r, short } => {
@@ -273,6 +289,7 @@ impl World {
         match op {
             Op::Send { .. }
             | Op::SendBoth { .. }
+            | Op::SendSplit { .. }
             | Op::Reorg { .. }
             | Op::Later
             | Op::SendRefund { .. } => {
@@ -284,10 +301,15 @@ impl World {
             Op::Together(a, b) => {
                 tokio::join!(Box::pin(self.act(a)), Box::pin(self.act(b)));
             }
-            &Op::Submit { tx, to } => {
+            &Op::Submit { tx, to, stale } => {
                 let Some(tx) = self.tx(tx) else { return };
                 let id = &self.orders[to];
-                if let Err(e) = record_payment(&self.r.s, id, &tx, self.now).await {
+                let recorded = if stale {
+                    record_payment_on(&self.r.s, self.older[to].clone(), &tx, self.now).await
+                } else {
+                    record_payment(&self.r.s, id, &tx, self.now).await
+                };
+                if let Err(e) = recorded {
                     assert!(
                         !matches!(
                             e,
@@ -767,7 +789,7 @@ impl World {
                 now[0], now[1]
             );
         }
-        self.last = now;
+        self.older = std::mem::replace(&mut self.last, now);
         self.late = lates;
     }
 
