@@ -49,10 +49,14 @@ impl TransactionFilter {
 }
 
 /// A refund transfer's status in a payment transfer's words: confirming until the refund
-/// succeeded, then confirmed. `None` for a refund with no transfer in flight.
+/// succeeded, then confirmed; reorged while a reorg has it out of its block (the refund
+/// waits for it to be mined again). `None` for a refund with no transfer in flight.
 fn refund_transfer_status(r: &OrderRefund) -> Option<TransferStatus> {
     match r.status {
         RefundStatus::Pending | RefundStatus::Cancelled => None,
+        RefundStatus::Confirming if r.transfer.as_ref().is_some_and(|t| t.reorged_at.is_some()) => {
+            Some(TransferStatus::Reorged)
+        }
         RefundStatus::Confirming => Some(TransferStatus::Confirming),
         RefundStatus::Succeeded => Some(TransferStatus::Confirmed),
     }

@@ -279,7 +279,7 @@ catalogue! {
     OrderNotCancellable = "ORDER_NOT_CANCELLABLE", [409], Conflict,
         "Only PENDING and AWAITING_PAYMENT orders can be cancelled.";
     RefundNotPending = "REFUND_NOT_PENDING", [409], Conflict,
-        "A transfer is recorded for, and a cancel withdraws, `pending` refunds only; this refund is confirming, succeeded or cancelled (a cancelled one is taken up again by a transfer only while what it held is still free).";
+        "A transfer is recorded for, and a cancel withdraws, `pending` refunds only; this refund is confirming, succeeded or cancelled (a cancelled one is taken up again by a transfer only while what it held is still free, and one waiting for a transaction a reorg took out of its block takes a replacement).";
     OrderNotPayable = "ORDER_NOT_PAYABLE", [409], Conflict,
         "The order's status takes no payments, or its late-payment window has closed.";
     WalletExists = "WALLET_EXISTS", [409], Conflict,

@@ -10,7 +10,10 @@ wire_enum!(
     /// Where a refund is: `pending` (waiting for the merchant's transfer), `confirming`
     /// (the transfer is mined and gaining confirmations), `succeeded` (final on chain),
     /// `cancelled` (the merchant withdrew it while pending; it holds nothing any more).
-    /// A refund transfer reorged away sends the refund back to `pending`.
+    /// A refund whose transfer a reorg took out of its block stays `confirming` while the
+    /// transaction can still be mined (it usually is, again, soon after): back to
+    /// `pending` only once it is mined again failed or no longer sending the refund, or no
+    /// node has shown it for 3 hours.
     RefundStatus {
         Pending = "pending",
         Confirming = "confirming",
@@ -49,6 +52,10 @@ pub struct RefundTransfer {
     /// A simulated transfer on the sandbox chain (test mode only).
     #[serde(default)]
     pub sandbox: bool,
+    /// When a reorg took the transaction out of the block above, while it is in no block
+    /// again (`block_number` and `block_hash` are where it was): the refund waits for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorged_at: Option<Timestamp>,
 }
 
 /// One refund of an order (`re_…`).

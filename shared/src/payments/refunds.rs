@@ -21,6 +21,13 @@ use std::sync::Arc;
 /// sends a refund after creating it, so a transfer from earlier is not this refund.
 pub const REFUND_SKEW_SECS: i64 = 10;
 
+/// How long a refund waits for its transaction once a reorg took it out of its block and no
+/// node shows it any more (not mined, not waiting to be): then it is taken as dropped and
+/// the refund goes back to `pending`. A reorged transaction is still valid and usually
+/// mined again within minutes; sent back to `pending` at once, the merchant would send the
+/// refund a second time while the first is mined.
+pub const REFUND_DROPPED_AFTER_SECS: i64 = 3 * 3600;
+
 /// The most refunds one confirmation check records as succeeded (see [`refunds_update`]).
 pub const SUCCEEDED_PER_WRITE: usize = 16;
 
@@ -47,7 +54,9 @@ pub enum RefundError {
     ZeroAmount,
     #[error("this order has no refund {0}")]
     NotFound(RefundId),
-    #[error("the refund is {0}; a transfer is recorded for pending refunds only")]
+    #[error(
+        "the refund is {0}; a transfer is recorded for a pending refund only (or one whose transaction a reorg took out of its block)"
+    )]
     NotPending(RefundStatus),
     #[error("the refund is {0}; only a pending refund (no transfer recorded) can be cancelled")]
     NotCancellable(RefundStatus),
@@ -439,7 +448,14 @@ pub async fn record_refund(
         // new refund refuses a transfer mined before it).
         let reinstated =
             refund.status == RefundStatus::Cancelled && refund.amount.raw <= refundable(&order);
-        if refund.status != RefundStatus::Pending && !reinstated {
+        // A refund waiting for a transaction a reorg took out of its block takes another
+        // one: the merchant replaced it (the same nonce, so only one of them can be mined).
+        let replaced = refund.status == RefundStatus::Confirming
+            && refund
+                .transfer
+                .as_ref()
+                .is_some_and(|t| t.reorged_at.is_some());
+        if refund.status != RefundStatus::Pending && !reinstated && !replaced {
             return Err(RefundError::NotPending(refund.status));
         }
         if order.transfers.iter().any(|t| t.tx_hash == key) {
@@ -494,6 +510,7 @@ pub async fn record_refund(
             detected_at: now,
             mined_at: verified.inclusion.mined_at(),
             sandbox: sandbox::is_sandbox(hash) && !order.livemode,
+            reorged_at: None,
         };
         let update = order
             .edit(now, |o| {
@@ -540,9 +557,10 @@ pub fn fully_refunded(order: &PayOrder) -> bool {
 /// The confirmation counts of the order's confirming refund transfers and the write they
 /// call for: a final one `succeeded` (with `refund.succeeded`); one whose block was
 /// replaced is followed to its new block when the same transaction was mined again on the
-/// new branch and still sends the refund (`follow_moves`; its claims written again), and
-/// goes back to `pending` (its transfer forgotten) only when it is gone from the chain or
-/// no longer sends it. Once everything received is refunded, the order moves to REFUNDED
+/// new branch and still sends the refund (`follow_moves`; its claims written again), is
+/// waited for while it is in no block (`reorged_at`), and goes back to `pending` (its
+/// transfer forgotten) only when it was mined again not sending it, or no node has shown it
+/// for [`REFUND_DROPPED_AFTER_SECS`]. Once everything received is refunded, the order moves to REFUNDED
 /// where the transition table allows it (COMPLETED, EXPIRED paid late). `None` when
 /// nothing changed.
 pub(crate) async fn refunds_update(
@@ -589,13 +607,17 @@ pub(crate) async fn refunds_update(
             ConfirmationCheck::Reorged => {
                 // Mined again on the new branch (what a reorg usually does to a transaction):
                 // the same checks as when it was submitted decide whether it still sends
-                // this refund. Sent back to pending, the merchant would send it twice.
-                let moved = match &tx {
-                    Some(tx) if follow_moves && tx.inclusion.is_some() => {
-                        check_refund_tx(order, payment, r, &hash, tx).ok()
-                    }
+                // this refund. Not mined again yet, it is waited for (see
+                // [`REFUND_DROPPED_AFTER_SECS`]): sent back to pending, the merchant would
+                // send the refund twice.
+                let mined_again = tx.as_ref().filter(|tx| tx.inclusion.is_some());
+                let moved = match mined_again {
+                    Some(tx) if follow_moves => check_refund_tx(order, payment, r, &hash, tx).ok(),
                     _ => None,
                 };
+                let out_since = t.reorged_at.unwrap_or(now);
+                let dropped = tx.is_none()
+                    && now.unix().saturating_sub(out_since.unix()) >= REFUND_DROPPED_AFTER_SECS;
                 match (moved, r.transfer.as_mut()) {
                     (Some(v), Some(t)) => {
                         tracing::info!(order_id = %order.id, refund = %r.id, tx = %t.tx_hash, from = t.block_number, to = v.inclusion.block_number, "a reorg moved the refund's transaction to another block; following it there");
@@ -603,9 +625,19 @@ pub(crate) async fn refunds_update(
                         t.block_hash = v.inclusion.block_hash.clone();
                         t.mined_at = v.inclusion.mined_at();
                         t.confirmations = v.inclusion.confirmations_at(head);
+                        t.reorged_at = None;
                         claims.extend(v.claims);
                     }
+                    // In the mempool again, or not shown for a while yet: waited for.
+                    (None, Some(t)) if mined_again.is_none() && !dropped => {
+                        if t.reorged_at.is_none() {
+                            tracing::warn!(order_id = %order.id, refund = %r.id, tx = %t.tx_hash, block = t.block_number, "a reorg took the refund's transaction out of its block; waiting for it to be mined again");
+                        }
+                        t.reorged_at = Some(out_since);
+                        t.confirmations = 0;
+                    }
                     _ => {
+                        tracing::warn!(order_id = %order.id, refund = %r.id, tx = %t.tx_hash, "the refund's transaction no longer sends it (gone, failed or changed on the new branch); the refund is pending again");
                         r.status = RefundStatus::Pending;
                         r.transfer = None;
                     }
@@ -620,12 +652,15 @@ pub(crate) async fn refunds_update(
                 r.succeeded_at = Some(now);
                 if let Some(t) = r.transfer.as_mut() {
                     t.confirmations = confirmations;
+                    t.reorged_at = None;
                 }
                 succeeded.push(r.id.clone());
             }
             ConfirmationCheck::Pending { confirmations } => {
+                // (Back in its block, if the reorg was undone.)
                 if let Some(t) = r.transfer.as_mut() {
                     t.confirmations = confirmations;
+                    t.reorged_at = None;
                 }
             }
             ConfirmationCheck::Unsure => {

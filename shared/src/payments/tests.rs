@@ -81,6 +81,21 @@ impl ScriptedChain {
         self.hide(tx);
     }
 
+    /// `tx`, waiting in the mempool (after a reorg), is mined at `block`, now.
+    fn mine_again(&self, tx: &TxHash, block: u64) {
+        if *self.head.lock().unwrap() < block {
+            self.set_head(block);
+        }
+        let block_hash = self.blocks.lock().unwrap()[&block].clone();
+        let mut txs = self.txs.lock().unwrap();
+        txs.get_mut(&tx.to_string()).unwrap().inclusion = Some(Inclusion {
+            success: true,
+            block_number: block,
+            block_hash,
+            timestamp: Timestamp::now().unix() as u64,
+        });
+    }
+
     /// The node shows every transaction it has again.
     fn show_all(&self) {
         self.hidden.lock().unwrap().clear();

@@ -756,8 +756,13 @@ async fn refund_transfers_that_are_not_this_refund_are_refused() {
     );
 }
 
+/// A reorg that takes a refund's transaction out of its block leaves the transaction valid,
+/// and it is usually mined again soon: the refund waits for it (`confirming`, its transfer
+/// shown `reorged`), whether the node shows it waiting in the mempool or not at all, and
+/// follows it once it is mined again. Sent back to `pending` at once, as it was, the
+/// merchant would send the money a second time while the first transaction is mined.
 #[tokio::test]
-async fn a_reorged_refund_transfer_sends_the_refund_back_to_pending() {
+async fn a_refund_transfer_a_reorg_drops_is_waited_for_not_sent_back() {
     let r = rig();
     let org = OrgId::generate();
     let o = r.paid(&org, 25_000_000).await;
@@ -766,20 +771,106 @@ async fn a_reorged_refund_transfer_sends_the_refund_back_to_pending() {
         .chain
         .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
     assert_eq!(r.send_refund(&o.id, &rid, &tx).await, "OK");
-    r.chain.reorg(41, &[], 42);
+    // The reorg drops it; the node answering does not know it.
+    r.chain.reorg(41, &[&tx], 42);
+    r.chain.hide(&tx);
+    assert_eq!(r.check(&o.id).await, Progress::Waiting);
+    let waiting = r.get(&o.id).await;
+    let refund = &waiting.refunds[0];
+    assert_eq!(refund.status, RefundStatus::Confirming);
+    let t = refund.transfer.as_ref().unwrap();
+    assert_eq!(t.tx_hash, tx.to_string());
+    assert!(t.reorged_at.is_some());
+    assert_eq!(t.confirmations, 0);
+    let shown = crate::transactions::refund_view(&waiting, refund, t);
+    assert_eq!(shown["status"], "reorged");
+    assert_eq!(waiting.status, OrderStatus::Completed);
+    // What it holds stays held: no second refund of that money meanwhile.
+    assert!(matches!(
+        r.refund(&o.id, ask(Some(1_000_000), Some(CUSTOMER))).await,
+        Err(RefundError::Exceeds { .. })
+    ));
+    // Back in the mempool, shown pending: still waited for, from the same time.
+    r.chain.show_all();
+    r.chain
+        .txs
+        .lock()
+        .unwrap()
+        .get_mut(&tx.to_string())
+        .unwrap()
+        .inclusion = None;
+    assert_eq!(r.check(&o.id).await, Progress::Waiting);
+    let still = r.get(&o.id).await;
+    assert_eq!(still.refunds[0].status, RefundStatus::Confirming);
+    assert_eq!(
+        still.refunds[0].transfer.as_ref().unwrap().reorged_at,
+        t.reorged_at
+    );
+    // Mined again: followed to its new block, and final.
+    r.chain.mine_again(&tx, 44);
     r.check(&o.id).await;
     let back = r.get(&o.id).await;
-    assert_eq!(back.refunds[0].status, RefundStatus::Pending);
-    assert!(back.refunds[0].transfer.is_none());
-    assert_eq!(back.status, OrderStatus::Completed);
-    // Sent again (a new transaction): recorded and final.
-    let again = r
-        .chain
-        .mine_from(43, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
-    assert_eq!(r.send_refund(&o.id, &rid, &again).await, "OK");
+    let t = back.refunds[0].transfer.as_ref().unwrap();
+    assert_eq!((t.block_number, t.reorged_at), (44, None));
     r.chain.set_head(90);
     r.check(&o.id).await;
-    assert_eq!(r.get(&o.id).await.status, OrderStatus::Refunded);
+    let done = r.get(&o.id).await;
+    assert_eq!(done.refunds[0].status, RefundStatus::Succeeded);
+    assert_eq!(done.status, OrderStatus::Refunded);
+}
+
+/// A reorged refund transaction no node has shown for [`REFUND_DROPPED_AFTER_SECS`] is taken
+/// for dropped: the refund is pending again, to be sent and submitted again. Meanwhile a
+/// replacement (the merchant's wallet sent the same nonce again) is taken as its transfer.
+#[tokio::test]
+async fn a_refund_transfer_dropped_for_good_is_sent_again_or_replaced() {
+    for replace in [false, true] {
+        let r = rig();
+        let org = OrgId::generate();
+        let o = r.paid(&org, 25_000_000).await;
+        let rid = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
+        let tx = r
+            .chain
+            .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+        assert_eq!(r.send_refund(&o.id, &rid, &tx).await, "OK");
+        r.chain.reorg(41, &[], 42);
+        let now = Timestamp::now();
+        let round = Some(r.get(&o.id).await.check_round);
+        let at = |secs: i64| now.plus_seconds(secs);
+        advance(&r.s, None, &o.id, round, at(0)).await.unwrap();
+        // A second before the time is up it still waits.
+        advance(&r.s, None, &o.id, round, at(REFUND_DROPPED_AFTER_SECS - 1))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.get(&o.id).await.refunds[0].status,
+            RefundStatus::Confirming
+        );
+        let again = r
+            .chain
+            .mine_from(43, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+        if replace {
+            assert_eq!(r.send_refund(&o.id, &rid, &again).await, "OK");
+            let t = r.get(&o.id).await.refunds[0].transfer.clone().unwrap();
+            assert_eq!((t.tx_hash, t.reorged_at), (again.to_string(), None));
+        } else {
+            advance(&r.s, None, &o.id, round, at(REFUND_DROPPED_AFTER_SECS))
+                .await
+                .unwrap();
+            let back = r.get(&o.id).await;
+            assert_eq!(back.refunds[0].status, RefundStatus::Pending);
+            assert!(back.refunds[0].transfer.is_none());
+            assert_eq!(back.status, OrderStatus::Completed);
+            assert_eq!(r.send_refund(&o.id, &rid, &again).await, "OK");
+        }
+        r.chain.set_head(90);
+        r.check(&o.id).await;
+        assert_eq!(
+            r.get(&o.id).await.status,
+            OrderStatus::Refunded,
+            "{replace}"
+        );
+    }
 }
 
 /// A reorg usually mines a transaction again in another block: the refund's transfer is
