@@ -6,8 +6,9 @@
 //!
 //! A request goes only to the addresses its URL resolves to once checked against the SSRF
 //! rules and the endpoint's `allowed_ips` (redirects are not followed), within the
-//! endpoint's timeout (10 s unless it chose 1-30 s); of the answer, the status,
-//! `Retry-After` and the first 1 KB of the body are read and no more.
+//! endpoint's timeout (10 s unless it chose 1-30 s) for the lookup and again for the
+//! exchange; of the answer, the status, `Retry-After` and the first 1 KB of the body are
+//! read and no more. A host that does not resolve is retried like one that does not answer.
 
 #[cfg(feature = "aws")]
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -79,9 +80,28 @@ struct Http {
 impl WebhookSender for Http {
     async fn post(&self, r: &WebhookRequest) -> Result<Response, UrlRefusal> {
         let url = webhooks::check_url(&r.url, r.livemode)?;
-        let addrs = webhooks::resolve_destination(&url, !r.livemode && self.allow_loopback).await?;
-        let addrs = webhooks::keep_allowed(addrs, &r.allowed_ips)?;
         let timeout = u64::from(r.timeout_secs.max(1));
+        // The endpoint's timeout covers the lookup too. A lookup that fails or takes too
+        // long (the merchant's DNS down for a while, a resolver timing out) is an attempt
+        // that got no answer, retried on the schedule like a refused connection; only an
+        // address the rules refuse fails the delivery for good.
+        let lookup = webhooks::resolve_destination(&url, !r.livemode && self.allow_loopback);
+        let addrs = match tokio::time::timeout(Duration::from_secs(timeout), lookup).await {
+            Ok(Ok(addrs)) => addrs,
+            Ok(Err(UrlRefusal::Unresolvable)) => {
+                return Ok(Response::NoAnswer(format!(
+                    "the host {} did not resolve",
+                    url.host_str().unwrap_or_default()
+                )));
+            }
+            Ok(Err(refused)) => return Err(refused),
+            Err(_) => {
+                return Ok(Response::NoAnswer(format!(
+                    "resolving the host timed out after {timeout} s"
+                )));
+            }
+        };
+        let addrs = webhooks::keep_allowed(addrs, &r.allowed_ips)?;
         let host = url.host_str().unwrap_or_default().to_owned();
         // Connect only to the addresses just checked, and never follow redirects: either
         // could otherwise lead the request to a private address.

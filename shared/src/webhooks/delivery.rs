@@ -22,7 +22,7 @@ use crate::model::{
     WebhookEndpoint, WebhookEndpointId,
 };
 use crate::queue::Outcome;
-use crate::store::{Store, StoreError, StoreResult, Versioned};
+use crate::store::{Store, StoreError, StoreResult, Versioned, WebhookStore};
 use async_trait::async_trait;
 
 /// How long a lease on an attempt lasts: longer than the longest timeout an endpoint may
@@ -474,11 +474,9 @@ pub async fn attempt_delivery(
             error = ?a.error, "webhook attempt"
         );
     }
-    match store.update_delivery(&after.delivery, leased.version).await {
-        Ok(()) => {}
+    if !written_over(store, &after.delivery, leased.version).await? {
         // The lease ran out and another worker took over: its record wins.
-        Err(StoreError::VersionConflict { .. }) => return Ok(Outcome::Done),
-        Err(e) => return Err(e),
+        return Ok(Outcome::Done);
     }
     if let Some(ep) = endpoint {
         record_endpoint_health(store, &ep, after.health, now).await?;
@@ -645,6 +643,23 @@ async fn delivery_destination(
     }
 }
 
+/// Writes `d` over version `expected`: true once it is stored, by this write or by an
+/// earlier try of it. A write that went through but whose answer was lost is tried again
+/// by the SDK, and that try is refused by the very version the first one wrote: the stored
+/// record is then `d` itself, and the attempt's outcome (a retry to schedule) still
+/// stands. Taken for another worker's write, the message would be deleted and the
+/// delivery left pending with nothing to attempt it again. False when another worker's
+/// record stands.
+async fn written_over(store: &dyn WebhookStore, d: &Delivery, expected: u64) -> StoreResult<bool> {
+    match store.update_delivery(d, expected).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::VersionConflict { .. }) => {
+            Ok(store.get_delivery(&d.id).await?.as_ref() == Some(d))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 async fn finish_failed(
     store: &dyn Store,
     leased: &Delivery,
@@ -779,6 +794,115 @@ mod tests {
             ..first
         };
         assert_ne!(first_lease(&event, &order_url, ep.url, now).id, l.id);
+    }
+
+    /// A store of deliveries whose updates go through but answer a conflict when
+    /// `lose_answers`: what the SDK's retry of a write whose answer was lost gets.
+    #[derive(Default)]
+    struct LostAnswers {
+        stored: std::sync::Mutex<Option<Delivery>>,
+        lose_answers: bool,
+    }
+
+    #[async_trait]
+    impl WebhookStore for LostAnswers {
+        async fn create_endpoint(
+            &self,
+            _: &WebhookEndpoint,
+            _: Option<&crate::store::IdempotencyCompletion>,
+        ) -> StoreResult<()> {
+            unreachable!()
+        }
+        async fn get_endpoint(
+            &self,
+            _: &OrgId,
+            _: &crate::model::WebhookEndpointId,
+        ) -> StoreResult<Option<WebhookEndpoint>> {
+            unreachable!()
+        }
+        async fn update_endpoint(
+            &self,
+            _: &WebhookEndpoint,
+            _: u64,
+            _: Option<&Event>,
+            _: Option<&crate::store::IdempotencyCompletion>,
+        ) -> StoreResult<()> {
+            unreachable!()
+        }
+        async fn delete_endpoint(
+            &self,
+            _: &OrgId,
+            _: &crate::model::WebhookEndpointId,
+        ) -> StoreResult<bool> {
+            unreachable!()
+        }
+        async fn list_endpoints(
+            &self,
+            _: &OrgId,
+            _: crate::model::KeyMode,
+        ) -> StoreResult<Vec<WebhookEndpoint>> {
+            unreachable!()
+        }
+        async fn create_delivery(&self, _: &Delivery) -> StoreResult<bool> {
+            unreachable!()
+        }
+        async fn get_delivery(
+            &self,
+            _: &crate::model::DeliveryId,
+        ) -> StoreResult<Option<Delivery>> {
+            Ok(self.stored.lock().unwrap().clone())
+        }
+        async fn update_delivery(&self, d: &Delivery, expected: u64) -> StoreResult<()> {
+            let mut stored = self.stored.lock().unwrap();
+            if stored.as_ref().map(|s| s.version) != Some(expected) {
+                return Err(StoreError::VersionConflict { expected });
+            }
+            *stored = Some(d.clone());
+            if self.lose_answers {
+                return Err(StoreError::VersionConflict { expected });
+            }
+            Ok(())
+        }
+        async fn list_deliveries(
+            &self,
+            _: &crate::model::WebhookEndpointId,
+            _: &crate::store::ListWindow,
+        ) -> StoreResult<crate::store::Page<Delivery>> {
+            unreachable!()
+        }
+    }
+
+    /// An attempt's outcome written, whose answer was lost, still stands: its retry is
+    /// scheduled (the message comes back), not dropped as if another worker had written.
+    #[tokio::test]
+    async fn an_outcome_written_whose_answer_was_lost_still_stands() {
+        let (d, _) = delivery(&endpoint());
+        let now = t0().plus_seconds(3);
+        let mine = leased(&d, now);
+        let failed = after_attempt(&mine, attempted(answered(503, None), now), AS_SCHEDULED);
+        for lose_answers in [false, true] {
+            let store = LostAnswers {
+                stored: Some(mine.clone()).into(),
+                lose_answers,
+            };
+            assert!(
+                written_over(&store, &failed.delivery, mine.version)
+                    .await
+                    .unwrap()
+            );
+            assert!(matches!(failed.outcome, Outcome::RetryAfter(_)));
+        }
+        // This lease ran out and another worker's stands over it: not ours.
+        let theirs = leased(&mine, now.plus_seconds(LEASE_SECS + 1));
+        let store = LostAnswers {
+            stored: Some(theirs).into(),
+            lose_answers: false,
+        };
+        assert!(
+            !written_over(&store, &failed.delivery, mine.version)
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

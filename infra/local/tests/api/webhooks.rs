@@ -1420,6 +1420,44 @@ async fn the_lambda_configuration_refuses_test_mode_loopback_urls() {
     assert!(rx.log().is_empty(), "nothing reached the receiver");
 }
 
+/// A host that does not resolve (the merchant's DNS down for a while) is an attempt that
+/// got no answer: recorded, and retried on the schedule. It once failed the delivery for
+/// good as a refused destination, so an `order.completed` sent during a DNS outage never
+/// arrived. An address the rules refuse still fails it at once.
+#[tokio::test]
+async fn a_host_that_does_not_resolve_is_retried_not_failed() {
+    let urls = [
+        // (`.invalid` never resolves: RFC 6761.)
+        "http://hooks.payorders.invalid/hooks".to_owned(),
+        "http://10.0.0.5/hooks".to_owned(),
+    ];
+    let (store, master, ds) = pending_deliveries(&urls).await;
+    let deps = deliver_webhook::Deps::new(store.clone(), master);
+    let message = |d: &Delivery| DeliveryMessage::new(&d.id).body();
+    let outcome = deliver_webhook::process(&deps, &message(&ds[0]))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::RetryAfter(_)), "{outcome:?}");
+    let stored = store.get_delivery(&ds[0].id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Pending, "{stored:?}");
+    assert!(stored.next_attempt_at.is_some(), "{stored:?}");
+    let error = stored.attempts[0].error.as_deref().unwrap();
+    // (Where no resolver answers at all, the lookup times out instead: retried the same.)
+    assert!(
+        error.contains("hooks.payorders.invalid did not resolve")
+            || error.contains("resolving the host timed out"),
+        "{error}"
+    );
+    let outcome = deliver_webhook::process(&deps, &message(&ds[1]))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Done);
+    let stored = store.get_delivery(&ds[1].id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Failed, "{stored:?}");
+    let error = stored.attempts[0].error.as_deref().unwrap();
+    assert!(error.contains("destination refused"), "{error}");
+}
+
 /// The endpoint's delivery of `delivery_id` once it is no longer pending.
 async fn finished_delivery(app: &TestApp, eid: &str, delivery_id: &str) -> Value {
     eventually(async || {
