@@ -1,5 +1,6 @@
 //! `POST /pay-orders/{id}/cancel` `{reason?}`: cancels an order that is PENDING or
-//! AWAITING_PAYMENT (409 otherwise) and emits `order.cancelled` in the same write.
+//! AWAITING_PAYMENT (409 otherwise) and emits `order.cancelled` in the same write, which
+//! also keeps the answer for the request's `Idempotency-Key`.
 
 use payorders::http::{self, ApiError, Body, Params, Request, Response, render};
 use payorders::runtime::Services;
@@ -67,13 +68,12 @@ async fn cancel(svc: &Services, req: &Request, rid: String) -> Result<Response<B
                         format!("an order in status {} cannot be cancelled", order.status),
                     )
                 })?;
+            // The answer is kept for the Idempotency-Key by the cancel's own write: a retry
+            // after a crash between the two would find the order cancelled and answer 409.
+            let resp = http::json(200, &render::order_view(update.order(), &http::links(req)));
+            let update = update.completing(http::completion(&resp));
             match svc.store.update_order(&update).await {
-                Ok(()) => {
-                    return Ok(http::json(
-                        200,
-                        &render::order_view(update.order(), &http::links(req)),
-                    ));
-                }
+                Ok(()) => return Ok(http::kept(resp)),
                 Err(StoreError::VersionConflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -21,11 +21,12 @@ async fn details(svc: &Services, req: &Request, rid: String) -> Result<Response<
         let body: PaymentDetailsRequest =
             http::request::signed_json(&*svc.store, &ctx, req, false).await?;
         let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
-        let order = payorders::checkout::details::choose(svc, &order, body).await?;
-        Ok(http::json(
-            200,
-            &render::order_view(&order, &http::links(req)),
-        ))
+        let links = http::links(req);
+        let answer = |o: &payorders::PayOrder| http::json(200, &render::order_view(o, &links));
+        // The answer is kept for the Idempotency-Key by the choice's own write.
+        let keep = |o: &payorders::PayOrder| http::completion(&answer(o));
+        let order = payorders::checkout::details::choose(svc, &order, body, Some(&keep)).await?;
+        Ok(http::kept(answer(&order)))
     })
     .await
 }

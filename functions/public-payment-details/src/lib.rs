@@ -49,7 +49,7 @@ async fn choose_and_show(svc: &Services, req: &Request) -> Result<Response<Body>
         source_currency: body.source_currency,
         refund_address: None,
     };
-    let order = details::choose(svc, &order, body).await?;
+    let order = details::choose(svc, &order, body, None).await?;
     let merchant = view::Merchant::for_org(svc, &order.organization_id).await?;
     let v = view::public_view(&order, &merchant, &[], &http::links(req), Timestamp::now());
     Ok(http::json(200, &v))

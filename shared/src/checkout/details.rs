@@ -17,7 +17,7 @@
 use crate::http::{ApiError, Params};
 use crate::registry::{self, Currency, CurrencyRef, registry};
 use crate::runtime::Services;
-use crate::store::{StoreError, allocate_wallet_index};
+use crate::store::{KeepAnswer, StoreError, allocate_wallet_index};
 use crate::wallets;
 use crate::*;
 use rust_decimal::Decimal;
@@ -51,11 +51,15 @@ struct Owner {
 }
 
 /// Fixes how `order` is paid and writes it (PENDING -> AWAITING_PAYMENT with its
-/// `payment`); returns the order as written.
+/// `payment`); returns the order as written. `keep` gives the answer to keep for the
+/// request's `Idempotency-Key`, which the write then carries: no crash falls between the
+/// choice and its kept answer (after which a retry would find the order no longer PENDING
+/// and keep `ORDER_NOT_PENDING` for a choice that was made).
 pub async fn choose(
     svc: &Services,
     order: &PayOrder,
     body: PaymentDetailsRequest,
+    keep: Option<KeepAnswer<'_>>,
 ) -> Result<PayOrder, ApiError> {
     let now = Timestamp::now();
     let ctx = Owner {
@@ -94,7 +98,7 @@ pub async fn choose(
     } else {
         None
     };
-    let chosen = write_choice(svc, &ctx, order, &source, plan, refund, now).await;
+    let chosen = write_choice(svc, &ctx, order, &source, plan, refund, now, keep).await;
     // A choice that failed gives the order back at once, so the payer can try again.
     if let (Err(_), Some(hold)) = (&chosen, &held)
         && let Err(e) = svc.store.release_claim(&hold.0, hold.1).await
@@ -104,7 +108,9 @@ pub async fn choose(
     chosen
 }
 
-/// Makes the payment and writes it on the order (PENDING -> AWAITING_PAYMENT).
+/// Makes the payment and writes it on the order (PENDING -> AWAITING_PAYMENT), with the
+/// answer `keep` gives.
+#[allow(clippy::too_many_arguments)]
 async fn write_choice(
     svc: &Services,
     ctx: &Owner,
@@ -113,6 +119,7 @@ async fn write_choice(
     plan: Plan,
     refund: Option<Refund>,
     now: Timestamp,
+    keep: Option<KeepAnswer<'_>>,
 ) -> Result<PayOrder, ApiError> {
     let payment_rate = plan.rate_usd.map(|r| r.normalize().to_string());
     let payment = make_payment(svc, ctx, source, plan, refund, (order.expires_at, now)).await?;
@@ -127,6 +134,8 @@ async fn write_choice(
             o.payment = Some(payment.clone());
         })
         .map_err(|_| ApiError::internal())?;
+    let completion = keep.and_then(|keep| keep(update.order()));
+    let update = update.completing(completion);
     match svc.store.update_order(&update).await {
         Ok(()) => Ok(update.order().clone()),
         Err(StoreError::VersionConflict { .. }) => Err(ApiError::conflict(

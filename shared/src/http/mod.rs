@@ -513,15 +513,22 @@ where
                 // Completed by the change's own write.
             } else if is_final_outcome(status, code) {
                 let body = kept_body(&resp, &scope, seal.as_ref());
-                let kept = store
+                match store
                     .idempotency_complete(&hold, &StoredResponse { status, body }, Timestamp::now())
-                    .await?;
-                if !kept {
+                    .await
+                {
+                    Ok(true) => {}
                     // This request outlived its lock and a retry took the key over: the
                     // retry's answer is the one kept.
-                    tracing::warn!(
+                    Ok(false) => tracing::warn!(
                         "an idempotency key was taken over before its request completed"
-                    );
+                    ),
+                    // What was done stands, and so does its answer: a 5xx now would have
+                    // the client retry a request that already ran. (The key stays held
+                    // until its lock runs out.)
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not keep the answer of an idempotency key")
+                    }
                 }
             } else if let Err(e) = store.idempotency_release(&hold).await {
                 tracing::warn!(error = %e, "could not release an idempotency key");

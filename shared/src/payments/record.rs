@@ -14,7 +14,7 @@ use crate::model::{
     ReceivedTransfer, Timestamp, TransferStatus, TxClaim, TxHash,
 };
 use crate::queue::QueueError;
-use crate::store::{IdempotencyCompletion, StoreError};
+use crate::store::StoreError;
 
 /// Why a payment was not recorded. Each has a code the API shows.
 #[derive(Debug, thiserror::Error)]
@@ -157,9 +157,7 @@ pub async fn record_payment_on(
     record_from(s, Some(order), &id, hash, now, None).await
 }
 
-/// The idempotency completion a payment's write carries, for the order as it is about to be
-/// recorded (see [`record_payment_keeping`]).
-pub type KeepAnswer<'a> = &'a (dyn Fn(&PayOrder) -> Option<IdempotencyCompletion> + Sync);
+pub use crate::store::KeepAnswer;
 
 /// [`record_payment_on`] for a request under an `Idempotency-Key`: `keep` gives the answer
 /// to keep for the key, and the payment's own write keeps it, so no crash falls between the

@@ -214,6 +214,12 @@ pub struct IdempotencyCompletion {
     pub at: crate::model::Timestamp,
 }
 
+/// The idempotency completion a change's write carries, for the order as it is about to be
+/// written: a request under an `Idempotency-Key` keeps its answer in its one write
+/// (recording a payment, choosing payment details).
+pub type KeepAnswer<'a> =
+    &'a (dyn Fn(&crate::model::PayOrder) -> Option<IdempotencyCompletion> + Sync);
+
 /// What starting a request under an idempotency key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyBegin {

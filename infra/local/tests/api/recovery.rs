@@ -14,7 +14,10 @@ use payorders::store::{
     ListWindow, OrderFilter, OrderStore, RateLimitStore, WebhookStore,
 };
 use payorders::testing::anvil;
-use payorders::{KeyMode, OrderId, OrgId, RateClass, RateLimits, Timestamp, WebhookEndpointId};
+use payorders::{
+    KeyMode, OrderId, OrderStatus, OrgId, PayOrder, RateClass, RateLimits, Timestamp,
+    WebhookEndpointId,
+};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -907,7 +910,7 @@ async fn a_host_killed_amid_simulated_payments_keeps_each_payment_with_its_key()
         .iter()
         .map(|o| (format!("/pay-orders/{}/simulate-payment", o.id), json!({})))
         .collect();
-    payments_killed_amid(host, &dir, asks, "simulate").await;
+    changes_killed_amid(host, &dir, asks, "simulate", paid_once).await;
 }
 
 /// `kill -9` while payments are submitted, each a real transfer on the local chain under
@@ -934,19 +937,63 @@ async fn a_host_killed_amid_submitted_payments_keeps_each_payment_with_its_key()
             json!({"tx_hash": format!("{hash:#x}")}),
         ));
     }
-    payments_killed_amid(host, &dir, asks, "submit").await;
+    changes_killed_amid(host, &dir, asks, "submit", paid_once).await;
 }
 
-/// Sends each `(path, body)` (one payment of one order, `/pay-orders/{id}/…`) once, under
+/// Whether `order` is paid, and never twice.
+fn paid_once(order: &PayOrder) -> bool {
+    let transfers = order.transfers.len();
+    assert!(transfers <= 1, "{} paid {transfers} times", order.id);
+    transfers == 1
+}
+
+/// `kill -9` while orders get their payment details or are cancelled, each under its own
+/// `Idempotency-Key`: see [`changes_killed_amid`]. A change whose key was not kept with it
+/// is answered wrongly by the merchant's retry once the key's lock runs out: the order is
+/// no longer PENDING, so a choice retried is `422 ORDER_NOT_PENDING` (a final refusal, kept
+/// a day, and the deposit address never shown), and a cancel retried `409`.
+#[tokio::test]
+async fn a_host_killed_amid_cancels_and_payment_choices_keeps_each_with_its_key() {
+    let (_chain, dir, host) = HostProcess::on_own_chain().await;
+    let mut asks = Vec::new();
+    for n in 0..160 {
+        let recipient = anvil::fresh_address().to_string();
+        let order =
+            json!({"mode": "DEPOSIT", "amount": "10", "currency": token(), "recipient": recipient});
+        let created = host
+            .call(reqwest::Method::POST, "/pay-orders", Some(order))
+            .await;
+        let id = created["id"].as_str().unwrap();
+        asks.push(if n % 2 == 0 {
+            (
+                format!("/pay-orders/{id}/payment-details"),
+                json!({"source_currency": token()}),
+            )
+        } else {
+            (
+                format!("/pay-orders/{id}/cancel"),
+                json!({"reason": "test"}),
+            )
+        });
+    }
+    changes_killed_amid(host, &dir, asks, "change", |o| {
+        o.status != OrderStatus::Pending
+    })
+    .await;
+}
+
+/// Sends each `(path, body)` (one change of one order, `/pay-orders/{id}/…`) once, under
 /// its own `Idempotency-Key`, from eight senders at once; `kill -9` once 40 were sent; then,
-/// on the store as the next start finds it: every order paid on disk is kept by its key and
-/// every kept key answers an order paid on disk (the payment and its key's answer are one
-/// write), every answered request is on disk, and no order is paid twice or unasked.
-async fn payments_killed_amid(
+/// on the store as the next start finds it: every order `changed` on disk is kept by its
+/// key and every kept key answers an order changed on disk (the change and its key's
+/// answer are one write), every answered request is on disk, and no order is changed
+/// unasked.
+async fn changes_killed_amid(
     host: HostProcess,
     dir: &Path,
     asks: Vec<(String, Value)>,
     what: &'static str,
+    changed: impl Fn(&PayOrder) -> bool,
 ) {
     let journal = Journal::default();
     let mut senders = Vec::new();
@@ -983,13 +1030,11 @@ async fn payments_killed_amid(
             .await
             .unwrap()
             .unwrap();
-        let transfers = order.transfers.len();
-        assert!(transfers <= 1, "{key} paid {id} {transfers} times");
-        let on_disk = transfers == 1;
+        let on_disk = changed(&order);
         if a.answer.is_some() {
             assert!(
                 on_disk,
-                "{key} was answered, and {id}'s payment is not on disk"
+                "{key} was answered, and {id}'s change is not on disk"
             );
             assert_eq!(a.answer.as_deref(), Some(id.as_str()));
         }
@@ -997,14 +1042,14 @@ async fn payments_killed_amid(
             Ok(replays) => {
                 assert!(
                     on_disk,
-                    "{key} replays {replays}, whose payment is not on disk"
+                    "{key} replays {replays}, whose change is not on disk"
                 );
                 assert_eq!(replays, id, "{key} replays another order");
                 kept += 1;
             }
             Err(other) => assert!(
                 !on_disk,
-                "{id} is paid but its key {key} is {other:?}: a retry would not answer its payment"
+                "{id} is changed but its key {key} is {other:?}: a retry would not answer its change"
             ),
         }
         paid += usize::from(on_disk);
@@ -1020,11 +1065,11 @@ async fn payments_killed_amid(
             .await
             .unwrap()
             .unwrap();
-        assert!(order.transfers.is_empty(), "{id} was paid unasked");
+        assert!(!changed(&order), "{id} was changed unasked");
     }
     let answered = sent.iter().filter(|a| a.answer.is_some()).count();
     eprintln!(
-        "{what}: {} payments sent, {answered} answered, {paid} paid on disk, {kept} kept",
+        "{what}: {} sent, {answered} answered, {paid} changed on disk, {kept} kept",
         sent.len()
     );
     let _ = std::fs::remove_dir_all(dir);
