@@ -97,6 +97,7 @@ pub fn endpoint_with_id(
         enabled: true,
         disabled_reason: None,
         failing_since: None,
+        last_failed_at: None,
         options: DeliveryOptions::default(),
         created_at: at,
         updated_at: at,

@@ -401,6 +401,7 @@ async fn create(
         enabled,
         disabled_reason: None,
         failing_since: None,
+        last_failed_at: None,
         options,
         created_at: now,
         updated_at: now,

@@ -35,6 +35,10 @@ pub struct WebhookEndpoint {
     /// When the current run of failed attempts began; cleared by a success.
     #[serde(default)]
     pub failing_since: Option<Timestamp>,
+    /// About when an attempt last failed (written at most once an hour): a run with no
+    /// failure for a day is over, whatever came between ([`crate::webhooks::FAILING_RUN_GAP_SECS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed_at: Option<Timestamp>,
     /// How deliveries to it are made: timeout, retries, allowed addresses.
     #[serde(default)]
     pub options: DeliveryOptions,

@@ -314,7 +314,8 @@ fn scaled(secs: u64, scale: f64) -> u64 {
 }
 
 /// The endpoint after an attempt, if that changes it (with `webhook_endpoint.disabled`
-/// when it disables it): a success ends a failing streak; a 410, or failing for
+/// when it disables it): a success ends a failing run, and so does a day with no failure
+/// ([`super::FAILING_RUN_GAP_SECS`]); a 410, or failing for
 /// [`super::DISABLE_AFTER_FAILING_SECS`], disables it.
 pub fn endpoint_after_attempt(
     ep: &WebhookEndpoint,
@@ -325,16 +326,29 @@ pub fn endpoint_after_attempt(
     if health == Health::Succeeded {
         ep.failing_since?;
         next.failing_since = None;
+        next.last_failed_at = None;
     } else {
-        let since = ep.failing_since.unwrap_or(now);
+        // (A run recorded before `last_failed_at` was kept counts as unbroken.)
+        let quiet_since = |t: Timestamp| t.seconds_until(now) >= super::FAILING_RUN_GAP_SECS;
+        let since = match ep.failing_since {
+            Some(since) if !ep.last_failed_at.is_some_and(quiet_since) => since,
+            _ => now,
+        };
         next.failing_since = Some(since);
+        let stale = ep
+            .last_failed_at
+            .is_none_or(|t| t.seconds_until(now) >= super::LAST_FAILED_GRAIN_SECS);
+        if stale || ep.failing_since != Some(since) {
+            next.last_failed_at = Some(now);
+        }
         if health == Health::Gone {
             next.enabled = false;
             next.disabled_reason = Some("the endpoint answered 410 Gone".into());
         } else if since.seconds_until(now) >= super::DISABLE_AFTER_FAILING_SECS {
             next.enabled = false;
             next.disabled_reason = Some("every delivery failed for 3 days".into());
-        } else if ep.failing_since.is_some() {
+        } else if (next.failing_since, next.last_failed_at) == (ep.failing_since, ep.last_failed_at)
+        {
             return None;
         }
     }
@@ -696,7 +710,9 @@ async fn record_endpoint_health(
 mod tests {
     use super::*;
     use crate::model::OrgId;
-    use crate::webhooks::{DISABLE_AFTER_FAILING_SECS, RETRY_FOR_SECS};
+    use crate::webhooks::{
+        DISABLE_AFTER_FAILING_SECS, FAILING_RUN_GAP_SECS, LAST_FAILED_GRAIN_SECS, RETRY_FOR_SECS,
+    };
 
     fn t0() -> Timestamp {
         Timestamp::parse("2026-06-01T12:00:00Z").unwrap()
@@ -1194,25 +1210,34 @@ mod tests {
         // Healthy and succeeding: nothing to write.
         assert_eq!(endpoint_after_attempt(&ep, Health::Succeeded, t0()), None);
 
-        // A first failure starts the streak.
+        // A first failure starts the run.
         let (failing, event) = endpoint_after_attempt(&ep, Health::Failed, t0()).unwrap();
         assert_eq!(failing.failing_since, Some(t0()));
+        assert_eq!(failing.last_failed_at, Some(t0()));
         assert_eq!(failing.version, ep.version + 1);
         assert!(failing.enabled && event.is_none());
-        // Further failures inside 3 days change nothing.
-        let later = t0().plus_seconds(DISABLE_AFTER_FAILING_SECS - 1);
-        assert_eq!(
-            endpoint_after_attempt(&failing, Health::Failed, later),
-            None
-        );
+        // Further failures within the hour change nothing; later ones note the time.
+        let soon = t0().plus_seconds(LAST_FAILED_GRAIN_SECS - 1);
+        assert_eq!(endpoint_after_attempt(&failing, Health::Failed, soon), None);
+        // Failing on the retry schedule (every 10 h at most, jitter added), the run goes on.
+        let mut run = failing.clone();
+        let mut at = t0();
+        while t0().seconds_until(at) + 43_200 < DISABLE_AFTER_FAILING_SECS {
+            at = at.plus_seconds(43_200);
+            if let Some((next, event)) = endpoint_after_attempt(&run, Health::Failed, at) {
+                assert!(next.enabled && event.is_none());
+                run = next;
+            }
+            assert_eq!(run.failing_since, Some(t0()));
+        }
         // A success ends it.
-        let (healed, event) = endpoint_after_attempt(&failing, Health::Succeeded, later).unwrap();
-        assert_eq!(healed.failing_since, None);
+        let (healed, event) = endpoint_after_attempt(&run, Health::Succeeded, at).unwrap();
+        assert_eq!((healed.failing_since, healed.last_failed_at), (None, None));
         assert!(healed.enabled && event.is_none());
 
         // Failing for 3 days disables it, with webhook_endpoint.disabled.
         let after = t0().plus_seconds(DISABLE_AFTER_FAILING_SECS);
-        let (off, event) = endpoint_after_attempt(&failing, Health::Failed, after).unwrap();
+        let (off, event) = endpoint_after_attempt(&run, Health::Failed, after).unwrap();
         assert!(!off.enabled);
         assert_eq!(
             off.disabled_reason.as_deref(),
@@ -1233,5 +1258,28 @@ mod tests {
         // An endpoint already disabled gets no second event.
         let (_, event) = endpoint_after_attempt(&gone, Health::Gone, t0()).unwrap();
         assert!(event.is_none());
+    }
+
+    /// An endpoint that failed once (no retries: `max_retries` 0) and then heard nothing
+    /// for days is not disabled by its next failure: nothing says it failed in between.
+    /// It used to be, at once, by a single failure after a quiet weekend.
+    #[test]
+    fn a_failure_after_a_quiet_day_starts_a_new_run() {
+        let (failing, _) = endpoint_after_attempt(&endpoint(), Health::Failed, t0()).unwrap();
+        let monday = t0().plus_seconds(DISABLE_AFTER_FAILING_SECS + 60);
+        let (next, event) = endpoint_after_attempt(&failing, Health::Failed, monday).unwrap();
+        assert!(next.enabled && event.is_none());
+        assert_eq!(next.failing_since, Some(monday));
+        // Just inside a day, the run goes on.
+        let near = t0().plus_seconds(FAILING_RUN_GAP_SECS - 1);
+        let (next, _) = endpoint_after_attempt(&failing, Health::Failed, near).unwrap();
+        assert_eq!(next.failing_since, Some(t0()));
+        // A run recorded before the time of the last failure was kept counts as unbroken.
+        let old = WebhookEndpoint {
+            last_failed_at: None,
+            ..failing
+        };
+        let (off, event) = endpoint_after_attempt(&old, Health::Failed, monday).unwrap();
+        assert!(!off.enabled && event.is_some());
     }
 }

@@ -74,6 +74,14 @@ pub const RETRY_SCHEDULE_SECS: [u64; 7] = [5, 300, 1800, 7200, 18_000, 36_000, 3
 pub const RETRY_FOR_SECS: i64 = 3 * 24 * 3600;
 /// An endpoint failing without a success for this long is disabled.
 pub const DISABLE_AFTER_FAILING_SECS: i64 = 3 * 24 * 3600;
+/// A run of failures with no failure for this long is over: nothing was attempted in
+/// between (a delivery being retried fails at most 12 h apart: 10 h and its jitter, or the
+/// longest `Retry-After`), so it says nothing of those hours. A quiet endpoint that failed
+/// once, on its own (with `max_retries` 0), then fails again days later, starts a new run
+/// instead of being disabled at once.
+pub const FAILING_RUN_GAP_SECS: i64 = 24 * 3600;
+/// How stale an endpoint's `last_failed_at` may get before a failure writes it again.
+pub(crate) const LAST_FAILED_GRAIN_SECS: i64 = 3600;
 /// Longest `Retry-After` we honour.
 const MAX_RETRY_AFTER_SECS: u64 = 12 * 3600;
 

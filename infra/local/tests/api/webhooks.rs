@@ -462,11 +462,12 @@ async fn three_days_of_failures_disable_the_endpoint() {
     let rx = Receiver::start(&json!({"fail_first": 100, "status": 500}));
     let ep = create_endpoint(&app, &app.a, &format!("{}/hooks", rx.url), json!(["*"])).await;
     let eid = WebhookEndpointId::parse(ep["id"].as_str().unwrap()).unwrap();
-    // The endpoint has been failing since just over 3 days ago.
+    // The endpoint has been failing since just over 3 days ago, last 10 hours ago.
     rewrite_endpoint(&app, eid.as_str(), |e| {
         e.failing_since = Some(
             Timestamp::now().plus_seconds(-payorders::webhooks::DISABLE_AFTER_FAILING_SECS - 60),
-        )
+        );
+        e.last_failed_at = Some(Timestamp::now().plus_seconds(-36_000));
     })
     .await;
     app.create_deposit(&app.a, &json!({})).await;
