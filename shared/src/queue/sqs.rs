@@ -3,6 +3,11 @@
 use super::{Queue, QueueError};
 use async_trait::async_trait;
 
+/// The longest visibility timeout asked of SQS: its 12 h limit counts from the message's
+/// receipt, less the time a function may have spent on the message (at most its 75 s
+/// timeout, and more to spare).
+pub const MAX_VISIBILITY_SECS: u64 = 12 * 3600 - 600;
+
 #[derive(Clone, Debug)]
 pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
@@ -25,13 +30,16 @@ impl SqsQueue {
         &self.url
     }
 
-    /// Makes a received message visible again after `secs` (at most 12 h, SQS's limit).
+    /// Makes a received message visible again after `secs`, at most [`MAX_VISIBILITY_SECS`]:
+    /// SQS refuses a visibility timeout that ends more than 12 h after the message was
+    /// received, and this message was received a little while ago. (A message back early
+    /// finds its work not due yet, and is put off again for what is left.)
     pub async fn retry_after(&self, receipt_handle: &str, secs: u64) -> Result<(), QueueError> {
         self.client
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(secs.min(12 * 3600) as i32)
+            .visibility_timeout(secs.min(MAX_VISIBILITY_SECS) as i32)
             .send()
             .await
             .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
