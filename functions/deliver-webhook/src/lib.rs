@@ -6,8 +6,8 @@
 //!
 //! A request goes only to the addresses its URL resolves to once checked against the SSRF
 //! rules and the endpoint's `allowed_ips` (redirects are not followed), within the
-//! endpoint's timeout (10 s unless it chose 1-30 s) for the lookup and again for the
-//! exchange; of the answer, the status, `Retry-After` and the first 1 KB of the body are
+//! endpoint's timeout (10 s unless it chose 1-30 s) for the exchange, after at most 5 s
+//! for the host's DNS lookup; of the answer, the status, `Retry-After` and the first 1 KB of the body are
 //! read and no more. A host that does not resolve is retried like one that does not answer.
 
 #[cfg(feature = "aws")]
@@ -71,6 +71,9 @@ pub async fn process(deps: &Deps, body: &str) -> Result<Outcome, DeliverError> {
     Ok(outcome)
 }
 
+/// The longest a webhook attempt waits for its host's DNS lookup.
+const LOOKUP_SECS: u64 = 5;
+
 /// Posts webhook requests over HTTP.
 struct Http {
     allow_loopback: bool,
@@ -81,12 +84,12 @@ impl WebhookSender for Http {
     async fn post(&self, r: &WebhookRequest) -> Result<Response, UrlRefusal> {
         let url = webhooks::check_url(&r.url, r.livemode)?;
         let timeout = u64::from(r.timeout_secs.max(1));
-        // The endpoint's timeout covers the lookup too. A lookup that fails or takes too
-        // long (the merchant's DNS down for a while, a resolver timing out) is an attempt
-        // that got no answer, retried on the schedule like a refused connection; only an
-        // address the rules refuse fails the delivery for good.
+        // A lookup that fails or takes more than LOOKUP_SECS (the merchant's DNS down for a
+        // while, a resolver timing out) is an attempt that got no answer, retried on the
+        // schedule like a refused connection; only an address the rules refuse fails the
+        // delivery for good. (The lookup and the exchange together stay inside the lease.)
         let lookup = webhooks::resolve_destination(&url, !r.livemode && self.allow_loopback);
-        let addrs = match tokio::time::timeout(Duration::from_secs(timeout), lookup).await {
+        let addrs = match tokio::time::timeout(Duration::from_secs(LOOKUP_SECS), lookup).await {
             Ok(Ok(addrs)) => addrs,
             Ok(Err(UrlRefusal::Unresolvable)) => {
                 return Ok(Response::NoAnswer(format!(
@@ -97,7 +100,7 @@ impl WebhookSender for Http {
             Ok(Err(refused)) => return Err(refused),
             Err(_) => {
                 return Ok(Response::NoAnswer(format!(
-                    "resolving the host timed out after {timeout} s"
+                    "resolving the host timed out after {LOOKUP_SECS} s"
                 )));
             }
         };

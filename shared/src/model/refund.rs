@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 wire_enum!(
     /// Where a refund is: `pending` (waiting for the merchant's transfer), `confirming`
-    /// (the transfer is mined and gaining confirmations), `succeeded` (final on chain),
+    /// (the transfer is recorded: gaining confirmations, or waited for after a reorg), `succeeded` (final on chain),
     /// `cancelled` (the merchant withdrew it while pending; it holds nothing any more).
     /// A refund whose transfer a reorg took out of its block stays `confirming` while the
     /// transaction can still be mined (it usually is, again, soon after): back to
@@ -52,10 +52,15 @@ pub struct RefundTransfer {
     /// A simulated transfer on the sandbox chain (test mode only).
     #[serde(default)]
     pub sandbox: bool,
-    /// When a reorg took the transaction out of the block above, while it is in no block
-    /// again (`block_number` and `block_hash` are where it was): the refund waits for it.
+    /// When a reorg took the transaction out of the block above, while it is in no final
+    /// block again (`block_number` and `block_hash` are where it was): the refund waits for
+    /// it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reorged_at: Option<Timestamp>,
+    /// About when a node last showed the transaction while the refund waits for it (in the
+    /// mempool, or mined again not final): written at most once an hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_at: Option<Timestamp>,
 }
 
 /// One refund of an order (`re_…`).

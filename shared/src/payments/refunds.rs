@@ -28,6 +28,62 @@ pub const REFUND_SKEW_SECS: i64 = 10;
 /// refund a second time while the first is mined.
 pub const REFUND_DROPPED_AFTER_SECS: i64 = 3 * 3600;
 
+/// How stale a waiting refund transfer's `seen_at` may get before a check writes it again.
+const SEEN_GRAIN_SECS: i64 = 3600;
+
+/// What becomes of a refund transfer whose recorded block a reorg replaced.
+enum AfterReorg {
+    /// Mined again, still sending the refund: followed to its new block.
+    Follow(VerifiedRefund),
+    /// Not in a final block again yet: waited for; `seen` when a node shows it.
+    Wait { seen: bool },
+    /// It can no longer send the refund: the refund is pending again.
+    Pending,
+}
+
+/// The rule for a refund transfer `t` whose block a reorg replaced, given the transaction
+/// as the node shows it now (`tx`) at `head`. Mined again and still sending the refund, it
+/// is followed (`follow_moves`; else its claims turned out to be another's, and the refund
+/// is pending again). Mined again failed or no longer sending it, it is waited for until
+/// that block is final (another shallow reorg could still mine it as it was). In the
+/// mempool, it is waited for. Shown by no node, it is waited for until none has shown it
+/// for [`REFUND_DROPPED_AFTER_SECS`] (one node's empty answer proves nothing).
+#[allow(clippy::too_many_arguments)]
+fn after_reorg(
+    order: &PayOrder,
+    payment: &Payment,
+    r: &OrderRefund,
+    t: &RefundTransfer,
+    hash: &TxHash,
+    tx: Option<&ChainTx>,
+    follow_moves: bool,
+    head: u64,
+    now: Timestamp,
+) -> AfterReorg {
+    let Some(tx) = tx else {
+        let last_seen = [t.reorged_at, t.seen_at].into_iter().flatten().max();
+        let unseen = last_seen.map_or(0, |at| now.unix().saturating_sub(at.unix()));
+        return if unseen >= REFUND_DROPPED_AFTER_SECS {
+            AfterReorg::Pending
+        } else {
+            AfterReorg::Wait { seen: false }
+        };
+    };
+    let Some(inclusion) = &tx.inclusion else {
+        return AfterReorg::Wait { seen: true };
+    };
+    if !follow_moves {
+        return AfterReorg::Pending;
+    }
+    match check_refund_tx(order, payment, r, hash, tx) {
+        Ok(v) => AfterReorg::Follow(v),
+        Err(_) if inclusion.confirmations_at(head) >= u64::from(t.required_confirmations) => {
+            AfterReorg::Pending
+        }
+        Err(_) => AfterReorg::Wait { seen: true },
+    }
+}
+
 /// The most refunds one confirmation check records as succeeded (see [`refunds_update`]).
 pub const SUCCEEDED_PER_WRITE: usize = 16;
 
@@ -458,6 +514,19 @@ pub async fn record_refund(
         if refund.status != RefundStatus::Pending && !reinstated && !replaced {
             return Err(RefundError::NotPending(refund.status));
         }
+        if replaced && let Some(original) = &refund.transfer {
+            // Unless the transaction waited for is mined again and still sends the refund:
+            // then it is the refund's, and the next check follows it.
+            let hash = TxHash::parse(payment.family(), &original.tx_hash).map_err(|e| {
+                StoreError::Corrupt(format!("stored tx hash {}: {e}", original.tx_hash))
+            })?;
+            let reader = refund_reader(s, &order, &payment, &refund.address, &hash)
+                .map_err(VerifyError::from)?;
+            let tx = reader.transaction(&hash).await.map_err(VerifyError::from)?;
+            if tx.is_some_and(|tx| check_refund_tx(&order, &payment, &refund, &hash, &tx).is_ok()) {
+                return Err(RefundError::NotPending(refund.status));
+            }
+        }
         if order.transfers.iter().any(|t| t.tx_hash == key) {
             return Err(RefundError::AlreadyUsed("a payment of this order"));
         }
@@ -511,6 +580,7 @@ pub async fn record_refund(
             mined_at: verified.inclusion.mined_at(),
             sandbox: sandbox::is_sandbox(hash) && !order.livemode,
             reorged_at: None,
+            seen_at: None,
         };
         let update = order
             .edit(now, |o| {
@@ -605,36 +675,42 @@ pub(crate) async fn refunds_update(
             // fit one DynamoDB transaction); this one stays as recorded until the next check.
             ConfirmationCheck::Reorged if current.is_some() && !claims.is_empty() => {}
             ConfirmationCheck::Reorged => {
-                // Mined again on the new branch (what a reorg usually does to a transaction):
-                // the same checks as when it was submitted decide whether it still sends
-                // this refund. Not mined again yet, it is waited for (see
-                // [`REFUND_DROPPED_AFTER_SECS`]): sent back to pending, the merchant would
-                // send the refund twice.
-                let mined_again = tx.as_ref().filter(|tx| tx.inclusion.is_some());
-                let moved = match mined_again {
-                    Some(tx) if follow_moves => check_refund_tx(order, payment, r, &hash, tx).ok(),
-                    _ => None,
-                };
-                let out_since = t.reorged_at.unwrap_or(now);
-                let dropped = tx.is_none()
-                    && now.unix().saturating_sub(out_since.unix()) >= REFUND_DROPPED_AFTER_SECS;
-                match (moved, r.transfer.as_mut()) {
-                    (Some(v), Some(t)) => {
+                // Sent back to pending while the transaction may still be mined, the
+                // merchant would send the refund twice: see [`after_reorg`].
+                let fate = after_reorg(
+                    order,
+                    payment,
+                    r,
+                    &t,
+                    &hash,
+                    tx.as_ref(),
+                    follow_moves,
+                    head,
+                    now,
+                );
+                match (fate, r.transfer.as_mut()) {
+                    (AfterReorg::Follow(v), Some(t)) => {
                         tracing::info!(order_id = %order.id, refund = %r.id, tx = %t.tx_hash, from = t.block_number, to = v.inclusion.block_number, "a reorg moved the refund's transaction to another block; following it there");
                         t.block_number = v.inclusion.block_number;
                         t.block_hash = v.inclusion.block_hash.clone();
                         t.mined_at = v.inclusion.mined_at();
                         t.confirmations = v.inclusion.confirmations_at(head);
                         t.reorged_at = None;
+                        t.seen_at = None;
                         claims.extend(v.claims);
                     }
-                    // In the mempool again, or not shown for a while yet: waited for.
-                    (None, Some(t)) if mined_again.is_none() && !dropped => {
+                    (AfterReorg::Wait { seen }, Some(t)) => {
                         if t.reorged_at.is_none() {
                             tracing::warn!(order_id = %order.id, refund = %r.id, tx = %t.tx_hash, block = t.block_number, "a reorg took the refund's transaction out of its block; waiting for it to be mined again");
                         }
-                        t.reorged_at = Some(out_since);
+                        t.reorged_at.get_or_insert(now);
                         t.confirmations = 0;
+                        let stale = t.seen_at.is_none_or(|at| {
+                            now.unix().saturating_sub(at.unix()) >= SEEN_GRAIN_SECS
+                        });
+                        if seen && stale {
+                            t.seen_at = Some(now);
+                        }
                     }
                     _ => {
                         tracing::warn!(order_id = %order.id, refund = %r.id, tx = %t.tx_hash, "the refund's transaction no longer sends it (gone, failed or changed on the new branch); the refund is pending again");
@@ -653,6 +729,7 @@ pub(crate) async fn refunds_update(
                 if let Some(t) = r.transfer.as_mut() {
                     t.confirmations = confirmations;
                     t.reorged_at = None;
+                    t.seen_at = None;
                 }
                 succeeded.push(r.id.clone());
             }
@@ -661,6 +738,7 @@ pub(crate) async fn refunds_update(
                 if let Some(t) = r.transfer.as_mut() {
                     t.confirmations = confirmations;
                     t.reorged_at = None;
+                    t.seen_at = None;
                 }
             }
             ConfirmationCheck::Unsure => {

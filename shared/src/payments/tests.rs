@@ -38,6 +38,8 @@ struct ScriptedChain {
     down: Mutex<bool>,
     /// How many transactions were mined (their hashes are numbered).
     mined: std::sync::atomic::AtomicU64,
+    /// How many reorgs there were (each branch's blocks have hashes of their own).
+    forks: std::sync::atomic::AtomicU8,
     /// The node answering is this many blocks behind: it reports an older head and has no
     /// blocks above it (a load-balanced provider's slower node).
     behind: Mutex<u64>,
@@ -159,10 +161,13 @@ impl ScriptedChain {
     /// A reorg replaces every block from `from` on; `moved` transactions are mined again
     /// at `to_block` of the new branch, the others are gone.
     fn reorg(&self, from: u64, moved: &[&TxHash], to_block: u64) {
+        let fork = 1 + self
+            .forks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let head = *self.head.lock().unwrap();
         let mut blocks = self.blocks.lock().unwrap();
         for b in from..=head.max(to_block) {
-            blocks.insert(b, block_hash(b, 1));
+            blocks.insert(b, block_hash(b, fork));
         }
         let mut txs = self.txs.lock().unwrap();
         let keep: Vec<String> = moved.iter().map(|h| h.to_string()).collect();

@@ -770,8 +770,8 @@ impl World {
                     );
                 }
                 // Back to pending only once its transaction can no longer send it (gone from
-                // the chain, or mined again failed): one that may still be mined is waited
-                // for, or the merchant would send the refund twice.
+                // the chain, or mined again failed in a final block): one that may still be
+                // mined is waited for, or the merchant would send the refund twice.
                 if let Some(sent) = was
                     .filter(|b| {
                         b.status == RefundStatus::Confirming && r.status == RefundStatus::Pending
@@ -780,9 +780,12 @@ impl World {
                 {
                     let txs = self.r.chain.txs.lock().unwrap();
                     let hidden = self.r.chain.hidden.lock().unwrap().contains(&sent.tx_hash);
-                    let may_send = txs
-                        .get(&sent.tx_hash)
-                        .is_some_and(|tx| tx.inclusion.as_ref().is_none_or(|i| i.success));
+                    let head = self.head();
+                    let may_send = txs.get(&sent.tx_hash).is_some_and(|tx| {
+                        tx.inclusion
+                            .as_ref()
+                            .is_none_or(|i| i.success || head + 1 - i.block_number < FINAL)
+                    });
                     assert!(
                         !may_send || hidden,
                         "{} refund {} pending again while {} may still send it",

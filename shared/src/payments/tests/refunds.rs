@@ -873,6 +873,110 @@ async fn a_refund_transfer_dropped_for_good_is_sent_again_or_replaced() {
     }
 }
 
+/// The wait for a reorged refund transaction counts from when a node last showed it: one
+/// that sat in the mempool for hours is not dropped by one node's empty answer. Mined again
+/// failed, it is waited for until that block is final (a second shallow reorg can mine it
+/// as it was). And a "replacement" is refused while the transaction waited for is mined
+/// again and still sends the refund.
+#[tokio::test]
+async fn a_waiting_refund_transfer_is_given_up_only_when_it_cannot_send_the_refund() {
+    let r = rig();
+    let org = OrgId::generate();
+    let o = r.paid(&org, 25_000_000).await;
+    let rid = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
+    let tx = r
+        .chain
+        .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+    assert_eq!(r.send_refund(&o.id, &rid, &tx).await, "OK");
+    r.chain.reorg(41, &[&tx], 42);
+    r.chain
+        .txs
+        .lock()
+        .unwrap()
+        .get_mut(&tx.to_string())
+        .unwrap()
+        .inclusion = None;
+    let round = Some(r.get(&o.id).await.check_round);
+    let t = Timestamp::now();
+    let check = async |secs: i64| {
+        advance(&r.s, None, &o.id, round, t.plus_seconds(secs))
+            .await
+            .unwrap();
+        let o = r.get(&o.id).await;
+        (o.refunds[0].status, o.refunds[0].transfer.clone())
+    };
+    // In the mempool for hours: seen, and waited for.
+    for hour in 0..5 {
+        let (status, transfer) = check(hour * 3600).await;
+        assert_eq!(status, RefundStatus::Confirming);
+        assert_eq!(transfer.unwrap().seen_at, Some(t.plus_seconds(hour * 3600)));
+    }
+    // Then a node that does not know it: still waited for, until none has shown it for
+    // the whole wait.
+    r.chain.hide(&tx);
+    let last_seen = 4 * 3600;
+    let (status, _) = check(last_seen + REFUND_DROPPED_AFTER_SECS - 1).await;
+    assert_eq!(status, RefundStatus::Confirming);
+    // Mined again, failed: waited for until that block is final.
+    r.chain.show_all();
+    r.chain.mine_again(&tx, 44);
+    r.chain
+        .txs
+        .lock()
+        .unwrap()
+        .get_mut(&tx.to_string())
+        .unwrap()
+        .inclusion
+        .as_mut()
+        .unwrap()
+        .success = false;
+    let (status, transfer) = check(last_seen + REFUND_DROPPED_AFTER_SECS).await;
+    assert_eq!(status, RefundStatus::Confirming);
+    assert!(transfer.unwrap().reorged_at.is_some());
+    // A second reorg mines it as it was: followed, and nothing else is taken as its transfer.
+    r.chain.reorg(44, &[&tx], 45);
+    r.chain.mine_again(&tx, 45);
+    let (status, transfer) = check(last_seen + REFUND_DROPPED_AFTER_SECS).await;
+    let transfer = transfer.unwrap();
+    assert_eq!(status, RefundStatus::Confirming);
+    assert_eq!((transfer.block_number, transfer.reorged_at), (45, None));
+    // Out again, back to the mempool: waited for. Mined again before a check has seen it,
+    // it is the refund's: a replacement submitted then is refused.
+    r.chain.reorg(45, &[&tx], 46);
+    r.chain
+        .txs
+        .lock()
+        .unwrap()
+        .get_mut(&tx.to_string())
+        .unwrap()
+        .inclusion = None;
+    let (_, transfer) = check(last_seen + REFUND_DROPPED_AFTER_SECS).await;
+    assert!(transfer.unwrap().reorged_at.is_some());
+    r.chain.mine_again(&tx, 46);
+    let other = r
+        .chain
+        .mine_from(47, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+    assert_eq!(
+        r.send_refund(&o.id, &rid, &other).await,
+        "REFUND_NOT_PENDING"
+    );
+    // Mined again failed, and that block final: the refund is pending again.
+    r.chain.reorg(46, &[&tx], 48);
+    r.chain
+        .txs
+        .lock()
+        .unwrap()
+        .get_mut(&tx.to_string())
+        .unwrap()
+        .inclusion
+        .as_mut()
+        .unwrap()
+        .success = false;
+    r.chain.set_head(90);
+    let (status, transfer) = check(last_seen + REFUND_DROPPED_AFTER_SECS).await;
+    assert_eq!((status, transfer), (RefundStatus::Pending, None));
+}
+
 /// A reorg usually mines a transaction again in another block: the refund's transfer is
 /// followed there and stays `confirming` (then `succeeded`), not sent back to `pending`,
 /// which would have the merchant send the money a second time.
