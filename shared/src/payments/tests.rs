@@ -98,6 +98,23 @@ impl ScriptedChain {
         });
     }
 
+    /// `tx` is back in the mempool (a reorg dropped it): the node shows it, in no block.
+    fn to_mempool(&self, tx: &TxHash) {
+        self.txs
+            .lock()
+            .unwrap()
+            .get_mut(&tx.to_string())
+            .unwrap()
+            .inclusion = None;
+    }
+
+    /// `tx`, mined again, reverted there (the state it ran against changed).
+    fn fail_again(&self, tx: &TxHash) {
+        let mut txs = self.txs.lock().unwrap();
+        let tx = txs.get_mut(&tx.to_string()).unwrap();
+        tx.inclusion.as_mut().unwrap().success = false;
+    }
+
     /// The node shows every transaction it has again.
     fn show_all(&self) {
         self.hidden.lock().unwrap().clear();

@@ -52,6 +52,15 @@ impl Rig {
         (rid, tx)
     }
 
+    /// A paid order of 25 USDC refunded whole, its refund's transaction mined at block 41
+    /// and recorded.
+    async fn refunded_whole(&self) -> (PayOrder, RefundId, TxHash) {
+        let o = self.paid(&OrgId::generate(), 25_000_000).await;
+        let (rid, tx) = self.refund_sent(&o.id, 25_000_000, 41).await;
+        assert_eq!(self.send_refund(&o.id, &rid, &tx).await, "OK");
+        (o, rid, tx)
+    }
+
     /// The merchant cancels refund `rid` of the order as it is stored now.
     async fn cancel_refund(&self, id: &OrderId, rid: &RefundId) {
         let u = cancel_refund(&self.get(id).await, rid, Timestamp::now()).unwrap();
@@ -764,13 +773,7 @@ async fn refund_transfers_that_are_not_this_refund_are_refused() {
 #[tokio::test]
 async fn a_refund_transfer_a_reorg_drops_is_waited_for_not_sent_back() {
     let r = rig();
-    let org = OrgId::generate();
-    let o = r.paid(&org, 25_000_000).await;
-    let rid = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
-    let tx = r
-        .chain
-        .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
-    assert_eq!(r.send_refund(&o.id, &rid, &tx).await, "OK");
+    let (o, _, tx) = r.refunded_whole().await;
     // The reorg drops it; the node answering does not know it.
     r.chain.reorg(41, &[&tx], 42);
     r.chain.hide(&tx);
@@ -792,13 +795,7 @@ async fn a_refund_transfer_a_reorg_drops_is_waited_for_not_sent_back() {
     ));
     // Back in the mempool, shown pending: still waited for, from the same time.
     r.chain.show_all();
-    r.chain
-        .txs
-        .lock()
-        .unwrap()
-        .get_mut(&tx.to_string())
-        .unwrap()
-        .inclusion = None;
+    r.chain.to_mempool(&tx);
     assert_eq!(r.check(&o.id).await, Progress::Waiting);
     let still = r.get(&o.id).await;
     assert_eq!(still.refunds[0].status, RefundStatus::Confirming);
@@ -826,13 +823,7 @@ async fn a_refund_transfer_a_reorg_drops_is_waited_for_not_sent_back() {
 async fn a_refund_transfer_dropped_for_good_is_sent_again_or_replaced() {
     for replace in [false, true] {
         let r = rig();
-        let org = OrgId::generate();
-        let o = r.paid(&org, 25_000_000).await;
-        let rid = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
-        let tx = r
-            .chain
-            .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
-        assert_eq!(r.send_refund(&o.id, &rid, &tx).await, "OK");
+        let (o, rid, _) = r.refunded_whole().await;
         r.chain.reorg(41, &[], 42);
         let now = Timestamp::now();
         let round = Some(r.get(&o.id).await.check_round);
@@ -881,21 +872,9 @@ async fn a_refund_transfer_dropped_for_good_is_sent_again_or_replaced() {
 #[tokio::test]
 async fn a_waiting_refund_transfer_is_given_up_only_when_it_cannot_send_the_refund() {
     let r = rig();
-    let org = OrgId::generate();
-    let o = r.paid(&org, 25_000_000).await;
-    let rid = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
-    let tx = r
-        .chain
-        .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
-    assert_eq!(r.send_refund(&o.id, &rid, &tx).await, "OK");
+    let (o, rid, tx) = r.refunded_whole().await;
     r.chain.reorg(41, &[&tx], 42);
-    r.chain
-        .txs
-        .lock()
-        .unwrap()
-        .get_mut(&tx.to_string())
-        .unwrap()
-        .inclusion = None;
+    r.chain.to_mempool(&tx);
     let round = Some(r.get(&o.id).await.check_round);
     let t = Timestamp::now();
     let check = async |secs: i64| {
@@ -920,16 +899,7 @@ async fn a_waiting_refund_transfer_is_given_up_only_when_it_cannot_send_the_refu
     // Mined again, failed: waited for until that block is final.
     r.chain.show_all();
     r.chain.mine_again(&tx, 44);
-    r.chain
-        .txs
-        .lock()
-        .unwrap()
-        .get_mut(&tx.to_string())
-        .unwrap()
-        .inclusion
-        .as_mut()
-        .unwrap()
-        .success = false;
+    r.chain.fail_again(&tx);
     let (status, transfer) = check(last_seen + REFUND_DROPPED_AFTER_SECS).await;
     assert_eq!(status, RefundStatus::Confirming);
     assert!(transfer.unwrap().reorged_at.is_some());
@@ -943,13 +913,7 @@ async fn a_waiting_refund_transfer_is_given_up_only_when_it_cannot_send_the_refu
     // Out again, back to the mempool: waited for. Mined again before a check has seen it,
     // it is the refund's: a replacement submitted then is refused.
     r.chain.reorg(45, &[&tx], 46);
-    r.chain
-        .txs
-        .lock()
-        .unwrap()
-        .get_mut(&tx.to_string())
-        .unwrap()
-        .inclusion = None;
+    r.chain.to_mempool(&tx);
     let (_, transfer) = check(last_seen + REFUND_DROPPED_AFTER_SECS).await;
     assert!(transfer.unwrap().reorged_at.is_some());
     r.chain.mine_again(&tx, 46);
@@ -962,16 +926,7 @@ async fn a_waiting_refund_transfer_is_given_up_only_when_it_cannot_send_the_refu
     );
     // Mined again failed, and that block final: the refund is pending again.
     r.chain.reorg(46, &[&tx], 48);
-    r.chain
-        .txs
-        .lock()
-        .unwrap()
-        .get_mut(&tx.to_string())
-        .unwrap()
-        .inclusion
-        .as_mut()
-        .unwrap()
-        .success = false;
+    r.chain.fail_again(&tx);
     r.chain.set_head(90);
     let (status, transfer) = check(last_seen + REFUND_DROPPED_AFTER_SECS).await;
     assert_eq!((status, transfer), (RefundStatus::Pending, None));
@@ -983,13 +938,7 @@ async fn a_waiting_refund_transfer_is_given_up_only_when_it_cannot_send_the_refu
 #[tokio::test]
 async fn a_refund_transfer_moved_by_a_reorg_is_followed_not_sent_back() {
     let r = rig();
-    let org = OrgId::generate();
-    let o = r.paid(&org, 25_000_000).await;
-    let rid = r.refund(&o.id, ask(None, Some(CUSTOMER))).await.unwrap();
-    let tx = r
-        .chain
-        .mine_from(41, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
-    assert_eq!(r.send_refund(&o.id, &rid, &tx).await, "OK");
+    let (o, _, tx) = r.refunded_whole().await;
     r.chain.reorg(41, &[&tx], 43);
     r.check(&o.id).await;
     let moved = r.get(&o.id).await;
