@@ -24,7 +24,7 @@ async fn details(svc: &Services, req: &Request, rid: String) -> Result<Response<
         let links = http::links(req);
         let answer = |o: &payorders::PayOrder| http::json(200, &render::order_view(o, &links));
         // The answer is kept for the Idempotency-Key by the choice's own write.
-        let keep = |o: &payorders::PayOrder| http::completion(&answer(o));
+        let keep = http::keeping(&answer);
         let order = payorders::checkout::details::choose(svc, &order, body, Some(&keep)).await?;
         Ok(http::kept(answer(&order)))
     })

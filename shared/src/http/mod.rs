@@ -389,6 +389,14 @@ pub fn completion(resp: &Response<Body>) -> Option<IdempotencyCompletion> {
     .ok()
 }
 
+/// The [`completion`] of the answer `respond` gives an order, for the write of that order's
+/// change to carry ([`crate::store::KeepAnswer`]).
+pub fn keeping<'a>(
+    respond: &'a (impl Fn(&PayOrder) -> Response<Body> + Sync),
+) -> impl Fn(&PayOrder) -> Option<IdempotencyCompletion> + Sync + 'a {
+    move |o| completion(&respond(o))
+}
+
 /// `resp`, whose [`completion`] was written with the change: [`idempotent`] does not write
 /// the key again.
 pub fn kept(mut resp: Response<Body>) -> Response<Body> {

@@ -43,7 +43,7 @@ pub async fn pay_answering(
     chain: Option<crate::model::ChainId>,
     respond: impl Fn(&crate::model::PayOrder) -> lambda_http::Response<super::Body> + Sync,
 ) -> Result<lambda_http::Response<super::Body>, ApiError> {
-    let keep = |o: &crate::model::PayOrder| super::completion(&respond(o));
+    let keep = super::keeping(&respond);
     let (hash, order) = checked(order, hash, chain)?;
     let recorded = crate::payments::record_payment_keeping(
         settler,

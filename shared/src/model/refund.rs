@@ -63,6 +63,16 @@ pub struct RefundTransfer {
     pub seen_at: Option<Timestamp>,
 }
 
+impl RefundTransfer {
+    /// In a block again with `confirmations` (followed there, back where it was, or final):
+    /// no longer waited for after a reorg.
+    pub fn in_block(&mut self, confirmations: u64) {
+        self.confirmations = confirmations;
+        self.reorged_at = None;
+        self.seen_at = None;
+    }
+}
+
 /// One refund of an order (`re_…`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

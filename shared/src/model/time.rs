@@ -86,6 +86,16 @@ impl Timestamp {
             .unwrap_or(bound)
     }
 
+    /// `last` while it is less than `grain_secs` before `now`, else `now`: a time noted at
+    /// most once per `grain_secs`, so a record that keeps it is not written again for every
+    /// event it notes (when a node last showed a transaction, when an attempt last failed).
+    pub fn noted(last: Option<Timestamp>, now: Timestamp, grain_secs: i64) -> Timestamp {
+        match last {
+            Some(t) if t.seconds_until(now) < grain_secs => t,
+            _ => now,
+        }
+    }
+
     /// Seconds from `self` until `later` (negative when `later` is earlier).
     pub fn seconds_until(&self, later: Timestamp) -> i64 {
         (later.0 - self.0).whole_seconds()

@@ -6,12 +6,10 @@ use super::rules::{
     Assessment, ConfirmationCheck, check_confirmations, confirmation_delay, paid_now,
     still_included, tally,
 };
-use super::verify::{reader_for, verify_transaction};
+use super::verify::{reader_for, stored_hash, verify_transaction};
 use super::{ATTEMPTS, Settler};
 use crate::chains::ChainError;
-use crate::model::{
-    OrderId, OrderStatus, OrderUpdate, PayOrder, Timestamp, TransferStatus, TxHash,
-};
+use crate::model::{OrderId, OrderStatus, OrderUpdate, PayOrder, Timestamp, TransferStatus};
 use crate::queue::QueueError;
 use crate::routing::{ExchangeStatus, RouteError, Router};
 use crate::store::StoreError;
@@ -171,8 +169,7 @@ async fn confirmations_update(
             || (follow_moves && t.status == TransferStatus::Reorged)
     }) {
         let was_reorged = t.status == TransferStatus::Reorged;
-        let hash = TxHash::parse(family, &t.tx_hash)
-            .map_err(|e| StoreError::Corrupt(format!("stored tx hash {}: {e}", t.tx_hash)))?;
+        let hash = stored_hash(family, &t.tx_hash)?;
         let reader = reader_for(&s.chains, order, payment, &hash)?;
         let current = reader.transaction(&hash).await?.and_then(|tx| tx.inclusion);
         if was_reorged && current.is_none() {

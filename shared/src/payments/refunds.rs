@@ -4,7 +4,7 @@
 //! checks, up to REFUNDED once everything received is refunded.
 
 use super::rules::{ConfirmationCheck, confirmed, paid_now, tally};
-use super::verify::{NATIVE_VALUE_POSITION, reader_for};
+use super::verify::{NATIVE_VALUE_POSITION, reader_for, stored_hash};
 use super::{ATTEMPTS, PaymentError, Settler, VerifyError, enqueue_check, required_confirmations};
 use crate::chains::sandbox::{self, SandboxChain};
 use crate::chains::{ChainError, ChainTx, Inclusion, TxReader};
@@ -62,7 +62,7 @@ fn after_reorg(
 ) -> AfterReorg {
     let Some(tx) = tx else {
         let last_seen = [t.reorged_at, t.seen_at].into_iter().flatten().max();
-        let unseen = last_seen.map_or(0, |at| now.unix().saturating_sub(at.unix()));
+        let unseen = last_seen.map_or(0, |at| at.seconds_until(now));
         return if unseen >= REFUND_DROPPED_AFTER_SECS {
             AfterReorg::Pending
         } else {
@@ -517,9 +517,7 @@ pub async fn record_refund(
         if replaced && let Some(original) = &refund.transfer {
             // Unless the transaction waited for is mined again and still sends the refund:
             // then it is the refund's, and the next check follows it.
-            let hash = TxHash::parse(payment.family(), &original.tx_hash).map_err(|e| {
-                StoreError::Corrupt(format!("stored tx hash {}: {e}", original.tx_hash))
-            })?;
+            let hash = stored_hash(payment.family(), &original.tx_hash)?;
             let reader = refund_reader(s, &order, &payment, &refund.address, &hash)
                 .map_err(VerifyError::from)?;
             let tx = reader.transaction(&hash).await.map_err(VerifyError::from)?;
@@ -655,8 +653,7 @@ pub(crate) async fn refunds_update(
         let Some(t) = r.transfer.clone() else {
             continue;
         };
-        let hash = TxHash::parse(family, &t.tx_hash)
-            .map_err(|e| StoreError::Corrupt(format!("stored tx hash {}: {e}", t.tx_hash)))?;
+        let hash = stored_hash(family, &t.tx_hash)?;
         let reader = refund_reader(s, order, payment, &r.address, &hash)?;
         let tx = reader.transaction(&hash).await?;
         let current = tx.as_ref().and_then(|tx| tx.inclusion.clone());
@@ -694,9 +691,7 @@ pub(crate) async fn refunds_update(
                         t.block_number = v.inclusion.block_number;
                         t.block_hash = v.inclusion.block_hash.clone();
                         t.mined_at = v.inclusion.mined_at();
-                        t.confirmations = v.inclusion.confirmations_at(head);
-                        t.reorged_at = None;
-                        t.seen_at = None;
+                        t.in_block(v.inclusion.confirmations_at(head));
                         claims.extend(v.claims);
                     }
                     (AfterReorg::Wait { seen }, Some(t)) => {
@@ -705,11 +700,8 @@ pub(crate) async fn refunds_update(
                         }
                         t.reorged_at.get_or_insert(now);
                         t.confirmations = 0;
-                        let stale = t.seen_at.is_none_or(|at| {
-                            now.unix().saturating_sub(at.unix()) >= SEEN_GRAIN_SECS
-                        });
-                        if seen && stale {
-                            t.seen_at = Some(now);
+                        if seen {
+                            t.seen_at = Some(Timestamp::noted(t.seen_at, now, SEEN_GRAIN_SECS));
                         }
                     }
                     _ => {
@@ -727,18 +719,14 @@ pub(crate) async fn refunds_update(
                 r.status = RefundStatus::Succeeded;
                 r.succeeded_at = Some(now);
                 if let Some(t) = r.transfer.as_mut() {
-                    t.confirmations = confirmations;
-                    t.reorged_at = None;
-                    t.seen_at = None;
+                    t.in_block(confirmations);
                 }
                 succeeded.push(r.id.clone());
             }
             ConfirmationCheck::Pending { confirmations } => {
                 // (Back in its block, if the reorg was undone.)
                 if let Some(t) = r.transfer.as_mut() {
-                    t.confirmations = confirmations;
-                    t.reorged_at = None;
-                    t.seen_at = None;
+                    t.in_block(confirmations);
                 }
             }
             ConfirmationCheck::Unsure => {

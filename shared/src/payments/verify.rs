@@ -110,6 +110,15 @@ pub fn parse_hash(payment: &Payment, text: &str) -> Result<TxHash, PaymentError>
     })
 }
 
+/// A transfer's hash as stored on an order: one that does not parse is a corrupt record.
+pub(crate) fn stored_hash(
+    family: ChainFamily,
+    text: &str,
+) -> Result<TxHash, crate::store::StoreError> {
+    TxHash::parse(family, text)
+        .map_err(|e| crate::store::StoreError::Corrupt(format!("stored tx hash {text}: {e}")))
+}
+
 /// The reader that answers for `hash`: the sandbox chain for a sandbox hash on a test-mode
 /// order, the order's chain otherwise. Live orders never see sandbox transactions.
 pub fn reader_for(
