@@ -6,6 +6,11 @@
 //! per capability; the rules both follow are written once beside them, so the adapters only
 //! read and write: [`idempotency`] (what starting, completing and releasing a key does) and
 //! [`versioned`] (when a versioned write may replace a record).
+//!
+//! A conditional write whose answer was lost (a timeout, a dropped connection) and which
+//! the adapter's client sent again is answered as written when its first try was: a
+//! refusal always means another writer's record stands (see `DynamoStore::put_if`). So
+//! callers never compare a refused write's record with their own.
 
 #[cfg(feature = "aws")]
 pub mod dynamo;

@@ -22,7 +22,7 @@ use crate::model::{
     WebhookEndpoint, WebhookEndpointId,
 };
 use crate::queue::Outcome;
-use crate::store::{Store, StoreError, StoreResult, Versioned, WebhookStore};
+use crate::store::{Store, StoreError, StoreResult, Versioned};
 use async_trait::async_trait;
 
 /// How long a lease on an attempt lasts: longer than the longest timeout an endpoint may
@@ -123,24 +123,16 @@ pub fn attempt_under_way(d: &Delivery, now: Timestamp) -> Option<u64> {
 
 // ------------------------------------------------------------------ one attempt
 
-/// After a lease's conditional write was refused, with the delivery as now stored: `None`
-/// when the stored record is the lease itself (the write went through and only its answer
-/// was lost), so the attempt is ours; else what the message does: done when the delivery
-/// is finished, back when the other worker's lease ends (or at once, in a second, when it
-/// has ended or the record is gone).
-pub fn after_lost_lease(
-    leased: &Delivery,
-    stored: Option<&Delivery>,
-    now: Timestamp,
-) -> Option<Outcome> {
-    if stored == Some(leased) {
-        return None;
-    }
-    Some(match stored.map(|d| lease_attempt(d, now)) {
+/// After a lease's conditional write was refused (another worker's record stands), with
+/// the delivery as now stored, what the message does: done when the delivery is finished,
+/// back when the other worker's lease ends (or at once, in a second, when it has ended or
+/// the record is gone).
+pub fn after_lost_lease(stored: Option<&Delivery>, now: Timestamp) -> Outcome {
+    match stored.map(|d| lease_attempt(d, now)) {
         Some(Lease::Finished) => Outcome::Done,
         Some(Lease::NotDue(secs)) => Outcome::RetryAfter(secs),
         Some(Lease::Take(_)) | None => Outcome::RetryAfter(1),
-    })
+    }
 }
 
 /// What a queue message finds its delivery ready for.
@@ -487,9 +479,11 @@ pub async fn attempt_delivery(
             error = ?a.error, "webhook attempt"
         );
     }
-    if !written_over(store, &after.delivery, leased.version).await? {
+    match store.update_delivery(&after.delivery, leased.version).await {
+        Ok(()) => {}
         // The lease ran out and another worker took over: its record wins.
-        return Ok(Outcome::Done);
+        Err(StoreError::VersionConflict { .. }) => return Ok(Outcome::Done),
+        Err(e) => return Err(e),
     }
     if let Some(ep) = endpoint {
         record_endpoint_health(store, &ep, after.health, now).await?;
@@ -589,16 +583,14 @@ async fn take_lease(
             (leased, won, Some(event), endpoint)
         }
     };
-    // Refused, the attempt is ours still if the stored record is the lease itself (the
-    // write went through and only its answer was lost); else another worker holds it, and
-    // this message comes back when that lease ends, to find the delivery finished or take
-    // over from a worker that died (a copy of an SQS message is the same message: deleting
-    // it here would end it for the worker that holds the lease too).
+    // Refused, another worker holds the delivery (a write of ours whose answer was lost
+    // the store answers as written): this message comes back when that lease ends, to find
+    // the delivery finished or take over from a worker that died (a copy of an SQS message
+    // is the same message: deleting it here would end it for the worker that holds the
+    // lease too).
     if !won {
         let stored = store.get_delivery(&id).await?;
-        if let Some(outcome) = after_lost_lease(&leased, stored.as_ref(), now) {
-            return Ok(Err(outcome));
-        }
+        return Ok(Err(after_lost_lease(stored.as_ref(), now)));
     }
     Ok(Ok(Leased {
         delivery: leased,
@@ -653,23 +645,6 @@ async fn delivery_destination(
                 )),
             }
         }
-    }
-}
-
-/// Writes `d` over version `expected`: true once it is stored, by this write or by an
-/// earlier try of it. A write that went through but whose answer was lost is tried again
-/// by the SDK, and that try is refused by the very version the first one wrote: the stored
-/// record is then `d` itself, and the attempt's outcome (a retry to schedule) still
-/// stands. Taken for another worker's write, the message would be deleted and the
-/// delivery left pending with nothing to attempt it again. False when another worker's
-/// record stands.
-async fn written_over(store: &dyn WebhookStore, d: &Delivery, expected: u64) -> StoreResult<bool> {
-    match store.update_delivery(d, expected).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::VersionConflict { .. }) => {
-            Ok(store.get_delivery(&d.id).await?.as_ref() == Some(d))
-        }
-        Err(e) => Err(e),
     }
 }
 
@@ -811,75 +786,26 @@ mod tests {
         assert_ne!(first_lease(&event, &order_url, ep.url, now).id, l.id);
     }
 
-    /// An attempt's outcome written, whose answer was lost, still stands (its retry is
-    /// scheduled: the message comes back), not taken for another worker's write. The SDK's
-    /// retry of such a write is the same write again, over the version it already moved on.
-    #[cfg(feature = "embedded")]
-    #[tokio::test]
-    async fn an_outcome_written_whose_answer_was_lost_still_stands() {
-        let (d, _) = delivery(&endpoint());
-        let now = t0().plus_seconds(3);
-        let mine = leased(&d, now);
-        let failed = after_attempt(&mine, attempted(answered(503, None), now), AS_SCHEDULED);
-        let holding = async |d: &Delivery| {
-            let store = crate::store::embedded::EmbeddedStore::in_memory().unwrap();
-            assert!(store.create_delivery(d).await.unwrap());
-            store
-        };
-        for lose_answers in [false, true] {
-            let store = holding(&mine).await;
-            if lose_answers {
-                // The first try went through; its answer was lost.
-                store
-                    .update_delivery(&failed.delivery, mine.version)
-                    .await
-                    .unwrap();
-            }
-            assert!(
-                written_over(&store, &failed.delivery, mine.version)
-                    .await
-                    .unwrap()
-            );
-        }
-        // This lease ran out and another worker's stands over it: not ours.
-        let theirs = leased(&mine, now.plus_seconds(LEASE_SECS + 1));
-        let store = holding(&theirs).await;
-        assert!(
-            !written_over(&store, &failed.delivery, mine.version)
-                .await
-                .unwrap()
-        );
-    }
-
     #[test]
-    fn a_refused_lease_is_ours_only_if_the_stored_record_is_that_lease() {
+    fn a_refused_lease_comes_back_when_the_other_workers_lease_ends() {
         let (d, _) = delivery(&endpoint());
         let now = t0().plus_seconds(3);
-        let mine = leased(&d, now);
-        // The write went through; its answer was lost and the retried write refused.
-        assert_eq!(after_lost_lease(&mine, Some(&mine), now), None);
         // Another worker's lease, taken a moment later: back when it ends.
         let theirs = leased(&d, now.plus_seconds(1));
         assert_eq!(
-            after_lost_lease(&mine, Some(&theirs), now),
-            Some(Outcome::RetryAfter(LEASE_SECS as u64 + 1))
+            after_lost_lease(Some(&theirs), now),
+            Outcome::RetryAfter(LEASE_SECS as u64 + 1)
         );
         // Finished by the other worker: nothing left to do.
         let done = after_attempt(&theirs, attempted(answered(200, None), now), AS_SCHEDULED);
-        assert_eq!(
-            after_lost_lease(&mine, Some(&done.delivery), now),
-            Some(Outcome::Done)
-        );
+        assert_eq!(after_lost_lease(Some(&done.delivery), now), Outcome::Done);
         // Its lease ran out, or the record is gone: come back at once.
         let later = now.plus_seconds(LEASE_SECS + 5);
         assert_eq!(
-            after_lost_lease(&mine, Some(&theirs), later),
-            Some(Outcome::RetryAfter(1))
+            after_lost_lease(Some(&theirs), later),
+            Outcome::RetryAfter(1)
         );
-        assert_eq!(
-            after_lost_lease(&mine, None, now),
-            Some(Outcome::RetryAfter(1))
-        );
+        assert_eq!(after_lost_lease(None, now), Outcome::RetryAfter(1));
     }
 
     #[test]

@@ -5,6 +5,16 @@ use payorders::store::Store;
 use payorders::store::dynamo::{DynamoStore, create_table};
 use payorders::store::embedded::EmbeddedStore;
 use payorders::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
 
 /// The moto server endpoint `make test` exported. Missing is a failure, never a skip.
 pub fn aws_endpoint() -> String {
@@ -42,6 +52,90 @@ pub async fn dynamo_store() -> DynamoStore {
         .await
         .expect("create the table in moto");
     DynamoStore::new(client, table)
+}
+
+/// A DynamoDB store on a brand-new table in moto, whose client loses the answer of every
+/// PutItem that succeeds on its first attempt: moto has made the write, and the SDK is told
+/// `500 InternalServerError` instead, as when a connection drops or a load balancer times
+/// out after DynamoDB wrote. The SDK then sends the same request again, as it would in AWS.
+pub async fn dynamo_store_losing_answers() -> LosingAnswers {
+    let lost = Arc::new(AtomicUsize::new(0));
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(std::time::Duration::from_millis(1)),
+        )
+        .interceptor(LoseFirstAnswers {
+            operation: "PutItem",
+            lost: lost.clone(),
+        })
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let table = unique("lost-answers");
+    create_table(&client, &table)
+        .await
+        .expect("create the table in moto");
+    LosingAnswers {
+        store: DynamoStore::new(client, table),
+        lost,
+    }
+}
+
+/// A DynamoDB store whose answers [`LoseFirstAnswers`] loses, and how many it lost.
+pub struct LosingAnswers {
+    pub store: DynamoStore,
+    pub lost: Arc<AtomicUsize>,
+}
+
+impl LosingAnswers {
+    pub fn lost(&self) -> usize {
+        self.lost.load(Ordering::SeqCst)
+    }
+}
+
+impl Adapter for LosingAnswers {
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+}
+
+/// An SDK interceptor that replaces the successful answer of each first attempt of
+/// `operation` with a 500, after the service has acted on the request.
+#[derive(Debug)]
+pub struct LoseFirstAnswers {
+    operation: &'static str,
+    lost: Arc<AtomicUsize>,
+}
+
+impl Intercept for LoseFirstAnswers {
+    fn name(&self) -> &'static str {
+        "LoseFirstAnswers"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let first = cfg
+            .load::<RequestAttempts>()
+            .is_none_or(|a| a.attempts() <= 1);
+        let ours = cfg
+            .load::<Metadata>()
+            .is_some_and(|m| m.name() == self.operation);
+        if first && ours && context.response().status().is_success() {
+            self.lost.fetch_add(1, Ordering::SeqCst);
+            *context.response_mut() = HttpResponse::new(
+                StatusCode::try_from(500u16).expect("a status code"),
+                SdkBody::from(
+                    r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"the answer was lost"}"#,
+                ),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// An embedded store in a fresh SQLite file (WAL mode, as `make dev` uses), in a temporary

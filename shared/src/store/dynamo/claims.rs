@@ -14,16 +14,14 @@ impl ClaimStore for DynamoStore {
         let mut item = base_item(pk, sk);
         item.insert("expires_at".into(), n(expires_at.unix()));
         item.insert("ttl".into(), n(expires_at.unix()));
-        let res = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
-            .expression_attribute_values(":now", n(now.unix()))
-            .send()
-            .await;
-        written(res)
+            .expression_attribute_values(":now", n(now.unix()));
+        self.put_if(put).await.map_err(fault)
     }
 
     async fn release_claim(&self, key: &str, expires_at: Timestamp) -> StoreResult<()> {

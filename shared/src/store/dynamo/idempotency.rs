@@ -149,12 +149,10 @@ impl IdempotencyStore for DynamoStore {
             .condition_expression(FREE)
             .expression_attribute_names("#st", "state")
             .expression_attribute_values(":now", n(now.unix()))
-            .expression_attribute_values(":inflight", s(IdempotencyState::InFlight.as_str()))
-            .send()
-            .await;
-        match put {
-            Ok(_) => return Ok(IdempotencyBegin::Started(hold)),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+            .expression_attribute_values(":inflight", s(IdempotencyState::InFlight.as_str()));
+        match self.put_if(put).await {
+            Ok(true) => return Ok(IdempotencyBegin::Started(hold)),
+            Ok(false) => {}
             // A transaction is writing the key at this moment: a change completing it
             // (`NewOrder::completing`), so its request is still running.
             Err(SdkError::ServiceError(e)) if e.err().is_transaction_conflict_exception() => {

@@ -55,7 +55,12 @@ use super::versioned::Guard;
 use super::*;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use std::collections::HashMap;
 
 type Item = HashMap<String, AttributeValue>;
@@ -78,6 +83,38 @@ impl DynamoStore {
             .await
             .map_err(fault)?;
         Ok(())
+    }
+
+    /// A conditional PutItem: `true` when written, `false` when its condition refused it.
+    ///
+    /// The SDK sends a request again when its answer is lost (a timeout, a dropped
+    /// connection, a 500), and the write may have been made all the same: that second
+    /// attempt then meets the put's own write, and its condition refuses it. So each put
+    /// carries a fresh write token ([`WRITE_TOKEN`]) and asks for the stored item when
+    /// refused (`ReturnValuesOnConditionCheckFailure`, which costs no read units): an item
+    /// holding this put's token is its own write, and the put was written. (Transactions
+    /// need none of this: the SDK gives each a `ClientRequestToken`, and DynamoDB answers
+    /// its retry with the first attempt's outcome.)
+    async fn put_if(
+        &self,
+        put: PutItemFluentBuilder,
+    ) -> Result<bool, SdkError<PutItemError, HttpResponse>> {
+        let token = write_token();
+        let res = put
+            .item(WRITE_TOKEN, token.clone())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let PutItemError::ConditionalCheckFailedException(refused) = e.err() else {
+                    unreachable!("checked just above")
+                };
+                Ok(refused.item().and_then(|stored| stored.get(WRITE_TOKEN)) == Some(&token))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -134,17 +171,15 @@ impl DynamoStore {
     async fn transact(&self, mut puts: Vec<Put>) -> StoreResult<Result<(), Vec<(usize, String)>>> {
         if puts.len() == 1 {
             let p = puts.remove(0);
-            let res = self
+            let put = self
                 .client
                 .put_item()
                 .table_name(p.table_name())
                 .set_item(Some(p.item().clone()))
                 .set_condition_expression(p.condition_expression().map(str::to_owned))
                 .set_expression_attribute_names(p.expression_attribute_names().cloned())
-                .set_expression_attribute_values(p.expression_attribute_values().cloned())
-                .send()
-                .await;
-            return Ok(if written(res)? {
+                .set_expression_attribute_values(p.expression_attribute_values().cloned());
+            return Ok(if self.put_if(put).await.map_err(fault)? {
                 Ok(())
             } else {
                 Err(vec![(0, "ConditionalCheckFailed".to_owned())])
@@ -525,6 +560,17 @@ fn base_item(pk: String, sk: &str) -> Item {
 
 const NEW: &str = "attribute_not_exists(pk)";
 
+/// The attribute in which a conditional put leaves its write token (see
+/// [`DynamoStore::put_if`]); written over by the record's next put.
+const WRITE_TOKEN: &str = "wt";
+
+/// A token no other write shares: 8 random bytes.
+fn write_token() -> AttributeValue {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS random source is unavailable");
+    AttributeValue::B(bytes.to_vec().into())
+}
+
 /// A cancelled transaction that no condition of ours explains: the store is unavailable.
 fn cancelled(failed: &[(usize, String)]) -> StoreError {
     StoreError::Unavailable(format!("transaction cancelled: {failed:?}").into())
@@ -613,17 +659,15 @@ impl DynamoStore {
             names.insert("#same".to_owned(), name.to_owned());
             values.insert(":same".to_owned(), value);
         }
-        let res = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(expression)
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
-            .send()
-            .await;
-        if written(res)? {
+            .set_expression_attribute_values((!values.is_empty()).then_some(values));
+        if self.put_if(put).await.map_err(fault)? {
             Ok(())
         } else {
             Err(guard.conflict())

@@ -14,15 +14,13 @@ fn org_item(org: &Organization) -> Item {
 impl OrgStore for DynamoStore {
     async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
         let item = org_item(org);
-        let res = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(NEW)
-            .send()
-            .await;
-        if written(res)? {
+            .condition_expression(NEW);
+        if self.put_if(put).await.map_err(fault)? {
             Ok(())
         } else {
             Err(StoreError::AlreadyExists)
@@ -48,17 +46,15 @@ impl OrgStore for DynamoStore {
         } else {
             "#v = :v"
         };
-        let res = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(org_item(org)))
             .condition_expression(condition)
             .expression_attribute_names("#v", "version")
-            .expression_attribute_values(":v", n(expected_version))
-            .send()
-            .await;
-        if written(res)? {
+            .expression_attribute_values(":v", n(expected_version));
+        if self.put_if(put).await.map_err(fault)? {
             return Ok(());
         }
         let now = self.get_organization(&org.id).await?;

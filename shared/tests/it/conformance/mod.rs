@@ -21,20 +21,25 @@ macro_rules! suite {
 }
 
 macro_rules! all_adapters {
-    ($($test:ident),+ $(,)?) => {
-        suite!(dynamo, crate::support::dynamo_store; $($test),+);
-        suite!(embedded, crate::support::embedded_store; $($test),+);
+    (heavy: $($heavy:ident),+ ; $($test:ident),+ $(,)?) => {
+        suite!(dynamo, crate::support::dynamo_store; $($heavy),+, $($test),+);
+        suite!(embedded, crate::support::embedded_store; $($heavy),+, $($test),+);
+        suite!(dynamo_lost_answers, crate::support::dynamo_store_losing_answers; $($test),+);
     };
 }
 
+// Every test runs on both adapters, and again on DynamoDB with the answer of each written
+// PutItem lost (`support::dynamo_store_losing_answers`): a write retried by the SDK must
+// not be refused by its own first attempt. The heavy ones write hundreds of orders to read
+// them back, through the writes the others cover, and run on the two adapters only.
 all_adapters!(
+    heavy: a_filter_matching_little_reads_a_bounded_span_per_page;
     organizations_and_api_keys,
     api_keys_listed_revoked_and_expired,
     a_revocation_and_a_roll_at_once,
     create_and_get_order,
     list_with_every_filter,
     pagination_across_pages,
-    a_filter_matching_little_reads_a_bounded_span_per_page,
     cursor_outside_the_window,
     concurrent_conflicting_updates,
     same_tx_claimed_by_two_orders,
@@ -3113,4 +3118,67 @@ async fn the_largest_payment_write_fits_one_transaction(store: &dyn Store) {
         retry(store, &key, now.plus_seconds(IDEMPOTENCY_LOCK_SECS + 1)).await,
         IdempotencyBegin::Replay(key.response.clone())
     );
+}
+
+/// Each kind of conditional PutItem, with its answer lost once: the write stands and is
+/// answered as written, and a second request of the same write (another caller's, not a
+/// retry) is still refused, though its item would be the same but for its write token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_put_whose_answer_was_lost_is_written_not_refused() {
+    let lossy = support::dynamo_store_losing_answers().await;
+    let store: &dyn Store = &lossy.store;
+
+    // A record created under `attribute_not_exists` (an organization).
+    let org = Organization::new("Acme", t0());
+    store.create_organization(&org).await.unwrap();
+    assert_eq!(lossy.lost(), 1);
+    assert!(matches!(
+        store.create_organization(&org).await,
+        Err(StoreError::AlreadyExists)
+    ));
+
+    // A versioned record's update.
+    let next = org.next_version();
+    store.update_organization(&next, 0).await.unwrap();
+    assert_eq!(lossy.lost(), 2);
+    assert_eq!(store.get_organization(&org.id).await.unwrap(), Some(next));
+
+    // An order's update with nothing beside it (one put, not a transaction).
+    let o = create(store, order(&org.id, false, t0())).await;
+    let u = o
+        .edit(t0().plus_seconds(1), |o| {
+            o.metadata = Some(serde_json::Map::from_iter([("note".into(), "kept".into())]));
+        })
+        .unwrap();
+    store.update_order(&u).await.unwrap();
+    assert_eq!(lossy.lost(), 3);
+    assert_eq!(
+        store.get_order(&o.id).await.unwrap().as_ref(),
+        Some(u.order())
+    );
+    assert!(matches!(
+        store.update_order(&u).await,
+        Err(StoreError::VersionConflict { .. })
+    ));
+
+    // A single-use claim: the same claim made again is a replay, refused.
+    let key = format!("nonce#{}", OrderId::generate());
+    let until = t0().plus_seconds(300);
+    assert!(store.claim_once(&key, t0(), until).await.unwrap());
+    assert_eq!(lossy.lost(), 4);
+    assert!(!store.claim_once(&key, t0(), until).await.unwrap());
+
+    // An idempotency key taken: the same request again is in flight, not started twice.
+    let scope = IdempotencyScope {
+        organization_id: org.id.clone(),
+        mode: KeyMode::Test,
+        key: "order-1".into(),
+    };
+    let begin = || store.idempotency_begin(&scope, "fp", t0());
+    assert!(matches!(
+        begin().await.unwrap(),
+        IdempotencyBegin::Started(_)
+    ));
+    assert_eq!(lossy.lost(), 5);
+    assert_eq!(begin().await.unwrap(), IdempotencyBegin::InFlight);
 }
