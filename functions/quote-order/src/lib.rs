@@ -227,8 +227,8 @@ async fn quote(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError
     ) {
         (Some(asset), Some(amount), _) => {
             let price = price_of(asset)?;
-            Decimal::from_str(&amount.ui)
-                .ok()
+            amount
+                .decimal()
                 .and_then(|ui| ui.checked_mul(price))
                 .ok_or_else(out_of_range)?
         }

@@ -31,6 +31,21 @@ pub enum MoneyError {
 /// exact whatever the price (integer arithmetic: [`fiat_to_raw_ceil`]).
 pub const MAX_ORDER_UNITS: u64 = 1_000_000_000_000_000;
 
+/// A decimal number from its text (`3000.12`, `1.2e-5`), exactly or not at all: a number
+/// a decimal would hold only rounded (past its 28 significant digits) is `None`, never
+/// rounded, so no price or amount read from a provider moves by rounding.
+pub fn exact_decimal(text: &str) -> Option<rust_decimal::Decimal> {
+    use rust_decimal::Decimal;
+    match text.split_once(['e', 'E']) {
+        None => Decimal::from_str_exact(text).ok(),
+        // The base exactly; the exponent then only moves the point, or fails.
+        Some((base, _)) => {
+            Decimal::from_str_exact(base).ok()?;
+            Decimal::from_scientific(text).ok()
+        }
+    }
+}
+
 /// An amount in base units (wei, lamports, 10^-6 USDC…). Serialized as a decimal string.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct RawAmount(U256);
@@ -259,9 +274,9 @@ pub struct Amount {
 
 impl Amount {
     /// The amount as a decimal number (from `ui`), for a provider that reads decimals;
-    /// `None` past the 28 digits a decimal holds.
+    /// `None` when a decimal would hold it only rounded (past 28 significant digits).
     pub fn decimal(&self) -> Option<rust_decimal::Decimal> {
-        self.ui.parse().ok()
+        exact_decimal(&self.ui)
     }
 
     pub fn new(raw: RawAmount, decimals: u8) -> Self {
@@ -402,6 +417,31 @@ mod tests {
         );
         assert!(fiat_to_raw_ceil(d("10"), d("0"), 6).is_none());
         assert!(fiat_to_raw_ceil(d("0"), d("3"), 6).is_none());
+    }
+
+    /// An amount a decimal would hold only rounded has no decimal: a provider asked for
+    /// it rounded would pay out less than the order asks (1e11 ETH and 4 wei, 29 digits).
+    #[test]
+    fn a_decimal_is_exact_or_none() {
+        let raw = RawAmount::from_ui("100000000000.000000000000000004", 18).unwrap();
+        assert_eq!(Amount::new(raw, 18).decimal(), None);
+        let raw = RawAmount::from_ui("10000000000.000000000000000004", 18).unwrap();
+        assert_eq!(
+            Amount::new(raw, 18).decimal().unwrap().to_string(),
+            "10000000000.000000000000000004"
+        );
+        assert_eq!(exact_decimal("1.5e-3").unwrap().to_string(), "0.0015");
+        assert_eq!(exact_decimal("25E2").unwrap().to_string(), "2500");
+        for refused in [
+            "0.00000000000000000000000000005",
+            "1.00000000000000000000000000001e2",
+            "1e-29",
+            "1e29",
+            "abc",
+            "",
+        ] {
+            assert_eq!(exact_decimal(refused), None, "{refused}");
+        }
     }
 
     #[test]

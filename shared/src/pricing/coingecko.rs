@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -120,13 +119,12 @@ impl CoinGecko {
     }
 }
 
-/// A price from the raw JSON number text (`3000.12`, `1.2e-5`). Zero is no price: nothing
-/// can be priced from it (a fiat order would ask for no payment, or fail its conversion).
+/// A price from the raw JSON number text (`3000.12`, `1.2e-5`), exactly (a price a decimal
+/// holds only rounded is refused). Zero is no price: nothing can be priced from it (a fiat
+/// order would ask for no payment, or fail its conversion).
 fn decimal(raw: &RawValue) -> Result<Decimal, PriceError> {
     let text = raw.get();
-    Decimal::from_str(text)
-        .or_else(|_| Decimal::from_scientific(text))
-        .ok()
+    crate::model::exact_decimal(text)
         .filter(|p| p.is_sign_positive() && !p.is_zero())
         .ok_or_else(|| PriceError::Malformed(format!("price {text} is not a positive number")))
 }

@@ -56,10 +56,11 @@ pub trait PriceSource: Send + Sync {
             .collect()
     }
 
-    /// The USD prices the source has of the given currencies: one it has no price for, or
-    /// only a stale one, is left out. Fails only when the source itself does (unreachable,
-    /// rate limited, a malformed answer). For answers that list options, where one currency
-    /// without a price must not take the others with it.
+    /// The USD prices the source has of the given currencies: one it has no price for, only
+    /// a stale one, or one that is no price (zero, negative, not a number), is left out.
+    /// Fails only when the source itself does (unreachable, rate limited, an answer that is
+    /// not a price list). For answers that list options, where one currency without a price
+    /// must not take the others with it.
     async fn usd_prices_known(
         &self,
         currencies: &[Currency],
@@ -71,6 +72,9 @@ pub trait PriceSource: Send + Sync {
                     known.insert(id, p);
                 }
                 Err(PriceError::Missing(_) | PriceError::Stale { .. }) => {}
+                Err(e @ PriceError::Malformed(_)) => {
+                    tracing::warn!(currency = %id, error = %e, "a price left out of the quote");
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use std::str::FromStr;
 use std::time::Duration;
 
 pub const BASE_URL: &str = "https://api.changenow.io/v2";
@@ -88,9 +87,7 @@ fn number(raw: Option<&RawValue>, what: &str) -> Result<Decimal, RouteError> {
         .map(RawValue::get)
         .ok_or_else(|| RouteError::Malformed(format!("{what} is missing")))?;
     let text = text.trim_matches('"');
-    Decimal::from_str(text)
-        .or_else(|_| Decimal::from_scientific(text))
-        .ok()
+    crate::model::exact_decimal(text)
         .filter(|d| d.is_sign_positive() && !d.is_zero())
         .ok_or_else(|| RouteError::Malformed(format!("{what} {text} is not a positive number")))
 }

@@ -226,6 +226,56 @@ async fn a_price_the_feed_stopped_updating_is_refused() {
     ));
 }
 
+/// Listing options, a currency whose price is no price (zero, negative, null, text) is left
+/// out like one with no price at all; the others are still quoted.
+#[tokio::test]
+async fn a_price_that_is_no_price_leaves_only_its_currency_out() {
+    let eth = currency("8453:native");
+    let usdt = currency("10:0x94b008aa00579c1307b0ef2c499ad98a8ce58e58");
+    for bad in ["0", "-1", "null", r#""3000""#] {
+        let body = format!(r#"{{"ethereum":{{"usd":3000}},"tether":{{"usd":{bad}}}}}"#);
+        let server = simple_price(&body).await;
+        let known = client(&server)
+            .usd_prices_known(&[eth.clone(), usdt.clone()])
+            .await
+            .unwrap_or_else(|e| panic!("tether at {bad}: {e}"));
+        assert_eq!(known.len(), 1, "tether at {bad}: {known:?}");
+        assert_eq!(known[&eth.id], dec("3000"));
+        // Asked for alone, it is still an error.
+        assert!(matches!(
+            client(&server).usd_price(&usdt).await,
+            Err(PriceError::Malformed(_))
+        ));
+    }
+}
+
+/// A price a decimal holds only rounded (more than 28 significant digits) is refused, not
+/// rounded: rounded up, it would ask the payer for less.
+#[tokio::test]
+async fn a_price_past_a_decimals_precision_is_refused_not_rounded() {
+    let eth = currency("8453:native");
+    for text in [
+        "0.00000000000000000000000000005",
+        "3000.00000000000000000000000001",
+        "90000000000000000000000000001e-25",
+    ] {
+        let server = simple_price(&format!(r#"{{"ethereum":{{"usd":{text}}}}}"#)).await;
+        assert!(
+            matches!(
+                client(&server).usd_price(&eth).await,
+                Err(PriceError::Malformed(_))
+            ),
+            "{text}"
+        );
+    }
+    // Within it, exponents included, a price reads exactly.
+    let server = simple_price(r#"{"ethereum":{"usd":3.00012e3}}"#).await;
+    assert_eq!(
+        client(&server).usd_price(&eth).await.unwrap(),
+        dec("3000.12")
+    );
+}
+
 /// A fake CoinGecko whose `/simple/price` answers `body`.
 async fn simple_price(body: &str) -> MockServer {
     let server = MockServer::start().await;
