@@ -56,13 +56,7 @@ pub async fn authorize(
         .unwrap_or(route_key);
     let raw_path = ev.raw_path.as_deref().unwrap_or("/");
     // With a named stage the raw path starts with it; routes (and signatures) do not.
-    let path = match ev.request_context.stage.as_deref() {
-        Some(stage) if stage != "$default" => raw_path
-            .strip_prefix(&format!("/{stage}"))
-            .filter(|p| p.starts_with('/'))
-            .unwrap_or(raw_path),
-        _ => raw_path,
-    };
+    let path = payorders::http::without_stage(raw_path, ev.request_context.stage.as_deref());
     let req = AuthRequest {
         method: &method,
         path,

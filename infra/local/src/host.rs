@@ -104,6 +104,9 @@ pub struct Host {
     settler: payorders::payments::Settler,
     authorizer: authorizer::Deps,
     routes: Vec<Route>,
+    /// A named stage the host answers under, as a deployed API does (`/dev/events`); `None`
+    /// is API Gateway's `$default` stage, with no prefix (`make dev`).
+    stage: Option<String>,
 }
 
 /// What a function answered: a whole body, or (a streaming route) a body written as the
@@ -170,7 +173,15 @@ impl Host {
             services,
             authorizer,
             routes,
+            stage: None,
         })
+    }
+
+    /// The host answering under the named stage `stage` only (`/{stage}/…`), with events
+    /// as API Gateway makes them there: the stage in `rawPath` and in the request context.
+    pub fn staged(mut self, stage: &str) -> Self {
+        self.stage = Some(stage.to_owned());
+        self
     }
 
     pub fn services(&self) -> &Services {
@@ -187,10 +198,21 @@ impl Host {
 
     pub async fn handle(&self, req: IncomingRequest) -> Answer {
         let request_id = RequestId::generate().to_string();
-        let found = self.routes.iter().find_map(|r| {
-            (r.method == req.method.as_str())
-                .then(|| r.matches(&req.path).map(|p| (r, p)))
-                .flatten()
+        // Under a named stage, a path outside it is no route (API Gateway: 404 Not Found).
+        let route_path = match &self.stage {
+            None => Some(req.path.as_str()),
+            Some(stage) => req
+                .path
+                .strip_prefix('/')
+                .and_then(|p| p.strip_prefix(stage.as_str()))
+                .filter(|p| p.starts_with('/')),
+        };
+        let found = route_path.and_then(|path| {
+            self.routes.iter().find_map(|r| {
+                (r.method == req.method.as_str())
+                    .then(|| r.matches(path).map(|p| (r, p)))
+                    .flatten()
+            })
         });
         let Some((route, params)) = found else {
             let mut e = ApiError::not_found("route");
@@ -202,7 +224,8 @@ impl Host {
             return Answer::Whole(resp);
         };
         let route_key = format!("{} {}", route.method, route.path);
-        let mut context = request_context(&req, &route_key, &request_id);
+        let stage = self.stage.as_deref().unwrap_or("$default");
+        let mut context = request_context(&req, &route_key, &request_id, stage);
         let headers = gateway_headers(&req.headers);
         // A public route has no authorizer: its event carries no authorizer context.
         if !route.public {
@@ -210,7 +233,7 @@ impl Host {
             auth_event.version = Some("2.0".into());
             auth_event.type_ = Some("REQUEST".into());
             auth_event.route_arn = Some(format!(
-                "arn:aws:execute-api:local:000000000000:local/$default/{}{}",
+                "arn:aws:execute-api:local:000000000000:local/{stage}/{}{}",
                 route.method, route.path
             ));
             auth_event.identity_source = Some(Vec::new());
@@ -240,7 +263,10 @@ impl Host {
             .headers
             .get("host")
             .and_then(|h| h.to_str().ok())
-            .map(|h| format!("http://{h}"))
+            .map(|h| match &self.stage {
+                Some(stage) => format!("http://{h}/{stage}"),
+                None => format!("http://{h}"),
+            })
             .unwrap_or_default();
         // The event as Lambda hands it to lambda_http (the HTTP API payload, version 2.0),
         // built as its fields, as API Gateway fills them.
@@ -331,6 +357,7 @@ fn request_context(
     req: &IncomingRequest,
     route_key: &str,
     request_id: &str,
+    stage: &str,
 ) -> ApiGatewayV2httpRequestContext {
     let now = time::OffsetDateTime::now_utc();
     let fmt = time::macros::format_description!(
@@ -356,7 +383,7 @@ fn request_context(
     c.http = http;
     c.request_id = Some(request_id.to_owned());
     c.route_key = Some(route_key.to_owned());
-    c.stage = Some("$default".into());
+    c.stage = Some(stage.to_owned());
     c.time = Some(now.format(fmt).unwrap_or_default());
     c.time_epoch = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     c

@@ -12,7 +12,7 @@ use lambda_http::request::RequestContext;
 /// clients' `GET …/process`, which records a payment.
 pub fn is_mutating(req: &Request) -> bool {
     match req.method().as_str() {
-        "GET" | "HEAD" => req.uri().path().ends_with("/process"),
+        "GET" | "HEAD" => super::route_path(req).ends_with("/process"),
         "OPTIONS" => false,
         _ => true,
     }
@@ -25,7 +25,7 @@ fn action(req: &Request) -> String {
         _ => None,
     }
     .filter(|k| !k.is_empty() && k != "$default")
-    .unwrap_or_else(|| format!("{} {}", req.method(), req.uri().path()))
+    .unwrap_or_else(|| format!("{} {}", req.method(), super::route_path(req)))
 }
 
 /// The entry of a request and its answer.

@@ -188,7 +188,7 @@ pub async fn count_request(
     ctx: &AuthContext,
     req: &Request,
 ) -> Option<Quota> {
-    let class = route_class(req.method().as_str(), req.uri().path());
+    let class = route_class(req.method().as_str(), super::route_path(req));
     let now = Timestamp::now().unix();
     let start = now.div_euclid(WINDOW_SECS) * WINDOW_SECS;
     let key = |start: i64| format!("key#{}#{}#{start}", ctx.key_id, class.as_str());

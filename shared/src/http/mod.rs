@@ -204,11 +204,34 @@ pub fn auth(req: &Request) -> Result<AuthContext, ApiError> {
 
 /// The request path's non-empty segments: `/webhook-endpoints/we_1/` → `["webhook-endpoints", "we_1"]`.
 pub fn path_segments(req: &Request) -> Vec<&str> {
-    req.uri()
-        .path()
+    route_path(req)
         .split('/')
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// The request's path as the API's routes name it. API Gateway puts a named stage in front
+/// of the path (`/dev/events`: in an HTTP API's `rawPath`, and lambda_http adds it when it
+/// is not there); routes, rate classes and signatures have no stage (`/events`).
+pub fn route_path(req: &Request) -> &str {
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.stage.as_deref(),
+        _ => None,
+    };
+    without_stage(req.uri().path(), stage)
+}
+
+/// `path` without its leading `/{stage}` (none with the `$default` stage, or no stage).
+pub fn without_stage<'a>(path: &'a str, stage: Option<&str>) -> &'a str {
+    match stage {
+        Some(stage) if !stage.is_empty() && stage != "$default" => path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(stage))
+            .filter(|p| p.is_empty() || p.starts_with('/'))
+            .map(|p| if p.is_empty() { "/" } else { p })
+            .unwrap_or(path),
+        _ => path,
+    }
 }
 
 /// A path parameter parsed into a typed id; a malformed one is a 404 (it cannot exist).
@@ -485,7 +508,7 @@ where
     let fingerprint = request_fingerprint(
         &ctx.key_id,
         req.method().as_str(),
-        req.uri().path(),
+        route_path(req),
         body_bytes(req)?,
     );
     let now = Timestamp::now();
@@ -548,7 +571,24 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{ErrorCode, FINAL_REFUSALS, is_final_outcome};
+    use super::{ErrorCode, FINAL_REFUSALS, is_final_outcome, without_stage};
+
+    /// A named stage leads the path API Gateway hands a function; routes do not have it.
+    #[test]
+    fn a_path_loses_only_its_own_stage() {
+        assert_eq!(without_stage("/dev/events", Some("dev")), "/events");
+        assert_eq!(without_stage("/dev", Some("dev")), "/");
+        // Not a stage prefix: a route that merely starts with the same letters.
+        assert_eq!(without_stage("/devices/1", Some("dev")), "/devices/1");
+        assert_eq!(without_stage("/events", Some("dev")), "/events");
+        assert_eq!(without_stage("/prod/events", Some("dev")), "/prod/events");
+        // The `$default` stage (and none) has no prefix.
+        assert_eq!(
+            without_stage("/dev/events", Some("$default")),
+            "/dev/events"
+        );
+        assert_eq!(without_stage("/dev/events", None), "/dev/events");
+    }
 
     #[test]
     fn only_final_outcomes_are_kept_for_replay() {

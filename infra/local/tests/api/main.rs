@@ -25,6 +25,7 @@ mod refunds;
 mod robustness;
 mod settings;
 mod settlement;
+mod stage;
 mod support;
 mod template;
 mod wallets;

@@ -174,6 +174,18 @@ pub async fn spawn_app_on_chains(
     router: Option<Arc<dyn payorders::routing::Router>>,
     chains: payorders::chains::Chains,
 ) -> TestApp {
+    spawn_app_staged(backend, prices, router, chains, None).await
+}
+
+/// The app answering under a named API Gateway stage (`/{stage}/…`, as a deployment with
+/// the template's `Stage` does) when `stage` is given; its `base` then ends with the stage.
+pub async fn spawn_app_staged(
+    backend: Backend,
+    prices: payorders::pricing::fixed::FixedPrices,
+    router: Option<Arc<dyn payorders::routing::Router>>,
+    chains: payorders::chains::Chains,
+    stage: Option<&str>,
+) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
     }
@@ -246,9 +258,16 @@ pub async fn spawn_app_on_chains(
         },
     )
     .unwrap();
-    let host = Arc::new(Host::new(services, template()).unwrap());
+    let mut host = Host::new(services, template()).unwrap();
+    if let Some(stage) = stage {
+        host = host.staged(stage);
+    }
+    let host = Arc::new(host);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut base = format!("http://{}", listener.local_addr().unwrap());
+    if let Some(stage) = stage {
+        base = format!("{base}/{stage}");
+    }
     tokio::spawn(payorders_local::server::serve(host, listener));
     TestApp {
         base,
