@@ -1,12 +1,13 @@
 //! `GET /pay-orders/{id}`: one order of the caller's organization and mode; anything else
 //! (another organization's, the other mode's, a malformed id) is a 404. With
-//! `include=audit_log`, the order carries its own audit trail too (`audit_log`: the newest
-//! 100 entries about it, as `GET /audit-log?object_id=` lists them).
+//! `include=audit_log` (and the `settings:manage` scope, as `GET /audit-log` needs), the
+//! order carries its own audit trail too (`audit_log`: the newest 100 entries about it, as
+//! `GET /audit-log?object_id=` lists them).
 
 use payorders::http::{self, ApiError, Body, Params, Request, Response, render};
 use payorders::runtime::Services;
 use payorders::store::{AuditFilter, ListWindow};
-use payorders::{AuditEntry, OrderId};
+use payorders::{AuditEntry, OrderId, Scope};
 use serde::Deserialize;
 
 /// The query string of `GET /pay-orders/{id}`.
@@ -14,7 +15,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct GetOrderQuery {
-    /// `audit_log`: add the order's audit trail.
+    /// `audit_log`: add the order's audit trail (needs the `settings:manage` scope).
     #[cfg_attr(feature = "openapi", param(value_type = Option<String>))]
     include: Option<Include>,
 }
@@ -43,6 +44,14 @@ async fn get(svc: &Services, req: &Request) -> Result<Response<Body>, ApiError> 
     let order = http::load_own_order(&*svc.store, &ctx, &id).await?;
     let mut view = render::order_view(&order, &http::links(req));
     if let Some(Include::AuditLog) = q.include {
+        // The trail names the merchant's keys, addresses and clients: as `GET /audit-log`,
+        // for those who manage the organization's settings, not every reader of orders.
+        if !ctx.allows(Scope::SettingsManage) {
+            return Err(ApiError::forbidden(
+                "INSUFFICIENT_SCOPE",
+                "include=audit_log needs the settings:manage scope, as GET /audit-log does",
+            ));
+        }
         let w = ListWindow {
             limit: 100,
             ..ListWindow::new(ctx.org_id.clone(), ctx.mode)

@@ -87,6 +87,23 @@ async fn mutating_requests_are_recorded_with_who_what_and_how() {
     assert_eq!(ids(trail), ids(&of_order));
     let plain = app.get(&app.a, &format!("/pay-orders/{id}")).await;
     assert!(plain.body.get("audit_log").is_none());
+    // The trail (key ids, addresses, clients) needs what GET /audit-log needs: a reader of
+    // orders alone, such as a browser's token, sees the order without it.
+    let reader = app.key_of_a(vec![Scope::OrdersRead]).await;
+    app.get(&reader, &format!("/pay-orders/{id}?include=audit_log"))
+        .await
+        .assert_error(403, "INSUFFICIENT_SCOPE");
+    let manager = app
+        .key_of_a(vec![Scope::OrdersRead, Scope::SettingsManage])
+        .await;
+    let managed = app
+        .get(&manager, &format!("/pay-orders/{id}?include=audit_log"))
+        .await;
+    assert_eq!(managed.status, 200, "{}", managed.text);
+    assert_eq!(
+        ids(managed.body["audit_log"].as_array().unwrap()),
+        ids(&of_order)
+    );
     let r = app
         .get(&app.a, &format!("/pay-orders/{id}?include=secrets"))
         .await;
