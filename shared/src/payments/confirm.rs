@@ -6,7 +6,7 @@ use super::rules::{
     Assessment, ConfirmationCheck, check_confirmations, confirmation_delay, paid_now,
     still_included, tally,
 };
-use super::verify::{reader_for, stored_hash, verify_transaction};
+use super::verify::{VerifyError, reader_for, stored_hash, verify_transaction};
 use super::{ATTEMPTS, Settler};
 use crate::chains::ChainError;
 use crate::model::{OrderId, OrderStatus, OrderUpdate, PayOrder, Timestamp, TransferStatus};
@@ -194,10 +194,22 @@ async fn confirmations_update(
             }
             ConfirmationCheck::Reorged => {
                 let moved = match current {
-                    Some(_) if follow_moves => verify_transaction(&*reader, order, payment, &hash)
-                        .await
-                        .ok()
-                        .filter(|v| v.amount == t.amount.raw),
+                    Some(_) if follow_moves => {
+                        match verify_transaction(&*reader, order, payment, &hash).await {
+                            Ok(v) if v.amount == t.amount.raw => Some(v),
+                            // Mined again but no longer paying this order as recorded (another
+                            // amount, failed, a mismatch), or back in the mempool: not moved.
+                            Ok(_) | Err(VerifyError::Mismatch(_) | VerifyError::Pending) => None,
+                            // The node failed, or no longer shows what it showed a moment ago:
+                            // no answer, never "the payment is gone". Checked again later.
+                            Err(VerifyError::Chain(e)) => return Err(e.into()),
+                            Err(VerifyError::NotFound) => {
+                                tracing::warn!(order_id = %order.id, tx = %t.tx_hash, "the node lost a transaction it had just shown; checking again later");
+                                all_final = false;
+                                continue;
+                            }
+                        }
+                    }
                     _ => None,
                 };
                 match moved {

@@ -43,6 +43,8 @@ struct ScriptedChain {
     /// The node answering is this many blocks behind: it reports an older head and has no
     /// blocks above it (a load-balanced provider's slower node).
     behind: Mutex<u64>,
+    /// The transaction read after this many more fails once (a node erring mid-check).
+    fail_tx_read_after: Mutex<Option<u32>>,
     /// The most blocks one sightings request may span (a provider's log range cap).
     max_range: Mutex<Option<u64>>,
     /// Another writer that changes this order whenever the head is read, which recording
@@ -208,6 +210,17 @@ impl ScriptedChain {
 impl TxReader for ScriptedChain {
     async fn transaction(&self, hash: &TxHash) -> Result<Option<ChainTx>, ChainError> {
         self.answer()?;
+        {
+            let mut countdown = self.fail_tx_read_after.lock().unwrap();
+            match *countdown {
+                Some(0) => {
+                    *countdown = None;
+                    return Err(ChainError::Rpc("502 Bad Gateway".into()));
+                }
+                Some(n) => *countdown = Some(n - 1),
+                None => {}
+            }
+        }
         let key = hash.to_string();
         if self.hidden.lock().unwrap().contains(&key) {
             return Ok(None);
@@ -1054,6 +1067,40 @@ async fn a_reorg_is_confirmed_on_chain_and_never_credits_twice() {
     r.chain.set_head(40);
     assert_eq!(r.check(&a.id).await, Progress::Settled);
     assert_eq!(r.get(&a.id).await.status, OrderStatus::Completed);
+}
+
+/// Following a transaction a reorg moved takes a second read of it; a node that fails that
+/// read (or no longer shows it) is no answer, not a payment gone: the order keeps waiting
+/// for confirmations, and the next check follows the transaction. Taken for gone, the
+/// paid order went back to waiting for a payment nobody would make again, with the scan
+/// past the new block.
+#[tokio::test]
+async fn a_node_failing_while_a_moved_transaction_is_followed_takes_nothing_away() {
+    let r = rig();
+    let org = OrgId::generate();
+    let (a, tx) = r.paid_in_full(&org).await;
+    r.chain.reorg(11, &[&tx], 13);
+    // The check's first read of the transaction is answered; the second one fails.
+    *r.chain.fail_tx_read_after.lock().unwrap() = Some(1);
+    let round = r.get(&a.id).await.check_round;
+    assert!(
+        advance(&r.s, None, &a.id, Some(round), Timestamp::now())
+            .await
+            .is_err()
+    );
+    let after = r.get(&a.id).await;
+    assert_eq!(after.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(after.transfers[0].status, TransferStatus::Confirming);
+    assert_eq!(after.transfers[0].block_number, 11);
+    // The next check, with the node well again, follows it to block 13.
+    assert_eq!(r.check(&a.id).await, Progress::Waiting);
+    let moved = r.get(&a.id).await;
+    assert_eq!(moved.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(
+        (moved.transfers[0].status, moved.transfers[0].block_number),
+        (TransferStatus::Confirming, 13)
+    );
+    assert_eq!(received(&moved), RawAmount::from_u128(25_000_000));
 }
 
 #[tokio::test]
