@@ -1,4 +1,4 @@
-//! Outbound HTTP to the provider APIs we call (prices, exchange, Solana RPC): one client
+//! Outbound HTTP to the provider APIs we call (prices, exchange, EVM and Solana RPC): one client
 //! setup with a timeout and our user agent, and one way to describe a failed call without
 //! the URL it went to. Webhook delivery builds its own client, as it pins resolved
 //! addresses and never follows redirects.

@@ -56,23 +56,61 @@ pub async fn process(deps: &Deps, body: &str) -> Result<Progress, ConfirmError> 
     Ok(progress)
 }
 
+/// What each invocation keeps in hand before its own timeout to answer the batch.
+pub const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The SQS handler: a message that failed is reported so SQS delivers it again (and, after
 /// the redrive count, to the DLQ); the others are deleted.
+///
+/// Checks run one after another until [`ANSWER_MARGIN`] before the invocation's deadline: a
+/// check still running then is stopped (as a crash would stop it: whatever it wrote stands,
+/// and its message comes back), and it and the checks not started are reported, so SQS
+/// delivers them again. Cut off by the function's timeout instead, the whole batch would
+/// come back, the checks already done included (each queuing its next check again).
 pub async fn handler(
     deps: &Deps,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_http::Error> {
+    // A context with no deadline (a test, the local host) sets no limit.
+    let deadline = (event.context.deadline != 0).then(|| event.context.deadline());
     let mut response = SqsBatchResponse::default();
     for record in event.payload.records {
         let id = record.message_id.clone().unwrap_or_default();
-        if let Err(e) = process(deps, record.body.as_deref().unwrap_or_default()).await {
-            tracing::error!(error = %e, message_id = %id, "confirmation check failed");
+        let body = record.body.as_deref().unwrap_or_default();
+        let left = deadline.map(|d| {
+            d.duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(ANSWER_MARGIN)
+        });
+        let failed = match left {
+            None => report(&id, process(deps, body).await),
+            Some(left) if left.is_zero() => true,
+            Some(left) => match tokio::time::timeout(left, process(deps, body)).await {
+                Ok(result) => report(&id, result),
+                Err(_) => {
+                    tracing::warn!(message_id = %id, "the invocation's time ran out during a confirmation check; it comes back");
+                    true
+                }
+            },
+        };
+        if failed {
             let mut f = BatchItemFailure::default();
             f.item_identifier = id;
             response.batch_item_failures.push(f);
         }
     }
     Ok(response)
+}
+
+/// Whether a check failed (logged).
+fn report(id: &str, result: Result<Progress, ConfirmError>) -> bool {
+    match result {
+        Ok(_) => false,
+        Err(e) => {
+            tracing::error!(error = %e, message_id = %id, "confirmation check failed");
+            true
+        }
+    }
 }
 
 /// The Lambda function: takes events from the Runtime API until the sandbox ends. Its own

@@ -22,7 +22,13 @@ pub struct EvmChain {
 }
 
 impl EvmChain {
+    /// A reader of the node at `url`, each request given up after [`super::RPC_TIMEOUT`].
     pub fn new(url: &str) -> Result<Self, ChainError> {
+        Self::with_timeout(url, super::RPC_TIMEOUT)
+    }
+
+    /// A reader of the node at `url`, each request given up after `timeout`.
+    pub fn with_timeout(url: &str, timeout: std::time::Duration) -> Result<Self, ChainError> {
         let url = url
             .parse()
             .map_err(|_| ChainError::Rpc("the RPC URL is not a valid URL".into()))?;
@@ -31,7 +37,7 @@ impl EvmChain {
             // nonce, chain id), which would be linked into every function that reads chains.
             provider: ProviderBuilder::new()
                 .disable_recommended_fillers()
-                .connect_reqwest(crate::net::plain_client(), url)
+                .connect_reqwest(crate::net::provider_client(timeout), url)
                 .erased(),
         })
     }

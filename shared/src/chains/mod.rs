@@ -12,6 +12,11 @@ mod solana;
 pub use evm::EvmChain;
 pub use solana::SolanaChain;
 
+/// How long one RPC request to a node is waited for. A node that accepts a connection and
+/// never answers would otherwise hold a check (and every check after it in its SQS batch)
+/// until the function's own timeout.
+pub const RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 use crate::model::{ChainFamily, ChainId, RawAmount};
 use crate::registry::{Currency, registry};
 use async_trait::async_trait;

@@ -6,7 +6,6 @@ use crate::model::{RawAmount, SolanaAddress, TxHash};
 use crate::registry::Currency;
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 pub struct SolanaChain {
     http: reqwest::Client,
@@ -16,7 +15,7 @@ pub struct SolanaChain {
 impl SolanaChain {
     pub fn new(url: &str) -> Self {
         Self {
-            http: crate::net::provider_client(Duration::from_secs(10)),
+            http: crate::net::provider_client(super::RPC_TIMEOUT),
             url: url.to_owned(),
         }
     }

@@ -1013,3 +1013,25 @@ async fn an_op_deposit_transaction_reads_by_hash_as_a_native_transfer() {
     let tx = chain.transaction(&l1_info).await.unwrap().unwrap();
     assert_eq!((tx.inclusion, tx.transfers), (None, vec![]));
 }
+
+/// A node that takes the connection and never answers: each request is given up after the
+/// reader's timeout, an RPC error like any other, instead of holding the check (and the
+/// checks after it in the same batch) until the function times out.
+#[tokio::test]
+async fn a_node_that_never_answers_is_given_up_on() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_delay(std::time::Duration::from_secs(600))
+                .set_body_json(serde_json::json!({"jsonrpc": "2.0", "id": 0, "result": "0x10"})),
+        )
+        .mount(&server)
+        .await;
+    let chain =
+        EvmChain::with_timeout(&server.uri(), std::time::Duration::from_millis(300)).unwrap();
+    let head = tokio::time::timeout(std::time::Duration::from_secs(20), chain.head())
+        .await
+        .expect("the reader gives up on its own");
+    assert!(matches!(head, Err(ChainError::Rpc(_))), "{head:?}");
+}

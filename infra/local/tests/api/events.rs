@@ -479,6 +479,62 @@ async fn submit_payment_and_confirm_payment_events() {
     assert_eq!(again.version, order.version);
 }
 
+/// Checks start only while the invocation has time for them: with less than the margin
+/// left, the batch's messages are handed back untouched (reported, so SQS delivers them
+/// again), rather than cut off by the function's timeout with the done ones.
+#[tokio::test]
+async fn confirm_payment_hands_back_what_it_has_no_time_for() {
+    let (svc, _rx) = awaiting_the_sample_transfer().await;
+    let settler = svc.settler().unwrap();
+    let resp = submit_payment::handler(&svc, &settler, http_event("submit-payment"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", json_body(&resp));
+    let id = OrderId::parse(CANCEL_ID).unwrap();
+    let before = svc.store.get_order(&id).await.unwrap().unwrap();
+    let deps = confirm_payment::Deps {
+        settler,
+        router: None,
+    };
+    let due_in = |d: std::time::Duration| {
+        let mut c = Context::default();
+        c.deadline = (std::time::SystemTime::now() + d)
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        c
+    };
+    let payload: lambda_http::aws_lambda_events::sqs::SqsEvent =
+        serde_json::from_str(&event_text("confirm-payment")).unwrap();
+    let ids: Vec<_> = payload
+        .records
+        .iter()
+        .map(|r| r.message_id.clone().unwrap())
+        .collect();
+    let short = due_in(confirm_payment::ANSWER_MARGIN / 2);
+    let out = confirm_payment::handler(&deps, LambdaEvent::new(payload.clone(), short))
+        .await
+        .unwrap();
+    let reported: Vec<_> = out
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(reported, ids);
+    assert_eq!(
+        svc.store.get_order(&id).await.unwrap().unwrap().version,
+        before.version
+    );
+    // With the time a check takes, it runs.
+    let ample = due_in(std::time::Duration::from_secs(30));
+    let out = confirm_payment::handler(&deps, LambdaEvent::new(payload, ample))
+        .await
+        .unwrap();
+    assert!(out.batch_item_failures.is_empty());
+    let after = svc.store.get_order(&id).await.unwrap().unwrap();
+    assert_eq!(after.status, OrderStatus::Completed);
+}
+
 #[tokio::test]
 async fn confirm_payment_reports_failures_for_the_dlq() {
     let (svc, _rx) = awaiting_payment().await;
