@@ -6,7 +6,7 @@ use super::rules::{
     Assessment, ConfirmationCheck, check_confirmations, confirmation_delay, paid_now,
     still_included, tally,
 };
-use super::verify::{VerifyError, reader_for, stored_hash, verify_transaction};
+use super::verify::{VerifyError, reader_for, stored_hash, verify_read};
 use super::{ATTEMPTS, Settler};
 use crate::chains::ChainError;
 use crate::model::{OrderId, OrderStatus, OrderUpdate, PayOrder, Timestamp, TransferStatus};
@@ -171,7 +171,10 @@ async fn confirmations_update(
         let was_reorged = t.status == TransferStatus::Reorged;
         let hash = stored_hash(family, &t.tx_hash)?;
         let reader = reader_for(&s.chains, order, payment, &hash)?;
-        let current = reader.transaction(&hash).await?.and_then(|tx| tx.inclusion);
+        // Read once: what follows is decided on this one answer (a second read might reach
+        // another node of the provider's, and say otherwise).
+        let read = reader.transaction(&hash).await?;
+        let current = read.as_ref().and_then(|tx| tx.inclusion.clone());
         if was_reorged && current.is_none() {
             continue;
         }
@@ -193,18 +196,18 @@ async fn confirmations_update(
                 all_final = false;
             }
             ConfirmationCheck::Reorged => {
-                let moved = match current {
-                    Some(_) if follow_moves => {
-                        match verify_transaction(&*reader, order, payment, &hash).await {
+                let moved = match (&read, &current) {
+                    (Some(tx), Some(_)) if follow_moves => {
+                        match verify_read(order, payment, &hash, tx) {
                             Ok(v) if v.amount == t.amount.raw => Some(v),
                             // Mined again but no longer paying this order as recorded (another
-                            // amount, failed, a mismatch), or back in the mempool: not moved.
-                            Ok(_) | Err(VerifyError::Mismatch(_) | VerifyError::Pending) => None,
-                            // The node failed, or no longer shows what it showed a moment ago:
-                            // no answer, never "the payment is gone". Checked again later.
+                            // amount, failed, a mismatch): not moved.
+                            Ok(_) | Err(VerifyError::Mismatch(_)) => None,
+                            // An answer that cannot be read (a malformed transfer): no answer,
+                            // never "the payment is gone". Checked again later.
                             Err(VerifyError::Chain(e)) => return Err(e.into()),
-                            Err(VerifyError::NotFound) => {
-                                tracing::warn!(order_id = %order.id, tx = %t.tx_hash, "the node lost a transaction it had just shown; checking again later");
+                            // (Not from a transaction read in a block; as unsure, if ever.)
+                            Err(VerifyError::NotFound | VerifyError::Pending) => {
                                 all_final = false;
                                 continue;
                             }

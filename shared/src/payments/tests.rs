@@ -43,8 +43,9 @@ struct ScriptedChain {
     /// The node answering is this many blocks behind: it reports an older head and has no
     /// blocks above it (a load-balanced provider's slower node).
     behind: Mutex<u64>,
-    /// The transaction read after this many more fails once (a node erring mid-check).
-    fail_tx_read_after: Mutex<Option<u32>>,
+    /// How the next transaction reads are answered, one each (then as the chain is): a
+    /// load-balanced provider's nodes erring, or lagging behind each other.
+    tx_reads: Mutex<std::collections::VecDeque<TxRead>>,
     /// The most blocks one sightings request may span (a provider's log range cap).
     max_range: Mutex<Option<u64>>,
     /// Another writer that changes this order whenever the head is read, which recording
@@ -53,6 +54,17 @@ struct ScriptedChain {
     /// An order another request moves on (to AWAITING_CONFIRMATION) just before the next
     /// blocks are read, after the scan listed the orders it watches.
     paid_meanwhile: Mutex<Option<(Arc<dyn crate::store::Store>, OrderId)>>,
+}
+
+/// How one transaction read is answered (see `ScriptedChain::tx_reads`).
+#[derive(Debug, Clone, Copy)]
+enum TxRead {
+    /// As the chain is.
+    AsIs,
+    /// The request fails.
+    Fail,
+    /// From a node that still has the transaction in its mempool.
+    Mempool,
 }
 
 fn block_hash(n: u64, fork: u8) -> String {
@@ -210,22 +222,19 @@ impl ScriptedChain {
 impl TxReader for ScriptedChain {
     async fn transaction(&self, hash: &TxHash) -> Result<Option<ChainTx>, ChainError> {
         self.answer()?;
-        {
-            let mut countdown = self.fail_tx_read_after.lock().unwrap();
-            match *countdown {
-                Some(0) => {
-                    *countdown = None;
-                    return Err(ChainError::Rpc("502 Bad Gateway".into()));
-                }
-                Some(n) => *countdown = Some(n - 1),
-                None => {}
-            }
+        let scripted = self.tx_reads.lock().unwrap().pop_front();
+        if let Some(TxRead::Fail) = scripted {
+            return Err(ChainError::Rpc("502 Bad Gateway".into()));
         }
         let key = hash.to_string();
         if self.hidden.lock().unwrap().contains(&key) {
             return Ok(None);
         }
-        Ok(self.txs.lock().unwrap().get(&key).cloned())
+        let mut tx = self.txs.lock().unwrap().get(&key).cloned();
+        if let (Some(TxRead::Mempool), Some(tx)) = (scripted, tx.as_mut()) {
+            tx.inclusion = None;
+        }
+        Ok(tx)
     }
     async fn head(&self) -> Result<u64, ChainError> {
         self.answer()?;
@@ -1069,31 +1078,38 @@ async fn a_reorg_is_confirmed_on_chain_and_never_credits_twice() {
     assert_eq!(r.get(&a.id).await.status, OrderStatus::Completed);
 }
 
-/// Following a transaction a reorg moved takes a second read of it; a node that fails that
-/// read (or no longer shows it) is no answer, not a payment gone: the order keeps waiting
-/// for confirmations, and the next check follows the transaction. Taken for gone, the
-/// paid order went back to waiting for a payment nobody would make again, with the scan
-/// past the new block.
+/// A transaction a reorg moved is followed on one answer of the node's. A failed read is
+/// no answer (the check fails, and is tried again), and a second read that says otherwise
+/// (another node of the provider's, still holding it in its mempool) is never asked: taken
+/// for "the payment is gone", either sent the paid order back to waiting for a payment
+/// nobody would make again, with the scan past the new block.
 #[tokio::test]
-async fn a_node_failing_while_a_moved_transaction_is_followed_takes_nothing_away() {
+async fn a_moved_transaction_is_followed_on_one_answer_of_the_node() {
     let r = rig();
     let org = OrgId::generate();
     let (a, tx) = r.paid_in_full(&org).await;
     r.chain.reorg(11, &[&tx], 13);
-    // The check's first read of the transaction is answered; the second one fails.
-    *r.chain.fail_tx_read_after.lock().unwrap() = Some(1);
-    let round = r.get(&a.id).await.check_round;
-    assert!(
-        advance(&r.s, None, &a.id, Some(round), Timestamp::now())
-            .await
-            .is_err()
-    );
+    let check = async || {
+        let round = r.get(&a.id).await.check_round;
+        advance(&r.s, None, &a.id, Some(round), Timestamp::now()).await
+    };
+    // The node fails: the check fails, and nothing changes.
+    r.chain.tx_reads.lock().unwrap().push_back(TxRead::Fail);
+    assert!(check().await.is_err());
     let after = r.get(&a.id).await;
     assert_eq!(after.status, OrderStatus::AwaitingConfirmation);
-    assert_eq!(after.transfers[0].status, TransferStatus::Confirming);
-    assert_eq!(after.transfers[0].block_number, 11);
-    // The next check, with the node well again, follows it to block 13.
-    assert_eq!(r.check(&a.id).await, Progress::Waiting);
+    assert_eq!(
+        (after.transfers[0].status, after.transfers[0].block_number),
+        (TransferStatus::Confirming, 11)
+    );
+    // One node shows it mined at 13, the next one still in its mempool: followed to 13.
+    r.chain
+        .tx_reads
+        .lock()
+        .unwrap()
+        .extend([TxRead::AsIs, TxRead::Mempool, TxRead::Mempool]);
+    assert_eq!(check().await.unwrap(), Progress::Waiting);
+    r.chain.tx_reads.lock().unwrap().clear();
     let moved = r.get(&a.id).await;
     assert_eq!(moved.status, OrderStatus::AwaitingConfirmation);
     assert_eq!(

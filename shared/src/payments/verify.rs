@@ -59,10 +59,22 @@ pub async fn verify_transaction(
         .transaction(hash)
         .await?
         .ok_or(VerifyError::NotFound)?;
+    verify_read(order, payment, hash, &tx)
+}
+
+/// [`verify_transaction`] of a transaction already read (`tx`, the chain's answer for
+/// `hash`): a caller that has it asks the node no second time, which might answer
+/// otherwise (a load-balanced provider's other node).
+pub fn verify_read(
+    order: &PayOrder,
+    payment: &Payment,
+    hash: &TxHash,
+    tx: &crate::chains::ChainTx,
+) -> Result<VerifiedPayment, VerifyError> {
     let Some(inclusion) = tx.inclusion.clone() else {
         return Err(VerifyError::Pending);
     };
-    let paying = paying_transfers(payment, &tx)?;
+    let paying = paying_transfers(payment, tx)?;
     if mined_before(inclusion.timestamp, order.payable_since()) {
         return Err(PaymentMismatch::MinedBeforeOrder.into());
     }
