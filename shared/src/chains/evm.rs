@@ -43,9 +43,25 @@ impl EvmChain {
     }
 }
 
-/// An RPC failure, without the endpoint's URL (it often holds the provider's API key).
-fn rpc(e: impl std::fmt::Display) -> ChainError {
-    ChainError::Rpc(crate::net::redact_urls(&e.to_string()))
+/// An RPC failure with its causes (a request that timed out says so), without the
+/// endpoint's URL (it often holds the provider's API key).
+fn rpc(e: impl std::error::Error) -> ChainError {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    ChainError::Rpc(crate::net::redact_urls(&text))
+}
+
+/// A node's answer that lacks what was asked (a block it does not have yet).
+fn missing(what: String) -> ChainError {
+    ChainError::Rpc(what)
 }
 
 /// Gas of a plain transfer, and a generous figure for an ERC-20 `transfer`.
@@ -263,7 +279,9 @@ impl TxReader for EvmChain {
                             .get_block_by_hash(bh)
                             .await
                             .map_err(rpc)?
-                            .ok_or_else(|| rpc(format!("block {bh:#x} is not available yet")))?;
+                            .ok_or_else(|| {
+                                missing(format!("block {bh:#x} is not available yet"))
+                            })?;
                         Some(Inclusion {
                             success: r.success()?,
                             block_number: n.to(),
@@ -325,7 +343,7 @@ impl TxReader for EvmChain {
             .map_err(rpc)?
             .is_none()
         {
-            return Err(rpc(format!("block {to} is not available yet")));
+            return Err(missing(format!("block {to} is not available yet")));
         }
         if !watch.tokens.is_empty() {
             let tokens = watch
@@ -373,7 +391,7 @@ impl TxReader for EvmChain {
                         .await
                         .map_err(rpc)?
                         .map(|b| (n, b))
-                        .ok_or_else(|| rpc(format!("block {n} is not available")))
+                        .ok_or_else(|| missing(format!("block {n} is not available")))
                 })
                 .buffered(FULL_BLOCKS_IN_FLIGHT)
                 .try_collect::<Vec<_>>()

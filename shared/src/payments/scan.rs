@@ -278,7 +278,7 @@ async fn sightings_within_limits(
             }
             Err(ChainError::Rpc(m)) if end > at && refuses_range(&m) => {
                 span = (end - at).div_ceil(2);
-                tracing::info!(chain = %chain, from = at, to = end, span, error = %m, "the node refuses the block range; reading smaller spans");
+                tracing::info!(chain = %chain, from = at, to = end, span, error = %m, "the node refuses the block range (or is too slow for it); reading smaller spans");
             }
             Err(e) => return Err(e),
         }
@@ -288,7 +288,8 @@ async fn sightings_within_limits(
 
 /// Whether an RPC error refuses a request's block range or result size (the providers'
 /// own words vary: "block range limit exceeded", "query returned more than 10000
-/// results", "range too large", "response size exceeded"); a rate limit is not that.
+/// results", "range too large", "response size exceeded"), or the node took longer than
+/// a request may ([`crate::chains::RPC_TIMEOUT`]) to answer it; a rate limit is not that.
 fn refuses_range(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     let rate_limited = [
@@ -316,6 +317,7 @@ fn refuses_range(message: &str) -> bool {
             "response size",
             "maximum",
             "too many blocks",
+            "timed out",
         ]
         .iter()
         .any(|k| m.contains(k))
@@ -422,6 +424,7 @@ mod tests {
             "exceed maximum block range: 5000",
             "block range is too wide",
             "requested too many blocks from 1 to 600, maximum is set to 500",
+            "error sending request for url (<redacted URL>): operation timed out",
         ] {
             assert!(refuses_range(refusal), "{refusal}");
         }

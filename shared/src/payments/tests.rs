@@ -48,6 +48,8 @@ struct ScriptedChain {
     tx_reads: Mutex<std::collections::VecDeque<TxRead>>,
     /// The most blocks one sightings request may span (a provider's log range cap).
     max_range: Mutex<Option<u64>>,
+    /// A sightings request over more blocks than this times out (a slow provider).
+    slow_over: Mutex<Option<u64>>,
     /// Another writer that changes this order whenever the head is read, which recording
     /// does between reading the order and writing the payment (so the write keeps losing).
     meddler: Mutex<Option<(Arc<dyn crate::store::Store>, OrderId)>>,
@@ -269,6 +271,14 @@ impl TxReader for ScriptedChain {
             return Err(ChainError::Rpc(format!(
                 "server returned an error response: error code -32602: block range limit exceeded, at most {most} blocks"
             )));
+        }
+        if let Some(most) = *self.slow_over.lock().unwrap()
+            && to - from + 1 > most
+        {
+            // As the EVM reader words a request given up after RPC_TIMEOUT.
+            return Err(ChainError::Rpc(
+                "error sending request for url (<redacted URL>): operation timed out".into(),
+            ));
         }
         let paid = self.paid_meanwhile.lock().unwrap().take();
         if let Some((store, id)) = paid {
@@ -705,6 +715,24 @@ async fn a_node_capping_the_block_range_is_read_in_smaller_spans() {
     let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     let depth = crate::payments::scan::reorg_depth(chain);
     assert_eq!(report.blocks, Some((11 - depth, 30)));
+    assert_eq!(report.recorded, 1);
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(30));
+}
+
+/// A node too slow to answer the whole range within a request's timeout is read in smaller
+/// spans too: taken for any other failure, the scan failed on every run and its cursor
+/// never moved.
+#[tokio::test]
+async fn a_node_too_slow_for_the_whole_range_is_read_in_smaller_spans() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    *r.chain.slow_over.lock().unwrap() = Some(4);
+    r.chain.mine(30, 5, &[(USDC, SHOP, 25_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     assert_eq!(report.recorded, 1);
     assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
     assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(30));

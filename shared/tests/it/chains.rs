@@ -1033,5 +1033,9 @@ async fn a_node_that_never_answers_is_given_up_on() {
     let head = tokio::time::timeout(std::time::Duration::from_secs(20), chain.head())
         .await
         .expect("the reader gives up on its own");
-    assert!(matches!(head, Err(ChainError::Rpc(_))), "{head:?}");
+    // Said so, for the scan to read a slow node's ranges in smaller spans.
+    assert!(
+        matches!(&head, Err(ChainError::Rpc(m)) if m.contains("timed out") && !m.contains("127.0.0.1")),
+        "{head:?}"
+    );
 }
