@@ -32,22 +32,41 @@ pub enum ConfirmError {
     Advance(#[from] AdvanceError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error("the invocation's time ran out during the check; the message comes back")]
+    OutOfTime,
 }
 
 /// Processes one message; `Ok` means it is finished with (the next check, if any, is a new
 /// message already queued).
 #[tracing::instrument(skip_all)]
 pub async fn process(deps: &Deps, body: &str) -> Result<Progress, ConfirmError> {
+    process_within(deps, body, None).await
+}
+
+/// [`process`], with the check itself given at most `time` (it is then stopped, as a crash
+/// would stop it: what it wrote stands). Queuing the next check, once begun, is finished:
+/// stopped after SQS took it, the message coming back would start a second series of
+/// checks of the same round.
+pub async fn process_within(
+    deps: &Deps,
+    body: &str,
+    time: Option<std::time::Duration>,
+) -> Result<Progress, ConfirmError> {
     let msg: CheckMessage = serde_json::from_str(body)
         .map_err(|_| ConfirmError::Poison(body.chars().take(200).collect()))?;
-    let progress = payments::advance(
+    let check = payments::advance(
         &deps.settler,
         deps.router.as_deref(),
         &msg.order_id,
         msg.round,
         Timestamp::now(),
-    )
-    .await?;
+    );
+    let progress = match time {
+        None => check.await?,
+        Some(time) => tokio::time::timeout(time, check)
+            .await
+            .map_err(|_| ConfirmError::OutOfTime)??,
+    };
     if progress == Progress::Waiting {
         let next = msg.attempt.saturating_add(1);
         payments::enqueue_check(&deps.settler, &msg.order_id, msg.round, next).await?;
@@ -63,10 +82,10 @@ pub const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_secs(2)
 /// the redrive count, to the DLQ); the others are deleted.
 ///
 /// Checks run one after another until [`ANSWER_MARGIN`] before the invocation's deadline: a
-/// check still running then is stopped (as a crash would stop it: whatever it wrote stands,
-/// and its message comes back), and it and the checks not started are reported, so SQS
-/// delivers them again. Cut off by the function's timeout instead, the whole batch would
-/// come back, the checks already done included (each queuing its next check again).
+/// check still running then is stopped ([`process_within`]), and it and the checks not
+/// started are reported, so SQS delivers them again. Cut off by the function's timeout
+/// instead, the whole batch would come back, the checks already done included (each
+/// queuing its next check again).
 pub async fn handler(
     deps: &Deps,
     event: LambdaEvent<SqsEvent>,
@@ -83,15 +102,8 @@ pub async fn handler(
                 .saturating_sub(ANSWER_MARGIN)
         });
         let failed = match left {
-            None => report(&id, process(deps, body).await),
             Some(left) if left.is_zero() => true,
-            Some(left) => match tokio::time::timeout(left, process(deps, body)).await {
-                Ok(result) => report(&id, result),
-                Err(_) => {
-                    tracing::warn!(message_id = %id, "the invocation's time ran out during a confirmation check; it comes back");
-                    true
-                }
-            },
+            _ => report(&id, process_within(deps, body, left).await),
         };
         if failed {
             let mut f = BatchItemFailure::default();
