@@ -36,12 +36,27 @@ pub const MAX_ORDER_UNITS: u64 = 1_000_000_000_000_000;
 /// rounded, so no price or amount read from a provider moves by rounding.
 pub fn exact_decimal(text: &str) -> Option<rust_decimal::Decimal> {
     use rust_decimal::Decimal;
+    // Zeros that end a fraction change nothing, however many (`0.1000…0` is 0.1).
+    let trim = |base: &str| -> String {
+        match base.split_once('.') {
+            Some((whole, fraction)) => {
+                let fraction = fraction.trim_end_matches('0');
+                if fraction.is_empty() {
+                    whole.to_owned()
+                } else {
+                    format!("{whole}.{fraction}")
+                }
+            }
+            None => base.to_owned(),
+        }
+    };
     match text.split_once(['e', 'E']) {
-        None => Decimal::from_str_exact(text).ok(),
+        None => Decimal::from_str_exact(&trim(text)).ok(),
         // The base exactly; the exponent then only moves the point, or fails.
-        Some((base, _)) => {
-            Decimal::from_str_exact(base).ok()?;
-            Decimal::from_scientific(text).ok()
+        Some((base, exponent)) => {
+            let base = trim(base);
+            Decimal::from_str_exact(&base).ok()?;
+            Decimal::from_scientific(&format!("{base}e{exponent}")).ok()
         }
     }
 }
@@ -432,6 +447,15 @@ mod tests {
         );
         assert_eq!(exact_decimal("1.5e-3").unwrap().to_string(), "0.0015");
         assert_eq!(exact_decimal("25E2").unwrap().to_string(), "2500");
+        // Zeros ending a fraction are no digits a decimal must hold.
+        assert_eq!(
+            exact_decimal("0.100000000000000000000000000000").unwrap(),
+            exact_decimal("0.1").unwrap()
+        );
+        assert_eq!(
+            exact_decimal("3.00000000000000000000000000000000e3").unwrap(),
+            exact_decimal("3000").unwrap()
+        );
         for refused in [
             "0.00000000000000000000000000005",
             "1.00000000000000000000000000001e2",

@@ -257,7 +257,7 @@ async fn a_price_past_a_decimals_precision_is_refused_not_rounded() {
     for text in [
         "0.00000000000000000000000000005",
         "3000.00000000000000000000000001",
-        "90000000000000000000000000001e-25",
+        "3000.000000000000000000000000001e0",
     ] {
         let server = simple_price(&format!(r#"{{"ethereum":{{"usd":{text}}}}}"#)).await;
         assert!(
