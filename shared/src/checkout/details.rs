@@ -108,6 +108,30 @@ pub async fn choose(
     chosen
 }
 
+/// The confirmations `order`'s payments need, fixed when its payment is chosen, so that
+/// no later change of the organization's settings moves them: the order's own (from its
+/// request, or from the settings when it was created with its currency), else for a chain
+/// known only now (a fiat order's, or a payment routed from another chain) the settings'
+/// value for it now, else the chain's default.
+async fn fixed_confirmations(
+    svc: &Services,
+    order: &PayOrder,
+    payment: &Payment,
+) -> Result<u32, ApiError> {
+    let chain = payment.input.currency.chain_id;
+    let known_at_creation = order
+        .fulfillment
+        .asset
+        .as_ref()
+        .is_some_and(|a| a.chain_id == chain);
+    if order.confirmations.is_some() || known_at_creation {
+        return Ok(required_confirmations(order.confirmations, None, chain));
+    }
+    let org = svc.store.get_organization(&order.organization_id).await?;
+    let setting = org.and_then(|o| o.confirmations(KeyMode::of(order.livemode), chain));
+    Ok(required_confirmations(None, setting, chain))
+}
+
 /// Makes the payment and writes it on the order (PENDING -> AWAITING_PAYMENT), with the
 /// answer `keep` gives.
 #[allow(clippy::too_many_arguments)]
@@ -123,8 +147,10 @@ async fn write_choice(
 ) -> Result<PayOrder, ApiError> {
     let payment_rate = plan.rate_usd.map(|r| r.normalize().to_string());
     let payment = make_payment(svc, ctx, source, plan, refund, (order.expires_at, now)).await?;
+    let confirmations = fixed_confirmations(svc, order, &payment).await?;
     let update = order
         .transition(now, OrderStatus::AwaitingPayment, |o| {
+            o.confirmations = Some(confirmations);
             o.fulfillment.asset = Some(payment.output.currency.clone());
             o.fulfillment.amount = Some(payment.output.amount.clone());
             o.fulfillment.recipient = Some(payment.recipient.clone());

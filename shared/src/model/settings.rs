@@ -8,6 +8,16 @@ use super::{ChainConfirmations, ChainId, KeyMode, ModeSettings, PaymentTolerance
 use crate::registry::registry;
 use serde::{Deserialize, Serialize};
 
+/// Confirmations a payment needs: the order's, else the organization's for the chain,
+/// else the registry's default for the chain (at least one).
+pub fn required_confirmations(order: Option<u32>, org: Option<u32>, chain: ChainId) -> u32 {
+    order
+        .or(org)
+        .or_else(|| registry().chain(chain).ok().map(|c| c.confirmations))
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// An order is payable for at least this long.
 pub const MIN_EXPIRY_SECS: i64 = 60;
 /// And at most this long (7 days).

@@ -252,13 +252,17 @@ async fn record_from(
             }
         }
         let claims = verified.claims.clone();
-        let org = s.store.get_organization(&order.organization_id).await?;
-        let mode = KeyMode::of(order.livemode);
-        let required = required_confirmations(
-            order.confirmations,
-            org.and_then(|o| o.confirmations(mode, chain)),
-            chain,
-        );
+        // Fixed with the payment (see `checkout::details`); an order whose payment was
+        // chosen before that takes its organization's setting as it is now.
+        let setting = match order.confirmations {
+            Some(_) => None,
+            None => s
+                .store
+                .get_organization(&order.organization_id)
+                .await?
+                .and_then(|o| o.confirmations(KeyMode::of(order.livemode), chain)),
+        };
+        let required = required_confirmations(order.confirmations, setting, chain);
         let head = reader.head().await.map_err(VerifyError::from)?;
         let transfer = ReceivedTransfer {
             tx_hash: key.clone(),

@@ -4,10 +4,9 @@
 
 use crate::chains::{ChainTx, Inclusion, Transfer};
 use crate::model::{
-    Address, Amount, ChainId, OrderStatus, PayOrder, Payment, PaymentTolerance, RawAmount,
-    ReceivedTransfer, Timestamp, TransferStatus, counted, sum_of,
+    Address, Amount, OrderStatus, PayOrder, Payment, PaymentTolerance, RawAmount, ReceivedTransfer,
+    Timestamp, TransferStatus, counted, sum_of,
 };
-use crate::registry::registry;
 
 /// Why a transaction does not pay an order. Each is a 422 with its code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -138,15 +137,7 @@ pub fn assess(required: RawAmount, received: RawAmount, tolerance: PaymentTolera
     }
 }
 
-/// Confirmations a payment needs: the order's, else the organization's for the chain,
-/// else the registry's default for the chain (at least one).
-pub fn required_confirmations(order: Option<u32>, org: Option<u32>, chain: ChainId) -> u32 {
-    order
-        .or(org)
-        .or_else(|| registry().chain(chain).ok().map(|c| c.confirmations))
-        .unwrap_or(1)
-        .max(1)
-}
+pub use crate::model::required_confirmations;
 
 /// Where a recorded payment stands on the chain now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -325,3 +325,70 @@ async fn paid_orders_honour_the_organizations_tolerance() {
     assert_eq!(r.body["status"], "AWAITING_CONFIRMATION", "{}", r.text);
     assert_eq!(r.body["paid_over"], true);
 }
+
+/// An order's confirmations are fixed when its chain is known: at creation when it names
+/// its currency, else when its payment is chosen (a fiat SALE). A later change of the
+/// settings moves neither: lowered while the order waited, it made the payment final after
+/// fewer blocks than the order stated.
+#[tokio::test]
+async fn settings_changed_later_leave_an_open_orders_confirmations_alone() {
+    let app = spawn_app().await;
+    let set = |n: Value| {
+        let app = &app;
+        async move {
+            let r = app
+                .signed_post(
+                    &app.a,
+                    "/settings",
+                    &json!({"confirmations": {"84532": n}}),
+                    &[],
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+    };
+    let pay = |id: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .post(&app.a, &format!("/pay-orders/{id}/simulate-payment"), None)
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body["transfers"][0]["required_confirmations"].clone()
+        }
+    };
+    let usdc = json!({"chain_id": 84532, "address": BASE_SEPOLIA_USDC});
+    let default = app.get(&app.a, "/settings").await.body["confirmations"]["84532"].clone();
+    assert!(default.as_u64().unwrap() > 1);
+
+    // A DEPOSIT in a currency, no setting when created: the chain's default, kept.
+    let (id, details) = app.awaiting_deposit(&app.a, &json!({}), &usdc).await;
+    assert_eq!(details["confirmations"], default);
+    set(json!(1)).await;
+    assert_eq!(pay(id).await, default);
+
+    // A fiat SALE: the settings for its chain as they are when its payment is chosen.
+    set(json!(5)).await;
+    let sale = app
+        .signed_post(
+            &app.a,
+            "/pay-orders",
+            &json!({"mode": "SALE", "amount": "5", "fiat_unit": "USD"}),
+            &[],
+        )
+        .await;
+    assert_eq!(sale.status, 201, "{}", sale.text);
+    assert_eq!(sale.body["confirmations"], Value::Null);
+    let id = sale.body["id"].as_str().unwrap().to_owned();
+    let chosen = app
+        .post(
+            &app.a,
+            &format!("/pay-orders/{id}/payment-details"),
+            Some(&json!({"source_currency": usdc})),
+        )
+        .await;
+    assert_eq!(chosen.status, 200, "{}", chosen.text);
+    assert_eq!(chosen.body["confirmations"], 5);
+    set(json!(2)).await;
+    assert_eq!(pay(id).await, 5);
+}
