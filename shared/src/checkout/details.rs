@@ -17,7 +17,7 @@
 use crate::http::{ApiError, Params};
 use crate::registry::{self, Currency, CurrencyRef, registry};
 use crate::runtime::Services;
-use crate::store::{KeepAnswer, StoreError, allocate_wallet_index};
+use crate::store::{KeepAnswer, StoreError, allocate_wallet_index, give_back_wallet_index};
 use crate::wallets;
 use crate::*;
 use rust_decimal::Decimal;
@@ -388,10 +388,11 @@ async fn make_payment(
             .usable(wanted, now)?;
         Some((router, wanted, quote))
     };
-    let (destination, derivation_index) = match plan.fixed_address() {
+    let (destination, derived) = match plan.fixed_address() {
         Some(a) => (a.to_owned(), None),
         None => receiving_address(svc, ctx, plan.output.chain_id, plan.wallet).await?,
     };
+    let derivation_index = derived.as_ref().map(|(index, _)| *index);
     // A routed payment can be made while the provider holds its rate, at most.
     let expires_at = match quote.as_ref().and_then(|(_, _, q)| q.valid_until) {
         Some(until) if until < expires_at => until,
@@ -402,23 +403,40 @@ async fn make_payment(
         Some((router, wanted, quote)) => {
             // What the exchange itself says (the amount to send, where to), checked
             // against what the destination must receive before the payer is shown it.
-            let exchange = router
-                .create_reverse(
-                    source,
-                    &plan.output,
-                    &quote,
-                    &destination,
-                    refund.as_ref().map(|r| r.address.as_str()),
-                )
-                .await?
-                .checked(wanted, source.family())?;
-            let raw = fiat_to_raw_ceil(exchange.from_amount, Decimal::ONE, source.decimals)
-                .ok_or_else(|| {
-                    ApiError::unprocessable(
-                        "AMOUNT_OUT_OF_RANGE",
-                        "the exchange amount cannot be expressed in this currency",
+            let opened = async {
+                let exchange = router
+                    .create_reverse(
+                        source,
+                        &plan.output,
+                        &quote,
+                        &destination,
+                        refund.as_ref().map(|r| r.address.as_str()),
                     )
-                })?;
+                    .await?
+                    .checked(wanted, source.family())?;
+                let raw = fiat_to_raw_ceil(exchange.from_amount, Decimal::ONE, source.decimals)
+                    .ok_or_else(|| {
+                        ApiError::unprocessable(
+                            "AMOUNT_OUT_OF_RANGE",
+                            "the exchange amount cannot be expressed in this currency",
+                        )
+                    })?;
+                Ok::<_, ApiError>((raw, exchange))
+            }
+            .await;
+            let (raw, exchange) = match opened {
+                Ok(opened) => opened,
+                Err(e) => {
+                    // The address was shown to no one: its index goes back to the xpub,
+                    // so failed tries leave no gap in the merchant's addresses.
+                    if let Some((index, wallet)) = &derived
+                        && let Err(back) = give_back_wallet_index(&*svc.store, wallet, *index).await
+                    {
+                        tracing::warn!(error = %back, index, "could not give back an unused derivation index");
+                    }
+                    return Err(e);
+                }
+            };
             (
                 "changenow",
                 Amount::new(raw, source.decimals),
@@ -515,12 +533,14 @@ async fn wallet_for(
 /// write must not be made over a copy read before planning's outside calls (a wallet
 /// deleted and created again meanwhile starts at the same version), and the address is
 /// derived from that fresh copy's xpub, the one whose counter gave the index.
+/// The address a payment goes to, and when it is an xpub's next one, its index and the
+/// wallet it was derived through.
 async fn receiving_address(
     svc: &Services,
     ctx: &Owner,
     chain: ChainId,
     known: Option<MerchantWallet>,
-) -> Result<(String, Option<u32>), ApiError> {
+) -> Result<(String, Option<(u32, MerchantWallet)>), ApiError> {
     let wallet = match known.filter(|w| w.chain_id == chain) {
         Some(w) => w,
         None => svc
@@ -539,7 +559,7 @@ async fn receiving_address(
             let key = wallets::parse_xpub(xpub).map_err(|_| ApiError::internal())?;
             let addr =
                 wallets::derive_evm_address(&key, index).map_err(|_| ApiError::internal())?;
-            Ok((addr.to_string(), Some(index)))
+            Ok((addr.to_string(), Some((index, fresh))))
         }
         (None, None) => Err(ApiError::internal()),
     }

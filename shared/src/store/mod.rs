@@ -540,6 +540,10 @@ pub trait WalletStore: Send + Sync {
     /// belongs to the xpub, not to a wallet record, so deleting and re-creating a wallet or
     /// switching xpubs back and forth never hands out an address twice.
     async fn next_xpub_index(&self, xpub: &str) -> StoreResult<u32>;
+    /// Gives back `index`, handed out by [`Self::next_xpub_index`] and shown to no one, if
+    /// it is still the last one handed out: the counter then hands it out next. `false`
+    /// when another has been handed out since (the index stays unused).
+    async fn return_xpub_index(&self, xpub: &str, index: u32) -> StoreResult<bool>;
 }
 
 /// The key of an xpub's derivation counter (the xpub itself is long and public-ish; its
@@ -584,6 +588,41 @@ pub async fn allocate_wallet_index(
                     Some(again) if again.xpub == w.xpub => w = again,
                     // Deleted or replaced meanwhile: nothing left to count it on.
                     _ => return Ok((w, index)),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Gives back the derivation index [`allocate_wallet_index`] handed out when what it was
+/// for failed before the address was shown to anyone (an exchange that could not be
+/// opened): were it kept, every failed try would leave a gap in the xpub's addresses, and
+/// wallet software stops scanning after a run of unused ones. Given back only while it is
+/// the xpub's last index; the wallet's count of its derivations goes back with it.
+pub async fn give_back_wallet_index(
+    store: &dyn WalletStore,
+    wallet: &MerchantWallet,
+    index: u32,
+) -> StoreResult<bool> {
+    let Some(xpub) = wallet.xpub.as_deref() else {
+        return Ok(false);
+    };
+    if !store.return_xpub_index(xpub, index).await? {
+        return Ok(false);
+    }
+    let (org, mode) = (&wallet.organization_id, KeyMode::of(wallet.livemode));
+    let mut w = wallet.clone();
+    loop {
+        let mut next = w.next_version();
+        next.next_index = next.next_index.saturating_sub(1);
+        next.updated_at = Timestamp::now();
+        match store.update_wallet(&next, w.version).await {
+            Ok(()) => return Ok(true),
+            Err(StoreError::VersionConflict { .. }) => {
+                match store.get_wallet(org, mode, wallet.chain_id).await? {
+                    Some(again) if again.xpub == w.xpub => w = again,
+                    _ => return Ok(true),
                 }
             }
             Err(e) => return Err(e),
@@ -664,6 +703,9 @@ mod allocation_tests {
         }
         async fn delete_wallet(&self, o: &OrgId, m: KeyMode, c: ChainId) -> StoreResult<bool> {
             self.inner.delete_wallet(o, m, c).await
+        }
+        async fn return_xpub_index(&self, xpub: &str, index: u32) -> StoreResult<bool> {
+            self.inner.return_xpub_index(xpub, index).await
         }
         async fn next_xpub_index(&self, xpub: &str) -> StoreResult<u32> {
             let index = self.inner.next_xpub_index(xpub).await?;

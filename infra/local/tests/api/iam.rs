@@ -132,6 +132,7 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("update_wallet", &[("PutItem", Table)]),
     ("delete_wallet", &[("DeleteItem", Table)]),
     ("next_xpub_index", &[("UpdateItem", Table)]),
+    ("return_xpub_index", &[("UpdateItem", Table)]),
     (
         "add_analytics",
         &[

@@ -566,6 +566,53 @@ mod routed {
         assert_eq!(r.body["payment"]["exchange_id"], "cn-1");
     }
 
+    /// An exchange that could not be opened gives back the xpub address taken for it (shown
+    /// to no one): a payer retrying, or anyone with the link, used one up per failed try,
+    /// and wallet software stops scanning after a run of unused addresses.
+    #[tokio::test]
+    async fn a_failed_exchange_does_not_use_up_an_xpub_address() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/exchange"))
+            .respond_with(ResponseTemplate::new(500))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        mock_route(&server, "r2", "cn-2", "0.0171", "49.99").await;
+        let app = app_with_changenow(&server).await;
+        let w = app
+            .signed_call(
+                &app.a_live,
+                "POST",
+                "/merchant-wallets",
+                Some(&json!({"chain_id": 8453, "xpub": XPUB, "currencies": [BASE_USDC]})),
+            )
+            .await;
+        assert_eq!(w.status, 201, "{}", w.text);
+        let sale = app
+            .signed_post(&app.a_live, "/pay-orders", &sale_body(), &[])
+            .await;
+        assert_eq!(sale.status, 201, "{}", sale.text);
+        let id = sale.body["id"].as_str().unwrap().to_owned();
+        live_details(&app, &id, &source(1, None))
+            .await
+            .assert_error(502, "EXCHANGE_UNAVAILABLE");
+        let wallet = app.get(&app.a_live, "/merchant-wallets/8453").await;
+        assert_eq!(wallet.body["addresses_derived"], 0, "{}", wallet.text);
+        let r = live_details(&app, &id, &source(1, None)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["payment"]["derivation_index"], 0);
+        let key = payorders::wallets::parse_xpub(XPUB).unwrap();
+        assert_eq!(
+            r.body["payment"]["recipient"],
+            payorders::wallets::derive_evm_address(&key, 0)
+                .unwrap()
+                .to_string()
+        );
+        let wallet = app.get(&app.a_live, "/merchant-wallets/8453").await;
+        assert_eq!(wallet.body["addresses_derived"], 1);
+    }
+
     #[tokio::test]
     async fn fiat_sale_routes_into_a_reachable_settlement_currency() {
         let server = MockServer::start().await;

@@ -114,4 +114,24 @@ impl WalletStore for DynamoStore {
             .filter(|i| *i < 1 << 31)
             .ok_or_else(|| StoreError::Corrupt("derivation indexes exhausted".into()))
     }
+
+    async fn return_xpub_index(&self, xpub: &str, index: u32) -> StoreResult<bool> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                "pk",
+                s(format!("XPUB#{}", crate::store::xpub_counter_key(xpub))),
+            )
+            .key("sk", s("XPUB"))
+            .update_expression("SET #n = :index")
+            .condition_expression("#n = :after")
+            .expression_attribute_names("#n", "next")
+            .expression_attribute_values(":index", n(index))
+            .expression_attribute_values(":after", n(u64::from(index) + 1))
+            .send()
+            .await;
+        written(res)
+    }
 }

@@ -122,4 +122,19 @@ impl WalletStore for EmbeddedStore {
             .filter(|i| *i < 1 << 31)
             .ok_or_else(|| StoreError::Corrupt("derivation indexes exhausted".into()))
     }
+
+    async fn return_xpub_index(&self, xpub: &str, index: u32) -> StoreResult<bool> {
+        let key = crate::store::xpub_counter_key(xpub);
+        let index = i64::from(index);
+        let changed = self
+            .tx(move |tx| {
+                tx.execute(
+                    "UPDATE xpub_counters SET next = ?2 WHERE key = ?1 AND next = ?2 + 1",
+                    rusqlite::params![key, index],
+                )
+                .map_err(sql)
+            })
+            .await?;
+        Ok(changed == 1)
+    }
 }

@@ -62,6 +62,7 @@ all_adapters!(
     watched_orders_and_scan_cursors,
     stalled_orders_oldest_first,
     xpub_indexes_never_reused,
+    an_xpub_index_is_given_back_only_while_it_is_the_last,
     checkout_settings_last_write_wins,
     organization_settings_under_a_version,
     rate_counters_count_per_window,
@@ -2482,6 +2483,28 @@ async fn xpub_indexes_never_reused(store: &dyn Store) {
         w.next_index, 1,
         "the wallet record counts its own derivations"
     );
+}
+
+async fn an_xpub_index_is_given_back_only_while_it_is_the_last(store: &dyn Store) {
+    let xpub = format!("xpub-back-{}", OrgId::generate());
+    assert_eq!(store.next_xpub_index(&xpub).await.unwrap(), 0);
+    assert_eq!(store.next_xpub_index(&xpub).await.unwrap(), 1);
+    // Not the last one handed out, or never handed out: kept.
+    assert!(!store.return_xpub_index(&xpub, 0).await.unwrap());
+    assert!(!store.return_xpub_index(&xpub, 5).await.unwrap());
+    assert!(!store.return_xpub_index("xpub-never-used", 0).await.unwrap());
+    // The last one: handed out next, once.
+    assert!(store.return_xpub_index(&xpub, 1).await.unwrap());
+    assert!(!store.return_xpub_index(&xpub, 1).await.unwrap());
+    assert_eq!(store.next_xpub_index(&xpub).await.unwrap(), 1);
+    assert_eq!(store.next_xpub_index(&xpub).await.unwrap(), 2);
+    // Two at once give back one index once.
+    let (a, b) = tokio::join!(
+        store.return_xpub_index(&xpub, 2),
+        store.return_xpub_index(&xpub, 2)
+    );
+    assert!(a.unwrap() ^ b.unwrap());
+    assert_eq!(store.next_xpub_index(&xpub).await.unwrap(), 2);
 }
 
 async fn organization_settings_under_a_version(store: &dyn Store) {
