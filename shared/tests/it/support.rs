@@ -59,7 +59,13 @@ pub async fn dynamo_store() -> DynamoStore {
 /// `500 InternalServerError` instead, as when a connection drops or a load balancer times
 /// out after DynamoDB wrote. The SDK then sends the same request again, as it would in AWS.
 pub async fn dynamo_store_losing_answers() -> LosingAnswers {
+    dynamo_store_losing("PutItem").await
+}
+
+/// [`dynamo_store_losing_answers`] for the DynamoDB operation `operation`.
+pub async fn dynamo_store_losing(operation: &'static str) -> LosingAnswers {
     let lost = Arc::new(AtomicUsize::new(0));
+    let attempts = Arc::new(AtomicUsize::new(0));
     let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
         .retry_config(
             aws_config::retry::RetryConfig::standard()
@@ -67,8 +73,9 @@ pub async fn dynamo_store_losing_answers() -> LosingAnswers {
                 .with_initial_backoff(std::time::Duration::from_millis(1)),
         )
         .interceptor(LoseFirstAnswers {
-            operation: "PutItem",
+            operation,
             lost: lost.clone(),
+            attempts: attempts.clone(),
         })
         .build();
     let client = aws_sdk_dynamodb::Client::from_conf(config);
@@ -79,6 +86,7 @@ pub async fn dynamo_store_losing_answers() -> LosingAnswers {
     LosingAnswers {
         store: DynamoStore::new(client, table),
         lost,
+        attempts,
     }
 }
 
@@ -86,11 +94,17 @@ pub async fn dynamo_store_losing_answers() -> LosingAnswers {
 pub struct LosingAnswers {
     pub store: DynamoStore,
     pub lost: Arc<AtomicUsize>,
+    /// Every attempt of the operation sent, retries included.
+    pub attempts: Arc<AtomicUsize>,
 }
 
 impl LosingAnswers {
     pub fn lost(&self) -> usize {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    pub fn attempts(&self) -> usize {
+        self.attempts.load(Ordering::SeqCst)
     }
 }
 
@@ -106,6 +120,7 @@ impl Adapter for LosingAnswers {
 pub struct LoseFirstAnswers {
     operation: &'static str,
     lost: Arc<AtomicUsize>,
+    attempts: Arc<AtomicUsize>,
 }
 
 impl Intercept for LoseFirstAnswers {
@@ -125,6 +140,9 @@ impl Intercept for LoseFirstAnswers {
         let ours = cfg
             .load::<Metadata>()
             .is_some_and(|m| m.name() == self.operation);
+        if ours {
+            self.attempts.fetch_add(1, Ordering::SeqCst);
+        }
         if first && ours && context.response().status().is_success() {
             self.lost.fetch_add(1, Ordering::SeqCst);
             *context.response_mut() = HttpResponse::new(

@@ -116,6 +116,11 @@ impl WalletStore for DynamoStore {
     }
 
     async fn return_xpub_index(&self, xpub: &str, index: u32) -> StoreResult<bool> {
+        // Sent once, never retried by the SDK: a retry of a give-back whose answer was lost
+        // could meet the counter after another order took the index again, and give it
+        // back a second time (two orders, one address). Unanswered, it counts as kept.
+        let once = aws_sdk_dynamodb::config::Builder::default()
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled());
         let res = self
             .client
             .update_item()
@@ -130,8 +135,16 @@ impl WalletStore for DynamoStore {
             .expression_attribute_names("#n", "next")
             .expression_attribute_values(":index", n(index))
             .expression_attribute_values(":after", n(u64::from(index) + 1))
+            .customize()
+            .config_override(once)
             .send()
             .await;
-        written(res)
+        match written(res) {
+            Ok(given_back) => Ok(given_back),
+            Err(e) => {
+                tracing::warn!(error = %e, index, "a give-back of an xpub index went unanswered; the index is kept");
+                Ok(false)
+            }
+        }
     }
 }

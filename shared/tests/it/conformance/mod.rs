@@ -3208,3 +3208,20 @@ async fn a_put_whose_answer_was_lost_is_written_not_refused() {
     assert_eq!(lossy.lost(), 5);
     assert_eq!(begin().await.unwrap(), IdempotencyBegin::InFlight);
 }
+
+/// A give-back of an xpub index is sent once, never retried: a retry after a lost answer
+/// could meet the counter after another order took the index again, and give it back a
+/// second time, handing one address to two orders. Unanswered, the index counts as kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_give_back_whose_answer_was_lost_is_not_sent_again() {
+    let lossy = support::dynamo_store_losing("UpdateItem").await;
+    let store: &dyn Store = &lossy.store;
+    let xpub = format!("xpub-lost-{}", OrgId::generate());
+    // (An allocation's lost answer is retried: an index skipped, never one handed out twice.)
+    let first = store.next_xpub_index(&xpub).await.unwrap();
+    let sent = lossy.attempts();
+    assert_eq!(lossy.lost(), 1);
+    assert!(!store.return_xpub_index(&xpub, first).await.unwrap());
+    assert_eq!(lossy.attempts(), sent + 1, "one request, no retry");
+    assert_eq!(lossy.lost(), 2);
+}
