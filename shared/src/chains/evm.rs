@@ -362,7 +362,17 @@ impl TxReader for EvmChain {
                         .map(|a| a.into_word())
                         .collect::<Vec<B256>>(),
                 );
-            for log in self.provider.get_logs(&filter).await.map_err(rpc)? {
+            let logs = self.provider.get_logs(&filter).await.map_err(|e| {
+                // Said of the range, for the scan to read a slow node's ranges in smaller
+                // spans (a timeout of any other request is no reason to).
+                match rpc(e) {
+                    ChainError::Rpc(m) if m.contains("timed out") => ChainError::Rpc(format!(
+                        "the node took too long for the block range {from}-{to}: {m}"
+                    )),
+                    other => other,
+                }
+            })?;
+            for log in logs {
                 let topics = log.topics();
                 if let (Some(h), Some(n), 3) =
                     (log.transaction_hash, log.block_number, topics.len())

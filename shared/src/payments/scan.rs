@@ -269,14 +269,24 @@ async fn sightings_within_limits(
     let mut found = Vec::new();
     let mut span = to - from + 1;
     let mut at = from;
+    // Timeouts in a row: each costs a whole RPC_TIMEOUT, so a node that still times out
+    // after SLOW_SPANS smaller spans is given up on (the run fails and is repeated), well
+    // within the function's own timeout (60 s).
+    const SLOW_SPANS: usize = 3;
+    let mut slow = 0;
     while at <= to {
         let end = to.min(at + span - 1);
         match reader.sightings(at, end, watch).await {
             Ok(more) => {
                 found.extend(more);
                 at = end + 1;
+                slow = 0;
+            }
+            Err(ChainError::Rpc(m)) if m.contains("timed out") && slow >= SLOW_SPANS => {
+                return Err(ChainError::Rpc(m));
             }
             Err(ChainError::Rpc(m)) if end > at && refuses_range(&m) => {
+                slow += usize::from(m.contains("timed out"));
                 span = (end - at).div_ceil(2);
                 tracing::info!(chain = %chain, from = at, to = end, span, error = %m, "the node refuses the block range (or is too slow for it); reading smaller spans");
             }
@@ -289,7 +299,8 @@ async fn sightings_within_limits(
 /// Whether an RPC error refuses a request's block range or result size (the providers'
 /// own words vary: "block range limit exceeded", "query returned more than 10000
 /// results", "range too large", "response size exceeded"), or the node took longer than
-/// a request may ([`crate::chains::RPC_TIMEOUT`]) to answer it; a rate limit is not that.
+/// a request may ([`crate::chains::RPC_TIMEOUT`]) over the range (the EVM reader says so
+/// of a logs request); a rate limit is not that.
 fn refuses_range(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     let rate_limited = [
@@ -317,7 +328,6 @@ fn refuses_range(message: &str) -> bool {
             "response size",
             "maximum",
             "too many blocks",
-            "timed out",
         ]
         .iter()
         .any(|k| m.contains(k))
@@ -424,7 +434,7 @@ mod tests {
             "exceed maximum block range: 5000",
             "block range is too wide",
             "requested too many blocks from 1 to 600, maximum is set to 500",
-            "error sending request for url (<redacted URL>): operation timed out",
+            "the node took too long for the block range 10-500: error sending request for url (<redacted URL>): operation timed out",
         ] {
             assert!(refuses_range(refusal), "{refusal}");
         }
@@ -437,6 +447,8 @@ mod tests {
             "daily request quota exceeded",
             "block 7 is not available",
             "header not found",
+            // A timeout of a request about one block: a smaller span would not help.
+            "error sending request for url (<redacted URL>): operation timed out",
         ] {
             assert!(!refuses_range(other), "{other}");
         }

@@ -50,6 +50,8 @@ struct ScriptedChain {
     max_range: Mutex<Option<u64>>,
     /// A sightings request over more blocks than this times out (a slow provider).
     slow_over: Mutex<Option<u64>>,
+    /// How many sightings requests timed out.
+    slow_tries: std::sync::atomic::AtomicU32,
     /// Another writer that changes this order whenever the head is read, which recording
     /// does between reading the order and writing the payment (so the write keeps losing).
     meddler: Mutex<Option<(Arc<dyn crate::store::Store>, OrderId)>>,
@@ -275,10 +277,12 @@ impl TxReader for ScriptedChain {
         if let Some(most) = *self.slow_over.lock().unwrap()
             && to - from + 1 > most
         {
-            // As the EVM reader words a request given up after RPC_TIMEOUT.
-            return Err(ChainError::Rpc(
-                "error sending request for url (<redacted URL>): operation timed out".into(),
-            ));
+            // As the EVM reader words a logs request given up after RPC_TIMEOUT.
+            self.slow_tries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(ChainError::Rpc(format!(
+                "the node took too long for the block range {from}-{to}: error sending request for url (<redacted URL>): operation timed out"
+            )));
         }
         let paid = self.paid_meanwhile.lock().unwrap().take();
         if let Some((store, id)) = paid {
@@ -735,6 +739,24 @@ async fn a_node_too_slow_for_the_whole_range_is_read_in_smaller_spans() {
     let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     assert_eq!(report.recorded, 1);
     assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(30));
+    // A node too slow for any span is given up on after four tries in a row (each costs a
+    // whole RPC timeout): the run fails, well within the function's time, and the cursor
+    // stays.
+    r.waiting(&org, SHOP, 7_000_000).await;
+    *r.chain.slow_over.lock().unwrap() = Some(0);
+    r.chain.set_head(60);
+    let before = r
+        .chain
+        .slow_tries
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(scan_chain(&r.s, chain, Timestamp::now()).await.is_err());
+    let tries = r
+        .chain
+        .slow_tries
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - before;
+    assert_eq!(tries, 4);
     assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(30));
 }
 
