@@ -43,15 +43,33 @@ pub async fn process(deps: &Deps, body: &str) -> Result<Progress, ConfirmError> 
     process_within(deps, body, None).await
 }
 
-/// [`process`], with the check itself given at most `time` (it is then stopped, as a crash
-/// would stop it: what it wrote stands). Queuing the next check, once begun, is finished:
-/// stopped after SQS took it, the message coming back would start a second series of
-/// checks of the same round.
+/// [`process`] before `deadline`, the invocation's: the check gets until [`ANSWER_MARGIN`]
+/// before it (it is then stopped, as a crash would stop it: what it wrote stands), and
+/// queuing the next check until [`SEND_MARGIN`] before it, not cut short by the check's
+/// margin (stopped after SQS took it, the message coming back would start a second series
+/// of checks of the same round). Either stopped, the message is reported and comes back.
 pub async fn process_within(
     deps: &Deps,
     body: &str,
-    time: Option<std::time::Duration>,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<Progress, ConfirmError> {
+    async fn before<T, E>(
+        deadline: Option<tokio::time::Instant>,
+        margin: std::time::Duration,
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, ConfirmError>
+    where
+        ConfirmError: From<E>,
+    {
+        match deadline {
+            None => Ok(work.await?),
+            Some(d) => Ok(
+                tokio::time::timeout_at(d.checked_sub(margin).unwrap_or(d), work)
+                    .await
+                    .map_err(|_| ConfirmError::OutOfTime)??,
+            ),
+        }
+    }
     let msg: CheckMessage = serde_json::from_str(body)
         .map_err(|_| ConfirmError::Poison(body.chars().take(200).collect()))?;
     let check = payments::advance(
@@ -61,22 +79,21 @@ pub async fn process_within(
         msg.round,
         Timestamp::now(),
     );
-    let progress = match time {
-        None => check.await?,
-        Some(time) => tokio::time::timeout(time, check)
-            .await
-            .map_err(|_| ConfirmError::OutOfTime)??,
-    };
+    let progress = before(deadline, ANSWER_MARGIN, check).await?;
     if progress == Progress::Waiting {
         let next = msg.attempt.saturating_add(1);
-        payments::enqueue_check(&deps.settler, &msg.order_id, msg.round, next).await?;
+        let send = payments::enqueue_check(&deps.settler, &msg.order_id, msg.round, next);
+        before(deadline, SEND_MARGIN, send).await?;
     }
     tracing::info!(order_id = %msg.order_id, attempt = msg.attempt, ?progress, "confirmation check");
     Ok(progress)
 }
 
-/// What each invocation keeps in hand before its own timeout to answer the batch.
+/// What each invocation keeps in hand before its own timeout: a check starts, and runs,
+/// only until this much is left.
 pub const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+/// What is kept in hand to answer the batch once the check is done and its next one queued.
+pub const SEND_MARGIN: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// The SQS handler: a message that failed is reported so SQS delivers it again (and, after
 /// the redrive count, to the DLQ); the others are deleted.
@@ -91,20 +108,20 @@ pub async fn handler(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_http::Error> {
     // A context with no deadline (a test, the local host) sets no limit.
-    let deadline = (event.context.deadline != 0).then(|| event.context.deadline());
+    let deadline = (event.context.deadline != 0).then(|| {
+        let left = event
+            .context
+            .deadline()
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::Instant::now() + left
+    });
     let mut response = SqsBatchResponse::default();
     for record in event.payload.records {
         let id = record.message_id.clone().unwrap_or_default();
         let body = record.body.as_deref().unwrap_or_default();
-        let left = deadline.map(|d| {
-            d.duration_since(std::time::SystemTime::now())
-                .unwrap_or_default()
-                .saturating_sub(ANSWER_MARGIN)
-        });
-        let failed = match left {
-            Some(left) if left.is_zero() => true,
-            _ => report(&id, process_within(deps, body, left).await),
-        };
+        let no_time = deadline.is_some_and(|d| d <= tokio::time::Instant::now() + ANSWER_MARGIN);
+        let failed = no_time || report(&id, process_within(deps, body, deadline).await);
         if failed {
             let mut f = BatchItemFailure::default();
             f.item_identifier = id;
