@@ -108,17 +108,17 @@ pub async fn choose(
     chosen
 }
 
-/// The confirmations `order`'s payments need, fixed when its payment is chosen, so that
-/// no later change of the organization's settings moves them: the order's own (from its
-/// request, or from the settings when it was created with its currency), else for a chain
-/// known only now (a fiat order's, or a payment routed from another chain) the settings'
-/// value for it now, else the chain's default.
+/// The confirmations `order`'s payments on `chain` (the payer's) need, fixed when its
+/// payment is chosen, so that no later change of the organization's settings moves them:
+/// the order's own number (from its request, or from the settings when it was created with
+/// its currency; it applies whichever chain the payment is made on), else, paid on the
+/// chain it was created with, that chain's default (no setting applied then), else the
+/// settings' value for `chain` now, else `chain`'s default.
 async fn fixed_confirmations(
     svc: &Services,
     order: &PayOrder,
-    payment: &Payment,
+    chain: ChainId,
 ) -> Result<u32, ApiError> {
-    let chain = payment.input.currency.chain_id;
     let known_at_creation = order
         .fulfillment
         .asset
@@ -146,8 +146,9 @@ async fn write_choice(
     keep: Option<KeepAnswer<'_>>,
 ) -> Result<PayOrder, ApiError> {
     let payment_rate = plan.rate_usd.map(|r| r.normalize().to_string());
+    // Before the payment is made: a failure then has handed out nothing.
+    let confirmations = fixed_confirmations(svc, order, source.chain_id).await?;
     let payment = make_payment(svc, ctx, source, plan, refund, (order.expires_at, now)).await?;
-    let confirmations = fixed_confirmations(svc, order, &payment).await?;
     let update = order
         .transition(now, OrderStatus::AwaitingPayment, |o| {
             o.confirmations = Some(confirmations);
