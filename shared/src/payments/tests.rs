@@ -710,18 +710,29 @@ async fn the_scan_queues_again_a_lost_check_of_a_partly_paid_order() {
 #[tokio::test]
 async fn a_node_capping_the_block_range_is_read_in_smaller_spans() {
     let r = rig();
-    let org = OrgId::generate();
     let chain = ChainId::new(CHAIN).unwrap();
-    let o = r.waiting(&org, SHOP, 25_000_000).await;
-    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
-    *r.chain.max_range.lock().unwrap() = Some(3);
-    r.chain.mine(30, 5, &[(USDC, SHOP, 25_000_000)]);
-    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    let report =
+        paid_in_block_30_found_through(&r, |c| *c.max_range.lock().unwrap() = Some(3)).await;
     let depth = crate::payments::scan::reorg_depth(chain);
     assert_eq!(report.blocks, Some((11 - depth, 30)));
+}
+
+/// An order waiting for 25 USDC, a scan, then `limit` set on the chain and the order paid
+/// in block 30: the next scan finds it all the same (its report), and its cursor is at 30.
+async fn paid_in_block_30_found_through(
+    r: &Rig,
+    limit: impl FnOnce(&ScriptedChain),
+) -> crate::payments::scan::ScanReport {
+    let chain = ChainId::new(CHAIN).unwrap();
+    let o = r.waiting(&OrgId::generate(), SHOP, 25_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    limit(&r.chain);
+    r.chain.mine(30, 5, &[(USDC, SHOP, 25_000_000)]);
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     assert_eq!(report.recorded, 1);
     assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
     assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(30));
+    report
 }
 
 /// A node too slow to answer the whole range within a request's timeout is read in smaller
@@ -730,20 +741,12 @@ async fn a_node_capping_the_block_range_is_read_in_smaller_spans() {
 #[tokio::test]
 async fn a_node_too_slow_for_the_whole_range_is_read_in_smaller_spans() {
     let r = rig();
-    let org = OrgId::generate();
     let chain = ChainId::new(CHAIN).unwrap();
-    let o = r.waiting(&org, SHOP, 25_000_000).await;
-    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
-    *r.chain.slow_over.lock().unwrap() = Some(4);
-    r.chain.mine(30, 5, &[(USDC, SHOP, 25_000_000)]);
-    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
-    assert_eq!(report.recorded, 1);
-    assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
-    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(30));
+    paid_in_block_30_found_through(&r, |c| *c.slow_over.lock().unwrap() = Some(4)).await;
     // A node too slow for any span is given up on after four tries in a row (each costs a
     // whole RPC timeout): the run fails, well within the function's time, and the cursor
     // stays.
-    r.waiting(&org, SHOP, 7_000_000).await;
+    r.waiting(&OrgId::generate(), SHOP, 7_000_000).await;
     *r.chain.slow_over.lock().unwrap() = Some(0);
     r.chain.set_head(60);
     let before = r

@@ -414,6 +414,24 @@ mod routed {
         mock_exchange(server, &exchange(id, PAYIN, from, to)).await;
     }
 
+    /// A live wallet on Base taking USDC (`to`: its `address` or `xpub`), and a live fiat
+    /// SALE it settles: the SALE's id.
+    async fn live_sale_into(app: &TestApp, to: Value) -> String {
+        let mut wallet = json!({"chain_id": 8453, "currencies": [BASE_USDC]});
+        for (k, v) in to.as_object().unwrap() {
+            wallet[k] = v.clone();
+        }
+        let w = app
+            .signed_call(&app.a_live, "POST", "/merchant-wallets", Some(&wallet))
+            .await;
+        assert_eq!(w.status, 201, "{}", w.text);
+        let sale = app
+            .signed_post(&app.a_live, "/pay-orders", &sale_body(), &[])
+            .await;
+        assert_eq!(sale.status, 201, "{}", sale.text);
+        sale.body["id"].as_str().unwrap().to_owned()
+    }
+
     fn ok_json(body: &str) -> ResponseTemplate {
         ResponseTemplate::new(200).set_body_raw(body.to_owned(), "application/json")
     }
@@ -580,20 +598,7 @@ mod routed {
             .await;
         mock_route(&server, "r2", "cn-2", "0.0171", "49.99").await;
         let app = app_with_changenow(&server).await;
-        let w = app
-            .signed_call(
-                &app.a_live,
-                "POST",
-                "/merchant-wallets",
-                Some(&json!({"chain_id": 8453, "xpub": XPUB, "currencies": [BASE_USDC]})),
-            )
-            .await;
-        assert_eq!(w.status, 201, "{}", w.text);
-        let sale = app
-            .signed_post(&app.a_live, "/pay-orders", &sale_body(), &[])
-            .await;
-        assert_eq!(sale.status, 201, "{}", sale.text);
-        let id = sale.body["id"].as_str().unwrap().to_owned();
+        let id = live_sale_into(&app, json!({"xpub": XPUB})).await;
         live_details(&app, &id, &source(1, None))
             .await
             .assert_error(502, "EXCHANGE_UNAVAILABLE");
@@ -627,20 +632,7 @@ mod routed {
             .await
             .assert_error(422, "ROUTE_UNAVAILABLE");
         // Live mode: a wallet on Base taking USDC is reachable from Ethereum's ETH.
-        let w = app
-            .signed_call(
-                &app.a_live,
-                "POST",
-                "/merchant-wallets",
-                Some(&json!({"chain_id": 8453, "address": RECIPIENT, "currencies": [BASE_USDC]})),
-            )
-            .await;
-        assert_eq!(w.status, 201, "{}", w.text);
-        let sale = app
-            .signed_post(&app.a_live, "/pay-orders", &sale_body(), &[])
-            .await;
-        assert_eq!(sale.status, 201, "{}", sale.text);
-        let id = sale.body["id"].as_str().unwrap().to_owned();
+        let id = live_sale_into(&app, json!({"address": RECIPIENT})).await;
         let r = live_details(&app, &id, &source(1, None)).await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(

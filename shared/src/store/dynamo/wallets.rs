@@ -91,11 +91,7 @@ impl WalletStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(
-                "pk",
-                s(format!("XPUB#{}", crate::store::xpub_counter_key(xpub))),
-            )
-            .key("sk", s("XPUB"))
+            .set_key(Some(xpub_counter(xpub)))
             .update_expression("ADD #n :one")
             .expression_attribute_names("#n", "next")
             .expression_attribute_values(":one", n(1))
@@ -125,11 +121,7 @@ impl WalletStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(
-                "pk",
-                s(format!("XPUB#{}", crate::store::xpub_counter_key(xpub))),
-            )
-            .key("sk", s("XPUB"))
+            .set_key(Some(xpub_counter(xpub)))
             .update_expression("SET #n = :index")
             .condition_expression("#n = :after")
             .expression_attribute_names("#n", "next")
@@ -147,4 +139,12 @@ impl WalletStore for DynamoStore {
             }
         }
     }
+}
+
+/// The key of `xpub`'s derivation counter item.
+fn xpub_counter(xpub: &str) -> Item {
+    base_item(
+        format!("XPUB#{}", crate::store::xpub_counter_key(xpub)),
+        "XPUB",
+    )
 }
