@@ -38,7 +38,6 @@ pub enum ConfirmError {
 
 /// Processes one message; `Ok` means it is finished with (the next check, if any, is a new
 /// message already queued).
-#[tracing::instrument(skip_all)]
 pub async fn process(deps: &Deps, body: &str) -> Result<Progress, ConfirmError> {
     process_within(deps, body, None).await
 }
@@ -48,6 +47,7 @@ pub async fn process(deps: &Deps, body: &str) -> Result<Progress, ConfirmError> 
 /// queuing the next check until [`SEND_MARGIN`] before it, not cut short by the check's
 /// margin (stopped after SQS took it, the message coming back would start a second series
 /// of checks of the same round). Either stopped, the message is reported and comes back.
+#[tracing::instrument(skip_all)]
 pub async fn process_within(
     deps: &Deps,
     body: &str,

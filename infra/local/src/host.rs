@@ -201,11 +201,7 @@ impl Host {
         // Under a named stage, a path outside it is no route (API Gateway: 404 Not Found).
         let route_path = match &self.stage {
             None => Some(req.path.as_str()),
-            Some(stage) => req
-                .path
-                .strip_prefix('/')
-                .and_then(|p| p.strip_prefix(stage.as_str()))
-                .filter(|p| p.starts_with('/')),
+            Some(stage) => payorders::http::under_stage(&req.path, stage),
         };
         let found = route_path.and_then(|path| {
             self.routes.iter().find_map(|r| {

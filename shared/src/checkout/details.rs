@@ -528,14 +528,13 @@ async fn wallet_for(
         })
 }
 
-/// The merchant wallet's receiving address on `chain`, and the xpub index it was derived
-/// at, if it was. `known` is the wallet planning read, if it did: a fixed address is taken
-/// from it, not read again. An xpub wallet is read again by the allocation, whose count
-/// write must not be made over a copy read before planning's outside calls (a wallet
-/// deleted and created again meanwhile starts at the same version), and the address is
-/// derived from that fresh copy's xpub, the one whose counter gave the index.
-/// The address a payment goes to, and when it is an xpub's next one, its index and the
-/// wallet it was derived through.
+/// The merchant wallet's receiving address on `chain`, and when it is an xpub's next one,
+/// the index it was derived at and the wallet it was derived through. `known` is the
+/// wallet planning read, if it did: a fixed address is taken from it, not read again. An
+/// xpub wallet is read again by the allocation, whose count write must not be made over a
+/// copy read before planning's outside calls (a wallet deleted and created again meanwhile
+/// starts at the same version), and the address is derived from that fresh copy's xpub,
+/// the one whose counter gave the index.
 async fn receiving_address(
     svc: &Services,
     ctx: &Owner,

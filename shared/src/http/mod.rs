@@ -224,14 +224,20 @@ pub fn route_path(req: &Request) -> &str {
 /// `path` without its leading `/{stage}` (none with the `$default` stage, or no stage).
 pub fn without_stage<'a>(path: &'a str, stage: Option<&str>) -> &'a str {
     match stage {
-        Some(stage) if !stage.is_empty() && stage != "$default" => path
-            .strip_prefix('/')
-            .and_then(|p| p.strip_prefix(stage))
-            .filter(|p| p.is_empty() || p.starts_with('/'))
-            .map(|p| if p.is_empty() { "/" } else { p })
-            .unwrap_or(path),
+        Some(stage) if !stage.is_empty() && stage != "$default" => {
+            under_stage(path, stage).unwrap_or(path)
+        }
         _ => path,
     }
+}
+
+/// `path` under the named stage `stage` (`/dev/events` → `/events`, `/dev` → `/`), or
+/// `None` when it is not under it (`/devices`, `/events`).
+pub fn under_stage<'a>(path: &'a str, stage: &str) -> Option<&'a str> {
+    path.strip_prefix('/')?
+        .strip_prefix(stage)
+        .filter(|p| p.is_empty() || p.starts_with('/'))
+        .map(|p| if p.is_empty() { "/" } else { p })
 }
 
 /// A path parameter parsed into a typed id; a malformed one is a 404 (it cannot exist).

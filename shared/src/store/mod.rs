@@ -573,21 +573,33 @@ pub async fn allocate_wallet_index(
     let index = store.next_xpub_index(xpub).await?;
     // Count it on the wallet for display (`addresses_derived`); the counter above is what
     // keeps addresses unique, this count only reports them.
-    let mut w = w;
+    Ok((count_derivations(store, w, 1).await?, index))
+}
+
+/// Moves `w`'s count of its derivations (`next_index`, for display) by `delta`, over the
+/// wallet as stored: the wallet as written, or as found when it was deleted or replaced
+/// meanwhile (nothing left to count it on). Only a wallet of the same xpub counts it: the
+/// index came from that xpub's counter, and a caller derives the address from the xpub of
+/// the wallet returned.
+async fn count_derivations(
+    store: &dyn WalletStore,
+    mut w: MerchantWallet,
+    delta: i32,
+) -> StoreResult<MerchantWallet> {
+    let mode = KeyMode::of(w.livemode);
     loop {
         let mut next = w.next_version();
-        next.next_index = next.next_index.saturating_add(1);
+        next.next_index = next.next_index.saturating_add_signed(delta);
         next.updated_at = Timestamp::now();
         match store.update_wallet(&next, w.version).await {
-            Ok(()) => return Ok((next, index)),
+            Ok(()) => return Ok(next),
             Err(StoreError::VersionConflict { .. }) => {
-                match store.get_wallet(org, mode, chain).await? {
-                    // The index came from this xpub's counter: only a wallet of the same
-                    // xpub counts it, and the caller derives the address from the xpub of
-                    // the wallet returned.
+                match store
+                    .get_wallet(&w.organization_id, mode, w.chain_id)
+                    .await?
+                {
                     Some(again) if again.xpub == w.xpub => w = again,
-                    // Deleted or replaced meanwhile: nothing left to count it on.
-                    _ => return Ok((w, index)),
+                    _ => return Ok(w),
                 }
             }
             Err(e) => return Err(e),
@@ -611,23 +623,8 @@ pub async fn give_back_wallet_index(
     if !store.return_xpub_index(xpub, index).await? {
         return Ok(false);
     }
-    let (org, mode) = (&wallet.organization_id, KeyMode::of(wallet.livemode));
-    let mut w = wallet.clone();
-    loop {
-        let mut next = w.next_version();
-        next.next_index = next.next_index.saturating_sub(1);
-        next.updated_at = Timestamp::now();
-        match store.update_wallet(&next, w.version).await {
-            Ok(()) => return Ok(true),
-            Err(StoreError::VersionConflict { .. }) => {
-                match store.get_wallet(org, mode, wallet.chain_id).await? {
-                    Some(again) if again.xpub == w.xpub => w = again,
-                    _ => return Ok(true),
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    count_derivations(store, wallet.clone(), -1).await?;
+    Ok(true)
 }
 
 /// Every capability together: what the local host and the tests hold.
