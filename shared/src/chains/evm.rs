@@ -335,7 +335,9 @@ impl TxReader for EvmChain {
         }
         // A node behind `to` (one of a load-balanced pool) answers `eth_getLogs` over blocks
         // it does not have with nothing at all: make sure it has the range's last block, or
-        // fail the read so the scan does not move past it.
+        // fail the read so the scan does not move past it. (A pool may still answer the logs
+        // from another node: the scan reads token transfers again for a while, see
+        // `payments::scan::log_depth`.)
         if self
             .provider
             .get_block_by_number(to.into())

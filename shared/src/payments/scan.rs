@@ -1,7 +1,7 @@
 //! The deposit scan: transfers to waiting orders' deposit addresses, found block by block
 //! and recorded as if they had been submitted.
 
-use super::verify::{VerifyError, verify_transaction};
+use super::verify::{VerifyError, verify_read};
 use super::{PaymentError, PaymentMismatch, Settler, record_payment};
 use crate::chains::{ChainError, Sighting, TxReader};
 use crate::model::{Address, ChainId, OrderId, OrgId, PayOrder, Timestamp, TxHash};
@@ -16,6 +16,10 @@ pub const SCAN_MAX_BLOCKS: u64 = 500;
 pub const SCAN_MAX_FULL_BLOCKS: u64 = 400;
 /// How far back from the head the very first scan of a chain starts.
 pub const SCAN_LOOKBACK: u64 = 100;
+/// How long, in seconds of a chain's blocks, token transfers stay in every run's log query
+/// (see [`log_depth`]): a node of a load-balanced provider this far behind the one that
+/// answered the head is covered.
+pub const LOG_LAG_SECS: u64 = 120;
 
 /// What one scan of one chain did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,7 +47,8 @@ pub enum ScanError {
 }
 
 /// One deposit scan of `chain`: from the block after the cursor (less the last
-/// [`reorg_depth`] blocks, read again) up to the head (at most [`SCAN_MAX_BLOCKS`]), every
+/// [`reorg_depth`] blocks, read again, and [`log_depth`] blocks for token transfers) up to
+/// the head (at most [`SCAN_MAX_BLOCKS`] new ones), every
 /// transaction paying the deposit address of an order waiting for a payment goes through
 /// [`record_payment`], as if it had been submitted. Where several waiting orders of one
 /// organization (and mode) share an address (a merchant wallet without an xpub), the
@@ -62,7 +67,7 @@ pub async fn scan_chain(
     let head = reader.head().await?;
     let cursor = s.store.scan_cursor(chain).await?;
     // Where this run reads from, and the last block an earlier run read (the blocks up to
-    // it are read again only for reorgs).
+    // it are read again only for reorgs and lagging nodes).
     let (from, read_before) = match cursor {
         // Nothing new since the last run.
         Some(c) if c == head => return Ok(empty(chain)),
@@ -117,12 +122,45 @@ pub async fn scan_chain(
     };
     // The cap counts new blocks only: the ones read again come on top.
     let to = head.min(read_before.map_or(from, |c| c + 1) + most - 1);
-    report.blocks = Some((from, to));
+    // Token transfers are found by a log query, which a node behind the others answers for
+    // blocks it does not have with nothing at all: they are read again further back (see
+    // [`log_depth`]). A native transfer is found in its block, which such a node fails to
+    // show, so the scan stops there instead.
+    let logs_from = match read_before {
+        Some(c) => from.min((c + 1).saturating_sub(log_depth(chain))),
+        None => from,
+    };
+    report.blocks = Some((
+        if watch.tokens.is_empty() {
+            from
+        } else {
+            logs_from
+        },
+        to,
+    ));
     if !orders.is_empty() {
+        let mut sightings = Vec::new();
+        if !watch.tokens.is_empty() {
+            let tokens = crate::chains::Watch {
+                native: false,
+                ..watch.clone()
+            };
+            sightings
+                .extend(sightings_within_limits(&*reader, chain, logs_from, to, &tokens).await?);
+        }
+        if watch.native {
+            let native = crate::chains::Watch {
+                tokens: Vec::new(),
+                ..watch.clone()
+            };
+            sightings.extend(sightings_within_limits(&*reader, chain, from, to, &native).await?);
+        }
+        // In the chain's order (stable: a block's transfers as the node listed them).
+        sightings.sort_by_key(|s| s.block_number);
         // One transaction may pay several watched addresses (a batch payout): each
         // (transaction, address) pair is looked at once, so every order it pays is credited.
         let mut seen = std::collections::HashSet::new();
-        for sighting in sightings_within_limits(&*reader, chain, from, to, &watch).await? {
+        for sighting in sightings {
             let to_key = sighting.to.to_lowercase();
             if !seen.insert((sighting.tx_hash.to_string(), to_key)) {
                 continue;
@@ -138,7 +176,8 @@ pub async fn scan_chain(
                 .collect();
             tenants.sort();
             tenants.dedup();
-            // A transfer in a block read before (see [`reorg_depth`]) was offered then: if
+            // A transfer in a block read before (see [`reorg_depth`]) was offered then (unless
+            // a lagging node left it out: see [`log_depth`]): if
             // it went to no order, it is not given now, on what changed since (an order
             // sharing its address paid), to an order it may not pay.
             let again = read_before.is_some_and(|c| sighting.block_number <= c);
@@ -351,6 +390,23 @@ pub fn reorg_depth(chain: ChainId) -> u64 {
     u64::from(super::required_confirmations(None, None, chain))
 }
 
+/// How many blocks before the cursor each scan's log query (token transfers) reads again:
+/// [`reorg_depth`], and at least the chain's blocks of the last [`LOG_LAG_SECS`].
+///
+/// Before a log query the reader checks that the node has the range's last block, but a
+/// load-balanced provider may answer that check from one node and the logs from another
+/// that is behind, which answers the blocks it lacks with no logs. The cursor then passes a
+/// payment; the next runs, answered by nodes that have caught up, read it again. A transfer
+/// read again is taken as a reorg's is (see [`pick`]): by an order whose deposit address is
+/// its own, or that it pays exactly; a partial payment to a shared merchant address that
+/// only a later run saw is left to the payer to submit.
+pub fn log_depth(chain: ChainId) -> u64 {
+    let block_ms = crate::registry::registry()
+        .chain(chain)
+        .map_or(1000, |c| u64::from(c.block_time_ms.max(1)));
+    reorg_depth(chain).max((LOG_LAG_SECS * 1000).div_ceil(block_ms))
+}
+
 /// A sighted transaction the node cannot show: a failed read, so the cursor stays put.
 fn lagging(hash: &TxHash, e: &VerifyError) -> ChainError {
     ChainError::Rpc(format!(
@@ -392,11 +448,20 @@ async fn pick(
         return Ok(Some(only.id.clone()));
     }
     let alone = candidates.len() == 1 && !read_before;
+    // Read once, and checked against each candidate: a shared address may have many.
+    let mut read = None;
     for o in candidates {
         let Some(p) = &o.payment else { continue };
         // Paid in full already (a late order paid late): nothing more is due.
         let Some(due) = p.still_due() else { continue };
-        match verify_transaction(reader, o, p, hash).await {
+        let tx = match read {
+            Some(ref tx) => tx,
+            None => match reader.transaction(hash).await? {
+                Some(tx) => read.insert(tx),
+                None => return Err(lagging(hash, &VerifyError::NotFound)),
+            },
+        };
+        match verify_read(o, p, hash, tx) {
             Ok(v) if v.amount == due => return Ok(Some(o.id.clone())),
             // Alone on the address and still waiting, though past its expiry by the clock:
             // a transfer mined by then is an on-time payment of any amount (a partial one).

@@ -50,6 +50,11 @@ struct ScriptedChain {
     max_range: Mutex<Option<u64>>,
     /// A sightings request over more blocks than this times out (a slow provider).
     slow_over: Mutex<Option<u64>>,
+    /// The node answering log queries (sightings) is this many blocks behind the one that
+    /// answers the head, and answers the blocks it lacks with no logs.
+    logs_behind: Mutex<u64>,
+    /// How many transaction reads were asked of the node.
+    tx_read_count: std::sync::atomic::AtomicU32,
     /// How many sightings requests timed out.
     slow_tries: std::sync::atomic::AtomicU32,
     /// Another writer that changes this order whenever the head is read, which recording
@@ -226,6 +231,8 @@ impl ScriptedChain {
 impl TxReader for ScriptedChain {
     async fn transaction(&self, hash: &TxHash) -> Result<Option<ChainTx>, ChainError> {
         self.answer()?;
+        self.tx_read_count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let scripted = self.tx_reads.lock().unwrap().pop_front();
         if let Some(TxRead::Fail) = scripted {
             return Err(ChainError::Rpc("502 Bad Gateway".into()));
@@ -293,16 +300,26 @@ impl TxReader for ScriptedChain {
             store.update_order(&u).await.unwrap();
         }
         let mut out = Vec::new();
+        let has = self
+            .head
+            .lock()
+            .unwrap()
+            .saturating_sub(*self.logs_behind.lock().unwrap());
         for (h, tx) in self.txs.lock().unwrap().iter() {
             let Some(i) = &tx.inclusion else { continue };
-            if i.block_number < from || i.block_number > to {
+            if i.block_number < from || i.block_number > to.min(has) {
                 continue;
             }
             for t in &tx.transfers {
-                if watch
-                    .addresses
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case(&t.to))
+                let kind = match t.token {
+                    Some(_) => !watch.tokens.is_empty(),
+                    None => watch.native,
+                };
+                if kind
+                    && watch
+                        .addresses
+                        .iter()
+                        .any(|a| a.eq_ignore_ascii_case(&t.to))
                 {
                     out.push(Sighting {
                         tx_hash: TxHash::parse(ChainFamily::Evm, h).unwrap(),
@@ -575,8 +592,8 @@ async fn a_payment_a_reorg_puts_into_a_block_already_scanned_is_found() {
     r.chain.mine(12, 5, &[(USDC, SHOP, 25_000_000)]);
     r.chain.set_head(13);
     let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
-    let depth = crate::payments::scan::reorg_depth(chain);
-    assert_eq!(report.blocks, Some((13 - depth, 13)));
+    let depth = crate::payments::scan::log_depth(chain);
+    assert_eq!(report.blocks, Some((13u64.saturating_sub(depth), 13)));
     assert_eq!(report.recorded, 1);
     assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
     // Read again by the next runs, it counts nothing twice.
@@ -584,6 +601,56 @@ async fn a_payment_a_reorg_puts_into_a_block_already_scanned_is_found() {
     let again = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     assert_eq!(again.recorded, 0);
     assert_eq!(r.get(&o.id).await.transfers.len(), 1);
+}
+
+/// A load-balanced provider may answer the head from one node and the log query from
+/// another that is behind, which answers the blocks it lacks with no logs: the run moves
+/// its cursor past the payment. The next runs read token transfers again further back than
+/// reorgs need (the chain's blocks of the last two minutes), so a node that has caught up
+/// shows it, and it is recorded once.
+#[tokio::test]
+async fn a_payment_a_lagging_node_left_out_of_its_logs_is_found_by_a_later_run() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    // Paid in block 15 with the head at 20; the logs come from a node at block 12.
+    r.chain.mine(15, 5, &[(USDC, SHOP, 25_000_000)]);
+    r.chain.set_head(20);
+    *r.chain.logs_behind.lock().unwrap() = 8;
+    let missed = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(missed.recorded, 0);
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(20));
+    // Block 15 is further back than reorgs are read again for.
+    assert!(21 - crate::payments::scan::reorg_depth(chain) > 15);
+    *r.chain.logs_behind.lock().unwrap() = 0;
+    r.chain.set_head(21);
+    let found = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(found.recorded, 1, "{found:?}");
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
+    // Read again by the next run, it counts nothing twice.
+    r.chain.set_head(22);
+    let again = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(again.recorded, 0);
+    assert_eq!(r.get(&o.id).await.transfers.len(), 1);
+}
+
+/// The window of [`crate::payments::scan::log_depth`] on each chain: at least two minutes
+/// of its blocks, and never less than its reorg depth.
+#[test]
+fn token_transfers_are_read_again_for_two_minutes_of_blocks() {
+    use crate::payments::scan::{log_depth, reorg_depth};
+    for c in crate::registry::registry().chains() {
+        let depth = log_depth(c.id);
+        assert!(depth >= reorg_depth(c.id), "{}", c.slug);
+        assert!(depth * u64::from(c.block_time_ms) >= 120_000, "{}", c.slug);
+    }
+    let id = |n| ChainId::new(n).unwrap();
+    // Ethereum's 12 confirmations already span more than two minutes; Arbitrum's 10 are
+    // 2.5 s, and its window 480 blocks.
+    assert_eq!(log_depth(id(1)), 12);
+    assert_eq!(log_depth(id(42161)), 480);
 }
 
 /// A node that missed a reorg still returns the payment's receipt in its old block, while
@@ -631,8 +698,11 @@ async fn a_head_behind_the_cursor_waits_and_re_reads_do_not_eat_the_cap() {
     r.chain
         .mine(12 + SCAN_MAX_BLOCKS, 5, &[(USDC, SHOP, 25_000_000)]);
     let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
-    let depth = crate::payments::scan::reorg_depth(chain);
-    assert_eq!(report.blocks, Some((13 - depth, 12 + SCAN_MAX_BLOCKS)));
+    let depth = crate::payments::scan::log_depth(chain);
+    assert_eq!(
+        report.blocks,
+        Some((13u64.saturating_sub(depth), 12 + SCAN_MAX_BLOCKS))
+    );
     assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
 }
 
@@ -713,8 +783,8 @@ async fn a_node_capping_the_block_range_is_read_in_smaller_spans() {
     let chain = ChainId::new(CHAIN).unwrap();
     let report =
         paid_in_block_30_found_through(&r, |c| *c.max_range.lock().unwrap() = Some(3)).await;
-    let depth = crate::payments::scan::reorg_depth(chain);
-    assert_eq!(report.blocks, Some((11 - depth, 30)));
+    let depth = crate::payments::scan::log_depth(chain);
+    assert_eq!(report.blocks, Some((11u64.saturating_sub(depth), 30)));
 }
 
 /// An order waiting for 25 USDC, a scan, then `limit` set on the chain and the order paid
@@ -1508,6 +1578,35 @@ async fn on_a_shared_address_the_scan_gives_a_transfer_to_the_order_it_can_pay()
     assert_eq!(paid.status, OrderStatus::AwaitingConfirmation);
     assert_eq!(paid.transfers.len(), 1);
     assert!(r.get(&first.id).await.transfers.is_empty());
+}
+
+/// A transfer to an address many waiting orders share is read from the node once to be
+/// matched against all of them (then once more as it is recorded): each scan reads the last
+/// minutes' token transfers again, and a merchant address may have many orders waiting.
+#[tokio::test]
+async fn a_transfer_to_a_shared_address_is_read_once_for_all_its_orders() {
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let mut orders = Vec::new();
+    for due in 1..=6u128 {
+        orders.push(r.waiting(&org, SHOP, due * 1_000_000).await);
+    }
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    r.chain.mine(12, 5, &[(USDC, SHOP, 6_000_000)]);
+    let reads = || {
+        r.chain
+            .tx_read_count
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = reads();
+    let report = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(report.recorded, 1);
+    assert_eq!(
+        r.get(&orders[5].id).await.status,
+        OrderStatus::AwaitingConfirmation
+    );
+    assert_eq!(reads() - before, 2);
 }
 
 #[tokio::test]

@@ -42,6 +42,9 @@ pub struct ChainInfo {
     pub testnet: bool,
     /// Default confirmations required when neither the order nor the organization sets one.
     pub confirmations: u32,
+    /// The shortest usual time between its blocks, in milliseconds (a lower bound: what
+    /// it sizes in blocks, the deposit scan's window for lagging nodes, errs on more).
+    pub block_time_ms: u32,
     pub native: TokenInfo,
     #[serde(default)]
     pub tokens: Vec<TokenInfo>,
@@ -269,6 +272,7 @@ mod tests {
                 c.slug
             );
             assert!(c.confirmations >= 1);
+            assert!((100..=60_000).contains(&c.block_time_ms), "{}", c.slug);
             let mut currency_ids = HashSet::new();
             for t in c.currencies() {
                 assert!(t.decimals <= 36, "{} {}", c.slug, t.symbol);
