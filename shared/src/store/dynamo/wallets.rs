@@ -2,6 +2,7 @@
 
 use super::keys::mode_of;
 use super::*;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 
 fn wallet_key(org: &OrgId, mode: KeyMode, chain: ChainId) -> (String, String) {
     (format!("ORG#{org}"), format!("WALLET#{mode}#{chain}"))
@@ -73,33 +74,63 @@ impl WalletStore for DynamoStore {
 
     async fn delete_wallet(&self, org: &OrgId, mode: KeyMode, chain: ChainId) -> StoreResult<bool> {
         let (pk, sk) = wallet_key(org, mode, chain);
-        let out = self
-            .client
+        // Read first: the SDK sends a delete again when its answer is lost, and that second
+        // attempt finds nothing, which answered "no such wallet" for the one it deleted.
+        if self.get_doc(&pk, &sk).await?.is_none() {
+            return Ok(false);
+        }
+        self.client
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(pk))
             .key("sk", s(sk))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
             .map_err(fault)?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+        Ok(true)
     }
 
     async fn next_xpub_index(&self, xpub: &str) -> StoreResult<u32> {
-        let out = self
+        // The counter's write carries a fresh write token, as `put_if`'s do: the SDK sends
+        // the request again when its answer is lost, and that second attempt, meeting its
+        // own token, is refused and answered with the counter as the first one left it. An
+        // `ADD` counted twice there and skipped an index (a gap in the wallet's addresses).
+        let token = write_token();
+        let res = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(xpub_counter(xpub)))
-            .update_expression("ADD #n :one")
+            .update_expression("SET #n = if_not_exists(#n, :zero) + :one, #wt = :token")
+            .condition_expression("attribute_not_exists(#wt) OR #wt <> :token")
             .expression_attribute_names("#n", "next")
+            .expression_attribute_names("#wt", WRITE_TOKEN)
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":token", token.clone())
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-            .map_err(fault)?;
-        let next: u64 = match out.attributes().and_then(|a| a.get("next")) {
+            .await;
+        let counter = match res {
+            Ok(out) => out.attributes,
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let UpdateItemError::ConditionalCheckFailedException(refused) = e.err() else {
+                    unreachable!("checked just above")
+                };
+                let own = refused
+                    .item()
+                    .filter(|i| i.get(WRITE_TOKEN) == Some(&token));
+                match own {
+                    Some(item) => Some(item.clone()),
+                    None => {
+                        return Err(StoreError::Corrupt("xpub counter refused its write".into()));
+                    }
+                }
+            }
+            Err(e) => return Err(fault(e)),
+        };
+        let next: u64 = match counter.as_ref().and_then(|a| a.get("next")) {
             Some(AttributeValue::N(v)) => v
                 .parse()
                 .map_err(|_| StoreError::Corrupt(format!("xpub counter {v}")))?,

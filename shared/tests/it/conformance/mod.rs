@@ -3217,11 +3217,66 @@ async fn a_give_back_whose_answer_was_lost_is_not_sent_again() {
     let lossy = support::dynamo_store_losing("UpdateItem").await;
     let store: &dyn Store = &lossy.store;
     let xpub = format!("xpub-lost-{}", OrgId::generate());
-    // (An allocation's lost answer is retried: an index skipped, never one handed out twice.)
     let first = store.next_xpub_index(&xpub).await.unwrap();
     let sent = lossy.attempts();
     assert_eq!(lossy.lost(), 1);
     assert!(!store.return_xpub_index(&xpub, first).await.unwrap());
     assert_eq!(lossy.attempts(), sent + 1, "one request, no retry");
     assert_eq!(lossy.lost(), 2);
+}
+
+/// An xpub index whose answer was lost is retried by the SDK, and that retry meets the
+/// counter its first attempt moved: it is answered with that index, so none is skipped
+/// (wallet software stops looking after a run of unused addresses). A wallet delete whose
+/// answer was lost is answered as made, not as "no such wallet".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_index_or_a_delete_whose_answer_was_lost_is_answered_as_made() {
+    let lossy = support::dynamo_store_losing("UpdateItem").await;
+    let store: &dyn Store = &lossy.store;
+    let xpub = format!("xpub-lost-{}", OrgId::generate());
+    for expected in 0..3 {
+        assert_eq!(store.next_xpub_index(&xpub).await.unwrap(), expected);
+    }
+    assert_eq!(lossy.lost(), 3);
+    // Another xpub's counter is its own.
+    let other = format!("xpub-other-{}", OrgId::generate());
+    assert_eq!(store.next_xpub_index(&other).await.unwrap(), 0);
+
+    let lossy = support::dynamo_store_losing("DeleteItem").await;
+    let store: &dyn Store = &lossy.store;
+    let org = OrgId::generate();
+    let base = ChainId::new(8453).unwrap();
+    let wallet = MerchantWallet {
+        organization_id: org.clone(),
+        livemode: false,
+        chain_id: base,
+        address: Some("0x1111111111111111111111111111111111111111".into()),
+        xpub: None,
+        currencies: vec![format!("{base}:native")],
+        next_index: 0,
+        created_at: t0(),
+        updated_at: t0(),
+        version: 1,
+    };
+    store.create_wallet(&wallet).await.unwrap();
+    assert!(
+        store
+            .delete_wallet(&org, KeyMode::Test, base)
+            .await
+            .unwrap()
+    );
+    assert_eq!(lossy.lost(), 1);
+    assert!(
+        store
+            .get_wallet(&org, KeyMode::Test, base)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .delete_wallet(&org, KeyMode::Test, base)
+            .await
+            .unwrap()
+    );
 }
