@@ -6,6 +6,7 @@ use crate::model::{RawAmount, SolanaAddress, TxHash};
 use crate::registry::Currency;
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 pub struct SolanaChain {
     http: reqwest::Client,
@@ -113,12 +114,124 @@ fn malformed(what: &str) -> ChainError {
     ChainError::Malformed(what.to_owned())
 }
 
+/// A token account's owner, mint and raw balance, before or after a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Holding {
+    owner: String,
+    mint: String,
+    amount: RawAmount,
+}
+
+/// The token accounts of a transaction's balances (`/meta/preTokenBalances` or
+/// `/meta/postTokenBalances`), by address.
+fn holdings(r: &Value, list: &str, keys: &[String]) -> HashMap<String, Holding> {
+    let mut out = HashMap::new();
+    for b in r
+        .pointer(list)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Some(i), Some(owner), Some(mint), Some(amount)) = (
+            b.get("accountIndex").and_then(Value::as_u64),
+            b.get("owner").and_then(Value::as_str),
+            b.get("mint").and_then(Value::as_str),
+            b.pointer("/uiTokenAmount/amount")
+                .and_then(Value::as_str)
+                .and_then(|a| RawAmount::parse(a).ok()),
+        ) else {
+            continue;
+        };
+        if let Some(account) = keys.get(i as usize) {
+            out.insert(
+                account.clone(),
+                Holding {
+                    owner: owner.to_owned(),
+                    mint: mint.to_owned(),
+                    amount,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// The token accounts a transfer into can be credited to their owner: every account of the
+/// balances, as it is after the transaction, except one whose owner or mint the
+/// transaction changed. The SPL Token program lets an account's owner hand it to another
+/// (`setAuthority`), and an emptied account can be closed and opened again: a transfer into
+/// an account later handed to a deposit address paid the one who held it then, not the
+/// deposit address.
+fn creditable(
+    before: &HashMap<String, Holding>,
+    after: &HashMap<String, Holding>,
+) -> HashMap<String, Holding> {
+    after
+        .iter()
+        .filter(|(account, h)| {
+            before
+                .get(*account)
+                .is_none_or(|b| (&b.owner, &b.mint) == (&h.owner, &h.mint))
+        })
+        .map(|(a, h)| (a.clone(), h.clone()))
+        .collect()
+}
+
+/// Keeps the token transfers to each owner (in each mint) only while the owner's accounts
+/// gained at least their sum in the transaction: an attacker's transfers into an account
+/// and back out of it again, however the instructions read, leave its owner with nothing,
+/// and count nothing.
+fn backed_by_balances(
+    transfers: Vec<Transfer>,
+    before: &HashMap<String, Holding>,
+    after: &HashMap<String, Holding>,
+) -> Vec<Transfer> {
+    let kept = creditable(before, after);
+    // What each (owner, mint) holds after and held before, over the accounts it kept.
+    let mut totals: HashMap<(&str, &str), (RawAmount, RawAmount)> = HashMap::new();
+    let add = |to: &mut RawAmount, v: RawAmount| *to = to.checked_add(v).unwrap_or(*to);
+    for (account, h) in &kept {
+        let e = totals
+            .entry((h.owner.as_str(), h.mint.as_str()))
+            .or_default();
+        add(&mut e.1, h.amount);
+        if let Some(b) = before.get(account) {
+            add(&mut e.0, b.amount);
+        }
+    }
+    let mut sent: HashMap<(String, String), Option<RawAmount>> = HashMap::new();
+    for t in &transfers {
+        if let Some(mint) = &t.token {
+            let e = sent
+                .entry((t.to.clone(), mint.clone()))
+                .or_insert(Some(RawAmount::ZERO));
+            *e = e.and_then(|sum| sum.checked_add(t.amount));
+        }
+    }
+    transfers
+        .into_iter()
+        .filter(|t| {
+            let Some(mint) = &t.token else { return true };
+            let gained = totals
+                .get(&(t.to.as_str(), mint.as_str()))
+                .filter(|(pre, post)| post >= pre)
+                .map(|(pre, post)| post.saturating_sub(*pre));
+            match (gained, sent[&(t.to.clone(), mint.clone())]) {
+                (Some(gained), Some(sum)) => sum <= gained,
+                _ => false,
+            }
+        })
+        .collect()
+}
+
 /// The transfers of one parsed instruction (system `transfer`, spl-token `transfer` or
-/// `transferChecked`), with token accounts resolved to their owners and mints.
+/// `transferChecked`), with token accounts resolved to their owners and mints (see
+/// [`creditable`]: a transfer into an account whose owner or mint changed is none).
 fn instruction_transfer(
     ix: &Value,
     index: u64,
-    owners: &std::collections::HashMap<String, (String, String)>,
+    owners: &HashMap<String, Holding>,
+    before: &HashMap<String, Holding>,
 ) -> Option<Transfer> {
     let kind = ix.pointer("/parsed/type")?.as_str()?;
     let info = ix.pointer("/parsed/info")?;
@@ -136,10 +249,18 @@ fn instruction_transfer(
                 .get("amount")
                 .and_then(Value::as_str)
                 .or_else(|| info.pointer("/tokenAmount/amount").and_then(Value::as_str))?;
-            let (to_owner, mint) = owners.get(&text("destination")?)?.clone();
-            let from = owners
-                .get(&text("source")?)
-                .map(|(o, _)| o.clone())
+            let Holding {
+                owner: to_owner,
+                mint,
+                ..
+            } = owners.get(&text("destination")?)?.clone();
+            // The sender as it was when it sent (before a change of owner), else the
+            // instruction's signer.
+            let source = text("source")?;
+            let from = before
+                .get(&source)
+                .or_else(|| owners.get(&source))
+                .map(|h| h.owner.clone())
                 .or_else(|| text("authority"))?;
             Some(Transfer {
                 token: Some(text("mint").unwrap_or(mint)),
@@ -175,34 +296,17 @@ impl TxReader for SolanaChain {
             .iter()
             .filter_map(|k| k.get("pubkey").and_then(Value::as_str).map(str::to_owned))
             .collect();
-        // Token account -> (owner, mint), from the balances before and after.
-        let mut owners = std::collections::HashMap::new();
-        for list in ["/meta/preTokenBalances", "/meta/postTokenBalances"] {
-            for b in r
-                .pointer(list)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let (Some(i), Some(owner), Some(mint)) = (
-                    b.get("accountIndex").and_then(Value::as_u64),
-                    b.get("owner").and_then(Value::as_str),
-                    b.get("mint").and_then(Value::as_str),
-                ) else {
-                    continue;
-                };
-                if let Some(account) = keys.get(i as usize) {
-                    owners.insert(account.clone(), (owner.to_owned(), mint.to_owned()));
-                }
-            }
-        }
+        // Token accounts, as they were before the transaction and after it.
+        let before = holdings(&r, "/meta/preTokenBalances", &keys);
+        let after = holdings(&r, "/meta/postTokenBalances", &keys);
+        let owners = creditable(&before, &after);
         let mut transfers = Vec::new();
         let outer = r
             .pointer("/transaction/message/instructions")
             .and_then(Value::as_array)
             .ok_or_else(|| malformed("instructions"))?;
         for (i, ix) in outer.iter().enumerate() {
-            transfers.extend(instruction_transfer(ix, i as u64, &owners));
+            transfers.extend(instruction_transfer(ix, i as u64, &owners, &before));
         }
         // Inner instructions (transfers made by programs) get indexes after the outer ones.
         for group in r
@@ -223,9 +327,11 @@ impl TxReader for SolanaChain {
                     ix,
                     1_000 * (parent + 1) + j as u64,
                     &owners,
+                    &before,
                 ));
             }
         }
+        let transfers = backed_by_balances(transfers, &before, &after);
         let slot = r
             .get("slot")
             .and_then(Value::as_u64)

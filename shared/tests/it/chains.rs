@@ -647,6 +647,139 @@ async fn solana_transactions_from_json_parsed() {
     ));
 }
 
+/// One token balance of a Solana transaction's `preTokenBalances` / `postTokenBalances`.
+fn spl_balance(index: u64, owner: &str, amount: u64) -> serde_json::Value {
+    serde_json::json!({"accountIndex": index, "mint": USDC_MINT, "owner": owner,
+        "programId": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
+        "uiTokenAmount": {"amount": amount.to_string(), "decimals": 6, "uiAmountString": "0"}})
+}
+
+/// A USDC `transferChecked` of `amount` from token account `source` to `destination`.
+fn spl_transfer(source: &str, destination: &str, amount: u64) -> serde_json::Value {
+    serde_json::json!({"parsed": {"info": {"authority": PAYER, "destination": destination, "mint": USDC_MINT,
+        "source": source, "tokenAmount": {"amount": amount.to_string(), "decimals": 6}}, "type": "transferChecked"},
+        "program": "spl-token", "programId": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "stackHeight": null})
+}
+
+/// The USDC transfers a Solana node reports for a transaction of `instructions` over the
+/// accounts `[PAYER, PAYER_ATA, account]` with these balances before and after.
+async fn spl_transfers_read(
+    account: &str,
+    before: Vec<serde_json::Value>,
+    after: Vec<serde_json::Value>,
+    instructions: Vec<serde_json::Value>,
+) -> Vec<payorders::chains::Transfer> {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(serde_json::json!({"method": "getBlock"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "result": {"blockhash": "9xTzYRYLNnAZSJFiP3ZDkvBH3rCJwqwMWSMrJKbGyJ7N"}
+        })))
+        .mount(&server)
+        .await;
+    let key = |k: &str| serde_json::json!({"pubkey": k, "signer": k == PAYER, "writable": true});
+    Mock::given(method("POST"))
+        .and(body_partial_json(serde_json::json!({"method": "getTransaction"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "jsonrpc": "2.0", "id": 1,
+            "result": {
+                "blockTime": 1763732400, "slot": 341197053,
+                "meta": {"err": null, "fee": 5000, "preTokenBalances": before, "postTokenBalances": after,
+                         "innerInstructions": []},
+                "transaction": {"message": {
+                    "accountKeys": [key(PAYER), key(PAYER_ATA), key(account)],
+                    "instructions": instructions}}
+            }
+        })))
+        .mount(&server)
+        .await;
+    let sig = bs58::encode([9u8; 64]).into_string();
+    let tx = SolanaChain::new(&server.uri())
+        .transaction(&TxHash::parse(ChainFamily::Solana, &sig).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    tx.transfers
+}
+
+/// The SPL Token program lets a token account's owner hand it to anyone (`setAuthority`).
+/// An attacker moves tokens into an account of theirs and back out again, then hands the
+/// emptied account to the deposit address, all in one transaction: read by its
+/// instructions and the owners after it, the deposit address was paid, twice over if the
+/// pair is repeated, though it holds nothing. Only transfers its balances back count.
+#[tokio::test]
+async fn a_solana_token_account_handed_to_the_deposit_address_after_its_transfers_pays_nothing() {
+    let account = bs58::encode([7u8; 32]).into_string();
+    let set_owner = serde_json::json!({"parsed": {"info": {"account": account, "authority": PAYER,
+        "authorityType": "accountOwner", "newAuthority": OWNER}, "type": "setAuthority"},
+        "program": "spl-token", "programId": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "stackHeight": null});
+    let round_trip = || {
+        vec![
+            spl_transfer(PAYER_ATA, &account, 2_500_000),
+            spl_transfer(&account, PAYER_ATA, 2_500_000),
+            spl_transfer(PAYER_ATA, &account, 2_500_000),
+            spl_transfer(&account, PAYER_ATA, 2_500_000),
+            set_owner.clone(),
+        ]
+    };
+    // An account of the attacker's, handed over.
+    let handed = spl_transfers_read(
+        &account,
+        vec![spl_balance(1, PAYER, 9_000_000), spl_balance(2, PAYER, 0)],
+        vec![spl_balance(1, PAYER, 9_000_000), spl_balance(2, OWNER, 0)],
+        round_trip(),
+    )
+    .await;
+    assert!(handed.iter().all(|t| t.to != OWNER), "{handed:?}");
+    // An account opened in the transaction itself, and handed over.
+    let opened = spl_transfers_read(
+        &account,
+        vec![spl_balance(1, PAYER, 9_000_000)],
+        vec![spl_balance(1, PAYER, 9_000_000), spl_balance(2, OWNER, 0)],
+        round_trip(),
+    )
+    .await;
+    assert!(opened.iter().all(|t| t.to != OWNER), "{opened:?}");
+    // A real payment into the deposit address's account opened in the same transaction
+    // (as wallets open one when it has none), in two transfers: both count.
+    let paid = spl_transfers_read(
+        OWNER_ATA,
+        vec![spl_balance(1, PAYER, 9_000_000)],
+        vec![
+            spl_balance(1, PAYER, 4_000_000),
+            spl_balance(2, OWNER, 5_000_000),
+        ],
+        vec![
+            spl_transfer(PAYER_ATA, OWNER_ATA, 2_500_000),
+            spl_transfer(PAYER_ATA, OWNER_ATA, 2_500_000),
+        ],
+    )
+    .await;
+    assert_eq!(paid.len(), 2, "{paid:?}");
+    for t in &paid {
+        assert_eq!(
+            (t.token.as_deref(), t.from.as_str(), t.to.as_str()),
+            (Some(USDC_MINT), PAYER, OWNER)
+        );
+        assert_eq!(t.amount, RawAmount::from_u128(2_500_000));
+    }
+    // Transfers that say more than the balances gained count nothing.
+    let overstated = spl_transfers_read(
+        OWNER_ATA,
+        vec![spl_balance(1, PAYER, 9_000_000), spl_balance(2, OWNER, 0)],
+        vec![
+            spl_balance(1, PAYER, 6_500_000),
+            spl_balance(2, OWNER, 2_500_000),
+        ],
+        vec![
+            spl_transfer(PAYER_ATA, OWNER_ATA, 2_500_000),
+            spl_transfer(PAYER_ATA, OWNER_ATA, 2_500_000),
+        ],
+    )
+    .await;
+    assert!(overstated.is_empty(), "{overstated:?}");
+}
+
 /// RPC URLs often carry the provider's key: a failed call must not repeat it, since the
 /// error text reaches logs and API answers.
 #[tokio::test]
