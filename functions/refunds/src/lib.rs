@@ -305,7 +305,7 @@ fn refund_error(e: RefundError) -> ApiError {
         RefundError::AddressRequired => {
             ApiError::unprocessable(code, message).with_param("address")
         }
-        RefundError::NotRefundable(_) | RefundError::Routed => {
+        RefundError::NotRefundable(_) | RefundError::Routed | RefundError::TooMany => {
             ApiError::unprocessable(code, message)
         }
         RefundError::TooSmall { .. }

@@ -196,6 +196,8 @@ catalogue! {
         "The order has recorded 100 transactions, the most one order takes; past that only a transaction paying all that is still due is recorded.";
     TxAlreadyUsed = "TX_ALREADY_USED", [422], InvalidRequest,
         "This transfer already paid an order of your organization, or is already recorded as a refund: a transfer counts once.";
+    TooManyRefunds = "TOO_MANY_REFUNDS", [422], InvalidRequest,
+        "The order has 50 refunds, cancelled ones included, the most one order keeps; refund what is left in one refund.";
     TxBeforeRefund = "TX_BEFORE_REFUND", [422], InvalidRequest,
         "The transaction was mined before the refund was created, so it cannot be that refund.";
     WrongSender = "WRONG_SENDER", [422], InvalidRequest,

@@ -108,6 +108,10 @@ pub enum RefundError {
     InvalidAddress(String),
     #[error("the refund amount must be more than zero")]
     ZeroAmount,
+    #[error(
+        "the order has {MAX_ORDER_REFUNDS} refunds (cancelled ones count), the most one order keeps; refund the rest in one refund"
+    )]
+    TooMany,
     #[error("this order has no refund {0}")]
     NotFound(RefundId),
     #[error(
@@ -141,6 +145,7 @@ impl RefundError {
             RefundError::AddressRequired => "REFUND_ADDRESS_REQUIRED",
             RefundError::InvalidAddress(_) => "INVALID_ADDRESS",
             RefundError::ZeroAmount => "INVALID_AMOUNT",
+            RefundError::TooMany => "TOO_MANY_REFUNDS",
             RefundError::NotFound(_) => "RESOURCE_NOT_FOUND",
             RefundError::NotPending(_) | RefundError::NotCancellable(_) => "REFUND_NOT_PENDING",
             RefundError::TooSmall { .. } => "REFUND_TX_TOO_SMALL",
@@ -275,6 +280,13 @@ pub struct RefundRequest {
     pub reason: String,
 }
 
+/// The most refunds one order keeps, cancelled ones included. Each is kept on the order,
+/// which is one item (at most 400 KB on DynamoDB), as its transfers are (see
+/// [`super::rules::MAX_ORDER_TRANSACTIONS`]): refunds without end, each with a reason of up to
+/// 500 characters, would grow it until no write of it fits, and a payment then found for it
+/// would fail the deposit scan of its whole chain at every run.
+pub const MAX_ORDER_REFUNDS: usize = 50;
+
 /// The write that creates a refund on `order` (with `refund.created`), and its id.
 pub fn create_refund(
     order: &PayOrder,
@@ -289,6 +301,9 @@ pub fn create_refund(
     // send from: a refund there could never be sent, and would hold its amount forever.
     if payment.exchange_id.is_some() {
         return Err(RefundError::Routed);
+    }
+    if order.refunds.len() >= MAX_ORDER_REFUNDS {
+        return Err(RefundError::TooMany);
     }
     let currency = payment.input.currency.clone();
     let available = base.saturating_sub(committed(order));

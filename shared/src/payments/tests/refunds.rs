@@ -404,6 +404,41 @@ async fn refunds_succeed_a_bounded_number_per_write() {
     assert_eq!(succeeded(&r.get(&o.id).await), n);
 }
 
+/// An order keeps at most MAX_ORDER_REFUNDS refunds, cancelled ones included: created and
+/// cancelled without end (each with a long reason), they would grow the order past what one
+/// write can hold, and the deposit scan of its chain would fail on it at every run.
+#[test]
+fn an_order_keeps_a_bounded_number_of_refunds_cancelled_ones_included() {
+    use crate::payments::refunds::{MAX_ORDER_REFUNDS, cancel_refund};
+    let org = OrgId::generate();
+    let mut o = crate::testing::order(&org, false, Timestamp::now());
+    let mut p = crate::testing::payment(&format!("{CHAIN}:{}", USDC.to_lowercase()), 1_000, SHOP);
+    p.received = Some(Amount::new(raw(1_000), 6));
+    o.payment = Some(p);
+    o.status = OrderStatus::Completed;
+    o.transfers = vec![crate::testing::transfer(
+        "0x1",
+        1_000,
+        6,
+        TransferStatus::Confirmed,
+    )];
+    let now = Timestamp::now();
+    for i in 0..MAX_ORDER_REFUNDS {
+        // Reasons as long as they may be, and unlike each other (deflate gains little).
+        let mut r = ask(Some(1), Some(CUSTOMER));
+        r.reason = (0..500)
+            .map(|j| char::from_u32(0x4E00 + ((i * 7919 + j * 104_729) % 20_000) as u32).unwrap())
+            .collect();
+        let (u, id) = create_refund(&o, &r, now).unwrap();
+        o = cancel_refund(u.order(), &id, now).unwrap().order().clone();
+    }
+    let refused = create_refund(&o, &ask(Some(1), Some(CUSTOMER)), now).unwrap_err();
+    assert_eq!(refused.code(), "TOO_MANY_REFUNDS");
+    // What they keep stays well within one DynamoDB item (400 KB) once packed.
+    let packed = crate::store::packed::pack(&serde_json::to_vec(&o).unwrap());
+    assert!(packed.len() < 200_000, "{} bytes", packed.len());
+}
+
 #[test]
 fn a_refund_never_exceeds_what_is_left_and_needs_an_address() {
     let org = OrgId::generate();
