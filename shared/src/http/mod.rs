@@ -340,6 +340,8 @@ const FINAL_REFUSALS: &[ErrorCode] = &[
     ErrorCode::TxBeforeRefund,
     ErrorCode::WrongSender,
     ErrorCode::RefundTxTooSmall,
+    // Refunds stay on the order, cancelled ones too: the count never goes down.
+    ErrorCode::TooManyRefunds,
 ];
 
 /// Whether an outcome is final, so its `Idempotency-Key` answers it again for 24 h (as
