@@ -258,6 +258,18 @@ impl OnFirstUse<(Services, crate::payments::Settler)> {
     }
 }
 
+/// The invocation's deadline as a tokio instant; `None` for a context that has none (a
+/// test, the local host), which sets no limit.
+pub fn invocation_deadline(ctx: &lambda_http::Context) -> Option<tokio::time::Instant> {
+    (ctx.deadline != 0).then(|| {
+        let left = ctx
+            .deadline()
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::Instant::now() + left
+    })
+}
+
 /// JSON logs in Lambda (CloudWatch parses them), level from `RUST_LOG` (default info).
 pub fn init_tracing() {
     use tracing_subscriber::layer::SubscriberExt;

@@ -107,15 +107,7 @@ pub async fn handler(
     deps: &Deps,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_http::Error> {
-    // A context with no deadline (a test, the local host) sets no limit.
-    let deadline = (event.context.deadline != 0).then(|| {
-        let left = event
-            .context
-            .deadline()
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
-        tokio::time::Instant::now() + left
-    });
+    let deadline = payorders::runtime::invocation_deadline(&event.context);
     let mut response = SqsBatchResponse::default();
     for record in event.payload.records {
         let id = record.message_id.clone().unwrap_or_default();

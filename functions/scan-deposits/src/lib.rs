@@ -10,16 +10,24 @@ use payorders::payments::{self, ScanError, ScanReport, Settler};
 use payorders::*;
 use serde_json::{Value, json};
 
+/// How long before the invocation's deadline each chain's scan stops offering transfers, to
+/// write its cursor and answer.
+pub const CURSOR_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Scans every configured chain once, all at once (a slow chain does not hold back the
 /// others within the function's time); a chain that fails is reported and retried by the
-/// next run, the others go on.
-pub async fn run(settler: &Settler) -> (Vec<ScanReport>, Vec<(ChainId, String)>) {
+/// next run, the others go on. Each stops at `deadline`, keeping what it finished (see
+/// [`payments::scan_chain_until`]).
+pub async fn run(
+    settler: &Settler,
+    deadline: Option<tokio::time::Instant>,
+) -> (Vec<ScanReport>, Vec<(ChainId, String)>) {
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     let scans = settler.chains.ids().map(|chain| async move {
         (
             chain,
-            payments::scan_chain(settler, chain, Timestamp::now()).await,
+            payments::scan_chain_until(settler, chain, Timestamp::now(), deadline).await,
         )
     });
     for (chain, scanned) in futures::future::join_all(scans).await {
@@ -43,9 +51,11 @@ pub async fn run(settler: &Settler) -> (Vec<ScanReport>, Vec<(ChainId, String)>)
 /// The scheduled handler; the event's content does not matter.
 pub async fn handler(
     settler: &Settler,
-    _event: LambdaEvent<Value>,
+    event: LambdaEvent<Value>,
 ) -> Result<Value, lambda_http::Error> {
-    let (reports, failures) = run(settler).await;
+    let deadline =
+        payorders::runtime::invocation_deadline(&event.context).map(|d| d - CURSOR_MARGIN);
+    let (reports, failures) = run(settler, deadline).await;
     Ok(json!({
         "scanned": reports,
         "failed": failures

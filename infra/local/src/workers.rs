@@ -200,7 +200,7 @@ where
 async fn scan_on_schedule(settler: payorders::payments::Settler, every: Duration) {
     let mut pause = every;
     loop {
-        let (_, failures) = scan_deposits::run(&settler).await;
+        let (_, failures) = scan_deposits::run(&settler, None).await;
         pause = if failures.is_empty() {
             every
         } else {

@@ -376,6 +376,13 @@ impl TxReader for EvmChain {
             })?;
             for log in logs {
                 let topics = log.topics();
+                // A transfer of nothing pays nothing (and anyone can emit one to any
+                // address, free of tokens, with `transferFrom(x, to, 0)`): left out here,
+                // before its transaction is read, so a swarm of them costs the scan nothing.
+                let data = &log.data().data;
+                if data.len() != 32 || data.iter().all(|b| *b == 0) {
+                    continue;
+                }
                 if let (Some(h), Some(n), 3) =
                     (log.transaction_hash, log.block_number, topics.len())
                 {

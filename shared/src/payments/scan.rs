@@ -30,6 +30,10 @@ pub struct ScanReport {
     pub watched_orders: usize,
     /// Payments recorded (new transfers on orders).
     pub recorded: usize,
+    /// The run stopped before the end of its range, out of time: `blocks` ends at the last
+    /// block it finished, where its cursor is, and the next run goes on from there.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cut_short: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,21 @@ pub async fn scan_chain(
     s: &Settler,
     chain: ChainId,
     now: Timestamp,
+) -> Result<ScanReport, ScanError> {
+    scan_chain_until(s, chain, now, None).await
+}
+
+/// [`scan_chain`] that stops offering transfers at `deadline` (the function's own, less
+/// the time to write the cursor): the blocks whose transfers were all offered count as
+/// read, and the cursor moves to the last of them. A range full of transfers (a swarm of
+/// one-unit payments to a watched address, cheap on an L2) otherwise took longer than the
+/// function's timeout at every run, and the cursor never moved again, for every order on
+/// the chain.
+pub async fn scan_chain_until(
+    s: &Settler,
+    chain: ChainId,
+    now: Timestamp,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<ScanReport, ScanError> {
     let reader = s.chains.get(chain)?.clone();
     let head = reader.head().await?;
@@ -130,14 +149,13 @@ pub async fn scan_chain(
         Some(c) => from.min((c + 1).saturating_sub(log_depth(chain))),
         None => from,
     };
-    report.blocks = Some((
-        if watch.tokens.is_empty() {
-            from
-        } else {
-            logs_from
-        },
-        to,
-    ));
+    let first = if watch.tokens.is_empty() {
+        from
+    } else {
+        logs_from
+    };
+    // The last block whose transfers were all offered.
+    let mut done = to;
     if !orders.is_empty() {
         let mut sightings = Vec::new();
         if !watch.tokens.is_empty() {
@@ -161,6 +179,12 @@ pub async fn scan_chain(
         // (transaction, address) pair is looked at once, so every order it pays is credited.
         let mut seen = std::collections::HashSet::new();
         for sighting in sightings {
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                done = sighting.block_number.saturating_sub(1);
+                report.cut_short = true;
+                tracing::warn!(chain = %chain, block = sighting.block_number, "the deposit scan ran out of time; the next run goes on from this block");
+                break;
+            }
             let to_key = sighting.to.to_lowercase();
             if !seen.insert((sighting.tx_hash.to_string(), to_key)) {
                 continue;
@@ -187,7 +211,12 @@ pub async fn scan_chain(
             }
         }
     }
-    match s.store.set_scan_cursor(chain, cursor, to).await {
+    report.blocks = (done >= first).then_some((first, done));
+    // Cut short in blocks read again before, the cursor stays where it was.
+    if cursor.is_some_and(|c| done <= c) {
+        return Ok(report);
+    }
+    match s.store.set_scan_cursor(chain, cursor, done).await {
         Ok(()) | Err(StoreError::VersionConflict { .. }) => Ok(report),
         Err(e) => Err(e.into()),
     }
@@ -379,6 +408,7 @@ fn empty(chain: ChainId) -> ScanReport {
         blocks: None,
         watched_orders: 0,
         recorded: 0,
+        cut_short: false,
     }
 }
 

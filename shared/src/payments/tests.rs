@@ -55,6 +55,8 @@ struct ScriptedChain {
     logs_behind: Mutex<u64>,
     /// How many transaction reads were asked of the node.
     tx_read_count: std::sync::atomic::AtomicU32,
+    /// How long each transaction read takes (a slow node).
+    read_delay: Mutex<Option<std::time::Duration>>,
     /// How many sightings requests timed out.
     slow_tries: std::sync::atomic::AtomicU32,
     /// Another writer that changes this order whenever the head is read, which recording
@@ -233,6 +235,10 @@ impl TxReader for ScriptedChain {
         self.answer()?;
         self.tx_read_count
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let delay = *self.read_delay.lock().unwrap();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         let scripted = self.tx_reads.lock().unwrap().pop_front();
         if let Some(TxRead::Fail) = scripted {
             return Err(ChainError::Rpc("502 Bad Gateway".into()));
@@ -634,6 +640,68 @@ async fn a_payment_a_lagging_node_left_out_of_its_logs_is_found_by_a_later_run()
     let again = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     assert_eq!(again.recorded, 0);
     assert_eq!(r.get(&o.id).await.transfers.len(), 1);
+}
+
+/// A run short of time (a range full of transfers, a slow node) stops at its deadline and
+/// keeps what it finished: its cursor moves to the last block whose transfers were all
+/// offered, and the next run goes on from there. Cut off by the function's timeout instead,
+/// it moved nothing, and every run after it met the same range.
+#[tokio::test(start_paused = true)]
+async fn a_scan_out_of_time_keeps_the_blocks_it_finished() {
+    use crate::payments::scan::scan_chain_until;
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let mut orders = Vec::new();
+    let third = "0x3333333333333333333333333333333333333333";
+    for deposit in [SHOP, OTHER, third] {
+        orders.push(r.waiting(&org, deposit, 25_000_000).await);
+    }
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(10));
+    for (block, deposit) in [(12, SHOP), (13, OTHER), (14, third)] {
+        r.chain.mine(block, 5, &[(USDC, deposit, 25_000_000)]);
+    }
+    r.chain.set_head(16);
+    // Each payment takes the node 10 s to show (paused time: no real waiting); 15 s are
+    // left: two are recorded, and the third is not started.
+    *r.chain.read_delay.lock().unwrap() = Some(std::time::Duration::from_secs(10));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let cut = scan_chain_until(&r.s, chain, Timestamp::now(), Some(deadline))
+        .await
+        .unwrap();
+    assert!(cut.cut_short);
+    assert_eq!(cut.recorded, 2, "{cut:?}");
+    assert_eq!(cut.blocks.map(|(_, to)| to), Some(13));
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(13));
+    assert_eq!(
+        r.get(&orders[2].id).await.status,
+        OrderStatus::AwaitingPayment
+    );
+    // The next run, with time enough, records the third, and the two again count nothing.
+    let next = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert!(!next.cut_short);
+    assert_eq!(next.recorded, 1, "{next:?}");
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(16));
+    for o in &orders {
+        assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
+        assert_eq!(r.get(&o.id).await.transfers.len(), 1);
+    }
+    // Out of time before its first new block, a run moves nothing.
+    let fourth = "0x4444444444444444444444444444444444444444";
+    r.waiting(&org, fourth, 25_000_000).await;
+    r.chain.mine(17, 5, &[(USDC, fourth, 25_000_000)]);
+    r.chain.set_head(18);
+    let none = scan_chain_until(
+        &r.s,
+        chain,
+        Timestamp::now(),
+        Some(tokio::time::Instant::now()),
+    )
+    .await
+    .unwrap();
+    assert!(none.cut_short);
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(16));
 }
 
 /// The window of [`crate::payments::scan::log_depth`] on each chain: at least two minutes

@@ -247,7 +247,6 @@ async fn a_scan_range_the_node_does_not_have_is_a_failed_read() {
         .inclusion
         .unwrap();
     let block = mined.block_number;
-    let head = chain.head().await.unwrap();
     let watch = payorders::chains::Watch {
         addresses: vec![to.to_string()],
         tokens: vec![anvil::TOKEN.to_owned()],
@@ -260,6 +259,24 @@ async fn a_scan_range_the_node_does_not_have_is_a_failed_read() {
             .any(|s| s.tx_hash.to_string() == format!("{hash:#x}")),
         "{seen:?}"
     );
+    // A transfer of nothing (anyone may emit one to any address) is not sighted: it pays
+    // nothing, and a swarm of them must cost the scan no reads.
+    let zero = anvil::send_token(&url, to, U256::ZERO, None).await;
+    let zero = TxHash::parse(ChainFamily::Evm, &format!("{zero:#x}")).unwrap();
+    let zero_block = chain
+        .transaction(&zero)
+        .await
+        .unwrap()
+        .unwrap()
+        .inclusion
+        .unwrap()
+        .block_number;
+    let seen = chain
+        .sightings(zero_block, zero_block, &watch)
+        .await
+        .unwrap();
+    assert!(seen.iter().all(|s| s.tx_hash != zero), "{seen:?}");
+    let head = chain.head().await.unwrap();
     // Blocks past its head (what a lagging node looks like): an error, never an empty
     // range the scan would then step over. Token logs alone, and native value alone.
     for (tokens, native) in [(vec![anvil::TOKEN.to_owned()], false), (vec![], true)] {
