@@ -155,7 +155,8 @@ def main():
                                   is_mobile=True, has_touch=True)
         page = ctx.new_page()
         page.set_default_timeout(TIMEOUT_MS)
-        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+        page.on("console", lambda m: console_errors.append(f"{m.text} ({m.location.get('url', '')})")
+                if m.type == "error" else None)
         page.on("pageerror", lambda e: console_errors.append(str(e)))
 
         def route(r):
@@ -215,6 +216,22 @@ def main():
         if SCREENSHOT:
             page.screenshot(path=SCREENSHOT, full_page=True)
             step(f"screenshot {os.path.relpath(SCREENSHOT, ROOT)}")
+
+        # 2b. A payer who paid without the page names the transaction: it is checked on
+        # chain, and what the check says is shown (here, a hash of no chain).
+        page.click("#submit-box summary")
+        page.fill("#tx-hash", "0x1234")
+        page.click("#submit-button")
+        wait_js(page, "document.getElementById('submit-error').textContent.length > 0",
+                "the page shows why the transaction was refused")
+        refusal = page.text_content("#submit-error")
+        check("tx_hash is not a transaction hash" in refusal, f"refusal shown: {refusal!r}")
+        check(page.is_visible("#pay"), "still on the payment step")
+        # The browser logs the refused request; that one is expected.
+        refused_log = [m for m in console_errors if "status of 400" in m and m.endswith("/payments)")]
+        check(len(refused_log) == 1, f"the refused submission logged once: {console_errors}")
+        console_errors.remove(refused_log[0])
+        step(f"a transaction named by the payer is checked: {refusal!r}")
 
         # 3. Paid through the sandbox, first in part: the page follows over SSE, shows what
         # is left, and its QR code asks for exactly that.
