@@ -19,6 +19,11 @@ sol! {
 
 pub struct EvmChain {
     provider: DynProvider,
+    /// The chain the node must serve (`eth_chainId`), checked before its first answer is
+    /// used: an RPC URL of another network (a testnet's, set for a mainnet) would otherwise
+    /// have its coin's transfers taken for the mainnet's.
+    expected: Option<u64>,
+    checked: tokio::sync::OnceCell<()>,
 }
 
 impl EvmChain {
@@ -39,7 +44,43 @@ impl EvmChain {
                 .disable_recommended_fillers()
                 .connect_reqwest(crate::net::provider_client(timeout), url)
                 .erased(),
+            expected: None,
+            checked: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// A reader of the node at `url` that answers only once the node says it serves
+    /// `chain_id` (asked once, at its first read; a failed ask is asked again).
+    pub fn for_chain(url: &str, chain_id: u64) -> Result<Self, ChainError> {
+        Ok(Self {
+            expected: Some(chain_id),
+            ..Self::new(url)?
+        })
+    }
+
+    /// Fails every read while the node serves another chain than the one expected.
+    async fn ready(&self) -> Result<(), ChainError> {
+        let Some(expected) = self.expected else {
+            return Ok(());
+        };
+        self.checked
+            .get_or_try_init(|| async {
+                let served = self.provider.get_chain_id().await.map_err(rpc)?;
+                if served == expected {
+                    Ok(())
+                } else {
+                    tracing::error!(
+                        expected,
+                        served,
+                        "the RPC endpoint serves another chain; check its URL"
+                    );
+                    Err(ChainError::Rpc(format!(
+                        "the RPC endpoint of chain {expected} serves chain {served}; check its URL"
+                    )))
+                }
+            })
+            .await
+            .map(drop)
     }
 }
 
@@ -71,6 +112,7 @@ const TOKEN_TRANSFER_GAS: u64 = 65_000;
 #[async_trait]
 impl BalanceReader for EvmChain {
     async fn transfer_fee(&self, currency: &Currency) -> Result<RawAmount, ChainError> {
+        self.ready().await?;
         let gas_price = self.provider.get_gas_price().await.map_err(rpc)?;
         let gas = if currency.address.is_none() {
             NATIVE_TRANSFER_GAS
@@ -87,6 +129,7 @@ impl BalanceReader for EvmChain {
         owner: &str,
         currencies: &[Currency],
     ) -> Result<Vec<RawAmount>, ChainError> {
+        self.ready().await?;
         let owner = EvmAddress::parse(owner)
             .map_err(|_| ChainError::BadAddress(owner.to_owned()))?
             .raw();
@@ -231,6 +274,7 @@ impl TxReader for EvmChain {
         let TxHash::Evm(h) = hash else {
             return Err(ChainError::Malformed("not an EVM transaction hash".into()));
         };
+        self.ready().await?;
         let Some(tx) = self
             .provider
             .raw_request::<_, Option<RpcTransaction>>("eth_getTransactionByHash".into(), (*h,))
@@ -300,10 +344,12 @@ impl TxReader for EvmChain {
     }
 
     async fn head(&self) -> Result<u64, ChainError> {
+        self.ready().await?;
         self.provider.get_block_number().await.map_err(rpc)
     }
 
     async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError> {
+        self.ready().await?;
         let block = self
             .provider
             .get_block_by_number(number.into())
@@ -333,6 +379,7 @@ impl TxReader for EvmChain {
         if addresses.is_empty() || from > to {
             return Ok(found);
         }
+        self.ready().await?;
         // A node behind `to` (one of a load-balanced pool) answers `eth_getLogs` over blocks
         // it does not have with nothing at all: make sure it has the range's last block, or
         // fail the read so the scan does not move past it. (A pool may still answer the logs

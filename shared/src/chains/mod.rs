@@ -164,7 +164,7 @@ impl Chains {
                 continue;
             };
             let reader: Arc<dyn ChainReader> = match chain.family {
-                ChainFamily::Evm => Arc::new(EvmChain::new(url)?),
+                ChainFamily::Evm => Arc::new(EvmChain::for_chain(url, id.get())?),
                 ChainFamily::Solana => Arc::new(SolanaChain::new(url)),
             };
             readers.insert(id, reader);

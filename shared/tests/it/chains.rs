@@ -1189,3 +1189,61 @@ async fn a_node_that_never_answers_is_given_up_on() {
         "{head:?}"
     );
 }
+
+/// An RPC URL of another network (a testnet's, set for a mainnet) would have its coin's
+/// transfers taken for the mainnet's: a reader built for a chain reads nothing until the
+/// node says it serves that chain (`eth_chainId`), and says which one it serves instead.
+#[tokio::test]
+async fn a_node_serving_another_chain_than_configured_is_not_read() {
+    let node =
+        |chain_id: &'static str| async move {
+            let server = MockServer::start().await;
+            Mock::given(method("POST"))
+                .and(body_partial_json(
+                    serde_json::json!({"method": "eth_chainId"}),
+                ))
+                .respond_with(ResponseTemplate::new(200).set_body_json(
+                    serde_json::json!({"jsonrpc": "2.0", "id": 0, "result": chain_id}),
+                ))
+                .mount(&server)
+                .await;
+            Mock::given(method("POST"))
+                .and(body_partial_json(
+                    serde_json::json!({"method": "eth_blockNumber"}),
+                ))
+                .respond_with(ResponseTemplate::new(200).set_body_json(
+                    serde_json::json!({"jsonrpc": "2.0", "id": 0, "result": "0x10"}),
+                ))
+                .mount(&server)
+                .await;
+            server
+        };
+    let base = ChainId::new(8453).unwrap();
+    // Sepolia's node, configured as Base's.
+    let sepolia = node("0xaa36a7").await;
+    let chains = Chains::from_rpc_urls([(base, sepolia.uri().as_str())]).unwrap();
+    let reader = chains.get(base).unwrap();
+    for _ in 0..2 {
+        let refused = reader.head().await;
+        assert!(
+            matches!(&refused, Err(ChainError::Rpc(m)) if m.contains("serves chain 11155111")),
+            "{refused:?}"
+        );
+    }
+    let hash = TxHash::parse(ChainFamily::Evm, &format!("0x{}", "ab".repeat(32))).unwrap();
+    assert!(reader.transaction(&hash).await.is_err());
+    // Base's own node: read, and asked which chain it serves once.
+    let right = node("0x2105").await;
+    let chains = Chains::from_rpc_urls([(base, right.uri().as_str())]).unwrap();
+    let reader = chains.get(base).unwrap();
+    assert_eq!(reader.head().await.unwrap(), 16);
+    assert_eq!(reader.head().await.unwrap(), 16);
+    let asked = right
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("eth_chainId"))
+        .count();
+    assert_eq!(asked, 1);
+}

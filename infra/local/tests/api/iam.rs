@@ -130,7 +130,10 @@ const STORE_ACTIONS: &[(&str, &[(&str, On)])] = &[
     ("get_wallet", &[("GetItem", Table)]),
     ("list_wallets", &[("Query", Table)]),
     ("update_wallet", &[("PutItem", Table)]),
-    ("delete_wallet", &[("GetItem", Table), ("DeleteItem", Table)]),
+    (
+        "delete_wallet",
+        &[("GetItem", Table), ("DeleteItem", Table)],
+    ),
     ("next_xpub_index", &[("UpdateItem", Table)]),
     ("return_xpub_index", &[("UpdateItem", Table)]),
     (
