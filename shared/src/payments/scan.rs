@@ -30,8 +30,9 @@ pub struct ScanReport {
     pub watched_orders: usize,
     /// Payments recorded (new transfers on orders).
     pub recorded: usize,
-    /// The run stopped before the end of its range, out of time: `blocks` ends at the last
-    /// block it finished, where its cursor is, and the next run goes on from there.
+    /// The run stopped before the end of its new blocks, out of time: `blocks` ends at the
+    /// last block it finished, where its cursor is, and the next run goes on from there.
+    /// (Out of time among the blocks it reads again, it still moves on.)
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cut_short: bool,
 }
@@ -157,32 +158,46 @@ pub async fn scan_chain_until(
     // The last block whose transfers were all offered.
     let mut done = to;
     if !orders.is_empty() {
-        let mut sightings = Vec::new();
-        if !watch.tokens.is_empty() {
-            let tokens = crate::chains::Watch {
-                native: false,
-                ..watch.clone()
-            };
-            sightings
-                .extend(sightings_within_limits(&*reader, chain, logs_from, to, &tokens).await?);
-        }
-        if watch.native {
-            let native = crate::chains::Watch {
-                tokens: Vec::new(),
-                ..watch.clone()
-            };
-            sightings.extend(sightings_within_limits(&*reader, chain, from, to, &native).await?);
-        }
-        // In the chain's order (stable: a block's transfers as the node listed them).
-        sightings.sort_by_key(|s| s.block_number);
+        let read = async {
+            let mut sightings = Vec::new();
+            if !watch.tokens.is_empty() {
+                let tokens = crate::chains::Watch {
+                    native: false,
+                    ..watch.clone()
+                };
+                sightings.extend(
+                    sightings_within_limits(&*reader, chain, logs_from, to, &tokens).await?,
+                );
+            }
+            if watch.native {
+                let native = crate::chains::Watch {
+                    tokens: Vec::new(),
+                    ..watch.clone()
+                };
+                sightings
+                    .extend(sightings_within_limits(&*reader, chain, from, to, &native).await?);
+            }
+            Ok::<_, ChainError>(sightings)
+        };
+        let mut sightings = within(deadline, read).await.map_err(|_| {
+            ChainError::Rpc("the run ran out of time reading the blocks' transfers".into())
+        })??;
+        // New blocks first, in the chain's order (stable: a block's transfers as the node
+        // listed them), then the blocks read again: the cursor follows the new ones only, so
+        // a run short of time among blocks read again still moves on.
+        let fresh = |s: &Sighting| read_before.is_none_or(|c| s.block_number > c);
+        sightings.sort_by_key(|s| (!fresh(s), s.block_number));
         // One transaction may pay several watched addresses (a batch payout): each
         // (transaction, address) pair is looked at once, so every order it pays is credited.
         let mut seen = std::collections::HashSet::new();
-        for sighting in sightings {
+        'sightings: for sighting in sightings {
+            // A transfer in a block read before (see [`reorg_depth`]) was offered then (unless
+            // a lagging node left it out: see [`log_depth`]): if
+            // it went to no order, it is not given now, on what changed since (an order
+            // sharing its address paid), to an order it may not pay.
+            let again = !fresh(&sighting);
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                done = sighting.block_number.saturating_sub(1);
-                report.cut_short = true;
-                tracing::warn!(chain = %chain, block = sighting.block_number, "the deposit scan ran out of time; the next run goes on from this block");
+                out_of_time(chain, &sighting, again, &mut done, &mut report);
                 break;
             }
             let to_key = sighting.to.to_lowercase();
@@ -200,14 +215,16 @@ pub async fn scan_chain_until(
                 .collect();
             tenants.sort();
             tenants.dedup();
-            // A transfer in a block read before (see [`reorg_depth`]) was offered then (unless
-            // a lagging node left it out: see [`log_depth`]): if
-            // it went to no order, it is not given now, on what changed since (an order
-            // sharing its address paid), to an order it may not pay.
-            let again = read_before.is_some_and(|c| sighting.block_number <= c);
             for tenant in &tenants {
-                let new = offer(s, &*reader, &mut orders, &sighting, tenant, again, now).await?;
-                report.recorded += usize::from(new);
+                // An offer still running at the deadline is dropped, as a killed process
+                // would leave it (every step of recording is safe to stop and do again):
+                // its block counts as not read.
+                let offered = offer(s, &*reader, &mut orders, &sighting, tenant, again, now);
+                let Ok(new) = within(deadline, offered).await else {
+                    out_of_time(chain, &sighting, again, &mut done, &mut report);
+                    break 'sightings;
+                };
+                report.recorded += usize::from(new?);
             }
         }
     }
@@ -219,6 +236,35 @@ pub async fn scan_chain_until(
     match s.store.set_scan_cursor(chain, cursor, done).await {
         Ok(()) | Err(StoreError::VersionConflict { .. }) => Ok(report),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `f` until `deadline`, if there is one: `Err` once it passed.
+async fn within<T>(
+    deadline: Option<tokio::time::Instant>,
+    f: impl std::future::Future<Output = T>,
+) -> Result<T, tokio::time::error::Elapsed> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, f).await,
+        None => Ok(f.await),
+    }
+}
+
+/// A run out of time at `sighting`: among new blocks, the cursor stops before its block;
+/// among blocks read again, it follows the new blocks, all offered by then.
+fn out_of_time(
+    chain: ChainId,
+    sighting: &Sighting,
+    again: bool,
+    done: &mut u64,
+    report: &mut ScanReport,
+) {
+    if again {
+        tracing::info!(chain = %chain, block = sighting.block_number, "the deposit scan ran out of time among blocks read again; its new blocks are all read");
+    } else {
+        *done = sighting.block_number.saturating_sub(1);
+        report.cut_short = true;
+        tracing::warn!(chain = %chain, block = sighting.block_number, "the deposit scan ran out of time; the next run goes on from this block");
     }
 }
 

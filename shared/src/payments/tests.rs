@@ -646,7 +646,7 @@ async fn a_payment_a_lagging_node_left_out_of_its_logs_is_found_by_a_later_run()
 /// keeps what it finished: its cursor moves to the last block whose transfers were all
 /// offered, and the next run goes on from there. Cut off by the function's timeout instead,
 /// it moved nothing, and every run after it met the same range.
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn a_scan_out_of_time_keeps_the_blocks_it_finished() {
     use crate::payments::scan::scan_chain_until;
     let r = rig();
@@ -663,15 +663,25 @@ async fn a_scan_out_of_time_keeps_the_blocks_it_finished() {
         r.chain.mine(block, 5, &[(USDC, deposit, 25_000_000)]);
     }
     r.chain.set_head(16);
-    // Each payment takes the node 10 s to show (paused time: no real waiting); 15 s are
-    // left: two are recorded, and the third is not started.
-    *r.chain.read_delay.lock().unwrap() = Some(std::time::Duration::from_secs(10));
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    // The node takes 1 s a read (recording a payment reads it once); 2.5 s are left: two
+    // are recorded, and the third, still being read at the deadline, is dropped there (as
+    // a killed process would leave it). (Real time: the store answers from a
+    // thread of its own, which paused tokio time would run past.)
+    *r.chain.read_delay.lock().unwrap() = Some(std::time::Duration::from_secs(1));
+    let reads = || {
+        r.chain
+            .tx_read_count
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = reads();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(2500);
     let cut = scan_chain_until(&r.s, chain, Timestamp::now(), Some(deadline))
         .await
         .unwrap();
-    assert!(cut.cut_short);
+    assert!(cut.cut_short, "{cut:?}");
     assert_eq!(cut.recorded, 2, "{cut:?}");
+    assert_eq!(reads() - before, 3, "the third payment was being read");
+    *r.chain.read_delay.lock().unwrap() = None;
     assert_eq!(cut.blocks.map(|(_, to)| to), Some(13));
     assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(13));
     assert_eq!(
@@ -702,6 +712,46 @@ async fn a_scan_out_of_time_keeps_the_blocks_it_finished() {
     .unwrap();
     assert!(none.cut_short);
     assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(16));
+}
+
+/// Blocks read again (for reorgs and lagging nodes) are offered after the new ones, and a
+/// run out of time among them still moves its cursor over the new blocks: offered first,
+/// in the chain's order, they held the cursor back at every run once the blocks read again
+/// took longer than a run (transfers to a shared merchant address, each read again).
+#[tokio::test]
+async fn a_scan_out_of_time_among_blocks_read_again_still_moves_on() {
+    use crate::payments::scan::scan_chain_until;
+    let r = rig();
+    let org = OrgId::generate();
+    let chain = ChainId::new(CHAIN).unwrap();
+    let five = r.waiting(&org, SHOP, 5_000_000).await;
+    let seven = r.waiting(&org, SHOP, 7_000_000).await;
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    // Transfers to the shared address that pay neither order: left to the payer.
+    for block in 11..=13 {
+        r.chain.mine(block, 5, &[(USDC, SHOP, 2_000_000)]);
+    }
+    scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(13));
+    let paid = r.waiting(&org, OTHER, 25_000_000).await;
+    r.chain.mine(15, 5, &[(USDC, OTHER, 25_000_000)]);
+    r.chain.set_head(16);
+    // 1 s a read, 2.5 s left: the new payment, then two of the three read again.
+    *r.chain.read_delay.lock().unwrap() = Some(std::time::Duration::from_secs(1));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(2500);
+    let run = scan_chain_until(&r.s, chain, Timestamp::now(), Some(deadline))
+        .await
+        .unwrap();
+    assert!(!run.cut_short, "{run:?}");
+    assert_eq!(run.recorded, 1);
+    assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(16));
+    assert_eq!(
+        r.get(&paid.id).await.status,
+        OrderStatus::AwaitingConfirmation
+    );
+    for o in [&five, &seven] {
+        assert!(r.get(&o.id).await.transfers.is_empty());
+    }
 }
 
 /// The window of [`crate::payments::scan::log_depth`] on each chain: at least two minutes
