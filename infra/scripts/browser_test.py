@@ -303,13 +303,14 @@ def main():
                     "the page says the time to pay ran out", timeout_ms=6000)
             check(page.is_hidden("#pay") and page.is_hidden("#wallet") and page.is_hidden("#cancel"),
                   "no address, QR code, wallet button or cancel link once the time ran out")
+            check(page.is_visible("#submit-box"), "a payer who paid in time can still name the transaction")
             text = page.text_content("#status")
             if paid_part:
                 check("after 20.0 of 49.99 USDC had arrived" in text, f"what arrived: {text!r}")
             else:
                 check("A payment sent before then still counts" in text, f"a payer who just paid: {text!r}")
         step("once the time to pay runs out: no address, QR code or wallet button; "
-             "what arrived, or that a payment sent in time still counts")
+             "what arrived, or that a payment sent in time still counts, and where to name it")
 
         # 7. Unknown ids (a page of its own: a 404 document is logged as a failed load).
         other = ctx.new_page()
