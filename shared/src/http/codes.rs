@@ -197,7 +197,7 @@ catalogue! {
     TxAlreadyUsed = "TX_ALREADY_USED", [422], InvalidRequest,
         "This transfer already paid an order of your organization, or is already recorded as a refund: a transfer counts once.";
     TooManyRefunds = "TOO_MANY_REFUNDS", [422], InvalidRequest,
-        "The order has 50 refunds, cancelled ones included, the most one order keeps; refund what is left in one refund.";
+        "The order has 50 refunds, cancelled ones included, the most one order keeps; no more can be created for it, so send what is left to refund outside the API.";
     TxBeforeRefund = "TX_BEFORE_REFUND", [422], InvalidRequest,
         "The transaction was mined before the refund was created, so it cannot be that refund.";
     WrongSender = "WRONG_SENDER", [422], InvalidRequest,

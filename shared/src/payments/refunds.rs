@@ -109,7 +109,7 @@ pub enum RefundError {
     #[error("the refund amount must be more than zero")]
     ZeroAmount,
     #[error(
-        "the order has {MAX_ORDER_REFUNDS} refunds (cancelled ones count), the most one order keeps; refund the rest in one refund"
+        "the order has {MAX_ORDER_REFUNDS} refunds (cancelled ones count), the most one order keeps; no more can be created for it, so send what is left to refund outside the API"
     )]
     TooMany,
     #[error("this order has no refund {0}")]

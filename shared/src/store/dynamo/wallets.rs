@@ -95,6 +95,9 @@ impl WalletStore for DynamoStore {
         // the request again when its answer is lost, and that second attempt, meeting its
         // own token, is refused and answered with the counter as the first one left it. An
         // `ADD` counted twice there and skipped an index (a gap in the wallet's addresses).
+        // (Another allocation of the xpub landing between the attempt and its retry moves
+        // the token on: the retry then takes the next index, and one is skipped, never
+        // handed out twice.)
         let token = write_token();
         let res = self
             .client
