@@ -179,7 +179,7 @@ pub async fn scan_chain_until(
             }
             Ok::<_, ChainError>(sightings)
         };
-        let mut sightings = within(deadline, read).await.map_err(|_| {
+        let mut sightings = within(deadline, Box::pin(read)).await.map_err(|_| {
             ChainError::Rpc("the run ran out of time reading the blocks' transfers".into())
         })??;
         // New blocks first, in the chain's order (stable: a block's transfers as the node
@@ -219,7 +219,17 @@ pub async fn scan_chain_until(
                 // An offer still running at the deadline is dropped, as a killed process
                 // would leave it (every step of recording is safe to stop and do again):
                 // its block counts as not read.
-                let offered = offer(s, &*reader, &mut orders, &sighting, tenant, again, now);
+                // (On the heap: recording's future is large, and the stack of a test's
+                // thread or a runtime's worker is not.)
+                let offered = Box::pin(offer(
+                    s,
+                    &*reader,
+                    &mut orders,
+                    &sighting,
+                    tenant,
+                    again,
+                    now,
+                ));
                 let Ok(new) = within(deadline, offered).await else {
                     out_of_time(chain, &sighting, again, &mut done, &mut report);
                     break 'sightings;
