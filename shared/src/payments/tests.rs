@@ -447,6 +447,14 @@ impl Rig {
         (o, tx)
     }
 
+    /// A scan with the head at `head` records nothing, and `id` keeps its one transfer.
+    async fn counts_nothing_twice(&self, chain: ChainId, id: &OrderId, head: u64) {
+        self.chain.set_head(head);
+        let again = scan_chain(&self.s, chain, Timestamp::now()).await.unwrap();
+        assert_eq!(again.recorded, 0);
+        assert_eq!(self.get(id).await.transfers.len(), 1);
+    }
+
     /// The merchant cancels the order as it is stored now.
     async fn cancel(&self, id: &OrderId) {
         let o = self.get(id).await;
@@ -603,10 +611,7 @@ async fn a_payment_a_reorg_puts_into_a_block_already_scanned_is_found() {
     assert_eq!(report.recorded, 1);
     assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
     // Read again by the next runs, it counts nothing twice.
-    r.chain.set_head(14);
-    let again = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
-    assert_eq!(again.recorded, 0);
-    assert_eq!(r.get(&o.id).await.transfers.len(), 1);
+    r.counts_nothing_twice(chain, &o.id, 14).await;
 }
 
 /// A load-balanced provider may answer the head from one node and the log query from
@@ -636,10 +641,7 @@ async fn a_payment_a_lagging_node_left_out_of_its_logs_is_found_by_a_later_run()
     assert_eq!(found.recorded, 1, "{found:?}");
     assert_eq!(r.get(&o.id).await.status, OrderStatus::AwaitingConfirmation);
     // Read again by the next run, it counts nothing twice.
-    r.chain.set_head(22);
-    let again = scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
-    assert_eq!(again.recorded, 0);
-    assert_eq!(r.get(&o.id).await.transfers.len(), 1);
+    r.counts_nothing_twice(chain, &o.id, 22).await;
 }
 
 /// A run short of time (a range full of transfers, a slow node) stops at its deadline and

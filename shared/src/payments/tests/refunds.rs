@@ -404,12 +404,8 @@ async fn refunds_succeed_a_bounded_number_per_write() {
     assert_eq!(succeeded(&r.get(&o.id).await), n);
 }
 
-/// An order keeps at most MAX_ORDER_REFUNDS refunds, cancelled ones included: created and
-/// cancelled without end (each with a long reason), they would grow the order past what one
-/// write can hold, and the deposit scan of its chain would fail on it at every run.
-#[test]
-fn an_order_keeps_a_bounded_number_of_refunds_cancelled_ones_included() {
-    use crate::payments::refunds::{MAX_ORDER_REFUNDS, cancel_refund};
+/// A COMPLETED order of a new organization paid 1,000 base units of USDC, confirmed.
+fn completed_with_1_000() -> PayOrder {
     let org = OrgId::generate();
     let mut o = crate::testing::order(&org, false, Timestamp::now());
     let mut p = crate::testing::payment(&format!("{CHAIN}:{}", USDC.to_lowercase()), 1_000, SHOP);
@@ -422,6 +418,16 @@ fn an_order_keeps_a_bounded_number_of_refunds_cancelled_ones_included() {
         6,
         TransferStatus::Confirmed,
     )];
+    o
+}
+
+/// An order keeps at most MAX_ORDER_REFUNDS refunds, cancelled ones included: created and
+/// cancelled without end (each with a long reason), they would grow the order past what one
+/// write can hold, and the deposit scan of its chain would fail on it at every run.
+#[test]
+fn an_order_keeps_a_bounded_number_of_refunds_cancelled_ones_included() {
+    use crate::payments::refunds::{MAX_ORDER_REFUNDS, cancel_refund};
+    let mut o = completed_with_1_000();
     let now = Timestamp::now();
     for i in 0..MAX_ORDER_REFUNDS {
         // Reasons as long as they may be, and unlike each other (deflate gains little).
@@ -441,18 +447,7 @@ fn an_order_keeps_a_bounded_number_of_refunds_cancelled_ones_included() {
 
 #[test]
 fn a_refund_never_exceeds_what_is_left_and_needs_an_address() {
-    let org = OrgId::generate();
-    let mut o = crate::testing::order(&org, false, Timestamp::now());
-    let mut p = crate::testing::payment(&format!("{CHAIN}:{}", USDC.to_lowercase()), 1_000, SHOP);
-    p.received = Some(Amount::new(raw(1_000), 6));
-    o.payment = Some(p);
-    o.status = OrderStatus::Completed;
-    o.transfers = vec![crate::testing::transfer(
-        "0x1",
-        1_000,
-        6,
-        TransferStatus::Confirmed,
-    )];
+    let o = completed_with_1_000();
     let now = Timestamp::now();
     let code = |o: &PayOrder, r: RefundRequest| create_refund(o, &r, now).unwrap_err().code();
     assert_eq!(
