@@ -225,7 +225,7 @@ def main():
         wait_js(page, "document.getElementById('submit-error').textContent.length > 0",
                 "the page shows why the transaction was refused")
         refusal = page.text_content("#submit-error")
-        check("tx_hash is not a transaction hash" in refusal, f"refusal shown: {refusal!r}")
+        check(refusal.startswith("That is not a transaction of Base Sepolia"), f"refusal shown: {refusal!r}")
         check(page.is_visible("#pay"), "still on the payment step")
         # The browser logs the refused request; that one is expected.
         refused_log = [m for m in console_errors if "status of 400" in m and m.endswith("/payments)")]
