@@ -239,7 +239,7 @@ pub async fn scan_chain_until(
         }
     }
     report.blocks = (done >= first).then_some((first, done));
-    // Cut short in blocks read again before, the cursor stays where it was.
+    // Out of time before its first new block was done, the cursor stays where it was.
     if cursor.is_some_and(|c| done <= c) {
         return Ok(report);
     }
