@@ -178,19 +178,18 @@ fn creditable(
 }
 
 /// Keeps the token transfers to each owner (in each mint) only while the owner's accounts
-/// gained at least their sum in the transaction: an attacker's transfers into an account
-/// and back out of it again, however the instructions read, leave its owner with nothing,
-/// and count nothing.
+/// (the [`creditable`] ones, `kept`) gained at least their sum in the transaction: an
+/// attacker's transfers into an account and back out of it again, however the instructions
+/// read, leave its owner with nothing, and count nothing.
 fn backed_by_balances(
     transfers: Vec<Transfer>,
     before: &HashMap<String, Holding>,
-    after: &HashMap<String, Holding>,
+    kept: &HashMap<String, Holding>,
 ) -> Vec<Transfer> {
-    let kept = creditable(before, after);
     // What each (owner, mint) holds after and held before, over the accounts it kept.
     let mut totals: HashMap<(&str, &str), (RawAmount, RawAmount)> = HashMap::new();
     let add = |to: &mut RawAmount, v: RawAmount| *to = to.checked_add(v).unwrap_or(*to);
-    for (account, h) in &kept {
+    for (account, h) in kept {
         let e = totals
             .entry((h.owner.as_str(), h.mint.as_str()))
             .or_default();
@@ -331,7 +330,7 @@ impl TxReader for SolanaChain {
                 ));
             }
         }
-        let transfers = backed_by_balances(transfers, &before, &after);
+        let transfers = backed_by_balances(transfers, &before, &owners);
         let slot = r
             .get("slot")
             .and_then(Value::as_u64)

@@ -111,7 +111,7 @@ impl DynamoStore {
                 let PutItemError::ConditionalCheckFailedException(refused) = e.err() else {
                     unreachable!("checked just above")
                 };
-                Ok(refused.item().and_then(|stored| stored.get(WRITE_TOKEN)) == Some(&token))
+                Ok(own_write(refused.item(), &token).is_some())
             }
             Err(e) => Err(e),
         }
@@ -563,6 +563,12 @@ const NEW: &str = "attribute_not_exists(pk)";
 /// The attribute in which a conditional put leaves its write token (see
 /// [`DynamoStore::put_if`]); written over by the record's next put.
 const WRITE_TOKEN: &str = "wt";
+
+/// The stored item a refused write was answered with, if it holds that write's `token`:
+/// then it is the write's own (its first attempt, whose answer was lost).
+fn own_write<'a>(stored: Option<&'a Item>, token: &AttributeValue) -> Option<&'a Item> {
+    stored.filter(|item| item.get(WRITE_TOKEN) == Some(token))
+}
 
 /// A token no other write shares: 8 random bytes.
 fn write_token() -> AttributeValue {

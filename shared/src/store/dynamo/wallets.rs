@@ -121,10 +121,7 @@ impl WalletStore for DynamoStore {
                 let UpdateItemError::ConditionalCheckFailedException(refused) = e.err() else {
                     unreachable!("checked just above")
                 };
-                let own = refused
-                    .item()
-                    .filter(|i| i.get(WRITE_TOKEN) == Some(&token));
-                match own {
+                match own_write(refused.item(), &token) {
                     Some(item) => Some(item.clone()),
                     None => {
                         return Err(StoreError::Corrupt("xpub counter refused its write".into()));
