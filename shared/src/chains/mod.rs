@@ -165,7 +165,10 @@ impl Chains {
             };
             let reader: Arc<dyn ChainReader> = match chain.family {
                 ChainFamily::Evm => Arc::new(EvmChain::for_chain(url, id.get())?),
-                ChainFamily::Solana => Arc::new(SolanaChain::new(url)),
+                ChainFamily::Solana => Arc::new(match &chain.genesis_hash {
+                    Some(genesis) => SolanaChain::for_cluster(url, genesis),
+                    None => SolanaChain::new(url),
+                }),
             };
             readers.insert(id, reader);
         }

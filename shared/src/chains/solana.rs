@@ -11,6 +11,11 @@ use std::collections::HashMap;
 pub struct SolanaChain {
     http: reqwest::Client,
     url: String,
+    /// The cluster the node must serve (its `getGenesisHash`), checked before its first
+    /// answer is used: a devnet URL set for mainnet would otherwise have devnet SOL, free
+    /// from a faucet, taken for mainnet SOL.
+    expected_genesis: Option<String>,
+    checked: tokio::sync::OnceCell<()>,
 }
 
 impl SolanaChain {
@@ -18,10 +23,53 @@ impl SolanaChain {
         Self {
             http: crate::net::provider_client(super::RPC_TIMEOUT),
             url: url.to_owned(),
+            expected_genesis: None,
+            checked: tokio::sync::OnceCell::new(),
         }
     }
 
+    /// A reader of the node at `url` that answers only once the node says its cluster's
+    /// genesis hash is `genesis_hash` (asked once, at its first read; a failed ask is asked
+    /// again).
+    pub fn for_cluster(url: &str, genesis_hash: &str) -> Self {
+        Self {
+            expected_genesis: Some(genesis_hash.to_owned()),
+            ..Self::new(url)
+        }
+    }
+
+    /// Fails every read while the node serves another cluster than the one expected.
+    async fn ready(&self) -> Result<(), ChainError> {
+        let Some(expected) = &self.expected_genesis else {
+            return Ok(());
+        };
+        self.checked
+            .get_or_try_init(|| async {
+                let served = self.send("getGenesisHash", json!([])).await?;
+                let served = served.as_str().ok_or_else(|| malformed("getGenesisHash"))?;
+                if served == expected {
+                    Ok(())
+                } else {
+                    tracing::error!(
+                        expected = %expected,
+                        served,
+                        "the Solana RPC endpoint serves another cluster; check its URL"
+                    );
+                    Err(ChainError::Rpc(format!(
+                        "the Solana RPC endpoint of genesis {expected} serves genesis {served}; check its URL"
+                    )))
+                }
+            })
+            .await
+            .map(drop)
+    }
+
     async fn call(&self, method: &str, params: Value) -> Result<Value, ChainError> {
+        self.ready().await?;
+        self.send(method, params).await
+    }
+
+    async fn send(&self, method: &str, params: Value) -> Result<Value, ChainError> {
         let resp = self
             .http
             .post(&self.url)

@@ -45,6 +45,11 @@ pub struct ChainInfo {
     /// The shortest usual time between its blocks, in milliseconds (a lower bound: what
     /// it sizes in blocks, the deposit scan's window for lagging nodes, errs on more).
     pub block_time_ms: u32,
+    /// Solana only: the cluster's genesis hash, which its RPC node must answer to
+    /// `getGenesisHash` before it is read (a devnet URL set for mainnet would otherwise have
+    /// devnet SOL taken for real). EVM nodes are checked by `eth_chainId` against `id`.
+    #[serde(default)]
+    pub genesis_hash: Option<String>,
     pub native: TokenInfo,
     #[serde(default)]
     pub tokens: Vec<TokenInfo>,
@@ -256,6 +261,7 @@ impl crate::model::Payment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SolanaAddress;
     use std::collections::HashSet;
 
     #[test]
@@ -273,6 +279,17 @@ mod tests {
             );
             assert!(c.confirmations >= 1);
             assert!((100..=60_000).contains(&c.block_time_ms), "{}", c.slug);
+            // Every Solana cluster names its genesis block (a 32-byte base58 hash), and
+            // only Solana clusters do.
+            match (c.family, &c.genesis_hash) {
+                (ChainFamily::Solana, Some(h)) => assert!(
+                    SolanaAddress::parse(h).is_ok(),
+                    "{}: genesis hash {h}",
+                    c.slug
+                ),
+                (ChainFamily::Evm, None) => {}
+                (family, hash) => panic!("{}: {family:?} with genesis hash {hash:?}", c.slug),
+            }
             let mut currency_ids = HashSet::new();
             for t in c.currencies() {
                 assert!(t.decimals <= 36, "{} {}", c.slug, t.symbol);

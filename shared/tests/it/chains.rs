@@ -1247,3 +1247,84 @@ async fn a_node_serving_another_chain_than_configured_is_not_read() {
         .count();
     assert_eq!(asked, 1);
 }
+
+/// The same for Solana, whose nodes name their cluster by its genesis hash: a devnet URL
+/// set for mainnet would have devnet SOL, free from a faucet, taken for mainnet SOL.
+#[tokio::test]
+async fn a_solana_node_of_another_cluster_than_configured_is_not_read() {
+    const MAINNET: &str = "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d";
+    const DEVNET: &str = "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG";
+    let node = |genesis: &'static str| async move {
+        let server = MockServer::start().await;
+        for (rpc_method, result) in [
+            ("getGenesisHash", serde_json::json!(genesis)),
+            ("getSlot", serde_json::json!(341_197_053u64)),
+            (
+                "getBalance",
+                serde_json::json!({"context": {"slot": 341_197_053u64}, "value": 2_500_000_000u64}),
+            ),
+        ] {
+            Mock::given(method("POST"))
+                .and(body_partial_json(serde_json::json!({"method": rpc_method})))
+                .respond_with(ResponseTemplate::new(200).set_body_json(
+                    serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": result}),
+                ))
+                .mount(&server)
+                .await;
+        }
+        server
+    };
+    let mainnet = ChainId::new(30000000000001).unwrap();
+    let sol = local("30000000000001:native");
+    // Devnet's node, configured as mainnet's: nothing it says is used.
+    let devnet_node = node(DEVNET).await;
+    let chains = Chains::from_rpc_urls([(mainnet, devnet_node.uri().as_str())]).unwrap();
+    let reader = chains.get(mainnet).unwrap();
+    for _ in 0..2 {
+        let refused = reader.head().await;
+        assert!(
+            matches!(&refused, Err(ChainError::Rpc(m)) if m.contains(&format!("serves genesis {DEVNET}"))),
+            "{refused:?}"
+        );
+    }
+    assert!(
+        reader
+            .balances(OWNER, std::slice::from_ref(&sol))
+            .await
+            .is_err()
+    );
+    let hash = TxHash::parse(ChainFamily::Solana, &bs58::encode([1u8; 64]).into_string()).unwrap();
+    assert!(reader.transaction(&hash).await.is_err());
+    assert!(reader.block_hash(341_197_053).await.is_err());
+    let read = devnet_node
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| !String::from_utf8_lossy(&r.body).contains("getGenesisHash"))
+        .count();
+    assert_eq!(
+        read, 0,
+        "only the genesis hash is asked of another cluster's node"
+    );
+    // Mainnet's own node: read, and asked its genesis hash once.
+    let mainnet_node = node(MAINNET).await;
+    let chains = Chains::from_rpc_urls([(mainnet, mainnet_node.uri().as_str())]).unwrap();
+    let reader = chains.get(mainnet).unwrap();
+    assert_eq!(reader.head().await.unwrap(), 341_197_053);
+    assert_eq!(
+        reader
+            .balances(OWNER, std::slice::from_ref(&sol))
+            .await
+            .unwrap(),
+        vec![RawAmount::from_u128(2_500_000_000)]
+    );
+    let asked = mainnet_node
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("getGenesisHash"))
+        .count();
+    assert_eq!(asked, 1);
+}
