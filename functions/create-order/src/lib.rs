@@ -428,6 +428,14 @@ pub fn parse_order(
         .webhook_url
         .map(|u| order_webhook_url(u, ctx.livemode()))
         .transpose()?;
+    let redirect_url = body
+        .redirect_url
+        .map(|u| page_url(u, "redirect_url", ctx.livemode()))
+        .transpose()?;
+    let cancel_url = body
+        .cancel_url
+        .map(|u| page_url(u, "cancel_url", ctx.livemode()))
+        .transpose()?;
     let expires_at = parse_expiry(
         body.expires_in,
         body.expires_at,
@@ -449,8 +457,8 @@ pub fn parse_order(
         payment: None,
         metadata,
         webhook_url,
-        redirect_url: body.redirect_url.map(|u| u.0),
-        cancel_url: body.cancel_url.map(|u| u.0),
+        redirect_url,
+        cancel_url,
         nonce: body.nonce.map(|n| n.0),
         payment_tolerance: match body.payment_tolerance {
             Some(t) => t.over(settings.payment_tolerance()),
@@ -484,6 +492,21 @@ fn order_webhook_url(url: HttpUrl, livemode: bool) -> Result<String, ApiError> {
             ApiError::unprocessable("WEBHOOK_URL_FORBIDDEN", e.to_string())
                 .with_param("webhook_url")
         })?;
+    }
+    Ok(url.0)
+}
+
+/// Where the checkout page sends the payer (`redirect_url`, `cancel_url`): in live mode
+/// https only, as for webhooks, since a page reached over plain http can be rewritten on the
+/// way by anyone between the payer and the shop (an order "thanks, now pay here" page).
+/// Test mode keeps http, for a shop on the developer's machine.
+fn page_url(url: HttpUrl, field: &'static str, livemode: bool) -> Result<String, ApiError> {
+    if livemode && url.0.starts_with("http:") {
+        return Err(ApiError::invalid(
+            "INVALID_URL",
+            field,
+            format!("live-mode {field} must use https: the payer is sent there"),
+        ));
     }
     Ok(url.0)
 }

@@ -45,7 +45,7 @@ impl SolanaChain {
         };
         self.checked
             .get_or_try_init(|| async {
-                let served = self.send("getGenesisHash", json!([])).await?;
+                let served = self.post("getGenesisHash", json!([])).await?;
                 let served = served.as_str().ok_or_else(|| malformed("getGenesisHash"))?;
                 if served == expected {
                     Ok(())
@@ -66,10 +66,10 @@ impl SolanaChain {
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, ChainError> {
         self.ready().await?;
-        self.send(method, params).await
+        self.post(method, params).await
     }
 
-    async fn send(&self, method: &str, params: Value) -> Result<Value, ChainError> {
+    async fn post(&self, method: &str, params: Value) -> Result<Value, ChainError> {
         let resp = self
             .http
             .post(&self.url)

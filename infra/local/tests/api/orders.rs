@@ -1125,6 +1125,62 @@ async fn test_keys_use_test_networks_and_live_keys_mainnets() {
     mismatch(&r, "chain_id", test_on_base);
 }
 
+/// The checkout page sends the payer to the order's `redirect_url` or `cancel_url`: in live
+/// mode they must be https (`400 INVALID_URL` naming the field, and nothing is created), since
+/// a page reached over plain http can be rewritten on the way. Test mode keeps http.
+#[tokio::test]
+async fn a_live_order_sends_its_payer_back_over_https_only() {
+    let app = spawn_app().await;
+    let live_sale = |extra: &serde_json::Value| {
+        let mut body = json!({
+            "mode": "SALE",
+            "amount": "10",
+            "currency": {"chain_id": 8453, "address": BASE_USDC},
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for field in ["redirect_url", "cancel_url"] {
+        for url in ["http://shop.example/back", "HTTP://shop.example/back"] {
+            let extra = json!({ field: url });
+            let deposit = app.create_deposit(&app.a_live, &extra).await;
+            let sale = app
+                .signed_post(&app.a_live, "/pay-orders", &live_sale(&extra), &[])
+                .await;
+            for r in [deposit, sale] {
+                r.assert_error(400, "INVALID_URL");
+                assert_eq!(r.body["error"]["param"], field, "{}", r.text);
+                let message = r.body["error"]["message"].as_str().unwrap();
+                assert!(message.contains("https"), "{message}");
+            }
+        }
+    }
+    let list = app.get(&app.a_live, "/pay-orders").await;
+    assert_eq!(list.body["data"], json!([]), "{}", list.text);
+    let pages = json!({
+        "redirect_url": "https://shop.example/thanks",
+        "cancel_url": "https://shop.example/cart",
+    });
+    let live = app.create_deposit(&app.a_live, &pages).await;
+    assert_eq!(live.status, 201, "{}", live.text);
+    let sale = app
+        .signed_post(&app.a_live, "/pay-orders", &live_sale(&pages), &[])
+        .await;
+    assert_eq!(sale.status, 201, "{}", sale.text);
+    let local = json!({
+        "redirect_url": "http://localhost:3000/thanks",
+        "cancel_url": "http://localhost:3000/cart",
+    });
+    let test = app.create_deposit(&app.a, &local).await;
+    assert_eq!(test.status, 201, "{}", test.text);
+    for (r, want) in [(&live, &pages), (&sale, &pages), (&test, &local)] {
+        assert_eq!(r.body["redirect_url"], want["redirect_url"], "{}", r.text);
+        assert_eq!(r.body["cancel_url"], want["cancel_url"], "{}", r.text);
+    }
+}
+
 /// A live order's own `webhook_url` must be one its deliveries will send to: https, or
 /// `400 INVALID_URL` as for a live endpoint (before, an `http://` URL was accepted and every
 /// delivery to it then failed as `destination refused`), and not a private, loopback or
