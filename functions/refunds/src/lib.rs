@@ -311,6 +311,7 @@ fn refund_error(e: RefundError) -> ApiError {
         RefundError::TooSmall { .. }
         | RefundError::WrongSender(_)
         | RefundError::MinedBeforeRefund
+        | RefundError::NotAReplacement { .. }
         | RefundError::AlreadyUsed(_) => {
             ApiError::unprocessable(code, message).with_param("tx_hash")
         }

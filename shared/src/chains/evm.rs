@@ -2,7 +2,7 @@
 
 use super::{BalanceReader, ChainError, ChainTx, Inclusion, Sighting, Transfer, TxReader, Watch};
 use crate::model::TxHash;
-use crate::model::{EvmAddress, RawAmount};
+use crate::model::{EvmAddress, RawAmount, SenderNonce};
 use crate::registry::Currency;
 use alloy::primitives::{Address, B256, Bytes, U64, U256, b256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -198,6 +198,19 @@ struct RpcTransaction {
     /// Absent from no type we know of; read as zero if it were.
     #[serde(default)]
     value: U256,
+    /// Absent from some system transactions (an OP-stack deposit's is absent or zero).
+    /// Read leniently: this type also reads whole blocks for the deposit scan, which a
+    /// nonce in an odd form must not fail.
+    #[serde(default, deserialize_with = "lenient_nonce")]
+    nonce: Option<u64>,
+}
+
+/// A transaction's `nonce` as a hex quantity, or `None` for anything else.
+fn lenient_nonce<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value
+        .and_then(|v| serde_json::from_value::<alloy::primitives::U64>(v).ok())
+        .map(|n| n.to()))
 }
 
 impl RpcTransaction {
@@ -283,6 +296,10 @@ impl TxReader for EvmChain {
         else {
             return Ok(None);
         };
+        let sender_nonce = tx.nonce.map(|nonce| SenderNonce {
+            sender: EvmAddress::from_raw(tx.from).to_string(),
+            nonce,
+        });
         let mut transfers = Vec::new();
         if let Some((to, value)) = tx.value_to() {
             transfers.push(Transfer {
@@ -340,6 +357,7 @@ impl TxReader for EvmChain {
         Ok(Some(ChainTx {
             inclusion,
             transfers,
+            sender_nonce,
         }))
     }
 
@@ -478,5 +496,33 @@ impl TxReader for EvmChain {
             }
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RpcTransaction;
+
+    /// A transaction's nonce is read when it is a hex quantity, and an odd or absent one
+    /// reads as none rather than failing the transaction (or a whole block of the scan).
+    #[test]
+    fn a_nonce_in_an_odd_form_does_not_fail_the_transaction() {
+        let read = |nonce: serde_json::Value| {
+            let mut tx = serde_json::json!({
+                "hash": format!("0x{}", "ab".repeat(32)),
+                "from": "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
+                "to": null,
+                "value": "0x0",
+            });
+            if !nonce.is_null() {
+                tx["nonce"] = nonce;
+            }
+            serde_json::from_value::<RpcTransaction>(tx).unwrap().nonce
+        };
+        assert_eq!(read(serde_json::json!("0x2a")), Some(42));
+        assert_eq!(read(serde_json::json!("0x0")), Some(0));
+        assert_eq!(read(serde_json::json!(-1)), None);
+        assert_eq!(read(serde_json::json!("forty-two")), None);
+        assert_eq!(read(serde_json::Value::Null), None);
     }
 }

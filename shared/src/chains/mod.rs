@@ -119,6 +119,8 @@ pub struct ChainTx {
     /// `None` while the transaction is pending.
     pub inclusion: Option<Inclusion>,
     pub transfers: Vec<Transfer>,
+    /// Who sent it and the nonce it spent, where the chain has nonces (EVM).
+    pub sender_nonce: Option<crate::model::SenderNonce>,
 }
 
 /// Reading transactions and blocks (payment verification and confirmations).

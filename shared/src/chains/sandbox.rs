@@ -145,6 +145,7 @@ impl TxReader for SandboxChain {
                 to: self.to.clone(),
                 amount: RawAmount::new(U256::from(tx.amount)),
             }],
+            sender_nonce: None,
         }))
     }
 

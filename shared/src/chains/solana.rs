@@ -404,6 +404,7 @@ impl TxReader for SolanaChain {
                 block_hash,
                 timestamp,
             }),
+            sender_nonce: None,
             transfers,
         }))
     }

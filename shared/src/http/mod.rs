@@ -681,6 +681,8 @@ mod tests {
             WalletNotConfigured,
             RouteUnavailable,
             ExchangeOutOfRange,
+            // Taken once the transaction it would replace is given up.
+            RefundTxNotAReplacement,
         ];
         for code in ErrorCode::ALL
             .iter()

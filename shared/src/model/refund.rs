@@ -35,6 +35,16 @@ pub struct RefundInstructions {
     pub amount: Amount,
 }
 
+/// The account that sent a transaction and the nonce it spent (EVM). Two transactions of one
+/// account with one nonce cannot both be mined: a wallet's "speed up" or "cancel" sends the
+/// same nonce again for that reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SenderNonce {
+    pub sender: String,
+    pub nonce: u64,
+}
+
 /// The refund transfer the merchant submitted, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -61,6 +71,11 @@ pub struct RefundTransfer {
     /// mempool, or mined again not final): written at most once an hour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen_at: Option<Timestamp>,
+    /// The account that sent the transaction and its nonce (EVM; absent on Solana and the
+    /// sandbox). While a reorg has the refund wait for the transaction, another one takes its
+    /// place only if it spends this same nonce, so that the two cannot both be mined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_nonce: Option<SenderNonce>,
 }
 
 impl RefundTransfer {

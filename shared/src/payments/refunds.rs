@@ -130,6 +130,16 @@ pub enum RefundError {
         "the transaction was mined before the refund was created; an older transfer cannot be this refund"
     )]
     MinedBeforeRefund,
+    /// A transaction offered in place of one a reorg took out of its block that spends
+    /// another nonce: both could be mined, and the refund sent twice.
+    #[error(
+        "the refund waits for its transaction {tx_hash}, which a reorg took out of its block and which can still be mined; only a transaction spending its nonce ({nonce} of {sender}) takes its place, as a wallet's speed-up or cancel sends it: with another nonce both could be mined and the refund sent twice"
+    )]
+    NotAReplacement {
+        tx_hash: String,
+        sender: String,
+        nonce: u64,
+    },
     /// The hash is a payment of an order, or another refund's transfer.
     #[error("this transfer is already recorded as {0}; a transfer counts once, ever")]
     AlreadyUsed(&'static str),
@@ -151,6 +161,7 @@ impl RefundError {
             RefundError::TooSmall { .. } => "REFUND_TX_TOO_SMALL",
             RefundError::WrongSender(_) => "WRONG_SENDER",
             RefundError::MinedBeforeRefund => "TX_BEFORE_REFUND",
+            RefundError::NotAReplacement { .. } => "REFUND_TX_NOT_A_REPLACEMENT",
             RefundError::AlreadyUsed(_) => "TX_ALREADY_USED",
             RefundError::Payment(p) => p.code(),
         }
@@ -558,6 +569,20 @@ pub async fn record_refund(
             .map_err(VerifyError::from)?
             .ok_or(VerifyError::NotFound)?;
         let verified = check_refund_tx(&order, &payment, &refund, hash, &tx)?;
+        // In place of a transaction that can still be mined, only one spending its nonce:
+        // then at most one of the two is ever mined. (Solana and sandbox transfers, and
+        // those recorded before nonces were kept, have none to compare.)
+        if replaced
+            && let Some(original) = &refund.transfer
+            && let Some(want) = &original.sender_nonce
+            && tx.sender_nonce.as_ref() != Some(want)
+        {
+            return Err(RefundError::NotAReplacement {
+                tx_hash: original.tx_hash.clone(),
+                sender: want.sender.clone(),
+                nonce: want.nonce,
+            });
+        }
         for claim in verified.claims.iter().filter(|c| c.refund) {
             // The payment side: held by any order (this one's own payment included), it
             // was a payment. Only this order's own refund twin may be there.
@@ -594,6 +619,7 @@ pub async fn record_refund(
             sandbox: sandbox::is_sandbox(hash) && !order.livemode,
             reorged_at: None,
             seen_at: None,
+            sender_nonce: tx.sender_nonce.clone(),
         };
         let update = order
             .edit(now, |o| {

@@ -332,6 +332,7 @@ pub(crate) mod tests {
                 timestamp: Timestamp::now().unix() as u64,
             }),
             transfers,
+            sender_nonce: None,
         }
     }
 

@@ -195,9 +195,23 @@ impl ScriptedChain {
                     position: Some(i as u64),
                 })
                 .collect(),
+            // Each sent with a nonce of its own, unless made a replacement of another.
+            sender_nonce: Some(crate::model::SenderNonce {
+                sender: from.into(),
+                nonce: n,
+            }),
         };
         self.txs.lock().unwrap().insert(hash.to_string(), tx);
         hash
+    }
+
+    /// Makes `tx` spend the nonce the refund transfer `original` was recorded with (a
+    /// wallet's speed-up or cancel of it).
+    fn spend_nonce_of(&self, tx: &TxHash, original: &crate::model::RefundTransfer) {
+        let nonce = original.sender_nonce.clone();
+        assert!(nonce.is_some(), "the original's nonce was recorded");
+        let mut txs = self.txs.lock().unwrap();
+        txs.get_mut(&tx.to_string()).unwrap().sender_nonce = nonce;
     }
 
     /// A reorg replaces every block from `from` on; `moved` transactions are mined again

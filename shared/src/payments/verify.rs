@@ -222,6 +222,7 @@ mod tests {
         let pending = ChainTx {
             inclusion: None,
             transfers: vec![transfer(Some(USDC), DEPOSIT, 1_000_000, Some(0))],
+            sender_nonce: None,
         };
         let mut old = tx(
             true,

@@ -103,6 +103,9 @@ async fn evm_transactions_transfers_and_blocks_on_anvil() {
     );
     assert_eq!(t.amount, RawAmount::from_u128(7_000_000_000_000_000));
     assert_eq!(t.position, None);
+    // Who sent it, and the nonce it spent (a refund's replacement must spend the same).
+    let first = tx.sender_nonce.clone().expect("an EVM transaction's nonce");
+    assert_eq!(first.sender, dev);
     let inc = tx.inclusion.unwrap();
     assert!(inc.success);
     // The block's time is read with it (anvil stamps blocks with the wall clock).
@@ -132,6 +135,10 @@ async fn evm_transactions_transfers_and_blocks_on_anvil() {
     assert_eq!(t.amount, RawAmount::from_u128(4_200_000));
     // Its position is the log's place among the transaction's logs, not in the block.
     assert_eq!(t.position, Some(0));
+    // The same account's later transaction spent a later nonce.
+    let later = tx.sender_nonce.clone().expect("an EVM transaction's nonce");
+    assert_eq!(later.sender, dev);
+    assert!(later.nonce > first.nonce, "{first:?} then {later:?}");
     assert!(tx.inclusion.unwrap().success);
 
     // A transfer that reverts is mined with a failed status and moves nothing.

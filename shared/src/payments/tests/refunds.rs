@@ -854,6 +854,7 @@ async fn a_refund_transfer_dropped_for_good_is_sent_again_or_replaced() {
     for replace in [false, true] {
         let r = rig();
         let (o, rid, _) = r.refunded_whole().await;
+        let original = r.get(&o.id).await.refunds[0].transfer.clone().unwrap();
         r.chain.reorg(41, &[], 42);
         let now = Timestamp::now();
         let round = Some(r.get(&o.id).await.check_round);
@@ -871,6 +872,7 @@ async fn a_refund_transfer_dropped_for_good_is_sent_again_or_replaced() {
             .chain
             .mine_from(43, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
         if replace {
+            r.chain.spend_nonce_of(&again, &original);
             assert_eq!(r.send_refund(&o.id, &rid, &again).await, "OK");
             let t = r.get(&o.id).await.refunds[0].transfer.clone().unwrap();
             assert_eq!((t.tx_hash, t.reorged_at), (again.to_string(), None));
@@ -892,6 +894,75 @@ async fn a_refund_transfer_dropped_for_good_is_sent_again_or_replaced() {
             "{replace}"
         );
     }
+}
+
+/// While a refund waits for a transaction a reorg took out of its block, that transaction can
+/// still be mined. A transaction spending another nonce offered in its place could be mined
+/// beside it, and the customer refunded twice with one refund recorded: it is refused
+/// (`REFUND_TX_NOT_A_REPLACEMENT`, naming the nonce to spend), and the refund goes on
+/// waiting for the first. One spending the same nonce (a wallet's speed-up or cancel) takes
+/// its place; whichever of the two is mined, only one can be.
+#[tokio::test]
+async fn a_waiting_refund_takes_in_its_transactions_place_only_one_spending_its_nonce() {
+    let r = rig();
+    let (o, rid, tx) = r.refunded_whole().await;
+    r.chain.reorg(41, &[&tx], 42);
+    r.chain.to_mempool(&tx);
+    assert_eq!(r.check(&o.id).await, Progress::Waiting);
+    let recorded = r.get(&o.id).await.refunds[0].transfer.clone().unwrap();
+    let nonce = recorded
+        .sender_nonce
+        .clone()
+        .expect("an EVM transfer's nonce is kept");
+    assert_eq!(nonce.sender, SHOP);
+    // Another transaction of the whole refund, with the shop's next nonce: refused.
+    let second = r
+        .chain
+        .mine_from(43, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+    let refused = crate::payments::record_refund(&r.s, &o.id, &rid, &second, Timestamp::now())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "REFUND_TX_NOT_A_REPLACEMENT");
+    let message = refused.to_string();
+    assert!(
+        message.contains(&tx.to_string())
+            && message.contains(&format!("nonce ({} of {SHOP})", nonce.nonce)),
+        "{message}"
+    );
+    let still = r.get(&o.id).await.refunds[0].clone();
+    assert_eq!(still.status, RefundStatus::Confirming);
+    assert_eq!(still.transfer.as_ref().unwrap().tx_hash, tx.to_string());
+    // The first is mined again after all: followed, and the refund succeeds once.
+    r.chain.mine_again(&tx, 44);
+    r.check(&o.id).await;
+    r.chain.set_head(90);
+    r.check(&o.id).await;
+    let done = r.get(&o.id).await;
+    assert_eq!(done.refunds[0].status, RefundStatus::Succeeded);
+    assert_eq!(
+        done.refunds[0].transfer.as_ref().unwrap().tx_hash,
+        tx.to_string()
+    );
+    assert_eq!(done.status, OrderStatus::Refunded);
+
+    // Again, now with a speed-up: the same nonce, a higher fee, another hash.
+    let r = rig();
+    let (o, rid, tx) = r.refunded_whole().await;
+    r.chain.reorg(41, &[&tx], 42);
+    r.chain.to_mempool(&tx);
+    assert_eq!(r.check(&o.id).await, Progress::Waiting);
+    let faster = r
+        .chain
+        .mine_from(43, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+    let original = r.get(&o.id).await.refunds[0].transfer.clone().unwrap();
+    r.chain.spend_nonce_of(&faster, &original);
+    r.chain.hide(&tx);
+    assert_eq!(r.send_refund(&o.id, &rid, &faster).await, "OK");
+    let t = r.get(&o.id).await.refunds[0].transfer.clone().unwrap();
+    assert_eq!((t.tx_hash, t.reorged_at), (faster.to_string(), None));
+    r.chain.set_head(90);
+    r.check(&o.id).await;
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::Refunded);
 }
 
 /// The wait for a reorged refund transaction counts from when a node last showed it: one
