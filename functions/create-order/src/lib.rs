@@ -87,8 +87,10 @@ pub struct CreateOrderRequest {
     expires_at: Option<Timestamp>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     webhook_url: Option<HttpUrl>,
+    /// Where the checkout page sends the payer once paid: http(s), https in live mode.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     redirect_url: Option<HttpUrl>,
+    /// The checkout page's link back while unpaid: http(s), https in live mode.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     cancel_url: Option<HttpUrl>,
     #[cfg_attr(feature = "openapi", schema(schema_with = openapi::nonce))]
@@ -501,6 +503,7 @@ fn order_webhook_url(url: HttpUrl, livemode: bool) -> Result<String, ApiError> {
 /// way by anyone between the payer and the shop (an order "thanks, now pay here" page).
 /// Test mode keeps http, for a shop on the developer's machine.
 fn page_url(url: HttpUrl, field: &'static str, livemode: bool) -> Result<String, ApiError> {
+    // `HttpUrl` holds the URL as parsed and written back: its scheme in lower case.
     if livemode && url.0.starts_with("http:") {
         return Err(ApiError::invalid(
             "INVALID_URL",

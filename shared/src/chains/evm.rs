@@ -366,6 +366,19 @@ impl TxReader for EvmChain {
         self.provider.get_block_number().await.map_err(rpc)
     }
 
+    async fn nonce_at(&self, account: &str, number: u64) -> Result<Option<u64>, ChainError> {
+        let account = EvmAddress::parse(account)
+            .map_err(|_| ChainError::BadAddress(account.to_owned()))?
+            .raw();
+        self.ready().await?;
+        self.provider
+            .get_transaction_count(account)
+            .block_id(number.into())
+            .await
+            .map(Some)
+            .map_err(rpc)
+    }
+
     async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError> {
         self.ready().await?;
         let block = self

@@ -133,6 +133,11 @@ pub trait TxReader: Send + Sync {
     async fn head(&self) -> Result<u64, ChainError>;
     /// The hash of block `number` on the current chain, if it exists (reorg checks).
     async fn block_hash(&self, number: u64) -> Result<Option<String>, ChainError>;
+    /// How many nonces `account` had spent as of block `number` (its next nonce then), on a
+    /// chain with nonces; `None` on one without.
+    async fn nonce_at(&self, _account: &str, _number: u64) -> Result<Option<u64>, ChainError> {
+        Ok(None)
+    }
     /// Transactions in blocks `from..=to` that pay a watched address (deposit scans).
     async fn sightings(
         &self,
@@ -167,10 +172,16 @@ impl Chains {
             };
             let reader: Arc<dyn ChainReader> = match chain.family {
                 ChainFamily::Evm => Arc::new(EvmChain::for_chain(url, id.get())?),
-                ChainFamily::Solana => Arc::new(match &chain.genesis_hash {
-                    Some(genesis) => SolanaChain::for_cluster(url, genesis),
-                    None => SolanaChain::new(url),
-                }),
+                ChainFamily::Solana => {
+                    // Never a reader that cannot tell which cluster it reads (the registry's
+                    // test checks every Solana chain names its genesis).
+                    let Some(genesis) = &chain.genesis_hash else {
+                        return Err(ChainError::Rpc(format!(
+                            "chain {id} has no genesis hash in the registry"
+                        )));
+                    };
+                    Arc::new(SolanaChain::for_cluster(url, genesis))
+                }
             };
             readers.insert(id, reader);
         }

@@ -201,7 +201,7 @@ catalogue! {
     TxBeforeRefund = "TX_BEFORE_REFUND", [422], InvalidRequest,
         "The transaction was mined before the refund was created, so it cannot be that refund.";
     RefundTxNotAReplacement = "REFUND_TX_NOT_A_REPLACEMENT", [422], InvalidRequest,
-        "The refund waits for a transaction a reorg took out of its block, which can still be mined: only a transaction spending the same nonce (a wallet's speed-up or cancel) takes its place, so that the refund cannot be sent twice.";
+        "The refund waits for a transaction a reorg took out of its block, which can still be mined: only a transaction spending the same nonce (a wallet's speed-up) takes its place, or any once a final block has spent that nonce (a wallet's cancel), so that the refund cannot be sent twice.";
     WrongSender = "WRONG_SENDER", [422], InvalidRequest,
         "The refund transfer is not sent from the address the order was paid to; refunds are sent from there.";
     RefundTxTooSmall = "REFUND_TX_TOO_SMALL", [422], InvalidRequest,

@@ -10,8 +10,8 @@ use crate::chains::sandbox::{self, SandboxChain};
 use crate::chains::{ChainError, ChainTx, Inclusion, TxReader};
 use crate::model::{
     Address, Amount, EventType, KeyMode, OrderId, OrderRefund, OrderStatus, OrderUpdate, PayOrder,
-    Payment, RawAmount, RefundId, RefundInstructions, RefundStatus, RefundTransfer, Timestamp,
-    TxClaim, TxHash, counted,
+    Payment, RawAmount, RefundId, RefundInstructions, RefundStatus, RefundTransfer, SenderNonce,
+    Timestamp, TxClaim, TxHash, counted,
 };
 use crate::store::StoreError;
 use std::sync::Arc;
@@ -133,7 +133,7 @@ pub enum RefundError {
     /// A transaction offered in place of one a reorg took out of its block that spends
     /// another nonce: both could be mined, and the refund sent twice.
     #[error(
-        "the refund waits for its transaction {tx_hash}, which a reorg took out of its block and which can still be mined; only a transaction spending its nonce ({nonce} of {sender}) takes its place, as a wallet's speed-up or cancel sends it: with another nonce both could be mined and the refund sent twice"
+        "the refund waits for its transaction {tx_hash}, which a reorg took out of its block and which can still be mined; only a transaction spending its nonce ({nonce} of {sender}) takes its place, as a wallet's speed-up sends it, or any once a final block has spent that nonce (a wallet's cancel): with another nonce both could be mined and the refund sent twice"
     )]
     NotAReplacement {
         tx_hash: String,
@@ -540,6 +540,10 @@ pub async fn record_refund(
         if refund.status != RefundStatus::Pending && !reinstated && !replaced {
             return Err(RefundError::NotPending(refund.status));
         }
+        // The nonce the transaction waited for spends, which what takes its place must spend
+        // too (see below): as recorded, or as a node shows the transaction now (transfers
+        // recorded before nonces were kept).
+        let mut waited_nonce = None;
         if replaced && let Some(original) = &refund.transfer {
             // Unless the transaction waited for is mined again and still sends the refund:
             // then it is the refund's, and the next check follows it.
@@ -547,6 +551,9 @@ pub async fn record_refund(
             let reader = refund_reader(s, &order, &payment, &refund.address, &hash)
                 .map_err(VerifyError::from)?;
             let tx = reader.transaction(&hash).await.map_err(VerifyError::from)?;
+            waited_nonce = original.sender_nonce.clone().or_else(|| {
+                signed_by(tx.as_ref()?.sender_nonce.clone(), &refund.instructions.from)
+            });
             if tx.is_some_and(|tx| check_refund_tx(&order, &payment, &refund, &hash, &tx).is_ok()) {
                 return Err(RefundError::NotPending(refund.status));
             }
@@ -569,20 +576,6 @@ pub async fn record_refund(
             .map_err(VerifyError::from)?
             .ok_or(VerifyError::NotFound)?;
         let verified = check_refund_tx(&order, &payment, &refund, hash, &tx)?;
-        // In place of a transaction that can still be mined, only one spending its nonce:
-        // then at most one of the two is ever mined. (Solana and sandbox transfers, and
-        // those recorded before nonces were kept, have none to compare.)
-        if replaced
-            && let Some(original) = &refund.transfer
-            && let Some(want) = &original.sender_nonce
-            && tx.sender_nonce.as_ref() != Some(want)
-        {
-            return Err(RefundError::NotAReplacement {
-                tx_hash: original.tx_hash.clone(),
-                sender: want.sender.clone(),
-                nonce: want.nonce,
-            });
-        }
         for claim in verified.claims.iter().filter(|c| c.refund) {
             // The payment side: held by any order (this one's own payment included), it
             // was a payment. Only this order's own refund twin may be there.
@@ -607,6 +600,31 @@ pub async fn record_refund(
             chain,
         );
         let head = reader.head().await.map_err(VerifyError::from)?;
+        // In place of a transaction that can still be mined, only one spending its nonce
+        // (a wallet's speed-up): then at most one of the two is ever mined. Or any, once a
+        // final block has spent that nonce (a wallet's cancel, or the first mined failed):
+        // the first can then never be mined. Solana and sandbox transfers have no nonce.
+        if let Some(want) = &waited_nonce
+            && tx.sender_nonce.as_ref() != Some(want)
+        {
+            let final_block = head.saturating_sub(u64::from(required).saturating_sub(1));
+            let spent = reader
+                .nonce_at(&want.sender, final_block)
+                .await
+                .map_err(VerifyError::from)?
+                .is_some_and(|next| next > want.nonce);
+            if !spent {
+                return Err(RefundError::NotAReplacement {
+                    tx_hash: refund
+                        .transfer
+                        .as_ref()
+                        .map(|t| t.tx_hash.clone())
+                        .unwrap_or_default(),
+                    sender: want.sender.clone(),
+                    nonce: want.nonce,
+                });
+            }
+        }
         let transfer = RefundTransfer {
             tx_hash: key.clone(),
             amount: Amount::new(verified.amount, payment.input.currency.decimals),
@@ -619,7 +637,7 @@ pub async fn record_refund(
             sandbox: sandbox::is_sandbox(hash) && !order.livemode,
             reorged_at: None,
             seen_at: None,
-            sender_nonce: tx.sender_nonce.clone(),
+            sender_nonce: signed_by(tx.sender_nonce.clone(), &refund.instructions.from),
         };
         let update = order
             .edit(now, |o| {
@@ -651,6 +669,13 @@ pub async fn record_refund(
         }
     }
     Err(PaymentError::Busy.into())
+}
+
+/// A transaction's sender and nonce, kept only when `from` (the address refunds are sent
+/// from) signed it: a smart account's transfer is signed by an owner, bundler or relayer,
+/// whose nonce says nothing of the account's transfers.
+fn signed_by(nonce: Option<SenderNonce>, from: &str) -> Option<SenderNonce> {
+    nonce.filter(|n| n.sender.eq_ignore_ascii_case(from))
 }
 
 /// Whether every counted transfer received is refunded by succeeded refunds.

@@ -205,6 +205,14 @@ impl ScriptedChain {
         hash
     }
 
+    /// Makes `tx` signed by `signer` (a smart account's owner or a relayer), with a nonce of
+    /// the signer's.
+    fn sign_as(&self, tx: &TxHash, signer: &str) {
+        let mut txs = self.txs.lock().unwrap();
+        let t = txs.get_mut(&tx.to_string()).unwrap();
+        t.sender_nonce.as_mut().unwrap().sender = signer.into();
+    }
+
     /// Makes `tx` spend the nonce the refund transfer `original` was recorded with (a
     /// wallet's speed-up or cancel of it).
     fn spend_nonce_of(&self, tx: &TxHash, original: &crate::model::RefundTransfer) {
@@ -283,6 +291,18 @@ impl TxReader for ScriptedChain {
             return Ok(None);
         }
         Ok(self.blocks.lock().unwrap().get(&number).cloned())
+    }
+    async fn nonce_at(&self, account: &str, number: u64) -> Result<Option<u64>, ChainError> {
+        self.answer()?;
+        // Past the highest nonce the account spent in a block up to `number` (mined failed
+        // or not): the scripted chain's nonces are unique, not consecutive.
+        let txs = self.txs.lock().unwrap();
+        let spent = txs.values().filter_map(|t| {
+            let n = t.sender_nonce.as_ref()?;
+            let mined = t.inclusion.as_ref()?.block_number <= number;
+            (mined && n.sender.eq_ignore_ascii_case(account)).then_some(n.nonce + 1)
+        });
+        Ok(Some(spent.max().unwrap_or(0)))
     }
     async fn sightings(
         &self,

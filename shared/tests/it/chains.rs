@@ -107,6 +107,15 @@ async fn evm_transactions_transfers_and_blocks_on_anvil() {
     let first = tx.sender_nonce.clone().expect("an EVM transaction's nonce");
     assert_eq!(first.sender, dev);
     let inc = tx.inclusion.unwrap();
+    // The account's nonces spent as of a block: past this one's from its block on, not
+    // before it.
+    let spent = |block: u64| {
+        let chain = &chain;
+        let dev = dev.clone();
+        async move { chain.nonce_at(&dev, block).await.unwrap().unwrap() }
+    };
+    assert!(spent(inc.block_number).await > first.nonce);
+    assert!(spent(inc.block_number - 1).await <= first.nonce);
     assert!(inc.success);
     // The block's time is read with it (anvil stamps blocks with the wall clock).
     let now = payorders::Timestamp::now().unix() as u64;

@@ -963,6 +963,63 @@ async fn a_waiting_refund_takes_in_its_transactions_place_only_one_spending_its_
     r.chain.set_head(90);
     r.check(&o.id).await;
     assert_eq!(r.get(&o.id).await.status, OrderStatus::Refunded);
+
+    // A cancel: the same nonce, sending nothing. Once it is final the first can never be
+    // mined, and a new transaction (its own nonce) is taken; not before.
+    let r = rig();
+    let (o, rid, tx) = r.refunded_whole().await;
+    r.chain.reorg(41, &[&tx], 42);
+    r.chain.to_mempool(&tx);
+    assert_eq!(r.check(&o.id).await, Progress::Waiting);
+    let original = r.get(&o.id).await.refunds[0].transfer.clone().unwrap();
+    let cancel = r.chain.mine_from(43, 0, SHOP, &[]);
+    r.chain.spend_nonce_of(&cancel, &original);
+    r.chain.hide(&tx);
+    let again = r
+        .chain
+        .mine_from(44, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+    assert_eq!(
+        r.send_refund(&o.id, &rid, &again).await,
+        "REFUND_TX_NOT_A_REPLACEMENT",
+        "the cancel's block is not final yet"
+    );
+    r.chain.set_head(90);
+    assert_eq!(r.send_refund(&o.id, &rid, &again).await, "OK");
+    r.check(&o.id).await;
+    assert_eq!(r.get(&o.id).await.status, OrderStatus::Refunded);
+
+    // A transfer signed by another account than the deposit address (a smart account's
+    // owner, a relayer): its nonce says nothing of the account's transfers, and is not kept.
+    let r = rig();
+    let o = r.paid(&OrgId::generate(), 25_000_000).await;
+    let (rid, relayed) = r.refund_sent(&o.id, 25_000_000, 41).await;
+    r.chain.sign_as(&relayed, OTHER);
+    assert_eq!(r.send_refund(&o.id, &rid, &relayed).await, "OK");
+    let kept = r.get(&o.id).await.refunds[0].transfer.clone().unwrap();
+    assert_eq!(kept.sender_nonce, None);
+
+    // A transfer recorded before nonces were kept: the nonce is read from the transaction
+    // waited for, while a node shows it.
+    let r = rig();
+    let (o, rid, tx) = r.refunded_whole().await;
+    let older = r
+        .get(&o.id)
+        .await
+        .edit(Timestamp::now(), |o| {
+            o.refunds[0].transfer.as_mut().unwrap().sender_nonce = None;
+        })
+        .unwrap();
+    r.s.store.update_order(&older).await.unwrap();
+    r.chain.reorg(41, &[&tx], 42);
+    r.chain.to_mempool(&tx);
+    assert_eq!(r.check(&o.id).await, Progress::Waiting);
+    let second = r
+        .chain
+        .mine_from(43, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
+    assert_eq!(
+        r.send_refund(&o.id, &rid, &second).await,
+        "REFUND_TX_NOT_A_REPLACEMENT"
+    );
 }
 
 /// The wait for a reorged refund transaction counts from when a node last showed it: one
