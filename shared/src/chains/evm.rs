@@ -1,6 +1,8 @@
 //! EVM balances through alloy.
 
-use super::{BalanceReader, ChainError, ChainTx, Inclusion, Sighting, Transfer, TxReader, Watch};
+use super::{
+    BalanceReader, ChainError, ChainTx, Inclusion, Served, Sighting, Transfer, TxReader, Watch,
+};
 use crate::model::TxHash;
 use crate::model::{EvmAddress, RawAmount, SenderNonce};
 use crate::registry::Currency;
@@ -19,11 +21,8 @@ sol! {
 
 pub struct EvmChain {
     provider: DynProvider,
-    /// The chain the node must serve (`eth_chainId`), checked before its first answer is
-    /// used: an RPC URL of another network (a testnet's, set for a mainnet) would otherwise
-    /// have its coin's transfers taken for the mainnet's.
-    expected: Option<u64>,
-    checked: tokio::sync::OnceCell<()>,
+    /// The chain the node must serve (`eth_chainId`).
+    served: Served<u64>,
 }
 
 impl EvmChain {
@@ -44,8 +43,7 @@ impl EvmChain {
                 .disable_recommended_fillers()
                 .connect_reqwest(crate::net::provider_client(timeout), url)
                 .erased(),
-            expected: None,
-            checked: tokio::sync::OnceCell::new(),
+            served: Served::unchecked("chain"),
         })
     }
 
@@ -53,34 +51,16 @@ impl EvmChain {
     /// `chain_id` (asked once, at its first read; a failed ask is asked again).
     pub fn for_chain(url: &str, chain_id: u64) -> Result<Self, ChainError> {
         Ok(Self {
-            expected: Some(chain_id),
+            served: Served::expecting("chain", chain_id),
             ..Self::new(url)?
         })
     }
 
     /// Fails every read while the node serves another chain than the one expected.
     async fn ready(&self) -> Result<(), ChainError> {
-        let Some(expected) = self.expected else {
-            return Ok(());
-        };
-        self.checked
-            .get_or_try_init(|| async {
-                let served = self.provider.get_chain_id().await.map_err(rpc)?;
-                if served == expected {
-                    Ok(())
-                } else {
-                    tracing::error!(
-                        expected,
-                        served,
-                        "the RPC endpoint serves another chain; check its URL"
-                    );
-                    Err(ChainError::Rpc(format!(
-                        "the RPC endpoint of chain {expected} serves chain {served}; check its URL"
-                    )))
-                }
-            })
+        self.served
+            .check(|| async { self.provider.get_chain_id().await.map_err(rpc) })
             .await
-            .map(drop)
     }
 }
 

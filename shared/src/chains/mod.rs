@@ -149,6 +149,59 @@ pub trait TxReader: Send + Sync {
     }
 }
 
+/// What the node behind a configured RPC URL must say it serves (an EVM chain id, a Solana
+/// cluster's genesis hash) before any of its answers is used: asked once, at the reader's
+/// first read (a failed ask is asked again). An RPC URL of another network (a testnet's,
+/// set for a mainnet) would otherwise have its coin's transfers taken for the mainnet's.
+struct Served<T> {
+    /// What is compared, as messages name it ("chain", "genesis").
+    what: &'static str,
+    expected: Option<T>,
+    checked: tokio::sync::OnceCell<()>,
+}
+
+impl<T: PartialEq + std::fmt::Display> Served<T> {
+    /// Nothing checked (a reader built for a node, not for a configured chain).
+    fn unchecked(what: &'static str) -> Self {
+        Self {
+            what,
+            expected: None,
+            checked: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    fn expecting(what: &'static str, expected: T) -> Self {
+        Self {
+            expected: Some(expected),
+            ..Self::unchecked(what)
+        }
+    }
+
+    /// Fails while the node, asked by `ask`, serves another network than the one expected.
+    async fn check<F>(&self, ask: impl FnOnce() -> F) -> Result<(), ChainError>
+    where
+        F: std::future::Future<Output = Result<T, ChainError>>,
+    {
+        let Some(expected) = &self.expected else {
+            return Ok(());
+        };
+        let what = self.what;
+        self.checked
+            .get_or_try_init(|| async {
+                let served = ask().await?;
+                if &served == expected {
+                    return Ok(());
+                }
+                tracing::error!(%expected, %served, "the RPC endpoint serves another {what}; check its URL");
+                Err(ChainError::Rpc(format!(
+                    "the RPC endpoint of {what} {expected} serves {what} {served}; check its URL"
+                )))
+            })
+            .await
+            .map(drop)
+    }
+}
+
 /// Everything the functions read from one chain: balances, transactions and blocks.
 pub trait ChainReader: BalanceReader + TxReader {}
 

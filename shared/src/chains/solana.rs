@@ -1,7 +1,7 @@
 //! Solana balances through its JSON-RPC: `getBalance` for SOL, `getTokenAccountsByOwner`
 //! (jsonParsed) per mint for SPL tokens, summed over the owner's accounts.
 
-use super::{BalanceReader, ChainError, ChainTx, Inclusion, Transfer, TxReader};
+use super::{BalanceReader, ChainError, ChainTx, Inclusion, Served, Transfer, TxReader};
 use crate::model::{RawAmount, SolanaAddress, TxHash};
 use crate::registry::Currency;
 use async_trait::async_trait;
@@ -11,11 +11,9 @@ use std::collections::HashMap;
 pub struct SolanaChain {
     http: reqwest::Client,
     url: String,
-    /// The cluster the node must serve (its `getGenesisHash`), checked before its first
-    /// answer is used: a devnet URL set for mainnet would otherwise have devnet SOL, free
-    /// from a faucet, taken for mainnet SOL.
-    expected_genesis: Option<String>,
-    checked: tokio::sync::OnceCell<()>,
+    /// The cluster the node must serve (its `getGenesisHash`): a devnet URL set for mainnet
+    /// would otherwise have devnet SOL, free from a faucet, taken for mainnet SOL.
+    served: Served<String>,
 }
 
 impl SolanaChain {
@@ -23,8 +21,7 @@ impl SolanaChain {
         Self {
             http: crate::net::provider_client(super::RPC_TIMEOUT),
             url: url.to_owned(),
-            expected_genesis: None,
-            checked: tokio::sync::OnceCell::new(),
+            served: Served::unchecked("genesis"),
         }
     }
 
@@ -33,35 +30,22 @@ impl SolanaChain {
     /// again).
     pub fn for_cluster(url: &str, genesis_hash: &str) -> Self {
         Self {
-            expected_genesis: Some(genesis_hash.to_owned()),
+            served: Served::expecting("genesis", genesis_hash.to_owned()),
             ..Self::new(url)
         }
     }
 
     /// Fails every read while the node serves another cluster than the one expected.
     async fn ready(&self) -> Result<(), ChainError> {
-        let Some(expected) = &self.expected_genesis else {
-            return Ok(());
-        };
-        self.checked
-            .get_or_try_init(|| async {
+        self.served
+            .check(|| async {
                 let served = self.post("getGenesisHash", json!([])).await?;
-                let served = served.as_str().ok_or_else(|| malformed("getGenesisHash"))?;
-                if served == expected {
-                    Ok(())
-                } else {
-                    tracing::error!(
-                        expected = %expected,
-                        served,
-                        "the Solana RPC endpoint serves another cluster; check its URL"
-                    );
-                    Err(ChainError::Rpc(format!(
-                        "the Solana RPC endpoint of genesis {expected} serves genesis {served}; check its URL"
-                    )))
-                }
+                served
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| malformed("getGenesisHash"))
             })
             .await
-            .map(drop)
     }
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, ChainError> {

@@ -192,9 +192,9 @@ pub async fn scan_chain_until(
         let mut seen = std::collections::HashSet::new();
         'sightings: for sighting in sightings {
             // A transfer in a block read before (see [`reorg_depth`]) was offered then (unless
-            // a lagging node left it out: see [`log_depth`]): if
-            // it went to no order, it is not given now, on what changed since (an order
-            // sharing its address paid), to an order it may not pay.
+            // a lagging node left it out: see [`log_depth`]): if it went to no order, it is
+            // not given now, on what changed since (an order sharing its address paid), to
+            // an order it may not pay.
             let again = !fresh(&sighting);
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 out_of_time(chain, &sighting, again, &mut done, &mut report);

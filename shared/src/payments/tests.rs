@@ -433,6 +433,14 @@ impl Rig {
         self.waiting_until(org, deposit, amount, 1800).await
     }
 
+    /// A new organization's order of 25 USDC waiting for payment to `SHOP` on the test
+    /// chain: the organization, the chain and the order.
+    async fn waiting_at_shop(&self) -> (OrgId, ChainId, PayOrder) {
+        let org = OrgId::generate();
+        let o = self.waiting(&org, SHOP, 25_000_000).await;
+        (org, ChainId::new(CHAIN).unwrap(), o)
+    }
+
     async fn waiting_until(
         &self,
         org: &OrgId,
@@ -629,9 +637,7 @@ async fn another_tenant_on_our_address_cannot_take_the_scan_s_detection() {
 #[tokio::test]
 async fn a_payment_a_reorg_puts_into_a_block_already_scanned_is_found() {
     let r = rig();
-    let org = OrgId::generate();
-    let chain = ChainId::new(CHAIN).unwrap();
-    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let (_, chain, o) = r.waiting_at_shop().await;
     r.chain.set_head(12);
     scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     assert_eq!(r.s.store.scan_cursor(chain).await.unwrap(), Some(12));
@@ -656,9 +662,7 @@ async fn a_payment_a_reorg_puts_into_a_block_already_scanned_is_found() {
 #[tokio::test]
 async fn a_payment_a_lagging_node_left_out_of_its_logs_is_found_by_a_later_run() {
     let r = rig();
-    let org = OrgId::generate();
-    let chain = ChainId::new(CHAIN).unwrap();
-    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let (_, chain, o) = r.waiting_at_shop().await;
     scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     // Paid in block 15 with the head at 20; the logs come from a node at block 12.
     r.chain.mine(15, 5, &[(USDC, SHOP, 25_000_000)]);
@@ -838,9 +842,7 @@ async fn a_receipt_from_a_node_that_missed_a_reorg_completes_nothing() {
 #[tokio::test]
 async fn a_head_behind_the_cursor_waits_and_re_reads_do_not_eat_the_cap() {
     let r = rig();
-    let org = OrgId::generate();
-    let chain = ChainId::new(CHAIN).unwrap();
-    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let (_, chain, o) = r.waiting_at_shop().await;
     r.chain.set_head(12);
     scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     r.chain.set_head(11);
@@ -900,9 +902,7 @@ async fn a_transfer_left_to_the_payer_is_not_given_away_when_its_block_is_read_a
 #[tokio::test]
 async fn the_scan_queues_again_a_lost_check_of_a_partly_paid_order() {
     let r = rig();
-    let org = OrgId::generate();
-    let chain = ChainId::new(CHAIN).unwrap();
-    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let (_, chain, o) = r.waiting_at_shop().await;
     let tx = r.chain.mine(11, 5, &[(USDC, SHOP, 10_000_000)]);
     r.pay(&o.id, &tx).await.unwrap();
     let partly = r.get(&o.id).await;
@@ -995,9 +995,7 @@ async fn a_node_too_slow_for_the_whole_range_is_read_in_smaller_spans() {
 #[tokio::test]
 async fn an_order_takes_at_most_max_order_transactions() {
     let r = rig();
-    let org = OrgId::generate();
-    let chain = ChainId::new(CHAIN).unwrap();
-    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let (_, chain, o) = r.waiting_at_shop().await;
     let mut first = None;
     for i in 0..MAX_ORDER_TRANSACTIONS as u64 {
         let tx = r.chain.mine(11 + i, 5, &[(USDC, SHOP, 1)]);
@@ -1807,9 +1805,7 @@ async fn a_late_order_on_a_merchant_address_takes_only_what_it_has_due() {
 #[tokio::test]
 async fn a_swarm_of_dust_or_zero_transfers_neither_pays_nor_stops_the_scan() {
     let r = rig();
-    let org = OrgId::generate();
-    let chain = ChainId::new(CHAIN).unwrap();
-    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let (_, chain, o) = r.waiting_at_shop().await;
     scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     // Anyone can emit zero-value transfers to a deposit address shown on a checkout page
     // (`transferFrom(anyone, deposit, 0)` needs no tokens), and tiny ones cost next to
@@ -1843,9 +1839,7 @@ async fn a_swarm_of_dust_or_zero_transfers_neither_pays_nor_stops_the_scan() {
 #[tokio::test]
 async fn the_scan_keeps_its_cursor_while_an_order_keeps_changing() {
     let r = rig();
-    let org = OrgId::generate();
-    let chain = ChainId::new(CHAIN).unwrap();
-    let o = r.waiting(&org, SHOP, 25_000_000).await;
+    let (org, chain, o) = r.waiting_at_shop().await;
     scan_chain(&r.s, chain, Timestamp::now()).await.unwrap();
     let start = r.s.store.scan_cursor(chain).await.unwrap();
 

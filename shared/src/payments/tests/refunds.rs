@@ -61,6 +61,16 @@ impl Rig {
         (o, rid, tx)
     }
 
+    /// [`Self::refunded_whole`], whose transaction a reorg then drops back to the mempool: a
+    /// check has the refund wait for it.
+    async fn refund_waiting_after_reorg(&self) -> (PayOrder, RefundId, TxHash) {
+        let (o, rid, tx) = self.refunded_whole().await;
+        self.chain.reorg(41, &[&tx], 42);
+        self.chain.to_mempool(&tx);
+        assert_eq!(self.check(&o.id).await, Progress::Waiting);
+        (o, rid, tx)
+    }
+
     /// The merchant cancels refund `rid` of the order as it is stored now.
     async fn cancel_refund(&self, id: &OrderId, rid: &RefundId) {
         let u = cancel_refund(&self.get(id).await, rid, Timestamp::now()).unwrap();
@@ -905,10 +915,7 @@ async fn a_refund_transfer_dropped_for_good_is_sent_again_or_replaced() {
 #[tokio::test]
 async fn a_waiting_refund_takes_in_its_transactions_place_only_one_spending_its_nonce() {
     let r = rig();
-    let (o, rid, tx) = r.refunded_whole().await;
-    r.chain.reorg(41, &[&tx], 42);
-    r.chain.to_mempool(&tx);
-    assert_eq!(r.check(&o.id).await, Progress::Waiting);
+    let (o, rid, tx) = r.refund_waiting_after_reorg().await;
     let recorded = r.get(&o.id).await.refunds[0].transfer.clone().unwrap();
     let nonce = recorded
         .sender_nonce
@@ -947,10 +954,7 @@ async fn a_waiting_refund_takes_in_its_transactions_place_only_one_spending_its_
 
     // Again, now with a speed-up: the same nonce, a higher fee, another hash.
     let r = rig();
-    let (o, rid, tx) = r.refunded_whole().await;
-    r.chain.reorg(41, &[&tx], 42);
-    r.chain.to_mempool(&tx);
-    assert_eq!(r.check(&o.id).await, Progress::Waiting);
+    let (o, rid, tx) = r.refund_waiting_after_reorg().await;
     let faster = r
         .chain
         .mine_from(43, 0, SHOP, &[(USDC, CUSTOMER, 25_000_000)]);
@@ -967,10 +971,7 @@ async fn a_waiting_refund_takes_in_its_transactions_place_only_one_spending_its_
     // A cancel: the same nonce, sending nothing. Once it is final the first can never be
     // mined, and a new transaction (its own nonce) is taken; not before.
     let r = rig();
-    let (o, rid, tx) = r.refunded_whole().await;
-    r.chain.reorg(41, &[&tx], 42);
-    r.chain.to_mempool(&tx);
-    assert_eq!(r.check(&o.id).await, Progress::Waiting);
+    let (o, rid, tx) = r.refund_waiting_after_reorg().await;
     let original = r.get(&o.id).await.refunds[0].transfer.clone().unwrap();
     let cancel = r.chain.mine_from(43, 0, SHOP, &[]);
     r.chain.spend_nonce_of(&cancel, &original);
